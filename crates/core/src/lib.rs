@@ -1,0 +1,18 @@
+//! Unavoce's pure domain.
+//!
+//! Everything here is a deterministic function of its inputs: time, identifiers and
+//! randomness are passed in by the caller, and nothing touches a file, a socket or a
+//! clock. The edges (`unavoce-intake`, `unavoce-server`, `unavoce-store`) do the I/O.
+
+pub mod channel;
+pub mod event;
+pub mod identifier;
+pub mod import;
+pub mod segment;
+pub mod touchpoint;
+
+pub use channel::ChannelKind;
+pub use event::{Event, EventType};
+pub use identifier::{Identifier, IdentifierType};
+pub use segment::{IntakeContext, Rejection, RejectionCode};
+pub use touchpoint::{Presence, Touchpoint, TouchpointStatus};

@@ -154,9 +154,7 @@ pub fn normalise(
     let user_id = take_id(&mut message, "userId")?;
     let anonymous_id = take_id(&mut message, "anonymousId")?;
     match event_type {
-        EventType::Alias
-            if user_id.is_none() || take_id(&mut message, "previousId")?.is_none() =>
-        {
+        EventType::Alias if user_id.is_none() || take_id(&mut message, "previousId")?.is_none() => {
             return Err(Rejection::new(
                 RejectionCode::MissingPreviousId,
                 "an alias call needs both `previousId` and `userId`",

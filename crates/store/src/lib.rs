@@ -1,1 +1,13 @@
+//! Unavoce's durable state.
+//!
+//! The [`EventLog`] is the ground truth of the platform: an append-only log of events,
+//! de-duplicated by `messageId`, and a quarantine of messages that could not be
+//! accepted. Everything else is derived from it. Callers see only this interface;
+//! SQL and SQLite live in [`sqlite`], so a PostgreSQL implementation can take its
+//! place without changing them.
 
+mod log;
+pub mod sqlite;
+
+pub use log::*;
+pub use sqlite::{Durability, SqliteLog, SqliteOptions};

@@ -1,0 +1,397 @@
+//! The embedded implementation of [`EventLog`]: SQLite in WAL mode, one writer thread
+//! doing group commit, a small pool of reader connections.
+
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags, params_from_iter};
+use tokio::sync::oneshot;
+use unavoce_core::Event;
+
+pub use rows::EventRow;
+pub use writer::{CommitInfo, CommitObserver};
+
+use self::writer::{Done, Job, Op};
+use crate::log::*;
+
+/// How hard a commit tries to survive failures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit is fsynced: acknowledged data survives a process crash and a power
+    /// loss. The default.
+    #[default]
+    Full,
+    /// Commits survive a process crash (`kill -9`) but the last ones may be lost on
+    /// power loss or an OS crash.
+    Normal,
+}
+
+/// Settings of the embedded event log.
+#[derive(Clone)]
+pub struct SqliteOptions {
+    pub durability: Durability,
+    /// Write requests that may wait for the writer before appends answer
+    /// [`StoreError::Overloaded`].
+    pub queue_capacity: usize,
+    /// Rows gathered into one commit at most.
+    pub max_rows_per_commit: usize,
+    /// Called after each commit, e.g. to record its latency.
+    pub on_commit: Option<CommitObserver>,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            durability: Durability::Full,
+            queue_capacity: 512,
+            max_rows_per_commit: 20_000,
+            on_commit: None,
+        }
+    }
+}
+
+/// Why the embedded log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the data folder {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the event log at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the event log at {path} was written by a newer Unavoce (schema {found}, this build knows {known})"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+}
+
+/// The embedded event log. See the module docs.
+pub struct SqliteLog {
+    path: PathBuf,
+    durability: Durability,
+    sender: RwLock<Option<SyncSender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    queued: Arc<AtomicUsize>,
+    queue_capacity: usize,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl SqliteLog {
+    /// Opens (creating if needed) the log in `dir/events.db` and starts its writer.
+    pub fn open(dir: &Path, options: SqliteOptions) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join("events.db");
+        let open_err = |source| OpenError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(open_err)?;
+        schema::configure(&conn, options.durability).map_err(open_err)?;
+        let found = schema::user_version(&conn).map_err(open_err)?;
+        if found > schema::latest_version() {
+            return Err(OpenError::TooNew {
+                path,
+                found,
+                known: schema::latest_version(),
+            });
+        }
+        let ran = schema::migrate(&mut conn).map_err(open_err)?;
+        if ran > 0 {
+            tracing::info!(path = %path.display(), migrations = ran, "event log schema migrated");
+        }
+
+        let (sender, receiver) = mpsc::sync_channel(options.queue_capacity.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer = {
+            let queued = queued.clone();
+            let max_rows = options.max_rows_per_commit.max(1);
+            let observer = options.on_commit.clone();
+            std::thread::Builder::new()
+                .name("event-log-writer".into())
+                .spawn(move || writer::run(conn, receiver, queued, max_rows, observer))
+                .map_err(|e| OpenError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source: e,
+                })?
+        };
+        Ok(SqliteLog {
+            path,
+            durability: options.durability,
+            sender: RwLock::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+            queued,
+            queue_capacity: options.queue_capacity.max(1),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn submit(&self, op: Op) -> Result<Done, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let guard = self.sender.read().map_err(|_| StoreError::Closed)?;
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            self.queued.fetch_add(1, Ordering::AcqRel);
+            if let Err(e) = sender.try_send(Job { op, reply }) {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                return Err(match e {
+                    TrySendError::Full(_) => StoreError::Overloaded,
+                    TrySendError::Disconnected(_) => StoreError::Closed,
+                });
+            }
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        let durability = self.durability;
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_reader(&path, durability)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = readers.lock()
+                && pool.len() < 8
+            {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Storage(format!("reader task failed: {e}")))?
+        .map_err(|e| StoreError::Storage(e.to_string()))
+    }
+}
+
+fn open_reader(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    schema::configure(&conn, durability)?;
+    conn.pragma_update(None, "query_only", "ON")?;
+    Ok(conn)
+}
+
+#[async_trait]
+impl EventLog for SqliteLog {
+    async fn append(&self, batch: AppendBatch) -> Result<AppendOutcome, StoreError> {
+        if batch.is_empty() {
+            return Ok(AppendOutcome::default());
+        }
+        // Serialise here, on the caller's thread, so the single writer only writes.
+        let events = batch
+            .events
+            .iter()
+            .map(EventRow::from_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        match self
+            .submit(Op::Append {
+                events,
+                quarantine: batch.quarantine,
+            })
+            .await?
+        {
+            Done::Appended(outcome) => Ok(outcome),
+            Done::Replayed(_) => Err(StoreError::Storage("writer answered out of turn".into())),
+        }
+    }
+
+    async fn replay_quarantined(
+        &self,
+        id: i64,
+        event: Event,
+        at: Timestamp,
+    ) -> Result<Appended, StoreError> {
+        let event = EventRow::from_event(&event)?;
+        match self.submit(Op::Replay { id, event, at }).await? {
+            Done::Replayed(appended) => Ok(appended),
+            Done::Appended(_) => Err(StoreError::Storage("writer answered out of turn".into())),
+        }
+    }
+
+    async fn events(&self, query: EventQuery) -> Result<EventPage, StoreError> {
+        let limit = query.limit.clamp(1, 10_000);
+        self.read(move |conn| {
+            let mut sql = format!("SELECT {} FROM events WHERE seq > ?1", rows::EVENT_COLUMNS);
+            let mut args: Vec<rusqlite::types::Value> = vec![query.after_seq.unwrap_or(0).into()];
+            if let Some(user_id) = query.user_id {
+                args.push(user_id.into());
+                sql.push_str(&format!(" AND user_id = ?{}", args.len()));
+            }
+            if let Some(anonymous_id) = query.anonymous_id {
+                args.push(anonymous_id.into());
+                sql.push_str(&format!(" AND anonymous_id = ?{}", args.len()));
+            }
+            sql.push_str(&format!(" ORDER BY seq LIMIT {}", limit + 1));
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut events = stmt
+                .query_map(params_from_iter(args), rows::event_from_row)?
+                .map(|r| r.map(|(seq, event)| StoredEvent { seq, event }))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let next_cursor = if events.len() > limit {
+                events.truncate(limit);
+                events.last().map(|e| e.seq)
+            } else {
+                None
+            };
+            Ok(EventPage {
+                events,
+                next_cursor,
+            })
+        })
+        .await
+    }
+
+    async fn quarantine(&self, query: QuarantineQuery) -> Result<QuarantinePage, StoreError> {
+        let limit = query.limit.clamp(1, 10_000);
+        self.read(move |conn| {
+            let mut sql = format!(
+                "SELECT {} FROM quarantine WHERE id > ?1",
+                rows::QUARANTINE_COLUMNS
+            );
+            let mut args: Vec<rusqlite::types::Value> = vec![query.after_id.unwrap_or(0).into()];
+            if let Some(status) = query.status {
+                args.push(
+                    match status {
+                        QuarantineStatus::Pending => "pending",
+                        QuarantineStatus::Replayed => "replayed",
+                    }
+                    .to_string()
+                    .into(),
+                );
+                sql.push_str(&format!(" AND status = ?{}", args.len()));
+            }
+            if let Some(code) = query.code {
+                args.push(code.into());
+                sql.push_str(&format!(" AND code = ?{}", args.len()));
+            }
+            sql.push_str(&format!(" ORDER BY id LIMIT {}", limit + 1));
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut entries = stmt
+                .query_map(params_from_iter(args), rows::quarantine_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let next_cursor = if entries.len() > limit {
+                entries.truncate(limit);
+                entries.last().map(|e| e.id)
+            } else {
+                None
+            };
+            Ok(QuarantinePage {
+                entries,
+                next_cursor,
+            })
+        })
+        .await
+    }
+
+    async fn quarantine_entry(&self, id: i64) -> Result<Option<QuarantineEntry>, StoreError> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM quarantine WHERE id = ?1",
+                rows::QUARANTINE_COLUMNS
+            );
+            match conn.query_row(&sql, [id], rows::quarantine_from_row) {
+                Ok(entry) => Ok(Some(entry)),
+                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<LogStats, StoreError> {
+        self.read(|conn| {
+            let mut stats = LogStats::default();
+            let mut stmt = conn.prepare_cached("SELECT name, value FROM counters")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let name: String = row.get(0)?;
+                let value = row.get::<_, i64>(1)?.max(0) as u64;
+                match name.as_str() {
+                    "events" => stats.events = value,
+                    "duplicates" => stats.duplicates = value,
+                    "quarantined" => stats.quarantined = value,
+                    "quarantined_total" => stats.quarantined_total = value,
+                    _ => {}
+                }
+            }
+            Ok(stats)
+        })
+        .await
+    }
+
+    fn is_ready(&self) -> bool {
+        let open = self.sender.read().map(|s| s.is_some()).unwrap_or(false);
+        open && self.queued.load(Ordering::Acquire) < self.queue_capacity
+    }
+
+    async fn close(&self) {
+        if let Ok(mut sender) = self.sender.write() {
+            sender.take();
+        }
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+/// The store's own raw bulk-insert path, the baseline of the ingestion benchmark:
+/// the same rows, the same schema and durability, inserted by one connection in
+/// large transactions with no queue, no parsing and no HTTP.
+pub fn bulk_insert_baseline(
+    dir: &Path,
+    rows: &[EventRow],
+    rows_per_transaction: usize,
+    durability: Durability,
+) -> Result<(), StoreError> {
+    let storage = |e: rusqlite::Error| StoreError::Storage(e.to_string());
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Storage(e.to_string()))?;
+    let mut conn = Connection::open(dir.join("events.db")).map_err(storage)?;
+    schema::configure(&conn, durability).map_err(storage)?;
+    schema::migrate(&mut conn).map_err(storage)?;
+    for chunk in rows.chunks(rows_per_transaction.max(1)) {
+        let tx = conn.transaction().map_err(storage)?;
+        for row in chunk {
+            rows::insert_event(&tx, row).map_err(storage)?;
+        }
+        tx.commit().map_err(storage)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

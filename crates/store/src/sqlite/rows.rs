@@ -1,0 +1,160 @@
+//! Mapping between rows and domain values.
+
+use jiff::Timestamp;
+use rusqlite::{Row, Transaction, params};
+use serde_json::{Map, Value};
+use unavoce_core::{Event, EventType};
+
+use crate::log::{Appended, NewQuarantineEntry, QuarantineEntry, QuarantineStatus, StoreError};
+
+/// An event ready for insertion: its columns, with the message already serialised.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub message_id: String,
+    pub event_type: &'static str,
+    pub name: Option<String>,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub timestamp: i64,
+    pub received_at: i64,
+    pub touchpoint: Option<String>,
+    pub channel: Option<String>,
+    pub source: String,
+    pub message: String,
+}
+
+impl EventRow {
+    /// Prepares `event` for insertion.
+    pub fn from_event(event: &Event) -> Result<Self, StoreError> {
+        Ok(EventRow {
+            message_id: event.message_id.clone(),
+            event_type: event.event_type.as_str(),
+            name: event.name.clone(),
+            user_id: event.user_id.clone(),
+            anonymous_id: event.anonymous_id.clone(),
+            timestamp: micros(event.timestamp),
+            received_at: micros(event.received_at),
+            touchpoint: event.touchpoint.clone(),
+            channel: event.channel.clone(),
+            source: event.source.clone(),
+            message: serde_json::to_string(&event.message)
+                .map_err(|e| StoreError::Storage(format!("cannot serialise event: {e}")))?,
+        })
+    }
+}
+
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO events \
+    (message_id, type, name, user_id, anonymous_id, timestamp, received_at, touchpoint, channel, source, message) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (message_id) DO NOTHING";
+
+/// Inserts one event unless its `messageId` is already in the log.
+pub(crate) fn insert_event(tx: &Transaction<'_>, row: &EventRow) -> rusqlite::Result<Appended> {
+    let mut stmt = tx.prepare_cached(INSERT_EVENT)?;
+    let changed = stmt.execute(params![
+        row.message_id,
+        row.event_type,
+        row.name,
+        row.user_id,
+        row.anonymous_id,
+        row.timestamp,
+        row.received_at,
+        row.touchpoint,
+        row.channel,
+        row.source,
+        row.message,
+    ])?;
+    Ok(if changed == 1 {
+        Appended::Stored {
+            seq: tx.last_insert_rowid(),
+        }
+    } else {
+        Appended::Duplicate
+    })
+}
+
+/// Inserts one quarantine entry and returns its id.
+pub(crate) fn insert_quarantine(
+    tx: &Transaction<'_>,
+    entry: &NewQuarantineEntry,
+) -> rusqlite::Result<i64> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO quarantine (received_at, source, code, reason, message_id, payload, origin) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    stmt.execute(params![
+        micros(entry.received_at),
+        entry.source,
+        entry.code,
+        entry.reason,
+        entry.message_id,
+        entry.payload,
+        entry.origin.to_string(),
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+pub(crate) const EVENT_COLUMNS: &str = "seq, message_id, type, name, user_id, anonymous_id, \
+    timestamp, received_at, touchpoint, channel, source, message";
+
+/// Reads a row selected with [`EVENT_COLUMNS`].
+pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Event)> {
+    let event_type: String = row.get(2)?;
+    let message: String = row.get(11)?;
+    let corrupt = |what: String| {
+        rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, what.into())
+    };
+    let message: Map<String, Value> =
+        serde_json::from_str(&message).map_err(|e| corrupt(format!("message JSON: {e}")))?;
+    let event = Event {
+        message_id: row.get(1)?,
+        event_type: event_type
+            .parse::<EventType>()
+            .map_err(|e| corrupt(e.to_string()))?,
+        name: row.get(3)?,
+        user_id: row.get(4)?,
+        anonymous_id: row.get(5)?,
+        timestamp: from_micros(row.get(6)?),
+        received_at: from_micros(row.get(7)?),
+        touchpoint: row.get(8)?,
+        channel: row.get(9)?,
+        source: row.get(10)?,
+        message,
+    };
+    Ok((row.get(0)?, event))
+}
+
+pub(crate) const QUARANTINE_COLUMNS: &str = "id, received_at, source, code, reason, message_id, \
+    payload, origin, status, replayed_at, replayed_seq";
+
+/// Reads a row selected with [`QUARANTINE_COLUMNS`].
+pub(crate) fn quarantine_from_row(row: &Row<'_>) -> rusqlite::Result<QuarantineEntry> {
+    let origin: String = row.get(7)?;
+    let status: String = row.get(8)?;
+    Ok(QuarantineEntry {
+        id: row.get(0)?,
+        received_at: from_micros(row.get(1)?),
+        source: row.get(2)?,
+        code: row.get(3)?,
+        reason: row.get(4)?,
+        message_id: row.get(5)?,
+        payload: row.get(6)?,
+        origin: serde_json::from_str(&origin).unwrap_or(Value::String(origin)),
+        status: if status == "replayed" {
+            QuarantineStatus::Replayed
+        } else {
+            QuarantineStatus::Pending
+        },
+        replayed_at: row.get::<_, Option<i64>>(9)?.map(from_micros),
+        replayed_seq: row.get(10)?,
+    })
+}
+
+/// A timestamp as microseconds since the Unix epoch.
+pub(crate) fn micros(ts: Timestamp) -> i64 {
+    ts.as_microsecond()
+}
+
+/// The inverse of [`micros`].
+pub(crate) fn from_micros(us: i64) -> Timestamp {
+    Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
+}

@@ -1,0 +1,88 @@
+//! Connection settings and schema migrations.
+
+use rusqlite::Connection;
+
+use super::Durability;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE events (
+    seq          INTEGER PRIMARY KEY,
+    message_id   TEXT    NOT NULL UNIQUE,
+    type         TEXT    NOT NULL,
+    name         TEXT,
+    user_id      TEXT,
+    anonymous_id TEXT,
+    timestamp    INTEGER NOT NULL, -- microseconds since the Unix epoch
+    received_at  INTEGER NOT NULL,
+    touchpoint   TEXT,
+    channel      TEXT,
+    source       TEXT    NOT NULL,
+    message      TEXT    NOT NULL  -- the whole normalised message, JSON
+);
+CREATE INDEX events_by_user_id ON events (user_id, seq) WHERE user_id IS NOT NULL;
+CREATE INDEX events_by_anonymous_id ON events (anonymous_id, seq) WHERE anonymous_id IS NOT NULL;
+
+CREATE TABLE quarantine (
+    id           INTEGER PRIMARY KEY,
+    received_at  INTEGER NOT NULL,
+    source       TEXT    NOT NULL,
+    code         TEXT    NOT NULL,
+    reason       TEXT    NOT NULL,
+    message_id   TEXT,
+    payload      TEXT    NOT NULL,
+    origin       TEXT    NOT NULL,
+    status       TEXT    NOT NULL DEFAULT 'pending',
+    replayed_at  INTEGER,
+    replayed_seq INTEGER
+);
+CREATE INDEX quarantine_by_status ON quarantine (status, id);
+
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO counters (name, value) VALUES
+    ('events', 0), ('duplicates', 0), ('quarantined', 0), ('quarantined_total', 0);
+"#];
+
+/// Sets the pragmas every connection uses.
+pub(crate) fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -32_000)?; // 32 MiB
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+/// Brings the schema up to date; returns how many migrations ran.
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
+    let applied = user_version(conn)?;
+    let tx = conn.transaction()?;
+    for migration in MIGRATIONS.iter().skip(applied) {
+        tx.execute_batch(migration)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    tx.commit()?;
+    Ok(MIGRATIONS.len().saturating_sub(applied))
+}
+
+/// How many migrations this build knows.
+pub(crate) fn latest_version() -> usize {
+    MIGRATIONS.len()
+}
+
+/// The schema version recorded in the database.
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<usize> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    Ok(usize::try_from(version).unwrap_or(usize::MAX))
+}

@@ -1,0 +1,215 @@
+//! The single writer thread: group commit.
+//!
+//! Every write request is queued to one thread that owns the write connection. It
+//! takes whatever has queued up, writes it all in one transaction, commits, and only
+//! then answers each request. Many concurrent requests share one commit (and one
+//! fsync), which is what makes durable acknowledgement cheap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use rusqlite::{Connection, Transaction, params};
+use tokio::sync::oneshot;
+
+use super::rows::{EventRow, insert_event, insert_quarantine, micros};
+use crate::log::{AppendOutcome, Appended, NewQuarantineEntry, StoreError};
+
+/// What one commit did, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitInfo {
+    /// Time spent writing and committing the group.
+    pub duration: Duration,
+    /// Requests answered by this commit.
+    pub requests: usize,
+    /// Rows written (events, duplicates and quarantine entries).
+    pub rows: usize,
+}
+
+/// Called after every commit.
+pub type CommitObserver = Arc<dyn Fn(CommitInfo) + Send + Sync>;
+
+pub(crate) enum Op {
+    Append {
+        events: Vec<EventRow>,
+        quarantine: Vec<NewQuarantineEntry>,
+    },
+    Replay {
+        id: i64,
+        event: EventRow,
+        at: Timestamp,
+    },
+}
+
+pub(crate) enum Done {
+    Appended(AppendOutcome),
+    Replayed(Appended),
+}
+
+pub(crate) struct Job {
+    pub op: Op,
+    pub reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+impl Job {
+    fn rows(&self) -> usize {
+        match &self.op {
+            Op::Append { events, quarantine } => events.len() + quarantine.len(),
+            Op::Replay { .. } => 1,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    events: i64,
+    duplicates: i64,
+    quarantined: i64,
+    quarantined_total: i64,
+}
+
+pub(crate) fn run(
+    mut conn: Connection,
+    jobs: Receiver<Job>,
+    queued: Arc<AtomicUsize>,
+    max_rows_per_commit: usize,
+    observer: Option<CommitObserver>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        let mut rows = group[0].rows();
+        while rows < max_rows_per_commit {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    rows += job.rows();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        queued.fetch_sub(group.len(), Ordering::AcqRel);
+
+        let started = Instant::now();
+        let (ops, replies): (Vec<Op>, Vec<_>) = group.into_iter().map(|j| (j.op, j.reply)).unzip();
+        let replies_len = replies.len();
+        match commit(&mut conn, ops) {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "event log commit failed; nothing in this group was acknowledged");
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Storage(e.to_string())));
+                }
+            }
+        }
+        if let Some(observe) = &observer {
+            observe(CommitInfo {
+                duration: started.elapsed(),
+                requests: replies_len,
+                rows,
+            });
+        }
+    }
+}
+
+/// Writes a group in one transaction. A request that cannot be honoured (replaying a
+/// missing entry) gets its own error without failing the others.
+fn commit(conn: &mut Connection, ops: Vec<Op>) -> rusqlite::Result<Vec<Result<Done, StoreError>>> {
+    let tx = conn.transaction()?;
+    let mut tally = Tally::default();
+    let mut results = Vec::with_capacity(ops.len());
+    for op in &ops {
+        results.push(apply(&tx, op, &mut tally)?);
+    }
+    let mut bump = tx.prepare_cached("UPDATE counters SET value = value + ?2 WHERE name = ?1")?;
+    for (name, delta) in [
+        ("events", tally.events),
+        ("duplicates", tally.duplicates),
+        ("quarantined", tally.quarantined),
+        ("quarantined_total", tally.quarantined_total),
+    ] {
+        if delta != 0 {
+            bump.execute(params![name, delta])?;
+        }
+    }
+    drop(bump);
+    tx.commit()?;
+    Ok(results)
+}
+
+fn apply(
+    tx: &Transaction<'_>,
+    op: &Op,
+    tally: &mut Tally,
+) -> rusqlite::Result<Result<Done, StoreError>> {
+    match op {
+        Op::Append { events, quarantine } => {
+            let mut outcome = AppendOutcome {
+                events: Vec::with_capacity(events.len()),
+                quarantine_ids: Vec::with_capacity(quarantine.len()),
+            };
+            for row in events {
+                let appended = insert_event(tx, row)?;
+                match appended {
+                    Appended::Stored { .. } => tally.events += 1,
+                    Appended::Duplicate => tally.duplicates += 1,
+                }
+                outcome.events.push(appended);
+            }
+            for entry in quarantine {
+                outcome.quarantine_ids.push(insert_quarantine(tx, entry)?);
+            }
+            tally.quarantined += quarantine.len() as i64;
+            tally.quarantined_total += quarantine.len() as i64;
+            Ok(Ok(Done::Appended(outcome)))
+        }
+        Op::Replay { id, event, at } => {
+            let mut find =
+                tx.prepare_cached("SELECT status, replayed_seq FROM quarantine WHERE id = ?1")?;
+            let found: Option<(String, Option<i64>)> = find
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })?;
+            match found {
+                None => return Ok(Err(StoreError::QuarantineEntryNotFound(*id))),
+                Some((status, seq)) if status == "replayed" => {
+                    return Ok(Err(StoreError::AlreadyReplayed {
+                        id: *id,
+                        seq: seq.unwrap_or(0),
+                    }));
+                }
+                Some(_) => {}
+            }
+            let appended = insert_event(tx, event)?;
+            let seq = match appended {
+                Appended::Stored { seq } => {
+                    tally.events += 1;
+                    Some(seq)
+                }
+                Appended::Duplicate => {
+                    tally.duplicates += 1;
+                    tx.query_row(
+                        "SELECT seq FROM events WHERE message_id = ?1",
+                        params![event.message_id],
+                        |r| r.get(0),
+                    )
+                    .ok()
+                }
+            };
+            tx.prepare_cached(
+                "UPDATE quarantine SET status = 'replayed', replayed_at = ?2, replayed_seq = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, micros(*at), seq])?;
+            tally.quarantined -= 1;
+            Ok(Ok(Done::Replayed(appended)))
+        }
+    }
+}

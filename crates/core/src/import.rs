@@ -154,6 +154,11 @@ impl CompiledMapping {
         Ok(CompiledMapping { mapping, timezone })
     }
 
+    /// Whether the mapping names columns explicitly.
+    pub fn has_columns(&self) -> bool {
+        !self.mapping.columns.is_empty()
+    }
+
     /// Maps one record to a message. Empty cells are left out rather than sent empty.
     pub fn map_record<'a>(
         &self,
@@ -186,7 +191,9 @@ impl CompiledMapping {
         Ok(message)
     }
 
-    fn apply_defaults(&self, message: &mut Map<String, Value>) {
+    /// Sets the mapping's constant type, event, touchpoint and channel on a message
+    /// that does not say them itself.
+    pub fn apply_defaults(&self, message: &mut Map<String, Value>) {
         let m = &self.mapping;
         if let Some(event) = &m.event {
             message

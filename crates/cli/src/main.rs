@@ -1,1 +1,103 @@
-fn main() {}
+//! `unavoce`: the command-line entry point.
+
+mod bench;
+mod config;
+mod demo;
+mod import;
+mod keys;
+mod serve;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "unavoce",
+    version,
+    about = "One view of each customer across every touchpoint; one voice for every department."
+)]
+struct Cli {
+    /// Log format: human-readable text or JSON lines.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "UNAVOCE_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server on the embedded store.
+    Serve(serve::ServeArgs),
+    /// Build a demo company in a fresh data folder and serve it.
+    Demo(demo::DemoArgs),
+    /// Import a file from an offline touchpoint (CSV or JSON Lines).
+    Import(import::ImportArgs),
+    /// Run a benchmark and print its report.
+    Bench(bench::BenchArgs),
+}
+
+/// Where the data folder is unless `--data` says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "./unavoce-data";
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Import(args) => import::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("UNAVOCE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// The data folder from `--data`, the config file, or the default.
+fn data_dir(flag: Option<PathBuf>, config: &config::Config) -> PathBuf {
+    flag.or_else(|| config.server.data.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}

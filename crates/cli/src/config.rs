@@ -1,0 +1,157 @@
+//! The configuration file (`unavoce.toml`).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use unavoce_core::Touchpoint;
+use unavoce_store::Durability;
+
+/// The whole configuration file. Every section is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub ingest: IngestSection,
+    /// Extra sources, each with its own write key.
+    #[serde(default)]
+    pub sources: Vec<SourceSection>,
+    /// The registered touchpoints.
+    #[serde(default)]
+    pub touchpoints: Vec<Touchpoint>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    /// `full` (fsync every commit; the default) or `normal` (survives a process crash,
+    /// may lose the last commits on power loss).
+    #[serde(default = "default_durability")]
+    pub durability: String,
+    /// Write requests that may queue before the API answers 503.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection {
+            durability: default_durability(),
+            queue_capacity: default_queue(),
+        }
+    }
+}
+
+fn default_durability() -> String {
+    "full".into()
+}
+
+fn default_queue() -> usize {
+    512
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    pub name: String,
+    pub write_key: String,
+}
+
+impl IngestSection {
+    /// The durability setting, checked.
+    pub fn durability(&self) -> anyhow::Result<Durability> {
+        match self.durability.as_str() {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            other => bail!("ingest.durability is {other:?}; expected \"full\" or \"normal\""),
+        }
+    }
+}
+
+/// The config to use: `--config FILE`, else `./unavoce.toml` if present, else defaults.
+pub fn load(flag: Option<&Path>) -> anyhow::Result<Config> {
+    let path = match flag {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let default = PathBuf::from("unavoce.toml");
+            if !default.exists() {
+                return Ok(Config::default());
+            }
+            default
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Parses and checks a config file's text.
+pub fn parse(text: &str) -> anyhow::Result<Config> {
+    let config: Config = toml::from_str(text)?;
+    config.ingest.durability()?;
+    let mut ids = HashSet::new();
+    for touchpoint in &config.touchpoints {
+        touchpoint.validate()?;
+        if !ids.insert(touchpoint.id.as_str()) {
+            bail!("touchpoint {:?} is defined twice", touchpoint.id);
+        }
+    }
+    for source in &config.sources {
+        if source.write_key.len() < 16 {
+            bail!(
+                "the write key of source {:?} is shorter than 16 characters",
+                source.name
+            );
+        }
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_config_parses_and_bad_ones_say_why() {
+        let config = parse(
+            r#"
+            [server]
+            listen = "0.0.0.0:9000"
+            [ingest]
+            durability = "normal"
+            [[sources]]
+            name = "pos"
+            write_key = "0123456789abcdef"
+            [[touchpoints]]
+            id = "store-rome-01"
+            name = "Rome store"
+            channel = "store"
+            department = "retail"
+            needs = ["purchase", "support"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.touchpoints.len(), 1);
+        assert_eq!(config.ingest.durability().unwrap(), Durability::Normal);
+
+        let err = parse("[ingest]\ndurability = \"sometimes\"").unwrap_err();
+        assert!(err.to_string().contains("sometimes"), "{err}");
+        let err = parse(
+            "[[touchpoints]]\nid = \"x\"\nname = \"X\"\nchannel = \"pigeon\"\ndepartment = \"d\"",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("pigeon"), "{err:#}");
+        let err = parse("[serverr]").unwrap_err();
+        assert!(format!("{err:#}").contains("serverr"), "{err:#}");
+    }
+}

@@ -1,0 +1,612 @@
+//! `unavoce demo`: a realistic demo company, built in a fresh data folder and served.
+//!
+//! "Voce Telecom" sells broadband and mobile lines through a web shop, an app, stores,
+//! a call center, chat, WhatsApp and social channels. Its customers leave traces on
+//! all of them: visits, purchases, calls, cases opened and resolved, surveys, campaign
+//! e-mails, router alarms. Everything is ingested through the same intake as live data.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Map, Value, json};
+use unavoce_core::{ChannelKind, Presence, Touchpoint, TouchpointStatus};
+use unavoce_intake::{Intake, Item, ItemBody, Submission};
+use unavoce_store::{SqliteLog, SqliteOptions};
+
+use crate::config::Config;
+use crate::keys;
+use crate::serve::{Setup, serve};
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Data folder for the demo; rebuilt on every run.
+    #[arg(long, default_value = "./unavoce-demo-data")]
+    data: PathBuf,
+    /// Number of customers.
+    #[arg(long, default_value_t = 3000)]
+    customers: usize,
+    /// Build the data and exit without serving.
+    #[arg(long)]
+    no_serve: bool,
+}
+
+const MARKER: &str = ".unavoce-demo";
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    prepare_folder(&args.data)?;
+    let touchpoints = touchpoints();
+    let config = Config {
+        touchpoints: touchpoints.clone(),
+        ..Config::default()
+    };
+    std::fs::write(
+        args.data.join("unavoce.toml"),
+        toml::to_string(&TouchpointFile {
+            touchpoints: &touchpoints,
+        })?,
+    )?;
+
+    let started = std::time::Instant::now();
+    let log = std::sync::Arc::new(SqliteLog::open(
+        &args.data,
+        SqliteOptions {
+            durability: unavoce_store::Durability::Normal,
+            ..SqliteOptions::default()
+        },
+    )?);
+    let intake = Intake::new(log.clone());
+    let messages = generate(args.customers, Timestamp::now(), 7);
+    let mut stored = 0;
+    let mut quarantined = 0;
+    for chunk in messages.chunks(1000) {
+        let report = intake
+            .ingest(Submission {
+                source: "demo",
+                received_at: Timestamp::now(),
+                endpoint_type: None,
+                default_touchpoint: None,
+                envelope: None,
+                items: chunk
+                    .iter()
+                    .map(|m| Item {
+                        body: ItemBody::Parsed(m.clone()),
+                        origin: json!({"endpoint": "demo"}),
+                    })
+                    .collect(),
+            })
+            .await?;
+        stored += report.accepted;
+        quarantined += report.rejected.len();
+    }
+    unavoce_store::EventLog::close(&*log).await;
+    println!(
+        "Built the Voce Telecom demo in {:.1}s: {} touchpoints, {} customers, {stored} events, {quarantined} quarantined messages.",
+        started.elapsed().as_secs_f64(),
+        touchpoints.len(),
+        args.customers,
+    );
+    if args.no_serve {
+        return Ok(());
+    }
+    let keys = keys::resolve(&args.data, None, None)?;
+    let banner = guide(&args.listen, &keys.write_key, &keys.admin_key);
+    serve(Setup {
+        config,
+        data: args.data,
+        listen: args.listen,
+        keys,
+        banner: Some(banner),
+    })
+    .await
+}
+
+#[derive(serde::Serialize)]
+struct TouchpointFile<'a> {
+    touchpoints: &'a [Touchpoint],
+}
+
+/// Makes `dir` an empty demo folder; refuses to wipe a folder the demo did not create.
+fn prepare_folder(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        if !dir.join(MARKER).exists() {
+            bail!(
+                "{} exists and was not made by `unavoce demo`; pass --data with a new folder",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot clear the old demo folder {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by `unavoce demo`; rebuilt on every run\n",
+    )?;
+    Ok(())
+}
+
+fn guide(listen: &str, write_key: &str, admin_key: &str) -> String {
+    format!(
+        r#"
+Try it:
+  curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/stats
+  curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/events?user_id=cust-00042&limit=5"
+  curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/quarantine?limit=3"
+  curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/touchpoints
+  curl -s -u {write_key}: http://{listen}/v1/track -H 'Content-Type: application/json' \
+       -d '{{"userId":"cust-00042","event":"Pricing Viewed","context":{{"touchpoint":"web-shop"}}}}'
+Press Ctrl-C to stop."#
+    )
+}
+
+fn touchpoint(
+    id: &str,
+    name: &str,
+    channel: ChannelKind,
+    department: &str,
+    needs: &[&str],
+    status: TouchpointStatus,
+    cost: Option<f64>,
+) -> Touchpoint {
+    Touchpoint {
+        id: id.into(),
+        name: name.into(),
+        channel,
+        presence: None,
+        department: department.into(),
+        needs: needs.iter().map(|n| n.to_string()).collect(),
+        status,
+        cost_per_interaction: cost,
+        capacity: None,
+    }
+}
+
+/// The demo company's touchpoints: at least one of every channel kind.
+pub fn touchpoints() -> Vec<Touchpoint> {
+    use ChannelKind::*;
+    use TouchpointStatus::*;
+    let mut list = vec![
+        touchpoint(
+            "web-shop",
+            "voce.example web shop",
+            Web,
+            "sales",
+            &["information", "purchase"],
+            Active,
+            Some(0.05),
+        ),
+        touchpoint(
+            "self-care-app",
+            "Voce app",
+            App,
+            "digital",
+            &["information", "support", "billing"],
+            Active,
+            Some(0.03),
+        ),
+        touchpoint(
+            "newsletter",
+            "Monthly newsletter",
+            Email,
+            "marketing",
+            &["information"],
+            Active,
+            Some(0.002),
+        ),
+        touchpoint(
+            "service-email",
+            "Service e-mail",
+            Email,
+            "support",
+            &["support", "billing"],
+            Active,
+            Some(0.01),
+        ),
+        touchpoint(
+            "sms-alerts",
+            "SMS alerts",
+            Sms,
+            "support",
+            &["information"],
+            Active,
+            Some(0.06),
+        ),
+        touchpoint(
+            "whatsapp-business",
+            "WhatsApp Business",
+            Whatsapp,
+            "support",
+            &["support", "post-sale"],
+            Active,
+            Some(0.08),
+        ),
+        touchpoint(
+            "rcs-offers",
+            "RCS offers",
+            Rcs,
+            "marketing",
+            &["information"],
+            Planned,
+            None,
+        ),
+        touchpoint(
+            "app-push",
+            "App notifications",
+            Push,
+            "marketing",
+            &["information"],
+            Active,
+            Some(0.001),
+        ),
+        touchpoint(
+            "call-center-milan",
+            "Call center, Milan",
+            Phone,
+            "support",
+            &["support", "complaint", "billing"],
+            Active,
+            Some(4.5),
+        ),
+        touchpoint(
+            "live-chat",
+            "Live chat",
+            Chat,
+            "support",
+            &["support", "information"],
+            Active,
+            Some(1.2),
+        ),
+        touchpoint(
+            "virtual-assistant",
+            "Virtual assistant",
+            Chatbot,
+            "digital",
+            &["information", "support"],
+            Active,
+            Some(0.1),
+        ),
+        touchpoint(
+            "instagram",
+            "Instagram",
+            Social,
+            "marketing",
+            &["information"],
+            Active,
+            None,
+        ),
+        touchpoint(
+            "facebook",
+            "Facebook page",
+            Social,
+            "marketing",
+            &["information", "complaint"],
+            Active,
+            None,
+        ),
+        touchpoint(
+            "store-rome-01",
+            "Store Rome, Via del Corso",
+            Store,
+            "retail",
+            &["purchase", "support", "post-sale"],
+            Active,
+            Some(6.0),
+        ),
+        touchpoint(
+            "store-milan-02",
+            "Store Milan, Corso Buenos Aires",
+            Store,
+            "retail",
+            &["purchase", "support", "post-sale"],
+            Active,
+            Some(6.0),
+        ),
+        touchpoint(
+            "kiosk-roma-termini",
+            "Kiosk, Roma Termini",
+            Kiosk,
+            "retail",
+            &["information", "purchase"],
+            Active,
+            Some(0.5),
+        ),
+        touchpoint(
+            "store-signage",
+            "In-store screens",
+            Signage,
+            "marketing",
+            &["information"],
+            Active,
+            None,
+        ),
+        touchpoint(
+            "smart-router",
+            "Voce smart router",
+            Iot,
+            "network",
+            &[],
+            Active,
+            None,
+        ),
+        touchpoint(
+            "business-fax",
+            "Business fax line",
+            Fax,
+            "sales",
+            &["purchase"],
+            Retired,
+            None,
+        ),
+        touchpoint(
+            "field-sales",
+            "Business field sales",
+            SalesRep,
+            "sales",
+            &["purchase", "post-sale"],
+            Active,
+            Some(25.0),
+        ),
+        touchpoint(
+            "nps-survey",
+            "NPS and CSAT surveys",
+            Survey,
+            "customer-experience",
+            &["complaint"],
+            Active,
+            Some(0.02),
+        ),
+        touchpoint(
+            "other-partners",
+            "Partner resellers",
+            Other,
+            "sales",
+            &["purchase"],
+            Active,
+            None,
+        ),
+    ];
+    for t in &mut list {
+        if t.channel == Iot {
+            t.presence = Some(Presence::Physical);
+        }
+    }
+    list
+}
+
+struct Customer {
+    user_id: String,
+    email: String,
+    phone: String,
+    loyalty_id: String,
+    first_name: &'static str,
+    last_name: &'static str,
+    city: &'static str,
+    store: &'static str,
+}
+
+const FIRST: [&str; 16] = [
+    "Giulia",
+    "Marco",
+    "Francesca",
+    "Luca",
+    "Chiara",
+    "Alessandro",
+    "Sara",
+    "Matteo",
+    "Elena",
+    "Davide",
+    "Martina",
+    "Simone",
+    "Valentina",
+    "Andrea",
+    "Federica",
+    "Paolo",
+];
+const LAST: [&str; 16] = [
+    "Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Colombo", "Ricci", "Marino",
+    "Greco", "Bruno", "Gallo", "Conti", "De Luca", "Costa", "Giordano",
+];
+const CITIES: [(&str, &str); 4] = [
+    ("Roma", "store-rome-01"),
+    ("Milano", "store-milan-02"),
+    ("Torino", "store-milan-02"),
+    ("Napoli", "store-rome-01"),
+];
+const PRODUCTS: [(&str, &str, f64); 6] = [
+    ("fibra-1g", "broadband", 29.9),
+    ("mobile-100gb", "mobile", 9.9),
+    ("router-wifi7", "devices", 149.0),
+    ("tv-sport", "tv", 19.9),
+    ("phone-a55", "devices", 379.0),
+    ("insurance", "services", 4.9),
+];
+
+/// Generates the demo's messages, oldest first, deterministically from `seed`.
+pub fn generate(customers: usize, now: Timestamp, seed: u64) -> Vec<Map<String, Value>> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut out: Vec<(Timestamp, Map<String, Value>)> = Vec::new();
+    let mut push = |at: Timestamp, value: Value| {
+        if let Value::Object(mut m) = value {
+            m.insert("timestamp".into(), at.to_string().into());
+            out.push((at, m));
+        }
+    };
+    for n in 1..=customers {
+        let (city, store) = CITIES[rng.usize(..CITIES.len())];
+        let c = Customer {
+            user_id: format!("cust-{n:05}"),
+            email: format!("customer{n}@example.com"),
+            phone: format!("+39 3{:02} {:07}", rng.u32(20..99), rng.u32(0..10_000_000)),
+            loyalty_id: format!("L{:08}", n * 7919 % 100_000_000),
+            first_name: FIRST[rng.usize(..FIRST.len())],
+            last_name: LAST[rng.usize(..LAST.len())],
+            city,
+            store,
+        };
+        let ago = |rng: &mut fastrand::Rng, max_days: i64| {
+            now - SignedDuration::from_secs(rng.i64(3600..max_days * 86_400))
+        };
+        let signup = ago(&mut rng, 90);
+        let anon = format!("anon-{n:05}-{}", rng.u32(1000..9999));
+        // Anonymous browsing, then sign-up on the web.
+        for page in ["Home", "Offers", "Fibra 1 Gbit", "Pricing"]
+            .iter()
+            .take(rng.usize(1..5))
+        {
+            let at = signup - SignedDuration::from_mins(rng.i64(5..600));
+            push(
+                at,
+                json!({"type": "page", "anonymousId": anon, "name": page,
+                "context": {"touchpoint": "web-shop", "library": {"name": "analytics.js"}}}),
+            );
+        }
+        push(
+            signup,
+            json!({"type": "identify", "userId": c.user_id, "anonymousId": anon,
+            "traits": {"email": c.email, "phone": c.phone, "firstName": c.first_name,
+                "lastName": c.last_name, "city": c.city, "loyalty_id": c.loyalty_id},
+            "context": {"touchpoint": "web-shop"}}),
+        );
+        let (sku, category, price) = PRODUCTS[rng.usize(..2)];
+        push(
+            signup + SignedDuration::from_mins(3),
+            json!({"type": "track", "userId": c.user_id,
+            "event": "Order Completed", "properties": {"order_id": format!("W{n:06}"),
+            "revenue": price, "currency": "EUR", "products": [{"sku": sku, "category": category}]},
+            "context": {"touchpoint": "web-shop"}}),
+        );
+        // The app.
+        if rng.f32() < 0.6 {
+            let device = format!("dev-{:08x}", rng.u32(..));
+            for _ in 0..rng.usize(1..6) {
+                let at = ago(&mut rng, 80);
+                push(
+                    at,
+                    json!({"type": "screen", "userId": c.user_id, "name": "Consumption",
+                    "context": {"touchpoint": "self-care-app", "device": {"id": device, "type": "android"},
+                    "library": {"name": "analytics-android"}}}),
+                );
+            }
+        }
+        // Store purchases by loyalty card.
+        for _ in 0..rng.usize(0..3) {
+            let (sku, category, price) = PRODUCTS[rng.usize(..PRODUCTS.len())];
+            let at = ago(&mut rng, 85);
+            push(
+                at,
+                json!({"type": "track", "userId": c.user_id, "event": "Order Completed",
+                "traits": {"loyalty_id": c.loyalty_id},
+                "properties": {"order_id": format!("S{}", rng.u32(..)), "revenue": price, "currency": "EUR",
+                    "products": [{"sku": sku, "category": category}]},
+                "context": {"touchpoint": c.store, "channel": "store"}}),
+            );
+        }
+        // Campaign e-mails.
+        for campaign in ["spring-offers", "tv-sport-launch"] {
+            let at = ago(&mut rng, 60);
+            push(
+                at,
+                json!({"type": "track", "userId": c.user_id, "event": "Email Sent",
+                "properties": {"campaign": campaign}, "context": {"touchpoint": "newsletter"}}),
+            );
+            if rng.f32() < 0.4 {
+                push(
+                    at + SignedDuration::from_mins(rng.i64(5..2000)),
+                    json!({"type": "track",
+                    "userId": c.user_id, "event": "Email Opened", "properties": {"campaign": campaign},
+                    "context": {"touchpoint": "newsletter"}}),
+                );
+            }
+        }
+        // A line outage for some: router alarm, a call, a case, maybe chat and WhatsApp follow-ups.
+        if rng.f32() < 0.15 {
+            let down = ago(&mut rng, 45);
+            let case_id = format!("CASE-{n:05}");
+            push(
+                down,
+                json!({"type": "track", "userId": c.user_id, "event": "Line Down",
+                "context": {"touchpoint": "smart-router"}}),
+            );
+            let call = down + SignedDuration::from_mins(rng.i64(10..240));
+            push(
+                call,
+                json!({"type": "track", "userId": c.user_id, "event": "Call Received",
+                "properties": {"wait_seconds": rng.u32(30..1500), "reason": "outage"},
+                "traits": {"phone": c.phone}, "context": {"touchpoint": "call-center-milan"}}),
+            );
+            push(
+                call + SignedDuration::from_mins(6),
+                json!({"type": "track", "userId": c.user_id,
+                "event": "Case Opened", "properties": {"case_id": case_id, "subject": "Internet outage",
+                "category": "network"}, "context": {"touchpoint": "call-center-milan"}}),
+            );
+            let followups = ["live-chat", "whatsapp-business", "store-rome-01"];
+            for tp in followups.iter().take(rng.usize(0..3)) {
+                push(
+                    call + SignedDuration::from_hours(rng.i64(2..40)),
+                    json!({"type": "track",
+                    "userId": c.user_id, "event": "Case Updated", "properties": {"case_id": case_id,
+                    "note": "customer asked for news"}, "context": {"touchpoint": tp}}),
+                );
+            }
+            if rng.f32() < 0.7 {
+                let fixed = call + SignedDuration::from_hours(rng.i64(4..72));
+                push(
+                    fixed,
+                    json!({"type": "track", "userId": c.user_id, "event": "Case Resolved",
+                    "properties": {"case_id": case_id}, "context": {"touchpoint": "call-center-milan"}}),
+                );
+                push(
+                    fixed + SignedDuration::from_hours(2),
+                    json!({"type": "track", "userId": c.user_id,
+                    "event": "Survey Answered", "properties": {"case_id": case_id,
+                    "csat": rng.u8(1..6), "nps": rng.u8(0..11), "about_touchpoint": "call-center-milan"},
+                    "context": {"touchpoint": "nps-survey"}}),
+                );
+            }
+        }
+        // Chatbot, social and kiosk contacts for a few.
+        if rng.f32() < 0.2 {
+            push(
+                ago(&mut rng, 70),
+                json!({"type": "track", "userId": c.user_id, "event": "Chat Started",
+                "properties": {"topic": "billing"}, "context": {"touchpoint": "virtual-assistant"}}),
+            );
+        }
+        if rng.f32() < 0.1 {
+            push(
+                ago(&mut rng, 70),
+                json!({"type": "track", "userId": c.user_id, "event": "Comment Posted",
+                "properties": {"sentiment": "negative"}, "context": {"touchpoint": "facebook"}}),
+            );
+        }
+        if rng.f32() < 0.05 {
+            push(
+                ago(&mut rng, 30),
+                json!({"type": "track", "userId": c.user_id, "event": "Message Received",
+                "context": {"touchpoint": "telegram-bot", "channel": "telegram"}}),
+            );
+        }
+    }
+    // A misconfigured kiosk sends events without any identity: they land in the quarantine.
+    for i in 0..12 {
+        push(
+            now - SignedDuration::from_hours(i + 1),
+            json!({"type": "track", "event": "Ticket Printed",
+            "context": {"touchpoint": "kiosk-roma-termini"}}),
+        );
+    }
+    out.sort_by_key(|(at, _)| *at);
+    out.into_iter()
+        .enumerate()
+        .map(|(i, (_, mut m))| {
+            m.insert("messageId".into(), format!("demo-{seed}-{i}").into());
+            m
+        })
+        .collect()
+}

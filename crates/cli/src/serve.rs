@@ -1,0 +1,152 @@
+//! `unavoce serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use unavoce_intake::Intake;
+use unavoce_server::{AppState, Keys, Metrics, WriteKey};
+use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
+
+use crate::config::{self, Config};
+use crate::keys::{self, ResolvedKeys};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Configuration file [default: ./unavoce.toml if present].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data folder [default: ./unavoce-data].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Write key of the tracking API (HTTP Basic username).
+    #[arg(long, env = "UNAVOCE_WRITE_KEY", hide_env_values = true)]
+    write_key: Option<String>,
+    /// Admin key of /api/ (Authorization: Bearer).
+    #[arg(long, env = "UNAVOCE_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = config::load(args.config.as_deref())?;
+    let data = crate::data_dir(args.data, &config);
+    let listen = args
+        .listen
+        .or_else(|| config.server.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let keys = keys::resolve(&data, args.write_key, args.admin_key)?;
+    serve(Setup {
+        config,
+        data,
+        listen,
+        keys,
+        banner: None,
+    })
+    .await
+}
+
+/// Everything a server needs to start.
+pub struct Setup {
+    pub config: Config,
+    pub data: PathBuf,
+    pub listen: String,
+    pub keys: ResolvedKeys,
+    /// Extra lines to print once listening (the demo's guide).
+    pub banner: Option<String>,
+}
+
+/// Opens the event log, serves until Ctrl-C or SIGTERM, then flushes and closes.
+pub async fn serve(setup: Setup) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let log = open_log(&setup, metrics.clone())?;
+    let mut write_keys = vec![WriteKey {
+        key: setup.keys.write_key.clone(),
+        source: "default".into(),
+    }];
+    write_keys.extend(setup.config.sources.iter().map(|s| WriteKey {
+        key: s.write_key.clone(),
+        source: s.name.clone(),
+    }));
+    let state = AppState {
+        intake: Intake::new(log.clone()),
+        keys: Arc::new(Keys {
+            write_keys,
+            admin_key: setup.keys.admin_key.clone(),
+        }),
+        metrics,
+        touchpoints: Arc::new(setup.config.touchpoints.clone()),
+    };
+    let listener = tokio::net::TcpListener::bind(&setup.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", setup.listen))?;
+    let address: SocketAddr = listener.local_addr()?;
+    print_banner(&setup, address);
+    tracing::info!(%address, data = %setup.data.display(), "unavoce is serving");
+
+    axum::serve(listener, unavoce_server::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("shutting down: committing everything accepted");
+    log.close().await;
+    tracing::info!("stopped; every acknowledged event is on disk");
+    Ok(())
+}
+
+fn open_log(setup: &Setup, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn EventLog>> {
+    let options = SqliteOptions {
+        durability: setup.config.ingest.durability()?,
+        queue_capacity: setup.config.ingest.queue_capacity,
+        on_commit: Some(Arc::new(move |info| metrics.record_commit(info))),
+        ..SqliteOptions::default()
+    };
+    Ok(Arc::new(SqliteLog::open(&setup.data, options)?))
+}
+
+fn print_banner(setup: &Setup, address: SocketAddr) {
+    println!(
+        "Unavoce {} is listening on http://{address}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  data folder: {}", setup.data.display());
+    if setup.keys.from_data_dir {
+        println!(
+            "  write key (tracking API, HTTP Basic username): {}",
+            setup.keys.write_key
+        );
+        println!(
+            "  admin key (/api/, Authorization: Bearer):      {}",
+            setup.keys.admin_key
+        );
+        println!("  (kept in {})", setup.data.join("keys.json").display());
+    }
+    if let Some(banner) = &setup.banner {
+        println!("{banner}");
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,49 @@
+//! The admin REST API under `/api/` (admin key required).
+
+mod events;
+mod import;
+mod quarantine;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+pub use import::IMPORT_BODY_LIMIT;
+
+/// The `/api/` routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/stats", get(events::stats))
+        .route("/events", get(events::list))
+        .route("/quarantine", get(quarantine::list))
+        .route("/quarantine/{id}", get(quarantine::show))
+        .route("/quarantine/{id}/replay", post(quarantine::replay))
+        .route("/import", post(import::import))
+        .route("/touchpoints", get(touchpoints))
+}
+
+/// `GET /api/touchpoints`: the registered touchpoints.
+async fn touchpoints(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "touchpoints": *state.touchpoints }))
+}
+
+/// Parses an optional numeric query parameter with a precise error.
+fn parse_param<T: std::str::FromStr>(
+    name: &str,
+    value: Option<&String>,
+) -> Result<Option<T>, crate::error::ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<T>().map_err(|_| {
+                crate::error::ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("query parameter `{name}` has the invalid value {v:?}"),
+                )
+            })
+        })
+        .transpose()
+}

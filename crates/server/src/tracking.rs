@@ -1,0 +1,327 @@
+//! The Segment-compatible HTTP Tracking API under `/v1/`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use jiff::Timestamp;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+use unavoce_core::EventType;
+use unavoce_core::segment::{
+    MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, Rejection, RejectionCode,
+};
+use unavoce_intake::{IngestReport, Item, ItemBody, Submission};
+
+use crate::AppState;
+use crate::auth::{basic_username, invalid_write_key};
+use crate::body::read_body;
+use crate::error::ApiError;
+
+/// `POST /v1/{identify,track,page,screen,group,alias}`: one message.
+pub async fn single(
+    state: State<AppState>,
+    event_type: EventType,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let received_at = Timestamp::now();
+    let bytes = read_body(&headers, body, MAX_REQUEST_BYTES).await?;
+    let header_source = header_source(&state, &headers)?;
+    let text = match decode_utf8(&bytes) {
+        Ok(text) => text,
+        Err(rejection) => {
+            return Err(quarantine_unparsable(
+                &state,
+                header_source,
+                &bytes,
+                rejection,
+                received_at,
+            )
+            .await);
+        }
+    };
+    let mut message = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(message)) => message,
+        Ok(_) => {
+            let rejection =
+                Rejection::new(RejectionCode::NotAnObject, "the body must be a JSON object");
+            return Err(quarantine_unparsable(
+                &state,
+                header_source,
+                &bytes,
+                rejection,
+                received_at,
+            )
+            .await);
+        }
+        Err(e) => {
+            let rejection = Rejection::new(
+                RejectionCode::InvalidJson,
+                format!("the body is not valid JSON: {e}"),
+            );
+            return Err(quarantine_unparsable(
+                &state,
+                header_source,
+                &bytes,
+                rejection,
+                received_at,
+            )
+            .await);
+        }
+    };
+    let body_key = take_write_key(&mut message);
+    let source = resolve_source(&state, header_source, body_key.as_deref())?;
+    let body = if text.len() > MAX_MESSAGE_BYTES {
+        ItemBody::Unusable {
+            payload: Value::Object(message).to_string(),
+            rejection: Rejection::new(
+                RejectionCode::MessageTooLarge,
+                format!(
+                    "the message is {} bytes; the limit is {MAX_MESSAGE_BYTES} bytes (32 KB)",
+                    text.len()
+                ),
+            ),
+        }
+    } else {
+        ItemBody::Parsed(message)
+    };
+    let report = ingest(
+        &state,
+        Submission {
+            source: &source,
+            received_at,
+            endpoint_type: Some(event_type),
+            default_touchpoint: None,
+            envelope: None,
+            items: vec![Item {
+                body,
+                origin: json!({"endpoint": format!("/v1/{event_type}")}),
+            }],
+        },
+    )
+    .await?;
+    if let Some(rejected) = report.rejected.first() {
+        return Err(
+            ApiError::bad_request(rejected.code.as_str(), rejected.message.clone())
+                .with("quarantine_id", rejected.quarantine_id),
+        );
+    }
+    Ok(Json(
+        json!({"success": true, "duplicate": report.duplicates == 1}),
+    ))
+}
+
+/// `POST /v1/batch` and `/v1/import`: many messages. One bad message never costs the
+/// good ones: they are stored, the bad quarantined, and the 200 answer lists what was
+/// rejected. A 4xx is only for a request that cannot be read as a batch at all.
+pub async fn batch(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let received_at = Timestamp::now();
+    let bytes = read_body(&headers, body, MAX_REQUEST_BYTES).await?;
+    let header_source = header_source(&state, &headers)?;
+    let text = match decode_utf8(&bytes) {
+        Ok(text) => text,
+        Err(rejection) => {
+            return Err(quarantine_unparsable(
+                &state,
+                header_source,
+                &bytes,
+                rejection,
+                received_at,
+            )
+            .await);
+        }
+    };
+    let mut fields = match serde_json::from_str::<BTreeMap<String, &RawValue>>(text) {
+        Ok(fields) => fields,
+        Err(e) => {
+            let rejection = Rejection::new(
+                RejectionCode::InvalidJson,
+                format!("the body is not a JSON object: {e}"),
+            );
+            return Err(quarantine_unparsable(
+                &state,
+                header_source,
+                &bytes,
+                rejection,
+                received_at,
+            )
+            .await);
+        }
+    };
+    let items: Vec<&RawValue> = match fields
+        .remove("batch")
+        .map(|raw| serde_json::from_str(raw.get()))
+    {
+        Some(Ok(items)) => items,
+        Some(Err(_)) | None => {
+            let rejection = Rejection::new(
+                RejectionCode::InvalidField,
+                "the body needs a `batch` array of messages",
+            );
+            let error =
+                quarantine_unparsable(&state, header_source, &bytes, rejection, received_at).await;
+            return Err(ApiError {
+                code: "invalid_batch",
+                ..error
+            });
+        }
+    };
+    let mut envelope = Map::new();
+    for (key, raw) in fields {
+        if let Ok(value) = serde_json::from_str::<Value>(raw.get()) {
+            envelope.insert(key, value);
+        }
+    }
+    let body_key = take_write_key(&mut envelope);
+    let source = resolve_source(&state, header_source, body_key.as_deref())?;
+
+    let too_many = items.len() > MAX_BATCH_MESSAGES;
+    let count = items.len();
+    let items = items
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| Item {
+            body: if too_many {
+                ItemBody::Unusable {
+                    payload: raw.get().to_string(),
+                    rejection: Rejection::new(
+                        RejectionCode::BatchTooLarge,
+                        format!(
+                            "the batch has {count} messages; the limit is {MAX_BATCH_MESSAGES}"
+                        ),
+                    ),
+                }
+            } else {
+                ItemBody::Raw(raw.get())
+            },
+            origin: json!({"endpoint": "/v1/batch", "index": index}),
+        })
+        .collect();
+    let report = ingest(
+        &state,
+        Submission {
+            source: &source,
+            received_at,
+            endpoint_type: None,
+            default_touchpoint: None,
+            envelope: Some(&envelope),
+            items,
+        },
+    )
+    .await?;
+    if too_many {
+        return Err(ApiError::bad_request(
+            "batch_too_large",
+            format!(
+                "the batch has {count} messages; the limit is {MAX_BATCH_MESSAGES}. Every message was quarantined; send them again in smaller batches"
+            ),
+        )
+        .with("quarantined", report.rejected.len()));
+    }
+    Ok(Json(json!({
+        "success": true,
+        "accepted": report.accepted,
+        "duplicates": report.duplicates,
+        "rejected": report.rejected,
+    })))
+}
+
+async fn ingest(state: &AppState, submission: Submission<'_>) -> Result<IngestReport, ApiError> {
+    let report = state.intake.ingest(submission).await?;
+    state.metrics.record_ingest(&report);
+    Ok(report)
+}
+
+/// The source of the Basic header's write key: `Ok(None)` when there is no header,
+/// 401 when there is one with an unknown key.
+fn header_source(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match basic_username(headers) {
+        None => Ok(None),
+        Some(key) => state
+            .keys
+            .source_of(&key)
+            .map(|s| Some(s.to_string()))
+            .ok_or_else(invalid_write_key),
+    }
+}
+
+fn resolve_source(
+    state: &AppState,
+    header_source: Option<String>,
+    body_key: Option<&str>,
+) -> Result<String, ApiError> {
+    if let Some(source) = header_source {
+        return Ok(source);
+    }
+    body_key
+        .and_then(|key| state.keys.source_of(key))
+        .map(str::to_string)
+        .ok_or_else(invalid_write_key)
+}
+
+/// Removes `writeKey` from a message or envelope: a secret is never stored.
+fn take_write_key(object: &mut Map<String, Value>) -> Option<String> {
+    match object.remove("writeKey") {
+        Some(Value::String(key)) => Some(key),
+        _ => None,
+    }
+}
+
+fn decode_utf8(bytes: &[u8]) -> Result<&str, Rejection> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        Rejection::new(
+            RejectionCode::InvalidJson,
+            format!(
+                "the body is not valid UTF-8 (first bad byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
+
+/// Answers a body that cannot be read as messages. When the sender authenticated in
+/// the header, the body is kept in the quarantine first, so nothing is lost; an
+/// unauthenticated body is never stored.
+async fn quarantine_unparsable(
+    state: &AppState,
+    header_source: Option<String>,
+    bytes: &[u8],
+    rejection: Rejection,
+    received_at: Timestamp,
+) -> ApiError {
+    let code = rejection.code.as_str();
+    let Some(source) = header_source else {
+        return ApiError::bad_request(code, rejection.message);
+    };
+    let submission = Submission {
+        source: &source,
+        received_at,
+        endpoint_type: None,
+        default_touchpoint: None,
+        envelope: None,
+        items: vec![Item {
+            body: ItemBody::Unusable {
+                payload: String::from_utf8_lossy(bytes).into_owned(),
+                rejection: rejection.clone(),
+            },
+            origin: json!({"endpoint": "body"}),
+        }],
+    };
+    match ingest(state, submission).await {
+        Ok(report) => {
+            let error = ApiError::bad_request(code, rejection.message);
+            match report.rejected.first() {
+                Some(r) => error.with("quarantine_id", r.quarantine_id),
+                None => error,
+            }
+        }
+        Err(e) => e,
+    }
+}

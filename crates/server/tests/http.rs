@@ -1,0 +1,713 @@
+//! The HTTP API in process, against the real embedded store.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use unavoce_intake::Intake;
+use unavoce_server::{AppState, Keys, Metrics, WriteKey, router};
+use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
+
+const WRITE_KEY: &str = "test-write-key-0123";
+const ADMIN_KEY: &str = "test-admin-key-4567";
+
+struct TestServer {
+    _dir: tempfile::TempDir,
+    app: Router,
+    log: Arc<SqliteLog>,
+}
+
+fn server_with(options: SqliteOptions) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new();
+    let observer = metrics.clone();
+    let options = SqliteOptions {
+        on_commit: Some(Arc::new(move |info| observer.record_commit(info))),
+        ..options
+    };
+    let log = Arc::new(SqliteLog::open(dir.path(), options).unwrap());
+    let state = AppState {
+        intake: Intake::new(log.clone() as Arc<dyn EventLog>),
+        keys: Arc::new(Keys {
+            write_keys: vec![
+                WriteKey {
+                    key: WRITE_KEY.into(),
+                    source: "web".into(),
+                },
+                WriteKey {
+                    key: "pos-key-000000000000".into(),
+                    source: "pos".into(),
+                },
+            ],
+            admin_key: ADMIN_KEY.into(),
+        }),
+        metrics,
+        touchpoints: Arc::new(Vec::new()),
+    };
+    TestServer {
+        _dir: dir,
+        app: router(state),
+        log,
+    }
+}
+
+fn server() -> TestServer {
+    server_with(SqliteOptions::default())
+}
+
+fn basic(user: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user)
+    )
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    json: Value,
+}
+
+impl TestServer {
+    async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        Answer {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    async fn track(&self, path: &str, body: impl Into<Body>) -> Answer {
+        self.send(
+            Request::post(path)
+                .header(header::AUTHORIZATION, basic(&format!("{WRITE_KEY}:")))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.into())
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: impl Into<Body>) -> Answer {
+        self.send(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+                .body(body.into())
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn stats(&self) -> Value {
+        self.admin("GET", "/api/stats", Body::empty()).await.json
+    }
+}
+
+fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(answer.status, status, "{}", answer.json);
+    assert_eq!(answer.json["error"]["code"], code, "{}", answer.json);
+    assert!(
+        answer.json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn every_call_type_is_accepted_on_its_endpoint() {
+    let s = server();
+    let calls = [
+        (
+            "/v1/identify",
+            json!({"userId": "u1", "traits": {"email": "ada@example.com"}}),
+        ),
+        (
+            "/v1/track",
+            json!({"userId": "u1", "event": "Order Completed"}),
+        ),
+        ("/v1/page", json!({"anonymousId": "a1", "name": "Home"})),
+        ("/v1/screen", json!({"userId": "u1", "name": "Consumption"})),
+        ("/v1/group", json!({"userId": "u1", "groupId": "g1"})),
+        ("/v1/alias", json!({"userId": "u1", "previousId": "a1"})),
+    ];
+    for (path, body) in calls {
+        let answer = s.track(path, body.to_string()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.json);
+        assert_eq!(answer.json["success"], true);
+    }
+    let events = s
+        .admin("GET", "/api/events?limit=10", Body::empty())
+        .await
+        .json;
+    let types: Vec<_> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].clone())
+        .collect();
+    assert_eq!(
+        types,
+        vec!["identify", "track", "page", "screen", "group", "alias"]
+    );
+    assert_eq!(events["events"][0]["source"], "web");
+}
+
+#[tokio::test]
+async fn write_key_in_basic_auth_with_or_without_colon_or_in_the_body() {
+    let s = server();
+    for (n, auth) in [
+        basic("pos-key-000000000000"),
+        basic("pos-key-000000000000:"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let answer = s
+            .send(
+                Request::post("/v1/track")
+                    .header(header::AUTHORIZATION, auth)
+                    .body(Body::from(
+                        json!({"userId": "u", "event": "E", "messageId": format!("k{n}")})
+                            .to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    }
+    let answer = s
+        .send(Request::post("/v1/batch").body(Body::from(
+            json!({"writeKey": WRITE_KEY, "batch": [{"type": "track", "userId": "u", "event": "E", "messageId": "k2"}]}).to_string(),
+        )).unwrap())
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let answer = s
+        .send(
+            Request::post("/v1/track")
+                .body(Body::from(
+                    json!({"writeKey": WRITE_KEY, "userId": "u", "event": "E", "messageId": "k3"})
+                        .to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let events = s.admin("GET", "/api/events", Body::empty()).await.json;
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0]["source"], "pos");
+    assert!(
+        events.iter().all(|e| e.get("writeKey").is_none()),
+        "a write key was stored"
+    );
+}
+
+#[tokio::test]
+async fn unknown_or_missing_write_keys_are_refused_and_nothing_is_stored() {
+    let s = server();
+    let body = json!({"userId": "u", "event": "E"}).to_string();
+    let answer = s
+        .send(
+            Request::post("/v1/track")
+                .header(header::AUTHORIZATION, basic("wrong:"))
+                .body(Body::from(body.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "invalid_write_key");
+    let answer = s
+        .send(Request::post("/v1/track").body(Body::from(body)).unwrap())
+        .await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "invalid_write_key");
+    let answer = s
+        .send(
+            Request::post("/v1/batch")
+                .body(Body::from("{not json"))
+                .unwrap(),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_json");
+    let stats = s.stats().await;
+    assert_eq!(
+        (stats["events"].as_u64(), stats["quarantined"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn retries_are_acknowledged_and_stored_once() {
+    let s = server();
+    let batch = json!({"batch": [
+        {"type": "track", "userId": "u", "event": "E", "messageId": "same"},
+        {"type": "track", "userId": "u", "event": "E", "messageId": "other"},
+    ]})
+    .to_string();
+    let first = s.track("/v1/batch", batch.clone()).await;
+    assert_eq!(
+        (
+            first.json["accepted"].as_u64(),
+            first.json["duplicates"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+    let retry = s.track("/v1/batch", batch).await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_eq!(
+        (
+            retry.json["accepted"].as_u64(),
+            retry.json["duplicates"].as_u64()
+        ),
+        (Some(0), Some(2))
+    );
+    assert_eq!(s.stats().await["events"], 2);
+}
+
+#[tokio::test]
+async fn a_batch_keeps_the_good_quarantines_the_bad_and_says_why() {
+    let s = server();
+    let answer = s
+        .track("/v1/batch", json!({
+            "context": {"touchpoint": "web-shop", "library": {"name": "analytics-python"}},
+            "sentAt": "2024-05-01T10:00:00Z",
+            "batch": [
+                {"type": "track", "userId": "u1", "event": "Viewed", "messageId": "good",
+                 "timestamp": "2024-05-01T09:59:00Z"},
+                {"type": "track", "event": "Viewed", "messageId": "no-identity"},
+                {"type": "track", "userId": "u1", "messageId": "no-event"},
+                {"type": "identify", "userId": "u1", "timestamp": "31/12/2024", "messageId": "bad-time"},
+                {"type": "fly", "userId": "u1", "messageId": "bad-type"},
+                "not an object",
+            ]}).to_string())
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["accepted"], 1);
+    let rejected: Vec<(u64, String)> = answer.json["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                r["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (1, "missing_identity".to_string()),
+            (2, "missing_event".to_string()),
+            (3, "invalid_timestamp".to_string()),
+            (4, "unknown_type".to_string()),
+            (5, "not_an_object".to_string()),
+        ]
+    );
+    assert_eq!(s.stats().await["quarantined"], 5);
+
+    // The good one got the batch context, a corrected timestamp and a receivedAt.
+    let events = s.admin("GET", "/api/events", Body::empty()).await.json;
+    let good = &events["events"][0];
+    assert_eq!(good["context"]["touchpoint"], "web-shop");
+    assert_eq!(good["originalTimestamp"], "2024-05-01T09:59:00Z");
+    let received: jiff::Timestamp = good["receivedAt"].as_str().unwrap().parse().unwrap();
+    let corrected: jiff::Timestamp = good["timestamp"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        received.duration_since(corrected),
+        jiff::SignedDuration::from_secs(60)
+    );
+}
+
+#[tokio::test]
+async fn each_unusable_request_gets_a_precise_error_and_is_quarantined() {
+    let s = server();
+    let answer = s.track("/v1/batch", "{\"batch\": [").await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_json");
+    assert!(answer.json["error"]["quarantine_id"].is_i64());
+
+    let answer = s
+        .track("/v1/batch", json!({"events": []}).to_string())
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_batch");
+
+    let answer = s.track("/v1/track", vec![0xff, 0xfe, b'{']).await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_json");
+    assert!(
+        answer.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8")
+    );
+
+    let answer = s
+        .track("/v1/track", json!({"event": "E"}).to_string())
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "missing_identity");
+
+    let answer = s
+        .track(
+            "/v1/track",
+            json!({"userId": "u", "event": "E", "timestamp": "yesterday"}).to_string(),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_timestamp");
+
+    let big = json!({"userId": "u", "event": "E", "properties": {"blob": "x".repeat(33 * 1024)}})
+        .to_string();
+    let answer = s.track("/v1/track", big).await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "message_too_large");
+
+    let too_many: Vec<Value> = (0..2501)
+        .map(|i| json!({"type": "track", "userId": "u", "event": "E", "messageId": i.to_string()}))
+        .collect();
+    let answer = s
+        .track("/v1/batch", json!({"batch": too_many}).to_string())
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "batch_too_large");
+    assert_eq!(answer.json["error"]["quarantined"], 2501);
+
+    let stats = s.stats().await;
+    assert_eq!(stats["events"], 0);
+    assert_eq!(stats["quarantined"], 7 + 2501 - 1, "{stats}");
+    let listed = s
+        .admin(
+            "GET",
+            "/api/quarantine?code=message_too_large",
+            Body::empty(),
+        )
+        .await
+        .json;
+    assert_eq!(listed["entries"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_413() {
+    let s = server();
+    let body = json!({"batch": [{"type": "track", "userId": "u", "event": "E", "properties": {"blob": "x".repeat(600 * 1024)}}]}).to_string();
+    let answer = s.track("/v1/batch", body.clone()).await;
+    assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+
+    // A small gzip body that inflates past the limit is refused too.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(body.as_bytes()).unwrap();
+    let compressed = encoder.finish().unwrap();
+    assert!(compressed.len() < 10_000);
+    let answer = s
+        .send(
+            Request::post("/v1/batch")
+                .header(header::AUTHORIZATION, basic(WRITE_KEY))
+                .header(header::CONTENT_ENCODING, "gzip")
+                .body(Body::from(compressed))
+                .unwrap(),
+        )
+        .await;
+    assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_accepted_and_bad_gzip_is_refused() {
+    let s = server();
+    let body = json!({"batch": [{"type": "identify", "userId": "u", "traits": {"city": "Roma"}}]})
+        .to_string();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body.as_bytes()).unwrap();
+    let gz = |bytes: Vec<u8>| {
+        Request::post("/v1/batch")
+            .header(header::AUTHORIZATION, basic(WRITE_KEY))
+            .header(header::CONTENT_ENCODING, "gzip")
+            .body(Body::from(bytes))
+            .unwrap()
+    };
+    let answer = s.send(gz(encoder.finish().unwrap())).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["accepted"], 1);
+    let answer = s.send(gz(b"definitely not gzip".to_vec())).await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_gzip");
+    let answer = s
+        .send(
+            Request::post("/v1/batch")
+                .header(header::AUTHORIZATION, basic(WRITE_KEY))
+                .header(header::CONTENT_ENCODING, "br")
+                .body(Body::from("x"))
+                .unwrap(),
+        )
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_encoding",
+    );
+}
+
+#[tokio::test]
+async fn quarantined_messages_can_be_fixed_and_replayed_once() {
+    let s = server();
+    let answer = s
+        .track(
+            "/v1/track",
+            json!({"event": "Call Received", "messageId": "call-1"}).to_string(),
+        )
+        .await;
+    let id = answer.json["error"]["quarantine_id"].as_i64().unwrap();
+
+    let shown = s
+        .admin("GET", &format!("/api/quarantine/{id}"), Body::empty())
+        .await;
+    assert_eq!(shown.json["code"], "missing_identity");
+    assert_eq!(shown.json["payload"]["event"], "Call Received");
+
+    let again = s
+        .admin(
+            "POST",
+            &format!("/api/quarantine/{id}/replay"),
+            Body::empty(),
+        )
+        .await;
+    assert_error(&again, StatusCode::UNPROCESSABLE_ENTITY, "still_invalid");
+
+    let mut fixed = shown.json["payload"].clone();
+    fixed["userId"] = json!("cust-7");
+    let replayed = s
+        .admin(
+            "POST",
+            &format!("/api/quarantine/{id}/replay"),
+            json!({"message": fixed}).to_string(),
+        )
+        .await;
+    assert_eq!(replayed.status, StatusCode::OK, "{}", replayed.json);
+    assert_eq!(replayed.json["event"]["messageId"], "call-1");
+
+    let twice = s
+        .admin(
+            "POST",
+            &format!("/api/quarantine/{id}/replay"),
+            Body::empty(),
+        )
+        .await;
+    assert_error(&twice, StatusCode::CONFLICT, "already_replayed");
+    let missing = s
+        .admin("POST", "/api/quarantine/999/replay", Body::empty())
+        .await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+
+    let events = s
+        .admin("GET", "/api/events?user_id=cust-7", Body::empty())
+        .await
+        .json;
+    assert_eq!(
+        events["events"][0]["type"], "track",
+        "the endpoint's type was kept: {events}"
+    );
+    let stats = s.stats().await;
+    assert_eq!(
+        (stats["events"].as_u64(), stats["quarantined"].as_u64()),
+        (Some(1), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_the_admin_key() {
+    let s = server();
+    for (auth, code) in [
+        (None, "missing_admin_key"),
+        (Some("Bearer nope"), "invalid_admin_key"),
+        (Some("Basic x"), "missing_admin_key"),
+    ] {
+        let mut request = Request::get("/api/stats");
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        let answer = s.send(request.body(Body::empty()).unwrap()).await;
+        assert_error(&answer, StatusCode::UNAUTHORIZED, code);
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let answer = s
+            .send(Request::get(path).body(Body::empty()).unwrap())
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+    }
+    let answer = s
+        .send(Request::get("/nowhere").body(Body::empty()).unwrap())
+        .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
+    let answer = s
+        .send(Request::get("/v1/track").body(Body::empty()).unwrap())
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+}
+
+#[tokio::test]
+async fn events_are_paged_with_a_cursor_and_filtered() {
+    let s = server();
+    let batch: Vec<Value> = (0..25)
+        .map(|i| json!({"type": "track", "userId": if i % 2 == 0 { "even" } else { "odd" }, "event": "E", "messageId": format!("m{i}")}))
+        .collect();
+    s.track("/v1/batch", json!({"batch": batch}).to_string())
+        .await;
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = s
+            .admin(
+                "GET",
+                &format!("/api/events?user_id=even&limit=5&cursor={cursor}"),
+                Body::empty(),
+            )
+            .await
+            .json;
+        seen.extend(
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["messageId"].as_str().unwrap().to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..25)
+            .step_by(2)
+            .map(|i| format!("m{i}"))
+            .collect::<Vec<_>>()
+    );
+    let answer = s
+        .admin("GET", "/api/events?limit=zero", Body::empty())
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_parameter");
+}
+
+#[tokio::test]
+async fn files_are_imported_through_the_api_with_a_mapping() {
+    let s = server();
+    let csv = "card;amount;when\nL-1;12,50;01/05/2024 10:00\n;3;01/05/2024 10:05\nL-2;abc;01/05/2024 10:10\n";
+    let mapping = "event = \"Order Completed\"\ntimestamp_format = \"%d/%m/%Y %H:%M\"\n[columns]\ncard = \"userId\"\namount = { path = \"properties.revenue\", as = \"number\" }\nwhen = \"timestamp\"\n";
+    let boundary = "XBOUNDARYX";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"mapping\"\r\n\r\n{mapping}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"sales.csv\"\r\nContent-Type: text/csv\r\n\r\n{csv}\r\n--{boundary}--\r\n"
+    );
+    let answer = s
+        .send(
+            Request::post("/api/import?source=store-rome-01&format=csv")
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+                .header(
+                    header::CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["rows"], 3);
+    assert_eq!(answer.json["accepted"], 1);
+    let errors: Vec<(u64, &str)> = answer.json["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_u64().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(errors, vec![(3, "missing_identity"), (4, "invalid_row")]);
+    let events = s
+        .admin("GET", "/api/events?user_id=L-1", Body::empty())
+        .await
+        .json;
+    assert_eq!(events["events"][0]["properties"]["revenue"], 12.5);
+    assert_eq!(
+        events["events"][0]["context"]["touchpoint"],
+        "store-rome-01"
+    );
+
+    let plain = s
+        .admin(
+            "POST",
+            "/api/import?source=crm&format=jsonl",
+            "{\"userId\":\"u1\",\"traits\":{\"email\":\"a@example.com\"}}\n",
+        )
+        .await;
+    assert_eq!(plain.json["accepted"], 1, "{}", plain.json);
+    let missing = s.admin("POST", "/api/import?format=csv", "a\n1\n").await;
+    assert_error(&missing, StatusCode::BAD_REQUEST, "missing_parameter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_falls_behind_gets_503_with_retry_after() {
+    let s = server_with(SqliteOptions {
+        queue_capacity: 1,
+        ..Default::default()
+    });
+    let blocker = rusqlite_blocker(s.log.path());
+    let send = |id: &'static str| {
+        let app = s.app.clone();
+        tokio::spawn(async move {
+            app.oneshot(
+                Request::post("/v1/track")
+                    .header(header::AUTHORIZATION, basic(WRITE_KEY))
+                    .body(Body::from(
+                        json!({"userId": "u", "event": "E", "messageId": id}).to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status()
+        })
+    };
+    let first = send("a");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = send("b");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let third = s
+        .track(
+            "/v1/track",
+            json!({"userId": "u", "event": "E", "messageId": "c"}).to_string(),
+        )
+        .await;
+    assert_error(&third, StatusCode::SERVICE_UNAVAILABLE, "overloaded");
+    assert_eq!(third.headers.get(header::RETRY_AFTER).unwrap(), "1");
+    let ready = s
+        .send(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    blocker.execute_batch("COMMIT").unwrap();
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    assert_eq!(second.await.unwrap(), StatusCode::OK);
+    let metrics = s
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    let text = metrics.json.as_str().unwrap().to_string();
+    assert!(text.contains("unavoce_events_accepted_total 2"), "{text}");
+    assert!(text.contains("status=\"503\""), "{text}");
+    assert!(
+        text.contains("unavoce_event_log_commit_duration_seconds_count 2"),
+        "{text}"
+    );
+}
+
+/// Holds SQLite's write lock until dropped, so the log's writer stalls.
+fn rusqlite_blocker(path: &std::path::Path) -> rusqlite::Connection {
+    let blocker = rusqlite::Connection::open(path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    blocker
+}

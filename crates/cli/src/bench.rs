@@ -154,6 +154,7 @@ fn rows(messages: &[Map<String, Value>]) -> anyhow::Result<Vec<EventRow>> {
         source: "default",
         endpoint_type: None,
         default_touchpoint: None,
+        touchpoint_channels: None,
     };
     messages
         .iter()

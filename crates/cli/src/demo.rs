@@ -59,7 +59,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ..SqliteOptions::default()
         },
     )?);
-    let intake = Intake::new(log.clone());
+    let intake = Intake::new(log.clone()).with_touchpoints(&touchpoints);
     let messages = generate(args.customers, Timestamp::now(), 7);
     let mut stored = 0;
     let mut quarantined = 0;

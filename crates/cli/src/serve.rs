@@ -73,7 +73,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         source: s.name.clone(),
     }));
     let state = AppState {
-        intake: Intake::new(log.clone()),
+        intake: Intake::new(log.clone()).with_touchpoints(&setup.config.touchpoints),
         keys: Arc::new(Keys {
             write_keys,
             admin_key: setup.keys.admin_key.clone(),

@@ -102,7 +102,13 @@ pub struct IntakeContext<'a> {
     pub endpoint_type: Option<EventType>,
     /// The touchpoint to record when the message names none (an import's source).
     pub default_touchpoint: Option<&'a str>,
+    /// The channel kind of each registered touchpoint, used when a message names a
+    /// touchpoint but no channel.
+    pub touchpoint_channels: Option<&'a TouchpointChannels>,
 }
+
+/// Registered touchpoint id → its channel kind.
+pub type TouchpointChannels = std::collections::HashMap<String, ChannelKind>;
 
 /// Merges the batch envelope's `context`, `integrations` and `sentAt` into one item;
 /// what the item says itself wins.
@@ -393,7 +399,11 @@ fn touchpoint_and_channel(
             Some(kind) => kind.as_str().to_string(),
             None => name.to_lowercase(),
         }),
-        None => inferred.map(|k| k.as_str().to_string()),
+        None => touchpoint
+            .as_deref()
+            .and_then(|t| ctx.touchpoint_channels?.get(t).copied())
+            .or(inferred)
+            .map(|k| k.as_str().to_string()),
     };
     match &channel {
         Some(c) => context.insert("channel".into(), Value::String(c.clone())),
@@ -405,7 +415,8 @@ fn touchpoint_and_channel(
     Ok((touchpoint, channel))
 }
 
-/// Infers the channel of a message that declares none, from the sending library,
+/// Infers the channel of a message that declares none and names no registered
+/// touchpoint, from the sending library,
 /// Segment's top-level `channel`, the device, and finally the call type.
 pub fn infer_channel(message: &Map<String, Value>, event_type: EventType) -> Option<ChannelKind> {
     let context = message.get("context").and_then(Value::as_object);

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use unavoce_core::segment::{self, MAX_MESSAGE_BYTES, Rejection, RejectionCode};
-use unavoce_core::{Event, EventType, IntakeContext};
+use unavoce_core::segment::{
+    self, MAX_MESSAGE_BYTES, Rejection, RejectionCode, TouchpointChannels,
+};
+use unavoce_core::{Event, EventType, IntakeContext, Touchpoint};
 use unavoce_store::{AppendBatch, Appended, EventLog, NewQuarantineEntry, StoreError};
 
 /// A message as it arrived.
@@ -92,12 +94,31 @@ pub enum IntakeError {
 #[derive(Clone)]
 pub struct Intake {
     log: Arc<dyn EventLog>,
+    touchpoint_channels: Arc<TouchpointChannels>,
 }
 
 impl Intake {
     /// An intake appending to `log`.
     pub fn new(log: Arc<dyn EventLog>) -> Self {
-        Intake { log }
+        Intake {
+            log,
+            touchpoint_channels: Arc::default(),
+        }
+    }
+
+    /// Gives events that name a registered touchpoint but no channel that
+    /// touchpoint's channel.
+    pub fn with_touchpoints<'t>(
+        mut self,
+        touchpoints: impl IntoIterator<Item = &'t Touchpoint>,
+    ) -> Self {
+        self.touchpoint_channels = Arc::new(
+            touchpoints
+                .into_iter()
+                .map(|t| (t.id.clone(), t.channel))
+                .collect(),
+        );
+        self
     }
 
     /// The log this intake appends to.
@@ -113,6 +134,7 @@ impl Intake {
             source: submission.source,
             endpoint_type: submission.endpoint_type,
             default_touchpoint: submission.default_touchpoint,
+            touchpoint_channels: Some(&self.touchpoint_channels),
         };
         let mut batch = AppendBatch {
             events: Vec::with_capacity(submission.items.len()),
@@ -198,6 +220,7 @@ impl Intake {
             source: &entry.source,
             endpoint_type,
             default_touchpoint,
+            touchpoint_channels: Some(&self.touchpoint_channels),
         };
         let event =
             segment::normalise(message, &ctx, new_message_id).map_err(IntakeError::StillInvalid)?;

@@ -8,6 +8,7 @@ fn ctx(received_at: &str) -> IntakeContext<'static> {
         source: "web",
         endpoint_type: None,
         default_touchpoint: None,
+        touchpoint_channels: None,
     }
 }
 
@@ -196,5 +197,37 @@ fn batch_context_is_merged_with_the_item_winning() {
             "context": {"ip": "1", "library": {"name": "own", "version": "1"}, "locale": "it-IT"},
             "integrations": {"All": true},
             "sentAt": "2024-05-01T10:00:00Z"})
+    );
+}
+
+#[test]
+fn a_registered_touchpoint_gives_its_channel() {
+    let registry: TouchpointChannels = [("store-rome-01".to_string(), ChannelKind::Store)].into();
+    let c = IntakeContext {
+        touchpoint_channels: Some(&registry),
+        ..ctx("2024-05-01T10:00:00Z")
+    };
+    let message = |v: serde_json::Value| obj(v);
+    let at_store = normalise(
+        message(
+            json!({"type": "track", "userId": "u", "event": "Order Completed",
+            "context": {"touchpoint": "store-rome-01", "library": {"name": "analytics-python"}}}),
+        ),
+        &c,
+        || "g".into(),
+    )
+    .unwrap();
+    assert_eq!(at_store.channel.as_deref(), Some("store"));
+    let declared = normalise(
+        message(json!({"type": "track", "userId": "u", "event": "Call",
+            "context": {"touchpoint": "store-rome-01", "channel": "phone"}})),
+        &c,
+        || "g".into(),
+    )
+    .unwrap();
+    assert_eq!(
+        declared.channel.as_deref(),
+        Some("phone"),
+        "what the sender says wins"
     );
 }

@@ -14,6 +14,7 @@ fn event(id: &str, user: &str) -> Event {
             source: "test",
             endpoint_type: None,
             default_touchpoint: None,
+            touchpoint_channels: None,
         },
         || unreachable!(),
     )

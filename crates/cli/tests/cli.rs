@@ -1,0 +1,188 @@
+//! The command line: import and demo.
+
+mod common;
+
+use std::process::Command;
+
+use common::Server;
+
+fn unavoce() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_unavoce"));
+    command.env("UNAVOCE_LOG", "warn");
+    command
+}
+
+#[test]
+fn import_reports_bad_rows_by_line_and_the_server_sees_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let csv = dir.path().join("pos.csv");
+    std::fs::write(
+        &csv,
+        "receipt,card,total,when\n\
+         R1,L-100,19.90,2024-05-01 09:00\n\
+         R2,,5.00,2024-05-01 09:10\n\
+         R3,L-101,abc,2024-05-01 09:20\n\
+         R4,L-102,7.50,2024-05-01 09:30\n",
+    )
+    .unwrap();
+    let mapping = dir.path().join("pos.toml");
+    std::fs::write(
+        &mapping,
+        "event = \"Order Completed\"\nchannel = \"store\"\ntimezone = \"Europe/Rome\"\n\
+         [columns]\nreceipt = \"messageId\"\ncard = \"userId\"\n\
+         total = { path = \"properties.revenue\", as = \"number\" }\nwhen = \"timestamp\"\n",
+    )
+    .unwrap();
+    let report_path = dir.path().join("report.json");
+    let output = unavoce()
+        .args(["import"])
+        .arg(&csv)
+        .args(["--source", "store-rome-01", "--mapping"])
+        .arg(&mapping)
+        .arg("--data")
+        .arg(&data)
+        .arg("--report")
+        .arg(&report_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("4 rows"), "{stdout}");
+    assert!(stdout.contains("2 stored"), "{stdout}");
+    assert!(stdout.contains("2 rejected"), "{stdout}");
+    assert!(stdout.contains("line 3: missing_identity"), "{stdout}");
+    assert!(stdout.contains("line 4: invalid_row"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(report["errors"].as_array().unwrap().len(), 2);
+
+    // Importing again stores nothing twice.
+    let again = unavoce()
+        .args(["import"])
+        .arg(&csv)
+        .args(["--source", "store-rome-01", "--mapping"])
+        .arg(&mapping)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 stored, 2 already present"));
+
+    let server = Server::start(&data);
+    let events = server.admin_get("/api/events?user_id=L-100");
+    let event = &events["events"][0];
+    assert_eq!(event["properties"]["revenue"], 19.9);
+    assert_eq!(
+        event["timestamp"], "2024-05-01T07:00:00Z",
+        "Rome is UTC+2 in May"
+    );
+    assert_eq!(event["context"]["touchpoint"], "store-rome-01");
+    // Each failed attempt is recorded: the bad rows were quarantined once per import.
+    let stats = server.admin_get("/api/stats");
+    assert_eq!(
+        (stats["events"].as_u64(), stats["quarantined"].as_u64()),
+        (Some(2), Some(4))
+    );
+}
+
+#[test]
+fn import_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = unavoce()
+        .args(["import", "/nonexistent/file.csv", "--source", "x", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot open /nonexistent/file.csv"));
+    let bad_mapping = dir.path().join("m.toml");
+    std::fs::write(&bad_mapping, "[columns]\nemail = \"email\"\n").unwrap();
+    let file = dir.path().join("f.csv");
+    std::fs::write(&file, "email\na@b.c\n").unwrap();
+    let output = unavoce()
+        .arg("import")
+        .arg(&file)
+        .args(["--source", "x", "--mapping"])
+        .arg(&bad_mapping)
+        .arg("--data")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a message path"), "{stderr}");
+}
+
+#[test]
+fn demo_builds_a_company_with_every_channel_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let output = unavoce()
+        .args(["demo", "--no-serve", "--customers", "300", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("300 customers"), "{stdout}");
+
+    let server = Server::start(&data);
+    let stats = server.admin_get("/api/stats");
+    assert!(stats["events"].as_u64().unwrap() > 3_000, "{stats}");
+    assert!(stats["quarantined"].as_u64().unwrap() > 0, "{stats}");
+    // The demo's config is in its folder, so touchpoints are registered when served from it.
+    let config = std::fs::read_to_string(data.join("unavoce.toml")).unwrap();
+    for kind in [
+        "web",
+        "app",
+        "email",
+        "sms",
+        "whatsapp",
+        "rcs",
+        "push",
+        "phone",
+        "chat",
+        "chatbot",
+        "social",
+        "store",
+        "kiosk",
+        "signage",
+        "iot",
+        "fax",
+        "sales-rep",
+        "survey",
+        "other",
+    ] {
+        assert!(
+            config.contains(&format!("channel = \"{kind}\"")),
+            "no {kind} touchpoint"
+        );
+    }
+    let events = server.all_events();
+    let channels: std::collections::BTreeSet<_> = events
+        .iter()
+        .filter_map(|e| e["context"]["channel"].as_str())
+        .collect();
+    assert!(channels.len() >= 5, "{channels:?}");
+
+    // A second run rebuilds; a folder the demo did not make is never wiped.
+    drop(server);
+    let other = dir.path().join("mine");
+    std::fs::create_dir_all(&other).unwrap();
+    let output = unavoce()
+        .args(["demo", "--no-serve", "--data"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("was not made by `unavoce demo`"));
+}

@@ -128,3 +128,42 @@ fn sigkill_mid_stream_loses_no_acknowledged_event() {
         acknowledged.len()
     );
 }
+
+#[test]
+fn sigterm_shuts_down_gracefully_with_everything_on_disk() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path());
+    let ids: Vec<String> = (0..500).map(|i| format!("term-{i}")).collect();
+    let body = json!({"batch": ids.iter().map(|id| json!({
+        "type": "identify", "userId": "u", "messageId": id, "traits": {"plan": "fibra"}
+    })).collect::<Vec<_>>()});
+    let response = ureq::post(&format!("{}/v1/batch", server.base))
+        .header("Authorization", &basic_auth())
+        .send_json(&body)
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "unclean exit: {exit:?}");
+    // The final checkpoint emptied the write-ahead log into the database file.
+    let wal = data.path().join("events.db-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+
+    let server = Server::start(data.path());
+    assert_eq!(server.admin_get("/api/stats")["events"], 500);
+}

@@ -1,6 +1,7 @@
 //! The embedded implementation of [`EventLog`]: SQLite in WAL mode, one writer thread
 //! doing group commit, a small pool of reader connections.
 
+mod checkpoint;
 mod rows;
 mod schema;
 mod writer;
@@ -88,6 +89,7 @@ pub struct SqliteLog {
     durability: Durability,
     sender: RwLock<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
     queued: Arc<AtomicUsize>,
     queue_capacity: usize,
     readers: Arc<Mutex<Vec<Connection>>>,
@@ -120,6 +122,20 @@ impl SqliteLog {
             tracing::info!(path = %path.display(), migrations = ran, "event log schema migrated");
         }
 
+        // Checkpoints run on their own thread; only if it cannot start does the writer
+        // checkpoint inside its commits, as SQLite does by default.
+        let checkpointer = match checkpoint::Checkpointer::start(&path, options.durability) {
+            Ok(checkpointer) => {
+                conn.pragma_update(None, "wal_autocheckpoint", 0)
+                    .map_err(open_err)?;
+                Some(checkpointer)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start background checkpoints; the writer will checkpoint");
+                None
+            }
+        };
+
         let (sender, receiver) = mpsc::sync_channel(options.queue_capacity.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
         let writer = {
@@ -139,6 +155,7 @@ impl SqliteLog {
             durability: options.durability,
             sender: RwLock::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
+            checkpointer: Mutex::new(checkpointer),
             queued,
             queue_capacity: options.queue_capacity.max(1),
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -363,9 +380,16 @@ impl EventLog for SqliteLog {
             sender.take();
         }
         let handle = self.writer.lock().ok().and_then(|mut w| w.take());
-        if let Some(handle) = handle {
-            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
-        }
+        let checkpointer = self.checkpointer.lock().ok().and_then(|mut c| c.take());
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(handle) = handle {
+                let _ = handle.join();
+            }
+            if let Some(mut checkpointer) = checkpointer {
+                checkpointer.stop();
+            }
+        })
+        .await;
     }
 }
 

@@ -61,6 +61,7 @@ pub(crate) fn configure(conn: &Connection, durability: Durability) -> rusqlite::
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -32_000)?; // 32 MiB
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     Ok(())
 }
 

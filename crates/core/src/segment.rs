@@ -416,7 +416,7 @@ fn touchpoint_and_channel(
 }
 
 /// Infers the channel of a message that declares none and names no registered
-/// touchpoint, from the sending library,
+/// touchpoint, from the sending library, the app or device in its context,
 /// Segment's top-level `channel`, the device, and finally the call type.
 pub fn infer_channel(message: &Map<String, Value>, event_type: EventType) -> Option<ChannelKind> {
     let context = message.get("context").and_then(Value::as_object);
@@ -450,7 +450,17 @@ pub fn infer_channel(message: &Map<String, Value>, event_type: EventType) -> Opt
         Some("mobile") => return Some(ChannelKind::App),
         _ => {}
     }
-    if context.is_some_and(|c| c.contains_key("app")) {
+    let device_type = context
+        .and_then(|c| c.get("device"))
+        .and_then(|d| d.get("type"))
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase);
+    if context.is_some_and(|c| c.contains_key("app"))
+        || matches!(
+            device_type.as_deref(),
+            Some("ios" | "android" | "mobile" | "tablet")
+        )
+    {
         return Some(ChannelKind::App);
     }
     match event_type {

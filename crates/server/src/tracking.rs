@@ -20,68 +20,107 @@ use crate::auth::{basic_username, invalid_write_key};
 use crate::body::read_body;
 use crate::error::ApiError;
 
+/// A request body as received: when, what, and the source of the header's write key.
+struct Received {
+    at: Timestamp,
+    bytes: Vec<u8>,
+    /// `Some` when an `Authorization: Basic` header carried a known write key.
+    header_source: Option<String>,
+}
+
+impl Received {
+    async fn read(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Self, ApiError> {
+        let at = Timestamp::now();
+        let bytes = read_body(headers, body, MAX_REQUEST_BYTES).await?;
+        let header_source = header_source(state, headers)?;
+        Ok(Received {
+            at,
+            bytes,
+            header_source,
+        })
+    }
+
+    fn text(&self) -> Result<&str, Rejection> {
+        std::str::from_utf8(&self.bytes).map_err(|e| {
+            Rejection::new(
+                RejectionCode::InvalidJson,
+                format!(
+                    "the body is not valid UTF-8 (first bad byte at offset {})",
+                    e.valid_up_to()
+                ),
+            )
+        })
+    }
+
+    /// Answers a body that cannot be read as messages. When the sender authenticated
+    /// in the header, the body is kept in the quarantine first, so nothing is lost; an
+    /// unauthenticated body is never stored.
+    async fn refuse(&self, state: &AppState, rejection: Rejection) -> ApiError {
+        let code = rejection.code.as_str();
+        let Some(source) = &self.header_source else {
+            return ApiError::bad_request(code, rejection.message);
+        };
+        let submission = Submission {
+            source,
+            received_at: self.at,
+            endpoint_type: None,
+            default_touchpoint: None,
+            envelope: None,
+            items: vec![Item {
+                body: ItemBody::Unusable {
+                    payload: String::from_utf8_lossy(&self.bytes).into_owned(),
+                    rejection: rejection.clone(),
+                },
+                origin: json!({"endpoint": "body"}),
+            }],
+        };
+        match ingest(state, submission).await {
+            Ok(report) => {
+                let error = ApiError::bad_request(code, rejection.message);
+                match report.rejected.first() {
+                    Some(r) => error.with("quarantine_id", r.quarantine_id),
+                    None => error,
+                }
+            }
+            Err(e) => e,
+        }
+    }
+}
+
 /// `POST /v1/{identify,track,page,screen,group,alias}`: one message.
 pub async fn single(
-    state: State<AppState>,
+    State(state): State<AppState>,
     event_type: EventType,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let received_at = Timestamp::now();
-    let bytes = read_body(&headers, body, MAX_REQUEST_BYTES).await?;
-    let header_source = header_source(&state, &headers)?;
-    let text = match decode_utf8(&bytes) {
-        Ok(text) => text,
-        Err(rejection) => {
-            return Err(quarantine_unparsable(
-                &state,
-                header_source,
-                &bytes,
-                rejection,
-                received_at,
-            )
-            .await);
-        }
-    };
-    let mut message = match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(message)) => message,
-        Ok(_) => {
-            let rejection =
-                Rejection::new(RejectionCode::NotAnObject, "the body must be a JSON object");
-            return Err(quarantine_unparsable(
-                &state,
-                header_source,
-                &bytes,
-                rejection,
-                received_at,
-            )
-            .await);
-        }
-        Err(e) => {
-            let rejection = Rejection::new(
+    let received = Received::read(&state, &headers, body).await?;
+    let parsed = received
+        .text()
+        .and_then(|text| match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(message)) => Ok((text.len(), message)),
+            Ok(_) => Err(Rejection::new(
+                RejectionCode::NotAnObject,
+                "the body must be a JSON object",
+            )),
+            Err(e) => Err(Rejection::new(
                 RejectionCode::InvalidJson,
                 format!("the body is not valid JSON: {e}"),
-            );
-            return Err(quarantine_unparsable(
-                &state,
-                header_source,
-                &bytes,
-                rejection,
-                received_at,
-            )
-            .await);
-        }
+            )),
+        });
+    let (size, mut message) = match parsed {
+        Ok(parsed) => parsed,
+        Err(rejection) => return Err(received.refuse(&state, rejection).await),
     };
     let body_key = take_write_key(&mut message);
-    let source = resolve_source(&state, header_source, body_key.as_deref())?;
-    let body = if text.len() > MAX_MESSAGE_BYTES {
+    let source = resolve_source(&state, received.header_source.clone(), body_key.as_deref())?;
+    let body = if size > MAX_MESSAGE_BYTES {
         ItemBody::Unusable {
             payload: Value::Object(message).to_string(),
             rejection: Rejection::new(
                 RejectionCode::MessageTooLarge,
                 format!(
-                    "the message is {} bytes; the limit is {MAX_MESSAGE_BYTES} bytes (32 KB)",
-                    text.len()
+                    "the message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} bytes (32 KB)"
                 ),
             ),
         }
@@ -92,7 +131,7 @@ pub async fn single(
         &state,
         Submission {
             source: &source,
-            received_at,
+            received_at: received.at,
             endpoint_type: Some(event_type),
             default_touchpoint: None,
             envelope: None,
@@ -118,42 +157,22 @@ pub async fn single(
 /// good ones: they are stored, the bad quarantined, and the 200 answer lists what was
 /// rejected. A 4xx is only for a request that cannot be read as a batch at all.
 pub async fn batch(
-    state: State<AppState>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let received_at = Timestamp::now();
-    let bytes = read_body(&headers, body, MAX_REQUEST_BYTES).await?;
-    let header_source = header_source(&state, &headers)?;
-    let text = match decode_utf8(&bytes) {
-        Ok(text) => text,
-        Err(rejection) => {
-            return Err(quarantine_unparsable(
-                &state,
-                header_source,
-                &bytes,
-                rejection,
-                received_at,
-            )
-            .await);
-        }
-    };
-    let mut fields = match serde_json::from_str::<BTreeMap<String, &RawValue>>(text) {
-        Ok(fields) => fields,
-        Err(e) => {
-            let rejection = Rejection::new(
+    let received = Received::read(&state, &headers, body).await?;
+    let parsed = received.text().and_then(|text| {
+        serde_json::from_str::<BTreeMap<String, &RawValue>>(text).map_err(|e| {
+            Rejection::new(
                 RejectionCode::InvalidJson,
                 format!("the body is not a JSON object: {e}"),
-            );
-            return Err(quarantine_unparsable(
-                &state,
-                header_source,
-                &bytes,
-                rejection,
-                received_at,
             )
-            .await);
-        }
+        })
+    });
+    let mut fields = match parsed {
+        Ok(fields) => fields,
+        Err(rejection) => return Err(received.refuse(&state, rejection).await),
     };
     let items: Vec<&RawValue> = match fields
         .remove("batch")
@@ -165,8 +184,7 @@ pub async fn batch(
                 RejectionCode::InvalidField,
                 "the body needs a `batch` array of messages",
             );
-            let error =
-                quarantine_unparsable(&state, header_source, &bytes, rejection, received_at).await;
+            let error = received.refuse(&state, rejection).await;
             return Err(ApiError {
                 code: "invalid_batch",
                 ..error
@@ -180,10 +198,10 @@ pub async fn batch(
         }
     }
     let body_key = take_write_key(&mut envelope);
-    let source = resolve_source(&state, header_source, body_key.as_deref())?;
+    let source = resolve_source(&state, received.header_source.clone(), body_key.as_deref())?;
 
-    let too_many = items.len() > MAX_BATCH_MESSAGES;
     let count = items.len();
+    let too_many = count > MAX_BATCH_MESSAGES;
     let items = items
         .into_iter()
         .enumerate()
@@ -208,7 +226,7 @@ pub async fn batch(
         &state,
         Submission {
             source: &source,
-            received_at,
+            received_at: received.at,
             endpoint_type: None,
             default_touchpoint: None,
             envelope: Some(&envelope),
@@ -271,57 +289,5 @@ fn take_write_key(object: &mut Map<String, Value>) -> Option<String> {
     match object.remove("writeKey") {
         Some(Value::String(key)) => Some(key),
         _ => None,
-    }
-}
-
-fn decode_utf8(bytes: &[u8]) -> Result<&str, Rejection> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        Rejection::new(
-            RejectionCode::InvalidJson,
-            format!(
-                "the body is not valid UTF-8 (first bad byte at offset {})",
-                e.valid_up_to()
-            ),
-        )
-    })
-}
-
-/// Answers a body that cannot be read as messages. When the sender authenticated in
-/// the header, the body is kept in the quarantine first, so nothing is lost; an
-/// unauthenticated body is never stored.
-async fn quarantine_unparsable(
-    state: &AppState,
-    header_source: Option<String>,
-    bytes: &[u8],
-    rejection: Rejection,
-    received_at: Timestamp,
-) -> ApiError {
-    let code = rejection.code.as_str();
-    let Some(source) = header_source else {
-        return ApiError::bad_request(code, rejection.message);
-    };
-    let submission = Submission {
-        source: &source,
-        received_at,
-        endpoint_type: None,
-        default_touchpoint: None,
-        envelope: None,
-        items: vec![Item {
-            body: ItemBody::Unusable {
-                payload: String::from_utf8_lossy(bytes).into_owned(),
-                rejection: rejection.clone(),
-            },
-            origin: json!({"endpoint": "body"}),
-        }],
-    };
-    match ingest(state, submission).await {
-        Ok(report) => {
-            let error = ApiError::bad_request(code, rejection.message);
-            match report.rejected.first() {
-                Some(r) => error.with("quarantine_id", r.quarantine_id),
-                None => error,
-            }
-        }
-        Err(e) => e,
     }
 }

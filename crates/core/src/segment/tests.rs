@@ -165,6 +165,11 @@ fn touchpoint_and_channel_are_kept_normalised_or_inferred() {
     assert_eq!(ios.channel.as_deref(), Some("app"));
     assert_eq!(ios.message["context"]["channel"], "app");
 
+    let device = normalised(json!({"type": "track", "userId": "u", "event": "Open",
+        "context": {"device": {"type": "Android", "id": "d1"}}}))
+    .unwrap();
+    assert_eq!(device.channel.as_deref(), Some("app"));
+
     let server = normalised(json!({"type": "track", "userId": "u", "event": "Refund",
         "context": {"library": {"name": "analytics-python"}}}))
     .unwrap();

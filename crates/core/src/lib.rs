@@ -7,6 +7,7 @@
 pub mod channel;
 pub mod event;
 pub mod identifier;
+pub mod identity;
 pub mod import;
 pub mod segment;
 pub mod touchpoint;

@@ -1,0 +1,502 @@
+//! The deterministic identity graph.
+//!
+//! Each event's identifiers either find the profile(s) that already hold them or start
+//! a new profile. When they touch several profiles, those are merged — unless the merged
+//! profile would hold more identifiers of a type than that type's limit (two user ids, a
+//! sixth e-mail), in which case the event's lowest-priority identifier is dropped and the
+//! event resolved again. So a family's shared e-mail or a store's walk-in phone number
+//! cannot fuse different people: the higher-priority identifiers win.
+//!
+//! Profile ids are the log position of the event that created the profile, and a merge
+//! keeps the older profile, so replaying the same events under the same rules gives the
+//! same ids.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::extract::IdentifierSet;
+use super::rules::{IdKey, IdentityRules};
+
+/// A profile's id: `p-` and the log position of the event that created it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProfileId(pub i64);
+
+impl fmt::Display for ProfileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p-{}", self.0)
+    }
+}
+
+impl FromStr for ProfileId {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix("p-")
+            .and_then(|n| n.parse().ok())
+            .map(ProfileId)
+            .ok_or(())
+    }
+}
+
+impl Serialize for ProfileId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Why an identifier of an event was not linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// A blocked value (configured, built in, or matching a pattern).
+    Blocked,
+    /// Flagged automatically: seen with implausibly many people.
+    Flagged,
+    /// Cut from a profile by an unmerge.
+    Unmerged,
+    /// Linking it would exceed its type's limit.
+    Limit,
+}
+
+/// An identifier that was not linked, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub key: IdKey,
+    pub reason: DropReason,
+}
+
+/// What applying one event did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    /// The profile the event belongs to; `None` when it carried no usable identifier.
+    pub profile: Option<ProfileId>,
+    pub created: bool,
+    /// Profiles merged into `profile` by this event.
+    pub merged: Vec<ProfileId>,
+    /// Identifiers newly linked to `profile`.
+    pub linked: Vec<IdKey>,
+    pub dropped: Vec<Dropped>,
+    /// Identifiers this event caused to be flagged.
+    pub flagged: Vec<IdKey>,
+}
+
+/// A merge, with the event and the identifiers that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeRecord {
+    pub seq: i64,
+    pub at: Timestamp,
+    pub into: ProfileId,
+    pub from: ProfileId,
+    /// The event's identifiers that were held by `from`.
+    pub via: Vec<IdKey>,
+}
+
+/// An identifier flagged as shared by too many people, with the evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    pub key: IdKey,
+    /// The event that crossed the threshold.
+    pub seq: i64,
+    pub at: Timestamp,
+    /// Distinct higher-priority identifiers it was seen with (at least the threshold + 1).
+    pub seen_with: Vec<IdKey>,
+}
+
+/// "This identifier never links with these": what an unmerge leaves behind, so the cut
+/// holds when the log is replayed and when new events arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmergeRule {
+    pub key: IdKey,
+    pub apart_from: BTreeSet<IdKey>,
+}
+
+/// One profile's identity: its identifiers (with when each was first linked), its events
+/// and its merge history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileNode {
+    pub id: ProfileId,
+    pub created_at: Timestamp,
+    pub identifiers: Vec<(IdKey, Timestamp)>,
+    /// Log positions of its events, ascending.
+    pub events: Vec<i64>,
+    pub merges: Vec<MergeRecord>,
+}
+
+/// The identity graph. See the module docs.
+#[derive(Debug, Clone)]
+pub struct IdentityGraph {
+    rules: Arc<IdentityRules>,
+    owners: HashMap<IdKey, ProfileId>,
+    profiles: BTreeMap<ProfileId, ProfileNode>,
+    redirects: HashMap<ProfileId, ProfileId>,
+    /// For each identifier, the distinct higher-priority identifiers seen with it (capped).
+    seen_with: HashMap<IdKey, Vec<IdKey>>,
+    flags: BTreeMap<IdKey, Flag>,
+    unmerge_rules: Vec<UnmergeRule>,
+    unattributed: u64,
+}
+
+impl IdentityGraph {
+    /// An empty graph.
+    pub fn new(rules: Arc<IdentityRules>, unmerge_rules: Vec<UnmergeRule>) -> Self {
+        IdentityGraph {
+            rules,
+            owners: HashMap::new(),
+            profiles: BTreeMap::new(),
+            redirects: HashMap::new(),
+            seen_with: HashMap::new(),
+            flags: BTreeMap::new(),
+            unmerge_rules,
+            unattributed: 0,
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &Arc<IdentityRules> {
+        &self.rules
+    }
+
+    /// Applies the event at log position `seq`, which happened at `at`.
+    /// Events must be applied in log order.
+    pub fn apply(&mut self, seq: i64, at: Timestamp, set: &IdentifierSet) -> Resolution {
+        let mut resolution = Resolution::default();
+        let mut ids = set.keys.clone();
+        if let Some(previous) = &set.alias_previous
+            && let Some(key) = self.alias_key(previous)
+        {
+            ids.push(key);
+            ids.sort();
+            ids.dedup();
+        }
+        ids.retain(|key| {
+            let reason = if self.rules.is_blocked(&key.value) {
+                DropReason::Blocked
+            } else if self.flags.contains_key(key) {
+                DropReason::Flagged
+            } else {
+                return true;
+            };
+            resolution.dropped.push(Dropped {
+                key: key.clone(),
+                reason,
+            });
+            false
+        });
+        for rule in &self.unmerge_rules {
+            if ids.contains(&rule.key) && ids.iter().any(|k| rule.apart_from.contains(k)) {
+                ids.retain(|k| k != &rule.key);
+                resolution.dropped.push(Dropped {
+                    key: rule.key.clone(),
+                    reason: DropReason::Unmerged,
+                });
+            }
+        }
+        self.detect_shared(seq, at, &mut ids, &mut resolution);
+
+        loop {
+            if ids.is_empty() {
+                self.unattributed += 1;
+                return resolution;
+            }
+            let matched: BTreeSet<ProfileId> = ids
+                .iter()
+                .filter_map(|k| self.owners.get(k))
+                .map(|p| self.current(*p))
+                .collect();
+            if self.within_limits(&matched, &ids, at) {
+                let profile = self.link(seq, at, &ids, matched, &mut resolution);
+                resolution.profile = Some(profile);
+                return resolution;
+            }
+            let key = self.least_wanted(&ids);
+            ids.retain(|k| k != &key);
+            resolution.dropped.push(Dropped {
+                key,
+                reason: DropReason::Limit,
+            });
+        }
+    }
+
+    /// An alias's `previousId`: an earlier user id when one is known, else an anonymous id.
+    fn alias_key(&self, previous: &str) -> Option<IdKey> {
+        let user = self.rules.type_index("user_id").and_then(|kind| {
+            let value = self.rules.normalise(kind, previous)?;
+            Some(IdKey {
+                kind,
+                value: value.into(),
+            })
+        });
+        if let Some(user) = user.filter(|k| self.owners.contains_key(k)) {
+            return Some(user);
+        }
+        let kind = self.rules.type_index("anonymous_id")?;
+        let value = self.rules.normalise(kind, previous)?;
+        Some(IdKey {
+            kind,
+            value: value.into(),
+        })
+    }
+
+    /// Counts, for each lower-priority identifier of the event, the distinct
+    /// highest-priority identifiers it appears with; flags it past the threshold.
+    fn detect_shared(
+        &mut self,
+        seq: i64,
+        at: Timestamp,
+        ids: &mut Vec<IdKey>,
+        resolution: &mut Resolution,
+    ) {
+        let Some(top) = ids.iter().map(|k| k.kind).min() else {
+            return;
+        };
+        let threshold = self.rules.config.flag_after;
+        let anchors: Vec<IdKey> = ids.iter().filter(|k| k.kind == top).cloned().collect();
+        let mut newly_flagged = Vec::new();
+        for key in ids.iter().filter(|k| k.kind > top) {
+            let seen = self.seen_with.entry(key.clone()).or_default();
+            for anchor in &anchors {
+                if seen.len() <= threshold && !seen.contains(anchor) {
+                    seen.push(anchor.clone());
+                }
+            }
+            if seen.len() > threshold {
+                newly_flagged.push(key.clone());
+                self.flags.insert(
+                    key.clone(),
+                    Flag {
+                        key: key.clone(),
+                        seq,
+                        at,
+                        seen_with: seen.clone(),
+                    },
+                );
+            }
+        }
+        for key in newly_flagged {
+            ids.retain(|k| k != &key);
+            resolution.dropped.push(Dropped {
+                key: key.clone(),
+                reason: DropReason::Flagged,
+            });
+            resolution.flagged.push(key);
+        }
+    }
+
+    /// Whether the profiles in `matched`, merged, plus `ids`, respect every limit.
+    fn within_limits(&self, matched: &BTreeSet<ProfileId>, ids: &[IdKey], at: Timestamp) -> bool {
+        let mut all: BTreeMap<&IdKey, Timestamp> = BTreeMap::new();
+        for profile in matched {
+            for (key, first) in &self.profiles[profile].identifiers {
+                all.insert(key, *first);
+            }
+        }
+        for key in ids {
+            all.entry(key).or_insert(at);
+        }
+        let mut counts: HashMap<u16, usize> = HashMap::new();
+        for (key, first) in all {
+            let rule = self.rules.type_rule(key.kind);
+            let counted = match rule.window_days {
+                Some(days) => first >= at - SignedDuration::from_hours(24 * i64::from(days)),
+                None => true,
+            };
+            if counted {
+                *counts.entry(key.kind).or_default() += 1;
+            }
+        }
+        counts.iter().all(|(kind, count)| {
+            self.rules
+                .type_rule(*kind)
+                .limit
+                .is_none_or(|limit| *count <= limit)
+        })
+    }
+
+    /// The identifier to give up when limits are exceeded: of the lowest priority type,
+    /// preferably one held by a profile other than the event's highest-priority match.
+    fn least_wanted(&self, ids: &[IdKey]) -> IdKey {
+        let lowest = ids.iter().map(|k| k.kind).max().unwrap_or_default();
+        let anchor_owner = ids
+            .iter()
+            .find_map(|k| self.owners.get(k))
+            .map(|p| self.current(*p));
+        let candidates: Vec<&IdKey> = ids.iter().filter(|k| k.kind == lowest).collect();
+        candidates
+            .iter()
+            .rev()
+            .find(|k| {
+                self.owners
+                    .get(**k)
+                    .is_some_and(|p| Some(self.current(*p)) != anchor_owner)
+            })
+            .or(candidates.last())
+            .map(|k| (*k).clone())
+            .unwrap_or_else(|| ids[ids.len() - 1].clone())
+    }
+
+    fn link(
+        &mut self,
+        seq: i64,
+        at: Timestamp,
+        ids: &[IdKey],
+        matched: BTreeSet<ProfileId>,
+        resolution: &mut Resolution,
+    ) -> ProfileId {
+        let mut matched = matched.into_iter();
+        let survivor = match matched.next() {
+            Some(oldest) => oldest,
+            None => {
+                let id = ProfileId(seq);
+                self.profiles.insert(
+                    id,
+                    ProfileNode {
+                        id,
+                        created_at: at,
+                        identifiers: Vec::new(),
+                        events: Vec::new(),
+                        merges: Vec::new(),
+                    },
+                );
+                resolution.created = true;
+                id
+            }
+        };
+        for absorbed in matched {
+            let Some(node) = self.profiles.remove(&absorbed) else {
+                continue;
+            };
+            let via: Vec<IdKey> = ids
+                .iter()
+                .filter(|k| self.owners.get(*k).map(|p| self.current(*p)) == Some(absorbed))
+                .cloned()
+                .collect();
+            for (key, _) in &node.identifiers {
+                self.owners.insert(key.clone(), survivor);
+            }
+            self.redirects.insert(absorbed, survivor);
+            let target = self
+                .profiles
+                .get_mut(&survivor)
+                .expect("the surviving profile exists");
+            target.identifiers.extend(node.identifiers);
+            target.events = merge_sorted(&target.events, &node.events);
+            target.merges.extend(node.merges);
+            target.merges.push(MergeRecord {
+                seq,
+                at,
+                into: survivor,
+                from: absorbed,
+                via,
+            });
+            resolution.merged.push(absorbed);
+        }
+        let target = self
+            .profiles
+            .get_mut(&survivor)
+            .expect("the surviving profile exists");
+        for key in ids {
+            if !self.owners.contains_key(key) {
+                self.owners.insert(key.clone(), survivor);
+                target.identifiers.push((key.clone(), at));
+                resolution.linked.push(key.clone());
+            }
+        }
+        if target.events.last() != Some(&seq) {
+            target.events.push(seq);
+        }
+        survivor
+    }
+
+    /// The profile an id now lives in, following merges.
+    fn current(&self, mut id: ProfileId) -> ProfileId {
+        while let Some(next) = self.redirects.get(&id) {
+            id = *next;
+        }
+        id
+    }
+
+    /// A profile by id; an id merged away resolves to the profile it was merged into.
+    pub fn profile(&self, id: ProfileId) -> Option<&ProfileNode> {
+        self.profiles.get(&self.current(id))
+    }
+
+    /// The profile holding an identifier.
+    pub fn lookup(&self, key: &IdKey) -> Option<&ProfileNode> {
+        self.owners.get(key).and_then(|p| self.profile(*p))
+    }
+
+    /// Profiles in id order, after `after`.
+    pub fn profiles_after(
+        &self,
+        after: Option<ProfileId>,
+    ) -> impl Iterator<Item = &ProfileNode> + '_ {
+        let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        self.profiles
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(_, node)| node)
+    }
+
+    /// How many profiles there are.
+    pub fn profile_count(&self) -> usize {
+        self.profiles.len()
+    }
+
+    /// Events that carried no usable identifier.
+    pub fn unattributed(&self) -> u64 {
+        self.unattributed
+    }
+
+    /// Identifiers flagged as shared.
+    pub fn flags(&self) -> impl Iterator<Item = &Flag> {
+        self.flags.values()
+    }
+
+    /// The unmerge rules in force.
+    pub fn unmerge_rules(&self) -> &[UnmergeRule] {
+        &self.unmerge_rules
+    }
+
+    /// The rule that cuts `key` from the profile holding it, or why there is none.
+    pub fn unmerge_rule_for(&self, profile: ProfileId, key: &IdKey) -> Option<UnmergeRule> {
+        let node = self.profile(profile)?;
+        if !node.identifiers.iter().any(|(k, _)| k == key) {
+            return None;
+        }
+        let apart_from: BTreeSet<IdKey> = node
+            .identifiers
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k != key)
+            .collect();
+        (!apart_from.is_empty()).then(|| UnmergeRule {
+            key: key.clone(),
+            apart_from,
+        })
+    }
+}
+
+fn merge_sorted(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests;

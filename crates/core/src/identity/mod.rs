@@ -1,0 +1,19 @@
+//! Identity resolution: recognising one person behind the identifiers that events carry.
+//!
+//! - [`rules`]: which identifier types exist, their priority, limits, normalisation and
+//!   blocked values (from the config file).
+//! - [`extract`]: the identifiers of an event, normalised.
+//! - [`graph`]: the deterministic identity graph, updated one event at a time.
+//!
+//! All of it is pure: the graph is a function of the events applied to it, in log
+//! order, and of its rules, so replaying the log rebuilds it exactly.
+
+pub mod extract;
+pub mod graph;
+pub mod rules;
+
+pub use extract::{IdentifierSet, extract};
+pub use graph::{
+    DropReason, Dropped, Flag, IdentityGraph, MergeRecord, ProfileId, Resolution, UnmergeRule,
+};
+pub use rules::{IdKey, IdentityConfig, IdentityRules, Normalisation, TypeRule};

@@ -1,0 +1,390 @@
+//! Identity rules: identifier types, priorities, limits, normalisation, blocked values.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::identifier::{Identifier, IdentifierType};
+
+/// How values of a type are normalised before they are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalisation {
+    /// Trimmed only.
+    #[default]
+    Trim,
+    /// Trimmed and lower-cased.
+    Lowercase,
+    /// Trimmed, lower-cased, and required to look like an address (`a@b.c`).
+    Email,
+    /// Parsed and written in E.164 (`+393331234567`) with the default region.
+    Phone,
+}
+
+/// One identifier type, as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeRule {
+    /// The type's name (`user_id`, `email`, `loyalty_id`, `social:instagram`, ...).
+    pub name: String,
+    /// Most identifiers of this type one profile may hold; none means no limit.
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Count only identifiers first seen within this many days of the event (a limit
+    /// such as "three devices a month").
+    #[serde(default)]
+    pub window_days: Option<u32>,
+    #[serde(default)]
+    pub normalise: Normalisation,
+    /// Extra message paths the type is read from (`traits.loyalty_id`).
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+/// The `[identity]` section of the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Region for phone numbers written without an international prefix (ISO 3166, `IT`).
+    #[serde(default = "default_region")]
+    pub default_region: String,
+    /// Identifier types in priority order, highest first.
+    #[serde(default = "default_types")]
+    pub types: Vec<TypeRule>,
+    /// Values that never identify anyone (compared after normalisation, any type).
+    #[serde(default)]
+    pub blocked_values: Vec<String>,
+    /// Regular expressions of values that never identify anyone.
+    #[serde(default)]
+    pub blocked_patterns: Vec<String>,
+    /// An identifier seen with more than this many distinct identifiers of a
+    /// higher-priority type (e.g. one phone with 12 user ids) is flagged and stops
+    /// linking.
+    #[serde(default = "default_detection")]
+    pub flag_after: usize,
+}
+
+fn default_region() -> String {
+    "IT".into()
+}
+
+fn default_detection() -> usize {
+    8
+}
+
+fn rule(name: &str, limit: Option<usize>, normalise: Normalisation) -> TypeRule {
+    TypeRule {
+        name: name.into(),
+        limit,
+        window_days: None,
+        normalise,
+        paths: Vec::new(),
+    }
+}
+
+fn default_types() -> Vec<TypeRule> {
+    vec![
+        rule("user_id", Some(1), Normalisation::Trim),
+        rule("email", Some(5), Normalisation::Email),
+        rule("phone", Some(3), Normalisation::Phone),
+        rule("device_id", Some(10), Normalisation::Trim),
+        rule("anonymous_id", Some(100), Normalisation::Trim),
+    ]
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            default_region: default_region(),
+            types: default_types(),
+            blocked_values: Vec::new(),
+            blocked_patterns: Vec::new(),
+            flag_after: default_detection(),
+        }
+    }
+}
+
+/// Values blocked whatever the config says: placeholders people and systems type.
+const BUILT_IN_BLOCKED: [&str; 14] = [
+    "",
+    "null",
+    "nil",
+    "none",
+    "undefined",
+    "0",
+    "-1",
+    "n/a",
+    "na",
+    "unknown",
+    "anonymous",
+    "test@test.com",
+    "test@example.com",
+    "noreply@example.com",
+];
+
+/// Built-in patterns: a value of one repeated digit (`0000000`, `1111111111`) and
+/// numbers of all zeros with a prefix (`+390000000`).
+const BUILT_IN_PATTERNS: [&str; 2] = [r"^\+?(\d)\1{5,}$", r"^\+?\d{1,3}0{6,}$"];
+
+/// A type's position in the priority order (0 = highest).
+pub type TypeIx = u16;
+
+/// A normalised identifier, as the graph keys it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdKey {
+    pub kind: TypeIx,
+    pub value: Box<str>,
+}
+
+/// Why the `[identity]` section cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RulesError {
+    #[error("identity type {0:?} is listed twice")]
+    DuplicateType(String),
+    #[error("identity.blocked_patterns: {pattern:?} is not a valid regular expression: {reason}")]
+    BadPattern { pattern: String, reason: String },
+    #[error("identity.default_region {0:?} is not an ISO 3166 region code such as IT or GB")]
+    BadRegion(String),
+    #[error("identity type {0:?} has a limit of 0; leave the limit out for no limit")]
+    ZeroLimit(String),
+    #[error("identity.types is empty")]
+    NoTypes,
+}
+
+/// Validated, ready-to-use identity rules.
+#[derive(Debug, Clone)]
+pub struct IdentityRules {
+    pub config: IdentityConfig,
+    pub region: phonenumber::country::Id,
+    blocked: HashSet<String>,
+    patterns: Vec<Regex>,
+}
+
+impl IdentityRules {
+    /// Checks and compiles `config`.
+    pub fn new(config: IdentityConfig) -> Result<Arc<Self>, RulesError> {
+        if config.types.is_empty() {
+            return Err(RulesError::NoTypes);
+        }
+        let mut seen = HashSet::new();
+        for t in &config.types {
+            if !seen.insert(t.name.as_str()) {
+                return Err(RulesError::DuplicateType(t.name.clone()));
+            }
+            if t.limit == Some(0) {
+                return Err(RulesError::ZeroLimit(t.name.clone()));
+            }
+        }
+        let region = config
+            .default_region
+            .to_ascii_uppercase()
+            .parse()
+            .map_err(|_| RulesError::BadRegion(config.default_region.clone()))?;
+        let mut patterns = Vec::new();
+        for pattern in BUILT_IN_PATTERNS
+            .iter()
+            .map(|p| p.to_string())
+            .chain(config.blocked_patterns.iter().cloned())
+        {
+            // The regex crate has no back-references; the repeated-digit rule is
+            // checked in code, so only other patterns are compiled.
+            if pattern == BUILT_IN_PATTERNS[0] {
+                continue;
+            }
+            patterns.push(Regex::new(&pattern).map_err(|e| RulesError::BadPattern {
+                pattern: pattern.clone(),
+                reason: e.to_string(),
+            })?);
+        }
+        let blocked = BUILT_IN_BLOCKED
+            .iter()
+            .map(|v| v.to_string())
+            .chain(
+                config
+                    .blocked_values
+                    .iter()
+                    .map(|v| v.trim().to_lowercase()),
+            )
+            .collect();
+        Ok(Arc::new(IdentityRules {
+            config,
+            region,
+            blocked,
+            patterns,
+        }))
+    }
+
+    /// Rules with the defaults.
+    pub fn default_rules() -> Arc<Self> {
+        Self::new(IdentityConfig::default()).expect("the default identity rules are valid")
+    }
+
+    /// The position of a type in the priority order, if configured.
+    pub fn type_index(&self, name: &str) -> Option<TypeIx> {
+        self.config
+            .types
+            .iter()
+            .position(|t| t.name == name)
+            .map(|i| i as TypeIx)
+    }
+
+    /// The rule of a type index.
+    pub fn type_rule(&self, kind: TypeIx) -> &TypeRule {
+        &self.config.types[kind as usize]
+    }
+
+    /// Normalises a raw value of type `kind`; `None` when it is not a usable value.
+    pub fn normalise(&self, kind: TypeIx, raw: &str) -> Option<String> {
+        let trimmed = raw.trim();
+        let value = match self.type_rule(kind).normalise {
+            Normalisation::Trim => trimmed.to_string(),
+            Normalisation::Lowercase => trimmed.to_lowercase(),
+            Normalisation::Email => {
+                let email = trimmed.to_lowercase();
+                let (local, domain) = email.split_once('@')?;
+                if local.is_empty() || !domain.contains('.') || email.contains(char::is_whitespace)
+                {
+                    return None;
+                }
+                email
+            }
+            Normalisation::Phone => {
+                let number = phonenumber::parse(Some(self.region), trimmed).ok()?;
+                if !phonenumber::is_valid(&number) {
+                    return None;
+                }
+                number.format().mode(phonenumber::Mode::E164).to_string()
+            }
+        };
+        (!value.is_empty()).then_some(value)
+    }
+
+    /// Whether a normalised value is blocked by the built-in list, the config or a pattern.
+    pub fn is_blocked(&self, value: &str) -> bool {
+        let lower = value.to_lowercase();
+        self.blocked.contains(&lower)
+            || is_repeated_digit(value)
+            || self.patterns.iter().any(|p| p.is_match(value))
+    }
+
+    /// The key of an API identifier (`email=Ada@Example.com`), normalised; `None` when
+    /// its type is not configured or its value is not usable.
+    pub fn key_of(&self, identifier: &Identifier) -> Option<IdKey> {
+        let kind = self.type_index(identifier.kind.as_str())?;
+        let value = self.normalise(kind, &identifier.value)?;
+        Some(IdKey {
+            kind,
+            value: value.into(),
+        })
+    }
+
+    /// The API form of a key.
+    pub fn identifier_of(&self, key: &IdKey) -> Identifier {
+        Identifier {
+            kind: IdentifierType::from(self.type_rule(key.kind).name.clone()),
+            value: key.value.to_string(),
+        }
+    }
+}
+
+/// `0000000`, `+39 3333333333`: one digit repeated, with an optional `+`.
+fn is_repeated_digit(value: &str) -> bool {
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    let mut chars = digits.chars();
+    match chars.next() {
+        Some(first) if first.is_ascii_digit() => digits.len() >= 6 && chars.all(|c| c == first),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_normalised_per_type() {
+        let rules = IdentityRules::default_rules();
+        let email = rules.type_index("email").unwrap();
+        let phone = rules.type_index("phone").unwrap();
+        assert_eq!(
+            rules.normalise(email, "  Ada.Lovelace@Example.COM "),
+            Some("ada.lovelace@example.com".into())
+        );
+        assert_eq!(rules.normalise(email, "not an email"), None);
+        assert_eq!(
+            rules.normalise(phone, "333 123 4567"),
+            Some("+393331234567".into())
+        );
+        assert_eq!(
+            rules.normalise(phone, "+39 333-123-4567"),
+            Some("+393331234567".into())
+        );
+        assert_eq!(
+            rules.normalise(phone, "0039 333 1234567"),
+            Some("+393331234567".into())
+        );
+        assert_eq!(
+            rules.normalise(phone, "+44 20 7946 0018"),
+            Some("+442079460018".into())
+        );
+        assert_eq!(rules.normalise(phone, "12"), None);
+    }
+
+    #[test]
+    fn placeholders_are_blocked() {
+        let rules = IdentityRules::new(IdentityConfig {
+            blocked_values: vec!["+390612345678".into()],
+            blocked_patterns: vec!["^guest-".into()],
+            ..IdentityConfig::default()
+        })
+        .unwrap();
+        for v in [
+            "null",
+            "NULL",
+            "0",
+            "-1",
+            "anonymous",
+            "test@test.com",
+            "0000000",
+            "+39000000000",
+            "1111111111",
+            "+390612345678",
+            "guest-42",
+        ] {
+            assert!(rules.is_blocked(v), "{v} should be blocked");
+        }
+        for v in ["ada@example.com", "+393331234567", "cust-00042", "1234567"] {
+            assert!(!rules.is_blocked(v), "{v} should not be blocked");
+        }
+    }
+
+    #[test]
+    fn bad_rules_say_what_is_wrong() {
+        let bad = |config: IdentityConfig| IdentityRules::new(config).unwrap_err().to_string();
+        assert!(
+            bad(IdentityConfig {
+                blocked_patterns: vec!["(".into()],
+                ..Default::default()
+            })
+            .contains("not a valid regular expression")
+        );
+        assert!(
+            bad(IdentityConfig {
+                default_region: "Italy".into(),
+                ..Default::default()
+            })
+            .contains("ISO 3166")
+        );
+        let mut types = default_types();
+        types.push(rule("email", None, Normalisation::Email));
+        assert!(
+            bad(IdentityConfig {
+                types,
+                ..Default::default()
+            })
+            .contains("twice")
+        );
+    }
+}

@@ -14,7 +14,9 @@ use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
+use unavoce_core::identity::IdentityRules;
 use unavoce_core::segment::{IntakeContext, normalise};
+use unavoce_engine::IdentityProjection;
 use unavoce_intake::Intake;
 use unavoce_server::{AppState, Keys, Metrics, WriteKey};
 use unavoce_store::sqlite::{EventRow, bulk_insert_baseline};
@@ -247,7 +249,10 @@ async fn start_server(
             ..SqliteOptions::default()
         },
     )?);
+    let identity = IdentityProjection::open(log.clone(), IdentityRules::default_rules()).await?;
+    identity.follow();
     let state = AppState {
+        identity,
         intake: Intake::new(log.clone()),
         keys: Arc::new(Keys {
             write_keys: vec![WriteKey {

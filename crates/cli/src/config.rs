@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use unavoce_core::Touchpoint;
+use unavoce_core::identity::{IdentityConfig, IdentityRules};
 use unavoce_store::Durability;
 
 /// The whole configuration file. Every section is optional.
@@ -22,6 +23,9 @@ pub struct Config {
     /// The registered touchpoints.
     #[serde(default)]
     pub touchpoints: Vec<Touchpoint>,
+    /// Identity resolution: identifier types, priorities, limits, blocked values.
+    #[serde(default)]
+    pub identity: IdentityConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -99,6 +103,7 @@ pub fn load(flag: Option<&Path>) -> anyhow::Result<Config> {
 pub fn parse(text: &str) -> anyhow::Result<Config> {
     let config: Config = toml::from_str(text)?;
     config.ingest.durability()?;
+    IdentityRules::new(config.identity.clone())?;
     let mut ids = HashSet::new();
     for touchpoint in &config.touchpoints {
         touchpoint.validate()?;

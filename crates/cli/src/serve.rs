@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use unavoce_core::identity::IdentityRules;
+use unavoce_engine::IdentityProjection;
 use unavoce_intake::Intake;
 use unavoce_server::{AppState, Keys, Metrics, WriteKey};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
@@ -72,7 +74,11 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         key: s.write_key.clone(),
         source: s.name.clone(),
     }));
+    let rules = IdentityRules::new(setup.config.identity.clone())?;
+    let identity = IdentityProjection::open(log.clone(), rules).await?;
+    let follower = identity.follow();
     let state = AppState {
+        identity,
         intake: Intake::new(log.clone()).with_touchpoints(&setup.config.touchpoints),
         keys: Arc::new(Keys {
             write_keys,
@@ -92,6 +98,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
+    follower.abort();
     tracing::info!("shutting down: committing everything accepted");
     log.close().await;
     tracing::info!("stopped; every acknowledged event is on disk");

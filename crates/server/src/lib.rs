@@ -32,6 +32,8 @@ pub struct AppState {
     pub intake: Intake,
     pub keys: Arc<Keys>,
     pub metrics: Arc<Metrics>,
+    /// The identity graph, kept current from the log.
+    pub identity: Arc<unavoce_engine::IdentityProjection>,
     /// The registered touchpoints, from the config file.
     pub touchpoints: Arc<Vec<Touchpoint>>,
 }

@@ -11,6 +11,8 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use unavoce_core::identity::IdentityRules;
+use unavoce_engine::IdentityProjection;
 use unavoce_intake::Intake;
 use unavoce_server::{AppState, Keys, Metrics, WriteKey, router};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
@@ -24,7 +26,7 @@ struct TestServer {
     log: Arc<SqliteLog>,
 }
 
-fn server_with(options: SqliteOptions) -> TestServer {
+async fn server_with(options: SqliteOptions) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let metrics = Metrics::new();
     let observer = metrics.clone();
@@ -33,7 +35,11 @@ fn server_with(options: SqliteOptions) -> TestServer {
         ..options
     };
     let log = Arc::new(SqliteLog::open(dir.path(), options).unwrap());
+    let identity = IdentityProjection::open(log.clone(), IdentityRules::default_rules())
+        .await
+        .unwrap();
     let state = AppState {
+        identity,
         intake: Intake::new(log.clone() as Arc<dyn EventLog>),
         keys: Arc::new(Keys {
             write_keys: vec![
@@ -58,8 +64,8 @@ fn server_with(options: SqliteOptions) -> TestServer {
     }
 }
 
-fn server() -> TestServer {
-    server_with(SqliteOptions::default())
+async fn server() -> TestServer {
+    server_with(SqliteOptions::default()).await
 }
 
 fn basic(user: &str) -> String {
@@ -130,7 +136,7 @@ fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
 
 #[tokio::test]
 async fn every_call_type_is_accepted_on_its_endpoint() {
-    let s = server();
+    let s = server().await;
     let calls = [
         (
             "/v1/identify",
@@ -169,7 +175,7 @@ async fn every_call_type_is_accepted_on_its_endpoint() {
 
 #[tokio::test]
 async fn write_key_in_basic_auth_with_or_without_colon_or_in_the_body() {
-    let s = server();
+    let s = server().await;
     for (n, auth) in [
         basic("pos-key-000000000000"),
         basic("pos-key-000000000000:"),
@@ -219,7 +225,7 @@ async fn write_key_in_basic_auth_with_or_without_colon_or_in_the_body() {
 
 #[tokio::test]
 async fn unknown_or_missing_write_keys_are_refused_and_nothing_is_stored() {
-    let s = server();
+    let s = server().await;
     let body = json!({"userId": "u", "event": "E"}).to_string();
     let answer = s
         .send(
@@ -251,7 +257,7 @@ async fn unknown_or_missing_write_keys_are_refused_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn retries_are_acknowledged_and_stored_once() {
-    let s = server();
+    let s = server().await;
     let batch = json!({"batch": [
         {"type": "track", "userId": "u", "event": "E", "messageId": "same"},
         {"type": "track", "userId": "u", "event": "E", "messageId": "other"},
@@ -279,7 +285,7 @@ async fn retries_are_acknowledged_and_stored_once() {
 
 #[tokio::test]
 async fn a_batch_keeps_the_good_quarantines_the_bad_and_says_why() {
-    let s = server();
+    let s = server().await;
     let answer = s
         .track("/v1/batch", json!({
             "context": {"touchpoint": "web-shop", "library": {"name": "analytics-python"}},
@@ -334,7 +340,7 @@ async fn a_batch_keeps_the_good_quarantines_the_bad_and_says_why() {
 
 #[tokio::test]
 async fn each_unusable_request_gets_a_precise_error_and_is_quarantined() {
-    let s = server();
+    let s = server().await;
     let answer = s.track("/v1/batch", "{\"batch\": [").await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_json");
     assert!(answer.json["error"]["quarantine_id"].is_i64());
@@ -396,7 +402,7 @@ async fn each_unusable_request_gets_a_precise_error_and_is_quarantined() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_413() {
-    let s = server();
+    let s = server().await;
     let body = json!({"batch": [{"type": "track", "userId": "u", "event": "E", "properties": {"blob": "x".repeat(600 * 1024)}}]}).to_string();
     let answer = s.track("/v1/batch", body.clone()).await;
     assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
@@ -420,7 +426,7 @@ async fn oversized_bodies_are_refused_with_413() {
 
 #[tokio::test]
 async fn gzip_bodies_are_accepted_and_bad_gzip_is_refused() {
-    let s = server();
+    let s = server().await;
     let body = json!({"batch": [{"type": "identify", "userId": "u", "traits": {"city": "Roma"}}]})
         .to_string();
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -455,7 +461,7 @@ async fn gzip_bodies_are_accepted_and_bad_gzip_is_refused() {
 
 #[tokio::test]
 async fn quarantined_messages_can_be_fixed_and_replayed_once() {
-    let s = server();
+    let s = server().await;
     let answer = s
         .track(
             "/v1/track",
@@ -521,7 +527,7 @@ async fn quarantined_messages_can_be_fixed_and_replayed_once() {
 
 #[tokio::test]
 async fn the_admin_api_needs_the_admin_key() {
-    let s = server();
+    let s = server().await;
     for (auth, code) in [
         (None, "missing_admin_key"),
         (Some("Bearer nope"), "invalid_admin_key"),
@@ -556,7 +562,7 @@ async fn the_admin_api_needs_the_admin_key() {
 
 #[tokio::test]
 async fn events_are_paged_with_a_cursor_and_filtered() {
-    let s = server();
+    let s = server().await;
     let batch: Vec<Value> = (0..25)
         .map(|i| json!({"type": "track", "userId": if i % 2 == 0 { "even" } else { "odd" }, "event": "E", "messageId": format!("m{i}")}))
         .collect();
@@ -600,7 +606,7 @@ async fn events_are_paged_with_a_cursor_and_filtered() {
 
 #[tokio::test]
 async fn files_are_imported_through_the_api_with_a_mapping() {
-    let s = server();
+    let s = server().await;
     let csv = "card;amount;when\nL-1;12,50;01/05/2024 10:00\n;3;01/05/2024 10:05\nL-2;abc;01/05/2024 10:10\n";
     let mapping = "event = \"Order Completed\"\ntimestamp_format = \"%d/%m/%Y %H:%M\"\n[columns]\ncard = \"userId\"\namount = { path = \"properties.revenue\", as = \"number\" }\nwhen = \"timestamp\"\n";
     let boundary = "XBOUNDARYX";
@@ -656,7 +662,8 @@ async fn a_writer_that_falls_behind_gets_503_with_retry_after() {
     let s = server_with(SqliteOptions {
         queue_capacity: 1,
         ..Default::default()
-    });
+    })
+    .await;
     let blocker = rusqlite_blocker(s.log.path());
     let send = |id: &'static str| {
         let app = s.app.clone();

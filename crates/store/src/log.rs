@@ -176,6 +176,19 @@ pub trait EventLog: Send + Sync + 'static {
     /// Reads events in log order.
     async fn events(&self, query: EventQuery) -> Result<EventPage, StoreError>;
 
+    /// Reads the events at these log positions, in log order; missing ones are skipped.
+    async fn events_at(&self, seqs: Vec<i64>) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The log position of the newest committed event, now and as it changes: the
+    /// projections wait on it instead of polling.
+    fn committed(&self) -> tokio::sync::watch::Receiver<i64>;
+
+    /// A stored setting (JSON), e.g. the identity graph's unmerge rules.
+    async fn setting(&self, name: &str) -> Result<Option<Value>, StoreError>;
+
+    /// Stores a setting durably.
+    async fn put_setting(&self, name: &str, value: Value) -> Result<(), StoreError>;
+
     /// Lists quarantine entries.
     async fn quarantine(&self, query: QuarantineQuery) -> Result<QuarantinePage, StoreError>;
 

@@ -14,8 +14,19 @@ use crate::error::ApiError;
 /// `GET /api/stats`: counts of the log and the quarantine.
 pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let stats = state.intake.log().stats().await?;
+    state.identity.catch_up().await?;
+    let (profiles, unattributed, flagged) = state.identity.read(|graph| {
+        (
+            graph.profile_count(),
+            graph.unattributed(),
+            graph.flags().count(),
+        )
+    });
     Ok(Json(json!({
         "events": stats.events,
+        "profiles": profiles,
+        "events_without_identity": unattributed,
+        "flagged_identifiers": flagged,
         "duplicates": stats.duplicates,
         "quarantined": stats.quarantined,
         "quarantined_total": stats.quarantined_total,
@@ -27,18 +38,15 @@ pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    if params.contains_key("profile_id") {
-        return Err(ApiError::bad_request(
-            "unsupported_filter",
-            "filtering by profile_id needs identity resolution, which this build does not have yet; filter by user_id or anonymous_id",
-        ));
-    }
     let limit = parse_param::<usize>("limit", params.get("limit"))?.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
             "invalid_parameter",
             "`limit` must be between 1 and 1000",
         ));
+    }
+    if let Some(profile) = params.get("profile_id") {
+        return profile_events(&state, profile, &params, limit).await;
     }
     let query = EventQuery {
         user_id: params.get("user_id").cloned(),
@@ -50,6 +58,39 @@ pub async fn list(
     Ok(Json(json!({
         "events": page.events.into_iter().map(event_json).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor.map(|c| c.to_string()),
+    })))
+}
+
+/// The events of one profile (following merges), oldest first, paged by log position.
+async fn profile_events(
+    state: &AppState,
+    profile: &str,
+    params: &HashMap<String, String>,
+    limit: usize,
+) -> Result<Json<Value>, ApiError> {
+    let id = crate::api::profile_id(profile)?;
+    let after: i64 = parse_param("cursor", params.get("cursor"))?.unwrap_or(0);
+    state.identity.catch_up().await?;
+    let seqs = state
+        .identity
+        .read(|graph| graph.profile(id).map(|node| node.events.clone()))
+        .ok_or_else(|| ApiError::not_found(format!("profile {id} does not exist")))?;
+    let mut page: Vec<i64> = seqs
+        .into_iter()
+        .filter(|s| *s > after)
+        .take(limit + 1)
+        .collect();
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next_cursor = if more {
+        page.last().map(|s| s.to_string())
+    } else {
+        None
+    };
+    let events = state.intake.log().events_at(page).await?;
+    Ok(Json(json!({
+        "events": events.into_iter().map(event_json).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
     })))
 }
 

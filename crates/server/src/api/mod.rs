@@ -2,6 +2,7 @@
 
 mod events;
 mod import;
+mod profiles;
 mod quarantine;
 
 use axum::Router;
@@ -10,6 +11,7 @@ use axum::routing::{get, post};
 use crate::AppState;
 
 pub use import::IMPORT_BODY_LIMIT;
+pub use profiles::profile_id;
 
 /// The `/api/` routes.
 pub fn routes() -> Router<AppState> {
@@ -21,6 +23,11 @@ pub fn routes() -> Router<AppState> {
         .route("/quarantine/{id}/replay", post(quarantine::replay))
         .route("/import", post(import::import))
         .route("/touchpoints", get(touchpoints))
+        .route("/profiles", get(profiles::list))
+        .route("/profiles/lookup", get(profiles::lookup))
+        .route("/profiles/{id}", get(profiles::show))
+        .route("/profiles/{id}/unmerge", post(profiles::unmerge))
+        .route("/identity/flagged", get(profiles::flagged))
 }
 
 /// `GET /api/touchpoints`: the registered touchpoints.

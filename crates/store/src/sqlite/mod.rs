@@ -93,6 +93,7 @@ pub struct SqliteLog {
     queued: Arc<AtomicUsize>,
     queue_capacity: usize,
     readers: Arc<Mutex<Vec<Connection>>>,
+    committed: tokio::sync::watch::Receiver<i64>,
 }
 
 impl SqliteLog {
@@ -136,6 +137,10 @@ impl SqliteLog {
             }
         };
 
+        let last_seq: i64 = conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+            .map_err(open_err)?;
+        let (committed, committed_rx) = tokio::sync::watch::channel(last_seq);
         let (sender, receiver) = mpsc::sync_channel(options.queue_capacity.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
         let writer = {
@@ -144,7 +149,7 @@ impl SqliteLog {
             let observer = options.on_commit.clone();
             std::thread::Builder::new()
                 .name("event-log-writer".into())
-                .spawn(move || writer::run(conn, receiver, queued, max_rows, observer))
+                .spawn(move || writer::run(conn, receiver, queued, max_rows, observer, committed))
                 .map_err(|e| OpenError::CreateDir {
                     path: dir.to_path_buf(),
                     source: e,
@@ -159,6 +164,7 @@ impl SqliteLog {
             queued,
             queue_capacity: options.queue_capacity.max(1),
             readers: Arc::new(Mutex::new(Vec::new())),
+            committed: committed_rx,
         })
     }
 
@@ -242,7 +248,7 @@ impl EventLog for SqliteLog {
             .await?
         {
             Done::Appended(outcome) => Ok(outcome),
-            Done::Replayed(_) => Err(StoreError::Storage("writer answered out of turn".into())),
+            _ => Err(StoreError::Storage("writer answered out of turn".into())),
         }
     }
 
@@ -255,7 +261,59 @@ impl EventLog for SqliteLog {
         let event = EventRow::from_event(&event)?;
         match self.submit(Op::Replay { id, event, at }).await? {
             Done::Replayed(appended) => Ok(appended),
-            Done::Appended(_) => Err(StoreError::Storage("writer answered out of turn".into())),
+            _ => Err(StoreError::Storage("writer answered out of turn".into())),
+        }
+    }
+
+    async fn events_at(&self, seqs: Vec<i64>) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM events WHERE seq = ?1",
+                rows::EVENT_COLUMNS
+            ))?;
+            let mut sorted = seqs;
+            sorted.sort_unstable();
+            sorted.dedup();
+            let mut events = Vec::with_capacity(sorted.len());
+            for seq in sorted {
+                match stmt.query_row([seq], rows::event_from_row) {
+                    Ok((seq, event)) => events.push(StoredEvent { seq, event }),
+                    Err(rusqlite::Error::QueryReturnedNoRows) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(events)
+        })
+        .await
+    }
+
+    fn committed(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.committed.clone()
+    }
+
+    async fn setting(&self, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            let found = conn.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| {
+                r.get::<_, String>(0)
+            });
+            match found {
+                Ok(text) => Ok(serde_json::from_str(&text).ok()),
+                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    async fn put_setting(&self, name: &str, value: serde_json::Value) -> Result<(), StoreError> {
+        let op = Op::PutSetting {
+            name: name.to_string(),
+            value: value.to_string(),
+        };
+        match self.submit(op).await? {
+            Done::SettingStored => Ok(()),
+            _ => Err(StoreError::Storage("writer answered out of turn".into())),
         }
     }
 

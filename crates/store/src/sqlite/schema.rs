@@ -5,7 +5,8 @@ use rusqlite::Connection;
 use super::Durability;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     seq          INTEGER PRIMARY KEY,
     message_id   TEXT    NOT NULL UNIQUE,
@@ -44,7 +45,14 @@ CREATE TABLE counters (
 ) WITHOUT ROWID;
 INSERT INTO counters (name, value) VALUES
     ('events', 0), ('duplicates', 0), ('quarantined', 0), ('quarantined_total', 0);
-"#];
+"#,
+    r#"
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL -- JSON
+) WITHOUT ROWID;
+"#,
+];
 
 /// Sets the pragmas every connection uses.
 pub(crate) fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {

@@ -227,3 +227,47 @@ fn a_database_from_a_newer_build_is_refused() {
         .unwrap();
     assert!(matches!(err, OpenError::TooNew { found: 99, .. }), "{err}");
 }
+
+#[tokio::test]
+async fn events_by_position_settings_and_the_committed_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    let mut committed = log.committed();
+    assert_eq!(*committed.borrow_and_update(), 0);
+    let outcome = log
+        .append(AppendBatch {
+            events: (0..5).map(|i| event(&format!("m{i}"), "u")).collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(committed.has_changed().unwrap());
+    assert_eq!(*committed.borrow_and_update(), 5);
+    assert!(matches!(outcome.events[4], Appended::Stored { seq: 5 }));
+
+    let picked = log.events_at(vec![4, 2, 99, 2]).await.unwrap();
+    let ids: Vec<_> = picked
+        .iter()
+        .map(|e| (e.seq, e.event.message_id.as_str()))
+        .collect();
+    assert_eq!(ids, vec![(2, "m1"), (4, "m3")]);
+
+    assert_eq!(log.setting("identity.unmerge_rules").await.unwrap(), None);
+    log.put_setting("identity.unmerge_rules", json!([{"a": 1}]))
+        .await
+        .unwrap();
+    log.put_setting("identity.unmerge_rules", json!([{"a": 2}]))
+        .await
+        .unwrap();
+    log.close().await;
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert_eq!(
+        log.setting("identity.unmerge_rules").await.unwrap(),
+        Some(json!([{"a": 2}]))
+    );
+    assert_eq!(
+        *log.committed().borrow(),
+        5,
+        "the watch starts at the newest event"
+    );
+}

@@ -32,6 +32,10 @@ pub struct CommitInfo {
 pub type CommitObserver = Arc<dyn Fn(CommitInfo) + Send + Sync>;
 
 pub(crate) enum Op {
+    PutSetting {
+        name: String,
+        value: String,
+    },
     Append {
         events: Vec<EventRow>,
         quarantine: Vec<NewQuarantineEntry>,
@@ -44,6 +48,7 @@ pub(crate) enum Op {
 }
 
 pub(crate) enum Done {
+    SettingStored,
     Appended(AppendOutcome),
     Replayed(Appended),
 }
@@ -57,13 +62,14 @@ impl Job {
     fn rows(&self) -> usize {
         match &self.op {
             Op::Append { events, quarantine } => events.len() + quarantine.len(),
-            Op::Replay { .. } => 1,
+            Op::Replay { .. } | Op::PutSetting { .. } => 1,
         }
     }
 }
 
 #[derive(Default)]
 struct Tally {
+    last_seq: i64,
     events: i64,
     duplicates: i64,
     quarantined: i64,
@@ -76,6 +82,7 @@ pub(crate) fn run(
     queued: Arc<AtomicUsize>,
     max_rows_per_commit: usize,
     observer: Option<CommitObserver>,
+    committed: tokio::sync::watch::Sender<i64>,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
@@ -95,7 +102,10 @@ pub(crate) fn run(
         let (ops, replies): (Vec<Op>, Vec<_>) = group.into_iter().map(|j| (j.op, j.reply)).unzip();
         let replies_len = replies.len();
         match commit(&mut conn, ops) {
-            Ok(results) => {
+            Ok((results, last_seq)) => {
+                if last_seq > *committed.borrow() {
+                    committed.send_replace(last_seq);
+                }
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
@@ -119,7 +129,10 @@ pub(crate) fn run(
 
 /// Writes a group in one transaction. A request that cannot be honoured (replaying a
 /// missing entry) gets its own error without failing the others.
-fn commit(conn: &mut Connection, ops: Vec<Op>) -> rusqlite::Result<Vec<Result<Done, StoreError>>> {
+fn commit(
+    conn: &mut Connection,
+    ops: Vec<Op>,
+) -> rusqlite::Result<(Vec<Result<Done, StoreError>>, i64)> {
     let tx = conn.transaction()?;
     let mut tally = Tally::default();
     let mut results = Vec::with_capacity(ops.len());
@@ -139,7 +152,7 @@ fn commit(conn: &mut Connection, ops: Vec<Op>) -> rusqlite::Result<Vec<Result<Do
     }
     drop(bump);
     tx.commit()?;
-    Ok(results)
+    Ok((results, tally.last_seq))
 }
 
 fn apply(
@@ -156,7 +169,10 @@ fn apply(
             for row in events {
                 let appended = insert_event(tx, row)?;
                 match appended {
-                    Appended::Stored { .. } => tally.events += 1,
+                    Appended::Stored { seq } => {
+                        tally.events += 1;
+                        tally.last_seq = tally.last_seq.max(seq);
+                    }
                     Appended::Duplicate => tally.duplicates += 1,
                 }
                 outcome.events.push(appended);
@@ -167,6 +183,14 @@ fn apply(
             tally.quarantined += quarantine.len() as i64;
             tally.quarantined_total += quarantine.len() as i64;
             Ok(Ok(Done::Appended(outcome)))
+        }
+        Op::PutSetting { name, value } => {
+            tx.prepare_cached(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![name, value])?;
+            Ok(Ok(Done::SettingStored))
         }
         Op::Replay { id, event, at } => {
             let mut find =
@@ -192,6 +216,7 @@ fn apply(
             let seq = match appended {
                 Appended::Stored { seq } => {
                     tally.events += 1;
+                    tally.last_seq = tally.last_seq.max(seq);
                     Some(seq)
                 }
                 Appended::Duplicate => {

@@ -1,0 +1,9 @@
+//! Unavoce's projections: state derived from the event log and kept current.
+//!
+//! A projection replays the log when it opens and then follows new commits. It holds
+//! no state the log cannot rebuild, except the operator's decisions about it (unmerge
+//! rules), which are stored as settings.
+
+mod identity;
+
+pub use identity::{IdentityProjection, UnmergeError};

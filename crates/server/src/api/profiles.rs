@@ -1,0 +1,266 @@
+//! Profiles: the single customer view, lookup by any identifier, merges, unmerge, and
+//! identifiers flagged as shared.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use unavoce_core::Identifier;
+use unavoce_core::identity::graph::ProfileNode;
+use unavoce_core::identity::{IdentityRules, ProfileId};
+use unavoce_core::profile::fold_traits;
+use unavoce_engine::UnmergeError;
+
+use super::parse_param;
+use crate::AppState;
+use crate::error::ApiError;
+
+/// `GET /api/profiles?limit=&cursor=`: profiles in id order.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    state.identity.catch_up().await?;
+    let limit = parse_param::<usize>("limit", params.get("limit"))?.unwrap_or(20);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "`limit` must be between 1 and 200",
+        ));
+    }
+    let after = match params.get("cursor").filter(|c| !c.is_empty()) {
+        Some(cursor) => Some(profile_id(cursor)?),
+        None => None,
+    };
+    let (nodes, more) = state.identity.read(|graph| {
+        let mut nodes: Vec<ProfileNode> = graph
+            .profiles_after(after)
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let more = nodes.len() > limit;
+        nodes.truncate(limit);
+        (nodes, more)
+    });
+    let next_cursor = if more {
+        nodes.last().map(|n| n.id.to_string())
+    } else {
+        None
+    };
+    let mut profiles = Vec::with_capacity(nodes.len());
+    for node in &nodes {
+        profiles.push(profile_json(&state, node, false).await?);
+    }
+    Ok(Json(
+        json!({"profiles": profiles, "next_cursor": next_cursor}),
+    ))
+}
+
+/// `GET /api/profiles/lookup?<type>=<value>`: the profile holding one identifier.
+pub async fn lookup(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    state.identity.catch_up().await?;
+    let mut pairs = params.iter();
+    let (Some((kind, value)), None) = (pairs.next(), pairs.next()) else {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "give exactly one identifier, e.g. /api/profiles/lookup?email=ada@example.com",
+        ));
+    };
+    let identifier = Identifier {
+        kind: kind.clone().into(),
+        value: value.clone(),
+    };
+    let rules = state.identity.rules();
+    let key = rules
+        .key_of(&identifier)
+        .ok_or_else(|| unknown_identifier(rules, &identifier))?;
+    let node = state
+        .identity
+        .read(|graph| graph.lookup(&key).cloned())
+        .ok_or_else(|| ApiError::not_found("no profile holds that identifier"))?;
+    Ok(Json(profile_json(&state, &node, true).await?))
+}
+
+/// `GET /api/profiles/{id}`: one profile, with its merge history.
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.identity.catch_up().await?;
+    let id = profile_id(&id)?;
+    let node = state
+        .identity
+        .read(|graph| graph.profile(id).cloned())
+        .ok_or_else(|| ApiError::not_found(format!("profile {id} does not exist")))?;
+    Ok(Json(profile_json(&state, &node, true).await?))
+}
+
+#[derive(Deserialize)]
+pub struct UnmergeRequest {
+    identifier: Identifier,
+}
+
+/// `POST /api/profiles/{id}/unmerge` `{"identifier": {"type", "value"}}`: cuts the
+/// identifier from the profile; answers the profiles that result.
+pub async fn unmerge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = profile_id(&id)?;
+    let request: UnmergeRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!(
+                "expected {{\"identifier\": {{\"type\": \"email\", \"value\": \"...\"}}}}: {e}"
+            ),
+        )
+    })?;
+    state.identity.catch_up().await?;
+    let split = state
+        .identity
+        .unmerge(id, &request.identifier)
+        .await
+        .map_err(|e| match e {
+            UnmergeError::NoSuchProfile(_) => ApiError::not_found(e.to_string()),
+            UnmergeError::Store(e) => e.into(),
+            UnmergeError::UnknownIdentifier(_) => {
+                ApiError::bad_request("unknown_identifier", e.to_string())
+            }
+            UnmergeError::NotInProfile { .. } | UnmergeError::NothingToSplit { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "cannot_unmerge", e.to_string())
+            }
+        })?;
+    let nodes: Vec<ProfileNode> = state.identity.read(|graph| {
+        split
+            .iter()
+            .filter_map(|p| graph.profile(*p).cloned())
+            .collect()
+    });
+    let mut profiles = Vec::new();
+    for node in &nodes {
+        profiles.push(profile_json(&state, node, true).await?);
+    }
+    Ok(Json(json!({ "profiles": profiles })))
+}
+
+/// `GET /api/identity/flagged`: identifiers flagged as shared, with their evidence.
+pub async fn flagged(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state.identity.catch_up().await?;
+    let rules = state.identity.rules().clone();
+    let flags: Vec<Value> = state.identity.read(|graph| {
+        graph
+            .flags()
+            .map(|flag| {
+                json!({
+                    "identifier": rules.identifier_of(&flag.key),
+                    "flagged_at": flag.at.to_string(),
+                    "flagged_by_event": flag.seq,
+                    "seen_with_count": flag.seen_with.len(),
+                    "seen_with": flag.seen_with.iter().take(10).map(|k| rules.identifier_of(k)).collect::<Vec<_>>(),
+                    "reason": format!(
+                        "seen with more than {} distinct {} identifiers; it no longer links anyone",
+                        rules.config.flag_after,
+                        flag.seen_with.first().map_or("higher-priority", |k| rules.type_rule(k.kind).name.as_str())
+                    ),
+                })
+            })
+            .collect()
+    });
+    Ok(Json(json!({ "flagged": flags })))
+}
+
+/// Parses a profile id from a path or cursor.
+pub fn profile_id(text: &str) -> Result<ProfileId, ApiError> {
+    text.parse().map_err(|()| {
+        ApiError::bad_request(
+            "invalid_profile_id",
+            format!("{text:?} is not a profile id such as p-42"),
+        )
+    })
+}
+
+fn unknown_identifier(rules: &IdentityRules, identifier: &Identifier) -> ApiError {
+    let types: Vec<&str> = rules.config.types.iter().map(|t| t.name.as_str()).collect();
+    ApiError::bad_request(
+        "unknown_identifier",
+        format!(
+            "{identifier} is not a usable identifier; identifier types are: {}",
+            types.join(", ")
+        ),
+    )
+}
+
+/// A profile as the API shows it: identifiers, traits with their source and time, and
+/// (with `details`) its merge history.
+async fn profile_json(
+    state: &AppState,
+    node: &ProfileNode,
+    details: bool,
+) -> Result<Value, ApiError> {
+    let rules = state.identity.rules();
+    let events = state.intake.log().events_at(node.events.clone()).await?;
+    let traits = fold_traits(events.iter().map(|e| &e.event));
+    let mut out = Map::new();
+    out.insert("id".into(), node.id.to_string().into());
+    out.insert("created_at".into(), node.created_at.to_string().into());
+    out.insert(
+        "identifiers".into(),
+        node.identifiers
+            .iter()
+            .map(|(key, first)| {
+                let identifier = rules.identifier_of(key);
+                json!({"type": identifier.kind, "value": identifier.value, "first_seen": first.to_string()})
+            })
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    out.insert(
+        "traits".into(),
+        traits
+            .iter()
+            .map(|(k, t)| (k.clone(), t.value.clone()))
+            .collect::<Map<_, _>>()
+            .into(),
+    );
+    out.insert("event_count".into(), node.events.len().into());
+    out.insert(
+        "last_seen".into(),
+        events
+            .iter()
+            .map(|e| e.event.timestamp)
+            .max()
+            .map(|t| t.to_string())
+            .into(),
+    );
+    if details {
+        out.insert(
+            "trait_sources".into(),
+            serde_json::to_value(&traits).unwrap_or_default(),
+        );
+        out.insert(
+            "merges".into(),
+            node.merges
+                .iter()
+                .map(|m| {
+                    json!({
+                        "event_seq": m.seq,
+                        "at": m.at.to_string(),
+                        "into": m.into,
+                        "from": m.from,
+                        "via": m.via.iter().map(|k| rules.identifier_of(k)).collect::<Vec<_>>(),
+                        "reason": "these identifiers of the event were held by both profiles",
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into(),
+        );
+    }
+    Ok(Value::Object(out))
+}

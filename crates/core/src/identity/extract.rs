@@ -13,6 +13,9 @@ pub struct IdentifierSet {
     pub unusable: Vec<(String, String)>,
     /// The `previousId` of an alias call: an earlier user id or anonymous id.
     pub alias_previous: Option<String>,
+    /// Values of the distinguishing traits (by their position in the rules), trimmed
+    /// and lower-cased.
+    pub traits: Vec<(u16, String)>,
 }
 
 /// Where each well-known type is read from, besides configured paths and
@@ -66,6 +69,14 @@ pub fn extract(event: &Event, rules: &IdentityRules) -> IdentifierSet {
             }
         }
     }
+    for (index, name) in rules.config.distinguishing_traits.iter().enumerate() {
+        let value = ["traits", "context.traits"]
+            .iter()
+            .find_map(|root| event.get(&format!("{root}.{name}")).and_then(scalar_text));
+        if let Some(value) = value {
+            set.traits.push((index as u16, value.trim().to_lowercase()));
+        }
+    }
     if event.event_type == EventType::Alias {
         set.alias_previous = event.get("previousId").and_then(scalar_text);
     }
@@ -87,7 +98,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::identity::rules::{IdentityConfig, TypeRule};
     use crate::segment::{IntakeContext, normalise};
 
     fn event(message: serde_json::Value) -> Event {
@@ -107,18 +117,7 @@ mod tests {
 
     #[test]
     fn identifiers_come_from_ids_traits_device_and_external_ids() {
-        let mut config = IdentityConfig::default();
-        config.types.insert(
-            3,
-            TypeRule {
-                name: "loyalty_id".into(),
-                limit: Some(1),
-                window_days: None,
-                normalise: Default::default(),
-                paths: vec!["traits.loyalty_id".into()],
-            },
-        );
-        let rules = IdentityRules::new(config).unwrap();
+        let rules = IdentityRules::default_rules();
         let e = event(
             json!({"type": "identify", "userId": "u1", "anonymousId": "a1",
             "traits": {"email": " Ada@Example.com", "phone": "333 123 4567", "loyalty_id": 42},
@@ -136,9 +135,9 @@ mod tests {
             vec![
                 ("user_id".into(), "u1".into()),
                 ("email".into(), "ada@example.com".into()),
-                ("phone".into(), "+393331234567".into()),
                 ("loyalty_id".into(), "42".into()),
                 ("loyalty_id".into(), "L-7".into()),
+                ("phone".into(), "+393331234567".into()),
                 ("device_id".into(), "dev-1".into()),
                 ("anonymous_id".into(), "a1".into()),
             ]

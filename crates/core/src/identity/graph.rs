@@ -57,10 +57,16 @@ pub enum DropReason {
     Blocked,
     /// Flagged automatically: seen with implausibly many people.
     Flagged,
+    /// Proven shared: seen with two values of a type one person holds only one of (two
+    /// user ids, two loyalty cards), so it cannot tell people apart.
+    Shared,
     /// Cut from a profile by an unmerge.
     Unmerged,
     /// Linking it would exceed its type's limit.
     Limit,
+    /// It would merge profiles that hold different values of a distinguishing trait
+    /// (another first name, another date of birth).
+    Conflict,
 }
 
 /// An identifier that was not linked, and why.
@@ -125,6 +131,8 @@ pub struct ProfileNode {
     /// Log positions of its events, ascending.
     pub events: Vec<i64>,
     pub merges: Vec<MergeRecord>,
+    /// The first value seen of each distinguishing trait.
+    pub traits: Vec<(u16, String)>,
 }
 
 /// The identity graph. See the module docs.
@@ -134,8 +142,11 @@ pub struct IdentityGraph {
     owners: HashMap<IdKey, ProfileId>,
     profiles: BTreeMap<ProfileId, ProfileNode>,
     redirects: HashMap<ProfileId, ProfileId>,
-    /// For each identifier, the distinct higher-priority identifiers seen with it (capped).
+    /// For each identifier, the distinct higher-priority identifiers seen with it
+    /// (capped), the evidence for `shared` and `flags`.
     seen_with: HashMap<IdKey, Vec<IdKey>>,
+    /// Identifiers proven shared by two people; they no longer link.
+    shared: HashMap<IdKey, (IdKey, IdKey)>,
     flags: BTreeMap<IdKey, Flag>,
     unmerge_rules: Vec<UnmergeRule>,
     unattributed: u64,
@@ -150,6 +161,7 @@ impl IdentityGraph {
             profiles: BTreeMap::new(),
             redirects: HashMap::new(),
             seen_with: HashMap::new(),
+            shared: HashMap::new(),
             flags: BTreeMap::new(),
             unmerge_rules,
             unattributed: 0,
@@ -174,19 +186,16 @@ impl IdentityGraph {
             ids.dedup();
         }
         ids.retain(|key| {
-            let reason = if self.rules.is_blocked(&key.value) {
-                DropReason::Blocked
-            } else if self.flags.contains_key(key) {
-                DropReason::Flagged
-            } else {
+            if !self.rules.is_blocked(&key.value) {
                 return true;
-            };
+            }
             resolution.dropped.push(Dropped {
                 key: key.clone(),
-                reason,
+                reason: DropReason::Blocked,
             });
             false
         });
+        self.detect_shared(seq, at, &mut ids, &mut resolution);
         for rule in &self.unmerge_rules {
             if ids.contains(&rule.key) && ids.iter().any(|k| rule.apart_from.contains(k)) {
                 ids.retain(|k| k != &rule.key);
@@ -196,8 +205,6 @@ impl IdentityGraph {
                 });
             }
         }
-        self.detect_shared(seq, at, &mut ids, &mut resolution);
-
         loop {
             if ids.is_empty() {
                 self.unattributed += 1;
@@ -208,8 +215,26 @@ impl IdentityGraph {
                 .filter_map(|k| self.owners.get(k))
                 .map(|p| self.current(*p))
                 .collect();
+            let conflicting = self.conflicting(&matched, &ids, &set.traits);
+            if !conflicting.is_empty() {
+                for key in conflicting {
+                    ids.retain(|k| k != &key);
+                    resolution.dropped.push(Dropped {
+                        key,
+                        reason: DropReason::Conflict,
+                    });
+                }
+                continue;
+            }
             if self.within_limits(&matched, &ids, at) {
                 let profile = self.link(seq, at, &ids, matched, &mut resolution);
+                if let Some(node) = self.profiles.get_mut(&profile) {
+                    for (name, value) in &set.traits {
+                        if !node.traits.iter().any(|(n, _)| n == name) {
+                            node.traits.push((*name, value.clone()));
+                        }
+                    }
+                }
                 resolution.profile = Some(profile);
                 return resolution;
             }
@@ -242,8 +267,10 @@ impl IdentityGraph {
         })
     }
 
-    /// Counts, for each lower-priority identifier of the event, the distinct
-    /// highest-priority identifiers it appears with; flags it past the threshold.
+    /// Records, for each identifier of the event, the higher-priority identifiers it
+    /// came with. One seen with two values of a type limited to one per person is
+    /// proven shared and stops linking; one seen with more than `flag_after` values of a
+    /// type is flagged for the operator too.
     fn detect_shared(
         &mut self,
         seq: i64,
@@ -251,40 +278,97 @@ impl IdentityGraph {
         ids: &mut Vec<IdKey>,
         resolution: &mut Resolution,
     ) {
-        let Some(top) = ids.iter().map(|k| k.kind).min() else {
-            return;
-        };
         let threshold = self.rules.config.flag_after;
-        let anchors: Vec<IdKey> = ids.iter().filter(|k| k.kind == top).cloned().collect();
-        let mut newly_flagged = Vec::new();
-        for key in ids.iter().filter(|k| k.kind > top) {
+
+        for key in ids.iter() {
+            let anchors: Vec<&IdKey> = ids.iter().filter(|k| k.kind < key.kind).collect();
+            if anchors.is_empty() {
+                continue;
+            }
             let seen = self.seen_with.entry(key.clone()).or_default();
-            for anchor in &anchors {
-                if seen.len() <= threshold && !seen.contains(anchor) {
+            for anchor in anchors {
+                let same_kind = seen.iter().filter(|s| s.kind == anchor.kind).count();
+                if same_kind <= threshold && !seen.contains(anchor) {
                     seen.push(anchor.clone());
                 }
             }
-            if seen.len() > threshold {
-                newly_flagged.push(key.clone());
-                self.flags.insert(
-                    key.clone(),
-                    Flag {
-                        key: key.clone(),
-                        seq,
-                        at,
-                        seen_with: seen.clone(),
-                    },
-                );
+            let mut by_kind: BTreeMap<u16, Vec<&IdKey>> = BTreeMap::new();
+            for s in seen.iter() {
+                by_kind.entry(s.kind).or_default().push(s);
+            }
+            for (kind, values) in &by_kind {
+                if values.len() > threshold && !self.flags.contains_key(key) {
+                    self.flags.insert(
+                        key.clone(),
+                        Flag {
+                            key: key.clone(),
+                            seq,
+                            at,
+                            seen_with: values.iter().map(|k| (*k).clone()).collect(),
+                        },
+                    );
+                    resolution.flagged.push(key.clone());
+                }
+                if values.len() >= 2
+                    && self.rules.type_rule(*kind).limit == Some(1)
+                    && !self.shared.contains_key(key)
+                {
+                    self.shared
+                        .insert(key.clone(), (values[0].clone(), values[1].clone()));
+                }
             }
         }
-        for key in newly_flagged {
-            ids.retain(|k| k != &key);
+        ids.retain(|k| {
+            let reason = if self.flags.contains_key(k) {
+                DropReason::Flagged
+            } else if self.shared.contains_key(k) {
+                DropReason::Shared
+            } else {
+                return true;
+            };
             resolution.dropped.push(Dropped {
-                key: key.clone(),
-                reason: DropReason::Flagged,
+                key: k.clone(),
+                reason,
             });
-            resolution.flagged.push(key);
+            false
+        });
+    }
+
+    /// The identifiers of the event that lead to a profile disagreeing on a
+    /// distinguishing trait — with the event itself, or with the profile of the event's
+    /// highest-priority identifier. Empty when there is no disagreement.
+    fn conflicting(
+        &self,
+        matched: &BTreeSet<ProfileId>,
+        ids: &[IdKey],
+        traits: &[(u16, String)],
+    ) -> Vec<IdKey> {
+        if matched.len() + usize::from(!traits.is_empty()) < 2 {
+            return Vec::new();
         }
+        let owner = |k: &IdKey| self.owners.get(k).map(|p| self.current(*p));
+        // What the event says, completed by the profile of its best identifier.
+        let mut reference: Vec<(u16, String)> = traits.to_vec();
+        let home = ids.iter().find_map(owner);
+        if let Some(home) = home {
+            for (name, value) in &self.profiles[&home].traits {
+                if !reference.iter().any(|(n, _)| n == name) {
+                    reference.push((*name, value.clone()));
+                }
+            }
+        }
+        let disagrees = |profile: &ProfileId| {
+            self.profiles[profile]
+                .traits
+                .iter()
+                .any(|(name, value)| reference.iter().any(|(n, v)| n == name && v != value))
+        };
+        let against: BTreeSet<ProfileId> =
+            matched.iter().filter(|p| disagrees(p)).copied().collect();
+        ids.iter()
+            .filter(|k| owner(k).is_some_and(|p| against.contains(&p)))
+            .cloned()
+            .collect()
     }
 
     /// Whether the profiles in `matched`, merged, plus `ids`, respect every limit.
@@ -360,6 +444,7 @@ impl IdentityGraph {
                         identifiers: Vec::new(),
                         events: Vec::new(),
                         merges: Vec::new(),
+                        traits: Vec::new(),
                     },
                 );
                 resolution.created = true;
@@ -386,6 +471,11 @@ impl IdentityGraph {
             target.identifiers.extend(node.identifiers);
             target.events = merge_sorted(&target.events, &node.events);
             target.merges.extend(node.merges);
+            for (name, value) in node.traits {
+                if !target.traits.iter().any(|(n, _)| *n == name) {
+                    target.traits.push((name, value));
+                }
+            }
             target.merges.push(MergeRecord {
                 seq,
                 at,
@@ -451,9 +541,20 @@ impl IdentityGraph {
         self.unattributed
     }
 
-    /// Identifiers flagged as shared.
+    /// Identifiers flagged as shared by implausibly many people.
     pub fn flags(&self) -> impl Iterator<Item = &Flag> {
         self.flags.values()
+    }
+
+    /// Whether an identifier no longer tells people apart (flagged or proven shared).
+    pub fn is_ambiguous(&self, key: &IdKey) -> bool {
+        self.flags.contains_key(key) || self.shared.contains_key(key)
+    }
+
+    /// Identifiers proven shared (seen with two identifiers that each belong to one
+    /// person only), with that evidence.
+    pub fn shared(&self) -> impl Iterator<Item = (&IdKey, &(IdKey, IdKey))> {
+        self.shared.iter()
     }
 
     /// The unmerge rules in force.

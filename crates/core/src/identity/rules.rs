@@ -64,6 +64,15 @@ pub struct IdentityConfig {
     /// linking.
     #[serde(default = "default_detection")]
     pub flag_after: usize,
+    /// Traits that tell people apart: profiles that hold different values of one
+    /// (compared trimmed and case-insensitively) are never merged. A family sharing an
+    /// e-mail address does not share a first name and a date of birth.
+    #[serde(default = "default_distinguishing")]
+    pub distinguishing_traits: Vec<String>,
+}
+
+fn default_distinguishing() -> Vec<String> {
+    vec!["firstName".into(), "birthDate".into()]
 }
 
 fn default_region() -> String {
@@ -84,10 +93,19 @@ fn rule(name: &str, limit: Option<usize>, normalise: Normalisation) -> TypeRule 
     }
 }
 
+/// The default priority: a login, an e-mail, a loyalty card, then a phone number (often
+/// typed by someone else: a cashier, an agent), devices, cookies.
 fn default_types() -> Vec<TypeRule> {
     vec![
         rule("user_id", Some(1), Normalisation::Trim),
         rule("email", Some(5), Normalisation::Email),
+        TypeRule {
+            paths: vec![
+                "traits.loyalty_id".into(),
+                "context.traits.loyalty_id".into(),
+            ],
+            ..rule("loyalty_id", Some(1), Normalisation::Trim)
+        },
         rule("phone", Some(3), Normalisation::Phone),
         rule("device_id", Some(10), Normalisation::Trim),
         rule("anonymous_id", Some(100), Normalisation::Trim),
@@ -102,6 +120,7 @@ impl Default for IdentityConfig {
             blocked_values: Vec::new(),
             blocked_patterns: Vec::new(),
             flag_after: default_detection(),
+            distinguishing_traits: default_distinguishing(),
         }
     }
 }
@@ -158,6 +177,8 @@ pub enum RulesError {
 pub struct IdentityRules {
     pub config: IdentityConfig,
     pub region: phonenumber::country::Id,
+    /// The region's calling code (39 for IT).
+    calling_code: u16,
     blocked: HashSet<String>,
     patterns: Vec<Regex>,
 }
@@ -182,6 +203,10 @@ impl IdentityRules {
             .to_ascii_uppercase()
             .parse()
             .map_err(|_| RulesError::BadRegion(config.default_region.clone()))?;
+        let calling_code = phonenumber::metadata::DATABASE
+            .by_id(config.default_region.to_ascii_uppercase().as_str())
+            .map(|m| m.country_code())
+            .ok_or_else(|| RulesError::BadRegion(config.default_region.clone()))?;
         let mut patterns = Vec::new();
         for pattern in BUILT_IN_PATTERNS
             .iter()
@@ -211,6 +236,7 @@ impl IdentityRules {
         Ok(Arc::new(IdentityRules {
             config,
             region,
+            calling_code,
             blocked,
             patterns,
         }))
@@ -250,15 +276,29 @@ impl IdentityRules {
                 }
                 email
             }
-            Normalisation::Phone => {
-                let number = phonenumber::parse(Some(self.region), trimmed).ok()?;
-                if !phonenumber::is_valid(&number) {
-                    return None;
-                }
-                number.format().mode(phonenumber::Mode::E164).to_string()
-            }
+            Normalisation::Phone => self.normalise_phone(trimmed)?,
         };
         (!value.is_empty()).then_some(value)
+    }
+
+    /// A phone number in E.164, read in the default region. A national number whose
+    /// first digits equal the calling code (Italian mobiles starting `393`) can be taken
+    /// for an international one; when that reading is invalid, the national one is tried.
+    fn normalise_phone(&self, raw: &str) -> Option<String> {
+        let valid = |text: &str, region| {
+            phonenumber::parse(region, text)
+                .ok()
+                .filter(phonenumber::is_valid)
+                .map(|n| n.format().mode(phonenumber::Mode::E164).to_string())
+        };
+        if let Some(e164) = valid(raw, Some(self.region)) {
+            return Some(e164);
+        }
+        if raw.starts_with('+') || raw.starts_with("00") {
+            return None;
+        }
+        let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+        valid(&format!("+{}{digits}", self.calling_code), None)
     }
 
     /// Whether a normalised value is blocked by the built-in list, the config or a pattern.
@@ -330,6 +370,15 @@ mod tests {
             Some("+442079460018".into())
         );
         assert_eq!(rules.normalise(phone, "12"), None);
+        // A mobile that starts with the calling code is still read as national.
+        assert_eq!(
+            rules.normalise(phone, "393 1234567"),
+            Some("+393931234567".into())
+        );
+        assert_eq!(
+            rules.normalise(phone, "+39 393 1234567"),
+            Some("+393931234567".into())
+        );
     }
 
     #[test]

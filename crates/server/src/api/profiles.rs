@@ -80,10 +80,19 @@ pub async fn lookup(
     let key = rules
         .key_of(&identifier)
         .ok_or_else(|| unknown_identifier(rules, &identifier))?;
-    let node = state
+    let (node, ambiguous) = state
         .identity
-        .read(|graph| graph.lookup(&key).cloned())
-        .ok_or_else(|| ApiError::not_found("no profile holds that identifier"))?;
+        .read(|graph| (graph.lookup(&key).cloned(), graph.is_ambiguous(&key)));
+    if ambiguous {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ambiguous_identifier",
+            format!(
+                "{identifier} is shared by several people, so it identifies no one; look up by another identifier (see GET /api/identity/flagged)"
+            ),
+        ));
+    }
+    let node = node.ok_or_else(|| ApiError::not_found("no profile holds that identifier"))?;
     Ok(Json(profile_json(&state, &node, true).await?))
 }
 
@@ -150,7 +159,8 @@ pub async fn unmerge(
     Ok(Json(json!({ "profiles": profiles })))
 }
 
-/// `GET /api/identity/flagged`: identifiers flagged as shared, with their evidence.
+/// `GET /api/identity/flagged`: identifiers flagged as used by implausibly many people,
+/// and identifiers proven shared by two people, each with its evidence.
 pub async fn flagged(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.identity.catch_up().await?;
     let rules = state.identity.rules().clone();
@@ -173,7 +183,24 @@ pub async fn flagged(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
             })
             .collect()
     });
-    Ok(Json(json!({ "flagged": flags })))
+    let shared: Vec<Value> = state.identity.read(|graph| {
+        let mut shared: Vec<Value> = graph
+            .shared()
+            .map(|(key, (a, b))| {
+                json!({
+                    "identifier": rules.identifier_of(key),
+                    "seen_with": [rules.identifier_of(a), rules.identifier_of(b)],
+                    "reason": format!(
+                        "seen with two different {} identifiers, which belong to one person each; it no longer links anyone",
+                        rules.type_rule(a.kind).name
+                    ),
+                })
+            })
+            .collect();
+        shared.sort_by_key(|v| v["identifier"].to_string());
+        shared
+    });
+    Ok(Json(json!({ "flagged": flags, "shared": shared })))
 }
 
 /// Parses a profile id from a path or cursor.

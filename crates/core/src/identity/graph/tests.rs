@@ -92,8 +92,18 @@ fn a_shared_family_email_does_not_fuse_two_people() {
     let mum = run.event(&[("user_id", "mum"), ("email", "rossi.family@example.com")]);
     let son = run.event(&[("user_id", "son"), ("email", "rossi.family@example.com")]);
     assert_ne!(mum.profile, son.profile);
-    assert_eq!(son.dropped[0].reason, DropReason::Limit);
-    assert_eq!(run.graph.profile_count(), 2);
+    assert_eq!(
+        son.dropped[0].reason,
+        DropReason::Shared,
+        "two user ids prove it shared"
+    );
+    // From now on it links nobody, even an event that carries it alone.
+    let newsletter = run.event(&[
+        ("email", "rossi.family@example.com"),
+        ("anonymous_id", "click-1"),
+    ]);
+    assert_ne!(newsletter.profile, mum.profile);
+    assert_eq!(run.graph.profile_count(), 3);
     assert_eq!(run.owner("email", "rossi.family@example.com"), mum.profile);
 }
 
@@ -132,7 +142,7 @@ fn blocked_values_never_link() {
 #[test]
 fn windowed_limits_count_only_recent_identifiers() {
     let mut config = IdentityConfig::default();
-    config.types[3] = TypeRule {
+    config.types[4] = TypeRule {
         name: "device_id".into(),
         limit: Some(1),
         window_days: Some(1),
@@ -249,4 +259,50 @@ fn replay_is_deterministic() {
             .collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn profiles_that_disagree_on_a_distinguishing_trait_are_not_merged() {
+    let rules = IdentityRules::default_rules();
+    let first_name = rules
+        .config
+        .distinguishing_traits
+        .iter()
+        .position(|t| t == "firstName")
+        .unwrap() as u16;
+    let with_name = |ids: &[(&str, &str)], name: &str| IdentifierSet {
+        traits: vec![(first_name, name.trim().to_lowercase())],
+        ..keys(&rules, ids)
+    };
+    let mut graph = IdentityGraph::new(rules.clone(), Vec::new());
+    // Mum registers online; her son, who has no account, signs a store form with the
+    // family e-mail and his own loyalty card.
+    let mum = graph.apply(
+        1,
+        at(1),
+        &with_name(
+            &[("user_id", "mum"), ("email", "family@example.com")],
+            "Anna",
+        ),
+    );
+    let son = graph.apply(
+        2,
+        at(2),
+        &with_name(
+            &[("email", "family@example.com"), ("loyalty_id", "L-9")],
+            "Luca",
+        ),
+    );
+    assert_ne!(son.profile, mum.profile);
+    assert_eq!(son.dropped[0].reason, DropReason::Conflict);
+    // The same name in any case is no conflict.
+    let again = graph.apply(
+        3,
+        at(3),
+        &with_name(
+            &[("email", "family@example.com"), ("anonymous_id", "c1")],
+            "ANNA ",
+        ),
+    );
+    assert_eq!(again.profile, mum.profile);
 }

@@ -51,6 +51,11 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// mimalloc: resolving identities allocates many small values per event, where the
+/// system allocator costs measurably more (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Where the data folder is unless `--data` says otherwise.
 pub const DEFAULT_DATA_DIR: &str = "./unavoce-data";
 

@@ -76,10 +76,12 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     }));
     let rules = IdentityRules::new(setup.config.identity.clone())?;
     let identity = IdentityProjection::open(log.clone(), rules).await?;
-    let follower = identity.follow();
+    identity.follow()?;
     let state = AppState {
-        identity,
-        intake: Intake::new(log.clone()).with_touchpoints(&setup.config.touchpoints),
+        identity: identity.clone(),
+        intake: Intake::new(log.clone())
+            .with_touchpoints(&setup.config.touchpoints)
+            .with_observer(identity.clone()),
         keys: Arc::new(Keys {
             write_keys,
             admin_key: setup.keys.admin_key.clone(),
@@ -98,7 +100,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
-    follower.abort();
+    identity.stop();
     tracing::info!("shutting down: committing everything accepted");
     log.close().await;
     tracing::info!("stopped; every acknowledged event is on disk");

@@ -1,18 +1,25 @@
 //! The identity projection: the identity graph over the whole log.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde_json::{Value, json};
-use unavoce_core::Identifier;
-use unavoce_core::identity::{IdentityGraph, IdentityRules, ProfileId, UnmergeRule, extract};
+use unavoce_core::identity::{
+    IdentifierSet, IdentityGraph, IdentityRules, ProfileId, UnmergeRule, extract,
+};
+use unavoce_core::{Event, Identifier};
 use unavoce_store::{EventLog, EventQuery, StoreError};
 
 /// Where the unmerge rules are kept.
 const UNMERGE_RULES: &str = "identity.unmerge_rules";
 /// Events read from the log per step of a replay.
 const PAGE: usize = 5_000;
+/// Pushed events held at most; past that they are dropped and read back from the log,
+/// so a projection that falls behind costs no unbounded memory.
+const PUSHED_MAX: usize = 200_000;
 
 /// Why an unmerge could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +55,10 @@ pub struct IdentityProjection {
     state: RwLock<State>,
     /// Serialises catching up and rebuilding.
     writer: tokio::sync::Mutex<()>,
+    /// Events pushed by the intake, by log position, not yet applied.
+    pushed: Mutex<BTreeMap<i64, Event>>,
+    wake: Condvar,
+    stopping: AtomicBool,
 }
 
 impl IdentityProjection {
@@ -66,6 +77,9 @@ impl IdentityProjection {
             log,
             rules,
             writer: tokio::sync::Mutex::new(()),
+            pushed: Mutex::new(BTreeMap::new()),
+            wake: Condvar::new(),
+            stopping: AtomicBool::new(false),
         });
         let started = std::time::Instant::now();
         let applied = projection.catch_up().await?;
@@ -78,26 +92,98 @@ impl IdentityProjection {
         Ok(projection)
     }
 
-    /// Follows the log in the background: applies new events as they are committed
-    /// (and every few seconds, for writers in other processes such as `unavoce import`).
-    pub fn follow(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Follows the log on a thread of its own: applies the events the intake pushes as
+    /// they are stored, and reads the log itself for anything else (every few seconds,
+    /// for writers in other processes such as `unavoce import`).
+    ///
+    /// The thread runs at a lower OS priority than the log's writer: when the two cores
+    /// are busy, acknowledging data durably comes first and the profiles catch up a
+    /// moment later. Must be called inside a Tokio runtime. Stops with [`Self::stop`].
+    pub fn follow(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
         let projection = self.clone();
-        tokio::spawn(async move {
-            let mut committed = projection.log.committed();
-            loop {
-                let _ = tokio::time::timeout(Duration::from_secs(2), committed.changed()).await;
-                if let Err(e) = projection.catch_up().await {
-                    tracing::warn!(error = %e, "identity projection could not read the log; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name("identity-projection".into())
+            .spawn(move || {
+                lower_this_threads_priority();
+                while !projection.stopping.load(Ordering::Acquire) {
+                    if projection.wait_for_push(Duration::from_secs(2)) {
+                        let _writer = projection.writer.blocking_lock();
+                        projection.apply_pushed();
+                    } else if let Err(e) = runtime.block_on(projection.catch_up()) {
+                        tracing::warn!(error = %e, "identity projection could not read the log; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            })
+    }
+
+    /// Stops the thread started by [`Self::follow`].
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake.notify_all();
+    }
+
+    /// Waits until events are pushed or `timeout` passes; whether there are events.
+    fn wait_for_push(&self, timeout: Duration) -> bool {
+        let Ok(pushed) = self.pushed.lock() else {
+            return false;
+        };
+        if !pushed.is_empty() {
+            return true;
+        }
+        match self.wake.wait_timeout(pushed, timeout) {
+            Ok((pushed, _)) => !pushed.is_empty(),
+            Err(_) => false,
+        }
+    }
+
+    /// Applies pushed events that continue the log without a gap. The buffer is locked
+    /// only to take the run out, so the intake never waits for the graph. Callers hold
+    /// `writer`.
+    fn apply_pushed(&self) {
+        let applied = self.state.read().map(|s| s.applied).unwrap_or(i64::MAX);
+        let run: Vec<(i64, Event)> = {
+            let Ok(mut pushed) = self.pushed.lock() else {
+                return;
+            };
+            let mut next = applied + 1;
+            let mut run = Vec::new();
+            while let Some(entry) = pushed.first_entry() {
+                let seq = *entry.key();
+                if seq < next {
+                    entry.remove();
+                } else if seq == next {
+                    run.push((seq, entry.remove()));
+                    next += 1;
+                } else {
+                    break; // a gap: the log fills it
                 }
             }
-        })
+            run
+        };
+        if run.is_empty() {
+            return;
+        }
+        let sets: Vec<(i64, Timestamp, IdentifierSet)> = run
+            .iter()
+            .map(|(seq, event)| (*seq, event.timestamp, extract(event, &self.rules)))
+            .collect();
+        drop(run);
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        for (seq, at, set) in sets {
+            state.graph.apply(seq, at, &set);
+            state.applied = seq;
+        }
     }
 
     /// Applies every event committed since the last call; returns the position reached.
     pub async fn catch_up(&self) -> Result<i64, StoreError> {
         let _writer = self.writer.lock().await;
         loop {
+            self.apply_pushed();
             let after = self.state.read().map(|s| s.applied).unwrap_or(0);
             let page = self
                 .log
@@ -248,4 +334,32 @@ async fn load_unmerge_rules(
         }
     }
     Ok(loaded)
+}
+
+impl unavoce_intake::Observer for IdentityProjection {
+    fn stored(&self, events: Vec<(i64, Event)>) {
+        if let Ok(mut pushed) = self.pushed.lock() {
+            if pushed.len() + events.len() > PUSHED_MAX {
+                // Far behind: forget the buffer; the log has every event.
+                pushed.clear();
+            } else {
+                pushed.extend(events);
+            }
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// Gives the calling thread a lower scheduling priority (Linux: nice 10), so it yields
+/// to the event log's writer when the machine is busy.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority only reads its integer arguments. On Linux, PRIO_PROCESS
+        // with who = 0 applies to the calling thread alone.
+        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+        if result != 0 {
+            tracing::debug!("could not lower the identity projection's priority");
+        }
+    }
 }

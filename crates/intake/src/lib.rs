@@ -11,5 +11,6 @@ mod pipeline;
 
 pub use import::{FileFormat, ImportOptions, ImportProgress, ImportReport, RowError};
 pub use pipeline::{
-    IngestReport, Intake, IntakeError, Item, ItemBody, RejectedItem, ReplayOutcome, Submission,
+    IngestReport, Intake, IntakeError, Item, ItemBody, Observer, RejectedItem, ReplayOutcome,
+    Submission,
 };

@@ -90,11 +90,20 @@ pub enum IntakeError {
     StillInvalid(Rejection),
 }
 
+/// Told of every event the intake stored, once durable, with its log position: how
+/// projections in the same process follow the log without reading it back.
+pub trait Observer: Send + Sync {
+    /// `events` are in log order within one append; appends may be told out of order.
+    /// Called before the sender is answered, so it must only hand the events over.
+    fn stored(&self, events: Vec<(i64, Event)>);
+}
+
 /// The intake pipeline over an event log.
 #[derive(Clone)]
 pub struct Intake {
     log: Arc<dyn EventLog>,
     touchpoint_channels: Arc<TouchpointChannels>,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 impl Intake {
@@ -103,6 +112,25 @@ impl Intake {
         Intake {
             log,
             touchpoint_channels: Arc::default(),
+            observers: Vec::new(),
+        }
+    }
+
+    /// Tells `observer` of every event stored from now on.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    fn tell_observers(&self, events: Vec<(i64, Event)>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some((last, others)) = self.observers.split_last() {
+            for observer in others {
+                observer.stored(events.clone());
+            }
+            last.stored(events);
         }
     }
 
@@ -161,14 +189,19 @@ impl Intake {
                 }
             }
         }
-        let outcome = self.log.append(batch).await?;
+        let outcome = self.log.append(&batch).await?;
         let mut report = IngestReport::default();
-        for appended in &outcome.events {
+        let mut stored = Vec::new();
+        for (appended, event) in outcome.events.iter().zip(batch.events) {
             match appended {
-                Appended::Stored { .. } => report.accepted += 1,
+                Appended::Stored { seq } => {
+                    report.accepted += 1;
+                    stored.push((*seq, event));
+                }
                 Appended::Duplicate => report.duplicates += 1,
             }
         }
+        self.tell_observers(stored);
         report.rejected = rejected_at
             .into_iter()
             .zip(outcome.quarantine_ids)
@@ -225,7 +258,10 @@ impl Intake {
         let event =
             segment::normalise(message, &ctx, new_message_id).map_err(IntakeError::StillInvalid)?;
         let message_id = event.message_id.clone();
-        let appended = self.log.replay_quarantined(id, event, now).await?;
+        let appended = self.log.replay_quarantined(id, event.clone(), now).await?;
+        if let Appended::Stored { seq } = appended {
+            self.tell_observers(vec![(seq, event)]);
+        }
         Ok(ReplayOutcome {
             message_id,
             seq: match appended {

@@ -39,8 +39,8 @@ async fn server_with(options: SqliteOptions) -> TestServer {
         .await
         .unwrap();
     let state = AppState {
-        identity,
-        intake: Intake::new(log.clone() as Arc<dyn EventLog>),
+        identity: identity.clone(),
+        intake: Intake::new(log.clone() as Arc<dyn EventLog>).with_observer(identity.clone()),
         keys: Arc::new(Keys {
             write_keys: vec![
                 WriteKey {

@@ -162,7 +162,7 @@ pub struct LogStats {
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Appends events (de-duplicated by `messageId`) and quarantine entries atomically.
-    async fn append(&self, batch: AppendBatch) -> Result<AppendOutcome, StoreError>;
+    async fn append(&self, batch: &AppendBatch) -> Result<AppendOutcome, StoreError>;
 
     /// Appends `event`, the fixed form of quarantine entry `id`, and marks the entry
     /// replayed, atomically.

@@ -205,6 +205,37 @@ impl IdentityGraph {
                 });
             }
         }
+        // The common case: every identifier is already in one profile.
+        if let Some(first) = ids.first().and_then(|k| self.owners.get(k)).copied() {
+            let home = self.current(first);
+            let all_home = ids.iter().all(|k| {
+                self.owners
+                    .get(k)
+                    .is_some_and(|p| *p == home || self.current(*p) == home)
+            });
+            let agrees = set.traits.iter().all(|(name, value)| {
+                self.profiles[&home]
+                    .traits
+                    .iter()
+                    .all(|(n, v)| n != name || v == value)
+            });
+            if all_home && agrees {
+                let node = self
+                    .profiles
+                    .get_mut(&home)
+                    .expect("owners point to live profiles");
+                if node.events.last() != Some(&seq) {
+                    node.events.push(seq);
+                }
+                for (name, value) in &set.traits {
+                    if !node.traits.iter().any(|(n, _)| n == name) {
+                        node.traits.push((*name, value.clone()));
+                    }
+                }
+                resolution.profile = Some(home);
+                return resolution;
+            }
+        }
         loop {
             if ids.is_empty() {
                 self.unattributed += 1;
@@ -279,24 +310,27 @@ impl IdentityGraph {
         resolution: &mut Resolution,
     ) {
         let threshold = self.rules.config.flag_after;
-
         for key in ids.iter() {
-            let anchors: Vec<&IdKey> = ids.iter().filter(|k| k.kind < key.kind).collect();
-            if anchors.is_empty() {
+            if !ids.iter().any(|k| k.kind < key.kind) {
+                continue;
+            }
+            // Only a new anchor can change the evidence.
+            let known = self.seen_with.get(key);
+            let fresh: Vec<&IdKey> = ids
+                .iter()
+                .filter(|a| a.kind < key.kind && known.is_none_or(|seen| !seen.contains(a)))
+                .collect();
+            if fresh.is_empty() {
                 continue;
             }
             let seen = self.seen_with.entry(key.clone()).or_default();
-            for anchor in anchors {
+            for anchor in fresh {
                 let same_kind = seen.iter().filter(|s| s.kind == anchor.kind).count();
-                if same_kind <= threshold && !seen.contains(anchor) {
-                    seen.push(anchor.clone());
+                if same_kind > threshold {
+                    continue;
                 }
-            }
-            let mut by_kind: BTreeMap<u16, Vec<&IdKey>> = BTreeMap::new();
-            for s in seen.iter() {
-                by_kind.entry(s.kind).or_default().push(s);
-            }
-            for (kind, values) in &by_kind {
+                seen.push(anchor.clone());
+                let values: Vec<&IdKey> = seen.iter().filter(|s| s.kind == anchor.kind).collect();
                 if values.len() > threshold && !self.flags.contains_key(key) {
                     self.flags.insert(
                         key.clone(),
@@ -310,7 +344,7 @@ impl IdentityGraph {
                     resolution.flagged.push(key.clone());
                 }
                 if values.len() >= 2
-                    && self.rules.type_rule(*kind).limit == Some(1)
+                    && self.rules.type_rule(anchor.kind).limit == Some(1)
                     && !self.shared.contains_key(key)
                 {
                     self.shared

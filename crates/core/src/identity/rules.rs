@@ -1,7 +1,7 @@
 //! Identity rules: identifier types, priorities, limits, normalisation, blocked values.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -147,6 +147,9 @@ const BUILT_IN_BLOCKED: [&str; 14] = [
 /// numbers of all zeros with a prefix (`+390000000`).
 const BUILT_IN_PATTERNS: [&str; 2] = [r"^\+?(\d)\1{5,}$", r"^\+?\d{1,3}0{6,}$"];
 
+/// Normalised phone numbers remembered at most.
+const PHONE_CACHE_ENTRIES: usize = 100_000;
+
 /// A type's position in the priority order (0 = highest).
 pub type TypeIx = u16;
 
@@ -173,12 +176,15 @@ pub enum RulesError {
 }
 
 /// Validated, ready-to-use identity rules.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct IdentityRules {
     pub config: IdentityConfig,
     pub region: phonenumber::country::Id,
     /// The region's calling code (39 for IT).
     calling_code: u16,
+    /// Phone numbers already normalised: parsing one costs microseconds, and the same
+    /// person's number recurs in many events. Bounded; cleared when full.
+    phones: Mutex<HashMap<Box<str>, Option<Box<str>>>>,
     blocked: HashSet<String>,
     patterns: Vec<Regex>,
 }
@@ -237,6 +243,7 @@ impl IdentityRules {
             config,
             region,
             calling_code,
+            phones: Mutex::new(HashMap::new()),
             blocked,
             patterns,
         }))
@@ -285,6 +292,20 @@ impl IdentityRules {
     /// first digits equal the calling code (Italian mobiles starting `393`) can be taken
     /// for an international one; when that reading is invalid, the national one is tried.
     fn normalise_phone(&self, raw: &str) -> Option<String> {
+        if let Some(known) = self.phones.lock().ok().and_then(|c| c.get(raw).cloned()) {
+            return known.map(String::from);
+        }
+        let normalised = self.parse_phone(raw);
+        if let Ok(mut cache) = self.phones.lock() {
+            if cache.len() >= PHONE_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(raw.into(), normalised.as_deref().map(Box::from));
+        }
+        normalised
+    }
+
+    fn parse_phone(&self, raw: &str) -> Option<String> {
         let valid = |text: &str, region| {
             phonenumber::parse(region, text)
                 .ok()

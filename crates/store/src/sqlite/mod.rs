@@ -230,7 +230,7 @@ fn open_reader(path: &Path, durability: Durability) -> rusqlite::Result<Connecti
 
 #[async_trait]
 impl EventLog for SqliteLog {
-    async fn append(&self, batch: AppendBatch) -> Result<AppendOutcome, StoreError> {
+    async fn append(&self, batch: &AppendBatch) -> Result<AppendOutcome, StoreError> {
         if batch.is_empty() {
             return Ok(AppendOutcome::default());
         }
@@ -243,7 +243,7 @@ impl EventLog for SqliteLog {
         match self
             .submit(Op::Append {
                 events,
-                quarantine: batch.quarantine,
+                quarantine: batch.quarantine.clone(),
             })
             .await?
         {

@@ -38,7 +38,7 @@ async fn append_deduplicates_by_message_id_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
     let outcome = log
-        .append(AppendBatch {
+        .append(&AppendBatch {
             events: vec![event("m1", "u1"), event("m2", "u2"), event("m1", "u1")],
             quarantine: vec![quarantined("no identity")],
         })
@@ -49,7 +49,7 @@ async fn append_deduplicates_by_message_id_and_survives_reopen() {
     assert_eq!(outcome.events[2], Appended::Duplicate);
     assert_eq!(outcome.quarantine_ids.len(), 1);
     let again = log
-        .append(AppendBatch {
+        .append(&AppendBatch {
             events: vec![event("m2", "u2")],
             ..Default::default()
         })
@@ -87,7 +87,7 @@ async fn events_page_with_a_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
     let events = (0..25).map(|i| event(&format!("m{i}"), "u")).collect();
-    log.append(AppendBatch {
+    log.append(&AppendBatch {
         events,
         ..Default::default()
     })
@@ -118,7 +118,7 @@ async fn replay_moves_an_entry_into_the_log_once() {
     let dir = tempfile::tempdir().unwrap();
     let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
     let outcome = log
-        .append(AppendBatch {
+        .append(&AppendBatch {
             quarantine: vec![quarantined("no identity")],
             ..Default::default()
         })
@@ -181,7 +181,7 @@ async fn a_full_queue_answers_overloaded_instead_of_waiting() {
     let first = tokio::spawn({
         let log = log.clone();
         async move {
-            log.append(AppendBatch {
+            log.append(&AppendBatch {
                 events: vec![event("a", "u")],
                 ..Default::default()
             })
@@ -192,7 +192,7 @@ async fn a_full_queue_answers_overloaded_instead_of_waiting() {
     let second = tokio::spawn({
         let log = log.clone();
         async move {
-            log.append(AppendBatch {
+            log.append(&AppendBatch {
                 events: vec![event("b", "u")],
                 ..Default::default()
             })
@@ -202,7 +202,7 @@ async fn a_full_queue_answers_overloaded_instead_of_waiting() {
     tokio::time::sleep(Duration::from_millis(100)).await; // it waits in the queue
     assert!(!log.is_ready());
     let third = log
-        .append(AppendBatch {
+        .append(&AppendBatch {
             events: vec![event("c", "u")],
             ..Default::default()
         })
@@ -235,7 +235,7 @@ async fn events_by_position_settings_and_the_committed_watch() {
     let mut committed = log.committed();
     assert_eq!(*committed.borrow_and_update(), 0);
     let outcome = log
-        .append(AppendBatch {
+        .append(&AppendBatch {
             events: (0..5).map(|i| event(&format!("m{i}"), "u")).collect(),
             ..Default::default()
         })

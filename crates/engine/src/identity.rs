@@ -19,7 +19,7 @@ const UNMERGE_RULES: &str = "identity.unmerge_rules";
 const PAGE: usize = 5_000;
 /// Pushed events held at most; past that they are dropped and read back from the log,
 /// so a projection that falls behind costs no unbounded memory.
-const PUSHED_MAX: usize = 200_000;
+const PUSHED_MAX: usize = 20_000;
 
 /// Why an unmerge could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -107,10 +107,16 @@ impl IdentityProjection {
             .spawn(move || {
                 lower_this_threads_priority();
                 while !projection.stopping.load(Ordering::Acquire) {
-                    if projection.wait_for_push(Duration::from_secs(2)) {
+                    let progressed = projection.wait_for_push(Duration::from_secs(2)) && {
                         let _writer = projection.writer.blocking_lock();
-                        projection.apply_pushed();
-                    } else if let Err(e) = runtime.block_on(projection.catch_up()) {
+                        projection.apply_pushed() > 0
+                    };
+                    // Nothing pushed for a while, or a gap (events from another process,
+                    // or pushes dropped while far behind): read the log.
+                    if progressed {
+                        continue;
+                    }
+                    if let Err(e) = runtime.block_on(projection.catch_up()) {
                         tracing::warn!(error = %e, "identity projection could not read the log; retrying");
                         std::thread::sleep(Duration::from_secs(1));
                     }
@@ -138,14 +144,14 @@ impl IdentityProjection {
         }
     }
 
-    /// Applies pushed events that continue the log without a gap. The buffer is locked
-    /// only to take the run out, so the intake never waits for the graph. Callers hold
-    /// `writer`.
-    fn apply_pushed(&self) {
+    /// Applies pushed events that continue the log without a gap; returns how many. The
+    /// buffer is locked only to take the run out, so the intake never waits for the
+    /// graph. Callers hold `writer`.
+    fn apply_pushed(&self) -> usize {
         let applied = self.state.read().map(|s| s.applied).unwrap_or(i64::MAX);
         let run: Vec<(i64, Event)> = {
             let Ok(mut pushed) = self.pushed.lock() else {
-                return;
+                return 0;
             };
             let mut next = applied + 1;
             let mut run = Vec::new();
@@ -163,20 +169,22 @@ impl IdentityProjection {
             run
         };
         if run.is_empty() {
-            return;
+            return 0;
         }
+        let applied = run.len();
         let sets: Vec<(i64, Timestamp, IdentifierSet)> = run
             .iter()
             .map(|(seq, event)| (*seq, event.timestamp, extract(event, &self.rules)))
             .collect();
         drop(run);
         let Ok(mut state) = self.state.write() else {
-            return;
+            return 0;
         };
         for (seq, at, set) in sets {
             state.graph.apply(seq, at, &set);
             state.applied = seq;
         }
+        applied
     }
 
     /// Applies every event committed since the last call; returns the position reached.
@@ -339,10 +347,9 @@ async fn load_unmerge_rules(
 impl unavoce_intake::Observer for IdentityProjection {
     fn stored(&self, events: Vec<(i64, Event)>) {
         if let Ok(mut pushed) = self.pushed.lock() {
-            if pushed.len() + events.len() > PUSHED_MAX {
-                // Far behind: forget the buffer; the log has every event.
-                pushed.clear();
-            } else {
+            // Far behind: these are left to the log, which has every event; what is
+            // buffered stays, so the projection applies it before reading the gap.
+            if pushed.len() + events.len() <= PUSHED_MAX {
                 pushed.extend(events);
             }
         }

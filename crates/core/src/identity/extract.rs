@@ -32,6 +32,10 @@ fn built_in_paths(type_name: &str) -> &'static [&'static str] {
 /// Extracts and normalises the identifiers of `event` under `rules`.
 pub fn extract(event: &Event, rules: &IdentityRules) -> IdentifierSet {
     let mut set = IdentifierSet::default();
+    let external = match event.get("context.externalIds") {
+        Some(Value::Array(entries)) => entries.as_slice(),
+        _ => &[],
+    };
     for (kind, rule) in rules.config.types.iter().enumerate() {
         let kind = kind as u16;
         let mut raw: Vec<String> = Vec::new();
@@ -49,13 +53,11 @@ pub fn extract(event: &Event, rules: &IdentityRules) -> IdentifierSet {
                 raw.push(value);
             }
         }
-        if let Some(Value::Array(external)) = event.get("context.externalIds") {
-            for entry in external {
-                if entry.get("type").and_then(Value::as_str) == Some(rule.name.as_str())
-                    && let Some(id) = entry.get("id").and_then(scalar_text)
-                {
-                    raw.push(id);
-                }
+        for entry in external {
+            if entry.get("type").and_then(Value::as_str) == Some(rule.name.as_str())
+                && let Some(id) = entry.get("id").and_then(scalar_text)
+            {
+                raw.push(id);
             }
         }
         for value in raw {
@@ -69,11 +71,15 @@ pub fn extract(event: &Event, rules: &IdentityRules) -> IdentifierSet {
             }
         }
     }
+    let said = |root: &str, name: &str| {
+        event
+            .get(root)
+            .and_then(Value::as_object)
+            .and_then(|traits| traits.get(name))
+            .and_then(scalar_text)
+    };
     for (index, name) in rules.config.distinguishing_traits.iter().enumerate() {
-        let value = ["traits", "context.traits"]
-            .iter()
-            .find_map(|root| event.get(&format!("{root}.{name}")).and_then(scalar_text));
-        if let Some(value) = value {
+        if let Some(value) = said("traits", name).or_else(|| said("context.traits", name)) {
             set.traits.push((index as u16, value.trim().to_lowercase()));
         }
     }

@@ -407,32 +407,30 @@ impl IdentityGraph {
 
     /// Whether the profiles in `matched`, merged, plus `ids`, respect every limit.
     fn within_limits(&self, matched: &BTreeSet<ProfileId>, ids: &[IdKey], at: Timestamp) -> bool {
-        let mut all: BTreeMap<&IdKey, Timestamp> = BTreeMap::new();
+        let types = &self.rules.config.types;
+        let counted = |kind: u16, first: Timestamp| match types[kind as usize].window_days {
+            Some(days) => first >= at - SignedDuration::from_hours(24 * i64::from(days)),
+            None => true,
+        };
+        // Each identifier is held by one profile at most, so the merged profile's counts
+        // are the sums of the matched profiles' counts plus the event's new identifiers.
+        let mut counts = vec![0usize; types.len()];
         for profile in matched {
             for (key, first) in &self.profiles[profile].identifiers {
-                all.insert(key, *first);
+                if counted(key.kind, *first) {
+                    counts[key.kind as usize] += 1;
+                }
             }
         }
         for key in ids {
-            all.entry(key).or_insert(at);
-        }
-        let mut counts: HashMap<u16, usize> = HashMap::new();
-        for (key, first) in all {
-            let rule = self.rules.type_rule(key.kind);
-            let counted = match rule.window_days {
-                Some(days) => first >= at - SignedDuration::from_hours(24 * i64::from(days)),
-                None => true,
-            };
-            if counted {
-                *counts.entry(key.kind).or_default() += 1;
+            if !self.owners.contains_key(key) && counted(key.kind, at) {
+                counts[key.kind as usize] += 1;
             }
         }
-        counts.iter().all(|(kind, count)| {
-            self.rules
-                .type_rule(*kind)
-                .limit
-                .is_none_or(|limit| *count <= limit)
-        })
+        counts
+            .iter()
+            .zip(types)
+            .all(|(count, rule)| rule.limit.is_none_or(|limit| *count <= limit))
     }
 
     /// The identifier to give up when limits are exceeded: of the lowest priority type,

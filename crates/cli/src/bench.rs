@@ -234,6 +234,7 @@ fn identity(args: IdentityArgs) -> anyhow::Result<()> {
         .collect();
     let extract_us = started.elapsed().as_secs_f64() * 1e6 / n;
 
+    let before_graph = current_rss_kib();
     let mut graph = unavoce_core::identity::IdentityGraph::new(rules.clone(), Vec::new());
     let mut worst = Duration::ZERO;
     let started = Instant::now();
@@ -243,6 +244,7 @@ fn identity(args: IdentityArgs) -> anyhow::Result<()> {
         worst = worst.max(one.elapsed());
     }
     let apply_us = started.elapsed().as_secs_f64() * 1e6 / n;
+    let graph_kib = current_rss_kib().saturating_sub(before_graph);
     let resolve_us = extract_us + apply_us;
     println!();
     println!("| step | µs per event |");
@@ -258,9 +260,16 @@ fn identity(args: IdentityArgs) -> anyhow::Result<()> {
         worst.as_micros()
     );
     println!(
-        "{} profiles; memory {:.0} MiB resident (events, identifier sets and graph)",
+        "{} profiles; the graph added {:.0} MiB resident, {:.0} bytes per profile ({:.1} events and {:.1} identifiers each)",
         graph.profile_count(),
-        current_rss_kib() as f64 / 1024.0
+        graph_kib as f64 / 1024.0,
+        graph_kib as f64 * 1024.0 / graph.profile_count().max(1) as f64,
+        n / graph.profile_count().max(1) as f64,
+        graph
+            .profiles_after(None)
+            .map(|p| p.identifiers.len())
+            .sum::<usize>() as f64
+            / graph.profile_count().max(1) as f64,
     );
     Ok(())
 }

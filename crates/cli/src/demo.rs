@@ -137,6 +137,7 @@ Try it:
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/stats
   curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/events?user_id=cust-00042&limit=5"
   curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/quarantine?limit=3"
+  curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/profiles/lookup?email=customer42@example.com"
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/touchpoints
   curl -s -u {write_key}: http://{listen}/v1/track -H 'Content-Type: application/json' \
        -d '{{"userId":"cust-00042","event":"Pricing Viewed","context":{{"touchpoint":"web-shop"}}}}'

@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod import;
 mod keys;
+mod profile;
 mod serve;
 
 use std::io::IsTerminal;
@@ -47,6 +48,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Import a file from an offline touchpoint (CSV or JSON Lines).
     Import(import::ImportArgs),
+    /// Show one person's profile, looked up by any identifier (TYPE=VALUE).
+    Profile(profile::ProfileArgs),
     /// Run a benchmark and print its report.
     Bench(bench::BenchArgs),
 }
@@ -77,6 +80,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Import(args) => import::run(args).await,
+            Command::Profile(args) => profile::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -186,3 +186,44 @@ fn demo_builds_a_company_with_every_channel_kind() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("was not made by `unavoce demo`"));
 }
+
+#[test]
+fn profile_prints_one_person_found_by_any_identifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let built = unavoce()
+        .args(["demo", "--no-serve", "--customers", "100", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(built.status.success());
+    let output = unavoce()
+        .args([
+            "profile",
+            "email= Customer42@Example.com",
+            "--json",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let profile: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let identifiers = profile["identifiers"].to_string();
+    assert!(identifiers.contains("cust-00042"), "{identifiers}");
+    assert!(profile["event_count"].as_u64().unwrap() >= 3);
+    assert!(!profile["recent"].as_array().unwrap().is_empty());
+
+    let missing = unavoce()
+        .args(["profile", "user_id=nobody", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no profile holds user_id=nobody"));
+}

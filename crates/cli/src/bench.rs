@@ -201,13 +201,7 @@ fn identity(args: IdentityArgs) -> anyhow::Result<()> {
         .iter()
         .map(|m| Value::Object(m.clone()).to_string())
         .collect();
-    let ctx = IntakeContext {
-        received_at: Timestamp::now(),
-        source: "bench",
-        endpoint_type: None,
-        default_touchpoint: None,
-        touchpoint_channels: None,
-    };
+    let ctx = IntakeContext::new(Timestamp::now(), "bench");
     let n = texts.len() as f64;
     println!(
         "Identity benchmark: {} events from {} people",
@@ -300,13 +294,7 @@ fn messages(count: usize) -> Vec<String> {
 }
 
 fn rows(messages: &[String]) -> anyhow::Result<Vec<EventRow>> {
-    let ctx = IntakeContext {
-        received_at: Timestamp::now(),
-        source: "default",
-        endpoint_type: None,
-        default_touchpoint: None,
-        touchpoint_channels: None,
-    };
+    let ctx = IntakeContext::new(Timestamp::now(), "default");
     messages
         .iter()
         .map(|m| {

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use unavoce_core::{ChannelKind, Presence, Touchpoint, TouchpointStatus};
 use unavoce_intake::{Intake, Item, ItemBody, Submission};
 use unavoce_store::{SqliteLog, SqliteOptions};
+use unavoce_synthetic::{FIRST_NAMES, LAST_NAMES};
 
 use crate::config::Config;
 use crate::keys;
@@ -390,28 +391,6 @@ struct Customer {
     store: &'static str,
 }
 
-const FIRST: [&str; 16] = [
-    "Giulia",
-    "Marco",
-    "Francesca",
-    "Luca",
-    "Chiara",
-    "Alessandro",
-    "Sara",
-    "Matteo",
-    "Elena",
-    "Davide",
-    "Martina",
-    "Simone",
-    "Valentina",
-    "Andrea",
-    "Federica",
-    "Paolo",
-];
-const LAST: [&str; 16] = [
-    "Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Colombo", "Ricci", "Marino",
-    "Greco", "Bruno", "Gallo", "Conti", "De Luca", "Costa", "Giordano",
-];
 const CITIES: [(&str, &str); 4] = [
     ("Roma", "store-rome-01"),
     ("Milano", "store-milan-02"),
@@ -444,8 +423,8 @@ pub fn generate(customers: usize, now: Timestamp, seed: u64) -> Vec<Map<String, 
             email: format!("customer{n}@example.com"),
             phone: format!("+39 3{:02} {:07}", rng.u32(20..99), rng.u32(0..10_000_000)),
             loyalty_id: format!("L{:08}", n * 7919 % 100_000_000),
-            first_name: FIRST[rng.usize(..FIRST.len())],
-            last_name: LAST[rng.usize(..LAST.len())],
+            first_name: FIRST_NAMES[rng.usize(..FIRST_NAMES.len())],
+            last_name: LAST_NAMES[rng.usize(..LAST_NAMES.len())],
             city,
             store,
         };

@@ -110,6 +110,19 @@ pub struct IntakeContext<'a> {
 /// Registered touchpoint id → its channel kind.
 pub type TouchpointChannels = std::collections::HashMap<String, ChannelKind>;
 
+impl<'a> IntakeContext<'a> {
+    /// A context with no endpoint type, default touchpoint or registry.
+    pub fn new(received_at: Timestamp, source: &'a str) -> Self {
+        IntakeContext {
+            received_at,
+            source,
+            endpoint_type: None,
+            default_touchpoint: None,
+            touchpoint_channels: None,
+        }
+    }
+}
+
 /// Merges the batch envelope's `context`, `integrations` and `sentAt` into one item;
 /// what the item says itself wins.
 pub fn apply_batch_defaults(item: &mut Map<String, Value>, envelope: &Map<String, Value>) {

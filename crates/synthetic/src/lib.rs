@@ -38,7 +38,8 @@ pub struct Person {
 /// The phone number of the store, typed by cashiers for customers who give none.
 pub const STORE_PHONE: &str = "06 6789 1234";
 
-const FIRST: [&str; 40] = [
+/// Italian first names.
+pub const FIRST_NAMES: [&str; 40] = [
     "Giulia",
     "Marco",
     "Francesca",
@@ -80,7 +81,8 @@ const FIRST: [&str; 40] = [
     "Noemi",
     "Filippo",
 ];
-const LAST: [&str; 40] = [
+/// Italian family names.
+pub const LAST_NAMES: [&str; 40] = [
     "Rossi",
     "Russo",
     "Ferrari",
@@ -174,8 +176,8 @@ pub fn omnichannel(people: usize, seed: u64, start: Timestamp, days: i64) -> Dat
     let mut persons = Vec::with_capacity(people);
     let mut family_email: Option<String> = None;
     for index in 0..people {
-        let first_name = FIRST[b.rng.usize(..FIRST.len())];
-        let last_name = LAST[b.rng.usize(..LAST.len())];
+        let first_name = FIRST_NAMES[b.rng.usize(..FIRST_NAMES.len())];
+        let last_name = LAST_NAMES[b.rng.usize(..LAST_NAMES.len())];
         let (city, prefix) = CITIES[b.rng.usize(..CITIES.len())];
         let slug = |s: &str| s.to_lowercase().replace(['\'', ' '], "");
         let online = b.rng.f32() < 0.75;

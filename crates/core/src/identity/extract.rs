@@ -109,13 +109,7 @@ mod tests {
     fn event(message: serde_json::Value) -> Event {
         normalise(
             message.as_object().unwrap().clone(),
-            &IntakeContext {
-                received_at: "2024-05-01T10:00:00Z".parse().unwrap(),
-                source: "test",
-                endpoint_type: None,
-                default_touchpoint: None,
-                touchpoint_channels: None,
-            },
+            &IntakeContext::new("2024-05-01T10:00:00Z".parse().unwrap(), "test"),
             || "m".into(),
         )
         .unwrap()

@@ -3,13 +3,7 @@ use serde_json::json;
 use super::*;
 
 fn ctx(received_at: &str) -> IntakeContext<'static> {
-    IntakeContext {
-        received_at: received_at.parse().unwrap(),
-        source: "web",
-        endpoint_type: None,
-        default_touchpoint: None,
-        touchpoint_channels: None,
-    }
+    IntakeContext::new(received_at.parse().unwrap(), "web")
 }
 
 fn obj(value: serde_json::Value) -> Map<String, Value> {

@@ -9,13 +9,7 @@ fn event(id: &str, user: &str) -> Event {
     let message = json!({"type": "track", "event": "Viewed", "userId": user, "messageId": id});
     normalise(
         message.as_object().unwrap().clone(),
-        &IntakeContext {
-            received_at: "2024-05-01T10:00:00Z".parse().unwrap(),
-            source: "test",
-            endpoint_type: None,
-            default_touchpoint: None,
-            touchpoint_channels: None,
-        },
+        &IntakeContext::new("2024-05-01T10:00:00Z".parse().unwrap(), "test"),
         || unreachable!(),
     )
     .unwrap()

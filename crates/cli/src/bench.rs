@@ -359,6 +359,7 @@ async fn start_server(
         }),
         metrics,
         touchpoints: Arc::new(Vec::new()),
+        computed_traits: Arc::new(Vec::new()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use unavoce_core::Touchpoint;
 use unavoce_core::identity::{IdentityConfig, IdentityRules};
+use unavoce_core::profile::{ComputedTrait, default_computed_traits};
 use unavoce_store::Durability;
 
 /// The whole configuration file. Every section is optional.
@@ -26,6 +27,20 @@ pub struct Config {
     /// Identity resolution: identifier types, priorities, limits, blocked values.
     #[serde(default)]
     pub identity: IdentityConfig,
+    /// Computed traits; the defaults (orders_90d, lifetime_value, ...) when none.
+    #[serde(default)]
+    pub computed_traits: Vec<ComputedTrait>,
+}
+
+impl Config {
+    /// The computed traits in force.
+    pub fn computed_traits(&self) -> Vec<ComputedTrait> {
+        if self.computed_traits.is_empty() {
+            default_computed_traits()
+        } else {
+            self.computed_traits.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,6 +119,9 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     let config: Config = toml::from_str(text)?;
     config.ingest.durability()?;
     IdentityRules::new(config.identity.clone())?;
+    for computed in &config.computed_traits {
+        computed.validate()?;
+    }
     let mut ids = HashSet::new();
     for touchpoint in &config.touchpoints {
         touchpoint.validate()?;

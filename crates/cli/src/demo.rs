@@ -460,6 +460,29 @@ pub fn generate(customers: usize, now: Timestamp, seed: u64) -> Vec<Map<String, 
             "revenue": price, "currency": "EUR", "products": [{"sku": sku, "category": category}]},
             "context": {"touchpoint": "web-shop"}}),
         );
+        // Consent asked at sign-up; some later withdraw it for SMS.
+        push(
+            signup + SignedDuration::from_mins(1),
+            json!({"type": "track", "userId": c.user_id,
+            "event": "Consent Given", "properties": {"purpose": "service"},
+            "context": {"touchpoint": "web-shop"}}),
+        );
+        if rng.f32() < 0.7 {
+            push(
+                signup + SignedDuration::from_mins(1),
+                json!({"type": "track", "userId": c.user_id,
+                "event": "Consent Given", "properties": {"purpose": "promotional"},
+                "context": {"touchpoint": "web-shop"}}),
+            );
+            if rng.f32() < 0.1 {
+                push(
+                    ago(&mut rng, 20),
+                    json!({"type": "track", "userId": c.user_id,
+                    "event": "Consent Withdrawn", "properties": {"purpose": "promotional", "channel": "sms"},
+                    "context": {"touchpoint": "sms-alerts"}}),
+                );
+            }
+        }
         // The app.
         if rng.f32() < 0.6 {
             let device = format!("dev-{:08x}", rng.u32(..));

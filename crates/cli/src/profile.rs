@@ -1,14 +1,13 @@
-//! `unavoce profile TYPE=VALUE`: one person's profile, from the data folder.
+//! `unavoce profile TYPE=VALUE`: one person's context card, from the data folder.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use serde_json::json;
 use unavoce_core::Identifier;
 use unavoce_core::identity::IdentityRules;
-use unavoce_core::profile::fold_traits;
+use unavoce_core::profile::context_card;
 use unavoce_engine::IdentityProjection;
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
@@ -27,7 +26,7 @@ pub struct ProfileArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Recent interactions to show.
+    /// Last interactions to show.
     #[arg(long, default_value_t = 10)]
     recent: usize,
 }
@@ -59,37 +58,82 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
     };
     let events = log.events_at(node.events.clone()).await?;
     log.close().await;
-    let traits = fold_traits(events.iter().map(|e| &e.event));
     let identifiers: Vec<Identifier> = node
         .identifiers
         .iter()
         .map(|(k, _)| rules.identifier_of(k))
         .collect();
-    let recent: Vec<_> = events.iter().rev().take(args.recent).collect();
+    let refs: Vec<&unavoce_core::Event> = events.iter().map(|e| &e.event).collect();
+    let mut card = context_card(
+        &node.id.to_string(),
+        identifiers,
+        &refs,
+        &config.computed_traits(),
+        jiff::Timestamp::now(),
+    );
+    card.last_interactions.truncate(args.recent);
 
     if args.json {
-        let out = json!({
-            "id": node.id,
-            "identifiers": identifiers,
-            "traits": traits,
-            "event_count": node.events.len(),
-            "recent": recent.iter().map(|e| json!({
-                "at": e.event.timestamp.to_string(),
-                "type": e.event.event_type,
-                "name": e.event.name,
-                "touchpoint": e.event.touchpoint,
-                "channel": e.event.channel,
-            })).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&card)?);
         return Ok(());
     }
+    let stage = serde_json::to_value(card.lifecycle_stage)?;
     println!(
-        "Profile {} — {} events, created {}",
-        node.id,
-        node.events.len(),
-        node.created_at
+        "{} — profile {} — {} — {} events",
+        card.name.as_deref().unwrap_or("(no name)"),
+        card.profile_id,
+        stage.as_str().unwrap_or("?"),
+        node.events.len()
     );
+    println!("\nNext best action: {}", card.next_best_action.summary);
+    println!("  because {}", card.next_best_action.reason);
+    if let Some(channel) = &card.preferred_channel {
+        println!("Preferred channel: {channel}");
+    }
+    println!("\nOpen cases");
+    if card.open_cases.is_empty() {
+        println!("  none ({} resolved)", card.resolved_cases);
+    }
+    for case in &card.open_cases {
+        println!(
+            "  {} {} — opened {}",
+            case.id,
+            case.subject.as_deref().unwrap_or(""),
+            case.opened_at
+        );
+        for touch in &case.touches {
+            println!(
+                "    {}  {:<22} {:<9} {}{}",
+                touch.at,
+                touch.touchpoint.as_deref().unwrap_or("-"),
+                touch.channel.as_deref().unwrap_or("-"),
+                touch.event,
+                touch
+                    .note
+                    .as_ref()
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    println!("\nConsents");
+    if card.consents.is_empty() {
+        println!("  none given");
+    }
+    for consent in &card.consents {
+        println!(
+            "  {:<12} {:<10} {:<9} {} at {}",
+            consent.purpose,
+            consent.channel.as_deref().unwrap_or("all"),
+            if consent.granted {
+                "given"
+            } else {
+                "withdrawn"
+            },
+            consent.source,
+            consent.at
+        );
+    }
     println!("\nIdentifiers");
     for (key, first) in &node.identifiers {
         let id = rules.identifier_of(key);
@@ -99,24 +143,19 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
             id.value
         );
     }
-    println!("\nTraits");
-    for (name, value) in &traits {
-        println!(
-            "  {name:<14} {:<40} {} at {}",
-            value.value.to_string(),
-            value.source,
-            value.at
-        );
+    println!("\nComputed traits");
+    for (name, value) in &card.computed_traits {
+        println!("  {name:<18} {value}");
     }
-    println!("\nRecent interactions");
-    for e in recent {
+    println!("\nLast interactions");
+    for e in &card.last_interactions {
         println!(
             "  {}  {:<22} {:<9} {} {}",
-            e.event.timestamp,
-            e.event.touchpoint.as_deref().unwrap_or("-"),
-            e.event.channel.as_deref().unwrap_or("-"),
-            e.event.event_type,
-            e.event.name.as_deref().unwrap_or("")
+            e.at,
+            e.touchpoint.as_deref().unwrap_or("-"),
+            e.channel.as_deref().unwrap_or("-"),
+            e.kind,
+            e.name.as_deref().unwrap_or("")
         );
     }
     Ok(())

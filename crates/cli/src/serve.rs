@@ -88,6 +88,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         }),
         metrics,
         touchpoints: Arc::new(setup.config.touchpoints.clone()),
+        computed_traits: Arc::new(setup.config.computed_traits()),
     };
     let listener = tokio::net::TcpListener::bind(&setup.listen)
         .await

@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The identity graph, kept current from the log.
     pub identity: Arc<unavoce_engine::IdentityProjection>,
+    /// Computed traits shown on profiles and context cards.
+    pub computed_traits: Arc<Vec<unavoce_core::profile::ComputedTrait>>,
     /// The registered touchpoints, from the config file.
     pub touchpoints: Arc<Vec<Touchpoint>>,
 }

@@ -56,6 +56,7 @@ async fn server_with(options: SqliteOptions) -> TestServer {
         }),
         metrics,
         touchpoints: Arc::new(Vec::new()),
+        computed_traits: Arc::new(unavoce_core::profile::default_computed_traits()),
     };
     TestServer {
         _dir: dir,
@@ -717,4 +718,81 @@ fn rusqlite_blocker(path: &std::path::Path) -> rusqlite::Connection {
     let blocker = rusqlite::Connection::open(path).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     blocker
+}
+
+#[tokio::test]
+async fn the_context_card_and_timeline_of_a_customer_with_an_open_case() {
+    let s = server().await;
+    let day = |d: u32, h: u32| format!("2024-05-{d:02}T{h:02}:00:00Z");
+    let batch = json!({"batch": [
+        {"type": "identify", "userId": "giulia", "timestamp": day(1, 8),
+         "traits": {"firstName": "Giulia", "email": "giulia@example.com", "phone": "333 123 4567"},
+         "context": {"touchpoint": "web-shop"}},
+        {"type": "track", "userId": "giulia", "event": "Consent Given", "timestamp": day(1, 8),
+         "properties": {"purpose": "promotional"}, "context": {"touchpoint": "web-shop"}},
+        {"type": "track", "anonymousId": "call-1", "event": "Call Received", "timestamp": day(2, 9),
+         "traits": {"phone": "+39 333 1234567"}, "context": {"touchpoint": "call-center-milan", "channel": "phone"}},
+        {"type": "track", "anonymousId": "call-1", "event": "Case Opened", "timestamp": day(2, 9),
+         "properties": {"case_id": "C-1", "subject": "Internet outage"},
+         "context": {"touchpoint": "call-center-milan", "channel": "phone"}},
+        {"type": "track", "userId": "giulia", "event": "Case Updated", "timestamp": day(3, 10),
+         "properties": {"case_id": "C-1", "note": "still offline"}, "context": {"touchpoint": "live-chat", "channel": "chat"}},
+    ]});
+    let answer = s.track("/v1/batch", batch.to_string()).await;
+    assert_eq!(answer.json["accepted"], 5, "{}", answer.json);
+
+    let profile = s
+        .admin(
+            "GET",
+            "/api/profiles/lookup?email=giulia@example.com",
+            Body::empty(),
+        )
+        .await
+        .json;
+    let id = profile["id"].as_str().unwrap();
+    let card = s
+        .admin("GET", &format!("/api/profiles/{id}/context"), Body::empty())
+        .await
+        .json;
+    assert_eq!(card["name"], "Giulia");
+    assert_eq!(card["open_cases"][0]["id"], "C-1");
+    assert_eq!(
+        card["open_cases"][0]["channels"],
+        json!(["phone", "chat"]),
+        "the call, found by phone, is the same person"
+    );
+    assert_eq!(card["next_best_action"]["action"], "resolve_case");
+    assert_eq!(card["consents"][0]["purpose"], "promotional");
+    assert_eq!(card["active_journeys"], json!([]));
+
+    let timeline = s
+        .admin(
+            "GET",
+            &format!("/api/profiles/{id}/timeline?limit=2"),
+            Body::empty(),
+        )
+        .await
+        .json;
+    assert_eq!(timeline["total"], 5);
+    assert_eq!(
+        timeline["timeline"][0]["name"], "Case Updated",
+        "newest first"
+    );
+    assert_eq!(timeline["timeline"][0]["channel"], "chat");
+    let rest = s
+        .admin(
+            "GET",
+            &format!(
+                "/api/profiles/{id}/timeline?cursor={}",
+                timeline["next_cursor"].as_str().unwrap()
+            ),
+            Body::empty(),
+        )
+        .await
+        .json;
+    assert_eq!(rest["timeline"].as_array().unwrap().len(), 3);
+    let missing = s
+        .admin("GET", "/api/profiles/p-999/context", Body::empty())
+        .await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
 }

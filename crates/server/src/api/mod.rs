@@ -27,6 +27,8 @@ pub fn routes() -> Router<AppState> {
         .route("/profiles/lookup", get(profiles::lookup))
         .route("/profiles/{id}", get(profiles::show))
         .route("/profiles/{id}/unmerge", post(profiles::unmerge))
+        .route("/profiles/{id}/context", get(profiles::context))
+        .route("/profiles/{id}/timeline", get(profiles::timeline))
         .route("/identity/flagged", get(profiles::flagged))
 }
 

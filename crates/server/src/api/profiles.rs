@@ -115,6 +115,81 @@ pub struct UnmergeRequest {
     identifier: Identifier,
 }
 
+/// `GET /api/profiles/{id}/context`: the context card — who, consents, open cases with
+/// their cross-channel history, last interactions, recent messages, next best action.
+pub async fn context(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.identity.catch_up().await?;
+    let id = profile_id(&id)?;
+    let node = state
+        .identity
+        .read(|graph| graph.profile(id).cloned())
+        .ok_or_else(|| ApiError::not_found(format!("profile {id} does not exist")))?;
+    let rules = state.identity.rules();
+    let identifiers = node
+        .identifiers
+        .iter()
+        .map(|(k, _)| rules.identifier_of(k))
+        .collect();
+    let events = state.intake.log().events_at(node.events.clone()).await?;
+    let refs: Vec<&unavoce_core::Event> = events.iter().map(|e| &e.event).collect();
+    let card = unavoce_core::profile::context_card(
+        &node.id.to_string(),
+        identifiers,
+        &refs,
+        &state.computed_traits,
+        jiff::Timestamp::now(),
+    );
+    Ok(Json(serde_json::to_value(card).unwrap_or_default()))
+}
+
+/// `GET /api/profiles/{id}/timeline?limit=&cursor=`: the person's interactions on every
+/// touchpoint, newest first.
+pub async fn timeline(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    state.identity.catch_up().await?;
+    let id = profile_id(&id)?;
+    let limit = parse_param::<usize>("limit", params.get("limit"))?
+        .unwrap_or(50)
+        .clamp(1, 500);
+    let skip = parse_param::<usize>("cursor", params.get("cursor"))?.unwrap_or(0);
+    let seqs = state
+        .identity
+        .read(|graph| graph.profile(id).map(|n| n.events.clone()))
+        .ok_or_else(|| ApiError::not_found(format!("profile {id} does not exist")))?;
+    let mut events = state.intake.log().events_at(seqs).await?;
+    events.sort_by_key(|e| std::cmp::Reverse((e.event.timestamp, e.seq)));
+    let total = events.len();
+    let page: Vec<Value> = events
+        .into_iter()
+        .skip(skip)
+        .take(limit)
+        .map(|e| {
+            json!({
+                "seq": e.seq,
+                "at": e.event.timestamp.to_string(),
+                "type": e.event.event_type,
+                "name": e.event.name,
+                "touchpoint": e.event.touchpoint,
+                "channel": e.event.channel,
+                "properties": e.event.message.get("properties"),
+            })
+        })
+        .collect();
+    let next = skip + page.len();
+    Ok(Json(json!({
+        "profile_id": id,
+        "total": total,
+        "timeline": page,
+        "next_cursor": (next < total).then(|| next.to_string()),
+    })))
+}
+
 /// `POST /api/profiles/{id}/unmerge` `{"identifier": {"type", "value"}}`: cuts the
 /// identifier from the profile; answers the profiles that result.
 pub async fn unmerge(

@@ -1,0 +1,237 @@
+//! Cases: customer problems that span channels, derived from `Case Opened`, `Case
+//! Updated` and `Case Resolved` events that carry a `case_id`.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::event::{Event, EventType};
+
+/// Whether a case still needs attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseStatus {
+    Open,
+    Resolved,
+}
+
+/// One contact about a case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseTouch {
+    pub at: Timestamp,
+    pub event: String,
+    pub touchpoint: Option<String>,
+    pub channel: Option<String>,
+    /// The event's `properties.note`, when there is one.
+    pub note: Option<String>,
+}
+
+/// A case and its whole cross-channel history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Case {
+    pub id: String,
+    pub status: CaseStatus,
+    pub subject: Option<String>,
+    pub category: Option<String>,
+    pub opened_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+    pub touches: Vec<CaseTouch>,
+    /// Distinct channels it was touched on, in order of first touch.
+    pub channels: Vec<String>,
+}
+
+impl Case {
+    /// Contacts about the case, all channels together.
+    pub fn contacts(&self) -> usize {
+        self.touches.len()
+    }
+}
+
+/// The person's cases, oldest first. A case updated or resolved without an `opened`
+/// event is taken as opened at its first event; a case resolved and then touched again
+/// is open again.
+pub fn fold_cases<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Case> {
+    let mut cases: BTreeMap<String, Case> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut sorted: Vec<&Event> = events
+        .into_iter()
+        .filter(|e| e.event_type == EventType::Track)
+        .collect();
+    sorted.sort_by_key(|e| e.timestamp);
+    for event in sorted {
+        let Some(name) = event.name.as_deref() else {
+            continue;
+        };
+        let action = match name.to_ascii_lowercase().as_str() {
+            "case opened" | "case created" | "ticket opened" => CaseStatus::Open,
+            "case resolved" | "case closed" | "ticket resolved" | "ticket closed" => {
+                CaseStatus::Resolved
+            }
+            "case updated" | "ticket updated" => {
+                // An update keeps the status, unless the case is new to us.
+                cases
+                    .get(&case_id(event).unwrap_or_default())
+                    .map_or(CaseStatus::Open, |c| c.status)
+            }
+            _ => continue,
+        };
+        let Some(id) = case_id(event) else {
+            continue;
+        };
+        let text = |key: &str| {
+            event
+                .get(&format!("properties.{key}"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let case = cases.entry(id.clone()).or_insert_with(|| {
+            order.push(id.clone());
+            Case {
+                id: id.clone(),
+                status: CaseStatus::Open,
+                subject: None,
+                category: None,
+                opened_at: event.timestamp,
+                resolved_at: None,
+                touches: Vec::new(),
+                channels: Vec::new(),
+            }
+        });
+        case.subject = text("subject").or(case.subject.take());
+        case.category = text("category").or(case.category.take());
+        case.status = action;
+        case.resolved_at = match action {
+            CaseStatus::Resolved => Some(event.timestamp),
+            CaseStatus::Open => None,
+        };
+        if let Some(channel) = &event.channel
+            && !case.channels.contains(channel)
+        {
+            case.channels.push(channel.clone());
+        }
+        case.touches.push(CaseTouch {
+            at: event.timestamp,
+            event: name.to_string(),
+            touchpoint: event.touchpoint.clone(),
+            channel: event.channel.clone(),
+            note: text("note"),
+        });
+    }
+    order
+        .into_iter()
+        .filter_map(|id| cases.remove(&id))
+        .collect()
+}
+
+fn case_id(event: &Event) -> Option<String> {
+    match event.get("properties.case_id") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::segment::{IntakeContext, normalise};
+
+    fn event(message: serde_json::Value) -> Event {
+        let ctx = IntakeContext::new("2024-05-10T00:00:00Z".parse().unwrap(), "test");
+        normalise(message.as_object().unwrap().clone(), &ctx, || "m".into()).unwrap()
+    }
+
+    fn track(
+        name: &str,
+        at: &str,
+        touchpoint: &str,
+        channel: &str,
+        props: serde_json::Value,
+    ) -> Event {
+        event(
+            json!({"type": "track", "userId": "u", "event": name, "timestamp": at,
+            "properties": props, "context": {"touchpoint": touchpoint, "channel": channel}}),
+        )
+    }
+
+    #[test]
+    fn a_case_opened_by_phone_followed_by_email_and_closed_in_store() {
+        let events = [
+            track(
+                "Case Opened",
+                "2024-05-01T09:00:00Z",
+                "call-center-milan",
+                "phone",
+                json!({"case_id": "C-1", "subject": "Internet outage", "category": "network"}),
+            ),
+            track(
+                "Case Updated",
+                "2024-05-01T18:00:00Z",
+                "service-email",
+                "email",
+                json!({"case_id": "C-1", "note": "technician booked"}),
+            ),
+            track(
+                "Order Completed",
+                "2024-05-02T10:00:00Z",
+                "web-shop",
+                "web",
+                json!({}),
+            ),
+            track(
+                "Case Resolved",
+                "2024-05-03T11:00:00Z",
+                "store-rome-01",
+                "store",
+                json!({"case_id": "C-1"}),
+            ),
+            track(
+                "Case Opened",
+                "2024-05-04T08:00:00Z",
+                "live-chat",
+                "chat",
+                json!({"case_id": "C-2", "subject": "Bill too high"}),
+            ),
+        ];
+        let cases = fold_cases(&events);
+        assert_eq!(cases.len(), 2);
+        let outage = &cases[0];
+        assert_eq!(outage.status, CaseStatus::Resolved);
+        assert_eq!(outage.subject.as_deref(), Some("Internet outage"));
+        assert_eq!(outage.channels, vec!["phone", "email", "store"]);
+        assert_eq!(outage.contacts(), 3);
+        assert_eq!(outage.touches[1].note.as_deref(), Some("technician booked"));
+        assert_eq!(
+            outage.resolved_at.unwrap().to_string(),
+            "2024-05-03T11:00:00Z"
+        );
+        assert_eq!(cases[1].status, CaseStatus::Open);
+    }
+
+    #[test]
+    fn events_arriving_out_of_order_are_folded_by_time() {
+        let events = [
+            track(
+                "Case Resolved",
+                "2024-05-03T11:00:00Z",
+                "store-rome-01",
+                "store",
+                json!({"case_id": "C-1"}),
+            ),
+            track(
+                "Case Opened",
+                "2024-05-01T09:00:00Z",
+                "call-center-milan",
+                "phone",
+                json!({"case_id": "C-1"}),
+            ),
+        ];
+        let cases = fold_cases(&events);
+        assert_eq!(cases[0].status, CaseStatus::Resolved);
+        assert_eq!(cases[0].opened_at.to_string(), "2024-05-01T09:00:00Z");
+    }
+}

@@ -35,6 +35,18 @@ enum Bench {
     Ingest(IngestArgs),
     /// Incremental identity resolution per event, against parsing the same events.
     Identity(IdentityArgs),
+    /// Context card latency with many profiles loaded, against reading one event.
+    Context(ContextArgs),
+}
+
+#[derive(Args)]
+struct ContextArgs {
+    /// Profiles to load (three events each).
+    #[arg(long, default_value_t = 1_000_000)]
+    profiles: usize,
+    /// Context cards to time.
+    #[arg(long, default_value_t = 20_000)]
+    samples: usize,
 }
 
 #[derive(Args)]
@@ -71,6 +83,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.bench {
         Bench::Ingest(args) => ingest(args).await,
         Bench::Identity(args) => identity(args),
+        Bench::Context(args) => context(args).await,
     }
 }
 
@@ -265,6 +278,122 @@ fn identity(args: IdentityArgs) -> anyhow::Result<()> {
             .sum::<usize>() as f64
             / graph.profile_count().max(1) as f64,
     );
+    Ok(())
+}
+
+/// Context card latency: identifier lookup, the person's events read by log position,
+/// and the card folded from them, with `profiles` people in the store and the graph.
+async fn context(args: ContextArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let now = Timestamp::now();
+    let ctx = IntakeContext::new(now, "bench");
+    println!(
+        "Context card benchmark: {} profiles, 3 events each",
+        args.profiles
+    );
+    let started = Instant::now();
+    let mut rows = Vec::with_capacity(150_000);
+    for n in 0..args.profiles {
+        let user = format!("user-{n:07}");
+        let messages = [
+            serde_json::json!({"type": "identify", "userId": user, "messageId": format!("i{n}"),
+                "traits": {"firstName": "Giulia", "email": format!("p{n}@example.com")},
+                "context": {"touchpoint": "web-shop"}}),
+            serde_json::json!({"type": "track", "userId": user, "event": "Order Completed", "messageId": format!("o{n}"),
+                "properties": {"revenue": 19.9}, "context": {"touchpoint": "store-rome-01", "channel": "store"}}),
+            serde_json::json!({"type": "track", "userId": user, "event": "Case Opened", "messageId": format!("c{n}"),
+                "properties": {"case_id": format!("C{n}"), "subject": "Outage"},
+                "context": {"touchpoint": "call-center-milan", "channel": "phone"}}),
+        ];
+        for m in messages {
+            let Value::Object(m) = m else { continue };
+            let event = normalise(m, &ctx, || "x".into()).map_err(|r| anyhow::anyhow!("{r}"))?;
+            rows.push(EventRow::from_event(&event)?);
+        }
+        if rows.len() >= 150_000 || n + 1 == args.profiles {
+            // Streamed in chunks, so the load leaves no large buffer behind.
+            let chunk = std::mem::take(&mut rows);
+            let path = dir.path().to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                bulk_insert_baseline(&path, &chunk, 50_000, Durability::Normal)
+            })
+            .await??;
+        }
+    }
+    println!(
+        "  loaded {} events in {:.0} s",
+        args.profiles * 3,
+        started.elapsed().as_secs_f64()
+    );
+
+    let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default())?);
+    let started = Instant::now();
+    let before = current_rss_kib();
+    let identity = IdentityProjection::open(log.clone(), IdentityRules::default_rules()).await?;
+    let profiles = identity.read(|g| g.profile_count());
+    println!(
+        "  identity graph replayed in {:.0} s: {profiles} profiles, {:.0} MiB ({:.0} bytes per profile)",
+        started.elapsed().as_secs_f64(),
+        current_rss_kib().saturating_sub(before) as f64 / 1024.0,
+        current_rss_kib().saturating_sub(before) as f64 * 1024.0 / profiles.max(1) as f64
+    );
+    let rules = IdentityRules::default_rules();
+    let computed = unavoce_core::profile::default_computed_traits();
+    let mut rng = fastrand::Rng::with_seed(3);
+    let mut baseline = Vec::with_capacity(args.samples);
+    let mut cards = Vec::with_capacity(args.samples);
+    for _ in 0..args.samples {
+        let n = rng.usize(..args.profiles);
+        // Baseline: one event read by its log position.
+        let seq = rng.i64(1..=(args.profiles as i64 * 3));
+        let started = Instant::now();
+        let one = log.events_at(vec![seq]).await?;
+        baseline.push(started.elapsed());
+        if one.is_empty() {
+            bail!("event {seq} missing");
+        }
+        let started = Instant::now();
+        let identifier = unavoce_core::Identifier {
+            kind: "user_id".to_string().into(),
+            value: format!("user-{n:07}"),
+        };
+        let key = rules
+            .key_of(&identifier)
+            .ok_or_else(|| anyhow::anyhow!("bad identifier"))?;
+        let node = identity
+            .read(|g| g.lookup(&key).cloned())
+            .ok_or_else(|| anyhow::anyhow!("no profile for user-{n:07}"))?;
+        let events = log.events_at(node.events.clone()).await?;
+        let refs: Vec<&unavoce_core::Event> = events.iter().map(|e| &e.event).collect();
+        let card = unavoce_core::profile::context_card(
+            &node.id.to_string(),
+            Vec::new(),
+            &refs,
+            &computed,
+            now,
+        );
+        cards.push(started.elapsed());
+        if card.open_cases.len() != 1 {
+            bail!("the card of user-{n:07} lacks its open case");
+        }
+    }
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e3
+    };
+    let (b50, b99) = (pct(&mut baseline, 0.50), pct(&mut baseline, 0.99));
+    let (c50, c99) = (pct(&mut cards, 0.50), pct(&mut cards, 0.99));
+    println!();
+    println!("| {} samples | p50 ms | p99 ms |", args.samples);
+    println!("|---|---:|---:|");
+    println!("| read one event by position (baseline) | {b50:.3} | {b99:.3} |");
+    println!("| context card (lookup, read the person's events, fold) | {c50:.3} | {c99:.3} |");
+    println!();
+    println!(
+        "card / baseline at p99: {:.1}; card p99 {c99:.3} ms (target < 5 ms)",
+        c99 / b99
+    );
+    log.close().await;
     Ok(())
 }
 

@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod import;
 mod keys;
+mod link;
 mod profile;
 mod serve;
 
@@ -48,7 +49,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Import a file from an offline touchpoint (CSV or JSON Lines).
     Import(import::ImportArgs),
-    /// Show one person's profile, looked up by any identifier (TYPE=VALUE).
+    /// Probabilistic record linkage of one CSV file (dedupe) or two (link).
+    Link(link::LinkArgs),
+    /// Show one person's context card, looked up by any identifier (TYPE=VALUE).
     Profile(profile::ProfileArgs),
     /// Run a benchmark and print its report.
     Bench(bench::BenchArgs),
@@ -81,6 +84,7 @@ fn main() -> std::process::ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Import(args) => import::run(args).await,
             Command::Profile(args) => profile::run(args).await,
+            Command::Link(args) => link::run(args),
             Command::Bench(args) => bench::run(args).await,
         }
     });

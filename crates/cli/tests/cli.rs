@@ -231,3 +231,82 @@ fn profile_prints_one_person_found_by_any_identifier() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no profile holds user_id=nobody"));
 }
+
+#[test]
+fn link_dedupes_a_file_and_links_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = "id,first_name,last_name,dob,postcode\n\
+        a1,Giulia,Rossi,19850412,00184\n\
+        a2,Marco,Bianchi,19790101,20121\n\
+        a3,Giulia,Rosi,19850412,00184\n\
+        a4,Luca,Ferrari,19900707,10121\n\
+        a5,Marco,Bianchi,19790110,20121\n\
+        a6,Anna,Conti,19620303,80121\n";
+    let file = dir.path().join("people.csv");
+    std::fs::write(&file, people).unwrap();
+    let pairs = dir.path().join("pairs.csv");
+    let settings = dir.path().join("settings.toml");
+    let output = unavoce()
+        .arg("link")
+        .arg(&file)
+        .args(["--id-column", "id", "--output"])
+        .arg(&pairs)
+        .arg("--save-settings")
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(&pairs).unwrap();
+    let mut lines = written.lines();
+    assert_eq!(lines.next(), Some("id_l,id_r,match_probability"));
+    let likely: Vec<&str> = lines
+        .filter(|l| l.split(',').nth(2).unwrap().parse::<f64>().unwrap() >= 0.5)
+        .map(|l| l.rsplit_once(',').unwrap().0)
+        .collect();
+    assert!(likely.contains(&"a1,a3"), "{written}");
+    assert!(likely.contains(&"a2,a5"), "{written}");
+    assert!(!likely.iter().any(|p| p.contains("a6")), "{written}");
+
+    // The saved settings are a valid settings file; two files link across only.
+    let other = dir.path().join("crm.csv");
+    std::fs::write(
+        &other,
+        "id,first_name,last_name,dob,postcode\nc1,Giulia,Rossi,19850412,00148\n",
+    )
+    .unwrap();
+    let output = unavoce()
+        .arg("link")
+        .arg(&file)
+        .arg(&other)
+        .args(["--id-column", "id", "--output"])
+        .arg(&pairs)
+        .arg("--settings")
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(&pairs).unwrap();
+    assert!(
+        written.lines().skip(1).all(|l| l.contains("c1")),
+        "{written}"
+    );
+    assert!(written.contains("a1,c1"), "{written}");
+
+    let bad = unavoce()
+        .arg("link")
+        .arg(&file)
+        .args(["--id-column", "nope", "--output"])
+        .arg(&pairs)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("has no column \"nope\""));
+}

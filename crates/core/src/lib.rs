@@ -9,6 +9,7 @@ pub mod event;
 pub mod identifier;
 pub mod identity;
 pub mod import;
+pub mod linkage;
 pub mod profile;
 pub mod segment;
 pub mod touchpoint;

@@ -1,0 +1,151 @@
+//! `unavoce link FILE [FILE2] --id-column COL --output PAIRS.csv [--settings FILE]`:
+//! probabilistic record linkage of one file (dedupe) or two (link).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use unavoce_core::linkage::{Settings, Table, link};
+
+#[derive(Args)]
+pub struct LinkArgs {
+    /// A CSV file with a header row.
+    file: PathBuf,
+    /// A second CSV file: link the two instead of deduplicating one.
+    file2: Option<PathBuf>,
+    /// The column holding each record's id.
+    #[arg(long)]
+    id_column: String,
+    /// Where to write the scored pairs (`id_l,id_r,match_probability`).
+    #[arg(long)]
+    output: PathBuf,
+    /// Comparisons and blocking rules (TOML); inferred from the columns when absent.
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Write the settings used (inferred or given) to this file, to review or refine.
+    #[arg(long)]
+    save_settings: Option<PathBuf>,
+    /// Pairs below this probability are not written.
+    #[arg(long, default_value_t = 0.01)]
+    min_probability: f64,
+    /// Seed of the random pairs that estimate how often non-matches agree.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+pub fn run(args: LinkArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (columns, records) = read_csv(&args.file, &args.id_column)?;
+    let mut table = Table::new(columns.clone(), records);
+    if let Some(file2) = &args.file2 {
+        let (columns2, records2) = read_csv(file2, &args.id_column)?;
+        if columns2 != columns {
+            bail!(
+                "{} and {} must have the same columns (besides {}): {:?} vs {:?}",
+                args.file.display(),
+                file2.display(),
+                args.id_column,
+                columns,
+                columns2
+            );
+        }
+        table.extend(records2, 1);
+    }
+    let settings = match &args.settings {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<Settings>(&text)
+                .with_context(|| format!("invalid settings file {}", path.display()))?
+        }
+        None => Settings::infer(&table)?,
+    };
+    if let Some(path) = &args.save_settings {
+        std::fs::write(path, toml::to_string_pretty(&settings)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let linkage = link(&table, &settings, args.seed)?;
+
+    let mut pairs: Vec<_> = linkage
+        .pairs
+        .iter()
+        .filter(|p| p.probability >= args.min_probability)
+        .collect();
+    pairs.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    let mut writer = csv::Writer::from_path(&args.output)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    writer.write_record(["id_l", "id_r", "match_probability"])?;
+    for pair in &pairs {
+        writer.write_record([
+            table.ids[pair.left as usize].as_str(),
+            table.ids[pair.right as usize].as_str(),
+            &format!("{:.6}", pair.probability),
+        ])?;
+    }
+    writer.flush()?;
+
+    let likely = pairs.iter().filter(|p| p.probability >= 0.5).count();
+    eprintln!(
+        "{} records, {} candidate pairs ({} blocks over {} records skipped as too large), {} pairs written, {} with probability ≥ 0.5, in {:.1}s",
+        table.len(),
+        linkage.blocking.pairs,
+        linkage.blocking.skipped_blocks,
+        linkage.blocking.skipped_records,
+        pairs.len(),
+        likely,
+        started.elapsed().as_secs_f64()
+    );
+    for comparison in &settings.comparisons {
+        eprintln!(
+            "  compared {:<16} as {:?}",
+            comparison.column, comparison.kind
+        );
+    }
+    Ok(())
+}
+
+/// The columns (without the id column) and the records of a CSV file.
+fn read_csv(
+    path: &Path,
+    id_column: &str,
+) -> anyhow::Result<(Vec<String>, Vec<(String, Vec<String>)>)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("{} has no header row", path.display()))?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let id_index = headers
+        .iter()
+        .position(|h| h == id_column)
+        .with_context(|| {
+            format!(
+                "{} has no column {id_column:?}; its columns are {headers:?}",
+                path.display()
+            )
+        })?;
+    let columns: Vec<String> = headers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != id_index)
+        .map(|(_, h)| h.clone())
+        .collect();
+    let mut records = Vec::new();
+    for (line, row) in reader.records().enumerate() {
+        let row = row.with_context(|| format!("{} line {}", path.display(), line + 2))?;
+        let id = row.get(id_index).unwrap_or_default().to_string();
+        let values = row
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != id_index)
+            .map(|(_, v)| v.to_string())
+            .collect();
+        records.push((id, values));
+    }
+    Ok((columns, records))
+}

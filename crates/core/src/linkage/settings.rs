@@ -1,0 +1,257 @@
+//! What to compare and how to find candidate pairs: from a settings file, or inferred
+//! from the columns' names and contents.
+
+use serde::{Deserialize, Serialize};
+
+use super::Table;
+
+/// How one column is compared; each kind has its own comparison levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparisonKind {
+    /// Equal or not.
+    Exact,
+    /// Personal names: exact, Jaro–Winkler ≥ 0.92, ≥ 0.80, else.
+    Name,
+    /// Free text such as street addresses: exact, Jaro–Winkler ≥ 0.90, ≥ 0.70, else.
+    Text,
+    /// Codes and numbers typed by hand (postcodes, ids, phones): exact, one edit
+    /// (Damerau–Levenshtein, so a swap of two digits is one), two edits, else.
+    Code,
+    /// Dates: exact, one edit in the digits, within 30 days, else.
+    Date,
+}
+
+impl ComparisonKind {
+    /// Levels, null excluded: index 1 is always "exact", the last is "else".
+    pub fn levels(self) -> &'static [&'static str] {
+        match self {
+            Self::Exact => &["exact", "else"],
+            Self::Name => &["exact", "jaro_winkler>=0.92", "jaro_winkler>=0.80", "else"],
+            Self::Text => &["exact", "jaro_winkler>=0.90", "jaro_winkler>=0.70", "else"],
+            Self::Code => &["exact", "one_edit", "two_edits", "else"],
+            Self::Date => &["exact", "one_edit", "within_30_days", "else"],
+        }
+    }
+}
+
+/// One compared column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    pub column: String,
+    pub kind: ComparisonKind,
+    /// Adjust exact matches by how common the value is (a rare surname is stronger
+    /// evidence than a common one).
+    #[serde(default)]
+    pub term_frequency: bool,
+}
+
+/// Part of a blocking key: a column, or its first `prefix` characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPart {
+    pub column: String,
+    #[serde(default)]
+    pub prefix: Option<usize>,
+}
+
+/// A settings file (TOML).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub comparisons: Vec<Comparison>,
+    /// Records that agree on every part of at least one rule become candidate pairs.
+    pub blocking: Vec<Vec<KeyPart>>,
+    /// Blocks with more records than this are skipped (a too-common key finds nothing
+    /// useful and costs quadratic time); default 5,000.
+    #[serde(default = "default_max_block")]
+    pub max_block_size: usize,
+    /// Random pairs sampled to estimate how often non-matches agree (u); default 1,000,000.
+    #[serde(default = "default_u_sample")]
+    pub u_sample_pairs: usize,
+}
+
+fn default_max_block() -> usize {
+    5_000
+}
+
+fn default_u_sample() -> usize {
+    1_000_000
+}
+
+/// Why settings cannot be used with a table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("the settings name column {0:?}, which the file does not have")]
+    UnknownColumn(String),
+    #[error("there is nothing to compare: no column other than the id column")]
+    NothingToCompare,
+    #[error("no blocking rule: add at least one, e.g. blocking = [[{{ column = \"surname\" }}]]")]
+    NoBlocking,
+}
+
+impl Settings {
+    /// Checks the settings against a table's columns.
+    pub fn check(&self, table: &Table) -> Result<(), SettingsError> {
+        if self.comparisons.is_empty() {
+            return Err(SettingsError::NothingToCompare);
+        }
+        if self.blocking.is_empty() {
+            return Err(SettingsError::NoBlocking);
+        }
+        let columns = self
+            .comparisons
+            .iter()
+            .map(|c| &c.column)
+            .chain(self.blocking.iter().flatten().map(|k| &k.column));
+        for column in columns {
+            if table.column(column).is_none() {
+                return Err(SettingsError::UnknownColumn(column.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Infers comparisons and blocking rules from the columns' names and contents.
+    pub fn infer(table: &Table) -> Result<Settings, SettingsError> {
+        let mut comparisons = Vec::new();
+        for (index, name) in table.columns.iter().enumerate() {
+            let lower = name.to_lowercase();
+            let values: Vec<&str> = table.values_of(index).take(2_000).collect();
+            if values.is_empty() {
+                continue;
+            }
+            let kind = kind_by_name(&lower).unwrap_or_else(|| kind_by_content(&values));
+            let term_frequency = matches!(kind, ComparisonKind::Name | ComparisonKind::Exact);
+            comparisons.push(Comparison {
+                column: name.clone(),
+                kind,
+                term_frequency,
+            });
+        }
+        if comparisons.is_empty() {
+            return Err(SettingsError::NothingToCompare);
+        }
+        let blocking = infer_blocking(table, &comparisons);
+        if blocking.is_empty() {
+            return Err(SettingsError::NoBlocking);
+        }
+        Ok(Settings {
+            comparisons,
+            blocking,
+            max_block_size: default_max_block(),
+            u_sample_pairs: default_u_sample(),
+        })
+    }
+}
+
+fn kind_by_name(name: &str) -> Option<ComparisonKind> {
+    let has = |words: &[&str]| words.iter().any(|w| name.contains(w));
+    if has(&["birth", "dob", "date", "_at", "born"]) {
+        Some(ComparisonKind::Date)
+    } else if has(&[
+        "first",
+        "given",
+        "surname",
+        "last_name",
+        "lastname",
+        "family",
+        "name",
+        "nome",
+        "cognome",
+    ]) {
+        Some(ComparisonKind::Name)
+    } else if has(&["address", "street", "road", "via", "indirizzo"]) && !has(&["number", "num"]) {
+        Some(ComparisonKind::Text)
+    } else if has(&[
+        "postcode",
+        "zip",
+        "cap",
+        "post_code",
+        "phone",
+        "tel",
+        "mobile",
+        "ssn",
+        "soc_sec",
+        "tax",
+        "fiscal",
+        "id",
+        "number",
+        "num",
+    ]) {
+        Some(ComparisonKind::Code)
+    } else if has(&[
+        "city", "town", "suburb", "state", "country", "region", "province", "gender", "sex",
+    ]) {
+        Some(ComparisonKind::Exact)
+    } else {
+        None
+    }
+}
+
+fn kind_by_content(values: &[&str]) -> ComparisonKind {
+    let share = |f: &dyn Fn(&str) -> bool| {
+        values.iter().filter(|v| f(v)).count() as f64 / values.len() as f64
+    };
+    if share(&|v| super::compare::parse_date(v).is_some()) > 0.8 {
+        ComparisonKind::Date
+    } else if share(&|v| {
+        v.chars()
+            .all(|c| c.is_ascii_digit() || c == ' ' || c == '-' || c == '+')
+    }) > 0.8
+    {
+        ComparisonKind::Code
+    } else if share(&|v| v.contains(' ')) > 0.5 {
+        ComparisonKind::Text
+    } else {
+        ComparisonKind::Name
+    }
+}
+
+/// Blocking rules: each distinctive column alone (dates, codes, names with many values),
+/// and name pairs; every rule is a way two records of one person can still agree when
+/// another field has a typo.
+fn infer_blocking(table: &Table, comparisons: &[Comparison]) -> Vec<Vec<KeyPart>> {
+    let n = table.len().max(1) as f64;
+    let distinct = |column: &str| {
+        let index = table.column(column).unwrap_or(0);
+        let mut values: Vec<&str> = table.values_of(index).collect();
+        values.sort_unstable();
+        values.dedup();
+        values.len() as f64
+    };
+    let part = |c: &Comparison| KeyPart {
+        column: c.column.clone(),
+        prefix: None,
+    };
+    let mut rules: Vec<(f64, Vec<KeyPart>)> = comparisons
+        .iter()
+        .filter(|c| c.kind != ComparisonKind::Text)
+        .map(|c| (distinct(&c.column), vec![part(c)]))
+        .filter(|(d, _)| *d >= n * 0.2)
+        .collect();
+    let names: Vec<&Comparison> = comparisons
+        .iter()
+        .filter(|c| c.kind == ComparisonKind::Name)
+        .collect();
+    for (i, a) in names.iter().enumerate() {
+        for b in &names[i + 1..] {
+            rules.push((n, vec![part(a), part(b)]));
+        }
+    }
+    // Names with a low-cardinality column (surname and postcode, surname and city).
+    if let Some(surname) = names.last() {
+        for c in comparisons
+            .iter()
+            .filter(|c| matches!(c.kind, ComparisonKind::Code | ComparisonKind::Exact))
+        {
+            if distinct(&c.column) < n * 0.2 {
+                rules.push((n * 0.5, vec![part(surname), part(c)]));
+            }
+        }
+    }
+    rules.sort_by(|a, b| b.0.total_cmp(&a.0));
+    rules.truncate(6);
+    rules.into_iter().map(|(_, rule)| rule).collect()
+}

@@ -105,11 +105,11 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Records of a file: id and values, in column order.
+type Records = Vec<(String, Vec<String>)>;
+
 /// The columns (without the id column) and the records of a CSV file.
-fn read_csv(
-    path: &Path,
-    id_column: &str,
-) -> anyhow::Result<(Vec<String>, Vec<(String, Vec<String>)>)> {
+fn read_csv(path: &Path, id_column: &str) -> anyhow::Result<(Vec<String>, Records)> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .from_path(path)

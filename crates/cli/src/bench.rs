@@ -37,6 +37,18 @@ enum Bench {
     Identity(IdentityArgs),
     /// Context card latency with many profiles loaded, against reading one event.
     Context(ContextArgs),
+    /// `unavoce link` on a generated file of people with typo'd duplicates.
+    Link(LinkBenchArgs),
+}
+
+#[derive(Args)]
+struct LinkBenchArgs {
+    /// People generated (a third of them twice).
+    #[arg(long, default_value_t = 750_000)]
+    people: usize,
+    /// Keep the generated file here (to run Splink on the same file).
+    #[arg(long)]
+    write: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -84,6 +96,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Bench::Ingest(args) => ingest(args).await,
         Bench::Identity(args) => identity(args),
         Bench::Context(args) => context(args).await,
+        Bench::Link(args) => link_bench(args),
     }
 }
 
@@ -394,6 +407,75 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
         c99 / b99
     );
     log.close().await;
+    Ok(())
+}
+
+/// `unavoce link` on generated people: time, memory and quality against the truth.
+fn link_bench(args: LinkBenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = args
+        .write
+        .clone()
+        .unwrap_or_else(|| dir.path().join("people.csv"));
+    let (header, rows) = unavoce_synthetic::people_with_duplicates(args.people, 7);
+    let mut writer = csv::Writer::from_path(&file)?;
+    writer.write_record(&header)?;
+    for row in &rows {
+        writer.write_record(row)?;
+    }
+    writer.flush()?;
+    let truth: std::collections::HashSet<(String, String)> = rows
+        .iter()
+        .filter_map(|r| {
+            r[0].strip_suffix("-dup")
+                .map(|original| (original.to_string(), r[0].clone()))
+        })
+        .collect();
+    println!(
+        "Linkage benchmark: {} records ({} people, {} true pairs) in {}",
+        rows.len(),
+        args.people,
+        truth.len(),
+        file.display()
+    );
+    drop(rows);
+
+    let output = dir.path().join("pairs.csv");
+    let started = Instant::now();
+    crate::link::run(crate::link::LinkArgs {
+        file: file.clone(),
+        file2: None,
+        id_column: "id".into(),
+        output: output.clone(),
+        settings: None,
+        save_settings: None,
+        min_probability: 0.01,
+        seed: 42,
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut predicted = std::collections::HashSet::new();
+    for record in csv::Reader::from_path(&output)?.records() {
+        let record = record?;
+        if record[2].parse::<f64>()? >= 0.5 {
+            let (a, b) = (record[0].to_string(), record[1].to_string());
+            predicted.insert(if a <= b { (a, b) } else { (b, a) });
+        }
+    }
+    let truth: std::collections::HashSet<(String, String)> = truth
+        .into_iter()
+        .map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
+        .collect();
+    let hits = predicted.intersection(&truth).count() as f64;
+    let precision = hits / predicted.len().max(1) as f64;
+    let recall = hits / truth.len().max(1) as f64;
+    println!();
+    println!("| tool | precision | recall | F1 | seconds | peak MiB |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| unavoce link | {precision:.4} | {recall:.4} | {:.4} | {seconds:.1} | {:.0} |",
+        2.0 * precision * recall / (precision + recall).max(1e-9),
+        peak_rss_kib() as f64 / 1024.0
+    );
     Ok(())
 }
 

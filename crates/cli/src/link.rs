@@ -9,29 +9,29 @@ use clap::Args;
 use unavoce_core::linkage::{Settings, Table, link};
 
 #[derive(Args)]
-pub struct LinkArgs {
+pub(crate) struct LinkArgs {
     /// A CSV file with a header row.
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// A second CSV file: link the two instead of deduplicating one.
-    file2: Option<PathBuf>,
+    pub(crate) file2: Option<PathBuf>,
     /// The column holding each record's id.
     #[arg(long)]
-    id_column: String,
+    pub(crate) id_column: String,
     /// Where to write the scored pairs (`id_l,id_r,match_probability`).
     #[arg(long)]
-    output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Comparisons and blocking rules (TOML); inferred from the columns when absent.
     #[arg(long)]
-    settings: Option<PathBuf>,
+    pub(crate) settings: Option<PathBuf>,
     /// Write the settings used (inferred or given) to this file, to review or refine.
     #[arg(long)]
-    save_settings: Option<PathBuf>,
+    pub(crate) save_settings: Option<PathBuf>,
     /// Pairs below this probability are not written.
     #[arg(long, default_value_t = 0.01)]
-    min_probability: f64,
+    pub(crate) min_probability: f64,
     /// Seed of the random pairs that estimate how often non-matches agree.
     #[arg(long, default_value_t = 42)]
-    seed: u64,
+    pub(crate) seed: u64,
 }
 
 pub fn run(args: LinkArgs) -> anyhow::Result<()> {
@@ -65,13 +65,9 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         std::fs::write(path, toml::to_string_pretty(&settings)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let linkage = link(&table, &settings, args.seed)?;
+    let linkage = link(&table, &settings, args.seed, args.min_probability)?;
 
-    let mut pairs: Vec<_> = linkage
-        .pairs
-        .iter()
-        .filter(|p| p.probability >= args.min_probability)
-        .collect();
+    let mut pairs: Vec<_> = linkage.pairs.iter().collect();
     pairs.sort_by(|a, b| b.probability.total_cmp(&a.probability));
     let mut writer = csv::Writer::from_path(&args.output)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
@@ -96,10 +92,29 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         likely,
         started.elapsed().as_secs_f64()
     );
-    for comparison in &settings.comparisons {
+    eprintln!(
+        "model: {:.2e} of all pairs match; per comparison, level: m / u",
+        linkage.lambda
+    );
+    for (c, comparison) in settings.comparisons.iter().enumerate() {
+        let levels: Vec<String> = comparison
+            .kind
+            .levels()
+            .iter()
+            .enumerate()
+            .map(|(l, name)| {
+                format!(
+                    "{name} {:.3}/{:.4}",
+                    linkage.m[c][l + 1],
+                    linkage.u[c][l + 1]
+                )
+            })
+            .collect();
         eprintln!(
-            "  compared {:<16} as {:?}",
-            comparison.column, comparison.kind
+            "  {:<16} {:?}: {}",
+            comparison.column,
+            comparison.kind,
+            levels.join(", ")
         );
     }
     Ok(())

@@ -5,7 +5,7 @@ mod config;
 mod demo;
 mod import;
 mod keys;
-mod link;
+pub(crate) mod link;
 mod profile;
 mod serve;
 

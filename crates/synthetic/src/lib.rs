@@ -450,3 +450,88 @@ mod tests {
         assert!(shared >= 2, "no family e-mail");
     }
 }
+
+/// Records of people for record linkage, a third of them twice with typos or a missing
+/// field, as sign-up forms typed by hand; ids are `p{n}` and `p{n}-dup`. Returns the
+/// header and the rows (id first).
+pub fn people_with_duplicates(people: usize, seed: u64) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    const SYLLABLES: [&str; 24] = [
+        "ri", "ni", "ca", "lo", "ta", "ve", "mo", "sa", "to", "bel", "gar", "mar", "fer", "dan",
+        "tel", "rel", "pin", "cor", "zan", "bo", "gi", "lu", "se", "do",
+    ];
+    let header = [
+        "id",
+        "first_name",
+        "surname",
+        "date_of_birth",
+        "postcode",
+        "city",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut rows = Vec::with_capacity(people * 4 / 3);
+    for person in 0..people {
+        // Surnames as many as in a real population: a family name, sometimes extended.
+        let mut surname = LAST_NAMES[rng.usize(..LAST_NAMES.len())]
+            .to_lowercase()
+            .replace(['\'', ' '], "");
+        for _ in 0..rng.usize(0..3) {
+            surname.push_str(SYLLABLES[rng.usize(..SYLLABLES.len())]);
+        }
+        let (city, prefix) = CITIES[rng.usize(..CITIES.len())];
+        let record = vec![
+            format!("p{person}"),
+            FIRST_NAMES[rng.usize(..FIRST_NAMES.len())].to_lowercase(),
+            surname,
+            format!(
+                "{}{:02}{:02}",
+                rng.u32(1930..2008),
+                rng.u32(1..13),
+                rng.u32(1..29)
+            ),
+            format!("{prefix}{:02}", rng.u32(0..100)),
+            city.to_lowercase(),
+        ];
+        if rng.f32() < 0.33 {
+            let mut copy = record.clone();
+            copy[0] = format!("p{person}-dup");
+            for _ in 0..rng.usize(1..3) {
+                let field = rng.usize(1..5);
+                copy[field] = if rng.f32() < 0.15 {
+                    String::new()
+                } else {
+                    typo(&mut rng, &copy[field])
+                };
+            }
+            rows.push(record);
+            rows.push(copy);
+        } else {
+            rows.push(record);
+        }
+    }
+    (header, rows)
+}
+
+/// One keying error: two letters swapped, one dropped, or one replaced.
+fn typo(rng: &mut fastrand::Rng, value: &str) -> String {
+    let mut chars: Vec<char> = value.chars().collect();
+    if chars.len() < 3 {
+        return value.to_string();
+    }
+    let i = rng.usize(1..chars.len() - 1);
+    match rng.u8(0..3) {
+        0 => chars.swap(i, i + 1),
+        1 => {
+            chars.remove(i);
+        }
+        _ => {
+            chars[i] = if chars[i].is_ascii_digit() {
+                (b'0' + rng.u8(0..10)) as char
+            } else {
+                (b'a' + rng.u8(0..26)) as char
+            }
+        }
+    }
+    chars.into_iter().collect()
+}

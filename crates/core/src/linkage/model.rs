@@ -19,7 +19,8 @@ pub struct ScoredPair {
     pub probability: f64,
 }
 
-/// The result of a linkage: every candidate pair scored, and the fitted model.
+/// The result of a linkage: the candidate pairs scored at least the minimum, and the
+/// fitted model.
 #[derive(Debug, Clone)]
 pub struct Linkage {
     pub pairs: Vec<ScoredPair>,
@@ -33,11 +34,19 @@ pub struct Linkage {
 }
 
 const EM_MAX_ITERATIONS: usize = 100;
+/// Rules with more candidate pairs per record than this only generate candidates.
+const TRAINING_PAIRS_PER_RECORD: usize = 10;
 const EM_TOLERANCE: f64 = 1e-7;
 
-/// Links the records of `table` under `settings`; `seed` drives the random pairs that
-/// estimate u, so a run is reproducible.
-pub fn link(table: &Table, settings: &Settings, seed: u64) -> Result<Linkage, SettingsError> {
+/// Links the records of `table` under `settings`, keeping the pairs scored at least
+/// `min_probability`; `seed` drives the random pairs that estimate u, so a run is
+/// reproducible.
+pub fn link(
+    table: &Table,
+    settings: &Settings,
+    seed: u64,
+    min_probability: f64,
+) -> Result<Linkage, SettingsError> {
     settings.check(table)?;
     let comparisons: Vec<(usize, ComparisonKind)> = settings
         .comparisons
@@ -63,7 +72,15 @@ pub fn link(table: &Table, settings: &Settings, seed: u64) -> Result<Linkage, Se
     let mut m_sessions = vec![0usize; comparisons.len()];
     let mut expected_matches: f64 = 0.0;
     let mut em_iterations = 0;
+    // Train on specific rules only: a rule whose candidates are mostly non-matches
+    // (a common surname alone) lets EM mistake any correlated structure among them
+    // (same city, nearby postcodes) for the matches.
+    let specific = table.len().max(1) * TRAINING_PAIRS_PER_RECORD;
+    let smallest = per_rule.iter().map(Vec::len).min().unwrap_or(0);
     for (rule, rule_pairs) in settings.blocking.iter().zip(&per_rule) {
+        if rule_pairs.len() > specific.max(smallest) {
+            continue;
+        }
         let held_out: Vec<bool> = settings
             .comparisons
             .iter()
@@ -168,6 +185,7 @@ pub fn link(table: &Table, settings: &Settings, seed: u64) -> Result<Linkage, Se
                 probability: 1.0 / (1.0 + (-weight).exp2()),
             }
         })
+        .filter(|p| p.probability >= min_probability)
         .collect();
     Ok(Linkage {
         pairs: scored,

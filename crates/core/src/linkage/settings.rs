@@ -134,6 +134,18 @@ impl Settings {
             return Err(SettingsError::NothingToCompare);
         }
         let blocking = infer_blocking(table, &comparisons);
+        // A column another column determines (the city of a postcode) adds no evidence
+        // of its own, and comparing both breaks the model's independence assumption.
+        let implied: Vec<String> = comparisons
+            .iter()
+            .filter(|b| {
+                comparisons
+                    .iter()
+                    .any(|a| a.column != b.column && determines(table, &a.column, &b.column))
+            })
+            .map(|b| b.column.clone())
+            .collect();
+        comparisons.retain(|c| !implied.contains(&c.column));
         if blocking.is_empty() {
             return Err(SettingsError::NoBlocking);
         }
@@ -144,6 +156,35 @@ impl Settings {
             u_sample_pairs: default_u_sample(),
         })
     }
+}
+
+/// Whether the values of column `a` determine those of `b`: `a` has more distinct values
+/// than `b`, each repeated (three records a value on average: a near-unique column
+/// "determines" everything trivially), and at least 95 % of records agree with the most
+/// common `b` of their `a`.
+fn determines(table: &Table, a: &str, b: &str) -> bool {
+    use std::collections::HashMap;
+    let (Some(ia), Some(ib)) = (table.column(a), table.column(b)) else {
+        return false;
+    };
+    let mut by_a: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
+    let mut b_values: HashMap<&str, usize> = HashMap::new();
+    let mut total = 0;
+    for row in 0..table.len() {
+        if let (Some(va), Some(vb)) = (table.value(row, ia), table.value(row, ib)) {
+            *by_a.entry(va).or_default().entry(vb).or_default() += 1;
+            *b_values.entry(vb).or_default() += 1;
+            total += 1;
+        }
+    }
+    if total == 0 || by_a.len() <= b_values.len() || b_values.len() < 2 || by_a.len() * 3 > total {
+        return false;
+    }
+    let agreeing: usize = by_a
+        .values()
+        .map(|bs| bs.values().max().copied().unwrap_or(0))
+        .sum();
+    agreeing as f64 >= 0.95 * total as f64
 }
 
 fn kind_by_name(name: &str) -> Option<ComparisonKind> {
@@ -253,5 +294,44 @@ fn infer_blocking(table: &Table, comparisons: &[Comparison]) -> Vec<Vec<KeyPart>
     }
     rules.sort_by(|a, b| b.0.total_cmp(&a.0));
     rules.truncate(6);
-    rules.into_iter().map(|(_, rule)| rule).collect()
+    // A rule that pairs each record with dozens of others (a common surname alone)
+    // costs more than it finds: drop such rules, keeping the two most specific at least.
+    let mut costed: Vec<(f64, Vec<KeyPart>)> = rules
+        .into_iter()
+        .map(|(_, rule)| (pairs_per_record(table, &rule), rule))
+        .collect();
+    let mut by_cost: Vec<f64> = costed.iter().map(|(c, _)| *c).collect();
+    by_cost.sort_by(f64::total_cmp);
+    let keep_below = by_cost
+        .get(1)
+        .copied()
+        .unwrap_or(f64::MAX)
+        .max(MAX_PAIRS_PER_RECORD);
+    costed.retain(|(cost, _)| *cost <= keep_below);
+    costed.into_iter().map(|(_, rule)| rule).collect()
+}
+
+/// Rules expected to pair each record with more than this many others are dropped.
+const MAX_PAIRS_PER_RECORD: f64 = 30.0;
+
+/// Candidate pairs a rule would produce per record, from its key frequencies.
+fn pairs_per_record(table: &Table, rule: &[KeyPart]) -> f64 {
+    use std::collections::HashMap;
+    let columns: Vec<usize> = rule
+        .iter()
+        .filter_map(|p| table.column(&p.column))
+        .collect();
+    let mut counts: HashMap<Vec<&str>, f64> = HashMap::new();
+    'rows: for row in 0..table.len() {
+        let mut key = Vec::with_capacity(columns.len());
+        for &c in &columns {
+            match table.value(row, c) {
+                Some(v) => key.push(v),
+                None => continue 'rows,
+            }
+        }
+        *counts.entry(key).or_default() += 1.0;
+    }
+    let pairs: f64 = counts.values().map(|n| n * (n - 1.0) / 2.0).sum();
+    pairs / table.len().max(1) as f64
 }

@@ -130,10 +130,10 @@ fn inferred_settings_find_typoed_duplicates() {
             ("surname", ComparisonKind::Name),
             ("date_of_birth", ComparisonKind::Date),
             ("postcode", ComparisonKind::Code),
-            ("city", ComparisonKind::Exact),
-        ]
+        ],
+        "the city is implied by the postcode"
     );
-    let linkage = link(&table, &settings, 1).unwrap();
+    let linkage = link(&table, &settings, 1, 0.0).unwrap();
     let (precision, recall) = quality(&linkage, &truth, 0.5);
     assert!(
         precision > 0.97 && recall > 0.95,
@@ -171,7 +171,7 @@ fn two_sources_are_linked_across_only() {
     let left_len = left.len() as u32;
     linked.extend(left, 0);
     linked.extend(right, 1);
-    let linkage = link(&linked, &Settings::infer(&linked).unwrap(), 1).unwrap();
+    let linkage = link(&linked, &Settings::infer(&linked).unwrap(), 1, 0.0).unwrap();
     assert!(
         linkage
             .pairs
@@ -226,7 +226,7 @@ fn rare_exact_values_weigh_more_than_common_ones() {
         max_block_size: 10_000,
         u_sample_pairs: 50_000,
     };
-    let linkage = link(&table, &settings, 1).unwrap();
+    let linkage = link(&table, &settings, 1, 0.0).unwrap();
     let weight = |a: u32, b: u32| {
         linkage
             .pairs
@@ -249,7 +249,7 @@ fn bad_settings_are_refused() {
     let mut settings = Settings::infer(&table).unwrap();
     settings.comparisons[0].column = "nickname".into();
     assert_eq!(
-        link(&table, &settings, 1).unwrap_err(),
+        link(&table, &settings, 1, 0.0).unwrap_err(),
         SettingsError::UnknownColumn("nickname".into())
     );
 }

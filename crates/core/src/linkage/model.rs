@@ -7,7 +7,7 @@ use super::blocking::{BlockingReport, Candidates, candidate_pairs};
 use super::compare::level;
 #[cfg(test)]
 use super::settings::{Comparison, KeyPart};
-use super::settings::{ComparisonKind, Settings, SettingsError};
+use super::settings::{ComparisonKind, Settings, SettingsError, determines};
 
 /// A candidate pair with its match weight (log2 Bayes factor with the prior) and
 /// probability.
@@ -35,7 +35,7 @@ pub struct Linkage {
 
 const EM_MAX_ITERATIONS: usize = 100;
 /// Rules with more candidate pairs per record than this only generate candidates.
-const TRAINING_PAIRS_PER_RECORD: usize = 10;
+const TRAINING_PAIRS_PER_RECORD: usize = 30;
 const EM_TOLERANCE: f64 = 1e-7;
 
 /// Links the records of `table` under `settings`, keeping the pairs scored at least
@@ -70,7 +70,6 @@ pub fn link(
         .map(|(_, k)| vec![0.0; k.levels().len() + 1])
         .collect();
     let mut m_sessions = vec![0usize; comparisons.len()];
-    let mut expected_matches: f64 = 0.0;
     let mut em_iterations = 0;
     // Train on specific rules only: a rule whose candidates are mostly non-matches
     // (a common surname alone) lets EM mistake any correlated structure among them
@@ -81,10 +80,18 @@ pub fn link(
         if rule_pairs.len() > specific.max(smallest) {
             continue;
         }
+        // Held out: the rule's columns, and columns tied to them (the postcode of a
+        // city), which agree among the rule's non-matches too.
         let held_out: Vec<bool> = settings
             .comparisons
             .iter()
-            .map(|c| rule.iter().any(|part| part.column == c.column))
+            .map(|c| {
+                rule.iter().any(|part| {
+                    part.column == c.column
+                        || determines(table, &part.column, &c.column)
+                        || determines(table, &c.column, &part.column)
+                })
+            })
             .collect();
         let mut patterns: HashMap<Vec<u8>, u64> = HashMap::new();
         for pair in rule_pairs {
@@ -102,9 +109,8 @@ pub fn link(
         if patterns.is_empty() || held_out.iter().all(|h| *h) {
             continue;
         }
-        let (m, lambda, iterations) = expectation_maximisation(&patterns, &u, &comparisons);
+        let (m, _, iterations) = expectation_maximisation(&patterns, &u, &comparisons);
         em_iterations += iterations;
-        expected_matches = expected_matches.max(lambda * rule_pairs.len() as f64);
         for (c, out) in held_out.iter().enumerate() {
             if !out {
                 m_sessions[c] += 1;
@@ -127,6 +133,13 @@ pub fn link(
             }
         })
         .collect();
+    // The share of matches among all candidates, with m and u now fixed.
+    let mut all_patterns: HashMap<Vec<u8>, u64> = HashMap::new();
+    for gamma in gammas.chunks_exact(width) {
+        *all_patterns.entry(gamma.to_vec()).or_default() += 1;
+    }
+    let candidate_lambda = share_of_matches(&all_patterns, &m, &u);
+    let expected_matches = candidate_lambda * pairs.len() as f64;
     // The prior: expected matches over every pair that could be formed.
     let possible = if table.is_link() {
         let left = table.origin.iter().filter(|o| **o == 0).count() as f64;
@@ -284,6 +297,37 @@ fn estimate_u(
             u
         })
         .collect()
+}
+
+/// The share of matches among `patterns` with m and u fixed: the fixed point of the
+/// mean posterior.
+fn share_of_matches(patterns: &HashMap<Vec<u8>, u64>, m: &[Vec<f64>], u: &[Vec<f64>]) -> f64 {
+    let mut lambda: f64 = 0.1;
+    let total: f64 = patterns.values().map(|c| *c as f64).sum::<f64>().max(1.0);
+    let ratios: Vec<(f64, f64)> = patterns
+        .iter()
+        .map(|(gamma, count)| {
+            let ratio = gamma
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| **g != 0)
+                .map(|(c, g)| m[c][*g as usize] / u[c][*g as usize])
+                .product::<f64>();
+            (ratio, *count as f64)
+        })
+        .collect();
+    for _ in 0..EM_MAX_ITERATIONS {
+        let expected: f64 = ratios
+            .iter()
+            .map(|(ratio, count)| count * lambda * ratio / (lambda * ratio + 1.0 - lambda))
+            .sum();
+        let next = (expected / total).clamp(1e-9, 1.0 - 1e-9);
+        if (next - lambda).abs() < EM_TOLERANCE {
+            return next;
+        }
+        lambda = next;
+    }
+    lambda
 }
 
 /// The starting m: matches mostly agree exactly.

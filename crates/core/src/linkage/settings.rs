@@ -162,7 +162,7 @@ impl Settings {
 /// than `b`, each repeated (three records a value on average: a near-unique column
 /// "determines" everything trivially), and at least 95 % of records agree with the most
 /// common `b` of their `a`.
-fn determines(table: &Table, a: &str, b: &str) -> bool {
+pub(crate) fn determines(table: &Table, a: &str, b: &str) -> bool {
     use std::collections::HashMap;
     let (Some(ia), Some(ib)) = (table.column(a), table.column(b)) else {
         return false;
@@ -250,79 +250,78 @@ fn kind_by_content(values: &[&str]) -> ComparisonKind {
     }
 }
 
-/// Blocking rules: each distinctive column alone (dates, codes, names with many values),
-/// and name pairs; every rule is a way two records of one person can still agree when
-/// another field has a typo.
+/// Blocking rules: every non-text column alone and every pair of them, each costed by
+/// the candidate pairs it would make per record; the affordable ones are kept, so that
+/// two records of one person still meet when some fields have typos.
 fn infer_blocking(table: &Table, comparisons: &[Comparison]) -> Vec<Vec<KeyPart>> {
-    let n = table.len().max(1) as f64;
-    let distinct = |column: &str| {
-        let index = table.column(column).unwrap_or(0);
-        let mut values: Vec<&str> = table.values_of(index).collect();
-        values.sort_unstable();
-        values.dedup();
-        values.len() as f64
-    };
     let part = |c: &Comparison| KeyPart {
         column: c.column.clone(),
         prefix: None,
     };
-    let mut rules: Vec<(f64, Vec<KeyPart>)> = comparisons
+    let keyed: Vec<&Comparison> = comparisons
         .iter()
         .filter(|c| c.kind != ComparisonKind::Text)
-        .map(|c| (distinct(&c.column), vec![part(c)]))
-        .filter(|(d, _)| *d >= n * 0.2)
         .collect();
-    let names: Vec<&Comparison> = comparisons
-        .iter()
-        .filter(|c| c.kind == ComparisonKind::Name)
-        .collect();
-    for (i, a) in names.iter().enumerate() {
-        for b in &names[i + 1..] {
-            rules.push((n, vec![part(a), part(b)]));
+    let mut rules: Vec<Vec<KeyPart>> = keyed.iter().map(|c| vec![part(c)]).collect();
+    for (i, a) in keyed.iter().enumerate() {
+        for b in &keyed[i + 1..] {
+            rules.push(vec![part(a), part(b)]);
         }
     }
-    // Names with a low-cardinality column (surname and postcode, surname and city).
-    if let Some(surname) = names.last() {
-        for c in comparisons
-            .iter()
-            .filter(|c| matches!(c.kind, ComparisonKind::Code | ComparisonKind::Exact))
-        {
-            if distinct(&c.column) < n * 0.2 {
-                rules.push((n * 0.5, vec![part(surname), part(c)]));
-            }
-        }
-    }
-    rules.sort_by(|a, b| b.0.total_cmp(&a.0));
-    rules.truncate(6);
-    // A rule that pairs each record with dozens of others (a common surname alone)
-    // costs more than it finds: drop such rules, keeping the two most specific at least.
+    let sample = sample_rows(table, COST_SAMPLE);
+    let scale = table.len().max(1) as f64 / sample.len().max(1) as f64;
     let mut costed: Vec<(f64, Vec<KeyPart>)> = rules
         .into_iter()
-        .map(|(_, rule)| (pairs_per_record(table, &rule), rule))
+        .map(|rule| (pairs_per_record(table, &sample, &rule) * scale, rule))
+        .filter(|(cost, _)| *cost > 0.0)
         .collect();
-    let mut by_cost: Vec<f64> = costed.iter().map(|(c, _)| *c).collect();
-    by_cost.sort_by(f64::total_cmp);
-    let keep_below = by_cost
-        .get(1)
-        .copied()
-        .unwrap_or(f64::MAX)
-        .max(MAX_PAIRS_PER_RECORD);
-    costed.retain(|(cost, _)| *cost <= keep_below);
-    costed.into_iter().map(|(_, rule)| rule).collect()
+    // The broadest affordable rules find the most typo'd pairs; a rule that only
+    // refines one already chosen (a column pair containing a chosen column) adds nothing.
+    costed.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut chosen: Vec<Vec<KeyPart>> = Vec::new();
+    for (cost, rule) in &costed {
+        let refines = chosen.iter().any(|c| {
+            c.iter()
+                .all(|part| rule.iter().any(|p| p.column == part.column))
+        });
+        if *cost <= MAX_PAIRS_PER_RECORD && !refines && chosen.len() < MAX_RULES {
+            chosen.push(rule.clone());
+        }
+    }
+    if chosen.len() < 2 {
+        // Nothing affordable: the two cheapest rules, whatever they cost.
+        chosen = costed
+            .iter()
+            .rev()
+            .take(2)
+            .map(|(_, rule)| rule.clone())
+            .collect();
+    }
+    chosen
 }
 
-/// Rules expected to pair each record with more than this many others are dropped.
+/// Rules expected to pair each record with more than this many others are left out.
 const MAX_PAIRS_PER_RECORD: f64 = 30.0;
+/// Inferred rules at most.
+const MAX_RULES: usize = 8;
+/// Records sampled to cost a rule.
+const COST_SAMPLE: usize = 200_000;
 
-/// Candidate pairs a rule would produce per record, from its key frequencies.
-fn pairs_per_record(table: &Table, rule: &[KeyPart]) -> f64 {
+/// Up to `n` rows, evenly spread.
+fn sample_rows(table: &Table, n: usize) -> Vec<usize> {
+    let step = (table.len() / n.max(1)).max(1);
+    (0..table.len()).step_by(step).collect()
+}
+
+/// Candidate pairs a rule would produce per record among the `rows` sampled.
+fn pairs_per_record(table: &Table, rows: &[usize], rule: &[KeyPart]) -> f64 {
     use std::collections::HashMap;
     let columns: Vec<usize> = rule
         .iter()
         .filter_map(|p| table.column(&p.column))
         .collect();
     let mut counts: HashMap<Vec<&str>, f64> = HashMap::new();
-    'rows: for row in 0..table.len() {
+    'rows: for &row in rows {
         let mut key = Vec::with_capacity(columns.len());
         for &c in &columns {
             match table.value(row, c) {
@@ -333,5 +332,5 @@ fn pairs_per_record(table: &Table, rule: &[KeyPart]) -> f64 {
         *counts.entry(key).or_default() += 1.0;
     }
     let pairs: f64 = counts.values().map(|n| n * (n - 1.0) / 2.0).sum();
-    pairs / table.len().max(1) as f64
+    pairs / rows.len().max(1) as f64
 }

@@ -34,6 +34,8 @@ pub struct Linkage {
 }
 
 const EM_MAX_ITERATIONS: usize = 100;
+/// Evidence, in bits, that makes a pair count as a near-certain match for the prior.
+const CERTAIN_BITS: f64 = 16.0;
 /// Rules with more candidate pairs per record than this only generate candidates.
 const TRAINING_PAIRS_PER_RECORD: usize = 30;
 const EM_TOLERANCE: f64 = 1e-7;
@@ -133,13 +135,23 @@ pub fn link(
             }
         })
         .collect();
-    // The share of matches among all candidates, with m and u now fixed.
-    let mut all_patterns: HashMap<Vec<u8>, u64> = HashMap::new();
-    for gamma in gammas.chunks_exact(width) {
-        *all_patterns.entry(gamma.to_vec()).or_default() += 1;
-    }
-    let candidate_lambda = share_of_matches(&all_patterns, &m, &u);
-    let expected_matches = candidate_lambda * pairs.len() as f64;
+    // How many matches to expect: the pairs whose evidence alone is overwhelming (a
+    // Bayes factor of 2^16 or more), as Splink estimates it from deterministic rules.
+    // Among millions of candidates, a fitted share of matches overestimates: small
+    // departures from independence add up over the non-matches.
+    let expected_matches = gammas
+        .chunks_exact(width)
+        .filter(|gamma| {
+            let bits: f64 = gamma
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| **g != 0)
+                .map(|(c, g)| (m[c][*g as usize] / u[c][*g as usize]).log2())
+                .sum();
+            bits >= CERTAIN_BITS
+        })
+        .count()
+        .max(1) as f64;
     // The prior: expected matches over every pair that could be formed.
     let possible = if table.is_link() {
         let left = table.origin.iter().filter(|o| **o == 0).count() as f64;
@@ -297,37 +309,6 @@ fn estimate_u(
             u
         })
         .collect()
-}
-
-/// The share of matches among `patterns` with m and u fixed: the fixed point of the
-/// mean posterior.
-fn share_of_matches(patterns: &HashMap<Vec<u8>, u64>, m: &[Vec<f64>], u: &[Vec<f64>]) -> f64 {
-    let mut lambda: f64 = 0.1;
-    let total: f64 = patterns.values().map(|c| *c as f64).sum::<f64>().max(1.0);
-    let ratios: Vec<(f64, f64)> = patterns
-        .iter()
-        .map(|(gamma, count)| {
-            let ratio = gamma
-                .iter()
-                .enumerate()
-                .filter(|(_, g)| **g != 0)
-                .map(|(c, g)| m[c][*g as usize] / u[c][*g as usize])
-                .product::<f64>();
-            (ratio, *count as f64)
-        })
-        .collect();
-    for _ in 0..EM_MAX_ITERATIONS {
-        let expected: f64 = ratios
-            .iter()
-            .map(|(ratio, count)| count * lambda * ratio / (lambda * ratio + 1.0 - lambda))
-            .sum();
-        let next = (expected / total).clamp(1e-9, 1.0 - 1e-9);
-        if (next - lambda).abs() < EM_TOLERANCE {
-            return next;
-        }
-        lambda = next;
-    }
-    lambda
 }
 
 /// The starting m: matches mostly agree exactly.

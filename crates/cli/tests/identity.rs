@@ -254,3 +254,116 @@ fn unmerge_equals_a_fresh_replay_without_the_link() {
         (409, Some("cannot_unmerge"))
     );
 }
+
+fn admin_post_empty(server: &Server, path: &str) -> (u16, Value) {
+    let response = ureq::post(&format!("{}{path}", server.base))
+        .header("Authorization", &format!("Bearer {ADMIN_KEY}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_empty()
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.into_body().read_json().unwrap())
+}
+
+#[test]
+fn profiles_without_a_shared_identifier_are_matched_on_their_traits() {
+    // Web accounts (user ids) and store sign-up forms (loyalty cards) of the same people,
+    // typed again by store staff with typos: no identifier in common.
+    let (_, rows) = unavoce_synthetic::people_with_duplicates(1_500, 3);
+    let messages: Vec<Map<String, Value>> = rows
+        .iter()
+        .map(|r| {
+            let (id_field, id) = match r[0].strip_suffix("-dup") {
+                Some(person) => ("traits", json!({"loyalty_id": format!("L-{person}")})),
+                None => ("userId", json!(r[0])),
+            };
+            let mut traits = json!({"firstName": r[1], "lastName": r[2], "birthDate": r[3], "postcode": r[4], "city": r[5]});
+            if id_field == "traits" {
+                traits["loyalty_id"] = id["loyalty_id"].clone();
+            }
+            let mut m = json!({"type": "identify", "messageId": format!("m-{}", r[0]), "traits": traits});
+            match id_field {
+                "userId" => m["userId"] = id,
+                _ => m["anonymousId"] = json!(format!("form-{}", r[0])),
+            }
+            m.as_object().unwrap().clone()
+        })
+        .collect();
+    let truth = rows.iter().filter(|r| r[0].ends_with("-dup")).count();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    send(&server, &messages);
+    let before = server.admin_get("/api/stats")["profiles"].as_u64().unwrap();
+
+    let (status, report) = admin_post_empty(&server, "/api/identity/matching");
+    assert_eq!(status, 200, "{report}");
+    let linked = report["linked_automatically"].as_u64().unwrap() as usize;
+    let queued = report["queued_for_review"].as_u64().unwrap() as usize;
+    eprintln!("{truth} true pairs: {report}");
+    assert!(linked + queued >= truth * 9 / 10, "{report}");
+
+    // Automatic links are right: each merged profile holds one person's two records.
+    let after = server.admin_get("/api/stats")["profiles"].as_u64().unwrap();
+    assert_eq!(before - after, linked as u64);
+    let mut wrong = 0;
+    for person in rows.iter().filter_map(|r| r[0].strip_suffix("-dup")) {
+        let web = server.admin_get(&format!("/api/profiles/lookup?user_id={person}"));
+        let identifiers = web["identifiers"].to_string();
+        if identifiers.contains("loyalty_id") && !identifiers.contains(&format!("L-{person}\"")) {
+            wrong += 1;
+        }
+    }
+    assert!(
+        wrong * 100 <= linked.max(1),
+        "{wrong} wrong automatic links of {linked}"
+    );
+
+    // A person decides the rest.
+    let queue = server.admin_get("/api/identity/review");
+    let items = queue["items"].as_array().unwrap();
+    assert_eq!(items.len(), queued);
+    if let Some(item) = items.first() {
+        let id = item["id"].as_u64().unwrap();
+        let (status, decided) =
+            admin_post_empty(&server, &format!("/api/identity/review/{id}/accept"));
+        assert_eq!(status, 200, "{decided}");
+        assert_eq!(decided["status"], "accepted");
+        let (a, b) = (&item["a"], &item["b"]);
+        let pa = server.admin_get(&format!(
+            "/api/profiles/lookup?{}={}",
+            a["type"].as_str().unwrap(),
+            a["value"].as_str().unwrap()
+        ));
+        let pb = server.admin_get(&format!(
+            "/api/profiles/lookup?{}={}",
+            b["type"].as_str().unwrap(),
+            b["value"].as_str().unwrap()
+        ));
+        assert_eq!(pa["id"], pb["id"], "accepted: one profile");
+        let (status, again) =
+            admin_post_empty(&server, &format!("/api/identity/review/{id}/reject"));
+        assert_eq!(
+            (status, again["error"]["code"].as_str()),
+            (409, Some("already_decided"))
+        );
+    }
+    if let Some(item) = items.get(1) {
+        let id = item["id"].as_u64().unwrap();
+        let (status, decided) =
+            admin_post_empty(&server, &format!("/api/identity/review/{id}/reject"));
+        assert_eq!(
+            (status, decided["status"].as_str()),
+            (200, Some("rejected"))
+        );
+    }
+    // Decisions are kept: a second run proposes nothing already decided or queued, and a
+    // restart replays the links to the same profiles.
+    let (_, second) = admin_post_empty(&server, "/api/identity/matching");
+    assert_eq!(second["queued_for_review"], 0, "{second}");
+    let profiles = server.admin_get("/api/stats")["profiles"].clone();
+    drop(server);
+    let server = Server::start(dir.path());
+    assert_eq!(server.admin_get("/api/stats")["profiles"], profiles);
+}

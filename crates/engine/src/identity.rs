@@ -8,13 +8,39 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use unavoce_core::identity::{
-    IdentifierSet, IdentityGraph, IdentityRules, ProfileId, UnmergeRule, extract,
+    IdKey, IdentifierSet, IdentityGraph, IdentityRules, ProfileId, UnmergeRule, extract,
 };
 use unavoce_core::{Event, Identifier};
 use unavoce_store::{EventLog, EventQuery, StoreError};
 
 /// Where the unmerge rules are kept.
 const UNMERGE_RULES: &str = "identity.unmerge_rules";
+/// Where decisions to link profiles are kept.
+const LINK_DECISIONS: &str = "identity.link_decisions";
+
+/// A decision to link two profiles (a reviewed or automatic probabilistic match), taken
+/// after log position `after_seq` and replayed there.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LinkDecision {
+    pub a: Identifier,
+    pub b: Identifier,
+    pub after_seq: i64,
+    pub at: Timestamp,
+    /// `review` or `automatic`.
+    pub by: String,
+    pub probability: Option<f64>,
+}
+
+/// Why a link could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("{0} is not a usable identifier")]
+    UnknownIdentifier(Identifier),
+    #[error(transparent)]
+    Refused(#[from] unavoce_core::identity::LinkRefusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 /// Events read from the log per step of a replay.
 const PAGE: usize = 5_000;
 /// Pushed events held at most; past that they are dropped and read back from the log,
@@ -46,6 +72,22 @@ struct State {
     graph: IdentityGraph,
     /// The log position of the last event applied.
     applied: i64,
+    /// Link decisions to apply after each log position.
+    links: BTreeMap<i64, Vec<(IdKey, IdKey, Timestamp)>>,
+}
+
+impl State {
+    /// Applies one event, then the decisions taken right after it.
+    fn apply(&mut self, seq: i64, at: Timestamp, set: &IdentifierSet) {
+        self.graph.apply(seq, at, set);
+        self.applied = seq;
+        if let Some(links) = self.links.get(&seq) {
+            for (a, b, at) in links {
+                // Refused on replay exactly as when taken: nothing to do.
+                let _ = self.graph.link_decision(seq, *at, a, b);
+            }
+        }
+    }
 }
 
 /// The identity graph of every event in the log, kept current.
@@ -69,10 +111,12 @@ impl IdentityProjection {
         rules: Arc<IdentityRules>,
     ) -> Result<Arc<Self>, StoreError> {
         let unmerge_rules = load_unmerge_rules(&*log, &rules).await?;
+        let links = load_link_decisions(&*log, &rules).await?;
         let projection = Arc::new(IdentityProjection {
             state: RwLock::new(State {
                 graph: IdentityGraph::new(rules.clone(), unmerge_rules),
                 applied: 0,
+                links,
             }),
             log,
             rules,
@@ -181,8 +225,7 @@ impl IdentityProjection {
             return 0;
         };
         for (seq, at, set) in sets {
-            state.graph.apply(seq, at, &set);
-            state.applied = seq;
+            state.apply(seq, at, &set);
         }
         applied
     }
@@ -214,8 +257,7 @@ impl IdentityProjection {
                 .write()
                 .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
             for (seq, at, set) in &sets {
-                state.graph.apply(*seq, *at, set);
-                state.applied = *seq;
+                state.apply(*seq, *at, set);
             }
         }
     }
@@ -269,13 +311,21 @@ impl IdentityProjection {
             .put_setting(UNMERGE_RULES, rules_to_json(&self.rules, &rules_in_force))
             .await?;
 
-        let mut graph = IdentityGraph::new(self.rules.clone(), rules_in_force);
-        let mut applied = 0;
+        let links = self
+            .state
+            .read()
+            .map(|s| s.links.clone())
+            .unwrap_or_default();
+        let mut rebuilt = State {
+            graph: IdentityGraph::new(self.rules.clone(), rules_in_force),
+            applied: 0,
+            links,
+        };
         loop {
             let page = self
                 .log
                 .events(EventQuery {
-                    after_seq: Some(applied),
+                    after_seq: Some(rebuilt.applied),
                     limit: PAGE,
                     ..Default::default()
                 })
@@ -285,21 +335,107 @@ impl IdentityProjection {
             }
             for stored in &page.events {
                 let set = extract(&stored.event, &self.rules);
-                graph.apply(stored.seq, stored.event.timestamp, &set);
-                applied = stored.seq;
+                rebuilt.apply(stored.seq, stored.event.timestamp, &set);
             }
         }
         let split: BTreeSet<ProfileId> = identifiers
             .iter()
-            .filter_map(|k| graph.lookup(k).map(|p| p.id))
+            .filter_map(|k| rebuilt.graph.lookup(k).map(|p| p.id))
             .collect();
         let mut state = self
             .state
             .write()
             .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
-        *state = State { graph, applied };
+        *state = rebuilt;
         Ok(split.into_iter().collect())
     }
+}
+
+impl IdentityProjection {
+    /// Links the profiles holding `a` and `b` by a decision taken now (after the last
+    /// event applied), stored so that every replay takes it at the same point.
+    pub async fn link(
+        &self,
+        a: &Identifier,
+        b: &Identifier,
+        by: &str,
+        probability: Option<f64>,
+    ) -> Result<ProfileId, LinkError> {
+        let _writer = self.writer.lock().await;
+        let key = |i: &Identifier| {
+            self.rules
+                .key_of(i)
+                .ok_or_else(|| LinkError::UnknownIdentifier(i.clone()))
+        };
+        let (ka, kb) = (key(a)?, key(b)?);
+        let at = Timestamp::now();
+        let after_seq = {
+            let state = self
+                .state
+                .read()
+                .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
+            state.graph.check_link(at, &ka, &kb)?;
+            state.applied
+        };
+        let mut stored: Vec<LinkDecision> = match self.log.setting(LINK_DECISIONS).await? {
+            Some(value) => serde_json::from_value(value).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        stored.push(LinkDecision {
+            a: self.rules.identifier_of(&ka),
+            b: self.rules.identifier_of(&kb),
+            after_seq,
+            at,
+            by: by.to_string(),
+            probability,
+        });
+        self.log
+            .put_setting(
+                LINK_DECISIONS,
+                serde_json::to_value(&stored).unwrap_or_default(),
+            )
+            .await?;
+        let mut state = self
+            .state
+            .write()
+            .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
+        state
+            .links
+            .entry(after_seq)
+            .or_default()
+            .push((ka.clone(), kb.clone(), at));
+        Ok(state.graph.link_decision(after_seq, at, &ka, &kb)?)
+    }
+
+    /// Whether the profiles holding `a` and `b` could be linked now.
+    pub fn can_link(&self, a: &Identifier, b: &Identifier) -> bool {
+        match (self.rules.key_of(a), self.rules.key_of(b)) {
+            (Some(ka), Some(kb)) => self.read(|g| g.check_link(Timestamp::now(), &ka, &kb).is_ok()),
+            _ => false,
+        }
+    }
+
+    /// The log a projection reads.
+    pub(crate) fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+}
+
+async fn load_link_decisions(
+    log: &dyn EventLog,
+    rules: &IdentityRules,
+) -> Result<BTreeMap<i64, Vec<(IdKey, IdKey, Timestamp)>>, StoreError> {
+    let mut links: BTreeMap<i64, Vec<(IdKey, IdKey, Timestamp)>> = BTreeMap::new();
+    let Some(value) = log.setting(LINK_DECISIONS).await? else {
+        return Ok(links);
+    };
+    let decisions: Vec<LinkDecision> = serde_json::from_value(value).unwrap_or_default();
+    for d in decisions {
+        if let (Some(a), Some(b)) = (rules.key_of(&d.a), rules.key_of(&d.b)) {
+            links.entry(d.after_seq).or_default().push((a, b, d.at));
+        }
+    }
+    Ok(links)
 }
 
 fn rules_to_json(rules: &IdentityRules, unmerge_rules: &[UnmergeRule]) -> Value {

@@ -5,5 +5,7 @@
 //! rules), which are stored as settings.
 
 mod identity;
+mod matching;
 
-pub use identity::{IdentityProjection, UnmergeError};
+pub use identity::{IdentityProjection, LinkDecision, LinkError, UnmergeError};
+pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};

@@ -100,6 +100,21 @@ pub struct MergeRecord {
     pub from: ProfileId,
     /// The event's identifiers that were held by `from`.
     pub via: Vec<IdKey>,
+    /// Made by a decision (a reviewed or automatic probabilistic match) taken after
+    /// event `seq`, rather than by that event.
+    pub decided: bool,
+}
+
+/// Why a decision to link two profiles was not carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkRefusal {
+    #[error("no profile holds one of the identifiers")]
+    UnknownIdentifier,
+    #[error("the identifiers are already in one profile")]
+    SameProfile,
+    #[error("the merged profile would exceed an identifier limit")]
+    Limit,
 }
 
 /// An identifier flagged as shared by too many people, with the evidence.
@@ -455,6 +470,42 @@ impl IdentityGraph {
             .unwrap_or_else(|| ids[ids.len() - 1].clone())
     }
 
+    /// Whether [`Self::link_decision`] would link `a` and `b` now, without doing it.
+    /// Distinguishing traits do not block a decision: a probabilistic match has weighed
+    /// the differences (a typo in a first name), and a reviewer has looked at them.
+    pub fn check_link(&self, at: Timestamp, a: &IdKey, b: &IdKey) -> Result<(), LinkRefusal> {
+        let owner = |k: &IdKey| self.owners.get(k).map(|p| self.current(*p));
+        let (Some(pa), Some(pb)) = (owner(a), owner(b)) else {
+            return Err(LinkRefusal::UnknownIdentifier);
+        };
+        if pa == pb {
+            return Err(LinkRefusal::SameProfile);
+        }
+        let matched: BTreeSet<ProfileId> = [pa, pb].into();
+        if !self.within_limits(&matched, &[], at) {
+            return Err(LinkRefusal::Limit);
+        }
+        Ok(())
+    }
+
+    /// Links the profiles holding `a` and `b` by a decision taken after log position
+    /// `seq` (a reviewed or automatic probabilistic match): merged as if an event had
+    /// carried both, unless a limit or a distinguishing trait forbids it.
+    pub fn link_decision(
+        &mut self,
+        seq: i64,
+        at: Timestamp,
+        a: &IdKey,
+        b: &IdKey,
+    ) -> Result<ProfileId, LinkRefusal> {
+        self.check_link(at, a, b)?;
+        let owner = |k: &IdKey| self.owners.get(k).map(|p| self.current(*p));
+        let matched: BTreeSet<ProfileId> = [owner(a), owner(b)].into_iter().flatten().collect();
+        let ids = [a.clone(), b.clone()];
+        let mut resolution = Resolution::default();
+        Ok(self.merge(seq, at, &ids, matched, &mut resolution, true))
+    }
+
     fn link(
         &mut self,
         seq: i64,
@@ -462,6 +513,20 @@ impl IdentityGraph {
         ids: &[IdKey],
         matched: BTreeSet<ProfileId>,
         resolution: &mut Resolution,
+    ) -> ProfileId {
+        self.merge(seq, at, ids, matched, resolution, false)
+    }
+
+    /// Merges `matched` (creating a profile when empty) and links `ids`; the event at
+    /// `seq` joins the profile unless this is a decision.
+    fn merge(
+        &mut self,
+        seq: i64,
+        at: Timestamp,
+        ids: &[IdKey],
+        matched: BTreeSet<ProfileId>,
+        resolution: &mut Resolution,
+        decided: bool,
     ) -> ProfileId {
         let mut matched = matched.into_iter();
         let survivor = match matched.next() {
@@ -514,6 +579,7 @@ impl IdentityGraph {
                 into: survivor,
                 from: absorbed,
                 via,
+                decided,
             });
             resolution.merged.push(absorbed);
         }
@@ -528,7 +594,7 @@ impl IdentityGraph {
                 resolution.linked.push(key.clone());
             }
         }
-        if target.events.last() != Some(&seq) {
+        if !decided && target.events.last() != Some(&seq) {
             target.events.push(seq);
         }
         survivor

@@ -44,7 +44,7 @@ pub struct TypeRule {
 }
 
 /// The `[identity]` section of the config file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
     /// Region for phone numbers written without an international prefix (ISO 3166, `IT`).
@@ -69,6 +69,55 @@ pub struct IdentityConfig {
     /// e-mail address does not share a first name and a date of birth.
     #[serde(default = "default_distinguishing")]
     pub distinguishing_traits: Vec<String>,
+    /// Probabilistic matching of profiles that share no identifier.
+    #[serde(default)]
+    pub matching: MatchingConfig,
+}
+
+/// `[identity.matching]`: which traits to compare, and what to do with a match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchingConfig {
+    /// Traits compared (latest value of each profile).
+    #[serde(default = "default_matching_traits")]
+    pub traits: Vec<String>,
+    /// At or above this probability, profiles are linked automatically.
+    #[serde(default = "default_upper")]
+    pub upper: f64,
+    /// From this probability up to `upper`, a pair goes to the review queue.
+    #[serde(default = "default_lower")]
+    pub lower: f64,
+}
+
+fn default_matching_traits() -> Vec<String> {
+    [
+        "firstName",
+        "lastName",
+        "birthDate",
+        "postcode",
+        "city",
+        "address",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn default_upper() -> f64 {
+    0.98
+}
+
+fn default_lower() -> f64 {
+    0.6
+}
+
+impl Default for MatchingConfig {
+    fn default() -> Self {
+        MatchingConfig {
+            traits: default_matching_traits(),
+            upper: default_upper(),
+            lower: default_lower(),
+        }
+    }
 }
 
 fn default_distinguishing() -> Vec<String> {
@@ -121,6 +170,7 @@ impl Default for IdentityConfig {
             blocked_patterns: Vec::new(),
             flag_after: default_detection(),
             distinguishing_traits: default_distinguishing(),
+            matching: MatchingConfig::default(),
         }
     }
 }
@@ -161,7 +211,7 @@ pub struct IdKey {
 }
 
 /// Why the `[identity]` section cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RulesError {
     #[error("identity type {0:?} is listed twice")]
     DuplicateType(String),
@@ -173,6 +223,8 @@ pub enum RulesError {
     ZeroLimit(String),
     #[error("identity.types is empty")]
     NoTypes,
+    #[error("identity.matching needs 0 < lower <= upper <= 1 (lower {lower}, upper {upper})")]
+    BadThresholds { lower: f64, upper: f64 },
 }
 
 /// Validated, ready-to-use identity rules.
@@ -194,6 +246,10 @@ impl IdentityRules {
     pub fn new(config: IdentityConfig) -> Result<Arc<Self>, RulesError> {
         if config.types.is_empty() {
             return Err(RulesError::NoTypes);
+        }
+        let (lower, upper) = (config.matching.lower, config.matching.upper);
+        if !(lower > 0.0 && lower <= upper && upper <= 1.0) {
+            return Err(RulesError::BadThresholds { lower, upper });
         }
         let mut seen = HashSet::new();
         for t in &config.types {

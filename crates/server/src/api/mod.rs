@@ -30,6 +30,9 @@ pub fn routes() -> Router<AppState> {
         .route("/profiles/{id}/context", get(profiles::context))
         .route("/profiles/{id}/timeline", get(profiles::timeline))
         .route("/identity/flagged", get(profiles::flagged))
+        .route("/identity/matching", post(profiles::run_matching))
+        .route("/identity/review", get(profiles::review_queue))
+        .route("/identity/review/{id}/{decision}", post(profiles::decide))
 }
 
 /// `GET /api/touchpoints`: the registered touchpoints.

@@ -278,6 +278,77 @@ pub async fn flagged(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     Ok(Json(json!({ "flagged": flags, "shared": shared })))
 }
 
+/// `POST /api/identity/matching`: compares profiles that share no identifier; links
+/// likely matches and queues possible ones for review.
+pub async fn run_matching(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let report = state.identity.run_matching().await.map_err(review_error)?;
+    Ok(Json(json!(report)))
+}
+
+/// `GET /api/identity/review?status=pending|accepted|rejected|all`: the review queue.
+pub async fn review_queue(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let wanted = params
+        .get("status")
+        .map(String::as_str)
+        .unwrap_or("pending");
+    let items: Vec<_> = state
+        .identity
+        .review_queue()
+        .await?
+        .into_iter()
+        .filter(|i| {
+            wanted == "all"
+                || serde_json::to_value(i.status)
+                    .ok()
+                    .and_then(|s| s.as_str().map(|s| s == wanted))
+                    == Some(true)
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `POST /api/identity/review/{id}/accept|reject`.
+pub async fn decide(
+    State(state): State<AppState>,
+    Path((id, decision)): Path<(u64, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let accept = match decision.as_str() {
+        "accept" => true,
+        "reject" => false,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no decision {other:?}; use accept or reject"
+            )));
+        }
+    };
+    let item = state
+        .identity
+        .decide(id, accept)
+        .await
+        .map_err(review_error)?;
+    Ok(Json(json!(item)))
+}
+
+fn review_error(e: unavoce_engine::ReviewError) -> ApiError {
+    use unavoce_engine::{LinkError, ReviewError};
+    match e {
+        ReviewError::NotFound(_) => ApiError::not_found(e.to_string()),
+        ReviewError::AlreadyDecided(_) => {
+            ApiError::new(StatusCode::CONFLICT, "already_decided", e.to_string())
+        }
+        ReviewError::Link(LinkError::Refused(refusal)) => ApiError::new(
+            StatusCode::CONFLICT,
+            "cannot_link",
+            format!("the profiles cannot be linked: {refusal}"),
+        ),
+        ReviewError::Link(LinkError::Store(e)) | ReviewError::Store(e) => e.into(),
+        ReviewError::Link(e) => ApiError::bad_request("unknown_identifier", e.to_string()),
+    }
+}
+
 /// Parses a profile id from a path or cursor.
 pub fn profile_id(text: &str) -> Result<ProfileId, ApiError> {
     text.parse().map_err(|()| {

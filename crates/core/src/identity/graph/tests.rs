@@ -306,3 +306,31 @@ fn profiles_that_disagree_on_a_distinguishing_trait_are_not_merged() {
     );
     assert_eq!(again.profile, mum.profile);
 }
+
+#[test]
+fn a_decision_links_two_profiles_unless_they_conflict() {
+    let rules = IdentityRules::default_rules();
+    let mut graph = IdentityGraph::new(rules.clone(), Vec::new());
+    let web = keys(&rules, &[("user_id", "u1")]);
+    let store = keys(&rules, &[("loyalty_id", "L-1")]);
+    let other = keys(&rules, &[("user_id", "u2")]);
+    graph.apply(1, at(1), &web);
+    graph.apply(2, at(2), &store);
+    graph.apply(3, at(3), &other);
+    assert_eq!(
+        graph.link_decision(3, at(4), &web.keys[0], &other.keys[0]),
+        Err(LinkRefusal::Limit),
+        "two user ids"
+    );
+    let linked = graph
+        .link_decision(3, at(4), &web.keys[0], &store.keys[0])
+        .unwrap();
+    assert_eq!(linked, ProfileId(1));
+    let node = graph.profile(ProfileId(2)).unwrap();
+    assert_eq!(node.events, vec![1, 2], "a decision adds no event");
+    assert!(node.merges[0].decided);
+    assert_eq!(
+        graph.link_decision(3, at(5), &web.keys[0], &store.keys[0]),
+        Err(LinkRefusal::SameProfile)
+    );
+}

@@ -84,12 +84,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         stored += report.accepted;
         quarantined += report.rejected.len();
     }
+    // Store forms that share no identifier with a web account: matched on their traits.
+    let identity =
+        unavoce_engine::IdentityProjection::open(log.clone(), demo_identity_rules()?).await?;
+    let matching = identity
+        .run_matching()
+        .await
+        .map_err(|e| anyhow::anyhow!("matching failed: {e}"))?;
     unavoce_store::EventLog::close(&*log).await;
     println!(
         "Built the Voce Telecom demo in {:.1}s: {} touchpoints, {} customers, {stored} events, {quarantined} quarantined messages.",
         started.elapsed().as_secs_f64(),
         touchpoints.len(),
         args.customers,
+    );
+    println!(
+        "Matching linked {} store forms to web profiles automatically; {} possible matches await review.",
+        matching.linked_automatically, matching.queued_for_review
     );
     if args.no_serve {
         return Ok(());
@@ -139,6 +150,7 @@ Try it:
   curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/events?user_id=cust-00042&limit=5"
   curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/quarantine?limit=3"
   curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/profiles/lookup?email=customer42@example.com"
+  curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/identity/review
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/touchpoints
   curl -s -u {write_key}: http://{listen}/v1/track -H 'Content-Type: application/json' \
        -d '{{"userId":"cust-00042","event":"Pricing Viewed","context":{{"touchpoint":"web-shop"}}}}'
@@ -389,6 +401,8 @@ struct Customer {
     last_name: &'static str,
     city: &'static str,
     store: &'static str,
+    birth_date: String,
+    postcode: String,
 }
 
 const CITIES: [(&str, &str); 4] = [
@@ -405,6 +419,26 @@ const PRODUCTS: [(&str, &str, f64); 6] = [
     ("phone-a55", "devices", 379.0),
     ("insurance", "services", 4.9),
 ];
+
+/// The demo's identity rules: the defaults, with a wider review band so that a
+/// newcomer finds possible matches to decide.
+fn demo_identity_rules() -> anyhow::Result<std::sync::Arc<unavoce_core::identity::IdentityRules>> {
+    let mut config = unavoce_core::identity::IdentityConfig::default();
+    config.matching.lower = DEMO_REVIEW_FROM;
+    Ok(unavoce_core::identity::IdentityRules::new(config)?)
+}
+
+const DEMO_REVIEW_FROM: f64 = 0.05;
+
+/// One letter of `name` replaced, as when a form is typed from handwriting.
+fn typo(rng: &mut fastrand::Rng, name: &str) -> String {
+    let mut chars: Vec<char> = name.chars().collect();
+    if chars.len() > 3 {
+        let i = rng.usize(1..chars.len() - 1);
+        chars[i] = (b'a' + rng.u8(0..26)) as char;
+    }
+    chars.into_iter().collect()
+}
 
 /// Generates the demo's messages, oldest first, deterministically from `seed`.
 pub fn generate(customers: usize, now: Timestamp, seed: u64) -> Vec<Map<String, Value>> {
@@ -427,6 +461,13 @@ pub fn generate(customers: usize, now: Timestamp, seed: u64) -> Vec<Map<String, 
             last_name: LAST_NAMES[rng.usize(..LAST_NAMES.len())],
             city,
             store,
+            birth_date: format!(
+                "{}-{:02}-{:02}",
+                rng.u32(1950..2004),
+                rng.u32(1..13),
+                rng.u32(1..29)
+            ),
+            postcode: format!("{:05}", rng.u32(100..99_000)),
         };
         let ago = |rng: &mut fastrand::Rng, max_days: i64| {
             now - SignedDuration::from_secs(rng.i64(3600..max_days * 86_400))
@@ -449,9 +490,37 @@ pub fn generate(customers: usize, now: Timestamp, seed: u64) -> Vec<Map<String, 
             signup,
             json!({"type": "identify", "userId": c.user_id, "anonymousId": anon,
             "traits": {"email": c.email, "phone": c.phone, "firstName": c.first_name,
-                "lastName": c.last_name, "city": c.city, "loyalty_id": c.loyalty_id},
+                "lastName": c.last_name, "city": c.city, "loyalty_id": c.loyalty_id,
+                "birthDate": c.birth_date, "postcode": c.postcode},
             "context": {"touchpoint": "web-shop"}}),
         );
+        // Some fill in a paper form at the store too: no identifier the web knows, only
+        // details typed by staff, sometimes with a typo. Matching links them.
+        if rng.f32() < 0.08 {
+            let last_name = if rng.bool() {
+                c.last_name.to_string()
+            } else {
+                typo(&mut rng, c.last_name)
+            };
+            // A quarter of the forms also get the day of birth wrong: harder to match.
+            let birth_date = if rng.f32() < 0.25 {
+                format!("{}{:02}", &c.birth_date[..8], rng.u32(1..29))
+            } else {
+                c.birth_date.clone()
+            };
+            // A fifth leave everything but the name and the city blank: a person must judge.
+            let traits = if rng.f32() < 0.2 {
+                json!({"firstName": c.first_name, "lastName": last_name, "city": c.city})
+            } else {
+                json!({"firstName": c.first_name, "lastName": last_name, "birthDate": birth_date,
+                    "postcode": c.postcode, "city": c.city})
+            };
+            push(
+                ago(&mut rng, 60),
+                json!({"type": "identify", "anonymousId": format!("form-{n:05}"), "traits": traits,
+                "context": {"touchpoint": c.store, "channel": "store"}}),
+            );
+        }
         let (sku, category, price) = PRODUCTS[rng.usize(..2)];
         push(
             signup + SignedDuration::from_mins(3),

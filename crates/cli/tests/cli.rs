@@ -138,6 +138,10 @@ fn demo_builds_a_company_with_every_channel_kind() {
     let server = Server::start(&data);
     let stats = server.admin_get("/api/stats");
     assert!(stats["events"].as_u64().unwrap() > 3_000, "{stats}");
+    assert!(
+        stdout.contains("store forms to web profiles automatically"),
+        "{stdout}"
+    );
     assert!(stats["quarantined"].as_u64().unwrap() > 0, "{stats}");
     // The demo's config is in its folder, so touchpoints are registered when served from it.
     let config = std::fs::read_to_string(data.join("unavoce.toml")).unwrap();

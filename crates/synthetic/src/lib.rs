@@ -397,60 +397,6 @@ pub fn pairwise_quality(
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pairwise_quality_counts_pairs() {
-        let truth: HashMap<String, usize> = [("a", 1), ("b", 1), ("c", 1), ("d", 2)]
-            .iter()
-            .map(|(m, p)| (m.to_string(), *p))
-            .collect();
-        let perfect: HashMap<String, String> = [("a", "x"), ("b", "x"), ("c", "x"), ("d", "y")]
-            .iter()
-            .map(|(m, c)| (m.to_string(), c.to_string()))
-            .collect();
-        assert_eq!(pairwise_quality(&truth, &perfect), (1.0, 1.0));
-        let split: HashMap<String, String> = [("a", "x"), ("b", "x"), ("c", "z"), ("d", "y")]
-            .iter()
-            .map(|(m, c)| (m.to_string(), c.to_string()))
-            .collect();
-        assert_eq!(pairwise_quality(&truth, &split), (1.0, 1.0 / 3.0));
-        let fused: HashMap<String, String> = [("a", "x"), ("b", "x"), ("c", "x"), ("d", "x")]
-            .iter()
-            .map(|(m, c)| (m.to_string(), c.to_string()))
-            .collect();
-        assert_eq!(pairwise_quality(&truth, &fused), (0.5, 1.0));
-    }
-
-    #[test]
-    fn generation_is_deterministic_and_covers_every_scenario() {
-        let start: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
-        let a = omnichannel(300, 7, start, 90);
-        let b = omnichannel(300, 7, start, 90);
-        assert_eq!(a.messages, b.messages);
-        let text = serde_json::to_string(&a.messages).unwrap();
-        for needle in [
-            STORE_PHONE,
-            "call-center-milan",
-            "self-care-app",
-            "loyalty_id",
-            "\"page\"",
-        ] {
-            assert!(text.contains(needle), "no {needle}");
-        }
-        let shared = a
-            .people
-            .iter()
-            .filter(|p| {
-                p.email.is_some() && a.people.iter().filter(|q| q.email == p.email).count() > 1
-            })
-            .count();
-        assert!(shared >= 2, "no family e-mail");
-    }
-}
-
 /// Records of people for record linkage, a third of them twice with typos or a missing
 /// field, as sign-up forms typed by hand; ids are `p{n}` and `p{n}-dup`. Returns the
 /// header and the rows (id first).
@@ -534,4 +480,58 @@ fn typo(rng: &mut fastrand::Rng, value: &str) -> String {
         }
     }
     chars.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairwise_quality_counts_pairs() {
+        let truth: HashMap<String, usize> = [("a", 1), ("b", 1), ("c", 1), ("d", 2)]
+            .iter()
+            .map(|(m, p)| (m.to_string(), *p))
+            .collect();
+        let perfect: HashMap<String, String> = [("a", "x"), ("b", "x"), ("c", "x"), ("d", "y")]
+            .iter()
+            .map(|(m, c)| (m.to_string(), c.to_string()))
+            .collect();
+        assert_eq!(pairwise_quality(&truth, &perfect), (1.0, 1.0));
+        let split: HashMap<String, String> = [("a", "x"), ("b", "x"), ("c", "z"), ("d", "y")]
+            .iter()
+            .map(|(m, c)| (m.to_string(), c.to_string()))
+            .collect();
+        assert_eq!(pairwise_quality(&truth, &split), (1.0, 1.0 / 3.0));
+        let fused: HashMap<String, String> = [("a", "x"), ("b", "x"), ("c", "x"), ("d", "x")]
+            .iter()
+            .map(|(m, c)| (m.to_string(), c.to_string()))
+            .collect();
+        assert_eq!(pairwise_quality(&truth, &fused), (0.5, 1.0));
+    }
+
+    #[test]
+    fn generation_is_deterministic_and_covers_every_scenario() {
+        let start: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        let a = omnichannel(300, 7, start, 90);
+        let b = omnichannel(300, 7, start, 90);
+        assert_eq!(a.messages, b.messages);
+        let text = serde_json::to_string(&a.messages).unwrap();
+        for needle in [
+            STORE_PHONE,
+            "call-center-milan",
+            "self-care-app",
+            "loyalty_id",
+            "\"page\"",
+        ] {
+            assert!(text.contains(needle), "no {needle}");
+        }
+        let shared = a
+            .people
+            .iter()
+            .filter(|p| {
+                p.email.is_some() && a.people.iter().filter(|q| q.email == p.email).count() > 1
+            })
+            .count();
+        assert!(shared >= 2, "no family e-mail");
+    }
 }

@@ -569,7 +569,7 @@ async fn start_server(
             admin_key: "bench-admin".into(),
         }),
         metrics,
-        touchpoints: Arc::new(Vec::new()),
+        touchpoints: unavoce_engine::TouchpointRegistry::open(log.clone(), &[]).await?,
         computed_traits: Arc::new(Vec::new()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use unavoce_core::identity::IdentityRules;
-use unavoce_engine::IdentityProjection;
+use unavoce_engine::{IdentityProjection, TouchpointRegistry};
 use unavoce_intake::Intake;
 use unavoce_server::{AppState, Keys, Metrics, WriteKey};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
@@ -74,20 +74,21 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         key: s.write_key.clone(),
         source: s.name.clone(),
     }));
+    let touchpoints = TouchpointRegistry::open(log.clone(), &setup.config.touchpoints).await?;
     let rules = IdentityRules::new(setup.config.identity.clone())?;
     let identity = IdentityProjection::open(log.clone(), rules).await?;
     identity.follow()?;
     let state = AppState {
         identity: identity.clone(),
         intake: Intake::new(log.clone())
-            .with_touchpoints(&setup.config.touchpoints)
+            .with_touchpoint_channels(touchpoints.channels())
             .with_observer(identity.clone()),
         keys: Arc::new(Keys {
             write_keys,
             admin_key: setup.keys.admin_key.clone(),
         }),
         metrics,
-        touchpoints: Arc::new(setup.config.touchpoints.clone()),
+        touchpoints,
         computed_traits: Arc::new(setup.config.computed_traits()),
     };
     let listener = tokio::net::TcpListener::bind(&setup.listen)

@@ -6,6 +6,8 @@
 
 mod identity;
 mod matching;
+mod touchpoints;
 
 pub use identity::{IdentityProjection, LinkDecision, LinkError, UnmergeError};
 pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};
+pub use touchpoints::{Origin, RegistryError, TouchpointRegistry};

@@ -1,6 +1,6 @@
 //! Validating submissions and appending them to the log.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -102,7 +102,7 @@ pub trait Observer: Send + Sync {
 #[derive(Clone)]
 pub struct Intake {
     log: Arc<dyn EventLog>,
-    touchpoint_channels: Arc<TouchpointChannels>,
+    touchpoint_channels: Arc<RwLock<TouchpointChannels>>,
     observers: Vec<Arc<dyn Observer>>,
 }
 
@@ -140,12 +140,18 @@ impl Intake {
         mut self,
         touchpoints: impl IntoIterator<Item = &'t Touchpoint>,
     ) -> Self {
-        self.touchpoint_channels = Arc::new(
+        self.touchpoint_channels = Arc::new(RwLock::new(
             touchpoints
                 .into_iter()
                 .map(|t| (t.id.clone(), t.channel))
                 .collect(),
-        );
+        ));
+        self
+    }
+
+    /// Reads touchpoint channels from a map kept current by someone else (the registry).
+    pub fn with_touchpoint_channels(mut self, channels: Arc<RwLock<TouchpointChannels>>) -> Self {
+        self.touchpoint_channels = channels;
         self
     }
 
@@ -157,12 +163,25 @@ impl Intake {
     /// Validates every item, then appends the valid events and quarantines the rest in
     /// one durable append. Returns only once everything is durable.
     pub async fn ingest(&self, submission: Submission<'_>) -> Result<IngestReport, StoreError> {
+        let (batch, rejected_at) = self.validate_all(submission);
+        self.append(batch, rejected_at).await
+    }
+
+    /// Validates a submission's items into an append: events and quarantine entries.
+    fn validate_all(
+        &self,
+        submission: Submission<'_>,
+    ) -> (AppendBatch, Vec<(usize, Option<String>, Rejection)>) {
+        let channels = self
+            .touchpoint_channels
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let ctx = IntakeContext {
             received_at: submission.received_at,
             source: submission.source,
             endpoint_type: submission.endpoint_type,
             default_touchpoint: submission.default_touchpoint,
-            touchpoint_channels: Some(&self.touchpoint_channels),
+            touchpoint_channels: Some(&channels),
         };
         let mut batch = AppendBatch {
             events: Vec::with_capacity(submission.items.len()),
@@ -189,6 +208,14 @@ impl Intake {
                 }
             }
         }
+        (batch, rejected_at)
+    }
+
+    async fn append(
+        &self,
+        batch: AppendBatch,
+        rejected_at: Vec<(usize, Option<String>, Rejection)>,
+    ) -> Result<IngestReport, StoreError> {
         let outcome = self.log.append(&batch).await?;
         let mut report = IngestReport::default();
         let mut stored = Vec::new();
@@ -248,15 +275,20 @@ impl Intake {
             .origin
             .get("default_touchpoint")
             .and_then(Value::as_str);
-        let ctx = IntakeContext {
-            received_at: entry.received_at,
-            source: &entry.source,
-            endpoint_type,
-            default_touchpoint,
-            touchpoint_channels: Some(&self.touchpoint_channels),
+        let event = {
+            let channels = self
+                .touchpoint_channels
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            let ctx = IntakeContext {
+                received_at: entry.received_at,
+                source: &entry.source,
+                endpoint_type,
+                default_touchpoint,
+                touchpoint_channels: Some(&channels),
+            };
+            segment::normalise(message, &ctx, new_message_id).map_err(IntakeError::StillInvalid)?
         };
-        let event =
-            segment::normalise(message, &ctx, new_message_id).map_err(IntakeError::StillInvalid)?;
         let message_id = event.message_id.clone();
         let appended = self.log.replay_quarantined(id, event.clone(), now).await?;
         if let Appended::Stored { seq } = appended {

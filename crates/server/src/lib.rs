@@ -19,7 +19,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use serde_json::json;
-use unavoce_core::{EventType, Touchpoint};
+use unavoce_core::EventType;
 use unavoce_intake::Intake;
 
 pub use auth::{Keys, WriteKey};
@@ -36,8 +36,8 @@ pub struct AppState {
     pub identity: Arc<unavoce_engine::IdentityProjection>,
     /// Computed traits shown on profiles and context cards.
     pub computed_traits: Arc<Vec<unavoce_core::profile::ComputedTrait>>,
-    /// The registered touchpoints, from the config file.
-    pub touchpoints: Arc<Vec<Touchpoint>>,
+    /// The registered touchpoints, from the config file and the API.
+    pub touchpoints: Arc<unavoce_engine::TouchpointRegistry>,
 }
 
 /// The whole HTTP application.

@@ -38,9 +38,14 @@ async fn server_with(options: SqliteOptions) -> TestServer {
     let identity = IdentityProjection::open(log.clone(), IdentityRules::default_rules())
         .await
         .unwrap();
+    let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &[])
+        .await
+        .unwrap();
     let state = AppState {
         identity: identity.clone(),
-        intake: Intake::new(log.clone() as Arc<dyn EventLog>).with_observer(identity.clone()),
+        intake: Intake::new(log.clone() as Arc<dyn EventLog>)
+            .with_touchpoint_channels(touchpoints.channels())
+            .with_observer(identity.clone()),
         keys: Arc::new(Keys {
             write_keys: vec![
                 WriteKey {
@@ -55,7 +60,7 @@ async fn server_with(options: SqliteOptions) -> TestServer {
             admin_key: ADMIN_KEY.into(),
         }),
         metrics,
-        touchpoints: Arc::new(Vec::new()),
+        touchpoints,
         computed_traits: Arc::new(unavoce_core::profile::default_computed_traits()),
     };
     TestServer {
@@ -795,4 +800,62 @@ async fn the_context_card_and_timeline_of_a_customer_with_an_open_case() {
         .admin("GET", "/api/profiles/p-999/context", Body::empty())
         .await;
     assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn touchpoints_are_managed_through_the_api_and_used_at_once() {
+    let s = server().await;
+    let kiosk = json!({"id": "kiosk-termini", "name": "Kiosk, Roma Termini", "channel": "kiosk",
+        "department": "retail", "needs": ["information", "purchase"]});
+    let created = s.admin("POST", "/api/touchpoints", kiosk.to_string()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    assert_eq!(created.json["presence"], "physical", "a kiosk is a place");
+    assert_eq!(created.json["defined_in"], "api");
+    let again = s.admin("POST", "/api/touchpoints", kiosk.to_string()).await;
+    assert_error(&again, StatusCode::CONFLICT, "already_exists");
+    let bad = s
+        .admin(
+            "POST",
+            "/api/touchpoints",
+            json!({"id": "Bad Id", "name": "x", "channel": "web", "department": "d"}).to_string(),
+        )
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "invalid_touchpoint");
+    let pigeon = s
+        .admin(
+            "POST",
+            "/api/touchpoints",
+            json!({"id": "p", "name": "x", "channel": "pigeon", "department": "d"}).to_string(),
+        )
+        .await;
+    assert_error(&pigeon, StatusCode::BAD_REQUEST, "invalid_touchpoint");
+
+    // An event naming the new touchpoint gets its channel without declaring one.
+    s.track("/v1/track", json!({"userId": "u", "event": "Ticket Printed", "context": {"touchpoint": "kiosk-termini"}}).to_string()).await;
+    let events = s
+        .admin("GET", "/api/events?user_id=u", Body::empty())
+        .await
+        .json;
+    assert_eq!(events["events"][0]["context"]["channel"], "kiosk");
+
+    let mut retired = kiosk.clone();
+    retired["status"] = json!("retired");
+    let updated = s
+        .admin("PUT", "/api/touchpoints/kiosk-termini", retired.to_string())
+        .await;
+    assert_eq!(updated.json["status"], "retired", "{}", updated.json);
+    let mismatch = s
+        .admin("PUT", "/api/touchpoints/other", retired.to_string())
+        .await;
+    assert_error(&mismatch, StatusCode::BAD_REQUEST, "invalid_touchpoint");
+    let listed = s.admin("GET", "/api/touchpoints", Body::empty()).await.json;
+    assert_eq!(listed["touchpoints"].as_array().unwrap().len(), 1);
+    let deleted = s
+        .admin("DELETE", "/api/touchpoints/kiosk-termini", Body::empty())
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = s
+        .admin("GET", "/api/touchpoints/kiosk-termini", Body::empty())
+        .await;
+    assert_error(&gone, StatusCode::NOT_FOUND, "not_found");
 }

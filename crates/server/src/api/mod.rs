@@ -4,6 +4,7 @@ mod events;
 mod import;
 mod profiles;
 mod quarantine;
+mod touchpoints;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -22,7 +23,16 @@ pub fn routes() -> Router<AppState> {
         .route("/quarantine/{id}", get(quarantine::show))
         .route("/quarantine/{id}/replay", post(quarantine::replay))
         .route("/import", post(import::import))
-        .route("/touchpoints", get(touchpoints))
+        .route(
+            "/touchpoints",
+            get(touchpoints::list).post(touchpoints::create),
+        )
+        .route(
+            "/touchpoints/{id}",
+            get(touchpoints::show)
+                .put(touchpoints::update)
+                .delete(touchpoints::delete),
+        )
         .route("/profiles", get(profiles::list))
         .route("/profiles/lookup", get(profiles::lookup))
         .route("/profiles/{id}", get(profiles::show))
@@ -33,13 +43,6 @@ pub fn routes() -> Router<AppState> {
         .route("/identity/matching", post(profiles::run_matching))
         .route("/identity/review", get(profiles::review_queue))
         .route("/identity/review/{id}/{decision}", post(profiles::decide))
-}
-
-/// `GET /api/touchpoints`: the registered touchpoints.
-async fn touchpoints(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "touchpoints": *state.touchpoints }))
 }
 
 /// Parses an optional numeric query parameter with a precise error.

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use unavoce_core::{ChannelKind, Presence, Touchpoint, TouchpointStatus};
 use unavoce_intake::{Intake, Item, ItemBody, Submission};
 use unavoce_store::{SqliteLog, SqliteOptions};
-use unavoce_synthetic::{FIRST_NAMES, LAST_NAMES};
+use unavoce_synthetic::{FIRST_NAMES, LAST_NAMES, typo};
 
 use crate::config::Config;
 use crate::keys;
@@ -429,16 +429,6 @@ fn demo_identity_rules() -> anyhow::Result<std::sync::Arc<unavoce_core::identity
 }
 
 const DEMO_REVIEW_FROM: f64 = 0.05;
-
-/// One letter of `name` replaced, as when a form is typed from handwriting.
-fn typo(rng: &mut fastrand::Rng, name: &str) -> String {
-    let mut chars: Vec<char> = name.chars().collect();
-    if chars.len() > 3 {
-        let i = rng.usize(1..chars.len() - 1);
-        chars[i] = (b'a' + rng.u8(0..26)) as char;
-    }
-    chars.into_iter().collect()
-}
 
 /// Generates the demo's messages, oldest first, deterministically from `seed`.
 pub fn generate(customers: usize, now: Timestamp, seed: u64) -> Vec<Map<String, Value>> {

@@ -126,6 +126,15 @@ impl ChannelKind {
     }
 }
 
+/// A channel name as the platform records it: the canonical kind when recognised,
+/// otherwise the name trimmed and lower-cased (an unregistered channel, kept as said).
+pub fn canonical_name(name: &str) -> String {
+    match ChannelKind::recognise(name) {
+        Some(kind) => kind.as_str().to_string(),
+        None => name.trim().to_lowercase(),
+    }
+}
+
 impl fmt::Display for ChannelKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

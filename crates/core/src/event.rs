@@ -93,7 +93,24 @@ pub struct Event {
     pub message: Map<String, Value>,
 }
 
+/// The text of a JSON value senders write as a string or a number: trimmed, `None`
+/// when empty or of another kind.
+pub fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 impl Event {
+    /// A trait the event states, in `traits` (identify) or `context.traits` (any call).
+    pub fn trait_value(&self, name: &str) -> Option<&Value> {
+        ["traits", "context.traits"]
+            .iter()
+            .find_map(|root| self.get(root).and_then(|t| t.get(name)))
+    }
+
     /// The value at a dot-separated path of the message (`traits.email`,
     /// `context.device.id`), if present.
     pub fn get(&self, path: &str) -> Option<&Value> {

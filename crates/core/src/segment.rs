@@ -167,6 +167,8 @@ pub fn normalise(
     ctx: &IntakeContext<'_>,
     new_message_id: impl FnOnce() -> String,
 ) -> Result<Event, Rejection> {
+    // A write key is a secret: it is never stored, whichever source it came through.
+    message.remove("writeKey");
     let event_type = resolve_type(&message, ctx.endpoint_type)?;
     message.insert("type".into(), Value::String(event_type.as_str().into()));
 
@@ -408,10 +410,7 @@ fn touchpoint_and_channel(
         )
     })?;
     let channel = match declared {
-        Some(name) => Some(match ChannelKind::recognise(&name) {
-            Some(kind) => kind.as_str().to_string(),
-            None => name.to_lowercase(),
-        }),
+        Some(name) => Some(crate::channel::canonical_name(&name)),
         None => touchpoint
             .as_deref()
             .and_then(|t| ctx.touchpoint_channels?.get(t).copied())

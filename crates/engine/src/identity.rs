@@ -236,22 +236,10 @@ impl IdentityProjection {
         loop {
             self.apply_pushed();
             let after = self.state.read().map(|s| s.applied).unwrap_or(0);
-            let page = self
-                .log
-                .events(EventQuery {
-                    after_seq: Some(after),
-                    limit: PAGE,
-                    ..Default::default()
-                })
-                .await?;
-            if page.events.is_empty() {
+            let sets = self.identifiers_after(after).await?;
+            if sets.is_empty() {
                 return Ok(after);
             }
-            let sets: Vec<_> = page
-                .events
-                .iter()
-                .map(|e| (e.seq, e.event.timestamp, extract(&e.event, &self.rules)))
-                .collect();
             let mut state = self
                 .state
                 .write()
@@ -260,6 +248,26 @@ impl IdentityProjection {
                 state.apply(*seq, *at, set);
             }
         }
+    }
+
+    /// The identifiers of the next page of events after log position `after`.
+    async fn identifiers_after(
+        &self,
+        after: i64,
+    ) -> Result<Vec<(i64, Timestamp, IdentifierSet)>, StoreError> {
+        let page = self
+            .log
+            .events(EventQuery {
+                after_seq: Some(after),
+                limit: PAGE,
+                ..Default::default()
+            })
+            .await?;
+        Ok(page
+            .events
+            .iter()
+            .map(|e| (e.seq, e.event.timestamp, extract(&e.event, &self.rules)))
+            .collect())
     }
 
     /// Reads the graph.
@@ -322,20 +330,12 @@ impl IdentityProjection {
             links,
         };
         loop {
-            let page = self
-                .log
-                .events(EventQuery {
-                    after_seq: Some(rebuilt.applied),
-                    limit: PAGE,
-                    ..Default::default()
-                })
-                .await?;
-            if page.events.is_empty() {
+            let sets = self.identifiers_after(rebuilt.applied).await?;
+            if sets.is_empty() {
                 break;
             }
-            for stored in &page.events {
-                let set = extract(&stored.event, &self.rules);
-                rebuilt.apply(stored.seq, stored.event.timestamp, &set);
+            for (seq, at, set) in &sets {
+                rebuilt.apply(*seq, *at, set);
             }
         }
         let split: BTreeSet<ProfileId> = identifiers

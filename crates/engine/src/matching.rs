@@ -6,13 +6,19 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use unavoce_core::Identifier;
+use unavoce_core::event::scalar_text;
 use unavoce_core::identity::ProfileId;
 use unavoce_core::linkage::{Settings, Table, link};
 use unavoce_store::{EventQuery, StoreError};
 
 use crate::identity::{IdentityProjection, LinkError};
+
+/// Each profile's best identifier, and the latest value of each compared trait.
+type ProfileSnapshot = (
+    HashMap<ProfileId, Identifier>,
+    BTreeMap<ProfileId, BTreeMap<String, String>>,
+);
 
 /// Where the review queue is kept.
 const REVIEW_QUEUE: &str = "identity.review_queue";
@@ -200,17 +206,7 @@ impl IdentityProjection {
 
     /// Each profile's best identifier and the latest value of each compared trait, from
     /// one pass over the log.
-    #[allow(clippy::type_complexity)]
-    async fn profile_traits(
-        &self,
-        names: &[String],
-    ) -> Result<
-        (
-            HashMap<ProfileId, Identifier>,
-            BTreeMap<ProfileId, BTreeMap<String, String>>,
-        ),
-        StoreError,
-    > {
+    async fn profile_traits(&self, names: &[String]) -> Result<ProfileSnapshot, StoreError> {
         let rules = self.rules().clone();
         let (owner_of, best): (HashMap<i64, ProfileId>, HashMap<ProfileId, Identifier>) = self
             .read(|graph| {
@@ -251,15 +247,7 @@ impl IdentityProjection {
                     continue;
                 };
                 for name in names {
-                    let said = ["traits", "context.traits"].iter().find_map(|root| {
-                        match stored.event.get(root).and_then(|t| t.get(name.as_str())) {
-                            Some(Value::String(s)) if !s.trim().is_empty() => {
-                                Some(s.trim().to_string())
-                            }
-                            Some(Value::Number(n)) => Some(n.to_string()),
-                            _ => None,
-                        }
-                    });
+                    let said = stored.event.trait_value(name).and_then(scalar_text);
                     if let Some(value) = said {
                         let slot = latest.entry(*profile).or_default();
                         let newer = slot

@@ -350,11 +350,9 @@ fn quarantine_payload(
     if let Some(envelope) = envelope {
         segment::apply_batch_defaults(&mut message, envelope);
     }
-    let message_id = match message.get("messageId") {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    };
+    let message_id = message
+        .get("messageId")
+        .and_then(unavoce_core::event::scalar_text);
     (Value::Object(message).to_string(), message_id)
 }
 

@@ -460,7 +460,7 @@ pub fn people_with_duplicates(people: usize, seed: u64) -> (Vec<String>, Vec<Vec
 }
 
 /// One keying error: two letters swapped, one dropped, or one replaced.
-fn typo(rng: &mut fastrand::Rng, value: &str) -> String {
+pub fn typo(rng: &mut fastrand::Rng, value: &str) -> String {
     let mut chars: Vec<char> = value.chars().collect();
     if chars.len() < 3 {
         return value.to_string();

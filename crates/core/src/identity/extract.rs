@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::rules::{IdKey, IdentityRules};
-use crate::event::{Event, EventType};
+use crate::event::{Event, EventType, scalar_text};
 
 /// The identifiers of one event, normalised, highest priority first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,15 +71,8 @@ pub fn extract(event: &Event, rules: &IdentityRules) -> IdentifierSet {
             }
         }
     }
-    let said = |root: &str, name: &str| {
-        event
-            .get(root)
-            .and_then(Value::as_object)
-            .and_then(|traits| traits.get(name))
-            .and_then(scalar_text)
-    };
     for (index, name) in rules.config.distinguishing_traits.iter().enumerate() {
-        if let Some(value) = said("traits", name).or_else(|| said("context.traits", name)) {
+        if let Some(value) = event.trait_value(name).and_then(scalar_text) {
             set.traits.push((index as u16, value.trim().to_lowercase()));
         }
     }
@@ -89,14 +82,6 @@ pub fn extract(event: &Event, rules: &IdentityRules) -> IdentifierSet {
     set.keys.sort();
     set.keys.dedup();
     set
-}
-
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

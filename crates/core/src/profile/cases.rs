@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::event::{Event, EventType};
+use crate::event::{Event, EventType, scalar_text};
 
 /// Whether a case still needs attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,11 +126,7 @@ pub fn fold_cases<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Case> 
 }
 
 fn case_id(event: &Event) -> Option<String> {
-    match event.get("properties.case_id") {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    }
+    event.get("properties.case_id").and_then(scalar_text)
 }
 
 #[cfg(test)]

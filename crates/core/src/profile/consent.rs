@@ -56,10 +56,7 @@ pub fn fold_consents<'a>(
         let channel = event
             .get("properties.channel")
             .and_then(Value::as_str)
-            .map(|c| match crate::ChannelKind::recognise(c) {
-                Some(kind) => kind.as_str().to_string(),
-                None => c.trim().to_lowercase(),
-            });
+            .map(crate::channel::canonical_name);
         let key = ConsentKey { purpose, channel };
         let newer = consents.get(&key).is_none_or(|c| c.at <= event.timestamp);
         if newer {

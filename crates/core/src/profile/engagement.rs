@@ -77,7 +77,7 @@ pub(crate) fn message_step(event: &Event) -> Option<(String, &'static str)> {
     let channel = event
         .get("properties.channel")
         .and_then(Value::as_str)
-        .map(|c| ChannelKind::recognise(c).map_or(c.to_lowercase(), |k| k.as_str().to_string()))
+        .map(crate::channel::canonical_name)
         .or(from_kind.map(|k| k.as_str().to_string()))
         .or(event.channel.clone())?;
     Some((channel, step))

@@ -230,3 +230,11 @@ fn a_registered_touchpoint_gives_its_channel() {
         "what the sender says wins"
     );
 }
+
+#[test]
+fn a_write_key_is_never_kept_whatever_the_source() {
+    let event =
+        normalised(json!({"type": "track", "userId": "u", "event": "E", "writeKey": "secret"}))
+            .unwrap();
+    assert!(!event.message.contains_key("writeKey"));
+}

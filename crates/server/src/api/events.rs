@@ -68,14 +68,10 @@ async fn profile_events(
     params: &HashMap<String, String>,
     limit: usize,
 ) -> Result<Json<Value>, ApiError> {
-    let id = crate::api::profile_id(profile)?;
     let after: i64 = parse_param("cursor", params.get("cursor"))?.unwrap_or(0);
-    state.identity.catch_up().await?;
-    let seqs = state
-        .identity
-        .read(|graph| graph.profile(id).map(|node| node.events.clone()))
-        .ok_or_else(|| ApiError::not_found(format!("profile {id} does not exist")))?;
-    let mut page: Vec<i64> = seqs
+    let node = crate::api::live_profile(state, profile).await?;
+    let mut page: Vec<i64> = node
+        .events
         .into_iter()
         .filter(|s| *s > after)
         .take(limit + 1)

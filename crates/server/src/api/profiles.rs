@@ -101,12 +101,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.identity.catch_up().await?;
-    let id = profile_id(&id)?;
-    let node = state
-        .identity
-        .read(|graph| graph.profile(id).cloned())
-        .ok_or_else(|| ApiError::not_found(format!("profile {id} does not exist")))?;
+    let node = live_profile(&state, &id).await?;
     Ok(Json(profile_json(&state, &node, true).await?))
 }
 
@@ -121,12 +116,7 @@ pub async fn context(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.identity.catch_up().await?;
-    let id = profile_id(&id)?;
-    let node = state
-        .identity
-        .read(|graph| graph.profile(id).cloned())
-        .ok_or_else(|| ApiError::not_found(format!("profile {id} does not exist")))?;
+    let node = live_profile(&state, &id).await?;
     let rules = state.identity.rules();
     let identifiers = node
         .identifiers
@@ -152,17 +142,12 @@ pub async fn timeline(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    state.identity.catch_up().await?;
-    let id = profile_id(&id)?;
+    let node = live_profile(&state, &id).await?;
     let limit = parse_param::<usize>("limit", params.get("limit"))?
         .unwrap_or(50)
         .clamp(1, 500);
     let skip = parse_param::<usize>("cursor", params.get("cursor"))?.unwrap_or(0);
-    let seqs = state
-        .identity
-        .read(|graph| graph.profile(id).map(|n| n.events.clone()))
-        .ok_or_else(|| ApiError::not_found(format!("profile {id} does not exist")))?;
-    let mut events = state.intake.log().events_at(seqs).await?;
+    let mut events = state.intake.log().events_at(node.events).await?;
     events.sort_by_key(|e| std::cmp::Reverse((e.event.timestamp, e.seq)));
     let total = events.len();
     let page: Vec<Value> = events
@@ -183,7 +168,7 @@ pub async fn timeline(
         .collect();
     let next = skip + page.len();
     Ok(Json(json!({
-        "profile_id": id,
+        "profile_id": node.id,
         "total": total,
         "timeline": page,
         "next_cursor": (next < total).then(|| next.to_string()),
@@ -347,6 +332,17 @@ fn review_error(e: unavoce_engine::ReviewError) -> ApiError {
         ReviewError::Link(LinkError::Store(e)) | ReviewError::Store(e) => e.into(),
         ReviewError::Link(e) => ApiError::bad_request("unknown_identifier", e.to_string()),
     }
+}
+
+/// The profile with this id as of everything acknowledged so far (an id merged away
+/// resolves to the profile it was merged into), or 404.
+pub async fn live_profile(state: &AppState, id: &str) -> Result<ProfileNode, ApiError> {
+    let id = profile_id(id)?;
+    state.identity.catch_up().await?;
+    state
+        .identity
+        .read(|graph| graph.profile(id).cloned())
+        .ok_or_else(|| ApiError::not_found(format!("profile {id} does not exist")))
 }
 
 /// Parses a profile id from a path or cursor.

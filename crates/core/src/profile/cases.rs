@@ -64,18 +64,14 @@ pub fn fold_cases<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Case> 
         let Some(name) = event.name.as_deref() else {
             continue;
         };
-        let action = match name.to_ascii_lowercase().as_str() {
-            "case opened" | "case created" | "ticket opened" => CaseStatus::Open,
-            "case resolved" | "case closed" | "ticket resolved" | "ticket closed" => {
-                CaseStatus::Resolved
-            }
-            "case updated" | "ticket updated" => {
-                // An update keeps the status, unless the case is new to us.
-                cases
-                    .get(&case_id(event).unwrap_or_default())
-                    .map_or(CaseStatus::Open, |c| c.status)
-            }
-            _ => continue,
+        let action = match case_event(name) {
+            Some(CaseEvent::Opened) => CaseStatus::Open,
+            Some(CaseEvent::Resolved) => CaseStatus::Resolved,
+            // An update keeps the status, unless the case is new to us.
+            Some(CaseEvent::Updated) => cases
+                .get(&case_id(event).unwrap_or_default())
+                .map_or(CaseStatus::Open, |c| c.status),
+            None => continue,
         };
         let Some(id) = case_id(event) else {
             continue;
@@ -125,7 +121,28 @@ pub fn fold_cases<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Case> 
         .collect()
 }
 
-fn case_id(event: &Event) -> Option<String> {
+/// What a track event does to a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseEvent {
+    Opened,
+    Updated,
+    Resolved,
+}
+
+/// Whether a track event's name is a case event (`Case Opened`, `Ticket Closed`, ...).
+pub fn case_event(name: &str) -> Option<CaseEvent> {
+    match name.to_ascii_lowercase().as_str() {
+        "case opened" | "case created" | "ticket opened" => Some(CaseEvent::Opened),
+        "case updated" | "ticket updated" => Some(CaseEvent::Updated),
+        "case resolved" | "case closed" | "ticket resolved" | "ticket closed" => {
+            Some(CaseEvent::Resolved)
+        }
+        _ => None,
+    }
+}
+
+/// The case an event is about (`properties.case_id`).
+pub fn case_id(event: &Event) -> Option<String> {
     event.get("properties.case_id").and_then(scalar_text)
 }
 

@@ -12,7 +12,7 @@ pub mod engagement;
 pub mod traits;
 
 pub use card::{ContextCard, LifecycleStage, NextBestAction, context_card};
-pub use cases::{Case, CaseStatus, CaseTouch, fold_cases};
+pub use cases::{Case, CaseEvent, CaseStatus, CaseTouch, case_event, case_id, fold_cases};
 pub use computed::{Aggregate, ComputedTrait, default_computed_traits};
 pub use consent::{Consent, ConsentKey, fold_consents};
 pub use engagement::{ChannelEngagement, fold_engagement};

@@ -1,0 +1,205 @@
+//! The interaction table: one compact row per event, all the reports need.
+//!
+//! Reports run over millions of events, so each event is reduced once, when it is
+//! applied, to a fixed-size row of interned symbols and small numbers; the reports then
+//! never parse a message again.
+
+use std::collections::HashMap;
+
+use crate::event::{Event, EventType};
+use crate::profile::{CaseEvent, case_event, case_id};
+
+use super::rules::{AnalyticsRules, number};
+
+/// An interned string; `Sym::NONE` stands for "absent".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Sym(pub u32);
+
+impl Sym {
+    pub const NONE: Sym = Sym(0);
+
+    pub fn is_none(self) -> bool {
+        self == Sym::NONE
+    }
+}
+
+/// Interned strings (touchpoints, channels, case ids).
+#[derive(Debug, Clone)]
+pub struct Symbols {
+    names: Vec<Box<str>>,
+    ids: HashMap<Box<str>, Sym>,
+}
+
+impl Default for Symbols {
+    fn default() -> Self {
+        Symbols {
+            names: vec!["".into()],
+            ids: HashMap::new(),
+        }
+    }
+}
+
+impl Symbols {
+    /// The symbol for `text`, interned if new.
+    pub fn intern(&mut self, text: &str) -> Sym {
+        if let Some(sym) = self.ids.get(text) {
+            return *sym;
+        }
+        let sym = Sym(self.names.len() as u32);
+        self.names.push(text.into());
+        self.ids.insert(text.into(), sym);
+        sym
+    }
+
+    /// The symbol for `text`, if it was ever interned.
+    pub fn get(&self, text: &str) -> Option<Sym> {
+        self.ids.get(text).copied()
+    }
+
+    /// The text of a symbol (`""` for `Sym::NONE`).
+    pub fn name(&self, sym: Sym) -> &str {
+        self.names.get(sym.0 as usize).map_or("", |s| s)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let text: usize = self.names.iter().map(|s| s.len()).sum();
+        // Each text is held twice (list and map); a map slot is about key + value + control.
+        2 * text + self.names.capacity() * 16 + self.ids.capacity() * 25
+    }
+}
+
+/// What an event does to a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseStep {
+    Opened,
+    Updated,
+    Resolved,
+}
+
+/// One event, reduced to what the reports count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interaction {
+    /// Log position.
+    pub seq: i64,
+    /// When it happened, microseconds since the Unix epoch.
+    pub at: i64,
+    pub touchpoint: Sym,
+    pub channel: Sym,
+    /// The case it is about, and what it does to it.
+    pub case: Sym,
+    pub case_step: Option<CaseStep>,
+    /// For a survey answer: the touchpoint it rates (`properties.about_touchpoint`,
+    /// else the event's own touchpoint).
+    pub rates: Sym,
+    /// CSAT answer, 1-5; `-1` when none.
+    pub csat: i8,
+    /// NPS answer, 0-10; `-1` when none.
+    pub nps: i8,
+    /// Funnel stages shown (bit `i` = stage `i` of the rules).
+    pub stages: u8,
+    pub goal: bool,
+    pub abandoned: bool,
+}
+
+/// Every event's interaction, in log order, with the symbols they use.
+#[derive(Debug, Clone, Default)]
+pub struct InteractionTable {
+    pub symbols: Symbols,
+    rows: Vec<Interaction>,
+}
+
+impl InteractionTable {
+    /// Adds the event at log position `seq`; positions must ascend (an event already
+    /// added is ignored, so a replay that overlaps is harmless).
+    pub fn push(&mut self, seq: i64, event: &Event, rules: &AnalyticsRules) {
+        if self.rows.last().is_some_and(|last| last.seq >= seq) {
+            return;
+        }
+        let mut intern = |text: Option<&str>| match text {
+            Some(text) if !text.is_empty() => self.symbols.intern(text),
+            _ => Sym::NONE,
+        };
+        let touchpoint = intern(event.touchpoint.as_deref());
+        let channel = intern(event.channel.as_deref());
+        let is_track = event.event_type == EventType::Track;
+        let case_step = is_track
+            .then(|| event.name.as_deref().and_then(case_event))
+            .flatten()
+            .map(|step| match step {
+                CaseEvent::Opened => CaseStep::Opened,
+                CaseEvent::Updated => CaseStep::Updated,
+                CaseEvent::Resolved => CaseStep::Resolved,
+            });
+        let case_text = case_step.and(case_id(event));
+        let case = intern(case_text.as_deref());
+        let score = |name: &str, max: f64| -> i8 {
+            event
+                .get(&format!("properties.{name}"))
+                .and_then(number)
+                .filter(|v| (0.0..=max).contains(v))
+                .map_or(-1, |v| v.round() as i8)
+        };
+        let (csat, nps) = if is_track {
+            (score("csat", 5.0), score("nps", 10.0))
+        } else {
+            (-1, -1)
+        };
+        let csat = if csat == 0 { -1 } else { csat };
+        let rates = if csat >= 0 || nps >= 0 {
+            let about = event
+                .get("properties.about_touchpoint")
+                .and_then(serde_json::Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty());
+            match about {
+                Some(about) => intern(Some(about)),
+                None => touchpoint,
+            }
+        } else {
+            Sym::NONE
+        };
+        self.rows.push(Interaction {
+            seq,
+            at: event.timestamp.as_microsecond(),
+            touchpoint,
+            channel,
+            case,
+            case_step: case_step.filter(|_| !case.is_none()),
+            rates,
+            csat,
+            nps,
+            stages: rules.stage_mask(event),
+            goal: rules.is_goal(event),
+            abandoned: rules.is_abandoned(event),
+        });
+    }
+
+    /// The rows, in log order.
+    pub fn rows(&self) -> &[Interaction] {
+        &self.rows
+    }
+
+    /// The row of log position `seq`.
+    pub fn position(&self, seq: i64) -> Option<usize> {
+        let first = self.rows.first()?.seq;
+        // Positions are dense unless a transaction was rolled back: try the direct slot.
+        let guess = usize::try_from(seq - first).ok()?;
+        if self.rows.get(guess).is_some_and(|r| r.seq == seq) {
+            return Some(guess);
+        }
+        self.rows.binary_search_by_key(&seq, |r| r.seq).ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Approximate heap memory held, in bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.rows.capacity() * std::mem::size_of::<Interaction>() + self.symbols.heap_bytes()
+    }
+}

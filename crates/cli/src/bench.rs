@@ -342,7 +342,12 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
     let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default())?);
     let started = Instant::now();
     let before = current_rss_kib();
-    let identity = IdentityProjection::open(log.clone(), IdentityRules::default_rules()).await?;
+    let identity = IdentityProjection::open(
+        log.clone(),
+        IdentityRules::default_rules(),
+        Default::default(),
+    )
+    .await?;
     let profiles = identity.read(|g| g.profile_count());
     println!(
         "  identity graph replayed in {:.0} s: {profiles} profiles, {:.0} MiB ({:.0} bytes per profile)",
@@ -556,8 +561,14 @@ async fn start_server(
             ..SqliteOptions::default()
         },
     )?);
-    let identity = IdentityProjection::open(log.clone(), IdentityRules::default_rules()).await?;
+    let identity = IdentityProjection::open(
+        log.clone(),
+        IdentityRules::default_rules(),
+        Default::default(),
+    )
+    .await?;
     identity.follow()?;
+    let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &[]).await?;
     let state = AppState {
         identity: identity.clone(),
         intake: Intake::new(log.clone()).with_observer(identity.clone()),
@@ -569,7 +580,11 @@ async fn start_server(
             admin_key: "bench-admin".into(),
         }),
         metrics,
-        touchpoints: unavoce_engine::TouchpointRegistry::open(log.clone(), &[]).await?,
+        reports: Arc::new(unavoce_engine::Reports::new(
+            identity.clone(),
+            touchpoints.clone(),
+        )),
+        touchpoints,
         computed_traits: Arc::new(Vec::new()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use unavoce_core::Touchpoint;
+use unavoce_core::analytics::{AnalyticsConfig, AnalyticsRules};
 use unavoce_core::identity::{IdentityConfig, IdentityRules};
 use unavoce_core::profile::{ComputedTrait, default_computed_traits};
 use unavoce_store::Durability;
@@ -30,9 +31,19 @@ pub struct Config {
     /// Computed traits; the defaults (orders_90d, lifetime_value, ...) when none.
     #[serde(default)]
     pub computed_traits: Vec<ComputedTrait>,
+    /// What the reports count: goal, funnel stages, abandonment, census thresholds.
+    #[serde(default)]
+    pub analytics: AnalyticsConfig,
 }
 
 impl Config {
+    /// The reports' rules (checked when the file was parsed).
+    pub fn analytics_rules(&self) -> anyhow::Result<std::sync::Arc<AnalyticsRules>> {
+        Ok(std::sync::Arc::new(AnalyticsRules::new(
+            self.analytics.clone(),
+        )?))
+    }
+
     /// The computed traits in force.
     pub fn computed_traits(&self) -> Vec<ComputedTrait> {
         if self.computed_traits.is_empty() {
@@ -119,6 +130,7 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     let config: Config = toml::from_str(text)?;
     config.ingest.durability()?;
     IdentityRules::new(config.identity.clone())?;
+    AnalyticsRules::new(config.analytics.clone()).context("invalid [analytics] section")?;
     for computed in &config.computed_traits {
         computed.validate()?;
     }

@@ -85,8 +85,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         quarantined += report.rejected.len();
     }
     // Store forms that share no identifier with a web account: matched on their traits.
-    let identity =
-        unavoce_engine::IdentityProjection::open(log.clone(), demo_identity_rules()?).await?;
+    let identity = unavoce_engine::IdentityProjection::open(
+        log.clone(),
+        demo_identity_rules()?,
+        Default::default(),
+    )
+    .await?;
     let matching = identity
         .run_matching()
         .await

@@ -42,7 +42,8 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
     }
     let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&data, SqliteOptions::default())?);
     let rules = IdentityRules::new(config.identity.clone())?;
-    let identity = IdentityProjection::open(log.clone(), rules.clone()).await?;
+    let identity =
+        IdentityProjection::open(log.clone(), rules.clone(), config.analytics_rules()?).await?;
     let key = rules
         .key_of(&args.identifier)
         .with_context(|| format!("{} is not a usable identifier", args.identifier))?;

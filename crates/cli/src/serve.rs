@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use unavoce_core::identity::IdentityRules;
-use unavoce_engine::{IdentityProjection, TouchpointRegistry};
+use unavoce_engine::{IdentityProjection, Reports, TouchpointRegistry};
 use unavoce_intake::Intake;
 use unavoce_server::{AppState, Keys, Metrics, WriteKey};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
@@ -76,8 +76,10 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     }));
     let touchpoints = TouchpointRegistry::open(log.clone(), &setup.config.touchpoints).await?;
     let rules = IdentityRules::new(setup.config.identity.clone())?;
-    let identity = IdentityProjection::open(log.clone(), rules).await?;
+    let identity =
+        IdentityProjection::open(log.clone(), rules, setup.config.analytics_rules()?).await?;
     identity.follow()?;
+    let reports = Arc::new(Reports::new(identity.clone(), touchpoints.clone()));
     let state = AppState {
         identity: identity.clone(),
         intake: Intake::new(log.clone())
@@ -90,6 +92,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         metrics,
         touchpoints,
         computed_traits: Arc::new(setup.config.computed_traits()),
+        reports,
     };
     let listener = tokio::net::TcpListener::bind(&setup.listen)
         .await

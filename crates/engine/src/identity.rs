@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
+use unavoce_core::analytics::{AnalyticsRules, InteractionTable};
 use unavoce_core::identity::{
     IdKey, IdentifierSet, IdentityGraph, IdentityRules, ProfileId, UnmergeRule, extract,
 };
@@ -90,11 +91,15 @@ impl State {
     }
 }
 
-/// The identity graph of every event in the log, kept current.
+/// The identity graph of every event in the log, kept current — and, built in the same
+/// pass, the interaction table the reports read.
 pub struct IdentityProjection {
     log: Arc<dyn EventLog>,
     rules: Arc<IdentityRules>,
     state: RwLock<State>,
+    analytics: Arc<AnalyticsRules>,
+    /// One row per event; it does not depend on identity, so an unmerge keeps it.
+    interactions: RwLock<InteractionTable>,
     /// Serialises catching up and rebuilding.
     writer: tokio::sync::Mutex<()>,
     /// Events pushed by the intake, by log position, not yet applied.
@@ -105,10 +110,11 @@ pub struct IdentityProjection {
 
 impl IdentityProjection {
     /// Builds the graph by replaying the whole log under `rules` and the stored unmerge
-    /// rules.
+    /// rules, and the interaction table under `analytics`.
     pub async fn open(
         log: Arc<dyn EventLog>,
         rules: Arc<IdentityRules>,
+        analytics: Arc<AnalyticsRules>,
     ) -> Result<Arc<Self>, StoreError> {
         let unmerge_rules = load_unmerge_rules(&*log, &rules).await?;
         let links = load_link_decisions(&*log, &rules).await?;
@@ -120,6 +126,8 @@ impl IdentityProjection {
             }),
             log,
             rules,
+            analytics,
+            interactions: RwLock::new(InteractionTable::default()),
             writer: tokio::sync::Mutex::new(()),
             pushed: Mutex::new(BTreeMap::new()),
             wake: Condvar::new(),
@@ -220,6 +228,7 @@ impl IdentityProjection {
             .iter()
             .map(|(seq, event)| (*seq, event.timestamp, extract(event, &self.rules)))
             .collect();
+        self.add_interactions(&run);
         drop(run);
         let Ok(mut state) = self.state.write() else {
             return 0;
@@ -236,10 +245,13 @@ impl IdentityProjection {
         loop {
             self.apply_pushed();
             let after = self.state.read().map(|s| s.applied).unwrap_or(0);
-            let sets = self.identifiers_after(after).await?;
-            if sets.is_empty() {
+            let events = self.events_after(after).await?;
+            if events.is_empty() {
                 return Ok(after);
             }
+            let sets = self.identifiers(&events);
+            self.add_interactions(&events);
+            drop(events);
             let mut state = self
                 .state
                 .write()
@@ -250,11 +262,8 @@ impl IdentityProjection {
         }
     }
 
-    /// The identifiers of the next page of events after log position `after`.
-    async fn identifiers_after(
-        &self,
-        after: i64,
-    ) -> Result<Vec<(i64, Timestamp, IdentifierSet)>, StoreError> {
+    /// The next page of events after log position `after`.
+    async fn events_after(&self, after: i64) -> Result<Vec<(i64, Event)>, StoreError> {
         let page = self
             .log
             .events(EventQuery {
@@ -263,11 +272,38 @@ impl IdentityProjection {
                 ..Default::default()
             })
             .await?;
-        Ok(page
-            .events
+        Ok(page.events.into_iter().map(|e| (e.seq, e.event)).collect())
+    }
+
+    /// The identifiers of events.
+    fn identifiers(&self, events: &[(i64, Event)]) -> Vec<(i64, Timestamp, IdentifierSet)> {
+        events
             .iter()
-            .map(|e| (e.seq, e.event.timestamp, extract(&e.event, &self.rules)))
-            .collect())
+            .map(|(seq, e)| (*seq, e.timestamp, extract(e, &self.rules)))
+            .collect()
+    }
+
+    /// Adds events to the interaction table (those already in it are skipped).
+    fn add_interactions(&self, events: &[(i64, Event)]) {
+        let mut table = self.interactions.write().unwrap_or_else(|e| e.into_inner());
+        for (seq, event) in events {
+            table.push(*seq, event, &self.analytics);
+        }
+    }
+
+    /// Reads the graph and the interaction table together, as of the same log position.
+    pub fn read_with_interactions<R>(
+        &self,
+        f: impl FnOnce(&IdentityGraph, &InteractionTable) -> R,
+    ) -> R {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let table = self.interactions.read().unwrap_or_else(|e| e.into_inner());
+        f(&state.graph, &table)
+    }
+
+    /// The rules the interaction table was built under.
+    pub fn analytics_rules(&self) -> &Arc<AnalyticsRules> {
+        &self.analytics
     }
 
     /// Reads the graph.
@@ -330,10 +366,11 @@ impl IdentityProjection {
             links,
         };
         loop {
-            let sets = self.identifiers_after(rebuilt.applied).await?;
-            if sets.is_empty() {
+            let events = self.events_after(rebuilt.applied).await?;
+            if events.is_empty() {
                 break;
             }
+            let sets = self.identifiers(&events);
             for (seq, at, set) in &sets {
                 rebuilt.apply(*seq, *at, set);
             }

@@ -6,8 +6,10 @@
 
 mod identity;
 mod matching;
+mod reports;
 mod touchpoints;
 
 pub use identity::{IdentityProjection, LinkDecision, LinkError, UnmergeError};
 pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};
+pub use reports::{MAX_PATH_STEPS, Reports};
 pub use touchpoints::{Origin, RegistryError, TouchpointRegistry};

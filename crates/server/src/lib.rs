@@ -38,6 +38,8 @@ pub struct AppState {
     pub computed_traits: Arc<Vec<unavoce_core::profile::ComputedTrait>>,
     /// The registered touchpoints, from the config file and the API.
     pub touchpoints: Arc<unavoce_engine::TouchpointRegistry>,
+    /// KPIs, journeys and the census.
+    pub reports: Arc<unavoce_engine::Reports>,
 }
 
 /// The whole HTTP application.

@@ -1,134 +1,17 @@
 //! The HTTP API in process, against the real embedded store.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use base64::Engine;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use unavoce_core::identity::IdentityRules;
-use unavoce_engine::IdentityProjection;
-use unavoce_intake::Intake;
-use unavoce_server::{AppState, Keys, Metrics, WriteKey, router};
-use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
+use unavoce_store::SqliteOptions;
 
-const WRITE_KEY: &str = "test-write-key-0123";
-const ADMIN_KEY: &str = "test-admin-key-4567";
+mod common;
 
-struct TestServer {
-    _dir: tempfile::TempDir,
-    app: Router,
-    log: Arc<SqliteLog>,
-}
-
-async fn server_with(options: SqliteOptions) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = Metrics::new();
-    let observer = metrics.clone();
-    let options = SqliteOptions {
-        on_commit: Some(Arc::new(move |info| observer.record_commit(info))),
-        ..options
-    };
-    let log = Arc::new(SqliteLog::open(dir.path(), options).unwrap());
-    let identity = IdentityProjection::open(log.clone(), IdentityRules::default_rules())
-        .await
-        .unwrap();
-    let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &[])
-        .await
-        .unwrap();
-    let state = AppState {
-        identity: identity.clone(),
-        intake: Intake::new(log.clone() as Arc<dyn EventLog>)
-            .with_touchpoint_channels(touchpoints.channels())
-            .with_observer(identity.clone()),
-        keys: Arc::new(Keys {
-            write_keys: vec![
-                WriteKey {
-                    key: WRITE_KEY.into(),
-                    source: "web".into(),
-                },
-                WriteKey {
-                    key: "pos-key-000000000000".into(),
-                    source: "pos".into(),
-                },
-            ],
-            admin_key: ADMIN_KEY.into(),
-        }),
-        metrics,
-        touchpoints,
-        computed_traits: Arc::new(unavoce_core::profile::default_computed_traits()),
-    };
-    TestServer {
-        _dir: dir,
-        app: router(state),
-        log,
-    }
-}
-
-async fn server() -> TestServer {
-    server_with(SqliteOptions::default()).await
-}
-
-fn basic(user: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(user)
-    )
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    json: Value,
-}
-
-impl TestServer {
-    async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-        Answer {
-            status,
-            headers,
-            json,
-        }
-    }
-
-    async fn track(&self, path: &str, body: impl Into<Body>) -> Answer {
-        self.send(
-            Request::post(path)
-                .header(header::AUTHORIZATION, basic(&format!("{WRITE_KEY}:")))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body.into())
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn admin(&self, method: &str, path: &str, body: impl Into<Body>) -> Answer {
-        self.send(
-            Request::builder()
-                .method(method)
-                .uri(path)
-                .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
-                .body(body.into())
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn stats(&self) -> Value {
-        self.admin("GET", "/api/stats", Body::empty()).await.json
-    }
-}
+use common::*;
 
 fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
     assert_eq!(answer.status, status, "{}", answer.json);

@@ -9,6 +9,9 @@
 
 use std::collections::HashMap;
 
+mod journeys;
+pub use journeys::{JourneyDataset, journeys};
+
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 

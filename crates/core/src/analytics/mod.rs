@@ -12,6 +12,7 @@ pub mod interaction;
 pub mod journeys;
 pub mod kpis;
 pub mod rules;
+pub mod tabular;
 
 use jiff::Timestamp;
 

@@ -4,6 +4,7 @@ mod events;
 mod import;
 mod profiles;
 mod quarantine;
+mod reports;
 mod touchpoints;
 
 use axum::Router;
@@ -13,6 +14,7 @@ use crate::AppState;
 
 pub use import::IMPORT_BODY_LIMIT;
 pub use profiles::{live_profile, profile_id};
+pub use reports::parse_time;
 
 /// The `/api/` routes.
 pub fn routes() -> Router<AppState> {
@@ -43,6 +45,12 @@ pub fn routes() -> Router<AppState> {
         .route("/identity/matching", post(profiles::run_matching))
         .route("/identity/review", get(profiles::review_queue))
         .route("/identity/review/{id}/{decision}", post(profiles::decide))
+        .route("/kpis/touchpoints", get(reports::touchpoint_kpis))
+        .route("/kpis/channels", get(reports::channel_kpis))
+        .route("/journeys/paths", get(reports::paths))
+        .route("/journeys/funnel", get(reports::funnel))
+        .route("/journeys/attribution", get(reports::attribution))
+        .route("/census", get(reports::census))
 }
 
 /// Parses an optional numeric query parameter with a precise error.

@@ -1,0 +1,281 @@
+//! The reports as flat tables, for CSV and for the terminal.
+
+use super::attribution::AttributionReport;
+use super::census::Census;
+use super::journeys::{FunnelReport, PathReport};
+use super::kpis::Kpis;
+
+/// A table of text cells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: &[&str]) -> Self {
+        Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// RFC 4180 CSV with a header line.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::new();
+        for line in std::iter::once(&self.header).chain(&self.rows) {
+            let cells: Vec<String> = line.iter().map(|c| csv_cell(c)).collect();
+            out.push_str(&cells.join(","));
+            out.push_str("\r\n");
+        }
+        out
+    }
+
+    /// Columns aligned with spaces, for a terminal.
+    pub fn to_text(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for line in std::iter::once(&self.header).chain(&self.rows) {
+            let cells: Vec<String> = line
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn csv_cell(cell: &str) -> String {
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_string()
+    }
+}
+
+fn opt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or(String::new(), |v| format!("{v:.decimals$}"))
+}
+
+/// One row per touchpoint (or channel).
+pub fn kpi_table(kpis: &[Kpis]) -> Table {
+    let mut table = Table::new(&[
+        "touchpoint",
+        "channel",
+        "registered",
+        "interactions",
+        "reach",
+        "share_of_customers",
+        "conversions",
+        "conversion_rate",
+        "cost",
+        "cost_per_conversion",
+        "csat",
+        "nps",
+        "cases",
+        "first_contact_resolution",
+        "repeat_contact_rate",
+        "cross_channel_repeat_rate",
+        "time_to_resolution_hours",
+        "channel_switch_rate",
+        "abandonment_rate",
+        "trend",
+    ]);
+    for k in kpis {
+        table.rows.push(vec![
+            k.touchpoint.clone().unwrap_or_default(),
+            k.channel.clone().unwrap_or_default(),
+            k.registered.to_string(),
+            k.interactions.to_string(),
+            k.reach.to_string(),
+            opt(k.share_of_customers, 4),
+            k.conversions.to_string(),
+            opt(k.conversion_rate, 4),
+            opt(k.cost, 2),
+            opt(k.cost_per_conversion, 2),
+            opt(k.csat, 4),
+            opt(k.nps, 4),
+            k.cases.to_string(),
+            opt(k.first_contact_resolution, 4),
+            opt(k.repeat_contact_rate, 4),
+            opt(k.cross_channel_repeat_rate, 4),
+            opt(k.time_to_resolution_hours, 1),
+            opt(k.channel_switch_rate, 4),
+            opt(k.abandonment_rate, 4),
+            opt(k.trend, 4),
+        ]);
+    }
+    table
+}
+
+/// The most frequent paths.
+pub fn path_table(report: &PathReport) -> Table {
+    let mut table = Table::new(&["people", "path"]);
+    for s in &report.sequences {
+        table
+            .rows
+            .push(vec![s.people.to_string(), s.touchpoints.join(" > ")]);
+    }
+    table
+}
+
+/// The Sankey links.
+pub fn link_table(report: &PathReport) -> Table {
+    let mut table = Table::new(&["source", "target", "people"]);
+    for l in &report.links {
+        table.rows.push(vec![
+            l.source.clone(),
+            l.target.clone(),
+            l.value.to_string(),
+        ]);
+    }
+    table
+}
+
+/// One row per stage.
+pub fn funnel_table(report: &FunnelReport) -> Table {
+    let mut table = Table::new(&[
+        "stage",
+        "people",
+        "conversion_from_previous",
+        "drop_off",
+        "reached_any_order",
+    ]);
+    for s in &report.stages {
+        table.rows.push(vec![
+            s.stage.clone(),
+            s.people.to_string(),
+            opt(s.conversion_from_previous, 4),
+            s.drop_off.to_string(),
+            s.reached_any_order.to_string(),
+        ]);
+    }
+    table
+}
+
+/// One row per credited touchpoint.
+pub fn attribution_table(report: &AttributionReport) -> Table {
+    let mut table = Table::new(&[
+        "touchpoint",
+        "first_touch",
+        "last_touch",
+        "linear",
+        "time_decay",
+    ]);
+    for t in &report.touchpoints {
+        table.rows.push(vec![
+            t.touchpoint.clone().unwrap_or_default(),
+            format!("{:.2}", t.first_touch),
+            format!("{:.2}", t.last_touch),
+            format!("{:.2}", t.linear),
+            format!("{:.2}", t.time_decay),
+        ]);
+    }
+    table
+}
+
+/// The sections of the census, each as a table.
+pub const CENSUS_SECTIONS: [&str; 4] = ["coverage", "usage", "unregistered", "recommendations"];
+
+/// One section of the census (see [`CENSUS_SECTIONS`]); `None` for an unknown name.
+pub fn census_table(census: &Census, section: &str) -> Option<Table> {
+    match section {
+        "coverage" => {
+            // needs × touchpoints: "active", "planned" or empty.
+            let mut touchpoints: Vec<&String> = census
+                .coverage
+                .iter()
+                .flat_map(|c| c.active.iter().chain(&c.planned))
+                .collect();
+            touchpoints.sort();
+            touchpoints.dedup();
+            let mut header = vec!["need"];
+            header.extend(touchpoints.iter().map(|t| t.as_str()));
+            let mut table = Table::new(&header);
+            for c in &census.coverage {
+                let mut row = vec![c.need.clone()];
+                row.extend(touchpoints.iter().map(|t| {
+                    if c.active.contains(t) {
+                        "active".to_string()
+                    } else if c.planned.contains(t) {
+                        "planned".to_string()
+                    } else {
+                        String::new()
+                    }
+                }));
+                table.rows.push(row);
+            }
+            Some(table)
+        }
+        "usage" => {
+            let mut table = Table::new(&[
+                "touchpoint",
+                "channel",
+                "department",
+                "status",
+                "interactions",
+                "share_of_customers",
+                "trend",
+                "csat",
+                "nps",
+                "first_contact_resolution",
+                "repeat_contact_rate",
+            ]);
+            for u in &census.usage {
+                table.rows.push(vec![
+                    u.touchpoint.clone(),
+                    u.channel.clone(),
+                    u.department.clone(),
+                    format!("{:?}", u.status).to_lowercase(),
+                    u.interactions.to_string(),
+                    opt(u.share_of_customers, 4),
+                    opt(u.trend, 4),
+                    opt(u.csat, 4),
+                    opt(u.nps, 4),
+                    opt(u.first_contact_resolution, 4),
+                    opt(u.repeat_contact_rate, 4),
+                ]);
+            }
+            Some(table)
+        }
+        "unregistered" => {
+            let mut table = Table::new(&[
+                "touchpoint",
+                "channel",
+                "channel_unregistered",
+                "interactions",
+                "people",
+            ]);
+            for u in &census.unregistered_channels {
+                table.rows.push(vec![
+                    u.touchpoint.clone().unwrap_or_default(),
+                    u.channel.clone().unwrap_or_default(),
+                    u.channel_unregistered.to_string(),
+                    u.interactions.to_string(),
+                    u.people.to_string(),
+                ]);
+            }
+            Some(table)
+        }
+        "recommendations" => {
+            let mut table = Table::new(&["kind", "subject", "recommendation"]);
+            for r in &census.recommendations {
+                table.rows.push(vec![
+                    format!("{:?}", r.kind).to_lowercase(),
+                    r.subject.clone(),
+                    r.text.clone(),
+                ]);
+            }
+            Some(table)
+        }
+        _ => None,
+    }
+}

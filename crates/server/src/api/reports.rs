@@ -1,0 +1,185 @@
+//! The read side's reports: `GET /api/kpis/touchpoints`, `/api/kpis/channels`,
+//! `/api/journeys/paths`, `/api/journeys/funnel`, `/api/journeys/attribution` and
+//! `/api/census`. Each takes `from` and `to` (RFC 3339 or `YYYY-MM-DD`, UTC) and
+//! `format=json|csv`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use serde::Serialize;
+use unavoce_core::analytics::Period;
+use unavoce_core::analytics::tabular::{
+    CENSUS_SECTIONS, Table, attribution_table, census_table, funnel_table, kpi_table, link_table,
+};
+
+use super::parse_param;
+use crate::AppState;
+use crate::error::ApiError;
+
+type Params = Query<HashMap<String, String>>;
+
+/// `GET /api/kpis/touchpoints`: KPIs per touchpoint (and, under `channels`, per channel).
+pub async fn touchpoint_kpis(
+    State(state): State<AppState>,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let (period, csv) = (period(&p)?, wants_csv(&p)?);
+    let report = state.reports.kpis(period).await?;
+    if csv {
+        return Ok(csv_response(&kpi_table(&report.touchpoints)));
+    }
+    Ok(json_with_period(&report, period))
+}
+
+/// `GET /api/kpis/channels`: KPIs per channel.
+pub async fn channel_kpis(
+    State(state): State<AppState>,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let (period, csv) = (period(&p)?, wants_csv(&p)?);
+    let report = state.reports.kpis(period).await?;
+    if csv {
+        return Ok(csv_response(&kpi_table(&report.channels)));
+    }
+    Ok(json_with_period(
+        &serde_json::json!({"people": report.people, "interactions": report.interactions, "channels": report.channels}),
+        period,
+    ))
+}
+
+/// `GET /api/journeys/paths?steps=&top=`: Sankey `nodes` and `links`, and the most
+/// frequent whole paths.
+pub async fn paths(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
+    let (period, csv) = (period(&p)?, wants_csv(&p)?);
+    let steps = parse_param::<usize>("steps", p.get("steps"))?.unwrap_or(4);
+    if !(1..=unavoce_engine::MAX_PATH_STEPS).contains(&steps) {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!(
+                "`steps` must be between 1 and {}",
+                unavoce_engine::MAX_PATH_STEPS
+            ),
+        ));
+    }
+    let top = parse_param::<usize>("top", p.get("top"))?.unwrap_or(20);
+    let report = state.reports.paths(period, steps, top).await?;
+    if csv {
+        return Ok(csv_response(&link_table(&report)));
+    }
+    Ok(json_with_period(&report, period))
+}
+
+/// `GET /api/journeys/funnel`: people at each stage, conversion and drop-off.
+pub async fn funnel(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
+    let (period, csv) = (period(&p)?, wants_csv(&p)?);
+    let report = state.reports.funnel(period).await?;
+    if csv {
+        return Ok(csv_response(&funnel_table(&report)));
+    }
+    Ok(json_with_period(&report, period))
+}
+
+/// `GET /api/journeys/attribution`: conversions credited to touchpoints, four models.
+pub async fn attribution(
+    State(state): State<AppState>,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let (period, csv) = (period(&p)?, wants_csv(&p)?);
+    let report = state.reports.attribution(period).await?;
+    if csv {
+        return Ok(csv_response(&attribution_table(&report)));
+    }
+    Ok(json_with_period(&report, period))
+}
+
+/// `GET /api/census?format=csv&section=`: the channel census.
+pub async fn census(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
+    let (period, csv) = (period(&p)?, wants_csv(&p)?);
+    let report = state.reports.census(period).await?;
+    if csv {
+        let section = p.get("section").map_or("usage", String::as_str);
+        let table = census_table(&report, section).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!(
+                    "`section` must be one of {}; got {section:?}",
+                    CENSUS_SECTIONS.join(", ")
+                ),
+            )
+        })?;
+        return Ok(csv_response(&table));
+    }
+    Ok(json_with_period(&report, period))
+}
+
+/// The period of `from` and `to`.
+fn period(p: &HashMap<String, String>) -> Result<Period, ApiError> {
+    let from = time_param("from", p.get("from"))?;
+    let to = time_param("to", p.get("to"))?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f >= t
+    {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "`from` must be before `to`",
+        ));
+    }
+    Ok(Period { from, to })
+}
+
+/// A time: RFC 3339, or a date (midnight UTC).
+pub fn parse_time(text: &str) -> Option<Timestamp> {
+    text.parse::<Timestamp>().ok().or_else(|| {
+        text.parse::<jiff::civil::Date>()
+            .ok()
+            .and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp())
+    })
+}
+
+fn time_param(name: &str, value: Option<&String>) -> Result<Option<Timestamp>, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            parse_time(v).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("`{name}` must be an RFC 3339 time or a YYYY-MM-DD date; got {v:?}"),
+                )
+            })
+        })
+        .transpose()
+}
+
+fn wants_csv(p: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match p.get("format").map(String::as_str) {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("`format` must be json or csv; got {other:?}"),
+        )),
+    }
+}
+
+fn csv_response(table: &Table) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        table.to_csv(),
+    )
+        .into_response()
+}
+
+/// The report's JSON with the period it covers added as `from` and `to`.
+fn json_with_period(report: &impl Serialize, period: Period) -> Response {
+    let mut value = serde_json::to_value(report).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("from".into(), period.from.map(|t| t.to_string()).into());
+        object.insert("to".into(), period.to.map(|t| t.to_string()).into());
+    }
+    Json(value).into_response()
+}

@@ -1,0 +1,138 @@
+//! A test server: the whole HTTP application in process, on a real embedded store.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use unavoce_core::identity::IdentityRules;
+use unavoce_engine::IdentityProjection;
+use unavoce_intake::Intake;
+use unavoce_server::{AppState, Keys, Metrics, WriteKey, router};
+use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
+
+pub const WRITE_KEY: &str = "test-write-key-0123";
+pub const ADMIN_KEY: &str = "test-admin-key-4567";
+
+pub struct TestServer {
+    _dir: tempfile::TempDir,
+    pub app: Router,
+    pub log: Arc<SqliteLog>,
+}
+
+pub async fn server_with(options: SqliteOptions) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new();
+    let observer = metrics.clone();
+    let options = SqliteOptions {
+        on_commit: Some(Arc::new(move |info| observer.record_commit(info))),
+        ..options
+    };
+    let log = Arc::new(SqliteLog::open(dir.path(), options).unwrap());
+    let identity = IdentityProjection::open(
+        log.clone(),
+        IdentityRules::default_rules(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &[])
+        .await
+        .unwrap();
+    let state = AppState {
+        identity: identity.clone(),
+        intake: Intake::new(log.clone() as Arc<dyn EventLog>)
+            .with_touchpoint_channels(touchpoints.channels())
+            .with_observer(identity.clone()),
+        keys: Arc::new(Keys {
+            write_keys: vec![
+                WriteKey {
+                    key: WRITE_KEY.into(),
+                    source: "web".into(),
+                },
+                WriteKey {
+                    key: "pos-key-000000000000".into(),
+                    source: "pos".into(),
+                },
+            ],
+            admin_key: ADMIN_KEY.into(),
+        }),
+        metrics,
+        reports: Arc::new(unavoce_engine::Reports::new(
+            identity.clone(),
+            touchpoints.clone(),
+        )),
+        touchpoints,
+        computed_traits: Arc::new(unavoce_core::profile::default_computed_traits()),
+    };
+    TestServer {
+        _dir: dir,
+        app: router(state),
+        log,
+    }
+}
+
+pub async fn server() -> TestServer {
+    server_with(SqliteOptions::default()).await
+}
+
+pub fn basic(user: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user)
+    )
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub json: Value,
+}
+
+impl TestServer {
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        Answer {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    pub async fn track(&self, path: &str, body: impl Into<Body>) -> Answer {
+        self.send(
+            Request::post(path)
+                .header(header::AUTHORIZATION, basic(&format!("{WRITE_KEY}:")))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.into())
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: impl Into<Body>) -> Answer {
+        self.send(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+                .body(body.into())
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.admin("GET", "/api/stats", Body::empty()).await.json
+    }
+}

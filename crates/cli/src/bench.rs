@@ -39,6 +39,22 @@ enum Bench {
     Context(ContextArgs),
     /// `unavoce link` on a generated file of people with typo'd duplicates.
     Link(LinkBenchArgs),
+    /// The touchpoint KPI and path reports over many events, against a plain aggregate
+    /// query over the same events in the same store.
+    Reports(ReportBenchArgs),
+}
+
+#[derive(Args)]
+struct ReportBenchArgs {
+    /// Events to load.
+    #[arg(long, default_value_t = 10_000_000)]
+    events: usize,
+    /// Keep the loaded store in this folder, and reuse it when it is already there.
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
+    /// Timed runs of each query; the report gives medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 #[derive(Args)]
@@ -97,6 +113,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Bench::Identity(args) => identity(args),
         Bench::Context(args) => context(args).await,
         Bench::Link(args) => link_bench(args),
+        Bench::Reports(args) => report_bench(args).await,
     }
 }
 
@@ -415,6 +432,173 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads generated journeys into a store with the raw bulk insert, `events` in all.
+async fn load_journeys(
+    dir: &std::path::Path,
+    events: usize,
+    end: Timestamp,
+) -> anyhow::Result<Vec<unavoce_core::Touchpoint>> {
+    let registry: Vec<unavoce_core::Touchpoint> = unavoce_synthetic::journeys(1, 1, end)
+        .touchpoints
+        .into_iter()
+        .map(serde_json::from_value)
+        .collect::<Result<_, _>>()?;
+    let channels: unavoce_core::segment::TouchpointChannels =
+        registry.iter().map(|t| (t.id.clone(), t.channel)).collect();
+    let mut ctx = IntakeContext::new(end, "bench");
+    ctx.touchpoint_channels = Some(&channels);
+    let progress = indicatif::ProgressBar::new(events as u64);
+    let (mut loaded, mut first) = (0usize, 0usize);
+    while loaded < events {
+        let people = 50_000;
+        let data = unavoce_synthetic::journeys_of(first..first + people, 11, end);
+        first += people;
+        let mut rows = Vec::with_capacity(data.messages.len());
+        for (message, _) in data.messages.into_iter().take(events - loaded) {
+            let event =
+                normalise(message, &ctx, || "x".into()).map_err(|r| anyhow::anyhow!("{r}"))?;
+            rows.push(EventRow::from_event(&event)?);
+        }
+        loaded += rows.len();
+        progress.inc(rows.len() as u64);
+        let path = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            bulk_insert_baseline(&path, &rows, 50_000, Durability::Normal)
+        })
+        .await??;
+    }
+    progress.finish_and_clear();
+    Ok(registry)
+}
+
+/// The KPI and path reports over `events` events against a plain aggregate query.
+async fn report_bench(args: ReportBenchArgs) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    let end: Timestamp = "2025-03-31T00:00:00Z".parse()?;
+    println!(
+        "Report benchmark: {} events of generated journeys",
+        args.events
+    );
+    let started = Instant::now();
+    let registry = if dir.join("events.db").exists() {
+        println!("  reusing the store in {}", dir.display());
+        unavoce_synthetic::journeys(1, 1, end)
+            .touchpoints
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<Vec<unavoce_core::Touchpoint>, _>>()?
+    } else {
+        let registry = load_journeys(&dir, args.events, end).await?;
+        println!(
+            "  loaded in {:.0} s (raw bulk insert)",
+            started.elapsed().as_secs_f64()
+        );
+        registry
+    };
+    let sqlite = Arc::new(SqliteLog::open(&dir, SqliteOptions::default())?);
+    let log: Arc<dyn EventLog> = sqlite.clone();
+    let before = current_rss_kib();
+    let started = Instant::now();
+    let identity = IdentityProjection::open(
+        log.clone(),
+        IdentityRules::default_rules(),
+        Default::default(),
+    )
+    .await?;
+    let replay = started.elapsed().as_secs_f64();
+    let grown_mib = current_rss_kib().saturating_sub(before) as f64 / 1024.0;
+    let (stored, profiles, table_mib) = identity.read_with_interactions(|g, t| {
+        (
+            t.len(),
+            g.profile_count(),
+            t.heap_bytes() as f64 / (1 << 20) as f64,
+        )
+    });
+    println!(
+        "  {stored} events, {profiles} profiles; projections built from the log in {replay:.0} s; memory +{grown_mib:.0} MiB (interaction table {table_mib:.0} MiB)"
+    );
+    let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &registry).await?;
+    let reports = unavoce_engine::Reports::new(identity, touchpoints, Default::default());
+    let period = unavoce_core::analytics::Period {
+        from: Some(end - jiff::SignedDuration::from_hours(90 * 24)),
+        to: Some(end),
+    };
+    let (from, to) = (
+        end.as_microsecond() - 90 * 86_400_000_000,
+        end.as_microsecond(),
+    );
+
+    let mut baseline = Vec::new();
+    let mut counts_only = Vec::new();
+    let mut kpis = Vec::new();
+    let mut paths = Vec::new();
+    let mut checks = (0u64, 0u64);
+    for _ in 0..args.runs.max(1) {
+        let started = Instant::now();
+        let counts = sqlite.touchpoint_counts_baseline(from, to, true).await?;
+        baseline.push(started.elapsed().as_secs_f64());
+        checks.0 = counts.iter().map(|c| c.1).sum();
+        let started = Instant::now();
+        sqlite.touchpoint_counts_baseline(from, to, false).await?;
+        counts_only.push(started.elapsed().as_secs_f64());
+
+        let started = Instant::now();
+        let report = reports.kpis(period, None).await?;
+        kpis.push(started.elapsed().as_secs_f64());
+        checks.1 = report.interactions;
+
+        let started = Instant::now();
+        let report = reports.paths(period, None, 4, 20).await?;
+        paths.push(started.elapsed().as_secs_f64());
+        if report.people == 0 {
+            bail!("the path report found nobody");
+        }
+    }
+    if checks.0 != checks.1 {
+        bail!(
+            "the baseline counted {} events in the period, the KPI report {}",
+            checks.0,
+            checks.1
+        );
+    }
+    let (b, c, k, p) = (
+        median(&mut baseline),
+        median(&mut counts_only),
+        median(&mut kpis),
+        median(&mut paths),
+    );
+    println!();
+    println!(
+        "| {stored} events, median of {} runs | seconds | ratio to baseline |",
+        args.runs.max(1)
+    );
+    println!("|---|---:|---:|");
+    println!("| plain aggregate query (events, distinct senders per touchpoint) | {b:.2} | 1.00 |");
+    println!(
+        "| plain aggregate query (events per touchpoint only) | {c:.2} | {:.2} |",
+        c / b
+    );
+    println!(
+        "| touchpoint KPI report (20 figures per touchpoint and channel) | {k:.2} | {:.2} |",
+        k / b
+    );
+    println!(
+        "| path report (4 steps, Sankey + top paths) | {p:.2} | {:.2} |",
+        p / b
+    );
+    println!();
+    println!(
+        "peak memory (RSS) {:.0} MiB",
+        peak_rss_kib() as f64 / 1024.0
+    );
+    log.close().await;
+    Ok(())
+}
+
 /// `unavoce link` on generated people: time, memory and quality against the truth.
 fn link_bench(args: LinkBenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -583,6 +767,7 @@ async fn start_server(
         reports: Arc::new(unavoce_engine::Reports::new(
             identity.clone(),
             touchpoints.clone(),
+            Default::default(),
         )),
         touchpoints,
         computed_traits: Arc::new(Vec::new()),

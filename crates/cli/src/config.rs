@@ -108,6 +108,22 @@ impl IngestSection {
     }
 }
 
+/// For a command that reads a data folder: the config (as [`load`], but when neither
+/// `--config` nor `./unavoce.toml` is there, the data folder's own `unavoce.toml`, as
+/// `unavoce demo` writes it) and the data folder.
+pub fn load_for_data(
+    flag: Option<&Path>,
+    data_flag: Option<PathBuf>,
+) -> anyhow::Result<(Config, PathBuf)> {
+    let config = load(flag)?;
+    let data = crate::data_dir(data_flag, &config);
+    let in_data = data.join("unavoce.toml");
+    if flag.is_none() && !Path::new("unavoce.toml").exists() && in_data.exists() {
+        return Ok((load(Some(&in_data))?, data));
+    }
+    Ok((config, data))
+}
+
 /// The config to use: `--config FILE`, else `./unavoce.toml` if present, else defaults.
 pub fn load(flag: Option<&Path>) -> anyhow::Result<Config> {
     let path = match flag {

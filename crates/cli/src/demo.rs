@@ -95,6 +95,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .run_matching()
         .await
         .map_err(|e| anyhow::anyhow!("matching failed: {e}"))?;
+    let registry = unavoce_engine::TouchpointRegistry::open(log.clone(), &touchpoints).await?;
+    let reports = unavoce_engine::Reports::new(
+        identity,
+        registry,
+        std::sync::Arc::new(config.computed_traits()),
+    );
+    let census = reports.census(Default::default(), None).await?;
+    let kpis = reports.kpis(Default::default(), None).await?;
     unavoce_store::EventLog::close(&*log).await;
     println!(
         "Built the Voce Telecom demo in {:.1}s: {} touchpoints, {} customers, {stored} events, {quarantined} quarantined messages.",
@@ -106,6 +114,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "Matching linked {} store forms to web profiles automatically; {} possible matches await review.",
         matching.linked_automatically, matching.queued_for_review
     );
+    print_headlines(&kpis, &census);
     if args.no_serve {
         return Ok(());
     }
@@ -146,6 +155,36 @@ fn prepare_folder(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the reports say about the demo company, in a few lines.
+fn print_headlines(
+    kpis: &unavoce_core::analytics::kpis::KpiReport,
+    census: &unavoce_core::analytics::census::Census,
+) {
+    let mut busiest: Vec<_> = kpis.touchpoints.iter().collect();
+    busiest.sort_by_key(|k| std::cmp::Reverse(k.reach));
+    let top: Vec<String> = busiest
+        .iter()
+        .take(3)
+        .map(|k| {
+            format!(
+                "{} ({:.0}% of customers)",
+                k.touchpoint.as_deref().unwrap_or("?"),
+                k.share_of_customers.unwrap_or(0.0) * 100.0
+            )
+        })
+        .collect();
+    println!("Most used touchpoints: {}.", top.join(", "));
+    println!(
+        "The channel census finds {} uncovered needs, {} unregistered channels and makes {} recommendations, e.g.:",
+        census.uncovered_needs.len(),
+        census.unregistered_channels.len(),
+        census.recommendations.len()
+    );
+    for r in census.recommendations.iter().take(3) {
+        println!("  - {}", r.text);
+    }
+}
+
 fn guide(listen: &str, write_key: &str, admin_key: &str) -> String {
     format!(
         r#"
@@ -156,6 +195,11 @@ Try it:
   curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/profiles/lookup?email=customer42@example.com"
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/identity/review
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/touchpoints
+  curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/census
+  curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/kpis/touchpoints?from=2020-01-01"
+  curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/journeys/paths?steps=3"
+  curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/journeys/funnel
+  unavoce census --data ./unavoce-demo-data        (also: kpis, journeys paths|funnel|attribution)
   curl -s -u {write_key}: http://{listen}/v1/track -H 'Content-Type: application/json' \
        -d '{{"userId":"cust-00042","event":"Pricing Viewed","context":{{"touchpoint":"web-shop"}}}}'
 Press Ctrl-C to stop."#
@@ -379,6 +423,15 @@ pub fn touchpoints() -> Vec<Touchpoint> {
             Some(0.02),
         ),
         touchpoint(
+            "technician-booking",
+            "Online technician booking",
+            Web,
+            "network",
+            &["installation", "post-sale"],
+            Planned,
+            None,
+        ),
+        touchpoint(
             "other-partners",
             "Partner resellers",
             Other,
@@ -558,6 +611,13 @@ pub fn generate(customers: usize, now: Timestamp, seed: u64) -> Vec<Map<String, 
                     "library": {"name": "analytics-android"}}}),
                 );
             }
+            if rng.bool() {
+                push(
+                    ago(&mut rng, 60),
+                    json!({"type": "track", "userId": c.user_id, "event": "Push Opened",
+                    "properties": {"campaign": "tv-sport-launch"}, "context": {"touchpoint": "app-push"}}),
+                );
+            }
         }
         // Store purchases by loyalty card.
         for _ in 0..rng.usize(0..3) {
@@ -599,6 +659,15 @@ pub fn generate(customers: usize, now: Timestamp, seed: u64) -> Vec<Map<String, 
                 "context": {"touchpoint": "smart-router"}}),
             );
             let call = down + SignedDuration::from_mins(rng.i64(10..240));
+            if rng.f32() < 0.4 {
+                // The first try hung up in the queue.
+                push(
+                    call - SignedDuration::from_mins(rng.i64(3..9)),
+                    json!({"type": "track", "userId": c.user_id, "event": "Call Abandoned",
+                    "properties": {"wait_seconds": rng.u32(300..1500)},
+                    "context": {"touchpoint": "call-center-milan"}}),
+                );
+            }
             push(
                 call,
                 json!({"type": "track", "userId": c.user_id, "event": "Call Received",
@@ -635,6 +704,21 @@ pub fn generate(customers: usize, now: Timestamp, seed: u64) -> Vec<Map<String, 
                     "context": {"touchpoint": "nps-survey"}}),
                 );
             }
+        }
+        // Ads on Instagram and tickets at the station kiosk for a few.
+        if rng.f32() < 0.1 {
+            push(
+                ago(&mut rng, 70),
+                json!({"type": "track", "userId": c.user_id, "event": "Ad Clicked",
+                "properties": {"campaign": "tv-sport-launch"}, "context": {"touchpoint": "instagram"}}),
+            );
+        }
+        if rng.f32() < 0.04 {
+            push(
+                ago(&mut rng, 70),
+                json!({"type": "track", "userId": c.user_id, "event": "Ticket Printed",
+                "traits": {"loyalty_id": c.loyalty_id}, "context": {"touchpoint": "kiosk-roma-termini"}}),
+            );
         }
         // Chatbot, social and kiosk contacts for a few.
         if rng.f32() < 0.2 {

@@ -7,6 +7,7 @@ mod import;
 mod keys;
 pub(crate) mod link;
 mod profile;
+mod reports;
 mod serve;
 
 use std::io::IsTerminal;
@@ -53,6 +54,12 @@ enum Command {
     Link(link::LinkArgs),
     /// Show one person's context card, looked up by any identifier (TYPE=VALUE).
     Profile(profile::ProfileArgs),
+    /// KPIs per touchpoint or channel over a period.
+    Kpis(reports::KpiArgs),
+    /// Journeys: the most frequent paths, the funnel, attribution.
+    Journeys(reports::JourneyArgs),
+    /// The channel census: coverage of needs, usage and quality, gaps, recommendations.
+    Census(reports::CensusArgs),
     /// Run a benchmark and print its report.
     Bench(bench::BenchArgs),
 }
@@ -85,6 +92,9 @@ fn main() -> std::process::ExitCode {
             Command::Import(args) => import::run(args).await,
             Command::Profile(args) => profile::run(args).await,
             Command::Link(args) => link::run(args),
+            Command::Kpis(args) => reports::kpis(args).await,
+            Command::Journeys(args) => reports::journeys(args).await,
+            Command::Census(args) => reports::census(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -32,8 +32,7 @@ pub struct ProfileArgs {
 }
 
 pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
-    let config = config::load(args.config.as_deref())?;
-    let data = crate::data_dir(args.data, &config);
+    let (config, data) = config::load_for_data(args.config.as_deref(), args.data)?;
     if !data.join("events.db").exists() {
         bail!(
             "no event log in {}; pass --data with the server's data folder",

@@ -35,8 +35,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = config::load(args.config.as_deref())?;
-    let data = crate::data_dir(args.data, &config);
+    let (config, data) = config::load_for_data(args.config.as_deref(), args.data)?;
     let listen = args
         .listen
         .or_else(|| config.server.listen.clone())
@@ -79,7 +78,11 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let identity =
         IdentityProjection::open(log.clone(), rules, setup.config.analytics_rules()?).await?;
     identity.follow()?;
-    let reports = Arc::new(Reports::new(identity.clone(), touchpoints.clone()));
+    let reports = Arc::new(Reports::new(
+        identity.clone(),
+        touchpoints.clone(),
+        Arc::new(setup.config.computed_traits()),
+    ));
     let state = AppState {
         identity: identity.clone(),
         intake: Intake::new(log.clone())

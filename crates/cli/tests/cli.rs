@@ -178,8 +178,73 @@ fn demo_builds_a_company_with_every_channel_kind() {
         .collect();
     assert!(channels.len() >= 5, "{channels:?}");
 
-    // A second run rebuilds; a folder the demo did not make is never wiped.
+    // The census, KPIs and journeys of the demo, through the API and the command line.
+    assert!(stdout.contains("The channel census finds"), "{stdout}");
+    let census = server.admin_get("/api/census");
+    assert_eq!(
+        census["uncovered_needs"],
+        serde_json::json!(["installation"]),
+        "{census}"
+    );
+    assert_eq!(
+        census["unregistered_channels"][0]["touchpoint"],
+        "telegram-bot"
+    );
+    assert!(
+        census["recommendations"].as_array().unwrap().len() >= 3,
+        "{census}"
+    );
+    let kpis = server.admin_get("/api/kpis/touchpoints");
+    let call = kpis["touchpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["touchpoint"] == "call-center-milan")
+        .unwrap();
+    assert!(call["cases"].as_u64().unwrap() > 10, "{call}");
+    assert!(call["repeat_contact_rate"].as_f64().is_some(), "{call}");
+    let paths = server.admin_get("/api/journeys/paths?steps=3");
+    assert!(!paths["links"].as_array().unwrap().is_empty(), "{paths}");
     drop(server);
+    for args in [
+        vec!["census"],
+        vec!["kpis", "--by", "channel", "--format", "csv"],
+        vec!["journeys", "paths", "--steps", "3"],
+        vec!["journeys", "funnel", "--format", "json"],
+        vec!["journeys", "attribution", "--from", "2000-01-01"],
+        vec!["kpis", "--segment", "open_cases > 0 || resolved_cases > 0"],
+    ] {
+        let output = unavoce()
+            .args(&args)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let expected = match args[0] {
+            "census" => "No active touchpoint serves the need \"installation\"",
+            "kpis" if args[1] == "--segment" => "call-center-milan",
+            "kpis" => "touchpoint,channel,registered,interactions",
+            _ if args[1] == "paths" => "web-shop",
+            _ if args[1] == "funnel" => "\"advocacy\"",
+            _ => "last_touch",
+        };
+        assert!(text.contains(expected), "{args:?}: {text}");
+    }
+    let output = unavoce()
+        .args(["kpis", "--from", "soon", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("YYYY-MM-DD"));
+
+    // A second run rebuilds; a folder the demo did not make is never wiped.
     let other = dir.path().join("mine");
     std::fs::create_dir_all(&other).unwrap();
     let output = unavoce()

@@ -5,6 +5,7 @@
 //! clock. The edges (`unavoce-intake`, `unavoce-server`, `unavoce-store`) do the I/O.
 
 pub mod analytics;
+pub mod audience;
 pub mod channel;
 pub mod event;
 pub mod identifier;

@@ -11,5 +11,5 @@ mod touchpoints;
 
 pub use identity::{IdentityProjection, LinkDecision, LinkError, UnmergeError};
 pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};
-pub use reports::{MAX_PATH_STEPS, Reports};
+pub use reports::{AudienceMembers, MAX_PATH_STEPS, Reports};
 pub use touchpoints::{Origin, RegistryError, TouchpointRegistry};

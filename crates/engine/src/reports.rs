@@ -3,7 +3,13 @@
 //! interaction table and the identity graph (so a person's events count once, merges
 //! followed).
 
+use std::collections::HashSet;
 use std::sync::Arc;
+
+use jiff::Timestamp;
+use unavoce_core::audience::Audience;
+use unavoce_core::identity::ProfileId;
+use unavoce_core::profile::{ComputedTrait, context_card};
 
 use unavoce_core::Touchpoint;
 use unavoce_core::analytics::attribution::{AttributionReport, attribution_report};
@@ -18,20 +24,87 @@ use crate::{IdentityProjection, TouchpointRegistry};
 /// The longest path a path report follows.
 pub const MAX_PATH_STEPS: usize = 10;
 
+/// Profiles read from the log per step when evaluating an audience.
+const AUDIENCE_PAGE: usize = 2_000;
+
+/// The people of an audience, as evaluated now.
+#[derive(Debug, Clone, Default)]
+pub struct AudienceMembers {
+    pub members: HashSet<ProfileId>,
+    /// Profiles the expression was evaluated for.
+    pub evaluated: u64,
+    /// Profiles for which it failed (counted as outside the audience).
+    pub errors: u64,
+    /// The first failure, to show the user.
+    pub first_error: Option<String>,
+}
+
 /// Runs reports over what the projections hold.
 pub struct Reports {
     identity: Arc<IdentityProjection>,
     registry: Arc<TouchpointRegistry>,
+    computed: Arc<Vec<ComputedTrait>>,
 }
 
 impl Reports {
-    pub fn new(identity: Arc<IdentityProjection>, registry: Arc<TouchpointRegistry>) -> Self {
-        Reports { identity, registry }
+    pub fn new(
+        identity: Arc<IdentityProjection>,
+        registry: Arc<TouchpointRegistry>,
+        computed: Arc<Vec<ComputedTrait>>,
+    ) -> Self {
+        Reports {
+            identity,
+            registry,
+            computed,
+        }
+    }
+
+    /// Evaluates an audience over every profile, from each person's events at `now`.
+    pub async fn audience(
+        &self,
+        audience: &Audience,
+        now: Timestamp,
+    ) -> Result<AudienceMembers, StoreError> {
+        self.identity.catch_up().await?;
+        let profiles: Vec<(ProfileId, Vec<i64>)> = self.identity.read(|graph| {
+            graph
+                .profiles_after(None)
+                .map(|node| (node.id, node.events.clone()))
+                .collect()
+        });
+        let mut result = AudienceMembers::default();
+        for page in profiles.chunks(AUDIENCE_PAGE) {
+            let seqs: Vec<i64> = page.iter().flat_map(|(_, e)| e.iter().copied()).collect();
+            let events = self.identity.log().events_at(seqs).await?;
+            let by_seq: std::collections::HashMap<i64, &unavoce_core::Event> =
+                events.iter().map(|e| (e.seq, &e.event)).collect();
+            for (id, seqs) in page {
+                let mine: Vec<&unavoce_core::Event> =
+                    seqs.iter().filter_map(|s| by_seq.get(s).copied()).collect();
+                let card = context_card(&id.to_string(), Vec::new(), &mine, &self.computed, now);
+                result.evaluated += 1;
+                match audience.matches(&card) {
+                    Ok(true) => {
+                        result.members.insert(*id);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        result.errors += 1;
+                        result.first_error.get_or_insert_with(|| e.to_string());
+                    }
+                }
+            }
+        }
+        Ok(result)
     }
 
     /// KPIs per touchpoint and per channel.
-    pub async fn kpis(&self, period: Period) -> Result<KpiReport, StoreError> {
-        self.run(period, kpi_report).await
+    pub async fn kpis(
+        &self,
+        period: Period,
+        audience: Option<&AudienceMembers>,
+    ) -> Result<KpiReport, StoreError> {
+        self.run(period, audience, kpi_report).await
     }
 
     /// The most frequent paths of up to `steps` touchpoints (at most
@@ -39,33 +112,49 @@ impl Reports {
     pub async fn paths(
         &self,
         period: Period,
+        audience: Option<&AudienceMembers>,
         steps: usize,
         top: usize,
     ) -> Result<PathReport, StoreError> {
         let steps = steps.clamp(1, MAX_PATH_STEPS);
-        self.run(period, |view| path_report(view, steps, top)).await
-    }
-
-    /// The funnel by stage.
-    pub async fn funnel(&self, period: Period) -> Result<FunnelReport, StoreError> {
-        self.run(period, funnel_report).await
-    }
-
-    /// Attribution of the period's conversions to touchpoints.
-    pub async fn attribution(&self, period: Period) -> Result<AttributionReport, StoreError> {
-        self.run(period, attribution_report).await
-    }
-
-    /// The channel census.
-    pub async fn census(&self, period: Period) -> Result<Census, StoreError> {
-        self.run(period, |view| census(view, &kpi_report(view)))
+        self.run(period, audience, |view| path_report(view, steps, top))
             .await
     }
 
-    /// Catches up with the log, then runs `report` over a view of everything applied.
+    /// The funnel by stage.
+    pub async fn funnel(
+        &self,
+        period: Period,
+        audience: Option<&AudienceMembers>,
+    ) -> Result<FunnelReport, StoreError> {
+        self.run(period, audience, funnel_report).await
+    }
+
+    /// Attribution of the period's conversions to touchpoints.
+    pub async fn attribution(
+        &self,
+        period: Period,
+        audience: Option<&AudienceMembers>,
+    ) -> Result<AttributionReport, StoreError> {
+        self.run(period, audience, attribution_report).await
+    }
+
+    /// The channel census.
+    pub async fn census(
+        &self,
+        period: Period,
+        audience: Option<&AudienceMembers>,
+    ) -> Result<Census, StoreError> {
+        self.run(period, audience, |view| census(view, &kpi_report(view)))
+            .await
+    }
+
+    /// Catches up with the log, then runs `report` over a view of everything applied,
+    /// counting only the audience's people when there is one.
     async fn run<R>(
         &self,
         period: Period,
+        audience: Option<&AudienceMembers>,
         report: impl FnOnce(&View) -> R,
     ) -> Result<R, StoreError> {
         self.identity.catch_up().await?;
@@ -76,7 +165,11 @@ impl Reports {
             // People are numbered in profile order; each row gets its event's profile.
             let mut people = vec![NO_PERSON; table.len()];
             let mut person_count = 0u32;
+            let mut included = Vec::new();
             for node in graph.profiles_after(None) {
+                if let Some(audience) = audience {
+                    included.push(audience.members.contains(&node.id));
+                }
                 for &seq in &node.events {
                     if let Some(row) = table.position(seq) {
                         people[row] = person_count;
@@ -91,7 +184,7 @@ impl Reports {
                 touchpoints: &touchpoints,
                 rules: &rules,
                 period,
-                audience: None,
+                audience: audience.map(|_| included.as_slice()),
             };
             report(&view)
         }))

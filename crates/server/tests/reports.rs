@@ -25,6 +25,7 @@ struct Raw {
     touchpoint: Option<String>,
     channel: Option<String>,
     props: Map<String, Value>,
+    traits: Map<String, Value>,
 }
 
 impl Raw {
@@ -110,6 +111,11 @@ async fn fixture() -> Fixture {
                 channel,
                 props: m
                     .get("properties")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
+                traits: m
+                    .get("traits")
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default(),
@@ -352,6 +358,64 @@ async fn touchpoint_kpis_agree_with_an_independent_count() {
     let text = csv.json.as_str().unwrap().to_string();
     assert!(text.starts_with("touchpoint,channel,registered,interactions"));
     assert_eq!(text.lines().count(), expected.len() + 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segment_narrows_the_kpis_to_its_people() {
+    let f = fixture().await;
+    // The people who told us they live in Rome.
+    let romans: BTreeSet<usize> = f
+        .raw
+        .iter()
+        .filter(|r| r.kind == "identify" && r.traits.get("city") == Some(&json!("Roma")))
+        .map(|r| r.person)
+        .collect();
+    let segment = "traits.city%20%3D%3D%20%27Roma%27";
+    let api = f
+        .server
+        .get(&format!(
+            "/api/kpis/touchpoints?from={FROM}&to={TO}&segment={segment}"
+        ))
+        .await;
+    assert_eq!(api["segment"]["people"], romans.len(), "{}", api["segment"]);
+    assert_eq!(api["segment"]["errors"], 0);
+    let theirs: Vec<Raw> = f
+        .raw
+        .iter()
+        .filter(|r| romans.contains(&r.person))
+        .cloned()
+        .collect();
+    let expected = expected_kpis(&theirs, &f.registry);
+    let rows = api["touchpoints"].as_array().unwrap();
+    assert_eq!(rows.len(), expected.len());
+    for row in rows {
+        let tp = row["touchpoint"].as_str().unwrap();
+        for (field, value) in &expected[tp] {
+            close(&row[*field], *value, &format!("{tp}.{field}"));
+        }
+    }
+    // Every other report takes it too; a bad expression is refused with the reason.
+    let funnel = f
+        .server
+        .get(&format!("/api/journeys/funnel?segment={segment}"))
+        .await;
+    assert_eq!(funnel["segment"]["people"], romans.len());
+    let bad = f
+        .server
+        .admin(
+            "GET",
+            "/api/census?segment=trait.city%20%3D%3D%20%27Roma%27",
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json["error"]["code"], "invalid_segment");
+    assert!(
+        bad.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("trait")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -76,9 +76,18 @@ const REGISTRY: [Registered; 9] = [
     ),
 ];
 
+const CITIES: [&str; 3] = ["Roma", "Milano", "Napoli"];
+
 /// Generates `people` people's journeys over the 90 days before `end`.
 pub fn journeys(people: usize, seed: u64, end: Timestamp) -> JourneyDataset {
-    let mut rng = fastrand::Rng::with_seed(seed);
+    journeys_of(0..people, seed, end)
+}
+
+/// Generates the journeys of people numbered `people` (so a large dataset can be made
+/// in parts), over the 90 days before `end`.
+pub fn journeys_of(people: std::ops::Range<usize>, seed: u64, end: Timestamp) -> JourneyDataset {
+    let (count, first) = (people.len(), people.start);
+    let mut rng = fastrand::Rng::with_seed(seed ^ people.start as u64);
     let start = end - SignedDuration::from_hours(90 * 24);
     let mut out: Vec<(Timestamp, Map<String, Value>, usize)> = Vec::new();
     let mut push = |at: Timestamp, person: usize, message: Value| {
@@ -88,7 +97,7 @@ pub fn journeys(people: usize, seed: u64, end: Timestamp) -> JourneyDataset {
         }
     };
     let mut cases = 0usize;
-    for p in 0..people {
+    for p in people {
         let user = format!("user-{p:05}");
         let anon = format!("anon-{p:05}");
         let mut t = start + SignedDuration::from_mins(rng.i64(0..60 * 24 * 40));
@@ -115,7 +124,8 @@ pub fn journeys(people: usize, seed: u64, end: Timestamp) -> JourneyDataset {
             at,
             p,
             json!({"type": "identify", "userId": user, "anonymousId": anon,
-                "traits": {"email": format!("person{p}@example.com")},
+                "traits": {"email": format!("person{p}@example.com"),
+                    "city": CITIES[p % CITIES.len()]},
                 "context": {"touchpoint": "web-shop"}}),
         );
         for _ in 0..rng.usize(0..4) {
@@ -232,11 +242,14 @@ pub fn journeys(people: usize, seed: u64, end: Timestamp) -> JourneyDataset {
             .into_iter()
             .enumerate()
             .map(|(i, (_, mut m, p))| {
-                m.insert("messageId".into(), format!("journey-{seed}-{i}").into());
+                m.insert(
+                    "messageId".into(),
+                    format!("journey-{seed}-{first}-{i}").into(),
+                );
                 (m, p)
             })
             .collect(),
         touchpoints,
-        people,
+        people: count,
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 mod journeys;
-pub use journeys::{JourneyDataset, journeys};
+pub use journeys::{JourneyDataset, journeys, journeys_of};
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};

@@ -39,6 +39,18 @@ impl Period {
     }
 }
 
+/// A period bound as people write it: an RFC 3339 time, or a `YYYY-MM-DD` date
+/// (midnight UTC).
+pub fn parse_time(text: &str) -> Option<Timestamp> {
+    let text = text.trim();
+    text.parse::<Timestamp>().ok().or_else(|| {
+        text.parse::<jiff::civil::Date>()
+            .ok()
+            .and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
+            .map(|z| z.timestamp())
+    })
+}
+
 /// What every report reads.
 #[derive(Clone, Copy)]
 pub struct View<'a> {

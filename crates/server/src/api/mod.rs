@@ -14,7 +14,6 @@ use crate::AppState;
 
 pub use import::IMPORT_BODY_LIMIT;
 pub use profiles::{live_profile, profile_id};
-pub use reports::parse_time;
 
 /// The `/api/` routes.
 pub fn routes() -> Router<AppState> {

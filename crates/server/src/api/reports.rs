@@ -1,7 +1,7 @@
 //! The read side's reports: `GET /api/kpis/touchpoints`, `/api/kpis/channels`,
 //! `/api/journeys/paths`, `/api/journeys/funnel`, `/api/journeys/attribution` and
-//! `/api/census`. Each takes `from` and `to` (RFC 3339 or `YYYY-MM-DD`, UTC) and
-//! `format=json|csv`.
+//! `/api/census`. Each takes `from` and `to` (RFC 3339 or `YYYY-MM-DD`, UTC),
+//! `segment` (an audience expression: only its people count) and `format=json|csv`.
 
 use std::collections::HashMap;
 
@@ -11,10 +11,12 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Serialize;
-use unavoce_core::analytics::Period;
 use unavoce_core::analytics::tabular::{
     CENSUS_SECTIONS, Table, attribution_table, census_table, funnel_table, kpi_table, link_table,
 };
+use unavoce_core::analytics::{Period, parse_time};
+use unavoce_core::audience::Audience;
+use unavoce_engine::AudienceMembers;
 
 use super::parse_param;
 use crate::AppState;
@@ -27,12 +29,13 @@ pub async fn touchpoint_kpis(
     State(state): State<AppState>,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
-    let (period, csv) = (period(&p)?, wants_csv(&p)?);
-    let report = state.reports.kpis(period).await?;
+    let scope = Scope::of(&state, &p).await?;
+    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
+    let report = state.reports.kpis(period, audience).await?;
     if csv {
         return Ok(csv_response(&kpi_table(&report.touchpoints)));
     }
-    Ok(json_with_period(&report, period))
+    Ok(scope.json(&report))
 }
 
 /// `GET /api/kpis/channels`: KPIs per channel.
@@ -40,21 +43,22 @@ pub async fn channel_kpis(
     State(state): State<AppState>,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
-    let (period, csv) = (period(&p)?, wants_csv(&p)?);
-    let report = state.reports.kpis(period).await?;
+    let scope = Scope::of(&state, &p).await?;
+    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
+    let report = state.reports.kpis(period, audience).await?;
     if csv {
         return Ok(csv_response(&kpi_table(&report.channels)));
     }
-    Ok(json_with_period(
+    Ok(scope.json(
         &serde_json::json!({"people": report.people, "interactions": report.interactions, "channels": report.channels}),
-        period,
     ))
 }
 
 /// `GET /api/journeys/paths?steps=&top=`: Sankey `nodes` and `links`, and the most
 /// frequent whole paths.
 pub async fn paths(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
-    let (period, csv) = (period(&p)?, wants_csv(&p)?);
+    let scope = Scope::of(&state, &p).await?;
+    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
     let steps = parse_param::<usize>("steps", p.get("steps"))?.unwrap_or(4);
     if !(1..=unavoce_engine::MAX_PATH_STEPS).contains(&steps) {
         return Err(ApiError::bad_request(
@@ -66,21 +70,22 @@ pub async fn paths(State(state): State<AppState>, Query(p): Params) -> Result<Re
         ));
     }
     let top = parse_param::<usize>("top", p.get("top"))?.unwrap_or(20);
-    let report = state.reports.paths(period, steps, top).await?;
+    let report = state.reports.paths(period, audience, steps, top).await?;
     if csv {
         return Ok(csv_response(&link_table(&report)));
     }
-    Ok(json_with_period(&report, period))
+    Ok(scope.json(&report))
 }
 
 /// `GET /api/journeys/funnel`: people at each stage, conversion and drop-off.
 pub async fn funnel(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
-    let (period, csv) = (period(&p)?, wants_csv(&p)?);
-    let report = state.reports.funnel(period).await?;
+    let scope = Scope::of(&state, &p).await?;
+    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
+    let report = state.reports.funnel(period, audience).await?;
     if csv {
         return Ok(csv_response(&funnel_table(&report)));
     }
-    Ok(json_with_period(&report, period))
+    Ok(scope.json(&report))
 }
 
 /// `GET /api/journeys/attribution`: conversions credited to touchpoints, four models.
@@ -88,18 +93,20 @@ pub async fn attribution(
     State(state): State<AppState>,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
-    let (period, csv) = (period(&p)?, wants_csv(&p)?);
-    let report = state.reports.attribution(period).await?;
+    let scope = Scope::of(&state, &p).await?;
+    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
+    let report = state.reports.attribution(period, audience).await?;
     if csv {
         return Ok(csv_response(&attribution_table(&report)));
     }
-    Ok(json_with_period(&report, period))
+    Ok(scope.json(&report))
 }
 
 /// `GET /api/census?format=csv&section=`: the channel census.
 pub async fn census(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
-    let (period, csv) = (period(&p)?, wants_csv(&p)?);
-    let report = state.reports.census(period).await?;
+    let scope = Scope::of(&state, &p).await?;
+    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
+    let report = state.reports.census(period, audience).await?;
     if csv {
         let section = p.get("section").map_or("usage", String::as_str);
         let table = census_table(&report, section).ok_or_else(|| {
@@ -113,7 +120,61 @@ pub async fn census(State(state): State<AppState>, Query(p): Params) -> Result<R
         })?;
         return Ok(csv_response(&table));
     }
-    Ok(json_with_period(&report, period))
+    Ok(scope.json(&report))
+}
+
+/// What a report request narrows to: its period and audience, and how to answer.
+struct Scope {
+    period: Period,
+    csv: bool,
+    segment: Option<String>,
+    audience: Option<AudienceMembers>,
+}
+
+impl Scope {
+    async fn of(state: &AppState, p: &HashMap<String, String>) -> Result<Scope, ApiError> {
+        let (period, csv) = (period(p)?, wants_csv(p)?);
+        let segment = p.get("segment").filter(|s| !s.trim().is_empty()).cloned();
+        let audience = match &segment {
+            Some(text) => {
+                let audience = Audience::parse(text)
+                    .map_err(|e| ApiError::bad_request("invalid_segment", e.to_string()))?;
+                Some(state.reports.audience(&audience, Timestamp::now()).await?)
+            }
+            None => None,
+        };
+        Ok(Scope {
+            period,
+            csv,
+            segment,
+            audience,
+        })
+    }
+
+    /// The report's JSON with the period (`from`, `to`) and the audience it covers.
+    fn json(&self, report: &impl Serialize) -> Response {
+        let mut value = serde_json::to_value(report).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.insert(
+                "from".into(),
+                self.period.from.map(|t| t.to_string()).into(),
+            );
+            object.insert("to".into(), self.period.to.map(|t| t.to_string()).into());
+            if let (Some(segment), Some(a)) = (&self.segment, &self.audience) {
+                object.insert(
+                    "segment".into(),
+                    serde_json::json!({
+                        "expression": segment,
+                        "people": a.members.len(),
+                        "evaluated": a.evaluated,
+                        "errors": a.errors,
+                        "first_error": a.first_error,
+                    }),
+                );
+            }
+        }
+        Json(value).into_response()
+    }
 }
 
 /// The period of `from` and `to`.
@@ -129,16 +190,6 @@ fn period(p: &HashMap<String, String>) -> Result<Period, ApiError> {
         ));
     }
     Ok(Period { from, to })
-}
-
-/// A time: RFC 3339, or a date (midnight UTC).
-pub fn parse_time(text: &str) -> Option<Timestamp> {
-    text.parse::<Timestamp>().ok().or_else(|| {
-        text.parse::<jiff::civil::Date>()
-            .ok()
-            .and_then(|d| d.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
-            .map(|z| z.timestamp())
-    })
 }
 
 fn time_param(name: &str, value: Option<&String>) -> Result<Option<Timestamp>, ApiError> {
@@ -172,14 +223,4 @@ fn csv_response(table: &Table) -> Response {
         table.to_csv(),
     )
         .into_response()
-}
-
-/// The report's JSON with the period it covers added as `from` and `to`.
-fn json_with_period(report: &impl Serialize, period: Period) -> Response {
-    let mut value = serde_json::to_value(report).unwrap_or_default();
-    if let Some(object) = value.as_object_mut() {
-        object.insert("from".into(), period.from.map(|t| t.to_string()).into());
-        object.insert("to".into(), period.to.map(|t| t.to_string()).into());
-    }
-    Json(value).into_response()
 }

@@ -66,6 +66,7 @@ pub async fn server_with(options: SqliteOptions) -> TestServer {
         reports: Arc::new(unavoce_engine::Reports::new(
             identity.clone(),
             touchpoints.clone(),
+            Arc::new(unavoce_core::profile::default_computed_traits()),
         )),
         touchpoints,
         computed_traits: Arc::new(unavoce_core::profile::default_computed_traits()),

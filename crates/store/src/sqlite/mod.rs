@@ -173,6 +173,39 @@ impl SqliteLog {
         &self.path
     }
 
+    /// A plain aggregate over the log — per touchpoint, events and distinct senders
+    /// (`user_id`, else `anonymous_id`) with timestamps in `[from, to)` microseconds —
+    /// straight from the table's columns: the baseline the report benchmark compares
+    /// the touchpoint KPI and path reports against.
+    /// Without `distinct`, only the events are counted.
+    pub async fn touchpoint_counts_baseline(
+        &self,
+        from: i64,
+        to: i64,
+        distinct: bool,
+    ) -> Result<Vec<(Option<String>, u64, u64)>, StoreError> {
+        self.read(move |conn| {
+            let senders = if distinct {
+                "count(DISTINCT coalesce(user_id, anonymous_id))"
+            } else {
+                "0"
+            };
+            let mut statement = conn.prepare(&format!(
+                "SELECT touchpoint, count(*), {senders}
+                 FROM events WHERE timestamp >= ?1 AND timestamp < ?2 GROUP BY touchpoint"
+            ))?;
+            let rows = statement.query_map([from, to], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
     async fn submit(&self, op: Op) -> Result<Done, StoreError> {
         let (reply, answer) = oneshot::channel();
         {

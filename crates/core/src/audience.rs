@@ -1,0 +1,185 @@
+//! Audiences: who a report or a message is about, as a CEL expression over a person's
+//! profile — `traits.city == "Roma" && computed.orders_90d > 0`, `open_cases > 0`,
+//! `consents.promotional`, `stage == "loyal"`.
+//!
+//! The variables an expression can use are fixed ([`VARIABLES`]) and checked when the
+//! expression is parsed, so a typo is an error at once rather than an empty audience.
+//! An absent trait is not an error: a person without it is not in the audience (write
+//! `has(traits.city)` to test for it).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::profile::ContextCard;
+
+/// The variables an expression may use.
+pub const VARIABLES: [&str; 7] = [
+    "traits",
+    "computed",
+    "stage",
+    "open_cases",
+    "resolved_cases",
+    "consents",
+    "preferred_channel",
+];
+
+/// Why an expression is not acceptable, or could not be evaluated for a person.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AudienceError {
+    #[error("the expression is empty")]
+    Empty,
+    #[error("the expression does not parse: {0}")]
+    Syntax(String),
+    #[error("the expression uses {0:?}, which is not a profile variable; use {list}", list = VARIABLES.join(", "))]
+    UnknownVariable(String),
+    #[error("the expression gave {0} rather than true or false")]
+    NotABoolean(String),
+    #[error("the expression failed: {0}")]
+    Evaluation(String),
+}
+
+/// A parsed audience expression.
+pub struct Audience {
+    text: String,
+    program: cel::Program,
+}
+
+impl std::fmt::Debug for Audience {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Audience").field(&self.text).finish()
+    }
+}
+
+impl Audience {
+    /// Parses and checks an expression.
+    pub fn parse(text: &str) -> Result<Self, AudienceError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(AudienceError::Empty);
+        }
+        // The parser reports errors by panicking on some inputs; contain it.
+        let compiled = std::panic::catch_unwind(|| cel::Program::compile(text))
+            .map_err(|_| AudienceError::Syntax("unreadable expression".into()))?;
+        let program = compiled.map_err(|e| AudienceError::Syntax(e.to_string()))?;
+        if let Some(unknown) = program
+            .references()
+            .variables()
+            .into_iter()
+            .find(|v| !VARIABLES.contains(v))
+        {
+            return Err(AudienceError::UnknownVariable(unknown.to_string()));
+        }
+        Ok(Audience {
+            text: text.to_string(),
+            program,
+        })
+    }
+
+    /// The expression as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the person of this card is in the audience. A missing trait or key
+    /// means "no"; any other failure is an error (the caller decides what it costs).
+    pub fn matches(&self, card: &ContextCard) -> Result<bool, AudienceError> {
+        let mut context = cel::Context::default();
+        for (name, value) in facts(card) {
+            let value =
+                cel::to_value(value).map_err(|e| AudienceError::Evaluation(e.to_string()))?;
+            context.add_variable_from_value(name, value);
+        }
+        match self.program.execute(&context) {
+            Ok(cel::Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(AudienceError::NotABoolean(format!("{other:?}"))),
+            Err(cel::ExecutionError::NoSuchKey(_)) => Ok(false),
+            Err(e) => Err(AudienceError::Evaluation(e.to_string())),
+        }
+    }
+}
+
+/// The card as the expression's variables.
+fn facts(card: &ContextCard) -> Vec<(&'static str, Value)> {
+    // A purpose is consented when its latest all-channel answer, or any channel's, is yes.
+    let mut consents: BTreeMap<&str, bool> = BTreeMap::new();
+    for line in &card.consents {
+        let entry = consents.entry(line.purpose.as_str()).or_insert(false);
+        *entry |= line.granted;
+    }
+    vec![
+        ("traits", json!(card.traits)),
+        ("computed", json!(card.computed_traits)),
+        ("stage", json!(card.lifecycle_stage)),
+        ("open_cases", json!(card.open_cases.len())),
+        ("resolved_cases", json!(card.resolved_cases)),
+        ("consents", json!(consents)),
+        ("preferred_channel", json!(card.preferred_channel)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::context_card;
+    use crate::segment::{IntakeContext, normalise};
+
+    fn card(messages: &[Value]) -> ContextCard {
+        let ctx = IntakeContext::new("2024-06-30T00:00:00Z".parse().unwrap(), "test");
+        let events: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                normalise(m.as_object().unwrap().clone(), &ctx, || format!("m{i}")).unwrap()
+            })
+            .collect();
+        let refs: Vec<_> = events.iter().collect();
+        context_card(
+            "p-1",
+            Vec::new(),
+            &refs,
+            &crate::profile::default_computed_traits(),
+            "2024-06-30T00:00:00Z".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn expressions_select_people_by_traits_cases_and_consents() {
+        let giulia = card(&[
+            json!({"type": "identify", "userId": "u", "traits": {"city": "Roma", "age": 41},
+                "timestamp": "2024-06-01T00:00:00Z"}),
+            json!({"type": "track", "userId": "u", "event": "Case Opened",
+                "properties": {"case_id": "C1"}, "timestamp": "2024-06-02T00:00:00Z"}),
+            json!({"type": "track", "userId": "u", "event": "Consent Given",
+                "properties": {"purpose": "promotional"}, "timestamp": "2024-06-02T00:00:00Z"}),
+        ]);
+        let anonymous = card(&[json!({"type": "page", "anonymousId": "a", "name": "Home",
+            "timestamp": "2024-06-01T00:00:00Z"})]);
+        let check =
+            |text: &str, card: &ContextCard| Audience::parse(text).unwrap().matches(card).unwrap();
+        assert!(check("traits.city == 'Roma' && traits.age > 40", &giulia));
+        assert!(check("open_cases > 0 && consents.promotional", &giulia));
+        assert!(!check("traits.city == 'Roma'", &anonymous));
+        assert!(check("!has(traits.city)", &anonymous));
+        assert!(check("stage == 'prospect'", &giulia));
+    }
+
+    #[test]
+    fn bad_expressions_are_refused_with_the_reason() {
+        assert_eq!(Audience::parse("  ").unwrap_err(), AudienceError::Empty);
+        assert!(matches!(
+            Audience::parse("traits.city ==").unwrap_err(),
+            AudienceError::Syntax(_)
+        ));
+        assert_eq!(
+            Audience::parse("trait.city == 'Roma'").unwrap_err(),
+            AudienceError::UnknownVariable("trait".into())
+        );
+        let giulia =
+            card(&[json!({"type": "identify", "userId": "u", "traits": {"city": "Roma"}})]);
+        assert!(matches!(
+            Audience::parse("traits.city").unwrap().matches(&giulia),
+            Err(AudienceError::NotABoolean(_))
+        ));
+    }
+}

@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use unavoce_core::analytics::tabular::{
-    CENSUS_SECTIONS, Table, attribution_table, census_table, funnel_table, kpi_table, link_table,
-    path_table,
+    CENSUS_SECTIONS, CensusSection, Table, attribution_table, census_table, funnel_table,
+    kpi_table, link_table, path_table,
 };
 use unavoce_core::analytics::{Period, parse_time};
 use unavoce_core::audience::Audience;
@@ -266,16 +266,17 @@ pub async fn census(args: CensusArgs) -> anyhow::Result<()> {
         (None, Format::Csv) => vec!["usage"],
         (None, _) => CENSUS_SECTIONS.to_vec(),
     };
-    let titles = |s: &str| match s {
-        "coverage" => "Coverage: customer needs × touchpoints",
-        "usage" => "Usage and quality per touchpoint",
-        "unregistered" => "Channels customers use that are not registered",
-        _ => "Recommendations",
-    };
-    let tables: Vec<(&str, Table)> = sections
-        .iter()
-        .filter_map(|s| census_table(&report, s).map(|t| (titles(s), t)))
-        .collect();
+    let mut tables: Vec<(&str, Table)> = Vec::new();
+    for name in sections {
+        let section: CensusSection = name.parse().map_err(anyhow::Error::msg)?;
+        let title = match section {
+            CensusSection::Coverage => "Coverage: customer needs × touchpoints",
+            CensusSection::Usage => "Usage and quality per touchpoint",
+            CensusSection::Unregistered => "Channels customers use that are not registered",
+            CensusSection::Recommendations => "Recommendations",
+        };
+        tables.push((title, census_table(&report, section)));
+    }
     print(args.common.format, &report, &tables)?;
     if args.common.format == Format::Table && args.section.is_none() {
         // The recommendations read better as sentences than as a table.

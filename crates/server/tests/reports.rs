@@ -178,16 +178,46 @@ fn by_person(raw: &[Raw]) -> BTreeMap<usize, Vec<&Raw>> {
 }
 
 /// The touchpoint KPIs, computed the long way.
+/// What KPIs are grouped by.
+#[derive(Clone, Copy, PartialEq)]
+enum By {
+    Touchpoint,
+    Channel,
+}
+
 fn expected_kpis(
     raw: &[Raw],
     registry: &[Value],
 ) -> BTreeMap<String, BTreeMap<&'static str, Option<f64>>> {
+    expected_kpis_by(raw, registry, By::Touchpoint)
+}
+
+fn expected_kpis_by(
+    raw: &[Raw],
+    registry: &[Value],
+    by: By,
+) -> BTreeMap<String, BTreeMap<&'static str, Option<f64>>> {
+    let key = |r: &Raw| -> Option<String> {
+        match by {
+            By::Touchpoint => r.touchpoint.clone(),
+            By::Channel => r.channel.clone(),
+        }
+    };
+    // A survey counts for the touchpoint it rates, or that touchpoint's channel.
+    let rated = |r: &Raw| -> Option<String> {
+        let about = r.props.get("about_touchpoint").and_then(Value::as_str)?;
+        match by {
+            By::Touchpoint => Some(about.to_string()),
+            By::Channel => registry
+                .iter()
+                .find(|t| t["id"] == about)
+                .and_then(|t| t["channel"].as_str())
+                .map(str::to_string),
+        }
+    };
     let period: Vec<&Raw> = raw.iter().filter(|r| r.in_period()).collect();
     let people: BTreeSet<usize> = period.iter().map(|r| r.person).collect();
-    let touchpoints: BTreeSet<&str> = period
-        .iter()
-        .filter_map(|r| r.touchpoint.as_deref())
-        .collect();
+    let groups: BTreeSet<String> = period.iter().filter_map(|r| key(r)).collect();
     let goals: Vec<&Raw> = raw
         .iter()
         .filter(|r| r.kind == "track" && r.name == "Order Completed")
@@ -203,10 +233,11 @@ fn expected_kpis(
         list.sort_by_key(|r| r.at);
     }
     let mut out = BTreeMap::new();
-    for tp in touchpoints {
+    for tp in &groups {
+        let tp = tp.as_str();
         let here: Vec<&&Raw> = period
             .iter()
-            .filter(|r| r.touchpoint.as_deref() == Some(tp))
+            .filter(|r| key(r).as_deref() == Some(tp))
             .collect();
         let reach: BTreeSet<usize> = here.iter().map(|r| r.person).collect();
         let converted: BTreeSet<usize> = here
@@ -222,16 +253,13 @@ fn expected_kpis(
             .collect();
         let surveys: Vec<&&Raw> = period
             .iter()
-            .filter(|r| {
-                r.name == "Survey Answered"
-                    && r.props.get("about_touchpoint").and_then(Value::as_str) == Some(tp)
-            })
+            .filter(|r| r.name == "Survey Answered" && rated(r).as_deref() == Some(tp))
             .collect();
         let csat: Vec<f64> = surveys.iter().filter_map(|r| r.num("csat")).collect();
         let nps: Vec<f64> = surveys.iter().filter_map(|r| r.num("nps")).collect();
         let opened_here: Vec<&Vec<&Raw>> = cases
             .values()
-            .filter(|c| c[0].in_period() && c[0].touchpoint.as_deref() == Some(tp))
+            .filter(|c| c[0].in_period() && key(c[0]).as_deref() == Some(tp))
             .collect();
         let contacts = |c: &Vec<&Raw>| -> Vec<Option<String>> {
             c.iter()
@@ -259,7 +287,7 @@ fn expected_kpis(
         for c in cases.values().filter(|c| c[0].in_period()) {
             let list: Vec<&&Raw> = c.iter().filter(|r| r.name != "Case Resolved").collect();
             for pair in list.windows(2) {
-                if pair[0].touchpoint.as_deref() == Some(tp) {
+                if key(pair[0]).as_deref() == Some(tp) {
                     followed += 1;
                     switched += usize::from(pair[0].channel != pair[1].channel);
                 }
@@ -273,7 +301,7 @@ fn expected_kpis(
             .count();
         let cost = registry
             .iter()
-            .find(|t| t["id"] == tp)
+            .find(|t| t["id"] == tp && by == By::Touchpoint)
             .and_then(|t| t["cost_per_interaction"].as_f64())
             .map(|c| c * here.len() as f64);
         let mut k: BTreeMap<&'static str, Option<f64>> = BTreeMap::new();
@@ -340,6 +368,22 @@ async fn touchpoint_kpis_agree_with_an_independent_count() {
             close(&row[*field], *value, &format!("{tp}.{field}"));
         }
     }
+    // The same per channel.
+    let api = f
+        .server
+        .get(&format!("/api/kpis/channels?from={FROM}&to={TO}"))
+        .await;
+    let expected_channels = expected_kpis_by(&f.raw, &f.registry, By::Channel);
+    let rows = api["channels"].as_array().unwrap();
+    assert_eq!(rows.len(), expected_channels.len(), "{api}");
+    for row in rows {
+        let channel = row["channel"].as_str().unwrap();
+        for (field, value) in &expected_channels[channel] {
+            close(&row[*field], *value, &format!("{channel}.{field}"));
+        }
+    }
+    assert!(expected_channels["phone"]["nps"].is_some());
+
     // The figures mean something on this data.
     let call = &expected["call-center"];
     assert!(call["cases"].unwrap() > 20.0 && call["repeat_contact_rate"].unwrap() > 0.1);

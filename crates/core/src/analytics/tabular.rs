@@ -182,13 +182,39 @@ pub fn attribution_table(report: &AttributionReport) -> Table {
     table
 }
 
-/// The sections of the census, each as a table.
+/// The names of the census's sections, each a table.
 pub const CENSUS_SECTIONS: [&str; 4] = ["coverage", "usage", "unregistered", "recommendations"];
 
-/// One section of the census (see [`CENSUS_SECTIONS`]); `None` for an unknown name.
-pub fn census_table(census: &Census, section: &str) -> Option<Table> {
+/// A section of the census.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CensusSection {
+    Coverage,
+    Usage,
+    Unregistered,
+    Recommendations,
+}
+
+impl std::str::FromStr for CensusSection {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "coverage" => Ok(Self::Coverage),
+            "usage" => Ok(Self::Usage),
+            "unregistered" => Ok(Self::Unregistered),
+            "recommendations" => Ok(Self::Recommendations),
+            other => Err(format!(
+                "the census's sections are {}; got {other:?}",
+                CENSUS_SECTIONS.join(", ")
+            )),
+        }
+    }
+}
+
+/// One section of the census as a table.
+pub fn census_table(census: &Census, section: CensusSection) -> Table {
     match section {
-        "coverage" => {
+        CensusSection::Coverage => {
             // needs × touchpoints: "active", "planned" or empty.
             let mut touchpoints: Vec<&String> = census
                 .coverage
@@ -213,9 +239,9 @@ pub fn census_table(census: &Census, section: &str) -> Option<Table> {
                 }));
                 table.rows.push(row);
             }
-            Some(table)
+            table
         }
-        "usage" => {
+        CensusSection::Usage => {
             let mut table = Table::new(&[
                 "touchpoint",
                 "channel",
@@ -244,9 +270,9 @@ pub fn census_table(census: &Census, section: &str) -> Option<Table> {
                     opt(u.repeat_contact_rate, 4),
                 ]);
             }
-            Some(table)
+            table
         }
-        "unregistered" => {
+        CensusSection::Unregistered => {
             let mut table = Table::new(&[
                 "touchpoint",
                 "channel",
@@ -263,9 +289,9 @@ pub fn census_table(census: &Census, section: &str) -> Option<Table> {
                     u.people.to_string(),
                 ]);
             }
-            Some(table)
+            table
         }
-        "recommendations" => {
+        CensusSection::Recommendations => {
             let mut table = Table::new(&["kind", "subject", "recommendation"]);
             for r in &census.recommendations {
                 table.rows.push(vec![
@@ -274,8 +300,7 @@ pub fn census_table(census: &Census, section: &str) -> Option<Table> {
                     r.text.clone(),
                 ]);
             }
-            Some(table)
+            table
         }
-        _ => None,
     }
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Serialize;
 use unavoce_core::analytics::tabular::{
-    CENSUS_SECTIONS, Table, attribution_table, census_table, funnel_table, kpi_table, link_table,
+    CensusSection, Table, attribution_table, census_table, funnel_table, kpi_table, link_table,
 };
 use unavoce_core::analytics::{Period, parse_time};
 use unavoce_core::audience::Audience;
@@ -30,12 +30,8 @@ pub async fn touchpoint_kpis(
     Query(p): Params,
 ) -> Result<Response, ApiError> {
     let scope = Scope::of(&state, &p).await?;
-    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
-    let report = state.reports.kpis(period, audience).await?;
-    if csv {
-        return Ok(csv_response(&kpi_table(&report.touchpoints)));
-    }
-    Ok(scope.json(&report))
+    let report = state.reports.kpis(scope.period, scope.audience()).await?;
+    Ok(scope.answer(&report, || kpi_table(&report.touchpoints)))
 }
 
 /// `GET /api/kpis/channels`: KPIs per channel.
@@ -44,21 +40,18 @@ pub async fn channel_kpis(
     Query(p): Params,
 ) -> Result<Response, ApiError> {
     let scope = Scope::of(&state, &p).await?;
-    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
-    let report = state.reports.kpis(period, audience).await?;
-    if csv {
-        return Ok(csv_response(&kpi_table(&report.channels)));
-    }
-    Ok(scope.json(
-        &serde_json::json!({"people": report.people, "interactions": report.interactions, "channels": report.channels}),
-    ))
+    let report = state.reports.kpis(scope.period, scope.audience()).await?;
+    let body = serde_json::json!({
+        "people": report.people,
+        "interactions": report.interactions,
+        "channels": report.channels,
+    });
+    Ok(scope.answer(&body, || kpi_table(&report.channels)))
 }
 
 /// `GET /api/journeys/paths?steps=&top=`: Sankey `nodes` and `links`, and the most
 /// frequent whole paths.
 pub async fn paths(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
-    let scope = Scope::of(&state, &p).await?;
-    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
     let steps = parse_param::<usize>("steps", p.get("steps"))?.unwrap_or(4);
     if !(1..=unavoce_engine::MAX_PATH_STEPS).contains(&steps) {
         return Err(ApiError::bad_request(
@@ -70,22 +63,19 @@ pub async fn paths(State(state): State<AppState>, Query(p): Params) -> Result<Re
         ));
     }
     let top = parse_param::<usize>("top", p.get("top"))?.unwrap_or(20);
-    let report = state.reports.paths(period, audience, steps, top).await?;
-    if csv {
-        return Ok(csv_response(&link_table(&report)));
-    }
-    Ok(scope.json(&report))
+    let scope = Scope::of(&state, &p).await?;
+    let report = state
+        .reports
+        .paths(scope.period, scope.audience(), steps, top)
+        .await?;
+    Ok(scope.answer(&report, || link_table(&report)))
 }
 
 /// `GET /api/journeys/funnel`: people at each stage, conversion and drop-off.
 pub async fn funnel(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
     let scope = Scope::of(&state, &p).await?;
-    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
-    let report = state.reports.funnel(period, audience).await?;
-    if csv {
-        return Ok(csv_response(&funnel_table(&report)));
-    }
-    Ok(scope.json(&report))
+    let report = state.reports.funnel(scope.period, scope.audience()).await?;
+    Ok(scope.answer(&report, || funnel_table(&report)))
 }
 
 /// `GET /api/journeys/attribution`: conversions credited to touchpoints, four models.
@@ -94,33 +84,23 @@ pub async fn attribution(
     Query(p): Params,
 ) -> Result<Response, ApiError> {
     let scope = Scope::of(&state, &p).await?;
-    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
-    let report = state.reports.attribution(period, audience).await?;
-    if csv {
-        return Ok(csv_response(&attribution_table(&report)));
-    }
-    Ok(scope.json(&report))
+    let report = state
+        .reports
+        .attribution(scope.period, scope.audience())
+        .await?;
+    Ok(scope.answer(&report, || attribution_table(&report)))
 }
 
 /// `GET /api/census?format=csv&section=`: the channel census.
 pub async fn census(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
+    let section: CensusSection = p
+        .get("section")
+        .map_or("usage", String::as_str)
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid_parameter", e))?;
     let scope = Scope::of(&state, &p).await?;
-    let (period, csv, audience) = (scope.period, scope.csv, scope.audience.as_ref());
-    let report = state.reports.census(period, audience).await?;
-    if csv {
-        let section = p.get("section").map_or("usage", String::as_str);
-        let table = census_table(&report, section).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_parameter",
-                format!(
-                    "`section` must be one of {}; got {section:?}",
-                    CENSUS_SECTIONS.join(", ")
-                ),
-            )
-        })?;
-        return Ok(csv_response(&table));
-    }
-    Ok(scope.json(&report))
+    let report = state.reports.census(scope.period, scope.audience()).await?;
+    Ok(scope.answer(&report, || census_table(&report, section)))
 }
 
 /// What a report request narrows to: its period and audience, and how to answer.
@@ -149,6 +129,19 @@ impl Scope {
             segment,
             audience,
         })
+    }
+
+    fn audience(&self) -> Option<&AudienceMembers> {
+        self.audience.as_ref()
+    }
+
+    /// The report as CSV (its table) or as JSON.
+    fn answer(&self, report: &impl Serialize, table: impl FnOnce() -> Table) -> Response {
+        if self.csv {
+            csv_response(&table())
+        } else {
+            self.json(report)
+        }
     }
 
     /// The report's JSON with the period (`from`, `to`) and the audience it covers.

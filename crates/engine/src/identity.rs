@@ -133,6 +133,10 @@ impl IdentityProjection {
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
         });
+        let last = *projection.log.committed().borrow();
+        if let Ok(mut table) = projection.interactions.write() {
+            table.reserve(usize::try_from(last).unwrap_or(0));
+        }
         let started = std::time::Instant::now();
         let applied = projection.catch_up().await?;
         tracing::info!(

@@ -174,6 +174,12 @@ impl InteractionTable {
         });
     }
 
+    /// Makes room for `additional` more rows at once, so a replay of a known length
+    /// does not grow the table by doubling (which would leave up to half of it unused).
+    pub fn reserve(&mut self, additional: usize) {
+        self.rows.reserve_exact(additional);
+    }
+
     /// The rows, in log order.
     pub fn rows(&self) -> &[Interaction] {
         &self.rows

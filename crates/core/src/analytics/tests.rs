@@ -375,3 +375,55 @@ fn rules_are_checked() {
         Err(AnalyticsRulesError::DuplicateStage(_))
     ));
 }
+
+#[test]
+fn a_little_used_poor_touchpoint_is_to_be_consolidated_into_one_serving_the_same_needs() {
+    let mut events: Vec<(u32, Value)> = (0..10)
+        .map(|p| {
+            (
+                p,
+                track(
+                    "Call Received",
+                    "2024-06-01T10:00:00Z",
+                    "call-center",
+                    json!({}),
+                ),
+            )
+        })
+        .collect();
+    events.push((
+        3,
+        track(
+            "Chat Started",
+            "2024-06-02T10:00:00Z",
+            "live-chat",
+            json!({}),
+        ),
+    ));
+    events.push((
+        3,
+        track(
+            "Survey Answered",
+            "2024-06-02T11:00:00Z",
+            "survey",
+            json!({"csat": 1, "about_touchpoint": "live-chat"}),
+        ),
+    ));
+    let mut f = Fixture::new(&events);
+    f.rules.config.little_used_share = 0.2;
+    let view = f.view();
+    let census = census(&view, &kpi_report(&view));
+    let consolidate: Vec<_> = census
+        .recommendations
+        .iter()
+        .filter(|r| r.kind == RecommendationKind::Consolidate)
+        .collect();
+    assert_eq!(consolidate.len(), 1, "{:?}", census.recommendations);
+    assert_eq!(consolidate[0].subject, "live-chat");
+    assert!(consolidate[0].text.contains("10.0% of customers"));
+    assert!(
+        consolidate[0].text.contains("call-center"),
+        "{}",
+        consolidate[0].text
+    );
+}

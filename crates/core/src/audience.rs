@@ -54,6 +54,12 @@ impl std::fmt::Debug for Audience {
 impl Audience {
     /// Parses and checks an expression.
     pub fn parse(text: &str) -> Result<Self, AudienceError> {
+        Self::parse_with(text, &[])
+    }
+
+    /// Parses and checks an expression that may also use the `extra` variables (a
+    /// suppression rule's `message`).
+    pub fn parse_with(text: &str, extra: &[&str]) -> Result<Self, AudienceError> {
         let text = text.trim();
         if text.is_empty() {
             return Err(AudienceError::Empty);
@@ -66,7 +72,7 @@ impl Audience {
             .references()
             .variables()
             .into_iter()
-            .find(|v| !VARIABLES.contains(v))
+            .find(|v| !VARIABLES.contains(v) && !extra.contains(v))
         {
             return Err(AudienceError::UnknownVariable(unknown.to_string()));
         }
@@ -84,8 +90,17 @@ impl Audience {
     /// Whether the person of this card is in the audience. A missing trait or key
     /// means "no"; any other failure is an error (the caller decides what it costs).
     pub fn matches(&self, card: &ContextCard) -> Result<bool, AudienceError> {
+        self.matches_with(card, Vec::new())
+    }
+
+    /// As [`Self::matches`], with the values of the extra variables.
+    pub fn matches_with(
+        &self,
+        card: &ContextCard,
+        extra: Vec<(&'static str, Value)>,
+    ) -> Result<bool, AudienceError> {
         let mut context = cel::Context::default();
-        for (name, value) in facts(card) {
+        for (name, value) in facts(card).into_iter().chain(extra) {
             let value =
                 cel::to_value(value).map_err(|e| AudienceError::Evaluation(e.to_string()))?;
             context.add_variable_from_value(name, value);

@@ -12,6 +12,7 @@ pub mod identifier;
 pub mod identity;
 pub mod import;
 pub mod linkage;
+pub mod policy;
 pub mod profile;
 pub mod segment;
 pub mod touchpoint;

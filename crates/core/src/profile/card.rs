@@ -81,6 +81,21 @@ pub struct ContextCard {
     pub next_best_action: NextBestAction,
 }
 
+impl ContextCard {
+    /// Whether the person consented to `purpose` on `channel`: a statement for that
+    /// channel wins over one for every channel; no statement means no consent.
+    pub fn consents_to(&self, purpose: &str, channel: &str) -> bool {
+        let line = |c: Option<&str>| {
+            self.consents
+                .iter()
+                .find(|l| l.purpose == purpose && l.channel.as_deref() == c)
+        };
+        line(Some(channel))
+            .or_else(|| line(None))
+            .is_some_and(|l| l.granted)
+    }
+}
+
 const SHOWN: usize = 10;
 
 /// Builds the card from the person's events (any order) at `now`.

@@ -1,0 +1,493 @@
+//! The policy gate: every outgoing message passes it, whoever sends it.
+//!
+//! A decision is a pure function of the message, the person (their context card and
+//! time zone), what was already sent to them, the policies and `now`: consent for the
+//! message's purpose on its channel; suppression rules (CEL expressions over the person
+//! and the message — by default, no promotion while a case is open); at most one
+//! message in flight per person per journey; frequency caps over rolling windows and over
+//! calendar days in the person's time zone; quiet hours in the person's time zone, which
+//! hold a message to the end of the window rather than drop it.
+
+use std::collections::BTreeMap;
+
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp, ZonedDateTime};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audience::{Audience, AudienceError};
+use crate::profile::ContextCard;
+
+/// One message to one person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutgoingMessage {
+    /// The message definition it renders.
+    pub message: String,
+    /// `service`, `promotional`, ...
+    pub purpose: String,
+    /// The channel it would go out on.
+    pub channel: String,
+    /// The journey sending it, if any.
+    #[serde(default)]
+    pub journey: Option<String>,
+}
+
+/// A message already decided for the person: what the caps count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastSend {
+    pub at: Timestamp,
+    pub channel: String,
+    pub purpose: String,
+    pub journey: Option<String>,
+    /// Not yet delivered, failed or answered: the journey waits on it.
+    pub in_flight: bool,
+}
+
+/// Whether a purpose needs a recorded yes, or goes out unless the person said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentMode {
+    Explicit,
+    UnlessWithdrawn,
+}
+
+/// A suppression rule as configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionConfig {
+    pub name: String,
+    /// A CEL expression over the person (see `audience::VARIABLES`) and `message`
+    /// (`purpose`, `channel`, `journey`); true suppresses.
+    pub when: String,
+    /// What the decision log says.
+    pub reason: String,
+}
+
+/// A frequency cap: at most `max` messages (matching `channel` and `purpose` when given)
+/// in the last `hours`, or on the last `days` calendar days in the person's time zone
+/// (today included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapConfig {
+    pub max: u32,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default)]
+    pub purpose: Option<String>,
+    #[serde(default)]
+    pub hours: Option<u32>,
+    #[serde(default)]
+    pub days: Option<u32>,
+}
+
+/// Quiet hours: from `from` to `to` local time (across midnight when `to` < `from`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHoursConfig {
+    pub from: String,
+    pub to: String,
+    /// The purposes they apply to; every purpose when empty.
+    #[serde(default)]
+    pub purposes: Vec<String>,
+}
+
+/// The `[policies]` table of the config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// For people whose `timezone` trait is absent or unknown.
+    pub default_time_zone: String,
+    /// Consent mode per purpose; a purpose not listed needs an explicit yes unless it is
+    /// `service`.
+    pub consent: BTreeMap<String, ConsentMode>,
+    pub suppressions: Vec<SuppressionConfig>,
+    pub caps: Vec<CapConfig>,
+    pub quiet_hours: Option<QuietHoursConfig>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            default_time_zone: "Europe/Rome".into(),
+            consent: BTreeMap::from([
+                ("service".to_string(), ConsentMode::UnlessWithdrawn),
+                ("promotional".to_string(), ConsentMode::Explicit),
+            ]),
+            suppressions: vec![SuppressionConfig {
+                name: "open_case".into(),
+                when: "message.purpose == 'promotional' && open_cases > 0".into(),
+                reason: "the customer has an open case".into(),
+            }],
+            caps: vec![
+                CapConfig {
+                    max: 3,
+                    channel: None,
+                    purpose: Some("promotional".into()),
+                    hours: None,
+                    days: Some(7),
+                },
+                CapConfig {
+                    max: 1,
+                    channel: None,
+                    purpose: Some("promotional".into()),
+                    hours: None,
+                    days: Some(1),
+                },
+            ],
+            quiet_hours: Some(QuietHoursConfig {
+                from: "21:00".into(),
+                to: "08:00".into(),
+                purposes: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// Why a policy configuration is not acceptable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("unknown time zone {0:?}")]
+    TimeZone(String),
+    #[error("suppression rule {name:?}: {error}")]
+    Suppression { name: String, error: AudienceError },
+    #[error("a frequency cap needs exactly one of `hours` or `days`, at least 1")]
+    CapWindow,
+    #[error("quiet hours {0:?} is not a time like 21:00")]
+    QuietTime(String),
+}
+
+struct Suppression {
+    name: String,
+    reason: String,
+    rule: Audience,
+}
+
+enum CapWindow {
+    Rolling(SignedDuration),
+    CalendarDays(u32),
+}
+
+struct Cap {
+    config: CapConfig,
+    window: CapWindow,
+}
+
+struct QuietHours {
+    from: Time,
+    to: Time,
+    purposes: Vec<String>,
+}
+
+/// The compiled policies.
+pub struct Policies {
+    default_zone: TimeZone,
+    consent: BTreeMap<String, ConsentMode>,
+    suppressions: Vec<Suppression>,
+    caps: Vec<Cap>,
+    quiet: Option<QuietHours>,
+}
+
+impl Policies {
+    /// Checks and compiles a configuration: every expression, time zone and time.
+    pub fn new(config: &PolicyConfig) -> Result<Self, PolicyError> {
+        let default_zone = TimeZone::get(&config.default_time_zone)
+            .map_err(|_| PolicyError::TimeZone(config.default_time_zone.clone()))?;
+        let suppressions = config
+            .suppressions
+            .iter()
+            .map(|s| {
+                Ok(Suppression {
+                    name: s.name.clone(),
+                    reason: s.reason.clone(),
+                    rule: Audience::parse_with(&s.when, &["message"]).map_err(|error| {
+                        PolicyError::Suppression {
+                            name: s.name.clone(),
+                            error,
+                        }
+                    })?,
+                })
+            })
+            .collect::<Result<_, PolicyError>>()?;
+        let caps = config
+            .caps
+            .iter()
+            .map(|c| {
+                let window = match (c.hours, c.days) {
+                    (Some(h), None) if h > 0 => {
+                        CapWindow::Rolling(SignedDuration::from_hours(i64::from(h)))
+                    }
+                    (None, Some(d)) if d > 0 => CapWindow::CalendarDays(d),
+                    _ => return Err(PolicyError::CapWindow),
+                };
+                Ok(Cap {
+                    config: c.clone(),
+                    window,
+                })
+            })
+            .collect::<Result<_, PolicyError>>()?;
+        let time = |text: &str| {
+            text.parse::<Time>()
+                .map_err(|_| PolicyError::QuietTime(text.to_string()))
+        };
+        let quiet = match &config.quiet_hours {
+            Some(q) => Some(QuietHours {
+                from: time(&q.from)?,
+                to: time(&q.to)?,
+                purposes: q.purposes.clone(),
+            }),
+            None => None,
+        };
+        Ok(Policies {
+            default_zone,
+            consent: config.consent.clone(),
+            suppressions,
+            caps,
+            quiet,
+        })
+    }
+
+    /// The person's time zone: their `timezone` trait when it names one, else the default.
+    pub fn time_zone(&self, card: &ContextCard) -> TimeZone {
+        card.traits
+            .get("timezone")
+            .and_then(|v| v.as_str())
+            .and_then(|name| TimeZone::get(name).ok())
+            .unwrap_or_else(|| self.default_zone.clone())
+    }
+}
+
+/// What the gate decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Send now.
+    Send,
+    /// Send at `send_at` (the end of quiet hours).
+    Hold,
+    /// Do not send.
+    Suppress,
+}
+
+/// One reason behind a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    /// `no_consent`, `suppressed`, `in_flight`, `frequency_cap`, `quiet_hours`.
+    pub code: &'static str,
+    pub detail: String,
+}
+
+/// A decision and its reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// When it goes out (`None` when suppressed).
+    pub send_at: Option<Timestamp>,
+    /// Why it was held or suppressed (every reason that applies).
+    pub reasons: Vec<Reason>,
+}
+
+/// Decides whether, and when, `message` goes to the person of `card`.
+pub fn decide(
+    policies: &Policies,
+    message: &OutgoingMessage,
+    card: &ContextCard,
+    history: &[PastSend],
+    now: Timestamp,
+) -> Decision {
+    let mut reasons = Vec::new();
+    let zone = policies.time_zone(card);
+
+    let mode = policies.consent.get(&message.purpose).copied().unwrap_or(
+        if message.purpose == "service" {
+            ConsentMode::UnlessWithdrawn
+        } else {
+            ConsentMode::Explicit
+        },
+    );
+    let consented = match mode {
+        ConsentMode::Explicit => card.consents_to(&message.purpose, &message.channel),
+        ConsentMode::UnlessWithdrawn => {
+            let said_no = |c: Option<&str>| {
+                card.consents
+                    .iter()
+                    .find(|l| l.purpose == message.purpose && l.channel.as_deref() == c)
+                    .map(|l| !l.granted)
+            };
+            !said_no(Some(&message.channel))
+                .or_else(|| said_no(None))
+                .unwrap_or(false)
+        }
+    };
+    if !consented {
+        reasons.push(Reason {
+            code: "no_consent",
+            detail: format!(
+                "no consent for {} messages on {}",
+                message.purpose, message.channel
+            ),
+        });
+    }
+
+    let message_value = json!({
+        "purpose": message.purpose,
+        "channel": message.channel,
+        "journey": message.journey,
+        "message": message.message,
+    });
+    for s in &policies.suppressions {
+        match s
+            .rule
+            .matches_with(card, vec![("message", message_value.clone())])
+        {
+            Ok(true) => reasons.push(Reason {
+                code: "suppressed",
+                detail: format!("{} ({})", s.reason, s.name),
+            }),
+            Ok(false) => {}
+            // A rule that cannot be evaluated for this person suppresses: when in doubt,
+            // do not contact.
+            Err(e) => reasons.push(Reason {
+                code: "suppressed",
+                detail: format!("rule {} could not be evaluated: {e}", s.name),
+            }),
+        }
+    }
+
+    if let Some(journey) = &message.journey
+        && history
+            .iter()
+            .any(|h| h.in_flight && h.journey.as_deref() == Some(journey.as_str()))
+    {
+        reasons.push(Reason {
+            code: "in_flight",
+            detail: format!("a message of journey {journey} is still in flight"),
+        });
+    }
+
+    let held_until = quiet_until(policies, message, &zone, now);
+    let send_at = held_until.unwrap_or(now);
+    for cap in &policies.caps {
+        let c = &cap.config;
+        if c.channel.as_ref().is_some_and(|ch| *ch != message.channel)
+            || c.purpose.as_ref().is_some_and(|p| *p != message.purpose)
+        {
+            continue;
+        }
+        let (since, window) = match cap.window {
+            CapWindow::Rolling(d) => (send_at - d, format!("in {} hours", d.as_hours())),
+            CapWindow::CalendarDays(days) => (
+                start_of_local_day(send_at, &zone, days - 1),
+                if days == 1 {
+                    "today".to_string()
+                } else {
+                    format!("in the last {days} days")
+                },
+            ),
+        };
+        let count = history
+            .iter()
+            .filter(|h| h.at >= since && h.at <= send_at)
+            .filter(|h| c.channel.as_ref().is_none_or(|ch| *ch == h.channel))
+            .filter(|h| c.purpose.as_ref().is_none_or(|p| *p == h.purpose))
+            .count();
+        if count >= c.max as usize {
+            reasons.push(Reason {
+                code: "frequency_cap",
+                detail: format!(
+                    "{count} {}messages{} {window} (cap {})",
+                    c.purpose
+                        .as_ref()
+                        .map_or(String::new(), |p| format!("{p} ")),
+                    c.channel
+                        .as_ref()
+                        .map_or(" on any channel".to_string(), |ch| format!(" on {ch}")),
+                    c.max
+                ),
+            });
+        }
+    }
+
+    if !reasons.is_empty() {
+        return Decision {
+            outcome: Outcome::Suppress,
+            send_at: None,
+            reasons,
+        };
+    }
+    match held_until {
+        Some(until) => Decision {
+            outcome: Outcome::Hold,
+            send_at: Some(until),
+            reasons: vec![Reason {
+                code: "quiet_hours",
+                detail: format!(
+                    "quiet hours in {}; held until {}",
+                    zone.iana_name().unwrap_or("the customer's time zone"),
+                    until.to_zoned_datetime(zone.clone())
+                ),
+            }],
+        },
+        None => Decision {
+            outcome: Outcome::Send,
+            send_at: Some(now),
+            reasons: Vec::new(),
+        },
+    }
+}
+
+/// When quiet hours in `zone` apply to the message at `now`, the moment they end.
+fn quiet_until(
+    policies: &Policies,
+    message: &OutgoingMessage,
+    zone: &TimeZone,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let quiet = policies.quiet.as_ref()?;
+    if !quiet.purposes.is_empty() && !quiet.purposes.contains(&message.purpose) {
+        return None;
+    }
+    let local: ZonedDateTime = now.to_zoned_datetime(zone.clone());
+    let t = local.time();
+    let inside = if quiet.from <= quiet.to {
+        t >= quiet.from && t < quiet.to
+    } else {
+        t >= quiet.from || t < quiet.to
+    };
+    if !inside {
+        return None;
+    }
+    // The next `to` at or after now, in local time (a DST change moves it in UTC).
+    let today = local
+        .date()
+        .to_datetime(quiet.to)
+        .to_zoned_datetime(zone.clone())
+        .ok()?;
+    let end = if today.timestamp() > now {
+        today
+    } else {
+        local
+            .date()
+            .tomorrow()
+            .ok()?
+            .to_datetime(quiet.to)
+            .to_zoned_datetime(zone.clone())
+            .ok()?
+    };
+    Some(end.timestamp())
+}
+
+/// Midnight, local time, `days_back` days before the local day of `at`.
+fn start_of_local_day(at: Timestamp, zone: &TimeZone, days_back: u32) -> Timestamp {
+    let local = at.to_zoned_datetime(zone.clone());
+    let mut date = local.date();
+    for _ in 0..days_back {
+        date = date.yesterday().unwrap_or(date);
+    }
+    date.to_zoned_datetime(zone.clone())
+        .map(|z| z.timestamp())
+        .unwrap_or(at)
+}
+
+#[cfg(test)]
+mod tests;

@@ -731,7 +731,7 @@ async fn start_server(
     use std::sync::atomic::Ordering::Relaxed;
     let metrics = Metrics::new();
     let observer = metrics.clone();
-    let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(
+    let sqlite = Arc::new(SqliteLog::open(
         dir,
         SqliteOptions {
             durability,
@@ -745,6 +745,7 @@ async fn start_server(
             ..SqliteOptions::default()
         },
     )?);
+    let log: Arc<dyn EventLog> = sqlite.clone();
     let identity = IdentityProjection::open(
         log.clone(),
         IdentityRules::default_rules(),
@@ -769,6 +770,13 @@ async fn start_server(
             touchpoints.clone(),
             Default::default(),
         )),
+        engagement: Arc::new(unavoce_engine::Engagement::new(
+            identity.clone(),
+            sqlite.clone(),
+            Arc::new(unavoce_core::policy::Policies::new(&Default::default())?),
+            Default::default(),
+        )),
+        decisions: sqlite,
         touchpoints,
         computed_traits: Arc::new(Vec::new()),
     };

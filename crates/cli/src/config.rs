@@ -8,6 +8,7 @@ use serde::Deserialize;
 use unavoce_core::Touchpoint;
 use unavoce_core::analytics::{AnalyticsConfig, AnalyticsRules};
 use unavoce_core::identity::{IdentityConfig, IdentityRules};
+use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_core::profile::{ComputedTrait, default_computed_traits};
 use unavoce_store::Durability;
 
@@ -34,9 +35,17 @@ pub struct Config {
     /// What the reports count: goal, funnel stages, abandonment, census thresholds.
     #[serde(default)]
     pub analytics: AnalyticsConfig,
+    /// The policy gate: consent modes, suppression rules, caps, quiet hours.
+    #[serde(default)]
+    pub policies: PolicyConfig,
 }
 
 impl Config {
+    /// The policy gate (checked when the file was parsed).
+    pub fn policies(&self) -> anyhow::Result<std::sync::Arc<Policies>> {
+        Ok(std::sync::Arc::new(Policies::new(&self.policies)?))
+    }
+
     /// The reports' rules (checked when the file was parsed).
     pub fn analytics_rules(&self) -> anyhow::Result<std::sync::Arc<AnalyticsRules>> {
         Ok(std::sync::Arc::new(AnalyticsRules::new(
@@ -147,6 +156,7 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     config.ingest.durability()?;
     IdentityRules::new(config.identity.clone())?;
     AnalyticsRules::new(config.analytics.clone()).context("invalid [analytics] section")?;
+    Policies::new(&config.policies).context("invalid [policies] section")?;
     for computed in &config.computed_traits {
         computed.validate()?;
     }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use unavoce_core::identity::IdentityRules;
-use unavoce_engine::{IdentityProjection, Reports, TouchpointRegistry};
+use unavoce_engine::{Engagement, IdentityProjection, Reports, TouchpointRegistry};
 use unavoce_intake::Intake;
 use unavoce_server::{AppState, Keys, Metrics, WriteKey};
-use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
+use unavoce_store::{DecisionLog, EventLog, SqliteLog, SqliteOptions};
 
 use crate::config::{self, Config};
 use crate::keys::{self, ResolvedKeys};
@@ -64,7 +64,9 @@ pub struct Setup {
 /// Opens the event log, serves until Ctrl-C or SIGTERM, then flushes and closes.
 pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let metrics = Metrics::new();
-    let log = open_log(&setup, metrics.clone())?;
+    let sqlite = open_log(&setup, metrics.clone())?;
+    let log: Arc<dyn EventLog> = sqlite.clone();
+    let decisions: Arc<dyn DecisionLog> = sqlite;
     let mut write_keys = vec![WriteKey {
         key: setup.keys.write_key.clone(),
         source: "default".into(),
@@ -78,6 +80,12 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let identity =
         IdentityProjection::open(log.clone(), rules, setup.config.analytics_rules()?).await?;
     identity.follow()?;
+    let engagement = Arc::new(Engagement::new(
+        identity.clone(),
+        decisions.clone(),
+        setup.config.policies()?,
+        Arc::new(setup.config.computed_traits()),
+    ));
     let reports = Arc::new(Reports::new(
         identity.clone(),
         touchpoints.clone(),
@@ -96,6 +104,8 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         touchpoints,
         computed_traits: Arc::new(setup.config.computed_traits()),
         reports,
+        engagement,
+        decisions,
     };
     let listener = tokio::net::TcpListener::bind(&setup.listen)
         .await
@@ -115,7 +125,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_log(setup: &Setup, metrics: Arc<Metrics>) -> anyhow::Result<Arc<dyn EventLog>> {
+fn open_log(setup: &Setup, metrics: Arc<Metrics>) -> anyhow::Result<Arc<SqliteLog>> {
     let options = SqliteOptions {
         durability: setup.config.ingest.durability()?,
         queue_capacity: setup.config.ingest.queue_capacity,

@@ -4,11 +4,13 @@
 //! no state the log cannot rebuild, except the operator's decisions about it (unmerge
 //! rules), which are stored as settings.
 
+mod engagement;
 mod identity;
 mod matching;
 mod reports;
 mod touchpoints;
 
+pub use engagement::{Broadcast, BroadcastReport, Engagement, PersonDecision};
 pub use identity::{IdentityProjection, LinkDecision, LinkError, UnmergeError};
 pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};
 pub use reports::{AudienceMembers, MAX_PATH_STEPS, Reports};

@@ -40,6 +40,10 @@ pub struct AppState {
     pub touchpoints: Arc<unavoce_engine::TouchpointRegistry>,
     /// KPIs, journeys and the census.
     pub reports: Arc<unavoce_engine::Reports>,
+    /// Messages through the policy gate.
+    pub engagement: Arc<unavoce_engine::Engagement>,
+    /// The policy gate's decisions.
+    pub decisions: Arc<dyn unavoce_store::DecisionLog>,
 }
 
 /// The whole HTTP application.

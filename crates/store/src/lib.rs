@@ -6,8 +6,10 @@
 //! SQL and SQLite live in [`sqlite`], so a PostgreSQL implementation can take its
 //! place without changing them.
 
+mod decisions;
 mod log;
 pub mod sqlite;
 
+pub use decisions::*;
 pub use log::*;
 pub use sqlite::{Durability, SqliteLog, SqliteOptions};

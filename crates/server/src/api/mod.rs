@@ -1,5 +1,6 @@
 //! The admin REST API under `/api/` (admin key required).
 
+mod engagement;
 mod events;
 mod import;
 mod profiles;
@@ -50,6 +51,8 @@ pub fn routes() -> Router<AppState> {
         .route("/journeys/funnel", get(reports::funnel))
         .route("/journeys/attribution", get(reports::attribution))
         .route("/census", get(reports::census))
+        .route("/broadcasts", post(engagement::broadcast))
+        .route("/decisions", get(engagement::decisions))
 }
 
 /// Parses an optional numeric query parameter with a precise error.

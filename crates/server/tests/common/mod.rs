@@ -63,6 +63,16 @@ pub async fn server_with(options: SqliteOptions) -> TestServer {
             admin_key: ADMIN_KEY.into(),
         }),
         metrics,
+        engagement: Arc::new(unavoce_engine::Engagement::new(
+            identity.clone(),
+            log.clone(),
+            Arc::new(
+                unavoce_core::policy::Policies::new(&unavoce_core::policy::PolicyConfig::default())
+                    .unwrap(),
+            ),
+            Arc::new(unavoce_core::profile::default_computed_traits()),
+        )),
+        decisions: log.clone(),
         reports: Arc::new(unavoce_engine::Reports::new(
             identity.clone(),
             touchpoints.clone(),

@@ -510,3 +510,72 @@ pub fn bulk_insert_baseline(
 
 #[cfg(test)]
 mod tests;
+
+#[async_trait]
+impl crate::decisions::DecisionLog for SqliteLog {
+    async fn record_decisions(
+        &self,
+        decisions: Vec<crate::decisions::NewDecision>,
+    ) -> Result<Vec<i64>, StoreError> {
+        if decisions.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.submit(Op::Decide(decisions)).await? {
+            Done::Decided(ids) => Ok(ids),
+            _ => Err(StoreError::Storage("writer answered out of turn".into())),
+        }
+    }
+
+    async fn decisions(
+        &self,
+        query: crate::decisions::DecisionQuery,
+    ) -> Result<Vec<crate::decisions::StoredDecision>, StoreError> {
+        self.read(move |conn| {
+            let mut sql = String::from(
+                "SELECT id, profile_id, message, purpose, channel, journey, broadcast, decided_at, \
+                 outcome, send_at, reasons FROM decisions WHERE id > ?1",
+            );
+            let mut args: Vec<rusqlite::types::Value> = vec![query.after_id.unwrap_or(0).into()];
+            if !query.profile_ids.is_empty() {
+                let mut slots = Vec::new();
+                for profile in &query.profile_ids {
+                    args.push(profile.clone().into());
+                    slots.push(format!("?{}", args.len()));
+                }
+                sql.push_str(&format!(" AND profile_id IN ({})", slots.join(", ")));
+            }
+            if let Some(broadcast) = &query.broadcast {
+                args.push(broadcast.clone().into());
+                sql.push_str(&format!(" AND broadcast = ?{}", args.len()));
+            }
+            if let Some(since) = query.sends_since {
+                args.push(rows::micros(since).into());
+                sql.push_str(&format!(
+                    " AND outcome IN ('send', 'hold') AND decided_at >= ?{}",
+                    args.len()
+                ));
+            }
+            args.push((query.limit.clamp(1, 100_000) as i64).into());
+            sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let found = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok(crate::decisions::StoredDecision {
+                    id: r.get(0)?,
+                    profile_id: r.get(1)?,
+                    message: r.get(2)?,
+                    purpose: r.get(3)?,
+                    channel: r.get(4)?,
+                    journey: r.get(5)?,
+                    broadcast: r.get(6)?,
+                    decided_at: rows::from_micros(r.get(7)?),
+                    outcome: r.get(8)?,
+                    send_at: r.get::<_, Option<i64>>(9)?.map(rows::from_micros),
+                    reasons: serde_json::from_str(&r.get::<_, String>(10)?)
+                        .unwrap_or(serde_json::Value::Null),
+                })
+            })?;
+            found.collect()
+        })
+        .await
+    }
+}

@@ -52,6 +52,34 @@ CREATE TABLE settings (
     value TEXT NOT NULL -- JSON
 ) WITHOUT ROWID;
 "#,
+    r#"
+CREATE TABLE decisions (
+    id         INTEGER PRIMARY KEY,
+    profile_id TEXT    NOT NULL,
+    message    TEXT    NOT NULL,
+    purpose    TEXT    NOT NULL,
+    channel    TEXT    NOT NULL,
+    journey    TEXT,
+    broadcast  TEXT,
+    decided_at INTEGER NOT NULL,
+    outcome    TEXT    NOT NULL, -- send | hold | suppress
+    send_at    INTEGER,
+    reasons    TEXT    NOT NULL  -- JSON
+);
+CREATE INDEX decisions_by_profile ON decisions (profile_id, id);
+CREATE INDEX decisions_by_broadcast ON decisions (broadcast, id) WHERE broadcast IS NOT NULL;
+
+CREATE TABLE outbox (
+    id          INTEGER PRIMARY KEY,
+    decision_id INTEGER NOT NULL REFERENCES decisions (id),
+    profile_id  TEXT    NOT NULL,
+    channel     TEXT    NOT NULL,
+    message     TEXT    NOT NULL,
+    send_at     INTEGER NOT NULL,
+    status      TEXT    NOT NULL DEFAULT 'pending' -- pending | sent | failed | dead
+);
+CREATE INDEX outbox_due ON outbox (status, send_at);
+"#,
 ];
 
 /// Sets the pragmas every connection uses.

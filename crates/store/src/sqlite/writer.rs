@@ -15,6 +15,7 @@ use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::rows::{EventRow, insert_event, insert_quarantine, micros};
+use crate::decisions::NewDecision;
 use crate::log::{AppendOutcome, Appended, NewQuarantineEntry, StoreError};
 
 /// What one commit did, for metrics.
@@ -45,12 +46,14 @@ pub(crate) enum Op {
         event: EventRow,
         at: Timestamp,
     },
+    Decide(Vec<NewDecision>),
 }
 
 pub(crate) enum Done {
     SettingStored,
     Appended(AppendOutcome),
     Replayed(Appended),
+    Decided(Vec<i64>),
 }
 
 pub(crate) struct Job {
@@ -62,6 +65,7 @@ impl Job {
     fn rows(&self) -> usize {
         match &self.op {
             Op::Append { events, quarantine } => events.len() + quarantine.len(),
+            Op::Decide(decisions) => decisions.len(),
             Op::Replay { .. } | Op::PutSetting { .. } => 1,
         }
     }
@@ -183,6 +187,43 @@ fn apply(
             tally.quarantined += quarantine.len() as i64;
             tally.quarantined_total += quarantine.len() as i64;
             Ok(Ok(Done::Appended(outcome)))
+        }
+        Op::Decide(decisions) => {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO decisions (profile_id, message, purpose, channel, journey, broadcast, \
+                 decided_at, outcome, send_at, reasons) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            let mut outbox = tx.prepare_cached(
+                "INSERT INTO outbox (decision_id, profile_id, channel, message, send_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut ids = Vec::with_capacity(decisions.len());
+            for d in decisions {
+                insert.execute(params![
+                    d.profile_id,
+                    d.message,
+                    d.purpose,
+                    d.channel,
+                    d.journey,
+                    d.broadcast,
+                    micros(d.decided_at),
+                    d.outcome,
+                    d.send_at.map(micros),
+                    d.reasons.to_string(),
+                ])?;
+                let id = tx.last_insert_rowid();
+                if let Some(send_at) = d.send_at.filter(|_| d.outcome != "suppress") {
+                    outbox.execute(params![
+                        id,
+                        d.profile_id,
+                        d.channel,
+                        d.message,
+                        micros(send_at)
+                    ])?;
+                }
+                ids.push(id);
+            }
+            Ok(Ok(Done::Decided(ids)))
         }
         Op::PutSetting { name, value } => {
             tx.prepare_cached(

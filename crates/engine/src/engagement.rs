@@ -1,0 +1,217 @@
+//! Engagement: messages to people, each through the policy gate, each decision recorded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use serde_json::json;
+use unavoce_core::audience::Audience;
+use unavoce_core::identity::ProfileId;
+use unavoce_core::policy::{Decision, Outcome, OutgoingMessage, PastSend, Policies, decide};
+use unavoce_core::profile::{ComputedTrait, ContextCard, context_card};
+use unavoce_store::{DecisionLog, DecisionQuery, NewDecision, StoreError};
+
+use crate::IdentityProjection;
+
+/// Profiles read from the log per step.
+const PAGE: usize = 2_000;
+/// How far back the send history reaches (longer than any sensible cap window).
+const HISTORY_DAYS: i64 = 62;
+
+/// One message to an audience.
+#[derive(Debug)]
+pub struct Broadcast {
+    pub message: String,
+    pub audience: Audience,
+    pub purpose: String,
+    /// A channel kind, or `auto`: the person's preferred channel, else e-mail.
+    pub channel: String,
+    /// Decide, but record nothing.
+    pub dry_run: bool,
+}
+
+/// One person's decision in a broadcast.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonDecision {
+    pub profile_id: String,
+    pub channel: String,
+    #[serde(flatten)]
+    pub decision: Decision,
+}
+
+/// What a broadcast decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct BroadcastReport {
+    pub broadcast: String,
+    pub dry_run: bool,
+    /// Profiles the audience was evaluated for.
+    pub evaluated: u64,
+    /// People in the audience.
+    pub audience: u64,
+    /// Decisions by outcome (`send`, `hold`, `suppress`).
+    pub outcomes: BTreeMap<String, u64>,
+    /// Suppressed or held people by reason code.
+    pub reasons: BTreeMap<String, u64>,
+    /// Every decision (a dry run), or none (recorded broadcasts: see the decision log).
+    pub decisions: Vec<PersonDecision>,
+}
+
+/// Decides messages through the gate and records the decisions.
+pub struct Engagement {
+    identity: Arc<IdentityProjection>,
+    decisions: Arc<dyn DecisionLog>,
+    policies: Arc<Policies>,
+    computed: Arc<Vec<ComputedTrait>>,
+}
+
+impl Engagement {
+    pub fn new(
+        identity: Arc<IdentityProjection>,
+        decisions: Arc<dyn DecisionLog>,
+        policies: Arc<Policies>,
+        computed: Arc<Vec<ComputedTrait>>,
+    ) -> Self {
+        Engagement {
+            identity,
+            decisions,
+            policies,
+            computed,
+        }
+    }
+
+    /// Decides `broadcast` for every person in its audience at `now`.
+    pub async fn broadcast(
+        &self,
+        broadcast: &Broadcast,
+        now: Timestamp,
+    ) -> Result<BroadcastReport, StoreError> {
+        self.identity.catch_up().await?;
+        let id = format!("b-{}", now.as_microsecond());
+        let history = self.history(now).await?;
+        let profiles: Vec<(ProfileId, Vec<i64>)> = self.identity.read(|graph| {
+            graph
+                .profiles_after(None)
+                .map(|node| (node.id, node.events.clone()))
+                .collect()
+        });
+        let mut report = BroadcastReport {
+            broadcast: id.clone(),
+            dry_run: broadcast.dry_run,
+            evaluated: 0,
+            audience: 0,
+            outcomes: BTreeMap::new(),
+            reasons: BTreeMap::new(),
+            decisions: Vec::new(),
+        };
+        for page in profiles.chunks(PAGE) {
+            let seqs: Vec<i64> = page.iter().flat_map(|(_, e)| e.iter().copied()).collect();
+            let events = self.identity.log().events_at(seqs).await?;
+            let by_seq: HashMap<i64, &unavoce_core::Event> =
+                events.iter().map(|e| (e.seq, &e.event)).collect();
+            let mut decided = Vec::new();
+            for (profile, seqs) in page {
+                let mine: Vec<&unavoce_core::Event> =
+                    seqs.iter().filter_map(|s| by_seq.get(s).copied()).collect();
+                let card =
+                    context_card(&profile.to_string(), Vec::new(), &mine, &self.computed, now);
+                report.evaluated += 1;
+                if !broadcast.audience.matches(&card).unwrap_or(false) {
+                    continue;
+                }
+                report.audience += 1;
+                let channel = choose_channel(&broadcast.channel, &card);
+                let message = OutgoingMessage {
+                    message: broadcast.message.clone(),
+                    purpose: broadcast.purpose.clone(),
+                    channel: channel.clone(),
+                    journey: None,
+                };
+                let past = history.get(&card.profile_id).map_or(&[][..], Vec::as_slice);
+                let decision = decide(&self.policies, &message, &card, past, now);
+                *report
+                    .outcomes
+                    .entry(outcome_name(decision.outcome).to_string())
+                    .or_default() += 1;
+                for reason in &decision.reasons {
+                    *report.reasons.entry(reason.code.to_string()).or_default() += 1;
+                }
+                decided.push(PersonDecision {
+                    profile_id: card.profile_id.clone(),
+                    channel,
+                    decision,
+                });
+            }
+            if broadcast.dry_run {
+                report.decisions.extend(decided);
+            } else {
+                let rows = decided
+                    .into_iter()
+                    .map(|d| NewDecision {
+                        profile_id: d.profile_id,
+                        message: broadcast.message.clone(),
+                        purpose: broadcast.purpose.clone(),
+                        channel: d.channel,
+                        journey: None,
+                        broadcast: Some(id.clone()),
+                        decided_at: now,
+                        outcome: outcome_name(d.decision.outcome).to_string(),
+                        send_at: d.decision.send_at,
+                        reasons: json!(d.decision.reasons),
+                    })
+                    .collect();
+                self.decisions.record_decisions(rows).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// What was sent or held for each person recently, for the frequency caps.
+    async fn history(&self, now: Timestamp) -> Result<HashMap<String, Vec<PastSend>>, StoreError> {
+        let mut history: HashMap<String, Vec<PastSend>> = HashMap::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .decisions
+                .decisions(DecisionQuery {
+                    sends_since: Some(now - SignedDuration::from_hours(24 * HISTORY_DAYS)),
+                    after_id: after,
+                    limit: 10_000,
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = page.last() else {
+                return Ok(history);
+            };
+            after = Some(last.id);
+            for d in page {
+                history.entry(d.profile_id).or_default().push(PastSend {
+                    at: d.send_at.unwrap_or(d.decided_at),
+                    channel: d.channel,
+                    purpose: d.purpose,
+                    journey: d.journey,
+                    in_flight: false,
+                });
+            }
+        }
+    }
+}
+
+/// The channel a message goes out on: the one asked for, or for `auto` the person's
+/// preferred channel, else e-mail.
+fn choose_channel(asked: &str, card: &ContextCard) -> String {
+    if asked != "auto" {
+        return asked.to_string();
+    }
+    card.preferred_channel
+        .clone()
+        .unwrap_or_else(|| "email".to_string())
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Send => "send",
+        Outcome::Hold => "hold",
+        Outcome::Suppress => "suppress",
+    }
+}

@@ -1,0 +1,131 @@
+//! `POST /api/broadcasts` and `GET /api/decisions`: messages through the policy gate,
+//! and the log of its decisions.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use unavoce_core::audience::Audience;
+use unavoce_engine::Broadcast;
+use unavoce_store::DecisionQuery;
+
+use super::parse_param;
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The body of `POST /api/broadcasts`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastRequest {
+    message: String,
+    audience: String,
+    purpose: String,
+    #[serde(default = "auto")]
+    channel: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+/// `POST /api/broadcasts`: one message to everyone in an audience, each through the
+/// policy gate. With `dry_run`, answers every decision and records none.
+pub async fn broadcast(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: BroadcastRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_body", format!("the broadcast is not valid: {e}"))
+    })?;
+    for (name, value) in [("message", &request.message), ("purpose", &request.purpose)] {
+        if value.trim().is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                format!("`{name}` must not be empty"),
+            ));
+        }
+    }
+    let channel = if request.channel == "auto" {
+        request.channel.clone()
+    } else {
+        let kind: unavoce_core::ChannelKind = request.channel.parse().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_body",
+                format!(
+                    "`channel` {:?} is not a channel kind or \"auto\"",
+                    request.channel
+                ),
+            )
+        })?;
+        kind.as_str().to_string()
+    };
+    let audience = Audience::parse(&request.audience)
+        .map_err(|e| ApiError::bad_request("invalid_audience", e.to_string()))?;
+    let report = state
+        .engagement
+        .broadcast(
+            &Broadcast {
+                message: request.message,
+                audience,
+                purpose: request.purpose.trim().to_lowercase(),
+                channel,
+                dry_run: request.dry_run,
+            },
+            Timestamp::now(),
+        )
+        .await?;
+    let status = if report.dry_run {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(serde_json::to_value(report).unwrap_or_default()),
+    ))
+}
+
+/// `GET /api/decisions?profile_id=&broadcast=&limit=&cursor=`: decisions, oldest first.
+pub async fn decisions(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = parse_param::<usize>("limit", params.get("limit"))?.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "`limit` must be between 1 and 1000",
+        ));
+    }
+    // A profile's decisions include those taken for the profiles merged into it.
+    let profile_ids = match params.get("profile_id") {
+        Some(id) => {
+            let node = super::live_profile(&state, id).await?;
+            std::iter::once(node.id)
+                .chain(node.merges.iter().map(|m| m.from))
+                .map(|p| p.to_string())
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let found = state
+        .decisions
+        .decisions(DecisionQuery {
+            profile_ids,
+            broadcast: params.get("broadcast").cloned(),
+            after_id: parse_param("cursor", params.get("cursor"))?,
+            limit,
+            ..Default::default()
+        })
+        .await?;
+    let next = (found.len() == limit)
+        .then(|| found.last().map(|d| d.id.to_string()))
+        .flatten();
+    Ok(Json(json!({"decisions": found, "next_cursor": next})))
+}

@@ -1,0 +1,167 @@
+//! The policy gate through the public API: the seeds' outage story ends in the decision
+//! log.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use common::*;
+use serde_json::{Value, json};
+
+async fn post_json(server: &TestServer, path: &str, body: Value) -> Answer {
+    server
+        .send(
+            axum::http::Request::post(path)
+                .header(
+                    axum::http::header::AUTHORIZATION,
+                    format!("Bearer {ADMIN_KEY}"),
+                )
+                .header(axum::http::header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+}
+
+async fn profile_of(server: &TestServer, user: &str) -> String {
+    let answer = server
+        .admin(
+            "GET",
+            &format!("/api/profiles/lookup?user_id={user}"),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    answer.json["id"].as_str().unwrap().to_string()
+}
+
+async fn decisions_of(server: &TestServer, profile: &str) -> Vec<Value> {
+    let answer = server
+        .admin(
+            "GET",
+            &format!("/api/decisions?profile_id={profile}"),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    answer.json["decisions"].as_array().unwrap().clone()
+}
+
+fn promotion() -> Value {
+    json!({"message": "spring-offer", "audience": "consents.promotional",
+        "purpose": "promotional", "channel": "email"})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_promotion_reaches_a_customer_whose_line_is_down_until_the_case_is_resolved() {
+    let s = server().await;
+    let mut batch = Vec::new();
+    for user in ["giulia", "marco", "sara", "luca"] {
+        batch.push(json!({"type": "identify", "userId": user,
+            "traits": {"email": format!("{user}@example.com")}}));
+        batch.push(
+            json!({"type": "track", "userId": user, "event": "Consent Given",
+            "properties": {"purpose": "promotional"}}),
+        );
+    }
+    // Someone who never consented is not in the audience at all.
+    batch.push(
+        json!({"type": "identify", "userId": "anna", "traits": {"email": "anna@example.com"}}),
+    );
+    // Giulia calls: her line is down.
+    batch.push(
+        json!({"type": "track", "userId": "giulia", "event": "Case Opened",
+        "properties": {"case_id": "CASE-1", "subject": "Internet outage"},
+        "context": {"touchpoint": "call-center-milan", "channel": "phone"}}),
+    );
+    let answer = s
+        .track("/v1/batch", json!({"batch": batch}).to_string())
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+
+    // A dry run decides and records nothing.
+    let mut dry = promotion();
+    dry["dry_run"] = json!(true);
+    let answer = post_json(&s, "/api/broadcasts", dry).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["audience"], 4);
+    assert_eq!(answer.json["decisions"].as_array().unwrap().len(), 4);
+    let giulia = profile_of(&s, "giulia").await;
+    assert!(decisions_of(&s, &giulia).await.is_empty());
+
+    // The promotion: everyone who consented but Giulia, whose decision says why.
+    let answer = post_json(&s, "/api/broadcasts", promotion()).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    assert_eq!(answer.json["audience"], 4);
+    assert_eq!(answer.json["outcomes"]["suppress"], 1, "{}", answer.json);
+    let sent = |outcomes: &Value| {
+        outcomes["send"].as_u64().unwrap_or(0) + outcomes["hold"].as_u64().unwrap_or(0)
+    };
+    assert_eq!(sent(&answer.json["outcomes"]), 3, "{}", answer.json);
+    let hers = decisions_of(&s, &giulia).await;
+    assert_eq!(hers.len(), 1);
+    assert_eq!(hers[0]["outcome"], "suppress");
+    assert_eq!(hers[0]["reasons"][0]["code"], "suppressed");
+    assert!(
+        hers[0]["reasons"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("open case"),
+        "{}",
+        hers[0]
+    );
+    let marco = profile_of(&s, "marco").await;
+    let his = decisions_of(&s, &marco).await;
+    assert!(
+        matches!(his[0]["outcome"].as_str(), Some("send" | "hold")),
+        "{}",
+        his[0]
+    );
+    assert_eq!(his[0]["channel"], "email");
+
+    // The line is fixed: the next promotion includes her. The others already had
+    // today's promotion, and the daily cap holds them back.
+    let answer = s
+        .track(
+            "/v1/track",
+            json!({"userId": "giulia", "event": "Case Resolved", "properties": {"case_id": "CASE-1"},
+                "context": {"touchpoint": "call-center-milan"}})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let answer = post_json(&s, "/api/broadcasts", promotion()).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    let hers = decisions_of(&s, &giulia).await;
+    assert_eq!(hers.len(), 2);
+    assert!(
+        matches!(hers[1]["outcome"].as_str(), Some("send" | "hold")),
+        "{}",
+        hers[1]
+    );
+    let his = decisions_of(&s, &marco).await;
+    assert_eq!(his[1]["outcome"], "suppress");
+    assert_eq!(his[1]["reasons"][0]["code"], "frequency_cap", "{}", his[1]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broadcasts_with_a_bad_audience_or_channel_are_refused_with_the_reason() {
+    let s = server().await;
+    let mut bad = promotion();
+    bad["audience"] = json!("trait.city == 'Roma'");
+    let answer = post_json(&s, "/api/broadcasts", bad).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.json["error"]["code"], "invalid_audience");
+    assert!(
+        answer.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("trait")
+    );
+    let mut bad = promotion();
+    bad["channel"] = json!("pigeon");
+    let answer = post_json(&s, "/api/broadcasts", bad).await;
+    assert_eq!(answer.json["error"]["code"], "invalid_body");
+    let answer = post_json(&s, "/api/broadcasts", json!({"message": "x"})).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+}

@@ -1,0 +1,67 @@
+//! The decision log: every send, hold or suppress decision of the policy gate with its
+//! reasons, and the outbox of messages to deliver.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::log::StoreError;
+
+/// A decision to record. One with outcome `send` or `hold` also puts the message in
+/// the outbox, in the same transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDecision {
+    pub profile_id: String,
+    pub message: String,
+    pub purpose: String,
+    pub channel: String,
+    pub journey: Option<String>,
+    pub broadcast: Option<String>,
+    pub decided_at: Timestamp,
+    /// `send`, `hold` or `suppress`.
+    pub outcome: String,
+    pub send_at: Option<Timestamp>,
+    /// `[{"code", "detail"}]`.
+    pub reasons: Value,
+}
+
+/// A recorded decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredDecision {
+    pub id: i64,
+    pub profile_id: String,
+    pub message: String,
+    pub purpose: String,
+    pub channel: String,
+    pub journey: Option<String>,
+    pub broadcast: Option<String>,
+    pub decided_at: Timestamp,
+    pub outcome: String,
+    pub send_at: Option<Timestamp>,
+    pub reasons: Value,
+}
+
+/// Which decisions to read.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionQuery {
+    /// Decisions for any of these profiles (a profile and those merged into it); all
+    /// profiles when empty.
+    pub profile_ids: Vec<String>,
+    pub broadcast: Option<String>,
+    /// Only decisions to send or hold (what frequency caps count), decided at or after.
+    pub sends_since: Option<Timestamp>,
+    pub after_id: Option<i64>,
+    pub limit: usize,
+}
+
+/// The durable decision log and outbox.
+#[async_trait]
+pub trait DecisionLog: Send + Sync + 'static {
+    /// Records decisions (and outbox entries for those that send), atomically; returns
+    /// their ids.
+    async fn record_decisions(&self, decisions: Vec<NewDecision>) -> Result<Vec<i64>, StoreError>;
+
+    /// Reads decisions, oldest first.
+    async fn decisions(&self, query: DecisionQuery) -> Result<Vec<StoredDecision>, StoreError>;
+}

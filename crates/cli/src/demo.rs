@@ -96,6 +96,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("matching failed: {e}"))?;
     let registry = unavoce_engine::TouchpointRegistry::open(log.clone(), &touchpoints).await?;
+    let engagement = unavoce_engine::Engagement::new(
+        identity.clone(),
+        log.clone(),
+        config.policies()?,
+        std::sync::Arc::new(config.computed_traits()),
+    );
+    let promotion = engagement
+        .broadcast(
+            &unavoce_engine::Broadcast {
+                message: "tv-sport-launch".into(),
+                audience: unavoce_core::audience::Audience::parse("stage != 'lapsed'")?,
+                purpose: "promotional".into(),
+                channel: "auto".into(),
+                dry_run: true,
+            },
+            Timestamp::now(),
+        )
+        .await?;
     let reports = unavoce_engine::Reports::new(
         identity,
         registry,
@@ -115,6 +133,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         matching.linked_automatically, matching.queued_for_review
     );
     print_headlines(&kpis, &census);
+    let count = |map: &std::collections::BTreeMap<String, u64>, key: &str| {
+        map.get(key).copied().unwrap_or(0)
+    };
+    println!(
+        "A promotional broadcast (dry run) would go to {} of {} customers now ({} held for quiet hours); {} are held back: {} without consent, {} with an open case.",
+        count(&promotion.outcomes, "send") + count(&promotion.outcomes, "hold"),
+        promotion.audience,
+        count(&promotion.outcomes, "hold"),
+        count(&promotion.outcomes, "suppress"),
+        count(&promotion.reasons, "no_consent"),
+        count(&promotion.reasons, "suppressed"),
+    );
     if args.no_serve {
         return Ok(());
     }
@@ -200,6 +230,9 @@ Try it:
   curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/journeys/paths?steps=3"
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/journeys/funnel
   unavoce census --data ./unavoce-demo-data        (also: kpis, journeys paths|funnel|attribution)
+  curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/broadcasts -H 'Content-Type: application/json' \
+       -d '{{"message":"tv-sport-launch","audience":"stage != \"lapsed\"","purpose":"promotional","dry_run":true}}'
+
   curl -s -u {write_key}: http://{listen}/v1/track -H 'Content-Type: application/json' \
        -d '{{"userId":"cust-00042","event":"Pricing Viewed","context":{{"touchpoint":"web-shop"}}}}'
 Press Ctrl-C to stop."#

@@ -180,6 +180,7 @@ fn demo_builds_a_company_with_every_channel_kind() {
 
     // The census, KPIs and journeys of the demo, through the API and the command line.
     assert!(stdout.contains("The channel census finds"), "{stdout}");
+    assert!(stdout.contains("with an open case"), "{stdout}");
     let census = server.admin_get("/api/census");
     assert_eq!(
         census["uncovered_needs"],

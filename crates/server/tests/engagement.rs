@@ -165,3 +165,77 @@ async fn broadcasts_with_a_bad_audience_or_channel_are_refused_with_the_reason()
     let answer = post_json(&s, "/api/broadcasts", json!({"message": "x"})).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consent_withdrawn_through_the_api_is_in_the_ledger_and_the_gate_honours_it() {
+    let s = server().await;
+    let answer = s
+        .track(
+            "/v1/batch",
+            json!({"batch": [
+                {"type": "identify", "userId": "marco", "traits": {"email": "marco@example.com"}},
+                {"type": "track", "userId": "marco", "event": "Consent Given",
+                    "properties": {"purpose": "promotional"}, "timestamp": "2025-01-01T10:00:00Z",
+                    "context": {"touchpoint": "web-shop"}},
+            ]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let marco = profile_of(&s, "marco").await;
+    let answer = post_json(
+        &s,
+        &format!("/api/profiles/{marco}/consents"),
+        json!({"purpose": "promotional", "channel": "email", "granted": false, "touchpoint": "call-center-milan"}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+
+    let ledger = s
+        .admin(
+            "GET",
+            &format!("/api/profiles/{marco}/consents"),
+            Body::empty(),
+        )
+        .await
+        .json;
+    let history = ledger["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{ledger}");
+    assert_eq!(history[0]["granted"], true);
+    assert_eq!(history[0]["source"], "web-shop");
+    assert_eq!(history[1]["granted"], false);
+    assert_eq!(history[1]["channel"], "email");
+    assert_eq!(history[1]["source"], "call-center-milan");
+    assert_eq!(ledger["current"].as_array().unwrap().len(), 2);
+    // The context card shows it too.
+    let card = s
+        .admin(
+            "GET",
+            &format!("/api/profiles/{marco}/context"),
+            Body::empty(),
+        )
+        .await
+        .json;
+    assert_eq!(card["consents"].as_array().unwrap().len(), 2, "{card}");
+
+    // E-mail is refused, SMS still allowed by the all-channel consent.
+    let answer = post_json(&s, "/api/broadcasts", promotion()).await;
+    assert_eq!(answer.json["reasons"]["no_consent"], 1, "{}", answer.json);
+    let mut by_sms = promotion();
+    by_sms["channel"] = json!("sms");
+    by_sms["dry_run"] = json!(true);
+    let answer = post_json(&s, "/api/broadcasts", by_sms).await;
+    assert!(
+        answer.json["reasons"].get("no_consent").is_none(),
+        "{}",
+        answer.json
+    );
+
+    let bad = post_json(
+        &s,
+        &format!("/api/profiles/{marco}/consents"),
+        json!({"purpose": "", "granted": true}),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

@@ -1,5 +1,6 @@
 //! The admin REST API under `/api/` (admin key required).
 
+mod consents;
 mod engagement;
 mod events;
 mod import;
@@ -41,6 +42,10 @@ pub fn routes() -> Router<AppState> {
         .route("/profiles/{id}/unmerge", post(profiles::unmerge))
         .route("/profiles/{id}/context", get(profiles::context))
         .route("/profiles/{id}/timeline", get(profiles::timeline))
+        .route(
+            "/profiles/{id}/consents",
+            get(consents::list).post(consents::record),
+        )
         .route("/identity/flagged", get(profiles::flagged))
         .route("/identity/matching", post(profiles::run_matching))
         .route("/identity/review", get(profiles::review_queue))

@@ -1,0 +1,154 @@
+//! The consent ledger of a profile: `GET /api/profiles/{id}/consents` (current state
+//! and full history) and `POST` (a statement recorded as a consent event in the log,
+//! like any other touchpoint's).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use unavoce_core::profile::{ConsentKey, fold_consents};
+use unavoce_intake::{Item, ItemBody, Submission};
+
+use super::live_profile;
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A consent statement.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentStatement {
+    purpose: String,
+    /// Every channel when absent.
+    #[serde(default)]
+    channel: Option<String>,
+    granted: bool,
+    /// Where it was said (a touchpoint); the API when absent.
+    #[serde(default)]
+    touchpoint: Option<String>,
+}
+
+/// `GET /api/profiles/{id}/consents`: the current consents and every statement ever made.
+pub async fn list(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let node = live_profile(&state, &id).await?;
+    let events = state.intake.log().events_at(node.events.clone()).await?;
+    let mut refs: Vec<&unavoce_core::Event> = events.iter().map(|e| &e.event).collect();
+    refs.sort_by_key(|e| e.timestamp);
+    let current = fold_consents(refs.iter().copied());
+    // The history: each statement on its own, oldest first.
+    let history: Vec<Value> = refs
+        .iter()
+        .flat_map(|e| {
+            fold_consents(std::iter::once(*e))
+                .into_iter()
+                .map(|(key, c)| statement_json(&key, c.granted, c.at, &c.source))
+        })
+        .collect();
+    Ok(Json(json!({
+        "profile_id": node.id,
+        "current": current
+            .iter()
+            .map(|(key, c)| statement_json(key, c.granted, c.at, &c.source))
+            .collect::<Vec<_>>(),
+        "history": history,
+    })))
+}
+
+fn statement_json(key: &ConsentKey, granted: bool, at: Timestamp, source: &str) -> Value {
+    json!({"purpose": key.purpose, "channel": key.channel, "granted": granted,
+        "at": at.to_string(), "source": source})
+}
+
+/// `POST /api/profiles/{id}/consents`: records a consent given or withdrawn, as a
+/// `Consent Given` / `Consent Withdrawn` event of that person.
+pub async fn record(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let statement: ConsentStatement = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!("the consent statement is not valid: {e}"),
+        )
+    })?;
+    let purpose = statement.purpose.trim().to_lowercase();
+    if purpose.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "`purpose` must not be empty",
+        ));
+    }
+    let node = live_profile(&state, &id).await?;
+    let rules = state.identity.rules();
+    let identifier = |kind: &str| {
+        node.identifiers
+            .iter()
+            .map(|(k, _)| rules.identifier_of(k))
+            .find(|i| i.kind.as_str() == kind)
+            .map(|i| i.value)
+    };
+    let mut message = Map::new();
+    match (identifier("user_id"), identifier("anonymous_id")) {
+        (Some(user), _) => message.insert("userId".into(), user.into()),
+        (None, Some(anonymous)) => message.insert("anonymousId".into(), anonymous.into()),
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no_event_identity",
+                format!(
+                    "profile {} has no user id or anonymous id to record the consent under",
+                    node.id
+                ),
+            ));
+        }
+    };
+    message.insert("type".into(), "track".into());
+    message.insert(
+        "event".into(),
+        if statement.granted {
+            "Consent Given"
+        } else {
+            "Consent Withdrawn"
+        }
+        .into(),
+    );
+    message.insert(
+        "properties".into(),
+        json!({"purpose": purpose, "channel": statement.channel}),
+    );
+    if let Some(touchpoint) = &statement.touchpoint {
+        message.insert("context".into(), json!({"touchpoint": touchpoint}));
+    }
+    let report = state
+        .intake
+        .ingest(Submission {
+            source: "api",
+            received_at: Timestamp::now(),
+            endpoint_type: None,
+            default_touchpoint: None,
+            envelope: None,
+            items: vec![Item {
+                body: ItemBody::Parsed(message),
+                origin: json!({"endpoint": "/api/profiles/{id}/consents"}),
+            }],
+        })
+        .await?;
+    if let Some(rejected) = report.rejected.first() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("the consent could not be recorded: {}", rejected.message),
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"profile_id": node.id, "purpose": purpose, "channel": statement.channel,
+            "granted": statement.granted}),
+        ),
+    ))
+}

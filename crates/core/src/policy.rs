@@ -247,6 +247,34 @@ impl Policies {
         })
     }
 
+    /// Whether the person may get `purpose` messages on `channel`: an explicit yes for
+    /// purposes that need one, no recorded no for the others.
+    pub fn consented(&self, purpose: &str, channel: &str, card: &ContextCard) -> bool {
+        let mode = self
+            .consent
+            .get(purpose)
+            .copied()
+            .unwrap_or(if purpose == "service" {
+                ConsentMode::UnlessWithdrawn
+            } else {
+                ConsentMode::Explicit
+            });
+        match mode {
+            ConsentMode::Explicit => card.consents_to(purpose, channel),
+            ConsentMode::UnlessWithdrawn => {
+                let said_no = |c: Option<&str>| {
+                    card.consents
+                        .iter()
+                        .find(|l| l.purpose == purpose && l.channel.as_deref() == c)
+                        .map(|l| !l.granted)
+                };
+                !said_no(Some(channel))
+                    .or_else(|| said_no(None))
+                    .unwrap_or(false)
+            }
+        }
+    }
+
     /// The person's time zone: their `timezone` trait when it names one, else the default.
     pub fn time_zone(&self, card: &ContextCard) -> TimeZone {
         card.traits
@@ -298,28 +326,7 @@ pub fn decide(
     let mut reasons = Vec::new();
     let zone = policies.time_zone(card);
 
-    let mode = policies.consent.get(&message.purpose).copied().unwrap_or(
-        if message.purpose == "service" {
-            ConsentMode::UnlessWithdrawn
-        } else {
-            ConsentMode::Explicit
-        },
-    );
-    let consented = match mode {
-        ConsentMode::Explicit => card.consents_to(&message.purpose, &message.channel),
-        ConsentMode::UnlessWithdrawn => {
-            let said_no = |c: Option<&str>| {
-                card.consents
-                    .iter()
-                    .find(|l| l.purpose == message.purpose && l.channel.as_deref() == c)
-                    .map(|l| !l.granted)
-            };
-            !said_no(Some(&message.channel))
-                .or_else(|| said_no(None))
-                .unwrap_or(false)
-        }
-    };
-    if !consented {
+    if !policies.consented(&message.purpose, &message.channel, card) {
         reasons.push(Reason {
             code: "no_consent",
             detail: format!(
@@ -488,6 +495,9 @@ fn start_of_local_day(at: Timestamp, zone: &TimeZone, days_back: u32) -> Timesta
         .map(|z| z.timestamp())
         .unwrap_or(at)
 }
+
+mod channel;
+pub use channel::{MESSAGE_CHANNELS, rank_channels};
 
 #[cfg(test)]
 mod tests;

@@ -8,8 +8,10 @@ use serde::Serialize;
 use serde_json::json;
 use unavoce_core::audience::Audience;
 use unavoce_core::identity::ProfileId;
-use unavoce_core::policy::{Decision, Outcome, OutgoingMessage, PastSend, Policies, decide};
-use unavoce_core::profile::{ComputedTrait, ContextCard, context_card};
+use unavoce_core::policy::{
+    Decision, Outcome, OutgoingMessage, PastSend, Policies, Reason, decide, rank_channels,
+};
+use unavoce_core::profile::{ComputedTrait, context_card, fold_engagement};
 use unavoce_store::{DecisionLog, DecisionQuery, NewDecision, StoreError};
 
 use crate::IdentityProjection;
@@ -25,7 +27,8 @@ pub struct Broadcast {
     pub message: String,
     pub audience: Audience,
     pub purpose: String,
-    /// A channel kind, or `auto`: the person's preferred channel, else e-mail.
+    /// A channel kind, or `auto`: the best channel the person consented to and can be
+    /// reached on (`policy::rank_channels`).
     pub channel: String,
     /// Decide, but record nothing.
     pub dry_run: bool,
@@ -36,6 +39,9 @@ pub struct Broadcast {
 pub struct PersonDecision {
     pub profile_id: String,
     pub channel: String,
+    /// With channel `auto`: the channels to try next, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
     #[serde(flatten)]
     pub decision: Decision,
 }
@@ -89,10 +95,19 @@ impl Engagement {
         self.identity.catch_up().await?;
         let id = format!("b-{}", now.as_microsecond());
         let history = self.history(now).await?;
-        let profiles: Vec<(ProfileId, Vec<i64>)> = self.identity.read(|graph| {
+        let rules = self.identity.rules().clone();
+        let profiles: Vec<Profile> = self.identity.read(|graph| {
             graph
                 .profiles_after(None)
-                .map(|node| (node.id, node.events.clone()))
+                .map(|node| Profile {
+                    id: node.id,
+                    events: node.events.clone(),
+                    identifier_types: node
+                        .identifiers
+                        .iter()
+                        .map(|(k, _)| rules.type_rule(k.kind).name.clone())
+                        .collect(),
+                })
                 .collect()
         });
         let mut report = BroadcastReport {
@@ -105,30 +120,75 @@ impl Engagement {
             decisions: Vec::new(),
         };
         for page in profiles.chunks(PAGE) {
-            let seqs: Vec<i64> = page.iter().flat_map(|(_, e)| e.iter().copied()).collect();
+            let seqs: Vec<i64> = page.iter().flat_map(|p| p.events.iter().copied()).collect();
             let events = self.identity.log().events_at(seqs).await?;
             let by_seq: HashMap<i64, &unavoce_core::Event> =
                 events.iter().map(|e| (e.seq, &e.event)).collect();
             let mut decided = Vec::new();
-            for (profile, seqs) in page {
-                let mine: Vec<&unavoce_core::Event> =
-                    seqs.iter().filter_map(|s| by_seq.get(s).copied()).collect();
-                let card =
-                    context_card(&profile.to_string(), Vec::new(), &mine, &self.computed, now);
+            for profile in page {
+                let mine: Vec<&unavoce_core::Event> = profile
+                    .events
+                    .iter()
+                    .filter_map(|s| by_seq.get(s).copied())
+                    .collect();
+                let card = context_card(
+                    &profile.id.to_string(),
+                    Vec::new(),
+                    &mine,
+                    &self.computed,
+                    now,
+                );
                 report.evaluated += 1;
                 if !broadcast.audience.matches(&card).unwrap_or(false) {
                     continue;
                 }
                 report.audience += 1;
-                let channel = choose_channel(&broadcast.channel, &card);
-                let message = OutgoingMessage {
-                    message: broadcast.message.clone(),
-                    purpose: broadcast.purpose.clone(),
-                    channel: channel.clone(),
-                    journey: None,
+                let (channel, fallbacks) = if broadcast.channel == "auto" {
+                    let reachable: Vec<&str> = profile
+                        .identifier_types
+                        .iter()
+                        .map(String::as_str)
+                        .collect();
+                    let mut ranked = rank_channels(
+                        &self.policies,
+                        &broadcast.purpose,
+                        &card,
+                        &fold_engagement(mine.iter().copied()),
+                        &reachable,
+                    );
+                    if ranked.is_empty() {
+                        (None, Vec::new())
+                    } else {
+                        let first = ranked.remove(0);
+                        (Some(first), ranked)
+                    }
+                } else {
+                    (Some(broadcast.channel.clone()), Vec::new())
                 };
-                let past = history.get(&card.profile_id).map_or(&[][..], Vec::as_slice);
-                let decision = decide(&self.policies, &message, &card, past, now);
+                let decision = match &channel {
+                    Some(channel) => {
+                        let message = OutgoingMessage {
+                            message: broadcast.message.clone(),
+                            purpose: broadcast.purpose.clone(),
+                            channel: channel.clone(),
+                            journey: None,
+                        };
+                        let past = history.get(&card.profile_id).map_or(&[][..], Vec::as_slice);
+                        decide(&self.policies, &message, &card, past, now)
+                    }
+                    None => Decision {
+                        outcome: Outcome::Suppress,
+                        send_at: None,
+                        reasons: vec![Reason {
+                            code: "no_channel",
+                            detail: format!(
+                                "no channel the customer consented to {} messages on and can be reached on",
+                                broadcast.purpose
+                            ),
+                        }],
+                    },
+                };
+                let channel = channel.unwrap_or_else(|| "none".to_string());
                 *report
                     .outcomes
                     .entry(outcome_name(decision.outcome).to_string())
@@ -139,6 +199,7 @@ impl Engagement {
                 decided.push(PersonDecision {
                     profile_id: card.profile_id.clone(),
                     channel,
+                    fallbacks,
                     decision,
                 });
             }
@@ -197,15 +258,11 @@ impl Engagement {
     }
 }
 
-/// The channel a message goes out on: the one asked for, or for `auto` the person's
-/// preferred channel, else e-mail.
-fn choose_channel(asked: &str, card: &ContextCard) -> String {
-    if asked != "auto" {
-        return asked.to_string();
-    }
-    card.preferred_channel
-        .clone()
-        .unwrap_or_else(|| "email".to_string())
+/// What a broadcast needs of each profile.
+struct Profile {
+    id: ProfileId,
+    events: Vec<i64>,
+    identifier_types: Vec<String>,
 }
 
 fn outcome_name(outcome: Outcome) -> &'static str {

@@ -239,3 +239,52 @@ async fn consent_withdrawn_through_the_api_is_in_the_ledger_and_the_gate_honours
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn channel_auto_picks_the_channel_each_customer_answers_on() {
+    let s = server().await;
+    let mut batch = vec![
+        // Sara reads WhatsApp, ignores e-mail.
+        json!({"type": "identify", "userId": "sara",
+            "traits": {"email": "sara@example.com", "phone": "+39 333 123 4567"}}),
+        json!({"type": "track", "userId": "sara", "event": "Consent Given", "properties": {"purpose": "promotional"}}),
+        // Luca said he prefers e-mail.
+        json!({"type": "identify", "userId": "luca",
+            "traits": {"email": "luca@example.com", "phone": "+39 333 765 4321", "preferred_channel": "email"}}),
+        json!({"type": "track", "userId": "luca", "event": "Consent Given", "properties": {"purpose": "promotional"}}),
+        // Anna consented but left no address.
+        json!({"type": "track", "userId": "anna", "event": "Consent Given", "properties": {"purpose": "promotional"}}),
+    ];
+    for _ in 0..4 {
+        batch.push(json!({"type": "track", "userId": "sara", "event": "WhatsApp Sent"}));
+        batch.push(json!({"type": "track", "userId": "sara", "event": "WhatsApp Read"}));
+        batch.push(json!({"type": "track", "userId": "sara", "event": "Email Sent"}));
+    }
+    let answer = s
+        .track("/v1/batch", json!({"batch": batch}).to_string())
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let mut auto = promotion();
+    auto["channel"] = json!("auto");
+    auto["dry_run"] = json!(true);
+    let answer = post_json(&s, "/api/broadcasts", auto).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let decisions = answer.json["decisions"].as_array().unwrap();
+    let of = |profile: &str| {
+        decisions
+            .iter()
+            .find(|d| d["profile_id"] == json!(profile))
+            .cloned()
+    };
+    let sara = of(&profile_of(&s, "sara").await).unwrap();
+    assert_eq!(sara["channel"], "whatsapp", "{sara}");
+    assert_eq!(
+        sara["fallbacks"].as_array().unwrap().last().unwrap(),
+        "email"
+    );
+    let luca = of(&profile_of(&s, "luca").await).unwrap();
+    assert_eq!(luca["channel"], "email", "{luca}");
+    let anna = of(&profile_of(&s, "anna").await).unwrap();
+    assert_eq!(anna["outcome"], "suppress");
+    assert_eq!(anna["reasons"][0]["code"], "no_channel", "{anna}");
+}

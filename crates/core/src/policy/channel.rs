@@ -1,0 +1,150 @@
+//! Channel `auto`: which channel a message goes out on, and which to fall back to.
+
+use std::collections::BTreeMap;
+
+use super::Policies;
+use crate::profile::{ChannelEngagement, ContextCard};
+
+/// The channels a message can go out on: the identifier type a person needs to be
+/// reached there, and a typical cost per message (the last tie-breaker).
+pub const MESSAGE_CHANNELS: [(&str, &str, f64); 5] = [
+    ("email", "email", 0.001),
+    ("push", "device_id", 0.0005),
+    ("whatsapp", "phone", 0.02),
+    ("rcs", "phone", 0.03),
+    ("sms", "phone", 0.05),
+];
+
+/// The channels `purpose` messages can reach the person on, best first: those they
+/// consented to and hold an identifier for (`reachable`: identifier type names), ranked
+/// by their stated preference (trait `preferred_channel`), then by how they respond on
+/// each (opens, clicks and replies over sends, with a prior so an untried channel is
+/// neither first nor last), then by cost. The first is the channel; the rest are the
+/// fallbacks, in order.
+pub fn rank_channels(
+    policies: &Policies,
+    purpose: &str,
+    card: &ContextCard,
+    engagement: &BTreeMap<String, ChannelEngagement>,
+    reachable: &[&str],
+) -> Vec<String> {
+    let stated = card
+        .traits
+        .get("preferred_channel")
+        .and_then(|v| v.as_str())
+        .map(crate::channel::canonical_name);
+    let untried = ChannelEngagement::default();
+    let mut options: Vec<(bool, f64, f64, &str)> = MESSAGE_CHANNELS
+        .iter()
+        .filter(|(channel, needs, _)| {
+            reachable.contains(needs) && policies.consented(purpose, channel, card)
+        })
+        .map(|(channel, _, cost)| {
+            let response = engagement.get(*channel).unwrap_or(&untried).response_rate();
+            (
+                stated.as_deref() == Some(*channel),
+                response,
+                *cost,
+                *channel,
+            )
+        })
+        .collect();
+    options.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then(b.1.total_cmp(&a.1))
+            .then(a.2.total_cmp(&b.2))
+    });
+    options
+        .into_iter()
+        .map(|(_, _, _, c)| c.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::policy::PolicyConfig;
+    use crate::profile::{context_card, fold_engagement};
+    use crate::segment::{IntakeContext, normalise};
+
+    fn person(messages: &[Value]) -> (ContextCard, BTreeMap<String, ChannelEngagement>) {
+        let ctx = IntakeContext::new("2025-03-01T00:00:00Z".parse().unwrap(), "test");
+        let events: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut m = m.as_object().unwrap().clone();
+                m.insert("userId".into(), "u".into());
+                m.insert("timestamp".into(), "2025-01-01T00:00:00Z".into());
+                normalise(m, &ctx, || format!("m{i}")).unwrap()
+            })
+            .collect();
+        let refs: Vec<_> = events.iter().collect();
+        let card = context_card(
+            "p-1",
+            Vec::new(),
+            &refs,
+            &[],
+            "2025-03-01T00:00:00Z".parse().unwrap(),
+        );
+        (card, fold_engagement(refs.iter().copied()))
+    }
+
+    fn given(purpose: &str) -> Value {
+        json!({"type": "track", "event": "Consent Given", "properties": {"purpose": purpose}})
+    }
+
+    #[test]
+    fn the_stated_preference_then_engagement_then_cost_decide() {
+        let p = Policies::new(&PolicyConfig::default()).unwrap();
+        let everywhere = ["email", "phone", "device_id"];
+        // Untried everywhere: the cheapest first.
+        let (card, engagement) = person(&[given("promotional")]);
+        assert_eq!(
+            rank_channels(&p, "promotional", &card, &engagement, &everywhere),
+            vec!["push", "email", "whatsapp", "rcs", "sms"]
+        );
+        // Reads every WhatsApp message, ignores e-mails: WhatsApp first, e-mail last.
+        let mut history = vec![given("promotional")];
+        for _ in 0..5 {
+            history.push(json!({"type": "track", "event": "WhatsApp Sent"}));
+            history.push(json!({"type": "track", "event": "WhatsApp Read"}));
+            history.push(json!({"type": "track", "event": "Email Sent"}));
+        }
+        let (card, engagement) = person(&history);
+        let ranked = rank_channels(&p, "promotional", &card, &engagement, &everywhere);
+        assert_eq!(ranked.first().map(String::as_str), Some("whatsapp"));
+        assert_eq!(ranked.last().map(String::as_str), Some("email"));
+        // What they told us wins.
+        history.push(json!({"type": "identify", "traits": {"preferred_channel": "SMS"}}));
+        let (card, engagement) = person(&history);
+        assert_eq!(
+            rank_channels(&p, "promotional", &card, &engagement, &everywhere)[0],
+            "sms"
+        );
+    }
+
+    #[test]
+    fn only_consented_and_reachable_channels_are_offered() {
+        let p = Policies::new(&PolicyConfig::default()).unwrap();
+        let (card, engagement) = person(&[
+            given("promotional"),
+            json!({"type": "track", "event": "Consent Withdrawn",
+                "properties": {"purpose": "promotional", "channel": "whatsapp"}}),
+        ]);
+        // No device: no push; WhatsApp withdrawn.
+        assert_eq!(
+            rank_channels(&p, "promotional", &card, &engagement, &["email", "phone"]),
+            vec!["email", "rcs", "sms"]
+        );
+        let (nobody, engagement) = person(&[]);
+        assert!(rank_channels(&p, "promotional", &nobody, &engagement, &["email"]).is_empty());
+        // Service messages need no yes.
+        assert_eq!(
+            rank_channels(&p, "service", &nobody, &engagement, &["email"]),
+            vec!["email"]
+        );
+    }
+}

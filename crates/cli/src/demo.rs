@@ -109,6 +109,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 audience: unavoce_core::audience::Audience::parse("stage != 'lapsed'")?,
                 purpose: "promotional".into(),
                 channel: "auto".into(),
+                optimise_send_time: false,
                 dry_run: true,
             },
             Timestamp::now(),

@@ -31,6 +31,9 @@ pub struct OutgoingMessage {
     /// The journey sending it, if any.
     #[serde(default)]
     pub journey: Option<String>,
+    /// Not to go out before this moment (the person's best hour).
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
 }
 
 /// A message already decided for the person: what the caps count.
@@ -372,8 +375,9 @@ pub fn decide(
         });
     }
 
-    let held_until = quiet_until(policies, message, &zone, now);
-    let send_at = held_until.unwrap_or(now);
+    let desired = message.not_before.filter(|t| *t > now).unwrap_or(now);
+    let held_until = quiet_until(policies, message, &zone, desired);
+    let send_at = held_until.unwrap_or(desired);
     for cap in &policies.caps {
         let c = &cap.config;
         if c.channel.as_ref().is_some_and(|ch| *ch != message.channel)
@@ -422,24 +426,32 @@ pub fn decide(
             reasons,
         };
     }
-    match held_until {
-        Some(until) => Decision {
-            outcome: Outcome::Hold,
-            send_at: Some(until),
-            reasons: vec![Reason {
-                code: "quiet_hours",
-                detail: format!(
-                    "quiet hours in {}; held until {}",
-                    zone.iana_name().unwrap_or("the customer's time zone"),
-                    until.to_zoned_datetime(zone.clone())
-                ),
-            }],
+    let local = |t: Timestamp| t.to_zoned_datetime(zone.clone());
+    let mut reasons = Vec::new();
+    if desired > now {
+        reasons.push(Reason {
+            code: "send_time",
+            detail: format!("sent at the customer's best hour, {}", local(desired)),
+        });
+    }
+    if let Some(until) = held_until {
+        reasons.push(Reason {
+            code: "quiet_hours",
+            detail: format!(
+                "quiet hours in {}; held until {}",
+                zone.iana_name().unwrap_or("the customer's time zone"),
+                local(until)
+            ),
+        });
+    }
+    Decision {
+        outcome: if send_at > now {
+            Outcome::Hold
+        } else {
+            Outcome::Send
         },
-        None => Decision {
-            outcome: Outcome::Send,
-            send_at: Some(now),
-            reasons: Vec::new(),
-        },
+        send_at: Some(send_at),
+        reasons,
     }
 }
 
@@ -497,7 +509,9 @@ fn start_of_local_day(at: Timestamp, zone: &TimeZone, days_back: u32) -> Timesta
 }
 
 mod channel;
+mod send_time;
 pub use channel::{MESSAGE_CHANNELS, rank_channels};
+pub use send_time::best_send_time;
 
 #[cfg(test)]
 mod tests;

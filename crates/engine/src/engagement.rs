@@ -9,8 +9,10 @@ use serde_json::json;
 use unavoce_core::audience::Audience;
 use unavoce_core::identity::ProfileId;
 use unavoce_core::policy::{
-    Decision, Outcome, OutgoingMessage, PastSend, Policies, Reason, decide, rank_channels,
+    Decision, Outcome, OutgoingMessage, PastSend, Policies, Reason, best_send_time, decide,
+    rank_channels,
 };
+use unavoce_core::profile::engagement::hour_of_week;
 use unavoce_core::profile::{ComputedTrait, context_card, fold_engagement};
 use unavoce_store::{DecisionLog, DecisionQuery, NewDecision, StoreError};
 
@@ -30,6 +32,8 @@ pub struct Broadcast {
     /// A channel kind, or `auto`: the best channel the person consented to and can be
     /// reached on (`policy::rank_channels`).
     pub channel: String,
+    /// Send each person at their best hour of the next day rather than now.
+    pub optimise_send_time: bool,
     /// Decide, but record nothing.
     pub dry_run: bool,
 }
@@ -95,6 +99,20 @@ impl Engagement {
         self.identity.catch_up().await?;
         let id = format!("b-{}", now.as_microsecond());
         let history = self.history(now).await?;
+        // Everyone's hours of the week, the prior of each person's own.
+        let population: Vec<u32> = if broadcast.optimise_send_time {
+            self.identity.read_with_interactions(|_, table| {
+                let mut hours = vec![0u32; 168];
+                for row in table.rows() {
+                    if let Ok(at) = Timestamp::from_microsecond(row.at) {
+                        hours[hour_of_week(at)] += 1;
+                    }
+                }
+                hours
+            })
+        } else {
+            Vec::new()
+        };
         let rules = self.identity.rules().clone();
         let profiles: Vec<Profile> = self.identity.read(|graph| {
             graph
@@ -143,6 +161,7 @@ impl Engagement {
                     continue;
                 }
                 report.audience += 1;
+                let engagement = fold_engagement(mine.iter().copied());
                 let (channel, fallbacks) = if broadcast.channel == "auto" {
                     let reachable: Vec<&str> = profile
                         .identifier_types
@@ -153,7 +172,7 @@ impl Engagement {
                         &self.policies,
                         &broadcast.purpose,
                         &card,
-                        &fold_engagement(mine.iter().copied()),
+                        &engagement,
                         &reachable,
                     );
                     if ranked.is_empty() {
@@ -167,12 +186,30 @@ impl Engagement {
                 };
                 let decision = match &channel {
                     Some(channel) => {
-                        let message = OutgoingMessage {
+                        let mut message = OutgoingMessage {
                             message: broadcast.message.clone(),
                             purpose: broadcast.purpose.clone(),
                             channel: channel.clone(),
                             journey: None,
+                            not_before: None,
                         };
+                        if broadcast.optimise_send_time {
+                            let mut hours = vec![0u32; 168];
+                            for e in engagement.values() {
+                                for (h, n) in e.hour_of_week.iter().enumerate() {
+                                    hours[h] += n;
+                                }
+                            }
+                            let zone = self.policies.time_zone(&card);
+                            message.not_before = Some(best_send_time(
+                                &self.policies,
+                                &message,
+                                &zone,
+                                &hours,
+                                &population,
+                                now,
+                            ));
+                        }
                         let past = history.get(&card.profile_id).map_or(&[][..], Vec::as_slice);
                         decide(&self.policies, &message, &card, past, now)
                     }

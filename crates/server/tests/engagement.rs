@@ -288,3 +288,50 @@ async fn channel_auto_picks_the_channel_each_customer_answers_on() {
     assert_eq!(anna["outcome"], "suppress");
     assert_eq!(anna["reasons"][0]["code"], "no_channel", "{anna}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_optimised_send_time_is_the_customers_own_hour() {
+    let s = server().await;
+    let now = jiff::Timestamp::now();
+    let rome = jiff::tz::TimeZone::get("Europe/Rome").unwrap();
+    let hour_start = |t: jiff::Timestamp| {
+        let us = t.as_microsecond();
+        jiff::Timestamp::from_microsecond(us - us.rem_euclid(3_600_000_000)).unwrap()
+    };
+    // An hour of the coming day in the Roman daytime: she opens her e-mail then, every week.
+    let k = (2..23)
+        .find(|k| {
+            let local = (hour_start(now) + jiff::SignedDuration::from_hours(*k))
+                .to_zoned_datetime(rome.clone());
+            (10..19).contains(&local.hour())
+        })
+        .unwrap();
+    let target = hour_start(now) + jiff::SignedDuration::from_hours(k);
+    let mut batch = vec![
+        json!({"type": "identify", "userId": "sara", "traits": {"email": "sara@example.com"}}),
+        json!({"type": "track", "userId": "sara", "event": "Consent Given", "properties": {"purpose": "promotional"}}),
+    ];
+    for week in 1..=4 {
+        let at = target - jiff::SignedDuration::from_hours(24 * 7 * week)
+            + jiff::SignedDuration::from_mins(10);
+        batch.push(json!({"type": "track", "userId": "sara", "event": "Email Opened", "timestamp": at.to_string()}));
+    }
+    let answer = s
+        .track("/v1/batch", json!({"batch": batch}).to_string())
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let mut optimal = promotion();
+    optimal["send_time"] = json!("optimal");
+    optimal["dry_run"] = json!(true);
+    let answer = post_json(&s, "/api/broadcasts", optimal).await;
+    let decision = &answer.json["decisions"][0];
+    assert_eq!(decision["outcome"], "hold", "{decision}");
+    assert_eq!(decision["send_at"], json!(target.to_string()), "{decision}");
+    assert_eq!(decision["reasons"][0]["code"], "send_time");
+    let mut bad = promotion();
+    bad["send_time"] = json!("whenever");
+    assert_eq!(
+        post_json(&s, "/api/broadcasts", bad).await.status,
+        StatusCode::BAD_REQUEST
+    );
+}

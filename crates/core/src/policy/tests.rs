@@ -38,6 +38,7 @@ fn promo(channel: &str) -> OutgoingMessage {
         purpose: "promotional".into(),
         channel: channel.into(),
         journey: None,
+        not_before: None,
     }
 }
 

@@ -26,6 +26,9 @@ pub struct BroadcastRequest {
     purpose: String,
     #[serde(default = "auto")]
     channel: String,
+    /// `now` (default) or `optimal`: each person's best hour of the next day.
+    #[serde(default)]
+    send_time: Option<String>,
     #[serde(default)]
     dry_run: bool,
 }
@@ -65,6 +68,16 @@ pub async fn broadcast(
         })?;
         kind.as_str().to_string()
     };
+    let optimise_send_time = match request.send_time.as_deref() {
+        None | Some("now") => false,
+        Some("optimal") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                format!("`send_time` must be \"now\" or \"optimal\"; got {other:?}"),
+            ));
+        }
+    };
     let audience = Audience::parse(&request.audience)
         .map_err(|e| ApiError::bad_request("invalid_audience", e.to_string()))?;
     let report = state
@@ -75,6 +88,7 @@ pub async fn broadcast(
                 audience,
                 purpose: request.purpose.trim().to_lowercase(),
                 channel,
+                optimise_send_time,
                 dry_run: request.dry_run,
             },
             Timestamp::now(),

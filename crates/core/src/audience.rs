@@ -136,26 +136,9 @@ fn facts(card: &ContextCard) -> Vec<(&'static str, Value)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::context_card;
-    use crate::segment::{IntakeContext, normalise};
 
     fn card(messages: &[Value]) -> ContextCard {
-        let ctx = IntakeContext::new("2024-06-30T00:00:00Z".parse().unwrap(), "test");
-        let events: Vec<_> = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                normalise(m.as_object().unwrap().clone(), &ctx, || format!("m{i}")).unwrap()
-            })
-            .collect();
-        let refs: Vec<_> = events.iter().collect();
-        context_card(
-            "p-1",
-            Vec::new(),
-            &refs,
-            &crate::profile::default_computed_traits(),
-            "2024-06-30T00:00:00Z".parse().unwrap(),
-        )
+        crate::testing::person(messages, "2024-06-30T00:00:00Z").0
     }
 
     #[test]

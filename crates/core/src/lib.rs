@@ -17,6 +17,9 @@ pub mod profile;
 pub mod segment;
 pub mod touchpoint;
 
+#[cfg(test)]
+mod testing;
+
 pub use channel::ChannelKind;
 pub use event::{Event, EventType};
 pub use identifier::{Identifier, IdentifierType};

@@ -9,18 +9,7 @@ use common::*;
 use serde_json::{Value, json};
 
 async fn post_json(server: &TestServer, path: &str, body: Value) -> Answer {
-    server
-        .send(
-            axum::http::Request::post(path)
-                .header(
-                    axum::http::header::AUTHORIZATION,
-                    format!("Bearer {ADMIN_KEY}"),
-                )
-                .header(axum::http::header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await
+    server.admin_json("POST", path, body).await
 }
 
 async fn profile_of(server: &TestServer, user: &str) -> String {

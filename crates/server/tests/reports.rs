@@ -129,30 +129,6 @@ async fn fixture() -> Fixture {
     }
 }
 
-impl TestServer {
-    async fn admin_json(&self, method: &str, path: &str, body: Value) -> Answer {
-        self.send(
-            axum::http::Request::builder()
-                .method(method)
-                .uri(path)
-                .header(
-                    axum::http::header::AUTHORIZATION,
-                    format!("Bearer {ADMIN_KEY}"),
-                )
-                .header(axum::http::header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let answer = self.admin("GET", path, Body::empty()).await;
-        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.json);
-        answer.json
-    }
-}
-
 fn close(a: &Value, b: Option<f64>, what: &str) {
     match (a.as_f64(), b) {
         (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9, "{what}: API {a}, expected {b}"),

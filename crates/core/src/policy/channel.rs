@@ -66,30 +66,9 @@ mod tests {
 
     use super::*;
     use crate::policy::PolicyConfig;
-    use crate::profile::{context_card, fold_engagement};
-    use crate::segment::{IntakeContext, normalise};
 
     fn person(messages: &[Value]) -> (ContextCard, BTreeMap<String, ChannelEngagement>) {
-        let ctx = IntakeContext::new("2025-03-01T00:00:00Z".parse().unwrap(), "test");
-        let events: Vec<_> = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let mut m = m.as_object().unwrap().clone();
-                m.insert("userId".into(), "u".into());
-                m.insert("timestamp".into(), "2025-01-01T00:00:00Z".into());
-                normalise(m, &ctx, || format!("m{i}")).unwrap()
-            })
-            .collect();
-        let refs: Vec<_> = events.iter().collect();
-        let card = context_card(
-            "p-1",
-            Vec::new(),
-            &refs,
-            &[],
-            "2025-03-01T00:00:00Z".parse().unwrap(),
-        );
-        (card, fold_engagement(refs.iter().copied()))
+        crate::testing::person(messages, "2025-03-01T00:00:00Z")
     }
 
     fn given(purpose: &str) -> Value {

@@ -1,30 +1,9 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::profile::context_card;
-use crate::segment::{IntakeContext, normalise};
 
 fn card(messages: &[Value]) -> ContextCard {
-    let ctx = IntakeContext::new("2025-03-01T00:00:00Z".parse().unwrap(), "test");
-    let events: Vec<_> = messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let mut m = m.as_object().unwrap().clone();
-            m.insert("userId".into(), "u".into());
-            m.entry("timestamp")
-                .or_insert("2025-01-01T00:00:00Z".into());
-            normalise(m, &ctx, || format!("m{i}")).unwrap()
-        })
-        .collect();
-    let refs: Vec<_> = events.iter().collect();
-    context_card(
-        "p-1",
-        Vec::new(),
-        &refs,
-        &[],
-        "2025-03-01T00:00:00Z".parse().unwrap(),
-    )
+    crate::testing::person(messages, "2025-03-01T00:00:00Z").0
 }
 
 fn consent(purpose: &str, channel: Option<&str>, given: bool) -> Value {

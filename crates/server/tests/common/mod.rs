@@ -143,6 +143,27 @@ impl TestServer {
         .await
     }
 
+    /// An admin request with a JSON body.
+    pub async fn admin_json(&self, method: &str, path: &str, body: Value) -> Answer {
+        self.send(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// An admin GET that must succeed; its JSON.
+    pub async fn get(&self, path: &str) -> Value {
+        let answer = self.admin("GET", path, Body::empty()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.json);
+        answer.json
+    }
+
     pub async fn stats(&self) -> Value {
         self.admin("GET", "/api/stats", Body::empty()).await.json
     }

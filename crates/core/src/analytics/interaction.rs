@@ -27,14 +27,15 @@ impl Sym {
 #[derive(Debug, Clone)]
 pub struct Symbols {
     names: Vec<Box<str>>,
-    ids: HashMap<Box<str>, Sym>,
+    /// foldhash: cheap on short keys, seeded per process.
+    ids: HashMap<Box<str>, Sym, foldhash::quality::RandomState>,
 }
 
 impl Default for Symbols {
     fn default() -> Self {
         Symbols {
             names: vec!["".into()],
-            ids: HashMap::new(),
+            ids: HashMap::default(),
         }
     }
 }

@@ -20,6 +20,11 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::extract::IdentifierSet;
+
+/// The graph's hash maps: foldhash is several times cheaper than SipHash on short keys
+/// and still seeded per process, so identifiers sent by outsiders cannot be chosen to
+/// collide.
+type FastMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 use super::rules::{IdKey, IdentityRules};
 
 /// A profile's id: `p-` and the log position of the event that created it.
@@ -154,14 +159,14 @@ pub struct ProfileNode {
 #[derive(Debug, Clone)]
 pub struct IdentityGraph {
     rules: Arc<IdentityRules>,
-    owners: HashMap<IdKey, ProfileId>,
+    owners: FastMap<IdKey, ProfileId>,
     profiles: BTreeMap<ProfileId, ProfileNode>,
-    redirects: HashMap<ProfileId, ProfileId>,
+    redirects: FastMap<ProfileId, ProfileId>,
     /// For each identifier, the distinct higher-priority identifiers seen with it
     /// (capped), the evidence for `shared` and `flags`.
-    seen_with: HashMap<IdKey, Vec<IdKey>>,
+    seen_with: FastMap<IdKey, Vec<IdKey>>,
     /// Identifiers proven shared by two people; they no longer link.
-    shared: HashMap<IdKey, (IdKey, IdKey)>,
+    shared: FastMap<IdKey, (IdKey, IdKey)>,
     flags: BTreeMap<IdKey, Flag>,
     unmerge_rules: Vec<UnmergeRule>,
     unattributed: u64,
@@ -172,11 +177,11 @@ impl IdentityGraph {
     pub fn new(rules: Arc<IdentityRules>, unmerge_rules: Vec<UnmergeRule>) -> Self {
         IdentityGraph {
             rules,
-            owners: HashMap::new(),
+            owners: FastMap::default(),
             profiles: BTreeMap::new(),
-            redirects: HashMap::new(),
-            seen_with: HashMap::new(),
-            shared: HashMap::new(),
+            redirects: FastMap::default(),
+            seen_with: FastMap::default(),
+            shared: FastMap::default(),
             flags: BTreeMap::new(),
             unmerge_rules,
             unattributed: 0,

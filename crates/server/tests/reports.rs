@@ -315,6 +315,21 @@ fn expected_kpis_by(
         k.insert("channel_switch_rate", share(switched, followed));
         k.insert("abandoned", Some(abandoned as f64));
         k.insert("abandonment_rate", share(abandoned, here.len()));
+        k.insert("csat_answers", Some(csat.len() as f64));
+        k.insert("nps_answers", Some(nps.len() as f64));
+        k.insert(
+            "csat_average",
+            (!csat.is_empty()).then(|| csat.iter().sum::<f64>() / csat.len() as f64),
+        );
+        // Trend: the second half of the period against the first.
+        let (from, to): (Timestamp, Timestamp) = (FROM.parse().unwrap(), TO.parse().unwrap());
+        let middle = from + (to - from) / 2;
+        let first = here.iter().filter(|r| r.at < middle).count();
+        let second = here.len() - first;
+        k.insert(
+            "trend",
+            (first > 0).then(|| (second as f64 - first as f64) / first as f64),
+        );
         out.insert(tp.to_string(), k);
     }
     out
@@ -569,7 +584,7 @@ async fn paths_funnel_and_attribution_agree_with_an_independent_count() {
     assert!(funnel[2] > 100, "{funnel:?}");
 
     // Attribution of orders in the period over the 30 days before each.
-    let mut credit: BTreeMap<String, [f64; 3]> = BTreeMap::new();
+    let mut credit: BTreeMap<String, [f64; 4]> = BTreeMap::new();
     let mut conversions = 0;
     for list in people.values() {
         for (i, goal) in list.iter().enumerate() {
@@ -577,14 +592,24 @@ async fn paths_funnel_and_attribution_agree_with_an_independent_count() {
                 continue;
             }
             conversions += 1;
-            let mut touches: Vec<&String> = list[..i]
+            let mut touches: Vec<(&String, Timestamp)> = list[..i]
                 .iter()
                 .filter(|r| goal.at - r.at <= SignedDuration::from_hours(30 * 24))
-                .filter_map(|r| r.touchpoint.as_ref())
+                .filter_map(|r| r.touchpoint.as_ref().map(|t| (t, r.at)))
                 .collect();
             if touches.is_empty() {
-                touches.push(goal.touchpoint.as_ref().unwrap());
+                touches.push((goal.touchpoint.as_ref().unwrap(), goal.at));
             }
+            // Time decay: a touch's weight halves every 7 days before the order.
+            let weights: Vec<f64> = touches
+                .iter()
+                .map(|(_, at)| 0.5f64.powf((goal.at - *at).as_secs_f64() / (7.0 * 86_400.0)))
+                .collect();
+            let total: f64 = weights.iter().sum();
+            for ((t, _), w) in touches.iter().zip(&weights) {
+                credit.entry((*t).clone()).or_default()[3] += w / total;
+            }
+            let touches: Vec<&String> = touches.into_iter().map(|(t, _)| t).collect();
             credit.entry(touches[0].clone()).or_default()[0] += 1.0;
             credit
                 .entry(touches[touches.len() - 1].clone())
@@ -606,6 +631,12 @@ async fn paths_funnel_and_attribution_agree_with_an_independent_count() {
         for (i, model) in ["first_touch", "last_touch", "linear"].iter().enumerate() {
             close(&row[*model], Some(want[i]), model);
         }
+        let decayed = row["time_decay"].as_f64().unwrap();
+        assert!(
+            (decayed - want[3]).abs() < 1e-6,
+            "time_decay {decayed} vs {}",
+            want[3]
+        );
     }
     let decay: f64 = rows.iter().map(|r| r["time_decay"].as_f64().unwrap()).sum();
     assert!((decay - conversions as f64).abs() < 1e-6);

@@ -7,19 +7,17 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::json;
 use unavoce_core::audience::Audience;
-use unavoce_core::identity::ProfileId;
 use unavoce_core::policy::{
     Decision, Outcome, OutgoingMessage, PastSend, Policies, Reason, best_send_time, decide,
     rank_channels,
 };
+use unavoce_core::profile::ComputedTrait;
 use unavoce_core::profile::engagement::hour_of_week;
-use unavoce_core::profile::{ComputedTrait, context_card, fold_engagement};
 use unavoce_store::{DecisionLog, DecisionQuery, NewDecision, StoreError};
 
 use crate::IdentityProjection;
+use crate::people::{People, Person};
 
-/// Profiles read from the log per step.
-const PAGE: usize = 2_000;
 /// How far back the send history reaches (longer than any sensible cap window).
 const HISTORY_DAYS: i64 = 62;
 
@@ -113,21 +111,7 @@ impl Engagement {
         } else {
             Vec::new()
         };
-        let rules = self.identity.rules().clone();
-        let profiles: Vec<Profile> = self.identity.read(|graph| {
-            graph
-                .profiles_after(None)
-                .map(|node| Profile {
-                    id: node.id,
-                    events: node.events.clone(),
-                    identifier_types: node
-                        .identifiers
-                        .iter()
-                        .map(|(k, _)| rules.type_rule(k.kind).name.clone())
-                        .collect(),
-                })
-                .collect()
-        });
+        let mut people = People::snapshot(&self.identity, &self.computed).await?;
         let mut report = BroadcastReport {
             broadcast: id.clone(),
             dry_run: broadcast.dry_run,
@@ -137,37 +121,23 @@ impl Engagement {
             reasons: BTreeMap::new(),
             decisions: Vec::new(),
         };
-        for page in profiles.chunks(PAGE) {
-            let seqs: Vec<i64> = page.iter().flat_map(|p| p.events.iter().copied()).collect();
-            let events = self.identity.log().events_at(seqs).await?;
-            let by_seq: HashMap<i64, &unavoce_core::Event> =
-                events.iter().map(|e| (e.seq, &e.event)).collect();
+        while let Some(page) = people.next_page(now).await? {
             let mut decided = Vec::new();
-            for profile in page {
-                let mine: Vec<&unavoce_core::Event> = profile
-                    .events
-                    .iter()
-                    .filter_map(|s| by_seq.get(s).copied())
-                    .collect();
-                let card = context_card(
-                    &profile.id.to_string(),
-                    Vec::new(),
-                    &mine,
-                    &self.computed,
-                    now,
-                );
+            for Person {
+                identifier_types,
+                card,
+                engagement,
+                ..
+            } in page
+            {
                 report.evaluated += 1;
                 if !broadcast.audience.matches(&card).unwrap_or(false) {
                     continue;
                 }
                 report.audience += 1;
-                let engagement = fold_engagement(mine.iter().copied());
                 let (channel, fallbacks) = if broadcast.channel == "auto" {
-                    let reachable: Vec<&str> = profile
-                        .identifier_types
-                        .iter()
-                        .map(String::as_str)
-                        .collect();
+                    let reachable: Vec<&str> =
+                        identifier_types.iter().map(String::as_str).collect();
                     let mut ranked = rank_channels(
                         &self.policies,
                         &broadcast.purpose,
@@ -282,7 +252,7 @@ impl Engagement {
                 return Ok(history);
             };
             after = Some(last.id);
-            for d in page {
+            for d in page.into_iter().map(|d| d.decision) {
                 history.entry(d.profile_id).or_default().push(PastSend {
                     at: d.send_at.unwrap_or(d.decided_at),
                     channel: d.channel,
@@ -293,13 +263,6 @@ impl Engagement {
             }
         }
     }
-}
-
-/// What a broadcast needs of each profile.
-struct Profile {
-    id: ProfileId,
-    events: Vec<i64>,
-    identifier_types: Vec<String>,
 }
 
 fn outcome_name(outcome: Outcome) -> &'static str {

@@ -7,6 +7,7 @@
 mod engagement;
 mod identity;
 mod matching;
+mod people;
 mod reports;
 mod touchpoints;
 

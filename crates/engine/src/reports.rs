@@ -9,7 +9,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use unavoce_core::audience::Audience;
 use unavoce_core::identity::ProfileId;
-use unavoce_core::profile::{ComputedTrait, context_card};
+use unavoce_core::profile::ComputedTrait;
 
 use unavoce_core::Touchpoint;
 use unavoce_core::analytics::attribution::{AttributionReport, attribution_report};
@@ -19,13 +19,11 @@ use unavoce_core::analytics::kpis::{KpiReport, kpi_report};
 use unavoce_core::analytics::{NO_PERSON, Period, View};
 use unavoce_store::StoreError;
 
+use crate::people::People;
 use crate::{IdentityProjection, TouchpointRegistry};
 
 /// The longest path a path report follows.
 pub const MAX_PATH_STEPS: usize = 10;
-
-/// Profiles read from the log per step when evaluating an audience.
-const AUDIENCE_PAGE: usize = 2_000;
 
 /// The people of an audience, as evaluated now.
 #[derive(Debug, Clone, Default)]
@@ -65,27 +63,14 @@ impl Reports {
         audience: &Audience,
         now: Timestamp,
     ) -> Result<AudienceMembers, StoreError> {
-        self.identity.catch_up().await?;
-        let profiles: Vec<(ProfileId, Vec<i64>)> = self.identity.read(|graph| {
-            graph
-                .profiles_after(None)
-                .map(|node| (node.id, node.events.clone()))
-                .collect()
-        });
+        let mut people = People::snapshot(&self.identity, &self.computed).await?;
         let mut result = AudienceMembers::default();
-        for page in profiles.chunks(AUDIENCE_PAGE) {
-            let seqs: Vec<i64> = page.iter().flat_map(|(_, e)| e.iter().copied()).collect();
-            let events = self.identity.log().events_at(seqs).await?;
-            let by_seq: std::collections::HashMap<i64, &unavoce_core::Event> =
-                events.iter().map(|e| (e.seq, &e.event)).collect();
-            for (id, seqs) in page {
-                let mine: Vec<&unavoce_core::Event> =
-                    seqs.iter().filter_map(|s| by_seq.get(s).copied()).collect();
-                let card = context_card(&id.to_string(), Vec::new(), &mine, &self.computed, now);
+        while let Some(page) = people.next_page(now).await? {
+            for person in page {
                 result.evaluated += 1;
-                match audience.matches(&card) {
+                match audience.matches(&person.card) {
                     Ok(true) => {
-                        result.members.insert(*id);
+                        result.members.insert(person.id);
                     }
                     Ok(false) => {}
                     Err(e) => {

@@ -595,10 +595,14 @@ async fn a_writer_that_falls_behind_gets_503_with_retry_after() {
     let text = metrics.json.as_str().unwrap().to_string();
     assert!(text.contains("unavoce_events_accepted_total 2"), "{text}");
     assert!(text.contains("status=\"503\""), "{text}");
-    assert!(
-        text.contains("unavoce_event_log_commit_duration_seconds_count 2"),
-        "{text}"
-    );
+    // Both appends may share one commit (group commit) or take one each, depending on
+    // whether the writer took the first before the second queued.
+    let commits: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("unavoce_event_log_commit_duration_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!((1..=2).contains(&commits), "{text}");
 }
 
 /// Holds SQLite's write lock until dropped, so the log's writer stalls.

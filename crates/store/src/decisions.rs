@@ -10,7 +10,7 @@ use crate::log::StoreError;
 
 /// A decision to record. One with outcome `send` or `hold` also puts the message in
 /// the outbox, in the same transaction.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewDecision {
     pub profile_id: String,
     pub message: String,
@@ -30,16 +30,8 @@ pub struct NewDecision {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredDecision {
     pub id: i64,
-    pub profile_id: String,
-    pub message: String,
-    pub purpose: String,
-    pub channel: String,
-    pub journey: Option<String>,
-    pub broadcast: Option<String>,
-    pub decided_at: Timestamp,
-    pub outcome: String,
-    pub send_at: Option<Timestamp>,
-    pub reasons: Value,
+    #[serde(flatten)]
+    pub decision: NewDecision,
 }
 
 /// Which decisions to read.

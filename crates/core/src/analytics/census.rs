@@ -182,10 +182,18 @@ pub fn census(view: &View, kpis: &KpiReport) -> Census {
 fn unregistered(view: &View) -> Vec<UnregisteredChannel> {
     let rows = view.table.rows();
     let symbols = &view.table.symbols;
-    let channel_registered = |c: Sym| {
-        let name = symbols.name(c);
-        view.touchpoints.iter().any(|t| t.channel.as_str() == name)
-    };
+    // Looked up once, not per row.
+    let registered_touchpoints: BTreeSet<Sym> = view
+        .touchpoints
+        .iter()
+        .filter_map(|t| symbols.get(&t.id))
+        .collect();
+    let registered_channels: BTreeSet<Sym> = view
+        .touchpoints
+        .iter()
+        .filter_map(|t| symbols.get(t.channel.as_str()))
+        .collect();
+    let channel_registered = |c: Sym| registered_channels.contains(&c);
     let mut groups: BTreeMap<(Sym, Sym), (u64, u64)> = BTreeMap::new();
     let mut seen: Vec<(Sym, Sym)> = Vec::new();
     for (_, history) in view.histories().iter() {
@@ -196,7 +204,7 @@ fn unregistered(view: &View) -> Vec<UnregisteredChannel> {
                 continue;
             }
             let unknown_touchpoint =
-                !row.touchpoint.is_none() && view.registered(row.touchpoint).is_none();
+                !row.touchpoint.is_none() && !registered_touchpoints.contains(&row.touchpoint);
             let unknown_channel = !row.channel.is_none() && !channel_registered(row.channel);
             if !unknown_touchpoint && !unknown_channel {
                 continue;

@@ -110,13 +110,7 @@ pub async fn decisions(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = parse_param::<usize>("limit", params.get("limit"))?.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            "`limit` must be between 1 and 1000",
-        ));
-    }
+    let limit = super::limit_param(&params, 100, 1000)?;
     // A profile's decisions include those taken for the profiles merged into it.
     let profile_ids = match params.get("profile_id") {
         Some(id) => {

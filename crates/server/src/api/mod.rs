@@ -60,6 +60,22 @@ pub fn routes() -> Router<AppState> {
         .route("/decisions", get(engagement::decisions))
 }
 
+/// The `limit` query parameter: `default` when absent, an error outside 1..=`max`.
+fn limit_param(
+    params: &std::collections::HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, crate::error::ApiError> {
+    let limit = parse_param::<usize>("limit", params.get("limit"))?.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(crate::error::ApiError::bad_request(
+            "invalid_parameter",
+            format!("`limit` must be between 1 and {max}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// Parses an optional numeric query parameter with a precise error.
 fn parse_param<T: std::str::FromStr>(
     name: &str,

@@ -24,13 +24,7 @@ pub async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     state.identity.catch_up().await?;
-    let limit = parse_param::<usize>("limit", params.get("limit"))?.unwrap_or(20);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            "`limit` must be between 1 and 200",
-        ));
-    }
+    let limit = super::limit_param(&params, 20, 200)?;
     let after = match params.get("cursor").filter(|c| !c.is_empty()) {
         Some(cursor) => Some(profile_id(cursor)?),
         None => None,

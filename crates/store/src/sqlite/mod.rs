@@ -561,17 +561,19 @@ impl crate::decisions::DecisionLog for SqliteLog {
             let found = stmt.query_map(rusqlite::params_from_iter(args), |r| {
                 Ok(crate::decisions::StoredDecision {
                     id: r.get(0)?,
-                    profile_id: r.get(1)?,
-                    message: r.get(2)?,
-                    purpose: r.get(3)?,
-                    channel: r.get(4)?,
-                    journey: r.get(5)?,
-                    broadcast: r.get(6)?,
-                    decided_at: rows::from_micros(r.get(7)?),
-                    outcome: r.get(8)?,
-                    send_at: r.get::<_, Option<i64>>(9)?.map(rows::from_micros),
-                    reasons: serde_json::from_str(&r.get::<_, String>(10)?)
-                        .unwrap_or(serde_json::Value::Null),
+                    decision: crate::decisions::NewDecision {
+                        profile_id: r.get(1)?,
+                        message: r.get(2)?,
+                        purpose: r.get(3)?,
+                        channel: r.get(4)?,
+                        journey: r.get(5)?,
+                        broadcast: r.get(6)?,
+                        decided_at: rows::from_micros(r.get(7)?),
+                        outcome: r.get(8)?,
+                        send_at: r.get::<_, Option<i64>>(9)?.map(rows::from_micros),
+                        reasons: serde_json::from_str(&r.get::<_, String>(10)?)
+                            .unwrap_or(serde_json::Value::Null),
+                    },
                 })
             })?;
             found.collect()

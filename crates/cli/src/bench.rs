@@ -363,6 +363,7 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
         log.clone(),
         IdentityRules::default_rules(),
         Default::default(),
+        Arc::new(unavoce_core::profile::default_computed_traits()),
     )
     .await?;
     let profiles = identity.read(|g| g.profile_count());
@@ -408,7 +409,7 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
             now,
         );
         cards.push(started.elapsed());
-        if card.open_cases.len() != 1 {
+        if card.facts.open_cases.len() != 1 {
             bail!("the card of user-{n:07} lacks its open case");
         }
     }
@@ -507,6 +508,7 @@ async fn report_bench(args: ReportBenchArgs) -> anyhow::Result<()> {
         log.clone(),
         IdentityRules::default_rules(),
         Default::default(),
+        Arc::new(unavoce_core::profile::default_computed_traits()),
     )
     .await?;
     let replay = started.elapsed().as_secs_f64();
@@ -522,7 +524,7 @@ async fn report_bench(args: ReportBenchArgs) -> anyhow::Result<()> {
         "  {stored} events, {profiles} profiles; projections built from the log in {replay:.0} s; memory +{grown_mib:.0} MiB (interaction table {table_mib:.0} MiB)"
     );
     let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &registry).await?;
-    let reports = unavoce_engine::Reports::new(identity, touchpoints, Default::default());
+    let reports = unavoce_engine::Reports::new(identity, touchpoints);
     let period = unavoce_core::analytics::Period {
         from: Some(end - jiff::SignedDuration::from_hours(90 * 24)),
         to: Some(end),
@@ -750,6 +752,7 @@ async fn start_server(
         log.clone(),
         IdentityRules::default_rules(),
         Default::default(),
+        Arc::new(unavoce_core::profile::default_computed_traits()),
     )
     .await?;
     identity.follow()?;
@@ -768,17 +771,14 @@ async fn start_server(
         reports: Arc::new(unavoce_engine::Reports::new(
             identity.clone(),
             touchpoints.clone(),
-            Default::default(),
         )),
         engagement: Arc::new(unavoce_engine::Engagement::new(
             identity.clone(),
             sqlite.clone(),
             Arc::new(unavoce_core::policy::Policies::new(&Default::default())?),
-            Default::default(),
         )),
         decisions: sqlite,
         touchpoints,
-        computed_traits: Arc::new(Vec::new()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

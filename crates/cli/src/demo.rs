@@ -89,6 +89,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         log.clone(),
         demo_identity_rules()?,
         Default::default(),
+        std::sync::Arc::new(config.computed_traits()),
     )
     .await?;
     let matching = identity
@@ -96,12 +97,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("matching failed: {e}"))?;
     let registry = unavoce_engine::TouchpointRegistry::open(log.clone(), &touchpoints).await?;
-    let engagement = unavoce_engine::Engagement::new(
-        identity.clone(),
-        log.clone(),
-        config.policies()?,
-        std::sync::Arc::new(config.computed_traits()),
-    );
+    let engagement =
+        unavoce_engine::Engagement::new(identity.clone(), log.clone(), config.policies()?);
     let promotion = engagement
         .broadcast(
             &unavoce_engine::Broadcast {
@@ -115,11 +112,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Timestamp::now(),
         )
         .await?;
-    let reports = unavoce_engine::Reports::new(
-        identity,
-        registry,
-        std::sync::Arc::new(config.computed_traits()),
-    );
+    let reports = unavoce_engine::Reports::new(identity, registry);
     let census = reports.census(Default::default(), None).await?;
     let kpis = reports.kpis(Default::default(), None).await?;
     unavoce_store::EventLog::close(&*log).await;

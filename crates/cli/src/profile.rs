@@ -41,8 +41,13 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
     }
     let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&data, SqliteOptions::default())?);
     let rules = IdentityRules::new(config.identity.clone())?;
-    let identity =
-        IdentityProjection::open(log.clone(), rules.clone(), config.analytics_rules()?).await?;
+    let identity = IdentityProjection::open(
+        log.clone(),
+        rules.clone(),
+        config.analytics_rules()?,
+        Arc::new(config.computed_traits()),
+    )
+    .await?;
     let key = rules
         .key_of(&args.identifier)
         .with_context(|| format!("{} is not a usable identifier", args.identifier))?;
@@ -77,7 +82,7 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&card)?);
         return Ok(());
     }
-    let stage = serde_json::to_value(card.lifecycle_stage)?;
+    let stage = serde_json::to_value(card.facts.lifecycle_stage)?;
     println!(
         "{} — profile {} — {} — {} events",
         card.name.as_deref().unwrap_or("(no name)"),
@@ -87,14 +92,14 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
     );
     println!("\nNext best action: {}", card.next_best_action.summary);
     println!("  because {}", card.next_best_action.reason);
-    if let Some(channel) = &card.preferred_channel {
+    if let Some(channel) = &card.facts.preferred_channel {
         println!("Preferred channel: {channel}");
     }
     println!("\nOpen cases");
-    if card.open_cases.is_empty() {
-        println!("  none ({} resolved)", card.resolved_cases);
+    if card.facts.open_cases.is_empty() {
+        println!("  none ({} resolved)", card.facts.resolved_cases);
     }
-    for case in &card.open_cases {
+    for case in &card.facts.open_cases {
         println!(
             "  {} {} — opened {}",
             case.id,
@@ -117,10 +122,10 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
         }
     }
     println!("\nConsents");
-    if card.consents.is_empty() {
+    if card.facts.consents.is_empty() {
         println!("  none given");
     }
-    for consent in &card.consents {
+    for consent in &card.facts.consents {
         println!(
             "  {:<12} {:<10} {:<9} {} at {}",
             consent.purpose,
@@ -144,7 +149,7 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
         );
     }
     println!("\nComputed traits");
-    for (name, value) in &card.computed_traits {
+    for (name, value) in &card.facts.computed_traits {
         println!("  {name:<18} {value}");
     }
     println!("\nLast interactions");

@@ -141,15 +141,20 @@ async fn open(args: &ReportArgs) -> anyhow::Result<Opened> {
     }
     let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&data, SqliteOptions::default())?);
     let rules = unavoce_core::identity::IdentityRules::new(config.identity.clone())?;
-    let identity = IdentityProjection::open(log.clone(), rules, config.analytics_rules()?)
-        .await
-        .context("cannot read the event log")?;
+    let identity = IdentityProjection::open(
+        log.clone(),
+        rules,
+        config.analytics_rules()?,
+        Arc::new(config.computed_traits()),
+    )
+    .await
+    .context("cannot read the event log")?;
     let registry = TouchpointRegistry::open(log.clone(), &config.touchpoints).await?;
     let period = Period {
         from: args.from,
         to: args.to,
     };
-    let reports = Reports::new(identity, registry, Arc::new(config.computed_traits()));
+    let reports = Reports::new(identity, registry);
     let audience = match audience {
         Some(audience) => {
             let members = reports.audience(&audience, jiff::Timestamp::now()).await?;

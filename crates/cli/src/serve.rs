@@ -77,20 +77,20 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     }));
     let touchpoints = TouchpointRegistry::open(log.clone(), &setup.config.touchpoints).await?;
     let rules = IdentityRules::new(setup.config.identity.clone())?;
-    let identity =
-        IdentityProjection::open(log.clone(), rules, setup.config.analytics_rules()?).await?;
+    let identity = IdentityProjection::open(
+        log.clone(),
+        rules,
+        setup.config.analytics_rules()?,
+        Arc::new(setup.config.computed_traits()),
+    )
+    .await?;
     identity.follow()?;
     let engagement = Arc::new(Engagement::new(
         identity.clone(),
         decisions.clone(),
         setup.config.policies()?,
-        Arc::new(setup.config.computed_traits()),
     ));
-    let reports = Arc::new(Reports::new(
-        identity.clone(),
-        touchpoints.clone(),
-        Arc::new(setup.config.computed_traits()),
-    ));
+    let reports = Arc::new(Reports::new(identity.clone(), touchpoints.clone()));
     let state = AppState {
         identity: identity.clone(),
         intake: Intake::new(log.clone())
@@ -102,7 +102,6 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         }),
         metrics,
         touchpoints,
-        computed_traits: Arc::new(setup.config.computed_traits()),
         reports,
         engagement,
         decisions,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::profile::ContextCard;
+use crate::profile::ProfileFacts;
 
 /// The variables an expression may use.
 pub const VARIABLES: [&str; 7] = [
@@ -43,6 +43,8 @@ pub enum AudienceError {
 pub struct Audience {
     text: String,
     program: cel::Program,
+    /// The profile variables the expression uses: only these are computed for a person.
+    uses: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for Audience {
@@ -68,18 +70,25 @@ impl Audience {
         let compiled = std::panic::catch_unwind(|| cel::Program::compile(text))
             .map_err(|_| AudienceError::Syntax("unreadable expression".into()))?;
         let program = compiled.map_err(|e| AudienceError::Syntax(e.to_string()))?;
-        if let Some(unknown) = program
-            .references()
-            .variables()
-            .into_iter()
+        let references = program.references();
+        let used = references.variables();
+        if let Some(unknown) = used
+            .iter()
             .find(|v| !VARIABLES.contains(v) && !extra.contains(v))
         {
             return Err(AudienceError::UnknownVariable(unknown.to_string()));
         }
+        let uses = VARIABLES.into_iter().filter(|v| used.contains(v)).collect();
         Ok(Audience {
             text: text.to_string(),
             program,
+            uses,
         })
+    }
+
+    /// The profile variables the expression reads.
+    pub fn variables(&self) -> &[&'static str] {
+        &self.uses
     }
 
     /// The expression as written.
@@ -87,20 +96,21 @@ impl Audience {
         &self.text
     }
 
-    /// Whether the person of this card is in the audience. A missing trait or key
-    /// means "no"; any other failure is an error (the caller decides what it costs).
-    pub fn matches(&self, card: &ContextCard) -> Result<bool, AudienceError> {
-        self.matches_with(card, Vec::new())
+    /// Whether the person is in the audience. A missing trait or key means "no"; any
+    /// other failure is an error (the caller decides what it costs).
+    pub fn matches(&self, person: &ProfileFacts) -> Result<bool, AudienceError> {
+        self.matches_with(person, Vec::new())
     }
 
     /// As [`Self::matches`], with the values of the extra variables.
     pub fn matches_with(
         &self,
-        card: &ContextCard,
+        person: &ProfileFacts,
         extra: Vec<(&'static str, Value)>,
     ) -> Result<bool, AudienceError> {
         let mut context = cel::Context::default();
-        for (name, value) in facts(card).into_iter().chain(extra) {
+        let used = self.uses.iter().map(|name| (*name, variable(person, name)));
+        for (name, value) in used.chain(extra) {
             let value =
                 cel::to_value(value).map_err(|e| AudienceError::Evaluation(e.to_string()))?;
             context.add_variable_from_value(name, value);
@@ -114,31 +124,33 @@ impl Audience {
     }
 }
 
-/// The card as the expression's variables.
-fn facts(card: &ContextCard) -> Vec<(&'static str, Value)> {
-    // A purpose is consented when its latest all-channel answer, or any channel's, is yes.
-    let mut consents: BTreeMap<&str, bool> = BTreeMap::new();
-    for line in &card.consents {
-        let entry = consents.entry(line.purpose.as_str()).or_insert(false);
-        *entry |= line.granted;
+/// The value of one of the [`VARIABLES`] for a person.
+fn variable(person: &ProfileFacts, name: &str) -> Value {
+    match name {
+        "traits" => json!(person.traits),
+        "computed" => json!(person.computed_traits),
+        "stage" => json!(person.lifecycle_stage),
+        "open_cases" => json!(person.open_cases.len()),
+        "resolved_cases" => json!(person.resolved_cases),
+        "consents" => {
+            // A purpose is consented when its all-channel answer, or any channel's, is yes.
+            let mut consents: BTreeMap<&str, bool> = BTreeMap::new();
+            for line in &person.consents {
+                *consents.entry(line.purpose.as_str()).or_insert(false) |= line.granted;
+            }
+            json!(consents)
+        }
+        "preferred_channel" => json!(person.preferred_channel),
+        _ => Value::Null,
     }
-    vec![
-        ("traits", json!(card.traits)),
-        ("computed", json!(card.computed_traits)),
-        ("stage", json!(card.lifecycle_stage)),
-        ("open_cases", json!(card.open_cases.len())),
-        ("resolved_cases", json!(card.resolved_cases)),
-        ("consents", json!(consents)),
-        ("preferred_channel", json!(card.preferred_channel)),
-    ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn card(messages: &[Value]) -> ContextCard {
-        crate::testing::person(messages, "2024-06-30T00:00:00Z").0
+    fn card(messages: &[Value]) -> ProfileFacts {
+        crate::testing::person(messages, "2024-06-30T00:00:00Z")
     }
 
     #[test]
@@ -154,7 +166,7 @@ mod tests {
         let anonymous = card(&[json!({"type": "page", "anonymousId": "a", "name": "Home",
             "timestamp": "2024-06-01T00:00:00Z"})]);
         let check =
-            |text: &str, card: &ContextCard| Audience::parse(text).unwrap().matches(card).unwrap();
+            |text: &str, card: &ProfileFacts| Audience::parse(text).unwrap().matches(card).unwrap();
         assert!(check("traits.city == 'Roma' && traits.age > 40", &giulia));
         assert!(check("open_cases > 0 && consents.promotional", &giulia));
         assert!(!check("traits.city == 'Roma'", &anonymous));

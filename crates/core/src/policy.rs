@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audience::{Audience, AudienceError};
-use crate::profile::ContextCard;
+use crate::profile::ProfileFacts;
 
 /// One message to one person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,7 +252,7 @@ impl Policies {
 
     /// Whether the person may get `purpose` messages on `channel`: an explicit yes for
     /// purposes that need one, no recorded no for the others.
-    pub fn consented(&self, purpose: &str, channel: &str, card: &ContextCard) -> bool {
+    pub fn consented(&self, purpose: &str, channel: &str, person: &ProfileFacts) -> bool {
         let mode = self
             .consent
             .get(purpose)
@@ -263,24 +263,17 @@ impl Policies {
                 ConsentMode::Explicit
             });
         match mode {
-            ConsentMode::Explicit => card.consents_to(purpose, channel),
-            ConsentMode::UnlessWithdrawn => {
-                let said_no = |c: Option<&str>| {
-                    card.consents
-                        .iter()
-                        .find(|l| l.purpose == purpose && l.channel.as_deref() == c)
-                        .map(|l| !l.granted)
-                };
-                !said_no(Some(channel))
-                    .or_else(|| said_no(None))
-                    .unwrap_or(false)
-            }
+            ConsentMode::Explicit => person.consents_to(purpose, channel),
+            ConsentMode::UnlessWithdrawn => person
+                .consent_statement(purpose, channel)
+                .is_none_or(|l| l.granted),
         }
     }
 
     /// The person's time zone: their `timezone` trait when it names one, else the default.
-    pub fn time_zone(&self, card: &ContextCard) -> TimeZone {
-        card.traits
+    pub fn time_zone(&self, person: &ProfileFacts) -> TimeZone {
+        person
+            .traits
             .get("timezone")
             .and_then(|v| v.as_str())
             .and_then(|name| TimeZone::get(name).ok())
@@ -318,18 +311,18 @@ pub struct Decision {
     pub reasons: Vec<Reason>,
 }
 
-/// Decides whether, and when, `message` goes to the person of `card`.
+/// Decides whether, and when, `message` goes to `person`.
 pub fn decide(
     policies: &Policies,
     message: &OutgoingMessage,
-    card: &ContextCard,
+    person: &ProfileFacts,
     history: &[PastSend],
     now: Timestamp,
 ) -> Decision {
     let mut reasons = Vec::new();
-    let zone = policies.time_zone(card);
+    let zone = policies.time_zone(person);
 
-    if !policies.consented(&message.purpose, &message.channel, card) {
+    if !policies.consented(&message.purpose, &message.channel, person) {
         reasons.push(Reason {
             code: "no_consent",
             detail: format!(
@@ -348,7 +341,7 @@ pub fn decide(
     for s in &policies.suppressions {
         match s
             .rule
-            .matches_with(card, vec![("message", message_value.clone())])
+            .matches_with(person, vec![("message", message_value.clone())])
         {
             Ok(true) => reasons.push(Reason {
                 code: "suppressed",

@@ -1,15 +1,13 @@
 //! Helpers for the core's unit tests.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
-use crate::profile::{ChannelEngagement, ContextCard, context_card, fold_engagement};
+use crate::profile::{ProfileFacts, ProfileState};
 use crate::segment::{IntakeContext, normalise};
 
-/// One person's context card and engagement at `now`, from messages (given user id
+/// One person's facts at `now`, from messages (given user id
 /// `u` and the time 2025-01-01 when they name none).
-pub fn person(messages: &[Value], now: &str) -> (ContextCard, BTreeMap<String, ChannelEngagement>) {
+pub fn person(messages: &[Value], now: &str) -> ProfileFacts {
     let ctx = IntakeContext::new(now.parse().unwrap(), "test");
     let events: Vec<_> = messages
         .iter()
@@ -24,13 +22,6 @@ pub fn person(messages: &[Value], now: &str) -> (ContextCard, BTreeMap<String, C
             normalise(m, &ctx, || format!("m{i}")).unwrap()
         })
         .collect();
-    let refs: Vec<_> = events.iter().collect();
-    let card = context_card(
-        "p-1",
-        Vec::new(),
-        &refs,
-        &crate::profile::default_computed_traits(),
-        now.parse().unwrap(),
-    );
-    (card, fold_engagement(refs.iter().copied()))
+    let computed = crate::profile::default_computed_traits();
+    ProfileState::fold(&events, &computed).facts(&computed, now.parse().unwrap())
 }

@@ -11,7 +11,6 @@ use unavoce_core::policy::{
     Decision, Outcome, OutgoingMessage, PastSend, Policies, Reason, best_send_time, decide,
     rank_channels,
 };
-use unavoce_core::profile::ComputedTrait;
 use unavoce_core::profile::engagement::hour_of_week;
 use unavoce_store::{DecisionLog, DecisionQuery, NewDecision, StoreError};
 
@@ -70,7 +69,6 @@ pub struct Engagement {
     identity: Arc<IdentityProjection>,
     decisions: Arc<dyn DecisionLog>,
     policies: Arc<Policies>,
-    computed: Arc<Vec<ComputedTrait>>,
 }
 
 impl Engagement {
@@ -78,13 +76,11 @@ impl Engagement {
         identity: Arc<IdentityProjection>,
         decisions: Arc<dyn DecisionLog>,
         policies: Arc<Policies>,
-        computed: Arc<Vec<ComputedTrait>>,
     ) -> Self {
         Engagement {
             identity,
             decisions,
             policies,
-            computed,
         }
     }
 
@@ -111,7 +107,7 @@ impl Engagement {
         } else {
             Vec::new()
         };
-        let mut people = People::snapshot(&self.identity, &self.computed).await?;
+        let mut people = People::snapshot(&self.identity).await?;
         let mut report = BroadcastReport {
             broadcast: id.clone(),
             dry_run: broadcast.dry_run,
@@ -121,30 +117,24 @@ impl Engagement {
             reasons: BTreeMap::new(),
             decisions: Vec::new(),
         };
-        while let Some(page) = people.next_page(now).await? {
+        while let Some(page) = people.next_page(now) {
             let mut decided = Vec::new();
             for Person {
+                id,
                 identifier_types,
-                card,
-                engagement,
-                ..
+                facts,
             } in page
             {
                 report.evaluated += 1;
-                if !broadcast.audience.matches(&card).unwrap_or(false) {
+                if !broadcast.audience.matches(&facts).unwrap_or(false) {
                     continue;
                 }
                 report.audience += 1;
                 let (channel, fallbacks) = if broadcast.channel == "auto" {
                     let reachable: Vec<&str> =
                         identifier_types.iter().map(String::as_str).collect();
-                    let mut ranked = rank_channels(
-                        &self.policies,
-                        &broadcast.purpose,
-                        &card,
-                        &engagement,
-                        &reachable,
-                    );
+                    let mut ranked =
+                        rank_channels(&self.policies, &broadcast.purpose, &facts, &reachable);
                     if ranked.is_empty() {
                         (None, Vec::new())
                     } else {
@@ -165,12 +155,10 @@ impl Engagement {
                         };
                         if broadcast.optimise_send_time {
                             let mut hours = vec![0u32; 168];
-                            for e in engagement.values() {
-                                for (h, n) in e.hour_of_week.iter().enumerate() {
-                                    hours[h] += n;
-                                }
+                            for e in facts.engagement.values() {
+                                e.hour_of_week.add_to(&mut hours);
                             }
-                            let zone = self.policies.time_zone(&card);
+                            let zone = self.policies.time_zone(&facts);
                             message.not_before = Some(best_send_time(
                                 &self.policies,
                                 &message,
@@ -180,8 +168,8 @@ impl Engagement {
                                 now,
                             ));
                         }
-                        let past = history.get(&card.profile_id).map_or(&[][..], Vec::as_slice);
-                        decide(&self.policies, &message, &card, past, now)
+                        let past = history.get(&id.to_string()).map_or(&[][..], Vec::as_slice);
+                        decide(&self.policies, &message, &facts, past, now)
                     }
                     None => Decision {
                         outcome: Outcome::Suppress,
@@ -204,7 +192,7 @@ impl Engagement {
                     *report.reasons.entry(reason.code.to_string()).or_default() += 1;
                 }
                 decided.push(PersonDecision {
-                    profile_id: card.profile_id.clone(),
+                    profile_id: id.to_string(),
                     channel,
                     fallbacks,
                     decision,

@@ -1,6 +1,6 @@
 //! The identity projection: the identity graph over the whole log.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
@@ -9,8 +9,9 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use unavoce_core::analytics::{AnalyticsRules, InteractionTable};
 use unavoce_core::identity::{
-    IdKey, IdentifierSet, IdentityGraph, IdentityRules, ProfileId, UnmergeRule, extract,
+    IdKey, IdentifierSet, IdentityGraph, IdentityRules, ProfileId, Resolution, UnmergeRule, extract,
 };
+use unavoce_core::profile::{ComputedTrait, ProfileState};
 use unavoce_core::{Event, Identifier};
 use unavoce_store::{EventLog, EventQuery, StoreError};
 
@@ -71,31 +72,72 @@ pub enum UnmergeError {
 
 struct State {
     graph: IdentityGraph,
+    /// Each profile's state, kept with the graph: merged when their profiles merge.
+    people: HashMap<ProfileId, ProfileState>,
     /// The log position of the last event applied.
     applied: i64,
     /// Link decisions to apply after each log position.
     links: BTreeMap<i64, Vec<(IdKey, IdKey, Timestamp)>>,
+    /// Profiles whose state changed since [`IdentityProjection::take_changed`] was last
+    /// called; `None` until someone asks.
+    changed: Option<HashSet<ProfileId>>,
 }
 
 impl State {
+    fn new(graph: IdentityGraph, links: BTreeMap<i64, Vec<(IdKey, IdKey, Timestamp)>>) -> Self {
+        State {
+            graph,
+            people: HashMap::new(),
+            applied: 0,
+            links,
+            changed: None,
+        }
+    }
+
     /// Applies one event, then the decisions taken right after it.
-    fn apply(&mut self, seq: i64, at: Timestamp, set: &IdentifierSet) {
-        self.graph.apply(seq, at, set);
+    fn apply(&mut self, computed: &[ComputedTrait], seq: i64, event: &Event, set: &IdentifierSet) {
+        let resolution = self.graph.apply(seq, event.timestamp, set);
+        if let Some(profile) = self.absorb(&resolution) {
+            self.people
+                .entry(profile)
+                .or_default()
+                .apply(computed, seq, event);
+        }
         self.applied = seq;
-        if let Some(links) = self.links.get(&seq) {
+        if let Some(links) = self.links.get(&seq).cloned() {
             for (a, b, at) in links {
                 // Refused on replay exactly as when taken: nothing to do.
-                let _ = self.graph.link_decision(seq, *at, a, b);
+                if let Ok(resolution) = self.graph.link_decision(seq, at, &a, &b) {
+                    self.absorb(&resolution);
+                }
             }
         }
+    }
+
+    /// Merges the states of the profiles a resolution merged; the profile it resolved to.
+    fn absorb(&mut self, resolution: &Resolution) -> Option<ProfileId> {
+        let profile = resolution.profile?;
+        for merged in &resolution.merged {
+            if let Some(state) = self.people.remove(merged) {
+                self.people.entry(profile).or_default().merge(state);
+            }
+        }
+        if let Some(changed) = &mut self.changed {
+            changed.insert(profile);
+        }
+        Some(profile)
     }
 }
 
 /// The identity graph of every event in the log, kept current — and, built in the same
-/// pass, the interaction table the reports read.
+/// pass, each profile's state (what audiences and the gate decide on) and the
+/// interaction table the reports read.
 pub struct IdentityProjection {
     log: Arc<dyn EventLog>,
     rules: Arc<IdentityRules>,
+    computed: Arc<Vec<ComputedTrait>>,
+    /// Woken when profiles change (see [`Self::take_changed`]).
+    changes: tokio::sync::Notify,
     state: RwLock<State>,
     analytics: Arc<AnalyticsRules>,
     /// One row per event; it does not depend on identity, so an unmerge keeps it.
@@ -110,22 +152,25 @@ pub struct IdentityProjection {
 
 impl IdentityProjection {
     /// Builds the graph by replaying the whole log under `rules` and the stored unmerge
-    /// rules, and the interaction table under `analytics`.
+    /// rules, each profile's state with the `computed` traits, and the interaction table
+    /// under `analytics`.
     pub async fn open(
         log: Arc<dyn EventLog>,
         rules: Arc<IdentityRules>,
         analytics: Arc<AnalyticsRules>,
+        computed: Arc<Vec<ComputedTrait>>,
     ) -> Result<Arc<Self>, StoreError> {
         let unmerge_rules = load_unmerge_rules(&*log, &rules).await?;
         let links = load_link_decisions(&*log, &rules).await?;
         let projection = Arc::new(IdentityProjection {
-            state: RwLock::new(State {
-                graph: IdentityGraph::new(rules.clone(), unmerge_rules),
-                applied: 0,
+            state: RwLock::new(State::new(
+                IdentityGraph::new(rules.clone(), unmerge_rules),
                 links,
-            }),
+            )),
             log,
             rules,
+            computed,
+            changes: tokio::sync::Notify::new(),
             analytics,
             interactions: RwLock::new(InteractionTable::default()),
             writer: tokio::sync::Mutex::new(()),
@@ -228,18 +273,16 @@ impl IdentityProjection {
             return 0;
         }
         let applied = run.len();
-        let sets: Vec<(i64, Timestamp, IdentifierSet)> = run
-            .iter()
-            .map(|(seq, event)| (*seq, event.timestamp, extract(event, &self.rules)))
-            .collect();
+        let sets = self.identifiers(&run);
         self.add_interactions(&run);
-        drop(run);
         let Ok(mut state) = self.state.write() else {
             return 0;
         };
-        for (seq, at, set) in sets {
-            state.apply(seq, at, &set);
+        for ((seq, event), set) in run.iter().zip(&sets) {
+            state.apply(&self.computed, *seq, event, set);
         }
+        drop(state);
+        self.changes.notify_one();
         applied
     }
 
@@ -255,14 +298,15 @@ impl IdentityProjection {
             }
             let sets = self.identifiers(&events);
             self.add_interactions(&events);
-            drop(events);
             let mut state = self
                 .state
                 .write()
                 .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
-            for (seq, at, set) in &sets {
-                state.apply(*seq, *at, set);
+            for ((seq, event), set) in events.iter().zip(&sets) {
+                state.apply(&self.computed, *seq, event, set);
             }
+            drop(state);
+            self.changes.notify_one();
         }
     }
 
@@ -280,10 +324,10 @@ impl IdentityProjection {
     }
 
     /// The identifiers of events.
-    fn identifiers(&self, events: &[(i64, Event)]) -> Vec<(i64, Timestamp, IdentifierSet)> {
+    fn identifiers(&self, events: &[(i64, Event)]) -> Vec<IdentifierSet> {
         events
             .iter()
-            .map(|(seq, e)| (*seq, e.timestamp, extract(e, &self.rules)))
+            .map(|(_, e)| extract(e, &self.rules))
             .collect()
     }
 
@@ -303,6 +347,40 @@ impl IdentityProjection {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let table = self.interactions.read().unwrap_or_else(|e| e.into_inner());
         f(&state.graph, &table)
+    }
+
+    /// Reads the graph and every profile's state together.
+    pub fn read_people<R>(
+        &self,
+        f: impl FnOnce(&IdentityGraph, &HashMap<ProfileId, ProfileState>) -> R,
+    ) -> R {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        f(&state.graph, &state.people)
+    }
+
+    /// The computed traits profiles are kept with.
+    pub fn computed_traits(&self) -> &Arc<Vec<ComputedTrait>> {
+        &self.computed
+    }
+
+    /// The profiles whose state changed since the last call. The first call starts the
+    /// tracking and returns every profile.
+    pub fn take_changed(&self) -> Vec<ProfileId> {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        match state.changed.replace(HashSet::new()) {
+            Some(changed) => changed.into_iter().collect(),
+            None => state.people.keys().copied().collect(),
+        }
+    }
+
+    /// Waits until profiles may have changed since [`Self::take_changed`] (one waiter).
+    pub async fn changed(&self) {
+        self.changes.notified().await;
+    }
+
+    /// Wakes whoever waits in [`Self::changed`], e.g. when there is more to do.
+    pub fn nudge(&self) {
+        self.changes.notify_one();
     }
 
     /// The rules the interaction table was built under.
@@ -364,19 +442,18 @@ impl IdentityProjection {
             .read()
             .map(|s| s.links.clone())
             .unwrap_or_default();
-        let mut rebuilt = State {
-            graph: IdentityGraph::new(self.rules.clone(), rules_in_force),
-            applied: 0,
+        let mut rebuilt = State::new(
+            IdentityGraph::new(self.rules.clone(), rules_in_force),
             links,
-        };
+        );
         loop {
             let events = self.events_after(rebuilt.applied).await?;
             if events.is_empty() {
                 break;
             }
             let sets = self.identifiers(&events);
-            for (seq, at, set) in &sets {
-                rebuilt.apply(*seq, *at, set);
+            for ((seq, event), set) in events.iter().zip(&sets) {
+                rebuilt.apply(&self.computed, *seq, event, set);
             }
         }
         let split: BTreeSet<ProfileId> = identifiers
@@ -387,7 +464,14 @@ impl IdentityProjection {
             .state
             .write()
             .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
+        // Every profile may have changed: whoever watches changes looks at them all.
+        rebuilt.changed = state
+            .changed
+            .as_ref()
+            .map(|_| rebuilt.people.keys().copied().collect());
         *state = rebuilt;
+        drop(state);
+        self.changes.notify_one();
         Ok(split.into_iter().collect())
     }
 }
@@ -445,7 +529,13 @@ impl IdentityProjection {
             .entry(after_seq)
             .or_default()
             .push((ka.clone(), kb.clone(), at));
-        Ok(state.graph.link_decision(after_seq, at, &ka, &kb)?)
+        let resolution = state.graph.link_decision(after_seq, at, &ka, &kb)?;
+        let profile = state.absorb(&resolution);
+        drop(state);
+        self.changes.notify_one();
+        profile.ok_or(LinkError::Refused(
+            unavoce_core::identity::LinkRefusal::UnknownIdentifier,
+        ))
     }
 
     /// Whether the profiles holding `a` and `b` could be linked now.

@@ -9,10 +9,12 @@ mod identity;
 mod matching;
 mod people;
 mod reports;
+
 mod touchpoints;
 
 pub use engagement::{Broadcast, BroadcastReport, Engagement, PersonDecision};
 pub use identity::{IdentityProjection, LinkDecision, LinkError, UnmergeError};
 pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};
 pub use reports::{AudienceMembers, MAX_PATH_STEPS, Reports};
+
 pub use touchpoints::{Origin, RegistryError, TouchpointRegistry};

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use unavoce_core::audience::Audience;
 use unavoce_core::identity::ProfileId;
-use unavoce_core::profile::ComputedTrait;
 
 use unavoce_core::Touchpoint;
 use unavoce_core::analytics::attribution::{AttributionReport, attribution_report};
@@ -41,34 +40,25 @@ pub struct AudienceMembers {
 pub struct Reports {
     identity: Arc<IdentityProjection>,
     registry: Arc<TouchpointRegistry>,
-    computed: Arc<Vec<ComputedTrait>>,
 }
 
 impl Reports {
-    pub fn new(
-        identity: Arc<IdentityProjection>,
-        registry: Arc<TouchpointRegistry>,
-        computed: Arc<Vec<ComputedTrait>>,
-    ) -> Self {
-        Reports {
-            identity,
-            registry,
-            computed,
-        }
+    pub fn new(identity: Arc<IdentityProjection>, registry: Arc<TouchpointRegistry>) -> Self {
+        Reports { identity, registry }
     }
 
-    /// Evaluates an audience over every profile, from each person's events at `now`.
+    /// Evaluates an audience over every profile, as each person is at `now`.
     pub async fn audience(
         &self,
         audience: &Audience,
         now: Timestamp,
     ) -> Result<AudienceMembers, StoreError> {
-        let mut people = People::snapshot(&self.identity, &self.computed).await?;
+        let mut people = People::snapshot(&self.identity).await?;
         let mut result = AudienceMembers::default();
-        while let Some(page) = people.next_page(now).await? {
+        while let Some(page) = people.next_page(now) {
             for person in page {
                 result.evaluated += 1;
-                match audience.matches(&person.card) {
+                match audience.matches(&person.facts) {
                     Ok(true) => {
                         result.members.insert(person.id);
                     }

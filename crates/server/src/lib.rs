@@ -34,8 +34,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The identity graph, kept current from the log.
     pub identity: Arc<unavoce_engine::IdentityProjection>,
-    /// Computed traits shown on profiles and context cards.
-    pub computed_traits: Arc<Vec<unavoce_core::profile::ComputedTrait>>,
     /// The registered touchpoints, from the config file and the API.
     pub touchpoints: Arc<unavoce_engine::TouchpointRegistry>,
     /// KPIs, journeys and the census.

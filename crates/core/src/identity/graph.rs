@@ -502,13 +502,14 @@ impl IdentityGraph {
         at: Timestamp,
         a: &IdKey,
         b: &IdKey,
-    ) -> Result<ProfileId, LinkRefusal> {
+    ) -> Result<Resolution, LinkRefusal> {
         self.check_link(at, a, b)?;
         let owner = |k: &IdKey| self.owners.get(k).map(|p| self.current(*p));
         let matched: BTreeSet<ProfileId> = [owner(a), owner(b)].into_iter().flatten().collect();
         let ids = [a.clone(), b.clone()];
         let mut resolution = Resolution::default();
-        Ok(self.merge(seq, at, &ids, matched, &mut resolution, true))
+        resolution.profile = Some(self.merge(seq, at, &ids, matched, &mut resolution, true));
+        Ok(resolution)
     }
 
     fn link(

@@ -1,9 +1,7 @@
 //! Channel `auto`: which channel a message goes out on, and which to fall back to.
 
-use std::collections::BTreeMap;
-
 use super::Policies;
-use crate::profile::{ChannelEngagement, ContextCard};
+use crate::profile::{ChannelEngagement, ProfileFacts};
 
 /// The channels a message can go out on: the identifier type a person needs to be
 /// reached there, and a typical cost per message (the last tie-breaker).
@@ -24,11 +22,10 @@ pub const MESSAGE_CHANNELS: [(&str, &str, f64); 5] = [
 pub fn rank_channels(
     policies: &Policies,
     purpose: &str,
-    card: &ContextCard,
-    engagement: &BTreeMap<String, ChannelEngagement>,
+    person: &ProfileFacts,
     reachable: &[&str],
 ) -> Vec<String> {
-    let stated = card
+    let stated = person
         .traits
         .get("preferred_channel")
         .and_then(|v| v.as_str())
@@ -37,10 +34,14 @@ pub fn rank_channels(
     let mut options: Vec<(bool, f64, f64, &str)> = MESSAGE_CHANNELS
         .iter()
         .filter(|(channel, needs, _)| {
-            reachable.contains(needs) && policies.consented(purpose, channel, card)
+            reachable.contains(needs) && policies.consented(purpose, channel, person)
         })
         .map(|(channel, _, cost)| {
-            let response = engagement.get(*channel).unwrap_or(&untried).response_rate();
+            let response = person
+                .engagement
+                .get(*channel)
+                .unwrap_or(&untried)
+                .response_rate();
             (
                 stated.as_deref() == Some(*channel),
                 response,
@@ -67,7 +68,7 @@ mod tests {
     use super::*;
     use crate::policy::PolicyConfig;
 
-    fn person(messages: &[Value]) -> (ContextCard, BTreeMap<String, ChannelEngagement>) {
+    fn person(messages: &[Value]) -> ProfileFacts {
         crate::testing::person(messages, "2025-03-01T00:00:00Z")
     }
 
@@ -80,9 +81,9 @@ mod tests {
         let p = Policies::new(&PolicyConfig::default()).unwrap();
         let everywhere = ["email", "phone", "device_id"];
         // Untried everywhere: the cheapest first.
-        let (card, engagement) = person(&[given("promotional")]);
+        let card = person(&[given("promotional")]);
         assert_eq!(
-            rank_channels(&p, "promotional", &card, &engagement, &everywhere),
+            rank_channels(&p, "promotional", &card, &everywhere),
             vec!["push", "email", "whatsapp", "rcs", "sms"]
         );
         // Reads every WhatsApp message, ignores e-mails: WhatsApp first, e-mail last.
@@ -92,15 +93,15 @@ mod tests {
             history.push(json!({"type": "track", "event": "WhatsApp Read"}));
             history.push(json!({"type": "track", "event": "Email Sent"}));
         }
-        let (card, engagement) = person(&history);
-        let ranked = rank_channels(&p, "promotional", &card, &engagement, &everywhere);
+        let card = person(&history);
+        let ranked = rank_channels(&p, "promotional", &card, &everywhere);
         assert_eq!(ranked.first().map(String::as_str), Some("whatsapp"));
         assert_eq!(ranked.last().map(String::as_str), Some("email"));
         // What they told us wins.
         history.push(json!({"type": "identify", "traits": {"preferred_channel": "SMS"}}));
-        let (card, engagement) = person(&history);
+        let card = person(&history);
         assert_eq!(
-            rank_channels(&p, "promotional", &card, &engagement, &everywhere)[0],
+            rank_channels(&p, "promotional", &card, &everywhere)[0],
             "sms"
         );
     }
@@ -108,21 +109,21 @@ mod tests {
     #[test]
     fn only_consented_and_reachable_channels_are_offered() {
         let p = Policies::new(&PolicyConfig::default()).unwrap();
-        let (card, engagement) = person(&[
+        let card = person(&[
             given("promotional"),
             json!({"type": "track", "event": "Consent Withdrawn",
                 "properties": {"purpose": "promotional", "channel": "whatsapp"}}),
         ]);
         // No device: no push; WhatsApp withdrawn.
         assert_eq!(
-            rank_channels(&p, "promotional", &card, &engagement, &["email", "phone"]),
+            rank_channels(&p, "promotional", &card, &["email", "phone"]),
             vec!["email", "rcs", "sms"]
         );
-        let (nobody, engagement) = person(&[]);
-        assert!(rank_channels(&p, "promotional", &nobody, &engagement, &["email"]).is_empty());
+        let nobody = person(&[]);
+        assert!(rank_channels(&p, "promotional", &nobody, &["email"]).is_empty());
         // Service messages need no yes.
         assert_eq!(
-            rank_channels(&p, "service", &nobody, &engagement, &["email"]),
+            rank_channels(&p, "service", &nobody, &["email"]),
             vec!["email"]
         );
     }

@@ -2,8 +2,8 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn card(messages: &[Value]) -> ContextCard {
-    crate::testing::person(messages, "2025-03-01T00:00:00Z").0
+fn card(messages: &[Value]) -> ProfileFacts {
+    crate::testing::person(messages, "2025-03-01T00:00:00Z")
 }
 
 fn consent(purpose: &str, channel: Option<&str>, given: bool) -> Value {

@@ -1,33 +1,16 @@
 //! The context card: what an agent needs before speaking to a customer, so the
 //! customer never has to repeat themself.
 
-use std::collections::BTreeMap;
-
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::cases::{Case, CaseStatus, fold_cases};
-use super::computed::{ComputedTrait, evaluate};
-use super::consent::fold_consents;
-use super::engagement::{fold_engagement, message_step};
-use super::traits::fold_traits;
+use super::cases::Case;
+use super::computed::ComputedTrait;
+use super::engagement::message_step;
+use super::state::{ConsentLine, LifecycleStage, ProfileFacts, ProfileState, segment_change};
 use crate::event::{Event, EventType};
 use crate::identifier::Identifier;
-
-/// Where a person is in their relationship with the company.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LifecycleStage {
-    /// Known, but has bought nothing.
-    Prospect,
-    /// Has bought.
-    Customer,
-    /// Has bought three times or more.
-    Loyal,
-    /// Not seen for 180 days.
-    Lapsed,
-}
 
 /// A contact on any channel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,17 +23,6 @@ pub struct Interaction {
     pub name: Option<String>,
 }
 
-/// One consent line of the card.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConsentLine {
-    pub purpose: String,
-    /// `None`: every channel.
-    pub channel: Option<String>,
-    pub granted: bool,
-    pub at: Timestamp,
-    pub source: String,
-}
-
 /// What to do next with this person, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NextBestAction {
@@ -61,19 +33,15 @@ pub struct NextBestAction {
     pub reason: String,
 }
 
-/// The context card of one person.
+/// The context card of one person: the facts the rules decide on, and what an agent
+/// reads before speaking to them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContextCard {
     pub profile_id: String,
     pub name: Option<String>,
     pub identifiers: Vec<Identifier>,
-    pub traits: BTreeMap<String, Value>,
-    pub computed_traits: BTreeMap<String, Value>,
-    pub lifecycle_stage: LifecycleStage,
-    pub preferred_channel: Option<String>,
-    pub consents: Vec<ConsentLine>,
-    pub open_cases: Vec<Case>,
-    pub resolved_cases: usize,
+    #[serde(flatten)]
+    pub facts: ProfileFacts,
     pub last_interactions: Vec<Interaction>,
     pub recent_messages: Vec<Interaction>,
     /// Journeys the person is in (none until journeys are defined).
@@ -81,24 +49,9 @@ pub struct ContextCard {
     pub next_best_action: NextBestAction,
 }
 
-impl ContextCard {
-    /// Whether the person consented to `purpose` on `channel`: a statement for that
-    /// channel wins over one for every channel; no statement means no consent.
-    pub fn consents_to(&self, purpose: &str, channel: &str) -> bool {
-        let line = |c: Option<&str>| {
-            self.consents
-                .iter()
-                .find(|l| l.purpose == purpose && l.channel.as_deref() == c)
-        };
-        line(Some(channel))
-            .or_else(|| line(None))
-            .is_some_and(|l| l.granted)
-    }
-}
-
 const SHOWN: usize = 10;
 
-/// Builds the card from the person's events (any order) at `now`.
+/// Builds the card from the person's events, in log order, at `now`.
 pub fn context_card(
     profile_id: &str,
     identifiers: Vec<Identifier>,
@@ -106,13 +59,12 @@ pub fn context_card(
     computed: &[ComputedTrait],
     now: Timestamp,
 ) -> ContextCard {
-    let traits = fold_traits(events.iter().copied());
-    let cases = fold_cases(events.iter().copied());
-    let consents = fold_consents(events.iter().copied());
-    let engagement = fold_engagement(events.iter().copied());
-    let computed_traits = evaluate(computed, events.iter().copied(), now);
-
-    let mut by_time: Vec<&Event> = events.to_vec();
+    let facts = ProfileState::fold(events.iter().copied(), computed).facts(computed, now);
+    let mut by_time: Vec<&Event> = events
+        .iter()
+        .filter(|e| segment_change(e).is_none())
+        .copied()
+        .collect();
     by_time.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
     let is_message = |e: &Event| message_step(e).is_some();
     let line = |e: &&Event| Interaction {
@@ -135,63 +87,24 @@ pub fn context_card(
         .map(line)
         .collect();
 
-    let purchases = events
-        .iter()
-        .filter(|e| {
-            e.name
-                .as_deref()
-                .is_some_and(|n| n.eq_ignore_ascii_case("Order Completed"))
-        })
-        .count();
-    let last_seen = by_time.first().map(|e| e.timestamp);
-    let lifecycle_stage = match (purchases, last_seen) {
-        (_, Some(seen)) if seen < now - SignedDuration::from_hours(24 * 180) => {
-            LifecycleStage::Lapsed
-        }
-        (0, _) => LifecycleStage::Prospect,
-        (1..=2, _) => LifecycleStage::Customer,
-        _ => LifecycleStage::Loyal,
-    };
-    let stated = traits
-        .get("preferred_channel")
-        .and_then(|t| t.value.as_str())
-        .map(str::to_string);
-    let observed = engagement
-        .iter()
-        .max_by_key(|(_, e)| e.interactions + e.opened + e.clicked + e.replied)
-        .map(|(channel, _)| channel.clone());
-    let name = [traits.get("firstName"), traits.get("lastName")]
+    let name = [facts.traits.get("firstName"), facts.traits.get("lastName")]
         .iter()
         .flatten()
-        .filter_map(|t| t.value.as_str())
+        .filter_map(|v| v.as_str())
         .collect::<Vec<_>>()
         .join(" ");
-    let (open_cases, resolved): (Vec<Case>, Vec<Case>) = cases
-        .into_iter()
-        .partition(|c| c.status == CaseStatus::Open);
-    let consent_lines: Vec<ConsentLine> = consents
-        .iter()
-        .map(|(key, c)| ConsentLine {
-            purpose: key.purpose.clone(),
-            channel: key.channel.clone(),
-            granted: c.granted,
-            at: c.at,
-            source: c.source.clone(),
-        })
-        .collect();
-    let next_best_action =
-        next_best_action(&open_cases, &by_time, &consent_lines, lifecycle_stage, now);
+    let next_best_action = next_best_action(
+        &facts.open_cases,
+        &by_time,
+        &facts.consents,
+        facts.lifecycle_stage,
+        now,
+    );
     ContextCard {
         profile_id: profile_id.to_string(),
         name: (!name.is_empty()).then_some(name),
         identifiers,
-        traits: traits.into_iter().map(|(k, t)| (k, t.value)).collect(),
-        computed_traits,
-        lifecycle_stage,
-        preferred_channel: stated.or(observed),
-        consents: consent_lines,
-        open_cases,
-        resolved_cases: resolved.len(),
+        facts,
         last_interactions,
         recent_messages,
         active_journeys: Vec::new(),
@@ -359,8 +272,8 @@ mod tests {
         let refs: Vec<&Event> = events.iter().collect();
         let card = context_card("p-1", Vec::new(), &refs, &default_computed_traits(), now);
         assert_eq!(card.name.as_deref(), Some("Giulia Rossi"));
-        assert_eq!(card.lifecycle_stage, LifecycleStage::Customer);
-        assert_eq!(card.open_cases.len(), 1);
+        assert_eq!(card.facts.lifecycle_stage, LifecycleStage::Customer);
+        assert_eq!(card.facts.open_cases.len(), 1);
         assert_eq!(card.next_best_action.action, "resolve_case");
         assert!(
             card.next_best_action.summary.contains("Internet outage"),
@@ -373,8 +286,8 @@ mod tests {
             Some("Case Opened")
         );
         assert_eq!(card.recent_messages[0].name.as_deref(), Some("Email Sent"));
-        assert_eq!(card.consents[0].purpose, "promotional");
-        assert_eq!(card.computed_traits["lifetime_value"], json!(29.9));
+        assert_eq!(card.facts.consents[0].purpose, "promotional");
+        assert_eq!(card.facts.computed_traits["lifetime_value"], json!(29.9));
     }
 
     #[test]

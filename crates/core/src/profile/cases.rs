@@ -49,32 +49,37 @@ impl Case {
     }
 }
 
-/// The person's cases, oldest first. A case updated or resolved without an `opened`
-/// event is taken as opened at its first event; a case resolved and then touched again
-/// is open again.
-pub fn fold_cases<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Case> {
-    let mut cases: BTreeMap<String, Case> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut sorted: Vec<&Event> = events
-        .into_iter()
-        .filter(|e| e.event_type == EventType::Track)
-        .collect();
-    sorted.sort_by_key(|e| e.timestamp);
-    for event in sorted {
+/// One event about a case, as kept until the case is folded.
+#[derive(Debug, Clone, PartialEq)]
+struct CaseStep {
+    at: Timestamp,
+    seq: i64,
+    action: CaseEvent,
+    event: String,
+    touchpoint: Option<String>,
+    channel: Option<String>,
+    subject: Option<String>,
+    category: Option<String>,
+    note: Option<String>,
+}
+
+/// Every event about each of a person's cases: what a profile keeps as its events
+/// arrive (in any order), folded into cases when read, so a late event lands in its
+/// place by time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseLog(BTreeMap<String, Vec<CaseStep>>);
+
+impl CaseLog {
+    /// Takes in the event at log position `seq`, if it is about a case.
+    pub fn apply(&mut self, seq: i64, event: &Event) {
+        if event.event_type != EventType::Track {
+            return;
+        }
         let Some(name) = event.name.as_deref() else {
-            continue;
+            return;
         };
-        let action = match case_event(name) {
-            Some(CaseEvent::Opened) => CaseStatus::Open,
-            Some(CaseEvent::Resolved) => CaseStatus::Resolved,
-            // An update keeps the status, unless the case is new to us.
-            Some(CaseEvent::Updated) => cases
-                .get(&case_id(event).unwrap_or_default())
-                .map_or(CaseStatus::Open, |c| c.status),
-            None => continue,
-        };
-        let Some(id) = case_id(event) else {
-            continue;
+        let (Some(action), Some(id)) = (case_event(name), case_id(event)) else {
+            return;
         };
         let text = |key: &str| {
             event
@@ -82,43 +87,85 @@ pub fn fold_cases<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Case> 
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
-        let case = cases.entry(id.clone()).or_insert_with(|| {
-            order.push(id.clone());
-            Case {
-                id: id.clone(),
-                status: CaseStatus::Open,
-                subject: None,
-                category: None,
-                opened_at: event.timestamp,
-                resolved_at: None,
-                touches: Vec::new(),
-                channels: Vec::new(),
-            }
-        });
-        case.subject = text("subject").or(case.subject.take());
-        case.category = text("category").or(case.category.take());
-        case.status = action;
-        case.resolved_at = match action {
-            CaseStatus::Resolved => Some(event.timestamp),
-            CaseStatus::Open => None,
-        };
-        if let Some(channel) = &event.channel
-            && !case.channels.contains(channel)
-        {
-            case.channels.push(channel.clone());
-        }
-        case.touches.push(CaseTouch {
+        self.0.entry(id).or_default().push(CaseStep {
             at: event.timestamp,
+            seq,
+            action,
             event: name.to_string(),
             touchpoint: event.touchpoint.clone(),
             channel: event.channel.clone(),
+            subject: text("subject"),
+            category: text("category"),
             note: text("note"),
         });
     }
-    order
-        .into_iter()
-        .filter_map(|id| cases.remove(&id))
-        .collect()
+
+    /// Adds another profile's cases (a merge).
+    pub fn merge(&mut self, other: CaseLog) {
+        for (id, steps) in other.0 {
+            self.0.entry(id).or_default().extend(steps);
+        }
+    }
+
+    /// The cases, oldest first. A case updated or resolved without an `opened` event is
+    /// taken as opened at its first event; a case resolved and then touched again is
+    /// open again.
+    pub fn cases(&self) -> Vec<Case> {
+        let mut cases: Vec<(Timestamp, i64, Case)> = self
+            .0
+            .iter()
+            .filter_map(|(id, steps)| {
+                let mut steps: Vec<&CaseStep> = steps.iter().collect();
+                steps.sort_by_key(|s| (s.at, s.seq));
+                let first = steps.first()?;
+                let mut case = Case {
+                    id: id.clone(),
+                    status: CaseStatus::Open,
+                    subject: None,
+                    category: None,
+                    opened_at: first.at,
+                    resolved_at: None,
+                    touches: Vec::with_capacity(steps.len()),
+                    channels: Vec::new(),
+                };
+                for step in &steps {
+                    case.status = match step.action {
+                        CaseEvent::Opened => CaseStatus::Open,
+                        CaseEvent::Resolved => CaseStatus::Resolved,
+                        // An update keeps the status (open, for a case new to us).
+                        CaseEvent::Updated => case.status,
+                    };
+                    case.subject = step.subject.clone().or(case.subject.take());
+                    case.category = step.category.clone().or(case.category.take());
+                    case.resolved_at = (case.status == CaseStatus::Resolved).then_some(step.at);
+                    if let Some(channel) = &step.channel
+                        && !case.channels.contains(channel)
+                    {
+                        case.channels.push(channel.clone());
+                    }
+                    case.touches.push(CaseTouch {
+                        at: step.at,
+                        event: step.event.clone(),
+                        touchpoint: step.touchpoint.clone(),
+                        channel: step.channel.clone(),
+                        note: step.note.clone(),
+                    });
+                }
+                Some((first.at, first.seq, case))
+            })
+            .collect();
+        cases.sort_by_key(|(at, seq, _)| (*at, *seq));
+        cases.into_iter().map(|(_, _, case)| case).collect()
+    }
+}
+
+/// The person's cases, oldest first, from events in log order (see [`CaseLog::cases`]).
+pub fn fold_cases<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Case> {
+    let mut log = CaseLog::default();
+    for (seq, event) in events.into_iter().enumerate() {
+        log.apply(seq as i64, event);
+    }
+    log.cases()
 }
 
 /// What a track event does to a case.

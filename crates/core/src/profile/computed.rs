@@ -81,7 +81,8 @@ impl ComputedTrait {
         Ok(())
     }
 
-    fn matches(&self, event: &Event, now: Timestamp) -> bool {
+    /// Whether an event counts for this trait, its time aside.
+    fn matches(&self, event: &Event) -> bool {
         let name_ok = self.event.as_ref().is_none_or(|n| {
             event
                 .name
@@ -96,11 +97,14 @@ impl ComputedTrait {
             .touchpoint
             .as_ref()
             .is_none_or(|t| event.touchpoint.as_deref() == Some(t));
-        let window_ok = self.window_days.is_none_or(|days| {
-            event.timestamp >= now - SignedDuration::from_hours(24 * i64::from(days))
-                && event.timestamp <= now
-        });
-        name_ok && channel_ok && touchpoint_ok && window_ok
+        name_ok && channel_ok && touchpoint_ok
+    }
+
+    /// Whether an event at `at` is inside the window at `now`.
+    fn in_window(&self, at: Timestamp, now: Timestamp) -> bool {
+        self.window_days.is_none_or(|days| {
+            at >= now - SignedDuration::from_hours(24 * i64::from(days)) && at <= now
+        })
     }
 }
 
@@ -164,62 +168,186 @@ pub fn default_computed_traits() -> Vec<ComputedTrait> {
     ]
 }
 
-/// Evaluates every definition over the person's events at `now`. A trait with no
-/// matching event is 0 for counts and sums and absent otherwise.
-pub fn evaluate<'a>(
-    definitions: &[ComputedTrait],
-    events: impl IntoIterator<Item = &'a Event> + Clone,
-    now: Timestamp,
-) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for def in definitions {
-        let mut matching: Vec<&Event> = events
-            .clone()
-            .into_iter()
-            .filter(|e| def.matches(e, now))
-            .collect();
-        matching.sort_by_key(|e| e.timestamp);
-        let property = |e: &Event| {
-            def.property
-                .as_ref()
-                .and_then(|p| e.get(&format!("properties.{p}")).cloned())
-        };
-        let numbers = || {
-            matching
-                .iter()
-                .filter_map(|e| property(e).and_then(|v| v.as_f64()))
-        };
-        let number = |x: f64| Number::from_f64((x * 100.0).round() / 100.0).map(Value::Number);
-        let value = match def.aggregate {
-            Aggregate::Count => Some(Value::from(matching.len())),
-            Aggregate::Sum => number(numbers().sum()),
-            Aggregate::Min => numbers().reduce(f64::min).and_then(number),
-            Aggregate::Max => numbers().reduce(f64::max).and_then(number),
-            Aggregate::First | Aggregate::Last => {
-                let event = if def.aggregate == Aggregate::First {
-                    matching.first()
-                } else {
-                    matching.last()
-                };
-                event.map(|e| match &def.property {
-                    Some(_) => property(e).unwrap_or(Value::Null),
-                    None => Value::String(e.timestamp.to_string()),
-                })
+/// One matching event, as a first, last or windowed aggregate keeps it.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    at: Timestamp,
+    seq: i64,
+    /// The aggregated property's value, when the trait names one and the event has it.
+    value: Option<Value>,
+}
+
+/// What a person's events have contributed to one computed trait.
+#[derive(Debug, Clone, PartialEq)]
+enum Contribution {
+    Count(u64),
+    Sum(f64),
+    Min(Option<f64>),
+    Max(Option<f64>),
+    First(Option<Sample>),
+    Last(Option<Sample>),
+    Distinct(BTreeSet<String>),
+    /// A trait over the last N days keeps its matching events: which of them count
+    /// depends on when it is read.
+    Window(Vec<Sample>),
+}
+
+/// What a person's events have contributed to each computed trait, one entry per
+/// definition in order: what a profile keeps as its events arrive, mergeable, and read
+/// at any `now`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ComputedState(Vec<Contribution>);
+
+impl ComputedState {
+    /// Takes in the event at log position `seq`.
+    pub fn apply(&mut self, definitions: &[ComputedTrait], seq: i64, event: &Event) {
+        if self.0.len() != definitions.len() {
+            self.0 = definitions.iter().map(Contribution::empty).collect();
+        }
+        for (def, contribution) in definitions.iter().zip(&mut self.0) {
+            if def.matches(event) {
+                contribution.add(Sample {
+                    at: event.timestamp,
+                    seq,
+                    value: def
+                        .property
+                        .as_ref()
+                        .and_then(|p| event.get(&format!("properties.{p}")).cloned()),
+                });
             }
-            Aggregate::Distinct => Some(Value::from(
-                matching
-                    .iter()
-                    .filter_map(|e| property(e))
-                    .map(|v| v.to_string())
-                    .collect::<BTreeSet<_>>()
-                    .len(),
-            )),
-        };
-        if let Some(value) = value {
-            out.insert(def.name.clone(), value);
         }
     }
-    out
+
+    /// Adds another profile's contributions (a merge) under the same definitions.
+    pub fn merge(&mut self, other: ComputedState) {
+        if self.0.is_empty() {
+            *self = other;
+            return;
+        }
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            match (mine, theirs) {
+                (Contribution::Count(a), Contribution::Count(b)) => *a += b,
+                (Contribution::Sum(a), Contribution::Sum(b)) => *a += b,
+                (Contribution::Min(a), Contribution::Min(b)) => *a = fold_number(*a, b, f64::min),
+                (Contribution::Max(a), Contribution::Max(b)) => *a = fold_number(*a, b, f64::max),
+                (Contribution::First(a), Contribution::First(Some(b))) => keep(a, b, true),
+                (Contribution::Last(a), Contribution::Last(Some(b))) => keep(a, b, false),
+                (Contribution::Distinct(a), Contribution::Distinct(b)) => a.extend(b),
+                (Contribution::Window(a), Contribution::Window(b)) => a.extend(b),
+                _ => {}
+            }
+        }
+    }
+
+    /// Every trait's value at `now`. A trait with no matching event is 0 for counts and
+    /// sums and absent otherwise.
+    pub fn values(&self, definitions: &[ComputedTrait], now: Timestamp) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        for (i, def) in definitions.iter().enumerate() {
+            let value = match self.0.get(i) {
+                Some(contribution) => contribution.value(def, now),
+                None => Contribution::empty(def).value(def, now),
+            };
+            if let Some(value) = value {
+                out.insert(def.name.clone(), value);
+            }
+        }
+        out
+    }
+}
+
+impl Contribution {
+    fn empty(def: &ComputedTrait) -> Self {
+        if def.window_days.is_some() {
+            Contribution::Window(Vec::new())
+        } else {
+            Contribution::all_time(def.aggregate)
+        }
+    }
+
+    fn all_time(aggregate: Aggregate) -> Self {
+        match aggregate {
+            Aggregate::Count => Contribution::Count(0),
+            Aggregate::Sum => Contribution::Sum(0.0),
+            Aggregate::Min => Contribution::Min(None),
+            Aggregate::Max => Contribution::Max(None),
+            Aggregate::First => Contribution::First(None),
+            Aggregate::Last => Contribution::Last(None),
+            Aggregate::Distinct => Contribution::Distinct(BTreeSet::new()),
+        }
+    }
+
+    fn add(&mut self, sample: Sample) {
+        let number = sample.value.as_ref().and_then(Value::as_f64);
+        match self {
+            Contribution::Count(n) => *n += 1,
+            Contribution::Sum(sum) => *sum += number.unwrap_or(0.0),
+            Contribution::Min(min) => *min = fold_number(*min, number, f64::min),
+            Contribution::Max(max) => *max = fold_number(*max, number, f64::max),
+            Contribution::First(first) => keep(first, sample, true),
+            Contribution::Last(last) => keep(last, sample, false),
+            Contribution::Distinct(seen) => {
+                if let Some(v) = &sample.value {
+                    seen.insert(v.to_string());
+                }
+            }
+            Contribution::Window(samples) => samples.push(sample),
+        }
+    }
+
+    fn value(&self, def: &ComputedTrait, now: Timestamp) -> Option<Value> {
+        let number = |x: f64| Number::from_f64((x * 100.0).round() / 100.0).map(Value::Number);
+        match self {
+            Contribution::Count(n) => Some(Value::from(*n)),
+            Contribution::Sum(sum) => number(*sum),
+            Contribution::Min(x) | Contribution::Max(x) => x.and_then(number),
+            Contribution::First(s) | Contribution::Last(s) => {
+                s.as_ref().map(|s| match &def.property {
+                    Some(_) => s.value.clone().unwrap_or(Value::Null),
+                    None => Value::String(s.at.to_string()),
+                })
+            }
+            Contribution::Distinct(seen) => Some(Value::from(seen.len())),
+            Contribution::Window(samples) => {
+                let mut inside = Contribution::all_time(def.aggregate);
+                for s in samples.iter().filter(|s| def.in_window(s.at, now)) {
+                    inside.add(s.clone());
+                }
+                inside.value(def, now)
+            }
+        }
+    }
+}
+
+fn fold_number(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(f(a, b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Keeps the earliest (`first`) or latest sample by time, log order breaking ties.
+fn keep(kept: &mut Option<Sample>, candidate: Sample, first: bool) {
+    let better = kept.as_ref().is_none_or(|k| {
+        let (old, new) = ((k.at, k.seq), (candidate.at, candidate.seq));
+        if first { new < old } else { new >= old }
+    });
+    if better {
+        *kept = Some(candidate);
+    }
+}
+
+/// Evaluates every definition over the person's events (in log order) at `now`.
+pub fn evaluate<'a>(
+    definitions: &[ComputedTrait],
+    events: impl IntoIterator<Item = &'a Event>,
+    now: Timestamp,
+) -> BTreeMap<String, Value> {
+    let mut state = ComputedState::default();
+    for (seq, event) in events.into_iter().enumerate() {
+        state.apply(definitions, seq as i64, event);
+    }
+    state.values(definitions, now)
 }
 
 #[cfg(test)]

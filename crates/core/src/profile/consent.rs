@@ -25,69 +25,89 @@ pub struct Consent {
     pub source: String,
 }
 
-/// Current consents by purpose and channel, the latest statement by event time winning.
+/// What one event says about a consent, if anything: the key and whether it is granted.
 /// Events: `Consent Given` / `Consent Withdrawn` (or `Consent Updated` with
 /// `properties.granted`), with `properties.purpose` and optionally `properties.channel`.
+pub fn consent_statement(event: &Event) -> Option<(ConsentKey, bool)> {
+    let name = event.name.as_deref()?;
+    let granted = match name.to_ascii_lowercase().as_str() {
+        "consent given" | "consent granted" | "subscribed" => true,
+        "consent withdrawn" | "consent revoked" | "unsubscribed" => false,
+        "consent updated" => match event.get("properties.granted") {
+            Some(Value::Bool(granted)) => *granted,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let purpose = event
+        .get("properties.purpose")
+        .and_then(Value::as_str)
+        .map(|p| p.trim().to_lowercase())
+        .filter(|p| !p.is_empty())?;
+    let channel = event
+        .get("properties.channel")
+        .and_then(Value::as_str)
+        .map(crate::channel::canonical_name);
+    Some((ConsentKey { purpose, channel }, granted))
+}
+
+/// Current consents by purpose and channel, the latest statement by event time winning
+/// (log order breaking ties): what a profile keeps as its events arrive.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Consents(BTreeMap<ConsentKey, (Consent, i64)>);
+
+impl Consents {
+    /// Takes in the event at log position `seq`, if it states a consent.
+    pub fn apply(&mut self, seq: i64, event: &Event) {
+        let Some((key, granted)) = consent_statement(event) else {
+            return;
+        };
+        let consent = Consent {
+            granted,
+            at: event.timestamp,
+            source: event
+                .touchpoint
+                .clone()
+                .unwrap_or_else(|| event.source.clone()),
+        };
+        self.state(key, consent, seq);
+    }
+
+    fn state(&mut self, key: ConsentKey, consent: Consent, seq: i64) {
+        match self.0.get_mut(&key) {
+            Some((old, old_seq)) => {
+                if (old.at, *old_seq) <= (consent.at, seq) {
+                    (*old, *old_seq) = (consent, seq);
+                }
+            }
+            None => {
+                self.0.insert(key, (consent, seq));
+            }
+        }
+    }
+
+    /// Adds another profile's consents (a merge): the latest statement of each wins.
+    pub fn merge(&mut self, other: Consents) {
+        for (key, (consent, seq)) in other.0 {
+            self.state(key, consent, seq);
+        }
+    }
+
+    /// Every consent, by purpose and channel.
+    pub fn iter(&self) -> impl Iterator<Item = (&ConsentKey, &Consent)> {
+        self.0.iter().map(|(k, (c, _))| (k, c))
+    }
+}
+
+/// Current consents from events in log order (see [`Consents`]).
 pub fn fold_consents<'a>(
     events: impl IntoIterator<Item = &'a Event>,
 ) -> BTreeMap<ConsentKey, Consent> {
-    let mut consents: BTreeMap<ConsentKey, Consent> = BTreeMap::new();
-    for event in events {
-        let Some(name) = event.name.as_deref() else {
-            continue;
-        };
-        let granted = match name.to_ascii_lowercase().as_str() {
-            "consent given" | "consent granted" | "subscribed" => true,
-            "consent withdrawn" | "consent revoked" | "unsubscribed" => false,
-            "consent updated" => match event.get("properties.granted") {
-                Some(Value::Bool(granted)) => *granted,
-                _ => continue,
-            },
-            _ => continue,
-        };
-        let Some(purpose) = event
-            .get("properties.purpose")
-            .and_then(Value::as_str)
-            .map(|p| p.trim().to_lowercase())
-            .filter(|p| !p.is_empty())
-        else {
-            continue;
-        };
-        let channel = event
-            .get("properties.channel")
-            .and_then(Value::as_str)
-            .map(crate::channel::canonical_name);
-        let key = ConsentKey { purpose, channel };
-        let newer = consents.get(&key).is_none_or(|c| c.at <= event.timestamp);
-        if newer {
-            consents.insert(
-                key,
-                Consent {
-                    granted,
-                    at: event.timestamp,
-                    source: event
-                        .touchpoint
-                        .clone()
-                        .unwrap_or_else(|| event.source.clone()),
-                },
-            );
-        }
+    let mut consents = Consents::default();
+    for (seq, event) in events.into_iter().enumerate() {
+        consents.apply(seq as i64, event);
     }
-    consents
-}
-
-/// Whether `purpose` is consented on `channel`: a statement for that channel wins over
-/// one for every channel; no statement means no consent.
-pub fn allows(consents: &BTreeMap<ConsentKey, Consent>, purpose: &str, channel: &str) -> bool {
-    let specific = consents.get(&ConsentKey {
-        purpose: purpose.to_string(),
-        channel: Some(channel.to_string()),
-    });
-    let general = consents.get(&ConsentKey {
-        purpose: purpose.to_string(),
-        channel: None,
-    });
-    specific.or(general).is_some_and(|c| c.granted)
+    consents.0.into_iter().map(|(k, (c, _))| (k, c)).collect()
 }
 
 #[cfg(test)]
@@ -95,6 +115,17 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn allows(consents: &BTreeMap<ConsentKey, Consent>, purpose: &str, channel: &str) -> bool {
+        let key = |channel: Option<&str>| ConsentKey {
+            purpose: purpose.to_string(),
+            channel: channel.map(str::to_string),
+        };
+        consents
+            .get(&key(Some(channel)))
+            .or_else(|| consents.get(&key(None)))
+            .is_some_and(|c| c.granted)
+    }
     use crate::segment::{IntakeContext, normalise};
 
     fn consent(name: &str, at: &str, props: serde_json::Value) -> Event {

@@ -11,7 +11,7 @@ use crate::channel::ChannelKind;
 use crate::event::Event;
 
 /// How a person engages on one channel.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChannelEngagement {
     pub sent: u64,
     pub delivered: u64,
@@ -23,31 +23,79 @@ pub struct ChannelEngagement {
     pub interactions: u64,
     pub last_engagement: Option<Timestamp>,
     /// Opens, clicks, replies and interactions by hour of the week (UTC, Monday 00:00 = 0).
-    #[serde(skip_serializing_if = "is_empty_histogram")]
-    pub hour_of_week: Vec<u32>,
+    #[serde(skip_serializing_if = "HourCounts::is_empty")]
+    pub hour_of_week: HourCounts,
 }
 
-fn is_empty_histogram(h: &[u32]) -> bool {
-    h.iter().all(|n| *n == 0)
-}
+/// Counts by hour of the week (0–167), kept sparse: most people engage in a few hours.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HourCounts(Vec<(u8, u32)>);
 
-impl Default for ChannelEngagement {
-    fn default() -> Self {
-        ChannelEngagement {
-            sent: 0,
-            delivered: 0,
-            opened: 0,
-            clicked: 0,
-            replied: 0,
-            failed: 0,
-            interactions: 0,
-            last_engagement: None,
-            hour_of_week: vec![0; 168],
+impl HourCounts {
+    /// Adds `n` to `hour` (0–167; others are ignored).
+    pub fn add(&mut self, hour: usize, n: u32) {
+        let Ok(hour) = u8::try_from(hour) else {
+            return;
+        };
+        if hour >= 168 {
+            return;
+        }
+        match self.0.binary_search_by_key(&hour, |(h, _)| *h) {
+            Ok(i) => self.0[i].1 += n,
+            Err(i) => self.0.insert(i, (hour, n)),
+        }
+    }
+
+    /// The count of `hour`.
+    pub fn get(&self, hour: usize) -> u32 {
+        self.0
+            .iter()
+            .find(|(h, _)| usize::from(*h) == hour)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds these counts into a dense histogram of 168 hours.
+    pub fn add_to(&self, dense: &mut [u32]) {
+        for (h, n) in &self.0 {
+            if let Some(slot) = dense.get_mut(usize::from(*h)) {
+                *slot += n;
+            }
+        }
+    }
+
+    /// Adds another histogram's counts.
+    pub fn merge(&mut self, other: &HourCounts) {
+        for (h, n) in &other.0 {
+            self.add(usize::from(*h), *n);
         }
     }
 }
 
+impl Serialize for HourCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(h, n)| (h.to_string(), n)))
+    }
+}
+
 impl ChannelEngagement {
+    /// Adds another profile's engagement on the same channel (a merge).
+    pub fn merge(&mut self, other: &ChannelEngagement) {
+        self.sent += other.sent;
+        self.delivered += other.delivered;
+        self.opened += other.opened;
+        self.clicked += other.clicked;
+        self.replied += other.replied;
+        self.failed += other.failed;
+        self.interactions += other.interactions;
+        self.last_engagement = self.last_engagement.max(other.last_engagement);
+        self.hour_of_week.merge(&other.hour_of_week);
+    }
+
     /// Responses (opens, clicks, replies) per message sent, with a prior of one response
     /// in four sends so that a channel never tried is not ranked last or first.
     pub fn response_rate(&self) -> f64 {
@@ -83,54 +131,40 @@ pub(crate) fn message_step(event: &Event) -> Option<(String, &'static str)> {
     Some((channel, step))
 }
 
+/// Counts one event into a person's per-channel engagement.
+pub fn count_engagement(by_channel: &mut BTreeMap<String, ChannelEngagement>, event: &Event) {
+    let (channel, step) = match message_step(event) {
+        Some((channel, step)) => (channel, step),
+        None => match &event.channel {
+            Some(channel) => (channel.clone(), "interaction"),
+            None => return,
+        },
+    };
+    let entry = by_channel.entry(channel).or_default();
+    let counter = match step {
+        "sent" => &mut entry.sent,
+        "delivered" => &mut entry.delivered,
+        "failed" => &mut entry.failed,
+        "opened" => &mut entry.opened,
+        "clicked" => &mut entry.clicked,
+        "replied" => &mut entry.replied,
+        _ => &mut entry.interactions,
+    };
+    *counter += 1;
+    let engaged = !matches!(step, "sent" | "delivered" | "failed");
+    if engaged {
+        entry.last_engagement = entry.last_engagement.max(Some(event.timestamp));
+        entry.hour_of_week.add(hour_of_week(event.timestamp), 1);
+    }
+}
+
 /// Per-channel engagement from the person's events.
 pub fn fold_engagement<'a>(
     events: impl IntoIterator<Item = &'a Event>,
 ) -> BTreeMap<String, ChannelEngagement> {
-    let mut by_channel: BTreeMap<String, ChannelEngagement> = BTreeMap::new();
+    let mut by_channel = BTreeMap::new();
     for event in events {
-        let (channel, step) = match message_step(event) {
-            Some((channel, step)) => (channel, step),
-            None => match &event.channel {
-                Some(channel) => (channel.clone(), "interaction"),
-                None => continue,
-            },
-        };
-        let entry = by_channel.entry(channel).or_default();
-        let engaged = match step {
-            "sent" => {
-                entry.sent += 1;
-                false
-            }
-            "delivered" => {
-                entry.delivered += 1;
-                false
-            }
-            "failed" => {
-                entry.failed += 1;
-                false
-            }
-            "opened" => {
-                entry.opened += 1;
-                true
-            }
-            "clicked" => {
-                entry.clicked += 1;
-                true
-            }
-            "replied" => {
-                entry.replied += 1;
-                true
-            }
-            _ => {
-                entry.interactions += 1;
-                true
-            }
-        };
-        if engaged {
-            entry.last_engagement = entry.last_engagement.max(Some(event.timestamp));
-            entry.hour_of_week[hour_of_week(event.timestamp)] += 1;
-        }
+        count_engagement(&mut by_channel, event);
     }
     by_channel
 }
@@ -186,7 +220,7 @@ mod tests {
         let engagement = fold_engagement(&events);
         let email = &engagement["email"];
         assert_eq!((email.sent, email.opened), (1, 1));
-        assert_eq!(email.hour_of_week[20], 1, "Monday 20:00 UTC");
+        assert_eq!(email.hour_of_week.get(20), 1, "Monday 20:00 UTC");
         assert_eq!(engagement["whatsapp"].replied, 1);
         assert_eq!(engagement["sms"].failed, 1);
         assert_eq!(engagement["store"].interactions, 1);

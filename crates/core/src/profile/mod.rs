@@ -1,19 +1,25 @@
 //! The single customer view, folded from one person's events.
 //!
 //! Every function here is pure: it takes the person's events in log order (and `now`
-//! where time matters) and returns part of the view. Nothing is stored that the events
-//! cannot rebuild.
+//! where time matters) and returns part of the view. Each part is also a state that
+//! takes in one event at a time and merges with another person's (`state.rs`), which
+//! is how profiles are kept current. Nothing is stored that the events cannot rebuild.
 
 pub mod card;
 pub mod cases;
 pub mod computed;
 pub mod consent;
 pub mod engagement;
+pub mod state;
 pub mod traits;
 
-pub use card::{ContextCard, LifecycleStage, NextBestAction, context_card};
-pub use cases::{Case, CaseEvent, CaseStatus, CaseTouch, case_event, case_id, fold_cases};
-pub use computed::{Aggregate, ComputedTrait, default_computed_traits};
-pub use consent::{Consent, ConsentKey, fold_consents};
-pub use engagement::{ChannelEngagement, fold_engagement};
-pub use traits::{TraitValue, fold_traits};
+pub use card::{ContextCard, NextBestAction, context_card};
+pub use cases::{Case, CaseEvent, CaseLog, CaseStatus, CaseTouch, case_event, case_id, fold_cases};
+pub use computed::{Aggregate, ComputedState, ComputedTrait, default_computed_traits};
+pub use consent::{Consent, ConsentKey, Consents, consent_statement, fold_consents};
+pub use engagement::{ChannelEngagement, HourCounts, fold_engagement};
+pub use state::{
+    ConsentLine, LifecycleStage, ProfileFacts, ProfileState, SEGMENT_ENTERED, SEGMENT_EXITED,
+    SEGMENT_SOURCE, segment_change,
+};
+pub use traits::{TraitValue, Traits, fold_traits};

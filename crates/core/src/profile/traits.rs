@@ -17,17 +17,15 @@ pub struct TraitValue {
     pub at: Timestamp,
 }
 
-/// The latest value of each trait by event time (ties: the later in the log), from
-/// `traits` of identify calls and `context.traits` of any call. `events` are in log order.
-pub fn fold_traits<'a>(
-    events: impl IntoIterator<Item = &'a Event>,
-) -> BTreeMap<String, TraitValue> {
-    let mut traits: BTreeMap<String, TraitValue> = BTreeMap::new();
-    for event in events {
-        let source = event
-            .touchpoint
-            .clone()
-            .unwrap_or_else(|| event.source.clone());
+/// The traits said so far (`traits` of identify calls, `context.traits` of any call),
+/// each the latest by event time (log order breaking ties):
+/// what a profile keeps as its events arrive, and merges when profiles merge.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Traits(BTreeMap<String, (TraitValue, i64)>);
+
+impl Traits {
+    /// Takes in what the event at log position `seq` says about the person.
+    pub fn apply(&mut self, seq: i64, event: &Event) {
         for path in ["traits", "context.traits"] {
             let Some(Value::Object(said)) = event.get(path) else {
                 continue;
@@ -36,21 +34,59 @@ pub fn fold_traits<'a>(
                 if value.is_null() {
                     continue;
                 }
-                let newer = traits.get(name).is_none_or(|t| t.at <= event.timestamp);
-                if newer {
-                    traits.insert(
-                        name.clone(),
-                        TraitValue {
-                            value: value.clone(),
-                            source: source.clone(),
-                            at: event.timestamp,
-                        },
-                    );
-                }
+                let value = TraitValue {
+                    value: value.clone(),
+                    source: event
+                        .touchpoint
+                        .clone()
+                        .unwrap_or_else(|| event.source.clone()),
+                    at: event.timestamp,
+                };
+                self.say(name, value, seq);
             }
         }
     }
-    traits
+
+    fn say(&mut self, name: &str, value: TraitValue, seq: i64) {
+        match self.0.get_mut(name) {
+            Some((old, old_seq)) => {
+                if (old.at, *old_seq) <= (value.at, seq) {
+                    (*old, *old_seq) = (value, seq);
+                }
+            }
+            None => {
+                self.0.insert(name.to_string(), (value, seq));
+            }
+        }
+    }
+
+    /// Adds another profile's traits (a merge): the latest statement of each wins.
+    pub fn merge(&mut self, other: Traits) {
+        for (name, (value, seq)) in other.0 {
+            self.say(&name, value, seq);
+        }
+    }
+
+    /// One trait.
+    pub fn get(&self, name: &str) -> Option<&TraitValue> {
+        self.0.get(name).map(|(v, _)| v)
+    }
+
+    /// Every trait, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &TraitValue)> {
+        self.0.iter().map(|(k, (v, _))| (k, v))
+    }
+}
+
+/// The latest value said of each trait, from events in log order.
+pub fn fold_traits<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+) -> BTreeMap<String, TraitValue> {
+    let mut traits = Traits::default();
+    for (seq, event) in events.into_iter().enumerate() {
+        traits.apply(seq as i64, event);
+    }
+    traits.0.into_iter().map(|(k, (v, _))| (k, v)).collect()
 }
 
 #[cfg(test)]

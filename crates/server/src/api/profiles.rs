@@ -123,7 +123,7 @@ pub async fn context(
         &node.id.to_string(),
         identifiers,
         &refs,
-        &state.computed_traits,
+        state.identity.computed_traits(),
         jiff::Timestamp::now(),
     );
     Ok(Json(serde_json::to_value(card).unwrap_or_default()))

@@ -38,6 +38,7 @@ pub async fn server_with(options: SqliteOptions) -> TestServer {
         log.clone(),
         IdentityRules::default_rules(),
         Default::default(),
+        Arc::new(unavoce_core::profile::default_computed_traits()),
     )
     .await
     .unwrap();
@@ -70,16 +71,13 @@ pub async fn server_with(options: SqliteOptions) -> TestServer {
                 unavoce_core::policy::Policies::new(&unavoce_core::policy::PolicyConfig::default())
                     .unwrap(),
             ),
-            Arc::new(unavoce_core::profile::default_computed_traits()),
         )),
         decisions: log.clone(),
         reports: Arc::new(unavoce_engine::Reports::new(
             identity.clone(),
             touchpoints.clone(),
-            Arc::new(unavoce_core::profile::default_computed_traits()),
         )),
         touchpoints,
-        computed_traits: Arc::new(unavoce_core::profile::default_computed_traits()),
     };
     TestServer {
         _dir: dir,

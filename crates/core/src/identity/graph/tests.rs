@@ -318,19 +318,24 @@ fn a_decision_links_two_profiles_unless_they_conflict() {
     graph.apply(2, at(2), &store);
     graph.apply(3, at(3), &other);
     assert_eq!(
-        graph.link_decision(3, at(4), &web.keys[0], &other.keys[0]),
-        Err(LinkRefusal::Limit),
+        graph
+            .link_decision(3, at(4), &web.keys[0], &other.keys[0])
+            .unwrap_err(),
+        LinkRefusal::Limit,
         "two user ids"
     );
     let linked = graph
         .link_decision(3, at(4), &web.keys[0], &store.keys[0])
         .unwrap();
-    assert_eq!(linked, ProfileId(1));
+    assert_eq!(linked.profile, Some(ProfileId(1)));
+    assert_eq!(linked.merged, [ProfileId(2)]);
     let node = graph.profile(ProfileId(2)).unwrap();
     assert_eq!(node.events, vec![1, 2], "a decision adds no event");
     assert!(node.merges[0].decided);
     assert_eq!(
-        graph.link_decision(3, at(5), &web.keys[0], &store.keys[0]),
-        Err(LinkRefusal::SameProfile)
+        graph
+            .link_decision(3, at(5), &web.keys[0], &store.keys[0])
+            .unwrap_err(),
+        LinkRefusal::SameProfile
     );
 }

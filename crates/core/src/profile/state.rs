@@ -1,0 +1,401 @@
+//! A person's state, kept current event by event: what audiences, segments and the
+//! policy gate decide on, without reading the person's events back.
+//!
+//! [`ProfileState`] takes in one event at a time, in any order (each part keeps what it
+//! needs to put a late event in its place by time), merges with another person's state
+//! when the identity graph merges their profiles, and is read at any `now` as
+//! [`ProfileFacts`]. The context card is built from the same state, so what an agent
+//! reads and what the rules decide on cannot disagree.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::cases::{Case, CaseLog, CaseStatus};
+use super::computed::{ComputedState, ComputedTrait};
+use super::consent::Consents;
+use super::engagement::{ChannelEngagement, count_engagement};
+use super::traits::Traits;
+use crate::event::{Event, EventType};
+
+/// The source of the events that record segment membership.
+pub const SEGMENT_SOURCE: &str = "segments";
+/// The event a person entering a segment is recorded as.
+pub const SEGMENT_ENTERED: &str = "Segment Entered";
+/// The event a person leaving a segment is recorded as.
+pub const SEGMENT_EXITED: &str = "Segment Exited";
+
+/// Whether the event records a segment membership change: the segment, and whether
+/// the person entered it. Only the platform's own segment events count (source
+/// [`SEGMENT_SOURCE`]), so no sender can claim a membership.
+pub fn segment_change(event: &Event) -> Option<(&str, bool)> {
+    if event.source != SEGMENT_SOURCE || event.event_type != EventType::Track {
+        return None;
+    }
+    let entered = match event.name.as_deref()? {
+        SEGMENT_ENTERED => true,
+        SEGMENT_EXITED => false,
+        _ => return None,
+    };
+    let segment = event.get("properties.segment")?.as_str()?;
+    Some((segment, entered))
+}
+
+/// Where a person is in their relationship with the company.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleStage {
+    /// Known, but has bought nothing.
+    Prospect,
+    /// Has bought.
+    Customer,
+    /// Has bought three times or more.
+    Loyal,
+    /// Not seen for 180 days.
+    Lapsed,
+}
+
+/// One consent line: a purpose on a channel (or every channel), granted or not.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsentLine {
+    pub purpose: String,
+    /// `None`: every channel.
+    pub channel: Option<String>,
+    pub granted: bool,
+    pub at: Timestamp,
+    pub source: String,
+}
+
+/// A person as the rules see them at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProfileFacts {
+    pub traits: BTreeMap<String, Value>,
+    pub computed_traits: BTreeMap<String, Value>,
+    pub lifecycle_stage: LifecycleStage,
+    /// The stated preference (`preferred_channel` trait), else the channel they use most.
+    pub preferred_channel: Option<String>,
+    pub consents: Vec<ConsentLine>,
+    pub open_cases: Vec<Case>,
+    pub resolved_cases: usize,
+    /// Messages and interactions per channel.
+    pub engagement: BTreeMap<String, ChannelEngagement>,
+}
+
+impl ProfileFacts {
+    /// Whether the person consented to `purpose` on `channel`: a statement for that
+    /// channel wins over one for every channel; no statement means no consent.
+    pub fn consents_to(&self, purpose: &str, channel: &str) -> bool {
+        self.consent_statement(purpose, channel)
+            .is_some_and(|l| l.granted)
+    }
+
+    /// The statement that decides `purpose` on `channel`: the channel's own, else the
+    /// one for every channel.
+    pub fn consent_statement(&self, purpose: &str, channel: &str) -> Option<&ConsentLine> {
+        let line = |c: Option<&str>| {
+            self.consents
+                .iter()
+                .find(|l| l.purpose == purpose && l.channel.as_deref() == c)
+        };
+        line(Some(channel)).or_else(|| line(None))
+    }
+}
+
+/// A person's state, kept current as their events arrive. See the module docs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileState {
+    traits: Traits,
+    consents: Consents,
+    cases: CaseLog,
+    engagement: BTreeMap<String, ChannelEngagement>,
+    computed: ComputedState,
+    purchases: u32,
+    last_seen: Option<Timestamp>,
+    /// Segment membership as recorded: entered or not, by the latest change.
+    segments: BTreeMap<String, (bool, Timestamp, i64)>,
+}
+
+impl ProfileState {
+    /// The state of a person with these events, in log order.
+    pub fn fold<'a>(
+        events: impl IntoIterator<Item = &'a Event>,
+        computed: &[ComputedTrait],
+    ) -> Self {
+        let mut state = ProfileState::default();
+        for (seq, event) in events.into_iter().enumerate() {
+            state.apply(computed, seq as i64, event);
+        }
+        state
+    }
+
+    /// Takes in the event at log position `seq`.
+    pub fn apply(&mut self, computed: &[ComputedTrait], seq: i64, event: &Event) {
+        if let Some((segment, entered)) = segment_change(event) {
+            let change = (entered, event.timestamp, seq);
+            match self.segments.get_mut(segment) {
+                Some(old) if (old.1, old.2) > (change.1, change.2) => {}
+                Some(old) => *old = change,
+                None => {
+                    self.segments.insert(segment.to_string(), change);
+                }
+            }
+            return;
+        }
+        self.traits.apply(seq, event);
+        self.consents.apply(seq, event);
+        self.cases.apply(seq, event);
+        count_engagement(&mut self.engagement, event);
+        self.computed.apply(computed, seq, event);
+        if event
+            .name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case("Order Completed"))
+        {
+            self.purchases += 1;
+        }
+        self.last_seen = self.last_seen.max(Some(event.timestamp));
+    }
+
+    /// Adds the state of a profile merged into this one.
+    pub fn merge(&mut self, other: ProfileState) {
+        self.traits.merge(other.traits);
+        self.consents.merge(other.consents);
+        self.cases.merge(other.cases);
+        for (channel, e) in &other.engagement {
+            self.engagement.entry(channel.clone()).or_default().merge(e);
+        }
+        self.computed.merge(other.computed);
+        self.purchases += other.purchases;
+        self.last_seen = self.last_seen.max(other.last_seen);
+        for (segment, change) in other.segments {
+            let keep = self
+                .segments
+                .get(&segment)
+                .is_some_and(|old| (old.1, old.2) > (change.1, change.2));
+            if !keep {
+                self.segments.insert(segment, change);
+            }
+        }
+    }
+
+    /// Whether the person's latest recorded change for `segment` is an entry.
+    pub fn in_segment(&self, segment: &str) -> bool {
+        self.segments
+            .get(segment)
+            .is_some_and(|(entered, ..)| *entered)
+    }
+
+    /// When the person was last seen on any touchpoint.
+    pub fn last_seen(&self) -> Option<Timestamp> {
+        self.last_seen
+    }
+
+    /// The person's traits.
+    pub fn traits(&self) -> &Traits {
+        &self.traits
+    }
+
+    /// The person at `now`.
+    pub fn facts(&self, computed: &[ComputedTrait], now: Timestamp) -> ProfileFacts {
+        let lifecycle_stage = match (self.purchases, self.last_seen) {
+            (_, Some(seen)) if seen < now - SignedDuration::from_hours(24 * 180) => {
+                LifecycleStage::Lapsed
+            }
+            (0, _) => LifecycleStage::Prospect,
+            (1..=2, _) => LifecycleStage::Customer,
+            _ => LifecycleStage::Loyal,
+        };
+        let stated = self
+            .traits
+            .get("preferred_channel")
+            .and_then(|t| t.value.as_str())
+            .map(str::to_string);
+        let observed = self
+            .engagement
+            .iter()
+            .max_by_key(|(_, e)| e.interactions + e.opened + e.clicked + e.replied)
+            .map(|(channel, _)| channel.clone());
+        let (open_cases, resolved): (Vec<Case>, Vec<Case>) = self
+            .cases
+            .cases()
+            .into_iter()
+            .partition(|c| c.status == CaseStatus::Open);
+        ProfileFacts {
+            traits: self
+                .traits
+                .iter()
+                .map(|(k, t)| (k.clone(), t.value.clone()))
+                .collect(),
+            computed_traits: self.computed.values(computed, now),
+            lifecycle_stage,
+            preferred_channel: stated.or(observed),
+            consents: self
+                .consents
+                .iter()
+                .map(|(key, c)| ConsentLine {
+                    purpose: key.purpose.clone(),
+                    channel: key.channel.clone(),
+                    granted: c.granted,
+                    at: c.at,
+                    source: c.source.clone(),
+                })
+                .collect(),
+            open_cases,
+            resolved_cases: resolved.len(),
+            engagement: self.engagement.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::profile::default_computed_traits;
+    use crate::segment::{IntakeContext, normalise};
+
+    fn events(messages: &[serde_json::Value], source: &str) -> Vec<Event> {
+        let ctx = IntakeContext::new("2025-03-01T00:00:00Z".parse().unwrap(), source);
+        messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                normalise(m.as_object().unwrap().clone(), &ctx, || format!("m{i}")).unwrap()
+            })
+            .collect()
+    }
+
+    /// Two people's histories, interleaved in the log: the web visitor `a` and the
+    /// caller `u`, who turn out to be the same person.
+    fn history() -> Vec<Event> {
+        let track = |who: &str, name: &str, at: &str, props: serde_json::Value, channel: &str| {
+            let key = if who == "a" { "anonymousId" } else { "userId" };
+            json!({"type": "track", key: who, "event": name, "timestamp": at,
+                "properties": props, "context": {"channel": channel}})
+        };
+        events(
+            &[
+                json!({"type": "identify", "userId": "u", "timestamp": "2025-02-01T10:00:00Z",
+                    "traits": {"city": "Roma", "firstName": "Giulia"}}),
+                track(
+                    "a",
+                    "Order Completed",
+                    "2025-02-20T10:00:00Z",
+                    json!({"revenue": 30.5}),
+                    "web",
+                ),
+                track(
+                    "u",
+                    "Case Opened",
+                    "2025-02-21T09:00:00Z",
+                    json!({"case_id": "C-1", "subject": "outage"}),
+                    "phone",
+                ),
+                json!({"type": "identify", "anonymousId": "a", "timestamp": "2025-02-22T10:00:00Z",
+                    "traits": {"city": "Milano"}}),
+                track(
+                    "a",
+                    "Consent Given",
+                    "2025-02-22T11:00:00Z",
+                    json!({"purpose": "promotional"}),
+                    "web",
+                ),
+                track(
+                    "u",
+                    "Consent Withdrawn",
+                    "2025-02-10T11:00:00Z",
+                    json!({"purpose": "promotional"}),
+                    "phone",
+                ),
+                track(
+                    "a",
+                    "Case Updated",
+                    "2025-02-21T18:00:00Z",
+                    json!({"case_id": "C-1", "note": "technician"}),
+                    "email",
+                ),
+                track(
+                    "u",
+                    "Email Opened",
+                    "2025-02-23T20:00:00Z",
+                    json!({}),
+                    "email",
+                ),
+                track(
+                    "a",
+                    "Order Completed",
+                    "2024-01-01T10:00:00Z",
+                    json!({"revenue": 10}),
+                    "store",
+                ),
+            ],
+            "test",
+        )
+    }
+
+    #[test]
+    fn merging_two_states_equals_folding_their_events_together() {
+        let computed = default_computed_traits();
+        let now: Timestamp = "2025-03-01T00:00:00Z".parse().unwrap();
+        let all = history();
+        let together = ProfileState::fold(&all, &computed);
+        let (mut web, mut caller) = (ProfileState::default(), ProfileState::default());
+        for (seq, event) in all.iter().enumerate() {
+            let state = if event.anonymous_id.is_some() {
+                &mut web
+            } else {
+                &mut caller
+            };
+            state.apply(&computed, seq as i64, event);
+        }
+        // Merged either way round, the facts are those of the whole history.
+        let mut merged = caller.clone();
+        merged.merge(web.clone());
+        assert_eq!(merged.facts(&computed, now), together.facts(&computed, now));
+        web.merge(caller);
+        let facts = web.facts(&computed, now);
+        assert_eq!(facts, together.facts(&computed, now));
+
+        assert_eq!(facts.traits["city"], "Milano", "the latest said, by time");
+        assert!(
+            facts.consents_to("promotional", "email"),
+            "given after withdrawn"
+        );
+        assert_eq!(facts.open_cases.len(), 1);
+        assert_eq!(facts.open_cases[0].channels, ["phone", "email"]);
+        assert_eq!(facts.computed_traits["orders_90d"], 1);
+        assert_eq!(facts.computed_traits["lifetime_value"], json!(40.5));
+        assert_eq!(facts.lifecycle_stage, LifecycleStage::Customer);
+        assert_eq!(facts.engagement["email"].opened, 1);
+    }
+
+    #[test]
+    fn segment_membership_is_the_latest_recorded_change_from_the_platform_only() {
+        let computed = default_computed_traits();
+        let change = |name: &str, at: &str| {
+            json!({"type": "track", "userId": "u", "event": name, "timestamp": at,
+                "properties": {"segment": "vip"}})
+        };
+        let recorded = events(
+            &[
+                change(SEGMENT_ENTERED, "2025-02-01T00:00:00Z"),
+                change(SEGMENT_EXITED, "2025-02-03T00:00:00Z"),
+                change(SEGMENT_ENTERED, "2025-02-02T00:00:00Z"),
+            ],
+            SEGMENT_SOURCE,
+        );
+        let state = ProfileState::fold(&recorded, &computed);
+        assert!(!state.in_segment("vip"), "the exit is the latest by time");
+        assert_eq!(state.last_seen(), None, "membership is not activity");
+        let claimed = events(&[change(SEGMENT_ENTERED, "2025-02-05T00:00:00Z")], "api");
+        let mut state = state;
+        state.apply(&computed, 10, &claimed[0]);
+        assert!(
+            !state.in_segment("vip"),
+            "a sender cannot claim a membership"
+        );
+    }
+}

@@ -757,9 +757,13 @@ async fn start_server(
     .await?;
     identity.follow()?;
     let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &[]).await?;
+    let intake = Intake::new(log.clone()).with_observer(identity.clone());
+    let segments = unavoce_engine::Segments::open(identity.clone(), intake.clone(), &[]).await?;
+    segments.maintain();
     let state = AppState {
         identity: identity.clone(),
-        intake: Intake::new(log.clone()).with_observer(identity.clone()),
+        intake,
+        segments,
         keys: Arc::new(Keys {
             write_keys: vec![WriteKey {
                 key: WRITE_KEY.into(),

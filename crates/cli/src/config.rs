@@ -10,6 +10,7 @@ use unavoce_core::analytics::{AnalyticsConfig, AnalyticsRules};
 use unavoce_core::identity::{IdentityConfig, IdentityRules};
 use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_core::profile::{ComputedTrait, default_computed_traits};
+use unavoce_engine::SegmentDefinition;
 use unavoce_store::Durability;
 
 /// The whole configuration file. Every section is optional.
@@ -38,6 +39,9 @@ pub struct Config {
     /// The policy gate: consent modes, suppression rules, caps, quiet hours.
     #[serde(default)]
     pub policies: PolicyConfig,
+    /// Segments kept current as events arrive.
+    #[serde(default)]
+    pub segments: Vec<SegmentDefinition>,
 }
 
 impl Config {
@@ -160,6 +164,13 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     for computed in &config.computed_traits {
         computed.validate()?;
     }
+    let mut names = HashSet::new();
+    for segment in &config.segments {
+        segment.validate()?;
+        if !names.insert(segment.name.as_str()) {
+            bail!("segment {:?} is defined twice", segment.name);
+        }
+    }
     let mut ids = HashSet::new();
     for touchpoint in &config.touchpoints {
         touchpoint.validate()?;
@@ -199,10 +210,14 @@ mod tests {
             channel = "store"
             department = "retail"
             needs = ["purchase", "support"]
+            [[segments]]
+            name = "rome-promotions"
+            expression = "traits.city == 'Roma' && consents.promotional"
             "#,
         )
         .unwrap();
         assert_eq!(config.touchpoints.len(), 1);
+        assert_eq!(config.segments[0].name, "rome-promotions");
         assert_eq!(config.ingest.durability().unwrap(), Durability::Normal);
 
         let err = parse("[ingest]\ndurability = \"sometimes\"").unwrap_err();
@@ -212,6 +227,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("pigeon"), "{err:#}");
+        let err = parse("[[segments]]\nname = \"x\"\nexpression = \"cases > 0\"").unwrap_err();
+        assert!(format!("{err:#}").contains("\"cases\""), "{err:#}");
         let err = parse("[serverr]").unwrap_err();
         assert!(format!("{err:#}").contains("serverr"), "{err:#}");
     }

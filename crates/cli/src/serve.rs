@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use unavoce_core::identity::IdentityRules;
-use unavoce_engine::{Engagement, IdentityProjection, Reports, TouchpointRegistry};
+use unavoce_engine::{Engagement, IdentityProjection, Reports, Segments, TouchpointRegistry};
 use unavoce_intake::Intake;
 use unavoce_server::{AppState, Keys, Metrics, WriteKey};
 use unavoce_store::{DecisionLog, EventLog, SqliteLog, SqliteOptions};
@@ -91,11 +91,15 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         setup.config.policies()?,
     ));
     let reports = Arc::new(Reports::new(identity.clone(), touchpoints.clone()));
+    let intake = Intake::new(log.clone())
+        .with_touchpoint_channels(touchpoints.channels())
+        .with_observer(identity.clone());
+    let segments = Segments::open(identity.clone(), intake.clone(), &setup.config.segments).await?;
+    let maintenance = segments.maintain();
     let state = AppState {
         identity: identity.clone(),
-        intake: Intake::new(log.clone())
-            .with_touchpoint_channels(touchpoints.channels())
-            .with_observer(identity.clone()),
+        intake,
+        segments,
         keys: Arc::new(Keys {
             write_keys,
             admin_key: setup.keys.admin_key.clone(),
@@ -117,6 +121,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
+    maintenance.abort();
     identity.stop();
     tracing::info!("shutting down: committing everything accepted");
     log.close().await;

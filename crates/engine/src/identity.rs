@@ -546,6 +546,24 @@ impl IdentityProjection {
         }
     }
 
+    /// The identifier a person's own events can be recorded under (a consent taken by
+    /// an agent, a segment membership): `("userId", id)`, else `("anonymousId", id)`.
+    pub fn event_identity(
+        &self,
+        node: &unavoce_core::identity::graph::ProfileNode,
+    ) -> Option<(&'static str, String)> {
+        let of_kind = |kind: &str| {
+            node.identifiers
+                .iter()
+                .map(|(k, _)| self.rules.identifier_of(k))
+                .find(|i| i.kind.as_str() == kind)
+                .map(|i| i.value)
+        };
+        of_kind("user_id")
+            .map(|v| ("userId", v))
+            .or_else(|| of_kind("anonymous_id").map(|v| ("anonymousId", v)))
+    }
+
     /// The log a projection reads.
     pub(crate) fn log(&self) -> &Arc<dyn EventLog> {
         &self.log

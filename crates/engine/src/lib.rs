@@ -9,6 +9,7 @@ mod identity;
 mod matching;
 mod people;
 mod reports;
+mod segments;
 
 mod touchpoints;
 
@@ -16,5 +17,5 @@ pub use engagement::{Broadcast, BroadcastReport, Engagement, PersonDecision};
 pub use identity::{IdentityProjection, LinkDecision, LinkError, UnmergeError};
 pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};
 pub use reports::{AudienceMembers, MAX_PATH_STEPS, Reports};
-
+pub use segments::{SegmentDefinition, SegmentError, SegmentInfo, Segments, TIME_SWEEP};
 pub use touchpoints::{Origin, RegistryError, TouchpointRegistry};

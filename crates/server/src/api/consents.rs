@@ -84,29 +84,18 @@ pub async fn record(
         ));
     }
     let node = live_profile(&state, &id).await?;
-    let rules = state.identity.rules();
-    let identifier = |kind: &str| {
-        node.identifiers
-            .iter()
-            .map(|(k, _)| rules.identifier_of(k))
-            .find(|i| i.kind.as_str() == kind)
-            .map(|i| i.value)
+    let Some((key, value)) = state.identity.event_identity(&node) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_event_identity",
+            format!(
+                "profile {} has no user id or anonymous id to record the consent under",
+                node.id
+            ),
+        ));
     };
     let mut message = Map::new();
-    match (identifier("user_id"), identifier("anonymous_id")) {
-        (Some(user), _) => message.insert("userId".into(), user.into()),
-        (None, Some(anonymous)) => message.insert("anonymousId".into(), anonymous.into()),
-        (None, None) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "no_event_identity",
-                format!(
-                    "profile {} has no user id or anonymous id to record the consent under",
-                    node.id
-                ),
-            ));
-        }
-    };
+    message.insert(key.into(), value.into());
     message.insert("type".into(), "track".into());
     message.insert(
         "event".into(),

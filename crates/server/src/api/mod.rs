@@ -7,6 +7,7 @@ mod import;
 mod profiles;
 mod quarantine;
 mod reports;
+mod segments;
 mod touchpoints;
 
 use axum::Router;
@@ -58,6 +59,9 @@ pub fn routes() -> Router<AppState> {
         .route("/census", get(reports::census))
         .route("/broadcasts", post(engagement::broadcast))
         .route("/decisions", get(engagement::decisions))
+        .route("/segments", get(segments::list).post(segments::create))
+        .route("/segments/{name}", get(segments::show))
+        .route("/segments/{name}/members", get(segments::members))
 }
 
 /// The `limit` query parameter: `default` when absent, an error outside 1..=`max`.

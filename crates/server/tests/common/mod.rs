@@ -45,11 +45,17 @@ pub async fn server_with(options: SqliteOptions) -> TestServer {
     let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &[])
         .await
         .unwrap();
+    let intake = Intake::new(log.clone() as Arc<dyn EventLog>)
+        .with_touchpoint_channels(touchpoints.channels())
+        .with_observer(identity.clone());
+    let segments = unavoce_engine::Segments::open(identity.clone(), intake.clone(), &[])
+        .await
+        .unwrap();
+    segments.maintain();
     let state = AppState {
         identity: identity.clone(),
-        intake: Intake::new(log.clone() as Arc<dyn EventLog>)
-            .with_touchpoint_channels(touchpoints.channels())
-            .with_observer(identity.clone()),
+        intake,
+        segments,
         keys: Arc::new(Keys {
             write_keys: vec![
                 WriteKey {

@@ -42,7 +42,11 @@ enum Bench {
     /// The touchpoint KPI and path reports over many events, against a plain aggregate
     /// query over the same events in the same store.
     Reports(ReportBenchArgs),
+    /// Policy decisions and segment maintenance with many profiles loaded.
+    Decisions(engagement::DecisionBenchArgs),
 }
+
+mod engagement;
 
 #[derive(Args)]
 struct ReportBenchArgs {
@@ -114,6 +118,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Bench::Context(args) => context(args).await,
         Bench::Link(args) => link_bench(args),
         Bench::Reports(args) => report_bench(args).await,
+        Bench::Decisions(args) => engagement::decision_bench(args).await,
     }
 }
 
@@ -434,9 +439,12 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
 }
 
 /// Loads generated journeys into a store with the raw bulk insert, `events` in all.
+/// Loads generated journeys into a store: `events` events, or fewer when `people`
+/// people have had all of theirs.
 async fn load_journeys(
     dir: &std::path::Path,
     events: usize,
+    people: usize,
     end: Timestamp,
 ) -> anyhow::Result<Vec<unavoce_core::Touchpoint>> {
     let registry: Vec<unavoce_core::Touchpoint> = unavoce_synthetic::journeys(1, 1, end)
@@ -450,10 +458,10 @@ async fn load_journeys(
     ctx.touchpoint_channels = Some(&channels);
     let progress = indicatif::ProgressBar::new(events as u64);
     let (mut loaded, mut first) = (0usize, 0usize);
-    while loaded < events {
-        let people = 50_000;
-        let data = unavoce_synthetic::journeys_of(first..first + people, 11, end);
-        first += people;
+    while loaded < events && first < people {
+        let next = (first + 50_000).min(people);
+        let data = unavoce_synthetic::journeys_of(first..next, 11, end);
+        first = next;
         let mut rows = Vec::with_capacity(data.messages.len());
         for (message, _) in data.messages.into_iter().take(events - loaded) {
             let event =
@@ -493,7 +501,7 @@ async fn report_bench(args: ReportBenchArgs) -> anyhow::Result<()> {
             .map(serde_json::from_value)
             .collect::<Result<Vec<unavoce_core::Touchpoint>, _>>()?
     } else {
-        let registry = load_journeys(&dir, args.events, end).await?;
+        let registry = load_journeys(&dir, args.events, usize::MAX, end).await?;
         println!(
             "  loaded in {:.0} s (raw bulk insert)",
             started.elapsed().as_secs_f64()
@@ -758,12 +766,24 @@ async fn start_server(
     identity.follow()?;
     let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &[]).await?;
     let intake = Intake::new(log.clone()).with_observer(identity.clone());
+    let journeys = unavoce_engine::Journeys::open(
+        identity.clone(),
+        intake.clone(),
+        sqlite.clone(),
+        sqlite.clone(),
+        Arc::new(unavoce_core::policy::Policies::new(&Default::default())?),
+        &[],
+    )
+    .await?;
+    let intake = intake.with_observer(journeys.clone());
     let segments = unavoce_engine::Segments::open(identity.clone(), intake.clone(), &[]).await?;
     segments.maintain();
+    journeys.run();
     let state = AppState {
         identity: identity.clone(),
         intake,
         segments,
+        journeys,
         keys: Arc::new(Keys {
             write_keys: vec![WriteKey {
                 key: WRITE_KEY.into(),

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use unavoce_core::Touchpoint;
 use unavoce_core::analytics::{AnalyticsConfig, AnalyticsRules};
 use unavoce_core::identity::{IdentityConfig, IdentityRules};
+use unavoce_core::journey::{Journey, JourneyConfig};
 use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_core::profile::{ComputedTrait, default_computed_traits};
 use unavoce_engine::SegmentDefinition;
@@ -42,6 +43,9 @@ pub struct Config {
     /// Segments kept current as events arrive.
     #[serde(default)]
     pub segments: Vec<SegmentDefinition>,
+    /// Journeys: triggers, steps, exit conditions, goals, control groups.
+    #[serde(default)]
+    pub journeys: Vec<JourneyConfig>,
 }
 
 impl Config {
@@ -163,6 +167,13 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     Policies::new(&config.policies).context("invalid [policies] section")?;
     for computed in &config.computed_traits {
         computed.validate()?;
+    }
+    let mut journeys = HashSet::new();
+    for journey in &config.journeys {
+        Journey::new(journey.clone())?;
+        if !journeys.insert(journey.name.as_str()) {
+            bail!("journey {:?} is defined twice", journey.name);
+        }
     }
     let mut names = HashSet::new();
     for segment in &config.segments {

@@ -108,6 +108,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 channel: "auto".into(),
                 optimise_send_time: false,
                 dry_run: true,
+                list_limit: 0,
             },
             Timestamp::now(),
         )

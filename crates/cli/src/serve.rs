@@ -7,7 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use unavoce_core::identity::IdentityRules;
-use unavoce_engine::{Engagement, IdentityProjection, Reports, Segments, TouchpointRegistry};
+use unavoce_engine::{
+    Engagement, IdentityProjection, Journeys, Reports, Segments, TouchpointRegistry,
+};
 use unavoce_intake::Intake;
 use unavoce_server::{AppState, Keys, Metrics, WriteKey};
 use unavoce_store::{DecisionLog, EventLog, SqliteLog, SqliteOptions};
@@ -66,7 +68,8 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let sqlite = open_log(&setup, metrics.clone())?;
     let log: Arc<dyn EventLog> = sqlite.clone();
-    let decisions: Arc<dyn DecisionLog> = sqlite;
+    let decisions: Arc<dyn DecisionLog> = sqlite.clone();
+    let journey_store: Arc<dyn unavoce_store::JourneyStore> = sqlite;
     let mut write_keys = vec![WriteKey {
         key: setup.keys.write_key.clone(),
         source: "default".into(),
@@ -94,12 +97,24 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let intake = Intake::new(log.clone())
         .with_touchpoint_channels(touchpoints.channels())
         .with_observer(identity.clone());
+    let journeys = Journeys::open(
+        identity.clone(),
+        intake.clone(),
+        journey_store,
+        decisions.clone(),
+        setup.config.policies()?,
+        &setup.config.journeys,
+    )
+    .await?;
+    let intake = intake.with_observer(journeys.clone());
     let segments = Segments::open(identity.clone(), intake.clone(), &setup.config.segments).await?;
     let maintenance = segments.maintain();
+    let journey_runner = journeys.run();
     let state = AppState {
         identity: identity.clone(),
         intake,
         segments,
+        journeys,
         keys: Arc::new(Keys {
             write_keys,
             admin_key: setup.keys.admin_key.clone(),
@@ -122,6 +137,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         .await
         .context("the HTTP server failed")?;
     maintenance.abort();
+    journey_runner.abort();
     identity.stop();
     tracing::info!("shutting down: committing everything accepted");
     log.close().await;

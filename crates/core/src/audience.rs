@@ -108,7 +108,11 @@ impl Audience {
         person: &ProfileFacts,
         extra: Vec<(&'static str, Value)>,
     ) -> Result<bool, AudienceError> {
-        let mut context = cel::Context::default();
+        // The built-in functions are registered once; each evaluation adds only the
+        // person's variables, in a scope of its own.
+        static ROOT: std::sync::LazyLock<cel::Context<'static>> =
+            std::sync::LazyLock::new(cel::Context::default);
+        let mut context = ROOT.new_inner_scope();
         let used = self.uses.iter().map(|name| (*name, variable(person, name)));
         for (name, value) in used.chain(extra) {
             let value =

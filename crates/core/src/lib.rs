@@ -11,6 +11,7 @@ pub mod event;
 pub mod identifier;
 pub mod identity;
 pub mod import;
+pub mod journey;
 pub mod linkage;
 pub mod policy;
 pub mod profile;
@@ -19,6 +20,16 @@ pub mod touchpoint;
 
 #[cfg(test)]
 mod testing;
+
+/// Whether `name` can name a segment or a journey: 1 to 64 letters, digits, `-` or `_`,
+/// starting with a letter (it appears in URLs and event properties).
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
 
 pub use channel::ChannelKind;
 pub use event::{Event, EventType};

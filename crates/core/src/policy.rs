@@ -449,7 +449,7 @@ pub fn decide(
 }
 
 /// When quiet hours in `zone` apply to the message at `now`, the moment they end.
-fn quiet_until(
+pub(crate) fn quiet_until(
     policies: &Policies,
     message: &OutgoingMessage,
     zone: &TimeZone,

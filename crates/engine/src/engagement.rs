@@ -33,6 +33,8 @@ pub struct Broadcast {
     pub optimise_send_time: bool,
     /// Decide, but record nothing.
     pub dry_run: bool,
+    /// On a dry run, how many people's decisions to list (the totals count everyone).
+    pub list_limit: usize,
 }
 
 /// One person's decision in a broadcast.
@@ -60,7 +62,8 @@ pub struct BroadcastReport {
     pub outcomes: BTreeMap<String, u64>,
     /// Suppressed or held people by reason code.
     pub reasons: BTreeMap<String, u64>,
-    /// Every decision (a dry run), or none (recorded broadcasts: see the decision log).
+    /// The first people's decisions (a dry run, up to its `list_limit`), or none
+    /// (recorded broadcasts: see the decision log).
     pub decisions: Vec<PersonDecision>,
 }
 
@@ -117,89 +120,25 @@ impl Engagement {
             reasons: BTreeMap::new(),
             decisions: Vec::new(),
         };
-        while let Some(page) = people.next_page(now) {
-            let mut decided = Vec::new();
-            for Person {
-                id,
-                identifier_types,
-                facts,
-            } in page
-            {
-                report.evaluated += 1;
-                if !broadcast.audience.matches(&facts).unwrap_or(false) {
-                    continue;
-                }
-                report.audience += 1;
-                let (channel, fallbacks) = if broadcast.channel == "auto" {
-                    let reachable: Vec<&str> =
-                        identifier_types.iter().map(String::as_str).collect();
-                    let mut ranked =
-                        rank_channels(&self.policies, &broadcast.purpose, &facts, &reachable);
-                    if ranked.is_empty() {
-                        (None, Vec::new())
-                    } else {
-                        let first = ranked.remove(0);
-                        (Some(first), ranked)
-                    }
-                } else {
-                    (Some(broadcast.channel.clone()), Vec::new())
-                };
-                let decision = match &channel {
-                    Some(channel) => {
-                        let mut message = OutgoingMessage {
-                            message: broadcast.message.clone(),
-                            purpose: broadcast.purpose.clone(),
-                            channel: channel.clone(),
-                            journey: None,
-                            not_before: None,
-                        };
-                        if broadcast.optimise_send_time {
-                            let mut hours = vec![0u32; 168];
-                            for e in facts.engagement.values() {
-                                e.hour_of_week.add_to(&mut hours);
-                            }
-                            let zone = self.policies.time_zone(&facts);
-                            message.not_before = Some(best_send_time(
-                                &self.policies,
-                                &message,
-                                &zone,
-                                &hours,
-                                &population,
-                                now,
-                            ));
-                        }
-                        let past = history.get(&id.to_string()).map_or(&[][..], Vec::as_slice);
-                        decide(&self.policies, &message, &facts, past, now)
-                    }
-                    None => Decision {
-                        outcome: Outcome::Suppress,
-                        send_at: None,
-                        reasons: vec![Reason {
-                            code: "no_channel",
-                            detail: format!(
-                                "no channel the customer consented to {} messages on and can be reached on",
-                                broadcast.purpose
-                            ),
-                        }],
-                    },
-                };
-                let channel = channel.unwrap_or_else(|| "none".to_string());
+        let decide_one = |person: Person| -> Option<PersonDecision> {
+            self.decide_for(broadcast, person, &history, &population, now)
+        };
+        while let Some(page) = people.map_page(now, &decide_one) {
+            report.evaluated += page.len() as u64;
+            let decided: Vec<PersonDecision> = page.into_iter().flatten().collect();
+            report.audience += decided.len() as u64;
+            for d in &decided {
                 *report
                     .outcomes
-                    .entry(outcome_name(decision.outcome).to_string())
+                    .entry(outcome_name(d.decision.outcome).to_string())
                     .or_default() += 1;
-                for reason in &decision.reasons {
+                for reason in &d.decision.reasons {
                     *report.reasons.entry(reason.code.to_string()).or_default() += 1;
                 }
-                decided.push(PersonDecision {
-                    profile_id: id.to_string(),
-                    channel,
-                    fallbacks,
-                    decision,
-                });
             }
             if broadcast.dry_run {
-                report.decisions.extend(decided);
+                let room = broadcast.list_limit.saturating_sub(report.decisions.len());
+                report.decisions.extend(decided.into_iter().take(room));
             } else {
                 let rows = decided
                     .into_iter()
@@ -220,6 +159,82 @@ impl Engagement {
             }
         }
         Ok(report)
+    }
+
+    /// One person's decision in a broadcast; `None` when they are not in its audience.
+    fn decide_for(
+        &self,
+        broadcast: &Broadcast,
+        person: Person,
+        history: &HashMap<String, Vec<PastSend>>,
+        population: &[u32],
+        now: Timestamp,
+    ) -> Option<PersonDecision> {
+        let Person {
+            id,
+            identifier_types,
+            facts,
+        } = person;
+        if !broadcast.audience.matches(&facts).unwrap_or(false) {
+            return None;
+        }
+        let (channel, fallbacks) = if broadcast.channel == "auto" {
+            let reachable: Vec<&str> = identifier_types.iter().map(String::as_str).collect();
+            let mut ranked = rank_channels(&self.policies, &broadcast.purpose, &facts, &reachable);
+            if ranked.is_empty() {
+                (None, Vec::new())
+            } else {
+                let first = ranked.remove(0);
+                (Some(first), ranked)
+            }
+        } else {
+            (Some(broadcast.channel.clone()), Vec::new())
+        };
+        let decision = match &channel {
+            Some(channel) => {
+                let mut message = OutgoingMessage {
+                    message: broadcast.message.clone(),
+                    purpose: broadcast.purpose.clone(),
+                    channel: channel.clone(),
+                    journey: None,
+                    not_before: None,
+                };
+                if broadcast.optimise_send_time {
+                    let mut hours = vec![0u32; 168];
+                    for e in facts.engagement.values() {
+                        e.hour_of_week.add_to(&mut hours);
+                    }
+                    let zone = self.policies.time_zone(&facts);
+                    message.not_before = Some(best_send_time(
+                        &self.policies,
+                        &message,
+                        &zone,
+                        &hours,
+                        population,
+                        now,
+                    ));
+                }
+                let past = history.get(&id.to_string()).map_or(&[][..], Vec::as_slice);
+                decide(&self.policies, &message, &facts, past, now)
+            }
+            None => Decision {
+                outcome: Outcome::Suppress,
+                send_at: None,
+                reasons: vec![Reason {
+                    code: "no_channel",
+                    detail: format!(
+                        "no channel the customer consented to {} messages on and can be reached on",
+                        broadcast.purpose
+                    ),
+                }],
+            },
+        };
+        Some(PersonDecision {
+            profile_id: id.to_string(),
+            channel: channel.unwrap_or_else(|| "none".to_string()),
+            fallbacks,
+            decision,
+        })
     }
 
     /// What was sent or held for each person recently, for the frequency caps.

@@ -6,6 +6,7 @@
 
 mod engagement;
 mod identity;
+mod journeys;
 mod matching;
 mod people;
 mod reports;
@@ -15,6 +16,7 @@ mod touchpoints;
 
 pub use engagement::{Broadcast, BroadcastReport, Engagement, PersonDecision};
 pub use identity::{IdentityProjection, LinkDecision, LinkError, UnmergeError};
+pub use journeys::{GroupStats, JOURNEY_SOURCE, JourneyDefinitionError, JourneyStats, Journeys};
 pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};
 pub use reports::{AudienceMembers, MAX_PATH_STEPS, Reports};
 pub use segments::{SegmentDefinition, SegmentError, SegmentInfo, Segments, TIME_SWEEP};

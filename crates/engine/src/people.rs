@@ -40,10 +40,14 @@ impl People {
         })
     }
 
-    /// The next page of people with their facts at `now`; `None` after the last. A
-    /// profile merged away since the snapshot is skipped (its person is read under the
-    /// profile it joined).
-    pub(crate) fn next_page(&mut self, now: Timestamp) -> Option<Vec<Person>> {
+    /// Applies `f` to each person of the next page, with their facts at `now`, on every
+    /// core; `None` after the last page. A profile merged away since the snapshot is
+    /// skipped (its person is read under the profile it joined).
+    pub(crate) fn map_page<T: Send>(
+        &mut self,
+        now: Timestamp,
+        f: &(impl Fn(Person) -> T + Sync),
+    ) -> Option<Vec<T>> {
         let end = (self.next + PAGE).min(self.profiles.len());
         let page = &self.profiles[self.next..end];
         if page.is_empty() {
@@ -52,22 +56,34 @@ impl People {
         self.next = end;
         let computed = self.identity.computed_traits().clone();
         let rules = self.identity.rules().clone();
-        let empty = ProfileState::default();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Some(self.identity.read_people(|graph, people| {
-            page.iter()
-                .filter_map(|id| {
-                    let node = graph.profile(*id).filter(|n| n.id == *id)?;
-                    Some(Person {
-                        id: *id,
-                        identifier_types: node
-                            .identifiers
-                            .iter()
-                            .map(|(k, _)| rules.type_rule(k.kind).name.clone())
-                            .collect(),
-                        facts: people.get(id).unwrap_or(&empty).facts(&computed, now),
-                    })
-                })
-                .collect()
+            let person = |id: &ProfileId| {
+                let node = graph.profile(*id).filter(|n| n.id == *id)?;
+                let state = people.get(id);
+                Some(f(Person {
+                    id: *id,
+                    identifier_types: node
+                        .identifiers
+                        .iter()
+                        .map(|(k, _)| rules.type_rule(k.kind).name.clone())
+                        .collect(),
+                    facts: state
+                        .unwrap_or(&ProfileState::default())
+                        .facts(&computed, now),
+                }))
+            };
+            let chunk = page.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = page
+                    .chunks(chunk)
+                    .map(|ids| scope.spawn(|| ids.iter().filter_map(&person).collect::<Vec<T>>()))
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
         }))
     }
 }

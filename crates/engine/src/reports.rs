@@ -18,7 +18,7 @@ use unavoce_core::analytics::kpis::{KpiReport, kpi_report};
 use unavoce_core::analytics::{NO_PERSON, Period, View};
 use unavoce_store::StoreError;
 
-use crate::people::People;
+use crate::people::{People, Person};
 use crate::{IdentityProjection, TouchpointRegistry};
 
 /// The longest path a path report follows.
@@ -55,12 +55,13 @@ impl Reports {
     ) -> Result<AudienceMembers, StoreError> {
         let mut people = People::snapshot(&self.identity).await?;
         let mut result = AudienceMembers::default();
-        while let Some(page) = people.next_page(now) {
-            for person in page {
+        let evaluate = |person: Person| (person.id, audience.matches(&person.facts));
+        while let Some(page) = people.map_page(now, &evaluate) {
+            for (id, matched) in page {
                 result.evaluated += 1;
-                match audience.matches(&person.facts) {
+                match matched {
                     Ok(true) => {
-                        result.members.insert(person.id);
+                        result.members.insert(id);
                     }
                     Ok(false) => {}
                     Err(e) => {

@@ -259,6 +259,7 @@ impl Segments {
                     if member == recorded {
                         continue;
                     }
+
                     let Some(identity) = self.identity.event_identity(node) else {
                         segment.errors += 1;
                         segment.last_error = Some(format!(
@@ -448,15 +449,7 @@ fn info(segment: &Segment, size: usize) -> SegmentInfo {
 
 /// Checks a definition.
 fn compile(definition: SegmentDefinition, origin: &'static str) -> Result<Segment, SegmentError> {
-    let name_ok = (1..=64).contains(&definition.name.len())
-        && definition
-            .name
-            .starts_with(|c: char| c.is_ascii_alphabetic())
-        && definition
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !name_ok {
+    if !unavoce_core::is_valid_name(&definition.name) {
         return Err(SegmentError::BadName(definition.name));
     }
     let audience =

@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The identity graph, kept current from the log.
     pub identity: Arc<unavoce_engine::IdentityProjection>,
+    /// Journeys and their runs.
+    pub journeys: Arc<unavoce_engine::Journeys>,
     /// Segments, kept current as events arrive.
     pub segments: Arc<unavoce_engine::Segments>,
     /// The registered touchpoints, from the config file and the API.

@@ -12,18 +12,6 @@ async fn post_json(server: &TestServer, path: &str, body: Value) -> Answer {
     server.admin_json("POST", path, body).await
 }
 
-async fn profile_of(server: &TestServer, user: &str) -> String {
-    let answer = server
-        .admin(
-            "GET",
-            &format!("/api/profiles/lookup?user_id={user}"),
-            Body::empty(),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
-    answer.json["id"].as_str().unwrap().to_string()
-}
-
 async fn decisions_of(server: &TestServer, profile: &str) -> Vec<Value> {
     let answer = server
         .admin(
@@ -75,7 +63,7 @@ async fn no_promotion_reaches_a_customer_whose_line_is_down_until_the_case_is_re
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(answer.json["audience"], 4);
     assert_eq!(answer.json["decisions"].as_array().unwrap().len(), 4);
-    let giulia = profile_of(&s, "giulia").await;
+    let giulia = s.profile_of("giulia").await;
     assert!(decisions_of(&s, &giulia).await.is_empty());
 
     // The promotion: everyone who consented but Giulia, whose decision says why.
@@ -99,7 +87,7 @@ async fn no_promotion_reaches_a_customer_whose_line_is_down_until_the_case_is_re
         "{}",
         hers[0]
     );
-    let marco = profile_of(&s, "marco").await;
+    let marco = s.profile_of("marco").await;
     let his = decisions_of(&s, &marco).await;
     assert!(
         matches!(his[0]["outcome"].as_str(), Some("send" | "hold")),
@@ -171,7 +159,7 @@ async fn consent_withdrawn_through_the_api_is_in_the_ledger_and_the_gate_honours
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK);
-    let marco = profile_of(&s, "marco").await;
+    let marco = s.profile_of("marco").await;
     let answer = post_json(
         &s,
         &format!("/api/profiles/{marco}/consents"),
@@ -265,15 +253,15 @@ async fn channel_auto_picks_the_channel_each_customer_answers_on() {
             .find(|d| d["profile_id"] == json!(profile))
             .cloned()
     };
-    let sara = of(&profile_of(&s, "sara").await).unwrap();
+    let sara = of(&s.profile_of("sara").await).unwrap();
     assert_eq!(sara["channel"], "whatsapp", "{sara}");
     assert_eq!(
         sara["fallbacks"].as_array().unwrap().last().unwrap(),
         "email"
     );
-    let luca = of(&profile_of(&s, "luca").await).unwrap();
+    let luca = of(&s.profile_of("luca").await).unwrap();
     assert_eq!(luca["channel"], "email", "{luca}");
-    let anna = of(&profile_of(&s, "anna").await).unwrap();
+    let anna = of(&s.profile_of("anna").await).unwrap();
     assert_eq!(anna["outcome"], "suppress");
     assert_eq!(anna["reasons"][0]["code"], "no_channel", "{anna}");
 }

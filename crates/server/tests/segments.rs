@@ -35,15 +35,6 @@ async fn members(server: &TestServer, segment: &str) -> Vec<String> {
         .collect()
 }
 
-async fn profile_of(server: &TestServer, user: &str) -> String {
-    server
-        .get(&format!("/api/profiles/lookup?user_id={user}"))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// The names of the segment events on the person's timeline, oldest first.
 async fn membership_events(server: &TestServer, profile: &str) -> Vec<String> {
     let timeline = server
@@ -70,28 +61,18 @@ async fn membership_events(server: &TestServer, profile: &str) -> Vec<String> {
     names
 }
 
-async fn send(server: &TestServer, batch: Vec<Value>) {
-    let answer = server
-        .track("/v1/batch", json!({"batch": batch}).to_string())
-        .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn people_enter_and_leave_segments_as_their_events_arrive() {
     let s = server().await;
-    send(
-        &s,
-        vec![
-            json!({"type": "identify", "userId": "giulia", "traits": {"city": "Roma"}}),
-            json!({"type": "track", "userId": "giulia", "event": "Consent Given",
+    s.send_batch(vec![
+        json!({"type": "identify", "userId": "giulia", "traits": {"city": "Roma"}}),
+        json!({"type": "track", "userId": "giulia", "event": "Consent Given",
                 "properties": {"purpose": "promotional"}}),
-            json!({"type": "identify", "userId": "marco", "traits": {"city": "Milano"}}),
-            json!({"type": "track", "userId": "marco", "event": "Consent Given",
+        json!({"type": "identify", "userId": "marco", "traits": {"city": "Milano"}}),
+        json!({"type": "track", "userId": "marco", "event": "Consent Given",
                 "properties": {"purpose": "promotional"}}),
-            json!({"type": "identify", "userId": "anna", "traits": {"city": "Roma"}}),
-        ],
-    )
+        json!({"type": "identify", "userId": "anna", "traits": {"city": "Roma"}}),
+    ])
     .await;
     let answer = s
         .admin_json(
@@ -114,9 +95,9 @@ async fn people_enter_and_leave_segments_as_their_events_arrive() {
     // Existing people are evaluated when the segment is defined.
     wait_for_size(&s, "rome-promotions", 1).await;
     let (giulia, marco, anna) = (
-        profile_of(&s, "giulia").await,
-        profile_of(&s, "marco").await,
-        profile_of(&s, "anna").await,
+        s.profile_of("giulia").await,
+        s.profile_of("marco").await,
+        s.profile_of("anna").await,
     );
     assert_eq!(members(&s, "rome-promotions").await, [giulia.as_str()]);
     assert_eq!(
@@ -127,17 +108,14 @@ async fn people_enter_and_leave_segments_as_their_events_arrive() {
     // Giulia moves to Milan: she leaves. Marco moves to Rome: he enters. Anna consents:
     // she enters. Anna's line goes down: she enters the open-problem segment, and leaves
     // it when the case is resolved.
-    send(
-        &s,
-        vec![
-            json!({"type": "identify", "userId": "giulia", "traits": {"city": "Milano"}}),
-            json!({"type": "identify", "userId": "marco", "traits": {"city": "Roma"}}),
-            json!({"type": "track", "userId": "anna", "event": "Consent Given",
+    s.send_batch(vec![
+        json!({"type": "identify", "userId": "giulia", "traits": {"city": "Milano"}}),
+        json!({"type": "identify", "userId": "marco", "traits": {"city": "Roma"}}),
+        json!({"type": "track", "userId": "anna", "event": "Consent Given",
                 "properties": {"purpose": "promotional"}}),
-            json!({"type": "track", "userId": "anna", "event": "Case Opened",
+        json!({"type": "track", "userId": "anna", "event": "Case Opened",
                 "properties": {"case_id": "C-9"}}),
-        ],
-    )
+    ])
     .await;
     wait_for_size(&s, "open-problem", 1).await;
     wait_for_size(&s, "rome-promotions", 2).await;
@@ -153,13 +131,10 @@ async fn people_enter_and_leave_segments_as_their_events_arrive() {
         ]
     );
 
-    send(
-        &s,
-        vec![
-            json!({"type": "track", "userId": "anna", "event": "Case Resolved",
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "anna", "event": "Case Resolved",
             "properties": {"case_id": "C-9"}}),
-        ],
-    )
+    ])
     .await;
     wait_for_size(&s, "open-problem", 0).await;
     let anna_events = membership_events(&s, &anna).await;

@@ -7,9 +7,11 @@
 //! place without changing them.
 
 mod decisions;
+mod journeys;
 mod log;
 pub mod sqlite;
 
 pub use decisions::*;
+pub use journeys::*;
 pub use log::*;
 pub use sqlite::{Durability, SqliteLog, SqliteOptions};

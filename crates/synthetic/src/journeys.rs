@@ -223,6 +223,11 @@ pub fn journeys_of(people: std::ops::Range<usize>, seed: u64, end: Timestamp) ->
             let at = step(&mut rng, &mut t, 48);
             push(at, p, track(&user, "Email Opened", "newsletter", json!({})));
         }
+        if rng.f32() < 0.6 {
+            let at = step(&mut rng, &mut t, 48);
+            let purpose = json!({"purpose": "promotional"});
+            push(at, p, track(&user, "Consent Given", "web-shop", purpose));
+        }
     }
     out.sort_by_key(|(at, _, _)| *at);
     let touchpoints = REGISTRY

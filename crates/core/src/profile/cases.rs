@@ -1,9 +1,8 @@
 //! Cases: customer problems that span channels, derived from `Case Opened`, `Case
 //! Updated` and `Case Resolved` events that carry a `case_id`.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
+use litemap::LiteMap;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -67,7 +66,7 @@ struct CaseStep {
 /// arrive (in any order), folded into cases when read, so a late event lands in its
 /// place by time.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct CaseLog(BTreeMap<String, Vec<CaseStep>>);
+pub struct CaseLog(LiteMap<String, Vec<CaseStep>>);
 
 impl CaseLog {
     /// Takes in the event at log position `seq`, if it is about a case.
@@ -102,7 +101,7 @@ impl CaseLog {
 
     /// Adds another profile's cases (a merge).
     pub fn merge(&mut self, other: CaseLog) {
-        for (id, steps) in other.0 {
+        for (id, steps) in other.0.into_tuple_vec() {
             self.0.entry(id).or_default().extend(steps);
         }
     }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use litemap::LiteMap;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -54,7 +55,7 @@ pub fn consent_statement(event: &Event) -> Option<(ConsentKey, bool)> {
 /// Current consents by purpose and channel, the latest statement by event time winning
 /// (log order breaking ties): what a profile keeps as its events arrive.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Consents(BTreeMap<ConsentKey, (Consent, i64)>);
+pub struct Consents(LiteMap<ConsentKey, (Consent, i64)>);
 
 impl Consents {
     /// Takes in the event at log position `seq`, if it states a consent.
@@ -88,7 +89,7 @@ impl Consents {
 
     /// Adds another profile's consents (a merge): the latest statement of each wins.
     pub fn merge(&mut self, other: Consents) {
-        for (key, (consent, seq)) in other.0 {
+        for (key, (consent, seq)) in other.0.into_tuple_vec() {
             self.state(key, consent, seq);
         }
     }
@@ -107,7 +108,12 @@ pub fn fold_consents<'a>(
     for (seq, event) in events.into_iter().enumerate() {
         consents.apply(seq as i64, event);
     }
-    consents.0.into_iter().map(|(k, (c, _))| (k, c)).collect()
+    consents
+        .0
+        .into_tuple_vec()
+        .into_iter()
+        .map(|(k, (c, _))| (k, c))
+        .collect()
 }
 
 #[cfg(test)]

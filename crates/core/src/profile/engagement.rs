@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use litemap::LiteMap;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -132,7 +133,7 @@ pub(crate) fn message_step(event: &Event) -> Option<(String, &'static str)> {
 }
 
 /// Counts one event into a person's per-channel engagement.
-pub fn count_engagement(by_channel: &mut BTreeMap<String, ChannelEngagement>, event: &Event) {
+pub fn count_engagement(by_channel: &mut LiteMap<String, ChannelEngagement>, event: &Event) {
     let (channel, step) = match message_step(event) {
         Some((channel, step)) => (channel, step),
         None => match &event.channel {
@@ -162,11 +163,11 @@ pub fn count_engagement(by_channel: &mut BTreeMap<String, ChannelEngagement>, ev
 pub fn fold_engagement<'a>(
     events: impl IntoIterator<Item = &'a Event>,
 ) -> BTreeMap<String, ChannelEngagement> {
-    let mut by_channel = BTreeMap::new();
+    let mut by_channel = LiteMap::new();
     for event in events {
         count_engagement(&mut by_channel, event);
     }
-    by_channel
+    by_channel.into_tuple_vec().into_iter().collect()
 }
 
 /// Monday 00:00–00:59 UTC is 0, Sunday 23:00–23:59 is 167.

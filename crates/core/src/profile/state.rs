@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
+use litemap::LiteMap;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -109,12 +110,12 @@ pub struct ProfileState {
     traits: Traits,
     consents: Consents,
     cases: CaseLog,
-    engagement: BTreeMap<String, ChannelEngagement>,
+    engagement: LiteMap<String, ChannelEngagement>,
     computed: ComputedState,
     purchases: u32,
     last_seen: Option<Timestamp>,
     /// Segment membership as recorded: entered or not, by the latest change.
-    segments: BTreeMap<String, (bool, Timestamp, i64)>,
+    segments: LiteMap<String, (bool, Timestamp, i64)>,
 }
 
 impl ProfileState {
@@ -169,7 +170,7 @@ impl ProfileState {
         self.computed.merge(other.computed);
         self.purchases += other.purchases;
         self.last_seen = self.last_seen.max(other.last_seen);
-        for (segment, change) in other.segments {
+        for (segment, change) in other.segments.into_tuple_vec() {
             let keep = self
                 .segments
                 .get(&segment)
@@ -244,7 +245,11 @@ impl ProfileState {
                 .collect(),
             open_cases,
             resolved_cases: resolved.len(),
-            engagement: self.engagement.clone(),
+            engagement: self
+                .engagement
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use litemap::LiteMap;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,7 +22,7 @@ pub struct TraitValue {
 /// each the latest by event time (log order breaking ties):
 /// what a profile keeps as its events arrive, and merges when profiles merge.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Traits(BTreeMap<String, (TraitValue, i64)>);
+pub struct Traits(LiteMap<String, (TraitValue, i64)>);
 
 impl Traits {
     /// Takes in what the event at log position `seq` says about the person.
@@ -62,7 +63,7 @@ impl Traits {
 
     /// Adds another profile's traits (a merge): the latest statement of each wins.
     pub fn merge(&mut self, other: Traits) {
-        for (name, (value, seq)) in other.0 {
+        for (name, (value, seq)) in other.0.into_tuple_vec() {
             self.say(&name, value, seq);
         }
     }
@@ -86,7 +87,12 @@ pub fn fold_traits<'a>(
     for (seq, event) in events.into_iter().enumerate() {
         traits.apply(seq as i64, event);
     }
-    traits.0.into_iter().map(|(k, (v, _))| (k, v)).collect()
+    traits
+        .0
+        .into_tuple_vec()
+        .into_iter()
+        .map(|(k, (v, _))| (k, v))
+        .collect()
 }
 
 #[cfg(test)]

@@ -31,6 +31,14 @@ pub struct BroadcastRequest {
     send_time: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    /// On a dry run, how many people's decisions to list (default 1,000; the totals
+    /// always count everyone).
+    #[serde(default = "listed")]
+    list_limit: usize,
+}
+
+fn listed() -> usize {
+    1_000
 }
 
 fn auto() -> String {
@@ -38,7 +46,8 @@ fn auto() -> String {
 }
 
 /// `POST /api/broadcasts`: one message to everyone in an audience, each through the
-/// policy gate. With `dry_run`, answers every decision and records none.
+/// policy gate. With `dry_run`, answers the totals and the first `list_limit` people's
+/// decisions, and records none.
 pub async fn broadcast(
     State(state): State<AppState>,
     body: axum::body::Bytes,
@@ -90,6 +99,7 @@ pub async fn broadcast(
                 channel,
                 optimise_send_time,
                 dry_run: request.dry_run,
+                list_limit: request.list_limit,
             },
             Timestamp::now(),
         )

@@ -4,6 +4,7 @@ mod consents;
 mod engagement;
 mod events;
 mod import;
+mod journeys;
 mod profiles;
 mod quarantine;
 mod reports;
@@ -59,6 +60,9 @@ pub fn routes() -> Router<AppState> {
         .route("/census", get(reports::census))
         .route("/broadcasts", post(engagement::broadcast))
         .route("/decisions", get(engagement::decisions))
+        .route("/journeys", get(journeys::list).post(journeys::create))
+        .route("/journeys/{name}", get(journeys::show))
+        .route("/journeys/{name}/runs", get(journeys::runs))
         .route("/segments", get(segments::list).post(segments::create))
         .route("/segments/{name}", get(segments::show))
         .route("/segments/{name}/members", get(segments::members))

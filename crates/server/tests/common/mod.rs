@@ -20,13 +20,19 @@ pub const WRITE_KEY: &str = "test-write-key-0123";
 pub const ADMIN_KEY: &str = "test-admin-key-4567";
 
 pub struct TestServer {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub app: Router,
     pub log: Arc<SqliteLog>,
+    /// The segment maintenance and the journey runner.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 pub async fn server_with(options: SqliteOptions) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
+    open_in(tempfile::tempdir().unwrap(), options).await
+}
+
+/// The application over the store in `dir`.
+async fn open_in(dir: tempfile::TempDir, options: SqliteOptions) -> TestServer {
     let metrics = Metrics::new();
     let observer = metrics.clone();
     let options = SqliteOptions {
@@ -48,14 +54,29 @@ pub async fn server_with(options: SqliteOptions) -> TestServer {
     let intake = Intake::new(log.clone() as Arc<dyn EventLog>)
         .with_touchpoint_channels(touchpoints.channels())
         .with_observer(identity.clone());
+    let journeys = unavoce_engine::Journeys::open(
+        identity.clone(),
+        intake.clone(),
+        log.clone(),
+        log.clone(),
+        Arc::new(
+            unavoce_core::policy::Policies::new(&unavoce_core::policy::PolicyConfig::default())
+                .unwrap(),
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    let intake = intake.with_observer(journeys.clone());
     let segments = unavoce_engine::Segments::open(identity.clone(), intake.clone(), &[])
         .await
         .unwrap();
-    segments.maintain();
+    let tasks = vec![segments.maintain(), journeys.run()];
     let state = AppState {
         identity: identity.clone(),
         intake,
         segments,
+        journeys,
         keys: Arc::new(Keys {
             write_keys: vec![
                 WriteKey {
@@ -86,9 +107,10 @@ pub async fn server_with(options: SqliteOptions) -> TestServer {
         touchpoints,
     };
     TestServer {
-        _dir: dir,
+        dir,
         app: router(state),
         log,
+        tasks,
     }
 }
 
@@ -110,6 +132,31 @@ pub struct Answer {
 }
 
 impl TestServer {
+    /// Sends a batch of tracking messages; they must be accepted.
+    pub async fn send_batch(&self, batch: Vec<Value>) {
+        let answer = self
+            .track("/v1/batch", serde_json::json!({"batch": batch}).to_string())
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    }
+
+    /// The id of the profile holding user id `user`.
+    pub async fn profile_of(&self, user: &str) -> String {
+        let found = self
+            .get(&format!("/api/profiles/lookup?user_id={user}"))
+            .await;
+        found["id"].as_str().unwrap().to_string()
+    }
+
+    /// Stops everything and starts again on the same store, as a restart does.
+    pub async fn restart(self) -> TestServer {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.log.close().await;
+        open_in(self.dir, SqliteOptions::default()).await
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Answer {
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();

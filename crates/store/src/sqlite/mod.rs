@@ -581,3 +581,92 @@ impl crate::decisions::DecisionLog for SqliteLog {
         .await
     }
 }
+
+#[async_trait]
+impl crate::journeys::JourneyStore for SqliteLog {
+    async fn save_runs(
+        &self,
+        runs: Vec<crate::journeys::JourneyRun>,
+        decisions: Vec<crate::decisions::NewDecision>,
+    ) -> Result<(), StoreError> {
+        if runs.is_empty() && decisions.is_empty() {
+            return Ok(());
+        }
+        match self.submit(Op::SaveRuns(runs, decisions)).await? {
+            Done::RunsSaved => Ok(()),
+            _ => Err(StoreError::Storage("writer answered out of turn".into())),
+        }
+    }
+
+    async fn runs(
+        &self,
+        query: crate::journeys::RunQuery,
+    ) -> Result<Vec<crate::journeys::JourneyRun>, StoreError> {
+        self.read(move |conn| {
+            let mut sql = String::from(
+                "SELECT key, journey, profile_id, entered_at, control, status, step, wake_at, \
+                 waiting_for, blocked, exit_reason, converted_at, updated_at FROM journey_runs \
+                 WHERE key > ?1",
+            );
+            let mut args: Vec<rusqlite::types::Value> =
+                vec![query.after.clone().unwrap_or_default().into()];
+            if let Some(journey) = &query.journey {
+                args.push(journey.clone().into());
+                sql.push_str(&format!(" AND journey = ?{}", args.len()));
+            }
+            if let Some(profile) = &query.profile_id {
+                args.push(profile.clone().into());
+                sql.push_str(&format!(" AND profile_id = ?{}", args.len()));
+            }
+            if query.active_only {
+                sql.push_str(" AND status = 'active'");
+            }
+            args.push((query.limit.clamp(1, 100_000) as i64).into());
+            sql.push_str(&format!(" ORDER BY key LIMIT ?{}", args.len()));
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let found = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok(crate::journeys::JourneyRun {
+                    key: r.get(0)?,
+                    journey: r.get(1)?,
+                    profile_id: r.get(2)?,
+                    entered_at: rows::from_micros(r.get(3)?),
+                    control: r.get(4)?,
+                    status: r.get(5)?,
+                    step: r.get::<_, i64>(6)?.max(0) as usize,
+                    wake_at: r.get::<_, Option<i64>>(7)?.map(rows::from_micros),
+                    waiting_for: r.get(8)?,
+                    blocked: r.get(9)?,
+                    exit_reason: r.get(10)?,
+                    converted_at: r.get::<_, Option<i64>>(11)?.map(rows::from_micros),
+                    updated_at: rows::from_micros(r.get(12)?),
+                })
+            })?;
+            found.collect()
+        })
+        .await
+    }
+
+    async fn run_counts(
+        &self,
+        journey: &str,
+    ) -> Result<Vec<crate::journeys::RunCount>, StoreError> {
+        let journey = journey.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT status, step, control, converted_at IS NOT NULL, count(*) \
+                 FROM journey_runs WHERE journey = ?1 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            )?;
+            let found = stmt.query_map(rusqlite::params![journey], |r| {
+                Ok(crate::journeys::RunCount {
+                    status: r.get(0)?,
+                    step: r.get::<_, i64>(1)?.max(0) as usize,
+                    control: r.get(2)?,
+                    converted: r.get(3)?,
+                    runs: r.get::<_, i64>(4)?.max(0) as u64,
+                })
+            })?;
+            found.collect()
+        })
+        .await
+    }
+}

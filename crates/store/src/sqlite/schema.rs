@@ -80,6 +80,25 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (status, send_at);
 "#,
+    r#"
+CREATE TABLE journey_runs (
+    key          TEXT    PRIMARY KEY, -- journey:profile:trigger position
+    journey      TEXT    NOT NULL,
+    profile_id   TEXT    NOT NULL,
+    entered_at   INTEGER NOT NULL,
+    control      INTEGER NOT NULL,
+    status       TEXT    NOT NULL, -- active | exited | completed
+    step         INTEGER NOT NULL,
+    wake_at      INTEGER,
+    waiting_for  TEXT,
+    blocked      INTEGER NOT NULL,
+    exit_reason  TEXT,
+    converted_at INTEGER,
+    updated_at   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX journey_runs_by_journey ON journey_runs (journey, status);
+CREATE INDEX journey_runs_by_profile ON journey_runs (profile_id);
+"#,
 ];
 
 /// Sets the pragmas every connection uses.

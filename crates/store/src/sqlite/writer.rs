@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use super::rows::{EventRow, insert_event, insert_quarantine, micros};
 use crate::decisions::NewDecision;
+use crate::journeys::JourneyRun;
 use crate::log::{AppendOutcome, Appended, NewQuarantineEntry, StoreError};
 
 /// What one commit did, for metrics.
@@ -47,6 +48,7 @@ pub(crate) enum Op {
         at: Timestamp,
     },
     Decide(Vec<NewDecision>),
+    SaveRuns(Vec<JourneyRun>, Vec<NewDecision>),
 }
 
 pub(crate) enum Done {
@@ -54,6 +56,7 @@ pub(crate) enum Done {
     Appended(AppendOutcome),
     Replayed(Appended),
     Decided(Vec<i64>),
+    RunsSaved,
 }
 
 pub(crate) struct Job {
@@ -66,6 +69,7 @@ impl Job {
         match &self.op {
             Op::Append { events, quarantine } => events.len() + quarantine.len(),
             Op::Decide(decisions) => decisions.len(),
+            Op::SaveRuns(runs, decisions) => runs.len() + decisions.len(),
             Op::Replay { .. } | Op::PutSetting { .. } => 1,
         }
     }
@@ -188,42 +192,32 @@ fn apply(
             tally.quarantined_total += quarantine.len() as i64;
             Ok(Ok(Done::Appended(outcome)))
         }
-        Op::Decide(decisions) => {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO decisions (profile_id, message, purpose, channel, journey, broadcast, \
-                 decided_at, outcome, send_at, reasons) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        Op::Decide(decisions) => Ok(Ok(Done::Decided(insert_decisions(tx, decisions)?))),
+        Op::SaveRuns(runs, decisions) => {
+            insert_decisions(tx, decisions)?;
+            let mut save = tx.prepare_cached(
+                "INSERT OR REPLACE INTO journey_runs (key, journey, profile_id, entered_at, \
+                 control, status, step, wake_at, waiting_for, blocked, exit_reason, converted_at, \
+                 updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
-            let mut outbox = tx.prepare_cached(
-                "INSERT INTO outbox (decision_id, profile_id, channel, message, send_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut ids = Vec::with_capacity(decisions.len());
-            for d in decisions {
-                insert.execute(params![
-                    d.profile_id,
-                    d.message,
-                    d.purpose,
-                    d.channel,
-                    d.journey,
-                    d.broadcast,
-                    micros(d.decided_at),
-                    d.outcome,
-                    d.send_at.map(micros),
-                    d.reasons.to_string(),
+            for r in runs {
+                save.execute(params![
+                    r.key,
+                    r.journey,
+                    r.profile_id,
+                    micros(r.entered_at),
+                    r.control,
+                    r.status,
+                    r.step as i64,
+                    r.wake_at.map(micros),
+                    r.waiting_for,
+                    r.blocked,
+                    r.exit_reason,
+                    r.converted_at.map(micros),
+                    micros(r.updated_at),
                 ])?;
-                let id = tx.last_insert_rowid();
-                if let Some(send_at) = d.send_at.filter(|_| d.outcome != "suppress") {
-                    outbox.execute(params![
-                        id,
-                        d.profile_id,
-                        d.channel,
-                        d.message,
-                        micros(send_at)
-                    ])?;
-                }
-                ids.push(id);
             }
-            Ok(Ok(Done::Decided(ids)))
+            Ok(Ok(Done::RunsSaved))
         }
         Op::PutSetting { name, value } => {
             tx.prepare_cached(
@@ -278,4 +272,46 @@ fn apply(
             Ok(Ok(Done::Replayed(appended)))
         }
     }
+}
+
+/// Inserts decisions, and an outbox entry for each one that sends; their ids.
+fn insert_decisions(
+    tx: &rusqlite::Transaction<'_>,
+    decisions: &[NewDecision],
+) -> rusqlite::Result<Vec<i64>> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO decisions (profile_id, message, purpose, channel, journey, broadcast, \
+         decided_at, outcome, send_at, reasons) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    let mut outbox = tx.prepare_cached(
+        "INSERT INTO outbox (decision_id, profile_id, channel, message, send_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut ids = Vec::with_capacity(decisions.len());
+    for d in decisions {
+        insert.execute(params![
+            d.profile_id,
+            d.message,
+            d.purpose,
+            d.channel,
+            d.journey,
+            d.broadcast,
+            micros(d.decided_at),
+            d.outcome,
+            d.send_at.map(micros),
+            d.reasons.to_string(),
+        ])?;
+        let id = tx.last_insert_rowid();
+        if let Some(send_at) = d.send_at.filter(|_| d.outcome != "suppress") {
+            outbox.execute(params![
+                id,
+                d.profile_id,
+                d.channel,
+                d.message,
+                micros(send_at)
+            ])?;
+        }
+        ids.push(id);
+    }
+    Ok(ids)
 }

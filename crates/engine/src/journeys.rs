@@ -1,0 +1,901 @@
+//! Journeys: each person's runs, moved on as their events arrive and as time passes.
+//!
+//! The runner reads the log after its cursor (kept as a setting), after the identity
+//! projection has applied those events, so every person's facts include them. For each
+//! event it records conversions, wakes the person's waiting runs and starts the
+//! journeys the event triggers; then it wakes the runs whose timers are due. Each run's
+//! next steps come from the pure `Journey::advance`. Sends go through the policy gate,
+//! and their decisions are saved with the runs in one transaction; profile updates and
+//! notifications are appended first, as events with ids derived from the run and step,
+//! so a step redone after a crash is not done twice. After a restart the active runs
+//! and their timers are loaded back, so every waiting person resumes at the right step
+//! at the right time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use unavoce_core::identity::{ProfileId, extract};
+use unavoce_core::journey::{Action, Halt, Journey, JourneyConfig, JourneyError, Progress, Wake};
+use unavoce_core::policy::{Outcome, OutgoingMessage, PastSend, Policies, decide, rank_channels};
+use unavoce_core::profile::{ProfileFacts, ProfileState, segment_change};
+use unavoce_core::{Event, EventType};
+use unavoce_intake::{Intake, Item, ItemBody, Submission};
+use unavoce_store::{
+    DecisionLog, DecisionQuery, EventQuery, JourneyRun, JourneyStore, NewDecision, RunCount,
+    RunQuery, StoreError,
+};
+
+use crate::IdentityProjection;
+
+/// Where the journeys defined through the API are kept.
+const JOURNEYS_SETTING: &str = "engagement.journeys";
+/// The log position the runner has handled.
+const CURSOR_SETTING: &str = "engagement.journeys.cursor";
+/// The source of the events journeys write (profile updates, notifications).
+pub const JOURNEY_SOURCE: &str = "journeys";
+/// Events read per step.
+const PAGE: usize = 1_000;
+/// How far back a send history reaches for the caps.
+const HISTORY_DAYS: i64 = 62;
+
+/// Why a journey cannot be defined.
+#[derive(Debug, thiserror::Error)]
+pub enum JourneyDefinitionError {
+    #[error(transparent)]
+    Invalid(#[from] JourneyError),
+    #[error("journey {0:?} already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A journey with its figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct JourneyStats {
+    #[serde(flatten)]
+    pub definition: JourneyConfig,
+    /// `config` or `api`.
+    pub origin: &'static str,
+    pub entered: u64,
+    pub active: u64,
+    pub exited: u64,
+    pub completed: u64,
+    /// People in each step now (active runs), by step name.
+    pub in_step: BTreeMap<String, u64>,
+    pub treatment: GroupStats,
+    pub control: GroupStats,
+}
+
+/// One group's bookkeeping.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupStats {
+    pub entered: u64,
+    pub converted: u64,
+    /// Converted over entered; `None` before anyone entered.
+    pub conversion_rate: Option<f64>,
+}
+
+struct Defined {
+    journey: Arc<Journey>,
+    origin: &'static str,
+}
+
+/// The runner's memory: the runs that can still move or convert.
+#[derive(Default)]
+struct Runs {
+    /// Active runs, and finished ones still inside their goal window, by key.
+    runs: HashMap<String, JourneyRun>,
+    by_profile: HashMap<ProfileId, Vec<String>>,
+    /// (journey, profile) pairs that ever entered.
+    entered: HashSet<(String, String)>,
+    timers: BTreeSet<(Timestamp, String)>,
+    cursor: i64,
+}
+
+/// What a pass changed, to save in one transaction.
+#[derive(Default)]
+struct Changes {
+    runs: BTreeMap<String, JourneyRun>,
+    decisions: Vec<NewDecision>,
+    /// Profile updates and notifications, as messages to append.
+    messages: Vec<Map<String, Value>>,
+}
+
+/// The journeys and their runs.
+pub struct Journeys {
+    identity: Arc<IdentityProjection>,
+    intake: Intake,
+    store: Arc<dyn JourneyStore>,
+    decisions: Arc<dyn DecisionLog>,
+    policies: Arc<Policies>,
+    defined: RwLock<BTreeMap<String, Defined>>,
+    state: tokio::sync::Mutex<Runs>,
+    wake: tokio::sync::Notify,
+}
+
+impl Journeys {
+    /// The journeys of the config file and those defined through the API, with their
+    /// active runs loaded back.
+    pub async fn open(
+        identity: Arc<IdentityProjection>,
+        intake: Intake,
+        store: Arc<dyn JourneyStore>,
+        decisions: Arc<dyn DecisionLog>,
+        policies: Arc<Policies>,
+        configured: &[JourneyConfig],
+    ) -> Result<Arc<Self>, JourneyDefinitionError> {
+        let mut defined = BTreeMap::new();
+        for config in configured {
+            let journey = Journey::new(config.clone())?;
+            if defined.contains_key(&config.name) {
+                return Err(JourneyDefinitionError::Exists(config.name.clone()));
+            }
+            let origin = "config";
+            defined.insert(
+                config.name.clone(),
+                Defined {
+                    journey: Arc::new(journey),
+                    origin,
+                },
+            );
+        }
+        let log = identity.log().clone();
+        let stored: Vec<JourneyConfig> = match log.setting(JOURNEYS_SETTING).await? {
+            Some(value) => serde_json::from_value(value).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        for config in stored {
+            match Journey::new(config.clone()) {
+                Ok(journey) if !defined.contains_key(&config.name) => {
+                    let journey = Arc::new(journey);
+                    defined.insert(
+                        config.name.clone(),
+                        Defined {
+                            journey,
+                            origin: "api",
+                        },
+                    );
+                }
+                Ok(_) => {
+                    tracing::warn!(journey = %config.name, "a journey defined through the API is now also in the config file; the config's definition is used")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a stored journey no longer holds; it does not run")
+                }
+            }
+        }
+        let cursor = match log.setting(CURSOR_SETTING).await? {
+            Some(value) => value.as_i64().unwrap_or(0),
+            // A first start: journeys react to what happens from now on.
+            None => *log.committed().borrow(),
+        };
+        let mut runs = Runs {
+            cursor,
+            ..Default::default()
+        };
+        let mut after = None;
+        loop {
+            let page = store
+                .runs(RunQuery {
+                    after: after.clone(),
+                    limit: 10_000,
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.key.clone());
+            for run in page {
+                runs.entered
+                    .insert((run.journey.clone(), run.profile_id.clone()));
+                let goal_open = defined.get(&run.journey).is_some_and(|d: &Defined| {
+                    d.journey.goal.as_ref().is_some_and(|(_, within)| {
+                        run.converted_at.is_none() && run.entered_at + *within > Timestamp::now()
+                    })
+                });
+                if run.status == "active" || goal_open {
+                    runs.remember(run);
+                }
+            }
+        }
+        Ok(Arc::new(Journeys {
+            identity,
+            intake,
+            store,
+            decisions,
+            policies,
+            defined: RwLock::new(defined),
+            state: tokio::sync::Mutex::new(runs),
+            wake: tokio::sync::Notify::new(),
+        }))
+    }
+
+    /// Runs the journeys on a task of its own: new events as they are stored (and every
+    /// second, for writers in other processes), timers when they are due.
+    pub fn run(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let journeys = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = journeys.step(Timestamp::now()).await {
+                    tracing::warn!(error = %e, "journeys could not move on; retrying");
+                }
+                let next_timer = journeys.next_timer().await;
+                let sleep = next_timer
+                    .map(|at| Timestamp::now().duration_until(at))
+                    .and_then(|d| Duration::try_from(d).ok())
+                    .unwrap_or(Duration::from_secs(1))
+                    .min(Duration::from_secs(1));
+                tokio::select! {
+                    _ = journeys.wake.notified() => {}
+                    _ = tokio::time::sleep(sleep) => {}
+                }
+            }
+        })
+    }
+
+    /// Wakes the runner (new events were stored).
+    pub fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
+    async fn next_timer(&self) -> Option<Timestamp> {
+        self.state.lock().await.timers.first().map(|(at, _)| *at)
+    }
+
+    /// Handles every event stored since the last step and every timer due at `now`.
+    pub async fn step(&self, now: Timestamp) -> Result<(), StoreError> {
+        let mut state = self.state.lock().await;
+        loop {
+            let applied = self.identity.catch_up().await?;
+            if state.cursor >= applied {
+                break;
+            }
+            let page = self
+                .identity
+                .log()
+                .events(EventQuery {
+                    after_seq: Some(state.cursor),
+                    limit: PAGE,
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = page.events.last().map(|e| e.seq.min(applied)) else {
+                break;
+            };
+            // Facts are read as of now, after the events: never before them.
+            let now = Timestamp::now().max(now);
+            let mut changes = Changes::default();
+            for stored in page.events.iter().filter(|e| e.seq <= applied) {
+                self.on_event(&mut state, &mut changes, stored.seq, &stored.event, now)
+                    .await?;
+            }
+            self.save(&mut state, changes).await?;
+            state.cursor = last;
+            self.identity
+                .log()
+                .put_setting(CURSOR_SETTING, json!(last))
+                .await?;
+        }
+        let due: Vec<String> = state
+            .timers
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, key)| key.clone())
+            .collect();
+        if !due.is_empty() {
+            let mut changes = Changes::default();
+            for key in due {
+                self.wake_run(&mut state, &mut changes, &key, Wake::Timer, now)
+                    .await?;
+            }
+            self.save(&mut state, changes).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_event(
+        &self,
+        state: &mut Runs,
+        changes: &mut Changes,
+        seq: i64,
+        event: &Event,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(profile) = self.profile_of(event) else {
+            return Ok(());
+        };
+        let name = match event.event_type {
+            EventType::Track => event.name.as_deref().unwrap_or(""),
+            _ => "",
+        };
+        // Conversions, then the person's runs, woken by the event.
+        let keys = state.keys_of(&self.identity, profile);
+        for key in &keys {
+            let Some(run) = state.runs.get_mut(key) else {
+                continue;
+            };
+            let Some(journey) = self.journey(&run.journey) else {
+                continue;
+            };
+            if run.converted_at.is_none() && journey.converts(name, run.entered_at, event.timestamp)
+            {
+                run.converted_at = Some(event.timestamp);
+                run.updated_at = now;
+                changes.runs.insert(key.clone(), run.clone());
+            }
+        }
+        // A segment's or journey's own bookkeeping wakes nobody and starts nothing,
+        // except a segment entry, which is a trigger.
+        let entered_segment = segment_change(event).and_then(|(s, entered)| entered.then_some(s));
+        if event.source == JOURNEY_SOURCE {
+            return Ok(());
+        }
+        for key in keys {
+            self.wake_run(state, changes, &key, Wake::Event(name), now)
+                .await?;
+        }
+        let journeys: Vec<Arc<Journey>> = self
+            .defined
+            .read()
+            .map(|d| d.values().map(|d| d.journey.clone()).collect())
+            .unwrap_or_default();
+        let mut facts: Option<(ProfileFacts, Vec<String>)> = None;
+        for journey in journeys {
+            let pair = (journey.name().to_string(), profile.to_string());
+            let busy = state.keys_of(&self.identity, profile).iter().any(|k| {
+                state
+                    .runs
+                    .get(k)
+                    .is_some_and(|r| r.status == "active" && r.journey == pair.0)
+            });
+            if busy || (!journey.config.reentry && state.entered.contains(&pair)) {
+                continue;
+            }
+            let (person, _) = match &facts {
+                Some(f) => f,
+                None => facts.insert(self.facts(profile, now)),
+            };
+            if !journey.is_triggered_by(name, entered_segment, person) {
+                continue;
+            }
+            let key = format!("{}:{}:{seq}", journey.name(), profile);
+            let run = JourneyRun {
+                key: key.clone(),
+                journey: pair.0.clone(),
+                profile_id: pair.1.clone(),
+                entered_at: event.timestamp,
+                control: journey.holds_out(&pair.1),
+                status: "active".into(),
+                step: 0,
+                wake_at: None,
+                waiting_for: None,
+                blocked: false,
+                exit_reason: None,
+                converted_at: None,
+                updated_at: now,
+            };
+            state.entered.insert(pair);
+            state.remember(run);
+            self.wake_run(state, changes, &key, Wake::Entered, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Moves one run on.
+    async fn wake_run(
+        &self,
+        state: &mut Runs,
+        changes: &mut Changes,
+        key: &str,
+        wake: Wake<'_>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(mut run) = state.runs.get(key).cloned() else {
+            return Ok(());
+        };
+        if run.status != "active" {
+            return Ok(());
+        }
+        let Some(journey) = self.journey(&run.journey) else {
+            return Ok(());
+        };
+        // Only what the run waits for moves it: its timer, its event, or — at a send the
+        // gate suppressed — any news about the person.
+        let due = match wake {
+            Wake::Entered => true,
+            Wake::Timer => run.wake_at.is_some_and(|at| at <= now),
+            Wake::Event(name) => {
+                run.blocked
+                    || run
+                        .waiting_for
+                        .as_deref()
+                        .is_some_and(|w| w.eq_ignore_ascii_case(name))
+            }
+        };
+        if !due {
+            return Ok(());
+        }
+        let Ok(profile) = run.profile_id.parse::<ProfileId>() else {
+            return Ok(());
+        };
+        let profile = self
+            .identity
+            .read(|g| g.profile(profile).map(|n| n.id))
+            .unwrap_or(profile);
+        let (facts, reachable) = self.facts(profile, now);
+        state
+            .timers
+            .remove(&(run.wake_at.unwrap_or(now), key.to_string()));
+        let mut progress = Progress {
+            step: run.step,
+            wake_at: run.wake_at,
+            waiting_for: run.waiting_for.clone(),
+            control: run.control,
+        };
+        let mut wake = wake;
+        let mut actions = Vec::new();
+        let halt = loop {
+            let halt = journey.advance(
+                &mut progress,
+                wake,
+                &facts,
+                &self.policies,
+                now,
+                &mut actions,
+            );
+            let Halt::Send {
+                message,
+                purpose,
+                channel,
+            } = &halt
+            else {
+                break halt;
+            };
+            let decision = self
+                .decide(
+                    &journey,
+                    &run,
+                    profile,
+                    &facts,
+                    &reachable,
+                    (message, purpose, channel),
+                    now,
+                )
+                .await?;
+            let sent = decision.outcome != "suppress";
+            if sent || !run.blocked {
+                changes.decisions.push(decision);
+            }
+            if !sent {
+                run.blocked = true;
+                break Halt::Waiting;
+            }
+            run.blocked = false;
+            progress.sent();
+            wake = Wake::Timer;
+        };
+        for action in actions {
+            changes
+                .messages
+                .push(self.action_message(&run, profile, action, now));
+        }
+        run.step = progress.step;
+        run.wake_at = progress.wake_at;
+        run.waiting_for = progress.waiting_for;
+        run.updated_at = now;
+        match halt {
+            Halt::Waiting | Halt::Send { .. } => {}
+            Halt::Exited(reason) => {
+                run.status = "exited".into();
+                run.exit_reason = Some(reason);
+            }
+            Halt::Completed => run.status = "completed".into(),
+        }
+        if run.status == "active"
+            && let Some(at) = run.wake_at
+        {
+            state.timers.insert((at, key.to_string()));
+        }
+        changes.runs.insert(key.to_string(), run.clone());
+        state.runs.insert(key.to_string(), run);
+        Ok(())
+    }
+
+    /// Decides a journey's message for a person through the gate.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide(
+        &self,
+        journey: &Journey,
+        run: &JourneyRun,
+        profile: ProfileId,
+        facts: &ProfileFacts,
+        reachable: &[String],
+        (message, purpose, channel): (&String, &String, &String),
+        now: Timestamp,
+    ) -> Result<NewDecision, StoreError> {
+        let history = self.history(profile, now).await?;
+        let channel = if channel == "auto" {
+            let reachable: Vec<&str> = reachable.iter().map(String::as_str).collect();
+            rank_channels(&self.policies, purpose, facts, &reachable)
+                .into_iter()
+                .next()
+        } else {
+            Some(channel.clone())
+        };
+        let (channel, decision) = match channel {
+            Some(channel) => {
+                let outgoing = OutgoingMessage {
+                    message: message.clone(),
+                    purpose: purpose.clone(),
+                    channel: channel.clone(),
+                    journey: Some(journey.name().to_string()),
+                    not_before: None,
+                };
+                let decision = decide(&self.policies, &outgoing, facts, &history, now);
+                (channel, decision)
+            }
+            None => (
+                "none".to_string(),
+                unavoce_core::policy::Decision {
+                    outcome: Outcome::Suppress,
+                    send_at: None,
+                    reasons: vec![unavoce_core::policy::Reason {
+                        code: "no_channel",
+                        detail: format!(
+                            "no channel the customer consented to {purpose} messages on and can be reached on"
+                        ),
+                    }],
+                },
+            ),
+        };
+        Ok(NewDecision {
+            profile_id: run.profile_id.clone(),
+            message: message.clone(),
+            purpose: purpose.clone(),
+            channel,
+            journey: Some(journey.name().to_string()),
+            broadcast: None,
+            decided_at: now,
+            outcome: match decision.outcome {
+                Outcome::Send => "send",
+                Outcome::Hold => "hold",
+                Outcome::Suppress => "suppress",
+            }
+            .to_string(),
+            send_at: decision.send_at,
+            reasons: json!(decision.reasons),
+        })
+    }
+
+    /// The person's recent sends, for the caps and "one in flight per journey".
+    async fn history(
+        &self,
+        profile: ProfileId,
+        now: Timestamp,
+    ) -> Result<Vec<PastSend>, StoreError> {
+        let mut ids = vec![profile.to_string()];
+        self.identity.read(|g| {
+            if let Some(node) = g.profile(profile) {
+                ids.extend(node.merges.iter().map(|m| m.from.to_string()));
+            }
+        });
+        let found = self
+            .decisions
+            .decisions(DecisionQuery {
+                profile_ids: ids,
+                sends_since: Some(now - SignedDuration::from_hours(24 * HISTORY_DAYS)),
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|d| d.decision)
+            .map(|d| PastSend {
+                at: d.send_at.unwrap_or(d.decided_at),
+                in_flight: d.send_at.is_some_and(|at| at > now),
+                channel: d.channel,
+                purpose: d.purpose,
+                journey: d.journey,
+            })
+            .collect())
+    }
+
+    /// A profile update or notification as a message of the person.
+    fn action_message(
+        &self,
+        run: &JourneyRun,
+        profile: ProfileId,
+        action: Action,
+        now: Timestamp,
+    ) -> Map<String, Value> {
+        let mut message = Map::new();
+        if let Some((key, value)) = self.identity.read(|g| {
+            g.profile(profile)
+                .and_then(|n| self.identity.event_identity(n))
+        }) {
+            message.insert(key.into(), value.into());
+        }
+        message.insert("timestamp".into(), now.to_string().into());
+        match action {
+            Action::UpdateProfile { step, traits } => {
+                message.insert("type".into(), "identify".into());
+                message.insert("traits".into(), Value::Object(traits));
+                message.insert(
+                    "messageId".into(),
+                    format!("journey:{}:{step}", run.key).into(),
+                );
+            }
+            Action::Notify {
+                step,
+                department,
+                message: text,
+            } => {
+                message.insert("type".into(), "track".into());
+                message.insert("event".into(), "Department Notified".into());
+                message.insert(
+                    "properties".into(),
+                    json!({"department": department, "message": text, "journey": run.journey,
+                        "profile_id": profile}),
+                );
+                message.insert(
+                    "messageId".into(),
+                    format!("journey:{}:{step}", run.key).into(),
+                );
+            }
+        }
+        message
+    }
+
+    /// Appends the profile updates and notifications, then saves the runs and their
+    /// decisions together.
+    async fn save(&self, state: &mut Runs, changes: Changes) -> Result<(), StoreError> {
+        if !changes.messages.is_empty() {
+            let items = changes
+                .messages
+                .into_iter()
+                .map(|m| Item {
+                    body: ItemBody::Parsed(m),
+                    origin: json!({"journeys": true}),
+                })
+                .collect();
+            self.intake
+                .ingest(Submission {
+                    source: JOURNEY_SOURCE,
+                    received_at: Timestamp::now(),
+                    endpoint_type: None,
+                    default_touchpoint: None,
+                    envelope: None,
+                    items,
+                })
+                .await?;
+        }
+        let runs: Vec<JourneyRun> = changes.runs.into_values().collect();
+        self.store
+            .save_runs(runs.clone(), changes.decisions)
+            .await?;
+        // Finished runs are kept only while they can still convert.
+        for run in runs.iter().filter(|r| r.status != "active") {
+            let keep = self.journey(&run.journey).is_some_and(|j| {
+                j.goal.as_ref().is_some_and(|(_, within)| {
+                    run.converted_at.is_none() && run.entered_at + *within > Timestamp::now()
+                })
+            });
+            if !keep {
+                state.forget(&run.key);
+            }
+        }
+        Ok(())
+    }
+
+    fn journey(&self, name: &str) -> Option<Arc<Journey>> {
+        self.defined
+            .read()
+            .ok()?
+            .get(name)
+            .map(|d| d.journey.clone())
+    }
+
+    /// The profile an event belongs to now.
+    fn profile_of(&self, event: &Event) -> Option<ProfileId> {
+        let set = extract(event, self.identity.rules());
+        self.identity
+            .read(|g| set.keys.iter().find_map(|k| g.lookup(k).map(|n| n.id)))
+    }
+
+    /// A person's facts at `now` and the identifier types they can be reached by.
+    fn facts(&self, profile: ProfileId, now: Timestamp) -> (ProfileFacts, Vec<String>) {
+        let computed = self.identity.computed_traits().clone();
+        let rules = self.identity.rules().clone();
+        self.identity.read_people(|graph, people| {
+            let reachable = graph
+                .profile(profile)
+                .map(|n| {
+                    n.identifiers
+                        .iter()
+                        .map(|(k, _)| rules.type_rule(k.kind).name.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let facts = match people.get(&profile) {
+                Some(state) => state.facts(&computed, now),
+                None => ProfileState::default().facts(&computed, now),
+            };
+            (facts, reachable)
+        })
+    }
+
+    /// Defines a journey through the API: checked, stored, and running from the next
+    /// event on.
+    pub async fn define(&self, config: JourneyConfig) -> Result<(), JourneyDefinitionError> {
+        let journey = Journey::new(config.clone())?;
+        let stored: Vec<JourneyConfig> = {
+            let defined = self.defined.read().unwrap_or_else(|e| e.into_inner());
+            if defined.contains_key(&config.name) {
+                return Err(JourneyDefinitionError::Exists(config.name));
+            }
+            defined
+                .values()
+                .filter(|d| d.origin == "api")
+                .map(|d| d.journey.config.clone())
+                .chain(std::iter::once(config.clone()))
+                .collect()
+        };
+        self.identity
+            .log()
+            .put_setting(
+                JOURNEYS_SETTING,
+                serde_json::to_value(&stored).unwrap_or_default(),
+            )
+            .await?;
+        self.defined
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                config.name,
+                Defined {
+                    journey: Arc::new(journey),
+                    origin: "api",
+                },
+            );
+        Ok(())
+    }
+
+    /// Every journey's name.
+    pub fn names(&self) -> Vec<String> {
+        self.defined
+            .read()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A journey with its figures.
+    pub async fn stats(&self, name: &str) -> Result<Option<JourneyStats>, StoreError> {
+        let Some((journey, origin)) = self
+            .defined
+            .read()
+            .ok()
+            .and_then(|d| d.get(name).map(|d| (d.journey.clone(), d.origin)))
+        else {
+            return Ok(None);
+        };
+        let counts = self.store.run_counts(name).await?;
+        Ok(Some(stats(&journey, origin, &counts)))
+    }
+
+    /// A journey's runs, in key order after `after`.
+    pub async fn runs(
+        &self,
+        name: &str,
+        profile: Option<String>,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<JourneyRun>, StoreError> {
+        self.store
+            .runs(RunQuery {
+                journey: Some(name.to_string()),
+                profile_id: profile,
+                active_only: false,
+                after,
+                limit,
+            })
+            .await
+    }
+}
+
+impl unavoce_intake::Observer for Journeys {
+    fn stored(&self, _events: Vec<(i64, Event)>) {
+        self.nudge();
+    }
+}
+
+impl Runs {
+    fn remember(&mut self, run: JourneyRun) {
+        if let Ok(profile) = run.profile_id.parse::<ProfileId>() {
+            let keys = self.by_profile.entry(profile).or_default();
+            if !keys.contains(&run.key) {
+                keys.push(run.key.clone());
+            }
+        }
+        if run.status == "active"
+            && let Some(at) = run.wake_at
+        {
+            self.timers.insert((at, run.key.clone()));
+        }
+        self.runs.insert(run.key.clone(), run);
+    }
+
+    fn forget(&mut self, key: &str) {
+        if let Some(run) = self.runs.remove(key)
+            && let Ok(profile) = run.profile_id.parse::<ProfileId>()
+            && let Some(keys) = self.by_profile.get_mut(&profile)
+        {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.by_profile.remove(&profile);
+            }
+        }
+    }
+
+    /// The keys of a person's runs, including those begun under profiles merged into
+    /// theirs since.
+    fn keys_of(&self, identity: &IdentityProjection, profile: ProfileId) -> Vec<String> {
+        let mut profiles = vec![profile];
+        identity.read(|g| {
+            if let Some(node) = g.profile(profile) {
+                profiles.extend(node.merges.iter().map(|m| m.from));
+            }
+        });
+        profiles
+            .iter()
+            .filter_map(|p| self.by_profile.get(p))
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
+fn stats(journey: &Journey, origin: &'static str, counts: &[RunCount]) -> JourneyStats {
+    let mut out = JourneyStats {
+        definition: journey.config.clone(),
+        origin,
+        entered: 0,
+        active: 0,
+        exited: 0,
+        completed: 0,
+        in_step: journey.step_names.iter().map(|n| (n.clone(), 0)).collect(),
+        treatment: GroupStats::default(),
+        control: GroupStats::default(),
+    };
+    for c in counts {
+        out.entered += c.runs;
+        match c.status.as_str() {
+            "active" => {
+                out.active += c.runs;
+                if let Some(name) = journey.step_names.get(c.step) {
+                    *out.in_step.entry(name.clone()).or_default() += c.runs;
+                }
+            }
+            "exited" => out.exited += c.runs,
+            _ => out.completed += c.runs,
+        }
+        let group = if c.control {
+            &mut out.control
+        } else {
+            &mut out.treatment
+        };
+        group.entered += c.runs;
+        if c.converted {
+            group.converted += c.runs;
+        }
+    }
+    for group in [&mut out.treatment, &mut out.control] {
+        group.conversion_rate =
+            (group.entered > 0).then(|| group.converted as f64 / group.entered as f64);
+    }
+    out
+}

@@ -1,0 +1,87 @@
+//! `/api/journeys`: journeys, their figures and each person's run.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use unavoce_core::journey::JourneyConfig;
+use unavoce_engine::JourneyDefinitionError;
+
+use super::limit_param;
+use crate::AppState;
+use crate::error::ApiError;
+
+/// `GET /api/journeys`: every journey with its figures.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut journeys = Vec::new();
+    for name in state.journeys.names() {
+        if let Some(stats) = state.journeys.stats(&name).await? {
+            journeys.push(stats);
+        }
+    }
+    Ok(Json(json!({"journeys": journeys})))
+}
+
+/// `POST /api/journeys`: defines a journey, checked at once; it runs from the next
+/// event on.
+pub async fn create(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let config: JourneyConfig = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_body", format!("the journey is not valid: {e}"))
+    })?;
+    let name = config.name.clone();
+    state.journeys.define(config).await.map_err(|e| match e {
+        JourneyDefinitionError::Invalid(e) => {
+            ApiError::bad_request("invalid_journey", e.to_string())
+        }
+        JourneyDefinitionError::Exists(_) => {
+            ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
+        }
+        JourneyDefinitionError::Store(e) => ApiError::from(e),
+    })?;
+    let stats = state.journeys.stats(&name).await?;
+    Ok((StatusCode::CREATED, Json(json!(stats))))
+}
+
+/// `GET /api/journeys/{name}`: entered, in each step, exited, completed, converted —
+/// treatment and control apart.
+pub async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let stats = state
+        .journeys
+        .stats(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("there is no journey {name:?}")))?;
+    Ok(Json(json!(stats)))
+}
+
+/// `GET /api/journeys/{name}/runs?profile_id=&limit=&cursor=`: where each person is.
+pub async fn runs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    if !state.journeys.names().contains(&name) {
+        return Err(ApiError::not_found(format!("there is no journey {name:?}")));
+    }
+    let limit = limit_param(&params, 100, 10_000)?;
+    let runs = state
+        .journeys
+        .runs(
+            &name,
+            params.get("profile_id").cloned(),
+            params.get("cursor").cloned(),
+            limit,
+        )
+        .await?;
+    let next_cursor = (runs.len() == limit)
+        .then(|| runs.last().map(|r| r.key.clone()))
+        .flatten();
+    Ok(Json(json!({"runs": runs, "next_cursor": next_cursor})))
+}

@@ -1,0 +1,319 @@
+//! Journeys through the public API: the seeds' mortgage story, durable waits across a
+//! restart, waits for an event, branches, profile updates, notifications and the
+//! control group.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::*;
+use serde_json::{Value, json};
+
+async fn define(server: &TestServer, journey: Value) {
+    let answer = server.admin_json("POST", "/api/journeys", journey).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+}
+
+async fn decisions_of(server: &TestServer, profile: &str) -> Vec<Value> {
+    server
+        .get(&format!("/api/decisions?profile_id={profile}"))
+        .await["decisions"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Asks until `check` holds (the runner works a moment after the events).
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(found) = check().await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} never happened");
+}
+
+fn customer(user: &str) -> Vec<Value> {
+    vec![
+        json!({"type": "identify", "userId": user, "traits": {"email": format!("{user}@example.com")}}),
+        json!({"type": "track", "userId": user, "event": "Consent Given",
+            "properties": {"purpose": "promotional"}}),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_loan_offer_waits_while_the_mortgage_case_is_open_and_proceeds_once_it_closes() {
+    let s = server().await;
+    let mut batch = customer("mario");
+    batch.extend(customer("lucia"));
+    // Mario asks his branch to renegotiate his mortgage: a case is opened.
+    batch.push(
+        json!({"type": "track", "userId": "mario", "event": "Case Opened",
+        "properties": {"case_id": "M-77", "subject": "renegotiate mortgage"},
+        "context": {"touchpoint": "branch-milan", "channel": "store"}}),
+    );
+    s.send_batch(batch).await;
+    define(
+        &s,
+        json!({"name": "loan-offer", "trigger": {"event": "Mortgage Simulated"},
+            "goal": {"event": "Loan Requested", "within": "30d"},
+            "steps": [{"type": "send", "message": "loan-offer", "purpose": "promotional",
+                "channel": "email"}]}),
+    )
+    .await;
+    s.send_batch(
+        ["mario", "lucia"]
+            .iter()
+            .map(|u| json!({"type": "track", "userId": u, "event": "Mortgage Simulated"}))
+            .collect(),
+    )
+    .await;
+    let (mario, lucia) = (s.profile_of("mario").await, s.profile_of("lucia").await);
+
+    let lucias = eventually("Lucia's offer", async || {
+        let d = decisions_of(&s, &lucia).await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    assert_eq!(lucias[0]["journey"], "loan-offer");
+    assert!(["send", "hold"].contains(&lucias[0]["outcome"].as_str().unwrap()));
+    let marios = eventually("Mario's decision", async || {
+        let d = decisions_of(&s, &mario).await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    assert_eq!(marios.len(), 1);
+    assert_eq!(marios[0]["outcome"], "suppress");
+    assert_eq!(marios[0]["reasons"][0]["code"], "suppressed");
+    assert!(
+        marios[0]["reasons"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("open case")
+    );
+    // His other news does not repeat the suppression in the log.
+    s.send_batch(vec![
+        json!({"type": "page", "userId": "mario", "name": "Home"}),
+    ])
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(decisions_of(&s, &mario).await.len(), 1);
+
+    // The case is resolved: the offer proceeds.
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "mario", "event": "Case Resolved",
+            "properties": {"case_id": "M-77"}}),
+    ])
+    .await;
+    let marios = eventually("Mario's offer after the case closed", async || {
+        let d = decisions_of(&s, &mario).await;
+        (d.len() == 2).then_some(d)
+    })
+    .await;
+    assert!(["send", "hold"].contains(&marios[1]["outcome"].as_str().unwrap()));
+
+    // Lucia asks for the loan: a conversion for the treatment group.
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "lucia", "event": "Loan Requested"}),
+    ])
+    .await;
+    let stats = eventually("the conversion", async || {
+        let stats = s.get("/api/journeys/loan-offer").await;
+        (stats["treatment"]["converted"] == 1).then_some(stats)
+    })
+    .await;
+    assert_eq!(stats["entered"], 2);
+    assert_eq!(stats["completed"], 2);
+    assert_eq!(stats["treatment"]["conversion_rate"], 0.5);
+    assert_eq!(stats["control"]["entered"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_customer_resumes_at_the_right_step_after_a_restart() {
+    let s = server().await;
+    s.send_batch(customer("giulia")).await;
+    define(
+        &s,
+        json!({"name": "trial-ending", "trigger": {"event": "Trial Started"},
+            "steps": [{"type": "wait", "name": "two-seconds", "duration": "2s"},
+                {"type": "send", "message": "trial-ending", "purpose": "service", "channel": "email"}]}),
+    )
+    .await;
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "giulia", "event": "Trial Started"}),
+    ])
+    .await;
+    let giulia = s.profile_of("giulia").await;
+    let run = eventually("the wait", async || {
+        let runs = s.get("/api/journeys/trial-ending/runs").await;
+        runs["runs"][0]["wake_at"]
+            .as_str()
+            .map(|_| runs["runs"][0].clone())
+    })
+    .await;
+    assert_eq!(run["profile_id"], giulia);
+    assert_eq!(run["step"], 0);
+    let stats = s.get("/api/journeys/trial-ending").await;
+    assert_eq!(stats["in_step"]["two-seconds"], 1);
+
+    // The server stops before the wait ends and starts again.
+    let s = s.restart().await;
+    assert!(decisions_of(&s, &giulia).await.is_empty());
+    let decided = eventually("the message after the wait", async || {
+        let d = decisions_of(&s, &giulia).await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    assert_eq!(decided.len(), 1);
+    assert_eq!(decided[0]["journey"], "trial-ending");
+    let stats = s.get("/api/journeys/trial-ending").await;
+    assert_eq!(
+        (stats["active"].clone(), stats["completed"].clone()),
+        (json!(0), json!(1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cart_reminder_waits_for_the_order_branches_updates_and_notifies() {
+    let s = server().await;
+    let mut batch = customer("anna");
+    batch.extend(customer("paolo"));
+    s.send_batch(batch).await;
+    define(
+        &s,
+        json!({"name": "cart-recovery", "trigger": {"event": "Cart Abandoned"},
+            "exit_when": "traits.do_not_disturb == true",
+            "steps": [
+                {"type": "wait", "until_event": "Order Completed", "timeout": "2s"},
+                {"type": "branch", "when": "computed.orders_90d > 0", "then": "exit"},
+                {"type": "send", "message": "cart-reminder", "purpose": "service", "channel": "email"},
+                {"type": "update_profile", "traits": {"cart_reminded": true}},
+                {"type": "notify", "department": "sales", "message": "cart left twice"}]}),
+    )
+    .await;
+    s.send_batch(
+        ["anna", "paolo"]
+            .iter()
+            .map(|u| json!({"type": "track", "userId": u, "event": "Cart Abandoned"}))
+            .collect(),
+    )
+    .await;
+    // Anna orders within the wait: she leaves at the branch, untouched.
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "anna", "event": "Order Completed",
+            "properties": {"revenue": 40}}),
+    ])
+    .await;
+    let paolo = s.profile_of("paolo").await;
+    let anna = s.profile_of("anna").await;
+    let card = eventually("Paolo's reminder and profile update", async || {
+        let card = s.get(&format!("/api/profiles/{paolo}/context")).await;
+        (card["traits"]["cart_reminded"] == true).then_some(card)
+    })
+    .await;
+    assert_eq!(card["traits"]["cart_reminded"], true);
+    let decided = decisions_of(&s, &paolo).await;
+    assert_eq!(decided.len(), 1);
+    assert_eq!(decided[0]["message"], "cart-reminder");
+    let timeline = s.get(&format!("/api/profiles/{paolo}/timeline")).await;
+    let notified = timeline["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Department Notified")
+        .expect("the notification is on the timeline");
+    assert_eq!(notified["properties"]["department"], "sales");
+    assert!(decisions_of(&s, &anna).await.is_empty());
+    let stats = s.get("/api/journeys/cart-recovery").await;
+    assert_eq!(
+        (stats["exited"].clone(), stats["completed"].clone()),
+        (json!(1), json!(1))
+    );
+    let runs = s
+        .get(&format!(
+            "/api/journeys/cart-recovery/runs?profile_id={anna}"
+        ))
+        .await;
+    assert_eq!(runs["runs"][0]["exit_reason"], "branch step-2");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_control_group_goes_through_the_journey_uncontacted() {
+    let s = server().await;
+    define(
+        &s,
+        json!({"name": "welcome", "trigger": {"event": "Signed Up"}, "control_percent": 30,
+            "goal": {"event": "Order Completed", "within": "7d"},
+            "steps": [{"type": "send", "message": "welcome", "purpose": "service", "channel": "email"}]}),
+    )
+    .await;
+    let mut batch = Vec::new();
+    for i in 0..200 {
+        let user = format!("user-{i}");
+        batch.push(json!({"type": "identify", "userId": user,
+            "traits": {"email": format!("{user}@example.com")}}));
+        batch.push(json!({"type": "track", "userId": user, "event": "Signed Up"}));
+        if i % 4 == 0 {
+            batch.push(json!({"type": "track", "userId": user, "event": "Order Completed"}));
+        }
+    }
+    s.send_batch(batch).await;
+    let stats = eventually("everyone's run", async || {
+        let stats = s.get("/api/journeys/welcome").await;
+        (stats["entered"] == 200).then_some(stats)
+    })
+    .await;
+    let control = stats["control"]["entered"].as_u64().unwrap();
+    assert!(
+        (35..=85).contains(&control),
+        "{control} of 200 held out for 30 %"
+    );
+    assert_eq!(
+        stats["treatment"]["entered"].as_u64().unwrap() + control,
+        200
+    );
+    // Every treatment person got a decision; nobody in the control group did.
+    let all = s.get("/api/decisions?limit=1000").await;
+    let decided = all["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["journey"] == "welcome")
+        .count() as u64;
+    assert_eq!(decided, 200 - control);
+    // Conversions are counted in both groups alike.
+    let converted = stats["treatment"]["converted"].as_u64().unwrap()
+        + stats["control"]["converted"].as_u64().unwrap();
+    assert_eq!(converted, 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_journey_is_refused_at_definition_with_the_reason() {
+    let s = server().await;
+    let answer = s
+        .admin_json(
+            "POST",
+            "/api/journeys",
+            json!({"name": "j", "trigger": {"event": "E"},
+                "steps": [{"type": "branch", "when": "open_case > 0", "then": "exit"}]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.json["error"]["code"], "invalid_journey");
+    let message = answer.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"open_case\""), "{message}");
+    let answer = s
+        .admin_json(
+            "POST",
+            "/api/journeys",
+            json!({"name": "j", "trigger": {"event": "E"}, "steps": [{"type": "jump"}]}),
+        )
+        .await;
+    assert_eq!(answer.json["error"]["code"], "invalid_body");
+    let answer = s
+        .admin("GET", "/api/journeys/none", axum::body::Body::empty())
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}

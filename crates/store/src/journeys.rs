@@ -1,0 +1,71 @@
+//! Journey runs: where each person is in each journey, kept durable so that after a
+//! restart every waiting person resumes at the right step at the right time.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::decisions::NewDecision;
+use crate::log::StoreError;
+
+/// One person's run through a journey.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JourneyRun {
+    /// `journey:profile:log position of the trigger`: stable and unique, so a trigger
+    /// seen twice starts one run.
+    pub key: String,
+    pub journey: String,
+    pub profile_id: String,
+    pub entered_at: Timestamp,
+    /// In the control group: same steps, never contacted.
+    pub control: bool,
+    /// `active`, `exited` or `completed`.
+    pub status: String,
+    pub step: usize,
+    pub wake_at: Option<Timestamp>,
+    pub waiting_for: Option<String>,
+    /// At a send step the gate suppressed: decided again at the person's next event.
+    pub blocked: bool,
+    pub exit_reason: Option<String>,
+    pub converted_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// Which runs to read.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    pub journey: Option<String>,
+    pub profile_id: Option<String>,
+    pub active_only: bool,
+    /// Runs with a key after this one.
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// How many runs of a journey are in one state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunCount {
+    pub status: String,
+    pub step: usize,
+    pub control: bool,
+    pub converted: bool,
+    pub runs: u64,
+}
+
+/// The durable journey runs.
+#[async_trait]
+pub trait JourneyStore: Send + Sync + 'static {
+    /// Saves runs (new, or replacing the run with the same key) and the decisions taken
+    /// for them (with their outbox entries), in one transaction.
+    async fn save_runs(
+        &self,
+        runs: Vec<JourneyRun>,
+        decisions: Vec<NewDecision>,
+    ) -> Result<(), StoreError>;
+
+    /// Reads runs in key order.
+    async fn runs(&self, query: RunQuery) -> Result<Vec<JourneyRun>, StoreError>;
+
+    /// Counts a journey's runs by status, step, group and conversion.
+    async fn run_counts(&self, journey: &str) -> Result<Vec<RunCount>, StoreError>;
+}

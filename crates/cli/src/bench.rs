@@ -174,7 +174,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         let e2e_dir = tempfile::tempdir()?;
         let before = current_rss_kib();
         let load = Arc::new(WriterLoad::default());
-        let (address, log, identity) =
+        let (address, log, identity, tasks) =
             start_server(e2e_dir.path(), durability, load.clone()).await?;
         let started = Instant::now();
         let cpu_before = cpu_seconds();
@@ -191,6 +191,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         e2e_cores.push((cpu_seconds() - cpu_before) / wall);
         server_growth = server_growth.max(current_rss_kib().saturating_sub(before));
         let stored = log.stats().await?.events;
+        for task in tasks {
+            task.abort();
+        }
         log.close().await;
         if accepted != args.events as u64 || stored != args.events as u64 {
             bail!(
@@ -733,11 +736,19 @@ struct WriterLoad {
     busy_micros: std::sync::atomic::AtomicU64,
 }
 
+/// A benchmark server: its address, log, identity projection, and the tasks to stop.
+type ServerParts = (
+    SocketAddr,
+    Arc<dyn EventLog>,
+    Arc<IdentityProjection>,
+    Vec<tokio::task::JoinHandle<()>>,
+);
+
 async fn start_server(
     dir: &std::path::Path,
     durability: Durability,
     load: Arc<WriterLoad>,
-) -> anyhow::Result<(SocketAddr, Arc<dyn EventLog>, Arc<IdentityProjection>)> {
+) -> anyhow::Result<ServerParts> {
     use std::sync::atomic::Ordering::Relaxed;
     let metrics = Metrics::new();
     let observer = metrics.clone();
@@ -777,8 +788,7 @@ async fn start_server(
     .await?;
     let intake = intake.with_observer(journeys.clone());
     let segments = unavoce_engine::Segments::open(identity.clone(), intake.clone(), &[]).await?;
-    segments.maintain();
-    journeys.run();
+    let tasks = vec![segments.maintain(), journeys.run()];
     let state = AppState {
         identity: identity.clone(),
         intake,
@@ -806,10 +816,12 @@ async fn start_server(
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         let _ = axum::serve(listener, unavoce_server::router(state)).await;
     });
-    Ok((address, log, identity))
+    let mut tasks = tasks;
+    tasks.push(server);
+    Ok((address, log, identity, tasks))
 }
 
 async fn send_all(address: SocketAddr, bodies: Vec<Bytes>, clients: usize) -> anyhow::Result<u64> {

@@ -43,11 +43,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let touchpoints = touchpoints();
     let config = Config {
         touchpoints: touchpoints.clone(),
+        segments: segments(),
+        journeys: journeys()?,
         ..Config::default()
     };
     std::fs::write(
         args.data.join("unavoce.toml"),
-        toml::to_string(&TouchpointFile {
+        toml::to_string(&DemoConfig {
+            segments: &config.segments,
+            journeys: &config.journeys,
             touchpoints: &touchpoints,
         })?,
     )?;
@@ -114,6 +118,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         )
         .await?;
     let reports = unavoce_engine::Reports::new(identity, registry);
+    let mut sizes = Vec::new();
+    for segment in &config.segments {
+        let audience = unavoce_core::audience::Audience::parse(&segment.expression)?;
+        let members = reports.audience(&audience, Timestamp::now()).await?;
+        sizes.push(format!("{} {}", segment.name, members.members.len()));
+    }
     let census = reports.census(Default::default(), None).await?;
     let kpis = reports.kpis(Default::default(), None).await?;
     unavoce_store::EventLog::close(&*log).await;
@@ -140,6 +150,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         count(&promotion.reasons, "no_consent"),
         count(&promotion.reasons, "suppressed"),
     );
+    println!(
+        "Segments kept current as events arrive: {}. Journeys: {} (they start on events from now on).",
+        sizes.join(", "),
+        config
+            .journeys
+            .iter()
+            .map(|j| j.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if args.no_serve {
         return Ok(());
     }
@@ -155,9 +175,55 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .await
 }
 
+/// The demo's config file: what it shows a newcomer, ready to edit.
 #[derive(serde::Serialize)]
-struct TouchpointFile<'a> {
+struct DemoConfig<'a> {
+    segments: &'a [unavoce_engine::SegmentDefinition],
+    journeys: &'a [unavoce_core::journey::JourneyConfig],
     touchpoints: &'a [Touchpoint],
+}
+
+/// Segments a telecom's teams would keep: customers with a problem, those who want
+/// offers, loyal ones.
+fn segments() -> Vec<unavoce_engine::SegmentDefinition> {
+    [
+        (
+            "open-problem",
+            "open_cases > 0",
+            "Customers with an open case: service first",
+        ),
+        (
+            "promotable",
+            "consents.promotional && open_cases == 0",
+            "May receive offers now",
+        ),
+        ("loyal", "stage == 'loyal'", "Three purchases or more"),
+    ]
+    .into_iter()
+    .map(
+        |(name, expression, description)| unavoce_engine::SegmentDefinition {
+            name: name.into(),
+            expression: expression.into(),
+            description: Some(description.into()),
+        },
+    )
+    .collect()
+}
+
+/// A journey after every resolved case: a day later, ask how it went; the goal is a
+/// survey answer, and one customer in ten is held out to measure what asking adds.
+fn journeys() -> anyhow::Result<Vec<unavoce_core::journey::JourneyConfig>> {
+    Ok(vec![serde_json::from_value(json!({
+        "name": "case-follow-up",
+        "trigger": {"event": "Case Resolved"},
+        "exit_when": "open_cases > 0",
+        "goal": {"event": "Survey Answered", "within": "7d"},
+        "control_percent": 10,
+        "steps": [
+            {"type": "wait", "duration": "1d"},
+            {"type": "send", "message": "how-did-we-do", "purpose": "service"},
+        ],
+    }))?])
 }
 
 /// Makes `dir` an empty demo folder; refuses to wipe a folder the demo did not create.
@@ -225,6 +291,8 @@ Try it:
   curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/journeys/paths?steps=3"
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/journeys/funnel
   unavoce census --data ./unavoce-demo-data        (also: kpis, journeys paths|funnel|attribution)
+  curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/segments
+  curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/journeys/case-follow-up
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/broadcasts -H 'Content-Type: application/json' \
        -d '{{"message":"tv-sport-launch","audience":"stage != \"lapsed\"","purpose":"promotional","dry_run":true}}'
 

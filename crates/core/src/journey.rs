@@ -258,9 +258,9 @@ impl Journey {
                     .into(),
             ));
         }
-        if ["paths", "funnel", "attribution"].contains(&name.as_str()) {
+        if ["paths", "funnel", "attribution", "dry-run"].contains(&name.as_str()) {
             return Err(invalid(format!(
-                "{name:?} is a report's name; choose another"
+                "{name:?} names an endpoint; choose another"
             )));
         }
         let expression = |at: &str, text: &str| {

@@ -95,7 +95,7 @@ impl Engagement {
     ) -> Result<BroadcastReport, StoreError> {
         self.identity.catch_up().await?;
         let id = format!("b-{}", now.as_microsecond());
-        let history = self.history(now).await?;
+        let history = send_history(&*self.decisions, Vec::new(), now).await?;
         // Everyone's hours of the week, the prior of each person's own.
         let population: Vec<u32> = if broadcast.optimise_send_time {
             self.identity.read_with_interactions(|_, table| {
@@ -174,6 +174,7 @@ impl Engagement {
             id,
             identifier_types,
             facts,
+            ..
         } = person;
         if !broadcast.audience.matches(&facts).unwrap_or(false) {
             return None;
@@ -236,39 +237,46 @@ impl Engagement {
             decision,
         })
     }
+}
 
-    /// What was sent or held for each person recently, for the frequency caps.
-    async fn history(&self, now: Timestamp) -> Result<HashMap<String, Vec<PastSend>>, StoreError> {
-        let mut history: HashMap<String, Vec<PastSend>> = HashMap::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .decisions
-                .decisions(DecisionQuery {
-                    sends_since: Some(now - SignedDuration::from_hours(24 * HISTORY_DAYS)),
-                    after_id: after,
-                    limit: 10_000,
-                    ..Default::default()
-                })
-                .await?;
-            let Some(last) = page.last() else {
-                return Ok(history);
-            };
-            after = Some(last.id);
-            for d in page.into_iter().map(|d| d.decision) {
-                history.entry(d.profile_id).or_default().push(PastSend {
-                    at: d.send_at.unwrap_or(d.decided_at),
-                    channel: d.channel,
-                    purpose: d.purpose,
-                    journey: d.journey,
-                    in_flight: false,
-                });
-            }
+/// What was sent or held recently for each of `profiles` (everyone when empty), by
+/// profile: what the frequency caps count, and whether a journey's message is still
+/// waiting to go out (in flight).
+pub(crate) async fn send_history(
+    decisions: &dyn DecisionLog,
+    profiles: Vec<String>,
+    now: Timestamp,
+) -> Result<HashMap<String, Vec<PastSend>>, StoreError> {
+    let mut history: HashMap<String, Vec<PastSend>> = HashMap::new();
+    let mut after = None;
+    loop {
+        let page = decisions
+            .decisions(DecisionQuery {
+                profile_ids: profiles.clone(),
+                sends_since: Some(now - SignedDuration::from_hours(24 * HISTORY_DAYS)),
+                after_id: after,
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(history);
+        };
+        after = Some(last.id);
+        for d in page.into_iter().map(|d| d.decision) {
+            history.entry(d.profile_id).or_default().push(PastSend {
+                at: d.send_at.unwrap_or(d.decided_at),
+                in_flight: d.send_at.is_some_and(|at| at > now),
+                channel: d.channel,
+                purpose: d.purpose,
+                journey: d.journey,
+            });
         }
     }
 }
 
-fn outcome_name(outcome: Outcome) -> &'static str {
+/// A decision's outcome as the decision log spells it.
+pub(crate) fn outcome_name(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Send => "send",
         Outcome::Hold => "hold",

@@ -15,21 +15,26 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use unavoce_core::identity::{ProfileId, extract};
-use unavoce_core::journey::{Action, Halt, Journey, JourneyConfig, JourneyError, Progress, Wake};
-use unavoce_core::policy::{Outcome, OutgoingMessage, PastSend, Policies, decide, rank_channels};
+use unavoce_core::journey::{
+    Action, Halt, Journey, JourneyConfig, JourneyError, Progress, Trigger, Wake,
+};
+use unavoce_core::policy::{
+    Decision, Outcome, OutgoingMessage, PastSend, Policies, Reason, decide, rank_channels,
+};
 use unavoce_core::profile::{ProfileFacts, ProfileState, segment_change};
 use unavoce_core::{Event, EventType};
 use unavoce_intake::{Intake, Item, ItemBody, Submission};
 use unavoce_store::{
-    DecisionLog, DecisionQuery, EventQuery, JourneyRun, JourneyStore, NewDecision, RunCount,
-    RunQuery, StoreError,
+    DecisionLog, EventQuery, JourneyRun, JourneyStore, NewDecision, RunCount, RunQuery, StoreError,
 };
 
 use crate::IdentityProjection;
+use crate::engagement::{outcome_name, send_history};
+use crate::people::{People, Person};
 
 /// Where the journeys defined through the API are kept.
 const JOURNEYS_SETTING: &str = "engagement.journeys";
@@ -39,8 +44,6 @@ const CURSOR_SETTING: &str = "engagement.journeys.cursor";
 pub const JOURNEY_SOURCE: &str = "journeys";
 /// Events read per step.
 const PAGE: usize = 1_000;
-/// How far back a send history reaches for the caps.
-const HISTORY_DAYS: i64 = 62;
 
 /// Why a journey cannot be defined.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,49 @@ pub struct JourneyStats {
     pub control: GroupStats,
 }
 
+/// What a journey would do for the people it could start for now.
+#[derive(Debug, Clone, Serialize)]
+pub struct JourneyDryRun {
+    pub journey: String,
+    /// Profiles looked at.
+    pub evaluated: u64,
+    /// People it would start for: a segment trigger's members; for an event trigger,
+    /// everyone its condition holds for, as if they did the event now.
+    pub entered: u64,
+    /// Of whom held out.
+    pub control: u64,
+    /// Messages by outcome (`send`, `hold`, `suppress`).
+    pub outcomes: BTreeMap<String, u64>,
+    /// Held or suppressed messages by reason code.
+    pub reasons: BTreeMap<String, u64>,
+    /// How the runs would end, by ending.
+    pub ends: BTreeMap<String, u64>,
+    /// The first people's runs.
+    pub people: Vec<SimulatedRun>,
+}
+
+/// One person's simulated run: waits are taken as elapsed and awaited events as not
+/// coming (their timeouts), against the person's facts of now.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimulatedRun {
+    pub profile_id: String,
+    pub control: bool,
+    pub messages: Vec<SimulatedMessage>,
+    /// `completed`, `exited: <why>`, or `suppressed at <step>` (a real run would wait
+    /// there for the person's next event).
+    pub end: String,
+}
+
+/// A message of a simulated run, with the gate's decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimulatedMessage {
+    pub step: String,
+    pub message: String,
+    pub channel: String,
+    #[serde(flatten)]
+    pub decision: Decision,
+}
+
 /// One group's bookkeeping.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GroupStats {
@@ -94,6 +140,8 @@ struct Runs {
     entered: HashSet<(String, String)>,
     timers: BTreeSet<(Timestamp, String)>,
     cursor: i64,
+    /// When the cursor was last stored.
+    cursor_saved: Option<std::time::Instant>,
 }
 
 /// What a pass changed, to save in one transaction.
@@ -253,6 +301,12 @@ impl Journeys {
             if state.cursor >= applied {
                 break;
             }
+            if self.defined.read().map(|d| d.is_empty()).unwrap_or(true) {
+                // No journey: nothing to read the events for.
+                state.cursor = applied;
+                self.save_cursor(&mut state, false).await?;
+                break;
+            }
             let page = self
                 .identity
                 .log()
@@ -272,12 +326,11 @@ impl Journeys {
                 self.on_event(&mut state, &mut changes, stored.seq, &stored.event, now)
                     .await?;
             }
+            let changed = !changes.runs.is_empty();
             self.save(&mut state, changes).await?;
             state.cursor = last;
-            self.identity
-                .log()
-                .put_setting(CURSOR_SETTING, json!(last))
-                .await?;
+            // Stored at once when runs changed, so a restart never redoes a step.
+            self.save_cursor(&mut state, changed).await?;
         }
         let due: Vec<String> = state
             .timers
@@ -292,6 +345,21 @@ impl Journeys {
                     .await?;
             }
             self.save(&mut state, changes).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the cursor: at once when `now`, else at most every few seconds.
+    async fn save_cursor(&self, state: &mut Runs, now: bool) -> Result<(), StoreError> {
+        let due = state
+            .cursor_saved
+            .is_none_or(|at| at.elapsed() > Duration::from_secs(5));
+        if now || due {
+            self.identity
+                .log()
+                .put_setting(CURSOR_SETTING, json!(state.cursor))
+                .await?;
+            state.cursor_saved = Some(std::time::Instant::now());
         }
         Ok(())
     }
@@ -518,40 +586,14 @@ impl Journeys {
         now: Timestamp,
     ) -> Result<NewDecision, StoreError> {
         let history = self.history(profile, now).await?;
-        let channel = if channel == "auto" {
-            let reachable: Vec<&str> = reachable.iter().map(String::as_str).collect();
-            rank_channels(&self.policies, purpose, facts, &reachable)
-                .into_iter()
-                .next()
-        } else {
-            Some(channel.clone())
-        };
-        let (channel, decision) = match channel {
-            Some(channel) => {
-                let outgoing = OutgoingMessage {
-                    message: message.clone(),
-                    purpose: purpose.clone(),
-                    channel: channel.clone(),
-                    journey: Some(journey.name().to_string()),
-                    not_before: None,
-                };
-                let decision = decide(&self.policies, &outgoing, facts, &history, now);
-                (channel, decision)
-            }
-            None => (
-                "none".to_string(),
-                unavoce_core::policy::Decision {
-                    outcome: Outcome::Suppress,
-                    send_at: None,
-                    reasons: vec![unavoce_core::policy::Reason {
-                        code: "no_channel",
-                        detail: format!(
-                            "no channel the customer consented to {purpose} messages on and can be reached on"
-                        ),
-                    }],
-                },
-            ),
-        };
+        let (channel, decision) = self.gate(
+            journey.name(),
+            facts,
+            reachable,
+            &history,
+            (message, purpose, channel),
+            now,
+        );
         Ok(NewDecision {
             profile_id: run.profile_id.clone(),
             message: message.clone(),
@@ -560,18 +602,14 @@ impl Journeys {
             journey: Some(journey.name().to_string()),
             broadcast: None,
             decided_at: now,
-            outcome: match decision.outcome {
-                Outcome::Send => "send",
-                Outcome::Hold => "hold",
-                Outcome::Suppress => "suppress",
-            }
-            .to_string(),
+            outcome: outcome_name(decision.outcome).to_string(),
             send_at: decision.send_at,
             reasons: json!(decision.reasons),
         })
     }
 
-    /// The person's recent sends, for the caps and "one in flight per journey".
+    /// The person's recent sends (theirs and those of profiles merged into theirs),
+    /// for the caps and "one in flight per journey".
     async fn history(
         &self,
         profile: ProfileId,
@@ -583,26 +621,55 @@ impl Journeys {
                 ids.extend(node.merges.iter().map(|m| m.from.to_string()));
             }
         });
-        let found = self
-            .decisions
-            .decisions(DecisionQuery {
-                profile_ids: ids,
-                sends_since: Some(now - SignedDuration::from_hours(24 * HISTORY_DAYS)),
-                limit: 10_000,
-                ..Default::default()
-            })
-            .await?;
-        Ok(found
-            .into_iter()
-            .map(|d| d.decision)
-            .map(|d| PastSend {
-                at: d.send_at.unwrap_or(d.decided_at),
-                in_flight: d.send_at.is_some_and(|at| at > now),
-                channel: d.channel,
-                purpose: d.purpose,
-                journey: d.journey,
-            })
-            .collect())
+        let found = send_history(&*self.decisions, ids, now).await?;
+        Ok(found.into_values().flatten().collect())
+    }
+
+    /// The channel (`auto`: the best the person consented to and can be reached on)
+    /// and the gate's decision for a journey's message.
+    fn gate(
+        &self,
+        journey: &str,
+        facts: &ProfileFacts,
+        reachable: &[String],
+        history: &[PastSend],
+        (message, purpose, channel): (&String, &String, &String),
+        now: Timestamp,
+    ) -> (String, Decision) {
+        let channel = if channel == "auto" {
+            let reachable: Vec<&str> = reachable.iter().map(String::as_str).collect();
+            rank_channels(&self.policies, purpose, facts, &reachable)
+                .into_iter()
+                .next()
+        } else {
+            Some(channel.clone())
+        };
+        match channel {
+            Some(channel) => {
+                let outgoing = OutgoingMessage {
+                    message: message.clone(),
+                    purpose: purpose.clone(),
+                    channel: channel.clone(),
+                    journey: Some(journey.to_string()),
+                    not_before: None,
+                };
+                let decision = decide(&self.policies, &outgoing, facts, history, now);
+                (channel, decision)
+            }
+            None => (
+                "none".to_string(),
+                Decision {
+                    outcome: Outcome::Suppress,
+                    send_at: None,
+                    reasons: vec![Reason {
+                        code: "no_channel",
+                        detail: format!(
+                            "no channel the customer consented to {purpose} messages on and can be reached on"
+                        ),
+                    }],
+                },
+            ),
+        }
     }
 
     /// A profile update or notification as a message of the person.
@@ -763,6 +830,150 @@ impl Journeys {
                 },
             );
         Ok(())
+    }
+
+    /// A journey by name.
+    pub fn get(&self, name: &str) -> Option<Arc<Journey>> {
+        self.journey(name)
+    }
+
+    /// Simulates `journey` (defined or only proposed) for everyone it could start for
+    /// now: who would get what, on which channel, when; who would be suppressed and why.
+    /// Records nothing.
+    pub async fn dry_run(
+        &self,
+        journey: &Journey,
+        list_limit: usize,
+        now: Timestamp,
+    ) -> Result<JourneyDryRun, StoreError> {
+        let history = send_history(&*self.decisions, Vec::new(), now).await?;
+        let mut people = People::snapshot(&self.identity).await?;
+        let mut report = JourneyDryRun {
+            journey: journey.name().to_string(),
+            evaluated: 0,
+            entered: 0,
+            control: 0,
+            outcomes: BTreeMap::new(),
+            reasons: BTreeMap::new(),
+            ends: BTreeMap::new(),
+            people: Vec::new(),
+        };
+        let simulate = |person: Person| -> Option<SimulatedRun> {
+            let enters = match &journey.trigger {
+                Trigger::Segment(segment) => person.segments.contains(segment),
+                Trigger::Event(_) => journey
+                    .trigger_when
+                    .as_ref()
+                    .is_none_or(|w| w.matches(&person.facts).unwrap_or(false)),
+            };
+            if !enters {
+                return None;
+            }
+            let id = person.id.to_string();
+            let past = history.get(&id).map_or(&[][..], Vec::as_slice);
+            Some(self.simulate(journey, &id, &person, past, now))
+        };
+        while let Some(page) = people.map_page(now, &simulate) {
+            report.evaluated += page.len() as u64;
+            for run in page.into_iter().flatten() {
+                report.entered += 1;
+                report.control += u64::from(run.control);
+                for m in &run.messages {
+                    *report
+                        .outcomes
+                        .entry(outcome_name(m.decision.outcome).to_string())
+                        .or_default() += 1;
+                    for reason in &m.decision.reasons {
+                        *report.reasons.entry(reason.code.to_string()).or_default() += 1;
+                    }
+                }
+                let end = run.end.split(':').next().unwrap_or_default().to_string();
+                *report.ends.entry(end).or_default() += 1;
+                if report.people.len() < list_limit {
+                    report.people.push(run);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// One person's run, simulated from entry.
+    fn simulate(
+        &self,
+        journey: &Journey,
+        id: &str,
+        person: &Person,
+        past: &[PastSend],
+        now: Timestamp,
+    ) -> SimulatedRun {
+        let control = journey.holds_out(id);
+        let mut run = SimulatedRun {
+            profile_id: id.to_string(),
+            control,
+            messages: Vec::new(),
+            end: "completed".into(),
+        };
+        let mut history = past.to_vec();
+        let mut progress = Progress::start(control);
+        let (mut at, mut wake) = (now, Wake::Entered);
+        for _ in 0..=journey.steps.len() * 2 {
+            match journey.advance(
+                &mut progress,
+                wake,
+                &person.facts,
+                &self.policies,
+                at,
+                &mut Vec::new(),
+            ) {
+                Halt::Waiting => match progress.wake_at {
+                    Some(until) => (at, wake) = (until.max(at), Wake::Timer),
+                    None => break,
+                },
+                Halt::Send {
+                    message,
+                    purpose,
+                    channel,
+                } => {
+                    let (channel, decision) = self.gate(
+                        journey.name(),
+                        &person.facts,
+                        &person.identifier_types,
+                        &history,
+                        (&message, &purpose, &channel),
+                        at,
+                    );
+                    let step = journey.step_names[progress.step].clone();
+                    let suppressed = decision.outcome == Outcome::Suppress;
+                    if !suppressed {
+                        history.push(PastSend {
+                            at: decision.send_at.unwrap_or(at),
+                            channel: channel.clone(),
+                            purpose: purpose.clone(),
+                            journey: Some(journey.name().to_string()),
+                            in_flight: false,
+                        });
+                    }
+                    run.messages.push(SimulatedMessage {
+                        step: step.clone(),
+                        message,
+                        channel,
+                        decision,
+                    });
+                    if suppressed {
+                        run.end = format!("suppressed at {step}");
+                        return run;
+                    }
+                    progress.sent();
+                    wake = Wake::Timer;
+                }
+                Halt::Exited(reason) => {
+                    run.end = format!("exited: {reason}");
+                    return run;
+                }
+                Halt::Completed => return run,
+            }
+        }
+        run
     }
 
     /// Every journey's name.

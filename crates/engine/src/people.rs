@@ -18,6 +18,8 @@ pub(crate) struct Person {
     pub id: ProfileId,
     /// The types of identifier the person holds (`email`, `phone`, ...).
     pub identifier_types: Vec<String>,
+    /// The segments they are in, as recorded.
+    pub segments: Vec<String>,
     pub facts: ProfileFacts,
 }
 
@@ -62,6 +64,9 @@ impl People {
                 let node = graph.profile(*id).filter(|n| n.id == *id)?;
                 let state = people.get(id);
                 Some(f(Person {
+                    segments: state
+                        .map(|s| s.segments().map(str::to_string).collect())
+                        .unwrap_or_default(),
                     id: *id,
                     identifier_types: node
                         .identifiers

@@ -317,3 +317,89 @@ async fn a_bad_journey_is_refused_at_definition_with_the_reason() {
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_shows_who_would_get_what_and_who_would_be_suppressed_recording_nothing() {
+    let s = server().await;
+    let mut batch = customer("mario");
+    batch.extend(customer("lucia"));
+    batch.push(
+        json!({"type": "identify", "userId": "anna", "traits": {"email": "anna@example.com"}}),
+    );
+    batch.push(
+        json!({"type": "track", "userId": "mario", "event": "Case Opened",
+        "properties": {"case_id": "M-1"}}),
+    );
+    s.send_batch(batch).await;
+    let proposed = json!({"name": "loan-offer", "trigger": {"event": "Mortgage Simulated",
+            "when": "consents.promotional"},
+        "steps": [{"type": "wait", "duration": "1d"},
+            {"type": "send", "name": "offer", "message": "loan-offer", "purpose": "promotional",
+                "channel": "email"}]});
+    let answer = s
+        .admin_json("POST", "/api/journeys/dry-run?list_limit=10", proposed)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let report = answer.json;
+    assert_eq!(report["evaluated"], 3);
+    assert_eq!(
+        report["entered"], 2,
+        "Anna gave no consent: the condition leaves her out"
+    );
+    assert_eq!(report["ends"]["completed"], 1);
+    assert_eq!(report["ends"]["suppressed at offer"], 1);
+    assert_eq!(report["reasons"]["suppressed"], 1);
+    let mario = s.profile_of("mario").await;
+    let lucia = s.profile_of("lucia").await;
+    let run_of = |who: &str| {
+        report["people"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["profile_id"] == who)
+            .unwrap()
+            .clone()
+    };
+    let marios = run_of(&mario);
+    assert_eq!(marios["messages"][0]["outcome"], "suppress");
+    let lucias = run_of(&lucia);
+    assert_eq!(lucias["messages"][0]["channel"], "email");
+    let at: jiff::Timestamp = lucias["messages"][0]["send_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        at >= jiff::Timestamp::now() + jiff::SignedDuration::from_hours(23),
+        "after the day's wait: {at}"
+    );
+    // Nothing was recorded, and the journey does not exist.
+    let all = s.get("/api/decisions").await;
+    assert!(all["decisions"].as_array().unwrap().is_empty());
+    assert_eq!(s.get("/api/journeys").await["journeys"], json!([]));
+
+    // A defined journey that starts on entering a segment: its members are simulated.
+    let answer = s
+        .admin_json(
+            "POST",
+            "/api/segments",
+            json!({"name": "promotable", "expression": "consents.promotional"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    eventually("the segment's members", async || {
+        (s.get("/api/segments/promotable").await["size"] == 2).then_some(())
+    })
+    .await;
+    define(
+        &s,
+        json!({"name": "offers", "trigger": {"segment": "promotable"},
+            "steps": [{"type": "send", "message": "m", "purpose": "promotional", "channel": "email"}]}),
+    )
+    .await;
+    let answer = s
+        .admin_json("POST", "/api/journeys/offers/dry-run", json!({}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["entered"], 2);
+}

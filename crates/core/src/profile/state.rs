@@ -188,6 +188,14 @@ impl ProfileState {
             .is_some_and(|(entered, ..)| *entered)
     }
 
+    /// The segments the person is in, as recorded.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.segments
+            .iter()
+            .filter(|(_, (entered, ..))| *entered)
+            .map(|(name, _)| name.as_str())
+    }
+
     /// When the person was last seen on any touchpoint.
     pub fn last_seen(&self) -> Option<Timestamp> {
         self.last_seen

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use unavoce_core::journey::JourneyConfig;
+use unavoce_core::journey::{Journey, JourneyConfig};
 use unavoce_engine::JourneyDefinitionError;
 
 use super::limit_param;
@@ -59,6 +59,66 @@ pub async fn show(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("there is no journey {name:?}")))?;
     Ok(Json(json!(stats)))
+}
+
+/// `POST /api/journeys/dry-run?list_limit=` with a journey, not yet defined, and
+/// `POST /api/journeys/{name}/dry-run?list_limit=`: who the journey would start for
+/// now, what each would get, on which channel, when, who would be suppressed and why;
+/// totals by outcome, reason and ending, and the first `list_limit` (default 100)
+/// people's runs. Records nothing.
+pub async fn dry_run_proposed(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let config: JourneyConfig = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_body", format!("the journey is not valid: {e}"))
+    })?;
+    let journey = Journey::new(config)
+        .map_err(|e| ApiError::bad_request("invalid_journey", e.to_string()))?;
+    dry_run(&state, &journey, &params).await
+}
+
+/// `POST /api/journeys/{name}/dry-run`: see [`dry_run_proposed`].
+pub async fn dry_run_defined(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let journey = state
+        .journeys
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(format!("there is no journey {name:?}")))?;
+    dry_run(&state, &journey, &params).await
+}
+
+async fn dry_run(
+    state: &AppState,
+    journey: &Journey,
+    params: &HashMap<String, String>,
+) -> Result<Json<Value>, ApiError> {
+    let list_limit = match params.get("list_limit") {
+        Some(_) => limit_param_named(params, "list_limit")?,
+        None => 100,
+    };
+    let report = state
+        .journeys
+        .dry_run(journey, list_limit, jiff::Timestamp::now())
+        .await?;
+    Ok(Json(json!(report)))
+}
+
+fn limit_param_named(params: &HashMap<String, String>, name: &str) -> Result<usize, ApiError> {
+    params
+        .get(name)
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n <= 100_000)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("`{name}` must be a number from 0 to 100000"),
+            )
+        })
 }
 
 /// `GET /api/journeys/{name}/runs?profile_id=&limit=&cursor=`: where each person is.

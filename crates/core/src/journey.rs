@@ -91,7 +91,9 @@ pub enum StepConfig {
         #[serde(default, rename = "else")]
         otherwise: Option<String>,
     },
-    /// A message through the policy gate.
+    /// A message through the policy gate. With channel `auto` and `fallback_after`, the
+    /// next best channel is tried when delivery fails or the message is not opened,
+    /// clicked or answered within that time.
     Send {
         #[serde(default)]
         name: Option<String>,
@@ -99,6 +101,8 @@ pub enum StepConfig {
         purpose: String,
         #[serde(default = "auto")]
         channel: String,
+        #[serde(default)]
+        fallback_after: Option<String>,
     },
     /// Sets traits on the person's profile.
     UpdateProfile {
@@ -158,6 +162,7 @@ pub enum Step {
         message: String,
         purpose: String,
         channel: String,
+        fallback_after: Option<SignedDuration>,
     },
     UpdateProfile(Map<String, Value>),
     Notify {
@@ -237,6 +242,7 @@ pub enum Halt {
         message: String,
         purpose: String,
         channel: String,
+        fallback_after: Option<SignedDuration>,
     },
     /// Left early: the exit condition held, or a branch said `exit`.
     Exited(String),
@@ -385,8 +391,18 @@ impl Journey {
                     message,
                     purpose,
                     channel,
+                    fallback_after,
                     ..
                 } => {
+                    let fallback_after = fallback_after
+                        .as_deref()
+                        .map(|f| duration("fallback_after", f))
+                        .transpose()?;
+                    if fallback_after.is_some() && channel != "auto" {
+                        return Err(invalid(format!(
+                            "{at}: a fallback needs channel \"auto\", which ranks the channels to fall back to"
+                        )));
+                    }
                     if message.trim().is_empty() || purpose.trim().is_empty() {
                         return Err(invalid(format!("{at}: `message` and `purpose` must not be empty")));
                     }
@@ -397,6 +413,7 @@ impl Journey {
                         message: message.clone(),
                         purpose: purpose.trim().to_lowercase(),
                         channel: channel.clone(),
+                        fallback_after,
                     }
                 }
                 StepConfig::UpdateProfile { traits, .. } => Step::UpdateProfile(traits.clone()),
@@ -545,6 +562,7 @@ impl Journey {
                     message,
                     purpose,
                     channel,
+                    fallback_after,
                 } => {
                     if control {
                         progress.go(next);
@@ -553,6 +571,7 @@ impl Journey {
                             message: message.clone(),
                             purpose: purpose.clone(),
                             channel: channel.clone(),
+                            fallback_after: *fallback_after,
                         };
                     }
                 }
@@ -633,6 +652,43 @@ fn step_name(step: &StepConfig) -> Option<String> {
         | StepConfig::Send { name, .. }
         | StepConfig::UpdateProfile { name, .. }
         | StepConfig::Notify { name, .. } => name.clone(),
+    }
+}
+
+/// What news about a message sent on a channel means for its fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Opened, clicked or answered: no fallback.
+    Engaged,
+    /// Bounced or failed: fall back now.
+    Failed,
+    /// Nothing within the set time: fall back.
+    Unread,
+    /// Keep waiting.
+    Pending,
+}
+
+/// Reads `news` — a message event's channel and step (`sent`, `delivered`, `opened`,
+/// `clicked`, `replied`, `failed`), as `profile::message_step` gives it — about a
+/// message watched on `channel` until `deadline`.
+pub fn delivery(
+    channel: &str,
+    news: Option<(&str, &str)>,
+    deadline: Option<Timestamp>,
+    now: Timestamp,
+) -> Delivery {
+    match news {
+        Some((on, step)) if on == channel => match step {
+            "opened" | "clicked" | "replied" => return Delivery::Engaged,
+            "failed" => return Delivery::Failed,
+            _ => {}
+        },
+        _ => {}
+    }
+    if deadline.is_some_and(|d| d <= now) {
+        Delivery::Unread
+    } else {
+        Delivery::Pending
     }
 }
 

@@ -20,12 +20,12 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use unavoce_core::identity::{ProfileId, extract};
 use unavoce_core::journey::{
-    Action, Halt, Journey, JourneyConfig, JourneyError, Progress, Trigger, Wake,
+    Action, Delivery, Halt, Journey, JourneyConfig, JourneyError, Progress, Trigger, Wake, delivery,
 };
 use unavoce_core::policy::{
     Decision, Outcome, OutgoingMessage, PastSend, Policies, Reason, decide, rank_channels,
 };
-use unavoce_core::profile::{ProfileFacts, ProfileState, segment_change};
+use unavoce_core::profile::{ProfileFacts, ProfileState, message_step, segment_change};
 use unavoce_core::{Event, EventType};
 use unavoce_intake::{Intake, Item, ItemBody, Submission};
 use unavoce_store::{
@@ -341,7 +341,7 @@ impl Journeys {
         if !due.is_empty() {
             let mut changes = Changes::default();
             for key in due {
-                self.wake_run(&mut state, &mut changes, &key, Wake::Timer, now)
+                self.wake_run(&mut state, &mut changes, &key, Wake::Timer, None, now)
                     .await?;
             }
             self.save(&mut state, changes).await?;
@@ -401,8 +401,12 @@ impl Journeys {
         if event.source == JOURNEY_SOURCE {
             return Ok(());
         }
+        let news = message_step(event);
+        let news = news
+            .as_ref()
+            .map(|(channel, step)| (channel.as_str(), *step));
         for key in keys {
-            self.wake_run(state, changes, &key, Wake::Event(name), now)
+            self.wake_run(state, changes, &key, Wake::Event(name), news, now)
                 .await?;
         }
         let journeys: Vec<Arc<Journey>> = self
@@ -441,13 +445,15 @@ impl Journeys {
                 wake_at: None,
                 waiting_for: None,
                 blocked: false,
+                watching: None,
+                fallbacks: Vec::new(),
                 exit_reason: None,
                 converted_at: None,
                 updated_at: now,
             };
             state.entered.insert(pair);
             state.remember(run);
-            self.wake_run(state, changes, &key, Wake::Entered, now)
+            self.wake_run(state, changes, &key, Wake::Entered, None, now)
                 .await?;
         }
         Ok(())
@@ -460,6 +466,7 @@ impl Journeys {
         changes: &mut Changes,
         key: &str,
         wake: Wake<'_>,
+        news: Option<(&str, &str)>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let Some(mut run) = state.runs.get(key).cloned() else {
@@ -471,13 +478,15 @@ impl Journeys {
         let Some(journey) = self.journey(&run.journey) else {
             return Ok(());
         };
-        // Only what the run waits for moves it: its timer, its event, or — at a send the
-        // gate suppressed — any news about the person.
+        // Only what the run waits for moves it: its timer, its event, news about a
+        // message it watches, or — at a send the gate suppressed — any news about the
+        // person.
         let due = match wake {
             Wake::Entered => true,
             Wake::Timer => run.wake_at.is_some_and(|at| at <= now),
             Wake::Event(name) => {
                 run.blocked
+                    || (run.watching.is_some() && news.is_some())
                     || run
                         .waiting_for
                         .as_deref()
@@ -494,10 +503,6 @@ impl Journeys {
             .identity
             .read(|g| g.profile(profile).map(|n| n.id))
             .unwrap_or(profile);
-        let (facts, reachable) = self.facts(profile, now);
-        state
-            .timers
-            .remove(&(run.wake_at.unwrap_or(now), key.to_string()));
         let mut progress = Progress {
             step: run.step,
             wake_at: run.wake_at,
@@ -505,6 +510,32 @@ impl Journeys {
             control: run.control,
         };
         let mut wake = wake;
+        // A message watched for delivery: engaged, the run moves on; failed or unread,
+        // the next channel is tried.
+        let mut fallback = None;
+        if let Some(channel) = run.watching.clone() {
+            match delivery(&channel, news, run.wake_at, now) {
+                Delivery::Pending => return Ok(()),
+                Delivery::Engaged => {
+                    run.fallbacks.clear();
+                    progress.sent();
+                }
+                Delivery::Failed | Delivery::Unread => {
+                    if run.fallbacks.is_empty() {
+                        progress.sent();
+                    } else {
+                        fallback = Some(run.fallbacks.remove(0));
+                        progress.wake_at = None;
+                    }
+                }
+            }
+            run.watching = None;
+            wake = Wake::Timer;
+        }
+        let (facts, reachable) = self.facts(profile, now);
+        state
+            .timers
+            .remove(&(run.wake_at.unwrap_or(now), key.to_string()));
         let mut actions = Vec::new();
         let halt = loop {
             let halt = journey.advance(
@@ -519,22 +550,28 @@ impl Journeys {
                 message,
                 purpose,
                 channel,
+                fallback_after,
             } = &halt
             else {
                 break halt;
             };
-            let decision = self
+            let channel = fallback.take().unwrap_or_else(|| channel.clone());
+            let (decision, mut next_channels) = self
                 .decide(
                     &journey,
                     &run,
                     profile,
                     &facts,
                     &reachable,
-                    (message, purpose, channel),
+                    (message, purpose, &channel),
                     now,
                 )
                 .await?;
+            if channel != "auto" {
+                next_channels = std::mem::take(&mut run.fallbacks);
+            }
             let sent = decision.outcome != "suppress";
+            let (went_on, sent_at) = (decision.channel.clone(), decision.send_at);
             if sent || !run.blocked {
                 changes.decisions.push(decision);
             }
@@ -543,6 +580,15 @@ impl Journeys {
                 break Halt::Waiting;
             }
             run.blocked = false;
+            if let Some(after) = fallback_after
+                && !next_channels.is_empty()
+            {
+                // Watched until it is read, or it fails, or the time runs out.
+                run.watching = Some(went_on);
+                run.fallbacks = next_channels;
+                progress.wake_at = Some(sent_at.unwrap_or(now) + *after);
+                break Halt::Waiting;
+            }
             progress.sent();
             wake = Wake::Timer;
         };
@@ -584,9 +630,9 @@ impl Journeys {
         reachable: &[String],
         (message, purpose, channel): (&String, &String, &String),
         now: Timestamp,
-    ) -> Result<NewDecision, StoreError> {
+    ) -> Result<(NewDecision, Vec<String>), StoreError> {
         let history = self.history(profile, now).await?;
-        let (channel, decision) = self.gate(
+        let (channel, fallbacks, decision) = self.gate(
             journey.name(),
             facts,
             reachable,
@@ -594,7 +640,7 @@ impl Journeys {
             (message, purpose, channel),
             now,
         );
-        Ok(NewDecision {
+        let decision = NewDecision {
             profile_id: run.profile_id.clone(),
             message: message.clone(),
             purpose: purpose.clone(),
@@ -605,7 +651,8 @@ impl Journeys {
             outcome: outcome_name(decision.outcome).to_string(),
             send_at: decision.send_at,
             reasons: json!(decision.reasons),
-        })
+        };
+        Ok((decision, fallbacks))
     }
 
     /// The person's recent sends (theirs and those of profiles merged into theirs),
@@ -625,8 +672,9 @@ impl Journeys {
         Ok(found.into_values().flatten().collect())
     }
 
-    /// The channel (`auto`: the best the person consented to and can be reached on)
-    /// and the gate's decision for a journey's message.
+    /// The channel (`auto`: the best the person consented to and can be reached on,
+    /// the others being the fallbacks, best first) and the gate's decision for a
+    /// journey's message.
     fn gate(
         &self,
         journey: &str,
@@ -635,14 +683,13 @@ impl Journeys {
         history: &[PastSend],
         (message, purpose, channel): (&String, &String, &String),
         now: Timestamp,
-    ) -> (String, Decision) {
-        let channel = if channel == "auto" {
+    ) -> (String, Vec<String>, Decision) {
+        let (channel, fallbacks) = if channel == "auto" {
             let reachable: Vec<&str> = reachable.iter().map(String::as_str).collect();
-            rank_channels(&self.policies, purpose, facts, &reachable)
-                .into_iter()
-                .next()
+            let mut ranked = rank_channels(&self.policies, purpose, facts, &reachable).into_iter();
+            (ranked.next(), ranked.collect())
         } else {
-            Some(channel.clone())
+            (Some(channel.clone()), Vec::new())
         };
         match channel {
             Some(channel) => {
@@ -654,10 +701,11 @@ impl Journeys {
                     not_before: None,
                 };
                 let decision = decide(&self.policies, &outgoing, facts, history, now);
-                (channel, decision)
+                (channel, fallbacks, decision)
             }
             None => (
                 "none".to_string(),
+                Vec::new(),
                 Decision {
                     outcome: Outcome::Suppress,
                     send_at: None,
@@ -933,8 +981,9 @@ impl Journeys {
                     message,
                     purpose,
                     channel,
+                    ..
                 } => {
-                    let (channel, decision) = self.gate(
+                    let (channel, _, decision) = self.gate(
                         journey.name(),
                         &person.facts,
                         &person.identifier_types,

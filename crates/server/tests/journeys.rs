@@ -403,3 +403,89 @@ async fn a_dry_run_shows_who_would_get_what_and_who_would_be_suppressed_recordin
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(answer.json["entered"], 2);
 }
+
+/// A time zone where it is now daytime, so quiet hours do not hold the test's messages.
+fn daytime_zone() -> &'static str {
+    let zones = [
+        "Europe/Rome",
+        "America/New_York",
+        "America/Los_Angeles",
+        "America/Sao_Paulo",
+        "Asia/Kolkata",
+        "Asia/Tokyo",
+        "Pacific/Auckland",
+    ];
+    zones
+        .into_iter()
+        .find(|zone| {
+            let tz = jiff::tz::TimeZone::get(zone).unwrap();
+            (10..18).contains(&jiff::Timestamp::now().to_zoned_datetime(tz).hour())
+        })
+        .expect("one of the zones is in daytime")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_falls_back_to_the_next_channel_when_it_bounces_or_goes_unread() {
+    let s = server().await;
+    s.send_batch(vec![json!({"type": "identify", "userId": "carla",
+        "traits": {"email": "carla@example.com", "phone": "+39 333 123 4567",
+            "timezone": daytime_zone()}})])
+        .await;
+    define(
+        &s,
+        json!({"name": "bill-due", "trigger": {"event": "Bill Issued"},
+            "steps": [{"type": "send", "message": "bill-due", "purpose": "service",
+                "channel": "auto", "fallback_after": "2s"}]}),
+    )
+    .await;
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "carla", "event": "Bill Issued"}),
+    ])
+    .await;
+    let carla = s.profile_of("carla").await;
+    let channels = async |n: usize| {
+        eventually(&format!("{n} decisions"), async || {
+            let d = decisions_of(&s, &carla).await;
+            (d.len() >= n).then(|| {
+                d.iter()
+                    .map(|d| {
+                        (
+                            d["channel"].as_str().unwrap().to_string(),
+                            d["outcome"].clone(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await
+    };
+    // The cheapest channel she can be reached on first.
+    assert_eq!(channels(1).await, [("email".to_string(), json!("send"))]);
+    // The e-mail bounces: WhatsApp at once.
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "carla", "event": "Email Bounced"}),
+    ])
+    .await;
+    let after_bounce = channels(2).await;
+    assert_eq!(after_bounce[1].0, "whatsapp");
+    // Not read within 2 seconds: RCS.
+    let after_silence = channels(3).await;
+    assert_eq!(after_silence[2].0, "rcs");
+    // Read on RCS: the journey goes on (and here ends).
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "carla", "event": "RCS Read"}),
+    ])
+    .await;
+    let stats = eventually("the journey's end", async || {
+        let stats = s.get("/api/journeys/bill-due").await;
+        (stats["completed"] == 1).then_some(stats)
+    })
+    .await;
+    assert_eq!(stats["active"], 0);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        decisions_of(&s, &carla).await.len(),
+        3,
+        "no more fallbacks once read"
+    );
+}

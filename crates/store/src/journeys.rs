@@ -26,6 +26,11 @@ pub struct JourneyRun {
     pub waiting_for: Option<String>,
     /// At a send step the gate suppressed: decided again at the person's next event.
     pub blocked: bool,
+    /// At a send step whose message went out on this channel: watched for delivery
+    /// until `wake_at`, then the next of `fallbacks` is tried.
+    pub watching: Option<String>,
+    /// The channels still to fall back to, best first.
+    pub fallbacks: Vec<String>,
     pub exit_reason: Option<String>,
     pub converted_at: Option<Timestamp>,
     pub updated_at: Timestamp,

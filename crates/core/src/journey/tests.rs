@@ -17,7 +17,8 @@ fn loan_offer() -> Journey {
         "steps": [
             {"type": "wait", "duration": "2d"},
             {"type": "branch", "when": "consents.promotional", "then": "offer", "else": "call"},
-            {"type": "send", "name": "offer", "message": "loan-offer", "purpose": "promotional"},
+            {"type": "send", "name": "offer", "message": "loan-offer", "purpose": "promotional",
+                "fallback_after": "1d"},
             {"type": "wait", "until_event": "Loan Requested", "timeout": "7d"},
             {"type": "branch", "when": "true", "then": "exit"},
             {"type": "notify", "name": "call", "department": "branch-advisors", "message": "call about the mortgage"},
@@ -78,7 +79,8 @@ fn a_person_waits_then_is_offered_then_waits_for_the_answer() {
         Halt::Send {
             message: "loan-offer".into(),
             purpose: "promotional".into(),
-            channel: "auto".into()
+            channel: "auto".into(),
+            fallback_after: Some(SignedDuration::from_hours(24)),
         }
     );
     assert_eq!(progress.step, 2);
@@ -245,4 +247,36 @@ fn bad_definitions_are_refused_with_the_reason() {
     assert!(e.contains("endpoint"), "{e}");
     assert_eq!(parse_duration("36h"), Some(SignedDuration::from_hours(36)));
     assert_eq!(parse_duration("0d"), None);
+}
+
+#[test]
+fn delivery_news_decides_the_fallback() {
+    let deadline = Some(at("2025-03-02T10:00:00Z"));
+    let before = at("2025-03-02T09:00:00Z");
+    assert_eq!(
+        delivery("email", Some(("email", "failed")), deadline, before),
+        Delivery::Failed
+    );
+    assert_eq!(
+        delivery("email", Some(("email", "opened")), deadline, before),
+        Delivery::Engaged
+    );
+    assert_eq!(
+        delivery("email", Some(("email", "delivered")), deadline, before),
+        Delivery::Pending
+    );
+    assert_eq!(
+        delivery("email", Some(("sms", "failed")), deadline, before),
+        Delivery::Pending,
+        "another channel's news"
+    );
+    assert_eq!(
+        delivery("email", None, deadline, at("2025-03-02T10:00:00Z")),
+        Delivery::Unread
+    );
+    let fixed = journey(json!({"name": "j", "trigger": {"event": "E"}, "steps": [
+        {"type": "send", "message": "m", "purpose": "p", "channel": "email", "fallback_after": "1d"}]}))
+    .unwrap_err()
+    .to_string();
+    assert!(fixed.contains("needs channel \"auto\""), "{fixed}");
 }

@@ -107,7 +107,7 @@ impl ChannelEngagement {
 
 /// What a message lifecycle event (`Email Opened`, `Message Sent` with
 /// `properties.channel`) says: its channel and step; `None` for other events.
-pub(crate) fn message_step(event: &Event) -> Option<(String, &'static str)> {
+pub fn message_step(event: &Event) -> Option<(String, &'static str)> {
     let name = event.name.as_deref()?.to_ascii_lowercase();
     let (kind, verb) = name.rsplit_once(' ')?;
     let step = match verb {

@@ -605,7 +605,8 @@ impl crate::journeys::JourneyStore for SqliteLog {
         self.read(move |conn| {
             let mut sql = String::from(
                 "SELECT key, journey, profile_id, entered_at, control, status, step, wake_at, \
-                 waiting_for, blocked, exit_reason, converted_at, updated_at FROM journey_runs \
+                 waiting_for, blocked, watching, fallbacks, exit_reason, converted_at, updated_at \
+                 FROM journey_runs \
                  WHERE key > ?1",
             );
             let mut args: Vec<rusqlite::types::Value> =
@@ -636,9 +637,11 @@ impl crate::journeys::JourneyStore for SqliteLog {
                     wake_at: r.get::<_, Option<i64>>(7)?.map(rows::from_micros),
                     waiting_for: r.get(8)?,
                     blocked: r.get(9)?,
-                    exit_reason: r.get(10)?,
-                    converted_at: r.get::<_, Option<i64>>(11)?.map(rows::from_micros),
-                    updated_at: rows::from_micros(r.get(12)?),
+                    watching: r.get(10)?,
+                    fallbacks: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+                    exit_reason: r.get(12)?,
+                    converted_at: r.get::<_, Option<i64>>(13)?.map(rows::from_micros),
+                    updated_at: rows::from_micros(r.get(14)?),
                 })
             })?;
             found.collect()

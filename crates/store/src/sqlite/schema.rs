@@ -92,6 +92,8 @@ CREATE TABLE journey_runs (
     wake_at      INTEGER,
     waiting_for  TEXT,
     blocked      INTEGER NOT NULL,
+    watching     TEXT,
+    fallbacks    TEXT    NOT NULL, -- JSON array of channels
     exit_reason  TEXT,
     converted_at INTEGER,
     updated_at   INTEGER NOT NULL

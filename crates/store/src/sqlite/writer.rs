@@ -197,8 +197,9 @@ fn apply(
             insert_decisions(tx, decisions)?;
             let mut save = tx.prepare_cached(
                 "INSERT OR REPLACE INTO journey_runs (key, journey, profile_id, entered_at, \
-                 control, status, step, wake_at, waiting_for, blocked, exit_reason, converted_at, \
-                 updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 control, status, step, wake_at, waiting_for, blocked, watching, fallbacks, \
+                 exit_reason, converted_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
             for r in runs {
                 save.execute(params![
@@ -212,6 +213,8 @@ fn apply(
                     r.wake_at.map(micros),
                     r.waiting_for,
                     r.blocked,
+                    r.watching,
+                    serde_json::to_string(&r.fallbacks).unwrap_or_else(|_| "[]".into()),
                     r.exit_reason,
                     r.converted_at.map(micros),
                     micros(r.updated_at),

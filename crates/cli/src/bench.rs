@@ -787,6 +787,8 @@ async fn start_server(
     )
     .await?;
     let intake = intake.with_observer(journeys.clone());
+    let messages =
+        unavoce_engine::Messages::open(identity.clone(), "http://bench".into(), &[]).await?;
     let segments = unavoce_engine::Segments::open(identity.clone(), intake.clone(), &[]).await?;
     let tasks = vec![segments.maintain(), journeys.run()];
     let state = AppState {
@@ -794,6 +796,7 @@ async fn start_server(
         intake,
         segments,
         journeys,
+        messages,
         keys: Arc::new(Keys {
             write_keys: vec![WriteKey {
                 key: WRITE_KEY.into(),

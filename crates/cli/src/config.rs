@@ -9,6 +9,7 @@ use unavoce_core::Touchpoint;
 use unavoce_core::analytics::{AnalyticsConfig, AnalyticsRules};
 use unavoce_core::identity::{IdentityConfig, IdentityRules};
 use unavoce_core::journey::{Journey, JourneyConfig};
+use unavoce_core::message::{Message, MessageConfig};
 use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_core::profile::{ComputedTrait, default_computed_traits};
 use unavoce_engine::SegmentDefinition;
@@ -46,6 +47,9 @@ pub struct Config {
     /// Journeys: triggers, steps, exit conditions, goals, control groups.
     #[serde(default)]
     pub journeys: Vec<JourneyConfig>,
+    /// Messages, each rendered in every channel's style.
+    #[serde(default)]
+    pub messages: Vec<MessageConfig>,
 }
 
 impl Config {
@@ -167,6 +171,13 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     Policies::new(&config.policies).context("invalid [policies] section")?;
     for computed in &config.computed_traits {
         computed.validate()?;
+    }
+    let mut messages = HashSet::new();
+    for message in &config.messages {
+        Message::new(message.clone())?;
+        if !messages.insert(message.id.as_str()) {
+            bail!("message {:?} is defined twice", message.id);
+        }
     }
     let mut journeys = HashSet::new();
     for journey in &config.journeys {

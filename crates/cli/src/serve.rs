@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use unavoce_core::identity::IdentityRules;
 use unavoce_engine::{
-    Engagement, IdentityProjection, Journeys, Reports, Segments, TouchpointRegistry,
+    Engagement, IdentityProjection, Journeys, Messages, Reports, Segments, TouchpointRegistry,
 };
 use unavoce_intake::Intake;
 use unavoce_server::{AppState, Keys, Metrics, WriteKey};
@@ -107,6 +107,12 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     )
     .await?;
     let intake = intake.with_observer(journeys.clone());
+    let messages = Messages::open(
+        identity.clone(),
+        format!("http://{}", setup.listen),
+        &setup.config.messages,
+    )
+    .await?;
     let segments = Segments::open(identity.clone(), intake.clone(), &setup.config.segments).await?;
     let maintenance = segments.maintain();
     let journey_runner = journeys.run();
@@ -115,6 +121,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         intake,
         segments,
         journeys,
+        messages,
         keys: Arc::new(Keys {
             write_keys,
             admin_key: setup.keys.admin_key.clone(),

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod import;
 pub mod journey;
 pub mod linkage;
+pub mod message;
 pub mod policy;
 pub mod profile;
 pub mod segment;

@@ -11,7 +11,7 @@ use unavoce_core::analytics::{AnalyticsRules, InteractionTable};
 use unavoce_core::identity::{
     IdKey, IdentifierSet, IdentityGraph, IdentityRules, ProfileId, Resolution, UnmergeRule, extract,
 };
-use unavoce_core::profile::{ComputedTrait, ProfileState};
+use unavoce_core::profile::{ComputedTrait, ProfileFacts, ProfileState};
 use unavoce_core::{Event, Identifier};
 use unavoce_store::{EventLog, EventQuery, StoreError};
 
@@ -356,6 +356,26 @@ impl IdentityProjection {
     ) -> R {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         f(&state.graph, &state.people)
+    }
+
+    /// A person's facts at `now`, and the identifier types they can be reached by.
+    pub fn person(&self, profile: ProfileId, now: Timestamp) -> (ProfileFacts, Vec<String>) {
+        self.read_people(|graph, people| {
+            let reachable = graph
+                .profile(profile)
+                .map(|n| {
+                    n.identifiers
+                        .iter()
+                        .map(|(k, _)| self.rules.type_rule(k.kind).name.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let facts = match people.get(&profile) {
+                Some(state) => state.facts(&self.computed, now),
+                None => ProfileState::default().facts(&self.computed, now),
+            };
+            (facts, reachable)
+        })
     }
 
     /// The computed traits profiles are kept with.

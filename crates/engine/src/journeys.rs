@@ -25,7 +25,7 @@ use unavoce_core::journey::{
 use unavoce_core::policy::{
     Decision, Outcome, OutgoingMessage, PastSend, Policies, Reason, decide, rank_channels,
 };
-use unavoce_core::profile::{ProfileFacts, ProfileState, message_step, segment_change};
+use unavoce_core::profile::{ProfileFacts, message_step, segment_change};
 use unavoce_core::{Event, EventType};
 use unavoce_intake::{Intake, Item, ItemBody, Submission};
 use unavoce_store::{
@@ -428,7 +428,7 @@ impl Journeys {
             }
             let (person, _) = match &facts {
                 Some(f) => f,
-                None => facts.insert(self.facts(profile, now)),
+                None => facts.insert(self.identity.person(profile, now)),
             };
             if !journey.is_triggered_by(name, entered_segment, person) {
                 continue;
@@ -532,7 +532,7 @@ impl Journeys {
             run.watching = None;
             wake = Wake::Timer;
         }
-        let (facts, reachable) = self.facts(profile, now);
+        let (facts, reachable) = self.identity.person(profile, now);
         state
             .timers
             .remove(&(run.wake_at.unwrap_or(now), key.to_string()));
@@ -820,28 +820,6 @@ impl Journeys {
         let set = extract(event, self.identity.rules());
         self.identity
             .read(|g| set.keys.iter().find_map(|k| g.lookup(k).map(|n| n.id)))
-    }
-
-    /// A person's facts at `now` and the identifier types they can be reached by.
-    fn facts(&self, profile: ProfileId, now: Timestamp) -> (ProfileFacts, Vec<String>) {
-        let computed = self.identity.computed_traits().clone();
-        let rules = self.identity.rules().clone();
-        self.identity.read_people(|graph, people| {
-            let reachable = graph
-                .profile(profile)
-                .map(|n| {
-                    n.identifiers
-                        .iter()
-                        .map(|(k, _)| rules.type_rule(k.kind).name.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let facts = match people.get(&profile) {
-                Some(state) => state.facts(&computed, now),
-                None => ProfileState::default().facts(&computed, now),
-            };
-            (facts, reachable)
-        })
     }
 
     /// Defines a journey through the API: checked, stored, and running from the next

@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The identity graph, kept current from the log.
     pub identity: Arc<unavoce_engine::IdentityProjection>,
+    /// The message catalog.
+    pub messages: Arc<unavoce_engine::Messages>,
     /// Journeys and their runs.
     pub journeys: Arc<unavoce_engine::Journeys>,
     /// Segments, kept current as events arrive.

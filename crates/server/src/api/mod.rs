@@ -5,6 +5,7 @@ mod engagement;
 mod events;
 mod import;
 mod journeys;
+mod messages;
 mod profiles;
 mod quarantine;
 mod reports;
@@ -65,6 +66,9 @@ pub fn routes() -> Router<AppState> {
         .route("/journeys/{name}", get(journeys::show))
         .route("/journeys/{name}/dry-run", post(journeys::dry_run_defined))
         .route("/journeys/{name}/runs", get(journeys::runs))
+        .route("/messages", get(messages::list).post(messages::create))
+        .route("/messages/{id}", get(messages::show))
+        .route("/messages/{id}/preview", get(messages::preview))
         .route("/segments", get(segments::list).post(segments::create))
         .route("/segments/{name}", get(segments::show))
         .route("/segments/{name}/members", get(segments::members))

@@ -68,6 +68,10 @@ async fn open_in(dir: tempfile::TempDir, options: SqliteOptions) -> TestServer {
     .await
     .unwrap();
     let intake = intake.with_observer(journeys.clone());
+    let messages =
+        unavoce_engine::Messages::open(identity.clone(), "http://unavoce.test".into(), &[])
+            .await
+            .unwrap();
     let segments = unavoce_engine::Segments::open(identity.clone(), intake.clone(), &[])
         .await
         .unwrap();
@@ -77,6 +81,7 @@ async fn open_in(dir: tempfile::TempDir, options: SqliteOptions) -> TestServer {
         intake,
         segments,
         journeys,
+        messages,
         keys: Arc::new(Keys {
             write_keys: vec![
                 WriteKey {

@@ -1,0 +1,109 @@
+//! `/api/messages`: one message in every channel's style, checked when defined, and
+//! previewed for a person.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use unavoce_core::message::MessageConfig;
+use unavoce_engine::{CatalogEntry, MessageDefinitionError};
+
+use super::profile_id;
+use crate::AppState;
+use crate::error::ApiError;
+
+fn entry_json(entry: &CatalogEntry) -> Value {
+    let mut value = json!(entry.message.config);
+    value["channels"] = json!(entry.message.channels());
+    value["origin"] = json!(entry.origin);
+    value
+}
+
+/// `GET /api/messages`: every message with its channels.
+pub async fn list(State(state): State<AppState>) -> Json<Value> {
+    let messages: Vec<Value> = state.messages.list().iter().map(entry_json).collect();
+    Json(json!({"messages": messages}))
+}
+
+/// `POST /api/messages`: defines a message; its templates, variables and channel limits
+/// are checked at once.
+pub async fn create(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let config: MessageConfig = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_body", format!("the message is not valid: {e}"))
+    })?;
+    let id = config.id.clone();
+    state.messages.define(config).await.map_err(|e| match e {
+        MessageDefinitionError::Invalid(e) => {
+            ApiError::bad_request("invalid_message", e.to_string())
+        }
+        MessageDefinitionError::Exists(_) => {
+            ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
+        }
+        MessageDefinitionError::Store(e) => ApiError::from(e),
+    })?;
+    let entry = state.messages.get(&id).map(|e| entry_json(&e));
+    Ok((StatusCode::CREATED, Json(json!(entry))))
+}
+
+/// `GET /api/messages/{id}`: one message.
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let entry = state
+        .messages
+        .get(&id)
+        .ok_or_else(|| no_such_message(&id))?;
+    Ok(Json(entry_json(&entry)))
+}
+
+/// `GET /api/messages/{id}/preview?profile_id=&channel=`: the message rendered for that
+/// person on one channel, or on each of its channels; a rendering the person's values
+/// make impossible (too long for an SMS, say) says why.
+pub async fn preview(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let entry = state
+        .messages
+        .get(&id)
+        .ok_or_else(|| no_such_message(&id))?;
+    let Some(profile) = params.get("profile_id") else {
+        return Err(ApiError::bad_request(
+            "missing_parameter",
+            "`profile_id` names the person to preview the message for",
+        ));
+    };
+    let profile = profile_id(profile)?;
+    state.identity.catch_up().await?;
+    let profile = state
+        .identity
+        .read(|g| g.profile(profile).map(|n| n.id))
+        .ok_or_else(|| ApiError::not_found(format!("there is no profile {profile}")))?;
+    let channels: Vec<&str> = match params.get("channel") {
+        Some(channel) => vec![channel.as_str()],
+        None => entry.message.channels(),
+    };
+    let renderings: Vec<Value> = state
+        .messages
+        .preview(&entry.message, profile, &channels, jiff::Timestamp::now())
+        .into_iter()
+        .map(|(channel, rendered)| match rendered {
+            Ok(rendering) => json!(rendering),
+            Err(e) => json!({"channel": channel, "error": e.to_string()}),
+        })
+        .collect();
+    Ok(Json(
+        json!({"message": id, "profile_id": profile, "renderings": renderings}),
+    ))
+}
+
+fn no_such_message(id: &str) -> ApiError {
+    ApiError::not_found(format!("there is no message {id:?}"))
+}

@@ -12,7 +12,7 @@
 //! at the right time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -33,17 +33,42 @@ use unavoce_store::{
 };
 
 use crate::IdentityProjection;
+use crate::catalog::{Catalog, CatalogError, Definition};
 use crate::engagement::{outcome_name, send_history};
 use crate::people::{People, Person};
 
-/// Where the journeys defined through the API are kept.
-const JOURNEYS_SETTING: &str = "engagement.journeys";
 /// The log position the runner has handled.
 const CURSOR_SETTING: &str = "engagement.journeys.cursor";
 /// The source of the events journeys write (profile updates, notifications).
 pub const JOURNEY_SOURCE: &str = "journeys";
 /// Events read per step.
 const PAGE: usize = 1_000;
+
+impl Definition for Journey {
+    type Config = JourneyConfig;
+    type Error = JourneyError;
+    const SETTING: &'static str = "engagement.journeys";
+
+    fn name(config: &JourneyConfig) -> &str {
+        &config.name
+    }
+    fn compile(config: JourneyConfig) -> Result<Self, JourneyError> {
+        Journey::new(config)
+    }
+    fn config(&self) -> &JourneyConfig {
+        &self.config
+    }
+}
+
+impl From<CatalogError<JourneyError>> for JourneyDefinitionError {
+    fn from(e: CatalogError<JourneyError>) -> Self {
+        match e {
+            CatalogError::Invalid(e) => Self::Invalid(e),
+            CatalogError::Exists(name) => Self::Exists(name),
+            CatalogError::Store(e) => Self::Store(e),
+        }
+    }
+}
 
 /// Why a journey cannot be defined.
 #[derive(Debug, thiserror::Error)]
@@ -125,11 +150,6 @@ pub struct GroupStats {
     pub conversion_rate: Option<f64>,
 }
 
-struct Defined {
-    journey: Arc<Journey>,
-    origin: &'static str,
-}
-
 /// The runner's memory: the runs that can still move or convert.
 #[derive(Default)]
 struct Runs {
@@ -160,7 +180,7 @@ pub struct Journeys {
     store: Arc<dyn JourneyStore>,
     decisions: Arc<dyn DecisionLog>,
     policies: Arc<Policies>,
-    defined: RwLock<BTreeMap<String, Defined>>,
+    catalog: Catalog<Journey>,
     state: tokio::sync::Mutex<Runs>,
     wake: tokio::sync::Notify,
 }
@@ -176,46 +196,8 @@ impl Journeys {
         policies: Arc<Policies>,
         configured: &[JourneyConfig],
     ) -> Result<Arc<Self>, JourneyDefinitionError> {
-        let mut defined = BTreeMap::new();
-        for config in configured {
-            let journey = Journey::new(config.clone())?;
-            if defined.contains_key(&config.name) {
-                return Err(JourneyDefinitionError::Exists(config.name.clone()));
-            }
-            let origin = "config";
-            defined.insert(
-                config.name.clone(),
-                Defined {
-                    journey: Arc::new(journey),
-                    origin,
-                },
-            );
-        }
         let log = identity.log().clone();
-        let stored: Vec<JourneyConfig> = match log.setting(JOURNEYS_SETTING).await? {
-            Some(value) => serde_json::from_value(value).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        for config in stored {
-            match Journey::new(config.clone()) {
-                Ok(journey) if !defined.contains_key(&config.name) => {
-                    let journey = Arc::new(journey);
-                    defined.insert(
-                        config.name.clone(),
-                        Defined {
-                            journey,
-                            origin: "api",
-                        },
-                    );
-                }
-                Ok(_) => {
-                    tracing::warn!(journey = %config.name, "a journey defined through the API is now also in the config file; the config's definition is used")
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "a stored journey no longer holds; it does not run")
-                }
-            }
-        }
+        let catalog: Catalog<Journey> = Catalog::open(&*log, configured).await?;
         let cursor = match log.setting(CURSOR_SETTING).await? {
             Some(value) => value.as_i64().unwrap_or(0),
             // A first start: journeys react to what happens from now on.
@@ -239,8 +221,8 @@ impl Journeys {
             for run in page {
                 runs.entered
                     .insert((run.journey.clone(), run.profile_id.clone()));
-                let goal_open = defined.get(&run.journey).is_some_and(|d: &Defined| {
-                    d.journey.goal.as_ref().is_some_and(|(_, within)| {
+                let goal_open = catalog.get(&run.journey).is_some_and(|d| {
+                    d.item.goal.as_ref().is_some_and(|(_, within)| {
                         run.converted_at.is_none() && run.entered_at + *within > Timestamp::now()
                     })
                 });
@@ -255,7 +237,7 @@ impl Journeys {
             store,
             decisions,
             policies,
-            defined: RwLock::new(defined),
+            catalog,
             state: tokio::sync::Mutex::new(runs),
             wake: tokio::sync::Notify::new(),
         }))
@@ -301,7 +283,7 @@ impl Journeys {
             if state.cursor >= applied {
                 break;
             }
-            if self.defined.read().map(|d| d.is_empty()).unwrap_or(true) {
+            if self.catalog.is_empty() {
                 // No journey: nothing to read the events for.
                 state.cursor = applied;
                 self.save_cursor(&mut state, false).await?;
@@ -409,11 +391,7 @@ impl Journeys {
             self.wake_run(state, changes, &key, Wake::Event(name), news, now)
                 .await?;
         }
-        let journeys: Vec<Arc<Journey>> = self
-            .defined
-            .read()
-            .map(|d| d.values().map(|d| d.journey.clone()).collect())
-            .unwrap_or_default();
+        let journeys: Vec<Arc<Journey>> = self.catalog.all().into_iter().map(|e| e.item).collect();
         let mut facts: Option<(ProfileFacts, Vec<String>)> = None;
         for journey in journeys {
             let pair = (journey.name().to_string(), profile.to_string());
@@ -808,11 +786,7 @@ impl Journeys {
     }
 
     fn journey(&self, name: &str) -> Option<Arc<Journey>> {
-        self.defined
-            .read()
-            .ok()?
-            .get(name)
-            .map(|d| d.journey.clone())
+        self.catalog.get(name).map(|e| e.item)
     }
 
     /// The profile an event belongs to now.
@@ -825,36 +799,7 @@ impl Journeys {
     /// Defines a journey through the API: checked, stored, and running from the next
     /// event on.
     pub async fn define(&self, config: JourneyConfig) -> Result<(), JourneyDefinitionError> {
-        let journey = Journey::new(config.clone())?;
-        let stored: Vec<JourneyConfig> = {
-            let defined = self.defined.read().unwrap_or_else(|e| e.into_inner());
-            if defined.contains_key(&config.name) {
-                return Err(JourneyDefinitionError::Exists(config.name));
-            }
-            defined
-                .values()
-                .filter(|d| d.origin == "api")
-                .map(|d| d.journey.config.clone())
-                .chain(std::iter::once(config.clone()))
-                .collect()
-        };
-        self.identity
-            .log()
-            .put_setting(
-                JOURNEYS_SETTING,
-                serde_json::to_value(&stored).unwrap_or_default(),
-            )
-            .await?;
-        self.defined
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                config.name,
-                Defined {
-                    journey: Arc::new(journey),
-                    origin: "api",
-                },
-            );
+        self.catalog.define(&**self.identity.log(), config).await?;
         Ok(())
     }
 
@@ -1005,24 +950,20 @@ impl Journeys {
 
     /// Every journey's name.
     pub fn names(&self) -> Vec<String> {
-        self.defined
-            .read()
-            .map(|d| d.keys().cloned().collect())
-            .unwrap_or_default()
+        self.catalog
+            .all()
+            .iter()
+            .map(|e| e.item.name().to_string())
+            .collect()
     }
 
     /// A journey with its figures.
     pub async fn stats(&self, name: &str) -> Result<Option<JourneyStats>, StoreError> {
-        let Some((journey, origin)) = self
-            .defined
-            .read()
-            .ok()
-            .and_then(|d| d.get(name).map(|d| (d.journey.clone(), d.origin)))
-        else {
+        let Some(entry) = self.catalog.get(name) else {
             return Ok(None);
         };
         let counts = self.store.run_counts(name).await?;
-        Ok(Some(stats(&journey, origin, &counts)))
+        Ok(Some(stats(&entry.item, entry.origin, &counts)))
     }
 
     /// A journey's runs, in key order after `after`.

@@ -4,6 +4,7 @@
 //! no state the log cannot rebuild, except the operator's decisions about it (unmerge
 //! rules), which are stored as settings.
 
+mod catalog;
 mod engagement;
 mod identity;
 mod journeys;

@@ -13,8 +13,9 @@
 //! the lifecycle stage are also re-evaluated for everyone every
 //! [`TIME_SWEEP`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -27,9 +28,8 @@ use unavoce_intake::{Intake, Item, ItemBody, Submission};
 use unavoce_store::StoreError;
 
 use crate::IdentityProjection;
+use crate::catalog::{Catalog, CatalogError, Definition, Entry};
 
-/// Where segments defined through the API are kept.
-const SEGMENTS_SETTING: &str = "engagement.segments";
 /// Membership changes recorded per append.
 const CHANGES_PER_APPEND: usize = 500;
 /// Profiles evaluated per read lock of the projection.
@@ -51,7 +51,7 @@ pub struct SegmentDefinition {
 impl SegmentDefinition {
     /// Checks the name and the expression.
     pub fn validate(&self) -> Result<(), SegmentError> {
-        compile(self.clone(), "config").map(|_| ())
+        compile(self.clone()).map(|_| ())
     }
 }
 
@@ -93,11 +93,44 @@ pub struct SegmentInfo {
 struct Segment {
     definition: SegmentDefinition,
     audience: Audience,
-    origin: &'static str,
     /// Whether the expression reads something time changes (computed traits, stage).
     time_dependent: bool,
-    errors: u64,
-    last_error: Option<String>,
+    /// Profiles it could not be evaluated for, and the last reason.
+    errors: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Segment {
+    fn failed(&self, why: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+}
+
+impl Definition for Segment {
+    type Config = SegmentDefinition;
+    type Error = SegmentError;
+    const SETTING: &'static str = "engagement.segments";
+
+    fn name(config: &SegmentDefinition) -> &str {
+        &config.name
+    }
+    fn compile(config: SegmentDefinition) -> Result<Self, SegmentError> {
+        compile(config)
+    }
+    fn config(&self) -> &SegmentDefinition {
+        &self.definition
+    }
+}
+
+impl From<CatalogError<SegmentError>> for SegmentError {
+    fn from(e: CatalogError<SegmentError>) -> Self {
+        match e {
+            CatalogError::Invalid(e) => e,
+            CatalogError::Exists(name) => SegmentError::Exists(name),
+            CatalogError::Store(e) => SegmentError::Store(e),
+        }
+    }
 }
 
 /// A membership change to record.
@@ -115,7 +148,7 @@ struct Change {
 pub struct Segments {
     identity: Arc<IdentityProjection>,
     intake: Intake,
-    segments: RwLock<BTreeMap<String, Segment>>,
+    segments: Catalog<Segment>,
     /// Changes appended but not yet seen in the profile state, so they are not recorded
     /// twice: (profile, segment) → entered.
     in_flight: Mutex<HashMap<(ProfileId, String), bool>>,
@@ -131,36 +164,11 @@ impl Segments {
         intake: Intake,
         configured: &[SegmentDefinition],
     ) -> Result<Arc<Self>, SegmentError> {
-        let mut segments = BTreeMap::new();
-        for definition in configured {
-            let segment = compile(definition.clone(), "config")?;
-            if segments.contains_key(&definition.name) {
-                return Err(SegmentError::Exists(definition.name.clone()));
-            }
-            segments.insert(definition.name.clone(), segment);
-        }
-        let stored: Vec<SegmentDefinition> = match identity.log().setting(SEGMENTS_SETTING).await? {
-            Some(value) => serde_json::from_value(value).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        for definition in stored {
-            match compile(definition.clone(), "api") {
-                Ok(segment) if !segments.contains_key(&definition.name) => {
-                    segments.insert(definition.name.clone(), segment);
-                }
-                Ok(_) => tracing::warn!(
-                    segment = %definition.name,
-                    "a segment defined through the API is now also in the config file; the config's definition is used"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "a stored segment no longer holds; it is not maintained")
-                }
-            }
-        }
+        let segments = Catalog::open(&**identity.log(), configured).await?;
         Ok(Arc::new(Segments {
             identity,
             intake,
-            segments: RwLock::new(segments),
+            segments,
             in_flight: Mutex::new(HashMap::new()),
             retry: Mutex::new(Vec::new()),
         }))
@@ -221,7 +229,7 @@ impl Segments {
 
     /// Segments and their membership changes for `profiles` at `now`.
     fn evaluate(&self, profiles: &[ProfileId], now: Timestamp) -> Vec<Change> {
-        let mut segments = self.segments.write().unwrap_or_else(|e| e.into_inner());
+        let segments = self.segments.all();
         if segments.is_empty() {
             return Vec::new();
         }
@@ -237,12 +245,13 @@ impl Segments {
                 };
                 let state = people.get(id).unwrap_or(&empty);
                 let facts = state.facts(&computed, now);
-                for (name, segment) in segments.iter_mut() {
+                for entry in &segments {
+                    let segment = &entry.item;
+                    let name = &segment.definition.name;
                     let member = match segment.audience.matches(&facts) {
                         Ok(member) => member,
                         Err(e) => {
-                            segment.errors += 1;
-                            segment.last_error = Some(e.to_string());
+                            segment.failed(e.to_string());
                             false
                         }
                     };
@@ -261,8 +270,7 @@ impl Segments {
                     }
 
                     let Some(identity) = self.identity.event_identity(node) else {
-                        segment.errors += 1;
-                        segment.last_error = Some(format!(
+                        segment.failed(format!(
                             "profile {id} has no user id or anonymous id to record membership under"
                         ));
                         continue;
@@ -343,11 +351,7 @@ impl Segments {
 
     /// Queues every profile for evaluation when a segment depends on time.
     fn sweep_time_dependent(&self) {
-        let any = self
-            .segments
-            .read()
-            .map(|s| s.values().any(|s| s.time_dependent))
-            .unwrap_or(false);
+        let any = self.segments.all().iter().any(|e| e.item.time_dependent);
         if any {
             self.queue_everyone();
         }
@@ -366,30 +370,9 @@ impl Segments {
     /// Defines a segment through the API: checked, stored, then evaluated for everyone
     /// by the maintenance task.
     pub async fn define(&self, definition: SegmentDefinition) -> Result<(), SegmentError> {
-        let segment = compile(definition.clone(), "api")?;
-        let stored: Vec<SegmentDefinition> = {
-            let segments = self.segments.read().unwrap_or_else(|e| e.into_inner());
-            if segments.contains_key(&definition.name) {
-                return Err(SegmentError::Exists(definition.name));
-            }
-            segments
-                .values()
-                .filter(|s| s.origin == "api")
-                .map(|s| s.definition.clone())
-                .chain(std::iter::once(definition.clone()))
-                .collect()
-        };
-        self.identity
-            .log()
-            .put_setting(
-                SEGMENTS_SETTING,
-                serde_json::to_value(&stored).unwrap_or_default(),
-            )
-            .await?;
         self.segments
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(definition.name, segment);
+            .define(&**self.identity.log(), definition)
+            .await?;
         self.queue_everyone();
         self.identity.nudge();
         Ok(())
@@ -397,22 +380,24 @@ impl Segments {
 
     /// Every segment, with its size.
     pub fn list(&self) -> Vec<SegmentInfo> {
-        let segments = self.segments.read().unwrap_or_else(|e| e.into_inner());
-        let names: Vec<&str> = segments.keys().map(String::as_str).collect();
+        let segments = self.segments.all();
+        let names: Vec<&str> = segments
+            .iter()
+            .map(|e| e.item.definition.name.as_str())
+            .collect();
         let sizes = self.sizes(&names);
         segments
-            .values()
+            .iter()
             .zip(sizes)
-            .map(|(s, size)| info(s, size))
+            .map(|(e, size)| info(e, size))
             .collect()
     }
 
     /// One segment, with its size.
     pub fn get(&self, name: &str) -> Option<SegmentInfo> {
-        let segments = self.segments.read().unwrap_or_else(|e| e.into_inner());
-        let segment = segments.get(name)?;
+        let segment = self.segments.get(name)?;
         let size = self.sizes(&[name])[0];
-        Some(info(segment, size))
+        Some(info(&segment, size))
     }
 
     /// The members of a segment as recorded, in profile order, after `after`.
@@ -437,18 +422,23 @@ impl Segments {
     }
 }
 
-fn info(segment: &Segment, size: usize) -> SegmentInfo {
+fn info(entry: &Entry<Segment>, size: usize) -> SegmentInfo {
+    let segment = &entry.item;
     SegmentInfo {
         definition: segment.definition.clone(),
-        origin: segment.origin,
+        origin: entry.origin,
         size,
-        errors: segment.errors,
-        last_error: segment.last_error.clone(),
+        errors: segment.errors.load(Ordering::Relaxed),
+        last_error: segment
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
     }
 }
 
 /// Checks a definition.
-fn compile(definition: SegmentDefinition, origin: &'static str) -> Result<Segment, SegmentError> {
+fn compile(definition: SegmentDefinition) -> Result<Segment, SegmentError> {
     if !unavoce_core::is_valid_name(&definition.name) {
         return Err(SegmentError::BadName(definition.name));
     }
@@ -464,9 +454,8 @@ fn compile(definition: SegmentDefinition, origin: &'static str) -> Result<Segmen
     Ok(Segment {
         definition,
         audience,
-        origin,
         time_dependent,
-        errors: 0,
-        last_error: None,
+        errors: AtomicU64::new(0),
+        last_error: Mutex::new(None),
     })
 }

@@ -1,0 +1,161 @@
+//! Named definitions — segments, journeys, messages — from the config file (read-only
+//! here) and from the API (kept in a setting), each checked and compiled when given.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use unavoce_store::{EventLog, StoreError};
+
+/// Something defined by name and compiled from its config.
+pub(crate) trait Definition: Sized + Send + Sync + 'static {
+    type Config: Clone + Serialize + DeserializeOwned + Send + Sync;
+    type Error: std::fmt::Display;
+    /// Where those defined through the API are kept.
+    const SETTING: &'static str;
+
+    fn name(config: &Self::Config) -> &str;
+    fn compile(config: Self::Config) -> Result<Self, Self::Error>;
+    fn config(&self) -> &Self::Config;
+}
+
+/// Why a definition was not taken.
+#[derive(Debug)]
+pub(crate) enum CatalogError<E> {
+    Invalid(E),
+    Exists(String),
+    Store(StoreError),
+}
+
+/// A definition and where it came from.
+pub(crate) struct Entry<D> {
+    pub item: Arc<D>,
+    /// `config` or `api`.
+    pub origin: &'static str,
+}
+
+impl<D> Clone for Entry<D> {
+    fn clone(&self) -> Self {
+        Entry {
+            item: self.item.clone(),
+            origin: self.origin,
+        }
+    }
+}
+
+/// The definitions of one kind, by name.
+pub(crate) struct Catalog<D: Definition> {
+    entries: RwLock<BTreeMap<String, Entry<D>>>,
+}
+
+impl<D: Definition> Catalog<D> {
+    /// The config file's definitions (which must all hold) and those defined earlier
+    /// through the API (one that no longer holds, or that the config file now also
+    /// defines, is left out with a warning).
+    pub async fn open(
+        log: &dyn EventLog,
+        configured: &[D::Config],
+    ) -> Result<Self, CatalogError<D::Error>> {
+        let mut entries = BTreeMap::new();
+        for config in configured {
+            let name = D::name(config).to_string();
+            if entries.contains_key(&name) {
+                return Err(CatalogError::Exists(name));
+            }
+            let item = Arc::new(D::compile(config.clone()).map_err(CatalogError::Invalid)?);
+            entries.insert(
+                name,
+                Entry {
+                    item,
+                    origin: "config",
+                },
+            );
+        }
+        let stored: Vec<D::Config> =
+            match log.setting(D::SETTING).await.map_err(CatalogError::Store)? {
+                Some(value) => serde_json::from_value(value).unwrap_or_default(),
+                None => Vec::new(),
+            };
+        for config in stored {
+            let name = D::name(&config).to_string();
+            if entries.contains_key(&name) {
+                tracing::warn!(%name, "defined through the API and now also in the config file; the config's definition is used");
+                continue;
+            }
+            match D::compile(config) {
+                Ok(item) => {
+                    entries.insert(
+                        name,
+                        Entry {
+                            item: Arc::new(item),
+                            origin: "api",
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(%name, error = %e, "a definition made through the API no longer holds; it is left out")
+                }
+            }
+        }
+        Ok(Catalog {
+            entries: RwLock::new(entries),
+        })
+    }
+
+    /// Defines one more through the API: checked, stored, then in force.
+    pub async fn define(
+        &self,
+        log: &dyn EventLog,
+        config: D::Config,
+    ) -> Result<Arc<D>, CatalogError<D::Error>> {
+        let name = D::name(&config).to_string();
+        let item = D::compile(config.clone()).map_err(CatalogError::Invalid)?;
+        let stored: Vec<D::Config> = {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            if entries.contains_key(&name) {
+                return Err(CatalogError::Exists(name));
+            }
+            entries
+                .values()
+                .filter(|e| e.origin == "api")
+                .map(|e| e.item.config().clone())
+                .chain(std::iter::once(config))
+                .collect()
+        };
+        log.put_setting(
+            D::SETTING,
+            serde_json::to_value(&stored).unwrap_or_default(),
+        )
+        .await
+        .map_err(CatalogError::Store)?;
+        let item = Arc::new(item);
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                name,
+                Entry {
+                    item: item.clone(),
+                    origin: "api",
+                },
+            );
+        Ok(item)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Entry<D>> {
+        self.entries.read().ok()?.get(name).cloned()
+    }
+
+    /// Every definition, by name.
+    pub fn all(&self) -> Vec<Entry<D>> {
+        self.entries
+            .read()
+            .map(|e| e.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.read().map(|e| e.is_empty()).unwrap_or(true)
+    }
+}

@@ -124,6 +124,8 @@ pub enum Rendering {
         text: String,
         /// The `List-Unsubscribe` header's value.
         list_unsubscribe: String,
+        /// The `List-Unsubscribe-Post` header's value (one-click, RFC 8058).
+        list_unsubscribe_post: &'static str,
     },
     Sms {
         text: String,
@@ -283,6 +285,7 @@ impl Message {
                     html,
                     text,
                     list_unsubscribe: format!("<{url}>"),
+                    list_unsubscribe_post: "List-Unsubscribe=One-Click",
                 })
             }
             "sms" if c.sms.is_some() => {

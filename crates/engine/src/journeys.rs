@@ -284,9 +284,9 @@ impl Journeys {
                 break;
             }
             if self.catalog.is_empty() {
-                // No journey: nothing to read the events for.
+                // No journey: nothing to read the events for, nor to resume after a
+                // restart (which starts from the end of the log then).
                 state.cursor = applied;
-                self.save_cursor(&mut state, false).await?;
                 break;
             }
             let page = self

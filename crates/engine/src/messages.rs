@@ -8,8 +8,8 @@ use unavoce_core::identity::ProfileId;
 use unavoce_core::message::{Message, MessageConfig, MessageError, Personalisation, Rendering};
 use unavoce_store::StoreError;
 
-use crate::IdentityProjection;
 use crate::catalog::{Catalog, CatalogError, Definition};
+use crate::{IdentityProjection, Links};
 
 impl Definition for Message {
     type Config = MessageConfig;
@@ -58,24 +58,30 @@ pub struct CatalogEntry {
 /// The messages.
 pub struct Messages {
     identity: Arc<IdentityProjection>,
-    /// The address unsubscribe links start with.
-    public_url: String,
+    links: Links,
     catalog: Catalog<Message>,
 }
 
 impl Messages {
-    /// The config file's messages and those defined earlier through the API.
+    /// The config file's messages and those defined earlier through the API; links
+    /// start with `public_url`.
     pub async fn open(
         identity: Arc<IdentityProjection>,
         public_url: String,
         configured: &[MessageConfig],
     ) -> Result<Arc<Self>, MessageDefinitionError> {
         let catalog = Catalog::open(&**identity.log(), configured).await?;
+        let links = Links::open(&**identity.log(), &public_url).await?;
         Ok(Arc::new(Messages {
             identity,
-            public_url: public_url.trim_end_matches('/').to_string(),
+            links,
             catalog,
         }))
+    }
+
+    /// The signed links messages carry.
+    pub fn links(&self) -> &Links {
+        &self.links
     }
 
     /// Defines a message through the API, checked at once.
@@ -114,7 +120,7 @@ impl Messages {
         now: Timestamp,
     ) -> Vec<(String, Result<Rendering, MessageError>)> {
         let (facts, _) = self.identity.person(profile, now);
-        let url = format!("{}/unsubscribe/{profile}", self.public_url);
+        let url = self.links.unsubscribe_url(profile);
         let person = Personalisation::new(&profile.to_string(), &facts, url);
         channels
             .iter()

@@ -10,6 +10,7 @@ mod body;
 pub mod error;
 pub mod metrics;
 mod tracking;
+mod unsubscribe;
 
 use std::sync::Arc;
 
@@ -68,6 +69,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(tracking)
         .nest("/api", api)
+        .route(
+            "/unsubscribe/{profile}/{token}",
+            get(unsubscribe::page).post(unsubscribe::confirm),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

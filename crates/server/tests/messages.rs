@@ -44,9 +44,10 @@ async fn a_message_is_checked_when_defined_and_previewed_for_a_person_on_each_ch
             .unwrap()
             .contains("Dear Giulia Rossi")
     );
-    assert_eq!(
-        renderings[0]["list_unsubscribe"],
-        format!("<http://unavoce.test/unsubscribe/{giulia}>")
+    let unsubscribe = renderings[0]["list_unsubscribe"].as_str().unwrap();
+    assert!(
+        unsubscribe.starts_with(&format!("<http://unavoce.test/unsubscribe/{giulia}/")),
+        "a signed link: {unsubscribe}"
     );
     assert_eq!(renderings[1]["encoding"], "gsm7");
     assert_eq!(renderings[1]["segments"], 1);
@@ -105,4 +106,86 @@ async fn a_bad_message_is_refused_with_the_place_and_the_reason() {
         )
         .await;
     assert_eq!(answer.json["error"]["code"], "invalid_body");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_signed_unsubscribe_link_withdraws_that_persons_email_offers_only() {
+    let s = server().await;
+    s.send_batch(vec![
+        json!({"type": "identify", "userId": "giulia", "traits": {"email": "g@example.com"}}),
+        json!({"type": "track", "userId": "giulia", "event": "Consent Given",
+            "properties": {"purpose": "promotional"}}),
+        json!({"type": "identify", "userId": "marco", "traits": {"email": "m@example.com"}}),
+    ])
+    .await;
+    let answer = s
+        .admin_json(
+            "POST",
+            "/api/messages",
+            json!({"id": "offer", "email": {"subject": "Offer", "html": "<p>Hi</p>", "text": "Hi"}}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    let (giulia, marco) = (s.profile_of("giulia").await, s.profile_of("marco").await);
+    let preview = s
+        .get(&format!("/api/messages/offer/preview?profile_id={giulia}"))
+        .await;
+    let header = preview["renderings"][0]["list_unsubscribe"]
+        .as_str()
+        .unwrap();
+    let path = header
+        .trim_matches(['<', '>'])
+        .trim_start_matches("http://unavoce.test")
+        .to_string();
+    assert!(
+        path.starts_with(&format!("/unsubscribe/{giulia}/")),
+        "{path}"
+    );
+    let request = |method: &str, path: &str| {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    // No key needed, but the signature must be the person's own.
+    let answer = s.send(request("GET", &path)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let tampered = format!("{}x", &path[..path.len() - 1]);
+    assert_eq!(
+        s.send(request("POST", &tampered)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let someone_else = path.replace(&giulia, &marco);
+    let answer = s.send(request("POST", &someone_else)).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.json["error"]["code"], "invalid_link");
+
+    let answer = s.send(request("POST", &path)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let consents = s.get(&format!("/api/profiles/{giulia}/consents")).await;
+    let email = consents["current"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == "email")
+        .expect("an e-mail statement");
+    assert_eq!(
+        (
+            email["purpose"].clone(),
+            email["granted"].clone(),
+            email["source"].clone()
+        ),
+        (json!("promotional"), json!(false), json!("unsubscribe"))
+    );
+    let all_channels = consents["current"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"].is_null())
+        .unwrap();
+    assert_eq!(
+        all_channels["granted"], true,
+        "other channels keep the consent"
+    );
 }

@@ -43,6 +43,7 @@ fn one_message_is_rendered_in_each_channels_style() {
         html,
         text,
         list_unsubscribe,
+        list_unsubscribe_post,
     } = m.render("email", &who).unwrap()
     else {
         panic!("not an e-mail")
@@ -56,6 +57,7 @@ fn one_message_is_rendered_in_each_channels_style() {
     assert!(html.contains("href=\"https://voce.example/u/p-7\""));
     assert!(text.ends_with("Unsubscribe: https://voce.example/u/p-7"));
     assert_eq!(list_unsubscribe, "<https://voce.example/u/p-7>");
+    assert_eq!(list_unsubscribe_post, "List-Unsubscribe=One-Click");
 
     let Rendering::Sms {
         encoding, segments, ..

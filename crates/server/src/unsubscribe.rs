@@ -1,0 +1,97 @@
+//! `/unsubscribe/{profile}/{token}`: the link in every e-mail. `GET` shows a page with
+//! one button; `POST` (the button, or a mail client's one-click unsubscribe, RFC 8058)
+//! withdraws the person's promotional consent for e-mail, as a `Consent Withdrawn` event
+//! of theirs. The token is the link's signature: no key is needed, and no other
+//! person's consent can be touched.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Html;
+use jiff::Timestamp;
+use serde_json::{Map, json};
+use unavoce_intake::{Item, ItemBody, Submission};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The source of the events unsubscribe links record.
+pub const UNSUBSCRIBE_SOURCE: &str = "unsubscribe";
+
+async fn person(
+    state: &AppState,
+    profile: &str,
+    token: &str,
+) -> Result<unavoce_core::identity::graph::ProfileNode, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_link",
+            "this unsubscribe link is not valid",
+        )
+    };
+    let id = crate::api::profile_id(profile).map_err(|_| invalid())?;
+    if !state.messages.links().verify_unsubscribe(id, token) {
+        return Err(invalid());
+    }
+    state.identity.catch_up().await?;
+    state
+        .identity
+        .read(|g| g.profile(id).cloned())
+        .ok_or_else(invalid)
+}
+
+/// `GET`: a page asking to confirm.
+pub async fn page(
+    State(state): State<AppState>,
+    Path((profile, token)): Path<(String, String)>,
+) -> Result<Html<String>, ApiError> {
+    person(&state, &profile, &token).await?;
+    Ok(Html(
+        "<!doctype html><meta charset=utf-8><title>Unsubscribe</title>\
+         <p>Stop receiving offers by e-mail?</p>\
+         <form method=post><button type=submit>Unsubscribe</button></form>"
+            .to_string(),
+    ))
+}
+
+/// `POST`: withdraws the promotional e-mail consent.
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path((profile, token)): Path<(String, String)>,
+) -> Result<Html<String>, ApiError> {
+    let node = person(&state, &profile, &token).await?;
+    let Some((key, value)) = state.identity.event_identity(&node) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_event_identity",
+            "this person has no identifier to record the withdrawal under",
+        ));
+    };
+    let mut message = Map::new();
+    message.insert(key.into(), value.into());
+    message.insert("type".into(), "track".into());
+    message.insert("event".into(), "Consent Withdrawn".into());
+    message.insert(
+        "properties".into(),
+        json!({"purpose": "promotional", "channel": "email"}),
+    );
+    state
+        .intake
+        .ingest(Submission {
+            source: UNSUBSCRIBE_SOURCE,
+            received_at: Timestamp::now(),
+            endpoint_type: None,
+            default_touchpoint: None,
+            envelope: None,
+            items: vec![Item {
+                body: ItemBody::Parsed(message),
+                origin: json!({"endpoint": "/unsubscribe"}),
+            }],
+        })
+        .await?;
+    Ok(Html(
+        "<!doctype html><meta charset=utf-8><title>Unsubscribed</title>\
+         <p>Done: you will receive no more offers by e-mail.</p>"
+            .to_string(),
+    ))
+}

@@ -45,11 +45,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         touchpoints: touchpoints.clone(),
         segments: segments(),
         journeys: journeys()?,
+        messages: messages()?,
         ..Config::default()
     };
     std::fs::write(
         args.data.join("unavoce.toml"),
         toml::to_string(&DemoConfig {
+            messages: &config.messages,
             segments: &config.segments,
             journeys: &config.journeys,
             touchpoints: &touchpoints,
@@ -178,6 +180,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// The demo's config file: what it shows a newcomer, ready to edit.
 #[derive(serde::Serialize)]
 struct DemoConfig<'a> {
+    messages: &'a [unavoce_core::message::MessageConfig],
     segments: &'a [unavoce_engine::SegmentDefinition],
     journeys: &'a [unavoce_core::journey::JourneyConfig],
     touchpoints: &'a [Touchpoint],
@@ -208,6 +211,36 @@ fn segments() -> Vec<unavoce_engine::SegmentDefinition> {
         },
     )
     .collect()
+}
+
+/// The messages the demo's broadcast and journey send, each in every channel's style.
+fn messages() -> anyhow::Result<Vec<unavoce_core::message::MessageConfig>> {
+    Ok(serde_json::from_value(json!([
+        {
+            "id": "how-did-we-do",
+            "description": "Asked a day after a case is resolved",
+            "email": {
+                "subject": "{{ first_name | default('Hello') }}, did we solve it?",
+                "html": "<p>Dear {{ name | default('customer') }},</p><p>yesterday we closed your request. Did we solve it? Answer in one click.</p>",
+                "text": "Dear {{ name | default('customer') }}, yesterday we closed your request. Did we solve it? Answer in one click."
+            },
+            "sms": {"text": "Voce Telecom: did we solve your request? Reply YES or NO.", "max_segments": 1},
+            "whatsapp": {"text": "Hi {{ first_name | default('there') }}! We closed your request yesterday: all sorted?",
+                "buttons": ["All sorted", "Not yet"]},
+            "call_task": {"summary": "Call {{ name | default(profile_id) }}: check the resolved case really is solved"}
+        },
+        {
+            "id": "tv-sport-launch",
+            "description": "The sport TV package launch",
+            "email": {
+                "subject": "{{ first_name | default('New') }}: all the football, on your line",
+                "html": "<p>Voce TV Sport is here: every match, no dish, from EUR 9.99 a month.</p>",
+                "text": "Voce TV Sport is here: every match, no dish, from EUR 9.99 a month."
+            },
+            "sms": {"text": "Voce TV Sport: every match on your line from EUR 9.99/month. Info: voce.example/sport", "max_segments": 1},
+            "push": {"title": "Voce TV Sport is here", "body": "Every match on your line, from EUR 9.99 a month."}
+        }
+    ]))?)
 }
 
 /// A journey after every resolved case: a day later, ask how it went; the goal is a
@@ -293,6 +326,7 @@ Try it:
   unavoce census --data ./unavoce-demo-data        (also: kpis, journeys paths|funnel|attribution)
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/segments
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/journeys/case-follow-up
+  curl -s -H "Authorization: Bearer {admin_key}" "http://{listen}/api/messages/how-did-we-do/preview?profile_id=p-1"
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/broadcasts -H 'Content-Type: application/json' \
        -d '{{"message":"tv-sport-launch","audience":"stage != \"lapsed\"","purpose":"promotional","dry_run":true}}'
 

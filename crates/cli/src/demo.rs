@@ -144,12 +144,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         map.get(key).copied().unwrap_or(0)
     };
     println!(
-        "A promotional broadcast (dry run) would go to {} of {} customers now ({} held for quiet hours); {} are held back: {} without consent, {} with an open case.",
+        "A promotional broadcast (dry run) would go to {} of {} customers now ({} held for quiet hours); {} are held back: {} with no channel they consented to offers on, {} with an open case.",
         count(&promotion.outcomes, "send") + count(&promotion.outcomes, "hold"),
         promotion.audience,
         count(&promotion.outcomes, "hold"),
         count(&promotion.outcomes, "suppress"),
-        count(&promotion.reasons, "no_consent"),
+        count(&promotion.reasons, "no_consent") + count(&promotion.reasons, "no_channel"),
         count(&promotion.reasons, "suppressed"),
     );
     println!(

@@ -503,7 +503,7 @@ fn start_of_local_day(at: Timestamp, zone: &TimeZone, days_back: u32) -> Timesta
 
 mod channel;
 mod send_time;
-pub use channel::{MESSAGE_CHANNELS, rank_channels};
+pub use channel::{MESSAGE_CHANNELS, choose_channel, rank_channels};
 pub use send_time::best_send_time;
 
 #[cfg(test)]

@@ -8,8 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 use unavoce_core::audience::Audience;
 use unavoce_core::policy::{
-    Decision, Outcome, OutgoingMessage, PastSend, Policies, Reason, best_send_time, decide,
-    rank_channels,
+    Decision, Outcome, OutgoingMessage, PastSend, Policies, best_send_time, choose_channel, decide,
 };
 use unavoce_core::profile::engagement::hour_of_week;
 use unavoce_store::{DecisionLog, DecisionQuery, NewDecision, StoreError};
@@ -120,7 +119,7 @@ impl Engagement {
             reasons: BTreeMap::new(),
             decisions: Vec::new(),
         };
-        let decide_one = |person: Person| -> Option<PersonDecision> {
+        let decide_one = |person: Person, _: &_| -> Option<PersonDecision> {
             self.decide_for(broadcast, person, &history, &population, now)
         };
         while let Some(page) = people.map_page(now, &decide_one) {
@@ -179,20 +178,16 @@ impl Engagement {
         if !broadcast.audience.matches(&facts).unwrap_or(false) {
             return None;
         }
-        let (channel, fallbacks) = if broadcast.channel == "auto" {
-            let reachable: Vec<&str> = identifier_types.iter().map(String::as_str).collect();
-            let mut ranked = rank_channels(&self.policies, &broadcast.purpose, &facts, &reachable);
-            if ranked.is_empty() {
-                (None, Vec::new())
-            } else {
-                let first = ranked.remove(0);
-                (Some(first), ranked)
-            }
-        } else {
-            (Some(broadcast.channel.clone()), Vec::new())
-        };
-        let decision = match &channel {
-            Some(channel) => {
+        let reachable: Vec<&str> = identifier_types.iter().map(String::as_str).collect();
+        let chosen = choose_channel(
+            &self.policies,
+            &broadcast.purpose,
+            &broadcast.channel,
+            &facts,
+            &reachable,
+        );
+        let (channel, fallbacks, decision) = match chosen {
+            Ok((channel, fallbacks)) => {
                 let mut message = OutgoingMessage {
                     message: broadcast.message.clone(),
                     purpose: broadcast.purpose.clone(),
@@ -216,23 +211,14 @@ impl Engagement {
                     ));
                 }
                 let past = history.get(&id.to_string()).map_or(&[][..], Vec::as_slice);
-                decide(&self.policies, &message, &facts, past, now)
+                let decision = decide(&self.policies, &message, &facts, past, now);
+                (channel, fallbacks, decision)
             }
-            None => Decision {
-                outcome: Outcome::Suppress,
-                send_at: None,
-                reasons: vec![Reason {
-                    code: "no_channel",
-                    detail: format!(
-                        "no channel the customer consented to {} messages on and can be reached on",
-                        broadcast.purpose
-                    ),
-                }],
-            },
+            Err(no_channel) => ("none".to_string(), Vec::new(), no_channel),
         };
         Some(PersonDecision {
             profile_id: id.to_string(),
-            channel: channel.unwrap_or_else(|| "none".to_string()),
+            channel,
             fallbacks,
             decision,
         })

@@ -23,11 +23,11 @@ use unavoce_core::journey::{
     Action, Delivery, Halt, Journey, JourneyConfig, JourneyError, Progress, Trigger, Wake, delivery,
 };
 use unavoce_core::policy::{
-    Decision, Outcome, OutgoingMessage, PastSend, Policies, Reason, decide, rank_channels,
+    Decision, Outcome, OutgoingMessage, PastSend, Policies, choose_channel, decide,
 };
-use unavoce_core::profile::{ProfileFacts, message_step, segment_change};
+use unavoce_core::profile::{ProfileFacts, ProfileState, message_step, segment_change};
 use unavoce_core::{Event, EventType};
-use unavoce_intake::{Intake, Item, ItemBody, Submission};
+use unavoce_intake::Intake;
 use unavoce_store::{
     DecisionLog, EventQuery, JourneyRun, JourneyStore, NewDecision, RunCount, RunQuery, StoreError,
 };
@@ -387,15 +387,15 @@ impl Journeys {
         let news = news
             .as_ref()
             .map(|(channel, step)| (channel.as_str(), *step));
-        for key in keys {
-            self.wake_run(state, changes, &key, Wake::Event(name), news, now)
+        for key in &keys {
+            self.wake_run(state, changes, key, Wake::Event(name), news, now)
                 .await?;
         }
         let journeys: Vec<Arc<Journey>> = self.catalog.all().into_iter().map(|e| e.item).collect();
         let mut facts: Option<(ProfileFacts, Vec<String>)> = None;
         for journey in journeys {
             let pair = (journey.name().to_string(), profile.to_string());
-            let busy = state.keys_of(&self.identity, profile).iter().any(|k| {
+            let busy = keys.iter().any(|k| {
                 state
                     .runs
                     .get(k)
@@ -662,15 +662,9 @@ impl Journeys {
         (message, purpose, channel): (&String, &String, &String),
         now: Timestamp,
     ) -> (String, Vec<String>, Decision) {
-        let (channel, fallbacks) = if channel == "auto" {
-            let reachable: Vec<&str> = reachable.iter().map(String::as_str).collect();
-            let mut ranked = rank_channels(&self.policies, purpose, facts, &reachable).into_iter();
-            (ranked.next(), ranked.collect())
-        } else {
-            (Some(channel.clone()), Vec::new())
-        };
-        match channel {
-            Some(channel) => {
+        let reachable: Vec<&str> = reachable.iter().map(String::as_str).collect();
+        match choose_channel(&self.policies, purpose, channel, facts, &reachable) {
+            Ok((channel, fallbacks)) => {
                 let outgoing = OutgoingMessage {
                     message: message.clone(),
                     purpose: purpose.clone(),
@@ -681,20 +675,7 @@ impl Journeys {
                 let decision = decide(&self.policies, &outgoing, facts, history, now);
                 (channel, fallbacks, decision)
             }
-            None => (
-                "none".to_string(),
-                Vec::new(),
-                Decision {
-                    outcome: Outcome::Suppress,
-                    send_at: None,
-                    reasons: vec![Reason {
-                        code: "no_channel",
-                        detail: format!(
-                            "no channel the customer consented to {purpose} messages on and can be reached on"
-                        ),
-                    }],
-                },
-            ),
+            Err(no_channel) => ("none".to_string(), Vec::new(), no_channel),
         }
     }
 
@@ -748,24 +729,13 @@ impl Journeys {
     /// decisions together.
     async fn save(&self, state: &mut Runs, changes: Changes) -> Result<(), StoreError> {
         if !changes.messages.is_empty() {
-            let items = changes
-                .messages
-                .into_iter()
-                .map(|m| Item {
-                    body: ItemBody::Parsed(m),
-                    origin: json!({"journeys": true}),
-                })
-                .collect();
-            self.intake
-                .ingest(Submission {
-                    source: JOURNEY_SOURCE,
-                    received_at: Timestamp::now(),
-                    endpoint_type: None,
-                    default_touchpoint: None,
-                    envelope: None,
-                    items,
-                })
+            let report = self
+                .intake
+                .record(JOURNEY_SOURCE, changes.messages, json!({"journeys": true}))
                 .await?;
+            if let Some(rejected) = report.rejected.first() {
+                tracing::warn!(code = ?rejected.code, "a journey's profile update or notification was quarantined");
+            }
         }
         let runs: Vec<JourneyRun> = changes.runs.into_values().collect();
         self.store
@@ -829,9 +799,9 @@ impl Journeys {
             ends: BTreeMap::new(),
             people: Vec::new(),
         };
-        let simulate = |person: Person| -> Option<SimulatedRun> {
+        let simulate = |person: Person, state: &ProfileState| -> Option<SimulatedRun> {
             let enters = match &journey.trigger {
-                Trigger::Segment(segment) => person.segments.contains(segment),
+                Trigger::Segment(segment) => state.in_segment(segment),
                 Trigger::Event(_) => journey
                     .trigger_when
                     .as_ref()

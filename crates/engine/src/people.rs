@@ -18,8 +18,6 @@ pub(crate) struct Person {
     pub id: ProfileId,
     /// The types of identifier the person holds (`email`, `phone`, ...).
     pub identifier_types: Vec<String>,
-    /// The segments they are in, as recorded.
-    pub segments: Vec<String>,
     pub facts: ProfileFacts,
 }
 
@@ -42,13 +40,14 @@ impl People {
         })
     }
 
-    /// Applies `f` to each person of the next page, with their facts at `now`, on every
-    /// core; `None` after the last page. A profile merged away since the snapshot is
+    /// Applies `f` to each person of the next page, with their facts at `now` (and their
+    /// whole state, for what facts do not hold), on every core; `None` after the last
+    /// page. A profile merged away since the snapshot is
     /// skipped (its person is read under the profile it joined).
     pub(crate) fn map_page<T: Send>(
         &mut self,
         now: Timestamp,
-        f: &(impl Fn(Person) -> T + Sync),
+        f: &(impl Fn(Person, &ProfileState) -> T + Sync),
     ) -> Option<Vec<T>> {
         let end = (self.next + PAGE).min(self.profiles.len());
         let page = &self.profiles[self.next..end];
@@ -62,21 +61,18 @@ impl People {
         Some(self.identity.read_people(|graph, people| {
             let person = |id: &ProfileId| {
                 let node = graph.profile(*id).filter(|n| n.id == *id)?;
-                let state = people.get(id);
-                Some(f(Person {
-                    segments: state
-                        .map(|s| s.segments().map(str::to_string).collect())
-                        .unwrap_or_default(),
+                let empty = ProfileState::default();
+                let state = people.get(id).unwrap_or(&empty);
+                let person = Person {
                     id: *id,
                     identifier_types: node
                         .identifiers
                         .iter()
                         .map(|(k, _)| rules.type_rule(k.kind).name.clone())
                         .collect(),
-                    facts: state
-                        .unwrap_or(&ProfileState::default())
-                        .facts(&computed, now),
-                }))
+                    facts: state.facts(&computed, now),
+                };
+                Some(f(person, state))
             };
             let chunk = page.len().div_ceil(threads);
             std::thread::scope(|scope| {

@@ -55,7 +55,7 @@ impl Reports {
     ) -> Result<AudienceMembers, StoreError> {
         let mut people = People::snapshot(&self.identity).await?;
         let mut result = AudienceMembers::default();
-        let evaluate = |person: Person| (person.id, audience.matches(&person.facts));
+        let evaluate = |person: Person, _: &_| (person.id, audience.matches(&person.facts));
         while let Some(page) = people.map_page(now, &evaluate) {
             for (id, matched) in page {
                 result.evaluated += 1;

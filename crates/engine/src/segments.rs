@@ -24,7 +24,7 @@ use serde_json::{Map, json};
 use unavoce_core::audience::{Audience, AudienceError};
 use unavoce_core::identity::ProfileId;
 use unavoce_core::profile::{ProfileState, SEGMENT_ENTERED, SEGMENT_EXITED, SEGMENT_SOURCE};
-use unavoce_intake::{Intake, Item, ItemBody, Submission};
+use unavoce_intake::Intake;
 use unavoce_store::StoreError;
 
 use crate::IdentityProjection;
@@ -291,7 +291,7 @@ impl Segments {
 
     /// Appends membership changes as events.
     async fn record(&self, changes: &[Change], now: Timestamp) -> Result<(), SegmentError> {
-        let items = changes
+        let messages = changes
             .iter()
             .map(|c| {
                 let mut message = Map::new();
@@ -319,22 +319,12 @@ impl Segments {
                     "properties".into(),
                     json!({"segment": c.segment, "profile_id": c.profile}),
                 );
-                Item {
-                    body: ItemBody::Parsed(message),
-                    origin: json!({"segment": c.segment}),
-                }
+                message
             })
             .collect();
         let report = self
             .intake
-            .ingest(Submission {
-                source: SEGMENT_SOURCE,
-                received_at: now,
-                endpoint_type: None,
-                default_touchpoint: None,
-                envelope: None,
-                items,
-            })
+            .record(SEGMENT_SOURCE, messages, json!({"segments": true}))
             .await?;
         if let Some(rejected) = report.rejected.first() {
             tracing::warn!(code = ?rejected.code, "a segment membership change was quarantined");

@@ -160,6 +160,33 @@ impl Intake {
         &self.log
     }
 
+    /// Appends messages the platform writes itself about people — a consent an agent
+    /// took, an unsubscribe, a segment membership, a journey's profile update — from
+    /// `source`, received now. They go through the same validation as any other: one
+    /// that does not hold is quarantined and reported.
+    pub async fn record(
+        &self,
+        source: &str,
+        messages: Vec<Map<String, Value>>,
+        origin: Value,
+    ) -> Result<IngestReport, StoreError> {
+        self.ingest(Submission {
+            source,
+            received_at: Timestamp::now(),
+            endpoint_type: None,
+            default_touchpoint: None,
+            envelope: None,
+            items: messages
+                .into_iter()
+                .map(|m| Item {
+                    body: ItemBody::Parsed(m),
+                    origin: origin.clone(),
+                })
+                .collect(),
+        })
+        .await
+    }
+
     /// Validates every item, then appends the valid events and quarantines the rest in
     /// one durable append. Returns only once everything is durable.
     pub async fn ingest(&self, submission: Submission<'_>) -> Result<IngestReport, StoreError> {

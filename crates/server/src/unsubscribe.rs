@@ -7,9 +7,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Html;
-use jiff::Timestamp;
 use serde_json::{Map, json};
-use unavoce_intake::{Item, ItemBody, Submission};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -75,20 +73,24 @@ pub async fn confirm(
         "properties".into(),
         json!({"purpose": "promotional", "channel": "email"}),
     );
-    state
+    let report = state
         .intake
-        .ingest(Submission {
-            source: UNSUBSCRIBE_SOURCE,
-            received_at: Timestamp::now(),
-            endpoint_type: None,
-            default_touchpoint: None,
-            envelope: None,
-            items: vec![Item {
-                body: ItemBody::Parsed(message),
-                origin: json!({"endpoint": "/unsubscribe"}),
-            }],
-        })
+        .record(
+            UNSUBSCRIBE_SOURCE,
+            vec![message],
+            json!({"endpoint": "/unsubscribe"}),
+        )
         .await?;
+    if let Some(rejected) = report.rejected.first() {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "not_recorded",
+            format!(
+                "the withdrawal could not be recorded (quarantine entry {}): {}",
+                rejected.quarantine_id, rejected.message
+            ),
+        ));
+    }
     Ok(Html(
         "<!doctype html><meta charset=utf-8><title>Unsubscribed</title>\
          <p>Done: you will receive no more offers by e-mail.</p>"

@@ -1,6 +1,6 @@
 //! Channel `auto`: which channel a message goes out on, and which to fall back to.
 
-use super::Policies;
+use super::{Decision, Outcome, Policies, Reason};
 use crate::profile::{ChannelEngagement, ProfileFacts};
 
 /// The channels a message can go out on: the identifier type a person needs to be
@@ -59,6 +59,35 @@ pub fn rank_channels(
         .into_iter()
         .map(|(_, _, _, c)| c.to_string())
         .collect()
+}
+
+/// The channel a message goes out on and the channels to fall back to: `channel`
+/// itself, or with `auto` the best of [`rank_channels`] and the rest in order. With
+/// `auto` and no channel at all, the suppression that says so.
+pub fn choose_channel(
+    policies: &Policies,
+    purpose: &str,
+    channel: &str,
+    person: &ProfileFacts,
+    reachable: &[&str],
+) -> Result<(String, Vec<String>), Decision> {
+    if channel != "auto" {
+        return Ok((channel.to_string(), Vec::new()));
+    }
+    let mut ranked = rank_channels(policies, purpose, person, reachable).into_iter();
+    match ranked.next() {
+        Some(first) => Ok((first, ranked.collect())),
+        None => Err(Decision {
+            outcome: Outcome::Suppress,
+            send_at: None,
+            reasons: vec![Reason {
+                code: "no_channel",
+                detail: format!(
+                    "no channel the customer consented to {purpose} messages on and can be reached on"
+                ),
+            }],
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use litemap::LiteMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::latest::{Latest, Stated};
 use crate::event::Event;
 
 /// A consent is given for a purpose (`service`, `promotional`, ...) on a channel, or on
@@ -24,6 +24,12 @@ pub struct Consent {
     pub at: Timestamp,
     /// The touchpoint it was given or withdrawn at, or the source.
     pub source: String,
+}
+
+impl Stated for Consent {
+    fn at(&self) -> Timestamp {
+        self.at
+    }
 }
 
 /// What one event says about a consent, if anything: the key and whether it is granted.
@@ -55,7 +61,7 @@ pub fn consent_statement(event: &Event) -> Option<(ConsentKey, bool)> {
 /// Current consents by purpose and channel, the latest statement by event time winning
 /// (log order breaking ties): what a profile keeps as its events arrive.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Consents(LiteMap<ConsentKey, (Consent, i64)>);
+pub struct Consents(Latest<ConsentKey, Consent>);
 
 impl Consents {
     /// Takes in the event at log position `seq`, if it states a consent.
@@ -71,32 +77,17 @@ impl Consents {
                 .clone()
                 .unwrap_or_else(|| event.source.clone()),
         };
-        self.state(key, consent, seq);
-    }
-
-    fn state(&mut self, key: ConsentKey, consent: Consent, seq: i64) {
-        match self.0.get_mut(&key) {
-            Some((old, old_seq)) => {
-                if (old.at, *old_seq) <= (consent.at, seq) {
-                    (*old, *old_seq) = (consent, seq);
-                }
-            }
-            None => {
-                self.0.insert(key, (consent, seq));
-            }
-        }
+        self.0.state(&key, consent, seq);
     }
 
     /// Adds another profile's consents (a merge): the latest statement of each wins.
     pub fn merge(&mut self, other: Consents) {
-        for (key, (consent, seq)) in other.0.into_tuple_vec() {
-            self.state(key, consent, seq);
-        }
+        self.0.merge(other.0);
     }
 
     /// Every consent, by purpose and channel.
     pub fn iter(&self) -> impl Iterator<Item = (&ConsentKey, &Consent)> {
-        self.0.iter().map(|(k, (c, _))| (k, c))
+        self.0.iter()
     }
 }
 
@@ -108,12 +99,7 @@ pub fn fold_consents<'a>(
     for (seq, event) in events.into_iter().enumerate() {
         consents.apply(seq as i64, event);
     }
-    consents
-        .0
-        .into_tuple_vec()
-        .into_iter()
-        .map(|(k, (c, _))| (k, c))
-        .collect()
+    consents.0.into_values().collect()
 }
 
 #[cfg(test)]

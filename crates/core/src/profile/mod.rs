@@ -10,6 +10,7 @@ pub mod cases;
 pub mod computed;
 pub mod consent;
 pub mod engagement;
+pub mod latest;
 pub mod state;
 pub mod traits;
 

@@ -18,6 +18,7 @@ use super::cases::{Case, CaseLog, CaseStatus};
 use super::computed::{ComputedState, ComputedTrait};
 use super::consent::Consents;
 use super::engagement::{ChannelEngagement, count_engagement};
+use super::latest::{Latest, Stated};
 use super::traits::Traits;
 use crate::event::{Event, EventType};
 
@@ -104,6 +105,19 @@ impl ProfileFacts {
     }
 }
 
+/// A recorded segment membership change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Membership {
+    entered: bool,
+    at: Timestamp,
+}
+
+impl Stated for Membership {
+    fn at(&self) -> Timestamp {
+        self.at
+    }
+}
+
 /// A person's state, kept current as their events arrive. See the module docs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProfileState {
@@ -115,7 +129,7 @@ pub struct ProfileState {
     purchases: u32,
     last_seen: Option<Timestamp>,
     /// Segment membership as recorded: entered or not, by the latest change.
-    segments: LiteMap<String, (bool, Timestamp, i64)>,
+    segments: Latest<String, Membership>,
 }
 
 impl ProfileState {
@@ -134,14 +148,11 @@ impl ProfileState {
     /// Takes in the event at log position `seq`.
     pub fn apply(&mut self, computed: &[ComputedTrait], seq: i64, event: &Event) {
         if let Some((segment, entered)) = segment_change(event) {
-            let change = (entered, event.timestamp, seq);
-            match self.segments.get_mut(segment) {
-                Some(old) if (old.1, old.2) > (change.1, change.2) => {}
-                Some(old) => *old = change,
-                None => {
-                    self.segments.insert(segment.to_string(), change);
-                }
-            }
+            let change = Membership {
+                entered,
+                at: event.timestamp,
+            };
+            self.segments.state(segment, change, seq);
             return;
         }
         self.traits.apply(seq, event);
@@ -170,30 +181,12 @@ impl ProfileState {
         self.computed.merge(other.computed);
         self.purchases += other.purchases;
         self.last_seen = self.last_seen.max(other.last_seen);
-        for (segment, change) in other.segments.into_tuple_vec() {
-            let keep = self
-                .segments
-                .get(&segment)
-                .is_some_and(|old| (old.1, old.2) > (change.1, change.2));
-            if !keep {
-                self.segments.insert(segment, change);
-            }
-        }
+        self.segments.merge(other.segments);
     }
 
     /// Whether the person's latest recorded change for `segment` is an entry.
     pub fn in_segment(&self, segment: &str) -> bool {
-        self.segments
-            .get(segment)
-            .is_some_and(|(entered, ..)| *entered)
-    }
-
-    /// The segments the person is in, as recorded.
-    pub fn segments(&self) -> impl Iterator<Item = &str> {
-        self.segments
-            .iter()
-            .filter(|(_, (entered, ..))| *entered)
-            .map(|(name, _)| name.as_str())
+        self.segments.get(segment).is_some_and(|m| m.entered)
     }
 
     /// When the person was last seen on any touchpoint.

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use litemap::LiteMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::latest::{Latest, Stated};
 use crate::event::Event;
 
 /// A trait's current value, with where and when it was said.
@@ -18,11 +18,17 @@ pub struct TraitValue {
     pub at: Timestamp,
 }
 
+impl Stated for TraitValue {
+    fn at(&self) -> Timestamp {
+        self.at
+    }
+}
+
 /// The traits said so far (`traits` of identify calls, `context.traits` of any call),
 /// each the latest by event time (log order breaking ties):
 /// what a profile keeps as its events arrive, and merges when profiles merge.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Traits(LiteMap<String, (TraitValue, i64)>);
+pub struct Traits(Latest<String, TraitValue>);
 
 impl Traits {
     /// Takes in what the event at log position `seq` says about the person.
@@ -43,39 +49,24 @@ impl Traits {
                         .unwrap_or_else(|| event.source.clone()),
                     at: event.timestamp,
                 };
-                self.say(name, value, seq);
-            }
-        }
-    }
-
-    fn say(&mut self, name: &str, value: TraitValue, seq: i64) {
-        match self.0.get_mut(name) {
-            Some((old, old_seq)) => {
-                if (old.at, *old_seq) <= (value.at, seq) {
-                    (*old, *old_seq) = (value, seq);
-                }
-            }
-            None => {
-                self.0.insert(name.to_string(), (value, seq));
+                self.0.state(name.as_str(), value, seq);
             }
         }
     }
 
     /// Adds another profile's traits (a merge): the latest statement of each wins.
     pub fn merge(&mut self, other: Traits) {
-        for (name, (value, seq)) in other.0.into_tuple_vec() {
-            self.say(&name, value, seq);
-        }
+        self.0.merge(other.0);
     }
 
     /// One trait.
     pub fn get(&self, name: &str) -> Option<&TraitValue> {
-        self.0.get(name).map(|(v, _)| v)
+        self.0.get(name)
     }
 
     /// Every trait, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &TraitValue)> {
-        self.0.iter().map(|(k, (v, _))| (k, v))
+        self.0.iter()
     }
 }
 
@@ -87,12 +78,7 @@ pub fn fold_traits<'a>(
     for (seq, event) in events.into_iter().enumerate() {
         traits.apply(seq as i64, event);
     }
-    traits
-        .0
-        .into_tuple_vec()
-        .into_iter()
-        .map(|(k, (v, _))| (k, v))
-        .collect()
+    traits.0.into_values().collect()
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use unavoce_core::profile::{ConsentKey, fold_consents};
-use unavoce_intake::{Item, ItemBody, Submission};
 
 use super::live_profile;
 use crate::AppState;
@@ -115,17 +114,11 @@ pub async fn record(
     }
     let report = state
         .intake
-        .ingest(Submission {
-            source: "api",
-            received_at: Timestamp::now(),
-            endpoint_type: None,
-            default_touchpoint: None,
-            envelope: None,
-            items: vec![Item {
-                body: ItemBody::Parsed(message),
-                origin: json!({"endpoint": "/api/profiles/{id}/consents"}),
-            }],
-        })
+        .record(
+            "api",
+            vec![message],
+            json!({"endpoint": "/api/profiles/{id}/consents"}),
+        )
         .await?;
     if let Some(rejected) = report.rejected.first() {
         return Err(ApiError::bad_request(

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use unavoce_core::journey::{Journey, JourneyConfig};
 use unavoce_engine::JourneyDefinitionError;
 
-use super::limit_param;
+use super::{count_param, limit_param};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -97,28 +97,12 @@ async fn dry_run(
     journey: &Journey,
     params: &HashMap<String, String>,
 ) -> Result<Json<Value>, ApiError> {
-    let list_limit = match params.get("list_limit") {
-        Some(_) => limit_param_named(params, "list_limit")?,
-        None => 100,
-    };
+    let list_limit = count_param(params, "list_limit", 100, 0..=100_000)?;
     let report = state
         .journeys
         .dry_run(journey, list_limit, jiff::Timestamp::now())
         .await?;
     Ok(Json(json!(report)))
-}
-
-fn limit_param_named(params: &HashMap<String, String>, name: &str) -> Result<usize, ApiError> {
-    params
-        .get(name)
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n <= 100_000)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_parameter",
-                format!("`{name}` must be a number from 0 to 100000"),
-            )
-        })
 }
 
 /// `GET /api/journeys/{name}/runs?profile_id=&limit=&cursor=`: where each person is.

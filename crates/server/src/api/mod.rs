@@ -80,14 +80,28 @@ fn limit_param(
     default: usize,
     max: usize,
 ) -> Result<usize, crate::error::ApiError> {
-    let limit = parse_param::<usize>("limit", params.get("limit"))?.unwrap_or(default);
-    if !(1..=max).contains(&limit) {
+    count_param(params, "limit", default, 1..=max)
+}
+
+/// A count query parameter: `default` when absent, an error outside `range`.
+fn count_param(
+    params: &std::collections::HashMap<String, String>,
+    name: &str,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, crate::error::ApiError> {
+    let value = parse_param::<usize>(name, params.get(name))?.unwrap_or(default);
+    if !range.contains(&value) {
         return Err(crate::error::ApiError::bad_request(
             "invalid_parameter",
-            format!("`limit` must be between 1 and {max}"),
+            format!(
+                "`{name}` must be between {} and {}",
+                range.start(),
+                range.end()
+            ),
         ));
     }
-    Ok(limit)
+    Ok(value)
 }
 
 /// Parses an optional numeric query parameter with a precise error.

@@ -1,0 +1,71 @@
+//! Statements where the latest wins: a trait's value, a consent, a segment membership.
+
+use std::borrow::Borrow;
+
+use jiff::Timestamp;
+use litemap::LiteMap;
+
+/// A value stated at a moment.
+pub trait Stated {
+    fn at(&self) -> Timestamp;
+}
+
+/// Values by key, each the latest statement by event time, log order breaking ties, so
+/// events may arrive in any order and two people's maps merge into that of all their
+/// events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest<K, V>(LiteMap<K, (V, i64)>);
+
+impl<K, V> Default for Latest<K, V> {
+    fn default() -> Self {
+        Latest(LiteMap::new())
+    }
+}
+
+impl<K: Ord + Clone, V: Stated> Latest<K, V> {
+    /// Takes a statement made by the event at log position `seq`.
+    pub fn state<Q>(&mut self, key: &Q, value: V, seq: i64)
+    where
+        K: Borrow<Q>,
+        Q: Ord + ToOwned<Owned = K> + ?Sized,
+    {
+        match self.0.get_mut(key) {
+            Some((old, old_seq)) => {
+                if (old.at(), *old_seq) <= (value.at(), seq) {
+                    (*old, *old_seq) = (value, seq);
+                }
+            }
+            None => {
+                self.0.insert(key.to_owned(), (value, seq));
+            }
+        }
+    }
+
+    /// Adds another person's statements (a merge).
+    pub fn merge(&mut self, other: Self) {
+        for (key, (value, seq)) in other.0.into_tuple_vec() {
+            self.state(&key, value, seq);
+        }
+    }
+
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.0.get(key).map(|(v, _)| v)
+    }
+
+    /// Every key's latest value, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.0.iter().map(|(k, (v, _))| (k, v))
+    }
+
+    /// The values, by key.
+    pub fn into_values(self) -> impl Iterator<Item = (K, V)> {
+        self.0
+            .into_tuple_vec()
+            .into_iter()
+            .map(|(k, (v, _))| (k, v))
+    }
+}

@@ -1,6 +1,7 @@
 //! Signed links in messages: a person's unsubscribe link carries an HMAC-SHA256 of
 //! their profile id under a secret of this installation, so nobody can withdraw someone
-//! else's consent by guessing a link.
+//! else's consent by guessing a link; an e-mail's open pixel and click links are signed
+//! the same way, so they record only what was sent and redirect only where it linked.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -44,24 +45,64 @@ impl Links {
         })
     }
 
-    fn mac(&self, profile: ProfileId) -> Hmac<Sha256> {
+    fn mac(&self, subject: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret)
             .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-        mac.update(format!("unsubscribe:{profile}").as_bytes());
+        mac.update(subject.as_bytes());
         mac
+    }
+
+    fn token(&self, subject: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(subject).finalize().into_bytes())
+    }
+
+    /// Whether `token` signs `subject` (compared in constant time).
+    fn verify(&self, subject: &str, token: &str) -> bool {
+        match URL_SAFE_NO_PAD.decode(token) {
+            Ok(bytes) => self.mac(subject).verify_slice(&bytes).is_ok(),
+            Err(_) => false,
+        }
     }
 
     /// The person's unsubscribe link.
     pub fn unsubscribe_url(&self, profile: ProfileId) -> String {
-        let token = URL_SAFE_NO_PAD.encode(self.mac(profile).finalize().into_bytes());
+        let token = self.token(&format!("unsubscribe:{profile}"));
         format!("{}/unsubscribe/{profile}/{token}", self.public_url)
     }
 
-    /// Whether `token` is the person's (compared in constant time).
+    /// Whether `token` is the person's.
     pub fn verify_unsubscribe(&self, profile: ProfileId, token: &str) -> bool {
-        match URL_SAFE_NO_PAD.decode(token) {
-            Ok(bytes) => self.mac(profile).verify_slice(&bytes).is_ok(),
-            Err(_) => false,
-        }
+        self.verify(&format!("unsubscribe:{profile}"), token)
+    }
+
+    /// The open pixel of the e-mail sent as outbox entry `outbox_id`.
+    pub fn open_url(&self, outbox_id: i64) -> String {
+        let token = self.token(&format!("open:{outbox_id}"));
+        format!("{}/t/open/{outbox_id}/{token}", self.public_url)
+    }
+
+    /// Whether `token` is the open pixel's of `outbox_id`.
+    pub fn verify_open(&self, outbox_id: i64, token: &str) -> bool {
+        self.verify(&format!("open:{outbox_id}"), token)
+    }
+
+    /// A link in the e-mail sent as `outbox_id` that records the click and goes on to
+    /// `target` (signed, so it cannot be made to redirect anywhere else).
+    pub fn click_url(&self, outbox_id: i64, target: &str) -> String {
+        let token = self.token(&format!("click:{outbox_id}:{target}"));
+        let target = URL_SAFE_NO_PAD.encode(target.as_bytes());
+        format!("{}/t/click/{outbox_id}/{token}/{target}", self.public_url)
+    }
+
+    /// The destination of a click link, if its token holds.
+    pub fn verify_click(&self, outbox_id: i64, token: &str, target: &str) -> Option<String> {
+        let target = String::from_utf8(URL_SAFE_NO_PAD.decode(target).ok()?).ok()?;
+        self.verify(&format!("click:{outbox_id}:{target}"), token)
+            .then_some(target)
+    }
+
+    /// Whether `url` is one of these links (an unsubscribe link is never tracked).
+    pub fn is_own(&self, url: &str) -> bool {
+        url.starts_with(&self.public_url)
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use unavoce_core::identity::ProfileId;
 use unavoce_core::message::{Message, MessageConfig, MessageError, Personalisation, Rendering};
+use unavoce_core::profile::ProfileFacts;
 use unavoce_store::StoreError;
 
 use crate::catalog::{Catalog, CatalogError, Definition};
@@ -108,6 +109,25 @@ impl Messages {
             message: e.item,
             origin: e.origin,
         })
+    }
+
+    /// Catalog message `id` rendered for a person (their facts read at send time) on
+    /// `channel`.
+    pub fn render(
+        &self,
+        id: &str,
+        channel: &str,
+        profile: ProfileId,
+        facts: &ProfileFacts,
+    ) -> Result<Rendering, MessageError> {
+        let entry = self.catalog.get(id).ok_or_else(|| MessageError {
+            message: id.to_string(),
+            at: "id".into(),
+            problem: "is not in the message catalog".into(),
+        })?;
+        let url = self.links.unsubscribe_url(profile);
+        let person = Personalisation::new(&profile.to_string(), facts, url);
+        entry.item.render(channel, &person)
     }
 
     /// A message rendered for a person on each of `channels`: the rendering, or why it

@@ -9,9 +9,11 @@
 mod decisions;
 mod journeys;
 mod log;
+mod outbox;
 pub mod sqlite;
 
 pub use decisions::*;
 pub use journeys::*;
 pub use log::*;
+pub use outbox::*;
 pub use sqlite::{Durability, SqliteLog, SqliteOptions};

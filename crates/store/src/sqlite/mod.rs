@@ -2,6 +2,7 @@
 //! doing group commit, a small pool of reader connections.
 
 mod checkpoint;
+mod outbox;
 mod rows;
 mod schema;
 mod writer;

@@ -101,6 +101,17 @@ CREATE TABLE journey_runs (
 CREATE INDEX journey_runs_by_journey ON journey_runs (journey, status);
 CREATE INDEX journey_runs_by_profile ON journey_runs (profile_id);
 "#,
+    r#"
+ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN last_error TEXT;
+ALTER TABLE outbox ADD COLUMN provider_message_id TEXT;
+ALTER TABLE outbox ADD COLUMN delivery TEXT; -- the provider's report: delivered | read | failed
+ALTER TABLE outbox ADD COLUMN updated_at INTEGER;
+DROP INDEX outbox_due;
+CREATE INDEX outbox_lane ON outbox (channel, status, send_at);
+CREATE INDEX outbox_by_provider_message ON outbox (provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+"#,
 ];
 
 /// Sets the pragmas every connection uses.

@@ -18,6 +18,7 @@ use super::rows::{EventRow, insert_event, insert_quarantine, micros};
 use crate::decisions::NewDecision;
 use crate::journeys::JourneyRun;
 use crate::log::{AppendOutcome, Appended, NewQuarantineEntry, StoreError};
+use crate::outbox::{OutboxEntry, Settlement};
 
 /// What one commit did, for metrics.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +50,17 @@ pub(crate) enum Op {
     },
     Decide(Vec<NewDecision>),
     SaveRuns(Vec<JourneyRun>, Vec<NewDecision>),
+    Claim {
+        channel: String,
+        now: Timestamp,
+        limit: usize,
+    },
+    Settle(Vec<Settlement>),
+    ResumeInFlight,
+    Requeue {
+        id: i64,
+        at: Timestamp,
+    },
 }
 
 pub(crate) enum Done {
@@ -57,6 +69,10 @@ pub(crate) enum Done {
     Replayed(Appended),
     Decided(Vec<i64>),
     RunsSaved,
+    Claimed(Vec<OutboxEntry>),
+    Settled,
+    Resumed(u64),
+    Requeued(bool),
 }
 
 pub(crate) struct Job {
@@ -70,7 +86,11 @@ impl Job {
             Op::Append { events, quarantine } => events.len() + quarantine.len(),
             Op::Decide(decisions) => decisions.len(),
             Op::SaveRuns(runs, decisions) => runs.len() + decisions.len(),
-            Op::Replay { .. } | Op::PutSetting { .. } => 1,
+            Op::Claim { limit, .. } => *limit,
+            Op::Settle(settlements) => settlements.len(),
+            Op::Replay { .. } | Op::PutSetting { .. } | Op::ResumeInFlight | Op::Requeue { .. } => {
+                1
+            }
         }
     }
 }
@@ -222,6 +242,19 @@ fn apply(
             }
             Ok(Ok(Done::RunsSaved))
         }
+        Op::Claim {
+            channel,
+            now,
+            limit,
+        } => Ok(Ok(Done::Claimed(super::outbox::claim(
+            tx, channel, *now, *limit,
+        )?))),
+        Op::Settle(settlements) => {
+            super::outbox::settle(tx, settlements)?;
+            Ok(Ok(Done::Settled))
+        }
+        Op::ResumeInFlight => Ok(Ok(Done::Resumed(super::outbox::resume_in_flight(tx)?))),
+        Op::Requeue { id, at } => Ok(Ok(Done::Requeued(super::outbox::requeue(tx, *id, *at)?))),
         Op::PutSetting { name, value } => {
             tx.prepare_cached(
                 "INSERT INTO settings (name, value) VALUES (?1, ?2) \

@@ -1,0 +1,236 @@
+//! The `[delivery]` settings: which provider carries each channel, how hard to retry,
+//! and the credentials — given in the file or, better, named environment variables.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::SignedDuration;
+use serde::Deserialize;
+use unavoce_core::journey::parse_duration;
+
+/// How messages leave: one provider per channel, and the retry policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// E-mail over SMTP.
+    pub email: Option<SmtpConfig>,
+    /// SMS through the Twilio Messages API.
+    pub sms: Option<TwilioConfig>,
+    /// WhatsApp through the WhatsApp Cloud API.
+    pub whatsapp: Option<WhatsappConfig>,
+    /// Push notifications, handed to a signed webhook (your push gateway).
+    pub push: Option<WebhookConfig>,
+    /// Call-center tasks, handed to a signed webhook (your call-center software).
+    pub call_task: Option<WebhookConfig>,
+    /// Named webhooks departments subscribe with.
+    #[serde(default)]
+    pub webhooks: BTreeMap<String, WebhookConfig>,
+    /// The text that confirms an SMS or WhatsApp STOP (sent once).
+    #[serde(default = "default_opt_out_confirmation")]
+    pub opt_out_confirmation: String,
+}
+
+fn default_opt_out_confirmation() -> String {
+    "You are unsubscribed and will get no more messages from us here. Reply START to subscribe again.".into()
+}
+
+/// Retries: exponential back-off with jitter, a cap on attempts, and an age after
+/// which a message is no longer worth sending.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    /// The first back-off; each next one doubles, up to `max_delay`.
+    pub first_delay: String,
+    pub max_delay: String,
+    /// A message not sent this long after it was due is given up.
+    pub expire_after: String,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 8,
+            first_delay: "30s".into(),
+            max_delay: "1h".into(),
+            expire_after: "2d".into(),
+        }
+    }
+}
+
+/// The retry policy, checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub first_delay: SignedDuration,
+    pub max_delay: SignedDuration,
+    pub expire_after: SignedDuration,
+}
+
+impl RetryConfig {
+    /// Checks the durations.
+    pub fn policy(&self) -> Result<RetryPolicy, ConfigError> {
+        let duration = |field: &str, text: &str| {
+            parse_duration(text).ok_or_else(|| ConfigError::Invalid {
+                field: format!("delivery.retry.{field}"),
+                problem: format!("{text:?} is not a duration like 30s, 5m, 1h or 2d"),
+            })
+        };
+        if self.max_attempts == 0 {
+            return Err(ConfigError::Invalid {
+                field: "delivery.retry.max_attempts".into(),
+                problem: "must be at least 1".into(),
+            });
+        }
+        Ok(RetryPolicy {
+            max_attempts: self.max_attempts,
+            first_delay: duration("first_delay", &self.first_delay)?,
+            max_delay: duration("max_delay", &self.max_delay)?,
+            expire_after: duration("expire_after", &self.expire_after)?,
+        })
+    }
+}
+
+/// How fast one provider may be called.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pace {
+    /// Messages per second at most.
+    pub per_second: f64,
+    /// Messages in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace {
+            per_second: 50.0,
+            concurrency: 4,
+        }
+    }
+}
+
+/// A credential: given inline, or the name of the environment variable holding it.
+/// Never printed.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub value: Option<String>,
+    pub env: Option<String>,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.env {
+            Some(env) => write!(f, "Credential(env {env})"),
+            None if self.value.is_some() => f.write_str("Credential(***)"),
+            None => f.write_str("Credential(none)"),
+        }
+    }
+}
+
+impl Credential {
+    /// The secret, if one is given; an error if it names an unset variable.
+    pub fn resolve(&self, field: &str) -> Result<Option<String>, ConfigError> {
+        match (&self.value, &self.env) {
+            (_, Some(env)) => match std::env::var(env) {
+                Ok(value) if !value.is_empty() => Ok(Some(value)),
+                _ => Err(ConfigError::MissingEnv {
+                    field: field.to_string(),
+                    env: env.clone(),
+                }),
+            },
+            (Some(value), None) => Ok(Some(value.clone())),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The secret, which must be given.
+    pub fn require(&self, field: &str) -> Result<String, ConfigError> {
+        self.resolve(field)?.ok_or_else(|| ConfigError::Invalid {
+            field: field.to_string(),
+            problem: "is required: give value = \"...\" or env = \"VARIABLE\"".into(),
+        })
+    }
+}
+
+/// E-mail over SMTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// `smtp://host:25` (plain), `smtp://host:587?tls=required` (STARTTLS) or
+    /// `smtps://host:465` (TLS).
+    pub url: String,
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Credential,
+    /// The sender, e.g. `Acme <news@acme.example>`.
+    pub from: String,
+    #[serde(default)]
+    pub pace: Pace,
+}
+
+/// SMS through the Twilio Messages API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioConfig {
+    #[serde(default = "default_twilio_url")]
+    pub api_url: String,
+    pub account_sid: String,
+    #[serde(default)]
+    pub auth_token: Credential,
+    /// The sending number (E.164), unless a messaging service sends.
+    pub from: Option<String>,
+    pub messaging_service_sid: Option<String>,
+    #[serde(default)]
+    pub pace: Pace,
+}
+
+fn default_twilio_url() -> String {
+    "https://api.twilio.com".into()
+}
+
+/// WhatsApp through the WhatsApp Cloud API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappConfig {
+    #[serde(default = "default_whatsapp_url")]
+    pub api_url: String,
+    pub phone_number_id: String,
+    #[serde(default)]
+    pub access_token: Credential,
+    /// The app secret Meta signs its webhooks with (`X-Hub-Signature-256`).
+    #[serde(default)]
+    pub app_secret: Credential,
+    /// The token Meta's webhook verification must present.
+    #[serde(default)]
+    pub verify_token: Credential,
+    #[serde(default)]
+    pub pace: Pace,
+}
+
+fn default_whatsapp_url() -> String {
+    "https://graph.facebook.com/v21.0".into()
+}
+
+/// A webhook: JSON posted to `url`, signed with HMAC-SHA256 under `secret`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    #[serde(default)]
+    pub secret: Credential,
+    #[serde(default)]
+    pub pace: Pace,
+}
+
+/// A delivery setting that does not hold.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{field}: {problem}")]
+    Invalid { field: String, problem: String },
+    #[error("{field}: the environment variable {env} is not set")]
+    MissingEnv { field: String, env: String },
+}

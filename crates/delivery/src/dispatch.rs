@@ -1,0 +1,519 @@
+//! The outbox worker: one lane per channel, each with its own provider, pace and
+//! concurrency, so a slow or failing provider holds back only its own messages.
+//!
+//! A lane claims only as many due entries as it has free slots (each claim is durable
+//! before the attempt starts), renders each for the person as they are at send time,
+//! hands it to the provider under the entry's idempotency key, and settles it: sent,
+//! retried after an exponential back-off with jitter, or a dead letter. What happened
+//! is recorded as the person's events (`Message Sent`, `Message Failed`), which
+//! per-channel engagement and the journeys' fallbacks read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use unavoce_core::identity::ProfileId;
+use unavoce_core::message::Rendering;
+use unavoce_core::policy::Policies;
+use unavoce_engine::{IdentityProjection, Messages};
+use unavoce_intake::Intake;
+use unavoce_store::{DecisionLog, Outbox, OutboxEntry, Settlement, StoreError};
+
+use crate::backoff::{jitter, retry_delay};
+use crate::config::{ConfigError, DeliveryConfig, Pace, RetryPolicy};
+use crate::pace::Pacer;
+use crate::provider::{Envelope, Failure, Provider};
+use crate::tracking::track_html;
+use crate::{Smtp, Twilio, Webhook, Whatsapp};
+
+/// The source of the events delivery records.
+pub const DELIVERY_SOURCE: &str = "delivery";
+/// The purpose of the one message that confirms an opt-out: sent although every
+/// consent on that channel was just withdrawn (the confirmation is what the law asks).
+pub const OPT_OUT_PURPOSE: &str = "opt-out";
+/// The catalog message that confirms an opt-out.
+pub const OPT_OUT_MESSAGE: &str = "opt-out-confirmation";
+
+/// How long an idle lane waits before looking for due entries again.
+const POLL: Duration = Duration::from_millis(200);
+
+/// One channel's provider and its pace.
+struct Lane {
+    channel: String,
+    provider: Arc<dyn Provider>,
+    pacer: Pacer,
+    pace: Pace,
+    sent: AtomicU64,
+    retried: AtomicU64,
+    dead: AtomicU64,
+}
+
+/// A lane as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneInfo {
+    pub channel: String,
+    pub provider: &'static str,
+    pub per_second: f64,
+    pub concurrency: usize,
+    /// Since start: messages accepted, attempts to retry, dead letters.
+    pub sent: u64,
+    pub retried: u64,
+    pub dead: u64,
+}
+
+/// What the worker needs from the rest of the platform.
+pub struct Platform {
+    pub outbox: Arc<dyn Outbox>,
+    pub identity: Arc<IdentityProjection>,
+    pub messages: Arc<Messages>,
+    pub intake: Arc<Intake>,
+    pub policies: Arc<Policies>,
+    pub decisions: Arc<dyn DecisionLog>,
+}
+
+/// The outbox worker and its providers.
+pub struct Dispatcher {
+    platform: Platform,
+    lanes: BTreeMap<String, Arc<Lane>>,
+    retry: RetryPolicy,
+}
+
+/// Why a claimed entry is not handed to a provider.
+enum Skip {
+    /// It cannot be sent (no address, no such message, a template that fails).
+    Dead(String),
+    /// It should no longer be sent.
+    Cancelled(String),
+}
+
+impl Dispatcher {
+    /// The providers `config` sets up; `public_url` is where providers report back.
+    pub fn new(
+        config: &DeliveryConfig,
+        platform: Platform,
+        public_url: &str,
+    ) -> Result<Self, ConfigError> {
+        let public_url = public_url.trim_end_matches('/');
+        let mut providers: Vec<(&str, Arc<dyn Provider>, Pace)> = Vec::new();
+        if let Some(c) = &config.email {
+            providers.push(("email", Arc::new(Smtp::new(c)?), c.pace));
+        }
+        if let Some(c) = &config.sms {
+            let callback = format!("{public_url}/webhooks/twilio/status");
+            providers.push(("sms", Arc::new(Twilio::new(c, Some(callback))?), c.pace));
+        }
+        if let Some(c) = &config.whatsapp {
+            providers.push(("whatsapp", Arc::new(Whatsapp::new(c)?), c.pace));
+        }
+        if let Some(c) = &config.push {
+            providers.push(("push", Arc::new(Webhook::new(c, "delivery.push")?), c.pace));
+        }
+        if let Some(c) = &config.call_task {
+            let webhook = Webhook::new(c, "delivery.call_task")?;
+            providers.push(("call_task", Arc::new(webhook), c.pace));
+        }
+        let lanes = providers
+            .into_iter()
+            .map(|(channel, provider, pace)| {
+                let lane = Lane {
+                    channel: channel.to_string(),
+                    provider,
+                    pacer: Pacer::new(pace.per_second),
+                    pace: Pace {
+                        concurrency: pace.concurrency.max(1),
+                        ..pace
+                    },
+                    sent: AtomicU64::new(0),
+                    retried: AtomicU64::new(0),
+                    dead: AtomicU64::new(0),
+                };
+                (channel.to_string(), Arc::new(lane))
+            })
+            .collect();
+        Ok(Dispatcher {
+            platform,
+            lanes,
+            retry: config.retry.policy()?,
+        })
+    }
+
+    /// The lanes and what they did since start.
+    pub fn lanes(&self) -> Vec<LaneInfo> {
+        self.lanes
+            .values()
+            .map(|l| LaneInfo {
+                channel: l.channel.clone(),
+                provider: l.provider.kind(),
+                per_second: l.pace.per_second,
+                concurrency: l.pace.concurrency,
+                sent: l.sent.load(Ordering::Relaxed),
+                retried: l.retried.load(Ordering::Relaxed),
+                dead: l.dead.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Puts back in line what a crash left under way, then runs every lane until
+    /// `stop` turns true; attempts under way then finish.
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) -> Result<(), StoreError> {
+        let resumed = self.platform.outbox.resume_in_flight().await?;
+        if resumed > 0 {
+            tracing::warn!(
+                resumed,
+                "outbox entries were being sent when the server stopped; they are sent again under the same idempotency key"
+            );
+        }
+        let mut lanes = JoinSet::new();
+        for lane in self.lanes.values() {
+            lanes.spawn(self.clone().run_lane(lane.clone(), stop.clone()));
+        }
+        while lanes.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    async fn run_lane(self: Arc<Self>, lane: Arc<Lane>, mut stop: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(lane.pace.concurrency));
+        let mut attempts = JoinSet::new();
+        while !*stop.borrow() {
+            while attempts.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = attempts.join_next() => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let now = Timestamp::now();
+            let due = match self.platform.outbox.next_due(&lane.channel).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::error!(channel = %lane.channel, error = %e, "cannot read the outbox");
+                    None
+                }
+            };
+            let claimed = match due {
+                Some(at) if at <= now => self.platform.outbox.claim(&lane.channel, now, free).await,
+                _ => Ok(Vec::new()),
+            };
+            let claimed = match claimed {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(channel = %lane.channel, error = %e, "cannot claim outbox entries; trying again");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                let wait = due
+                    .map(|at| at.duration_since(now).unsigned_abs().min(POLL))
+                    .unwrap_or(POLL);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for entry in claimed {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let (me, lane) = (self.clone(), lane.clone());
+                attempts.spawn(async move {
+                    me.attempt(&lane, entry).await;
+                    drop(slot);
+                });
+            }
+        }
+        while attempts.join_next().await.is_some() {}
+    }
+
+    /// One attempt at one entry, settled.
+    async fn attempt(&self, lane: &Lane, entry: OutboxEntry) {
+        let now = Timestamp::now();
+        let envelope = match self.prepare(&entry, now) {
+            Ok(envelope) => envelope,
+            Err(Skip::Dead(error)) => return self.give_up(lane, &entry, error).await,
+            Err(Skip::Cancelled(reason)) => {
+                let at = Timestamp::now();
+                return self
+                    .settle(Settlement::Cancelled {
+                        id: entry.id,
+                        reason,
+                        at,
+                    })
+                    .await;
+            }
+        };
+        lane.pacer.acquire().await;
+        match lane.provider.send(&envelope).await {
+            Ok(accepted) => {
+                lane.sent.fetch_add(1, Ordering::Relaxed);
+                let mut properties = self.properties(lane, &entry);
+                if let Some(id) = &accepted.provider_message_id {
+                    properties.insert("provider_message_id".into(), id.clone().into());
+                }
+                self.record(&entry, "Message Sent", "sent", properties)
+                    .await;
+                self.settle(Settlement::Sent {
+                    id: entry.id,
+                    provider_message_id: accepted.provider_message_id,
+                    at: Timestamp::now(),
+                })
+                .await;
+            }
+            Err(Failure::Permanent(error)) => self.give_up(lane, &entry, error).await,
+            Err(failure) => {
+                let error = failure.describe().to_string();
+                let mut wait = retry_delay(&self.retry, entry.attempts, jitter());
+                if let Failure::RateLimited { retry_after, .. } = &failure {
+                    let asked = retry_after.unwrap_or(Duration::from_secs(1));
+                    lane.pacer.pause(asked);
+                    wait = wait.max(SignedDuration::try_from(asked).unwrap_or(wait));
+                }
+                let retry_at = Timestamp::now() + wait;
+                let expires = entry.first_due + self.retry.expire_after;
+                if entry.attempts >= self.retry.max_attempts || retry_at > expires {
+                    let why = if entry.attempts >= self.retry.max_attempts {
+                        format!("{} attempts failed; the last: {error}", entry.attempts)
+                    } else {
+                        format!(
+                            "it would be too late to send it next time; the last error: {error}"
+                        )
+                    };
+                    return self.give_up(lane, &entry, why).await;
+                }
+                lane.retried.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    channel = %lane.channel,
+                    outbox_id = entry.id,
+                    attempt = entry.attempts,
+                    retry_in_s = wait.as_secs(),
+                    error = %error,
+                    "delivery failed for now; retrying"
+                );
+                self.settle(Settlement::Retry {
+                    id: entry.id,
+                    retry_at,
+                    error,
+                    at: Timestamp::now(),
+                })
+                .await;
+            }
+        }
+    }
+
+    /// The entry ready for its provider, or why it is not sent.
+    fn prepare(&self, entry: &OutboxEntry, now: Timestamp) -> Result<Envelope, Skip> {
+        if now > entry.first_due + self.retry.expire_after {
+            return Err(Skip::Dead(format!(
+                "expired: not sent within {} of being due",
+                self.retry.expire_after
+            )));
+        }
+        let id: ProfileId = entry
+            .profile_id
+            .parse()
+            .map_err(|_| Skip::Dead(format!("{:?} is not a profile id", entry.profile_id)))?;
+        let identity = &self.platform.identity;
+        let found = identity.read(|g| {
+            g.profile(id).map(|node| {
+                let rules = identity.rules();
+                let address = |kind: &str| {
+                    node.identifiers
+                        .iter()
+                        .rev()
+                        .map(|(k, _)| rules.identifier_of(k))
+                        .find(|i| i.kind.as_str() == kind)
+                        .map(|i| i.value)
+                };
+                let wanted = match entry.channel.as_str() {
+                    "email" => Some("email"),
+                    "sms" | "whatsapp" | "rcs" => Some("phone"),
+                    "push" => Some("device_id"),
+                    _ => None,
+                };
+                (
+                    node.id,
+                    wanted.map(|kind| (kind, address(kind))),
+                    address("phone"),
+                )
+            })
+        });
+        let Some((profile, wanted, phone)) = found else {
+            return Err(Skip::Dead("the profile no longer exists".into()));
+        };
+        let to = match wanted {
+            Some((_, Some(address))) => address,
+            Some((kind, None)) => {
+                return Err(Skip::Dead(format!("the person has no {kind} to send to")));
+            }
+            None => phone.unwrap_or_default(),
+        };
+        let (facts, _) = identity.person(profile, now);
+        if entry.purpose != OPT_OUT_PURPOSE
+            && !self
+                .platform
+                .policies
+                .consented(&entry.purpose, &entry.channel, &facts)
+        {
+            return Err(Skip::Cancelled(format!(
+                "consent to {} messages on {} was withdrawn after the decision",
+                entry.purpose, entry.channel
+            )));
+        }
+        let mut rendering = self
+            .platform
+            .messages
+            .render(&entry.message, &entry.channel, profile, &facts)
+            .map_err(|e| Skip::Dead(e.to_string()))?;
+        if let Rendering::Email { html, .. } = &mut rendering {
+            let links = self.platform.messages.links();
+            *html = track_html(html, &links.open_url(entry.id), |url| {
+                (!links.is_own(url)).then(|| links.click_url(entry.id, url))
+            });
+        }
+        Ok(Envelope {
+            idempotency_key: entry.idempotency_key(),
+            to,
+            rendering,
+            profile_id: profile.to_string(),
+            message: entry.message.clone(),
+            outbox_id: entry.id,
+        })
+    }
+
+    /// A dead letter, and the person's `Message Failed`.
+    async fn give_up(&self, lane: &Lane, entry: &OutboxEntry, error: String) {
+        lane.dead.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(channel = %lane.channel, outbox_id = entry.id, error = %error, "message given up (dead letter)");
+        let mut properties = self.properties(lane, entry);
+        properties.insert("error".into(), error.clone().into());
+        self.record(entry, "Message Failed", "failed", properties)
+            .await;
+        self.settle(Settlement::Dead {
+            id: entry.id,
+            error,
+            at: Timestamp::now(),
+        })
+        .await;
+    }
+
+    fn properties(&self, lane: &Lane, entry: &OutboxEntry) -> Map<String, Value> {
+        let mut p = entry_properties(entry);
+        p.insert("provider".into(), lane.provider.kind().into());
+        p.insert("attempts".into(), entry.attempts.into());
+        p
+    }
+
+    pub(crate) fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// Records `event` about the entry's person, once (its message id is derived from
+    /// the entry and `step`).
+    async fn record(
+        &self,
+        entry: &OutboxEntry,
+        event: &str,
+        step: &str,
+        properties: Map<String, Value>,
+    ) {
+        let message = json!({
+            "type": "track",
+            "event": event,
+            "messageId": format!("delivery-{}-{step}", entry.id),
+            "properties": properties,
+        });
+        if let Err(e) = record_about(&self.platform, &entry.profile_id, message).await {
+            tracing::error!(outbox_id = entry.id, error = %e, "cannot record the delivery event");
+        }
+    }
+
+    async fn settle(&self, settlement: Settlement) {
+        // The outbox row is what keeps a message from being sent twice: keep trying.
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self.platform.outbox.settle(vec![settlement.clone()]).await {
+                Ok(()) => return,
+                Err(StoreError::Closed) => {
+                    tracing::error!(
+                        "the store closed before a delivery could be settled; it will be resumed at the next start"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot settle a delivery yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
+
+/// What every event about an outbox entry says about it.
+pub(crate) fn entry_properties(entry: &OutboxEntry) -> Map<String, Value> {
+    let mut p = Map::new();
+    p.insert("channel".into(), entry.channel.clone().into());
+    p.insert("message".into(), entry.message.clone().into());
+    p.insert("purpose".into(), entry.purpose.clone().into());
+    p.insert("outbox_id".into(), entry.id.into());
+    p.insert("decision_id".into(), entry.decision_id.into());
+    if let Some(journey) = &entry.journey {
+        p.insert("journey".into(), journey.clone().into());
+    }
+    if let Some(broadcast) = &entry.broadcast {
+        p.insert("broadcast".into(), broadcast.clone().into());
+    }
+    p
+}
+
+/// Why an event about a person could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("profile {0} no longer exists or has no user or anonymous id to record under")]
+    NoIdentity(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the event was quarantined: {0}")]
+    Rejected(String),
+}
+
+/// Records `message` (a Segment message without identity) as an event of profile
+/// `profile_id` (or the profile it was merged into).
+pub async fn record_about(
+    platform: &Platform,
+    profile_id: &str,
+    mut message: Value,
+) -> Result<(), RecordError> {
+    let identity = &platform.identity;
+    let who = profile_id
+        .parse::<ProfileId>()
+        .ok()
+        .and_then(|id| identity.read(|g| g.profile(id).and_then(|n| identity.event_identity(n))));
+    let Some((key, value)) = who else {
+        return Err(RecordError::NoIdentity(profile_id.to_string()));
+    };
+    message[key] = value.into();
+    let Value::Object(message) = message else {
+        return Err(RecordError::Rejected("not an object".into()));
+    };
+    let report = platform
+        .intake
+        .record(
+            DELIVERY_SOURCE,
+            vec![message],
+            json!({"component": "delivery"}),
+        )
+        .await?;
+    match report.rejected.first() {
+        Some(r) => Err(RecordError::Rejected(r.message.clone())),
+        None => Ok(()),
+    }
+}

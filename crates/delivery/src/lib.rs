@@ -1,0 +1,28 @@
+//! Delivery: the outbox worker ([`Dispatcher`]) and the providers that carry messages
+//! to people — SMTP ([`Smtp`]), the Twilio Messages API ([`Twilio`]), the WhatsApp
+//! Cloud API ([`Whatsapp`]) and signed webhooks ([`Webhook`]) — with the pacing,
+//! back-off and tracking they need.
+
+mod backoff;
+pub mod config;
+mod dispatch;
+mod pace;
+mod provider;
+mod reports;
+mod smtp;
+pub mod tracking;
+mod twilio;
+mod webhook;
+mod whatsapp;
+
+pub use config::DeliveryConfig;
+pub use dispatch::{
+    DELIVERY_SOURCE, Dispatcher, LaneInfo, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, Platform, RecordError,
+    record_about,
+};
+pub use provider::{Accepted, Envelope, Failure, Provider};
+pub use reports::{Keyword, ReplyOutcome, Report, ReportError, keyword};
+pub use smtp::Smtp;
+pub use twilio::Twilio;
+pub use webhook::{Webhook, signature};
+pub use whatsapp::{Whatsapp, request_body};

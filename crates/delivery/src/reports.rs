@@ -1,0 +1,335 @@
+//! What comes back from people and providers: delivery reports (Twilio status
+//! callbacks, WhatsApp statuses), replies (with STOP and START), e-mail opens and
+//! clicks. Each becomes the person's event; a STOP also withdraws their consents on
+//! that channel and, the first time, is confirmed to them.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use unavoce_core::identifier::Identifier;
+use unavoce_core::identity::ProfileId;
+use unavoce_store::{NewDecision, Settlement, StoreError};
+
+use crate::dispatch::{
+    DELIVERY_SOURCE, Dispatcher, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, RecordError, entry_properties,
+    record_about,
+};
+
+/// The purposes a STOP withdraws and a START gives back, on the channel it came from.
+pub const OPT_OUT_PURPOSES: [&str; 2] = ["promotional", "service"];
+
+/// Keywords that opt out (those carriers and Twilio recognise, and Italian ones).
+const STOP_WORDS: [&str; 11] = [
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "REVOKE",
+    "OPTOUT",
+    "OPT OUT",
+    "BASTA",
+    "CANCELLAMI",
+];
+/// Keywords that opt back in.
+const START_WORDS: [&str; 4] = ["START", "UNSTOP", "YES", "RIPRENDI"];
+
+/// What a reply asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyword {
+    Stop,
+    Start,
+    None,
+}
+
+/// Whether a reply is an opt-out or opt-in keyword: the whole message, in any case,
+/// with surrounding spaces and punctuation ignored.
+pub fn keyword(text: &str) -> Keyword {
+    let word = text
+        .trim()
+        .trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace())
+        .to_uppercase();
+    let word = word.split_whitespace().collect::<Vec<_>>().join(" ");
+    if STOP_WORDS.contains(&word.as_str()) {
+        Keyword::Stop
+    } else if START_WORDS.contains(&word.as_str()) {
+        Keyword::Start
+    } else {
+        Keyword::None
+    }
+}
+
+/// What a reply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    /// Recorded as the person's reply.
+    Recorded,
+    /// Consents withdrawn; `confirmed`: a confirmation was queued (not when they had
+    /// already opted out on this channel).
+    OptedOut { confirmed: bool },
+    /// Consents given back.
+    OptedIn,
+}
+
+/// A provider's report on a message it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Delivered,
+    Read,
+    Failed(String),
+}
+
+/// Why something coming back could not be taken in.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Dispatcher {
+    /// A provider's report on the message it knows as `provider_message_id`; false if
+    /// no such message was sent.
+    pub async fn provider_report(
+        &self,
+        provider_message_id: &str,
+        report: Report,
+    ) -> Result<bool, ReportError> {
+        let Some(entry) = self
+            .platform()
+            .outbox
+            .outbox_by_provider_id(provider_message_id)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let (event, delivery, error) = match &report {
+            Report::Delivered => ("Message Delivered", "delivered", None),
+            Report::Read => ("Message Read", "read", None),
+            Report::Failed(error) => ("Message Failed", "failed", Some(error.clone())),
+        };
+        let mut properties = Value::Object(entry_properties(&entry));
+        if let Some(error) = &error {
+            properties["error"] = error.clone().into();
+        }
+        let message = json!({
+            "type": "track",
+            "event": event,
+            "messageId": format!("delivery-{}-{delivery}", entry.id),
+            "properties": properties,
+        });
+        record_about(self.platform(), &entry.profile_id, message).await?;
+        self.platform()
+            .outbox
+            .settle(vec![Settlement::Reported {
+                id: entry.id,
+                delivery: delivery.into(),
+                error,
+                at: Timestamp::now(),
+            }])
+            .await?;
+        Ok(true)
+    }
+
+    /// An e-mail's open pixel was loaded, or one of its links followed (`clicked`: the
+    /// destination); false if there is no such entry.
+    pub async fn email_engagement(
+        &self,
+        outbox_id: i64,
+        clicked: Option<&str>,
+    ) -> Result<bool, ReportError> {
+        let Some(entry) = self.platform().outbox.outbox_entry(outbox_id).await? else {
+            return Ok(false);
+        };
+        let mut properties = Value::Object(entry_properties(&entry));
+        let (event, delivery) = match clicked {
+            Some(url) => {
+                properties["url"] = url.into();
+                ("Message Clicked", "clicked")
+            }
+            None => ("Message Opened", "opened"),
+        };
+        let message = json!({"type": "track", "event": event, "properties": properties});
+        record_about(self.platform(), &entry.profile_id, message).await?;
+        if entry.delivery.as_deref() != Some("clicked") {
+            self.platform()
+                .outbox
+                .settle(vec![Settlement::Reported {
+                    id: entry.id,
+                    delivery: delivery.into(),
+                    error: None,
+                    at: Timestamp::now(),
+                }])
+                .await?;
+        }
+        Ok(true)
+    }
+
+    /// A message from a person on `channel` (`sms`, `whatsapp`) from phone number
+    /// `from`; `provider_id` (the provider's id for it) makes a repeated report count
+    /// once.
+    pub async fn reply(
+        &self,
+        channel: &str,
+        from: &str,
+        text: &str,
+        provider_id: Option<&str>,
+    ) -> Result<ReplyOutcome, ReportError> {
+        let phone = if from.starts_with('+') {
+            from.to_string()
+        } else {
+            format!("+{}", from.trim())
+        };
+        let now = Timestamp::now();
+        let key = provider_id
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{channel}-{phone}-{}", now.as_microsecond()));
+        let before = self.person_with_phone(&phone);
+        let mut events = vec![json!({
+            "type": "track",
+            "event": "Message Replied",
+            "messageId": format!("reply-{key}"),
+            "properties": {"channel": channel, "text": text},
+        })];
+        let word = keyword(text);
+        let consent_event = match word {
+            Keyword::Stop => "Consent Withdrawn",
+            Keyword::Start => "Consent Given",
+            Keyword::None => "",
+        };
+        if word != Keyword::None {
+            for purpose in OPT_OUT_PURPOSES {
+                events.push(json!({
+                    "type": "track",
+                    "event": consent_event,
+                    "messageId": format!("reply-{key}-{purpose}"),
+                    "properties": {"purpose": purpose, "channel": channel, "keyword": text.trim()},
+                }));
+            }
+        }
+        let already_out = before.is_some_and(|profile| {
+            let (facts, _) = self.platform().identity.person(profile, now);
+            OPT_OUT_PURPOSES.iter().all(|p| {
+                facts
+                    .consent_statement(p, channel)
+                    .is_some_and(|s| !s.granted)
+            })
+        });
+        self.record_from_phone(before, &phone, channel, events)
+            .await?;
+        match word {
+            Keyword::None => Ok(ReplyOutcome::Recorded),
+            Keyword::Start => Ok(ReplyOutcome::OptedIn),
+            Keyword::Stop if already_out => Ok(ReplyOutcome::OptedOut { confirmed: false }),
+            Keyword::Stop => {
+                self.platform().identity.catch_up().await?;
+                let Some(profile) = self.person_with_phone(&phone) else {
+                    return Ok(ReplyOutcome::OptedOut { confirmed: false });
+                };
+                self.platform()
+                    .decisions
+                    .record_decisions(vec![NewDecision {
+                        profile_id: profile.to_string(),
+                        message: OPT_OUT_MESSAGE.into(),
+                        purpose: OPT_OUT_PURPOSE.into(),
+                        channel: channel.into(),
+                        journey: None,
+                        broadcast: None,
+                        decided_at: now,
+                        outcome: "send".into(),
+                        send_at: Some(now),
+                        reasons: json!([{
+                            "code": "opt_out_confirmation",
+                            "detail": "confirms the person's opt-out on this channel; sent once, whatever their consents",
+                        }]),
+                    }])
+                    .await?;
+                Ok(ReplyOutcome::OptedOut { confirmed: true })
+            }
+        }
+    }
+
+    /// The profile holding phone number `phone`, if exactly one does.
+    fn person_with_phone(&self, phone: &str) -> Option<ProfileId> {
+        let identity = &self.platform().identity;
+        let key = identity.rules().key_of(&Identifier {
+            kind: "phone".to_string().into(),
+            value: phone.to_string(),
+        })?;
+        identity.read(|g| {
+            (!g.is_ambiguous(&key))
+                .then(|| g.lookup(&key).map(|n| n.id))
+                .flatten()
+        })
+    }
+
+    /// Records events about the person with `phone`: under their profile's identity, or,
+    /// for a number nobody has yet, under an anonymous id with the number as a trait
+    /// (so the identity graph links it).
+    async fn record_from_phone(
+        &self,
+        profile: Option<ProfileId>,
+        phone: &str,
+        channel: &str,
+        events: Vec<Value>,
+    ) -> Result<(), ReportError> {
+        for mut event in events {
+            event["context"] = json!({"traits": {"phone": phone}});
+            match profile {
+                Some(profile) => {
+                    record_about(self.platform(), &profile.to_string(), event).await?;
+                }
+                None => {
+                    event["anonymousId"] = format!("{channel}:{phone}").into();
+                    let Value::Object(message) = event else {
+                        continue;
+                    };
+                    let report = self
+                        .platform()
+                        .intake
+                        .record(
+                            DELIVERY_SOURCE,
+                            vec![message],
+                            json!({"component": "delivery"}),
+                        )
+                        .await?;
+                    if let Some(r) = report.rejected.first() {
+                        return Err(RecordError::Rejected(r.message.clone()).into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_and_start_are_recognised_in_their_common_forms() {
+        for text in [
+            "STOP",
+            "stop",
+            " Stop. ",
+            "STOPALL",
+            "unsubscribe",
+            "Opt out",
+            "basta!",
+        ] {
+            assert_eq!(keyword(text), Keyword::Stop, "{text}");
+        }
+        for text in ["START", "unstop", "Yes"] {
+            assert_eq!(keyword(text), Keyword::Start, "{text}");
+        }
+        for text in [
+            "stop sending me offers please",
+            "when does the store open?",
+            "",
+        ] {
+            assert_eq!(keyword(text), Keyword::None, "{text}");
+        }
+    }
+}

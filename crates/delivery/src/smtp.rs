@@ -1,0 +1,119 @@
+//! E-mail over SMTP with `lettre`: a multipart (text and HTML) message with the
+//! unsubscribe headers, a `Message-ID` derived from the idempotency key (so a
+//! receiver can tell a re-sent copy), plain, STARTTLS or TLS, with or without auth.
+
+use async_trait::async_trait;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use unavoce_core::message::Rendering;
+
+use crate::config::{ConfigError, SmtpConfig};
+use crate::provider::{Accepted, Envelope, Failure, Provider, install_crypto};
+
+/// The SMTP provider.
+pub struct Smtp {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    domain: String,
+}
+
+impl Smtp {
+    pub fn new(config: &SmtpConfig) -> Result<Self, ConfigError> {
+        install_crypto();
+        let invalid = |field: &str, problem: String| ConfigError::Invalid {
+            field: format!("delivery.email.{field}"),
+            problem,
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.url)
+            .map_err(|e| {
+                invalid(
+                    "url",
+                    format!("{e} (e.g. smtp://localhost:25, smtps://mail.example.com:465)"),
+                )
+            })?
+            .timeout(Some(std::time::Duration::from_secs(30)));
+        if let Some(user) = &config.username {
+            let password = config.password.require("delivery.email.password")?;
+            builder = builder.credentials(Credentials::new(user.clone(), password));
+        }
+        let from: Mailbox = config
+            .from
+            .parse()
+            .map_err(|e| invalid("from", format!("{:?} is not an address: {e}", config.from)))?;
+        let domain = from.email.domain().to_string();
+        Ok(Smtp {
+            transport: builder.build(),
+            from,
+            domain,
+        })
+    }
+
+    fn compose(&self, envelope: &Envelope) -> Result<Message, Failure> {
+        let Rendering::Email {
+            subject,
+            html,
+            text,
+            list_unsubscribe,
+            list_unsubscribe_post,
+        } = &envelope.rendering
+        else {
+            return Err(Failure::Permanent("not an e-mail rendering".into()));
+        };
+        let to: Mailbox = envelope
+            .to
+            .parse()
+            .map_err(|e| Failure::Permanent(format!("not an e-mail address: {e}")))?;
+        let raw = |name: &'static str, value: &str| {
+            HeaderValue::new(HeaderName::new_from_ascii_str(name), value.to_string())
+        };
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject.clone())
+            .message_id(Some(format!(
+                "<{}@{}>",
+                envelope.idempotency_key, self.domain
+            )))
+            .raw_header(raw("List-Unsubscribe", list_unsubscribe))
+            .raw_header(raw("List-Unsubscribe-Post", list_unsubscribe_post))
+            .raw_header(raw("X-Unavoce-Key", &envelope.idempotency_key))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text.clone()),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html.clone()),
+                    ),
+            )
+            .map_err(|e| Failure::Permanent(format!("cannot compose the e-mail: {e}")))
+    }
+}
+
+#[async_trait]
+impl Provider for Smtp {
+    fn kind(&self) -> &'static str {
+        "smtp"
+    }
+
+    async fn send(&self, envelope: &Envelope) -> Result<Accepted, Failure> {
+        let message = self.compose(envelope)?;
+        let id = message
+            .headers()
+            .get_raw("Message-ID")
+            .map(|v| v.trim().to_string());
+        match self.transport.send(message).await {
+            Ok(_) => Ok(Accepted {
+                provider_message_id: id,
+            }),
+            Err(e) if e.is_permanent() => Err(Failure::Permanent(format!("refused: {e}"))),
+            Err(e) => Err(Failure::Transient(format!("not accepted: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! SMS through the Twilio Messages API: `POST /2010-04-01/Accounts/{sid}/Messages.json`,
+//! form-encoded, HTTP Basic with the account SID and auth token, with a status callback
+//! so Twilio reports delivery back.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use unavoce_core::message::Rendering;
+
+use crate::config::{ConfigError, TwilioConfig};
+use crate::provider::{
+    Accepted, Envelope, Failure, Provider, excerpt, http_client, http_failure, text_at, unreachable,
+};
+
+/// The Twilio SMS provider.
+pub struct Twilio {
+    client: reqwest::Client,
+    endpoint: String,
+    account_sid: String,
+    auth_token: String,
+    sender: (&'static str, String),
+    status_callback: Option<String>,
+}
+
+impl Twilio {
+    /// `status_callback`: where Twilio reports delivery (this server's
+    /// `/webhooks/twilio/status`).
+    pub fn new(
+        config: &TwilioConfig,
+        status_callback: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let auth_token = config.auth_token.require("delivery.sms.auth_token")?;
+        let sender = match (&config.messaging_service_sid, &config.from) {
+            (Some(sid), _) => ("MessagingServiceSid", sid.clone()),
+            (None, Some(from)) => ("From", from.clone()),
+            (None, None) => {
+                return Err(ConfigError::Invalid {
+                    field: "delivery.sms".into(),
+                    problem: "give from (the sending number) or messaging_service_sid".into(),
+                });
+            }
+        };
+        Ok(Twilio {
+            client: http_client(),
+            endpoint: format!(
+                "{}/2010-04-01/Accounts/{}/Messages.json",
+                config.api_url.trim_end_matches('/'),
+                config.account_sid
+            ),
+            account_sid: config.account_sid.clone(),
+            auth_token,
+            sender,
+            status_callback,
+        })
+    }
+}
+
+#[async_trait]
+impl Provider for Twilio {
+    fn kind(&self) -> &'static str {
+        "twilio"
+    }
+
+    async fn send(&self, envelope: &Envelope) -> Result<Accepted, Failure> {
+        let body = match &envelope.rendering {
+            Rendering::Sms { text, .. } => text,
+            _ => return Err(Failure::Permanent("not an SMS rendering".into())),
+        };
+        let mut form = vec![
+            ("To", envelope.to.as_str()),
+            (self.sender.0, self.sender.1.as_str()),
+            ("Body", body.as_str()),
+        ];
+        if let Some(callback) = &self.status_callback {
+            form.push(("StatusCallback", callback.as_str()));
+        }
+        let answer = self
+            .client
+            .post(&self.endpoint)
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .header("Idempotency-Key", &envelope.idempotency_key)
+            .form(&form)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = answer.status();
+        let retry_after = answer.headers().get(reqwest::header::RETRY_AFTER).cloned();
+        let text = answer.text().await.map_err(unreachable)?;
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            // Twilio's errors: {"code": 21211, "message": "...", "more_info": "...", "status": 400}
+            let detail = match (json.get("code"), text_at(&json, "/message")) {
+                (Some(code), Some(message)) => format!("Twilio error {code}: {message}"),
+                _ => excerpt(&text),
+            };
+            return Err(http_failure(status, retry_after.as_ref(), detail));
+        }
+        match text_at(&json, "/sid") {
+            Some(sid) => Ok(Accepted {
+                provider_message_id: Some(sid.to_string()),
+            }),
+            None => Err(Failure::Transient(format!(
+                "Twilio accepted the message but gave no sid: {}",
+                excerpt(&text)
+            ))),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! WhatsApp through the WhatsApp Cloud API: `POST /{phone-number-id}/messages` with a
+//! bearer token; a text, or an interactive message with up to three reply buttons.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use unavoce_core::message::Rendering;
+
+use crate::config::{ConfigError, WhatsappConfig};
+use crate::provider::{
+    Accepted, Envelope, Failure, Provider, excerpt, http_client, http_failure, text_at, unreachable,
+};
+
+/// Graph API error codes that mean "slow down" (throughput, rate and spam limits).
+const RATE_LIMIT_CODES: [i64; 6] = [4, 80007, 130429, 131048, 131056, 133016];
+/// Codes that mean "the service had a problem; try again".
+const TRANSIENT_CODES: [i64; 4] = [1, 2, 131000, 131016];
+
+/// The WhatsApp Cloud API provider.
+pub struct Whatsapp {
+    client: reqwest::Client,
+    endpoint: String,
+    access_token: String,
+}
+
+impl Whatsapp {
+    pub fn new(config: &WhatsappConfig) -> Result<Self, ConfigError> {
+        Ok(Whatsapp {
+            client: http_client(),
+            endpoint: format!(
+                "{}/{}/messages",
+                config.api_url.trim_end_matches('/'),
+                config.phone_number_id
+            ),
+            access_token: config
+                .access_token
+                .require("delivery.whatsapp.access_token")?,
+        })
+    }
+}
+
+/// The request body for one rendering to one number (digits only, as the API wants).
+pub fn request_body(to: &str, rendering: &Rendering, key: &str) -> Option<Value> {
+    let Rendering::Whatsapp { text, buttons } = rendering else {
+        return None;
+    };
+    let to: String = to.chars().filter(char::is_ascii_digit).collect();
+    let mut body = json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "biz_opaque_callback_data": key,
+    });
+    if buttons.is_empty() {
+        body["type"] = json!("text");
+        body["text"] = json!({"preview_url": true, "body": text});
+    } else {
+        body["type"] = json!("interactive");
+        body["interactive"] = json!({
+            "type": "button",
+            "body": {"text": text},
+            "action": {"buttons": buttons.iter().enumerate().map(|(i, title)| json!({
+                "type": "reply",
+                "reply": {"id": format!("button-{}", i + 1), "title": title},
+            })).collect::<Vec<_>>()},
+        });
+    }
+    Some(body)
+}
+
+#[async_trait]
+impl Provider for Whatsapp {
+    fn kind(&self) -> &'static str {
+        "whatsapp"
+    }
+
+    async fn send(&self, envelope: &Envelope) -> Result<Accepted, Failure> {
+        let body = request_body(&envelope.to, &envelope.rendering, &envelope.idempotency_key)
+            .ok_or_else(|| Failure::Permanent("not a WhatsApp rendering".into()))?;
+        let answer = self
+            .client
+            .post(&self.endpoint)
+            .bearer_auth(&self.access_token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = answer.status();
+        let retry_after = answer.headers().get(reqwest::header::RETRY_AFTER).cloned();
+        let text = answer.text().await.map_err(unreachable)?;
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            // {"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}
+            let code = json.pointer("/error/code").and_then(Value::as_i64);
+            let detail = match (code, text_at(&json, "/error/message")) {
+                (Some(code), Some(message)) => format!("WhatsApp error {code}: {message}"),
+                _ => excerpt(&text),
+            };
+            let failure = http_failure(status, retry_after.as_ref(), detail.clone());
+            return Err(match code {
+                Some(c) if RATE_LIMIT_CODES.contains(&c) => Failure::RateLimited {
+                    error: format!("HTTP {}: {detail}", status.as_u16()),
+                    retry_after: None,
+                },
+                Some(c) if TRANSIENT_CODES.contains(&c) => {
+                    Failure::Transient(format!("HTTP {}: {detail}", status.as_u16()))
+                }
+                _ => failure,
+            });
+        }
+        match text_at(&json, "/messages/0/id") {
+            Some(id) => Ok(Accepted {
+                provider_message_id: Some(id.to_string()),
+            }),
+            None => Err(Failure::Transient(format!(
+                "WhatsApp accepted the message but gave no id: {}",
+                excerpt(&text)
+            ))),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The outbox: each message the gate decided to send, one row per message and channel,
+//! from its decision until a provider accepted it or it was given up (dead letter).
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::log::StoreError;
+
+/// One message to deliver on one channel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub decision_id: i64,
+    pub profile_id: String,
+    pub channel: String,
+    pub message: String,
+    pub purpose: String,
+    pub journey: Option<String>,
+    pub broadcast: Option<String>,
+    /// When it is due: the decision's send time, or the next attempt's.
+    pub send_at: Timestamp,
+    /// When the decision first made it due (what its age is counted from).
+    pub first_due: Timestamp,
+    /// `pending`, `sending` (an attempt under way), `sent`, `dead` (given up; can be
+    /// requeued) or `cancelled` (no longer to be sent, e.g. consent withdrawn since).
+    pub status: String,
+    /// Attempts started.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// The provider's id for it (an SMTP `Message-ID`, a Twilio `sid`, a WhatsApp `wamid`).
+    pub provider_message_id: Option<String>,
+    /// What the provider reported after accepting it (`delivered`, `read`, `failed`).
+    pub delivery: Option<String>,
+    pub updated_at: Option<Timestamp>,
+}
+
+impl OutboxEntry {
+    /// The key every attempt to send this message on this channel carries, so a
+    /// provider (or receiver) that sees it twice can tell.
+    pub fn idempotency_key(&self) -> String {
+        format!("unavoce-{}-{}", self.decision_id, self.channel)
+    }
+}
+
+/// What became of an attempt, or what a provider reported later.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    /// The provider accepted it.
+    Sent {
+        id: i64,
+        provider_message_id: Option<String>,
+        at: Timestamp,
+    },
+    /// It failed for now; try again at `retry_at`.
+    Retry {
+        id: i64,
+        retry_at: Timestamp,
+        error: String,
+        at: Timestamp,
+    },
+    /// Given up: it stays as a dead letter until requeued.
+    Dead {
+        id: i64,
+        error: String,
+        at: Timestamp,
+    },
+    /// No longer to be sent.
+    Cancelled {
+        id: i64,
+        reason: String,
+        at: Timestamp,
+    },
+    /// The provider's later report on a sent message.
+    Reported {
+        id: i64,
+        delivery: String,
+        error: Option<String>,
+        at: Timestamp,
+    },
+}
+
+/// Which outbox entries to read.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxQuery {
+    pub status: Option<String>,
+    pub channel: Option<String>,
+    pub broadcast: Option<String>,
+    /// Entries for any of these profiles; all when empty.
+    pub profile_ids: Vec<String>,
+    pub after_id: Option<i64>,
+    pub limit: usize,
+}
+
+/// How many entries are in one state on one channel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxCount {
+    pub channel: String,
+    pub status: String,
+    pub entries: u64,
+}
+
+/// The durable outbox. Entries are added with their decisions ([`crate::DecisionLog`]).
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// Takes up to `limit` entries of `channel` that are pending and due at `now`,
+    /// oldest due first: each becomes `sending` with one more attempt, durably, before
+    /// it is returned.
+    async fn claim(
+        &self,
+        channel: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Records what became of attempts (and providers' reports), atomically.
+    async fn settle(&self, settlements: Vec<Settlement>) -> Result<(), StoreError>;
+
+    /// After a crash: entries left `sending` go back to `pending`, to be attempted
+    /// again under the same idempotency key. Returns how many.
+    async fn resume_in_flight(&self) -> Result<u64, StoreError>;
+
+    /// Puts a dead letter back in line, due at `at`; false if `id` is not a dead letter.
+    async fn requeue(&self, id: i64, at: Timestamp) -> Result<bool, StoreError>;
+
+    /// Reads entries, oldest first.
+    async fn outbox(&self, query: OutboxQuery) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// The entry a provider knows by `provider_message_id`.
+    async fn outbox_by_provider_id(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<OutboxEntry>, StoreError>;
+
+    /// One entry.
+    async fn outbox_entry(&self, id: i64) -> Result<Option<OutboxEntry>, StoreError>;
+
+    /// Entries by channel and status.
+    async fn outbox_counts(&self) -> Result<Vec<OutboxCount>, StoreError>;
+
+    /// When the next pending entry of `channel` is due, if any.
+    async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>, StoreError>;
+}

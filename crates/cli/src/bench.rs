@@ -17,8 +17,7 @@ use serde_json::{Map, Value};
 use unavoce_core::identity::IdentityRules;
 use unavoce_core::segment::{IntakeContext, normalise};
 use unavoce_engine::IdentityProjection;
-use unavoce_intake::Intake;
-use unavoce_server::{AppState, Keys, Metrics, WriteKey};
+use unavoce_server::{Blueprint, Keys, Metrics, Running, WriteKey};
 use unavoce_store::sqlite::{EventRow, bulk_insert_baseline};
 use unavoce_store::{Durability, EventLog, SqliteLog, SqliteOptions};
 
@@ -174,7 +173,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         let e2e_dir = tempfile::tempdir()?;
         let before = current_rss_kib();
         let load = Arc::new(WriterLoad::default());
-        let (address, log, identity, tasks) =
+        let (address, log, identity, running, server) =
             start_server(e2e_dir.path(), durability, load.clone()).await?;
         let started = Instant::now();
         let cpu_before = cpu_seconds();
@@ -191,9 +190,8 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         e2e_cores.push((cpu_seconds() - cpu_before) / wall);
         server_growth = server_growth.max(current_rss_kib().saturating_sub(before));
         let stored = log.stats().await?.events;
-        for task in tasks {
-            task.abort();
-        }
+        server.abort();
+        running.stop().await;
         log.close().await;
         if accepted != args.events as u64 || stored != args.events as u64 {
             bail!(
@@ -741,7 +739,8 @@ type ServerParts = (
     SocketAddr,
     Arc<dyn EventLog>,
     Arc<IdentityProjection>,
-    Vec<tokio::task::JoinHandle<()>>,
+    Running,
+    tokio::task::JoinHandle<()>,
 );
 
 async fn start_server(
@@ -767,64 +766,35 @@ async fn start_server(
         },
     )?);
     let log: Arc<dyn EventLog> = sqlite.clone();
-    let identity = IdentityProjection::open(
-        log.clone(),
-        IdentityRules::default_rules(),
-        Default::default(),
-        Arc::new(unavoce_core::profile::default_computed_traits()),
-    )
-    .await?;
-    identity.follow()?;
-    let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &[]).await?;
-    let intake = Intake::new(log.clone()).with_observer(identity.clone());
-    let journeys = unavoce_engine::Journeys::open(
-        identity.clone(),
-        intake.clone(),
-        sqlite.clone(),
-        sqlite.clone(),
-        Arc::new(unavoce_core::policy::Policies::new(&Default::default())?),
-        &[],
-    )
-    .await?;
-    let intake = intake.with_observer(journeys.clone());
-    let messages =
-        unavoce_engine::Messages::open(identity.clone(), "http://bench".into(), &[]).await?;
-    let segments = unavoce_engine::Segments::open(identity.clone(), intake.clone(), &[]).await?;
-    let tasks = vec![segments.maintain(), journeys.run()];
-    let state = AppState {
-        identity: identity.clone(),
-        intake,
-        segments,
-        journeys,
-        messages,
-        keys: Arc::new(Keys {
+    let blueprint = Blueprint {
+        identity: IdentityRules::default_rules(),
+        analytics: Default::default(),
+        computed: Arc::new(unavoce_core::profile::default_computed_traits()),
+        policies: Arc::new(unavoce_core::policy::Policies::new(&Default::default())?),
+        touchpoints: Vec::new(),
+        segments: Vec::new(),
+        journeys: Vec::new(),
+        messages: Vec::new(),
+        delivery: Default::default(),
+        public_url: "http://bench".into(),
+        keys: Keys {
             write_keys: vec![WriteKey {
                 key: WRITE_KEY.into(),
                 source: "default".into(),
             }],
             admin_key: "bench-admin".into(),
-        }),
-        metrics,
-        reports: Arc::new(unavoce_engine::Reports::new(
-            identity.clone(),
-            touchpoints.clone(),
-        )),
-        engagement: Arc::new(unavoce_engine::Engagement::new(
-            identity.clone(),
-            sqlite.clone(),
-            Arc::new(unavoce_core::policy::Policies::new(&Default::default())?),
-        )),
-        decisions: sqlite,
-        touchpoints,
+        },
     };
+    let running = Running::start(sqlite, metrics, blueprint).await?;
+    let identity = running.state.identity.clone();
+    identity.follow()?;
+    let state = running.state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, unavoce_server::router(state)).await;
     });
-    let mut tasks = tasks;
-    tasks.push(server);
-    Ok((address, log, identity, tasks))
+    Ok((address, log, identity, running, server))
 }
 
 async fn send_all(address: SocketAddr, bodies: Vec<Bytes>, clients: usize) -> anyhow::Result<u64> {

@@ -12,6 +12,7 @@ use unavoce_core::journey::{Journey, JourneyConfig};
 use unavoce_core::message::{Message, MessageConfig};
 use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_core::profile::{ComputedTrait, default_computed_traits};
+use unavoce_delivery::DeliveryConfig;
 use unavoce_engine::SegmentDefinition;
 use unavoce_store::Durability;
 
@@ -50,6 +51,9 @@ pub struct Config {
     /// Messages, each rendered in every channel's style.
     #[serde(default)]
     pub messages: Vec<MessageConfig>,
+    /// How messages leave: a provider per channel, retries, credentials.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
 }
 
 impl Config {
@@ -80,6 +84,9 @@ impl Config {
 pub struct ServerSection {
     pub listen: Option<String>,
     pub data: Option<PathBuf>,
+    /// Where people and providers reach this server, for links in messages and
+    /// provider callbacks (e.g. `https://cdp.example.com`) [default: http://LISTEN].
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +176,11 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     IdentityRules::new(config.identity.clone())?;
     AnalyticsRules::new(config.analytics.clone()).context("invalid [analytics] section")?;
     Policies::new(&config.policies).context("invalid [policies] section")?;
+    config
+        .delivery
+        .retry
+        .policy()
+        .context("invalid [delivery] section")?;
     for computed in &config.computed_traits {
         computed.validate()?;
     }

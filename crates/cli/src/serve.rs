@@ -7,12 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use unavoce_core::identity::IdentityRules;
-use unavoce_engine::{
-    Engagement, IdentityProjection, Journeys, Messages, Reports, Segments, TouchpointRegistry,
-};
-use unavoce_intake::Intake;
-use unavoce_server::{AppState, Keys, Metrics, WriteKey};
-use unavoce_store::{DecisionLog, EventLog, SqliteLog, SqliteOptions};
+use unavoce_server::{Blueprint, Keys, Metrics, Running, WriteKey};
+use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 use crate::config::{self, Config};
 use crate::keys::{self, ResolvedKeys};
@@ -68,8 +64,6 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let sqlite = open_log(&setup, metrics.clone())?;
     let log: Arc<dyn EventLog> = sqlite.clone();
-    let decisions: Arc<dyn DecisionLog> = sqlite.clone();
-    let journey_store: Arc<dyn unavoce_store::JourneyStore> = sqlite;
     let mut write_keys = vec![WriteKey {
         key: setup.keys.write_key.clone(),
         source: "default".into(),
@@ -78,60 +72,29 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         key: s.write_key.clone(),
         source: s.name.clone(),
     }));
-    let touchpoints = TouchpointRegistry::open(log.clone(), &setup.config.touchpoints).await?;
-    let rules = IdentityRules::new(setup.config.identity.clone())?;
-    let identity = IdentityProjection::open(
-        log.clone(),
-        rules,
-        setup.config.analytics_rules()?,
-        Arc::new(setup.config.computed_traits()),
-    )
-    .await?;
-    identity.follow()?;
-    let engagement = Arc::new(Engagement::new(
-        identity.clone(),
-        decisions.clone(),
-        setup.config.policies()?,
-    ));
-    let reports = Arc::new(Reports::new(identity.clone(), touchpoints.clone()));
-    let intake = Intake::new(log.clone())
-        .with_touchpoint_channels(touchpoints.channels())
-        .with_observer(identity.clone());
-    let journeys = Journeys::open(
-        identity.clone(),
-        intake.clone(),
-        journey_store,
-        decisions.clone(),
-        setup.config.policies()?,
-        &setup.config.journeys,
-    )
-    .await?;
-    let intake = intake.with_observer(journeys.clone());
-    let messages = Messages::open(
-        identity.clone(),
-        format!("http://{}", setup.listen),
-        &setup.config.messages,
-    )
-    .await?;
-    let segments = Segments::open(identity.clone(), intake.clone(), &setup.config.segments).await?;
-    let maintenance = segments.maintain();
-    let journey_runner = journeys.run();
-    let state = AppState {
-        identity: identity.clone(),
-        intake,
-        segments,
-        journeys,
-        messages,
-        keys: Arc::new(Keys {
+    let config = &setup.config;
+    let blueprint = Blueprint {
+        identity: IdentityRules::new(config.identity.clone())?,
+        analytics: config.analytics_rules()?,
+        computed: Arc::new(config.computed_traits()),
+        policies: config.policies()?,
+        touchpoints: config.touchpoints.clone(),
+        segments: config.segments.clone(),
+        journeys: config.journeys.clone(),
+        messages: config.messages.clone(),
+        delivery: config.delivery.clone(),
+        public_url: config
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", setup.listen)),
+        keys: Keys {
             write_keys,
             admin_key: setup.keys.admin_key.clone(),
-        }),
-        metrics,
-        touchpoints,
-        reports,
-        engagement,
-        decisions,
+        },
     };
+    let running = Running::start(sqlite, metrics, blueprint).await?;
+    running.state.identity.follow()?;
     let listener = tokio::net::TcpListener::bind(&setup.listen)
         .await
         .with_context(|| format!("cannot listen on {}", setup.listen))?;
@@ -139,13 +102,11 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     print_banner(&setup, address);
     tracing::info!(%address, data = %setup.data.display(), "unavoce is serving");
 
-    axum::serve(listener, unavoce_server::router(state))
+    axum::serve(listener, unavoce_server::router(running.state.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
-    maintenance.abort();
-    journey_runner.abort();
-    identity.stop();
+    running.stop().await;
     tracing::info!("shutting down: committing everything accepted");
     log.close().await;
     tracing::info!("stopped; every acknowledged event is on disk");

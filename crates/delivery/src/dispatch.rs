@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use unavoce_core::identity::ProfileId;
-use unavoce_core::message::Rendering;
+use unavoce_core::message::{MessageConfig, Rendering, SmsTemplate, WhatsAppTemplate};
 use unavoce_core::policy::Policies;
 use unavoce_engine::{IdentityProjection, Messages};
 use unavoce_intake::Intake;
@@ -30,6 +30,7 @@ use crate::config::{ConfigError, DeliveryConfig, Pace, RetryPolicy};
 use crate::pace::Pacer;
 use crate::provider::{Envelope, Failure, Provider};
 use crate::tracking::track_html;
+use crate::verify::CallbackSecrets;
 use crate::{Smtp, Twilio, Webhook, Whatsapp};
 
 /// The source of the events delivery records.
@@ -82,6 +83,8 @@ pub struct Dispatcher {
     platform: Platform,
     lanes: BTreeMap<String, Arc<Lane>>,
     retry: RetryPolicy,
+    callbacks: CallbackSecrets,
+    public_url: String,
 }
 
 /// Why a claimed entry is not handed to a provider.
@@ -140,7 +143,24 @@ impl Dispatcher {
             platform,
             lanes,
             retry: config.retry.policy()?,
+            callbacks: CallbackSecrets::new(config)?,
+            public_url: public_url.to_string(),
         })
+    }
+
+    /// The secrets providers' callbacks are checked with.
+    pub fn callbacks(&self) -> &CallbackSecrets {
+        &self.callbacks
+    }
+
+    /// Where providers and people reach this server.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The outbox this worker delivers from.
+    pub fn platform_outbox(&self) -> &Arc<dyn Outbox> {
+        &self.platform.outbox
     }
 
     /// The lanes and what they did since start.
@@ -160,8 +180,12 @@ impl Dispatcher {
     }
 
     /// Puts back in line what a crash left under way, then runs every lane until
-    /// `stop` turns true; attempts under way then finish.
+    /// `stop` turns true; attempts under way then finish. With no provider configured,
+    /// there is nothing to do (entries wait in the outbox until one is).
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) -> Result<(), StoreError> {
+        if self.lanes.is_empty() {
+            return Ok(());
+        }
         let resumed = self.platform.outbox.resume_in_flight().await?;
         if resumed > 0 {
             tracing::warn!(
@@ -454,6 +478,27 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+/// The built-in message that confirms an opt-out (unless the catalog defines
+/// [`OPT_OUT_MESSAGE`] itself).
+pub fn opt_out_message(config: &DeliveryConfig) -> MessageConfig {
+    let text = config.opt_out_confirmation.clone();
+    MessageConfig {
+        id: OPT_OUT_MESSAGE.into(),
+        description: Some("Confirms an SMS or WhatsApp STOP, once.".into()),
+        email: None,
+        sms: Some(SmsTemplate {
+            text: text.clone(),
+            max_segments: 2,
+        }),
+        whatsapp: Some(WhatsAppTemplate {
+            text,
+            buttons: Vec::new(),
+        }),
+        push: None,
+        call_task: None,
     }
 }
 

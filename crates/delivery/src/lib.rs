@@ -12,13 +12,14 @@ mod reports;
 mod smtp;
 pub mod tracking;
 mod twilio;
+pub mod verify;
 mod webhook;
 mod whatsapp;
 
 pub use config::DeliveryConfig;
 pub use dispatch::{
     DELIVERY_SOURCE, Dispatcher, LaneInfo, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, Platform, RecordError,
-    record_about,
+    opt_out_message, record_about,
 };
 pub use provider::{Accepted, Envelope, Failure, Provider};
 pub use reports::{Keyword, ReplyOutcome, Report, ReportError, keyword};

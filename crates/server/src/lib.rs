@@ -5,8 +5,10 @@
 //! domain logic of its own.
 
 pub mod api;
+mod assemble;
 pub mod auth;
 mod body;
+mod callbacks;
 pub mod error;
 pub mod metrics;
 mod tracking;
@@ -23,6 +25,7 @@ use serde_json::json;
 use unavoce_core::EventType;
 use unavoce_intake::Intake;
 
+pub use assemble::{AssembleError, Blueprint, Running};
 pub use auth::{Keys, WriteKey};
 pub use error::ApiError;
 pub use metrics::Metrics;
@@ -49,6 +52,8 @@ pub struct AppState {
     pub engagement: Arc<unavoce_engine::Engagement>,
     /// The policy gate's decisions.
     pub decisions: Arc<dyn unavoce_store::DecisionLog>,
+    /// The outbox worker, its providers and what comes back from them.
+    pub delivery: Arc<unavoce_delivery::Dispatcher>,
 }
 
 /// The whole HTTP application.
@@ -73,6 +78,14 @@ pub fn router(state: AppState) -> Router {
             "/unsubscribe/{profile}/{token}",
             get(unsubscribe::page).post(unsubscribe::confirm),
         )
+        .route("/webhooks/twilio/status", post(callbacks::twilio_status))
+        .route("/webhooks/twilio/inbound", post(callbacks::twilio_inbound))
+        .route(
+            "/webhooks/whatsapp",
+            get(callbacks::whatsapp_verify).post(callbacks::whatsapp_notify),
+        )
+        .route("/t/open/{id}/{token}", get(callbacks::open_pixel))
+        .route("/t/click/{id}/{token}/{target}", get(callbacks::click))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

@@ -6,6 +6,7 @@ mod events;
 mod import;
 mod journeys;
 mod messages;
+mod outbox;
 mod profiles;
 mod quarantine;
 mod reports;
@@ -69,6 +70,10 @@ pub fn routes() -> Router<AppState> {
         .route("/messages", get(messages::list).post(messages::create))
         .route("/messages/{id}", get(messages::show))
         .route("/messages/{id}/preview", get(messages::preview))
+        .route("/outbox", get(outbox::list))
+        .route("/outbox/summary", get(outbox::summary))
+        .route("/outbox/{id}", get(outbox::show))
+        .route("/outbox/{id}/requeue", post(outbox::requeue))
         .route("/segments", get(segments::list).post(segments::create))
         .route("/segments/{name}", get(segments::show))
         .route("/segments/{name}/members", get(segments::members))

@@ -11,9 +11,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 use unavoce_core::identity::IdentityRules;
-use unavoce_engine::IdentityProjection;
-use unavoce_intake::Intake;
-use unavoce_server::{AppState, Keys, Metrics, WriteKey, router};
+use unavoce_server::{Blueprint, Keys, Metrics, Running, WriteKey, router};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 pub const WRITE_KEY: &str = "test-write-key-0123";
@@ -23,16 +21,34 @@ pub struct TestServer {
     dir: tempfile::TempDir,
     pub app: Router,
     pub log: Arc<SqliteLog>,
-    /// The segment maintenance and the journey runner.
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The platform's background work.
+    running: Option<Running>,
+    customise: Customise,
 }
 
+/// Changes to the test server's settings (delivery providers, messages, journeys).
+pub type Customise = Arc<dyn Fn(&mut Blueprint) + Send + Sync>;
+
 pub async fn server_with(options: SqliteOptions) -> TestServer {
-    open_in(tempfile::tempdir().unwrap(), options).await
+    open_in(tempfile::tempdir().unwrap(), options, Arc::new(|_| {})).await
+}
+
+/// A test server whose settings `customise` changes.
+pub async fn server_customised(customise: Customise) -> TestServer {
+    open_in(
+        tempfile::tempdir().unwrap(),
+        SqliteOptions::default(),
+        customise,
+    )
+    .await
 }
 
 /// The application over the store in `dir`.
-async fn open_in(dir: tempfile::TempDir, options: SqliteOptions) -> TestServer {
+async fn open_in(
+    dir: tempfile::TempDir,
+    options: SqliteOptions,
+    customise: Customise,
+) -> TestServer {
     let metrics = Metrics::new();
     let observer = metrics.clone();
     let options = SqliteOptions {
@@ -40,49 +56,21 @@ async fn open_in(dir: tempfile::TempDir, options: SqliteOptions) -> TestServer {
         ..options
     };
     let log = Arc::new(SqliteLog::open(dir.path(), options).unwrap());
-    let identity = IdentityProjection::open(
-        log.clone(),
-        IdentityRules::default_rules(),
-        Default::default(),
-        Arc::new(unavoce_core::profile::default_computed_traits()),
-    )
-    .await
-    .unwrap();
-    let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &[])
-        .await
-        .unwrap();
-    let intake = Intake::new(log.clone() as Arc<dyn EventLog>)
-        .with_touchpoint_channels(touchpoints.channels())
-        .with_observer(identity.clone());
-    let journeys = unavoce_engine::Journeys::open(
-        identity.clone(),
-        intake.clone(),
-        log.clone(),
-        log.clone(),
-        Arc::new(
+    let blueprint = Blueprint {
+        identity: IdentityRules::default_rules(),
+        analytics: Default::default(),
+        computed: Arc::new(unavoce_core::profile::default_computed_traits()),
+        policies: Arc::new(
             unavoce_core::policy::Policies::new(&unavoce_core::policy::PolicyConfig::default())
                 .unwrap(),
         ),
-        &[],
-    )
-    .await
-    .unwrap();
-    let intake = intake.with_observer(journeys.clone());
-    let messages =
-        unavoce_engine::Messages::open(identity.clone(), "http://unavoce.test".into(), &[])
-            .await
-            .unwrap();
-    let segments = unavoce_engine::Segments::open(identity.clone(), intake.clone(), &[])
-        .await
-        .unwrap();
-    let tasks = vec![segments.maintain(), journeys.run()];
-    let state = AppState {
-        identity: identity.clone(),
-        intake,
-        segments,
-        journeys,
-        messages,
-        keys: Arc::new(Keys {
+        touchpoints: Vec::new(),
+        segments: Vec::new(),
+        journeys: Vec::new(),
+        messages: Vec::new(),
+        delivery: Default::default(),
+        public_url: "http://unavoce.test".into(),
+        keys: Keys {
             write_keys: vec![
                 WriteKey {
                     key: WRITE_KEY.into(),
@@ -94,28 +82,19 @@ async fn open_in(dir: tempfile::TempDir, options: SqliteOptions) -> TestServer {
                 },
             ],
             admin_key: ADMIN_KEY.into(),
-        }),
-        metrics,
-        engagement: Arc::new(unavoce_engine::Engagement::new(
-            identity.clone(),
-            log.clone(),
-            Arc::new(
-                unavoce_core::policy::Policies::new(&unavoce_core::policy::PolicyConfig::default())
-                    .unwrap(),
-            ),
-        )),
-        decisions: log.clone(),
-        reports: Arc::new(unavoce_engine::Reports::new(
-            identity.clone(),
-            touchpoints.clone(),
-        )),
-        touchpoints,
+        },
     };
+    let mut blueprint = blueprint;
+    customise(&mut blueprint);
+    let running = Running::start(log.clone(), metrics, blueprint)
+        .await
+        .unwrap();
     TestServer {
         dir,
-        app: router(state),
+        app: router(running.state.clone()),
         log,
-        tasks,
+        running: Some(running),
+        customise,
     }
 }
 
@@ -154,12 +133,12 @@ impl TestServer {
     }
 
     /// Stops everything and starts again on the same store, as a restart does.
-    pub async fn restart(self) -> TestServer {
-        for task in &self.tasks {
-            task.abort();
+    pub async fn restart(mut self) -> TestServer {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
         }
         self.log.close().await;
-        open_in(self.dir, SqliteOptions::default()).await
+        open_in(self.dir, SqliteOptions::default(), self.customise).await
     }
 
     pub async fn send(&self, request: Request<Body>) -> Answer {

@@ -1,0 +1,81 @@
+//! `/api/outbox`: messages on their way, sent, given up (dead letters, which can be
+//! requeued) or cancelled, and each provider lane's pace and counts.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use unavoce_store::OutboxQuery;
+
+use super::{limit_param, parse_param};
+use crate::AppState;
+use crate::error::ApiError;
+
+/// `GET /api/outbox?status=&channel=&broadcast=&profile=&after=&limit=`: entries,
+/// oldest first.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit_param(&params, 100, 1_000)?;
+    let query = OutboxQuery {
+        status: params.get("status").cloned(),
+        channel: params.get("channel").cloned(),
+        broadcast: params.get("broadcast").cloned(),
+        profile_ids: params.get("profile").cloned().into_iter().collect(),
+        after_id: parse_param::<i64>("after", params.get("after"))?,
+        limit,
+    };
+    let entries = state.delivery.platform_outbox().outbox(query).await?;
+    let next = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(json!({"entries": entries, "next_after": next})))
+}
+
+/// `GET /api/outbox/summary`: entries by channel and status, and the provider lanes.
+pub async fn summary(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let counts = state.delivery.platform_outbox().outbox_counts().await?;
+    Ok(Json(
+        json!({"counts": counts, "lanes": state.delivery.lanes()}),
+    ))
+}
+
+/// `GET /api/outbox/{id}`: one entry.
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let entry = state
+        .delivery
+        .platform_outbox()
+        .outbox_entry(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no outbox entry {id}")))?;
+    Ok(Json(json!(entry)))
+}
+
+/// `POST /api/outbox/{id}/requeue`: a dead letter back in line, due now.
+pub async fn requeue(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let outbox = state.delivery.platform_outbox();
+    if outbox.requeue(id, Timestamp::now()).await? {
+        return Ok(Json(json!({"id": id, "status": "pending"})));
+    }
+    match outbox.outbox_entry(id).await? {
+        None => Err(ApiError::not_found(format!("no outbox entry {id}"))),
+        Some(entry) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_dead",
+            format!(
+                "entry {id} is {}; only dead letters can be requeued",
+                entry.status
+            ),
+        )),
+    }
+}

@@ -1,0 +1,173 @@
+//! Putting the platform together: the projections, the engines and the outbox worker
+//! over one store, as `unavoce serve` (and the tests) run it.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use unavoce_core::Touchpoint;
+use unavoce_core::analytics::AnalyticsRules;
+use unavoce_core::identity::IdentityRules;
+use unavoce_core::journey::JourneyConfig;
+use unavoce_core::message::MessageConfig;
+use unavoce_core::policy::Policies;
+use unavoce_core::profile::ComputedTrait;
+use unavoce_delivery::{DeliveryConfig, Dispatcher, OPT_OUT_MESSAGE, opt_out_message};
+use unavoce_engine::{
+    Engagement, IdentityProjection, Journeys, Messages, Reports, SegmentDefinition, Segments,
+    TouchpointRegistry,
+};
+use unavoce_intake::Intake;
+use unavoce_store::{DecisionLog, EventLog, JourneyStore, Outbox};
+
+use crate::{AppState, Keys, Metrics};
+
+/// What the platform runs with: the parts of the configuration file the server uses.
+pub struct Blueprint {
+    pub identity: Arc<IdentityRules>,
+    pub analytics: Arc<AnalyticsRules>,
+    pub computed: Arc<Vec<ComputedTrait>>,
+    pub policies: Arc<Policies>,
+    pub touchpoints: Vec<Touchpoint>,
+    pub segments: Vec<SegmentDefinition>,
+    pub journeys: Vec<JourneyConfig>,
+    pub messages: Vec<MessageConfig>,
+    pub delivery: DeliveryConfig,
+    /// Where people and providers reach this server (links in messages, callbacks).
+    pub public_url: String,
+    pub keys: Keys,
+}
+
+/// Why the platform could not be put together.
+#[derive(Debug, thiserror::Error)]
+#[error("{part}: {source}")]
+pub struct AssembleError {
+    part: &'static str,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+fn failed<E: std::error::Error + Send + Sync + 'static>(
+    part: &'static str,
+) -> impl Fn(E) -> AssembleError {
+    move |e| AssembleError {
+        part,
+        source: Box::new(e),
+    }
+}
+
+/// The running platform: the HTTP application's state and its background work.
+pub struct Running {
+    pub state: AppState,
+    tasks: Vec<JoinHandle<()>>,
+    delivery: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Running {
+    /// Puts the platform together over `store` and starts its background work
+    /// (segment maintenance, the journey runner, the outbox worker).
+    pub async fn start<S>(
+        store: Arc<S>,
+        metrics: Arc<Metrics>,
+        blueprint: Blueprint,
+    ) -> Result<Running, AssembleError>
+    where
+        S: EventLog + DecisionLog + JourneyStore + Outbox,
+    {
+        let log: Arc<dyn EventLog> = store.clone();
+        let decisions: Arc<dyn DecisionLog> = store.clone();
+        let touchpoints = TouchpointRegistry::open(log.clone(), &blueprint.touchpoints)
+            .await
+            .map_err(failed("touchpoints"))?;
+        let identity = IdentityProjection::open(
+            log.clone(),
+            blueprint.identity,
+            blueprint.analytics,
+            blueprint.computed,
+        )
+        .await
+        .map_err(failed("profiles"))?;
+        let engagement = Arc::new(Engagement::new(
+            identity.clone(),
+            decisions.clone(),
+            blueprint.policies.clone(),
+        ));
+        let reports = Arc::new(Reports::new(identity.clone(), touchpoints.clone()));
+        let intake = Intake::new(log.clone())
+            .with_touchpoint_channels(touchpoints.channels())
+            .with_observer(identity.clone());
+        let journeys = Journeys::open(
+            identity.clone(),
+            intake.clone(),
+            store.clone(),
+            decisions.clone(),
+            blueprint.policies.clone(),
+            &blueprint.journeys,
+        )
+        .await
+        .map_err(failed("journeys"))?;
+        let intake = intake.with_observer(journeys.clone());
+        let mut messages = blueprint.messages;
+        if !messages.iter().any(|m| m.id == OPT_OUT_MESSAGE) {
+            messages.push(opt_out_message(&blueprint.delivery));
+        }
+        let messages = Messages::open(identity.clone(), blueprint.public_url.clone(), &messages)
+            .await
+            .map_err(failed("messages"))?;
+        let segments = Segments::open(identity.clone(), intake.clone(), &blueprint.segments)
+            .await
+            .map_err(failed("segments"))?;
+        let delivery = Arc::new(
+            Dispatcher::new(
+                &blueprint.delivery,
+                unavoce_delivery::Platform {
+                    outbox: store.clone(),
+                    identity: identity.clone(),
+                    messages: messages.clone(),
+                    intake: Arc::new(intake.clone()),
+                    policies: blueprint.policies,
+                    decisions: decisions.clone(),
+                },
+                &blueprint.public_url,
+            )
+            .map_err(failed("delivery"))?,
+        );
+        let (stop, stopping) = watch::channel(false);
+        let worker = delivery.clone();
+        let delivery_task = tokio::spawn(async move {
+            if let Err(e) = worker.run(stopping).await {
+                tracing::error!(error = %e, "the outbox worker could not start");
+            }
+        });
+        let tasks = vec![segments.maintain(), journeys.run()];
+        Ok(Running {
+            state: AppState {
+                identity,
+                intake,
+                segments,
+                journeys,
+                messages,
+                keys: Arc::new(blueprint.keys),
+                metrics,
+                touchpoints,
+                reports,
+                engagement,
+                decisions,
+                delivery,
+            },
+            tasks,
+            delivery: delivery_task,
+            stop,
+        })
+    }
+
+    /// Stops the background work; attempts under way finish first.
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = self.stop.send(true);
+        let _ = self.delivery.await;
+        self.state.identity.stop();
+    }
+}

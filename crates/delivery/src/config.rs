@@ -27,13 +27,19 @@ pub struct DeliveryConfig {
     /// Named webhooks departments subscribe with.
     #[serde(default)]
     pub webhooks: BTreeMap<String, WebhookConfig>,
-    /// The text that confirms an SMS or WhatsApp STOP (sent once).
-    #[serde(default = "default_opt_out_confirmation")]
-    pub opt_out_confirmation: String,
+    /// The text that confirms an SMS or WhatsApp STOP (sent once) [default: "You are
+    /// unsubscribed and will get no more messages from us here. Reply START to
+    /// subscribe again."].
+    pub opt_out_confirmation: Option<String>,
 }
 
-fn default_opt_out_confirmation() -> String {
-    "You are unsubscribed and will get no more messages from us here. Reply START to subscribe again.".into()
+impl DeliveryConfig {
+    /// The text that confirms a STOP.
+    pub fn opt_out_confirmation(&self) -> String {
+        self.opt_out_confirmation.clone().unwrap_or_else(|| {
+            "You are unsubscribed and will get no more messages from us here. Reply START to subscribe again.".into()
+        })
+    }
 }
 
 /// Retries: exponential back-off with jitter, a cap on attempts, and an age after

@@ -484,7 +484,7 @@ impl Dispatcher {
 /// The built-in message that confirms an opt-out (unless the catalog defines
 /// [`OPT_OUT_MESSAGE`] itself).
 pub fn opt_out_message(config: &DeliveryConfig) -> MessageConfig {
-    let text = config.opt_out_confirmation.clone();
+    let text = config.opt_out_confirmation();
     MessageConfig {
         id: OPT_OUT_MESSAGE.into(),
         description: Some("Confirms an SMS or WhatsApp STOP, once.".into()),

@@ -132,6 +132,12 @@ impl TestServer {
         found["id"].as_str().unwrap().to_string()
     }
 
+    /// Stops everything and starts again on the same store with other settings.
+    pub async fn restart_with(mut self, customise: Customise) -> TestServer {
+        self.customise = customise;
+        self.restart().await
+    }
+
     /// Stops everything and starts again on the same store, as a restart does.
     pub async fn restart(mut self) -> TestServer {
         if let Some(running) = self.running.take() {

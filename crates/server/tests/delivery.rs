@@ -1,0 +1,778 @@
+//! Delivery through real wire formats: e-mail to a real SMTP server (aiosmtpd), SMS to
+//! a local server speaking the Twilio Messages API, WhatsApp to one speaking the Cloud
+//! API; retries, dead letters, STOP, and what providers report back.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Request, StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use common::*;
+use serde_json::{Value, json};
+use unavoce_core::message::MessageConfig;
+use unavoce_core::policy::{Policies, PolicyConfig};
+use unavoce_delivery::config::{
+    Credential, DeliveryConfig, Pace, RetryConfig, SmtpConfig, TwilioConfig, WhatsappConfig,
+};
+
+const AUTH_TOKEN: &str = "twilio-auth-token";
+const APP_SECRET: &str = "whatsapp-app-secret";
+
+/// One request a fake provider received.
+#[derive(Debug, Clone)]
+struct Received {
+    at: Instant,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// A scripted answer: status, headers, body.
+type Scripted = (StatusCode, Vec<(&'static str, String)>, String);
+
+/// A local HTTP server standing in for a provider: it records every request and gives
+/// the scripted answers in turn, then `otherwise`.
+#[derive(Clone)]
+struct FakeProvider {
+    address: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<VecDeque<Scripted>>>,
+}
+
+impl FakeProvider {
+    async fn start(otherwise: fn(usize) -> (StatusCode, String)) -> FakeProvider {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::new()));
+        let (r, sc) = (received.clone(), script.clone());
+        let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (r, sc) = (r.clone(), sc.clone());
+            async move {
+                let n = {
+                    let mut all = r.lock().unwrap();
+                    all.push(Received {
+                        at: Instant::now(),
+                        path: uri.path().to_string(),
+                        headers,
+                        body,
+                    });
+                    all.len()
+                };
+                let next = sc.lock().unwrap().pop_front();
+                match next {
+                    Some((status, headers, body)) => {
+                        let mut response = (status, body).into_response();
+                        for pair in headers {
+                            let (name, value): (&'static str, String) = pair;
+                            let value = axum::http::HeaderValue::from_str(value.as_str()).unwrap();
+                            response.headers_mut().insert(name, value);
+                        }
+                        response
+                    }
+                    None => otherwise(n).into_response(),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeProvider {
+            address,
+            received,
+            script,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn then(&self, status: StatusCode, headers: Vec<(&'static str, String)>, body: Value) {
+        self.script
+            .lock()
+            .unwrap()
+            .push_back((status, headers, body.to_string()));
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    async fn wait_for(&self, n: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.received();
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn twilio_accepts(n: usize) -> (StatusCode, String) {
+    (
+        StatusCode::CREATED,
+        json!({"sid": format!("SM{n:032}"), "status": "queued"}).to_string(),
+    )
+}
+
+fn whatsapp_accepts(n: usize) -> (StatusCode, String) {
+    (
+        StatusCode::OK,
+        json!({"messaging_product": "whatsapp", "contacts": [{"input": "x", "wa_id": "x"}],
+            "messages": [{"id": format!("wamid.TEST{n}")}]})
+        .to_string(),
+    )
+}
+
+fn credential(value: &str) -> Credential {
+    Credential {
+        value: Some(value.into()),
+        env: None,
+    }
+}
+
+/// Gate policies without quiet hours, so the tests need not depend on the clock.
+fn daytime_policies() -> Arc<Policies> {
+    Arc::new(
+        Policies::new(&PolicyConfig {
+            quiet_hours: None,
+            caps: Vec::new(),
+            ..PolicyConfig::default()
+        })
+        .unwrap(),
+    )
+}
+
+fn message() -> MessageConfig {
+    serde_json::from_value(json!({
+        "id": "tv-offer",
+        "email": {
+            "subject": "{{ first_name }}, the match starts on Sunday",
+            "html": "<html><body><p>Hi {{ first_name }}, watch it in 4K: <a href=\"https://shop.example/tv\">see the offer</a></p></body></html>",
+            "text": "Hi {{ first_name }}, watch it in 4K: https://shop.example/tv"
+        },
+        "sms": {"text": "Hi {{ first_name }}, the match in 4K: shop.example/tv"},
+        "whatsapp": {"text": "Hi {{ first_name }}! Want the match in 4K?", "buttons": ["Yes please", "No thanks"]}
+    }))
+    .unwrap()
+}
+
+fn fast_retries() -> RetryConfig {
+    RetryConfig {
+        max_attempts: 4,
+        first_delay: "1s".into(),
+        max_delay: "4s".into(),
+        expire_after: "1d".into(),
+    }
+}
+
+fn twilio(url: &str) -> TwilioConfig {
+    TwilioConfig {
+        api_url: url.into(),
+        account_sid: "AC00000000000000000000000000000001".into(),
+        auth_token: credential(AUTH_TOKEN),
+        from: Some("+15005550006".into()),
+        messaging_service_sid: None,
+        pace: Pace::default(),
+    }
+}
+
+fn whatsapp(url: &str) -> WhatsappConfig {
+    WhatsappConfig {
+        api_url: url.into(),
+        phone_number_id: "106540352242922".into(),
+        access_token: credential("whatsapp-access-token"),
+        app_secret: credential(APP_SECRET),
+        verify_token: credential("verify-me"),
+        pace: Pace::default(),
+    }
+}
+
+async fn delivering(delivery: DeliveryConfig) -> TestServer {
+    server_customised(Arc::new(move |b| {
+        b.delivery = delivery.clone();
+        b.messages = vec![message()];
+        b.policies = daytime_policies();
+    }))
+    .await
+}
+
+/// Ada, who consented to promotions on every channel and gave an e-mail and a phone.
+async fn ada(s: &TestServer) {
+    s.send_batch(vec![
+        json!({"type": "identify", "userId": "ada", "traits": {"first_name": "Ada",
+            "email": "ada@example.com", "phone": "+39 333 123 4567"}}),
+        json!({"type": "track", "userId": "ada", "event": "Consent Given",
+            "properties": {"purpose": "promotional"}}),
+    ])
+    .await;
+}
+
+async fn broadcast(s: &TestServer, channel: &str) {
+    let answer = s
+        .admin_json(
+            "POST",
+            "/api/broadcasts",
+            json!({"message": "tv-offer", "audience": "consents.promotional",
+                "purpose": "promotional", "channel": channel}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    assert_eq!(answer.json["outcomes"]["send"], 1, "{}", answer.json);
+}
+
+/// The outbox entries, once every one has left `pending`/`sending` (or time is up).
+async fn settled_outbox(s: &TestServer) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let entries = s.get("/api/outbox").await["entries"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let busy = entries
+            .iter()
+            .any(|e| matches!(e["status"].as_str(), Some("pending" | "sending")));
+        if !busy || Instant::now() > deadline {
+            return entries;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn events_named(s: &TestServer, name: &str) -> Vec<Value> {
+    let events = s.get("/api/events?limit=1000").await;
+    events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == name)
+        .cloned()
+        .collect()
+}
+
+fn form(body: &Bytes) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(body).unwrap()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A real SMTP server (aiosmtpd from PyPI) writing what it receives to a maildir.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    fn start() -> SmtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("mail");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // The test suite's Python (scripts/test sets it), else the system's.
+        let python = std::env::var("UNAVOCE_PYTHON").unwrap_or_else(|_| "python3".into());
+        let child = Command::new(&python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {python} for the SMTP server of this test: {e}")
+            });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the SMTP server did not start: install it with `pip install aiosmtpd` (.ci/run does)"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        SmtpServer {
+            child,
+            port,
+            maildir,
+            _dir: dir,
+        }
+    }
+
+    /// The raw messages received so far.
+    fn mails(&self) -> Vec<String> {
+        read_maildir(&self.maildir)
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_maildir(maildir: &Path) -> Vec<String> {
+    let mut mails = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = std::fs::read_dir(maildir.join(sub)) {
+            for entry in entries.flatten() {
+                mails.push(std::fs::read_to_string(entry.path()).unwrap());
+            }
+        }
+    }
+    mails
+}
+
+/// A mail's text with quoted-printable soft breaks and `=3D` undone.
+fn unfold(mail: &str) -> String {
+    mail.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_reaches_a_real_smtp_server_with_both_parts_and_the_unsubscribe_headers() {
+    let smtp = SmtpServer::start();
+    let s = delivering(DeliveryConfig {
+        email: Some(SmtpConfig {
+            url: format!("smtp://127.0.0.1:{}", smtp.port),
+            username: None,
+            password: Credential::default(),
+            from: "Acme TV <news@acme.example>".into(),
+            pace: Pace::default(),
+        }),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    broadcast(&s, "email").await;
+    let entries = settled_outbox(&s).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["status"], "sent", "{}", entries[0]);
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = unfold(&mails[0]);
+    assert!(
+        mail.contains("Subject: Ada, the match starts on Sunday"),
+        "{mail}"
+    );
+    assert!(mail.contains("To: ada@example.com"), "{mail}");
+    assert!(
+        mail.contains("From: \"Acme TV\" <news@acme.example>")
+            || mail.contains("From: Acme TV <news@acme.example>"),
+        "{mail}"
+    );
+    let key = format!("unavoce-{}-email", entries[0]["decision_id"]);
+    assert!(
+        mail.contains(&format!("Message-ID: <{key}@acme.example>")),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("List-Unsubscribe: <http://unavoce.test/unsubscribe/"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "{mail}"
+    );
+    assert!(mail.contains("Content-Type: text/plain"), "{mail}");
+    assert!(mail.contains("Content-Type: text/html"), "{mail}");
+    assert!(
+        mail.contains("Hi Ada, watch it in 4K: https://shop.example/tv"),
+        "{mail}"
+    );
+    // The HTML part's link goes through the click redirect; the pixel reports opens.
+    let click = mail
+        .split("href=\"")
+        .map(|rest| rest.split('"').next().unwrap())
+        .find(|url| url.contains("/t/click/"))
+        .expect("a tracked link")
+        .replace("&amp;", "&");
+    let pixel = mail
+        .split("src=\"")
+        .nth(1)
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .expect("an open pixel");
+    assert_eq!(events_named(&s, "Message Sent").await.len(), 1);
+
+    let path = |url: &str| url.trim_start_matches("http://unavoce.test").to_string();
+    let opened = s
+        .send(Request::get(path(&pixel)).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(opened.status, StatusCode::OK);
+    assert_eq!(opened.headers[header::CONTENT_TYPE], "image/gif");
+    let clicked = s
+        .send(Request::get(path(&click)).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(clicked.status, StatusCode::SEE_OTHER);
+    assert_eq!(clicked.headers[header::LOCATION], "https://shop.example/tv");
+    let forged = s
+        .send(
+            Request::get(path(&click).replace("/t/click/", "/t/click/9"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::NOT_FOUND);
+    assert_eq!(events_named(&s, "Message Opened").await.len(), 1);
+    let clicks = events_named(&s, "Message Clicked").await;
+    assert_eq!(clicks.len(), 1);
+    assert_eq!(clicks[0]["properties"]["url"], "https://shop.example/tv");
+    let profile = s.profile_of("ada").await;
+    let card = s.get(&format!("/api/profiles/{profile}/context")).await;
+    let email = &card["engagement"]["email"];
+    assert_eq!(
+        (
+            email["sent"].as_u64(),
+            email["opened"].as_u64(),
+            email["clicked"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{card}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_goes_out_in_twilios_format_slows_down_on_429_and_its_delivery_comes_back() {
+    let twilio_server = FakeProvider::start(twilio_accepts).await;
+    twilio_server.then(
+        StatusCode::TOO_MANY_REQUESTS,
+        vec![("retry-after", "1".into())],
+        json!({"code": 20429, "message": "Too Many Requests", "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429}),
+    );
+    let s = delivering(DeliveryConfig {
+        sms: Some(twilio(&twilio_server.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    broadcast(&s, "sms").await;
+    let entries = settled_outbox(&s).await;
+    assert_eq!(entries[0]["status"], "sent", "{}", entries[0]);
+    assert_eq!(entries[0]["attempts"], 2);
+    let requests = twilio_server.received();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests[1].at - requests[0].at >= Duration::from_secs(1),
+        "429 with Retry-After: 1 must hold the lane back a second"
+    );
+    for r in &requests {
+        assert_eq!(
+            r.path,
+            "/2010-04-01/Accounts/AC00000000000000000000000000000001/Messages.json"
+        );
+        assert_eq!(
+            r.headers[header::CONTENT_TYPE],
+            "application/x-www-form-urlencoded"
+        );
+        let expected = format!(
+            "Basic {}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("AC00000000000000000000000000000001:{AUTH_TOKEN}")
+            )
+        );
+        assert_eq!(r.headers[header::AUTHORIZATION], expected.as_str());
+        let f = form(&r.body);
+        assert_eq!(field(&f, "To"), Some("+393331234567"));
+        assert_eq!(field(&f, "From"), Some("+15005550006"));
+        assert_eq!(
+            field(&f, "Body"),
+            Some("Hi Ada, the match in 4K: shop.example/tv")
+        );
+        assert_eq!(
+            field(&f, "StatusCallback"),
+            Some("http://unavoce.test/webhooks/twilio/status")
+        );
+    }
+    assert_eq!(entries[0]["provider_message_id"], format!("SM{:032}", 2));
+
+    // Twilio reports the delivery, signed; a forged report is refused.
+    let callback = |fields: Vec<(&str, String)>, signed: bool| {
+        let fields: Vec<(String, String)> = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let signature = unavoce_delivery::verify::twilio_signature(
+            if signed { AUTH_TOKEN } else { "guess" },
+            "http://unavoce.test/webhooks/twilio/status",
+            &fields,
+        );
+        Request::post("/webhooks/twilio/status")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", signature)
+            .body(Body::from(serde_urlencoded::to_string(&fields).unwrap()))
+            .unwrap()
+    };
+    let sid = format!("SM{:032}", 2);
+    let report = vec![
+        ("MessageSid", sid.clone()),
+        ("MessageStatus", "delivered".to_string()),
+        ("To", "+393331234567".into()),
+    ];
+    let forged = s.send(callback(report.clone(), false)).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let genuine = s.send(callback(report, true)).await;
+    assert_eq!(genuine.status, StatusCode::NO_CONTENT, "{}", genuine.json);
+    let entry = s.get(&format!("/api/outbox/{}", entries[0]["id"])).await;
+    assert_eq!(entry["delivery"], "delivered");
+    let delivered = events_named(&s, "Message Delivered").await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0]["properties"]["channel"], "sms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_is_a_dead_letter_that_can_be_requeued_and_transient_failures_back_off() {
+    let twilio_server = FakeProvider::start(twilio_accepts).await;
+    twilio_server.then(
+        StatusCode::BAD_REQUEST,
+        vec![],
+        json!({"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": 400}),
+    );
+    let s = delivering(DeliveryConfig {
+        sms: Some(twilio(&twilio_server.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    broadcast(&s, "sms").await;
+    let entries = settled_outbox(&s).await;
+    assert_eq!(entries[0]["status"], "dead", "{}", entries[0]);
+    assert_eq!(
+        entries[0]["attempts"], 1,
+        "a permanent error is not retried"
+    );
+    assert!(
+        entries[0]["last_error"].as_str().unwrap().contains("21211"),
+        "{}",
+        entries[0]
+    );
+    let dead = s.get("/api/outbox?status=dead").await;
+    assert_eq!(dead["entries"].as_array().unwrap().len(), 1);
+    let failed = events_named(&s, "Message Failed").await;
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]["properties"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("21211")
+    );
+    let summary = s.get("/api/outbox/summary").await;
+    assert_eq!(summary["lanes"][0]["channel"], "sms");
+    assert_eq!(summary["lanes"][0]["dead"], 1);
+
+    // Fixed at the provider's end, then requeued: two 5xx first, each retried later
+    // than the one before.
+    let unavailable = json!({"code": 20500, "message": "Internal Server Error", "status": 500});
+    twilio_server.then(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        vec![],
+        unavailable.clone(),
+    );
+    twilio_server.then(StatusCode::SERVICE_UNAVAILABLE, vec![], unavailable);
+    let id = entries[0]["id"].as_i64().unwrap();
+    let requeued = s
+        .admin("POST", &format!("/api/outbox/{id}/requeue"), Body::empty())
+        .await;
+    assert_eq!(requeued.status, StatusCode::OK, "{}", requeued.json);
+    let again = s
+        .admin("POST", &format!("/api/outbox/{id}/requeue"), Body::empty())
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let requests = twilio_server.wait_for(4).await;
+    let entries = settled_outbox(&s).await;
+    assert_eq!(entries[0]["status"], "sent", "{}", entries[0]);
+    assert_eq!(entries[0]["attempts"], 3);
+    assert_eq!(requests.len(), 4);
+    // Back-off with jitter: 1 s doubled each time, half of it random.
+    let first_wait = requests[2].at - requests[1].at;
+    let second_wait = requests[3].at - requests[2].at;
+    assert!(first_wait >= Duration::from_millis(500), "{first_wait:?}");
+    assert!(
+        second_wait >= Duration::from_millis(1000),
+        "{second_wait:?}"
+    );
+    // Every attempt carried the same idempotency key.
+    let keys: Vec<&str> = requests
+        .iter()
+        .map(|r| r.headers["idempotency-key"].to_str().unwrap())
+        .collect();
+    assert!(keys.windows(2).all(|w| w[0] == w[1]), "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_under_way_when_the_server_died_is_sent_once_after_the_restart() {
+    let twilio_server = FakeProvider::start(twilio_accepts).await;
+    let config = DeliveryConfig {
+        sms: Some(twilio(&twilio_server.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    };
+    // The first server has no SMS provider: the entry waits in the outbox.
+    let s = server_customised(Arc::new(|b| {
+        b.messages = vec![message()];
+        b.policies = daytime_policies();
+    }))
+    .await;
+    ada(&s).await;
+    broadcast(&s, "sms").await;
+    // As a crash mid-attempt leaves it: claimed (`sending`, one attempt), not settled.
+    let claimed = unavoce_store::Outbox::claim(&*s.log, "sms", jiff::Timestamp::now(), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let entry = s.get("/api/outbox").await["entries"][0].clone();
+    assert_eq!(entry["status"], "sending");
+    let s = s
+        .restart_with(Arc::new(move |b| {
+            b.delivery = config.clone();
+            b.messages = vec![message()];
+            b.policies = daytime_policies();
+        }))
+        .await;
+    let entries = settled_outbox(&s).await;
+    assert_eq!(entries[0]["status"], "sent", "{}", entries[0]);
+    assert_eq!(entries[0]["attempts"], 2);
+    let requests = twilio_server.received();
+    assert_eq!(requests.len(), 1, "sent once");
+    assert_eq!(
+        requests[0].headers["idempotency-key"],
+        format!("unavoce-{}-sms", claimed[0].decision_id).as_str()
+    );
+    assert_eq!(events_named(&s, "Message Sent").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_goes_out_in_the_cloud_api_format_and_a_stop_is_confirmed_once() {
+    let meta = FakeProvider::start(whatsapp_accepts).await;
+    let s = delivering(DeliveryConfig {
+        whatsapp: Some(whatsapp(&meta.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    broadcast(&s, "whatsapp").await;
+    let requests = meta.wait_for(1).await;
+    assert_eq!(requests[0].path, "/106540352242922/messages");
+    assert_eq!(
+        requests[0].headers[header::AUTHORIZATION],
+        "Bearer whatsapp-access-token"
+    );
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body["messaging_product"], "whatsapp");
+    assert_eq!(body["to"], "393331234567");
+    assert_eq!(body["type"], "interactive");
+    assert_eq!(
+        body["interactive"]["body"]["text"],
+        "Hi Ada! Want the match in 4K?"
+    );
+    assert_eq!(
+        body["interactive"]["action"]["buttons"][1]["reply"]["title"],
+        "No thanks"
+    );
+
+    // Meta's webhook verification.
+    let verify = s
+        .send(Request::get("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(verify.status, StatusCode::OK);
+    assert_eq!(verify.json, json!(1158201444));
+
+    let notify = |payload: Value| {
+        let body = payload.to_string();
+        Request::post("/webhooks/whatsapp")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(
+                "X-Hub-Signature-256",
+                unavoce_delivery::verify::whatsapp_signature(APP_SECRET, body.as_bytes()),
+            )
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let inbound = |id: &str, text: &str| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": "106540352242922"},
+            "contacts": [{"profile": {"name": "Ada"}, "wa_id": "393331234567"}],
+            "messages": [{"from": "393331234567", "id": id, "timestamp": "1700000000", "type": "text", "text": {"body": text}}]
+        }}]}]})
+    };
+    // The first message is read.
+    let read = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "statuses": [{"id": "wamid.TEST1", "status": "read", "timestamp": "1700000000", "recipient_id": "393331234567"}]
+    }}]}]});
+    let answer = s.send(notify(read)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(events_named(&s, "Message Read").await.len(), 1);
+
+    let answer = s.send(notify(inbound("wamid.IN1", "Stop"))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    // The confirmation goes out once, although every consent on WhatsApp is withdrawn.
+    let requests = meta.wait_for(2).await;
+    assert_eq!(requests.len(), 2);
+    let confirmation: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert_eq!(confirmation["type"], "text");
+    assert!(
+        confirmation["text"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("unsubscribed")
+    );
+    let profile = s.profile_of("ada").await;
+    let card = s.get(&format!("/api/profiles/{profile}/context")).await;
+    let withdrawn: Vec<&Value> = card["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["channel"] == "whatsapp" && c["granted"] == false)
+        .collect();
+    assert_eq!(withdrawn.len(), 2, "{card}");
+    // A second STOP (and the same one reported again) confirms nothing more.
+    for (id, text) in [("wamid.IN2", "STOP"), ("wamid.IN1", "Stop")] {
+        let answer = s.send(notify(inbound(id, text))).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(meta.received().len(), 2);
+    // No more promotions on WhatsApp for her: the gate has no channel left.
+    let again = s
+        .admin_json(
+            "POST",
+            "/api/broadcasts",
+            json!({"message": "tv-offer", "audience": "true",
+            "purpose": "promotional", "channel": "whatsapp"}),
+        )
+        .await;
+    assert_eq!(again.json["outcomes"]["suppress"], 1, "{}", again.json);
+    let forged = s
+        .send(
+            Request::post("/webhooks/whatsapp")
+                .header("X-Hub-Signature-256", "sha256=00")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}

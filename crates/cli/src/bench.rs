@@ -775,6 +775,7 @@ async fn start_server(
         segments: Vec::new(),
         journeys: Vec::new(),
         messages: Vec::new(),
+        subscriptions: Vec::new(),
         delivery: Default::default(),
         public_url: "http://bench".into(),
         keys: Keys {

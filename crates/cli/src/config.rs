@@ -12,6 +12,7 @@ use unavoce_core::journey::{Journey, JourneyConfig};
 use unavoce_core::message::{Message, MessageConfig};
 use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_core::profile::{ComputedTrait, default_computed_traits};
+use unavoce_core::subscription::{Subscription, SubscriptionConfig};
 use unavoce_delivery::DeliveryConfig;
 use unavoce_engine::SegmentDefinition;
 use unavoce_store::Durability;
@@ -51,6 +52,9 @@ pub struct Config {
     /// Messages, each rendered in every channel's style.
     #[serde(default)]
     pub messages: Vec<MessageConfig>,
+    /// Department subscriptions: which insights go to which department.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionConfig>,
     /// How messages leave: a provider per channel, retries, credentials.
     #[serde(default)]
     pub delivery: DeliveryConfig,
@@ -189,6 +193,13 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
         Message::new(message.clone())?;
         if !messages.insert(message.id.as_str()) {
             bail!("message {:?} is defined twice", message.id);
+        }
+    }
+    let mut subscriptions = HashSet::new();
+    for subscription in &config.subscriptions {
+        Subscription::new(subscription.clone())?;
+        if !subscriptions.insert(subscription.name.as_str()) {
+            bail!("subscription {:?} is defined twice", subscription.name);
         }
     }
     let mut journeys = HashSet::new();

@@ -82,6 +82,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         segments: config.segments.clone(),
         journeys: config.journeys.clone(),
         messages: config.messages.clone(),
+        subscriptions: config.subscriptions.clone(),
         delivery: config.delivery.clone(),
         public_url: config
             .server

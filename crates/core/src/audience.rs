@@ -1,6 +1,6 @@
 //! Audiences: who a report or a message is about, as a CEL expression over a person's
 //! profile — `traits.city == "Roma" && computed.orders_90d > 0`, `open_cases > 0`,
-//! `consents.promotional`, `stage == "loyal"`.
+//! `consents.promotional`, `stage == "loyal"`, `open_case_hours > 48`.
 //!
 //! The variables an expression can use are fixed ([`VARIABLES`]) and checked when the
 //! expression is parsed, so a typo is an error at once rather than an empty audience.
@@ -14,11 +14,12 @@ use serde_json::{Value, json};
 use crate::profile::ProfileFacts;
 
 /// The variables an expression may use.
-pub const VARIABLES: [&str; 7] = [
+pub const VARIABLES: [&str; 8] = [
     "traits",
     "computed",
     "stage",
     "open_cases",
+    "open_case_hours",
     "resolved_cases",
     "consents",
     "preferred_channel",
@@ -135,6 +136,7 @@ fn variable(person: &ProfileFacts, name: &str) -> Value {
         "computed" => json!(person.computed_traits),
         "stage" => json!(person.lifecycle_stage),
         "open_cases" => json!(person.open_cases.len()),
+        "open_case_hours" => json!(person.open_case_hours),
         "resolved_cases" => json!(person.resolved_cases),
         "consents" => {
             // A purpose is consented when its all-channel answer, or any channel's, is yes.

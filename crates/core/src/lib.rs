@@ -17,6 +17,7 @@ pub mod message;
 pub mod policy;
 pub mod profile;
 pub mod segment;
+pub mod subscription;
 pub mod touchpoint;
 
 #[cfg(test)]

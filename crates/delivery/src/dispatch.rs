@@ -28,7 +28,7 @@ use unavoce_store::{DecisionLog, Outbox, OutboxEntry, Settlement, StoreError};
 use crate::backoff::{jitter, retry_delay};
 use crate::config::{ConfigError, DeliveryConfig, Pace, RetryPolicy};
 use crate::pace::Pacer;
-use crate::provider::{Envelope, Failure, Provider};
+use crate::provider::{Accepted, Envelope, Failure, Provider};
 use crate::tracking::track_html;
 use crate::verify::CallbackSecrets;
 use crate::{Smtp, Twilio, Webhook, Whatsapp};
@@ -41,13 +41,38 @@ pub const OPT_OUT_PURPOSE: &str = "opt-out";
 /// The catalog message that confirms an opt-out.
 pub const OPT_OUT_MESSAGE: &str = "opt-out-confirmation";
 
+/// Insights in one digest e-mail at most (more wait for the next).
+const DIGEST_MAX: usize = 500;
+/// How an SMTP refusal starts (a bounce).
+pub(crate) const BOUNCE: &str = "refused:";
+
 /// How long an idle lane waits before looking for due entries again.
 const POLL: Duration = Duration::from_millis(200);
 
+/// What a lane hands its entries to.
+pub(crate) enum Sink {
+    /// Messages to people, through their channel's provider.
+    Message(Arc<dyn Provider>),
+    /// Insights, posted one by one to a department's webhook.
+    Webhook(Arc<Webhook>),
+    /// Insights, gathered into one e-mail per period and address.
+    Digest(Arc<Smtp>),
+}
+
+impl Sink {
+    fn kind(&self) -> &'static str {
+        match self {
+            Sink::Message(provider) => provider.kind(),
+            Sink::Webhook(_) => "webhook",
+            Sink::Digest(_) => "digest",
+        }
+    }
+}
+
 /// One channel's provider and its pace.
-struct Lane {
-    channel: String,
-    provider: Arc<dyn Provider>,
+pub(crate) struct Lane {
+    pub(crate) channel: String,
+    sink: Sink,
     pacer: Pacer,
     pace: Pace,
     sent: AtomicU64,
@@ -103,30 +128,45 @@ impl Dispatcher {
         public_url: &str,
     ) -> Result<Self, ConfigError> {
         let public_url = public_url.trim_end_matches('/');
-        let mut providers: Vec<(&str, Arc<dyn Provider>, Pace)> = Vec::new();
+        let mut sinks: Vec<(String, Sink, Pace)> = Vec::new();
+        let mut message = |channel: &str, provider: Arc<dyn Provider>, pace: Pace| {
+            sinks.push((channel.to_string(), Sink::Message(provider), pace));
+        };
         if let Some(c) = &config.email {
-            providers.push(("email", Arc::new(Smtp::new(c)?), c.pace));
+            message("email", Arc::new(Smtp::new(c)?), c.pace);
         }
         if let Some(c) = &config.sms {
             let callback = format!("{public_url}/webhooks/twilio/status");
-            providers.push(("sms", Arc::new(Twilio::new(c, Some(callback))?), c.pace));
+            message("sms", Arc::new(Twilio::new(c, Some(callback))?), c.pace);
         }
         if let Some(c) = &config.whatsapp {
-            providers.push(("whatsapp", Arc::new(Whatsapp::new(c)?), c.pace));
+            message("whatsapp", Arc::new(Whatsapp::new(c)?), c.pace);
         }
         if let Some(c) = &config.push {
-            providers.push(("push", Arc::new(Webhook::new(c, "delivery.push")?), c.pace));
+            message("push", Arc::new(Webhook::new(c, "delivery.push")?), c.pace);
         }
         if let Some(c) = &config.call_task {
             let webhook = Webhook::new(c, "delivery.call_task")?;
-            providers.push(("call_task", Arc::new(webhook), c.pace));
+            message("call_task", Arc::new(webhook), c.pace);
         }
-        let lanes = providers
+        for (name, c) in &config.webhooks {
+            let webhook = Webhook::new(c, &format!("delivery.webhooks.{name}"))?;
+            sinks.push((
+                format!("webhook:{name}"),
+                Sink::Webhook(Arc::new(webhook)),
+                c.pace,
+            ));
+        }
+        if let Some(email) = &config.email {
+            let digest = Sink::Digest(Arc::new(Smtp::new(email)?));
+            sinks.push(("digest".into(), digest, Pace::default()));
+        }
+        let lanes = sinks
             .into_iter()
-            .map(|(channel, provider, pace)| {
+            .map(|(channel, sink, pace)| {
                 let lane = Lane {
-                    channel: channel.to_string(),
-                    provider,
+                    channel: channel.clone(),
+                    sink,
                     pacer: Pacer::new(pace.per_second),
                     pace: Pace {
                         concurrency: pace.concurrency.max(1),
@@ -136,7 +176,7 @@ impl Dispatcher {
                     retried: AtomicU64::new(0),
                     dead: AtomicU64::new(0),
                 };
-                (channel.to_string(), Arc::new(lane))
+                (channel, Arc::new(lane))
             })
             .collect();
         Ok(Dispatcher {
@@ -169,7 +209,7 @@ impl Dispatcher {
             .values()
             .map(|l| LaneInfo {
                 channel: l.channel.clone(),
-                provider: l.provider.kind(),
+                provider: l.sink.kind(),
                 per_second: l.pace.per_second,
                 concurrency: l.pace.concurrency,
                 sent: l.sent.load(Ordering::Relaxed),
@@ -222,8 +262,15 @@ impl Dispatcher {
                     None
                 }
             };
+            // A digest takes everything due at once, into one e-mail.
+            let batch = match lane.sink {
+                Sink::Digest(_) => DIGEST_MAX,
+                _ => free,
+            };
             let claimed = match due {
-                Some(at) if at <= now => self.platform.outbox.claim(&lane.channel, now, free).await,
+                Some(at) if at <= now => {
+                    self.platform.outbox.claim(&lane.channel, now, batch).await
+                }
                 _ => Ok(Vec::new()),
             };
             let claimed = match claimed {
@@ -243,6 +290,15 @@ impl Dispatcher {
                 }
                 continue;
             }
+            if let Sink::Digest(smtp) = &lane.sink {
+                for (to, entries) in digests(claimed) {
+                    let result = self.send_digest(smtp, &to, &entries).await;
+                    for entry in &entries {
+                        self.conclude(&lane, entry, result.clone(), false).await;
+                    }
+                }
+                continue;
+            }
             for entry in claimed {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     break;
@@ -259,10 +315,23 @@ impl Dispatcher {
 
     /// One attempt at one entry, settled.
     async fn attempt(&self, lane: &Lane, entry: OutboxEntry) {
+        let provider = match &lane.sink {
+            Sink::Message(provider) => provider,
+            Sink::Webhook(webhook) => {
+                let payload = self.insight_payload(&entry);
+                lane.pacer.acquire().await;
+                let key = entry.idempotency_key();
+                let result = webhook.post(&payload, &key).await.map(|()| Accepted {
+                    provider_message_id: Some(key),
+                });
+                return self.conclude(lane, &entry, result, false).await;
+            }
+            Sink::Digest(_) => return,
+        };
         let now = Timestamp::now();
         let envelope = match self.prepare(&entry, now) {
             Ok(envelope) => envelope,
-            Err(Skip::Dead(error)) => return self.give_up(lane, &entry, error).await,
+            Err(Skip::Dead(error)) => return self.give_up(lane, &entry, error, true).await,
             Err(Skip::Cancelled(reason)) => {
                 let at = Timestamp::now();
                 return self
@@ -275,15 +344,31 @@ impl Dispatcher {
             }
         };
         lane.pacer.acquire().await;
-        match lane.provider.send(&envelope).await {
+        let result = provider.send(&envelope).await;
+        self.conclude(lane, &entry, result, true).await;
+    }
+
+    /// Settles an attempt: sent, retried later, or given up. `about_a_person`: a
+    /// message to the person, whose outcome is also recorded as their event.
+    async fn conclude(
+        &self,
+        lane: &Lane,
+        entry: &OutboxEntry,
+        result: Result<Accepted, Failure>,
+        about_a_person: bool,
+    ) {
+        let entry = entry.clone();
+        match result {
             Ok(accepted) => {
                 lane.sent.fetch_add(1, Ordering::Relaxed);
-                let mut properties = self.properties(lane, &entry);
-                if let Some(id) = &accepted.provider_message_id {
-                    properties.insert("provider_message_id".into(), id.clone().into());
+                if about_a_person {
+                    let mut properties = self.properties(lane, &entry);
+                    if let Some(id) = &accepted.provider_message_id {
+                        properties.insert("provider_message_id".into(), id.clone().into());
+                    }
+                    self.record(&entry, "Message Sent", "sent", properties)
+                        .await;
                 }
-                self.record(&entry, "Message Sent", "sent", properties)
-                    .await;
                 self.settle(Settlement::Sent {
                     id: entry.id,
                     provider_message_id: accepted.provider_message_id,
@@ -291,7 +376,9 @@ impl Dispatcher {
                 })
                 .await;
             }
-            Err(Failure::Permanent(error)) => self.give_up(lane, &entry, error).await,
+            Err(Failure::Permanent(error)) => {
+                self.give_up(lane, &entry, error, about_a_person).await
+            }
             Err(failure) => {
                 let error = failure.describe().to_string();
                 let mut wait = retry_delay(&self.retry, entry.attempts, jitter());
@@ -310,7 +397,7 @@ impl Dispatcher {
                             "it would be too late to send it next time; the last error: {error}"
                         )
                     };
-                    return self.give_up(lane, &entry, why).await;
+                    return self.give_up(lane, &entry, why, about_a_person).await;
                 }
                 lane.retried.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
@@ -412,14 +499,21 @@ impl Dispatcher {
         })
     }
 
-    /// A dead letter, and the person's `Message Failed`.
-    async fn give_up(&self, lane: &Lane, entry: &OutboxEntry, error: String) {
+    /// A dead letter, and (for a message to a person) their `Message Failed` — or
+    /// `Message Bounced`, when a mail server refused an e-mail.
+    async fn give_up(&self, lane: &Lane, entry: &OutboxEntry, error: String, about_a_person: bool) {
         lane.dead.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(channel = %lane.channel, outbox_id = entry.id, error = %error, "message given up (dead letter)");
-        let mut properties = self.properties(lane, entry);
-        properties.insert("error".into(), error.clone().into());
-        self.record(entry, "Message Failed", "failed", properties)
-            .await;
+        if about_a_person {
+            let mut properties = self.properties(lane, entry);
+            properties.insert("error".into(), error.clone().into());
+            let (event, step) = if entry.channel == "email" && error.starts_with(BOUNCE) {
+                ("Message Bounced", "bounced")
+            } else {
+                ("Message Failed", "failed")
+            };
+            self.record(entry, event, step, properties).await;
+        }
         self.settle(Settlement::Dead {
             id: entry.id,
             error,
@@ -430,7 +524,7 @@ impl Dispatcher {
 
     fn properties(&self, lane: &Lane, entry: &OutboxEntry) -> Map<String, Value> {
         let mut p = entry_properties(entry);
-        p.insert("provider".into(), lane.provider.kind().into());
+        p.insert("provider".into(), lane.sink.kind().into());
         p.insert("attempts".into(), entry.attempts.into());
         p
     }
@@ -500,6 +594,21 @@ pub fn opt_out_message(config: &DeliveryConfig) -> MessageConfig {
         push: None,
         call_task: None,
     }
+}
+
+/// Digest entries by the address they go to.
+fn digests(entries: Vec<OutboxEntry>) -> BTreeMap<String, Vec<OutboxEntry>> {
+    let mut by_address: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
+    for entry in entries {
+        let to = entry
+            .reasons
+            .pointer("/0/digest_to")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        by_address.entry(to).or_default().push(entry);
+    }
+    by_address
 }
 
 /// What every event about an outbox entry says about it.

@@ -6,6 +6,7 @@
 mod backoff;
 pub mod config;
 mod dispatch;
+mod insight;
 mod pace;
 mod provider;
 mod reports;

@@ -10,6 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use unavoce_core::message::Rendering;
 
 use crate::config::{ConfigError, SmtpConfig};
+use crate::dispatch::BOUNCE;
 use crate::provider::{Accepted, Envelope, Failure, Provider, install_crypto};
 
 /// The SMTP provider.
@@ -96,6 +97,42 @@ impl Smtp {
     }
 }
 
+impl Smtp {
+    /// A plain-text e-mail from this installation (a digest) to `to`, its
+    /// `Message-ID` made from `key`.
+    pub async fn send_text(
+        &self,
+        to: &str,
+        subject: &str,
+        text: String,
+        key: &str,
+    ) -> Result<Accepted, Failure> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| Failure::Permanent(format!("not an e-mail address: {e}")))?;
+        let id = format!("<{key}@{}>", self.domain);
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .message_id(Some(id.clone()))
+            .header(ContentType::TEXT_PLAIN)
+            .body(text)
+            .map_err(|e| Failure::Permanent(format!("cannot compose the e-mail: {e}")))?;
+        self.transport(message, Some(id)).await
+    }
+
+    async fn transport(&self, message: Message, id: Option<String>) -> Result<Accepted, Failure> {
+        match self.transport.send(message).await {
+            Ok(_) => Ok(Accepted {
+                provider_message_id: id,
+            }),
+            Err(e) if e.is_permanent() => Err(Failure::Permanent(format!("{BOUNCE} {e}"))),
+            Err(e) => Err(Failure::Transient(format!("not accepted: {e}"))),
+        }
+    }
+}
+
 #[async_trait]
 impl Provider for Smtp {
     fn kind(&self) -> &'static str {
@@ -108,12 +145,6 @@ impl Provider for Smtp {
             .headers()
             .get_raw("Message-ID")
             .map(|v| v.trim().to_string());
-        match self.transport.send(message).await {
-            Ok(_) => Ok(Accepted {
-                provider_message_id: id,
-            }),
-            Err(e) if e.is_permanent() => Err(Failure::Permanent(format!("refused: {e}"))),
-            Err(e) => Err(Failure::Transient(format!("not accepted: {e}"))),
-        }
+        self.transport(message, id).await
     }
 }

@@ -249,7 +249,12 @@ pub(crate) async fn send_history(
             return Ok(history);
         };
         after = Some(last.id);
-        for d in page.into_iter().map(|d| d.decision) {
+        // Insights go to departments, not to the person: they count towards no cap.
+        let to_the_person = page
+            .into_iter()
+            .map(|d| d.decision)
+            .filter(|d| d.purpose != crate::insights::INSIGHT_PURPOSE);
+        for d in to_the_person {
             history.entry(d.profile_id).or_default().push(PastSend {
                 at: d.send_at.unwrap_or(d.decided_at),
                 in_flight: d.send_at.is_some_and(|at| at > now),

@@ -7,6 +7,7 @@
 mod catalog;
 mod engagement;
 mod identity;
+mod insights;
 mod journeys;
 mod links;
 mod matching;
@@ -19,6 +20,7 @@ mod touchpoints;
 
 pub use engagement::{Broadcast, BroadcastReport, Engagement, PersonDecision};
 pub use identity::{IdentityProjection, LinkDecision, LinkError, UnmergeError};
+pub use insights::{Destinations, INSIGHT_PURPOSE, Insights, SubscriptionDefinitionError};
 pub use journeys::{GroupStats, JOURNEY_SOURCE, JourneyDefinitionError, JourneyStats, Journeys};
 pub use links::Links;
 pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};

@@ -93,7 +93,8 @@ pub struct SegmentInfo {
 struct Segment {
     definition: SegmentDefinition,
     audience: Audience,
-    /// Whether the expression reads something time changes (computed traits, stage).
+    /// Whether the expression reads something time changes (computed traits, stage,
+    /// the age of open cases).
     time_dependent: bool,
     /// Profiles it could not be evaluated for, and the last reason.
     errors: AtomicU64,
@@ -440,7 +441,7 @@ fn compile(definition: SegmentDefinition) -> Result<Segment, SegmentError> {
     let time_dependent = audience
         .variables()
         .iter()
-        .any(|v| matches!(*v, "computed" | "stage"));
+        .any(|v| matches!(*v, "computed" | "stage" | "open_case_hours"));
     Ok(Segment {
         definition,
         audience,

@@ -12,10 +12,11 @@ use unavoce_core::journey::JourneyConfig;
 use unavoce_core::message::MessageConfig;
 use unavoce_core::policy::Policies;
 use unavoce_core::profile::ComputedTrait;
+use unavoce_core::subscription::SubscriptionConfig;
 use unavoce_delivery::{DeliveryConfig, Dispatcher, OPT_OUT_MESSAGE, opt_out_message};
 use unavoce_engine::{
-    Engagement, IdentityProjection, Journeys, Messages, Reports, SegmentDefinition, Segments,
-    TouchpointRegistry,
+    Destinations, Engagement, IdentityProjection, Insights, Journeys, Messages, Reports,
+    SegmentDefinition, Segments, TouchpointRegistry,
 };
 use unavoce_intake::Intake;
 use unavoce_store::{DecisionLog, EventLog, JourneyStore, Outbox};
@@ -32,6 +33,7 @@ pub struct Blueprint {
     pub segments: Vec<SegmentDefinition>,
     pub journeys: Vec<JourneyConfig>,
     pub messages: Vec<MessageConfig>,
+    pub subscriptions: Vec<SubscriptionConfig>,
     pub delivery: DeliveryConfig,
     /// Where people and providers reach this server (links in messages, callbacks).
     pub public_url: String,
@@ -106,7 +108,20 @@ impl Running {
         )
         .await
         .map_err(failed("journeys"))?;
-        let intake = intake.with_observer(journeys.clone());
+        let insights = Insights::open(
+            identity.clone(),
+            decisions.clone(),
+            &blueprint.subscriptions,
+            Destinations {
+                webhooks: blueprint.delivery.webhooks.keys().cloned().collect(),
+                email: blueprint.delivery.email.is_some(),
+            },
+        )
+        .await
+        .map_err(failed("subscriptions"))?;
+        let intake = intake
+            .with_observer(journeys.clone())
+            .with_observer(insights.clone());
         let mut messages = blueprint.messages;
         if !messages.iter().any(|m| m.id == OPT_OUT_MESSAGE) {
             messages.push(opt_out_message(&blueprint.delivery));
@@ -139,7 +154,7 @@ impl Running {
                 tracing::error!(error = %e, "the outbox worker could not start");
             }
         });
-        let tasks = vec![segments.maintain(), journeys.run()];
+        let tasks = vec![segments.maintain(), journeys.run(), insights.run()];
         Ok(Running {
             state: AppState {
                 identity,
@@ -147,6 +162,7 @@ impl Running {
                 segments,
                 journeys,
                 messages,
+                insights,
                 keys: Arc::new(blueprint.keys),
                 metrics,
                 touchpoints,

@@ -42,6 +42,8 @@ pub struct AppState {
     pub messages: Arc<unavoce_engine::Messages>,
     /// Journeys and their runs.
     pub journeys: Arc<unavoce_engine::Journeys>,
+    /// Department subscriptions: insights routed to departments.
+    pub insights: Arc<unavoce_engine::Insights>,
     /// Segments, kept current as events arrive.
     pub segments: Arc<unavoce_engine::Segments>,
     /// The registered touchpoints, from the config file and the API.

@@ -776,3 +776,125 @@ async fn whatsapp_goes_out_in_the_cloud_api_format_and_a_stop_is_confirmed_once(
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insights_reach_the_departments_webhook_signed_and_a_digest_by_email() {
+    let care = FakeProvider::start(|_| (StatusCode::OK, "{}".into())).await;
+    let smtp = SmtpServer::start();
+    let delivery = DeliveryConfig {
+        email: Some(SmtpConfig {
+            url: format!("smtp://127.0.0.1:{}", smtp.port),
+            username: None,
+            password: Credential::default(),
+            from: "Unavoce <insights@acme.example>".into(),
+            pace: Pace::default(),
+        }),
+        webhooks: [(
+            "care-desk".to_string(),
+            unavoce_delivery::config::WebhookConfig {
+                url: format!("{}/insights", care.url()),
+                secret: credential("whsec-care"),
+                pace: Pace::default(),
+            },
+        )]
+        .into(),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    };
+    let s = server_customised(Arc::new(move |b| {
+        b.delivery = delivery.clone();
+        b.policies = daytime_policies();
+        b.segments = vec![serde_json::from_value(json!({
+            "name": "case-open-over-48h", "expression": "open_case_hours > 48"}))
+        .unwrap()];
+        b.subscriptions = vec![
+            serde_json::from_value(json!({"name": "detractors", "department": "customer-care",
+                "description": "an NPS answer of 6 or less",
+                "when": "event.name == 'Survey Answered' && event.properties.nps <= 6",
+                "webhook": "care-desk"}))
+            .unwrap(),
+            serde_json::from_value(json!({"name": "stuck-cases", "department": "customer-care",
+                "segment": "case-open-over-48h", "digest": "care-lead@acme.example", "every": "2s"}))
+            .unwrap(),
+        ];
+    }))
+    .await;
+    let three_days_ago =
+        (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(72)).to_string();
+    s.send_batch(vec![
+        json!({"type": "identify", "userId": "ada", "traits": {"first_name": "Ada", "last_name": "Rossi",
+            "email": "ada@example.com"}}),
+        json!({"type": "track", "userId": "ada", "event": "Survey Answered", "properties": {"nps": 4}}),
+        json!({"type": "track", "userId": "ada", "event": "Survey Answered", "properties": {"nps": 9}}),
+        json!({"type": "identify", "userId": "bruno", "traits": {"name": "Bruno Bianchi"}}),
+        json!({"type": "track", "userId": "bruno", "event": "Case Opened", "timestamp": three_days_ago,
+            "properties": {"case_id": "C-7", "subject": "Router broken"}}),
+    ])
+    .await;
+
+    // The detractor: one signed post to customer care's webhook.
+    let posts = care.wait_for(1).await;
+    assert_eq!(posts.len(), 1);
+    let body = &posts[0].body;
+    let signature = posts[0].headers["x-unavoce-signature"].to_str().unwrap();
+    let t: i64 = signature
+        .strip_prefix("t=")
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        signature,
+        unavoce_delivery::signature("whsec-care", t, body)
+    );
+    let insight: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(insight["type"], "insight");
+    assert_eq!(insight["subscription"], "detractors");
+    assert_eq!(insight["department"], "customer-care");
+    assert_eq!(insight["detail"], "an NPS answer of 6 or less");
+    assert_eq!(insight["person"]["name"], "Ada Rossi");
+    assert_eq!(insight["person"]["email"], "ada@example.com");
+    assert_eq!(
+        posts[0].headers["idempotency-key"].to_str().unwrap(),
+        insight["id"].as_str().unwrap()
+    );
+
+    // The case open for three days: the segment takes Bruno in, the digest tells the lead.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while smtp.mails().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = unfold(&mails[0]);
+    assert!(mail.contains("To: care-lead@acme.example"), "{mail}");
+    assert!(
+        mail.contains("Subject: 1 customer insight for customer-care"),
+        "{mail}"
+    );
+    assert!(mail.contains("stuck-cases (1)"), "{mail}");
+    assert!(
+        mail.contains("Bruno Bianchi: entered segment case-open-over-48h"),
+        "{mail}"
+    );
+    // Insights count towards no one's caps and are listed with the subscriptions.
+    let subscriptions = s.get("/api/subscriptions").await;
+    assert_eq!(subscriptions["subscriptions"].as_array().unwrap().len(), 2);
+    let bad = s
+        .admin_json(
+            "POST",
+            "/api/subscriptions",
+            json!({"name": "x", "department": "sales",
+            "when": "true", "webhook": "nowhere"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no webhook \"nowhere\""),
+        "{}",
+        bad.json
+    );
+}

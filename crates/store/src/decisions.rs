@@ -54,6 +54,15 @@ pub trait DecisionLog: Send + Sync + 'static {
     /// their ids.
     async fn record_decisions(&self, decisions: Vec<NewDecision>) -> Result<Vec<i64>, StoreError>;
 
+    /// Records decisions and stores a setting (the cursor of whoever decided them) in
+    /// one transaction, so a restart neither loses nor repeats them.
+    async fn record_decisions_with_setting(
+        &self,
+        decisions: Vec<NewDecision>,
+        name: &str,
+        value: Value,
+    ) -> Result<Vec<i64>, StoreError>;
+
     /// Reads decisions, oldest first.
     async fn decisions(&self, query: DecisionQuery) -> Result<Vec<StoredDecision>, StoreError>;
 }

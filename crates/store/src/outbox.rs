@@ -22,6 +22,8 @@ pub struct OutboxEntry {
     pub send_at: Timestamp,
     /// When the decision first made it due (what its age is counted from).
     pub first_due: Timestamp,
+    /// The decision's reasons (for an insight: what raised it).
+    pub reasons: serde_json::Value,
     /// `pending`, `sending` (an attempt under way), `sent`, `dead` (given up; can be
     /// requeued) or `cancelled` (no longer to be sent, e.g. consent withdrawn since).
     pub status: String,

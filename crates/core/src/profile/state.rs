@@ -80,6 +80,8 @@ pub struct ProfileFacts {
     pub preferred_channel: Option<String>,
     pub consents: Vec<ConsentLine>,
     pub open_cases: Vec<Case>,
+    /// How long the oldest open case has been open, in hours (0 with none open).
+    pub open_case_hours: f64,
     pub resolved_cases: usize,
     /// Messages and interactions per channel.
     pub engagement: BTreeMap<String, ChannelEngagement>,
@@ -244,6 +246,10 @@ impl ProfileState {
                     source: c.source.clone(),
                 })
                 .collect(),
+            open_case_hours: open_cases
+                .iter()
+                .map(|c| (now - c.opened_at).as_secs_f64().max(0.0) / 3600.0)
+                .fold(0.0, f64::max),
             open_cases,
             resolved_cases: resolved.len(),
             engagement: self

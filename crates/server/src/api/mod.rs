@@ -11,6 +11,7 @@ mod profiles;
 mod quarantine;
 mod reports;
 mod segments;
+mod subscriptions;
 mod touchpoints;
 
 use axum::Router;
@@ -74,6 +75,10 @@ pub fn routes() -> Router<AppState> {
         .route("/outbox/summary", get(outbox::summary))
         .route("/outbox/{id}", get(outbox::show))
         .route("/outbox/{id}/requeue", post(outbox::requeue))
+        .route(
+            "/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
         .route("/segments", get(segments::list).post(segments::create))
         .route("/segments/{name}", get(segments::show))
         .route("/segments/{name}/members", get(segments::members))

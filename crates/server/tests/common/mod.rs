@@ -68,6 +68,7 @@ async fn open_in(
         segments: Vec::new(),
         journeys: Vec::new(),
         messages: Vec::new(),
+        subscriptions: Vec::new(),
         delivery: Default::default(),
         public_url: "http://unavoce.test".into(),
         keys: Keys {

@@ -521,7 +521,20 @@ impl crate::decisions::DecisionLog for SqliteLog {
         if decisions.is_empty() {
             return Ok(Vec::new());
         }
-        match self.submit(Op::Decide(decisions)).await? {
+        match self.submit(Op::Decide(decisions, None)).await? {
+            Done::Decided(ids) => Ok(ids),
+            _ => Err(StoreError::Storage("writer answered out of turn".into())),
+        }
+    }
+
+    async fn record_decisions_with_setting(
+        &self,
+        decisions: Vec<crate::decisions::NewDecision>,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<Vec<i64>, StoreError> {
+        let setting = Some((name.to_string(), value.to_string()));
+        match self.submit(Op::Decide(decisions, setting)).await? {
             Done::Decided(ids) => Ok(ids),
             _ => Err(StoreError::Storage("writer answered out of turn".into())),
         }

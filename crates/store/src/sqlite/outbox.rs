@@ -14,7 +14,7 @@ use crate::outbox::{Outbox, OutboxCount, OutboxEntry, OutboxQuery, Settlement};
 /// The columns [`entry`] reads, from `outbox o` joined with `decisions d`.
 const COLUMNS: &str = "o.id, o.decision_id, o.profile_id, o.channel, o.message, d.purpose, \
      d.journey, d.broadcast, o.send_at, o.status, o.attempts, o.last_error, \
-     o.provider_message_id, o.delivery, o.updated_at, coalesce(d.send_at, d.decided_at) \
+     o.provider_message_id, o.delivery, o.updated_at, coalesce(d.send_at, d.decided_at), d.reasons \
      FROM outbox o JOIN decisions d ON d.id = o.decision_id";
 
 fn entry(r: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
@@ -35,6 +35,7 @@ fn entry(r: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
         delivery: r.get(13)?,
         updated_at: r.get::<_, Option<i64>>(14)?.map(from_micros),
         first_due: from_micros(r.get(15)?),
+        reasons: serde_json::from_str(&r.get::<_, String>(16)?).unwrap_or_default(),
     })
 }
 

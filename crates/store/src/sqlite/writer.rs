@@ -48,7 +48,8 @@ pub(crate) enum Op {
         event: EventRow,
         at: Timestamp,
     },
-    Decide(Vec<NewDecision>),
+    /// Decisions, and a setting stored with them (a reader's cursor).
+    Decide(Vec<NewDecision>, Option<(String, String)>),
     SaveRuns(Vec<JourneyRun>, Vec<NewDecision>),
     Claim {
         channel: String,
@@ -84,7 +85,7 @@ impl Job {
     fn rows(&self) -> usize {
         match &self.op {
             Op::Append { events, quarantine } => events.len() + quarantine.len(),
-            Op::Decide(decisions) => decisions.len(),
+            Op::Decide(decisions, _) => decisions.len(),
             Op::SaveRuns(runs, decisions) => runs.len() + decisions.len(),
             Op::Claim { limit, .. } => *limit,
             Op::Settle(settlements) => settlements.len(),
@@ -212,7 +213,13 @@ fn apply(
             tally.quarantined_total += quarantine.len() as i64;
             Ok(Ok(Done::Appended(outcome)))
         }
-        Op::Decide(decisions) => Ok(Ok(Done::Decided(insert_decisions(tx, decisions)?))),
+        Op::Decide(decisions, setting) => {
+            let ids = insert_decisions(tx, decisions)?;
+            if let Some((name, value)) = setting {
+                put_setting(tx, name, value)?;
+            }
+            Ok(Ok(Done::Decided(ids)))
+        }
         Op::SaveRuns(runs, decisions) => {
             insert_decisions(tx, decisions)?;
             let mut save = tx.prepare_cached(
@@ -256,11 +263,7 @@ fn apply(
         Op::ResumeInFlight => Ok(Ok(Done::Resumed(super::outbox::resume_in_flight(tx)?))),
         Op::Requeue { id, at } => Ok(Ok(Done::Requeued(super::outbox::requeue(tx, *id, *at)?))),
         Op::PutSetting { name, value } => {
-            tx.prepare_cached(
-                "INSERT INTO settings (name, value) VALUES (?1, ?2) \
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            )?
-            .execute(params![name, value])?;
+            put_setting(tx, name, value)?;
             Ok(Ok(Done::SettingStored))
         }
         Op::Replay { id, event, at } => {
@@ -308,6 +311,15 @@ fn apply(
             Ok(Ok(Done::Replayed(appended)))
         }
     }
+}
+
+fn put_setting(tx: &Transaction<'_>, name: &str, value: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO settings (name, value) VALUES (?1, ?2) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![name, value])?;
+    Ok(())
 }
 
 /// Inserts decisions, and an outbox entry for each one that sends; their ids.

@@ -1,0 +1,138 @@
+//! Insights for departments: the JSON a department's webhook receives, and the digest
+//! e-mail that gathers a period's insights.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use unavoce_core::identity::ProfileId;
+use unavoce_store::OutboxEntry;
+
+use crate::dispatch::Dispatcher;
+use crate::provider::{Accepted, Failure};
+use crate::smtp::Smtp;
+
+/// What raised an insight, from its decision's reasons.
+fn reason(entry: &OutboxEntry) -> &Value {
+    entry.reasons.get(0).unwrap_or(&Value::Null)
+}
+
+impl Dispatcher {
+    /// The person an insight is about, as a department needs to act: name, e-mail,
+    /// phone, stage, open cases, and where their context card is.
+    fn insight_person(&self, entry: &OutboxEntry) -> Value {
+        let identity = &self.platform().identity;
+        let Ok(id) = entry.profile_id.parse::<ProfileId>() else {
+            return json!({"profile_id": entry.profile_id});
+        };
+        let found = identity.read(|g| {
+            g.profile(id).map(|node| {
+                let rules = identity.rules();
+                let of = |kind: &str| {
+                    node.identifiers
+                        .iter()
+                        .rev()
+                        .map(|(k, _)| rules.identifier_of(k))
+                        .find(|i| i.kind.as_str() == kind)
+                        .map(|i| i.value)
+                };
+                (node.id, of("email"), of("phone"))
+            })
+        });
+        let Some((profile, email, phone)) = found else {
+            return json!({"profile_id": entry.profile_id});
+        };
+        let (facts, _) = identity.person(profile, jiff::Timestamp::now());
+        let trait_text = |k: &str| {
+            facts
+                .traits
+                .get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let name = trait_text("name").or_else(|| {
+            match (trait_text("first_name"), trait_text("last_name")) {
+                (Some(f), Some(l)) => Some(format!("{f} {l}")),
+                (f, l) => f.or(l),
+            }
+        });
+        json!({
+            "profile_id": profile.to_string(),
+            "name": name,
+            "email": email,
+            "phone": phone,
+            "stage": facts.lifecycle_stage,
+            "open_cases": facts.open_cases.len(),
+            "context_card": format!("{}/api/profiles/{profile}/context", self.public_url()),
+        })
+    }
+
+    /// The JSON posted to a department's webhook.
+    pub(crate) fn insight_payload(&self, entry: &OutboxEntry) -> Value {
+        let why = reason(entry);
+        json!({
+            "type": "insight",
+            "id": entry.idempotency_key(),
+            "subscription": entry.message,
+            "department": why.get("department"),
+            "detail": why.get("detail"),
+            "event": why.get("event"),
+            "event_at": why.get("event_at"),
+            "raised_at": entry.first_due,
+            "person": self.insight_person(entry),
+        })
+    }
+
+    /// One e-mail with every insight in `entries` to `to`.
+    pub(crate) async fn send_digest(
+        &self,
+        smtp: &Smtp,
+        to: &str,
+        entries: &[OutboxEntry],
+    ) -> Result<Accepted, Failure> {
+        let mut by_subscription: BTreeMap<&str, Vec<&OutboxEntry>> = BTreeMap::new();
+        for entry in entries {
+            by_subscription
+                .entry(&entry.message)
+                .or_default()
+                .push(entry);
+        }
+        let mut departments: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| reason(e).get("department").and_then(Value::as_str))
+            .collect();
+        departments.sort();
+        departments.dedup();
+        let subject = format!(
+            "{} customer insight{} for {}",
+            entries.len(),
+            if entries.len() == 1 { "" } else { "s" },
+            departments.join(", ")
+        );
+        let mut text = String::new();
+        for (subscription, entries) in by_subscription {
+            text.push_str(&format!("{subscription} ({})\n\n", entries.len()));
+            for entry in entries {
+                let person = self.insight_person(entry);
+                let who = person["name"]
+                    .as_str()
+                    .or(person["email"].as_str())
+                    .unwrap_or(&entry.profile_id)
+                    .to_string();
+                let why = reason(entry);
+                text.push_str(&format!(
+                    "- {who}: {}\n  at {}; context card: {}\n",
+                    why.get("detail").and_then(Value::as_str).unwrap_or(""),
+                    why.get("event_at").and_then(Value::as_str).unwrap_or(""),
+                    person["context_card"].as_str().unwrap_or(""),
+                ));
+            }
+            text.push('\n');
+        }
+        let key = format!(
+            "unavoce-digest-{}-{}",
+            entries.first().map_or(0, |e| e.id),
+            entries.len()
+        );
+        smtp.send_text(to, &subject, text, &key).await
+    }
+}

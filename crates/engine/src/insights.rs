@@ -1,0 +1,322 @@
+//! Customer insight routing: department subscriptions, evaluated on every event after
+//! the identity projection has applied it. Each insight is recorded as a decision
+//! (purpose [`INSIGHT_PURPOSE`]) with one outbox entry per destination, which the
+//! delivery worker posts to the department's webhook or gathers into its digest.
+//!
+//! The reader's cursor is stored in the same transaction as the decisions it made, so
+//! after a crash no insight is lost and none is raised twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::json;
+use unavoce_core::Event;
+use unavoce_core::identity::{ProfileId, extract};
+use unavoce_core::profile::segment_change;
+use unavoce_core::subscription::{
+    Destination, Subscription, SubscriptionConfig, SubscriptionError,
+};
+use unavoce_intake::Observer;
+use unavoce_store::{DecisionLog, EventQuery, NewDecision, StoreError};
+
+use crate::IdentityProjection;
+use crate::catalog::{Catalog, CatalogError, Definition};
+
+/// The purpose of an insight's decision.
+pub const INSIGHT_PURPOSE: &str = "insight";
+const CURSOR_SETTING: &str = "engagement.insights.cursor";
+const PAGE: usize = 2_000;
+
+impl Definition for Subscription {
+    type Config = SubscriptionConfig;
+    type Error = SubscriptionError;
+    const SETTING: &'static str = "engagement.subscriptions";
+
+    fn name(config: &SubscriptionConfig) -> &str {
+        &config.name
+    }
+    fn compile(config: SubscriptionConfig) -> Result<Self, SubscriptionError> {
+        Subscription::new(config)
+    }
+    fn config(&self) -> &SubscriptionConfig {
+        &self.config
+    }
+}
+
+/// Why a subscription cannot be defined.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionDefinitionError {
+    #[error(transparent)]
+    Invalid(#[from] SubscriptionError),
+    #[error("subscription {name:?}: {problem}")]
+    Destination { name: String, problem: String },
+    #[error("subscription {0:?} already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<CatalogError<SubscriptionError>> for SubscriptionDefinitionError {
+    fn from(e: CatalogError<SubscriptionError>) -> Self {
+        match e {
+            CatalogError::Invalid(e) => Self::Invalid(e),
+            CatalogError::Exists(name) => Self::Exists(name),
+            CatalogError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+/// Where insights can go on this installation.
+#[derive(Debug, Clone, Default)]
+pub struct Destinations {
+    /// The named webhooks configured.
+    pub webhooks: Vec<String>,
+    /// Whether e-mail can be sent (digests need it).
+    pub email: bool,
+}
+
+impl Destinations {
+    fn check(&self, config: &SubscriptionConfig) -> Result<(), SubscriptionDefinitionError> {
+        let fail = |problem: String| SubscriptionDefinitionError::Destination {
+            name: config.name.clone(),
+            problem,
+        };
+        if let Some(webhook) = &config.webhook
+            && !self.webhooks.contains(webhook)
+        {
+            return Err(fail(format!(
+                "there is no webhook {webhook:?} under [delivery.webhooks]{}",
+                if self.webhooks.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (there are: {})", self.webhooks.join(", "))
+                }
+            )));
+        }
+        if config.digest.is_some() && !self.email {
+            return Err(fail(
+                "a digest needs e-mail: configure [delivery.email]".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The department subscriptions and their reader.
+pub struct Insights {
+    identity: Arc<IdentityProjection>,
+    decisions: Arc<dyn DecisionLog>,
+    catalog: Catalog<Subscription>,
+    destinations: Destinations,
+    cursor: tokio::sync::Mutex<Cursor>,
+    wake: tokio::sync::Notify,
+}
+
+struct Cursor {
+    at: i64,
+    saved: Option<std::time::Instant>,
+}
+
+impl Insights {
+    /// The config file's subscriptions (their destinations must exist) and those
+    /// defined through the API.
+    pub async fn open(
+        identity: Arc<IdentityProjection>,
+        decisions: Arc<dyn DecisionLog>,
+        configured: &[SubscriptionConfig],
+        destinations: Destinations,
+    ) -> Result<Arc<Self>, SubscriptionDefinitionError> {
+        for config in configured {
+            destinations.check(config)?;
+        }
+        let log = identity.log().clone();
+        let catalog = Catalog::open(&*log, configured).await?;
+        let at = match log.setting(CURSOR_SETTING).await? {
+            Some(value) => value.as_i64().unwrap_or(0),
+            // A first start: insights about what happens from now on.
+            None => *log.committed().borrow(),
+        };
+        Ok(Arc::new(Insights {
+            identity,
+            decisions,
+            catalog,
+            destinations,
+            cursor: tokio::sync::Mutex::new(Cursor { at, saved: None }),
+            wake: tokio::sync::Notify::new(),
+        }))
+    }
+
+    /// Defines a subscription through the API: checked, stored, and in force from the
+    /// next event on.
+    pub async fn define(
+        &self,
+        config: SubscriptionConfig,
+    ) -> Result<(), SubscriptionDefinitionError> {
+        self.destinations.check(&config)?;
+        self.catalog.define(&**self.identity.log(), config).await?;
+        Ok(())
+    }
+
+    /// Every subscription, with where it was defined (`config` or `api`).
+    pub fn list(&self) -> Vec<(Arc<Subscription>, &'static str)> {
+        self.catalog
+            .all()
+            .into_iter()
+            .map(|e| (e.item, e.origin))
+            .collect()
+    }
+
+    /// Reads new events on a task of its own, as they are stored (and every second).
+    pub fn run(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let insights = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = insights.step(Timestamp::now()).await {
+                    tracing::warn!(error = %e, "insights could not be raised; retrying");
+                }
+                tokio::select! {
+                    _ = insights.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        })
+    }
+
+    /// Raises the insights of every event stored since the last step.
+    pub async fn step(&self, now: Timestamp) -> Result<(), StoreError> {
+        let mut cursor = self.cursor.lock().await;
+        loop {
+            let applied = self.identity.catch_up().await?;
+            if cursor.at >= applied {
+                return Ok(());
+            }
+            let subscriptions: Vec<Arc<Subscription>> =
+                self.catalog.all().into_iter().map(|e| e.item).collect();
+            if subscriptions.is_empty() {
+                cursor.at = applied;
+                return Ok(());
+            }
+            let page = self
+                .identity
+                .log()
+                .events(EventQuery {
+                    after_seq: Some(cursor.at),
+                    limit: PAGE,
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = page.events.last().map(|e| e.seq.min(applied)) else {
+                return Ok(());
+            };
+            let now = Timestamp::now().max(now);
+            let mut decisions = Vec::new();
+            for stored in page.events.iter().filter(|e| e.seq <= applied) {
+                self.raise(
+                    &subscriptions,
+                    stored.seq,
+                    &stored.event,
+                    now,
+                    &mut decisions,
+                );
+            }
+            if decisions.is_empty() {
+                let due = cursor
+                    .saved
+                    .is_none_or(|at| at.elapsed() > Duration::from_secs(5));
+                if due {
+                    self.identity
+                        .log()
+                        .put_setting(CURSOR_SETTING, json!(last))
+                        .await?;
+                    cursor.saved = Some(std::time::Instant::now());
+                }
+            } else {
+                self.decisions
+                    .record_decisions_with_setting(decisions, CURSOR_SETTING, json!(last))
+                    .await?;
+                cursor.saved = Some(std::time::Instant::now());
+            }
+            cursor.at = last;
+        }
+    }
+
+    /// The insights one event raises.
+    fn raise(
+        &self,
+        subscriptions: &[Arc<Subscription>],
+        seq: i64,
+        event: &Event,
+        now: Timestamp,
+        decisions: &mut Vec<NewDecision>,
+    ) {
+        let Some(profile) = self.profile_of(event) else {
+            return;
+        };
+        let change = segment_change(event);
+        let entered = change.and_then(|(s, entered)| entered.then_some(s));
+        let (facts, _) = self.identity.person(profile, now);
+        for subscription in subscriptions {
+            match subscription.fires(event, entered, &facts) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(subscription = subscription.name(), error = %e, "a subscription could not be evaluated");
+                    continue;
+                }
+            }
+            let c = &subscription.config;
+            let detail = c
+                .description
+                .clone()
+                .unwrap_or_else(|| match (&c.when, &c.segment) {
+                    (Some(when), _) => {
+                        format!("{} ({when})", event.name.as_deref().unwrap_or("event"))
+                    }
+                    (_, Some(segment)) => format!("entered segment {segment}"),
+                    _ => String::new(),
+                });
+            for destination in subscription.destinations() {
+                let send_at = match &destination {
+                    Destination::Digest(_) => subscription.digest_at(now),
+                    Destination::Webhook(_) => now,
+                };
+                let mut why = json!({
+                    "code": "subscription",
+                    "department": c.department,
+                    "detail": detail,
+                    "event": event.name.clone().unwrap_or_else(|| event.event_type.as_str().to_string()),
+                    "event_seq": seq,
+                    "event_at": event.timestamp,
+                });
+                if let Destination::Digest(to) = &destination {
+                    why["digest_to"] = to.clone().into();
+                }
+                decisions.push(NewDecision {
+                    profile_id: profile.to_string(),
+                    message: subscription.name().to_string(),
+                    purpose: INSIGHT_PURPOSE.into(),
+                    channel: destination.channel(),
+                    journey: None,
+                    broadcast: None,
+                    decided_at: now,
+                    outcome: "send".into(),
+                    send_at: Some(send_at),
+                    reasons: json!([why]),
+                });
+            }
+        }
+    }
+
+    fn profile_of(&self, event: &Event) -> Option<ProfileId> {
+        let set = extract(event, self.identity.rules());
+        self.identity
+            .read(|g| set.keys.iter().find_map(|k| g.lookup(k).map(|n| n.id)))
+    }
+}
+
+impl Observer for Insights {
+    fn stored(&self, _events: Vec<(i64, Event)>) {
+        self.wake.notify_one();
+    }
+}

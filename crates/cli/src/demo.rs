@@ -115,6 +115,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 optimise_send_time: false,
                 dry_run: true,
                 list_limit: 0,
+                renders: Vec::new(),
             },
             Timestamp::now(),
         )

@@ -34,6 +34,8 @@ pub struct Broadcast {
     pub dry_run: bool,
     /// On a dry run, how many people's decisions to list (the totals count everyone).
     pub list_limit: usize,
+    /// The channels the message has a rendering for: `auto` chooses among them.
+    pub renders: Vec<&'static str>,
 }
 
 /// One person's decision in a broadcast.
@@ -185,6 +187,7 @@ impl Engagement {
             &broadcast.channel,
             &facts,
             &reachable,
+            &broadcast.renders,
         );
         let (channel, fallbacks, decision) = match chosen {
             Ok((channel, fallbacks)) => {

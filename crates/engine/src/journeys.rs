@@ -32,10 +32,10 @@ use unavoce_store::{
     DecisionLog, EventQuery, JourneyRun, JourneyStore, NewDecision, RunCount, RunQuery, StoreError,
 };
 
-use crate::IdentityProjection;
 use crate::catalog::{Catalog, CatalogError, Definition};
 use crate::engagement::{outcome_name, send_history};
 use crate::people::{People, Person};
+use crate::{IdentityProjection, Messages};
 
 /// The log position the runner has handled.
 const CURSOR_SETTING: &str = "engagement.journeys.cursor";
@@ -180,6 +180,8 @@ pub struct Journeys {
     store: Arc<dyn JourneyStore>,
     decisions: Arc<dyn DecisionLog>,
     policies: Arc<Policies>,
+    /// The message catalog: which channels a journey's message can go out on.
+    messages: Arc<Messages>,
     catalog: Catalog<Journey>,
     state: tokio::sync::Mutex<Runs>,
     wake: tokio::sync::Notify,
@@ -194,6 +196,7 @@ impl Journeys {
         store: Arc<dyn JourneyStore>,
         decisions: Arc<dyn DecisionLog>,
         policies: Arc<Policies>,
+        messages: Arc<Messages>,
         configured: &[JourneyConfig],
     ) -> Result<Arc<Self>, JourneyDefinitionError> {
         let log = identity.log().clone();
@@ -237,6 +240,7 @@ impl Journeys {
             store,
             decisions,
             policies,
+            messages,
             catalog,
             state: tokio::sync::Mutex::new(runs),
             wake: tokio::sync::Notify::new(),
@@ -663,7 +667,21 @@ impl Journeys {
         now: Timestamp,
     ) -> (String, Vec<String>, Decision) {
         let reachable: Vec<&str> = reachable.iter().map(String::as_str).collect();
-        match choose_channel(&self.policies, purpose, channel, facts, &reachable) {
+        // Among the channels the message has a rendering for (any, while it is not
+        // defined yet: its sends then fail visibly in the outbox).
+        let renders = self
+            .messages
+            .get(message)
+            .map(|e| e.message.channels())
+            .unwrap_or_default();
+        match choose_channel(
+            &self.policies,
+            purpose,
+            channel,
+            facts,
+            &reachable,
+            &renders,
+        ) {
             Ok((channel, fallbacks)) => {
                 let outgoing = OutgoingMessage {
                     message: message.clone(),

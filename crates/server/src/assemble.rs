@@ -98,12 +98,20 @@ impl Running {
         let intake = Intake::new(log.clone())
             .with_touchpoint_channels(touchpoints.channels())
             .with_observer(identity.clone());
+        let mut messages = blueprint.messages;
+        if !messages.iter().any(|m| m.id == OPT_OUT_MESSAGE) {
+            messages.push(opt_out_message(&blueprint.delivery));
+        }
+        let messages = Messages::open(identity.clone(), blueprint.public_url.clone(), &messages)
+            .await
+            .map_err(failed("messages"))?;
         let journeys = Journeys::open(
             identity.clone(),
             intake.clone(),
             store.clone(),
             decisions.clone(),
             blueprint.policies.clone(),
+            messages.clone(),
             &blueprint.journeys,
         )
         .await
@@ -122,13 +130,6 @@ impl Running {
         let intake = intake
             .with_observer(journeys.clone())
             .with_observer(insights.clone());
-        let mut messages = blueprint.messages;
-        if !messages.iter().any(|m| m.id == OPT_OUT_MESSAGE) {
-            messages.push(opt_out_message(&blueprint.delivery));
-        }
-        let messages = Messages::open(identity.clone(), blueprint.public_url.clone(), &messages)
-            .await
-            .map_err(failed("messages"))?;
         let segments = Segments::open(identity.clone(), intake.clone(), &blueprint.segments)
             .await
             .map_err(failed("segments"))?;

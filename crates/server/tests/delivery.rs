@@ -49,6 +49,14 @@ struct FakeProvider {
 
 impl FakeProvider {
     async fn start(otherwise: fn(usize) -> (StatusCode, String)) -> FakeProvider {
+        Self::start_slow(otherwise, Duration::ZERO).await
+    }
+
+    /// One that takes `delay` to answer each request.
+    async fn start_slow(
+        otherwise: fn(usize) -> (StatusCode, String),
+        delay: Duration,
+    ) -> FakeProvider {
         let received = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::new()));
         let (r, sc) = (received.clone(), script.clone());
@@ -65,6 +73,7 @@ impl FakeProvider {
                     });
                     all.len()
                 };
+                tokio::time::sleep(delay).await;
                 let next = sc.lock().unwrap().pop_front();
                 match next {
                     Some((status, headers, body)) => {
@@ -896,5 +905,121 @@ async fn insights_reach_the_departments_webhook_signed_and_a_digest_by_email() {
             .contains("no webhook \"nowhere\""),
         "{}",
         bad.json
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_email_falls_back_to_whatsapp_and_a_failed_whatsapp_to_sms_through_the_gate() {
+    let smtp = SmtpServer::start();
+    let meta = FakeProvider::start(whatsapp_accepts).await;
+    meta.then(
+        StatusCode::BAD_REQUEST,
+        vec![],
+        json!({"error": {"message": "Message Undeliverable.", "type": "OAuthException",
+            "code": 131026, "fbtrace_id": "A1"}}),
+    );
+    let twilio_server = FakeProvider::start(twilio_accepts).await;
+    let delivery = DeliveryConfig {
+        email: Some(SmtpConfig {
+            url: format!("smtp://127.0.0.1:{}", smtp.port),
+            username: None,
+            password: Credential::default(),
+            from: "Acme <bills@acme.example>".into(),
+            pace: Pace::default(),
+        }),
+        whatsapp: Some(whatsapp(&meta.url())),
+        sms: Some(twilio(&twilio_server.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    };
+    let s = server_customised(Arc::new(move |b| {
+        b.delivery = delivery.clone();
+        b.messages = vec![message()];
+        b.policies = daytime_policies();
+        b.journeys = vec![
+            serde_json::from_value(json!({"name": "bill-due",
+            "trigger": {"event": "Bill Issued"},
+            "steps": [{"type": "send", "message": "tv-offer", "purpose": "service",
+                "channel": "auto", "fallback_after": "3s"}]}))
+            .unwrap(),
+        ];
+    }))
+    .await;
+    ada(&s).await;
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "ada", "event": "Bill Issued"}),
+    ])
+    .await;
+    // E-mail first (the cheapest); unread after 3 s, WhatsApp, which cannot deliver it;
+    // then SMS, which takes it. Each choice went through the gate.
+    let texts = twilio_server.wait_for(1).await;
+    assert_eq!(texts.len(), 1, "the SMS fallback was sent");
+    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(meta.received().len(), 1);
+    let profile = s.profile_of("ada").await;
+    let decisions = s.get(&format!("/api/decisions?profile_id={profile}")).await;
+    let channels: Vec<&str> = decisions["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["email", "whatsapp", "sms"]);
+    let entries = settled_outbox(&s).await;
+    let states: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["channel"].as_str().unwrap(),
+                e["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("email", "sent"), ("whatsapp", "dead"), ("sms", "sent")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_hangs_does_not_hold_back_the_others() {
+    // SMS answers only after 5 seconds; e-mail must not wait for it.
+    let slow = FakeProvider::start_slow(twilio_accepts, Duration::from_secs(5)).await;
+    let smtp = SmtpServer::start();
+    let delivery = DeliveryConfig {
+        email: Some(SmtpConfig {
+            url: format!("smtp://127.0.0.1:{}", smtp.port),
+            username: None,
+            password: Credential::default(),
+            from: "Acme <news@acme.example>".into(),
+            pace: Pace::default(),
+        }),
+        sms: Some(twilio(&slow.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    };
+    let s = delivering(delivery).await;
+    ada(&s).await;
+    broadcast(&s, "sms").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let answer = s
+        .admin_json(
+            "POST",
+            "/api/broadcasts",
+            json!({"message": "tv-offer",
+            "audience": "consents.promotional", "purpose": "service", "channel": "email"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    while smtp.mails().is_empty() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(smtp.mails().len(), 1);
+    assert_eq!(slow.received().len(), 1);
+    let sms = s.get("/api/outbox?channel=sms").await["entries"][0].clone();
+    assert_eq!(
+        sms["status"], "sending",
+        "the e-mail went while the SMS was still under way"
     );
 }

@@ -24,6 +24,22 @@ async fn decisions_of(server: &TestServer, profile: &str) -> Vec<Value> {
     answer.json["decisions"].as_array().unwrap().clone()
 }
 
+/// A test server with the offer the promotions send, in every channel's style.
+async fn with_offer() -> TestServer {
+    let s = server().await;
+    let answer = post_json(
+        &s,
+        "/api/messages",
+        json!({"id": "spring-offer",
+            "email": {"subject": "Spring offer", "html": "<p>Offer</p>", "text": "Offer"},
+            "sms": {"text": "Offer"}, "whatsapp": {"text": "Offer"},
+            "push": {"title": "Offer", "body": "Offer"}}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    s
+}
+
 fn promotion() -> Value {
     json!({"message": "spring-offer", "audience": "consents.promotional",
         "purpose": "promotional", "channel": "email"})
@@ -31,7 +47,7 @@ fn promotion() -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_promotion_reaches_a_customer_whose_line_is_down_until_the_case_is_resolved() {
-    let s = server().await;
+    let s = with_offer().await;
     let mut batch = Vec::new();
     for user in ["giulia", "marco", "sara", "luca"] {
         batch.push(json!({"type": "identify", "userId": user,
@@ -123,7 +139,7 @@ async fn no_promotion_reaches_a_customer_whose_line_is_down_until_the_case_is_re
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broadcasts_with_a_bad_audience_or_channel_are_refused_with_the_reason() {
-    let s = server().await;
+    let s = with_offer().await;
     let mut bad = promotion();
     bad["audience"] = json!("trait.city == 'Roma'");
     let answer = post_json(&s, "/api/broadcasts", bad).await;
@@ -139,13 +155,18 @@ async fn broadcasts_with_a_bad_audience_or_channel_are_refused_with_the_reason()
     bad["channel"] = json!("pigeon");
     let answer = post_json(&s, "/api/broadcasts", bad).await;
     assert_eq!(answer.json["error"]["code"], "invalid_body");
+    let mut unknown = promotion();
+    unknown["message"] = json!("autumn-offer");
+    let answer = post_json(&s, "/api/broadcasts", unknown).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.json["error"]["code"], "unknown_message");
     let answer = post_json(&s, "/api/broadcasts", json!({"message": "x"})).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn consent_withdrawn_through_the_api_is_in_the_ledger_and_the_gate_honours_it() {
-    let s = server().await;
+    let s = with_offer().await;
     let answer = s
         .track(
             "/v1/batch",
@@ -219,7 +240,7 @@ async fn consent_withdrawn_through_the_api_is_in_the_ledger_and_the_gate_honours
 
 #[tokio::test(flavor = "multi_thread")]
 async fn channel_auto_picks_the_channel_each_customer_answers_on() {
-    let s = server().await;
+    let s = with_offer().await;
     let mut batch = vec![
         // Sara reads WhatsApp, ignores e-mail.
         json!({"type": "identify", "userId": "sara",
@@ -268,7 +289,7 @@ async fn channel_auto_picks_the_channel_each_customer_answers_on() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_optimised_send_time_is_the_customers_own_hour() {
-    let s = server().await;
+    let s = with_offer().await;
     let now = jiff::Timestamp::now();
     let rome = jiff::tz::TimeZone::get("Europe/Rome").unwrap();
     let hour_start = |t: jiff::Timestamp| {

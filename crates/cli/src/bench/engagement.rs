@@ -114,6 +114,7 @@ pub(super) async fn decision_bench(args: DecisionBenchArgs) -> anyhow::Result<()
         optimise_send_time,
         dry_run,
         list_limit: 0,
+        renders: Vec::new(),
     };
     let (mut baseline, mut dry, mut timed) = (Vec::new(), Vec::new(), Vec::new());
     let mut outcomes = Default::default();

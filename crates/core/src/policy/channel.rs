@@ -62,19 +62,23 @@ pub fn rank_channels(
 }
 
 /// The channel a message goes out on and the channels to fall back to: `channel`
-/// itself, or with `auto` the best of [`rank_channels`] and the rest in order. With
-/// `auto` and no channel at all, the suppression that says so.
+/// itself, or with `auto` the best of [`rank_channels`] that the message has a
+/// rendering for (`renders`; empty: any) and the rest in order. With `auto` and no
+/// channel at all, the suppression that says so.
 pub fn choose_channel(
     policies: &Policies,
     purpose: &str,
     channel: &str,
     person: &ProfileFacts,
     reachable: &[&str],
+    renders: &[&str],
 ) -> Result<(String, Vec<String>), Decision> {
     if channel != "auto" {
         return Ok((channel.to_string(), Vec::new()));
     }
-    let mut ranked = rank_channels(policies, purpose, person, reachable).into_iter();
+    let mut ranked = rank_channels(policies, purpose, person, reachable)
+        .into_iter()
+        .filter(|c| renders.is_empty() || renders.contains(&c.as_str()));
     match ranked.next() {
         Some(first) => Ok((first, ranked.collect())),
         None => Err(Decision {

@@ -89,6 +89,26 @@ pub async fn broadcast(
     };
     let audience = Audience::parse(&request.audience)
         .map_err(|e| ApiError::bad_request("invalid_audience", e.to_string()))?;
+    let Some(message) = state.messages.get(&request.message) else {
+        return Err(ApiError::bad_request(
+            "unknown_message",
+            format!(
+                "there is no message {:?}; define it first (POST /api/messages)",
+                request.message
+            ),
+        ));
+    };
+    let renders = message.message.channels();
+    if channel != "auto" && !renders.contains(&channel.as_str()) {
+        return Err(ApiError::bad_request(
+            "no_rendering",
+            format!(
+                "message {:?} has no {channel} rendering; it has {}",
+                request.message,
+                renders.join(", ")
+            ),
+        ));
+    }
     let report = state
         .engagement
         .broadcast(
@@ -100,6 +120,7 @@ pub async fn broadcast(
                 optimise_send_time,
                 dry_run: request.dry_run,
                 list_limit: request.list_limit,
+                renders,
             },
             Timestamp::now(),
         )

@@ -6,8 +6,6 @@ mod common;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +20,7 @@ use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_delivery::config::{
     Credential, DeliveryConfig, Pace, RetryConfig, SmtpConfig, TwilioConfig, WhatsappConfig,
 };
+use unavoce_testkit::{SmtpServer, unfold};
 
 const AUTH_TOKEN: &str = "twilio-auth-token";
 const APP_SECRET: &str = "whatsapp-app-secret";
@@ -279,89 +278,12 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// A real SMTP server (aiosmtpd from PyPI) writing what it receives to a maildir.
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl SmtpServer {
-    fn start() -> SmtpServer {
-        let dir = tempfile::tempdir().unwrap();
-        let maildir = dir.path().join("mail");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // The test suite's Python (scripts/test sets it), else the system's.
-        let python = std::env::var("UNAVOCE_PYTHON").unwrap_or_else(|_| "python3".into());
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {python} for the SMTP server of this test: {e}")
-            });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the SMTP server did not start: install it with `pip install aiosmtpd` (.ci/run does)"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        SmtpServer {
-            child,
-            port,
-            maildir,
-            _dir: dir,
-        }
-    }
-
-    /// The raw messages received so far.
-    fn mails(&self) -> Vec<String> {
-        read_maildir(&self.maildir)
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_maildir(maildir: &Path) -> Vec<String> {
-    let mut mails = Vec::new();
-    for sub in ["new", "cur"] {
-        if let Ok(entries) = std::fs::read_dir(maildir.join(sub)) {
-            for entry in entries.flatten() {
-                mails.push(std::fs::read_to_string(entry.path()).unwrap());
-            }
-        }
-    }
-    mails
-}
-
-/// A mail's text with quoted-printable soft breaks and `=3D` undone.
-fn unfold(mail: &str) -> String {
-    mail.replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_reaches_a_real_smtp_server_with_both_parts_and_the_unsubscribe_headers() {
     let smtp = SmtpServer::start();
     let s = delivering(DeliveryConfig {
         email: Some(SmtpConfig {
-            url: format!("smtp://127.0.0.1:{}", smtp.port),
+            url: smtp.url(),
             username: None,
             password: Credential::default(),
             from: "Acme TV <news@acme.example>".into(),
@@ -792,7 +714,7 @@ async fn insights_reach_the_departments_webhook_signed_and_a_digest_by_email() {
     let smtp = SmtpServer::start();
     let delivery = DeliveryConfig {
         email: Some(SmtpConfig {
-            url: format!("smtp://127.0.0.1:{}", smtp.port),
+            url: smtp.url(),
             username: None,
             password: Credential::default(),
             from: "Unavoce <insights@acme.example>".into(),
@@ -921,7 +843,7 @@ async fn an_unread_email_falls_back_to_whatsapp_and_a_failed_whatsapp_to_sms_thr
     let twilio_server = FakeProvider::start(twilio_accepts).await;
     let delivery = DeliveryConfig {
         email: Some(SmtpConfig {
-            url: format!("smtp://127.0.0.1:{}", smtp.port),
+            url: smtp.url(),
             username: None,
             password: Credential::default(),
             from: "Acme <bills@acme.example>".into(),
@@ -988,7 +910,7 @@ async fn a_provider_that_hangs_does_not_hold_back_the_others() {
     let smtp = SmtpServer::start();
     let delivery = DeliveryConfig {
         email: Some(SmtpConfig {
-            url: format!("smtp://127.0.0.1:{}", smtp.port),
+            url: smtp.url(),
             username: None,
             password: Credential::default(),
             from: "Acme <news@acme.example>".into(),

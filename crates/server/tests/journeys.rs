@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use common::*;
 use serde_json::{Value, json};
+use unavoce_testkit::daytime_zone;
 
 async fn define(server: &TestServer, journey: Value) {
     let answer = server.admin_json("POST", "/api/journeys", journey).await;
@@ -402,26 +403,6 @@ async fn a_dry_run_shows_who_would_get_what_and_who_would_be_suppressed_recordin
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(answer.json["entered"], 2);
-}
-
-/// A time zone where it is now daytime, so quiet hours do not hold the test's messages.
-fn daytime_zone() -> &'static str {
-    let zones = [
-        "Europe/Rome",
-        "America/New_York",
-        "America/Los_Angeles",
-        "America/Sao_Paulo",
-        "Asia/Kolkata",
-        "Asia/Tokyo",
-        "Pacific/Auckland",
-    ];
-    zones
-        .into_iter()
-        .find(|zone| {
-            let tz = jiff::tz::TimeZone::get(zone).unwrap();
-            (10..18).contains(&jiff::Timestamp::now().to_zoned_datetime(tz).hour())
-        })
-        .expect("one of the zones is in daytime")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,19 +22,27 @@ impl Server {
     /// Starts `unavoce serve` on a free port with `data` as its data folder and waits
     /// until it answers `/healthz`.
     pub fn start(data: &Path) -> Server {
+        Self::start_with(data, None)
+    }
+
+    /// As [`Server::start`], with a configuration file.
+    pub fn start_with(data: &Path, config: Option<&Path>) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_unavoce"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_unavoce"));
+        command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data)
             .args(["--write-key", WRITE_KEY, "--admin-key", ADMIN_KEY])
             .env("UNAVOCE_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("cannot start unavoce");
+            .stdout(Stdio::null());
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command.spawn().expect("cannot start unavoce");
         let server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -61,6 +69,31 @@ impl Server {
             .body_mut()
             .read_json()
             .unwrap()
+    }
+
+    /// POST JSON to an admin endpoint; the status and the answer.
+    pub fn admin_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let mut response = ureq::post(&format!("{}{path}", self.base))
+            .header("Authorization", &format!("Bearer {ADMIN_KEY}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send_json(body)
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_json().unwrap_or(Value::Null),
+        )
+    }
+
+    /// Sends a batch to the tracking API; it must be accepted.
+    pub fn send_batch(&self, batch: Vec<Value>) {
+        let response = ureq::post(&format!("{}/v1/batch", self.base))
+            .header("Authorization", &basic_auth())
+            .send_json(serde_json::json!({ "batch": batch }))
+            .unwrap();
+        assert_eq!(response.status(), 200);
     }
 
     /// Every event in the log, through the paged API.

@@ -43,8 +43,12 @@ enum Bench {
     Reports(ReportBenchArgs),
     /// Policy decisions and segment maintenance with many profiles loaded.
     Decisions(engagement::DecisionBenchArgs),
+    /// A broadcast through gate, rendering and outbox to local SMTP and webhook sinks,
+    /// against sending the same messages directly.
+    Delivery(delivery::DeliveryBenchArgs),
 }
 
+mod delivery;
 mod engagement;
 
 #[derive(Args)]
@@ -118,6 +122,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Bench::Link(args) => link_bench(args),
         Bench::Reports(args) => report_bench(args).await,
         Bench::Decisions(args) => engagement::decision_bench(args).await,
+        Bench::Delivery(args) => delivery::delivery_bench(args).await,
     }
 }
 

@@ -8,7 +8,7 @@
 //! is recorded as the person's events (`Message Sent`, `Message Failed`), which
 //! per-channel engagement and the journeys' fallbacks read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use unavoce_core::identity::ProfileId;
 use unavoce_core::message::{MessageConfig, Rendering, SmsTemplate, WhatsAppTemplate};
@@ -41,6 +41,8 @@ pub const OPT_OUT_PURPOSE: &str = "opt-out";
 /// The catalog message that confirms an opt-out.
 pub const OPT_OUT_MESSAGE: &str = "opt-out-confirmation";
 
+/// Outcomes recorded in one transaction at most.
+const FLUSH_MAX: usize = 1_000;
 /// Insights in one digest e-mail at most (more wait for the next).
 const DIGEST_MAX: usize = 500;
 /// How an SMTP refusal starts (a bounce).
@@ -110,6 +112,17 @@ pub struct Dispatcher {
     retry: RetryPolicy,
     callbacks: CallbackSecrets,
     public_url: String,
+    /// Attempts' outcomes on their way to the flusher, which [`Self::run`] starts.
+    outcomes: mpsc::Sender<Outcome>,
+    flusher: std::sync::Mutex<Option<mpsc::Receiver<Outcome>>>,
+}
+
+/// What the flusher takes in.
+enum Outcome {
+    /// A settlement, with the person's event about it.
+    Done(Settlement, Option<Map<String, Value>>),
+    /// Every lane has stopped: record what is queued, then stop.
+    Finished,
 }
 
 /// Why a claimed entry is not handed to a provider.
@@ -179,7 +192,10 @@ impl Dispatcher {
                 (channel, Arc::new(lane))
             })
             .collect();
+        let (outcomes, flusher) = mpsc::channel(FLUSH_MAX * 4);
         Ok(Dispatcher {
+            outcomes,
+            flusher: std::sync::Mutex::new(Some(flusher)),
             platform,
             lanes,
             retry: config.retry.policy()?,
@@ -233,84 +249,113 @@ impl Dispatcher {
                 "outbox entries were being sent when the server stopped; they are sent again under the same idempotency key"
             );
         }
+        let Some(outcomes) = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return Err(StoreError::Storage(
+                "the outbox worker is already running".into(),
+            ));
+        };
+        let flusher = self.clone();
+        let flushing = tokio::spawn(async move { flusher.flush(outcomes).await });
         let mut lanes = JoinSet::new();
         for lane in self.lanes.values() {
             lanes.spawn(self.clone().run_lane(lane.clone(), stop.clone()));
         }
         while lanes.join_next().await.is_some() {}
+        let _ = self.outcomes.send(Outcome::Finished).await;
+        let _ = flushing.await;
         Ok(())
     }
 
     async fn run_lane(self: Arc<Self>, lane: Arc<Lane>, mut stop: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(lane.pace.concurrency));
         let mut attempts = JoinSet::new();
+        // Claimed entries not yet handed to a slot: claims go by the batch, so the
+        // store is not asked once per message.
+        let mut queue: VecDeque<OutboxEntry> = VecDeque::new();
         while !*stop.borrow() {
             while attempts.try_join_next().is_some() {}
-            let free = slots.available_permits();
-            if free == 0 {
-                tokio::select! {
-                    _ = attempts.join_next() => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
-            let now = Timestamp::now();
-            let due = match self.platform.outbox.next_due(&lane.channel).await {
-                Ok(due) => due,
-                Err(e) => {
-                    tracing::error!(channel = %lane.channel, error = %e, "cannot read the outbox");
-                    None
-                }
-            };
-            // A digest takes everything due at once, into one e-mail.
-            let batch = match lane.sink {
-                Sink::Digest(_) => DIGEST_MAX,
-                _ => free,
-            };
-            let claimed = match due {
-                Some(at) if at <= now => {
-                    self.platform.outbox.claim(&lane.channel, now, batch).await
-                }
-                _ => Ok(Vec::new()),
-            };
-            let claimed = match claimed {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::warn!(channel = %lane.channel, error = %e, "cannot claim outbox entries; trying again");
-                    Vec::new()
-                }
-            };
-            if claimed.is_empty() {
-                let wait = due
-                    .map(|at| at.duration_since(now).unsigned_abs().min(POLL))
-                    .unwrap_or(POLL);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
-            if let Sink::Digest(smtp) = &lane.sink {
-                for (to, entries) in digests(claimed) {
-                    let result = self.send_digest(smtp, &to, &entries).await;
-                    for entry in &entries {
-                        self.conclude(&lane, entry, result.clone(), false).await;
+            if queue.is_empty() {
+                let claimed = self.claim_due(&lane).await;
+                if claimed.is_empty() {
+                    let wait = self.idle_wait(&lane).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => {}
                     }
+                    continue;
                 }
+                if let Sink::Digest(smtp) = &lane.sink {
+                    for (to, entries) in digests(claimed) {
+                        let result = self.send_digest(smtp, &to, &entries).await;
+                        for entry in &entries {
+                            self.conclude(&lane, entry, result.clone(), false).await;
+                        }
+                    }
+                    continue;
+                }
+                queue.extend(claimed);
+            }
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot,
+                _ = stop.changed() => continue,
+            };
+            let (Ok(slot), Some(entry)) = (slot, queue.pop_front()) else {
                 continue;
-            }
-            for entry in claimed {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    break;
-                };
-                let (me, lane) = (self.clone(), lane.clone());
-                attempts.spawn(async move {
-                    me.attempt(&lane, entry).await;
-                    drop(slot);
-                });
-            }
+            };
+            let (me, lane) = (self.clone(), lane.clone());
+            attempts.spawn(async move {
+                me.attempt(&lane, entry).await;
+                drop(slot);
+            });
+        }
+        // Stopping: what was claimed but not attempted goes back in line as it was.
+        let released: Vec<Settlement> = queue
+            .into_iter()
+            .map(|e| Settlement::Released { id: e.id })
+            .collect();
+        if let Err(e) = self.platform.outbox.settle(released).await {
+            tracing::warn!(error = %e, "claimed entries could not be released; they are resumed at the next start");
         }
         while attempts.join_next().await.is_some() {}
+    }
+
+    /// The lane's due entries, claimed: a batch a few times its concurrency (a digest
+    /// takes everything due, into one e-mail per address).
+    async fn claim_due(&self, lane: &Lane) -> Vec<OutboxEntry> {
+        let now = Timestamp::now();
+        match self.platform.outbox.next_due(&lane.channel).await {
+            Ok(Some(at)) if at <= now => {}
+            Ok(_) => return Vec::new(),
+            Err(e) => {
+                tracing::error!(channel = %lane.channel, error = %e, "cannot read the outbox");
+                return Vec::new();
+            }
+        }
+        let batch = match lane.sink {
+            Sink::Digest(_) => DIGEST_MAX,
+            _ => (lane.pace.concurrency * 4).max(16),
+        };
+        match self.platform.outbox.claim(&lane.channel, now, batch).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(channel = %lane.channel, error = %e, "cannot claim outbox entries; trying again");
+                Vec::new()
+            }
+        }
+    }
+
+    /// How long an idle lane sleeps: until its next entry is due, at most [`POLL`].
+    async fn idle_wait(&self, lane: &Lane) -> Duration {
+        let now = Timestamp::now();
+        match self.platform.outbox.next_due(&lane.channel).await {
+            Ok(Some(at)) => at.duration_since(now).unsigned_abs().min(POLL),
+            _ => POLL,
+        }
     }
 
     /// One attempt at one entry, settled.
@@ -334,18 +379,33 @@ impl Dispatcher {
             Err(Skip::Dead(error)) => return self.give_up(lane, &entry, error, true).await,
             Err(Skip::Cancelled(reason)) => {
                 let at = Timestamp::now();
-                return self
-                    .settle(Settlement::Cancelled {
-                        id: entry.id,
-                        reason,
-                        at,
-                    })
-                    .await;
+                let cancelled = Settlement::Cancelled {
+                    id: entry.id,
+                    reason,
+                    at,
+                };
+                return self.finish(cancelled, None).await;
             }
         };
         lane.pacer.acquire().await;
         let result = provider.send(&envelope).await;
         self.conclude(lane, &entry, result, true).await;
+    }
+
+    /// Sends an entry's message at once, bypassing the outbox (no claim, settlement,
+    /// retry or recorded outcome): what sending directly would cost, to measure the
+    /// outbox's overhead against.
+    pub async fn send_directly(&self, entry: &OutboxEntry) -> Result<Accepted, Failure> {
+        let Some(Sink::Message(provider)) = self.lanes.get(&entry.channel).map(|l| &l.sink) else {
+            return Err(Failure::Permanent(format!(
+                "no provider for {}",
+                entry.channel
+            )));
+        };
+        match self.prepare(entry, Timestamp::now()) {
+            Ok(envelope) => provider.send(&envelope).await,
+            Err(Skip::Dead(e) | Skip::Cancelled(e)) => Err(Failure::Permanent(e)),
+        }
     }
 
     /// Settles an attempt: sent, retried later, or given up. `about_a_person`: a
@@ -361,20 +421,17 @@ impl Dispatcher {
         match result {
             Ok(accepted) => {
                 lane.sent.fetch_add(1, Ordering::Relaxed);
-                if about_a_person {
-                    let mut properties = self.properties(lane, &entry);
-                    if let Some(id) = &accepted.provider_message_id {
-                        properties.insert("provider_message_id".into(), id.clone().into());
-                    }
-                    self.record(&entry, "Message Sent", "sent", properties)
-                        .await;
+                let mut properties = self.properties(lane, &entry);
+                if let Some(id) = &accepted.provider_message_id {
+                    properties.insert("provider_message_id".into(), id.clone().into());
                 }
-                self.settle(Settlement::Sent {
+                let sent = Settlement::Sent {
                     id: entry.id,
                     provider_message_id: accepted.provider_message_id,
                     at: Timestamp::now(),
-                })
-                .await;
+                };
+                let event = about_a_person.then_some((&entry, "Message Sent", "sent", properties));
+                self.finish(sent, event).await;
             }
             Err(Failure::Permanent(error)) => {
                 self.give_up(lane, &entry, error, about_a_person).await
@@ -408,13 +465,13 @@ impl Dispatcher {
                     error = %error,
                     "delivery failed for now; retrying"
                 );
-                self.settle(Settlement::Retry {
+                let retry = Settlement::Retry {
                     id: entry.id,
                     retry_at,
                     error,
                     at: Timestamp::now(),
-                })
-                .await;
+                };
+                self.finish(retry, None).await;
             }
         }
     }
@@ -504,22 +561,20 @@ impl Dispatcher {
     async fn give_up(&self, lane: &Lane, entry: &OutboxEntry, error: String, about_a_person: bool) {
         lane.dead.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(channel = %lane.channel, outbox_id = entry.id, error = %error, "message given up (dead letter)");
-        if about_a_person {
-            let mut properties = self.properties(lane, entry);
-            properties.insert("error".into(), error.clone().into());
-            let (event, step) = if entry.channel == "email" && error.starts_with(BOUNCE) {
-                ("Message Bounced", "bounced")
-            } else {
-                ("Message Failed", "failed")
-            };
-            self.record(entry, event, step, properties).await;
-        }
-        self.settle(Settlement::Dead {
+        let mut properties = self.properties(lane, entry);
+        properties.insert("error".into(), error.clone().into());
+        let (event, step) = if entry.channel == "email" && error.starts_with(BOUNCE) {
+            ("Message Bounced", "bounced")
+        } else {
+            ("Message Failed", "failed")
+        };
+        let dead = Settlement::Dead {
             id: entry.id,
             error,
             at: Timestamp::now(),
-        })
-        .await;
+        };
+        let event = about_a_person.then_some((entry, event, step, properties));
+        self.finish(dead, event).await;
     }
 
     fn properties(&self, lane: &Lane, entry: &OutboxEntry) -> Map<String, Value> {
@@ -533,42 +588,98 @@ impl Dispatcher {
         &self.platform
     }
 
-    /// Records `event` about the entry's person, once (its message id is derived from
-    /// the entry and `step`).
-    async fn record(
+    /// Hands an attempt's outcome to the flusher: its settlement, with the person's
+    /// event about it (whose message id is derived from the entry and `step`, so it is
+    /// recorded once).
+    async fn finish(
         &self,
-        entry: &OutboxEntry,
-        event: &str,
-        step: &str,
-        properties: Map<String, Value>,
+        settlement: Settlement,
+        event: Option<(&OutboxEntry, &str, &str, Map<String, Value>)>,
     ) {
-        let message = json!({
-            "type": "track",
-            "event": event,
-            "messageId": format!("delivery-{}-{step}", entry.id),
-            "properties": properties,
+        let event = event.and_then(|(entry, name, step, properties)| {
+            let message = json!({
+                "type": "track",
+                "event": name,
+                "messageId": format!("delivery-{}-{step}", entry.id),
+                "properties": properties,
+            });
+            let found = about(&self.platform, &entry.profile_id, message);
+            if found.is_none() {
+                tracing::warn!(
+                    outbox_id = entry.id,
+                    "the person of a delivery no longer has an identity to record its outcome under"
+                );
+            }
+            found
         });
-        if let Err(e) = record_about(&self.platform, &entry.profile_id, message).await {
-            tracing::error!(outbox_id = entry.id, error = %e, "cannot record the delivery event");
+        if self
+            .outcomes
+            .send(Outcome::Done(settlement, event))
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "a delivery outcome could not be recorded: the worker is stopping; it will be resumed at the next start"
+            );
         }
     }
 
-    async fn settle(&self, settlement: Settlement) {
-        // The outbox row is what keeps a message from being sent twice: keep trying.
-        let mut wait = Duration::from_millis(50);
-        loop {
-            match self.platform.outbox.settle(vec![settlement.clone()]).await {
-                Ok(()) => return,
-                Err(StoreError::Closed) => {
-                    tracing::error!(
-                        "the store closed before a delivery could be settled; it will be resumed at the next start"
-                    );
-                    return;
+    /// Records outcomes as they come, many per transaction: the events and their
+    /// settlements together. Returns at [`Outcome::Finished`].
+    async fn flush(&self, mut outcomes: mpsc::Receiver<Outcome>) {
+        let mut finished = false;
+        while !finished {
+            let Some(first) = outcomes.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < FLUSH_MAX {
+                match outcomes.try_recv() {
+                    Ok(outcome) => batch.push(outcome),
+                    Err(_) => break,
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot settle a delivery yet; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            let (mut events, mut settlements) = (Vec::new(), Vec::new());
+            for outcome in batch {
+                match outcome {
+                    Outcome::Done(settlement, event) => {
+                        settlements.push(settlement);
+                        events.extend(event);
+                    }
+                    Outcome::Finished => finished = true,
+                }
+            }
+            // The outbox row is what keeps a message from being sent twice: keep trying.
+            let mut wait = Duration::from_millis(50);
+            loop {
+                let recorded = self
+                    .platform
+                    .intake
+                    .record_settling(
+                        DELIVERY_SOURCE,
+                        events.clone(),
+                        json!({"component": "delivery"}),
+                        settlements.clone(),
+                    )
+                    .await;
+                match recorded {
+                    Ok(report) => {
+                        if let Some(r) = report.rejected.first() {
+                            tracing::error!(code = ?r.code, "a delivery event was quarantined");
+                        }
+                        break;
+                    }
+                    Err(StoreError::Closed) => {
+                        tracing::error!(
+                            "the store closed before deliveries could be settled; they will be resumed at the next start"
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot settle deliveries yet; retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(2));
+                    }
                 }
             }
         }
@@ -639,24 +750,30 @@ pub enum RecordError {
     Rejected(String),
 }
 
+/// `message` (a Segment message without identity) made an event of profile
+/// `profile_id` (or the profile it was merged into): with their user or anonymous id.
+fn about(platform: &Platform, profile_id: &str, mut message: Value) -> Option<Map<String, Value>> {
+    let identity = &platform.identity;
+    let (key, value) = profile_id
+        .parse::<ProfileId>()
+        .ok()
+        .and_then(|id| identity.read(|g| g.profile(id).and_then(|n| identity.event_identity(n))))?;
+    message[key] = value.into();
+    match message {
+        Value::Object(message) => Some(message),
+        _ => None,
+    }
+}
+
 /// Records `message` (a Segment message without identity) as an event of profile
 /// `profile_id` (or the profile it was merged into).
 pub async fn record_about(
     platform: &Platform,
     profile_id: &str,
-    mut message: Value,
+    message: Value,
 ) -> Result<(), RecordError> {
-    let identity = &platform.identity;
-    let who = profile_id
-        .parse::<ProfileId>()
-        .ok()
-        .and_then(|id| identity.read(|g| g.profile(id).and_then(|n| identity.event_identity(n))));
-    let Some((key, value)) = who else {
+    let Some(message) = about(platform, profile_id, message) else {
         return Err(RecordError::NoIdentity(profile_id.to_string()));
-    };
-    message[key] = value.into();
-    let Value::Object(message) = message else {
-        return Err(RecordError::Rejected("not an object".into()));
     };
     let report = platform
         .intake

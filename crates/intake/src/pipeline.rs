@@ -170,7 +170,20 @@ impl Intake {
         messages: Vec<Map<String, Value>>,
         origin: Value,
     ) -> Result<IngestReport, StoreError> {
-        self.ingest(Submission {
+        self.record_settling(source, messages, origin, Vec::new())
+            .await
+    }
+
+    /// As [`Self::record`], and records what became of outbox attempts in the same
+    /// transaction (the delivery worker's outcome events and their settlements).
+    pub async fn record_settling(
+        &self,
+        source: &str,
+        messages: Vec<Map<String, Value>>,
+        origin: Value,
+        settlements: Vec<unavoce_store::Settlement>,
+    ) -> Result<IngestReport, StoreError> {
+        let (batch, rejected_at) = self.validate_all(Submission {
             source,
             received_at: Timestamp::now(),
             endpoint_type: None,
@@ -183,15 +196,15 @@ impl Intake {
                     origin: origin.clone(),
                 })
                 .collect(),
-        })
-        .await
+        });
+        self.append(batch, rejected_at, settlements).await
     }
 
     /// Validates every item, then appends the valid events and quarantines the rest in
     /// one durable append. Returns only once everything is durable.
     pub async fn ingest(&self, submission: Submission<'_>) -> Result<IngestReport, StoreError> {
         let (batch, rejected_at) = self.validate_all(submission);
-        self.append(batch, rejected_at).await
+        self.append(batch, rejected_at, Vec::new()).await
     }
 
     /// Validates a submission's items into an append: events and quarantine entries.
@@ -242,8 +255,13 @@ impl Intake {
         &self,
         batch: AppendBatch,
         rejected_at: Vec<(usize, Option<String>, Rejection)>,
+        settlements: Vec<unavoce_store::Settlement>,
     ) -> Result<IngestReport, StoreError> {
-        let outcome = self.log.append(&batch).await?;
+        let outcome = if settlements.is_empty() {
+            self.log.append(&batch).await?
+        } else {
+            self.log.append_settling(&batch, settlements).await?
+        };
         let mut report = IngestReport::default();
         let mut stored = Vec::new();
         for (appended, event) in outcome.events.iter().zip(batch.events) {

@@ -183,6 +183,14 @@ pub trait EventLog: Send + Sync + 'static {
     /// projections wait on it instead of polling.
     fn committed(&self) -> tokio::sync::watch::Receiver<i64>;
 
+    /// Appends `batch` and records what became of outbox attempts in the same
+    /// transaction: a message's outcome event and its settlement are durable together.
+    async fn append_settling(
+        &self,
+        batch: &AppendBatch,
+        settlements: Vec<crate::outbox::Settlement>,
+    ) -> Result<AppendOutcome, StoreError>;
+
     /// A stored setting (JSON), e.g. the identity graph's unmerge rules.
     async fn setting(&self, name: &str) -> Result<Option<Value>, StoreError>;
 

@@ -67,6 +67,9 @@ pub enum Settlement {
         error: String,
         at: Timestamp,
     },
+    /// Claimed but not attempted (the worker stopped first): back to pending, the
+    /// claim's attempt not counted.
+    Released { id: i64 },
     /// No longer to be sent.
     Cancelled {
         id: i64,

@@ -265,7 +265,15 @@ fn open_reader(path: &Path, durability: Durability) -> rusqlite::Result<Connecti
 #[async_trait]
 impl EventLog for SqliteLog {
     async fn append(&self, batch: &AppendBatch) -> Result<AppendOutcome, StoreError> {
-        if batch.is_empty() {
+        self.append_settling(batch, Vec::new()).await
+    }
+
+    async fn append_settling(
+        &self,
+        batch: &AppendBatch,
+        settlements: Vec<crate::outbox::Settlement>,
+    ) -> Result<AppendOutcome, StoreError> {
+        if batch.is_empty() && settlements.is_empty() {
             return Ok(AppendOutcome::default());
         }
         // Serialise here, on the caller's thread, so the single writer only writes.
@@ -278,6 +286,7 @@ impl EventLog for SqliteLog {
             .submit(Op::Append {
                 events,
                 quarantine: batch.quarantine.clone(),
+                settlements,
             })
             .await?
         {

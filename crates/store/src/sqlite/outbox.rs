@@ -100,6 +100,13 @@ pub(crate) fn settle(tx: &Transaction<'_>, settlements: &[Settlement]) -> rusqli
                 )?
                 .execute(params![id, error, micros(*at)])?;
             }
+            Settlement::Released { id } => {
+                tx.prepare_cached(
+                    "UPDATE outbox SET status = 'pending', attempts = max(attempts - 1, 0) \
+                     WHERE id = ?1 AND status = 'sending'",
+                )?
+                .execute(params![id])?;
+            }
             Settlement::Cancelled { id, reason, at } => {
                 tx.prepare_cached(
                     "UPDATE outbox SET status = 'cancelled', last_error = ?2, updated_at = ?3 \

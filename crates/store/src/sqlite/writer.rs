@@ -42,6 +42,8 @@ pub(crate) enum Op {
     Append {
         events: Vec<EventRow>,
         quarantine: Vec<NewQuarantineEntry>,
+        /// Outbox settlements made durable with these events.
+        settlements: Vec<Settlement>,
     },
     Replay {
         id: i64,
@@ -84,7 +86,11 @@ pub(crate) struct Job {
 impl Job {
     fn rows(&self) -> usize {
         match &self.op {
-            Op::Append { events, quarantine } => events.len() + quarantine.len(),
+            Op::Append {
+                events,
+                quarantine,
+                settlements,
+            } => events.len() + quarantine.len() + settlements.len(),
             Op::Decide(decisions, _) => decisions.len(),
             Op::SaveRuns(runs, decisions) => runs.len() + decisions.len(),
             Op::Claim { limit, .. } => *limit,
@@ -190,7 +196,12 @@ fn apply(
     tally: &mut Tally,
 ) -> rusqlite::Result<Result<Done, StoreError>> {
     match op {
-        Op::Append { events, quarantine } => {
+        Op::Append {
+            events,
+            quarantine,
+            settlements,
+        } => {
+            super::outbox::settle(tx, settlements)?;
             let mut outcome = AppendOutcome {
                 events: Vec::with_capacity(events.len()),
                 quarantine_ids: Vec::with_capacity(quarantine.len()),

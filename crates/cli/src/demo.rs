@@ -41,19 +41,24 @@ const MARKER: &str = ".unavoce-demo";
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     prepare_folder(&args.data)?;
     let touchpoints = touchpoints();
+    let mailbox = std::path::absolute(args.data.join("mailbox"))?;
     let config = Config {
         touchpoints: touchpoints.clone(),
         segments: segments(),
         journeys: journeys()?,
         messages: messages()?,
+        subscriptions: subscriptions()?,
+        delivery: delivery(&mailbox),
         ..Config::default()
     };
     std::fs::write(
         args.data.join("unavoce.toml"),
         toml::to_string(&DemoConfig {
+            delivery: &config.delivery,
             messages: &config.messages,
             segments: &config.segments,
             journeys: &config.journeys,
+            subscriptions: &config.subscriptions,
             touchpoints: &touchpoints,
         })?,
     )?;
@@ -120,6 +125,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Timestamp::now(),
         )
         .await?;
+    // A real one, by e-mail, to those who may receive offers now: the outbox holds it
+    // until the server starts, then the e-mails land in the mailbox folder.
+    let offer = engagement
+        .broadcast(
+            &unavoce_engine::Broadcast {
+                message: "tv-sport-launch".into(),
+                audience: unavoce_core::audience::Audience::parse(
+                    "consents.promotional && open_cases == 0",
+                )?,
+                purpose: "promotional".into(),
+                channel: "email".into(),
+                optimise_send_time: false,
+                dry_run: false,
+                list_limit: 0,
+                renders: vec!["email"],
+            },
+            Timestamp::now(),
+        )
+        .await?;
     let reports = unavoce_engine::Reports::new(identity, registry);
     let mut sizes = Vec::new();
     for segment in &config.segments {
@@ -154,6 +178,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         count(&promotion.reasons, "suppressed"),
     );
     println!(
+        "The offer by e-mail: {} to send now, {} held for quiet hours, {} held back by the gate; once served they land in {} (one .eml each; see GET /api/outbox/summary).",
+        count(&offer.outcomes, "send"),
+        count(&offer.outcomes, "hold"),
+        count(&offer.outcomes, "suppress"),
+        mailbox.display(),
+    );
+    println!(
+        "Customer care gets a digest every minute of customers whose case has been open over 48 hours, and of NPS answers of 6 or less (to care-lead@voce.example, in the same folder)."
+    );
+    println!(
         "Segments kept current as events arrive: {}. Journeys: {} (they start on events from now on).",
         sizes.join(", "),
         config
@@ -181,10 +215,46 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// The demo's config file: what it shows a newcomer, ready to edit.
 #[derive(serde::Serialize)]
 struct DemoConfig<'a> {
+    delivery: &'a unavoce_delivery::DeliveryConfig,
     messages: &'a [unavoce_core::message::MessageConfig],
     segments: &'a [unavoce_engine::SegmentDefinition],
     journeys: &'a [unavoce_core::journey::JourneyConfig],
+    subscriptions: &'a [unavoce_core::subscription::SubscriptionConfig],
     touchpoints: &'a [Touchpoint],
+}
+
+/// The demo's delivery: e-mail into a folder (no mail server needed to look at them).
+fn delivery(mailbox: &Path) -> unavoce_delivery::DeliveryConfig {
+    unavoce_delivery::DeliveryConfig {
+        email: Some(unavoce_delivery::config::SmtpConfig {
+            folder: Some(mailbox.to_path_buf()),
+            from: "Voce Telecom <news@voce.example>".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Customer care's subscriptions: cases stuck over 48 hours, and detractors.
+fn subscriptions() -> anyhow::Result<Vec<unavoce_core::subscription::SubscriptionConfig>> {
+    Ok(serde_json::from_value(json!([
+        {
+            "name": "stuck-cases",
+            "department": "customer-care",
+            "description": "a case open for more than 48 hours",
+            "segment": "open-over-48h",
+            "digest": "care-lead@voce.example",
+            "every": "1m"
+        },
+        {
+            "name": "detractors",
+            "department": "customer-care",
+            "description": "an NPS answer of 6 or less",
+            "when": "event.name == 'Survey Answered' && event.properties.nps <= 6",
+            "digest": "care-lead@voce.example",
+            "every": "1m"
+        }
+    ]))?)
 }
 
 /// Segments a telecom's teams would keep: customers with a problem, those who want
@@ -202,6 +272,11 @@ fn segments() -> Vec<unavoce_engine::SegmentDefinition> {
             "May receive offers now",
         ),
         ("loyal", "stage == 'loyal'", "Three purchases or more"),
+        (
+            "open-over-48h",
+            "open_case_hours > 48",
+            "A case open for more than two days",
+        ),
     ]
     .into_iter()
     .map(
@@ -331,8 +406,15 @@ Try it:
   curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/broadcasts -H 'Content-Type: application/json' \
        -d '{{"message":"tv-sport-launch","audience":"stage != \"lapsed\"","purpose":"promotional","dry_run":true}}'
 
+  curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/outbox/summary
+  curl -s -H "Authorization: Bearer {admin_key}" http://{listen}/api/subscriptions
+  ls ./unavoce-demo-data/mailbox        (the offer's e-mails, and customer care's digests)
+
   curl -s -u {write_key}: http://{listen}/v1/track -H 'Content-Type: application/json' \
        -d '{{"userId":"cust-00042","event":"Pricing Viewed","context":{{"touchpoint":"web-shop"}}}}'
+  curl -s -u {write_key}: http://{listen}/v1/track -H 'Content-Type: application/json' \
+       -d '{{"userId":"cust-00042","event":"Survey Answered","properties":{{"nps":3}}}}'
+       (customer care's next digest names them)
 Press Ctrl-C to stop."#
     )
 }

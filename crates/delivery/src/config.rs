@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use jiff::SignedDuration;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use unavoce_core::journey::parse_duration;
 
 /// How messages leave: one provider per channel, and the retry policy.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     #[serde(default)]
@@ -44,7 +44,7 @@ impl DeliveryConfig {
 
 /// Retries: exponential back-off with jitter, a cap on attempts, and an age after
 /// which a message is no longer worth sending.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     pub max_attempts: u32,
@@ -100,7 +100,7 @@ impl RetryConfig {
 }
 
 /// How fast one provider may be called.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pace {
     /// Messages per second at most.
@@ -120,10 +120,12 @@ impl Default for Pace {
 
 /// A credential: given inline, or the name of the environment variable holding it.
 /// Never printed.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
 }
 
@@ -162,13 +164,18 @@ impl Credential {
     }
 }
 
-/// E-mail over SMTP.
-#[derive(Debug, Clone, Deserialize)]
+/// E-mail over SMTP, or into a folder (one `.eml` file per message: for trying things
+/// out).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     /// `smtp://host:25` (plain), `smtp://host:587?tls=required` (STARTTLS) or
     /// `smtps://host:465` (TLS).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
+    /// Instead of a server: the folder the e-mails are written to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<std::path::PathBuf>,
     pub username: Option<String>,
     #[serde(default)]
     pub password: Credential,
@@ -179,7 +186,7 @@ pub struct SmtpConfig {
 }
 
 /// SMS through the Twilio Messages API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwilioConfig {
     #[serde(default = "default_twilio_url")]
@@ -199,7 +206,7 @@ fn default_twilio_url() -> String {
 }
 
 /// WhatsApp through the WhatsApp Cloud API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WhatsappConfig {
     #[serde(default = "default_whatsapp_url")]
@@ -222,7 +229,7 @@ fn default_whatsapp_url() -> String {
 }
 
 /// A webhook: JSON posted to `url`, signed with HMAC-SHA256 under `secret`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,

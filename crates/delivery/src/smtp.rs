@@ -6,16 +6,22 @@ use async_trait::async_trait;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use unavoce_core::message::Rendering;
 
 use crate::config::{ConfigError, SmtpConfig};
 use crate::dispatch::BOUNCE;
 use crate::provider::{Accepted, Envelope, Failure, Provider, install_crypto};
 
-/// The SMTP provider.
+/// Where e-mails go.
+enum Transport {
+    Server(AsyncSmtpTransport<Tokio1Executor>),
+    Folder(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// The SMTP provider (or its folder stand-in).
 pub struct Smtp {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    transport: Transport,
     from: Mailbox,
     domain: String,
 }
@@ -27,25 +33,43 @@ impl Smtp {
             field: format!("delivery.email.{field}"),
             problem,
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.url)
-            .map_err(|e| {
-                invalid(
+        let transport = match (&config.folder, config.url.as_str()) {
+            (Some(folder), "") => {
+                std::fs::create_dir_all(folder).map_err(|e| {
+                    invalid("folder", format!("cannot create {}: {e}", folder.display()))
+                })?;
+                Transport::Folder(AsyncFileTransport::new(folder))
+            }
+            (None, url) if !url.is_empty() => {
+                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| {
+                        invalid(
+                            "url",
+                            format!("{e} (e.g. smtp://localhost:25, smtps://mail.example.com:465)"),
+                        )
+                    })?
+                    .timeout(Some(std::time::Duration::from_secs(30)));
+                if let Some(user) = &config.username {
+                    let password = config.password.require("delivery.email.password")?;
+                    builder = builder.credentials(Credentials::new(user.clone(), password));
+                }
+                Transport::Server(builder.build())
+            }
+            _ => {
+                return Err(invalid(
                     "url",
-                    format!("{e} (e.g. smtp://localhost:25, smtps://mail.example.com:465)"),
-                )
-            })?
-            .timeout(Some(std::time::Duration::from_secs(30)));
-        if let Some(user) = &config.username {
-            let password = config.password.require("delivery.email.password")?;
-            builder = builder.credentials(Credentials::new(user.clone(), password));
-        }
+                    "give the SMTP server's url, or a folder to write the e-mails to (not both)"
+                        .into(),
+                ));
+            }
+        };
         let from: Mailbox = config
             .from
             .parse()
             .map_err(|e| invalid("from", format!("{:?} is not an address: {e}", config.from)))?;
         let domain = from.email.domain().to_string();
         Ok(Smtp {
-            transport: builder.build(),
+            transport,
             from,
             domain,
         })
@@ -123,7 +147,19 @@ impl Smtp {
     }
 
     async fn transport(&self, message: Message, id: Option<String>) -> Result<Accepted, Failure> {
-        match self.transport.send(message).await {
+        let sent = match &self.transport {
+            Transport::Server(smtp) => smtp.send(message).await.map(|_| ()),
+            Transport::Folder(folder) => {
+                return folder
+                    .send(message)
+                    .await
+                    .map(|_| Accepted {
+                        provider_message_id: id,
+                    })
+                    .map_err(|e| Failure::Transient(format!("cannot write the e-mail: {e}")));
+            }
+        };
+        match sent {
             Ok(_) => Ok(Accepted {
                 provider_message_id: id,
             }),

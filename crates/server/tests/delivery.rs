@@ -284,6 +284,7 @@ async fn an_email_reaches_a_real_smtp_server_with_both_parts_and_the_unsubscribe
     let s = delivering(DeliveryConfig {
         email: Some(SmtpConfig {
             url: smtp.url(),
+            folder: None,
             username: None,
             password: Credential::default(),
             from: "Acme TV <news@acme.example>".into(),
@@ -715,6 +716,7 @@ async fn insights_reach_the_departments_webhook_signed_and_a_digest_by_email() {
     let delivery = DeliveryConfig {
         email: Some(SmtpConfig {
             url: smtp.url(),
+            folder: None,
             username: None,
             password: Credential::default(),
             from: "Unavoce <insights@acme.example>".into(),
@@ -844,6 +846,7 @@ async fn an_unread_email_falls_back_to_whatsapp_and_a_failed_whatsapp_to_sms_thr
     let delivery = DeliveryConfig {
         email: Some(SmtpConfig {
             url: smtp.url(),
+            folder: None,
             username: None,
             password: Credential::default(),
             from: "Acme <bills@acme.example>".into(),
@@ -911,6 +914,7 @@ async fn a_provider_that_hangs_does_not_hold_back_the_others() {
     let delivery = DeliveryConfig {
         email: Some(SmtpConfig {
             url: smtp.url(),
+            folder: None,
             username: None,
             password: Credential::default(),
             from: "Acme <news@acme.example>".into(),

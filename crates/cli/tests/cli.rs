@@ -206,6 +206,32 @@ fn demo_builds_a_company_with_every_channel_kind() {
     assert!(call["repeat_contact_rate"].as_f64().is_some(), "{call}");
     let paths = server.admin_get("/api/journeys/paths?steps=3");
     assert!(!paths["links"].as_array().unwrap().is_empty(), "{paths}");
+    // The offer goes out by e-mail through the outbox, into the demo's mailbox folder
+    // (held for quiet hours when the demo runs at night).
+    assert!(stdout.contains("The offer by e-mail:"), "{stdout}");
+    let summary = server.admin_get("/api/outbox/summary");
+    let emails: u64 = summary["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["channel"] == "email")
+        .map(|c| c["entries"].as_u64().unwrap())
+        .sum();
+    assert!(emails > 50, "{summary}");
+    let due_now: u64 = stdout
+        .split("The offer by e-mail: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    if due_now > 0 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let count = || std::fs::read_dir(data.join("mailbox")).map_or(0, |d| d.count());
+        while count() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(count() > 0, "no e-mail in the demo's mailbox");
+    }
     drop(server);
     for args in [
         vec!["census"],

@@ -247,3 +247,51 @@ pub enum ConfigError {
     #[error("{field}: the environment variable {env} is not set")]
     MissingEnv { field: String, env: String },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_comes_from_its_variable_and_never_shows() {
+        let from_env = Credential {
+            value: None,
+            env: Some("UNAVOCE_TEST_SECRET_7".into()),
+        };
+        // SAFETY: this test alone uses this variable.
+        unsafe { std::env::set_var("UNAVOCE_TEST_SECRET_7", "s3cret") };
+        assert_eq!(from_env.require("x").unwrap(), "s3cret");
+        let unset = Credential {
+            value: None,
+            env: Some("UNAVOCE_TEST_SECRET_UNSET".into()),
+        };
+        assert_eq!(
+            unset
+                .resolve("delivery.sms.auth_token")
+                .unwrap_err()
+                .to_string(),
+            "delivery.sms.auth_token: the environment variable UNAVOCE_TEST_SECRET_UNSET is not set"
+        );
+        let inline = Credential {
+            value: Some("s3cret".into()),
+            env: None,
+        };
+        assert!(!format!("{inline:?}{from_env:?}").contains("s3cret"));
+        assert!(Credential::default().require("x").is_err());
+    }
+
+    #[test]
+    fn retry_durations_are_checked() {
+        let bad = RetryConfig {
+            first_delay: "soon".into(),
+            ..RetryConfig::default()
+        };
+        assert!(
+            bad.policy()
+                .unwrap_err()
+                .to_string()
+                .contains("first_delay")
+        );
+        assert_eq!(RetryConfig::default().policy().unwrap().max_attempts, 8);
+    }
+}

@@ -949,3 +949,196 @@ async fn a_provider_that_hangs_does_not_hold_back_the_others() {
         "the e-mail went while the SMS was still under way"
     );
 }
+
+/// An SMTP server that refuses every recipient (550), as for an address that does not
+/// exist.
+async fn refusing_smtp_server() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 mx.example ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let answer: &[u8] = match line.get(..4).map(str::to_ascii_uppercase).as_deref()
+                    {
+                        Some("EHLO") => b"250 mx.example\r\n",
+                        Some("RCPT") => b"550 5.1.1 <ada@example.com>: user unknown\r\n",
+                        Some("QUIT") => b"221 bye\r\n",
+                        _ => b"250 ok\r\n",
+                    };
+                    if write.write_all(answer).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_the_mail_server_refuses_is_a_bounce_and_a_dead_letter_at_once() {
+    let port = refusing_smtp_server().await;
+    let s = delivering(DeliveryConfig {
+        email: Some(SmtpConfig {
+            url: format!("smtp://127.0.0.1:{port}"),
+            folder: None,
+            username: None,
+            password: Credential::default(),
+            from: "Acme <news@acme.example>".into(),
+            pace: Pace::default(),
+        }),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    broadcast(&s, "email").await;
+    let entries = settled_outbox(&s).await;
+    assert_eq!(entries[0]["status"], "dead", "{}", entries[0]);
+    assert_eq!(entries[0]["attempts"], 1);
+    assert!(
+        entries[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("user unknown"),
+        "{}",
+        entries[0]
+    );
+    let bounces = events_named(&s, "Message Bounced").await;
+    assert_eq!(bounces.len(), 1);
+    let profile = s.profile_of("ada").await;
+    let card = s.get(&format!("/api/profiles/{profile}/context")).await;
+    assert_eq!(card["engagement"]["email"]["failed"], 1, "{card}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_stop_withdraws_consent_and_is_confirmed_once_through_twilio() {
+    let twilio_server = FakeProvider::start(twilio_accepts).await;
+    let s = delivering(DeliveryConfig {
+        sms: Some(twilio(&twilio_server.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    let inbound = |sid: &str, body: &str| {
+        let fields: Vec<(String, String)> = [
+            ("MessageSid", sid),
+            ("AccountSid", "AC00000000000000000000000000000001"),
+            ("From", "+393331234567"),
+            ("To", "+15005550006"),
+            ("Body", body),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let signature = unavoce_delivery::verify::twilio_signature(
+            AUTH_TOKEN,
+            "http://unavoce.test/webhooks/twilio/inbound",
+            &fields,
+        );
+        Request::post("/webhooks/twilio/inbound")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", signature)
+            .body(Body::from(serde_urlencoded::to_string(&fields).unwrap()))
+            .unwrap()
+    };
+    let answer = s.send(inbound("SM-in-1", "Stop")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert!(
+        answer.json.as_str().unwrap().contains("<Response>"),
+        "TwiML"
+    );
+    let sent = twilio_server.wait_for(1).await;
+    let f = form(&sent[0].body);
+    assert_eq!(field(&f, "To"), Some("+393331234567"));
+    assert!(field(&f, "Body").unwrap().contains("unsubscribed"));
+    // Again (and Twilio retrying the first): no second confirmation.
+    assert_eq!(
+        s.send(inbound("SM-in-2", "STOP")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.send(inbound("SM-in-1", "Stop")).await.status,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(twilio_server.received().len(), 1);
+    assert_eq!(events_named(&s, "Message Replied").await.len(), 2);
+    // A promotion by SMS is no longer possible; START gives the consent back.
+    let again = s
+        .admin_json(
+            "POST",
+            "/api/broadcasts",
+            json!({"message": "tv-offer", "audience": "true",
+            "purpose": "promotional", "channel": "sms"}),
+        )
+        .await;
+    assert_eq!(again.json["outcomes"]["suppress"], 1, "{}", again.json);
+    assert_eq!(
+        s.send(inbound("SM-in-3", "START")).await.status,
+        StatusCode::OK
+    );
+    let again = s
+        .admin_json(
+            "POST",
+            "/api/broadcasts",
+            json!({"message": "tv-offer", "audience": "true",
+            "purpose": "promotional", "channel": "sms"}),
+        )
+        .await;
+    assert_eq!(again.json["outcomes"]["send"], 1, "{}", again.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_center_task_is_a_signed_webhook() {
+    let crm = FakeProvider::start(|_| (StatusCode::CREATED, "{}".into())).await;
+    let s = server_customised(Arc::new({
+        let url = format!("{}/tasks", crm.url());
+        move |b| {
+            b.delivery = DeliveryConfig {
+                call_task: Some(unavoce_delivery::config::WebhookConfig {
+                    url: url.clone(),
+                    secret: credential("crm-secret"),
+                    pace: Pace::default(),
+                }),
+                ..DeliveryConfig::default()
+            };
+            b.policies = daytime_policies();
+            b.messages = vec![
+                serde_json::from_value(json!({"id": "call-back",
+                "call_task": {"summary": "Call {{ first_name }} back about the outage"}}))
+                .unwrap(),
+            ];
+        }
+    }))
+    .await;
+    ada(&s).await;
+    let answer = s
+        .admin_json(
+            "POST",
+            "/api/broadcasts",
+            json!({"message": "call-back", "audience": "true",
+            "purpose": "service", "channel": "call_task"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    let posts = crm.wait_for(1).await;
+    assert_eq!(posts[0].path, "/tasks");
+    let task: Value = serde_json::from_slice(&posts[0].body).unwrap();
+    assert_eq!(task["content"]["summary"], "Call Ada back about the outage");
+    assert_eq!(task["to"], "+393331234567");
+    let signature = posts[0].headers["x-unavoce-signature"].to_str().unwrap();
+    let t: i64 = signature[2..signature.find(',').unwrap()].parse().unwrap();
+    assert_eq!(
+        signature,
+        unavoce_delivery::signature("crm-secret", t, &posts[0].body)
+    );
+    let entries = settled_outbox(&s).await;
+    assert_eq!(entries[0]["status"], "sent");
+}

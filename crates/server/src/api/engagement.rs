@@ -63,14 +63,14 @@ pub async fn broadcast(
             ));
         }
     }
-    let channel = if request.channel == "auto" {
+    let channel = if request.channel == "auto" || request.channel == "call_task" {
         request.channel.clone()
     } else {
         let kind: unavoce_core::ChannelKind = request.channel.parse().map_err(|_| {
             ApiError::bad_request(
                 "invalid_body",
                 format!(
-                    "`channel` {:?} is not a channel kind or \"auto\"",
+                    "`channel` {:?} is not a channel kind, \"call_task\" or \"auto\"",
                     request.channel
                 ),
             )

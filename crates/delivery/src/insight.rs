@@ -42,19 +42,7 @@ impl Dispatcher {
             return json!({"profile_id": entry.profile_id});
         };
         let (facts, _) = identity.person(profile, jiff::Timestamp::now());
-        let trait_text = |k: &str| {
-            facts
-                .traits
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        let name = trait_text("name").or_else(|| {
-            match (trait_text("first_name"), trait_text("last_name")) {
-                (Some(f), Some(l)) => Some(format!("{f} {l}")),
-                (f, l) => f.or(l),
-            }
-        });
+        let name = unavoce_core::profile::traits::display_name(|k| facts.traits.get(k));
         json!({
             "profile_id": profile.to_string(),
             "name": name,

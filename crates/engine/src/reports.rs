@@ -11,6 +11,7 @@ use unavoce_core::audience::Audience;
 use unavoce_core::identity::ProfileId;
 
 use unavoce_core::Touchpoint;
+use unavoce_core::analytics::activity::{ActivityReport, Breakdown, activity_report};
 use unavoce_core::analytics::attribution::{AttributionReport, attribution_report};
 use unavoce_core::analytics::census::{Census, census};
 use unavoce_core::analytics::journeys::{FunnelReport, PathReport, funnel_report, path_report};
@@ -113,6 +114,17 @@ impl Reports {
         audience: Option<&AudienceMembers>,
     ) -> Result<AttributionReport, StoreError> {
         self.run(period, audience, attribution_report).await
+    }
+
+    /// Events per day by channel or touchpoint.
+    pub async fn activity(
+        &self,
+        period: Period,
+        audience: Option<&AudienceMembers>,
+        by: Breakdown,
+    ) -> Result<ActivityReport, StoreError> {
+        self.run(period, audience, |view| activity_report(view, by, 8))
+            .await
     }
 
     /// The channel census.

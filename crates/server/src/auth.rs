@@ -58,7 +58,8 @@ pub fn invalid_write_key() -> ApiError {
     )
 }
 
-/// Middleware: `/api/` needs `Authorization: Bearer <admin key>`.
+/// Middleware: `/api/` needs `Authorization: Bearer <admin key>`, or a dashboard
+/// session.
 pub async fn require_admin(
     State(state): State<AppState>,
     request: Request,
@@ -71,6 +72,10 @@ pub async fn require_admin(
         .and_then(|v| v.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_string());
+    if presented.is_none() && crate::session::is_signed_in(request.headers(), &state.keys.admin_key)
+    {
+        return Ok(next.run(request).await);
+    }
     match presented {
         Some(token) if constant_time_eq(token.as_bytes(), state.keys.admin_key.as_bytes()) => {
             Ok(next.run(request).await)
@@ -88,7 +93,7 @@ pub async fn require_admin(
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -9,8 +9,10 @@ mod assemble;
 pub mod auth;
 mod body;
 mod callbacks;
+mod dashboard;
 pub mod error;
 pub mod metrics;
+mod session;
 mod tracking;
 mod unsubscribe;
 
@@ -88,6 +90,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/t/open/{id}/{token}", get(callbacks::open_pixel))
         .route("/t/click/{id}/{token}/{target}", get(callbacks::click))
+        .route("/", get(dashboard::index))
+        .route("/assets/{name}", get(dashboard::asset))
+        .route("/session", post(session::sign_in))
+        .route("/session/end", post(session::sign_out))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

@@ -63,6 +63,10 @@ pub trait DecisionLog: Send + Sync + 'static {
         value: Value,
     ) -> Result<Vec<i64>, StoreError>;
 
+    /// How many decisions about messages to people there are by outcome (`send`,
+    /// `hold`, `suppress`); insights for departments are not counted.
+    async fn decision_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
     /// Reads decisions, oldest first.
     async fn decisions(&self, query: DecisionQuery) -> Result<Vec<StoredDecision>, StoreError>;
 }

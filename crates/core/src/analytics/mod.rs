@@ -6,6 +6,7 @@
 //! merges are followed), the touchpoint registry, the rules and a period. The engine
 //! keeps the table current; nothing here reads the log or the clock.
 
+pub mod activity;
 pub mod attribution;
 pub mod census;
 pub mod interaction;

@@ -427,3 +427,22 @@ fn a_little_used_poor_touchpoint_is_to_be_consolidated_into_one_serving_the_same
         consolidate[0].text
     );
 }
+
+#[test]
+fn activity_counts_events_per_day_by_channel_and_by_touchpoint() {
+    use super::activity::{Breakdown, activity_report};
+    let f = outage_story();
+    let report = activity_report(&f.view(), Breakdown::Channel, 2);
+    assert_eq!(report.days.first().map(String::as_str), Some("2024-06-01"));
+    let web = report.series.iter().find(|s| s.name == "web").unwrap();
+    assert_eq!(web.counts[0], 2, "two page views on the first day");
+    let total: u64 = report.series.iter().map(|s| s.total).sum();
+    assert_eq!(total as usize, f.table.len(), "every event counted once");
+    assert!(report.series.len() <= 3, "two lines and other");
+    let by_touchpoint = activity_report(&f.view(), Breakdown::Touchpoint, 10);
+    assert!(by_touchpoint.series.iter().any(|s| s.name == "call-center"));
+    assert_eq!(
+        by_touchpoint.series.iter().map(|s| s.counts.len()).max(),
+        Some(report.days.len())
+    );
+}

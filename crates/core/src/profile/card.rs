@@ -87,12 +87,7 @@ pub fn context_card(
         .map(line)
         .collect();
 
-    let name = [facts.traits.get("firstName"), facts.traits.get("lastName")]
-        .iter()
-        .flatten()
-        .filter_map(|v| v.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let name = super::traits::display_name(|k| facts.traits.get(k));
     let next_best_action = next_best_action(
         &facts.open_cases,
         &by_time,
@@ -102,7 +97,7 @@ pub fn context_card(
     );
     ContextCard {
         profile_id: profile_id.to_string(),
-        name: (!name.is_empty()).then_some(name),
+        name,
         identifiers,
         facts,
         last_interactions,

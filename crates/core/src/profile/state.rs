@@ -135,6 +135,11 @@ pub struct ProfileState {
 }
 
 impl ProfileState {
+    /// The person's name, from their traits.
+    pub fn display_name(&self) -> Option<String> {
+        super::traits::display_name(|k| self.traits.get(k).map(|t| &t.value))
+    }
+
     /// The state of a person with these events, in log order.
     pub fn fold<'a>(
         events: impl IntoIterator<Item = &'a Event>,

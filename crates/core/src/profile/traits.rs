@@ -121,3 +121,44 @@ mod tests {
         assert_eq!(traits["plan"].at.to_string(), "2024-04-01T00:00:00Z");
     }
 }
+
+/// A person's name from their traits: `name`, else first and last name (`firstName` /
+/// `lastName` as Segment writes them, or `first_name` / `last_name`).
+pub fn display_name<'a>(trait_of: impl Fn(&str) -> Option<&'a Value>) -> Option<String> {
+    let text = |k: &str| {
+        trait_of(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    };
+    if let Some(name) = text("name") {
+        return Some(name.to_string());
+    }
+    let first = text("firstName").or_else(|| text("first_name"));
+    let last = text("lastName").or_else(|| text("last_name"));
+    let parts: Vec<&str> = [first, last].into_iter().flatten().collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+#[cfg(test)]
+mod display_name_tests {
+    use serde_json::json;
+
+    use super::display_name;
+
+    #[test]
+    fn a_name_comes_from_name_or_first_and_last() {
+        let traits = json!({"firstName": "Giulia", "last_name": "Rossi"});
+        assert_eq!(
+            display_name(|k| traits.get(k)).as_deref(),
+            Some("Giulia Rossi")
+        );
+        let traits = json!({"name": "Bruno Bianchi", "first_name": "B"});
+        assert_eq!(
+            display_name(|k| traits.get(k)).as_deref(),
+            Some("Bruno Bianchi")
+        );
+        let traits = json!({"first_name": " "});
+        assert_eq!(display_name(|k| traits.get(k)), None);
+    }
+}

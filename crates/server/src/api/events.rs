@@ -15,13 +15,30 @@ use crate::error::ApiError;
 pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let stats = state.intake.log().stats().await?;
     state.identity.catch_up().await?;
-    let (profiles, unattributed, flagged) = state.identity.read(|graph| {
+    let (profiles, unattributed, flagged, merges) = state.identity.read(|graph| {
         (
             graph.profile_count(),
             graph.unattributed(),
             graph.flags().count(),
+            graph
+                .profiles_after(None)
+                .map(|n| n.merges.len())
+                .sum::<usize>(),
         )
     });
+    let decisions: serde_json::Map<String, Value> = state
+        .decisions
+        .decision_counts()
+        .await?
+        .into_iter()
+        .map(|(outcome, n)| (outcome, n.into()))
+        .collect();
+    let mut sent = 0;
+    for count in state.delivery.platform_outbox().outbox_counts().await? {
+        if count.status == "sent" && !count.channel.contains(':') && count.channel != "digest" {
+            sent += count.entries;
+        }
+    }
     Ok(Json(json!({
         "events": stats.events,
         "profiles": profiles,
@@ -30,6 +47,9 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
         "duplicates": stats.duplicates,
         "quarantined": stats.quarantined,
         "quarantined_total": stats.quarantined_total,
+        "merges": merges,
+        "decisions": decisions,
+        "messages_sent": sent,
     })))
 }
 

@@ -61,6 +61,8 @@ pub fn routes() -> Router<AppState> {
         .route("/journeys/funnel", get(reports::funnel))
         .route("/journeys/attribution", get(reports::attribution))
         .route("/census", get(reports::census))
+        .route("/activity", get(reports::activity))
+        .route("/profiles/search", get(profiles::search))
         .route("/broadcasts", post(engagement::broadcast))
         .route("/decisions", get(engagement::decisions))
         .route("/journeys", get(journeys::list).post(journeys::create))

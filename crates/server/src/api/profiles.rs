@@ -427,3 +427,63 @@ async fn profile_json(
     }
     Ok(Value::Object(out))
 }
+
+/// `GET /api/profiles/search?q=&limit=`: people whose identifier (e-mail, phone, user
+/// id, ...) or name contains `q` (any case), with their name and main identifiers.
+pub async fn search(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let query = params
+        .get("q")
+        .map(|q| q.trim().to_lowercase())
+        .filter(|q| q.chars().count() >= 2)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                "give `q`, at least 2 characters of an identifier or a name",
+            )
+        })?;
+    let limit = super::limit_param(&params, 20, 100)?;
+    state.identity.catch_up().await?;
+    let rules = state.identity.rules();
+    let found = state.identity.read_people(|graph, people| {
+        let mut found = Vec::new();
+        for node in graph.profiles_after(None) {
+            let identifiers: Vec<Identifier> = node
+                .identifiers
+                .iter()
+                .map(|(k, _)| rules.identifier_of(k))
+                .collect();
+            let name = people.get(&node.id).and_then(|p| p.display_name());
+            let hit = identifiers
+                .iter()
+                .any(|i| i.value.to_lowercase().contains(&query))
+                || name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase().contains(&query));
+            if !hit {
+                continue;
+            }
+            let main: Vec<Value> = identifiers
+                .iter()
+                .filter(|i| {
+                    matches!(
+                        i.kind.as_str(),
+                        "email" | "phone" | "user_id" | "loyalty_id"
+                    )
+                })
+                .map(|i| json!({"type": i.kind, "value": i.value}))
+                .collect();
+            found.push(
+                json!({"id": node.id.to_string(), "name": name, "identifiers": main,
+                "events": node.events.len()}),
+            );
+            if found.len() == limit {
+                break;
+            }
+        }
+        found
+    });
+    Ok(Json(json!({"profiles": found})))
+}

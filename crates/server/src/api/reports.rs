@@ -4,6 +4,7 @@
 //! `segment` (an audience expression: only its people count) and `format=json|csv`.
 
 use std::collections::HashMap;
+use unavoce_core::analytics::activity::Breakdown;
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -101,6 +102,29 @@ pub async fn census(State(state): State<AppState>, Query(p): Params) -> Result<R
     let scope = Scope::of(&state, &p).await?;
     let report = state.reports.census(scope.period, scope.audience()).await?;
     Ok(scope.answer(&report, || census_table(&report, section)))
+}
+
+/// `GET /api/activity?by=channel|touchpoint&from=&to=&segment=`: events per day.
+pub async fn activity(
+    State(state): State<AppState>,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let by = match p.get("by").map(String::as_str) {
+        None | Some("channel") => Breakdown::Channel,
+        Some("touchpoint") => Breakdown::Touchpoint,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("`by` must be channel or touchpoint; got {other:?}"),
+            ));
+        }
+    };
+    let scope = Scope::of(&state, &p).await?;
+    let report = state
+        .reports
+        .activity(scope.period, scope.audience(), by)
+        .await?;
+    Ok(scope.json(&report))
 }
 
 /// What a report request narrows to: its period and audience, and how to answer.

@@ -549,6 +549,19 @@ impl crate::decisions::DecisionLog for SqliteLog {
         }
     }
 
+    async fn decision_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT outcome, count(*) FROM decisions WHERE purpose != 'insight' \
+                 GROUP BY outcome ORDER BY outcome",
+            )?;
+            let found =
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+            found.collect()
+        })
+        .await
+    }
+
     async fn decisions(
         &self,
         query: crate::decisions::DecisionQuery,

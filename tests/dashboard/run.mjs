@@ -131,10 +131,78 @@ try {
     await page.screenshot({ path: join(shots, "customer.png"), fullPage: true });
   });
 
+  await test("the census heat map shows the need no touchpoint serves", async () => {
+    await open(page, "#/touchpoints", "touchpoints");
+    const row = page.locator('table.heat tr[data-need="installation"]');
+    await row.waitFor();
+    assert.match(await row.innerText(), /uncovered/);
+    assert.ok(await page.locator("table.heat td.served").count() > 10, "served cells shaded by use");
+    assert.match(await page.locator(".recommendations").innerText(), /installation/);
+    await page.screenshot({ path: join(shots, "touchpoints.png"), fullPage: true });
+  });
+
+  await test("the KPI table sorts and exports, the paths Sankey and the funnel draw", async () => {
+    await open(page, "#/kpis", "kpis");
+    const rows = page.locator(".kpis table.data tbody tr");
+    assert.ok(await rows.count() >= 10, "a row per touchpoint");
+    const first = await rows.first().locator("td").first().innerText();
+    assert.equal(first, "web-shop", "busiest first");
+    await page.click(".kpis th button:has-text('Touchpoint')");
+    const sorted = await page.locator(".kpis table.data tbody tr td:first-child").allInnerTexts();
+    assert.deepEqual(sorted, [...sorted].sort().reverse(), "sorted by name");
+    assert.ok(await page.locator("svg.sankey path[data-link]").count() >= 5, "Sankey links");
+    assert.ok(await page.locator("svg.sankey rect[data-node]").count() >= 5, "Sankey nodes");
+    assert.ok(await page.locator(".funnel .stage").count() >= 3, "funnel stages");
+    const csv = await page.evaluate(async href => (await fetch(href)).text(),
+      await page.locator("a:has-text('Export CSV')").getAttribute("href"));
+    assert.match(csv.split("\n")[0], /^touchpoint,channel/);
+    await page.fill("input[name=segment]", "open_cases > 0 || resolved_cases > 0");
+    const started = Date.now();
+    await page.click(".filters button:has-text('Apply')");
+    await page.waitForSelector("p.muted:has-text('Segment:')");
+    (timings["kpis (segment)"] ||= []).push(Date.now() - started);
+    await page.screenshot({ path: join(shots, "kpis.png"), fullPage: true });
+  });
+
+  await test("a dry-run broadcast lists the suppressed customers with their reasons", async () => {
+    await open(page, "#/engagement", "engagement");
+    await page.selectOption("select[name=message]", "tv-sport-launch");
+    await page.click(".filters button:has-text('Dry run')");
+    const table = page.locator("table.suppressed");
+    await table.waitFor();
+    const text = await table.innerText();
+    assert.match(text, /no_channel|no_consent|suppressed/);
+    assert.ok(await table.locator("tbody tr").count() >= 5, "suppressed customers listed");
+    assert.match(await page.locator(".dry-run-result").innerText(), /nothing is recorded/);
+    await page.screenshot({ path: join(shots, "engagement.png"), fullPage: true });
+    assert.equal(await page.locator('.journey[data-journey="case-follow-up"]').count(), 1, "the demo's journey");
+  });
+
+  await test("accepting a possible match in the review queue merges the two profiles", async () => {
+    await open(page, "#/quality", "quality");
+    const item = page.locator("tr[data-review]").first();
+    await item.waitFor();
+    const [one, other] = await item.locator("td strong").allInnerTexts();
+    const lookup = async text => {
+      const [type, value] = text.split(": ");
+      return page.evaluate(async ([t, v]) => (await fetch(`/api/profiles/lookup?${t}=${encodeURIComponent(v)}`)).json(), [type, value]);
+    };
+    const before = [await lookup(one), await lookup(other)];
+    assert.notEqual(before[0].id, before[1].id, "two profiles before");
+    await page.screenshot({ path: join(shots, "quality.png"), fullPage: true });
+    const id = await item.getAttribute("data-review");
+    await item.locator("button[data-decision=accept]").click();
+    await page.locator(`tr[data-review="${id}"]`).waitFor({ state: "detached" });
+    const after = [await lookup(one), await lookup(other)];
+    assert.equal(after[0].id, after[1].id, "one profile after");
+  });
+
   await test("each page loads again from the menu (timed)", async () => {
     for (let i = 0; i < 3; i++) {
-      await open(page, "#/overview", "overview");
-      await open(page, "#/customers", "customers");
+      for (const [hash, name] of [["#/overview", "overview"], ["#/customers", "customers"],
+        ["#/touchpoints", "touchpoints"], ["#/kpis", "kpis"], ["#/engagement", "engagement"], ["#/quality", "quality"]]) {
+        await open(page, hash, name);
+      }
     }
   });
 
@@ -150,7 +218,9 @@ try {
   });
 } finally {
   await browser.close();
+  const exited = new Promise(done => server.once("exit", done));
   server.kill();
+  await exited;
   rmSync(work, { recursive: true, force: true });
 }
 

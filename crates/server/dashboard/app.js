@@ -2,69 +2,14 @@
 // hash (#/overview, #/customers, #/customers/p-42); every number comes from /api/.
 
 import { stackedArea, PALETTE } from "/assets/charts.js";
+import { app, h, api, SignedOut, number, when, channelIcon, fill } from "/assets/ui.js";
+import * as touchpoints from "/assets/touchpoints.js";
+import * as kpis from "/assets/kpis.js";
+import * as engagement from "/assets/engagement.js";
+import * as quality from "/assets/quality.js";
 
-const app = document.getElementById("app");
-
-/** Builds an element: h("a", {href: "#"}, "text", child, ...). */
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === undefined || child === null || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-class SignedOut extends Error {}
-
-/** GET (or send) JSON to the API; a 401 means the session is over. */
-async function api(path, options = {}) {
-  const response = await fetch(path, {
-    credentials: "same-origin",
-    headers: options.body ? { "Content-Type": "application/json" } : {},
-    ...options,
-  });
-  if (response.status === 401) throw new SignedOut();
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body?.error?.message || `${response.status} ${response.statusText}`);
-  return body;
-}
-
-const number = n => (n ?? 0).toLocaleString();
-const when = t => t ? new Date(t).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "";
-
-// ---- Channel icons ---------------------------------------------------------------
-
-const ICONS = {
-  email: ["#2457c5", "M3 6h18v12H3z M3 6l9 7 9-7"],
-  sms: ["#1f9d8b", "M4 5h16v11H9l-5 4z"],
-  whatsapp: ["#25a35a", "M12 3a9 9 0 0 0-7.8 13.5L3 21l4.6-1.2A9 9 0 1 0 12 3z"],
-  rcs: ["#1f9d8b", "M4 5h16v11H9l-5 4z M8 10h8"],
-  push: ["#8b4fc9", "M6 16V11a6 6 0 0 1 12 0v5l2 2H4z M10 21h4"],
-  phone: ["#d04a6a", "M5 4h4l2 5-3 2a11 11 0 0 0 5 5l2-3 5 2v4a2 2 0 0 1-2 2A17 17 0 0 1 3 6a2 2 0 0 1 2-2z"],
-  web: ["#2b8fd6", "M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18z M3 12h18 M12 3c3 3 3 15 0 18 M12 3c-3 3-3 15 0 18"],
-  app: ["#4f8f2f", "M8 2h8a2 2 0 0 1 2 2v16a2 2 0 0 1-2 2H8a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2z M11 18h2"],
-  chat: ["#e08a1e", "M4 4h16v12H8l-4 4z"],
-  chatbot: ["#e08a1e", "M5 8h14v10H5z M12 4v4 M9 13h.01 M15 13h.01"],
-  store: ["#7a6a4f", "M3 9l2-5h14l2 5 M4 9v11h16V9 M9 20v-6h6v6"],
-  social: ["#c2497f", "M18 8a3 3 0 1 0-3-3 M6 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6z M18 22a3 3 0 1 0 0-6 3 3 0 0 0 0 6z M8.6 13.5l6.8 4 M15.4 6.5l-6.8 4"],
-  kiosk: ["#5b6475", "M6 3h12v12H6z M9 21h6 M12 15v6"],
-  iot: ["#2b8fd6", "M9 9h6v6H9z M4 12h2 M18 12h2 M12 4v2 M12 18v2"],
-  survey: ["#c2b02a", "M9 11l2 2 4-4 M5 4h14v16H5z"],
-};
-
-function channelIcon(channel) {
-  const [colour, path] = ICONS[channel] || ["#9aa3b5", "M12 8a4 4 0 1 0 0 8 4 4 0 0 0 0-8z"];
-  const span = h("span", { class: "icon", style: `--swatch:${colour}`, title: channel || "unknown channel",
-    "data-channel": channel || "none" });
-  span.innerHTML = `<svg viewBox="0 0 24 24" aria-hidden="true"><path d="${path}"/></svg>`;
-  return span;
-}
+/** Pages drawn by their own module: id, menu label, module. */
+const MODULES = { touchpoints, kpis, engagement, quality };
 
 // ---- Sign-in -------------------------------------------------------------------
 
@@ -86,7 +31,7 @@ function signIn(problem) {
     h("h1", {}, "Unavoce"),
     h("p", {}, "Sign in with the admin key (printed when the server starts, kept in the data folder's keys.json)."),
     input, message, h("button", { type: "submit" }, "Sign in"));
-  app.replaceChildren(form);
+  fill(app, form);
   input.focus();
 }
 
@@ -95,6 +40,10 @@ function signIn(problem) {
 const PAGES = [
   ["overview", "Overview"],
   ["customers", "Customers"],
+  ["touchpoints", "Touchpoints and census"],
+  ["kpis", "Journeys and KPIs"],
+  ["engagement", "Engagement"],
+  ["quality", "Data quality"],
 ];
 
 function layout(current, ...content) {
@@ -106,7 +55,7 @@ function layout(current, ...content) {
       signIn();
     } }, "Sign out"));
   const main = h("main", {}, ...content);
-  app.replaceChildren(h("div", { class: "shell" }, nav, main));
+  fill(app, h("div", { class: "shell" }, nav, main));
   return main;
 }
 
@@ -135,7 +84,7 @@ async function overview() {
   const chart = h("div", { class: "panel" });
   const draw = async by => {
     const report = by === "channel" ? activity : await api(`/api/activity?by=${by}`);
-    chart.replaceChildren(
+    fill(chart, 
       h("div", { class: "toggle", role: "group", "aria-label": "Break down by" },
         ["channel", "touchpoint"].map(b => h("button", { type: "button", "aria-pressed": String(b === by),
           onclick: () => draw(b) }, `By ${b}`))),
@@ -147,7 +96,7 @@ async function overview() {
         h("span", { style: `--swatch:${PALETTE[i % PALETTE.length]}` }, `${s.name} ${number(s.total)}`))));
   };
   await draw("channel");
-  main.replaceChildren(h("h1", {}, "Overview"), h("div", { class: "tiles" }, tiles),
+  fill(main, h("h1", {}, "Overview"), h("div", { class: "tiles" }, tiles),
     h("h2", {}, `Events per day (${activity.days[0] || "–"} to ${activity.days.at(-1) || "–"})`), chart);
   ready("overview");
 }
@@ -165,11 +114,11 @@ async function customers() {
   const search = async () => {
     lastQuery = input.value.trim();
     if (lastQuery.length < 2) {
-      results.replaceChildren(h("li", { class: "empty" }, "Type at least two characters of an identifier or a name."));
+      fill(results, h("li", { class: "empty" }, "Type at least two characters of an identifier or a name."));
       return;
     }
     const found = await api(`/api/profiles/search?q=${encodeURIComponent(lastQuery)}&limit=20`);
-    results.replaceChildren(...(found.profiles.length === 0
+    fill(results, ...(found.profiles.length === 0
       ? [h("li", { class: "empty" }, `Nobody matches “${lastQuery}”.`)]
       : found.profiles.map(p => h("li", {}, h("a", { href: `#/customers/${p.id}` },
           h("span", {}, p.name || p.identifiers[0]?.value || p.id),
@@ -233,7 +182,7 @@ async function customer(id) {
         channelIcon(e.channel), h("time", { datetime: e.at }, when(e.at)),
         h("div", {}, h("div", {}, e.name || e.type),
           h("div", { class: "where" }, [e.touchpoint, e.channel].filter(Boolean).join(" · ") || "—"))))));
-  main.replaceChildren(h("p", {}, h("a", { href: "#/customers" }, "← Customers")),
+  fill(main, h("p", {}, h("a", { href: "#/customers" }, "← Customers")),
     h("div", { class: "person" }, cardPanel, timelinePanel));
   ready("customer");
 }
@@ -252,7 +201,11 @@ async function route() {
   try {
     if (page === "customers" && id) await customer(decodeURIComponent(id));
     else if (page === "customers") await customers();
-    else await overview();
+    else if (MODULES[page]) {
+      const main = layout(page, h("p", { class: "loading" }, "Loading…"));
+      await MODULES[page].render(main);
+      ready(page);
+    } else await overview();
   } catch (error) {
     fail(error);
   }

@@ -49,3 +49,49 @@ export function stackedArea(days, series, { width = 900, height = 260 } = {}) {
   });
   return svg;
 }
+
+/**
+ * A Sankey diagram of paths: `nodes` ([{id, step, touchpoint, people}]) in columns by
+ * step, `links` ([{source, target, value}]) as bands as wide as the people they carry.
+ */
+export function sankey(nodes, links, { width = 960, height = 420 } = {}) {
+  const svg = el("svg", { class: "chart sankey", viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": "Paths across touchpoints" });
+  const steps = Math.max(1, ...nodes.map(n => n.step + 1));
+  const columns = Array.from({ length: steps }, (_, s) => nodes.filter(n => n.step === s)
+    .sort((a, b) => b.people - a.people));
+  const gap = 6, nodeWidth = 12, labelRoom = 120;
+  const total = Math.max(1, ...columns.map(c => c.reduce((sum, n) => sum + n.people, 0)));
+  const usable = height - 20;
+  const scale = Math.min(...columns.map(c => (usable - gap * (c.length - 1)) / Math.max(1, c.reduce((s, n) => s + n.people, 0))), usable / total);
+  const colX = s => steps === 1 ? 20 : 20 + s * (width - labelRoom - 40) / (steps - 1);
+  const place = new Map();
+  const colours = new Map();
+  columns.forEach((column, s) => {
+    let y = 10;
+    for (const node of column) {
+      const hgt = Math.max(1, node.people * scale);
+      if (!colours.has(node.touchpoint)) colours.set(node.touchpoint, PALETTE[colours.size % PALETTE.length]);
+      place.set(node.id, { x: colX(s), y, h: hgt, out: y, in: y, node });
+      y += hgt + gap;
+    }
+  });
+  for (const link of [...links].sort((a, b) => b.value - a.value)) {
+    const from = place.get(link.source), to = place.get(link.target);
+    if (!from || !to) continue;
+    const w = Math.max(1, link.value * scale);
+    const x0 = from.x + nodeWidth, x1 = to.x, mid = (x0 + x1) / 2;
+    const y0 = from.out + w / 2, y1 = to.in + w / 2;
+    from.out += w; to.in += w;
+    svg.append(el("path", { d: `M${x0},${y0} C${mid},${y0} ${mid},${y1} ${x1},${y1}`, fill: "none",
+      stroke: colours.get(from.node.touchpoint), "stroke-opacity": "0.35", "stroke-width": w,
+      "data-link": `${link.source}>${link.target}` }));
+  }
+  for (const { x, y, h: hgt, node } of place.values()) {
+    svg.append(el("rect", { x, y, width: nodeWidth, height: hgt, fill: colours.get(node.touchpoint), "data-node": node.id }));
+    const label = el("text", { x: x + nodeWidth + 4, y: y + Math.min(hgt / 2, 12) + 4 });
+    label.textContent = `${node.touchpoint} (${node.people.toLocaleString()})`;
+    svg.append(label);
+  }
+  return svg;
+}

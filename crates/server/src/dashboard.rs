@@ -6,18 +6,26 @@ use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// A script of the dashboard.
+macro_rules! script {
+    ($name:literal) => {
+        (
+            $name,
+            "text/javascript; charset=utf-8",
+            include_str!(concat!("../dashboard/", $name)),
+        )
+    };
+}
+
 /// The dashboard's files: name, content type, content.
 const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../dashboard/app.js"),
-    ),
-    (
-        "charts.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../dashboard/charts.js"),
-    ),
+    script!("app.js"),
+    script!("ui.js"),
+    script!("charts.js"),
+    script!("touchpoints.js"),
+    script!("kpis.js"),
+    script!("engagement.js"),
+    script!("quality.js"),
     (
         "style.css",
         "text/css; charset=utf-8",

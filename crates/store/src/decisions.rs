@@ -45,6 +45,8 @@ pub struct DecisionQuery {
     pub sends_since: Option<Timestamp>,
     pub after_id: Option<i64>,
     pub limit: usize,
+    /// The latest first (`after_id` then counts down).
+    pub newest_first: bool,
 }
 
 /// The durable decision log and outbox.

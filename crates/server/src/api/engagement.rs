@@ -160,6 +160,7 @@ pub async fn decisions(
             broadcast: params.get("broadcast").cloned(),
             after_id: parse_param("cursor", params.get("cursor"))?,
             limit,
+            newest_first: params.get("order").is_some_and(|o| o == "newest"),
             ..Default::default()
         })
         .await?;

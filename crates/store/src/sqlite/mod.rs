@@ -569,9 +569,16 @@ impl crate::decisions::DecisionLog for SqliteLog {
         self.read(move |conn| {
             let mut sql = String::from(
                 "SELECT id, profile_id, message, purpose, channel, journey, broadcast, decided_at, \
-                 outcome, send_at, reasons FROM decisions WHERE id > ?1",
+                 outcome, send_at, reasons FROM decisions WHERE ",
             );
-            let mut args: Vec<rusqlite::types::Value> = vec![query.after_id.unwrap_or(0).into()];
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            if query.newest_first {
+                sql.push_str("id < ?1");
+                args.push(query.after_id.unwrap_or(i64::MAX).into());
+            } else {
+                sql.push_str("id > ?1");
+                args.push(query.after_id.unwrap_or(0).into());
+            }
             if !query.profile_ids.is_empty() {
                 let mut slots = Vec::new();
                 for profile in &query.profile_ids {
@@ -592,7 +599,8 @@ impl crate::decisions::DecisionLog for SqliteLog {
                 ));
             }
             args.push((query.limit.clamp(1, 100_000) as i64).into());
-            sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
+            let order = if query.newest_first { "DESC" } else { "ASC" };
+            sql.push_str(&format!(" ORDER BY id {order} LIMIT ?{}", args.len()));
             let mut stmt = conn.prepare_cached(&sql)?;
             let found = stmt.query_map(rusqlite::params_from_iter(args), |r| {
                 Ok(crate::decisions::StoredDecision {

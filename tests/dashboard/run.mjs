@@ -131,6 +131,32 @@ try {
     await page.screenshot({ path: join(shots, "customer.png"), fullPage: true });
   });
 
+  await test("a merge can be undone from the context card", async () => {
+    // A customer whose store form was matched to their web profile.
+    const merged = await page.evaluate(async () => {
+      let cursor = "";
+      for (;;) {
+        const page = await (await fetch(`/api/profiles?limit=200&cursor=${cursor}`)).json();
+        for (const p of page.profiles) {
+          const full = await (await fetch(`/api/profiles/${p.id}`)).json();
+          if ((full.merges || []).some(m => !m.decided && m.via.length > 0)) return full.id;
+        }
+        if (!page.next_cursor) return null;
+        cursor = page.next_cursor;
+      }
+    });
+    assert.ok(merged, "a merged profile in the demo");
+    await open(page, `#/customers/${merged}`, "customer");
+    const before = await page.locator("ul.merges li").count();
+    assert.ok(before >= 1);
+    const button = page.locator("li[data-decided=false] button[data-unmerge]").first();
+    const cut = await button.getAttribute("data-unmerge");
+    await button.click();
+    await page.waitForFunction(([sel, n]) => document.querySelectorAll(sel).length < n &&
+      document.querySelector('#app[data-ready="customer"]'), ["ul.merges li", before]);
+    assert.doesNotMatch(await page.locator("section.card dl").first().innerText(), new RegExp(cut.replace(/[.+]/g, "\\$&")));
+  });
+
   await test("the census heat map shows the need no touchpoint serves", async () => {
     await open(page, "#/touchpoints", "touchpoints");
     const row = page.locator('table.heat tr[data-need="installation"]');

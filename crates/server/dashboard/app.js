@@ -146,10 +146,24 @@ function consentPills(consents) {
 
 async function customer(id) {
   const main = layout("customers", h("p", { class: "loading" }, "Loading…"));
-  const [card, timeline] = await Promise.all([
+  const [card, timeline, profile] = await Promise.all([
     api(`/api/profiles/${encodeURIComponent(id)}/context`),
     api(`/api/profiles/${encodeURIComponent(id)}/timeline?limit=100`),
+    api(`/api/profiles/${encodeURIComponent(id)}`),
   ]);
+  const unmerge = (identifier, problem) => h("button", { type: "button", "data-unmerge": identifier.value,
+    title: `Cut ${identifier.type} ${identifier.value} off this profile, with the events that came with it`,
+    onclick: async () => {
+      try {
+        const result = await api(`/api/profiles/${encodeURIComponent(card.profile_id)}/unmerge`,
+          { method: "POST", body: JSON.stringify({ identifier }) });
+        const stays = result.profiles.find(p => p.id === card.profile_id) || result.profiles[0];
+        location.hash = `#/customers/${stays.id}`;
+        route();
+      } catch (e) { problem.textContent = e.message; }
+    } }, "Unmerge");
+  const problem = h("p", { class: "error", role: "alert" });
+  const merges = profile.merges || [];
   const nba = card.next_best_action;
   const cases = card.open_cases.length === 0
     ? h("p", { class: "empty" }, "No open case.")
@@ -167,6 +181,12 @@ async function customer(id) {
       card.identifiers.map(i => [h("dt", {}, i.type), h("dd", {}, i.value)]),
       h("dt", {}, "Stage"), h("dd", {}, card.lifecycle_stage),
       h("dt", {}, "Prefers"), h("dd", {}, card.preferred_channel || "—")),
+    h("h2", {}, `Merge history (${merges.length})`),
+    merges.length === 0 ? h("p", { class: "empty" }, "Never merged: one identity from the start.")
+      : h("ul", { class: "merges" }, merges.map(m => h("li", { "data-merge": m.from, "data-decided": String(m.decided),
+          title: m.reason }, `${when(m.at)}: ${m.from} joined ${m.decided ? "(matched on traits)" : ""}, through `,
+          m.via.map(v => h("span", {}, h("code", {}, `${v.type} ${v.value}`), " ", unmerge(v, problem), " "))))),
+    problem,
     h("h2", {}, "Next best action"),
     h("div", { class: "nba" }, h("strong", {}, nba.summary), h("div", {}, nba.reason)),
     h("h2", {}, "Open cases"), cases,

@@ -120,6 +120,8 @@ pub enum LinkRefusal {
     SameProfile,
     #[error("the merged profile would exceed an identifier limit")]
     Limit,
+    #[error("an unmerge keeps these identifiers apart")]
+    Unmerged,
 }
 
 /// An identifier flagged as shared by too many people, with the evidence.
@@ -489,6 +491,23 @@ impl IdentityGraph {
         let matched: BTreeSet<ProfileId> = [pa, pb].into();
         if !self.within_limits(&matched, &[], at) {
             return Err(LinkRefusal::Limit);
+        }
+        // An unmerge outranks a match: what it cut apart stays apart.
+        let held = |p: ProfileId| -> BTreeSet<&IdKey> {
+            self.profiles[&p]
+                .identifiers
+                .iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        let (sa, sb) = (held(pa), held(pb));
+        let apart = |one: &BTreeSet<&IdKey>, other: &BTreeSet<&IdKey>| {
+            self.unmerge_rules
+                .iter()
+                .any(|r| one.contains(&r.key) && other.iter().any(|k| r.apart_from.contains(*k)))
+        };
+        if apart(&sa, &sb) || apart(&sb, &sa) {
+            return Err(LinkRefusal::Unmerged);
         }
         Ok(())
     }

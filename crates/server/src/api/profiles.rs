@@ -418,7 +418,12 @@ async fn profile_json(
                         "into": m.into,
                         "from": m.from,
                         "via": m.via.iter().map(|k| rules.identifier_of(k)).collect::<Vec<_>>(),
-                        "reason": "these identifiers of the event were held by both profiles",
+                        "decided": m.decided,
+                        "reason": if m.decided {
+                            "a probabilistic match, accepted automatically or by a reviewer"
+                        } else {
+                            "these identifiers of the event were held by both profiles"
+                        },
                     })
                 })
                 .collect::<Vec<_>>()

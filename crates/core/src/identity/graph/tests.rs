@@ -339,3 +339,29 @@ fn a_decision_links_two_profiles_unless_they_conflict() {
         LinkRefusal::SameProfile
     );
 }
+
+#[test]
+fn an_unmerged_match_is_not_linked_again_when_its_decision_is_replayed() {
+    let rules = IdentityRules::default_rules();
+    let web = keys(&rules, &[("user_id", "u1")]);
+    let store = keys(&rules, &[("loyalty_id", "L-1")]);
+    let build = |unmerge_rules: Vec<UnmergeRule>| {
+        let mut graph = IdentityGraph::new(rules.clone(), unmerge_rules);
+        graph.apply(1, at(1), &web);
+        graph.apply(2, at(2), &store);
+        let linked = graph.link_decision(2, at(3), &web.keys[0], &store.keys[0]);
+        (graph, linked)
+    };
+    let (matched, linked) = build(Vec::new());
+    assert!(linked.is_ok());
+    // The reviewer was wrong: the loyalty card is cut off again.
+    let rule = matched
+        .unmerge_rule_for(ProfileId(1), &store.keys[0])
+        .unwrap();
+    let (replayed, again) = build(vec![rule]);
+    assert_eq!(again.unwrap_err(), LinkRefusal::Unmerged);
+    assert_ne!(
+        replayed.lookup(&web.keys[0]).map(|n| n.id),
+        replayed.lookup(&store.keys[0]).map(|n| n.id)
+    );
+}

@@ -111,6 +111,13 @@ try {
 
   await test("a demo customer is found by e-mail, with their card and cross-channel timeline", async () => {
     await open(page, "#/customers", "customers");
+    await page.fill("input[type=search]", "example.com");
+    await page.waitForSelector('#app[data-results="20"]');
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    const focused = await page.evaluate(() => document.activeElement.closest("li") ===
+      document.querySelectorAll(".results li")[1]);
+    assert.ok(focused, "arrow keys move through the results");
     await page.fill("input[type=search]", "customer42@example.com");
     await page.waitForSelector('#app[data-results="1"]');
     await page.screenshot({ path: join(shots, "customers.png"), fullPage: true });

@@ -109,7 +109,9 @@ async function customers() {
   const input = h("input", { type: "search", value: lastQuery, placeholder: "Search by e-mail, phone, id or name",
     "aria-label": "Search customers", autofocus: true });
   const results = h("ul", { class: "results", "aria-label": "Customers found" });
-  const main = layout("customers", h("h1", {}, "Customers"), h("div", { class: "search" }, input), results);
+  const hint = h("p", { class: "muted small" }, "Press ", h("kbd", {}, "/"), " anywhere to search, ",
+    h("kbd", {}, "Enter"), " to open the first match, ", h("kbd", {}, "↓"), " to move through the results.");
+  const main = layout("customers", h("h1", {}, "Customers"), h("div", { class: "search" }, input), hint, results);
   let timer;
   const search = async () => {
     lastQuery = input.value.trim();
@@ -130,6 +132,13 @@ async function customers() {
   input.addEventListener("keydown", event => {
     if (event.key === "Enter") results.querySelector("a")?.click();
     if (event.key === "ArrowDown") { event.preventDefault(); results.querySelector("a")?.focus(); }
+  });
+  results.addEventListener("keydown", event => {
+    const item = event.target.closest("li");
+    if (!item || !["ArrowDown", "ArrowUp"].includes(event.key)) return;
+    event.preventDefault();
+    const next = event.key === "ArrowDown" ? item.nextElementSibling : item.previousElementSibling;
+    (next?.querySelector("a") || (event.key === "ArrowUp" ? input : null))?.focus();
   });
   await search();
   input.focus();
@@ -194,14 +203,22 @@ async function customer(id) {
     engagement.length ? [h("h2", {}, "Engagement"),
       h("dl", {}, engagement.map(([ch, e]) => [h("dt", {}, ch),
         h("dd", {}, `${e.sent} sent · ${e.opened} opened · ${e.clicked} clicked · ${e.replied} replied · ${e.interactions} visits`)]))] : null);
-  const items = timeline.timeline;
+  const entry = e => h("li", { "data-channel": e.channel || "none" },
+    channelIcon(e.channel), h("time", { datetime: e.at }, when(e.at)),
+    h("div", {}, h("div", {}, e.name || e.type),
+      h("div", { class: "where" }, [e.touchpoint, e.channel].filter(Boolean).join(" · ") || "—")));
+  const list = h("ol", { class: "timeline" }, timeline.timeline.map(entry));
+  let cursor = timeline.next_cursor;
+  const more = h("button", { type: "button", class: "more", onclick: async () => {
+    const page = await api(`/api/profiles/${encodeURIComponent(id)}/timeline?limit=100&cursor=${cursor}`);
+    list.append(...page.timeline.map(entry));
+    cursor = page.next_cursor;
+    if (!cursor) more.remove();
+  } }, "Show older interactions");
   const timelinePanel = h("section", { class: "panel", "aria-label": "Timeline" },
     h("h2", {}, `Timeline · ${number(timeline.total)} interactions`),
-    items.length === 0 ? h("p", { class: "empty" }, "No interaction yet.") :
-      h("ol", { class: "timeline" }, items.map(e => h("li", { "data-channel": e.channel || "none" },
-        channelIcon(e.channel), h("time", { datetime: e.at }, when(e.at)),
-        h("div", {}, h("div", {}, e.name || e.type),
-          h("div", { class: "where" }, [e.touchpoint, e.channel].filter(Boolean).join(" · ") || "—"))))));
+    timeline.timeline.length === 0 ? h("p", { class: "empty" }, "No interaction yet.") : list,
+    cursor ? more : null);
   fill(main, h("p", {}, h("a", { href: "#/customers" }, "← Customers")),
     h("div", { class: "person" }, cardPanel, timelinePanel));
   ready("customer");

@@ -230,6 +230,21 @@ try {
     assert.equal(after[0].id, after[1].id, "one profile after");
   });
 
+  await test("a quarantined message is fixed in place and replayed", async () => {
+    await open(page, "#/quality", "quality");
+    const heading = page.locator("h2:has-text('Quarantine')");
+    const waiting = Number((await heading.innerText()).match(/\((\d+)/)[1]);
+    const row = page.locator("table.data tbody tr:has(.replay)").first();
+    await row.locator("button:has-text('Replay')").click();
+    const editor = row.locator("textarea");
+    await editor.waitFor();
+    const fixed = JSON.parse(await editor.inputValue());
+    fixed.userId = "cust-00042";
+    await editor.fill(JSON.stringify(fixed));
+    await row.locator("button:has-text('Replay fixed')").click();
+    await page.waitForSelector(`h2:has-text('Quarantine (${waiting - 1} waiting)')`);
+  });
+
   await test("each page loads again from the menu (timed)", async () => {
     for (let i = 0; i < 3; i++) {
       for (const [hash, name] of [["#/overview", "overview"], ["#/customers", "customers"],

@@ -8,13 +8,29 @@ export async function render(main) {
     api("/api/quarantine?status=pending&limit=100"), api("/api/identity/flagged"), api("/api/identity/review?status=pending"),
   ]);
   const again = () => render(main);
-  const replay = entry => h("button", { type: "button", onclick: async event => {
-    const cell = event.target.parentElement;
-    try {
-      await api(`/api/quarantine/${entry.id}/replay`, { method: "POST", body: "{}" });
-      again();
-    } catch (e) { cell.append(h("div", { class: "error", role: "alert" }, e.message)); }
-  } }, "Replay");
+  // Replay as stored; when it is still invalid, fix the message in place and replay that.
+  const replay = entry => {
+    const cell = h("div", { class: "replay" });
+    const send = async fixed => {
+      try {
+        await api(`/api/quarantine/${entry.id}/replay`, { method: "POST",
+          body: JSON.stringify(fixed ? { message: fixed } : {}) });
+        again();
+      } catch (e) {
+        const text = h("textarea", { rows: 6, cols: 60, "aria-label": `Message ${entry.id}, to fix` },
+          JSON.stringify(entry.payload, null, 2));
+        fill(cell, h("div", { class: "error", role: "alert" }, e.message), text,
+          h("button", { type: "button", class: "primary", onclick: () => {
+            let message;
+            try { message = JSON.parse(text.value); } catch (parse) {
+              return cell.prepend(h("div", { class: "error", role: "alert" }, `Not JSON: ${parse.message}`));
+            }
+            send(message);
+          } }, "Replay fixed"));
+      }
+    };
+    return fill(cell, h("button", { type: "button", onclick: () => send(null) }, "Replay"));
+  };
   const decide = (item, decision) => h("button", { type: "button", class: decision === "accept" ? "primary" : "",
     "data-decision": decision, onclick: async () => {
       await api(`/api/identity/review/${item.id}/${decision}`, { method: "POST", body: "{}" });

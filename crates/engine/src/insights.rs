@@ -17,7 +17,6 @@ use unavoce_core::profile::segment_change;
 use unavoce_core::subscription::{
     Destination, Subscription, SubscriptionConfig, SubscriptionError,
 };
-use unavoce_intake::Observer;
 use unavoce_store::{DecisionLog, EventQuery, NewDecision, StoreError};
 
 use crate::IdentityProjection;
@@ -187,14 +186,16 @@ impl Insights {
     pub async fn step(&self, now: Timestamp) -> Result<(), StoreError> {
         let mut cursor = self.cursor.lock().await;
         loop {
-            let applied = self.identity.catch_up().await?;
-            if cursor.at >= applied {
-                return Ok(());
-            }
             let subscriptions: Vec<Arc<Subscription>> =
                 self.catalog.all().into_iter().map(|e| e.item).collect();
             if subscriptions.is_empty() {
-                cursor.at = applied;
+                // Nothing to raise, and no reason to make the identity projection
+                // catch up here, on this thread.
+                cursor.at = *self.identity.log().committed().borrow();
+                return Ok(());
+            }
+            let applied = self.identity.catch_up().await?;
+            if cursor.at >= applied {
                 return Ok(());
             }
             let page = self
@@ -315,8 +316,9 @@ impl Insights {
     }
 }
 
-impl Observer for Insights {
-    fn stored(&self, _events: Vec<(i64, Event)>) {
+impl Insights {
+    /// Wakes the reader (new events were stored).
+    pub fn nudge(&self) {
         self.wake.notify_one();
     }
 }

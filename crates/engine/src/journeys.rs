@@ -283,14 +283,15 @@ impl Journeys {
     pub async fn step(&self, now: Timestamp) -> Result<(), StoreError> {
         let mut state = self.state.lock().await;
         loop {
-            let applied = self.identity.catch_up().await?;
-            if state.cursor >= applied {
-                break;
-            }
             if self.catalog.is_empty() {
                 // No journey: nothing to read the events for, nor to resume after a
-                // restart (which starts from the end of the log then).
-                state.cursor = applied;
+                // restart (which starts from the end of the log then) — and no reason
+                // to make the identity projection catch up here, on this thread.
+                state.cursor = *self.identity.log().committed().borrow();
+                break;
+            }
+            let applied = self.identity.catch_up().await?;
+            if state.cursor >= applied {
                 break;
             }
             let page = self
@@ -971,12 +972,6 @@ impl Journeys {
                 limit,
             })
             .await
-    }
-}
-
-impl unavoce_intake::Observer for Journeys {
-    fn stored(&self, _events: Vec<(i64, Event)>) {
-        self.nudge();
     }
 }
 

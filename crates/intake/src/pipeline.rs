@@ -104,6 +104,7 @@ pub struct Intake {
     log: Arc<dyn EventLog>,
     touchpoint_channels: Arc<RwLock<TouchpointChannels>>,
     observers: Vec<Arc<dyn Observer>>,
+    wakeups: Vec<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Intake {
@@ -113,6 +114,7 @@ impl Intake {
             log,
             touchpoint_channels: Arc::default(),
             observers: Vec::new(),
+            wakeups: Vec::new(),
         }
     }
 
@@ -122,9 +124,20 @@ impl Intake {
         self
     }
 
+    /// Also calls `wake` after each append that stored events, for readers that read
+    /// the log themselves (the journey runner, the insights reader): they need to know,
+    /// not a copy of the events.
+    pub fn with_wakeup(mut self, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.wakeups.push(wake);
+        self
+    }
+
     fn tell_observers(&self, events: Vec<(i64, Event)>) {
         if events.is_empty() {
             return;
+        }
+        for wake in &self.wakeups {
+            wake();
         }
         if let Some((last, others)) = self.observers.split_last() {
             for observer in others {

@@ -128,8 +128,14 @@ impl Running {
         .await
         .map_err(failed("subscriptions"))?;
         let intake = intake
-            .with_observer(journeys.clone())
-            .with_observer(insights.clone());
+            .with_wakeup({
+                let journeys = journeys.clone();
+                Arc::new(move || journeys.nudge())
+            })
+            .with_wakeup({
+                let insights = insights.clone();
+                Arc::new(move || insights.nudge())
+            });
         let segments = Segments::open(identity.clone(), intake.clone(), &blueprint.segments)
             .await
             .map_err(failed("segments"))?;

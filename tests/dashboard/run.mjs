@@ -174,6 +174,29 @@ try {
     await page.screenshot({ path: join(shots, "touchpoints.png"), fullPage: true });
   });
 
+  await test("a touchpoint is added, edited and retired in the registry", async () => {
+    await open(page, "#/touchpoints", "touchpoints");
+    await page.click("button:has-text('Add a touchpoint')");
+    const form = page.locator("form.editor");
+    await form.locator("input[name=id]").fill("installer-app");
+    await form.locator("input[name=name]").fill("Installer app");
+    await form.locator("select[name=channel]").selectOption("app");
+    await form.locator("input[name=department]").fill("network");
+    await form.locator("input[name=needs]").fill("installation");
+    await form.locator("button[type=submit]").click();
+    // Its need is covered now: no longer "uncovered".
+    await page.waitForSelector('table.heat tr[data-need="installation"]:not(.uncovered)');
+    const row = page.locator("table.data tbody tr:has(td:text-is('installer-app'))");
+    await row.locator("button:has-text('Edit')").click();
+    await page.locator("form.editor input[name=name]").fill("Installer app (beta)");
+    await page.locator("form.editor button[type=submit]").click();
+    await page.waitForSelector("td:text-is('Installer app (beta)')");
+    await page.locator("table.data tbody tr:has(td:text-is('installer-app')) button:has-text('Retire')").click();
+    await page.waitForSelector('table.heat tr[data-need="installation"].uncovered');
+    const status = await page.evaluate(async () => (await (await fetch("/api/touchpoints/installer-app")).json()).status);
+    assert.equal(status, "retired");
+  });
+
   await test("the KPI table sorts and exports, the paths Sankey and the funnel draw", async () => {
     await open(page, "#/kpis", "kpis");
     const rows = page.locator(".kpis table.data tbody tr");

@@ -6,6 +6,12 @@ import { h, api, number, percent, table, fill } from "/assets/ui.js";
 const KINDS = ["web", "app", "email", "sms", "whatsapp", "rcs", "push", "phone", "chat", "chatbot",
   "social", "store", "kiosk", "signage", "iot", "fax", "sales-rep", "survey", "other"];
 
+/** A touchpoint as the API takes it (the listing adds fields of its own). */
+function clean(t) {
+  const fields = ["id", "name", "channel", "presence", "department", "needs", "status", "cost_per_interaction", "capacity"];
+  return Object.fromEntries(fields.filter(f => t[f] !== undefined && t[f] !== null).map(f => [f, t[f]]));
+}
+
 function editor(touchpoint, onSaved) {
   const t = touchpoint || { id: "", name: "", channel: "web", department: "", needs: [], status: "active" };
   const field = (label, input) => h("label", {}, h("span", {}, label), input);
@@ -18,9 +24,11 @@ function editor(touchpoint, onSaved) {
   const problem = h("p", { class: "error", role: "alert" });
   return h("form", { class: "panel editor", onsubmit: async event => {
     event.preventDefault();
-    const body = { ...t, id: id.value.trim(), name: name.value.trim(), channel: channel.value,
+    const body = { ...clean(t), id: id.value.trim(), name: name.value.trim(), channel: channel.value,
       department: department.value.trim(), status: status.value,
       needs: needs.value.split(",").map(n => n.trim()).filter(Boolean) };
+    // The presence shown is derived from the channel: a new channel derives its own.
+    if (body.channel !== t.channel) delete body.presence;
     try {
       await api(touchpoint ? `/api/touchpoints/${encodeURIComponent(t.id)}` : "/api/touchpoints",
         { method: touchpoint ? "PUT" : "POST", body: JSON.stringify(body) });
@@ -65,7 +73,7 @@ export async function render(main) {
     ["id", "", (id, t) => t.defined_in === "config" ? h("span", { class: "muted" }, "config file") : h("span", {},
       h("button", { type: "button", onclick: () => fill(main.querySelector(".editor-slot"), editor(t, reload)) }, "Edit"), " ",
       t.status === "retired" ? null : h("button", { type: "button", onclick: async () => {
-        await api(`/api/touchpoints/${encodeURIComponent(t.id)}`, { method: "PUT", body: JSON.stringify({ ...t, status: "retired" }) });
+        await api(`/api/touchpoints/${encodeURIComponent(t.id)}`, { method: "PUT", body: JSON.stringify({ ...clean(t), status: "retired" }) });
         reload();
       } }, "Retire"))],
   ], { sort: "id" });

@@ -771,26 +771,16 @@ async fn start_server(
         },
     )?);
     let log: Arc<dyn EventLog> = sqlite.clone();
-    let blueprint = Blueprint {
-        identity: IdentityRules::default_rules(),
-        analytics: Default::default(),
-        computed: Arc::new(unavoce_core::profile::default_computed_traits()),
-        policies: Arc::new(unavoce_core::policy::Policies::new(&Default::default())?),
-        touchpoints: Vec::new(),
-        segments: Vec::new(),
-        journeys: Vec::new(),
-        messages: Vec::new(),
-        subscriptions: Vec::new(),
-        delivery: Default::default(),
-        public_url: "http://bench".into(),
-        keys: Keys {
+    let blueprint = Blueprint::defaults(
+        Keys {
             write_keys: vec![WriteKey {
                 key: WRITE_KEY.into(),
                 source: "default".into(),
             }],
             admin_key: "bench-admin".into(),
         },
-    };
+        "http://bench",
+    )?;
     let running = Running::start(sqlite, metrics, blueprint).await?;
     let identity = running.state.identity.clone();
     identity.follow()?;

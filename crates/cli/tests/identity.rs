@@ -51,18 +51,6 @@ fn assignment(server: &Server) -> HashMap<String, String> {
     }
 }
 
-fn admin_post(server: &Server, path: &str, body: Value) -> (u16, Value) {
-    let response = ureq::post(&format!("{}{path}", server.base))
-        .header("Authorization", &format!("Bearer {ADMIN_KEY}"))
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .send_json(body)
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.into_body().read_json().unwrap())
-}
-
 #[test]
 fn resolved_profiles_match_the_truth() {
     let start = "2024-01-01T00:00:00Z".parse().unwrap();
@@ -167,10 +155,9 @@ fn unmerge_equals_a_fresh_replay_without_the_link() {
     send(&server, &data.messages);
     let profile = server.admin_get(&format!("/api/profiles/lookup?user_id={user}"));
     let id = profile["id"].as_str().unwrap().to_string();
-    let (status, split) = admin_post(
-        &server,
+    let (status, split) = server.admin_post(
         &format!("/api/profiles/{id}/unmerge"),
-        json!({"identifier": {"type": "anonymous_id", "value": cookie}}),
+        &json!({"identifier": {"type": "anonymous_id", "value": cookie}}),
     );
     assert_eq!(status, 200, "{split}");
     assert_eq!(split["profiles"].as_array().unwrap().len(), 2, "{split}");
@@ -235,36 +222,22 @@ fn unmerge_equals_a_fresh_replay_without_the_link() {
     assert_ne!(profile_after["id"], cookie_profile["id"]);
 
     // Errors say what is wrong.
-    let (status, body) = admin_post(
-        &server,
+    let (status, body) = server.admin_post(
         "/api/profiles/p-999999/unmerge",
-        json!({"identifier": {"type": "email", "value": "x@example.com"}}),
+        &json!({"identifier": {"type": "email", "value": "x@example.com"}}),
     );
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
-    let (status, body) = admin_post(
-        &server,
+    let (status, body) = server.admin_post(
         &format!("/api/profiles/{id}/unmerge"),
-        json!({"identifier": {"type": "email", "value": "nobody@example.com"}}),
+        &json!({"identifier": {"type": "email", "value": "nobody@example.com"}}),
     );
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("cannot_unmerge"))
     );
-}
-
-fn admin_post_empty(server: &Server, path: &str) -> (u16, Value) {
-    let response = ureq::post(&format!("{}{path}", server.base))
-        .header("Authorization", &format!("Bearer {ADMIN_KEY}"))
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .send_empty()
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.into_body().read_json().unwrap())
 }
 
 #[test]
@@ -297,7 +270,7 @@ fn profiles_without_a_shared_identifier_are_matched_on_their_traits() {
     send(&server, &messages);
     let before = server.admin_get("/api/stats")["profiles"].as_u64().unwrap();
 
-    let (status, report) = admin_post_empty(&server, "/api/identity/matching");
+    let (status, report) = server.admin_post_empty("/api/identity/matching");
     assert_eq!(status, 200, "{report}");
     let linked = report["linked_automatically"].as_u64().unwrap() as usize;
     let queued = report["queued_for_review"].as_u64().unwrap() as usize;
@@ -327,7 +300,7 @@ fn profiles_without_a_shared_identifier_are_matched_on_their_traits() {
     if let Some(item) = items.first() {
         let id = item["id"].as_u64().unwrap();
         let (status, decided) =
-            admin_post_empty(&server, &format!("/api/identity/review/{id}/accept"));
+            server.admin_post_empty(&format!("/api/identity/review/{id}/accept"));
         assert_eq!(status, 200, "{decided}");
         assert_eq!(decided["status"], "accepted");
         let (a, b) = (&item["a"], &item["b"]);
@@ -342,8 +315,7 @@ fn profiles_without_a_shared_identifier_are_matched_on_their_traits() {
             b["value"].as_str().unwrap()
         ));
         assert_eq!(pa["id"], pb["id"], "accepted: one profile");
-        let (status, again) =
-            admin_post_empty(&server, &format!("/api/identity/review/{id}/reject"));
+        let (status, again) = server.admin_post_empty(&format!("/api/identity/review/{id}/reject"));
         assert_eq!(
             (status, again["error"]["code"].as_str()),
             (409, Some("already_decided"))
@@ -352,7 +324,7 @@ fn profiles_without_a_shared_identifier_are_matched_on_their_traits() {
     if let Some(item) = items.get(1) {
         let id = item["id"].as_u64().unwrap();
         let (status, decided) =
-            admin_post_empty(&server, &format!("/api/identity/review/{id}/reject"));
+            server.admin_post_empty(&format!("/api/identity/review/{id}/reject"));
         assert_eq!(
             (status, decided["status"].as_str()),
             (200, Some("rejected"))
@@ -360,7 +332,7 @@ fn profiles_without_a_shared_identifier_are_matched_on_their_traits() {
     }
     // Decisions are kept: a second run proposes nothing already decided or queued, and a
     // restart replays the links to the same profiles.
-    let (_, second) = admin_post_empty(&server, "/api/identity/matching");
+    let (_, second) = server.admin_post_empty("/api/identity/matching");
     assert_eq!(second["queued_for_review"], 0, "{second}");
     let profiles = server.admin_get("/api/stats")["profiles"].clone();
     drop(server);

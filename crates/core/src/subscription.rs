@@ -77,6 +77,14 @@ impl Destination {
     }
 }
 
+impl Destination {
+    /// Whether outbox `channel` carries insights for departments (not messages to
+    /// people).
+    pub fn is_insight_channel(channel: &str) -> bool {
+        channel == "digest" || channel.starts_with("webhook:")
+    }
+}
+
 impl Subscription {
     /// Checks a subscription: its name, exactly one trigger, at least one destination,
     /// the expression's variables and the digest period.

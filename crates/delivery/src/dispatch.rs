@@ -491,15 +491,7 @@ impl Dispatcher {
         let identity = &self.platform.identity;
         let found = identity.read(|g| {
             g.profile(id).map(|node| {
-                let rules = identity.rules();
-                let address = |kind: &str| {
-                    node.identifiers
-                        .iter()
-                        .rev()
-                        .map(|(k, _)| rules.identifier_of(k))
-                        .find(|i| i.kind.as_str() == kind)
-                        .map(|i| i.value)
-                };
+                let address = |kind: &str| identity.identifier_of_kind(node, kind);
                 let wanted = match entry.channel.as_str() {
                     "email" => Some("email"),
                     "sms" | "whatsapp" | "rcs" => Some("phone"),

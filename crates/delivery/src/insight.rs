@@ -26,15 +26,7 @@ impl Dispatcher {
         };
         let found = identity.read(|g| {
             g.profile(id).map(|node| {
-                let rules = identity.rules();
-                let of = |kind: &str| {
-                    node.identifiers
-                        .iter()
-                        .rev()
-                        .map(|(k, _)| rules.identifier_of(k))
-                        .find(|i| i.kind.as_str() == kind)
-                        .map(|i| i.value)
-                };
+                let of = |kind: &str| identity.identifier_of_kind(node, kind);
                 (node.id, of("email"), of("phone"))
             })
         });

@@ -63,7 +63,7 @@ pub trait Provider: Send + Sync {
 
 /// A failure from an HTTP answer: 429 slows down (honouring `Retry-After`), other 4xx
 /// are permanent, anything else transient.
-pub(crate) fn http_failure(
+fn http_failure(
     status: reqwest::StatusCode,
     retry_after: Option<&reqwest::header::HeaderValue>,
     detail: String,
@@ -84,8 +84,52 @@ pub(crate) fn http_failure(
     }
 }
 
+/// An HTTP provider's answer, read whole.
+pub(crate) struct Answer {
+    pub status: reqwest::StatusCode,
+    retry_after: Option<reqwest::header::HeaderValue>,
+    pub text: String,
+    /// The body as JSON (`Null` when it is not).
+    pub json: Value,
+}
+
+impl Answer {
+    /// Sends `request` and reads the answer; not reaching the provider is transient.
+    pub(crate) async fn of(request: reqwest::RequestBuilder) -> Result<Answer, Failure> {
+        let answer = request.send().await.map_err(unreachable)?;
+        let status = answer.status();
+        let retry_after = answer.headers().get(reqwest::header::RETRY_AFTER).cloned();
+        let text = answer.text().await.map_err(unreachable)?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Answer {
+            status,
+            retry_after,
+            text,
+            json,
+        })
+    }
+
+    /// The failure an unsuccessful answer is, `detail` saying why.
+    pub(crate) fn failure(&self, detail: String) -> Failure {
+        http_failure(self.status, self.retry_after.as_ref(), detail)
+    }
+
+    /// A successful answer's message id, at `pointer` of its JSON.
+    pub(crate) fn accepted(&self, pointer: &str, provider: &str) -> Result<Accepted, Failure> {
+        match text_at(&self.json, pointer) {
+            Some(id) => Ok(Accepted {
+                provider_message_id: Some(id.to_string()),
+            }),
+            None => Err(Failure::Transient(format!(
+                "{provider} accepted the message but gave no id: {}",
+                excerpt(&self.text)
+            ))),
+        }
+    }
+}
+
 /// A failure to reach an HTTP provider at all.
-pub(crate) fn unreachable(e: reqwest::Error) -> Failure {
+fn unreachable(e: reqwest::Error) -> Failure {
     // The error's text may carry the URL, never credentials (they go in headers).
     Failure::Transient(format!("cannot reach the provider: {e}"))
 }

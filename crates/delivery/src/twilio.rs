@@ -3,12 +3,11 @@
 //! so Twilio reports delivery back.
 
 use async_trait::async_trait;
-use serde_json::Value;
 use unavoce_core::message::Rendering;
 
 use crate::config::{ConfigError, TwilioConfig};
 use crate::provider::{
-    Accepted, Envelope, Failure, Provider, excerpt, http_client, http_failure, text_at, unreachable,
+    Accepted, Answer, Envelope, Failure, Provider, excerpt, http_client, text_at,
 };
 
 /// The Twilio SMS provider.
@@ -73,35 +72,21 @@ impl Provider for Twilio {
         if let Some(callback) = &self.status_callback {
             form.push(("StatusCallback", callback.as_str()));
         }
-        let answer = self
+        let request = self
             .client
             .post(&self.endpoint)
             .basic_auth(&self.account_sid, Some(&self.auth_token))
             .header("Idempotency-Key", &envelope.idempotency_key)
-            .form(&form)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = answer.status();
-        let retry_after = answer.headers().get(reqwest::header::RETRY_AFTER).cloned();
-        let text = answer.text().await.map_err(unreachable)?;
-        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if !status.is_success() {
+            .form(&form);
+        let answer = Answer::of(request).await?;
+        if !answer.status.is_success() {
             // Twilio's errors: {"code": 21211, "message": "...", "more_info": "...", "status": 400}
-            let detail = match (json.get("code"), text_at(&json, "/message")) {
+            let detail = match (answer.json.get("code"), text_at(&answer.json, "/message")) {
                 (Some(code), Some(message)) => format!("Twilio error {code}: {message}"),
-                _ => excerpt(&text),
+                _ => excerpt(&answer.text),
             };
-            return Err(http_failure(status, retry_after.as_ref(), detail));
+            return Err(answer.failure(detail));
         }
-        match text_at(&json, "/sid") {
-            Some(sid) => Ok(Accepted {
-                provider_message_id: Some(sid.to_string()),
-            }),
-            None => Err(Failure::Transient(format!(
-                "Twilio accepted the message but gave no sid: {}",
-                excerpt(&text)
-            ))),
-        }
+        answer.accepted("/sid", "Twilio")
     }
 }

@@ -9,9 +9,7 @@ use sha2::Sha256;
 use unavoce_core::message::Rendering;
 
 use crate::config::{ConfigError, WebhookConfig};
-use crate::provider::{
-    Accepted, Envelope, Failure, Provider, excerpt, http_client, http_failure, unreachable,
-};
+use crate::provider::{Accepted, Answer, Envelope, Failure, Provider, excerpt, http_client};
 
 /// A webhook destination.
 pub struct Webhook {
@@ -61,14 +59,11 @@ impl Webhook {
             let now = jiff::Timestamp::now().as_second();
             request = request.header("X-Unavoce-Signature", signature(secret, now, &body));
         }
-        let answer = request.body(body).send().await.map_err(unreachable)?;
-        let status = answer.status();
-        if status.is_success() {
+        let answer = Answer::of(request.body(body)).await?;
+        if answer.status.is_success() {
             return Ok(());
         }
-        let retry_after = answer.headers().get(reqwest::header::RETRY_AFTER).cloned();
-        let text = answer.text().await.unwrap_or_default();
-        Err(http_failure(status, retry_after.as_ref(), excerpt(&text)))
+        Err(answer.failure(excerpt(&answer.text)))
     }
 }
 

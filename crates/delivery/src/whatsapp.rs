@@ -7,7 +7,7 @@ use unavoce_core::message::Rendering;
 
 use crate::config::{ConfigError, WhatsappConfig};
 use crate::provider::{
-    Accepted, Envelope, Failure, Provider, excerpt, http_client, http_failure, text_at, unreachable,
+    Accepted, Answer, Envelope, Failure, Provider, excerpt, http_client, text_at,
 };
 
 /// Graph API error codes that mean "slow down" (throughput, rate and spam limits).
@@ -76,45 +76,29 @@ impl Provider for Whatsapp {
     async fn send(&self, envelope: &Envelope) -> Result<Accepted, Failure> {
         let body = request_body(&envelope.to, &envelope.rendering, &envelope.idempotency_key)
             .ok_or_else(|| Failure::Permanent("not a WhatsApp rendering".into()))?;
-        let answer = self
+        let request = self
             .client
             .post(&self.endpoint)
             .bearer_auth(&self.access_token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = answer.status();
-        let retry_after = answer.headers().get(reqwest::header::RETRY_AFTER).cloned();
-        let text = answer.text().await.map_err(unreachable)?;
-        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if !status.is_success() {
+            .json(&body);
+        let answer = Answer::of(request).await?;
+        if !answer.status.is_success() {
             // {"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}
-            let code = json.pointer("/error/code").and_then(Value::as_i64);
-            let detail = match (code, text_at(&json, "/error/message")) {
+            let code = answer.json.pointer("/error/code").and_then(Value::as_i64);
+            let detail = match (code, text_at(&answer.json, "/error/message")) {
                 (Some(code), Some(message)) => format!("WhatsApp error {code}: {message}"),
-                _ => excerpt(&text),
+                _ => excerpt(&answer.text),
             };
-            let failure = http_failure(status, retry_after.as_ref(), detail.clone());
+            let error = format!("HTTP {}: {detail}", answer.status.as_u16());
             return Err(match code {
                 Some(c) if RATE_LIMIT_CODES.contains(&c) => Failure::RateLimited {
-                    error: format!("HTTP {}: {detail}", status.as_u16()),
+                    error,
                     retry_after: None,
                 },
-                Some(c) if TRANSIENT_CODES.contains(&c) => {
-                    Failure::Transient(format!("HTTP {}: {detail}", status.as_u16()))
-                }
-                _ => failure,
+                Some(c) if TRANSIENT_CODES.contains(&c) => Failure::Transient(error),
+                _ => answer.failure(detail),
             });
         }
-        match text_at(&json, "/messages/0/id") {
-            Some(id) => Ok(Accepted {
-                provider_message_id: Some(id.to_string()),
-            }),
-            None => Err(Failure::Transient(format!(
-                "WhatsApp accepted the message but gave no id: {}",
-                excerpt(&text)
-            ))),
-        }
+        answer.accepted("/messages/0/id", "WhatsApp")
     }
 }

@@ -572,16 +572,27 @@ impl IdentityProjection {
         &self,
         node: &unavoce_core::identity::graph::ProfileNode,
     ) -> Option<(&'static str, String)> {
-        let of_kind = |kind: &str| {
-            node.identifiers
-                .iter()
-                .map(|(k, _)| self.rules.identifier_of(k))
-                .find(|i| i.kind.as_str() == kind)
-                .map(|i| i.value)
-        };
-        of_kind("user_id")
+        self.identifier_of_kind(node, "user_id")
             .map(|v| ("userId", v))
-            .or_else(|| of_kind("anonymous_id").map(|v| ("anonymousId", v)))
+            .or_else(|| {
+                self.identifier_of_kind(node, "anonymous_id")
+                    .map(|v| ("anonymousId", v))
+            })
+    }
+
+    /// The profile's most recently linked identifier of type `kind` (`email`, `phone`,
+    /// ...): where to reach them on a channel.
+    pub fn identifier_of_kind(
+        &self,
+        node: &unavoce_core::identity::graph::ProfileNode,
+        kind: &str,
+    ) -> Option<String> {
+        node.identifiers
+            .iter()
+            .rev()
+            .map(|(k, _)| self.rules.identifier_of(k))
+            .find(|i| i.kind.as_str() == kind)
+            .map(|i| i.value)
     }
 
     /// The log a projection reads.

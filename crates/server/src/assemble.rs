@@ -40,6 +40,28 @@ pub struct Blueprint {
     pub keys: Keys,
 }
 
+impl Blueprint {
+    /// The defaults of an empty configuration file (default identity rules, computed
+    /// traits and policies; no touchpoint, segment, journey, message, subscription or
+    /// provider), with these keys and public address.
+    pub fn defaults(keys: Keys, public_url: &str) -> Result<Blueprint, AssembleError> {
+        Ok(Blueprint {
+            identity: IdentityRules::default_rules(),
+            analytics: Default::default(),
+            computed: Arc::new(unavoce_core::profile::default_computed_traits()),
+            policies: Arc::new(Policies::new(&Default::default()).map_err(failed("policies"))?),
+            touchpoints: Vec::new(),
+            segments: Vec::new(),
+            journeys: Vec::new(),
+            messages: Vec::new(),
+            subscriptions: Vec::new(),
+            delivery: DeliveryConfig::default(),
+            public_url: public_url.to_string(),
+            keys,
+        })
+    }
+}
+
 /// Why the platform could not be put together.
 #[derive(Debug, thiserror::Error)]
 #[error("{part}: {source}")]

@@ -174,6 +174,15 @@ fn message() -> MessageConfig {
     .unwrap()
 }
 
+/// E-mail through the SMTP server at `url`, from `from`.
+fn email_via(url: impl Into<String>, from: &str) -> SmtpConfig {
+    SmtpConfig {
+        url: url.into(),
+        from: from.into(),
+        ..SmtpConfig::default()
+    }
+}
+
 fn fast_retries() -> RetryConfig {
     RetryConfig {
         max_attempts: 4,
@@ -282,14 +291,7 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
 async fn an_email_reaches_a_real_smtp_server_with_both_parts_and_the_unsubscribe_headers() {
     let smtp = SmtpServer::start();
     let s = delivering(DeliveryConfig {
-        email: Some(SmtpConfig {
-            url: smtp.url(),
-            folder: None,
-            username: None,
-            password: Credential::default(),
-            from: "Acme TV <news@acme.example>".into(),
-            pace: Pace::default(),
-        }),
+        email: Some(email_via(smtp.url(), "Acme TV <news@acme.example>")),
         retry: fast_retries(),
         ..DeliveryConfig::default()
     })
@@ -714,14 +716,7 @@ async fn insights_reach_the_departments_webhook_signed_and_a_digest_by_email() {
     let care = FakeProvider::start(|_| (StatusCode::OK, "{}".into())).await;
     let smtp = SmtpServer::start();
     let delivery = DeliveryConfig {
-        email: Some(SmtpConfig {
-            url: smtp.url(),
-            folder: None,
-            username: None,
-            password: Credential::default(),
-            from: "Unavoce <insights@acme.example>".into(),
-            pace: Pace::default(),
-        }),
+        email: Some(email_via(smtp.url(), "Unavoce <insights@acme.example>")),
         webhooks: [(
             "care-desk".to_string(),
             unavoce_delivery::config::WebhookConfig {
@@ -844,14 +839,7 @@ async fn an_unread_email_falls_back_to_whatsapp_and_a_failed_whatsapp_to_sms_thr
     );
     let twilio_server = FakeProvider::start(twilio_accepts).await;
     let delivery = DeliveryConfig {
-        email: Some(SmtpConfig {
-            url: smtp.url(),
-            folder: None,
-            username: None,
-            password: Credential::default(),
-            from: "Acme <bills@acme.example>".into(),
-            pace: Pace::default(),
-        }),
+        email: Some(email_via(smtp.url(), "Acme <bills@acme.example>")),
         whatsapp: Some(whatsapp(&meta.url())),
         sms: Some(twilio(&twilio_server.url())),
         retry: fast_retries(),
@@ -912,14 +900,7 @@ async fn a_provider_that_hangs_does_not_hold_back_the_others() {
     let slow = FakeProvider::start_slow(twilio_accepts, Duration::from_secs(5)).await;
     let smtp = SmtpServer::start();
     let delivery = DeliveryConfig {
-        email: Some(SmtpConfig {
-            url: smtp.url(),
-            folder: None,
-            username: None,
-            password: Credential::default(),
-            from: "Acme <news@acme.example>".into(),
-            pace: Pace::default(),
-        }),
+        email: Some(email_via(smtp.url(), "Acme <news@acme.example>")),
         sms: Some(twilio(&slow.url())),
         retry: fast_retries(),
         ..DeliveryConfig::default()
@@ -984,14 +965,10 @@ async fn refusing_smtp_server() -> u16 {
 async fn an_address_the_mail_server_refuses_is_a_bounce_and_a_dead_letter_at_once() {
     let port = refusing_smtp_server().await;
     let s = delivering(DeliveryConfig {
-        email: Some(SmtpConfig {
-            url: format!("smtp://127.0.0.1:{port}"),
-            folder: None,
-            username: None,
-            password: Credential::default(),
-            from: "Acme <news@acme.example>".into(),
-            pace: Pace::default(),
-        }),
+        email: Some(email_via(
+            format!("smtp://127.0.0.1:{port}"),
+            "Acme <news@acme.example>",
+        )),
         retry: fast_retries(),
         ..DeliveryConfig::default()
     })

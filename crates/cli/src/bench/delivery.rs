@@ -13,7 +13,6 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use unavoce_core::audience::Audience;
-use unavoce_core::identity::IdentityRules;
 use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_delivery::config::{Credential, DeliveryConfig, Pace, SmtpConfig, WebhookConfig};
 use unavoce_engine::Broadcast;
@@ -156,21 +155,16 @@ pub(super) async fn delivery_bench(args: DeliveryBenchArgs) -> anyhow::Result<()
         store.clone(),
         Metrics::new(),
         Blueprint {
-            identity: IdentityRules::default_rules(),
-            analytics: Default::default(),
-            computed: Arc::new(unavoce_core::profile::default_computed_traits()),
             policies,
-            touchpoints: Vec::new(),
-            segments: Vec::new(),
-            journeys: Vec::new(),
             messages: vec![message],
-            subscriptions: Vec::new(),
             delivery,
-            public_url: "http://bench.invalid".into(),
-            keys: Keys {
-                write_keys: Vec::new(),
-                admin_key: "bench-admin".into(),
-            },
+            ..Blueprint::defaults(
+                Keys {
+                    write_keys: Vec::new(),
+                    admin_key: "bench-admin".into(),
+                },
+                "http://bench.invalid",
+            )?
         },
     )
     .await?;

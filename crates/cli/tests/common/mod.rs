@@ -73,18 +73,28 @@ impl Server {
 
     /// POST JSON to an admin endpoint; the status and the answer.
     pub fn admin_post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let mut response = ureq::post(&format!("{}{path}", self.base))
+        self.admin_send(path, Some(body))
+    }
+
+    /// POST with no body to an admin endpoint; the status and the answer.
+    pub fn admin_post_empty(&self, path: &str) -> (u16, Value) {
+        self.admin_send(path, None)
+    }
+
+    fn admin_send(&self, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let request = ureq::post(&format!("{}{path}", self.base))
             .header("Authorization", &format!("Bearer {ADMIN_KEY}"))
             .config()
             .http_status_as_error(false)
-            .build()
-            .send_json(body)
-            .unwrap();
+            .build();
+        let mut response = match body {
+            Some(body) => request.send_json(body),
+            None => request.send_empty(),
+        }
+        .unwrap();
         let status = response.status().as_u16();
-        (
-            status,
-            response.body_mut().read_json().unwrap_or(Value::Null),
-        )
+        let answer = response.body_mut().read_json().unwrap_or(Value::Null);
+        (status, answer)
     }
 
     /// Sends a batch to the tracking API; it must be accepted.

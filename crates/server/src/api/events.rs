@@ -35,7 +35,9 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
         .collect();
     let mut sent = 0;
     for count in state.delivery.platform_outbox().outbox_counts().await? {
-        if count.status == "sent" && !count.channel.contains(':') && count.channel != "digest" {
+        if count.status == "sent"
+            && !unavoce_core::subscription::Destination::is_insight_channel(&count.channel)
+        {
             sent += count.entries;
         }
     }

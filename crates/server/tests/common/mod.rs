@@ -10,7 +10,6 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
-use unavoce_core::identity::IdentityRules;
 use unavoce_server::{Blueprint, Keys, Metrics, Running, WriteKey, router};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
@@ -56,36 +55,20 @@ async fn open_in(
         ..options
     };
     let log = Arc::new(SqliteLog::open(dir.path(), options).unwrap());
-    let blueprint = Blueprint {
-        identity: IdentityRules::default_rules(),
-        analytics: Default::default(),
-        computed: Arc::new(unavoce_core::profile::default_computed_traits()),
-        policies: Arc::new(
-            unavoce_core::policy::Policies::new(&unavoce_core::policy::PolicyConfig::default())
-                .unwrap(),
-        ),
-        touchpoints: Vec::new(),
-        segments: Vec::new(),
-        journeys: Vec::new(),
-        messages: Vec::new(),
-        subscriptions: Vec::new(),
-        delivery: Default::default(),
-        public_url: "http://unavoce.test".into(),
-        keys: Keys {
-            write_keys: vec![
-                WriteKey {
-                    key: WRITE_KEY.into(),
-                    source: "web".into(),
-                },
-                WriteKey {
-                    key: "pos-key-000000000000".into(),
-                    source: "pos".into(),
-                },
-            ],
-            admin_key: ADMIN_KEY.into(),
-        },
+    let keys = Keys {
+        write_keys: vec![
+            WriteKey {
+                key: WRITE_KEY.into(),
+                source: "web".into(),
+            },
+            WriteKey {
+                key: "pos-key-000000000000".into(),
+                source: "pos".into(),
+            },
+        ],
+        admin_key: ADMIN_KEY.into(),
     };
-    let mut blueprint = blueprint;
+    let mut blueprint = Blueprint::defaults(keys, "http://unavoce.test").unwrap();
     customise(&mut blueprint);
     let running = Running::start(log.clone(), metrics, blueprint)
         .await

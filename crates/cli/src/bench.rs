@@ -18,7 +18,7 @@ use unavoce_core::identity::IdentityRules;
 use unavoce_core::segment::{IntakeContext, normalise};
 use unavoce_engine::IdentityProjection;
 use unavoce_server::{Blueprint, Keys, Metrics, Running, WriteKey};
-use unavoce_store::sqlite::{EventRow, bulk_insert_baseline};
+use unavoce_store::sqlite::{CommitKind, EventRow, bulk_insert_baseline};
 use unavoce_store::{Durability, EventLog, SqliteLog, SqliteOptions};
 
 #[derive(Args)]
@@ -762,8 +762,10 @@ async fn start_server(
             durability,
             on_commit: Some(Arc::new(move |info| {
                 observer.record_commit(info);
-                load.commits.fetch_add(1, Relaxed);
-                load.rows.fetch_add(info.rows as u64, Relaxed);
+                if info.kind == CommitKind::Group {
+                    load.commits.fetch_add(1, Relaxed);
+                    load.rows.fetch_add(info.rows as u64, Relaxed);
+                }
                 load.busy_micros
                     .fetch_add(info.duration.as_micros() as u64, Relaxed);
             })),

@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use unavoce_intake::IngestReport;
-use unavoce_store::sqlite::CommitInfo;
+use unavoce_store::sqlite::{CommitInfo, CommitKind};
 
 use crate::AppState;
 
@@ -96,8 +96,12 @@ impl Metrics {
         self.events_quarantined.inc_by(report.rejected.len() as u64);
     }
 
-    /// Records one group commit of the event log.
+    /// Records one group commit of the event log (the index's own commits, which no
+    /// request waits for, are not counted).
     pub fn record_commit(&self, info: CommitInfo) {
+        if info.kind != CommitKind::Group {
+            return;
+        }
         self.commit_seconds.observe(info.duration.as_secs_f64());
         self.commit_rows.observe(info.rows as f64);
     }

@@ -2,6 +2,7 @@
 //! doing group commit, a small pool of reader connections.
 
 mod checkpoint;
+mod identifiers;
 mod outbox;
 mod rows;
 mod schema;
@@ -20,7 +21,7 @@ use tokio::sync::oneshot;
 use unavoce_core::Event;
 
 pub use rows::EventRow;
-pub use writer::{CommitInfo, CommitObserver};
+pub use writer::{CommitInfo, CommitKind, CommitObserver};
 
 use self::writer::{Done, Job, Op};
 use crate::log::*;
@@ -48,6 +49,9 @@ pub struct SqliteOptions {
     pub max_rows_per_commit: usize,
     /// Called after each commit, e.g. to record its latency.
     pub on_commit: Option<CommitObserver>,
+    /// Events left unindexed by identifier before the writer indexes them (it also
+    /// does when idle); see `identifiers.rs`.
+    pub identifier_index_chunk: usize,
 }
 
 impl Default for SqliteOptions {
@@ -57,6 +61,7 @@ impl Default for SqliteOptions {
             queue_capacity: 512,
             max_rows_per_commit: 20_000,
             on_commit: None,
+            identifier_index_chunk: 10_000,
         }
     }
 }
@@ -148,9 +153,23 @@ impl SqliteLog {
             let queued = queued.clone();
             let max_rows = options.max_rows_per_commit.max(1);
             let observer = options.on_commit.clone();
+            let index = identifiers::IdentifierIndex::load(&conn, options.identifier_index_chunk)
+                .map_err(open_err)?;
             std::thread::Builder::new()
                 .name("event-log-writer".into())
-                .spawn(move || writer::run(conn, receiver, queued, max_rows, observer, committed))
+                .spawn(move || {
+                    writer::run(
+                        writer::Writer {
+                            conn,
+                            max_rows_per_commit: max_rows,
+                            observer,
+                            committed,
+                            index,
+                        },
+                        receiver,
+                        queued,
+                    )
+                })
                 .map_err(|e| OpenError::CreateDir {
                     path: dir.to_path_buf(),
                     source: e,
@@ -363,17 +382,30 @@ impl EventLog for SqliteLog {
     async fn events(&self, query: EventQuery) -> Result<EventPage, StoreError> {
         let limit = query.limit.clamp(1, 10_000);
         self.read(move |conn| {
-            let mut sql = format!("SELECT {} FROM events WHERE seq > ?1", rows::EVENT_COLUMNS);
-            let mut args: Vec<rusqlite::types::Value> = vec![query.after_seq.unwrap_or(0).into()];
-            if let Some(user_id) = query.user_id {
-                args.push(user_id.into());
-                sql.push_str(&format!(" AND user_id = ?{}", args.len()));
-            }
-            if let Some(anonymous_id) = query.anonymous_id {
-                args.push(anonymous_id.into());
-                sql.push_str(&format!(" AND anonymous_id = ?{}", args.len()));
-            }
-            sql.push_str(&format!(" ORDER BY seq LIMIT {}", limit + 1));
+            let after: rusqlite::types::Value = query.after_seq.unwrap_or(0).into();
+            let (sql, args) = match (query.user_id, query.anonymous_id) {
+                (None, None) => (
+                    format!(
+                        "SELECT {} FROM events WHERE seq > ?1 ORDER BY seq LIMIT {}",
+                        rows::EVENT_COLUMNS,
+                        limit + 1
+                    ),
+                    vec![after],
+                ),
+                (Some(user_id), anonymous_id) => {
+                    let both = anonymous_id.is_some();
+                    let mut args = vec![user_id.into(), after];
+                    args.extend(anonymous_id.map(Into::into));
+                    (
+                        identifiers::events_of_identifier_sql(true, both, limit + 1),
+                        args,
+                    )
+                }
+                (None, Some(anonymous_id)) => (
+                    identifiers::events_of_identifier_sql(false, false, limit + 1),
+                    vec![anonymous_id.into(), after],
+                ),
+            };
             let mut stmt = conn.prepare_cached(&sql)?;
             let mut events = stmt
                 .query_map(params_from_iter(args), rows::event_from_row)?
@@ -508,11 +540,13 @@ pub fn bulk_insert_baseline(
     let mut conn = Connection::open(dir.join("events.db")).map_err(storage)?;
     schema::configure(&conn, durability).map_err(storage)?;
     schema::migrate(&mut conn).map_err(storage)?;
+    let mut indexed = identifiers::indexed_through(&conn).map_err(storage)?;
     for chunk in rows.chunks(rows_per_transaction.max(1)) {
         let tx = conn.transaction().map_err(storage)?;
         for row in chunk {
             rows::insert_event(&tx, row).map_err(storage)?;
         }
+        indexed = identifiers::index_after(&tx, indexed).map_err(storage)?;
         tx.commit().map_err(storage)?;
     }
     Ok(())

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use super::Durability;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE events (
     seq          INTEGER PRIMARY KEY,
@@ -111,6 +111,28 @@ DROP INDEX outbox_due;
 CREATE INDEX outbox_lane ON outbox (channel, status, send_at);
 CREATE INDEX outbox_by_provider_message ON outbox (provider_message_id)
     WHERE provider_message_id IS NOT NULL;
+"#,
+    // Events by identifier move from indexes on the table, updated at every commit, to
+    // an index table the writer fills in chunks (see `identifiers.rs`).
+    r#"
+DROP INDEX events_by_user_id;
+DROP INDEX events_by_anonymous_id;
+CREATE TABLE event_identifiers (
+    kind  INTEGER NOT NULL, -- 0 userId, 1 anonymousId
+    value TEXT    NOT NULL,
+    seq   INTEGER NOT NULL,
+    PRIMARY KEY (kind, value, seq)
+) WITHOUT ROWID;
+CREATE TABLE index_progress (
+    name    TEXT PRIMARY KEY,
+    through INTEGER NOT NULL -- every event up to this seq is indexed
+) WITHOUT ROWID;
+INSERT INTO event_identifiers (kind, value, seq)
+    SELECT 0, user_id, seq FROM events WHERE user_id IS NOT NULL;
+INSERT INTO event_identifiers (kind, value, seq)
+    SELECT 1, anonymous_id, seq FROM events WHERE anonymous_id IS NOT NULL;
+INSERT INTO index_progress (name, through)
+    SELECT 'event_identifiers', coalesce(max(seq), 0) FROM events;
 "#,
 ];
 

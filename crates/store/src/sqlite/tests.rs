@@ -265,3 +265,181 @@ async fn events_by_position_settings_and_the_committed_watch() {
         "the watch starts at the newest event"
     );
 }
+
+fn sent_by(id: &str, user: Option<&str>, anonymous: Option<&str>) -> Event {
+    let mut message = json!({"type": "track", "event": "Viewed", "messageId": id});
+    if let Some(user) = user {
+        message["userId"] = json!(user);
+    }
+    if let Some(anonymous) = anonymous {
+        message["anonymousId"] = json!(anonymous);
+    }
+    normalise(
+        message.as_object().unwrap().clone(),
+        &IntakeContext::new("2024-05-01T10:00:00Z".parse().unwrap(), "test"),
+        || unreachable!(),
+    )
+    .unwrap()
+}
+
+/// The log of `events_by_identifier_*`: seq 1..=8, of u1 (with a1 or a2), u2 and a1 alone.
+fn identifier_log() -> Vec<Event> {
+    vec![
+        sent_by("m1", Some("u1"), Some("a1")),
+        sent_by("m2", Some("u2"), None),
+        sent_by("m3", None, Some("a1")),
+        sent_by("m4", Some("u1"), None),
+        sent_by("m5", Some("u1"), Some("a2")),
+        sent_by("m6", Some("u2"), Some("a1")),
+        sent_by("m7", Some("u1"), Some("a1")),
+        sent_by("m8", None, Some("a1")),
+    ]
+}
+
+fn seqs_of(conn: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Vec<i64> {
+    let mut statement = conn.prepare(sql).unwrap();
+    statement
+        .query_map(args, |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+#[test]
+fn events_by_identifier_come_from_the_index_and_the_unindexed_tail_in_one_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = Connection::open(dir.path().join("events.db")).unwrap();
+    schema::migrate(&mut conn).unwrap();
+    let tx = conn.transaction().unwrap();
+    for (i, event) in identifier_log().iter().enumerate() {
+        rows::insert_event(&tx, &EventRow::from_event(event).unwrap()).unwrap();
+        if i == 3 {
+            // The first four are indexed; the rest are the unindexed tail.
+            assert_eq!(identifiers::index_after(&tx, 0).unwrap(), 4);
+        }
+    }
+    tx.commit().unwrap();
+    assert_eq!(identifiers::indexed_through(&conn).unwrap(), 4);
+
+    for (limit, by_user, both, args, expected) in [
+        (10, true, false, vec!["u1", "0"], vec![1, 4, 5, 7]),
+        (10, true, false, vec!["u1", "4"], vec![5, 7]),
+        (10, true, false, vec!["u1", "1"], vec![4, 5, 7]),
+        (2, true, false, vec!["u1", "1"], vec![4, 5]),
+        (10, false, false, vec!["a1", "0"], vec![1, 3, 6, 7, 8]),
+        (10, true, true, vec!["u1", "0", "a1"], vec![1, 7]),
+        (10, true, true, vec!["u2", "0", "a1"], vec![6]),
+        (10, true, false, vec!["nobody", "0"], vec![]),
+    ] {
+        let sql = identifiers::events_of_identifier_sql(by_user, both, limit);
+        let cursor: i64 = args[1].parse().unwrap();
+        let mut bound: Vec<&dyn rusqlite::ToSql> = vec![&args[0], &cursor];
+        if both {
+            bound.push(&args[2]);
+        }
+        assert_eq!(seqs_of(&conn, &sql, &bound), expected, "{args:?}");
+
+        let plan = seqs_plan(&conn, &sql, &bound);
+        assert!(
+            !plan.contains("SCAN") && !plan.contains("TEMP B-TREE"),
+            "the statement reads the index and the tail's range only, in order: {plan}"
+        );
+    }
+}
+
+fn seqs_plan(conn: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> String {
+    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    statement
+        .query_map(args, |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap()
+        .join("; ")
+}
+
+/// Every `seq` of `user`'s events, read two to a page.
+async fn pages_of(log: &SqliteLog, user: &str) -> Vec<i64> {
+    let mut query = EventQuery {
+        user_id: Some(user.into()),
+        limit: 2,
+        ..Default::default()
+    };
+    let mut seqs = Vec::new();
+    loop {
+        let page = log.events(query.clone()).await.unwrap();
+        seqs.extend(page.events.iter().map(|e| e.seq));
+        match page.next_cursor {
+            Some(cursor) => query.after_seq = Some(cursor),
+            None => return seqs,
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_by_identifier_are_indexed_in_chunks_and_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        identifier_index_chunk: 3,
+        ..SqliteOptions::default()
+    };
+    let log = SqliteLog::open(dir.path(), options).unwrap();
+    let progress = || {
+        let conn = Connection::open(dir.path().join("events.db")).unwrap();
+        identifiers::indexed_through(&conn).unwrap()
+    };
+    let of_u1 = [1, 4, 5, 7];
+    for (i, event) in identifier_log().into_iter().enumerate() {
+        log.append(&AppendBatch {
+            events: vec![event],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let seq = i as i64 + 1;
+        let expected: Vec<i64> = of_u1.into_iter().filter(|s| *s <= seq).collect();
+        assert_eq!(pages_of(&log, "u1").await, expected, "after event {seq}");
+    }
+    assert!(
+        progress() >= 6,
+        "a chunk of three is indexed after its commit"
+    );
+    let mut waited = 0;
+    while progress() < 8 && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(progress(), 8, "the writer indexes the rest once idle");
+    assert_eq!(pages_of(&log, "u1").await, of_u1);
+    log.close().await;
+}
+
+#[tokio::test]
+async fn a_log_from_before_the_identifier_index_is_indexed_when_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = Connection::open(dir.path().join("events.db")).unwrap();
+    let tx = conn.transaction().unwrap();
+    for migration in &schema::MIGRATIONS[..5] {
+        tx.execute_batch(migration).unwrap();
+    }
+    tx.pragma_update(None, "user_version", 5).unwrap();
+    for event in identifier_log() {
+        rows::insert_event(&tx, &EventRow::from_event(&event).unwrap()).unwrap();
+    }
+    tx.commit().unwrap();
+    drop(conn);
+
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert_eq!(pages_of(&log, "u1").await, [1, 4, 5, 7]);
+    let conn = Connection::open(dir.path().join("events.db")).unwrap();
+    assert_eq!(identifiers::indexed_through(&conn).unwrap(), 8);
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' \
+             AND name LIKE 'events_by_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0, "the per-commit indexes are gone");
+    log.close().await;
+}

@@ -7,13 +7,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
+use super::identifiers::IdentifierIndex;
 use super::rows::{EventRow, insert_event, insert_quarantine, micros};
 use crate::decisions::NewDecision;
 use crate::journeys::JourneyRun;
@@ -27,8 +28,19 @@ pub struct CommitInfo {
     pub duration: Duration,
     /// Requests answered by this commit.
     pub requests: usize,
-    /// Rows written (events, duplicates and quarantine entries).
+    /// Rows written (events, duplicates and quarantine entries), or indexed.
     pub rows: usize,
+    /// What was committed.
+    pub kind: CommitKind,
+}
+
+/// What a commit of the writer was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitKind {
+    /// A group of requests, answered after it.
+    Group,
+    /// A chunk of events indexed by identifier, which no request waits for.
+    Index,
 }
 
 /// Called after every commit.
@@ -111,18 +123,58 @@ struct Tally {
     quarantined_total: i64,
 }
 
-pub(crate) fn run(
-    mut conn: Connection,
-    jobs: Receiver<Job>,
-    queued: Arc<AtomicUsize>,
-    max_rows_per_commit: usize,
-    observer: Option<CommitObserver>,
-    committed: tokio::sync::watch::Sender<i64>,
-) {
-    while let Ok(first) = jobs.recv() {
+/// What the writer thread owns.
+pub(crate) struct Writer {
+    pub conn: Connection,
+    /// Rows gathered into one commit at most.
+    pub max_rows_per_commit: usize,
+    pub observer: Option<CommitObserver>,
+    /// Tells readers the last committed `seq`.
+    pub committed: tokio::sync::watch::Sender<i64>,
+    pub index: IdentifierIndex,
+}
+
+impl Writer {
+    fn catch_up_index(&mut self) {
+        let started = Instant::now();
+        let indexed = self.index.catch_up(&mut self.conn);
+        if let Some(observe) = &self.observer
+            && indexed > 0
+        {
+            observe(CommitInfo {
+                duration: started.elapsed(),
+                requests: 0,
+                rows: indexed,
+                kind: CommitKind::Index,
+            });
+        }
+    }
+}
+
+/// How long the writer waits for work before it indexes what is unindexed.
+const INDEX_WHEN_IDLE_FOR: Duration = Duration::from_millis(100);
+
+pub(crate) fn run(mut writer: Writer, jobs: Receiver<Job>, queued: Arc<AtomicUsize>) {
+    loop {
+        let last_seq = *writer.committed.borrow();
+        let first = if writer.index.is_behind(last_seq) {
+            match jobs.recv_timeout(INDEX_WHEN_IDLE_FOR) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    writer.catch_up_index();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        };
         let mut group = vec![first];
         let mut rows = group[0].rows();
-        while rows < max_rows_per_commit {
+        while rows < writer.max_rows_per_commit {
             match jobs.try_recv() {
                 Ok(job) => {
                     rows += job.rows();
@@ -136,10 +188,10 @@ pub(crate) fn run(
         let started = Instant::now();
         let (ops, replies): (Vec<Op>, Vec<_>) = group.into_iter().map(|j| (j.op, j.reply)).unzip();
         let replies_len = replies.len();
-        match commit(&mut conn, ops) {
+        match commit(&mut writer.conn, ops) {
             Ok((results, last_seq)) => {
-                if last_seq > *committed.borrow() {
-                    committed.send_replace(last_seq);
+                if last_seq > *writer.committed.borrow() {
+                    writer.committed.send_replace(last_seq);
                 }
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
@@ -152,13 +204,21 @@ pub(crate) fn run(
                 }
             }
         }
-        if let Some(observe) = &observer {
+        if let Some(observe) = &writer.observer {
             observe(CommitInfo {
                 duration: started.elapsed(),
                 requests: replies_len,
                 rows,
+                kind: CommitKind::Group,
             });
         }
+        if writer.index.is_due(*writer.committed.borrow()) {
+            writer.catch_up_index();
+        }
+    }
+    // Leave nothing unindexed at a clean stop.
+    if writer.index.is_behind(*writer.committed.borrow()) {
+        writer.catch_up_index();
     }
 }
 

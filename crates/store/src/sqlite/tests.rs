@@ -6,13 +6,7 @@ use unavoce_core::segment::{IntakeContext, normalise};
 use super::*;
 
 fn event(id: &str, user: &str) -> Event {
-    let message = json!({"type": "track", "event": "Viewed", "userId": user, "messageId": id});
-    normalise(
-        message.as_object().unwrap().clone(),
-        &IntakeContext::new("2024-05-01T10:00:00Z".parse().unwrap(), "test"),
-        || unreachable!(),
-    )
-    .unwrap()
+    sent_by(id, Some(user), None)
 }
 
 fn quarantined(reason: &str) -> NewQuarantineEntry {

@@ -767,6 +767,11 @@ pub async fn record_about(
     let Some(message) = about(platform, profile_id, message) else {
         return Err(RecordError::NoIdentity(profile_id.to_string()));
     };
+    record(platform, message).await
+}
+
+/// Records `message` (a Segment message with its identity) from the delivery source.
+pub async fn record(platform: &Platform, message: Map<String, Value>) -> Result<(), RecordError> {
     let report = platform
         .intake
         .record(

@@ -10,7 +10,7 @@ use unavoce_core::identity::ProfileId;
 use unavoce_store::{NewDecision, Settlement, StoreError};
 
 use crate::dispatch::{
-    DELIVERY_SOURCE, Dispatcher, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, RecordError, entry_properties,
+    Dispatcher, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, RecordError, entry_properties, record,
     record_about,
 };
 
@@ -285,18 +285,7 @@ impl Dispatcher {
                     let Value::Object(message) = event else {
                         continue;
                     };
-                    let report = self
-                        .platform()
-                        .intake
-                        .record(
-                            DELIVERY_SOURCE,
-                            vec![message],
-                            json!({"component": "delivery"}),
-                        )
-                        .await?;
-                    if let Some(r) = report.rejected.first() {
-                        return Err(RecordError::Rejected(r.message.clone()).into());
-                    }
+                    record(self.platform(), message).await?;
                 }
             }
         }

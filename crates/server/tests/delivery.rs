@@ -214,6 +214,16 @@ fn whatsapp(url: &str) -> WhatsappConfig {
     }
 }
 
+/// A server that sends SMS through `twilio_server`, retrying fast.
+async fn delivering_sms(twilio_server: &FakeProvider) -> TestServer {
+    delivering(DeliveryConfig {
+        sms: Some(twilio(&twilio_server.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await
+}
+
 async fn delivering(delivery: DeliveryConfig) -> TestServer {
     server_customised(Arc::new(move |b| {
         b.delivery = delivery.clone();
@@ -392,12 +402,7 @@ async fn an_sms_goes_out_in_twilios_format_slows_down_on_429_and_its_delivery_co
         vec![("retry-after", "1".into())],
         json!({"code": 20429, "message": "Too Many Requests", "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429}),
     );
-    let s = delivering(DeliveryConfig {
-        sms: Some(twilio(&twilio_server.url())),
-        retry: fast_retries(),
-        ..DeliveryConfig::default()
-    })
-    .await;
+    let s = delivering_sms(&twilio_server).await;
     ada(&s).await;
     broadcast(&s, "sms").await;
     let entries = settled_outbox(&s).await;
@@ -482,12 +487,7 @@ async fn a_refused_message_is_a_dead_letter_that_can_be_requeued_and_transient_f
         vec![],
         json!({"code": 21211, "message": "The 'To' number is not a valid phone number.", "status": 400}),
     );
-    let s = delivering(DeliveryConfig {
-        sms: Some(twilio(&twilio_server.url())),
-        retry: fast_retries(),
-        ..DeliveryConfig::default()
-    })
-    .await;
+    let s = delivering_sms(&twilio_server).await;
     ada(&s).await;
     broadcast(&s, "sms").await;
     let entries = settled_outbox(&s).await;
@@ -996,12 +996,7 @@ async fn an_address_the_mail_server_refuses_is_a_bounce_and_a_dead_letter_at_onc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sms_stop_withdraws_consent_and_is_confirmed_once_through_twilio() {
     let twilio_server = FakeProvider::start(twilio_accepts).await;
-    let s = delivering(DeliveryConfig {
-        sms: Some(twilio(&twilio_server.url())),
-        retry: fast_retries(),
-        ..DeliveryConfig::default()
-    })
-    .await;
+    let s = delivering_sms(&twilio_server).await;
     ada(&s).await;
     let inbound = |sid: &str, body: &str| {
         let fields: Vec<(String, String)> = [

@@ -139,7 +139,8 @@ fn variable(person: &ProfileFacts, name: &str) -> Value {
         "open_case_hours" => json!(person.open_case_hours),
         "resolved_cases" => json!(person.resolved_cases),
         "consents" => {
-            // A purpose is consented when its all-channel answer, or any channel's, is yes.
+            // A purpose is consented when it is on some channel: each line is already
+            // decided by the latest statement that applies to it.
             let mut consents: BTreeMap<&str, bool> = BTreeMap::new();
             for line in &person.consents {
                 *consents.entry(line.purpose.as_str()).or_insert(false) |= line.granted;

@@ -1114,3 +1114,117 @@ async fn a_call_center_task_is_a_signed_webhook() {
     let entries = settled_outbox(&s).await;
     assert_eq!(entries[0]["status"], "sent");
 }
+
+/// The issue's story: Ada gave promotional consent for e-mail, then said "stop all
+/// promotions" on a web form (a withdrawal that names no channel). A promotion decided
+/// before she withdrew is cancelled at send time, and no later promotion reaches her —
+/// while Bob, who only gave his e-mail consent, gets both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_all_promotions_ends_an_email_consent_given_before_it() {
+    let smtp = SmtpServer::start();
+    let smtp_url = smtp.url();
+    // No e-mail provider at first: what the gate lets through waits in the outbox.
+    let s = server_customised(Arc::new(|b| {
+        b.messages = vec![message()];
+        b.policies = daytime_policies();
+    }))
+    .await;
+    let mut batch = Vec::new();
+    for user in ["ada", "bob"] {
+        batch.push(json!({"type": "identify", "userId": user,
+            "traits": {"first_name": user, "email": format!("{user}@example.com")}}));
+        batch.push(
+            json!({"type": "track", "userId": user, "event": "Consent Given",
+            "properties": {"purpose": "promotional", "channel": "email"}}),
+        );
+    }
+    s.send_batch(batch).await;
+    let promote = |audience: &str| {
+        json!({"message": "tv-offer", "audience": audience, "purpose": "promotional",
+            "channel": "email"})
+    };
+    let answer = s
+        .admin_json("POST", "/api/broadcasts", promote("consents.promotional"))
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    assert_eq!(answer.json["outcomes"]["send"], 2, "{}", answer.json);
+
+    // "Stop all promotions", from the web form: no channel named.
+    let ada = s.profile_of("ada").await;
+    let answer = s
+        .admin_json(
+            "POST",
+            &format!("/api/profiles/{ada}/consents"),
+            json!({"purpose": "promotional", "granted": false, "touchpoint": "web-shop"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    let card = s.get(&format!("/api/profiles/{ada}/context")).await;
+    let lines = card["consents"].as_array().unwrap();
+    assert!(!lines.is_empty(), "{card}");
+    assert!(
+        lines.iter().all(|l| l["granted"] == false),
+        "every line of her card shows the withdrawal: {card}"
+    );
+
+    // The e-mail provider comes up: Ada's message, decided before she withdrew, is
+    // cancelled at send time; Bob's goes.
+    let s = s
+        .restart_with(Arc::new(move |b| {
+            b.messages = vec![message()];
+            b.policies = daytime_policies();
+            b.delivery = DeliveryConfig {
+                email: Some(email_via(smtp_url.clone(), "news@acme.example")),
+                retry: fast_retries(),
+                ..DeliveryConfig::default()
+            };
+        }))
+        .await;
+    let entries = settled_outbox(&s).await;
+    let status_of = |entries: &[Value], profile: &str| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|e| e["profile_id"] == profile)
+            .map(|e| e["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let bob = s.profile_of("bob").await;
+    assert_eq!(status_of(&entries, &ada), ["cancelled"], "{entries:?}");
+    assert_eq!(status_of(&entries, &bob), ["sent"], "{entries:?}");
+
+    // A later promotion: she is no longer in a consenting audience (a dry run shows),
+    // and one sent to everyone is refused for her at the gate with the reason.
+    let mut dry = promote("consents.promotional");
+    dry["dry_run"] = json!(true);
+    let answer = s.admin_json("POST", "/api/broadcasts", dry).await;
+    assert_eq!(answer.json["audience"], 1, "{}", answer.json);
+    let answer = s
+        .admin_json("POST", "/api/broadcasts", promote("true"))
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    let decisions = s.get(&format!("/api/decisions?profile_id={ada}")).await;
+    let latest = decisions["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|d| d["id"].as_i64())
+        .cloned()
+        .unwrap();
+    assert_eq!(latest["outcome"], "suppress", "{latest}");
+    assert_eq!(latest["reasons"][0]["code"], "no_consent", "{latest}");
+
+    // What reached the mail server once everything settled: Bob's two offers, nothing
+    // for Ada.
+    let entries = settled_outbox(&s).await;
+    assert_eq!(status_of(&entries, &bob), ["sent", "sent"], "{entries:?}");
+    let mails = smtp.wait_for(2, Duration::from_secs(20));
+    let to_ada = mails
+        .iter()
+        .filter(|m| m.contains("ada@example.com"))
+        .count();
+    let to_bob = mails
+        .iter()
+        .filter(|m| m.contains("bob@example.com"))
+        .count();
+    assert_eq!((to_ada, to_bob), (0, 2), "{mails:?}");
+}

@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use super::cases::Case;
 use super::computed::ComputedTrait;
+use super::consent::ConsentLine;
 use super::engagement::message_step;
-use super::state::{ConsentLine, LifecycleStage, ProfileFacts, ProfileState, segment_change};
+use super::state::{LifecycleStage, ProfileFacts, ProfileState, segment_change};
 use crate::event::{Event, EventType};
 use crate::identifier::Identifier;
 

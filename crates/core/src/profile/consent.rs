@@ -1,7 +1,5 @@
 //! Consents: per purpose and channel, from `Consent Given` / `Consent Withdrawn` events.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -24,12 +22,6 @@ pub struct Consent {
     pub at: Timestamp,
     /// The touchpoint it was given or withdrawn at, or the source.
     pub source: String,
-}
-
-impl Stated for Consent {
-    fn at(&self) -> Timestamp {
-        self.at
-    }
 }
 
 /// What one event says about a consent, if anything: the key and whether it is granted.
@@ -58,8 +50,39 @@ pub fn consent_statement(event: &Event) -> Option<(ConsentKey, bool)> {
     Some((ConsentKey { purpose, channel }, granted))
 }
 
-/// Current consents by purpose and channel, the latest statement by event time winning
-/// (log order breaking ties): what a profile keeps as its events arrive.
+/// What decides a purpose on a channel: the latest statement that applies to it (made
+/// for that channel, or for every channel), a withdrawal winning at equal times. Lines
+/// for one channel are already decided this way (see [`Consents::lines`]), so this is the
+/// channel's line, else the all-channel one.
+pub fn applicable<'a>(
+    lines: &'a [ConsentLine],
+    purpose: &str,
+    channel: &str,
+) -> Option<&'a ConsentLine> {
+    let line = |c: Option<&str>| {
+        lines
+            .iter()
+            .find(|l| l.purpose == purpose && l.channel.as_deref() == c)
+    };
+    line(Some(channel)).or_else(|| line(None))
+}
+
+/// One consent line: a purpose on a channel (or every channel), granted or not, as
+/// decided by the statement that applies there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsentLine {
+    pub purpose: String,
+    /// `None`: every channel not named in a line of its own.
+    pub channel: Option<String>,
+    pub granted: bool,
+    /// When the deciding statement was made.
+    pub at: Timestamp,
+    /// Where the deciding statement was made.
+    pub source: String,
+}
+
+/// Statements by purpose and channel, the latest of each by event time winning (a
+/// withdrawal at equal times, then log order): what a profile keeps as its events arrive.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Consents(Latest<ConsentKey, Consent>);
 
@@ -80,26 +103,59 @@ impl Consents {
         self.0.state(&key, consent, seq);
     }
 
-    /// Adds another profile's consents (a merge): the latest statement of each wins.
+    /// Adds another profile's statements (a merge): the latest of each wins. What a
+    /// channel is decided by is worked out when read, so merges in any order agree.
     pub fn merge(&mut self, other: Consents) {
         self.0.merge(other.0);
     }
 
-    /// Every consent, by purpose and channel.
-    pub fn iter(&self) -> impl Iterator<Item = (&ConsentKey, &Consent)> {
-        self.0.iter()
+    /// The current consents, one line per purpose and channel stated, by purpose and
+    /// channel: a channel's line carries whichever applies to it last — its own latest
+    /// statement or a later one for every channel ("stop all promotions" ends an
+    /// e-mail consent given before it) — a withdrawal winning at equal times.
+    pub fn lines(&self) -> Vec<ConsentLine> {
+        self.0
+            .iter()
+            .map(|(key, own)| {
+                let every_channel = key.channel.as_ref().and_then(|_| {
+                    self.0.get(&ConsentKey {
+                        purpose: key.purpose.clone(),
+                        channel: None,
+                    })
+                });
+                let deciding = match every_channel {
+                    Some(all) if (all.at, all.precedence()) > (own.at, own.precedence()) => all,
+                    _ => own,
+                };
+                ConsentLine {
+                    purpose: key.purpose.clone(),
+                    channel: key.channel.clone(),
+                    granted: deciding.granted,
+                    at: deciding.at,
+                    source: deciding.source.clone(),
+                }
+            })
+            .collect()
     }
 }
 
-/// Current consents from events in log order (see [`Consents`]).
-pub fn fold_consents<'a>(
-    events: impl IntoIterator<Item = &'a Event>,
-) -> BTreeMap<ConsentKey, Consent> {
+impl Stated for Consent {
+    fn at(&self) -> Timestamp {
+        self.at
+    }
+
+    fn precedence(&self) -> u8 {
+        u8::from(!self.granted)
+    }
+}
+
+/// Current consents from events in log order (see [`Consents::lines`]).
+pub fn fold_consents<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<ConsentLine> {
     let mut consents = Consents::default();
     for (seq, event) in events.into_iter().enumerate() {
         consents.apply(seq as i64, event);
     }
-    consents.0.into_values().collect()
+    consents.lines()
 }
 
 #[cfg(test)]
@@ -107,18 +163,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn allows(consents: &BTreeMap<ConsentKey, Consent>, purpose: &str, channel: &str) -> bool {
-        let key = |channel: Option<&str>| ConsentKey {
-            purpose: purpose.to_string(),
-            channel: channel.map(str::to_string),
-        };
-        consents
-            .get(&key(Some(channel)))
-            .or_else(|| consents.get(&key(None)))
-            .is_some_and(|c| c.granted)
-    }
     use crate::segment::{IntakeContext, normalise};
+
+    fn allows(lines: &[ConsentLine], purpose: &str, channel: &str) -> bool {
+        applicable(lines, purpose, channel).is_some_and(|l| l.granted)
+    }
 
     fn consent(name: &str, at: &str, props: serde_json::Value) -> Event {
         let ctx = IntakeContext::new("2024-05-10T00:00:00Z".parse().unwrap(), "test");
@@ -128,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn the_latest_statement_wins_and_a_channel_overrides_all_channels() {
+    fn the_latest_statement_for_a_key_wins_whatever_the_log_order() {
         let events = [
             consent(
                 "Consent Given",
@@ -160,5 +209,147 @@ mod tests {
         assert!(allows(&consents, "service", "whatsapp"));
         assert!(!allows(&consents, "research", "email"), "never given");
         assert_eq!(consents.len(), 3);
+    }
+
+    /// A statement of a test story: given or withdrawn, on a channel or all, at an hour.
+    fn said(granted: bool, channel: Option<&str>, hour: u8) -> Event {
+        let mut props = json!({"purpose": "promotional"});
+        if let Some(channel) = channel {
+            props["channel"] = json!(channel);
+        }
+        let name = if granted {
+            "Consent Given"
+        } else {
+            "Consent Withdrawn"
+        };
+        consent(name, &format!("2024-05-01T{hour:02}:00:00Z"), props)
+    }
+
+    /// `(story, statements in log order, may e-mail, may text)`.
+    fn stories() -> Vec<(&'static str, Vec<Event>, bool, bool)> {
+        let (all, email, sms) = (None, Some("email"), Some("sms"));
+        vec![
+            (
+                "grant e-mail, then withdraw all",
+                vec![said(true, email, 9), said(false, all, 10)],
+                false,
+                false,
+            ),
+            (
+                "withdraw all, then grant e-mail",
+                vec![said(false, all, 9), said(true, email, 10)],
+                true,
+                false,
+            ),
+            (
+                "grant all, then withdraw SMS",
+                vec![said(true, all, 9), said(false, sms, 10)],
+                true,
+                false,
+            ),
+            (
+                "withdraw SMS, then grant all",
+                vec![said(false, sms, 9), said(true, all, 10)],
+                true,
+                true,
+            ),
+            (
+                "withdraw all arriving before the earlier e-mail grant",
+                vec![said(false, all, 10), said(true, email, 9)],
+                false,
+                false,
+            ),
+            (
+                "grant e-mail and withdraw all at the same time",
+                vec![said(true, email, 9), said(false, all, 9)],
+                false,
+                false,
+            ),
+            (
+                "withdraw all and grant e-mail at the same time",
+                vec![said(false, all, 9), said(true, email, 9)],
+                false,
+                false,
+            ),
+            (
+                "grant and withdraw all at the same time",
+                vec![said(false, all, 9), said(true, all, 9)],
+                false,
+                false,
+            ),
+            (
+                "grant all, withdraw all, grant e-mail",
+                vec![
+                    said(true, all, 8),
+                    said(false, all, 9),
+                    said(true, email, 10),
+                ],
+                true,
+                false,
+            ),
+            (
+                "grant e-mail, grant all, withdraw all",
+                vec![
+                    said(true, email, 8),
+                    said(true, all, 9),
+                    said(false, all, 10),
+                ],
+                false,
+                false,
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_latest_applicable_statement_decides_and_a_withdrawal_wins_a_tie() {
+        for (story, events, email, sms) in stories() {
+            let lines = fold_consents(&events);
+            assert_eq!(
+                (
+                    allows(&lines, "promotional", "email"),
+                    allows(&lines, "promotional", "sms")
+                ),
+                (email, sms),
+                "{story}: {lines:?}"
+            );
+            // The line the card and the dashboard show for e-mail says the same.
+            if let Some(line) = lines.iter().find(|l| l.channel.as_deref() == Some("email")) {
+                assert_eq!(line.granted, email, "{story}");
+            }
+            // "Any channel" (audiences, the card's next best action) agrees.
+            assert_eq!(
+                lines.iter().any(|l| l.granted),
+                email || sms || allows(&lines, "promotional", "push"),
+                "{story}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_peoples_ledgers_merge_into_the_ledger_of_all_their_statements() {
+        for (story, events, email, sms) in stories() {
+            let whole = fold_consents(&events);
+            // Every way of splitting the statements between two people, merged both ways.
+            for split in 0..1u32 << events.len() {
+                let mut people = [Consents::default(), Consents::default()];
+                for (seq, event) in events.iter().enumerate() {
+                    people[(split >> seq & 1) as usize].apply(seq as i64, event);
+                }
+                let [a, b] = people;
+                for (mut into, from) in [(a.clone(), b.clone()), (b, a)] {
+                    into.merge(from);
+                    let merged = into.lines();
+                    assert_eq!(merged, whole, "{story}, split {split:b}");
+                    assert_eq!(
+                        (
+                            allows(&merged, "promotional", "email"),
+                            allows(&merged, "promotional", "sms")
+                        ),
+                        (email, sms),
+                        "{story}, split {split:b}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -8,11 +8,17 @@ use litemap::LiteMap;
 /// A value stated at a moment.
 pub trait Stated {
     fn at(&self) -> Timestamp;
+
+    /// Between two statements made at the same moment, the one of higher precedence wins
+    /// (a withdrawn consent outranks a given one); log order decides between equals.
+    fn precedence(&self) -> u8 {
+        0
+    }
 }
 
-/// Values by key, each the latest statement by event time, log order breaking ties, so
-/// events may arrive in any order and two people's maps merge into that of all their
-/// events.
+/// Values by key, each the latest statement by event time — then by precedence, then by
+/// log order — so events may arrive in any order and two people's maps merge into that
+/// of all their events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Latest<K, V>(LiteMap<K, (V, i64)>);
 
@@ -31,7 +37,7 @@ impl<K: Ord + Clone, V: Stated> Latest<K, V> {
     {
         match self.0.get_mut(key) {
             Some((old, old_seq)) => {
-                if (old.at(), *old_seq) <= (value.at(), seq) {
+                if (old.at(), old.precedence(), *old_seq) <= (value.at(), value.precedence(), seq) {
                     (*old, *old_seq) = (value, seq);
                 }
             }

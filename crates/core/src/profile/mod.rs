@@ -17,10 +17,12 @@ pub mod traits;
 pub use card::{ContextCard, NextBestAction, context_card};
 pub use cases::{Case, CaseEvent, CaseLog, CaseStatus, CaseTouch, case_event, case_id, fold_cases};
 pub use computed::{Aggregate, ComputedState, ComputedTrait, default_computed_traits};
-pub use consent::{Consent, ConsentKey, Consents, consent_statement, fold_consents};
+pub use consent::{
+    Consent, ConsentKey, ConsentLine, Consents, applicable, consent_statement, fold_consents,
+};
 pub use engagement::{ChannelEngagement, HourCounts, fold_engagement, message_step};
 pub use state::{
-    ConsentLine, LifecycleStage, ProfileFacts, ProfileState, SEGMENT_ENTERED, SEGMENT_EXITED,
-    SEGMENT_SOURCE, segment_change,
+    LifecycleStage, ProfileFacts, ProfileState, SEGMENT_ENTERED, SEGMENT_EXITED, SEGMENT_SOURCE,
+    segment_change,
 };
 pub use traits::{TraitValue, Traits, fold_traits};

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::cases::{Case, CaseLog, CaseStatus};
 use super::computed::{ComputedState, ComputedTrait};
-use super::consent::Consents;
+use super::consent::{self, ConsentLine, Consents};
 use super::engagement::{ChannelEngagement, count_engagement};
 use super::latest::{Latest, Stated};
 use super::traits::Traits;
@@ -59,17 +59,6 @@ pub enum LifecycleStage {
     Lapsed,
 }
 
-/// One consent line: a purpose on a channel (or every channel), granted or not.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConsentLine {
-    pub purpose: String,
-    /// `None`: every channel.
-    pub channel: Option<String>,
-    pub granted: bool,
-    pub at: Timestamp,
-    pub source: String,
-}
-
 /// A person as the rules see them at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProfileFacts {
@@ -88,22 +77,17 @@ pub struct ProfileFacts {
 }
 
 impl ProfileFacts {
-    /// Whether the person consented to `purpose` on `channel`: a statement for that
-    /// channel wins over one for every channel; no statement means no consent.
+    /// Whether the person consented to `purpose` on `channel`: the latest statement
+    /// that applies there says yes (see [`consent::applicable`]); no statement means no
+    /// consent.
     pub fn consents_to(&self, purpose: &str, channel: &str) -> bool {
         self.consent_statement(purpose, channel)
             .is_some_and(|l| l.granted)
     }
 
-    /// The statement that decides `purpose` on `channel`: the channel's own, else the
-    /// one for every channel.
+    /// The statement that decides `purpose` on `channel`.
     pub fn consent_statement(&self, purpose: &str, channel: &str) -> Option<&ConsentLine> {
-        let line = |c: Option<&str>| {
-            self.consents
-                .iter()
-                .find(|l| l.purpose == purpose && l.channel.as_deref() == c)
-        };
-        line(Some(channel)).or_else(|| line(None))
+        consent::applicable(&self.consents, purpose, channel)
     }
 }
 
@@ -240,17 +224,7 @@ impl ProfileState {
             computed_traits: self.computed.values(computed, now),
             lifecycle_stage,
             preferred_channel: stated.or(observed),
-            consents: self
-                .consents
-                .iter()
-                .map(|(key, c)| ConsentLine {
-                    purpose: key.purpose.clone(),
-                    channel: key.channel.clone(),
-                    granted: c.granted,
-                    at: c.at,
-                    source: c.source.clone(),
-                })
-                .collect(),
+            consents: self.consents.lines(),
             open_case_hours: open_cases
                 .iter()
                 .map(|c| (now - c.opened_at).as_secs_f64().max(0.0) / 3600.0)

@@ -5,10 +5,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use unavoce_core::profile::{ConsentKey, fold_consents};
+use unavoce_core::profile::{ConsentLine, fold_consents};
 
 use super::live_profile;
 use crate::AppState;
@@ -39,27 +38,15 @@ pub async fn list(
     refs.sort_by_key(|e| e.timestamp);
     let current = fold_consents(refs.iter().copied());
     // The history: each statement on its own, oldest first.
-    let history: Vec<Value> = refs
+    let history: Vec<ConsentLine> = refs
         .iter()
-        .flat_map(|e| {
-            fold_consents(std::iter::once(*e))
-                .into_iter()
-                .map(|(key, c)| statement_json(&key, c.granted, c.at, &c.source))
-        })
+        .flat_map(|e| fold_consents(std::iter::once(*e)))
         .collect();
     Ok(Json(json!({
         "profile_id": node.id,
-        "current": current
-            .iter()
-            .map(|(key, c)| statement_json(key, c.granted, c.at, &c.source))
-            .collect::<Vec<_>>(),
+        "current": current,
         "history": history,
     })))
-}
-
-fn statement_json(key: &ConsentKey, granted: bool, at: Timestamp, source: &str) -> Value {
-    json!({"purpose": key.purpose, "channel": key.channel, "granted": granted,
-        "at": at.to_string(), "source": source})
 }
 
 /// `POST /api/profiles/{id}/consents`: records a consent given or withdrawn, as a

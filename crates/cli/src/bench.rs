@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 use unavoce_core::identity::IdentityRules;
 use unavoce_core::segment::{IntakeContext, normalise};
-use unavoce_engine::IdentityProjection;
+use unavoce_projections::IdentityProjection;
 use unavoce_server::{Blueprint, Keys, Metrics, Running, WriteKey};
 use unavoce_store::sqlite::{CommitKind, EventRow, bulk_insert_baseline};
 use unavoce_store::{Durability, EventLog, SqliteLog, SqliteOptions};
@@ -537,8 +537,8 @@ async fn report_bench(args: ReportBenchArgs) -> anyhow::Result<()> {
     println!(
         "  {stored} events, {profiles} profiles; projections built from the log in {replay:.0} s; memory +{grown_mib:.0} MiB (interaction table {table_mib:.0} MiB)"
     );
-    let touchpoints = unavoce_engine::TouchpointRegistry::open(log.clone(), &registry).await?;
-    let reports = unavoce_engine::Reports::new(identity, touchpoints);
+    let touchpoints = unavoce_projections::TouchpointRegistry::open(log.clone(), &registry).await?;
+    let reports = unavoce_projections::Reports::new(identity, touchpoints);
     let period = unavoce_core::analytics::Period {
         from: Some(end - jiff::SignedDuration::from_hours(90 * 24)),
         to: Some(end),

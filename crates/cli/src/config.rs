@@ -14,7 +14,7 @@ use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_core::profile::{ComputedTrait, default_computed_traits};
 use unavoce_core::subscription::{Subscription, SubscriptionConfig};
 use unavoce_delivery::DeliveryConfig;
-use unavoce_engine::SegmentDefinition;
+use unavoce_projections::SegmentDefinition;
 use unavoce_store::Durability;
 
 /// The whole configuration file. Every section is optional.

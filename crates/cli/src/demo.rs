@@ -96,7 +96,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         quarantined += report.rejected.len();
     }
     // Store forms that share no identifier with a web account: matched on their traits.
-    let identity = unavoce_engine::IdentityProjection::open(
+    let identity = unavoce_projections::IdentityProjection::open(
         log.clone(),
         demo_identity_rules()?,
         Default::default(),
@@ -107,12 +107,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .run_matching()
         .await
         .map_err(|e| anyhow::anyhow!("matching failed: {e}"))?;
-    let registry = unavoce_engine::TouchpointRegistry::open(log.clone(), &touchpoints).await?;
+    let registry = unavoce_projections::TouchpointRegistry::open(log.clone(), &touchpoints).await?;
     let engagement =
-        unavoce_engine::Engagement::new(identity.clone(), log.clone(), config.policies()?);
+        unavoce_engagement::Engagement::new(identity.clone(), log.clone(), config.policies()?);
     let promotion = engagement
         .broadcast(
-            &unavoce_engine::Broadcast {
+            &unavoce_engagement::Broadcast {
                 message: "tv-sport-launch".into(),
                 audience: unavoce_core::audience::Audience::parse("stage != 'lapsed'")?,
                 purpose: "promotional".into(),
@@ -129,7 +129,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // until the server starts, then the e-mails land in the mailbox folder.
     let offer = engagement
         .broadcast(
-            &unavoce_engine::Broadcast {
+            &unavoce_engagement::Broadcast {
                 message: "tv-sport-launch".into(),
                 audience: unavoce_core::audience::Audience::parse(
                     "consents.promotional && open_cases == 0",
@@ -144,7 +144,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Timestamp::now(),
         )
         .await?;
-    let reports = unavoce_engine::Reports::new(identity, registry);
+    let reports = unavoce_projections::Reports::new(identity, registry);
     let mut sizes = Vec::new();
     for segment in &config.segments {
         let audience = unavoce_core::audience::Audience::parse(&segment.expression)?;
@@ -217,7 +217,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 struct DemoConfig<'a> {
     delivery: &'a unavoce_delivery::DeliveryConfig,
     messages: &'a [unavoce_core::message::MessageConfig],
-    segments: &'a [unavoce_engine::SegmentDefinition],
+    segments: &'a [unavoce_projections::SegmentDefinition],
     journeys: &'a [unavoce_core::journey::JourneyConfig],
     subscriptions: &'a [unavoce_core::subscription::SubscriptionConfig],
     touchpoints: &'a [Touchpoint],
@@ -259,7 +259,7 @@ fn subscriptions() -> anyhow::Result<Vec<unavoce_core::subscription::Subscriptio
 
 /// Segments a telecom's teams would keep: customers with a problem, those who want
 /// offers, loyal ones.
-fn segments() -> Vec<unavoce_engine::SegmentDefinition> {
+fn segments() -> Vec<unavoce_projections::SegmentDefinition> {
     [
         (
             "open-problem",
@@ -280,7 +280,7 @@ fn segments() -> Vec<unavoce_engine::SegmentDefinition> {
     ]
     .into_iter()
     .map(
-        |(name, expression, description)| unavoce_engine::SegmentDefinition {
+        |(name, expression, description)| unavoce_projections::SegmentDefinition {
             name: name.into(),
             expression: expression.into(),
             description: Some(description.into()),

@@ -8,7 +8,7 @@ use clap::Args;
 use unavoce_core::Identifier;
 use unavoce_core::identity::IdentityRules;
 use unavoce_core::profile::context_card;
-use unavoce_engine::IdentityProjection;
+use unavoce_projections::IdentityProjection;
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 use crate::config;

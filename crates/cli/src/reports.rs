@@ -13,7 +13,7 @@ use unavoce_core::analytics::tabular::{
 };
 use unavoce_core::analytics::{Period, parse_time};
 use unavoce_core::audience::Audience;
-use unavoce_engine::{AudienceMembers, IdentityProjection, Reports, TouchpointRegistry};
+use unavoce_projections::{AudienceMembers, IdentityProjection, Reports, TouchpointRegistry};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 use crate::config;
@@ -219,10 +219,10 @@ pub async fn kpis(args: KpiArgs) -> anyhow::Result<()> {
 pub async fn journeys(args: JourneyArgs) -> anyhow::Result<()> {
     match args.report {
         JourneyReport::Paths { steps, top, common } => {
-            if !(1..=unavoce_engine::MAX_PATH_STEPS).contains(&steps) {
+            if !(1..=unavoce_projections::MAX_PATH_STEPS).contains(&steps) {
                 bail!(
                     "--steps must be between 1 and {}",
-                    unavoce_engine::MAX_PATH_STEPS
+                    unavoce_projections::MAX_PATH_STEPS
                 );
             }
             let o = open(&common).await?;

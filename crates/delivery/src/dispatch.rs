@@ -21,8 +21,9 @@ use tokio::task::JoinSet;
 use unavoce_core::identity::ProfileId;
 use unavoce_core::message::{MessageConfig, Rendering, SmsTemplate, WhatsAppTemplate};
 use unavoce_core::policy::Policies;
-use unavoce_engine::{IdentityProjection, Messages};
+use unavoce_engagement::Messages;
 use unavoce_intake::Intake;
+use unavoce_projections::IdentityProjection;
 use unavoce_store::{DecisionLog, Outbox, OutboxEntry, Settlement, StoreError};
 
 use crate::backoff::{jitter, retry_delay};

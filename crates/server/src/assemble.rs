@@ -14,11 +14,11 @@ use unavoce_core::policy::Policies;
 use unavoce_core::profile::ComputedTrait;
 use unavoce_core::subscription::SubscriptionConfig;
 use unavoce_delivery::{DeliveryConfig, Dispatcher, OPT_OUT_MESSAGE, opt_out_message};
-use unavoce_engine::{
-    Destinations, Engagement, IdentityProjection, Insights, Journeys, Messages, Reports,
-    SegmentDefinition, Segments, TouchpointRegistry,
-};
+use unavoce_engagement::{Destinations, Engagement, Insights, Journeys, Messages};
 use unavoce_intake::Intake;
+use unavoce_projections::{
+    IdentityProjection, Reports, SegmentDefinition, Segments, TouchpointRegistry,
+};
 use unavoce_store::{DecisionLog, EventLog, JourneyStore, Outbox};
 
 use crate::{AppState, Keys, Metrics};

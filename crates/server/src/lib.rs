@@ -39,21 +39,21 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub metrics: Arc<Metrics>,
     /// The identity graph, kept current from the log.
-    pub identity: Arc<unavoce_engine::IdentityProjection>,
+    pub identity: Arc<unavoce_projections::IdentityProjection>,
     /// The message catalog.
-    pub messages: Arc<unavoce_engine::Messages>,
+    pub messages: Arc<unavoce_engagement::Messages>,
     /// Journeys and their runs.
-    pub journeys: Arc<unavoce_engine::Journeys>,
+    pub journeys: Arc<unavoce_engagement::Journeys>,
     /// Department subscriptions: insights routed to departments.
-    pub insights: Arc<unavoce_engine::Insights>,
+    pub insights: Arc<unavoce_engagement::Insights>,
     /// Segments, kept current as events arrive.
-    pub segments: Arc<unavoce_engine::Segments>,
+    pub segments: Arc<unavoce_projections::Segments>,
     /// The registered touchpoints, from the config file and the API.
-    pub touchpoints: Arc<unavoce_engine::TouchpointRegistry>,
+    pub touchpoints: Arc<unavoce_projections::TouchpointRegistry>,
     /// KPIs, journeys and the census.
-    pub reports: Arc<unavoce_engine::Reports>,
+    pub reports: Arc<unavoce_projections::Reports>,
     /// Messages through the policy gate.
-    pub engagement: Arc<unavoce_engine::Engagement>,
+    pub engagement: Arc<unavoce_engagement::Engagement>,
     /// The policy gate's decisions.
     pub decisions: Arc<dyn unavoce_store::DecisionLog>,
     /// The outbox worker, its providers and what comes back from them.

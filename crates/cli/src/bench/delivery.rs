@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use unavoce_core::audience::Audience;
 use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_delivery::config::{Credential, DeliveryConfig, Pace, SmtpConfig, WebhookConfig};
-use unavoce_engine::Broadcast;
+use unavoce_engagement::Broadcast;
 use unavoce_server::{Blueprint, Keys, Metrics, Running};
 use unavoce_store::{Outbox, OutboxQuery, SqliteLog, SqliteOptions};
 

@@ -10,10 +10,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use unavoce_core::audience::Audience;
 use unavoce_core::identity::IdentityRules;
-use unavoce_engine::{
-    Broadcast, Engagement, IdentityProjection, Reports, SegmentDefinition, Segments,
-};
+use unavoce_engagement::{Broadcast, Engagement};
 use unavoce_intake::{Intake, Item, ItemBody, Submission};
+use unavoce_projections::{IdentityProjection, Reports, SegmentDefinition, Segments};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 use super::{current_rss_kib, load_journeys, median, peak_rss_kib};
@@ -98,7 +97,7 @@ pub(super) async fn decision_bench(args: DecisionBenchArgs) -> anyhow::Result<()
     // Baseline: every person's facts read once, as any audience evaluation does.
     let reports = Reports::new(
         identity.clone(),
-        unavoce_engine::TouchpointRegistry::open(log.clone(), &[]).await?,
+        unavoce_projections::TouchpointRegistry::open(log.clone(), &[]).await?,
     );
     let everyone = Audience::parse("true")?;
     let engagement = Engagement::new(

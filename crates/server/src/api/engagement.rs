@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use unavoce_core::audience::Audience;
-use unavoce_engine::Broadcast;
+use unavoce_engagement::Broadcast;
 use unavoce_store::DecisionQuery;
 
 use super::parse_param;

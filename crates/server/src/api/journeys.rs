@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use unavoce_core::journey::{Journey, JourneyConfig};
-use unavoce_engine::JourneyDefinitionError;
+use unavoce_engagement::JourneyDefinitionError;
 
 use super::{count_param, limit_param};
 use crate::AppState;

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use unavoce_core::message::MessageConfig;
-use unavoce_engine::{CatalogEntry, MessageDefinitionError};
+use unavoce_engagement::{CatalogEntry, MessageDefinitionError};
 
 use super::profile_id;
 use crate::AppState;

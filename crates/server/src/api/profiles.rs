@@ -12,7 +12,7 @@ use unavoce_core::Identifier;
 use unavoce_core::identity::graph::ProfileNode;
 use unavoce_core::identity::{IdentityRules, ProfileId};
 use unavoce_core::profile::fold_traits;
-use unavoce_engine::UnmergeError;
+use unavoce_projections::UnmergeError;
 
 use super::parse_param;
 use crate::AppState;
@@ -311,8 +311,8 @@ pub async fn decide(
     Ok(Json(json!(item)))
 }
 
-fn review_error(e: unavoce_engine::ReviewError) -> ApiError {
-    use unavoce_engine::{LinkError, ReviewError};
+fn review_error(e: unavoce_projections::ReviewError) -> ApiError {
+    use unavoce_projections::{LinkError, ReviewError};
     match e {
         ReviewError::NotFound(_) => ApiError::not_found(e.to_string()),
         ReviewError::AlreadyDecided(_) => {

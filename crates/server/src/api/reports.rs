@@ -17,7 +17,7 @@ use unavoce_core::analytics::tabular::{
 };
 use unavoce_core::analytics::{Period, parse_time};
 use unavoce_core::audience::Audience;
-use unavoce_engine::AudienceMembers;
+use unavoce_projections::AudienceMembers;
 
 use super::parse_param;
 use crate::AppState;
@@ -54,12 +54,12 @@ pub async fn channel_kpis(
 /// frequent whole paths.
 pub async fn paths(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
     let steps = parse_param::<usize>("steps", p.get("steps"))?.unwrap_or(4);
-    if !(1..=unavoce_engine::MAX_PATH_STEPS).contains(&steps) {
+    if !(1..=unavoce_projections::MAX_PATH_STEPS).contains(&steps) {
         return Err(ApiError::bad_request(
             "invalid_parameter",
             format!(
                 "`steps` must be between 1 and {}",
-                unavoce_engine::MAX_PATH_STEPS
+                unavoce_projections::MAX_PATH_STEPS
             ),
         ));
     }

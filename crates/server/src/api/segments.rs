@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use unavoce_core::identity::ProfileId;
-use unavoce_engine::{SegmentDefinition, SegmentError};
+use unavoce_projections::{SegmentDefinition, SegmentError};
 
 use super::limit_param;
 use crate::AppState;

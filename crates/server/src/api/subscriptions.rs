@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use unavoce_core::subscription::SubscriptionConfig;
-use unavoce_engine::SubscriptionDefinitionError;
+use unavoce_engagement::SubscriptionDefinitionError;
 
 use crate::AppState;
 use crate::error::ApiError;

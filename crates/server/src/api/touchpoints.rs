@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use unavoce_core::Touchpoint;
-use unavoce_engine::{Origin, RegistryError};
+use unavoce_projections::{Origin, RegistryError};
 
 use crate::AppState;
 use crate::error::ApiError;

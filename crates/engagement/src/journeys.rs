@@ -22,9 +22,7 @@ use unavoce_core::identity::{ProfileId, extract};
 use unavoce_core::journey::{
     Action, Delivery, Halt, Journey, JourneyConfig, JourneyError, Progress, Trigger, Wake, delivery,
 };
-use unavoce_core::policy::{
-    Decision, Outcome, OutgoingMessage, PastSend, Policies, choose_channel, decide,
-};
+use unavoce_core::policy::{Decision, Outcome, PastSend, Policies};
 use unavoce_core::profile::{ProfileFacts, ProfileState, message_step, segment_change};
 use unavoce_core::{Event, EventType};
 use unavoce_intake::Intake;
@@ -32,10 +30,11 @@ use unavoce_store::{
     DecisionLog, EventQuery, JourneyRun, JourneyStore, NewDecision, RunCount, RunQuery, StoreError,
 };
 
-use crate::catalog::{Catalog, CatalogError, Definition};
-use crate::engagement::{outcome_name, send_history};
-use crate::people::{People, Person};
-use crate::{IdentityProjection, Messages};
+use crate::Messages;
+use crate::gate::{Ask, Gate, Gated, outcome_name};
+use unavoce_projections::IdentityProjection;
+use unavoce_projections::catalog::{Catalog, CatalogError, Definition};
+use unavoce_projections::{People, Person};
 
 /// The log position the runner has handled.
 const CURSOR_SETTING: &str = "engagement.journeys.cursor";
@@ -44,7 +43,11 @@ pub const JOURNEY_SOURCE: &str = "journeys";
 /// Events read per step.
 const PAGE: usize = 1_000;
 
-impl Definition for Journey {
+/// The catalog's kind for journeys.
+pub(crate) struct JourneyKind;
+
+impl Definition for JourneyKind {
+    type Item = Journey;
     type Config = JourneyConfig;
     type Error = JourneyError;
     const SETTING: &'static str = "engagement.journeys";
@@ -52,11 +55,11 @@ impl Definition for Journey {
     fn name(config: &JourneyConfig) -> &str {
         &config.name
     }
-    fn compile(config: JourneyConfig) -> Result<Self, JourneyError> {
+    fn compile(config: JourneyConfig) -> Result<Journey, JourneyError> {
         Journey::new(config)
     }
-    fn config(&self) -> &JourneyConfig {
-        &self.config
+    fn config(item: &Journey) -> &JourneyConfig {
+        &item.config
     }
 }
 
@@ -178,11 +181,10 @@ pub struct Journeys {
     identity: Arc<IdentityProjection>,
     intake: Intake,
     store: Arc<dyn JourneyStore>,
-    decisions: Arc<dyn DecisionLog>,
-    policies: Arc<Policies>,
+    gate: Gate,
     /// The message catalog: which channels a journey's message can go out on.
     messages: Arc<Messages>,
-    catalog: Catalog<Journey>,
+    catalog: Catalog<JourneyKind>,
     state: tokio::sync::Mutex<Runs>,
     wake: tokio::sync::Notify,
 }
@@ -200,7 +202,7 @@ impl Journeys {
         configured: &[JourneyConfig],
     ) -> Result<Arc<Self>, JourneyDefinitionError> {
         let log = identity.log().clone();
-        let catalog: Catalog<Journey> = Catalog::open(&*log, configured).await?;
+        let catalog: Catalog<JourneyKind> = Catalog::open(&*log, configured).await?;
         let cursor = match log.setting(CURSOR_SETTING).await? {
             Some(value) => value.as_i64().unwrap_or(0),
             // A first start: journeys react to what happens from now on.
@@ -238,8 +240,7 @@ impl Journeys {
             identity,
             intake,
             store,
-            decisions,
-            policies,
+            gate: Gate::new(policies, decisions),
             messages,
             catalog,
             state: tokio::sync::Mutex::new(runs),
@@ -525,7 +526,7 @@ impl Journeys {
                 &mut progress,
                 wake,
                 &facts,
-                &self.policies,
+                self.gate.policies(),
                 now,
                 &mut actions,
             );
@@ -602,7 +603,8 @@ impl Journeys {
         Ok(())
     }
 
-    /// Decides a journey's message for a person through the gate.
+    /// Decides a journey's message for a person through the gate: the decision to
+    /// record, and the channels to fall back to.
     #[allow(clippy::too_many_arguments)]
     async fn decide(
         &self,
@@ -615,27 +617,12 @@ impl Journeys {
         now: Timestamp,
     ) -> Result<(NewDecision, Vec<String>), StoreError> {
         let history = self.history(profile, now).await?;
-        let (channel, fallbacks, decision) = self.gate(
-            journey.name(),
-            facts,
-            reachable,
-            &history,
-            (message, purpose, channel),
-            now,
-        );
-        let decision = NewDecision {
-            profile_id: run.profile_id.clone(),
-            message: message.clone(),
-            purpose: purpose.clone(),
-            channel,
-            journey: Some(journey.name().to_string()),
-            broadcast: None,
-            decided_at: now,
-            outcome: outcome_name(decision.outcome).to_string(),
-            send_at: decision.send_at,
-            reasons: json!(decision.reasons),
-        };
-        Ok((decision, fallbacks))
+        let renders = self.renders(message);
+        let ask = self.ask(journey, (message, purpose, channel), &renders);
+        let reachable: Vec<&str> = reachable.iter().map(String::as_str).collect();
+        let gated = self.gate.pass(&ask, facts, &reachable, &history, now);
+        let decision = gated.record(&ask, run.profile_id.clone(), None, now);
+        Ok((decision, gated.fallbacks))
     }
 
     /// The person's recent sends (theirs and those of profiles merged into theirs),
@@ -651,50 +638,33 @@ impl Journeys {
                 ids.extend(node.merges.iter().map(|m| m.from.to_string()));
             }
         });
-        let found = send_history(&*self.decisions, ids, now).await?;
+        let found = self.gate.history(ids, now).await?;
         Ok(found.into_values().flatten().collect())
     }
 
-    /// The channel (`auto`: the best the person consented to and can be reached on,
-    /// the others being the fallbacks, best first) and the gate's decision for a
-    /// journey's message.
-    fn gate(
-        &self,
-        journey: &str,
-        facts: &ProfileFacts,
-        reachable: &[String],
-        history: &[PastSend],
-        (message, purpose, channel): (&String, &String, &String),
-        now: Timestamp,
-    ) -> (String, Vec<String>, Decision) {
-        let reachable: Vec<&str> = reachable.iter().map(String::as_str).collect();
-        // Among the channels the message has a rendering for (any, while it is not
-        // defined yet: its sends then fail visibly in the outbox).
-        let renders = self
-            .messages
+    /// The channels a message has a rendering for (none, while it is not defined yet:
+    /// any channel is then chosen, and its sends fail visibly in the outbox).
+    fn renders(&self, message: &str) -> Vec<&'static str> {
+        self.messages
             .get(message)
             .map(|e| e.message.channels())
-            .unwrap_or_default();
-        match choose_channel(
-            &self.policies,
+            .unwrap_or_default()
+    }
+
+    /// A journey's message as the gate is asked it.
+    fn ask<'a>(
+        &self,
+        journey: &'a Journey,
+        (message, purpose, channel): (&'a str, &'a str, &'a str),
+        renders: &'a [&'static str],
+    ) -> Ask<'a> {
+        Ask {
+            message,
             purpose,
             channel,
-            facts,
-            &reachable,
-            &renders,
-        ) {
-            Ok((channel, fallbacks)) => {
-                let outgoing = OutgoingMessage {
-                    message: message.clone(),
-                    purpose: purpose.clone(),
-                    channel: channel.clone(),
-                    journey: Some(journey.to_string()),
-                    not_before: None,
-                };
-                let decision = decide(&self.policies, &outgoing, facts, history, now);
-                (channel, fallbacks, decision)
-            }
-            Err(no_channel) => ("none".to_string(), Vec::new(), no_channel),
+            journey: Some(journey.name()),
+            renders,
+            best_hour_prior: None,
         }
     }
 
@@ -806,7 +776,7 @@ impl Journeys {
         list_limit: usize,
         now: Timestamp,
     ) -> Result<JourneyDryRun, StoreError> {
-        let history = send_history(&*self.decisions, Vec::new(), now).await?;
+        let history = self.gate.history(Vec::new(), now).await?;
         let mut people = People::snapshot(&self.identity).await?;
         let mut report = JourneyDryRun {
             journey: journey.name().to_string(),
@@ -881,7 +851,7 @@ impl Journeys {
                 &mut progress,
                 wake,
                 &person.facts,
-                &self.policies,
+                self.gate.policies(),
                 at,
                 &mut Vec::new(),
             ) {
@@ -895,14 +865,15 @@ impl Journeys {
                     channel,
                     ..
                 } => {
-                    let (channel, _, decision) = self.gate(
-                        journey.name(),
-                        &person.facts,
-                        &person.identifier_types,
-                        &history,
-                        (&message, &purpose, &channel),
-                        at,
-                    );
+                    let renders = self.renders(&message);
+                    let ask = self.ask(journey, (&message, &purpose, &channel), &renders);
+                    let reachable: Vec<&str> =
+                        person.identifier_types.iter().map(String::as_str).collect();
+                    let Gated {
+                        channel, decision, ..
+                    } = self
+                        .gate
+                        .pass(&ask, &person.facts, &reachable, &history, at);
                     let step = journey.step_names[progress.step].clone();
                     let suppressed = decision.outcome == Outcome::Suppress;
                     if !suppressed {

@@ -1,4 +1,4 @@
-//! Named definitions — segments, journeys, messages — from the config file (read-only
+//! Named definitions — segments, journeys, messages, subscriptions — from the config file (read-only
 //! here) and from the API (kept in a setting), each checked and compiled when given.
 
 use std::collections::BTreeMap;
@@ -8,28 +8,31 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use unavoce_store::{EventLog, StoreError};
 
-/// Something defined by name and compiled from its config.
-pub(crate) trait Definition: Sized + Send + Sync + 'static {
+/// A kind of thing defined by name and compiled from its config (a segment, a journey,
+/// a message, a subscription).
+pub trait Definition: Send + Sync + 'static {
+    /// What a definition compiles to.
+    type Item: Send + Sync + 'static;
     type Config: Clone + Serialize + DeserializeOwned + Send + Sync;
     type Error: std::fmt::Display;
     /// Where those defined through the API are kept.
     const SETTING: &'static str;
 
     fn name(config: &Self::Config) -> &str;
-    fn compile(config: Self::Config) -> Result<Self, Self::Error>;
-    fn config(&self) -> &Self::Config;
+    fn compile(config: Self::Config) -> Result<Self::Item, Self::Error>;
+    fn config(item: &Self::Item) -> &Self::Config;
 }
 
 /// Why a definition was not taken.
 #[derive(Debug)]
-pub(crate) enum CatalogError<E> {
+pub enum CatalogError<E> {
     Invalid(E),
     Exists(String),
     Store(StoreError),
 }
 
 /// A definition and where it came from.
-pub(crate) struct Entry<D> {
+pub struct Entry<D> {
     pub item: Arc<D>,
     /// `config` or `api`.
     pub origin: &'static str,
@@ -45,8 +48,8 @@ impl<D> Clone for Entry<D> {
 }
 
 /// The definitions of one kind, by name.
-pub(crate) struct Catalog<D: Definition> {
-    entries: RwLock<BTreeMap<String, Entry<D>>>,
+pub struct Catalog<D: Definition> {
+    entries: RwLock<BTreeMap<String, Entry<D::Item>>>,
 }
 
 impl<D: Definition> Catalog<D> {
@@ -108,7 +111,7 @@ impl<D: Definition> Catalog<D> {
         &self,
         log: &dyn EventLog,
         config: D::Config,
-    ) -> Result<Arc<D>, CatalogError<D::Error>> {
+    ) -> Result<Arc<D::Item>, CatalogError<D::Error>> {
         let name = D::name(&config).to_string();
         let item = D::compile(config.clone()).map_err(CatalogError::Invalid)?;
         let stored: Vec<D::Config> = {
@@ -119,7 +122,7 @@ impl<D: Definition> Catalog<D> {
             entries
                 .values()
                 .filter(|e| e.origin == "api")
-                .map(|e| e.item.config().clone())
+                .map(|e| D::config(&e.item).clone())
                 .chain(std::iter::once(config))
                 .collect()
         };
@@ -143,12 +146,12 @@ impl<D: Definition> Catalog<D> {
         Ok(item)
     }
 
-    pub fn get(&self, name: &str) -> Option<Entry<D>> {
+    pub fn get(&self, name: &str) -> Option<Entry<D::Item>> {
         self.entries.read().ok()?.get(name).cloned()
     }
 
     /// Every definition, by name.
-    pub fn all(&self) -> Vec<Entry<D>> {
+    pub fn all(&self) -> Vec<Entry<D::Item>> {
         self.entries
             .read()
             .map(|e| e.values().cloned().collect())

@@ -109,6 +109,7 @@ impl Segment {
 }
 
 impl Definition for Segment {
+    type Item = Segment;
     type Config = SegmentDefinition;
     type Error = SegmentError;
     const SETTING: &'static str = "engagement.segments";
@@ -119,8 +120,8 @@ impl Definition for Segment {
     fn compile(config: SegmentDefinition) -> Result<Self, SegmentError> {
         compile(config)
     }
-    fn config(&self) -> &SegmentDefinition {
-        &self.definition
+    fn config(segment: &Segment) -> &SegmentDefinition {
+        &segment.definition
     }
 }
 

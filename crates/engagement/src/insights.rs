@@ -19,15 +19,19 @@ use unavoce_core::subscription::{
 };
 use unavoce_store::{DecisionLog, EventQuery, NewDecision, StoreError};
 
-use crate::IdentityProjection;
-use crate::catalog::{Catalog, CatalogError, Definition};
+use unavoce_projections::IdentityProjection;
+use unavoce_projections::catalog::{Catalog, CatalogError, Definition};
 
 /// The purpose of an insight's decision.
 pub const INSIGHT_PURPOSE: &str = "insight";
 const CURSOR_SETTING: &str = "engagement.insights.cursor";
 const PAGE: usize = 2_000;
 
-impl Definition for Subscription {
+/// The catalog's kind for subscriptions.
+pub(crate) struct SubscriptionKind;
+
+impl Definition for SubscriptionKind {
+    type Item = Subscription;
     type Config = SubscriptionConfig;
     type Error = SubscriptionError;
     const SETTING: &'static str = "engagement.subscriptions";
@@ -35,11 +39,11 @@ impl Definition for Subscription {
     fn name(config: &SubscriptionConfig) -> &str {
         &config.name
     }
-    fn compile(config: SubscriptionConfig) -> Result<Self, SubscriptionError> {
+    fn compile(config: SubscriptionConfig) -> Result<Subscription, SubscriptionError> {
         Subscription::new(config)
     }
-    fn config(&self) -> &SubscriptionConfig {
-        &self.config
+    fn config(item: &Subscription) -> &SubscriptionConfig {
+        &item.config
     }
 }
 
@@ -106,7 +110,7 @@ impl Destinations {
 pub struct Insights {
     identity: Arc<IdentityProjection>,
     decisions: Arc<dyn DecisionLog>,
-    catalog: Catalog<Subscription>,
+    catalog: Catalog<SubscriptionKind>,
     destinations: Destinations,
     cursor: tokio::sync::Mutex<Cursor>,
     wake: tokio::sync::Notify,

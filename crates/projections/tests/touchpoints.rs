@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use unavoce_core::{ChannelKind, Touchpoint, TouchpointStatus};
-use unavoce_engine::{Origin, RegistryError, TouchpointRegistry};
+use unavoce_projections::{Origin, RegistryError, TouchpointRegistry};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 fn touchpoint(id: &str, channel: ChannelKind) -> Touchpoint {

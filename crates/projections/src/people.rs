@@ -14,7 +14,7 @@ use crate::IdentityProjection;
 const PAGE: usize = 2_000;
 
 /// One person as audiences and the gate see them.
-pub(crate) struct Person {
+pub struct Person {
     pub id: ProfileId,
     /// The types of identifier the person holds (`email`, `phone`, ...).
     pub identifier_types: Vec<String>,
@@ -22,7 +22,7 @@ pub(crate) struct Person {
 }
 
 /// The profiles as of one moment, read back page by page.
-pub(crate) struct People {
+pub struct People {
     identity: Arc<IdentityProjection>,
     profiles: Vec<ProfileId>,
     next: usize,
@@ -30,7 +30,7 @@ pub(crate) struct People {
 
 impl People {
     /// Catches up with the log and takes the profiles as they are now.
-    pub(crate) async fn snapshot(identity: &Arc<IdentityProjection>) -> Result<Self, StoreError> {
+    pub async fn snapshot(identity: &Arc<IdentityProjection>) -> Result<Self, StoreError> {
         identity.catch_up().await?;
         let profiles = identity.read(|graph| graph.profiles_after(None).map(|n| n.id).collect());
         Ok(People {
@@ -44,7 +44,7 @@ impl People {
     /// whole state, for what facts do not hold), on every core; `None` after the last
     /// page. A profile merged away since the snapshot is
     /// skipped (its person is read under the profile it joined).
-    pub(crate) fn map_page<T: Send>(
+    pub fn map_page<T: Send>(
         &mut self,
         now: Timestamp,
         f: &(impl Fn(Person, &ProfileState) -> T + Sync),

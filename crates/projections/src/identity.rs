@@ -596,7 +596,7 @@ impl IdentityProjection {
     }
 
     /// The log a projection reads.
-    pub(crate) fn log(&self) -> &Arc<dyn EventLog> {
+    pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.log
     }
 }

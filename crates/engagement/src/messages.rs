@@ -9,10 +9,16 @@ use unavoce_core::message::{Message, MessageConfig, MessageError, Personalisatio
 use unavoce_core::profile::ProfileFacts;
 use unavoce_store::StoreError;
 
-use crate::catalog::{Catalog, CatalogError, Definition};
-use crate::{IdentityProjection, Links};
+use unavoce_projections::IdentityProjection;
+use unavoce_projections::catalog::{Catalog, CatalogError, Definition};
 
-impl Definition for Message {
+use crate::Links;
+
+/// The catalog's kind for messages.
+pub(crate) struct MessageKind;
+
+impl Definition for MessageKind {
+    type Item = Message;
     type Config = MessageConfig;
     type Error = MessageError;
     const SETTING: &'static str = "engagement.messages";
@@ -20,11 +26,11 @@ impl Definition for Message {
     fn name(config: &MessageConfig) -> &str {
         &config.id
     }
-    fn compile(config: MessageConfig) -> Result<Self, MessageError> {
+    fn compile(config: MessageConfig) -> Result<Message, MessageError> {
         Message::new(config)
     }
-    fn config(&self) -> &MessageConfig {
-        &self.config
+    fn config(item: &Message) -> &MessageConfig {
+        &item.config
     }
 }
 
@@ -60,7 +66,7 @@ pub struct CatalogEntry {
 pub struct Messages {
     identity: Arc<IdentityProjection>,
     links: Links,
-    catalog: Catalog<Message>,
+    catalog: Catalog<MessageKind>,
 }
 
 impl Messages {

@@ -1,0 +1,20 @@
+//! Unavoce's engagement: what the platform says to people and to departments.
+//!
+//! Every message to a person passes one gate path ([`gate`]): choose the channel, read
+//! what was sent lately, `policy::decide`, and build the decision that is recorded
+//! before anything is sent. Broadcasts ([`Engagement`]) and journeys ([`Journeys`]) both
+//! go through it. Messages ([`Messages`]) are rendered per channel and carry signed
+//! links ([`Links`]); department subscriptions raise insights ([`Insights`]).
+
+mod broadcasts;
+pub mod gate;
+mod insights;
+mod journeys;
+mod links;
+mod messages;
+
+pub use broadcasts::{Broadcast, BroadcastReport, Engagement, PersonDecision};
+pub use insights::{Destinations, INSIGHT_PURPOSE, Insights, SubscriptionDefinitionError};
+pub use journeys::{GroupStats, JOURNEY_SOURCE, JourneyDefinitionError, JourneyStats, Journeys};
+pub use links::Links;
+pub use messages::{CatalogEntry, MessageDefinitionError, Messages};

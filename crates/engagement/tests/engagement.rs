@@ -1,0 +1,302 @@
+//! The engagement stage on its own, over the real store and the identity projection,
+//! without HTTP: the one gate path, broadcasts, journeys on a clock the test moves, and
+//! insights for departments.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Map, Value, json};
+use unavoce_core::identity::{IdentityRules, ProfileId};
+use unavoce_core::policy::{Outcome, Policies, PolicyConfig};
+use unavoce_core::profile::default_computed_traits;
+use unavoce_engagement::gate::{Ask, Gate, NO_CHANNEL};
+use unavoce_engagement::{
+    Broadcast, Destinations, Engagement, INSIGHT_PURPOSE, Insights, Journeys, Messages,
+};
+use unavoce_intake::Intake;
+use unavoce_projections::IdentityProjection;
+use unavoce_store::{DecisionLog, DecisionQuery, SqliteLog, SqliteOptions, StoredDecision};
+
+/// A store, the identity projection following it, and an intake feeding both.
+struct World {
+    _dir: tempfile::TempDir,
+    store: Arc<SqliteLog>,
+    identity: Arc<IdentityProjection>,
+    intake: Intake,
+}
+
+impl World {
+    async fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap());
+        let identity = IdentityProjection::open(
+            store.clone(),
+            IdentityRules::default_rules(),
+            Default::default(),
+            Arc::new(default_computed_traits()),
+        )
+        .await
+        .unwrap();
+        let intake = Intake::new(store.clone()).with_observer(identity.clone());
+        World {
+            _dir: dir,
+            store,
+            identity,
+            intake,
+        }
+    }
+
+    /// Records messages as a source would send them; every one must be stored.
+    async fn send(&self, messages: Vec<Value>) {
+        let messages: Vec<Map<String, Value>> = messages
+            .into_iter()
+            .map(|m| m.as_object().unwrap().clone())
+            .collect();
+        let report = self
+            .intake
+            .record("test", messages, json!({}))
+            .await
+            .unwrap();
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        self.identity.catch_up().await.unwrap();
+    }
+
+    /// Every profile, oldest first.
+    fn profiles(&self) -> Vec<ProfileId> {
+        self.identity
+            .read(|g| g.profiles_after(None).map(|n| n.id).collect())
+    }
+
+    async fn decisions(&self) -> Vec<StoredDecision> {
+        self.store
+            .decisions(DecisionQuery {
+                limit: 1_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    }
+}
+
+/// Gate policies without quiet hours or caps: these tests are not about the clock.
+fn daytime_policies() -> Arc<Policies> {
+    Arc::new(
+        Policies::new(&PolicyConfig {
+            quiet_hours: None,
+            caps: Vec::new(),
+            ..PolicyConfig::default()
+        })
+        .unwrap(),
+    )
+}
+
+/// Ada (e-mail and phone; promotions on SMS only) and Bruno (e-mail; no consent).
+async fn ada_and_bruno(world: &World) {
+    world
+        .send(vec![
+            json!({"type": "identify", "userId": "ada",
+                "traits": {"email": "ada@example.com", "phone": "+39 333 123 4567"}}),
+            json!({"type": "track", "userId": "ada", "event": "Consent Given",
+                "properties": {"purpose": "promotional", "channel": "sms"}}),
+            json!({"type": "identify", "userId": "bruno",
+                "traits": {"email": "bruno@example.com"}}),
+        ])
+        .await;
+}
+
+fn promotion<'a>(channel: &'a str, renders: &'a [&'a str]) -> Ask<'a> {
+    Ask {
+        message: "offer",
+        purpose: "promotional",
+        channel,
+        journey: None,
+        renders,
+        best_hour_prior: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_chooses_a_consented_reachable_channel_and_says_why_it_refuses() {
+    let world = World::new().await;
+    ada_and_bruno(&world).await;
+    let gate = Gate::new(daytime_policies(), world.store.clone());
+    let now = Timestamp::now();
+    let [ada, bruno] = world.profiles()[..] else {
+        panic!("two profiles")
+    };
+    let (facts, reachable) = world.identity.person(ada, now);
+    let reachable: Vec<&str> = reachable.iter().map(String::as_str).collect();
+
+    // `auto` picks the one channel she consented to and can be reached on.
+    let gated = gate.pass(&promotion("auto", &[]), &facts, &reachable, &[], now);
+    assert_eq!(gated.channel, "sms");
+    assert_eq!(gated.decision.outcome, Outcome::Send);
+    // Unless the message cannot be rendered there.
+    let gated = gate.pass(&promotion("auto", &["email"]), &facts, &reachable, &[], now);
+    assert_eq!(gated.channel, NO_CHANNEL);
+    assert_eq!(gated.decision.reasons[0].code, "no_channel");
+    // E-mail, asked for by name, is refused for want of consent.
+    let gated = gate.pass(&promotion("email", &[]), &facts, &reachable, &[], now);
+    assert_eq!(gated.decision.outcome, Outcome::Suppress);
+    assert_eq!(gated.decision.reasons[0].code, "no_consent");
+
+    // What the log records says the same, with who asked.
+    let ask = Ask {
+        journey: Some("welcome"),
+        ..promotion("auto", &[])
+    };
+    let gated = gate.pass(&ask, &facts, &reachable, &[], now);
+    let record = gated.record(&ask, ada.to_string(), None, now);
+    assert_eq!(
+        (
+            record.channel.as_str(),
+            record.outcome.as_str(),
+            record.journey.as_deref()
+        ),
+        ("sms", "send", Some("welcome"))
+    );
+    gate.decisions()
+        .record_decisions(vec![record])
+        .await
+        .unwrap();
+    let history = gate.history(Vec::new(), now).await.unwrap();
+    assert_eq!(history[&ada.to_string()].len(), 1);
+    assert!(!history.contains_key(&bruno.to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_records_each_decision_and_a_dry_run_records_none() {
+    let world = World::new().await;
+    ada_and_bruno(&world).await;
+    let engagement = Engagement::new(
+        world.identity.clone(),
+        world.store.clone(),
+        daytime_policies(),
+    );
+    let mut broadcast = Broadcast {
+        message: "offer".into(),
+        audience: unavoce_core::audience::Audience::parse("true").unwrap(),
+        purpose: "promotional".into(),
+        channel: "auto".into(),
+        optimise_send_time: false,
+        dry_run: true,
+        list_limit: 10,
+        renders: vec!["email", "sms"],
+    };
+    let now = Timestamp::now();
+    let dry = engagement.broadcast(&broadcast, now).await.unwrap();
+    assert_eq!((dry.audience, dry.decisions.len()), (2, 2));
+    assert_eq!(dry.outcomes["send"], 1);
+    assert_eq!(dry.reasons["no_channel"], 1, "{dry:?}");
+    assert!(world.decisions().await.is_empty());
+
+    broadcast.dry_run = false;
+    let report = engagement.broadcast(&broadcast, now).await.unwrap();
+    assert!(report.decisions.is_empty());
+    let decisions = world.decisions().await;
+    assert_eq!(decisions.len(), 2);
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d.decision.broadcast.as_deref() == Some(report.broadcast.as_str()))
+    );
+    let outcomes: Vec<(&str, &str)> = decisions
+        .iter()
+        .map(|d| (d.decision.channel.as_str(), d.decision.outcome.as_str()))
+        .collect();
+    assert_eq!(outcomes, [("sms", "send"), (NO_CHANNEL, "suppress")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journey_waits_on_the_clock_then_sends_through_the_gate() {
+    let world = World::new().await;
+    let messages = Messages::open(
+        world.identity.clone(),
+        "http://unavoce.test".into(),
+        &[serde_json::from_value(json!({"id": "trial-ending",
+            "email": {"subject": "Your trial", "text": "It ends soon", "html": "<p>It ends soon</p>"}}))
+        .unwrap()],
+    )
+    .await
+    .unwrap();
+    let journeys = Journeys::open(
+        world.identity.clone(),
+        world.intake.clone(),
+        world.store.clone(),
+        world.store.clone(),
+        daytime_policies(),
+        messages,
+        &[serde_json::from_value(json!({"name": "trial-ending",
+            "trigger": {"event": "Trial Started"},
+            "steps": [{"type": "wait", "duration": "1h"},
+                {"type": "send", "message": "trial-ending", "purpose": "service",
+                    "channel": "auto"}]}))
+        .unwrap()],
+    )
+    .await
+    .unwrap();
+    world
+        .send(vec![
+            json!({"type": "identify", "userId": "giulia", "traits": {"email": "g@example.com"}}),
+            json!({"type": "track", "userId": "giulia", "event": "Trial Started"}),
+        ])
+        .await;
+    let now = Timestamp::now();
+    journeys.step(now).await.unwrap();
+    let runs = journeys.runs("trial-ending", None, None, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, "active");
+    assert!(world.decisions().await.is_empty(), "still waiting");
+
+    // An hour later, by the clock the test passes in.
+    journeys
+        .step(now + SignedDuration::from_mins(61))
+        .await
+        .unwrap();
+    let decisions = world.decisions().await;
+    assert_eq!(decisions.len(), 1);
+    let d = &decisions[0].decision;
+    assert_eq!(
+        (d.channel.as_str(), d.outcome.as_str(), d.journey.as_deref()),
+        ("email", "send", Some("trial-ending"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insight_is_raised_for_the_department_and_counts_towards_no_cap() {
+    let world = World::new().await;
+    let insights = Insights::open(
+        world.identity.clone(),
+        world.store.clone(),
+        &[
+            serde_json::from_value(json!({"name": "detractors", "department": "care",
+            "when": "event.name == 'Survey Answered' && event.properties.nps <= 6",
+            "webhook": "care-desk"}))
+            .unwrap(),
+        ],
+        Destinations {
+            webhooks: vec!["care-desk".into()],
+            email: false,
+        },
+    )
+    .await
+    .unwrap();
+    world
+        .send(vec![
+            json!({"type": "track", "userId": "ada", "event": "Survey Answered",
+                "properties": {"nps": 4}}),
+            json!({"type": "track", "userId": "ada", "event": "Survey Answered",
+                "properties": {"nps": 9}}),
+        ])
+        .await;
+    let now = Timestamp::now();
+    insights.step(now).await.unwrap();
+    let decisions = world.decisions().await;
+    assert_eq!(decisions.len(), 1, "one unhappy answer: {decisions:?}");
+    assert_eq!(decisions[0].decision.purpose, INSIGHT_PURPOSE);
+    // Read again, the log raises nothing twice: the cursor moved with the decision.
+    insights.step(now).await.unwrap();
+    assert_eq!(world.decisions().await.len(), 1);
+    let gate = Gate::new(daytime_policies(), world.store.clone());
+    assert!(gate.history(Vec::new(), now).await.unwrap().is_empty());
+}

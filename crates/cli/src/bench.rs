@@ -16,8 +16,9 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 use unavoce_core::identity::IdentityRules;
 use unavoce_core::segment::{IntakeContext, normalise};
+use unavoce_platform::{Blueprint, ReadSide, Running};
 use unavoce_projections::IdentityProjection;
-use unavoce_server::{Blueprint, Keys, Metrics, Running, WriteKey};
+use unavoce_server::{AppState, Keys, Metrics, WriteKey};
 use unavoce_store::sqlite::{CommitKind, EventRow, bulk_insert_baseline};
 use unavoce_store::{Durability, EventLog, SqliteLog, SqliteOptions};
 
@@ -370,13 +371,9 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
     let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default())?);
     let started = Instant::now();
     let before = current_rss_kib();
-    let identity = IdentityProjection::open(
-        log.clone(),
-        IdentityRules::default_rules(),
-        Default::default(),
-        Arc::new(unavoce_core::profile::default_computed_traits()),
-    )
-    .await?;
+    let identity = ReadSide::open(log.clone(), &Blueprint::defaults("http://bench.invalid")?)
+        .await?
+        .identity;
     let profiles = identity.read(|g| g.profile_count());
     println!(
         "  identity graph replayed in {:.0} s: {profiles} profiles, {:.0} MiB ({:.0} bytes per profile)",
@@ -518,11 +515,14 @@ async fn report_bench(args: ReportBenchArgs) -> anyhow::Result<()> {
     let log: Arc<dyn EventLog> = sqlite.clone();
     let before = current_rss_kib();
     let started = Instant::now();
-    let identity = IdentityProjection::open(
+    let ReadSide {
+        identity, reports, ..
+    } = ReadSide::open(
         log.clone(),
-        IdentityRules::default_rules(),
-        Default::default(),
-        Arc::new(unavoce_core::profile::default_computed_traits()),
+        &Blueprint {
+            touchpoints: registry,
+            ..Blueprint::defaults("http://bench.invalid")?
+        },
     )
     .await?;
     let replay = started.elapsed().as_secs_f64();
@@ -537,8 +537,6 @@ async fn report_bench(args: ReportBenchArgs) -> anyhow::Result<()> {
     println!(
         "  {stored} events, {profiles} profiles; projections built from the log in {replay:.0} s; memory +{grown_mib:.0} MiB (interaction table {table_mib:.0} MiB)"
     );
-    let touchpoints = unavoce_projections::TouchpointRegistry::open(log.clone(), &registry).await?;
-    let reports = unavoce_projections::Reports::new(identity, touchpoints);
     let period = unavoce_core::analytics::Period {
         from: Some(end - jiff::SignedDuration::from_hours(90 * 24)),
         to: Some(end),
@@ -773,20 +771,20 @@ async fn start_server(
         },
     )?);
     let log: Arc<dyn EventLog> = sqlite.clone();
-    let blueprint = Blueprint::defaults(
-        Keys {
+    let running = Running::start(sqlite, Blueprint::defaults("http://bench")?).await?;
+    let identity = running.platform.identity.clone();
+    identity.follow()?;
+    let state = AppState {
+        platform: running.platform.clone(),
+        keys: Arc::new(Keys {
             write_keys: vec![WriteKey {
                 key: WRITE_KEY.into(),
                 source: "default".into(),
             }],
             admin_key: "bench-admin".into(),
-        },
-        "http://bench",
-    )?;
-    let running = Running::start(sqlite, metrics, blueprint).await?;
-    let identity = running.state.identity.clone();
-    identity.follow()?;
-    let state = running.state.clone();
+        }),
+        metrics,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let server = tokio::spawn(async move {

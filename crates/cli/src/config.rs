@@ -14,6 +14,7 @@ use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_core::profile::{ComputedTrait, default_computed_traits};
 use unavoce_core::subscription::{Subscription, SubscriptionConfig};
 use unavoce_delivery::DeliveryConfig;
+use unavoce_platform::Blueprint;
 use unavoce_projections::SegmentDefinition;
 use unavoce_store::Durability;
 
@@ -80,6 +81,23 @@ impl Config {
         } else {
             self.computed_traits.clone()
         }
+    }
+
+    /// What the platform runs with, reached by people and providers at `public_url`.
+    pub fn blueprint(&self, public_url: String) -> anyhow::Result<Blueprint> {
+        Ok(Blueprint {
+            identity: IdentityRules::new(self.identity.clone())?,
+            analytics: self.analytics_rules()?,
+            computed: std::sync::Arc::new(self.computed_traits()),
+            policies: self.policies()?,
+            touchpoints: self.touchpoints.clone(),
+            segments: self.segments.clone(),
+            journeys: self.journeys.clone(),
+            messages: self.messages.clone(),
+            subscriptions: self.subscriptions.clone(),
+            delivery: self.delivery.clone(),
+            public_url,
+        })
     }
 }
 

@@ -16,6 +16,8 @@ use unavoce_intake::{Intake, Item, ItemBody, Submission};
 use unavoce_store::{SqliteLog, SqliteOptions};
 use unavoce_synthetic::{FIRST_NAMES, LAST_NAMES, typo};
 
+use unavoce_platform::{Blueprint, ReadSide};
+
 use crate::config::Config;
 use crate::keys;
 use crate::serve::{Setup, serve};
@@ -96,18 +98,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         quarantined += report.rejected.len();
     }
     // Store forms that share no identifier with a web account: matched on their traits.
-    let identity = unavoce_projections::IdentityProjection::open(
+    let ReadSide {
+        identity, reports, ..
+    } = ReadSide::open(
         log.clone(),
-        demo_identity_rules()?,
-        Default::default(),
-        std::sync::Arc::new(config.computed_traits()),
+        &Blueprint {
+            identity: demo_identity_rules()?,
+            computed: std::sync::Arc::new(config.computed_traits()),
+            touchpoints: touchpoints.clone(),
+            ..Blueprint::defaults("http://demo.invalid")?
+        },
     )
     .await?;
     let matching = identity
         .run_matching()
         .await
         .map_err(|e| anyhow::anyhow!("matching failed: {e}"))?;
-    let registry = unavoce_projections::TouchpointRegistry::open(log.clone(), &touchpoints).await?;
     let engagement =
         unavoce_engagement::Engagement::new(identity.clone(), log.clone(), config.policies()?);
     let promotion = engagement
@@ -144,7 +150,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Timestamp::now(),
         )
         .await?;
-    let reports = unavoce_projections::Reports::new(identity, registry);
     let mut sizes = Vec::new();
     for segment in &config.segments {
         let audience = unavoce_core::audience::Audience::parse(&segment.expression)?;

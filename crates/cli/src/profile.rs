@@ -6,9 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use unavoce_core::Identifier;
-use unavoce_core::identity::IdentityRules;
 use unavoce_core::profile::context_card;
-use unavoce_projections::IdentityProjection;
+use unavoce_platform::ReadSide;
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 use crate::config;
@@ -40,14 +39,10 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
         );
     }
     let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&data, SqliteOptions::default())?);
-    let rules = IdentityRules::new(config.identity.clone())?;
-    let identity = IdentityProjection::open(
-        log.clone(),
-        rules.clone(),
-        config.analytics_rules()?,
-        Arc::new(config.computed_traits()),
-    )
-    .await?;
+    let identity = ReadSide::open(log.clone(), &config.blueprint(String::new())?)
+        .await?
+        .identity;
+    let rules = identity.rules().clone();
     let key = rules
         .key_of(&args.identifier)
         .with_context(|| format!("{} is not a usable identifier", args.identifier))?;

@@ -13,7 +13,8 @@ use unavoce_core::analytics::tabular::{
 };
 use unavoce_core::analytics::{Period, parse_time};
 use unavoce_core::audience::Audience;
-use unavoce_projections::{AudienceMembers, IdentityProjection, Reports, TouchpointRegistry};
+use unavoce_platform::ReadSide;
+use unavoce_projections::{AudienceMembers, Reports};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 use crate::config;
@@ -113,7 +114,7 @@ pub struct CensusArgs {
 /// What a report command works on.
 struct Opened {
     log: Arc<dyn EventLog>,
-    reports: Reports,
+    reports: Arc<Reports>,
     period: Period,
     audience: Option<AudienceMembers>,
 }
@@ -140,21 +141,14 @@ async fn open(args: &ReportArgs) -> anyhow::Result<Opened> {
         bail!("--from must be before --to");
     }
     let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&data, SqliteOptions::default())?);
-    let rules = unavoce_core::identity::IdentityRules::new(config.identity.clone())?;
-    let identity = IdentityProjection::open(
-        log.clone(),
-        rules,
-        config.analytics_rules()?,
-        Arc::new(config.computed_traits()),
-    )
-    .await
-    .context("cannot read the event log")?;
-    let registry = TouchpointRegistry::open(log.clone(), &config.touchpoints).await?;
+    let read = ReadSide::open(log.clone(), &config.blueprint(String::new())?)
+        .await
+        .context("cannot read the event log")?;
     let period = Period {
         from: args.from,
         to: args.to,
     };
-    let reports = Reports::new(identity, registry);
+    let reports = read.reports;
     let audience = match audience {
         Some(audience) => {
             let members = reports.audience(&audience, jiff::Timestamp::now()).await?;

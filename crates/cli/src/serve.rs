@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use unavoce_core::identity::IdentityRules;
-use unavoce_server::{Blueprint, Keys, Metrics, Running, WriteKey};
+use unavoce_platform::Running;
+use unavoce_server::{AppState, Keys, Metrics, WriteKey};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 use crate::config::{self, Config};
@@ -73,29 +73,22 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         source: s.name.clone(),
     }));
     let config = &setup.config;
-    let blueprint = Blueprint {
-        identity: IdentityRules::new(config.identity.clone())?,
-        analytics: config.analytics_rules()?,
-        computed: Arc::new(config.computed_traits()),
-        policies: config.policies()?,
-        touchpoints: config.touchpoints.clone(),
-        segments: config.segments.clone(),
-        journeys: config.journeys.clone(),
-        messages: config.messages.clone(),
-        subscriptions: config.subscriptions.clone(),
-        delivery: config.delivery.clone(),
-        public_url: config
-            .server
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", setup.listen)),
-        keys: Keys {
+    let public_url = config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", setup.listen));
+    let blueprint = config.blueprint(public_url)?;
+    let running = Running::start(sqlite, blueprint).await?;
+    running.platform.identity.follow()?;
+    let state = AppState {
+        platform: running.platform.clone(),
+        keys: Arc::new(Keys {
             write_keys,
             admin_key: setup.keys.admin_key.clone(),
-        },
+        }),
+        metrics,
     };
-    let running = Running::start(sqlite, metrics, blueprint).await?;
-    running.state.identity.follow()?;
     let listener = tokio::net::TcpListener::bind(&setup.listen)
         .await
         .with_context(|| format!("cannot listen on {}", setup.listen))?;
@@ -103,7 +96,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     print_banner(&setup, address);
     tracing::info!(%address, data = %setup.data.display(), "unavoce is serving");
 
-    axum::serve(listener, unavoce_server::router(running.state.clone()))
+    axum::serve(listener, unavoce_server::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;

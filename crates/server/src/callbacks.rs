@@ -59,13 +59,18 @@ fn twilio_fields(
         .map_err(|e| ApiError::bad_request("invalid_body", format!("not a form: {e}")))?;
     let url = format!(
         "{}{}",
-        state.delivery.public_url(),
+        state.platform.delivery.public_url(),
         uri.path_and_query().map_or("", |p| p.as_str())
     );
     let signature = headers
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok());
-    match state.delivery.callbacks().twilio(&url, &fields, signature) {
+    match state
+        .platform
+        .delivery
+        .callbacks()
+        .twilio(&url, &fields, signature)
+    {
         Verdict::Genuine => Ok(fields.into_iter().collect()),
         other => Err(refused(other, "Twilio")),
     }
@@ -98,7 +103,7 @@ pub async fn twilio_status(
         // queued, sending, sent, accepted, scheduled: nothing new.
         _ => return Ok(StatusCode::NO_CONTENT),
     };
-    state.delivery.provider_report(sid, report).await?;
+    state.platform.delivery.provider_report(sid, report).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -119,6 +124,7 @@ pub async fn twilio_inbound(
     };
     let text = fields.get("Body").map_or("", String::as_str);
     state
+        .platform
         .delivery
         .reply(
             "sms",
@@ -141,6 +147,7 @@ pub async fn whatsapp_verify(
 ) -> Result<String, ApiError> {
     let get = |k: &str| params.get(k).map_or("", String::as_str);
     state
+        .platform
         .delivery
         .callbacks()
         .whatsapp_challenge(
@@ -167,7 +174,12 @@ pub async fn whatsapp_notify(
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
-    match state.delivery.callbacks().whatsapp(&body, signature) {
+    match state
+        .platform
+        .delivery
+        .callbacks()
+        .whatsapp(&body, signature)
+    {
         Verdict::Genuine => {}
         other => return Err(refused(other, "WhatsApp")),
     }
@@ -189,7 +201,7 @@ pub async fn whatsapp_notify(
                 )),
                 _ => continue,
             };
-            state.delivery.provider_report(id, report).await?;
+            state.platform.delivery.provider_report(id, report).await?;
         }
         for message in array(change, "messages") {
             let Some(from) = text(message, "/from") else {
@@ -200,6 +212,7 @@ pub async fn whatsapp_notify(
                 .or_else(|| text(message, "/button/text"))
                 .unwrap_or("");
             state
+                .platform
                 .delivery
                 .reply("whatsapp", from, said, text(message, "/id"))
                 .await?;
@@ -233,8 +246,8 @@ pub async fn open_pixel(
     State(state): State<AppState>,
     Path((id, token)): Path<(i64, String)>,
 ) -> Response {
-    if state.messages.links().verify_open(id, &token)
-        && let Err(e) = state.delivery.email_engagement(id, None).await
+    if state.platform.messages.links().verify_open(id, &token)
+        && let Err(e) = state.platform.delivery.email_engagement(id, None).await
     {
         tracing::warn!(outbox_id = id, error = %e, "an e-mail open could not be recorded");
     }
@@ -254,10 +267,20 @@ pub async fn click(
     State(state): State<AppState>,
     Path((id, token, target)): Path<(i64, String, String)>,
 ) -> Result<Redirect, ApiError> {
-    let Some(url) = state.messages.links().verify_click(id, &token, &target) else {
+    let Some(url) = state
+        .platform
+        .messages
+        .links()
+        .verify_click(id, &token, &target)
+    else {
         return Err(ApiError::not_found("this link is not valid"));
     };
-    if let Err(e) = state.delivery.email_engagement(id, Some(&url)).await {
+    if let Err(e) = state
+        .platform
+        .delivery
+        .email_engagement(id, Some(&url))
+        .await
+    {
         tracing::warn!(outbox_id = id, error = %e, "an e-mail click could not be recorded");
     }
     Ok(Redirect::to(&url))

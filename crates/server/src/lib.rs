@@ -5,7 +5,6 @@
 //! domain logic of its own.
 
 pub mod api;
-mod assemble;
 pub mod auth;
 mod body;
 mod callbacks;
@@ -25,39 +24,18 @@ use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use serde_json::json;
 use unavoce_core::EventType;
-use unavoce_intake::Intake;
+use unavoce_platform::Platform;
 
-pub use assemble::{AssembleError, Blueprint, Running};
 pub use auth::{Keys, WriteKey};
 pub use error::ApiError;
 pub use metrics::Metrics;
 
-/// What every handler can reach.
+/// What every handler can reach: the platform, the keys and the metrics.
 #[derive(Clone)]
 pub struct AppState {
-    pub intake: Intake,
+    pub platform: Platform,
     pub keys: Arc<Keys>,
     pub metrics: Arc<Metrics>,
-    /// The identity graph, kept current from the log.
-    pub identity: Arc<unavoce_projections::IdentityProjection>,
-    /// The message catalog.
-    pub messages: Arc<unavoce_engagement::Messages>,
-    /// Journeys and their runs.
-    pub journeys: Arc<unavoce_engagement::Journeys>,
-    /// Department subscriptions: insights routed to departments.
-    pub insights: Arc<unavoce_engagement::Insights>,
-    /// Segments, kept current as events arrive.
-    pub segments: Arc<unavoce_projections::Segments>,
-    /// The registered touchpoints, from the config file and the API.
-    pub touchpoints: Arc<unavoce_projections::TouchpointRegistry>,
-    /// KPIs, journeys and the census.
-    pub reports: Arc<unavoce_projections::Reports>,
-    /// Messages through the policy gate.
-    pub engagement: Arc<unavoce_engagement::Engagement>,
-    /// The policy gate's decisions.
-    pub decisions: Arc<dyn unavoce_store::DecisionLog>,
-    /// The outbox worker, its providers and what comes back from them.
-    pub delivery: Arc<unavoce_delivery::Dispatcher>,
 }
 
 /// The whole HTTP application.
@@ -113,7 +91,7 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    if state.intake.log().is_ready() {
+    if state.platform.intake.log().is_ready() {
         Ok(Json(json!({"status": "ready"})))
     } else {
         Err(ApiError {

@@ -252,7 +252,7 @@ pub async fn batch(
 }
 
 async fn ingest(state: &AppState, submission: Submission<'_>) -> Result<IngestReport, ApiError> {
-    let report = state.intake.ingest(submission).await?;
+    let report = state.platform.intake.ingest(submission).await?;
     state.metrics.record_ingest(&report);
     Ok(report)
 }

@@ -28,11 +28,17 @@ async fn person(
         )
     };
     let id = crate::api::profile_id(profile).map_err(|_| invalid())?;
-    if !state.messages.links().verify_unsubscribe(id, token) {
+    if !state
+        .platform
+        .messages
+        .links()
+        .verify_unsubscribe(id, token)
+    {
         return Err(invalid());
     }
-    state.identity.catch_up().await?;
+    state.platform.identity.catch_up().await?;
     state
+        .platform
         .identity
         .read(|g| g.profile(id).cloned())
         .ok_or_else(invalid)
@@ -58,7 +64,7 @@ pub async fn confirm(
     Path((profile, token)): Path<(String, String)>,
 ) -> Result<Html<String>, ApiError> {
     let node = person(&state, &profile, &token).await?;
-    let Some((key, value)) = state.identity.event_identity(&node) else {
+    let Some((key, value)) = state.platform.identity.event_identity(&node) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "no_event_identity",
@@ -74,6 +80,7 @@ pub async fn confirm(
         json!({"purpose": "promotional", "channel": "email"}),
     );
     let report = state
+        .platform
         .intake
         .record(
             UNSUBSCRIBE_SOURCE,

@@ -16,7 +16,7 @@ use unavoce_core::audience::Audience;
 use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_delivery::config::{Credential, DeliveryConfig, Pace, SmtpConfig, WebhookConfig};
 use unavoce_engagement::Broadcast;
-use unavoce_server::{Blueprint, Keys, Metrics, Running};
+use unavoce_platform::{Blueprint, Running};
 use unavoce_store::{Outbox, OutboxQuery, SqliteLog, SqliteOptions};
 
 use super::{current_rss_kib, peak_rss_kib};
@@ -153,22 +153,15 @@ pub(super) async fn delivery_bench(args: DeliveryBenchArgs) -> anyhow::Result<()
     let store = Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default())?);
     let running = Running::start(
         store.clone(),
-        Metrics::new(),
         Blueprint {
             policies,
             messages: vec![message],
             delivery,
-            ..Blueprint::defaults(
-                Keys {
-                    write_keys: Vec::new(),
-                    admin_key: "bench-admin".into(),
-                },
-                "http://bench.invalid",
-            )?
+            ..Blueprint::defaults("http://bench.invalid")?
         },
     )
     .await?;
-    let state = &running.state;
+    let state = &running.platform;
 
     let started = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {

@@ -9,10 +9,10 @@ use clap::Args;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use unavoce_core::audience::Audience;
-use unavoce_core::identity::IdentityRules;
 use unavoce_engagement::{Broadcast, Engagement};
 use unavoce_intake::{Intake, Item, ItemBody, Submission};
-use unavoce_projections::{IdentityProjection, Reports, SegmentDefinition, Segments};
+use unavoce_platform::{Blueprint, ReadSide};
+use unavoce_projections::{SegmentDefinition, Segments};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 use super::{current_rss_kib, load_journeys, median, peak_rss_kib};
@@ -80,13 +80,9 @@ pub(super) async fn decision_bench(args: DecisionBenchArgs) -> anyhow::Result<()
     let log: Arc<dyn EventLog> = sqlite.clone();
     let before = current_rss_kib();
     let started = Instant::now();
-    let identity = IdentityProjection::open(
-        log.clone(),
-        IdentityRules::default_rules(),
-        Default::default(),
-        Arc::new(unavoce_core::profile::default_computed_traits()),
-    )
-    .await?;
+    let ReadSide {
+        identity, reports, ..
+    } = ReadSide::open(log.clone(), &Blueprint::defaults("http://bench.invalid")?).await?;
     let profiles = identity.read(|g| g.profile_count());
     println!(
         "  {profiles} profiles built from the log in {:.0} s; memory +{:.0} MiB",
@@ -95,10 +91,6 @@ pub(super) async fn decision_bench(args: DecisionBenchArgs) -> anyhow::Result<()
     );
 
     // Baseline: every person's facts read once, as any audience evaluation does.
-    let reports = Reports::new(
-        identity.clone(),
-        unavoce_projections::TouchpointRegistry::open(log.clone(), &[]).await?,
-    );
     let everyone = Audience::parse("true")?;
     let engagement = Engagement::new(
         identity.clone(),

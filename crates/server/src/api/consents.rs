@@ -33,7 +33,12 @@ pub async fn list(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let node = live_profile(&state, &id).await?;
-    let events = state.intake.log().events_at(node.events.clone()).await?;
+    let events = state
+        .platform
+        .intake
+        .log()
+        .events_at(node.events.clone())
+        .await?;
     let mut refs: Vec<&unavoce_core::Event> = events.iter().map(|e| &e.event).collect();
     refs.sort_by_key(|e| e.timestamp);
     let current = fold_consents(refs.iter().copied());
@@ -70,7 +75,7 @@ pub async fn record(
         ));
     }
     let node = live_profile(&state, &id).await?;
-    let Some((key, value)) = state.identity.event_identity(&node) else {
+    let Some((key, value)) = state.platform.identity.event_identity(&node) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "no_event_identity",
@@ -100,6 +105,7 @@ pub async fn record(
         message.insert("context".into(), json!({"touchpoint": touchpoint}));
     }
     let report = state
+        .platform
         .intake
         .record(
             "api",

@@ -89,7 +89,7 @@ pub async fn broadcast(
     };
     let audience = Audience::parse(&request.audience)
         .map_err(|e| ApiError::bad_request("invalid_audience", e.to_string()))?;
-    let Some(message) = state.messages.get(&request.message) else {
+    let Some(message) = state.platform.messages.get(&request.message) else {
         return Err(ApiError::bad_request(
             "unknown_message",
             format!(
@@ -110,6 +110,7 @@ pub async fn broadcast(
         ));
     }
     let report = state
+        .platform
         .engagement
         .broadcast(
             &Broadcast {
@@ -154,6 +155,7 @@ pub async fn decisions(
         None => Vec::new(),
     };
     let found = state
+        .platform
         .decisions
         .decisions(DecisionQuery {
             profile_ids,

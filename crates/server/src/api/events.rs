@@ -13,9 +13,9 @@ use crate::error::ApiError;
 
 /// `GET /api/stats`: counts of the log and the quarantine.
 pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let stats = state.intake.log().stats().await?;
-    state.identity.catch_up().await?;
-    let (profiles, unattributed, flagged, merges) = state.identity.read(|graph| {
+    let stats = state.platform.intake.log().stats().await?;
+    state.platform.identity.catch_up().await?;
+    let (profiles, unattributed, flagged, merges) = state.platform.identity.read(|graph| {
         (
             graph.profile_count(),
             graph.unattributed(),
@@ -27,6 +27,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
         )
     });
     let decisions: serde_json::Map<String, Value> = state
+        .platform
         .decisions
         .decision_counts()
         .await?
@@ -34,7 +35,13 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
         .map(|(outcome, n)| (outcome, n.into()))
         .collect();
     let mut sent = 0;
-    for count in state.delivery.platform_outbox().outbox_counts().await? {
+    for count in state
+        .platform
+        .delivery
+        .platform_outbox()
+        .outbox_counts()
+        .await?
+    {
         if count.status == "sent"
             && !unavoce_core::subscription::Destination::is_insight_channel(&count.channel)
         {
@@ -70,7 +77,7 @@ pub async fn list(
         after_seq: parse_param("cursor", params.get("cursor"))?,
         limit,
     };
-    let page = state.intake.log().events(query).await?;
+    let page = state.platform.intake.log().events(query).await?;
     Ok(Json(json!({
         "events": page.events.into_iter().map(event_json).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor.map(|c| c.to_string()),
@@ -99,7 +106,7 @@ async fn profile_events(
     } else {
         None
     };
-    let events = state.intake.log().events_at(page).await?;
+    let events = state.platform.intake.log().events_at(page).await?;
     Ok(Json(json!({
         "events": events.into_iter().map(event_json).collect::<Vec<_>>(),
         "next_cursor": next_cursor,

@@ -93,7 +93,11 @@ pub async fn import(
         mapping,
         rows_per_append: 1000,
     };
-    let report = state.intake.import(&file[..], &options, |_| {}).await?;
+    let report = state
+        .platform
+        .intake
+        .import(&file[..], &options, |_| {})
+        .await?;
     Ok(Json(json!(report)))
 }
 

@@ -16,8 +16,8 @@ use crate::error::ApiError;
 /// `GET /api/journeys`: every journey with its figures.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut journeys = Vec::new();
-    for name in state.journeys.names() {
-        if let Some(stats) = state.journeys.stats(&name).await? {
+    for name in state.platform.journeys.names() {
+        if let Some(stats) = state.platform.journeys.stats(&name).await? {
             journeys.push(stats);
         }
     }
@@ -34,16 +34,21 @@ pub async fn create(
         ApiError::bad_request("invalid_body", format!("the journey is not valid: {e}"))
     })?;
     let name = config.name.clone();
-    state.journeys.define(config).await.map_err(|e| match e {
-        JourneyDefinitionError::Invalid(e) => {
-            ApiError::bad_request("invalid_journey", e.to_string())
-        }
-        JourneyDefinitionError::Exists(_) => {
-            ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
-        }
-        JourneyDefinitionError::Store(e) => ApiError::from(e),
-    })?;
-    let stats = state.journeys.stats(&name).await?;
+    state
+        .platform
+        .journeys
+        .define(config)
+        .await
+        .map_err(|e| match e {
+            JourneyDefinitionError::Invalid(e) => {
+                ApiError::bad_request("invalid_journey", e.to_string())
+            }
+            JourneyDefinitionError::Exists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
+            }
+            JourneyDefinitionError::Store(e) => ApiError::from(e),
+        })?;
+    let stats = state.platform.journeys.stats(&name).await?;
     Ok((StatusCode::CREATED, Json(json!(stats))))
 }
 
@@ -54,6 +59,7 @@ pub async fn show(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let stats = state
+        .platform
         .journeys
         .stats(&name)
         .await?
@@ -86,6 +92,7 @@ pub async fn dry_run_defined(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let journey = state
+        .platform
         .journeys
         .get(&name)
         .ok_or_else(|| ApiError::not_found(format!("there is no journey {name:?}")))?;
@@ -99,6 +106,7 @@ async fn dry_run(
 ) -> Result<Json<Value>, ApiError> {
     let list_limit = count_param(params, "list_limit", 100, 0..=100_000)?;
     let report = state
+        .platform
         .journeys
         .dry_run(journey, list_limit, jiff::Timestamp::now())
         .await?;
@@ -111,11 +119,12 @@ pub async fn runs(
     Path(name): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    if !state.journeys.names().contains(&name) {
+    if !state.platform.journeys.names().contains(&name) {
         return Err(ApiError::not_found(format!("there is no journey {name:?}")));
     }
     let limit = limit_param(&params, 100, 10_000)?;
     let runs = state
+        .platform
         .journeys
         .runs(
             &name,

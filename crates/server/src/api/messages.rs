@@ -23,7 +23,13 @@ fn entry_json(entry: &CatalogEntry) -> Value {
 
 /// `GET /api/messages`: every message with its channels.
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
-    let messages: Vec<Value> = state.messages.list().iter().map(entry_json).collect();
+    let messages: Vec<Value> = state
+        .platform
+        .messages
+        .list()
+        .iter()
+        .map(entry_json)
+        .collect();
     Json(json!({"messages": messages}))
 }
 
@@ -37,16 +43,21 @@ pub async fn create(
         ApiError::bad_request("invalid_body", format!("the message is not valid: {e}"))
     })?;
     let id = config.id.clone();
-    state.messages.define(config).await.map_err(|e| match e {
-        MessageDefinitionError::Invalid(e) => {
-            ApiError::bad_request("invalid_message", e.to_string())
-        }
-        MessageDefinitionError::Exists(_) => {
-            ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
-        }
-        MessageDefinitionError::Store(e) => ApiError::from(e),
-    })?;
-    let entry = state.messages.get(&id).map(|e| entry_json(&e));
+    state
+        .platform
+        .messages
+        .define(config)
+        .await
+        .map_err(|e| match e {
+            MessageDefinitionError::Invalid(e) => {
+                ApiError::bad_request("invalid_message", e.to_string())
+            }
+            MessageDefinitionError::Exists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
+            }
+            MessageDefinitionError::Store(e) => ApiError::from(e),
+        })?;
+    let entry = state.platform.messages.get(&id).map(|e| entry_json(&e));
     Ok((StatusCode::CREATED, Json(json!(entry))))
 }
 
@@ -56,6 +67,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let entry = state
+        .platform
         .messages
         .get(&id)
         .ok_or_else(|| no_such_message(&id))?;
@@ -71,6 +83,7 @@ pub async fn preview(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let entry = state
+        .platform
         .messages
         .get(&id)
         .ok_or_else(|| no_such_message(&id))?;
@@ -81,8 +94,9 @@ pub async fn preview(
         ));
     };
     let profile = profile_id(profile)?;
-    state.identity.catch_up().await?;
+    state.platform.identity.catch_up().await?;
     let profile = state
+        .platform
         .identity
         .read(|g| g.profile(profile).map(|n| n.id))
         .ok_or_else(|| ApiError::not_found(format!("there is no profile {profile}")))?;
@@ -91,6 +105,7 @@ pub async fn preview(
         None => entry.message.channels(),
     };
     let renderings: Vec<Value> = state
+        .platform
         .messages
         .preview(&entry.message, profile, &channels, jiff::Timestamp::now())
         .into_iter()

@@ -29,7 +29,12 @@ pub async fn list(
         after_id: parse_param::<i64>("after", params.get("after"))?,
         limit,
     };
-    let entries = state.delivery.platform_outbox().outbox(query).await?;
+    let entries = state
+        .platform
+        .delivery
+        .platform_outbox()
+        .outbox(query)
+        .await?;
     let next = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.id))
         .flatten();
@@ -38,9 +43,14 @@ pub async fn list(
 
 /// `GET /api/outbox/summary`: entries by channel and status, and the provider lanes.
 pub async fn summary(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let counts = state.delivery.platform_outbox().outbox_counts().await?;
+    let counts = state
+        .platform
+        .delivery
+        .platform_outbox()
+        .outbox_counts()
+        .await?;
     Ok(Json(
-        json!({"counts": counts, "lanes": state.delivery.lanes()}),
+        json!({"counts": counts, "lanes": state.platform.delivery.lanes()}),
     ))
 }
 
@@ -50,6 +60,7 @@ pub async fn show(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     let entry = state
+        .platform
         .delivery
         .platform_outbox()
         .outbox_entry(id)
@@ -63,7 +74,7 @@ pub async fn requeue(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    let outbox = state.delivery.platform_outbox();
+    let outbox = state.platform.delivery.platform_outbox();
     if outbox.requeue(id, Timestamp::now()).await? {
         return Ok(Json(json!({"id": id, "status": "pending"})));
     }

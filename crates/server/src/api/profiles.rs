@@ -23,13 +23,13 @@ pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    state.identity.catch_up().await?;
+    state.platform.identity.catch_up().await?;
     let limit = super::limit_param(&params, 20, 200)?;
     let after = match params.get("cursor").filter(|c| !c.is_empty()) {
         Some(cursor) => Some(profile_id(cursor)?),
         None => None,
     };
-    let (nodes, more) = state.identity.read(|graph| {
+    let (nodes, more) = state.platform.identity.read(|graph| {
         let mut nodes: Vec<ProfileNode> = graph
             .profiles_after(after)
             .take(limit + 1)
@@ -58,7 +58,7 @@ pub async fn lookup(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    state.identity.catch_up().await?;
+    state.platform.identity.catch_up().await?;
     let mut pairs = params.iter();
     let (Some((kind, value)), None) = (pairs.next(), pairs.next()) else {
         return Err(ApiError::bad_request(
@@ -70,11 +70,12 @@ pub async fn lookup(
         kind: kind.clone().into(),
         value: value.clone(),
     };
-    let rules = state.identity.rules();
+    let rules = state.platform.identity.rules();
     let key = rules
         .key_of(&identifier)
         .ok_or_else(|| unknown_identifier(rules, &identifier))?;
     let (node, ambiguous) = state
+        .platform
         .identity
         .read(|graph| (graph.lookup(&key).cloned(), graph.is_ambiguous(&key)));
     if ambiguous {
@@ -111,19 +112,24 @@ pub async fn context(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let node = live_profile(&state, &id).await?;
-    let rules = state.identity.rules();
+    let rules = state.platform.identity.rules();
     let identifiers = node
         .identifiers
         .iter()
         .map(|(k, _)| rules.identifier_of(k))
         .collect();
-    let events = state.intake.log().events_at(node.events.clone()).await?;
+    let events = state
+        .platform
+        .intake
+        .log()
+        .events_at(node.events.clone())
+        .await?;
     let refs: Vec<&unavoce_core::Event> = events.iter().map(|e| &e.event).collect();
     let card = unavoce_core::profile::context_card(
         &node.id.to_string(),
         identifiers,
         &refs,
-        state.identity.computed_traits(),
+        state.platform.identity.computed_traits(),
         jiff::Timestamp::now(),
     );
     Ok(Json(serde_json::to_value(card).unwrap_or_default()))
@@ -141,7 +147,7 @@ pub async fn timeline(
         .unwrap_or(50)
         .clamp(1, 500);
     let skip = parse_param::<usize>("cursor", params.get("cursor"))?.unwrap_or(0);
-    let mut events = state.intake.log().events_at(node.events).await?;
+    let mut events = state.platform.intake.log().events_at(node.events).await?;
     events.sort_by_key(|e| std::cmp::Reverse((e.event.timestamp, e.seq)));
     let total = events.len();
     let page: Vec<Value> = events
@@ -185,8 +191,9 @@ pub async fn unmerge(
             ),
         )
     })?;
-    state.identity.catch_up().await?;
+    state.platform.identity.catch_up().await?;
     let split = state
+        .platform
         .identity
         .unmerge(id, &request.identifier)
         .await
@@ -200,7 +207,7 @@ pub async fn unmerge(
                 ApiError::new(StatusCode::CONFLICT, "cannot_unmerge", e.to_string())
             }
         })?;
-    let nodes: Vec<ProfileNode> = state.identity.read(|graph| {
+    let nodes: Vec<ProfileNode> = state.platform.identity.read(|graph| {
         split
             .iter()
             .filter_map(|p| graph.profile(*p).cloned())
@@ -216,9 +223,9 @@ pub async fn unmerge(
 /// `GET /api/identity/flagged`: identifiers flagged as used by implausibly many people,
 /// and identifiers proven shared by two people, each with its evidence.
 pub async fn flagged(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.identity.catch_up().await?;
-    let rules = state.identity.rules().clone();
-    let flags: Vec<Value> = state.identity.read(|graph| {
+    state.platform.identity.catch_up().await?;
+    let rules = state.platform.identity.rules().clone();
+    let flags: Vec<Value> = state.platform.identity.read(|graph| {
         graph
             .flags()
             .map(|flag| {
@@ -237,7 +244,7 @@ pub async fn flagged(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
             })
             .collect()
     });
-    let shared: Vec<Value> = state.identity.read(|graph| {
+    let shared: Vec<Value> = state.platform.identity.read(|graph| {
         let mut shared: Vec<Value> = graph
             .shared()
             .map(|(key, (a, b))| {
@@ -260,7 +267,12 @@ pub async fn flagged(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
 /// `POST /api/identity/matching`: compares profiles that share no identifier; links
 /// likely matches and queues possible ones for review.
 pub async fn run_matching(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let report = state.identity.run_matching().await.map_err(review_error)?;
+    let report = state
+        .platform
+        .identity
+        .run_matching()
+        .await
+        .map_err(review_error)?;
     Ok(Json(json!(report)))
 }
 
@@ -274,6 +286,7 @@ pub async fn review_queue(
         .map(String::as_str)
         .unwrap_or("pending");
     let items: Vec<_> = state
+        .platform
         .identity
         .review_queue()
         .await?
@@ -304,6 +317,7 @@ pub async fn decide(
         }
     };
     let item = state
+        .platform
         .identity
         .decide(id, accept)
         .await
@@ -332,8 +346,9 @@ fn review_error(e: unavoce_projections::ReviewError) -> ApiError {
 /// resolves to the profile it was merged into), or 404.
 pub async fn live_profile(state: &AppState, id: &str) -> Result<ProfileNode, ApiError> {
     let id = profile_id(id)?;
-    state.identity.catch_up().await?;
+    state.platform.identity.catch_up().await?;
     state
+        .platform
         .identity
         .read(|graph| graph.profile(id).cloned())
         .ok_or_else(|| ApiError::not_found(format!("profile {id} does not exist")))
@@ -367,8 +382,13 @@ async fn profile_json(
     node: &ProfileNode,
     details: bool,
 ) -> Result<Value, ApiError> {
-    let rules = state.identity.rules();
-    let events = state.intake.log().events_at(node.events.clone()).await?;
+    let rules = state.platform.identity.rules();
+    let events = state
+        .platform
+        .intake
+        .log()
+        .events_at(node.events.clone())
+        .await?;
     let traits = fold_traits(events.iter().map(|e| &e.event));
     let mut out = Map::new();
     out.insert("id".into(), node.id.to_string().into());
@@ -450,9 +470,9 @@ pub async fn search(
             )
         })?;
     let limit = super::limit_param(&params, 20, 100)?;
-    state.identity.catch_up().await?;
-    let rules = state.identity.rules();
-    let found = state.identity.read_people(|graph, people| {
+    state.platform.identity.catch_up().await?;
+    let rules = state.platform.identity.rules();
+    let found = state.platform.identity.read_people(|graph, people| {
         let mut found = Vec::new();
         for node in graph.profiles_after(None) {
             let identifiers: Vec<Identifier> = node

@@ -35,6 +35,7 @@ pub async fn list(
         .unwrap_or(100)
         .clamp(1, 1000);
     let page = state
+        .platform
         .intake
         .log()
         .quarantine(QuarantineQuery {
@@ -55,7 +56,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.intake.log().quarantine_entry(id).await? {
+    match state.platform.intake.log().quarantine_entry(id).await? {
         Some(entry) => Ok(Json(entry_json(entry))),
         None => Err(ApiError::not_found(format!(
             "quarantine entry {id} does not exist"
@@ -87,7 +88,12 @@ pub async fn replay(
             }
         }
     };
-    match state.intake.replay(id, fixed, Timestamp::now()).await {
+    match state
+        .platform
+        .intake
+        .replay(id, fixed, Timestamp::now())
+        .await
+    {
         Ok(outcome) => Ok(Json(json!({"replayed": true, "event": outcome}))),
         Err(IntakeError::Store(e)) => Err(e.into()),
         Err(IntakeError::StillInvalid(rejection)) => Err(ApiError::new(

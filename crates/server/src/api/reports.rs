@@ -31,7 +31,11 @@ pub async fn touchpoint_kpis(
     Query(p): Params,
 ) -> Result<Response, ApiError> {
     let scope = Scope::of(&state, &p).await?;
-    let report = state.reports.kpis(scope.period, scope.audience()).await?;
+    let report = state
+        .platform
+        .reports
+        .kpis(scope.period, scope.audience())
+        .await?;
     Ok(scope.answer(&report, || kpi_table(&report.touchpoints)))
 }
 
@@ -41,7 +45,11 @@ pub async fn channel_kpis(
     Query(p): Params,
 ) -> Result<Response, ApiError> {
     let scope = Scope::of(&state, &p).await?;
-    let report = state.reports.kpis(scope.period, scope.audience()).await?;
+    let report = state
+        .platform
+        .reports
+        .kpis(scope.period, scope.audience())
+        .await?;
     let body = serde_json::json!({
         "people": report.people,
         "interactions": report.interactions,
@@ -66,6 +74,7 @@ pub async fn paths(State(state): State<AppState>, Query(p): Params) -> Result<Re
     let top = parse_param::<usize>("top", p.get("top"))?.unwrap_or(20);
     let scope = Scope::of(&state, &p).await?;
     let report = state
+        .platform
         .reports
         .paths(scope.period, scope.audience(), steps, top)
         .await?;
@@ -75,7 +84,11 @@ pub async fn paths(State(state): State<AppState>, Query(p): Params) -> Result<Re
 /// `GET /api/journeys/funnel`: people at each stage, conversion and drop-off.
 pub async fn funnel(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
     let scope = Scope::of(&state, &p).await?;
-    let report = state.reports.funnel(scope.period, scope.audience()).await?;
+    let report = state
+        .platform
+        .reports
+        .funnel(scope.period, scope.audience())
+        .await?;
     Ok(scope.answer(&report, || funnel_table(&report)))
 }
 
@@ -86,6 +99,7 @@ pub async fn attribution(
 ) -> Result<Response, ApiError> {
     let scope = Scope::of(&state, &p).await?;
     let report = state
+        .platform
         .reports
         .attribution(scope.period, scope.audience())
         .await?;
@@ -100,7 +114,11 @@ pub async fn census(State(state): State<AppState>, Query(p): Params) -> Result<R
         .parse()
         .map_err(|e: String| ApiError::bad_request("invalid_parameter", e))?;
     let scope = Scope::of(&state, &p).await?;
-    let report = state.reports.census(scope.period, scope.audience()).await?;
+    let report = state
+        .platform
+        .reports
+        .census(scope.period, scope.audience())
+        .await?;
     Ok(scope.answer(&report, || census_table(&report, section)))
 }
 
@@ -121,6 +139,7 @@ pub async fn activity(
     };
     let scope = Scope::of(&state, &p).await?;
     let report = state
+        .platform
         .reports
         .activity(scope.period, scope.audience(), by)
         .await?;
@@ -143,7 +162,13 @@ impl Scope {
             Some(text) => {
                 let audience = Audience::parse(text)
                     .map_err(|e| ApiError::bad_request("invalid_segment", e.to_string()))?;
-                Some(state.reports.audience(&audience, Timestamp::now()).await?)
+                Some(
+                    state
+                        .platform
+                        .reports
+                        .audience(&audience, Timestamp::now())
+                        .await?,
+                )
             }
             None => None,
         };

@@ -15,8 +15,8 @@ use crate::error::ApiError;
 
 /// `GET /api/segments`: every segment with its size.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.identity.catch_up().await?;
-    Ok(Json(json!({"segments": state.segments.list()})))
+    state.platform.identity.catch_up().await?;
+    Ok(Json(json!({"segments": state.platform.segments.list()})))
 }
 
 /// `POST /api/segments`: defines a segment (`name`, `expression`, `description`). The
@@ -31,6 +31,7 @@ pub async fn create(
     })?;
     let name = definition.name.clone();
     state
+        .platform
         .segments
         .define(definition)
         .await
@@ -42,7 +43,7 @@ pub async fn create(
             SegmentError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
             SegmentError::Store(e) => ApiError::from(e),
         })?;
-    let info = state.segments.get(&name);
+    let info = state.platform.segments.get(&name);
     Ok((StatusCode::CREATED, Json(json!(info))))
 }
 
@@ -51,8 +52,9 @@ pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.identity.catch_up().await?;
+    state.platform.identity.catch_up().await?;
     let info = state
+        .platform
         .segments
         .get(&name)
         .ok_or_else(|| no_such_segment(&name))?;
@@ -66,8 +68,8 @@ pub async fn members(
     Path(name): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    state.identity.catch_up().await?;
-    if state.segments.get(&name).is_none() {
+    state.platform.identity.catch_up().await?;
+    if state.platform.segments.get(&name).is_none() {
         return Err(no_such_segment(&name));
     }
     let limit = limit_param(&params, 100, 10_000)?;
@@ -77,7 +79,7 @@ pub async fn members(
         })?),
         None => None,
     };
-    let members = state.segments.members(&name, after, limit);
+    let members = state.platform.segments.members(&name, after, limit);
     let next_cursor = (members.len() == limit)
         .then(|| members.last().map(ToString::to_string))
         .flatten();

@@ -14,6 +14,7 @@ use crate::error::ApiError;
 /// `GET /api/subscriptions`: every subscription, with where it was defined.
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     let subscriptions: Vec<Value> = state
+        .platform
         .insights
         .list()
         .into_iter()
@@ -39,12 +40,17 @@ pub async fn create(
         )
     })?;
     let name = config.name.clone();
-    state.insights.define(config).await.map_err(|e| match e {
-        SubscriptionDefinitionError::Exists(_) => {
-            ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
-        }
-        SubscriptionDefinitionError::Store(e) => e.into(),
-        other => ApiError::bad_request("invalid_subscription", other.to_string()),
-    })?;
+    state
+        .platform
+        .insights
+        .define(config)
+        .await
+        .map_err(|e| match e {
+            SubscriptionDefinitionError::Exists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
+            }
+            SubscriptionDefinitionError::Store(e) => e.into(),
+            other => ApiError::bad_request("invalid_subscription", other.to_string()),
+        })?;
     Ok((StatusCode::CREATED, Json(json!({"name": name}))))
 }

@@ -20,7 +20,13 @@ fn entry((touchpoint, origin): (Touchpoint, Origin)) -> Value {
 
 /// Every registered touchpoint.
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
-    let touchpoints: Vec<Value> = state.touchpoints.list().into_iter().map(entry).collect();
+    let touchpoints: Vec<Value> = state
+        .platform
+        .touchpoints
+        .list()
+        .into_iter()
+        .map(entry)
+        .collect();
     Json(json!({ "touchpoints": touchpoints }))
 }
 
@@ -30,6 +36,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     state
+        .platform
         .touchpoints
         .get(&id)
         .map(|t| Json(entry(t)))
@@ -43,6 +50,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let touchpoint = parse(&body)?;
     let created = state
+        .platform
         .touchpoints
         .create(touchpoint)
         .await
@@ -58,6 +66,7 @@ pub async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let touchpoint = parse(&body)?;
     let updated = state
+        .platform
         .touchpoints
         .update(&id, touchpoint)
         .await
@@ -71,6 +80,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state
+        .platform
         .touchpoints
         .delete(&id)
         .await

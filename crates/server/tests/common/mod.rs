@@ -10,7 +10,8 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
-use unavoce_server::{Blueprint, Keys, Metrics, Running, WriteKey, router};
+use unavoce_platform::{Blueprint, Running};
+use unavoce_server::{AppState, Keys, Metrics, WriteKey, router};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 pub const WRITE_KEY: &str = "test-write-key-0123";
@@ -68,14 +69,17 @@ async fn open_in(
         ],
         admin_key: ADMIN_KEY.into(),
     };
-    let mut blueprint = Blueprint::defaults(keys, "http://unavoce.test").unwrap();
+    let mut blueprint = Blueprint::defaults("http://unavoce.test").unwrap();
     customise(&mut blueprint);
-    let running = Running::start(log.clone(), metrics, blueprint)
-        .await
-        .unwrap();
+    let running = Running::start(log.clone(), blueprint).await.unwrap();
+    let state = AppState {
+        platform: running.platform.clone(),
+        keys: Arc::new(keys),
+        metrics,
+    };
     TestServer {
         dir,
-        app: router(running.state.clone()),
+        app: router(state),
         log,
         running: Some(running),
         customise,

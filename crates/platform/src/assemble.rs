@@ -1,5 +1,5 @@
-//! Putting the platform together: the projections, the engines and the outbox worker
-//! over one store, as `unavoce serve` (and the tests) run it.
+//! Putting the platform together: the projections, the engagement stage and the outbox
+//! worker over one store, as `unavoce serve`, the tests and the benchmarks run it.
 
 use std::sync::Arc;
 
@@ -19,11 +19,11 @@ use unavoce_intake::Intake;
 use unavoce_projections::{
     IdentityProjection, Reports, SegmentDefinition, Segments, TouchpointRegistry,
 };
+
+use crate::ReadSide;
 use unavoce_store::{DecisionLog, EventLog, JourneyStore, Outbox};
 
-use crate::{AppState, Keys, Metrics};
-
-/// What the platform runs with: the parts of the configuration file the server uses.
+/// What the platform runs with: the parts of the configuration file it uses.
 pub struct Blueprint {
     pub identity: Arc<IdentityRules>,
     pub analytics: Arc<AnalyticsRules>,
@@ -37,14 +37,13 @@ pub struct Blueprint {
     pub delivery: DeliveryConfig,
     /// Where people and providers reach this server (links in messages, callbacks).
     pub public_url: String,
-    pub keys: Keys,
 }
 
 impl Blueprint {
     /// The defaults of an empty configuration file (default identity rules, computed
     /// traits and policies; no touchpoint, segment, journey, message, subscription or
-    /// provider), with these keys and public address.
-    pub fn defaults(keys: Keys, public_url: &str) -> Result<Blueprint, AssembleError> {
+    /// provider), with this public address.
+    pub fn defaults(public_url: &str) -> Result<Blueprint, AssembleError> {
         Ok(Blueprint {
             identity: IdentityRules::default_rules(),
             analytics: Default::default(),
@@ -57,7 +56,6 @@ impl Blueprint {
             subscriptions: Vec::new(),
             delivery: DeliveryConfig::default(),
             public_url: public_url.to_string(),
-            keys,
         })
     }
 }
@@ -70,7 +68,7 @@ pub struct AssembleError {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-fn failed<E: std::error::Error + Send + Sync + 'static>(
+pub(crate) fn failed<E: std::error::Error + Send + Sync + 'static>(
     part: &'static str,
 ) -> impl Fn(E) -> AssembleError {
     move |e| AssembleError {
@@ -79,9 +77,36 @@ fn failed<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
-/// The running platform: the HTTP application's state and its background work.
+/// The platform's parts, each shared: what the HTTP edge and the commands work with.
+#[derive(Clone)]
+pub struct Platform {
+    /// The one way into the log.
+    pub intake: Intake,
+    /// The identity graph and the profile states, kept current from the log.
+    pub identity: Arc<IdentityProjection>,
+    /// The message catalog.
+    pub messages: Arc<Messages>,
+    /// Journeys and their runs.
+    pub journeys: Arc<Journeys>,
+    /// Department subscriptions: insights routed to departments.
+    pub insights: Arc<Insights>,
+    /// Segments, kept current as events arrive.
+    pub segments: Arc<Segments>,
+    /// The registered touchpoints, from the config file and the API.
+    pub touchpoints: Arc<TouchpointRegistry>,
+    /// KPIs, paths, funnel, attribution and the census.
+    pub reports: Arc<Reports>,
+    /// Broadcasts through the policy gate.
+    pub engagement: Arc<Engagement>,
+    /// The policy gate's decisions.
+    pub decisions: Arc<dyn DecisionLog>,
+    /// The outbox worker, its providers and what comes back from them.
+    pub delivery: Arc<Dispatcher>,
+}
+
+/// The running platform: its parts and their background work.
 pub struct Running {
-    pub state: AppState,
+    pub platform: Platform,
     tasks: Vec<JoinHandle<()>>,
     delivery: JoinHandle<()>,
     stop: watch::Sender<bool>,
@@ -90,33 +115,22 @@ pub struct Running {
 impl Running {
     /// Puts the platform together over `store` and starts its background work
     /// (segment maintenance, the journey runner, the outbox worker).
-    pub async fn start<S>(
-        store: Arc<S>,
-        metrics: Arc<Metrics>,
-        blueprint: Blueprint,
-    ) -> Result<Running, AssembleError>
+    pub async fn start<S>(store: Arc<S>, blueprint: Blueprint) -> Result<Running, AssembleError>
     where
         S: EventLog + DecisionLog + JourneyStore + Outbox,
     {
         let log: Arc<dyn EventLog> = store.clone();
         let decisions: Arc<dyn DecisionLog> = store.clone();
-        let touchpoints = TouchpointRegistry::open(log.clone(), &blueprint.touchpoints)
-            .await
-            .map_err(failed("touchpoints"))?;
-        let identity = IdentityProjection::open(
-            log.clone(),
-            blueprint.identity,
-            blueprint.analytics,
-            blueprint.computed,
-        )
-        .await
-        .map_err(failed("profiles"))?;
+        let ReadSide {
+            identity,
+            touchpoints,
+            reports,
+        } = ReadSide::open(log.clone(), &blueprint).await?;
         let engagement = Arc::new(Engagement::new(
             identity.clone(),
             decisions.clone(),
             blueprint.policies.clone(),
         ));
-        let reports = Arc::new(Reports::new(identity.clone(), touchpoints.clone()));
         let intake = Intake::new(log.clone())
             .with_touchpoint_channels(touchpoints.channels())
             .with_observer(identity.clone());
@@ -185,15 +199,13 @@ impl Running {
         });
         let tasks = vec![segments.maintain(), journeys.run(), insights.run()];
         Ok(Running {
-            state: AppState {
+            platform: Platform {
                 identity,
                 intake,
                 segments,
                 journeys,
                 messages,
                 insights,
-                keys: Arc::new(blueprint.keys),
-                metrics,
                 touchpoints,
                 reports,
                 engagement,
@@ -213,6 +225,6 @@ impl Running {
         }
         let _ = self.stop.send(true);
         let _ = self.delivery.await;
-        self.state.identity.stop();
+        self.platform.identity.stop();
     }
 }

@@ -1,0 +1,10 @@
+//! Unavoce put together: the platform's parts over one store ([`Running::start`] from a
+//! [`Blueprint`]), the same for `unavoce serve`, the CLI's commands, the tests and the
+//! benchmarks. The HTTP edge (`unavoce-server`) and the binary only use what this
+//! assembles; neither builds projections of its own.
+
+mod assemble;
+mod read_side;
+
+pub use assemble::{AssembleError, Blueprint, Platform, Running};
+pub use read_side::ReadSide;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use unavoce_core::identity::ProfileId;
 use unavoce_store::OutboxEntry;
 
-use crate::dispatch::Dispatcher;
+use crate::Dispatcher;
 use crate::provider::{Accepted, Failure};
 use crate::smtp::Smtp;
 

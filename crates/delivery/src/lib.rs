@@ -3,12 +3,12 @@
 //! Cloud API ([`Whatsapp`]) and signed webhooks ([`Webhook`]) — with the pacing,
 //! back-off and tracking they need.
 
-mod backoff;
+mod address;
 pub mod config;
-mod dispatch;
 mod insight;
-mod pace;
+mod outbox;
 mod provider;
+mod record;
 mod reports;
 mod smtp;
 pub mod tracking;
@@ -18,11 +18,11 @@ mod webhook;
 mod whatsapp;
 
 pub use config::DeliveryConfig;
-pub use dispatch::{
-    DELIVERY_SOURCE, Dispatcher, LaneInfo, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, Platform, RecordError,
-    opt_out_message, record_about,
+pub use outbox::{
+    Dispatcher, LaneInfo, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, Platform, opt_out_message,
 };
 pub use provider::{Accepted, Envelope, Failure, Provider};
+pub use record::{DELIVERY_SOURCE, RecordError, record_about};
 pub use reports::{Keyword, ReplyOutcome, Report, ReportError, keyword};
 pub use smtp::Smtp;
 pub use twilio::Twilio;

@@ -9,10 +9,8 @@ use unavoce_core::identifier::Identifier;
 use unavoce_core::identity::ProfileId;
 use unavoce_store::{NewDecision, Settlement, StoreError};
 
-use crate::dispatch::{
-    Dispatcher, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, RecordError, entry_properties, record,
-    record_about,
-};
+use crate::record::{RecordError, entry_properties, record, record_about};
+use crate::{Dispatcher, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE};
 
 /// The purposes a STOP withdraws and a START gives back, on the channel it came from.
 pub const OPT_OUT_PURPOSES: [&str; 2] = ["promotional", "service"];

@@ -10,8 +10,10 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 use unavoce_core::message::Rendering;
 
 use crate::config::{ConfigError, SmtpConfig};
-use crate::dispatch::BOUNCE;
 use crate::provider::{Accepted, Envelope, Failure, Provider, install_crypto};
+
+/// How an SMTP refusal starts (a bounce).
+pub(crate) const BOUNCE: &str = "refused:";
 
 /// Where e-mails go.
 enum Transport {

@@ -5,25 +5,27 @@
 
 mod address;
 pub mod config;
+pub mod email_links;
+mod feedback;
 mod insight;
 mod outbox;
 mod provider;
 mod record;
-mod reports;
+mod replies;
 mod smtp;
-pub mod tracking;
 mod twilio;
 pub mod verify;
 mod webhook;
 mod whatsapp;
 
 pub use config::DeliveryConfig;
-pub use outbox::{
-    Dispatcher, LaneInfo, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, Platform, opt_out_message,
-};
+pub use feedback::{Report, ReportError};
+pub use outbox::{Dispatcher, LaneInfo, Platform};
 pub use provider::{Accepted, Envelope, Failure, Provider};
 pub use record::{DELIVERY_SOURCE, RecordError, record_about};
-pub use reports::{Keyword, ReplyOutcome, Report, ReportError, keyword};
+pub use replies::{
+    Keyword, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, ReplyOutcome, keyword, opt_out_message,
+};
 pub use smtp::Smtp;
 pub use twilio::Twilio;
 pub use webhook::{Webhook, signature};

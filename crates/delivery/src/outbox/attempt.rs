@@ -7,11 +7,12 @@ use unavoce_core::identity::ProfileId;
 use unavoce_core::message::Rendering;
 use unavoce_store::{OutboxEntry, Settlement};
 
+use super::Dispatcher;
 use super::lanes::{Lane, Sink};
-use super::{Dispatcher, OPT_OUT_PURPOSE};
 use crate::address;
+use crate::email_links::track_html;
 use crate::provider::{Accepted, Envelope, Failure};
-use crate::tracking::track_html;
+use crate::replies::OPT_OUT_PURPOSE;
 
 /// Why a claimed entry is not handed to a provider.
 enum Skip {

@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use unavoce_core::message::{MessageConfig, SmsTemplate, WhatsAppTemplate};
 use unavoce_core::policy::Policies;
 use unavoce_engine::{IdentityProjection, Messages};
 use unavoce_intake::Intake;
@@ -35,12 +34,6 @@ mod pace;
 use flusher::{FLUSH_MAX, Outcome};
 use lanes::Lane;
 pub use lanes::LaneInfo;
-
-/// The purpose of the one message that confirms an opt-out: sent although every
-/// consent on that channel was just withdrawn (the confirmation is what the law asks).
-pub const OPT_OUT_PURPOSE: &str = "opt-out";
-/// The catalog message that confirms an opt-out.
-pub const OPT_OUT_MESSAGE: &str = "opt-out-confirmation";
 
 /// What the worker needs from the rest of the platform.
 pub struct Platform {
@@ -144,26 +137,5 @@ impl Dispatcher {
 
     pub(crate) fn platform(&self) -> &Platform {
         &self.platform
-    }
-}
-
-/// The built-in message that confirms an opt-out (unless the catalog defines
-/// [`OPT_OUT_MESSAGE`] itself).
-pub fn opt_out_message(config: &DeliveryConfig) -> MessageConfig {
-    let text = config.opt_out_confirmation();
-    MessageConfig {
-        id: OPT_OUT_MESSAGE.into(),
-        description: Some("Confirms an SMS or WhatsApp STOP, once.".into()),
-        email: None,
-        sms: Some(SmsTemplate {
-            text: text.clone(),
-            max_segments: 2,
-        }),
-        whatsapp: Some(WhatsAppTemplate {
-            text,
-            buttons: Vec::new(),
-        }),
-        push: None,
-        call_task: None,
     }
 }

@@ -8,8 +8,8 @@ use unavoce_core::identity::ProfileId;
 use unavoce_store::OutboxEntry;
 
 use crate::Dispatcher;
-use crate::provider::{Accepted, Failure};
-use crate::smtp::Smtp;
+use crate::providers::smtp::Smtp;
+use crate::providers::{Accepted, Failure};
 
 /// What raised an insight, from its decision's reasons.
 fn reason(entry: &OutboxEntry) -> &Value {

@@ -9,24 +9,20 @@ pub mod email_links;
 mod feedback;
 mod insight;
 mod outbox;
-mod provider;
+mod providers;
 mod record;
 mod replies;
-mod smtp;
-mod twilio;
 pub mod verify;
-mod webhook;
-mod whatsapp;
 
 pub use config::DeliveryConfig;
 pub use feedback::{Report, ReportError};
 pub use outbox::{Dispatcher, LaneInfo, Platform};
-pub use provider::{Accepted, Envelope, Failure, Provider};
+pub use providers::smtp::Smtp;
+pub use providers::twilio::Twilio;
+pub use providers::webhook::{Webhook, signature};
+pub use providers::whatsapp::{Whatsapp, request_body};
+pub use providers::{Accepted, Envelope, Failure, Provider};
 pub use record::{DELIVERY_SOURCE, RecordError, record_about};
 pub use replies::{
     Keyword, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, ReplyOutcome, keyword, opt_out_message,
 };
-pub use smtp::Smtp;
-pub use twilio::Twilio;
-pub use webhook::{Webhook, signature};
-pub use whatsapp::{Whatsapp, request_body};

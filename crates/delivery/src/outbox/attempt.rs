@@ -11,7 +11,7 @@ use super::Dispatcher;
 use super::lanes::{Lane, Sink};
 use crate::address;
 use crate::email_links::track_html;
-use crate::provider::{Accepted, Envelope, Failure};
+use crate::providers::{Accepted, Envelope, Failure};
 use crate::replies::OPT_OUT_PURPOSE;
 
 /// Why a claimed entry is not handed to a provider.

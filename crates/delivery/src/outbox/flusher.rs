@@ -13,9 +13,9 @@ use unavoce_store::{OutboxEntry, Settlement, StoreError};
 use super::Dispatcher;
 use super::backoff::{jitter, retry_delay};
 use super::lanes::Lane;
-use crate::provider::{Accepted, Failure};
+use crate::providers::smtp::BOUNCE;
+use crate::providers::{Accepted, Failure};
 use crate::record::{DELIVERY_SOURCE, about, entry_properties};
-use crate::smtp::BOUNCE;
 
 /// Outcomes recorded in one transaction at most.
 pub(super) const FLUSH_MAX: usize = 1_000;

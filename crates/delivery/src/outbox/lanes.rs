@@ -17,7 +17,7 @@ use unavoce_store::{OutboxEntry, Settlement};
 use super::Dispatcher;
 use super::pace::Pacer;
 use crate::config::{ConfigError, DeliveryConfig, Pace};
-use crate::provider::Provider;
+use crate::providers::Provider;
 use crate::{Smtp, Twilio, Webhook, Whatsapp};
 
 /// Insights in one digest e-mail at most (more wait for the next).

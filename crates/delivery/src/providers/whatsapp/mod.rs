@@ -1,14 +1,18 @@
 //! WhatsApp through the WhatsApp Cloud API: `POST /{phone-number-id}/messages` with a
-//! bearer token; a text, or an interactive message with up to three reply buttons.
+//! bearer token; a text, or an interactive message with up to three reply buttons. Its
+//! settings are in `config.rs`.
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use unavoce_core::message::Rendering;
 
-use crate::config::{ConfigError, WhatsappConfig};
-use crate::provider::{
-    Accepted, Answer, Envelope, Failure, Provider, excerpt, http_client, text_at,
-};
+use super::http::{Answer, excerpt, http_client, text_at};
+use super::{Accepted, Envelope, Failure, Provider};
+use crate::config::ConfigError;
+
+mod config;
+
+pub use config::WhatsappConfig;
 
 /// Graph API error codes that mean "slow down" (throughput, rate and spam limits).
 const RATE_LIMIT_CODES: [i64; 6] = [4, 80007, 130429, 131048, 131056, 133016];
@@ -23,6 +27,7 @@ pub struct Whatsapp {
 }
 
 impl Whatsapp {
+    /// The provider for the number `config` describes.
     pub fn new(config: &WhatsappConfig) -> Result<Self, ConfigError> {
         Ok(Whatsapp {
             client: http_client(),

@@ -15,7 +15,7 @@ mod replies;
 pub mod verify;
 
 pub use config::DeliveryConfig;
-pub use feedback::{Report, ReportError};
+pub use feedback::{Callback, CallbackError, Refusal, Report, ReportError};
 pub use outbox::{Dispatcher, LaneInfo, Platform};
 pub use providers::smtp::Smtp;
 pub use providers::twilio::Twilio;

@@ -90,6 +90,17 @@ pub fn keyword(text: &str) -> Keyword {
     }
 }
 
+/// A message from a person, as a provider passes it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Inbound {
+    /// Their phone number, as the provider gives it (with or without the `+`).
+    pub from: String,
+    /// What they wrote (or the reply button they pressed).
+    pub text: String,
+    /// The provider's id for it: a repeated report of it counts once.
+    pub provider_id: Option<String>,
+}
+
 /// What a reply did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyOutcome {

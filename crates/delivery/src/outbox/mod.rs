@@ -23,7 +23,7 @@ use unavoce_intake::Intake;
 use unavoce_store::{DecisionLog, Outbox, StoreError};
 
 use crate::config::{ConfigError, DeliveryConfig, RetryPolicy};
-use crate::verify::CallbackSecrets;
+use crate::feedback::Callbacks;
 
 mod attempt;
 mod backoff;
@@ -56,7 +56,7 @@ pub struct Dispatcher {
     platform: Platform,
     lanes: BTreeMap<String, Arc<Lane>>,
     retry: RetryPolicy,
-    callbacks: CallbackSecrets,
+    callbacks: Callbacks,
     public_url: String,
     /// Attempts' outcomes on their way to the flusher, which [`Self::run`] starts.
     outcomes: mpsc::Sender<Outcome>,
@@ -79,13 +79,13 @@ impl Dispatcher {
             platform,
             lanes,
             retry: config.retry.policy()?,
-            callbacks: CallbackSecrets::new(config)?,
+            callbacks: Callbacks::new(config, public_url)?,
             public_url: public_url.to_string(),
         })
     }
 
-    /// The secrets providers' callbacks are checked with.
-    pub fn callbacks(&self) -> &CallbackSecrets {
+    /// The readers of providers' callbacks.
+    pub(crate) fn callbacks(&self) -> &Callbacks {
         &self.callbacks
     }
 

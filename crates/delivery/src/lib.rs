@@ -1,7 +1,10 @@
 //! Delivery: the outbox worker ([`Dispatcher`]) and the providers that carry messages
 //! to people — SMTP ([`Smtp`]), the Twilio Messages API ([`Twilio`]), the WhatsApp
 //! Cloud API ([`Whatsapp`]) and signed webhooks ([`Webhook`]) — with the pacing,
-//! back-off and tracking they need.
+//! back-off and tracking they need; and what comes back, as the person's events:
+//! providers' reports and callbacks ([`Callback`]), replies with STOP and START, opens
+//! and clicks. Each provider's folder (`providers/<name>/`) holds its sending, its
+//! settings, its signature check and the reading of its callbacks.
 
 mod address;
 pub mod config;

@@ -49,8 +49,11 @@ impl Sink {
 
 /// One channel's provider and its pace.
 pub(super) struct Lane {
+    /// The channel it carries (the outbox entries it claims).
     pub(super) channel: String,
+    /// What it hands them to.
     pub(super) sink: Sink,
+    /// Its rate limit, which a provider's "too many requests" pauses.
     pub(super) pacer: Pacer,
     pace: Pace,
     /// Since start: messages accepted, attempts to retry, dead letters.
@@ -150,6 +153,8 @@ impl Dispatcher {
             .collect()
     }
 
+    /// Runs one lane until `stop`: claims due entries by the batch, hands each to a
+    /// free slot, and gives back what it claimed but did not attempt.
     pub(super) async fn run_lane(
         self: Arc<Self>,
         lane: Arc<Lane>,

@@ -135,6 +135,7 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// What the worker reads and records through.
     pub(crate) fn platform(&self) -> &Platform {
         &self.platform
     }

@@ -32,8 +32,10 @@ fn http_failure(
 
 /// An HTTP provider's answer, read whole.
 pub(crate) struct Answer {
+    /// Its status.
     pub status: reqwest::StatusCode,
     retry_after: Option<reqwest::header::HeaderValue>,
+    /// Its body, as text.
     pub text: String,
     /// The body as JSON (`Null` when it is not).
     pub json: Value,

@@ -1,5 +1,7 @@
 //! The `[delivery]` settings: which provider carries each channel, how hard to retry,
 //! and the credentials — given in the file or, better, named environment variables.
+//! Each provider's own settings are in its folder (`providers/<name>/config.rs`) and
+//! re-exported here.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,10 +10,16 @@ use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 use unavoce_core::journey::parse_duration;
 
+pub use crate::providers::smtp::SmtpConfig;
+pub use crate::providers::twilio::TwilioConfig;
+pub use crate::providers::webhook::WebhookConfig;
+pub use crate::providers::whatsapp::WhatsappConfig;
+
 /// How messages leave: one provider per channel, and the retry policy.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
+    /// How hard to retry a message that failed for now.
     #[serde(default)]
     pub retry: RetryConfig,
     /// E-mail over SMTP.
@@ -47,9 +55,11 @@ impl DeliveryConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
+    /// Attempts at one message at most.
     pub max_attempts: u32,
     /// The first back-off; each next one doubles, up to `max_delay`.
     pub first_delay: String,
+    /// The longest back-off.
     pub max_delay: String,
     /// A message not sent this long after it was due is given up.
     pub expire_after: String,
@@ -69,9 +79,13 @@ impl Default for RetryConfig {
 /// The retry policy, checked.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
+    /// Attempts at one message at most.
     pub max_attempts: u32,
+    /// The first back-off.
     pub first_delay: SignedDuration,
+    /// The longest back-off.
     pub max_delay: SignedDuration,
+    /// How long after it was due a message is still worth sending.
     pub expire_after: SignedDuration,
 }
 
@@ -123,8 +137,10 @@ impl Default for Pace {
 #[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
+    /// The secret itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// The environment variable holding it (preferred over `value`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
 }
@@ -164,86 +180,13 @@ impl Credential {
     }
 }
 
-/// E-mail over SMTP, or into a folder (one `.eml` file per message: for trying things
-/// out).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmtpConfig {
-    /// `smtp://host:25` (plain), `smtp://host:587?tls=required` (STARTTLS) or
-    /// `smtps://host:465` (TLS).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub url: String,
-    /// Instead of a server: the folder the e-mails are written to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub folder: Option<std::path::PathBuf>,
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Credential,
-    /// The sender, e.g. `Acme <news@acme.example>`.
-    pub from: String,
-    #[serde(default)]
-    pub pace: Pace,
-}
-
-/// SMS through the Twilio Messages API.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TwilioConfig {
-    #[serde(default = "default_twilio_url")]
-    pub api_url: String,
-    pub account_sid: String,
-    #[serde(default)]
-    pub auth_token: Credential,
-    /// The sending number (E.164), unless a messaging service sends.
-    pub from: Option<String>,
-    pub messaging_service_sid: Option<String>,
-    #[serde(default)]
-    pub pace: Pace,
-}
-
-fn default_twilio_url() -> String {
-    "https://api.twilio.com".into()
-}
-
-/// WhatsApp through the WhatsApp Cloud API.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct WhatsappConfig {
-    #[serde(default = "default_whatsapp_url")]
-    pub api_url: String,
-    pub phone_number_id: String,
-    #[serde(default)]
-    pub access_token: Credential,
-    /// The app secret Meta signs its webhooks with (`X-Hub-Signature-256`).
-    #[serde(default)]
-    pub app_secret: Credential,
-    /// The token Meta's webhook verification must present.
-    #[serde(default)]
-    pub verify_token: Credential,
-    #[serde(default)]
-    pub pace: Pace,
-}
-
-fn default_whatsapp_url() -> String {
-    "https://graph.facebook.com/v21.0".into()
-}
-
-/// A webhook: JSON posted to `url`, signed with HMAC-SHA256 under `secret`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    pub url: String,
-    #[serde(default)]
-    pub secret: Credential,
-    #[serde(default)]
-    pub pace: Pace,
-}
-
 /// A delivery setting that does not hold.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
+    /// A setting has a value that cannot work.
     #[error("{field}: {problem}")]
     Invalid { field: String, problem: String },
+    /// A credential names an environment variable that is not set.
     #[error("{field}: the environment variable {env} is not set")]
     MissingEnv { field: String, env: String },
 }

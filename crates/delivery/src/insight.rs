@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 use unavoce_core::identity::ProfileId;
 use unavoce_store::OutboxEntry;
 
-use crate::dispatch::Dispatcher;
-use crate::provider::{Accepted, Failure};
-use crate::smtp::Smtp;
+use crate::Dispatcher;
+use crate::providers::smtp::Smtp;
+use crate::providers::{Accepted, Failure};
 
 /// What raised an insight, from its decision's reasons.
 fn reason(entry: &OutboxEntry) -> &Value {

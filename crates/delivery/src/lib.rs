@@ -1,30 +1,31 @@
 //! Delivery: the outbox worker ([`Dispatcher`]) and the providers that carry messages
 //! to people — SMTP ([`Smtp`]), the Twilio Messages API ([`Twilio`]), the WhatsApp
 //! Cloud API ([`Whatsapp`]) and signed webhooks ([`Webhook`]) — with the pacing,
-//! back-off and tracking they need.
+//! back-off and tracking they need; and what comes back, as the person's events:
+//! providers' reports and callbacks ([`Callback`]), replies with STOP and START, opens
+//! and clicks. Each provider's folder (`providers/<name>/`) holds its sending, its
+//! settings, its signature check and the reading of its callbacks.
 
-mod backoff;
+mod address;
 pub mod config;
-mod dispatch;
+pub mod email_links;
+mod feedback;
 mod insight;
-mod pace;
-mod provider;
-mod reports;
-mod smtp;
-pub mod tracking;
-mod twilio;
+mod outbox;
+mod providers;
+mod record;
+mod replies;
 pub mod verify;
-mod webhook;
-mod whatsapp;
 
 pub use config::DeliveryConfig;
-pub use dispatch::{
-    DELIVERY_SOURCE, Dispatcher, LaneInfo, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, Platform, RecordError,
-    opt_out_message, record_about,
+pub use feedback::{Callback, CallbackError, Refusal, Report, ReportError};
+pub use outbox::{Dispatcher, LaneInfo, Platform};
+pub use providers::smtp::Smtp;
+pub use providers::twilio::Twilio;
+pub use providers::webhook::{Webhook, signature};
+pub use providers::whatsapp::{Whatsapp, request_body};
+pub use providers::{Accepted, Envelope, Failure, Provider};
+pub use record::{DELIVERY_SOURCE, RecordError, record_about};
+pub use replies::{
+    Keyword, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, ReplyOutcome, keyword, opt_out_message,
 };
-pub use provider::{Accepted, Envelope, Failure, Provider};
-pub use reports::{Keyword, ReplyOutcome, Report, ReportError, keyword};
-pub use smtp::Smtp;
-pub use twilio::Twilio;
-pub use webhook::{Webhook, signature};
-pub use whatsapp::{Whatsapp, request_body};

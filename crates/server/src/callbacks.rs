@@ -1,16 +1,14 @@
 //! What providers and people's mail clients call back on, outside `/api/` (each is
 //! checked its own way): Twilio's status callbacks and inbound SMS, the WhatsApp Cloud
-//! API webhook, and e-mail open pixels and click links.
-
-use std::collections::HashMap;
+//! API webhook, and e-mail open pixels and click links. A provider's callback is
+//! handed to delivery as it came (path, headers, body), which checks its signature and
+//! reads it; this module only turns the outcome into an HTTP answer.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde_json::Value;
-use unavoce_delivery::verify::Verdict;
-use unavoce_delivery::{Report, ReportError};
+use unavoce_delivery::{Callback, CallbackError, Refusal, ReportError};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -35,44 +33,40 @@ impl From<ReportError> for ApiError {
     }
 }
 
-fn refused(verdict: Verdict, provider: &str) -> ApiError {
-    match verdict {
-        Verdict::NotConfigured => {
-            ApiError::not_found(format!("{provider} is not configured on this server"))
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::NotConfigured(_) => ApiError::not_found(message),
+            Refusal::Forged(_) => ApiError::new(StatusCode::FORBIDDEN, "bad_signature", message),
+            Refusal::NotVerified => {
+                ApiError::new(StatusCode::FORBIDDEN, "bad_verify_token", message)
+            }
+            Refusal::Malformed(_) => ApiError::bad_request("invalid_body", message),
+            Refusal::NotJson(_) => ApiError::bad_request("invalid_json", message),
         }
-        _ => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_signature",
-            format!("the request does not carry {provider}'s signature"),
-        ),
     }
 }
 
-/// A Twilio callback's form fields, once its signature holds.
-fn twilio_fields(
-    state: &AppState,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<HashMap<String, String>, ApiError> {
-    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|e| ApiError::bad_request("invalid_body", format!("not a form: {e}")))?;
-    let url = format!(
-        "{}{}",
-        state.platform.delivery.public_url(),
-        uri.path_and_query().map_or("", |p| p.as_str())
-    );
-    let signature = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok());
-    match state
-        .platform
-        .delivery
-        .callbacks()
-        .twilio(&url, &fields, signature)
-    {
-        Verdict::Genuine => Ok(fields.into_iter().collect()),
-        other => Err(refused(other, "Twilio")),
+impl From<CallbackError> for ApiError {
+    fn from(e: CallbackError) -> Self {
+        match e {
+            CallbackError::Refused(refusal) => refusal.into(),
+            CallbackError::Report(e) => e.into(),
+        }
+    }
+}
+
+/// A provider's call as delivery takes it: the path and query it was called at, the
+/// headers whose values are text, the body.
+fn callback<'a>(uri: &'a Uri, headers: &'a HeaderMap, body: &'a [u8]) -> Callback<'a> {
+    Callback {
+        path_and_query: uri.path_and_query().map_or("", |p| p.as_str()),
+        headers: headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+            .collect(),
+        body,
     }
 }
 
@@ -83,27 +77,11 @@ pub async fn twilio_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let fields = twilio_fields(&state, &uri, &headers, &body)?;
-    let (Some(sid), Some(status)) = (fields.get("MessageSid"), fields.get("MessageStatus")) else {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            "a status callback carries MessageSid and MessageStatus",
-        ));
-    };
-    let report = match status.as_str() {
-        "delivered" => Report::Delivered,
-        "read" => Report::Read,
-        "failed" | "undelivered" => Report::Failed(format!(
-            "Twilio reports {status}{}",
-            fields
-                .get("ErrorCode")
-                .map(|c| format!(" (error {c})"))
-                .unwrap_or_default()
-        )),
-        // queued, sending, sent, accepted, scheduled: nothing new.
-        _ => return Ok(StatusCode::NO_CONTENT),
-    };
-    state.platform.delivery.provider_report(sid, report).await?;
+    state
+        .platform
+        .delivery
+        .twilio_status(&callback(&uri, &headers, &body))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -115,23 +93,10 @@ pub async fn twilio_inbound(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let fields = twilio_fields(&state, &uri, &headers, &body)?;
-    let Some(from) = fields.get("From") else {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            "an inbound message carries From",
-        ));
-    };
-    let text = fields.get("Body").map_or("", String::as_str);
     state
         .platform
         .delivery
-        .reply(
-            "sms",
-            from,
-            text,
-            fields.get("MessageSid").map(String::as_str),
-        )
+        .twilio_inbound(&callback(&uri, &headers, &body))
         .await?;
     Ok((
         [(header::CONTENT_TYPE, "text/xml")],
@@ -141,103 +106,26 @@ pub async fn twilio_inbound(
 }
 
 /// `GET /webhooks/whatsapp`: Meta's verification of the webhook.
-pub async fn whatsapp_verify(
-    State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<String, ApiError> {
-    let get = |k: &str| params.get(k).map_or("", String::as_str);
-    state
+pub async fn whatsapp_verify(State(state): State<AppState>, uri: Uri) -> Result<String, ApiError> {
+    Ok(state
         .platform
         .delivery
-        .callbacks()
-        .whatsapp_challenge(
-            get("hub.mode"),
-            get("hub.verify_token"),
-            get("hub.challenge"),
-        )
-        .map(str::to_string)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "bad_verify_token",
-                "hub.mode must be subscribe and hub.verify_token the configured one",
-            )
-        })
+        .whatsapp_verification(uri.query().unwrap_or(""))?)
 }
 
 /// `POST /webhooks/whatsapp`: statuses of sent messages and messages from people.
 pub async fn whatsapp_notify(
     State(state): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let signature = headers
-        .get("x-hub-signature-256")
-        .and_then(|v| v.to_str().ok());
-    match state
+    state
         .platform
         .delivery
-        .callbacks()
-        .whatsapp(&body, signature)
-    {
-        Verdict::Genuine => {}
-        other => return Err(refused(other, "WhatsApp")),
-    }
-    let payload: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("not JSON: {e}")))?;
-    for change in changes(&payload) {
-        for status in array(change, "statuses") {
-            let (Some(id), Some(kind)) = (text(status, "/id"), text(status, "/status")) else {
-                continue;
-            };
-            let report = match kind {
-                "delivered" => Report::Delivered,
-                "read" => Report::Read,
-                "failed" => Report::Failed(format!(
-                    "WhatsApp reports failed{}",
-                    text(status, "/errors/0/title")
-                        .map(|t| format!(": {t}"))
-                        .unwrap_or_default()
-                )),
-                _ => continue,
-            };
-            state.platform.delivery.provider_report(id, report).await?;
-        }
-        for message in array(change, "messages") {
-            let Some(from) = text(message, "/from") else {
-                continue;
-            };
-            let said = text(message, "/text/body")
-                .or_else(|| text(message, "/interactive/button_reply/title"))
-                .or_else(|| text(message, "/button/text"))
-                .unwrap_or("");
-            state
-                .platform
-                .delivery
-                .reply("whatsapp", from, said, text(message, "/id"))
-                .await?;
-        }
-    }
+        .whatsapp_notification(&callback(&uri, &headers, &body))
+        .await?;
     Ok(StatusCode::OK)
-}
-
-/// `entry[].changes[].value` of a WhatsApp notification.
-fn changes(payload: &Value) -> impl Iterator<Item = &Value> {
-    array(payload, "entry")
-        .flat_map(|entry| array(entry, "changes"))
-        .filter_map(|change| change.get("value"))
-}
-
-fn array<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
-    value
-        .get(key)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-}
-
-fn text<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value.pointer(pointer).and_then(Value::as_str)
 }
 
 /// `GET /t/open/{outbox_id}/{token}`: an e-mail's open pixel. Always the pixel; the

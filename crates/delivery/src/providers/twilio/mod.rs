@@ -1,14 +1,23 @@
 //! SMS through the Twilio Messages API: `POST /2010-04-01/Accounts/{sid}/Messages.json`,
 //! form-encoded, HTTP Basic with the account SID and auth token, with a status callback
-//! so Twilio reports delivery back.
+//! so Twilio reports delivery back. Its settings are in `config.rs`; what Twilio calls
+//! back with (status callbacks, messages from people) is read in `callback.rs`, once
+//! `signature.rs` has checked it came from Twilio.
 
 use async_trait::async_trait;
 use unavoce_core::message::Rendering;
 
-use crate::config::{ConfigError, TwilioConfig};
-use crate::provider::{
-    Accepted, Answer, Envelope, Failure, Provider, excerpt, http_client, text_at,
-};
+use super::http::{Answer, excerpt, http_client, text_at};
+use super::{Accepted, Envelope, Failure, Provider};
+use crate::config::ConfigError;
+
+mod callback;
+mod config;
+mod signature;
+
+pub(crate) use callback::TwilioCallbacks;
+pub use config::TwilioConfig;
+pub use signature::twilio_signature;
 
 /// The Twilio SMS provider.
 pub struct Twilio {

@@ -1,33 +1,27 @@
 //! Signed webhooks: JSON posted to a URL with an `Idempotency-Key` and an HMAC-SHA256
-//! signature over the timestamp and body (`X-Unavoce-Signature: t=…,v1=…`), so the
-//! receiver can check it came from us, recently, and drop a repeat.
+//! signature over the timestamp and body (`X-Unavoce-Signature: t=…,v1=…`, made in
+//! `signature.rs`), so the receiver can check it came from us, recently, and drop a
+//! repeat. Its settings are in `config.rs`. A webhook does not call back.
 
 use async_trait::async_trait;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use unavoce_core::message::Rendering;
 
-use crate::config::{ConfigError, WebhookConfig};
-use crate::provider::{Accepted, Answer, Envelope, Failure, Provider, excerpt, http_client};
+use super::http::{Answer, excerpt, http_client};
+use super::{Accepted, Envelope, Failure, Provider};
+use crate::config::ConfigError;
+
+mod config;
+mod signature;
+
+pub use config::WebhookConfig;
+pub use signature::signature;
 
 /// A webhook destination.
 pub struct Webhook {
     client: reqwest::Client,
     url: String,
     secret: Option<String>,
-}
-
-/// The signature header's value for `body` sent at `timestamp` (Unix seconds).
-pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={timestamp},v1={hex}")
 }
 
 impl Webhook {
@@ -68,7 +62,7 @@ impl Webhook {
 }
 
 /// The payload for a message handed to a webhook (a push or a call-center task).
-pub fn message_payload(envelope: &Envelope) -> Value {
+fn message_payload(envelope: &Envelope) -> Value {
     let content = match &envelope.rendering {
         Rendering::Push { title, body } => json!({"title": title, "body": body}),
         Rendering::CallTask { summary } => json!({"summary": summary}),
@@ -98,5 +92,69 @@ impl Provider for Webhook {
             .map(|()| Accepted {
                 provider_message_id: Some(envelope.idempotency_key.clone()),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Credential, Pace};
+
+    fn problem(url: &str, secret: Credential) -> Option<ConfigError> {
+        let config = WebhookConfig {
+            url: url.into(),
+            secret,
+            pace: Pace::default(),
+        };
+        Webhook::new(&config, "delivery.push").err()
+    }
+
+    #[test]
+    fn a_webhook_needs_an_http_url_and_a_secret_that_is_there() {
+        assert_eq!(
+            problem("https://push.example/send", Credential::default()),
+            None
+        );
+        assert_eq!(
+            problem("push.example", Credential::default()).map(|e| e.to_string()),
+            Some("delivery.push.url: \"push.example\" is not an http(s) URL".into())
+        );
+        let unset = Credential {
+            value: None,
+            env: Some("UNAVOCE_TEST_WEBHOOK_SECRET_UNSET".into()),
+        };
+        assert_eq!(
+            problem("http://push.example", unset),
+            Some(ConfigError::MissingEnv {
+                field: "delivery.push.secret".into(),
+                env: "UNAVOCE_TEST_WEBHOOK_SECRET_UNSET".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn a_message_is_posted_with_its_content_and_who_it_is_for() {
+        let envelope = Envelope {
+            idempotency_key: "unavoce-9-1".into(),
+            to: "device-1".into(),
+            rendering: Rendering::Push {
+                title: "Match tonight".into(),
+                body: "In 4K".into(),
+            },
+            profile_id: "3".into(),
+            message: "tv-offer".into(),
+            outbox_id: 9,
+        };
+        assert_eq!(
+            message_payload(&envelope),
+            json!({
+                "type": "message",
+                "id": "unavoce-9-1",
+                "message": "tv-offer",
+                "profile_id": "3",
+                "to": "device-1",
+                "content": {"title": "Match tonight", "body": "In 4K"},
+            })
+        );
     }
 }

@@ -1,18 +1,46 @@
-//! What comes back from people and providers: delivery reports (Twilio status
-//! callbacks, WhatsApp statuses), replies (with STOP and START), e-mail opens and
-//! clicks. Each becomes the person's event; a STOP also withdraws their consents on
-//! that channel and, the first time, is confirmed to them.
+//! Messages from people (an SMS, a WhatsApp message), with the keywords STOP and
+//! START. Each becomes the person's `Message Replied`; a STOP also withdraws their
+//! consents on that channel and, the first time, is confirmed to them (the one message
+//! sent whatever their consents); a START gives the consents back.
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use unavoce_core::identifier::Identifier;
 use unavoce_core::identity::ProfileId;
-use unavoce_store::{NewDecision, Settlement, StoreError};
+use unavoce_core::message::{MessageConfig, SmsTemplate, WhatsAppTemplate};
+use unavoce_store::NewDecision;
 
-use crate::dispatch::{
-    Dispatcher, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, RecordError, entry_properties, record,
-    record_about,
-};
+use crate::Dispatcher;
+use crate::config::DeliveryConfig;
+use crate::feedback::ReportError;
+use crate::record::{record, record_about};
+
+/// The purpose of the one message that confirms an opt-out: sent although every
+/// consent on that channel was just withdrawn (the confirmation is what the law asks).
+pub const OPT_OUT_PURPOSE: &str = "opt-out";
+/// The catalog message that confirms an opt-out.
+pub const OPT_OUT_MESSAGE: &str = "opt-out-confirmation";
+
+/// The built-in message that confirms an opt-out (unless the catalog defines
+/// [`OPT_OUT_MESSAGE`] itself).
+pub fn opt_out_message(config: &DeliveryConfig) -> MessageConfig {
+    let text = config.opt_out_confirmation();
+    MessageConfig {
+        id: OPT_OUT_MESSAGE.into(),
+        description: Some("Confirms an SMS or WhatsApp STOP, once.".into()),
+        email: None,
+        sms: Some(SmsTemplate {
+            text: text.clone(),
+            max_segments: 2,
+        }),
+        whatsapp: Some(WhatsAppTemplate {
+            text,
+            buttons: Vec::new(),
+        }),
+        push: None,
+        call_task: None,
+    }
+}
 
 /// The purposes a STOP withdraws and a START gives back, on the channel it came from.
 pub const OPT_OUT_PURPOSES: [&str; 2] = ["promotional", "service"];
@@ -37,8 +65,11 @@ const START_WORDS: [&str; 4] = ["START", "UNSTOP", "YES", "RIPRENDI"];
 /// What a reply asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keyword {
+    /// Opt out on this channel.
     Stop,
+    /// Opt back in on this channel.
     Start,
+    /// Neither: a reply like any other.
     None,
 }
 
@@ -59,6 +90,17 @@ pub fn keyword(text: &str) -> Keyword {
     }
 }
 
+/// A message from a person, as a provider passes it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Inbound {
+    /// Their phone number, as the provider gives it (with or without the `+`).
+    pub from: String,
+    /// What they wrote (or the reply button they pressed).
+    pub text: String,
+    /// The provider's id for it: a repeated report of it counts once.
+    pub provider_id: Option<String>,
+}
+
 /// What a reply did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyOutcome {
@@ -71,101 +113,7 @@ pub enum ReplyOutcome {
     OptedIn,
 }
 
-/// A provider's report on a message it accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Report {
-    Delivered,
-    Read,
-    Failed(String),
-}
-
-/// Why something coming back could not be taken in.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error(transparent)]
-    Record(#[from] RecordError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 impl Dispatcher {
-    /// A provider's report on the message it knows as `provider_message_id`; false if
-    /// no such message was sent.
-    pub async fn provider_report(
-        &self,
-        provider_message_id: &str,
-        report: Report,
-    ) -> Result<bool, ReportError> {
-        let Some(entry) = self
-            .platform()
-            .outbox
-            .outbox_by_provider_id(provider_message_id)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let (event, delivery, error) = match &report {
-            Report::Delivered => ("Message Delivered", "delivered", None),
-            Report::Read => ("Message Read", "read", None),
-            Report::Failed(error) => ("Message Failed", "failed", Some(error.clone())),
-        };
-        let mut properties = Value::Object(entry_properties(&entry));
-        if let Some(error) = &error {
-            properties["error"] = error.clone().into();
-        }
-        let message = json!({
-            "type": "track",
-            "event": event,
-            "messageId": format!("delivery-{}-{delivery}", entry.id),
-            "properties": properties,
-        });
-        record_about(self.platform(), &entry.profile_id, message).await?;
-        self.platform()
-            .outbox
-            .settle(vec![Settlement::Reported {
-                id: entry.id,
-                delivery: delivery.into(),
-                error,
-                at: Timestamp::now(),
-            }])
-            .await?;
-        Ok(true)
-    }
-
-    /// An e-mail's open pixel was loaded, or one of its links followed (`clicked`: the
-    /// destination); false if there is no such entry.
-    pub async fn email_engagement(
-        &self,
-        outbox_id: i64,
-        clicked: Option<&str>,
-    ) -> Result<bool, ReportError> {
-        let Some(entry) = self.platform().outbox.outbox_entry(outbox_id).await? else {
-            return Ok(false);
-        };
-        let mut properties = Value::Object(entry_properties(&entry));
-        let (event, delivery) = match clicked {
-            Some(url) => {
-                properties["url"] = url.into();
-                ("Message Clicked", "clicked")
-            }
-            None => ("Message Opened", "opened"),
-        };
-        let message = json!({"type": "track", "event": event, "properties": properties});
-        record_about(self.platform(), &entry.profile_id, message).await?;
-        if entry.delivery.as_deref() != Some("clicked") {
-            self.platform()
-                .outbox
-                .settle(vec![Settlement::Reported {
-                    id: entry.id,
-                    delivery: delivery.into(),
-                    error: None,
-                    at: Timestamp::now(),
-                }])
-                .await?;
-        }
-        Ok(true)
-    }
-
     /// A message from a person on `channel` (`sms`, `whatsapp`) from phone number
     /// `from`; `provider_id` (the provider's id for it) makes a repeated report count
     /// once.

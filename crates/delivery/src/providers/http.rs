@@ -1,65 +1,11 @@
-//! What every provider does: take one rendered message to one address, and say
-//! whether it was accepted, failed for now, or failed for good.
+//! What the HTTP providers share: one client with bounded time per request, reading an
+//! answer whole, and how an HTTP answer maps to "retry", "slow down" or "give up".
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::Value;
-use unavoce_core::message::Rendering;
 
-/// One message to hand to a provider.
-#[derive(Debug, Clone)]
-pub struct Envelope {
-    /// The same for every attempt at this message on this channel.
-    pub idempotency_key: String,
-    /// The address on the channel: an e-mail address, an E.164 number, a device id;
-    /// empty where the channel has none (a call task for someone without a phone).
-    pub to: String,
-    pub rendering: Rendering,
-    pub profile_id: String,
-    pub message: String,
-    pub outbox_id: i64,
-}
-
-/// What a provider accepted it as.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Accepted {
-    /// The provider's id for it, to match its later reports.
-    pub provider_message_id: Option<String>,
-}
-
-/// Why a provider did not take a message.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Failure {
-    /// Worth trying again (a timeout, a 5xx, an SMTP 4xx).
-    Transient(String),
-    /// The provider asked us to slow down (HTTP 429); wait at least `retry_after`.
-    RateLimited {
-        error: String,
-        retry_after: Option<Duration>,
-    },
-    /// Trying again would fail again (a bad number, an SMTP 5xx, a 4xx).
-    Permanent(String),
-}
-
-impl Failure {
-    pub fn describe(&self) -> &str {
-        match self {
-            Failure::Transient(e) | Failure::Permanent(e) => e,
-            Failure::RateLimited { error, .. } => error,
-        }
-    }
-}
-
-/// A provider of one channel.
-#[async_trait]
-pub trait Provider: Send + Sync {
-    /// For logs and the API (`smtp`, `twilio`, `whatsapp`, `webhook`).
-    fn kind(&self) -> &'static str;
-
-    /// Hands one message over.
-    async fn send(&self, envelope: &Envelope) -> Result<Accepted, Failure>;
-}
+use super::{Accepted, Failure, install_crypto};
 
 /// A failure from an HTTP answer: 429 slows down (honouring `Retry-After`), other 4xx
 /// are permanent, anything else transient.
@@ -86,8 +32,10 @@ fn http_failure(
 
 /// An HTTP provider's answer, read whole.
 pub(crate) struct Answer {
+    /// Its status.
     pub status: reqwest::StatusCode,
     retry_after: Option<reqwest::header::HeaderValue>,
+    /// Its body, as text.
     pub text: String,
     /// The body as JSON (`Null` when it is not).
     pub json: Value,
@@ -151,11 +99,6 @@ pub(crate) fn http_client() -> reqwest::Client {
         .connect_timeout(Duration::from_secs(5))
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
-}
-
-/// Chooses the crypto TLS uses (ring), once per process.
-pub(crate) fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// A JSON field as text.

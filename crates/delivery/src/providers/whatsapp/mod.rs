@@ -1,14 +1,24 @@
 //! WhatsApp through the WhatsApp Cloud API: `POST /{phone-number-id}/messages` with a
-//! bearer token; a text, or an interactive message with up to three reply buttons.
+//! bearer token; a text, or an interactive message with up to three reply buttons. Its
+//! settings are in `config.rs`; what Meta calls back with (the webhook's verification,
+//! statuses and messages from people) is read in `callback.rs`, once `signature.rs`
+//! has checked it came from Meta.
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use unavoce_core::message::Rendering;
 
-use crate::config::{ConfigError, WhatsappConfig};
-use crate::provider::{
-    Accepted, Answer, Envelope, Failure, Provider, excerpt, http_client, text_at,
-};
+use super::http::{Answer, excerpt, http_client, text_at};
+use super::{Accepted, Envelope, Failure, Provider};
+use crate::config::ConfigError;
+
+mod callback;
+mod config;
+mod signature;
+
+pub(crate) use callback::{Notice, WhatsappCallbacks};
+pub use config::WhatsappConfig;
+pub use signature::whatsapp_signature;
 
 /// Graph API error codes that mean "slow down" (throughput, rate and spam limits).
 const RATE_LIMIT_CODES: [i64; 6] = [4, 80007, 130429, 131048, 131056, 133016];
@@ -23,6 +33,7 @@ pub struct Whatsapp {
 }
 
 impl Whatsapp {
+    /// The provider for the number `config` describes.
     pub fn new(config: &WhatsappConfig) -> Result<Self, ConfigError> {
         Ok(Whatsapp {
             client: http_client(),

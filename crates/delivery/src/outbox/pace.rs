@@ -19,6 +19,8 @@ struct Bucket {
 }
 
 impl Pacer {
+    /// A bucket for `per_second` messages a second (no limit unless positive), starting
+    /// with a second's worth.
     pub fn new(per_second: f64) -> Self {
         let per_second = if per_second.is_finite() && per_second > 0.0 {
             per_second

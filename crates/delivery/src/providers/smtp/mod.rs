@@ -1,6 +1,10 @@
 //! E-mail over SMTP with `lettre`: a multipart (text and HTML) message with the
 //! unsubscribe headers, a `Message-ID` derived from the idempotency key (so a
 //! receiver can tell a re-sent copy), plain, STARTTLS or TLS, with or without auth.
+//! Its settings are in `config.rs`.
+//!
+//! SMTP does not call back: a refusal is a bounce at once ([`BOUNCE`]), and opens and
+//! clicks come through the e-mail's own links ([`crate::email_links`]).
 
 use async_trait::async_trait;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -9,9 +13,15 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use unavoce_core::message::Rendering;
 
-use crate::config::{ConfigError, SmtpConfig};
-use crate::dispatch::BOUNCE;
-use crate::provider::{Accepted, Envelope, Failure, Provider, install_crypto};
+use super::{Accepted, Envelope, Failure, Provider, install_crypto};
+use crate::config::ConfigError;
+
+mod config;
+
+pub use config::SmtpConfig;
+
+/// How an SMTP refusal starts (a bounce).
+pub(crate) const BOUNCE: &str = "refused:";
 
 /// Where e-mails go.
 enum Transport {
@@ -27,6 +37,7 @@ pub struct Smtp {
 }
 
 impl Smtp {
+    /// The provider `config` describes: a server, or a folder to write e-mails to.
     pub fn new(config: &SmtpConfig) -> Result<Self, ConfigError> {
         install_crypto();
         let invalid = |field: &str, problem: String| ConfigError::Invalid {
@@ -182,5 +193,99 @@ impl Provider for Smtp {
             .get_raw("Message-ID")
             .map(|v| v.trim().to_string());
         self.transport(message, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> SmtpConfig {
+        SmtpConfig {
+            from: "Acme <news@acme.example>".into(),
+            ..SmtpConfig::default()
+        }
+    }
+
+    fn problem(config: &SmtpConfig) -> String {
+        match Smtp::new(config) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_or_a_folder_is_needed_and_the_sender_must_be_an_address() {
+        let folder = tempfile::tempdir().unwrap();
+        let server = |url: &str| SmtpConfig {
+            url: url.into(),
+            ..config()
+        };
+        assert!(problem(&config()).starts_with("delivery.email.url: give the SMTP server's url"));
+        let both = SmtpConfig {
+            folder: Some(folder.path().into()),
+            ..server("smtp://localhost:25")
+        };
+        assert!(problem(&both).starts_with("delivery.email.url:"));
+        assert!(problem(&server("gopher://x")).starts_with("delivery.email.url:"));
+        let nobody = SmtpConfig {
+            from: "nobody".into(),
+            ..server("smtp://localhost:25")
+        };
+        assert!(problem(&nobody).starts_with("delivery.email.from:"));
+        assert_eq!(problem(&server("smtp://localhost:25")), "");
+    }
+
+    #[tokio::test]
+    async fn an_email_has_both_parts_the_unsubscribe_headers_and_an_id_from_its_key() {
+        let folder = tempfile::tempdir().unwrap();
+        let smtp = Smtp::new(&SmtpConfig {
+            folder: Some(folder.path().into()),
+            ..config()
+        })
+        .unwrap();
+        let envelope = Envelope {
+            idempotency_key: "unavoce-7-1".into(),
+            to: "ada@example.com".into(),
+            rendering: Rendering::Email {
+                subject: "The match in 4K".into(),
+                html: "<p>Hi Ada</p>".into(),
+                text: "Hi Ada".into(),
+                list_unsubscribe: "<https://me/unsubscribe/1/t>".into(),
+                list_unsubscribe_post: "List-Unsubscribe=One-Click",
+            },
+            profile_id: "1".into(),
+            message: "tv-offer".into(),
+            outbox_id: 7,
+        };
+        let accepted = smtp.send(&envelope).await.unwrap();
+        assert_eq!(
+            accepted.provider_message_id.as_deref(),
+            Some("<unavoce-7-1@acme.example>")
+        );
+        let written = std::fs::read_dir(folder.path())
+            .unwrap()
+            .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(written.len(), 1);
+        let eml = &written[0];
+        for expected in [
+            "Message-ID: <unavoce-7-1@acme.example>",
+            "List-Unsubscribe: <https://me/unsubscribe/1/t>",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            "X-Unavoce-Key: unavoce-7-1",
+            "Content-Type: text/plain",
+            "Content-Type: text/html",
+        ] {
+            assert!(eml.contains(expected), "{expected} in {eml}");
+        }
+        let push = Envelope {
+            rendering: Rendering::Push {
+                title: "Hi".into(),
+                body: "Ada".into(),
+            },
+            ..envelope
+        };
+        assert!(matches!(smtp.send(&push).await, Err(Failure::Permanent(_))));
     }
 }

@@ -1,5 +1,50 @@
-//! E-mail engagement tracking: the HTML part's links go through a signed click
-//! redirect and a one-pixel image reports the open.
+//! An e-mail's links: when it is sent, the HTML part's links go through a signed click
+//! redirect and a one-pixel image reports the open; when one is followed or the image
+//! loaded, the person's `Message Clicked` or `Message Opened` is recorded.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use unavoce_store::Settlement;
+
+use crate::Dispatcher;
+use crate::feedback::ReportError;
+use crate::record::{entry_properties, record_about};
+
+impl Dispatcher {
+    /// An e-mail's open pixel was loaded, or one of its links followed (`clicked`: the
+    /// destination); false if there is no such entry.
+    pub async fn email_engagement(
+        &self,
+        outbox_id: i64,
+        clicked: Option<&str>,
+    ) -> Result<bool, ReportError> {
+        let Some(entry) = self.platform().outbox.outbox_entry(outbox_id).await? else {
+            return Ok(false);
+        };
+        let mut properties = Value::Object(entry_properties(&entry));
+        let (event, delivery) = match clicked {
+            Some(url) => {
+                properties["url"] = url.into();
+                ("Message Clicked", "clicked")
+            }
+            None => ("Message Opened", "opened"),
+        };
+        let message = json!({"type": "track", "event": event, "properties": properties});
+        record_about(self.platform(), &entry.profile_id, message).await?;
+        if entry.delivery.as_deref() != Some("clicked") {
+            self.platform()
+                .outbox
+                .settle(vec![Settlement::Reported {
+                    id: entry.id,
+                    delivery: delivery.into(),
+                    error: None,
+                    at: Timestamp::now(),
+                }])
+                .await?;
+        }
+        Ok(true)
+    }
+}
 
 /// `html` with every `http(s)` link for which `click` gives a tracked address replaced
 /// by it, and the open pixel at `open_url` added at the end of the body.

@@ -1,0 +1,143 @@
+//! The outbox worker: one lane per channel, each with its own provider, pace and
+//! concurrency, so a slow or failing provider holds back only its own messages.
+//!
+//! A lane claims only as many due entries as it has free slots (each claim is durable
+//! before the attempt starts), renders each for the person as they are at send time,
+//! hands it to the provider under the entry's idempotency key, and settles it: sent,
+//! retried after an exponential back-off with jitter, or a dead letter. What happened
+//! is recorded as the person's events (`Message Sent`, `Message Failed`), which
+//! per-channel engagement and the journeys' fallbacks read.
+//!
+//! `lanes.rs` holds the lanes and their claiming, `attempt.rs` one attempt at one
+//! entry, `flusher.rs` the settling of outcomes, `pace.rs` a lane's rate limit and
+//! `backoff.rs` the wait before a retry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use unavoce_core::policy::Policies;
+use unavoce_engagement::Messages;
+use unavoce_intake::Intake;
+use unavoce_projections::IdentityProjection;
+use unavoce_store::{DecisionLog, Outbox, StoreError};
+
+use crate::config::{ConfigError, DeliveryConfig, RetryPolicy};
+use crate::feedback::Callbacks;
+
+mod attempt;
+mod backoff;
+mod flusher;
+mod lanes;
+mod pace;
+
+use flusher::{FLUSH_MAX, Outcome};
+use lanes::Lane;
+pub use lanes::LaneInfo;
+
+/// What the worker needs from the rest of the platform.
+pub struct Platform {
+    /// Where messages wait, and are claimed and settled.
+    pub outbox: Arc<dyn Outbox>,
+    /// The identity graph: whom an entry is for, and their address and consents now.
+    pub identity: Arc<IdentityProjection>,
+    /// The message catalog, to render each message at send time.
+    pub messages: Arc<Messages>,
+    /// Where what happened is recorded, as the person's events.
+    pub intake: Arc<Intake>,
+    /// The policies whose consents are checked again at send time.
+    pub policies: Arc<Policies>,
+    /// Where a STOP's confirmation is decided.
+    pub decisions: Arc<dyn DecisionLog>,
+}
+
+/// The outbox worker and its providers.
+pub struct Dispatcher {
+    platform: Platform,
+    lanes: BTreeMap<String, Arc<Lane>>,
+    retry: RetryPolicy,
+    callbacks: Callbacks,
+    public_url: String,
+    /// Attempts' outcomes on their way to the flusher, which [`Self::run`] starts.
+    outcomes: mpsc::Sender<Outcome>,
+    flusher: std::sync::Mutex<Option<mpsc::Receiver<Outcome>>>,
+}
+
+impl Dispatcher {
+    /// The providers `config` sets up; `public_url` is where providers report back.
+    pub fn new(
+        config: &DeliveryConfig,
+        platform: Platform,
+        public_url: &str,
+    ) -> Result<Self, ConfigError> {
+        let public_url = public_url.trim_end_matches('/');
+        let lanes = lanes::build(config, public_url)?;
+        let (outcomes, flusher) = mpsc::channel(FLUSH_MAX * 4);
+        Ok(Dispatcher {
+            outcomes,
+            flusher: std::sync::Mutex::new(Some(flusher)),
+            platform,
+            lanes,
+            retry: config.retry.policy()?,
+            callbacks: Callbacks::new(config, public_url)?,
+            public_url: public_url.to_string(),
+        })
+    }
+
+    /// The readers of providers' callbacks.
+    pub(crate) fn callbacks(&self) -> &Callbacks {
+        &self.callbacks
+    }
+
+    /// Where providers and people reach this server.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The outbox this worker delivers from.
+    pub fn platform_outbox(&self) -> &Arc<dyn Outbox> {
+        &self.platform.outbox
+    }
+
+    /// Puts back in line what a crash left under way, then runs every lane until
+    /// `stop` turns true; attempts under way then finish. With no provider configured,
+    /// there is nothing to do (entries wait in the outbox until one is).
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) -> Result<(), StoreError> {
+        if self.lanes.is_empty() {
+            return Ok(());
+        }
+        let resumed = self.platform.outbox.resume_in_flight().await?;
+        if resumed > 0 {
+            tracing::warn!(
+                resumed,
+                "outbox entries were being sent when the server stopped; they are sent again under the same idempotency key"
+            );
+        }
+        let Some(outcomes) = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return Err(StoreError::Storage(
+                "the outbox worker is already running".into(),
+            ));
+        };
+        let flusher = self.clone();
+        let flushing = tokio::spawn(async move { flusher.flush(outcomes).await });
+        let mut lanes = JoinSet::new();
+        for lane in self.lanes.values() {
+            lanes.spawn(self.clone().run_lane(lane.clone(), stop.clone()));
+        }
+        while lanes.join_next().await.is_some() {}
+        let _ = self.outcomes.send(Outcome::Finished).await;
+        let _ = flushing.await;
+        Ok(())
+    }
+
+    /// What the worker reads and records through.
+    pub(crate) fn platform(&self) -> &Platform {
+        &self.platform
+    }
+}

@@ -1,6 +1,5 @@
 //! `unavoce`: the command-line entry point.
 
-mod bench;
 mod config;
 mod demo;
 mod import;
@@ -61,7 +60,7 @@ enum Command {
     /// The channel census: coverage of needs, usage and quality, gaps, recommendations.
     Census(reports::CensusArgs),
     /// Run a benchmark and print its report.
-    Bench(bench::BenchArgs),
+    Bench(unavoce_bench::BenchArgs),
 }
 
 /// mimalloc: resolving identities allocates many small values per event, where the
@@ -95,7 +94,7 @@ fn main() -> std::process::ExitCode {
             Command::Kpis(args) => reports::kpis(args).await,
             Command::Journeys(args) => reports::journeys(args).await,
             Command::Census(args) => reports::census(args).await,
-            Command::Bench(args) => bench::run(args).await,
+            Command::Bench(args) => unavoce_bench::run(args).await,
         }
     });
     match result {

@@ -81,7 +81,8 @@ fn only_the_store_knows_sql_and_only_the_edges_know_http() {
         if name != "store" {
             assert!(!deps.contains("rusqlite"), "{name} depends on rusqlite");
         }
-        if !matches!(name.as_str(), "server" | "cli") {
+        // The edges: the HTTP server, the binary, and the benchmarks' local sinks.
+        if !matches!(name.as_str(), "server" | "cli" | "bench") {
             assert!(!deps.contains("axum"), "{name} depends on axum");
         }
     }
@@ -89,7 +90,8 @@ fn only_the_store_knows_sql_and_only_the_edges_know_http() {
 
 #[test]
 fn the_stages_depend_one_way() {
-    // core <- store <- intake <- projections <- engagement <- delivery <- platform <- server <- cli
+    // core <- store <- intake <- projections <- engagement <- delivery <- platform
+    //   <- demo <- server <- bench <- cli
     let order = [
         "core",
         "store",
@@ -98,7 +100,9 @@ fn the_stages_depend_one_way() {
         "engagement",
         "delivery",
         "platform",
+        "demo",
         "server",
+        "bench",
         "cli",
     ];
     for (i, name) in order.iter().enumerate() {

@@ -142,6 +142,45 @@ fn every_message_to_a_person_is_decided_through_the_one_gate_path() {
     assert!(text.contains("decide(&self.policies"));
 }
 
+#[test]
+fn the_platforms_own_events_are_named_only_in_their_vocabulary() {
+    let names = [
+        "\"Consent Given\"",
+        "\"Consent Withdrawn\"",
+        "\"Segment Entered\"",
+        "\"Segment Exited\"",
+        "\"Department Notified\"",
+        "\"Message Sent\"",
+        "\"Message Delivered\"",
+        "\"Message Read\"",
+        "\"Message Opened\"",
+        "\"Message Clicked\"",
+        "\"Message Replied\"",
+        "\"Message Failed\"",
+        "\"Message Bounced\"",
+    ];
+    let vocabulary = workspace().join("crates/core/src/platform_events.rs");
+    // Customers' own statements in generated data are not the platform's.
+    let generated =
+        ["crates/demo", "crates/synthetic", "crates/bench"].map(|c| workspace().join(c));
+    let mut spelled = Vec::new();
+    for file in rust_files(&workspace().join("crates")) {
+        let is_test =
+            file.components().any(|c| c.as_os_str() == "tests") || file.ends_with("tests.rs");
+        if file == vocabulary || is_test || generated.iter().any(|g| file.starts_with(g)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for name in names {
+            if code.contains(name) {
+                spelled.push(format!("{} spells {name}", file.display()));
+            }
+        }
+    }
+    assert!(spelled.is_empty(), "{spelled:#?}");
+}
+
 /// Whether the code names `policy::decide`, or imports `decide` from `policy`.
 fn imports_decide(text: &str) -> bool {
     text.contains("policy::decide(")

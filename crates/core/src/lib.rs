@@ -14,6 +14,7 @@ pub mod import;
 pub mod journey;
 pub mod linkage;
 pub mod message;
+pub mod platform_events;
 pub mod policy;
 pub mod profile;
 pub mod segment;

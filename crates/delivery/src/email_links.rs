@@ -3,11 +3,12 @@
 //! loaded, the person's `Message Clicked` or `Message Opened` is recorded.
 
 use jiff::Timestamp;
-use serde_json::{Value, json};
 use unavoce_store::Settlement;
 
 use crate::Dispatcher;
 use crate::feedback::ReportError;
+use unavoce_core::platform_events::{self, MessageOutcome};
+
 use crate::record::{entry_properties, record_about};
 
 impl Dispatcher {
@@ -21,17 +22,18 @@ impl Dispatcher {
         let Some(entry) = self.platform().outbox.outbox_entry(outbox_id).await? else {
             return Ok(false);
         };
-        let mut properties = Value::Object(entry_properties(&entry));
-        let (event, delivery) = match clicked {
+        let mut properties = entry_properties(&entry);
+        let outcome = match clicked {
             Some(url) => {
-                properties["url"] = url.into();
-                ("Message Clicked", "clicked")
+                properties.insert("url".into(), url.into());
+                MessageOutcome::Clicked
             }
-            None => ("Message Opened", "opened"),
+            None => MessageOutcome::Opened,
         };
-        let message = json!({"type": "track", "event": event, "properties": properties});
+        let delivery = outcome.verb();
+        let message = platform_events::message_outcome(outcome, properties);
         record_about(self.platform(), &entry.profile_id, message).await?;
-        if entry.delivery.as_deref() != Some("clicked") {
+        if entry.delivery.as_deref() != Some(MessageOutcome::Clicked.verb()) {
             self.platform()
                 .outbox
                 .settle(vec![Settlement::Reported {

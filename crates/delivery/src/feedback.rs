@@ -4,13 +4,15 @@
 //! plain parts ([`Callback`]) and handed to the provider's folder to check and read.
 
 use jiff::Timestamp;
-use serde_json::{Value, json};
 use unavoce_store::{Settlement, StoreError};
 
 use crate::config::{ConfigError, DeliveryConfig};
 use crate::providers::twilio::TwilioCallbacks;
 use crate::providers::whatsapp::{Notice, WhatsappCallbacks};
-use crate::record::{RecordError, entry_properties, record_about};
+use unavoce_core::platform_events::{self, MessageOutcome};
+use unavoce_projections::RecordError;
+
+use crate::record::{entry_properties, record_about};
 use crate::{Dispatcher, ReplyOutcome};
 
 /// A provider's report on a message it accepted.
@@ -115,21 +117,21 @@ impl Dispatcher {
         else {
             return Ok(false);
         };
-        let (event, delivery, error) = match &report {
-            Report::Delivered => ("Message Delivered", "delivered", None),
-            Report::Read => ("Message Read", "read", None),
-            Report::Failed(error) => ("Message Failed", "failed", Some(error.clone())),
+        let (outcome, error) = match &report {
+            Report::Delivered => (MessageOutcome::Delivered, None),
+            Report::Read => (MessageOutcome::Read, None),
+            Report::Failed(error) => (MessageOutcome::Failed, Some(error.clone())),
         };
-        let mut properties = Value::Object(entry_properties(&entry));
+        let delivery = outcome.verb();
+        let mut properties = entry_properties(&entry);
         if let Some(error) = &error {
-            properties["error"] = error.clone().into();
+            properties.insert("error".into(), error.clone().into());
         }
-        let message = json!({
-            "type": "track",
-            "event": event,
-            "messageId": format!("delivery-{}-{delivery}", entry.id),
-            "properties": properties,
-        });
+        let mut message = platform_events::message_outcome(outcome, properties);
+        message.insert(
+            "messageId".into(),
+            format!("delivery-{}-{delivery}", entry.id).into(),
+        );
         record_about(self.platform(), &entry.profile_id, message).await?;
         self.platform()
             .outbox

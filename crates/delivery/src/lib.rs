@@ -25,7 +25,9 @@ pub use providers::twilio::Twilio;
 pub use providers::webhook::{Webhook, signature};
 pub use providers::whatsapp::{Whatsapp, request_body};
 pub use providers::{Accepted, Envelope, Failure, Provider};
-pub use record::{DELIVERY_SOURCE, RecordError, record_about};
+pub use record::record_about;
 pub use replies::{
     Keyword, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, ReplyOutcome, keyword, opt_out_message,
 };
+pub use unavoce_core::platform_events::DELIVERY_SOURCE;
+pub use unavoce_projections::RecordError;

@@ -4,10 +4,11 @@
 //! sent whatever their consents); a START gives the consents back.
 
 use jiff::Timestamp;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use unavoce_core::identifier::Identifier;
 use unavoce_core::identity::ProfileId;
 use unavoce_core::message::{MessageConfig, SmsTemplate, WhatsAppTemplate};
+use unavoce_core::platform_events::{self, MessageOutcome};
 use unavoce_store::NewDecision;
 
 use crate::Dispatcher;
@@ -134,26 +135,22 @@ impl Dispatcher {
             .map(str::to_string)
             .unwrap_or_else(|| format!("{channel}-{phone}-{}", now.as_microsecond()));
         let before = self.person_with_phone(&phone);
-        let mut events = vec![json!({
-            "type": "track",
-            "event": "Message Replied",
-            "messageId": format!("reply-{key}"),
-            "properties": {"channel": channel, "text": text},
-        })];
+        let mut replied = Map::new();
+        replied.insert("channel".into(), channel.into());
+        replied.insert("text".into(), text.into());
+        let mut events = vec![with_id(
+            platform_events::message_outcome(MessageOutcome::Replied, replied),
+            format!("reply-{key}"),
+        )];
         let word = keyword(text);
-        let consent_event = match word {
-            Keyword::Stop => "Consent Withdrawn",
-            Keyword::Start => "Consent Given",
-            Keyword::None => "",
-        };
         if word != Keyword::None {
             for purpose in OPT_OUT_PURPOSES {
-                events.push(json!({
-                    "type": "track",
-                    "event": consent_event,
-                    "messageId": format!("reply-{key}-{purpose}"),
-                    "properties": {"purpose": purpose, "channel": channel, "keyword": text.trim()},
-                }));
+                let mut said = Map::new();
+                said.insert("keyword".into(), text.trim().into());
+                events.push(with_id(
+                    platform_events::consent(purpose, Some(channel), word == Keyword::Start, said),
+                    format!("reply-{key}-{purpose}"),
+                ));
             }
         }
         let already_out = before.is_some_and(|profile| {
@@ -220,25 +217,28 @@ impl Dispatcher {
         profile: Option<ProfileId>,
         phone: &str,
         channel: &str,
-        events: Vec<Value>,
+        events: Vec<Map<String, Value>>,
     ) -> Result<(), ReportError> {
         for mut event in events {
-            event["context"] = json!({"traits": {"phone": phone}});
+            event.insert("context".into(), json!({"traits": {"phone": phone}}));
             match profile {
                 Some(profile) => {
                     record_about(self.platform(), &profile.to_string(), event).await?;
                 }
                 None => {
-                    event["anonymousId"] = format!("{channel}:{phone}").into();
-                    let Value::Object(message) = event else {
-                        continue;
-                    };
-                    record(self.platform(), message).await?;
+                    event.insert("anonymousId".into(), format!("{channel}:{phone}").into());
+                    record(self.platform(), event).await?;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// `message` with its message id.
+fn with_id(mut message: Map<String, Value>, id: String) -> Map<String, Value> {
+    message.insert("messageId".into(), id.into());
+    message
 }
 
 #[cfg(test)]

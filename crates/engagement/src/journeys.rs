@@ -22,6 +22,7 @@ use unavoce_core::identity::{ProfileId, extract};
 use unavoce_core::journey::{
     Action, Delivery, Halt, Journey, JourneyConfig, JourneyError, Progress, Trigger, Wake, delivery,
 };
+use unavoce_core::platform_events::{self, JOURNEY_SOURCE};
 use unavoce_core::policy::{Decision, Outcome, PastSend, Policies};
 use unavoce_core::profile::{ProfileFacts, ProfileState, message_step, segment_change};
 use unavoce_core::{Event, EventType};
@@ -34,12 +35,10 @@ use crate::Messages;
 use crate::gate::{Ask, Gate, Gated, outcome_name};
 use unavoce_projections::IdentityProjection;
 use unavoce_projections::catalog::{Catalog, CatalogError, Definition};
-use unavoce_projections::{People, Person};
+use unavoce_projections::{People, Person, Recorder};
 
 /// The log position the runner has handled.
 const CURSOR_SETTING: &str = "engagement.journeys.cursor";
-/// The source of the events journeys write (profile updates, notifications).
-pub const JOURNEY_SOURCE: &str = "journeys";
 /// Events read per step.
 const PAGE: usize = 1_000;
 
@@ -179,7 +178,7 @@ struct Changes {
 /// The journeys and their runs.
 pub struct Journeys {
     identity: Arc<IdentityProjection>,
-    intake: Intake,
+    recorder: Recorder,
     store: Arc<dyn JourneyStore>,
     gate: Gate,
     /// The message catalog: which channels a journey's message can go out on.
@@ -237,8 +236,8 @@ impl Journeys {
             }
         }
         Ok(Arc::new(Journeys {
+            recorder: Recorder::new(identity.clone(), intake),
             identity,
-            intake,
             store,
             gate: Gate::new(policies, decisions),
             messages,
@@ -668,7 +667,9 @@ impl Journeys {
         }
     }
 
-    /// A profile update or notification as a message of the person.
+    /// A profile update or notification as a message of the person (without their
+    /// identity when they have none to record it under: then it is quarantined with the
+    /// reason, not lost).
     fn action_message(
         &self,
         run: &JourneyRun,
@@ -676,42 +677,32 @@ impl Journeys {
         action: Action,
         now: Timestamp,
     ) -> Map<String, Value> {
-        let mut message = Map::new();
-        if let Some((key, value)) = self.identity.read(|g| {
-            g.profile(profile)
-                .and_then(|n| self.identity.event_identity(n))
-        }) {
-            message.insert(key.into(), value.into());
-        }
-        message.insert("timestamp".into(), now.to_string().into());
-        match action {
+        let (step, mut message) = match action {
             Action::UpdateProfile { step, traits } => {
-                message.insert("type".into(), "identify".into());
-                message.insert("traits".into(), Value::Object(traits));
-                message.insert(
-                    "messageId".into(),
-                    format!("journey:{}:{step}", run.key).into(),
-                );
+                (step, platform_events::profile_update(traits))
             }
             Action::Notify {
                 step,
                 department,
                 message: text,
-            } => {
-                message.insert("type".into(), "track".into());
-                message.insert("event".into(), "Department Notified".into());
-                message.insert(
-                    "properties".into(),
-                    json!({"department": department, "message": text, "journey": run.journey,
-                        "profile_id": profile}),
-                );
-                message.insert(
-                    "messageId".into(),
-                    format!("journey:{}:{step}", run.key).into(),
-                );
-            }
-        }
-        message
+            } => (
+                step,
+                platform_events::department_notified(
+                    &department,
+                    &text,
+                    &run.journey,
+                    &profile.to_string(),
+                ),
+            ),
+        };
+        message.insert("timestamp".into(), now.to_string().into());
+        message.insert(
+            "messageId".into(),
+            format!("journey:{}:{step}", run.key).into(),
+        );
+        self.recorder
+            .about(profile, message.clone())
+            .unwrap_or(message)
     }
 
     /// Appends the profile updates and notifications, then saves the runs and their
@@ -719,7 +710,7 @@ impl Journeys {
     async fn save(&self, state: &mut Runs, changes: Changes) -> Result<(), StoreError> {
         if !changes.messages.is_empty() {
             let report = self
-                .intake
+                .recorder
                 .record(JOURNEY_SOURCE, changes.messages, json!({"journeys": true}))
                 .await?;
             if let Some(rejected) = report.rejected.first() {

@@ -15,6 +15,6 @@ mod messages;
 
 pub use broadcasts::{Broadcast, BroadcastReport, Engagement, PersonDecision};
 pub use insights::{Destinations, INSIGHT_PURPOSE, Insights, SubscriptionDefinitionError};
-pub use journeys::{GroupStats, JOURNEY_SOURCE, JourneyDefinitionError, JourneyStats, Journeys};
+pub use journeys::{GroupStats, JourneyDefinitionError, JourneyStats, Journeys};
 pub use links::Links;
 pub use messages::{CatalogEntry, MessageDefinitionError, Messages};

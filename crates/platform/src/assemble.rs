@@ -17,7 +17,7 @@ use unavoce_delivery::{DeliveryConfig, Dispatcher, OPT_OUT_MESSAGE, opt_out_mess
 use unavoce_engagement::{Destinations, Engagement, Insights, Journeys, Messages};
 use unavoce_intake::Intake;
 use unavoce_projections::{
-    IdentityProjection, Reports, SegmentDefinition, Segments, TouchpointRegistry,
+    IdentityProjection, Recorder, Reports, SegmentDefinition, Segments, TouchpointRegistry,
 };
 
 use crate::ReadSide;
@@ -82,6 +82,8 @@ pub(crate) fn failed<E: std::error::Error + Send + Sync + 'static>(
 pub struct Platform {
     /// The one way into the log.
     pub intake: Intake,
+    /// The one way the platform records its own events about a person.
+    pub recorder: Recorder,
     /// The identity graph and the profile states, kept current from the log.
     pub identity: Arc<IdentityProjection>,
     /// The message catalog.
@@ -175,6 +177,7 @@ impl Running {
         let segments = Segments::open(identity.clone(), intake.clone(), &blueprint.segments)
             .await
             .map_err(failed("segments"))?;
+        let recorder = Recorder::new(identity.clone(), intake.clone());
         let delivery = Arc::new(
             Dispatcher::new(
                 &blueprint.delivery,
@@ -182,7 +185,7 @@ impl Running {
                     outbox: store.clone(),
                     identity: identity.clone(),
                     messages: messages.clone(),
-                    intake: Arc::new(intake.clone()),
+                    recorder: recorder.clone(),
                     policies: blueprint.policies,
                     decisions: decisions.clone(),
                 },
@@ -202,6 +205,7 @@ impl Running {
             platform: Platform {
                 identity,
                 intake,
+                recorder,
                 segments,
                 journeys,
                 messages,

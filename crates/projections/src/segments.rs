@@ -20,11 +20,14 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, json};
+use serde_json::{Value, json};
 use unavoce_core::audience::{Audience, AudienceError};
 use unavoce_core::identity::ProfileId;
-use unavoce_core::profile::{ProfileState, SEGMENT_ENTERED, SEGMENT_EXITED, SEGMENT_SOURCE};
+use unavoce_core::platform_events::{self, SEGMENT_SOURCE};
+use unavoce_core::profile::ProfileState;
 use unavoce_intake::Intake;
+
+use crate::Recorder;
 use unavoce_store::StoreError;
 
 use crate::IdentityProjection;
@@ -149,7 +152,7 @@ struct Change {
 /// The segments and their maintenance.
 pub struct Segments {
     identity: Arc<IdentityProjection>,
-    intake: Intake,
+    recorder: Recorder,
     segments: Catalog<Segment>,
     /// Changes appended but not yet seen in the profile state, so they are not recorded
     /// twice: (profile, segment) → entered.
@@ -168,8 +171,8 @@ impl Segments {
     ) -> Result<Arc<Self>, SegmentError> {
         let segments = Catalog::open(&**identity.log(), configured).await?;
         Ok(Arc::new(Segments {
+            recorder: Recorder::new(identity.clone(), intake),
             identity,
-            intake,
             segments,
             in_flight: Mutex::new(HashMap::new()),
             retry: Mutex::new(Vec::new()),
@@ -296,15 +299,8 @@ impl Segments {
         let messages = changes
             .iter()
             .map(|c| {
-                let mut message = Map::new();
+                let mut message = platform_events::segment_change(&c.segment, c.entered);
                 message.insert(c.identity.0.into(), c.identity.1.clone().into());
-                message.insert("type".into(), "track".into());
-                let event = if c.entered {
-                    SEGMENT_ENTERED
-                } else {
-                    SEGMENT_EXITED
-                };
-                message.insert("event".into(), event.into());
                 message.insert(
                     "messageId".into(),
                     format!(
@@ -317,15 +313,14 @@ impl Segments {
                     .into(),
                 );
                 message.insert("timestamp".into(), now.to_string().into());
-                message.insert(
-                    "properties".into(),
-                    json!({"segment": c.segment, "profile_id": c.profile}),
-                );
+                if let Some(Value::Object(properties)) = message.get_mut("properties") {
+                    properties.insert("profile_id".into(), json!(c.profile));
+                }
                 message
             })
             .collect();
         let report = self
-            .intake
+            .recorder
             .record(SEGMENT_SOURCE, messages, json!({"segments": true}))
             .await?;
         if let Some(rejected) = report.rejected.first() {

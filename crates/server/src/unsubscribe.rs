@@ -8,12 +8,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Html;
 use serde_json::{Map, json};
+use unavoce_core::platform_events::{self, UNSUBSCRIBE_SOURCE};
+use unavoce_projections::RecordError;
 
 use crate::AppState;
 use crate::error::ApiError;
-
-/// The source of the events unsubscribe links record.
-pub const UNSUBSCRIBE_SOURCE: &str = "unsubscribe";
 
 async fn person(
     state: &AppState,
@@ -64,40 +63,30 @@ pub async fn confirm(
     Path((profile, token)): Path<(String, String)>,
 ) -> Result<Html<String>, ApiError> {
     let node = person(&state, &profile, &token).await?;
-    let Some((key, value)) = state.platform.identity.event_identity(&node) else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no_event_identity",
-            "this person has no identifier to record the withdrawal under",
-        ));
-    };
-    let mut message = Map::new();
-    message.insert(key.into(), value.into());
-    message.insert("type".into(), "track".into());
-    message.insert("event".into(), "Consent Withdrawn".into());
-    message.insert(
-        "properties".into(),
-        json!({"purpose": "promotional", "channel": "email"}),
-    );
-    let report = state
+    let withdrawal = platform_events::consent("promotional", Some("email"), false, Map::new());
+    state
         .platform
-        .intake
-        .record(
+        .recorder
+        .record_about(
             UNSUBSCRIBE_SOURCE,
-            vec![message],
+            node.id,
+            withdrawal,
             json!({"endpoint": "/unsubscribe"}),
         )
-        .await?;
-    if let Some(rejected) = report.rejected.first() {
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "not_recorded",
-            format!(
-                "the withdrawal could not be recorded (quarantine entry {}): {}",
-                rejected.quarantine_id, rejected.message
+        .await
+        .map_err(|e| match e {
+            RecordError::NoIdentity(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "no_event_identity",
+                "this person has no identifier to record the withdrawal under",
             ),
-        ));
-    }
+            RecordError::Rejected(why) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "not_recorded",
+                format!("the withdrawal could not be recorded: {why}"),
+            ),
+            RecordError::Store(e) => e.into(),
+        })?;
     Ok(Html(
         "<!doctype html><meta charset=utf-8><title>Unsubscribed</title>\
          <p>Done: you will receive no more offers by e-mail.</p>"

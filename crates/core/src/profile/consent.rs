@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::latest::{Latest, Stated};
 use crate::event::Event;
+use crate::platform_events::{CONSENT_GIVEN, CONSENT_WITHDRAWN};
 
 /// A consent is given for a purpose (`service`, `promotional`, ...) on a channel, or on
 /// every channel when `channel` is `None`.
@@ -25,18 +26,24 @@ pub struct Consent {
 }
 
 /// What one event says about a consent, if anything: the key and whether it is granted.
-/// Events: `Consent Given` / `Consent Withdrawn` (or `Consent Updated` with
-/// `properties.granted`), with `properties.purpose` and optionally `properties.channel`.
+/// Events: the platform's own [`CONSENT_GIVEN`] / [`CONSENT_WITHDRAWN`] (other tools'
+/// `Consent Granted`, `Subscribed`, `Consent Revoked`, `Unsubscribed`, or `Consent Updated`
+/// with `properties.granted`), with `properties.purpose` and optionally
+/// `properties.channel`.
 pub fn consent_statement(event: &Event) -> Option<(ConsentKey, bool)> {
     let name = event.name.as_deref()?;
-    let granted = match name.to_ascii_lowercase().as_str() {
-        "consent given" | "consent granted" | "subscribed" => true,
-        "consent withdrawn" | "consent revoked" | "unsubscribed" => false,
-        "consent updated" => match event.get("properties.granted") {
+    let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
+    let granted = if is(&[CONSENT_GIVEN, "Consent Granted", "Subscribed"]) {
+        true
+    } else if is(&[CONSENT_WITHDRAWN, "Consent Revoked", "Unsubscribed"]) {
+        false
+    } else if is(&["Consent Updated"]) {
+        match event.get("properties.granted") {
             Some(Value::Bool(granted)) => *granted,
             _ => return None,
-        },
-        _ => return None,
+        }
+    } else {
+        return None;
     };
     let purpose = event
         .get("properties.purpose")

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::channel::ChannelKind;
 use crate::event::Event;
+use crate::platform_events::MessageOutcome;
 
 /// How a person engages on one channel.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -110,14 +111,13 @@ impl ChannelEngagement {
 pub fn message_step(event: &Event) -> Option<(String, &'static str)> {
     let name = event.name.as_deref()?.to_ascii_lowercase();
     let (kind, verb) = name.rsplit_once(' ')?;
-    let step = match verb {
-        "sent" => "sent",
-        "delivered" => "delivered",
-        "opened" | "read" => "opened",
-        "clicked" => "clicked",
-        "replied" => "replied",
-        "failed" | "bounced" | "undelivered" => "failed",
-        _ => return None,
+    let step = match MessageOutcome::from_verb(verb)? {
+        MessageOutcome::Sent => "sent",
+        MessageOutcome::Delivered => "delivered",
+        MessageOutcome::Opened | MessageOutcome::Read => "opened",
+        MessageOutcome::Clicked => "clicked",
+        MessageOutcome::Replied => "replied",
+        MessageOutcome::Failed | MessageOutcome::Bounced => "failed",
     };
     let from_kind = match kind {
         "message" | "notification" => None,

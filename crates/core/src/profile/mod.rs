@@ -21,8 +21,5 @@ pub use consent::{
     Consent, ConsentKey, ConsentLine, Consents, applicable, consent_statement, fold_consents,
 };
 pub use engagement::{ChannelEngagement, HourCounts, fold_engagement, message_step};
-pub use state::{
-    LifecycleStage, ProfileFacts, ProfileState, SEGMENT_ENTERED, SEGMENT_EXITED, SEGMENT_SOURCE,
-    segment_change,
-};
+pub use state::{LifecycleStage, ProfileFacts, ProfileState, segment_change};
 pub use traits::{TraitValue, Traits, fold_traits};

@@ -21,13 +21,7 @@ use super::engagement::{ChannelEngagement, count_engagement};
 use super::latest::{Latest, Stated};
 use super::traits::Traits;
 use crate::event::{Event, EventType};
-
-/// The source of the events that record segment membership.
-pub const SEGMENT_SOURCE: &str = "segments";
-/// The event a person entering a segment is recorded as.
-pub const SEGMENT_ENTERED: &str = "Segment Entered";
-/// The event a person leaving a segment is recorded as.
-pub const SEGMENT_EXITED: &str = "Segment Exited";
+use crate::platform_events::{SEGMENT_ENTERED, SEGMENT_EXITED, SEGMENT_SOURCE};
 
 /// Whether the event records a segment membership change: the segment, and whether
 /// the person entered it. Only the platform's own segment events count (source

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use unavoce_store::{OutboxEntry, Settlement, StoreError};
 
@@ -15,7 +15,9 @@ use super::backoff::{jitter, retry_delay};
 use super::lanes::Lane;
 use crate::providers::smtp::BOUNCE;
 use crate::providers::{Accepted, Failure};
-use crate::record::{DELIVERY_SOURCE, about, entry_properties};
+use unavoce_core::platform_events::{self, DELIVERY_SOURCE, MessageOutcome};
+
+use crate::record::{about, entry_properties, origin};
 
 /// Outcomes recorded in one transaction at most.
 pub(super) const FLUSH_MAX: usize = 1_000;
@@ -51,7 +53,7 @@ impl Dispatcher {
                     provider_message_id: accepted.provider_message_id,
                     at: Timestamp::now(),
                 };
-                let event = about_a_person.then_some((&entry, "Message Sent", "sent", properties));
+                let event = about_a_person.then_some((&entry, MessageOutcome::Sent, properties));
                 self.finish(sent, event).await;
             }
             Err(Failure::Permanent(error)) => {
@@ -110,17 +112,17 @@ impl Dispatcher {
         tracing::warn!(channel = %lane.channel, outbox_id = entry.id, error = %error, "message given up (dead letter)");
         let mut properties = self.properties(lane, entry);
         properties.insert("error".into(), error.clone().into());
-        let (event, step) = if entry.channel == "email" && error.starts_with(BOUNCE) {
-            ("Message Bounced", "bounced")
+        let outcome = if entry.channel == "email" && error.starts_with(BOUNCE) {
+            MessageOutcome::Bounced
         } else {
-            ("Message Failed", "failed")
+            MessageOutcome::Failed
         };
         let dead = Settlement::Dead {
             id: entry.id,
             error,
             at: Timestamp::now(),
         };
-        let event = about_a_person.then_some((entry, event, step, properties));
+        let event = about_a_person.then_some((entry, outcome, properties));
         self.finish(dead, event).await;
     }
 
@@ -137,15 +139,14 @@ impl Dispatcher {
     pub(super) async fn finish(
         &self,
         settlement: Settlement,
-        event: Option<(&OutboxEntry, &str, &str, Map<String, Value>)>,
+        event: Option<(&OutboxEntry, MessageOutcome, Map<String, Value>)>,
     ) {
-        let event = event.and_then(|(entry, name, step, properties)| {
-            let message = json!({
-                "type": "track",
-                "event": name,
-                "messageId": format!("delivery-{}-{step}", entry.id),
-                "properties": properties,
-            });
+        let event = event.and_then(|(entry, outcome, properties)| {
+            let mut message = platform_events::message_outcome(outcome, properties);
+            message.insert(
+                "messageId".into(),
+                format!("delivery-{}-{}", entry.id, outcome.verb()).into(),
+            );
             let found = about(&self.platform, &entry.profile_id, message);
             if found.is_none() {
                 tracing::warn!(
@@ -197,11 +198,11 @@ impl Dispatcher {
             loop {
                 let recorded = self
                     .platform
-                    .intake
+                    .recorder
                     .record_settling(
                         DELIVERY_SOURCE,
                         events.clone(),
-                        json!({"component": "delivery"}),
+                        origin(),
                         settlements.clone(),
                     )
                     .await;

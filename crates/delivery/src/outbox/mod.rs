@@ -19,8 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use unavoce_core::policy::Policies;
 use unavoce_engagement::Messages;
-use unavoce_intake::Intake;
-use unavoce_projections::IdentityProjection;
+use unavoce_projections::{IdentityProjection, Recorder};
 use unavoce_store::{DecisionLog, Outbox, StoreError};
 
 use crate::config::{ConfigError, DeliveryConfig, RetryPolicy};
@@ -45,7 +44,7 @@ pub struct Platform {
     /// The message catalog, to render each message at send time.
     pub messages: Arc<Messages>,
     /// Where what happened is recorded, as the person's events.
-    pub intake: Arc<Intake>,
+    pub recorder: Recorder,
     /// The policies whose consents are checked again at send time.
     pub policies: Arc<Policies>,
     /// Where a STOP's confirmation is decided.

@@ -7,7 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use unavoce_core::platform_events::{self, API_SOURCE};
 use unavoce_core::profile::{ConsentLine, fold_consents};
+use unavoce_projections::RecordError;
 
 use super::live_profile;
 use crate::AppState;
@@ -75,50 +77,40 @@ pub async fn record(
         ));
     }
     let node = live_profile(&state, &id).await?;
-    let Some((key, value)) = state.platform.identity.event_identity(&node) else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no_event_identity",
-            format!(
-                "profile {} has no user id or anonymous id to record the consent under",
-                node.id
-            ),
-        ));
-    };
-    let mut message = Map::new();
-    message.insert(key.into(), value.into());
-    message.insert("type".into(), "track".into());
-    message.insert(
-        "event".into(),
-        if statement.granted {
-            "Consent Given"
-        } else {
-            "Consent Withdrawn"
-        }
-        .into(),
-    );
-    message.insert(
-        "properties".into(),
-        json!({"purpose": purpose, "channel": statement.channel}),
+    let mut message = platform_events::consent(
+        &purpose,
+        statement.channel.as_deref(),
+        statement.granted,
+        Map::new(),
     );
     if let Some(touchpoint) = &statement.touchpoint {
         message.insert("context".into(), json!({"touchpoint": touchpoint}));
     }
-    let report = state
+    state
         .platform
-        .intake
-        .record(
-            "api",
-            vec![message],
+        .recorder
+        .record_about(
+            API_SOURCE,
+            node.id,
+            message,
             json!({"endpoint": "/api/profiles/{id}/consents"}),
         )
-        .await?;
-    if let Some(rejected) = report.rejected.first() {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("the consent could not be recorded: {}", rejected.message),
-        ));
-    }
+        .await
+        .map_err(|e| match e {
+            RecordError::NoIdentity(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "no_event_identity",
+                format!(
+                    "profile {} has no user id or anonymous id to record the consent under",
+                    node.id
+                ),
+            ),
+            RecordError::Rejected(why) => ApiError::bad_request(
+                "invalid_body",
+                format!("the consent could not be recorded: {why}"),
+            ),
+            RecordError::Store(e) => e.into(),
+        })?;
     Ok((
         StatusCode::CREATED,
         Json(

@@ -282,7 +282,7 @@ impl Policies {
 }
 
 /// What the gate decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Send now.
@@ -291,6 +291,30 @@ pub enum Outcome {
     Hold,
     /// Do not send.
     Suppress,
+}
+
+impl Outcome {
+    /// The outcome as the decision log spells it: `send`, `hold`, `suppress`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Send => "send",
+            Outcome::Hold => "hold",
+            Outcome::Suppress => "suppress",
+        }
+    }
+
+    /// The outcome `text` spells, if any.
+    pub fn parse(text: &str) -> Option<Outcome> {
+        [Outcome::Send, Outcome::Hold, Outcome::Suppress]
+            .into_iter()
+            .find(|o| o.as_str() == text)
+    }
+
+    /// Whether a message so decided goes out (now or when held), so it waits in the
+    /// outbox; a suppressed one never does.
+    pub fn goes_out(self) -> bool {
+        self != Outcome::Suppress
+    }
 }
 
 /// One reason behind a decision.
@@ -503,7 +527,7 @@ fn start_of_local_day(at: Timestamp, zone: &TimeZone, days_back: u32) -> Timesta
 
 mod channel;
 mod send_time;
-pub use channel::{MESSAGE_CHANNELS, choose_channel, rank_channels};
+pub use channel::{MESSAGE_CHANNELS, address_kind, choose_channel, rank_channels};
 pub use send_time::best_send_time;
 
 #[cfg(test)]

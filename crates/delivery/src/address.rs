@@ -2,18 +2,8 @@
 //! identifier of that kind.
 
 use unavoce_core::identity::ProfileId;
+use unavoce_core::policy::address_kind;
 use unavoce_projections::IdentityProjection;
-
-/// The kind of identifier a message on `channel` goes to; `None` for a channel with no
-/// address of its own (a call task, which carries the person's phone if they have one).
-fn kind_for(channel: &str) -> Option<&'static str> {
-    match channel {
-        "email" => Some("email"),
-        "sms" | "whatsapp" | "rcs" => Some("phone"),
-        "push" => Some("device_id"),
-        _ => None,
-    }
-}
 
 /// Why a message has nowhere to go.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,7 +24,8 @@ pub(crate) fn find(
 ) -> Result<(ProfileId, String), NoAddress> {
     identity.read(|g| {
         let node = g.profile(id).ok_or(NoAddress::NoProfile)?;
-        let to = match kind_for(channel) {
+        // A channel without an address of its own (a call task) carries the phone, if any.
+        let to = match address_kind(channel) {
             Some(kind) => identity
                 .identifier_of_kind(node, kind)
                 .ok_or(NoAddress::NoIdentifier(kind))?,
@@ -52,11 +43,11 @@ mod tests {
 
     #[test]
     fn each_channel_sends_to_its_kind_of_identifier() {
-        assert_eq!(kind_for("email"), Some("email"));
+        assert_eq!(address_kind("email"), Some("email"));
         for phone in ["sms", "whatsapp", "rcs"] {
-            assert_eq!(kind_for(phone), Some("phone"), "{phone}");
+            assert_eq!(address_kind(phone), Some("phone"), "{phone}");
         }
-        assert_eq!(kind_for("push"), Some("device_id"));
-        assert_eq!(kind_for("call_task"), None);
+        assert_eq!(address_kind("push"), Some("device_id"));
+        assert_eq!(address_kind("call_task"), None);
     }
 }

@@ -21,9 +21,9 @@ pub use config::DeliveryConfig;
 pub use feedback::{Callback, CallbackError, Refusal, Report, ReportError};
 pub use outbox::{Dispatcher, LaneInfo, Platform};
 pub use providers::smtp::Smtp;
-pub use providers::twilio::Twilio;
+pub use providers::twilio::{self, Twilio};
 pub use providers::webhook::{Webhook, signature};
-pub use providers::whatsapp::{Whatsapp, request_body};
+pub use providers::whatsapp::{self, Whatsapp, request_body};
 pub use providers::{Accepted, Envelope, Failure, Provider};
 pub use record::record_about;
 pub use replies::{

@@ -9,6 +9,7 @@ use unavoce_core::identifier::Identifier;
 use unavoce_core::identity::ProfileId;
 use unavoce_core::message::{MessageConfig, SmsTemplate, WhatsAppTemplate};
 use unavoce_core::platform_events::{self, MessageOutcome};
+use unavoce_core::policy::Outcome;
 use unavoce_store::NewDecision;
 
 use crate::Dispatcher;
@@ -182,7 +183,7 @@ impl Dispatcher {
                         journey: None,
                         broadcast: None,
                         decided_at: now,
-                        outcome: "send".into(),
+                        outcome: Outcome::Send,
                         send_at: Some(now),
                         reasons: json!([{
                             "code": "opt_out_confirmation",

@@ -15,7 +15,7 @@ use unavoce_store::{DecisionLog, StoreError};
 use unavoce_projections::IdentityProjection;
 use unavoce_projections::{People, Person};
 
-use crate::gate::{Ask, Gate, Gated, outcome_name};
+use crate::gate::{Ask, Gate, Gated};
 
 /// One message to an audience.
 #[derive(Debug)]
@@ -135,7 +135,7 @@ impl Engagement {
             for (_, gated) in &decided {
                 *report
                     .outcomes
-                    .entry(outcome_name(gated.decision.outcome).to_string())
+                    .entry(gated.decision.outcome.as_str().to_string())
                     .or_default() += 1;
                 for reason in &gated.decision.reasons {
                     *report.reasons.entry(reason.code.to_string()).or_default() += 1;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use unavoce_core::policy::{
-    Decision, Outcome, OutgoingMessage, PastSend, Policies, best_send_time, choose_channel, decide,
+    Decision, OutgoingMessage, PastSend, Policies, best_send_time, choose_channel, decide,
 };
 use unavoce_core::profile::ProfileFacts;
 use unavoce_store::{DecisionLog, DecisionQuery, NewDecision, StoreError};
@@ -68,7 +68,7 @@ impl Gated {
             journey: ask.journey.map(str::to_string),
             broadcast,
             decided_at: now,
-            outcome: outcome_name(self.decision.outcome).to_string(),
+            outcome: self.decision.outcome,
             send_at: self.decision.send_at,
             reasons: json!(self.decision.reasons),
         }
@@ -196,14 +196,5 @@ impl Gate {
                 });
             }
         }
-    }
-}
-
-/// A decision's outcome as the decision log spells it.
-pub fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Send => "send",
-        Outcome::Hold => "hold",
-        Outcome::Suppress => "suppress",
     }
 }

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde_json::json;
 use unavoce_core::Event;
 use unavoce_core::identity::{ProfileId, extract};
+use unavoce_core::policy::Outcome;
 use unavoce_core::profile::segment_change;
 use unavoce_core::subscription::{
     Destination, Subscription, SubscriptionConfig, SubscriptionError,
@@ -305,7 +306,7 @@ impl Insights {
                     journey: None,
                     broadcast: None,
                     decided_at: now,
-                    outcome: "send".into(),
+                    outcome: Outcome::Send,
                     send_at: Some(send_at),
                     reasons: json!([why]),
                 });

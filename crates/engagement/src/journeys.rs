@@ -32,7 +32,7 @@ use unavoce_store::{
 };
 
 use crate::Messages;
-use crate::gate::{Ask, Gate, Gated, outcome_name};
+use crate::gate::{Ask, Gate, Gated};
 use unavoce_projections::IdentityProjection;
 use unavoce_projections::catalog::{Catalog, CatalogError, Definition};
 use unavoce_projections::{People, Person, Recorder};
@@ -553,7 +553,7 @@ impl Journeys {
             if channel != "auto" {
                 next_channels = std::mem::take(&mut run.fallbacks);
             }
-            let sent = decision.outcome != "suppress";
+            let sent = decision.outcome.goes_out();
             let (went_on, sent_at) = (decision.channel.clone(), decision.send_at);
             if sent || !run.blocked {
                 changes.decisions.push(decision);
@@ -802,7 +802,7 @@ impl Journeys {
                 for m in &run.messages {
                     *report
                         .outcomes
-                        .entry(outcome_name(m.decision.outcome).to_string())
+                        .entry(m.decision.outcome.as_str().to_string())
                         .or_default() += 1;
                     for reason in &m.decision.reasons {
                         *report.reasons.entry(reason.code.to_string()).or_default() += 1;

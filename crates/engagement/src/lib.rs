@@ -10,7 +10,7 @@ mod broadcasts;
 pub mod gate;
 mod insights;
 mod journeys;
-mod links;
+pub mod links;
 mod messages;
 
 pub use broadcasts::{Broadcast, BroadcastReport, Engagement, PersonDecision};

@@ -10,6 +10,14 @@ use sha2::Sha256;
 use unavoce_core::identity::ProfileId;
 use unavoce_store::{EventLog, StoreError};
 
+/// The route of a person's unsubscribe link: one definition for the links made here
+/// and the server that answers them.
+pub const UNSUBSCRIBE_ROUTE: &str = "/unsubscribe/{profile}/{token}";
+/// The route of an e-mail's open pixel.
+pub const OPEN_ROUTE: &str = "/t/open/{id}/{token}";
+/// The route of a tracked link in an e-mail.
+pub const CLICK_ROUTE: &str = "/t/click/{id}/{token}/{target}";
+
 /// Where the secret is kept (generated at first use).
 const SECRET_SETTING: &str = "engagement.link_secret";
 
@@ -67,7 +75,19 @@ impl Links {
     /// The person's unsubscribe link.
     pub fn unsubscribe_url(&self, profile: ProfileId) -> String {
         let token = self.token(&format!("unsubscribe:{profile}"));
-        format!("{}/unsubscribe/{profile}/{token}", self.public_url)
+        self.url(
+            UNSUBSCRIBE_ROUTE,
+            &[("profile", &profile.to_string()), ("token", &token)],
+        )
+    }
+
+    /// `route` with its `{name}` segments filled in, under the public address.
+    fn url(&self, route: &str, values: &[(&str, &str)]) -> String {
+        let mut path = route.to_string();
+        for (name, value) in values {
+            path = path.replace(&format!("{{{name}}}"), value);
+        }
+        format!("{}{path}", self.public_url)
     }
 
     /// Whether `token` is the person's.
@@ -78,7 +98,10 @@ impl Links {
     /// The open pixel of the e-mail sent as outbox entry `outbox_id`.
     pub fn open_url(&self, outbox_id: i64) -> String {
         let token = self.token(&format!("open:{outbox_id}"));
-        format!("{}/t/open/{outbox_id}/{token}", self.public_url)
+        self.url(
+            OPEN_ROUTE,
+            &[("id", &outbox_id.to_string()), ("token", &token)],
+        )
     }
 
     /// Whether `token` is the open pixel's of `outbox_id`.
@@ -91,7 +114,14 @@ impl Links {
     pub fn click_url(&self, outbox_id: i64, target: &str) -> String {
         let token = self.token(&format!("click:{outbox_id}:{target}"));
         let target = URL_SAFE_NO_PAD.encode(target.as_bytes());
-        format!("{}/t/click/{outbox_id}/{token}/{target}", self.public_url)
+        self.url(
+            CLICK_ROUTE,
+            &[
+                ("id", &outbox_id.to_string()),
+                ("token", &token),
+                ("target", &target),
+            ],
+        )
     }
 
     /// The destination of a click link, if its token holds.

@@ -24,6 +24,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use serde_json::json;
 use unavoce_core::EventType;
+use unavoce_delivery::{twilio, whatsapp};
+use unavoce_engagement::links;
 use unavoce_platform::Platform;
 
 pub use auth::{Keys, WriteKey};
@@ -57,17 +59,17 @@ pub fn router(state: AppState) -> Router {
         .merge(tracking)
         .nest("/api", api)
         .route(
-            "/unsubscribe/{profile}/{token}",
+            links::UNSUBSCRIBE_ROUTE,
             get(unsubscribe::page).post(unsubscribe::confirm),
         )
-        .route("/webhooks/twilio/status", post(callbacks::twilio_status))
-        .route("/webhooks/twilio/inbound", post(callbacks::twilio_inbound))
+        .route(twilio::STATUS_ROUTE, post(callbacks::twilio_status))
+        .route(twilio::INBOUND_ROUTE, post(callbacks::twilio_inbound))
         .route(
-            "/webhooks/whatsapp",
+            whatsapp::WEBHOOK_ROUTE,
             get(callbacks::whatsapp_verify).post(callbacks::whatsapp_notify),
         )
-        .route("/t/open/{id}/{token}", get(callbacks::open_pixel))
-        .route("/t/click/{id}/{token}/{target}", get(callbacks::click))
+        .route(links::OPEN_ROUTE, get(callbacks::open_pixel))
+        .route(links::CLICK_ROUTE, get(callbacks::click))
         .route("/", get(dashboard::index))
         .route("/assets/{name}", get(dashboard::asset))
         .route("/session", post(session::sign_in))

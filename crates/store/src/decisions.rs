@@ -5,11 +5,12 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
+use unavoce_core::policy::Outcome;
 
 use crate::log::StoreError;
 
-/// A decision to record. One with outcome `send` or `hold` also puts the message in
-/// the outbox, in the same transaction.
+/// A decision to record. One whose outcome goes out (`Outcome::goes_out`: a send or a
+/// hold) also puts the message in the outbox, in the same transaction.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewDecision {
     pub profile_id: String,
@@ -19,8 +20,7 @@ pub struct NewDecision {
     pub journey: Option<String>,
     pub broadcast: Option<String>,
     pub decided_at: Timestamp,
-    /// `send`, `hold` or `suppress`.
-    pub outcome: String,
+    pub outcome: Outcome,
     pub send_at: Option<Timestamp>,
     /// `[{"code", "detail"}]`.
     pub reasons: Value,
@@ -65,9 +65,10 @@ pub trait DecisionLog: Send + Sync + 'static {
         value: Value,
     ) -> Result<Vec<i64>, StoreError>;
 
-    /// How many decisions about messages to people there are by outcome (`send`,
-    /// `hold`, `suppress`); insights for departments are not counted.
-    async fn decision_counts(&self) -> Result<Vec<(String, u64)>, StoreError>;
+    /// How many decisions there are by outcome (`send`, `hold`, `suppress`), leaving out
+    /// those of purpose `except` (insights for departments, which are not messages to
+    /// people).
+    async fn decision_counts(&self, except: &str) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// Reads decisions, oldest first.
     async fn decisions(&self, query: DecisionQuery) -> Result<Vec<StoredDecision>, StoreError>;

@@ -13,6 +13,15 @@ pub const MESSAGE_CHANNELS: [(&str, &str, f64); 5] = [
     ("sms", "phone", 0.05),
 ];
 
+/// The kind of identifier a message on `channel` is addressed to (`email`, `phone`,
+/// `device_id`); `None` for a channel without an address of its own (a call task).
+pub fn address_kind(channel: &str) -> Option<&'static str> {
+    MESSAGE_CHANNELS
+        .iter()
+        .find(|(c, _, _)| *c == channel)
+        .map(|(_, kind, _)| *kind)
+}
+
 /// The channels `purpose` messages can reach the person on, best first: those they
 /// consented to and hold an identifier for (`reachable`: identifier type names), ranked
 /// by their stated preference (trait `preferred_channel`), then by how they respond on

@@ -18,7 +18,7 @@ use super::Dispatcher;
 use super::pace::Pacer;
 use crate::config::{ConfigError, DeliveryConfig, Pace};
 use crate::providers::Provider;
-use crate::{Smtp, Twilio, Webhook, Whatsapp};
+use crate::{Smtp, Twilio, Webhook, Whatsapp, twilio};
 
 /// Insights in one digest e-mail at most (more wait for the next).
 const DIGEST_MAX: usize = 500;
@@ -91,7 +91,7 @@ pub(super) fn build(
         message("email", Arc::new(Smtp::new(c)?), c.pace);
     }
     if let Some(c) = &config.sms {
-        let callback = format!("{public_url}/webhooks/twilio/status");
+        let callback = format!("{public_url}{}", twilio::STATUS_ROUTE);
         message("sms", Arc::new(Twilio::new(c, Some(callback))?), c.pace);
     }
     if let Some(c) = &config.whatsapp {

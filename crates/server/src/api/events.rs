@@ -29,7 +29,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
     let decisions: serde_json::Map<String, Value> = state
         .platform
         .decisions
-        .decision_counts()
+        .decision_counts(unavoce_engagement::INSIGHT_PURPOSE)
         .await?
         .into_iter()
         .map(|(outcome, n)| (outcome, n.into()))

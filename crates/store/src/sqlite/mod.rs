@@ -583,14 +583,16 @@ impl crate::decisions::DecisionLog for SqliteLog {
         }
     }
 
-    async fn decision_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.read(|conn| {
+    async fn decision_counts(&self, except: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let except = except.to_string();
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT outcome, count(*) FROM decisions WHERE purpose != 'insight' \
+                "SELECT outcome, count(*) FROM decisions WHERE purpose != ?1 \
                  GROUP BY outcome ORDER BY outcome",
             )?;
-            let found =
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+            let found = stmt.query_map([&except], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?;
             found.collect()
         })
         .await
@@ -647,7 +649,7 @@ impl crate::decisions::DecisionLog for SqliteLog {
                         journey: r.get(5)?,
                         broadcast: r.get(6)?,
                         decided_at: rows::from_micros(r.get(7)?),
-                        outcome: r.get(8)?,
+                        outcome: rows::outcome_at(r, 8)?,
                         send_at: r.get::<_, Option<i64>>(9)?.map(rows::from_micros),
                         reasons: serde_json::from_str(&r.get::<_, String>(10)?)
                             .unwrap_or(serde_json::Value::Null),

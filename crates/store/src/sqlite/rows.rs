@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 use rusqlite::{Row, Transaction, params};
 use serde_json::{Map, Value};
+use unavoce_core::policy::Outcome;
 use unavoce_core::{Event, EventType};
 
 use crate::log::{Appended, NewQuarantineEntry, QuarantineEntry, QuarantineStatus, StoreError};
@@ -95,6 +96,18 @@ pub(crate) fn insert_quarantine(
 
 pub(crate) const EVENT_COLUMNS: &str = "seq, message_id, type, name, user_id, anonymous_id, \
     timestamp, received_at, touchpoint, channel, source, message";
+
+/// A decision's outcome, from column `index`.
+pub(crate) fn outcome_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Outcome> {
+    let text: String = row.get(index)?;
+    Outcome::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("unknown decision outcome {text:?}").into(),
+        )
+    })
+}
 
 /// Reads a row selected with [`EVENT_COLUMNS`].
 pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Event)> {

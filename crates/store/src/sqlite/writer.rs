@@ -416,12 +416,12 @@ fn insert_decisions(
             d.journey,
             d.broadcast,
             micros(d.decided_at),
-            d.outcome,
+            d.outcome.as_str(),
             d.send_at.map(micros),
             d.reasons.to_string(),
         ])?;
         let id = tx.last_insert_rowid();
-        if let Some(send_at) = d.send_at.filter(|_| d.outcome != "suppress") {
+        if let Some(send_at) = d.send_at.filter(|_| d.outcome.goes_out()) {
             outbox.execute(params![
                 id,
                 d.profile_id,

@@ -19,6 +19,11 @@ pub(crate) use callback::TwilioCallbacks;
 pub use config::TwilioConfig;
 pub use signature::twilio_signature;
 
+/// Where Twilio reports on the SMS it accepted (the status callback).
+pub const STATUS_ROUTE: &str = "/webhooks/twilio/status";
+/// Where Twilio hands over an SMS from a person.
+pub const INBOUND_ROUTE: &str = "/webhooks/twilio/inbound";
+
 /// The Twilio SMS provider.
 pub struct Twilio {
     client: reqwest::Client,

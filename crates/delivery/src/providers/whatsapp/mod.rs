@@ -20,6 +20,9 @@ pub(crate) use callback::{Notice, WhatsappCallbacks};
 pub use config::WhatsappConfig;
 pub use signature::whatsapp_signature;
 
+/// Where Meta verifies the webhook and posts statuses and messages from people.
+pub const WEBHOOK_ROUTE: &str = "/webhooks/whatsapp";
+
 /// Graph API error codes that mean "slow down" (throughput, rate and spam limits).
 const RATE_LIMIT_CODES: [i64; 6] = [4, 80007, 130429, 131048, 131056, 133016];
 /// Codes that mean "the service had a problem; try again".

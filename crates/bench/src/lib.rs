@@ -452,11 +452,12 @@ async fn load_journeys(
     people: usize,
     end: Timestamp,
 ) -> anyhow::Result<Vec<unavoce_core::Touchpoint>> {
-    let registry: Vec<unavoce_core::Touchpoint> = unavoce_synthetic::journeys(1, 1, end)
-        .touchpoints
-        .into_iter()
-        .map(serde_json::from_value)
-        .collect::<Result<_, _>>()?;
+    let registry: Vec<unavoce_core::Touchpoint> =
+        unavoce_synthetic::touchpoint_histories(1, 1, end)
+            .touchpoints
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<_, _>>()?;
     let channels: unavoce_core::segment::TouchpointChannels =
         registry.iter().map(|t| (t.id.clone(), t.channel)).collect();
     let mut ctx = IntakeContext::new(end, "bench");
@@ -465,7 +466,7 @@ async fn load_journeys(
     let (mut loaded, mut first) = (0usize, 0usize);
     while loaded < events && first < people {
         let next = (first + 50_000).min(people);
-        let data = unavoce_synthetic::journeys_of(first..next, 11, end);
+        let data = unavoce_synthetic::touchpoint_histories_of(first..next, 11, end);
         first = next;
         let mut rows = Vec::with_capacity(data.messages.len());
         for (message, _) in data.messages.into_iter().take(events - loaded) {
@@ -500,7 +501,7 @@ async fn report_bench(args: ReportBenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let registry = if dir.join("events.db").exists() {
         println!("  reusing the store in {}", dir.display());
-        unavoce_synthetic::journeys(1, 1, end)
+        unavoce_synthetic::touchpoint_histories(1, 1, end)
             .touchpoints
             .into_iter()
             .map(serde_json::from_value)

@@ -223,6 +223,9 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     let mut journeys = HashSet::new();
     for journey in &config.journeys {
         Journey::new(journey.clone())?;
+        if let Some(clash) = unavoce_server::api::journeys::route_clash(&journey.name) {
+            bail!(clash);
+        }
         if !journeys.insert(journey.name.as_str()) {
             bail!("journey {:?} is defined twice", journey.name);
         }

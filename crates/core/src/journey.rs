@@ -264,11 +264,6 @@ impl Journey {
                     .into(),
             ));
         }
-        if ["paths", "funnel", "attribution", "dry-run"].contains(&name.as_str()) {
-            return Err(invalid(format!(
-                "{name:?} names an endpoint; choose another"
-            )));
-        }
         let expression = |at: &str, text: &str| {
             Audience::parse(text).map_err(|source| JourneyError::Expression {
                 journey: name.clone(),

@@ -14,8 +14,8 @@ use unavoce_core::Touchpoint;
 use unavoce_core::analytics::activity::{ActivityReport, Breakdown, activity_report};
 use unavoce_core::analytics::attribution::{AttributionReport, attribution_report};
 use unavoce_core::analytics::census::{Census, census};
-use unavoce_core::analytics::journeys::{FunnelReport, PathReport, funnel_report, path_report};
 use unavoce_core::analytics::kpis::{KpiReport, kpi_report};
+use unavoce_core::analytics::paths::{FunnelReport, PathReport, funnel_report, path_report};
 use unavoce_core::analytics::{NO_PERSON, Period, View};
 use unavoce_store::StoreError;
 

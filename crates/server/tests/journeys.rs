@@ -317,6 +317,20 @@ async fn a_bad_journey_is_refused_at_definition_with_the_reason() {
         .admin("GET", "/api/journeys/none", axum::body::Body::empty())
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    // A name the API routes under /api/journeys/ for reports could not be reached.
+    for word in ["paths", "funnel", "attribution", "dry-run"] {
+        let answer = s
+            .admin_json(
+                "POST",
+                "/api/journeys",
+                json!({"name": word, "trigger": {"event": "E"},
+                    "steps": [{"type": "wait", "duration": "1d"}]}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{word}");
+        let message = answer.json["error"]["message"].as_str().unwrap();
+        assert!(message.contains("endpoint"), "{message}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -53,7 +53,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let server = server().await;
-    let data = unavoce_synthetic::journeys(1500, 7, END.parse().unwrap());
+    let data = unavoce_synthetic::touchpoint_histories(1500, 7, END.parse().unwrap());
     for touchpoint in &data.touchpoints {
         let answer = server
             .admin_json("POST", "/api/touchpoints", touchpoint.clone())

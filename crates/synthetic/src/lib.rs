@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 
-mod journeys;
-pub use journeys::{JourneyDataset, journeys, journeys_of};
+mod histories;
+pub use histories::{HistoryDataset, touchpoint_histories, touchpoint_histories_of};
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};

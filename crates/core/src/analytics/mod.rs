@@ -3,15 +3,15 @@
 //!
 //! Every report is a pure function of the interaction table (one compact row per event,
 //! [`InteractionTable`]), the person each row belongs to (from the identity graph, so
-//! merges are followed), the touchpoint registry, the rules and a period. The engine
-//! keeps the table current; nothing here reads the log or the clock.
+//! merges are followed), the touchpoint registry, the rules and a period. The
+//! projections keep the table current; nothing here reads the log or the clock.
 
 pub mod activity;
 pub mod attribution;
 pub mod census;
 pub mod interaction;
-pub mod journeys;
 pub mod kpis;
+pub mod paths;
 pub mod rules;
 pub mod tabular;
 

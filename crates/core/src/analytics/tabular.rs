@@ -2,8 +2,8 @@
 
 use super::attribution::AttributionReport;
 use super::census::Census;
-use super::journeys::{FunnelReport, PathReport};
 use super::kpis::Kpis;
+use super::paths::{FunnelReport, PathReport};
 
 /// A table of text cells.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,8 +4,8 @@ use serde_json::{Value, json};
 
 use super::attribution::attribution_report;
 use super::census::{RecommendationKind, census};
-use super::journeys::{funnel_report, path_report};
 use super::kpis::kpi_report;
+use super::paths::{funnel_report, path_report};
 use super::*;
 use crate::channel::ChannelKind;
 use crate::segment::{IntakeContext, normalise};

@@ -24,6 +24,26 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     Ok(Json(json!({"journeys": journeys})))
 }
 
+/// The words the API routes under `/api/journeys/` for the journeys' reports and the
+/// dry run of a proposed journey (`/api/journeys/paths` is part of the public
+/// contract), which no journey can be named, or it could not be reached.
+pub const ROUTE_WORDS: [&str; 4] = [PATHS, FUNNEL, ATTRIBUTION, DRY_RUN];
+/// `/api/journeys/paths`: the paths between touchpoints (Sankey).
+pub const PATHS: &str = "paths";
+/// `/api/journeys/funnel`: the funnel by stage.
+pub const FUNNEL: &str = "funnel";
+/// `/api/journeys/attribution`: conversions attributed to touchpoints.
+pub const ATTRIBUTION: &str = "attribution";
+/// `/api/journeys/dry-run`: a proposed journey's dry run.
+pub const DRY_RUN: &str = "dry-run";
+
+/// Why a journey cannot be named `name` here, if it cannot.
+pub fn route_clash(name: &str) -> Option<String> {
+    ROUTE_WORDS
+        .contains(&name)
+        .then(|| format!("journey {name:?}: the name is an endpoint of the API; choose another"))
+}
+
 /// `POST /api/journeys`: defines a journey, checked at once; it runs from the next
 /// event on.
 pub async fn create(
@@ -34,6 +54,9 @@ pub async fn create(
         ApiError::bad_request("invalid_body", format!("the journey is not valid: {e}"))
     })?;
     let name = config.name.clone();
+    if let Some(clash) = route_clash(&name) {
+        return Err(ApiError::bad_request("invalid_journey", clash));
+    }
     state
         .platform
         .journeys

@@ -4,7 +4,7 @@ mod consents;
 mod engagement;
 mod events;
 mod import;
-mod journeys;
+pub mod journeys;
 mod messages;
 mod outbox;
 mod profiles;
@@ -57,16 +57,28 @@ pub fn routes() -> Router<AppState> {
         .route("/identity/review/{id}/{decision}", post(profiles::decide))
         .route("/kpis/touchpoints", get(reports::touchpoint_kpis))
         .route("/kpis/channels", get(reports::channel_kpis))
-        .route("/journeys/paths", get(reports::paths))
-        .route("/journeys/funnel", get(reports::funnel))
-        .route("/journeys/attribution", get(reports::attribution))
+        .route(
+            &format!("/journeys/{}", journeys::PATHS),
+            get(reports::paths),
+        )
+        .route(
+            &format!("/journeys/{}", journeys::FUNNEL),
+            get(reports::funnel),
+        )
+        .route(
+            &format!("/journeys/{}", journeys::ATTRIBUTION),
+            get(reports::attribution),
+        )
         .route("/census", get(reports::census))
         .route("/activity", get(reports::activity))
         .route("/profiles/search", get(profiles::search))
         .route("/broadcasts", post(engagement::broadcast))
         .route("/decisions", get(engagement::decisions))
         .route("/journeys", get(journeys::list).post(journeys::create))
-        .route("/journeys/dry-run", post(journeys::dry_run_proposed))
+        .route(
+            &format!("/journeys/{}", journeys::DRY_RUN),
+            post(journeys::dry_run_proposed),
+        )
         .route("/journeys/{name}", get(journeys::show))
         .route("/journeys/{name}/dry-run", post(journeys::dry_run_defined))
         .route("/journeys/{name}/runs", get(journeys::runs))

@@ -1,4 +1,4 @@
-//! Journeys across touchpoints with ground truth: who each message came from, over a
+//! Customers' histories across touchpoints, with ground truth: who each message came from, over a
 //! registry of touchpoints some events do not use and some events use without it.
 //!
 //! Each person browses anonymously before logging in (so their events only come
@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 /// A journey dataset: messages in time order, each with its true person, and the
 /// registry to create before sending them.
-pub struct JourneyDataset {
+pub struct HistoryDataset {
     pub messages: Vec<(Map<String, Value>, usize)>,
     /// Touchpoint definitions, as `POST /api/touchpoints` takes them.
     pub touchpoints: Vec<Value>,
@@ -79,13 +79,17 @@ const REGISTRY: [Registered; 9] = [
 const CITIES: [&str; 3] = ["Roma", "Milano", "Napoli"];
 
 /// Generates `people` people's journeys over the 90 days before `end`.
-pub fn journeys(people: usize, seed: u64, end: Timestamp) -> JourneyDataset {
-    journeys_of(0..people, seed, end)
+pub fn touchpoint_histories(people: usize, seed: u64, end: Timestamp) -> HistoryDataset {
+    touchpoint_histories_of(0..people, seed, end)
 }
 
 /// Generates the journeys of people numbered `people` (so a large dataset can be made
 /// in parts), over the 90 days before `end`.
-pub fn journeys_of(people: std::ops::Range<usize>, seed: u64, end: Timestamp) -> JourneyDataset {
+pub fn touchpoint_histories_of(
+    people: std::ops::Range<usize>,
+    seed: u64,
+    end: Timestamp,
+) -> HistoryDataset {
     let (count, first) = (people.len(), people.start);
     let mut rng = fastrand::Rng::with_seed(seed ^ people.start as u64);
     let start = end - SignedDuration::from_hours(90 * 24);
@@ -242,7 +246,7 @@ pub fn journeys_of(people: std::ops::Range<usize>, seed: u64, end: Timestamp) ->
             t
         })
         .collect();
-    JourneyDataset {
+    HistoryDataset {
         messages: out
             .into_iter()
             .enumerate()

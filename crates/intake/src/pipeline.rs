@@ -90,8 +90,9 @@ pub enum IntakeError {
     StillInvalid(Rejection),
 }
 
-/// Told of every event the intake stored, once durable, with its log position: how
-/// projections in the same process follow the log without reading it back.
+/// Told of every event the intake stored, once durable, with its log position and as
+/// the log gives it back ([`unavoce_store::as_stored`]): how projections in the same
+/// process follow the log without reading it back.
 pub trait Observer: Send + Sync {
     /// `events` are in log order within one append; appends may be told out of order.
     /// Called before the sender is answered, so it must only hand the events over.
@@ -139,6 +140,10 @@ impl Intake {
         for wake in &self.wakeups {
             wake();
         }
+        let events: Vec<(i64, Event)> = events
+            .into_iter()
+            .map(|(seq, event)| (seq, unavoce_store::as_stored(event)))
+            .collect();
         if let Some((last, others)) = self.observers.split_last() {
             for observer in others {
                 observer.stored(events.clone());

@@ -78,6 +78,16 @@ pub struct AppendOutcome {
     pub quarantine_ids: Vec<i64>,
 }
 
+/// `event` as a log gives it back: its times to the microsecond, the precision every
+/// log keeps. The intake tells its observers of events in this form, so that what they
+/// hold from the events pushed to them is what a replay of the log gives.
+pub fn as_stored(mut event: Event) -> Event {
+    let stored = |at: Timestamp| Timestamp::from_microsecond(at.as_microsecond()).unwrap_or(at);
+    event.timestamp = stored(event.timestamp);
+    event.received_at = stored(event.received_at);
+    event
+}
+
 /// An event with its position in the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {

@@ -260,6 +260,35 @@ async fn events_by_position_settings_and_the_committed_watch() {
     );
 }
 
+#[tokio::test]
+async fn events_come_back_as_as_stored_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    let precise = normalise(
+        json!({"type": "track", "userId": "u", "event": "Tapped", "messageId": "ns",
+            "timestamp": "2024-05-01T10:00:00.123456789Z"})
+        .as_object()
+        .unwrap()
+        .clone(),
+        &IntakeContext::new("2024-05-01T10:00:01.987654321Z".parse().unwrap(), "test"),
+        || "x".into(),
+    )
+    .unwrap();
+    log.append(&AppendBatch {
+        events: vec![precise.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let read = log.events_at(vec![1]).await.unwrap();
+    assert_eq!(
+        read[0].event,
+        crate::as_stored(precise),
+        "the log gives events back as `as_stored` says"
+    );
+    log.close().await;
+}
+
 fn sent_by(id: &str, user: Option<&str>, anonymous: Option<&str>) -> Event {
     let mut message = json!({"type": "track", "event": "Viewed", "messageId": id});
     if let Some(user) = user {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use unavoce_core::Identifier;
-use unavoce_core::profile::context_card;
 use unavoce_platform::ReadSide;
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
@@ -56,21 +55,9 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
     let Some(node) = node else {
         bail!("no profile holds {}", args.identifier);
     };
-    let events = log.events_at(node.events.clone()).await?;
+    let card = identity.context_card(node.id, jiff::Timestamp::now()).await;
     log.close().await;
-    let identifiers: Vec<Identifier> = node
-        .identifiers
-        .iter()
-        .map(|(k, _)| rules.identifier_of(k))
-        .collect();
-    let refs: Vec<&unavoce_core::Event> = events.iter().map(|e| &e.event).collect();
-    let mut card = context_card(
-        &node.id.to_string(),
-        identifiers,
-        &refs,
-        &config.computed_traits(),
-        jiff::Timestamp::now(),
-    );
+    let mut card = card?.with_context(|| format!("no profile holds {}", args.identifier))?;
     card.last_interactions.truncate(args.recent);
 
     if args.json {

@@ -11,6 +11,7 @@ pub mod catalog;
 mod identity;
 mod matching;
 mod people;
+mod profiles;
 mod record;
 mod reports;
 mod segments;

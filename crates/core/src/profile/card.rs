@@ -1,16 +1,17 @@
 //! The context card: what an agent needs before speaking to a customer, so the
 //! customer never has to repeat themself.
 
-use jiff::{SignedDuration, Timestamp};
+use std::cmp::Reverse;
+
+use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::cases::Case;
-use super::computed::ComputedTrait;
 use super::consent::ConsentLine;
-use super::engagement::message_step;
-use super::state::{LifecycleStage, ProfileFacts, ProfileState, segment_change};
-use crate::event::{Event, EventType};
+use super::recent::{self, Line, SHOWN, UNHAPPY_DAYS, days_before, line_of};
+use super::state::{LifecycleStage, ProfileFacts};
+use crate::event::Event;
 use crate::identifier::Identifier;
 
 /// A contact on any channel.
@@ -50,48 +51,51 @@ pub struct ContextCard {
     pub next_best_action: NextBestAction,
 }
 
-const SHOWN: usize = 10;
-
-/// Builds the card from the person's events, in log order, at `now`.
+/// Builds the card at `now` from the person's facts at `now`, their events the card
+/// shows (in log order), and how many product or pricing views they made in the last
+/// [`BROWSING_DAYS`](recent::BROWSING_DAYS) days.
+///
+/// `events` need only be those [`Recent::card_events`](super::Recent::card_events)
+/// names, read back from the log: any others rank below them. `browsing` is
+/// [`Recent::browsing_at`](super::Recent::browsing_at), or [`recent::browsing_at`] over
+/// all the person's events when the held times cannot tell.
 pub fn context_card(
     profile_id: &str,
     identifiers: Vec<Identifier>,
+    facts: ProfileFacts,
     events: &[&Event],
-    computed: &[ComputedTrait],
+    browsing: usize,
     now: Timestamp,
 ) -> ContextCard {
-    let facts = ProfileState::fold(events.iter().copied(), computed).facts(computed, now);
-    let mut by_time: Vec<&Event> = events
-        .iter()
-        .filter(|e| segment_change(e).is_none())
-        .copied()
-        .collect();
-    by_time.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
-    let is_message = |e: &Event| message_step(e).is_some();
-    let line = |e: &&Event| Interaction {
-        at: e.timestamp,
-        touchpoint: e.touchpoint.clone(),
-        channel: e.channel.clone(),
-        kind: e.event_type.as_str().to_string(),
-        name: e.name.clone(),
+    let mut by_time: Vec<&Event> = events.to_vec();
+    by_time.sort_by_key(|e| Reverse(e.timestamp));
+    let shown = |list: Line| -> Vec<Interaction> {
+        by_time
+            .iter()
+            .filter(|e| line_of(e) == Some(list))
+            .take(SHOWN)
+            .map(|e| Interaction {
+                at: e.timestamp,
+                touchpoint: e.touchpoint.clone(),
+                channel: e.channel.clone(),
+                kind: e.event_type.as_str().to_string(),
+                name: e.name.clone(),
+            })
+            .collect()
     };
-    let last_interactions: Vec<Interaction> = by_time
+    let last_interactions = shown(Line::Interaction);
+    let recent_messages = shown(Line::Message);
+    let unhappy = by_time
         .iter()
-        .filter(|e| !is_message(e) && e.event_type != EventType::Identify)
-        .take(SHOWN)
-        .map(line)
-        .collect();
-    let recent_messages: Vec<Interaction> = by_time
-        .iter()
-        .filter(|e| is_message(e))
-        .take(SHOWN)
-        .map(line)
-        .collect();
+        .find(|e| recent::is_unhappy(e))
+        .filter(|e| e.timestamp >= days_before(now, UNHAPPY_DAYS))
+        .copied();
 
     let name = super::traits::display_name(|k| facts.traits.get(k));
     let next_best_action = next_best_action(
         &facts.open_cases,
-        &by_time,
+        unhappy,
+        browsing,
         &facts.consents,
         facts.lifecycle_stage,
         now,
@@ -110,7 +114,8 @@ pub fn context_card(
 
 fn next_best_action(
     open_cases: &[Case],
-    by_time: &[&Event],
+    unhappy: Option<&Event>,
+    browsing: usize,
     consents: &[ConsentLine],
     stage: LifecycleStage,
     now: Timestamp,
@@ -134,15 +139,7 @@ fn next_best_action(
                 .into(),
         };
     }
-    let month_ago = now - SignedDuration::from_hours(24 * 30);
-    let detractor = by_time
-        .iter()
-        .take_while(|e| e.timestamp >= month_ago)
-        .find(|e| {
-            let score = |key: &str| e.get(&format!("properties.{key}")).and_then(Value::as_f64);
-            score("nps").is_some_and(|n| n <= 6.0) || score("csat").is_some_and(|c| c <= 2.0)
-        });
-    if let Some(answer) = detractor {
+    if let Some(answer) = unhappy {
         return NextBestAction {
             action: "recover_detractor",
             summary: format!(
@@ -168,15 +165,6 @@ fn next_best_action(
             reason: "no promotional consent on any channel".into(),
         };
     }
-    let fortnight = now - SignedDuration::from_hours(24 * 14);
-    let browsing = by_time
-        .iter()
-        .take_while(|e| e.timestamp >= fortnight)
-        .filter(|e| {
-            matches!(e.event_type, EventType::Page | EventType::Screen)
-                || e.name.as_deref().is_some_and(|n| n.contains("Viewed"))
-        })
-        .count();
     if stage == LifecycleStage::Prospect && browsing >= 2 {
         return NextBestAction {
             action: "offer_help",
@@ -205,8 +193,56 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::profile::computed::default_computed_traits;
+    use crate::profile::computed::{ComputedTrait, default_computed_traits};
+    use crate::profile::recent::browsing_at;
+    use crate::profile::state::ProfileState;
     use crate::segment::{IntakeContext, normalise};
+
+    /// The card as the identity projection builds it: from the person's held state and
+    /// only the events it names, their positions here being their log positions.
+    fn card(events: &[Event], computed: &[ComputedTrait], now: Timestamp) -> ContextCard {
+        held_card(&ProfileState::fold(events, computed), events, computed, now)
+    }
+
+    fn held_card(
+        state: &ProfileState,
+        events: &[Event],
+        computed: &[ComputedTrait],
+        now: Timestamp,
+    ) -> ContextCard {
+        let named: Vec<&Event> = (state.recent().card_events().iter())
+            .map(|&seq| &events[seq as usize])
+            .collect();
+        let browsing =
+            (state.recent().browsing_at(now)).unwrap_or_else(|| browsing_at(events, now));
+        context_card(
+            "p-1",
+            Vec::new(),
+            state.facts(computed, now),
+            &named,
+            browsing,
+            now,
+        )
+    }
+
+    /// The card from every one of the person's events, as it was built before the
+    /// profiles held what it reads.
+    fn card_from_every_event(
+        events: &[Event],
+        computed: &[ComputedTrait],
+        now: Timestamp,
+    ) -> ContextCard {
+        let every: Vec<&Event> = events.iter().collect();
+        let facts = ProfileState::fold(events, computed).facts(computed, now);
+        context_card(
+            "p-1",
+            Vec::new(),
+            facts,
+            &every,
+            browsing_at(events, now),
+            now,
+        )
+    }
 
     fn ev(message: serde_json::Value) -> Event {
         let ctx = IntakeContext::new("2024-05-10T00:00:00Z".parse().unwrap(), "test");
@@ -265,8 +301,7 @@ mod tests {
                 json!({"campaign": "tv-sport"}),
             ),
         ];
-        let refs: Vec<&Event> = events.iter().collect();
-        let card = context_card("p-1", Vec::new(), &refs, &default_computed_traits(), now);
+        let card = card(&events, &default_computed_traits(), now);
         assert_eq!(card.name.as_deref(), Some("Giulia Rossi"));
         assert_eq!(card.facts.lifecycle_stage, LifecycleStage::Customer);
         assert_eq!(card.facts.open_cases.len(), 1);
@@ -295,21 +330,163 @@ mod tests {
             "nps-survey",
             json!({"nps": 3}),
         )];
-        let refs: Vec<&Event> = detractor.iter().collect();
-        let card = context_card("p-1", Vec::new(), &refs, &[], now);
-        assert_eq!(card.next_best_action.action, "recover_detractor");
+        let answered = card(&detractor, &[], now);
+        assert_eq!(answered.next_best_action.action, "recover_detractor");
         let quiet = [track(
             "Order Completed",
             "2024-05-02T00:00:00Z",
             "web-shop",
             json!({}),
         )];
-        let refs: Vec<&Event> = quiet.iter().collect();
         assert_eq!(
-            context_card("p-1", Vec::new(), &refs, &[], now)
-                .next_best_action
-                .action,
+            card(&quiet, &[], now).next_best_action.action,
             "ask_consent"
+        );
+    }
+
+    #[test]
+    fn late_events_take_their_place_by_time_in_the_last_interactions() {
+        let now: Timestamp = "2024-05-30T12:00:00Z".parse().unwrap();
+        let day = |d: u32| format!("2024-05-{d:02}T10:00:00Z");
+        // Twelve calls, one a day, arriving in order...
+        let mut events: Vec<Event> = (1..=12)
+            .map(|d| {
+                track(
+                    &format!("Call {d}"),
+                    &day(d),
+                    "call-center-milan",
+                    json!({}),
+                )
+            })
+            .collect();
+        // ...then, late, a visit from before all of them, a chat from between the
+        // newest two, and a message sent before them.
+        events.push(track("Store Visit", &day(1), "store-rome-01", json!({})));
+        events.push(track(
+            "Chat Started",
+            "2024-05-11T22:00:00Z",
+            "live-chat",
+            json!({}),
+        ));
+        events.push(track("Email Sent", &day(3), "newsletter", json!({})));
+        let shown = card(&events, &[], now);
+        let names: Vec<&str> = (shown.last_interactions.iter())
+            .map(|i| i.name.as_deref().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Call 12",
+                "Chat Started",
+                "Call 11",
+                "Call 10",
+                "Call 9",
+                "Call 8",
+                "Call 7",
+                "Call 6",
+                "Call 5",
+                "Call 4"
+            ],
+            "newest first by when they happened, not by when they arrived"
+        );
+        assert_eq!(shown.recent_messages.len(), 1);
+        assert_eq!(shown, card_from_every_event(&events, &[], now));
+    }
+
+    /// A person's generated history, out of time order: calls, messages, identify
+    /// calls, page and product views, survey answers, consents, orders and cases at
+    /// random times (some the same, some after `now`), in random log order.
+    fn scrambled_history(seed: u64, len: usize) -> Vec<Event> {
+        let mut state = seed;
+        let mut next = |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        (0..len)
+            .map(|_| {
+                // Within 60 days before 2024-06-01, on whole hours so that times tie.
+                let at = format!(
+                    "2024-{:02}-{:02}T{:02}:00:00Z",
+                    4 + next(2),
+                    1 + next(30),
+                    next(3)
+                );
+                let user = ["u", "a"][next(2) as usize];
+                let key = if user == "u" { "userId" } else { "anonymousId" };
+                let message = match next(12) {
+                    0 => json!({"type": "page", key: user, "name": "Pricing", "timestamp": at}),
+                    1 => json!({"type": "track", key: user, "event": "Product Viewed", "timestamp": at}),
+                    2 => json!({"type": "identify", key: user, "timestamp": at,
+                        "traits": {"name": format!("N{}", next(5))}}),
+                    3 => json!({"type": "track", key: user, "event": "Email Sent", "timestamp": at}),
+                    4 if seed.is_multiple_of(2) => json!({"type": "track", key: user, "event": "Survey Answered",
+                        "timestamp": at, "properties": {"nps": next(11)}}),
+                    5 if !seed.is_multiple_of(3) => json!({"type": "track", key: user, "event": "Consent Given",
+                        "timestamp": at, "properties": {"purpose": "promotional"}}),
+                    6 => json!({"type": "track", key: user, "event": "Order Completed",
+                        "timestamp": at}),
+                    7 if next(4) == 0 => json!({"type": "track", key: user, "event": "Case Opened",
+                        "timestamp": at, "properties": {"case_id": "C-1"}}),
+                    _ => json!({"type": "track", key: user, "event": format!("Call {}", next(4)),
+                        "timestamp": at, "context": {"channel": "phone"}}),
+                };
+                ev(message)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_card_from_held_state_equals_the_card_from_every_event() {
+        let computed = default_computed_traits();
+        let nows = [
+            "2024-03-01T00:00:00Z",
+            "2024-04-20T00:00:00Z",
+            "2024-05-15T01:00:00Z",
+            "2024-06-01T00:00:00Z",
+            "2025-01-01T00:00:00Z",
+        ];
+        let (mut actions, mut counted_over_every_event) = (Vec::new(), 0);
+        for seed in 1..40 {
+            let events = scrambled_history(seed, 5 + seed as usize * 3);
+            // The same history as two people's, merged.
+            let (mut web, mut caller) = (ProfileState::default(), ProfileState::default());
+            for (seq, event) in events.iter().enumerate() {
+                let person = if event.anonymous_id.is_some() {
+                    &mut web
+                } else {
+                    &mut caller
+                };
+                person.apply(&computed, seq as i64, event);
+            }
+            web.merge(caller);
+            for now in nows {
+                let now: Timestamp = now.parse().unwrap();
+                let everything = card_from_every_event(&events, &computed, now);
+                actions.push(everything.next_best_action.action);
+                counted_over_every_event += usize::from(web.recent().browsing_at(now).is_none());
+                assert_eq!(card(&events, &computed, now), everything, "seed {seed}");
+                assert_eq!(
+                    held_card(&web, &events, &computed, now),
+                    everything,
+                    "seed {seed}, merged"
+                );
+            }
+        }
+        for action in [
+            "resolve_case",
+            "recover_detractor",
+            "ask_consent",
+            "offer_help",
+            "win_back",
+            "none",
+        ] {
+            assert!(actions.contains(&action), "no history led to {action}");
+        }
+        assert!(
+            counted_over_every_event > 0,
+            "views dated after now: the held times cannot tell"
         );
     }
 }

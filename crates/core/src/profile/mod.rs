@@ -11,6 +11,7 @@ pub mod computed;
 pub mod consent;
 pub mod engagement;
 pub mod latest;
+pub mod recent;
 pub mod state;
 pub mod traits;
 
@@ -21,5 +22,6 @@ pub use consent::{
     Consent, ConsentKey, ConsentLine, Consents, applicable, consent_statement, fold_consents,
 };
 pub use engagement::{ChannelEngagement, HourCounts, fold_engagement, message_step};
+pub use recent::Recent;
 pub use state::{LifecycleStage, ProfileFacts, ProfileState, segment_change};
 pub use traits::{TraitValue, Traits, fold_traits};

@@ -19,6 +19,7 @@ use super::computed::{ComputedState, ComputedTrait};
 use super::consent::{self, ConsentLine, Consents};
 use super::engagement::{ChannelEngagement, count_engagement};
 use super::latest::{Latest, Stated};
+use super::recent::Recent;
 use super::traits::Traits;
 use crate::event::{Event, EventType};
 use crate::platform_events::{SEGMENT_ENTERED, SEGMENT_EXITED, SEGMENT_SOURCE};
@@ -110,6 +111,8 @@ pub struct ProfileState {
     last_seen: Option<Timestamp>,
     /// Segment membership as recorded: entered or not, by the latest change.
     segments: Latest<String, Membership>,
+    /// What the context card reads of the person's events.
+    recent: Recent,
 }
 
 impl ProfileState {
@@ -145,6 +148,7 @@ impl ProfileState {
         self.cases.apply(seq, event);
         count_engagement(&mut self.engagement, event);
         self.computed.apply(computed, seq, event);
+        self.recent.apply(seq, event);
         if event
             .name
             .as_deref()
@@ -167,6 +171,7 @@ impl ProfileState {
         self.purchases += other.purchases;
         self.last_seen = self.last_seen.max(other.last_seen);
         self.segments.merge(other.segments);
+        self.recent.merge(other.recent);
     }
 
     /// Whether the person's latest recorded change for `segment` is an entry.
@@ -182,6 +187,11 @@ impl ProfileState {
     /// The person's traits.
     pub fn traits(&self) -> &Traits {
         &self.traits
+    }
+
+    /// What the context card reads of the person's events.
+    pub fn recent(&self) -> &Recent {
+        &self.recent
     }
 
     /// The person at `now`.

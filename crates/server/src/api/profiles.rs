@@ -111,27 +111,14 @@ pub async fn context(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let node = live_profile(&state, &id).await?;
-    let rules = state.platform.identity.rules();
-    let identifiers = node
-        .identifiers
-        .iter()
-        .map(|(k, _)| rules.identifier_of(k))
-        .collect();
-    let events = state
+    let id = profile_id(&id)?;
+    state.platform.identity.catch_up().await?;
+    let card = state
         .platform
-        .intake
-        .log()
-        .events_at(node.events.clone())
-        .await?;
-    let refs: Vec<&unavoce_core::Event> = events.iter().map(|e| &e.event).collect();
-    let card = unavoce_core::profile::context_card(
-        &node.id.to_string(),
-        identifiers,
-        &refs,
-        state.platform.identity.computed_traits(),
-        jiff::Timestamp::now(),
-    );
+        .identity
+        .context_card(id, jiff::Timestamp::now())
+        .await?
+        .ok_or_else(|| no_such_profile(id))?;
     Ok(Json(serde_json::to_value(card).unwrap_or_default()))
 }
 
@@ -351,7 +338,11 @@ pub async fn live_profile(state: &AppState, id: &str) -> Result<ProfileNode, Api
         .platform
         .identity
         .read(|graph| graph.profile(id).cloned())
-        .ok_or_else(|| ApiError::not_found(format!("profile {id} does not exist")))
+        .ok_or_else(|| no_such_profile(id))
+}
+
+fn no_such_profile(id: ProfileId) -> ApiError {
+    ApiError::not_found(format!("profile {id} does not exist"))
 }
 
 /// Parses a profile id from a path or cursor.

@@ -1,0 +1,247 @@
+//! What the context card reads of a person's events, kept as their events arrive: the
+//! newest few of each of its lists by time, as log positions, and the times of their
+//! latest browsing. The card then reads back only those few events, whatever the
+//! length of the person's history.
+//!
+//! Like every part of a profile's state, [`Recent`] takes in events in any order (a late
+//! event with an old time takes its place by time) and merges with another person's
+//! into what all their events together would give.
+
+use std::cmp::Reverse;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+use super::engagement::message_step;
+use super::state::segment_change;
+use crate::event::{Event, EventType};
+
+/// How many last interactions, and how many recent messages, the card shows.
+pub const SHOWN: usize = 10;
+/// How many days back an unhappy survey answer calls for a call back.
+pub const UNHAPPY_DAYS: i64 = 30;
+/// How many days of product and pricing views tell an interested prospect.
+pub const BROWSING_DAYS: i64 = 14;
+
+/// The moment `days` days before `now`.
+pub fn days_before(now: Timestamp, days: i64) -> Timestamp {
+    now - SignedDuration::from_hours(24 * days)
+}
+
+/// The card's lists: a message (its lifecycle: sent, delivered, opened, ...) or an
+/// interaction on any channel (an identify call is neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    Interaction,
+    Message,
+}
+
+/// The card list an event is shown in, if any; segment membership changes are the
+/// platform's bookkeeping and shown in none.
+pub fn line_of(event: &Event) -> Option<Line> {
+    if segment_change(event).is_some() {
+        None
+    } else if message_step(event).is_some() {
+        Some(Line::Message)
+    } else if event.event_type == EventType::Identify {
+        None
+    } else {
+        Some(Line::Interaction)
+    }
+}
+
+/// A survey answer that says the person is unhappy: NPS 6 or less, or CSAT 2 or less.
+pub fn is_unhappy(event: &Event) -> bool {
+    let score = |key: &str| {
+        event
+            .get(&format!("properties.{key}"))
+            .and_then(Value::as_f64)
+    };
+    segment_change(event).is_none()
+        && (score("nps").is_some_and(|n| n <= 6.0) || score("csat").is_some_and(|c| c <= 2.0))
+}
+
+/// A product or pricing view: a page or screen view, or an event named `... Viewed`.
+pub fn is_browsing(event: &Event) -> bool {
+    segment_change(event).is_none()
+        && (matches!(event.event_type, EventType::Page | EventType::Screen)
+            || event.name.as_deref().is_some_and(|n| n.contains("Viewed")))
+}
+
+/// How many of `events` are product or pricing views made in the [`BROWSING_DAYS`]
+/// before `now` (or after it).
+pub fn browsing_at<'a>(events: impl IntoIterator<Item = &'a Event>, now: Timestamp) -> usize {
+    let since = days_before(now, BROWSING_DAYS);
+    events
+        .into_iter()
+        .filter(|e| is_browsing(e) && e.timestamp >= since)
+        .count()
+}
+
+/// An event's time as the log keeps it (microseconds since the epoch).
+fn log_time(at: Timestamp) -> i64 {
+    at.as_microsecond()
+}
+
+fn from_log_time(micros: i64) -> Timestamp {
+    Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// One event's place: its time as the log keeps it, and its log position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    at: i64,
+    seq: i64,
+}
+
+impl Place {
+    fn of(seq: i64, event: &Event) -> Self {
+        Place {
+            at: log_time(event.timestamp),
+            seq,
+        }
+    }
+
+    /// Newest first; log order between events of the same time (as the card sorts).
+    fn rank(&self) -> (Reverse<i64>, i64) {
+        (Reverse(self.at), self.seq)
+    }
+}
+
+/// The newest [`SHOWN`] places of one list, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Newest(Vec<Place>);
+
+impl Newest {
+    fn offer(&mut self, place: Place) {
+        let at = self.0.partition_point(|p| p.rank() < place.rank());
+        if at >= SHOWN {
+            return;
+        }
+        if self.0.len() == SHOWN {
+            self.0.pop();
+        } else if self.0.len() == self.0.capacity() {
+            // Grown to SHOWN at the most, not past it as doubling would.
+            let wanted = (self.0.len() * 2).clamp(2, SHOWN);
+            self.0.reserve_exact(wanted - self.0.len());
+        }
+        self.0.insert(at, place);
+    }
+}
+
+/// The times of a person's product and pricing views that the card may count: every
+/// one from their newest back [`BROWSING_DAYS`], newest first; of those let go (older
+/// than that), only the newest time.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Browsing {
+    held: Vec<i64>,
+    let_go: Option<i64>,
+}
+
+impl Browsing {
+    const WINDOW: i64 = BROWSING_DAYS * 24 * 3_600 * 1_000_000;
+
+    fn take(&mut self, at: i64) {
+        if self
+            .held
+            .first()
+            .is_some_and(|&newest| at < newest - Self::WINDOW)
+        {
+            self.let_go = self.let_go.max(Some(at));
+            return;
+        }
+        let place = self.held.partition_point(|&t| t > at);
+        self.held.insert(place, at);
+        if place == 0 {
+            let keep = self.held.partition_point(|&t| t >= at - Self::WINDOW);
+            if let Some(&dropped) = self.held.get(keep) {
+                self.let_go = self.let_go.max(Some(dropped));
+                self.held.truncate(keep);
+            }
+        }
+    }
+
+    /// How many at or after `since`, when what is held can tell.
+    fn since(&self, since: Timestamp) -> Option<usize> {
+        if self.let_go.is_some_and(|t| from_log_time(t) >= since) {
+            return None;
+        }
+        Some(self.held.partition_point(|&t| from_log_time(t) >= since))
+    }
+}
+
+/// What the card reads of a person's events: the log positions of their newest
+/// [`SHOWN`] interactions and messages and of their newest unhappy survey answer, and
+/// the times of their recent product and pricing views. See the module docs.
+///
+/// Memory: 16 bytes per position held (at most 21, in two lists of at most ten) and 8
+/// bytes per view held — the views of the person's latest [`BROWSING_DAYS`] of browsing,
+/// never more views than the identity graph already holds a position for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recent {
+    interactions: Newest,
+    messages: Newest,
+    unhappy: Option<Place>,
+    browsing: Browsing,
+}
+
+impl Recent {
+    /// Takes in the event at log position `seq`.
+    pub fn apply(&mut self, seq: i64, event: &Event) {
+        let place = Place::of(seq, event);
+        match line_of(event) {
+            Some(Line::Interaction) => self.interactions.offer(place),
+            Some(Line::Message) => self.messages.offer(place),
+            None => {}
+        }
+        if is_unhappy(event) && self.unhappy.is_none_or(|u| place.rank() < u.rank()) {
+            self.unhappy = Some(place);
+        }
+        if is_browsing(event) {
+            self.browsing.take(place.at);
+        }
+    }
+
+    /// Adds the recent events of a profile merged into this one.
+    pub fn merge(&mut self, other: Recent) {
+        for place in other.interactions.0 {
+            self.interactions.offer(place);
+        }
+        for place in other.messages.0 {
+            self.messages.offer(place);
+        }
+        if let Some(place) = other.unhappy
+            && self.unhappy.is_none_or(|u| place.rank() < u.rank())
+        {
+            self.unhappy = Some(place);
+        }
+        for at in other.browsing.held {
+            self.browsing.take(at);
+        }
+        self.browsing.let_go = self.browsing.let_go.max(other.browsing.let_go);
+    }
+
+    /// The log positions of the events the card shows or weighs, ascending: the last
+    /// [`SHOWN`] interactions, the last [`SHOWN`] messages, the newest unhappy answer.
+    pub fn card_events(&self) -> Vec<i64> {
+        let mut seqs: Vec<i64> = self
+            .interactions
+            .0
+            .iter()
+            .chain(&self.messages.0)
+            .chain(&self.unhappy)
+            .map(|p| p.seq)
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs
+    }
+
+    /// How many product or pricing views the person made in the [`BROWSING_DAYS`]
+    /// before `now` (or after it), as [`browsing_at`] counts them over all their events;
+    /// `None` when views it let go may count (possible only when a view is dated after
+    /// `now`): then count them over the person's events with [`browsing_at`].
+    pub fn browsing_at(&self, now: Timestamp) -> Option<usize> {
+        self.browsing.since(days_before(now, BROWSING_DAYS))
+    }
+}

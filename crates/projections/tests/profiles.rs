@@ -1,0 +1,197 @@
+//! A person read from what the identity projection holds, over the real store: the
+//! context card from the held state and the few events it shows equals the card folded
+//! from every event of theirs, late events and merges included.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+use unavoce_core::identity::{IdentityRules, ProfileId};
+use unavoce_core::profile::{
+    ContextCard, ProfileState, context_card, default_computed_traits, recent,
+};
+use unavoce_core::{Event, Identifier};
+use unavoce_intake::Intake;
+use unavoce_projections::IdentityProjection;
+use unavoce_store::{EventLog, SqliteLog};
+
+struct Platform {
+    store: Arc<SqliteLog>,
+    identity: Arc<IdentityProjection>,
+    intake: Intake,
+    _dir: tempfile::TempDir,
+}
+
+async fn platform() -> Platform {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteLog::open(dir.path(), Default::default()).unwrap());
+    let identity = IdentityProjection::open(
+        store.clone(),
+        IdentityRules::default_rules(),
+        Default::default(),
+        Arc::new(default_computed_traits()),
+    )
+    .await
+    .unwrap();
+    let intake = Intake::new(store.clone()).with_observer(identity.clone());
+    Platform {
+        store,
+        identity,
+        intake,
+        _dir: dir,
+    }
+}
+
+impl Platform {
+    /// Sends messages one call each (so that their log order is the order given).
+    async fn send(&self, messages: Vec<Value>) {
+        for message in messages {
+            let message: Map<String, Value> = message.as_object().unwrap().clone();
+            let report = self
+                .intake
+                .record("test", vec![message], json!({}))
+                .await
+                .unwrap();
+            assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        }
+        self.identity.catch_up().await.unwrap();
+    }
+
+    fn profile_of(&self, user: &str) -> ProfileId {
+        let key = self
+            .identity
+            .rules()
+            .key_of(&Identifier {
+                kind: "user_id".to_string().into(),
+                value: user.into(),
+            })
+            .unwrap();
+        self.identity.read(|g| g.lookup(&key).unwrap().id)
+    }
+
+    /// The card folded from every event of the person, read back from the log.
+    async fn card_from_every_event(&self, profile: ProfileId, now: Timestamp) -> ContextCard {
+        let (seqs, identifiers) = self.identity.read(|g| {
+            let node = g.profile(profile).unwrap();
+            let rules = self.identity.rules();
+            let identifiers = node
+                .identifiers
+                .iter()
+                .map(|(k, _)| rules.identifier_of(k))
+                .collect::<Vec<_>>();
+            (node.events.clone(), identifiers)
+        });
+        let stored = self.store.events_at(seqs).await.unwrap();
+        let events: Vec<&Event> = stored.iter().map(|e| &e.event).collect();
+        let computed = self.identity.computed_traits();
+        let facts = ProfileState::fold(events.iter().copied(), computed).facts(computed, now);
+        let browsing = recent::browsing_at(events.iter().copied(), now);
+        context_card(
+            &profile.to_string(),
+            identifiers,
+            facts,
+            &events,
+            browsing,
+            now,
+        )
+    }
+}
+
+fn day(d: u32) -> String {
+    format!("2024-05-{d:02}T10:00:00Z")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_card_shows_the_latest_interactions_by_time_when_events_arrive_late() {
+    let p = platform().await;
+    let call = |who: &str, d: u32| {
+        json!({"type": "track", "userId": who, "event": format!("Call {d}"), "timestamp": day(d),
+            "context": {"channel": "phone"}})
+    };
+    let mut messages = vec![
+        json!({"type": "identify", "userId": "giulia", "timestamp": day(1),
+        "traits": {"name": "Giulia Rossi", "email": "giulia@example.com"}}),
+    ];
+    messages.extend((2..=13).map(|d| call("giulia", d)));
+    // A web visitor, a separate profile until she logs in.
+    messages.push(
+        json!({"type": "page", "anonymousId": "web-1", "name": "Pricing",
+        "timestamp": "2024-05-12T22:00:00Z"}),
+    );
+    messages.push(
+        json!({"type": "track", "anonymousId": "web-1", "event": "Email Opened",
+        "timestamp": day(4)}),
+    );
+    messages.push(
+        json!({"type": "identify", "anonymousId": "web-1", "userId": "giulia",
+        "timestamp": day(2)}),
+    );
+    // Late: a store visit from before everything, and a chat between the newest two.
+    messages.push(
+        json!({"type": "track", "userId": "giulia", "event": "Store Visit",
+        "timestamp": day(1), "context": {"channel": "store"}}),
+    );
+    messages.push(
+        json!({"type": "track", "userId": "giulia", "event": "Chat Started",
+        "timestamp": "2024-05-12T23:00:00Z", "context": {"channel": "chat"}}),
+    );
+    p.send(messages).await;
+
+    let giulia = p.profile_of("giulia");
+    let now: Timestamp = "2024-05-20T00:00:00Z".parse().unwrap();
+    let card = p.identity.context_card(giulia, now).await.unwrap().unwrap();
+    let shown: Vec<&str> = (card.last_interactions.iter())
+        .map(|i| i.name.as_deref().unwrap_or(i.kind.as_str()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "Call 13",
+            "Chat Started",
+            "Pricing",
+            "Call 12",
+            "Call 11",
+            "Call 10",
+            "Call 9",
+            "Call 8",
+            "Call 7",
+            "Call 6"
+        ],
+        "newest first by when they happened, the merged visitor's page view among them"
+    );
+    assert_eq!(card.recent_messages.len(), 1);
+    assert_eq!(card.name.as_deref(), Some("Giulia Rossi"));
+    assert_eq!(card, p.card_from_every_event(giulia, now).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_dated_after_now_are_counted_from_the_log() {
+    let p = platform().await;
+    let mut messages = vec![
+        json!({"type": "track", "userId": "bruno", "event": "Consent Given", "timestamp": day(1),
+            "properties": {"purpose": "promotional"}}),
+    ];
+    messages.extend((1..=20).map(|d| {
+        json!({"type": "track", "userId": "bruno", "event": "Product Viewed", "timestamp": day(d)})
+    }));
+    p.send(messages).await;
+    let bruno = p.profile_of("bruno");
+    // Now is before the newest views: those the held times let go count again.
+    for now in ["2024-05-10T00:00:00Z", "2024-05-30T00:00:00Z"] {
+        let now: Timestamp = now.parse().unwrap();
+        let card = p.identity.context_card(bruno, now).await.unwrap().unwrap();
+        assert_eq!(card.next_best_action.action, "offer_help");
+        assert_eq!(card, p.card_from_every_event(bruno, now).await);
+    }
+    let card = p
+        .identity
+        .context_card(bruno, "2024-05-10T00:00:00Z".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        card.next_best_action.summary.contains("20 product"),
+        "{}",
+        card.next_best_action.summary
+    );
+}

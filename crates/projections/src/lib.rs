@@ -20,6 +20,7 @@ mod touchpoints;
 pub use identity::{IdentityProjection, LinkDecision, LinkError, UnmergeError};
 pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};
 pub use people::{People, Person};
+pub use profiles::{Found, ProfileView};
 pub use record::{RecordError, Recorder};
 pub use reports::{AudienceMembers, MAX_PATH_STEPS, Reports};
 pub use segments::{SegmentDefinition, SegmentError, SegmentInfo, Segments, TIME_SWEEP};

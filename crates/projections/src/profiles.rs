@@ -1,14 +1,20 @@
 //! One person as the profile pages show them, read from what the identity projection
-//! holds: their context card (the held state and the few events the card shows, read
-//! back by log position).
+//! holds: their traits and when they were last seen, their context card (the held state
+//! and the few events the card shows, read back by log position), and finding people
+//! by what an agent types.
 //!
 //! Each read takes the profile an id names now (an id merged away names the profile it
 //! joined) and its state under one lock, so a merge in between cannot part them.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use unavoce_core::identity::ProfileId;
 use unavoce_core::identity::graph::ProfileNode;
-use unavoce_core::profile::{ContextCard, ProfileFacts, ProfileState, context_card, recent};
+use unavoce_core::profile::{
+    ContextCard, ProfileFacts, ProfileState, SHOWN_IDENTIFIER_TYPES, SearchQuery, TraitValue,
+    context_card, recent,
+};
 use unavoce_core::{Event, Identifier};
 use unavoce_store::StoreError;
 
@@ -16,6 +22,26 @@ use crate::IdentityProjection;
 
 /// Events read from the log per step when the card counts views over them all.
 const CHUNK: usize = 1_000;
+
+/// What a profile's page shows of the person besides their identity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileView {
+    /// Each trait's latest value, with where and when it was said, by name.
+    pub traits: BTreeMap<String, TraitValue>,
+    /// When the person's latest event happened (segment membership changes included).
+    pub last_seen: Option<Timestamp>,
+}
+
+/// A person a search found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub id: ProfileId,
+    pub name: Option<String>,
+    /// Their identifiers of the types a search shows ([`SHOWN_IDENTIFIER_TYPES`]).
+    pub identifiers: Vec<Identifier>,
+    /// How many events they have.
+    pub events: usize,
+}
 
 /// What the card takes from the projection under its lock.
 struct Held {
@@ -29,6 +55,16 @@ struct Held {
 }
 
 impl IdentityProjection {
+    /// The traits and last activity of `profile`, `None` if there is no such profile.
+    pub fn profile_view(&self, profile: ProfileId) -> Option<ProfileView> {
+        self.read_profile(profile, |_, state| ProfileView {
+            traits: (state.traits().iter())
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+            last_seen: state.last_event_at(),
+        })
+    }
+
     /// The context card of `profile` at `now`, `None` if there is no such profile: the
     /// facts from its held state, and only the events the card shows read back from the
     /// log (at most 21, however long the person's history; see
@@ -68,6 +104,31 @@ impl IdentityProjection {
             browsing,
             now,
         )))
+    }
+
+    /// The people with an identifier or a name that `query` matches, in profile order,
+    /// `limit` at the most.
+    pub fn search(&self, query: &SearchQuery, limit: usize) -> Vec<Found> {
+        self.read_people(|graph, people| {
+            graph
+                .profiles_after(None)
+                .filter_map(|node| {
+                    let identifiers: Vec<Identifier> = (node.identifiers.iter())
+                        .map(|(key, _)| self.rules().identifier_of(key))
+                        .collect();
+                    let name = people.get(&node.id).and_then(|p| p.display_name());
+                    query.matches(&identifiers, name.as_deref()).then(|| Found {
+                        id: node.id,
+                        name,
+                        identifiers: (identifiers.into_iter())
+                            .filter(|i| SHOWN_IDENTIFIER_TYPES.contains(&i.kind.as_str()))
+                            .collect(),
+                        events: node.events.len(),
+                    })
+                })
+                .take(limit)
+                .collect()
+        })
     }
 
     /// Reads the profile `profile` names now, with its state.

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use unavoce_core::identity::{IdentityRules, ProfileId};
 use unavoce_core::profile::{
-    ContextCard, ProfileState, context_card, default_computed_traits, recent,
+    ContextCard, ProfileState, SearchQuery, context_card, default_computed_traits, recent,
 };
 use unavoce_core::{Event, Identifier};
 use unavoce_intake::Intake;
@@ -162,6 +162,18 @@ async fn the_card_shows_the_latest_interactions_by_time_when_events_arrive_late(
     assert_eq!(card.recent_messages.len(), 1);
     assert_eq!(card.name.as_deref(), Some("Giulia Rossi"));
     assert_eq!(card, p.card_from_every_event(giulia, now).await);
+
+    let view = p.identity.profile_view(giulia).unwrap();
+    assert_eq!(view.traits["name"].value, "Giulia Rossi");
+    assert_eq!(view.last_seen, Some(day(13).parse().unwrap()));
+    let found = p.identity.search(&SearchQuery::new("ROSSI").unwrap(), 10);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, giulia);
+    assert_eq!(
+        found[0].identifiers.len(),
+        2,
+        "user id and e-mail, not the visitor id"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ pub mod consent;
 pub mod engagement;
 pub mod latest;
 pub mod recent;
+pub mod search;
 pub mod state;
 pub mod traits;
 
@@ -23,5 +24,6 @@ pub use consent::{
 };
 pub use engagement::{ChannelEngagement, HourCounts, fold_engagement, message_step};
 pub use recent::Recent;
+pub use search::{SHOWN_IDENTIFIER_TYPES, SearchQuery};
 pub use state::{LifecycleStage, ProfileFacts, ProfileState, segment_change};
-pub use traits::{TraitValue, Traits, fold_traits};
+pub use traits::{TraitValue, Traits};

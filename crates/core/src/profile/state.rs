@@ -184,6 +184,12 @@ impl ProfileState {
         self.last_seen
     }
 
+    /// When the person's latest event happened, segment membership changes included.
+    pub fn last_event_at(&self) -> Option<Timestamp> {
+        let changed = self.segments.iter().map(|(_, m)| m.at).max();
+        self.last_seen.max(changed)
+    }
+
     /// The person's traits.
     pub fn traits(&self) -> &Traits {
         &self.traits

@@ -1,7 +1,5 @@
 //! The single customer view, folded from a person's events.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -70,17 +68,6 @@ impl Traits {
     }
 }
 
-/// The latest value said of each trait, from events in log order.
-pub fn fold_traits<'a>(
-    events: impl IntoIterator<Item = &'a Event>,
-) -> BTreeMap<String, TraitValue> {
-    let mut traits = Traits::default();
-    for (seq, event) in events.into_iter().enumerate() {
-        traits.apply(seq as i64, event);
-    }
-    traits.0.into_values().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -114,11 +101,15 @@ mod tests {
                 "context": {"traits": {"city": "Milano"}, "touchpoint": "store-milan-02"}}),
             ),
         ];
-        let traits = fold_traits(&events);
-        assert_eq!(traits["city"].value, "Milano");
-        assert_eq!(traits["city"].source, "store-milan-02");
-        assert_eq!(traits["plan"].source, "web-shop");
-        assert_eq!(traits["plan"].at.to_string(), "2024-04-01T00:00:00Z");
+        let mut traits = Traits::default();
+        for (seq, event) in events.iter().enumerate() {
+            traits.apply(seq as i64, event);
+        }
+        let said = |name: &str| traits.get(name).unwrap();
+        assert_eq!(said("city").value, "Milano");
+        assert_eq!(said("city").source, "store-milan-02");
+        assert_eq!(said("plan").source, "web-shop");
+        assert_eq!(said("plan").at.to_string(), "2024-04-01T00:00:00Z");
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use unavoce_core::Identifier;
 use unavoce_core::identity::graph::ProfileNode;
 use unavoce_core::identity::{IdentityRules, ProfileId};
-use unavoce_core::profile::fold_traits;
+use unavoce_core::profile::SearchQuery;
 use unavoce_projections::UnmergeError;
 
 use super::parse_param;
@@ -44,10 +44,10 @@ pub async fn list(
     } else {
         None
     };
-    let mut profiles = Vec::with_capacity(nodes.len());
-    for node in &nodes {
-        profiles.push(profile_json(&state, node, false).await?);
-    }
+    let profiles: Vec<Value> = nodes
+        .iter()
+        .map(|node| profile_json(&state, node, false))
+        .collect();
     Ok(Json(
         json!({"profiles": profiles, "next_cursor": next_cursor}),
     ))
@@ -88,7 +88,7 @@ pub async fn lookup(
         ));
     }
     let node = node.ok_or_else(|| ApiError::not_found("no profile holds that identifier"))?;
-    Ok(Json(profile_json(&state, &node, true).await?))
+    Ok(Json(profile_json(&state, &node, true)))
 }
 
 /// `GET /api/profiles/{id}`: one profile, with its merge history.
@@ -97,7 +97,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let node = live_profile(&state, &id).await?;
-    Ok(Json(profile_json(&state, &node, true).await?))
+    Ok(Json(profile_json(&state, &node, true)))
 }
 
 #[derive(Deserialize)]
@@ -200,10 +200,10 @@ pub async fn unmerge(
             .filter_map(|p| graph.profile(*p).cloned())
             .collect()
     });
-    let mut profiles = Vec::new();
-    for node in &nodes {
-        profiles.push(profile_json(&state, node, true).await?);
-    }
+    let profiles: Vec<Value> = nodes
+        .iter()
+        .map(|node| profile_json(&state, node, true))
+        .collect();
     Ok(Json(json!({ "profiles": profiles })))
 }
 
@@ -368,19 +368,13 @@ fn unknown_identifier(rules: &IdentityRules, identifier: &Identifier) -> ApiErro
 
 /// A profile as the API shows it: identifiers, traits with their source and time, and
 /// (with `details`) its merge history.
-async fn profile_json(
-    state: &AppState,
-    node: &ProfileNode,
-    details: bool,
-) -> Result<Value, ApiError> {
+fn profile_json(state: &AppState, node: &ProfileNode, details: bool) -> Value {
     let rules = state.platform.identity.rules();
-    let events = state
+    let view = state
         .platform
-        .intake
-        .log()
-        .events_at(node.events.clone())
-        .await?;
-    let traits = fold_traits(events.iter().map(|e| &e.event));
+        .identity
+        .profile_view(node.id)
+        .unwrap_or_default();
     let mut out = Map::new();
     out.insert("id".into(), node.id.to_string().into());
     out.insert("created_at".into(), node.created_at.to_string().into());
@@ -397,7 +391,7 @@ async fn profile_json(
     );
     out.insert(
         "traits".into(),
-        traits
+        view.traits
             .iter()
             .map(|(k, t)| (k.clone(), t.value.clone()))
             .collect::<Map<_, _>>()
@@ -406,17 +400,12 @@ async fn profile_json(
     out.insert("event_count".into(), node.events.len().into());
     out.insert(
         "last_seen".into(),
-        events
-            .iter()
-            .map(|e| e.event.timestamp)
-            .max()
-            .map(|t| t.to_string())
-            .into(),
+        view.last_seen.map(|t| t.to_string()).into(),
     );
     if details {
         out.insert(
             "trait_sources".into(),
-            serde_json::to_value(&traits).unwrap_or_default(),
+            serde_json::to_value(&view.traits).unwrap_or_default(),
         );
         out.insert(
             "merges".into(),
@@ -441,7 +430,7 @@ async fn profile_json(
                 .into(),
         );
     }
-    Ok(Value::Object(out))
+    Value::Object(out)
 }
 
 /// `GET /api/profiles/search?q=&limit=`: people whose identifier (e-mail, phone, user
@@ -452,54 +441,30 @@ pub async fn search(
 ) -> Result<Json<Value>, ApiError> {
     let query = params
         .get("q")
-        .map(|q| q.trim().to_lowercase())
-        .filter(|q| q.chars().count() >= 2)
+        .and_then(|q| SearchQuery::new(q))
         .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_parameter",
-                "give `q`, at least 2 characters of an identifier or a name",
+                format!(
+                    "give `q`, at least {} characters of an identifier or a name",
+                    SearchQuery::MIN_CHARS
+                ),
             )
         })?;
     let limit = super::limit_param(&params, 20, 100)?;
     state.platform.identity.catch_up().await?;
-    let rules = state.platform.identity.rules();
-    let found = state.platform.identity.read_people(|graph, people| {
-        let mut found = Vec::new();
-        for node in graph.profiles_after(None) {
-            let identifiers: Vec<Identifier> = node
-                .identifiers
-                .iter()
-                .map(|(k, _)| rules.identifier_of(k))
-                .collect();
-            let name = people.get(&node.id).and_then(|p| p.display_name());
-            let hit = identifiers
-                .iter()
-                .any(|i| i.value.to_lowercase().contains(&query))
-                || name
-                    .as_deref()
-                    .is_some_and(|n| n.to_lowercase().contains(&query));
-            if !hit {
-                continue;
-            }
-            let main: Vec<Value> = identifiers
-                .iter()
-                .filter(|i| {
-                    matches!(
-                        i.kind.as_str(),
-                        "email" | "phone" | "user_id" | "loyalty_id"
-                    )
-                })
+    let found: Vec<Value> = state
+        .platform
+        .identity
+        .search(&query, limit)
+        .into_iter()
+        .map(|person| {
+            let identifiers: Vec<Value> = (person.identifiers.iter())
                 .map(|i| json!({"type": i.kind, "value": i.value}))
                 .collect();
-            found.push(
-                json!({"id": node.id.to_string(), "name": name, "identifiers": main,
-                "events": node.events.len()}),
-            );
-            if found.len() == limit {
-                break;
-            }
-        }
-        found
-    });
+            json!({"id": person.id.to_string(), "name": person.name,
+                "identifiers": identifiers, "events": person.events})
+        })
+        .collect();
     Ok(Json(json!({"profiles": found})))
 }

@@ -5,62 +5,21 @@
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Map, Value, json};
-use unavoce_core::identity::{IdentityRules, ProfileId};
+use serde_json::json;
+use unavoce_core::identity::ProfileId;
 use unavoce_core::policy::{Outcome, Policies, PolicyConfig};
-use unavoce_core::profile::default_computed_traits;
 use unavoce_engagement::gate::{Ask, Gate, NO_CHANNEL};
 use unavoce_engagement::{
     Broadcast, Destinations, Engagement, INSIGHT_PURPOSE, Insights, Journeys, Messages,
 };
-use unavoce_intake::Intake;
-use unavoce_projections::IdentityProjection;
-use unavoce_store::{DecisionLog, DecisionQuery, SqliteLog, SqliteOptions, StoredDecision};
+use unavoce_store::{DecisionLog, DecisionQuery, StoredDecision};
 
-/// A store, the identity projection following it, and an intake feeding both.
-struct World {
-    _dir: tempfile::TempDir,
-    store: Arc<SqliteLog>,
-    identity: Arc<IdentityProjection>,
-    intake: Intake,
-}
+// The same store, identity projection and intake as the projections' own tests.
+#[path = "../../projections/tests/support/mod.rs"]
+mod support;
+use support::World;
 
 impl World {
-    async fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap());
-        let identity = IdentityProjection::open(
-            store.clone(),
-            IdentityRules::default_rules(),
-            Default::default(),
-            Arc::new(default_computed_traits()),
-        )
-        .await
-        .unwrap();
-        let intake = Intake::new(store.clone()).with_observer(identity.clone());
-        World {
-            _dir: dir,
-            store,
-            identity,
-            intake,
-        }
-    }
-
-    /// Records messages as a source would send them; every one must be stored.
-    async fn send(&self, messages: Vec<Value>) {
-        let messages: Vec<Map<String, Value>> = messages
-            .into_iter()
-            .map(|m| m.as_object().unwrap().clone())
-            .collect();
-        let report = self
-            .intake
-            .record("test", messages, json!({}))
-            .await
-            .unwrap();
-        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-        self.identity.catch_up().await.unwrap();
-    }
-
     /// Every profile, oldest first.
     fn profiles(&self) -> Vec<ProfileId> {
         self.identity

@@ -2,61 +2,17 @@
 //! context card from the held state and the few events it shows equals the card folded
 //! from every event of theirs, late events and merges included.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
-use serde_json::{Map, Value, json};
-use unavoce_core::identity::{IdentityRules, ProfileId};
-use unavoce_core::profile::{
-    ContextCard, ProfileState, SearchQuery, context_card, default_computed_traits, recent,
-};
+use serde_json::json;
+use unavoce_core::identity::ProfileId;
+use unavoce_core::profile::{ContextCard, ProfileState, SearchQuery, context_card, recent};
 use unavoce_core::{Event, Identifier};
-use unavoce_intake::Intake;
-use unavoce_projections::IdentityProjection;
-use unavoce_store::{EventLog, SqliteLog};
+use unavoce_store::EventLog;
 
-struct Platform {
-    store: Arc<SqliteLog>,
-    identity: Arc<IdentityProjection>,
-    intake: Intake,
-    _dir: tempfile::TempDir,
-}
+mod support;
+use support::World;
 
-async fn platform() -> Platform {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteLog::open(dir.path(), Default::default()).unwrap());
-    let identity = IdentityProjection::open(
-        store.clone(),
-        IdentityRules::default_rules(),
-        Default::default(),
-        Arc::new(default_computed_traits()),
-    )
-    .await
-    .unwrap();
-    let intake = Intake::new(store.clone()).with_observer(identity.clone());
-    Platform {
-        store,
-        identity,
-        intake,
-        _dir: dir,
-    }
-}
-
-impl Platform {
-    /// Sends messages one call each (so that their log order is the order given).
-    async fn send(&self, messages: Vec<Value>) {
-        for message in messages {
-            let message: Map<String, Value> = message.as_object().unwrap().clone();
-            let report = self
-                .intake
-                .record("test", vec![message], json!({}))
-                .await
-                .unwrap();
-            assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-        }
-        self.identity.catch_up().await.unwrap();
-    }
-
+impl World {
     fn profile_of(&self, user: &str) -> ProfileId {
         let key = self
             .identity
@@ -103,7 +59,7 @@ fn day(d: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_card_shows_the_latest_interactions_by_time_when_events_arrive_late() {
-    let p = platform().await;
+    let p = World::new().await;
     let call = |who: &str, d: u32| {
         json!({"type": "track", "userId": who, "event": format!("Call {d}"), "timestamp": day(d),
             "context": {"channel": "phone"}})
@@ -178,7 +134,7 @@ async fn the_card_shows_the_latest_interactions_by_time_when_events_arrive_late(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_dated_after_now_are_counted_from_the_log() {
-    let p = platform().await;
+    let p = World::new().await;
     let mut messages = vec![
         json!({"type": "track", "userId": "bruno", "event": "Consent Given", "timestamp": day(1),
             "properties": {"purpose": "promotional"}}),

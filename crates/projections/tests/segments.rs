@@ -1,69 +1,43 @@
 //! Segments kept current over the real store, without HTTP: a membership change is
 //! recorded as an event of the person, which their state reads back.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
-use serde_json::{Map, Value, json};
-use unavoce_core::identity::IdentityRules;
+use serde_json::json;
 use unavoce_core::platform_events::{SEGMENT_ENTERED, SEGMENT_EXITED};
-use unavoce_core::profile::default_computed_traits;
-use unavoce_intake::Intake;
-use unavoce_projections::{IdentityProjection, Segments};
-use unavoce_store::{EventLog, EventQuery, SqliteLog, SqliteOptions};
+use unavoce_projections::Segments;
+use unavoce_store::{EventLog, EventQuery};
 
-async fn send(intake: &Intake, identity: &IdentityProjection, messages: Vec<Value>) {
-    let messages: Vec<Map<String, Value>> = messages
-        .into_iter()
-        .map(|m| m.as_object().unwrap().clone())
-        .collect();
-    let report = intake.record("test", messages, json!({})).await.unwrap();
-    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-    identity.catch_up().await.unwrap();
-}
+mod support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_enter_and_leave_a_segment_as_recorded_events_of_theirs() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap());
-    let identity = IdentityProjection::open(
-        store.clone(),
-        IdentityRules::default_rules(),
-        Default::default(),
-        Arc::new(default_computed_traits()),
-    )
-    .await
-    .unwrap();
-    let intake = Intake::new(store.clone()).with_observer(identity.clone());
+    let world = support::World::new().await;
+    let (store, identity) = (&world.store, &world.identity);
     let segments = Segments::open(
         identity.clone(),
-        intake.clone(),
+        world.intake.clone(),
         &[serde_json::from_value(json!({"name": "romans",
             "expression": "traits.city == 'Roma'"}))
         .unwrap()],
     )
     .await
     .unwrap();
-    send(
-        &intake,
-        &identity,
-        vec![
+    world
+        .send(vec![
             json!({"type": "identify", "userId": "ada", "traits": {"city": "Roma"}}),
             json!({"type": "identify", "userId": "bruno", "traits": {"city": "Milano"}}),
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(segments.update(Timestamp::now()).await.unwrap(), 1);
     identity.catch_up().await.unwrap();
     assert_eq!(segments.get("romans").unwrap().size, 1);
 
     // Ada moves: she leaves the segment.
-    send(
-        &intake,
-        &identity,
-        vec![json!({"type": "identify", "userId": "ada", "traits": {"city": "Torino"}})],
-    )
-    .await;
+    world
+        .send(vec![
+            json!({"type": "identify", "userId": "ada", "traits": {"city": "Torino"}}),
+        ])
+        .await;
     assert_eq!(segments.update(Timestamp::now()).await.unwrap(), 1);
     identity.catch_up().await.unwrap();
     assert_eq!(segments.get("romans").unwrap().size, 0);

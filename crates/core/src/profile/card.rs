@@ -195,7 +195,7 @@ mod tests {
     use super::*;
     use crate::profile::computed::{ComputedTrait, default_computed_traits};
     use crate::profile::recent::browsing_at;
-    use crate::profile::state::ProfileState;
+    use crate::profile::state::{ProfileState, web_and_caller};
     use crate::segment::{IntakeContext, normalise};
 
     /// The card as the identity projection builds it: from the person's held state and
@@ -451,15 +451,7 @@ mod tests {
         for seed in 1..40 {
             let events = scrambled_history(seed, 5 + seed as usize * 3);
             // The same history as two people's, merged.
-            let (mut web, mut caller) = (ProfileState::default(), ProfileState::default());
-            for (seq, event) in events.iter().enumerate() {
-                let person = if event.anonymous_id.is_some() {
-                    &mut web
-                } else {
-                    &mut caller
-                };
-                person.apply(&computed, seq as i64, event);
-            }
+            let (mut web, caller) = web_and_caller(&events, &computed);
             web.merge(caller);
             for now in nows {
                 let now: Timestamp = now.parse().unwrap();

@@ -250,6 +250,25 @@ impl ProfileState {
     }
 }
 
+/// One history as two people's states, the web visitor's (events with an anonymous id)
+/// and the caller's (the others), each event at its position in `events`.
+#[cfg(test)]
+pub(crate) fn web_and_caller(
+    events: &[Event],
+    computed: &[ComputedTrait],
+) -> (ProfileState, ProfileState) {
+    let (mut web, mut caller) = (ProfileState::default(), ProfileState::default());
+    for (seq, event) in events.iter().enumerate() {
+        let person = if event.anonymous_id.is_some() {
+            &mut web
+        } else {
+            &mut caller
+        };
+        person.apply(computed, seq as i64, event);
+    }
+    (web, caller)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -343,15 +362,7 @@ mod tests {
         let now: Timestamp = "2025-03-01T00:00:00Z".parse().unwrap();
         let all = history();
         let together = ProfileState::fold(&all, &computed);
-        let (mut web, mut caller) = (ProfileState::default(), ProfileState::default());
-        for (seq, event) in all.iter().enumerate() {
-            let state = if event.anonymous_id.is_some() {
-                &mut web
-            } else {
-                &mut caller
-            };
-            state.apply(&computed, seq as i64, event);
-        }
+        let (mut web, caller) = web_and_caller(&all, &computed);
         // Merged either way round, the facts are those of the whole history.
         let mut merged = caller.clone();
         merged.merge(web.clone());

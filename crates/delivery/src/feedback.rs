@@ -4,7 +4,7 @@
 //! plain parts ([`Callback`]) and handed to the provider's folder to check and read.
 
 use jiff::Timestamp;
-use unavoce_store::{Settlement, StoreError};
+use unavoce_store::{EarlyReport, OutboxEntry, Settlement, StoreError};
 
 use crate::config::{ConfigError, DeliveryConfig};
 use crate::providers::twilio::TwilioCallbacks;
@@ -24,6 +24,17 @@ pub enum Report {
     Read,
     /// It did not reach them, and why.
     Failed(String),
+}
+
+impl Report {
+    /// The outcome it reports, and the error with a failure.
+    fn outcome(self) -> (MessageOutcome, Option<String>) {
+        match self {
+            Report::Delivered => (MessageOutcome::Delivered, None),
+            Report::Read => (MessageOutcome::Read, None),
+            Report::Failed(error) => (MessageOutcome::Failed, Some(error)),
+        }
+    }
 }
 
 /// A provider's report on one message, which it knows by its own id.
@@ -102,28 +113,78 @@ pub enum ReportError {
 }
 
 impl Dispatcher {
-    /// A provider's report on the message it knows as `provider_message_id`; false if
-    /// no such message was sent.
-    pub async fn provider_report(
+    /// A provider's report on the message it knows as `provider_message_id`. When no
+    /// entry holds that id yet — the provider reported before the attempt that sent it
+    /// was settled — the report waits in the store, and is taken in when the attempt is
+    /// ([`Dispatcher::take_in_early_reports`]).
+    pub(crate) async fn provider_report(
         &self,
         provider_message_id: &str,
         report: Report,
-    ) -> Result<bool, ReportError> {
-        let Some(entry) = self
-            .platform()
-            .outbox
+    ) -> Result<(), ReportError> {
+        let outbox = &self.platform().outbox;
+        if let Some(entry) = outbox.outbox_by_provider_id(provider_message_id).await? {
+            return self.take_in_report(&entry, report).await;
+        }
+        let (delivery, error) = report.outcome();
+        outbox
+            .park_report(EarlyReport {
+                provider_message_id: provider_message_id.to_string(),
+                delivery: delivery.verb().to_string(),
+                error,
+                received_at: Timestamp::now(),
+            })
+            .await?;
+        // The attempt may have been settled since the look-up, before the report was
+        // kept: whichever of the two comes second takes it in.
+        if outbox
             .outbox_by_provider_id(provider_message_id)
             .await?
-        else {
-            return Ok(false);
-        };
-        let (outcome, error) = match &report {
-            Report::Delivered => (MessageOutcome::Delivered, None),
-            Report::Read => (MessageOutcome::Read, None),
-            Report::Failed(error) => (MessageOutcome::Failed, Some(error.clone())),
-        };
+            .is_some()
+        {
+            self.take_in_early_reports(vec![provider_message_id.to_string()])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes in the reports that came before the sends of these provider ids were
+    /// settled (called once they are).
+    pub(crate) async fn take_in_early_reports(
+        &self,
+        provider_message_ids: Vec<String>,
+    ) -> Result<(), ReportError> {
+        let outbox = &self.platform().outbox;
+        for early in outbox.take_early_reports(provider_message_ids).await? {
+            let report = match MessageOutcome::from_verb(&early.delivery) {
+                Some(MessageOutcome::Delivered) => Report::Delivered,
+                Some(MessageOutcome::Read) => Report::Read,
+                _ => Report::Failed(early.error.clone().unwrap_or_default()),
+            };
+            let taken_in = match outbox
+                .outbox_by_provider_id(&early.provider_message_id)
+                .await
+            {
+                Ok(Some(entry)) => self.take_in_report(&entry, report).await,
+                Ok(None) => Err(ReportError::Store(StoreError::Storage(
+                    "an early report's message is not in the outbox".into(),
+                ))),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = taken_in {
+                // Kept again, for the next start to take in.
+                outbox.park_report(early).await?;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// A report on `entry`: the person's event about it, and the entry's delivery.
+    async fn take_in_report(&self, entry: &OutboxEntry, report: Report) -> Result<(), ReportError> {
+        let (outcome, error) = report.outcome();
         let delivery = outcome.verb();
-        let mut properties = entry_properties(&entry);
+        let mut properties = entry_properties(entry);
         if let Some(error) = &error {
             properties.insert("error".into(), error.clone().into());
         }
@@ -142,7 +203,7 @@ impl Dispatcher {
                 at: Timestamp::now(),
             }])
             .await?;
-        Ok(true)
+        Ok(())
     }
 
     /// Twilio's status callback on an SMS: its report, when it says something new, is

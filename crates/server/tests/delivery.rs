@@ -44,6 +44,8 @@ struct FakeProvider {
     address: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Scripted>>>,
+    /// Each answer waits for a permit: none while the provider is held.
+    answers: Arc<tokio::sync::Semaphore>,
 }
 
 impl FakeProvider {
@@ -51,16 +53,35 @@ impl FakeProvider {
         Self::start_slow(otherwise, Duration::ZERO).await
     }
 
+    /// One that answers nothing until [`FakeProvider::release`].
+    async fn start_held(otherwise: fn(usize) -> (StatusCode, String)) -> FakeProvider {
+        Self::serve(otherwise, Duration::ZERO, 0).await
+    }
+
+    /// Lets it answer (each answer gives its permit back).
+    fn release(&self) {
+        self.answers.add_permits(1);
+    }
+
     /// One that takes `delay` to answer each request.
     async fn start_slow(
         otherwise: fn(usize) -> (StatusCode, String),
         delay: Duration,
     ) -> FakeProvider {
+        Self::serve(otherwise, delay, tokio::sync::Semaphore::MAX_PERMITS).await
+    }
+
+    async fn serve(
+        otherwise: fn(usize) -> (StatusCode, String),
+        delay: Duration,
+        permits: usize,
+    ) -> FakeProvider {
         let received = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::new()));
-        let (r, sc) = (received.clone(), script.clone());
+        let answers = Arc::new(tokio::sync::Semaphore::new(permits));
+        let (r, sc, a) = (received.clone(), script.clone(), answers.clone());
         let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (r, sc) = (r.clone(), sc.clone());
+            let (r, sc, a) = (r.clone(), sc.clone(), a.clone());
             async move {
                 let n = {
                     let mut all = r.lock().unwrap();
@@ -73,6 +94,7 @@ impl FakeProvider {
                     all.len()
                 };
                 tokio::time::sleep(delay).await;
+                drop(a.acquire().await.unwrap());
                 let next = sc.lock().unwrap().pop_front();
                 match next {
                     Some((status, headers, body)) => {
@@ -95,6 +117,7 @@ impl FakeProvider {
             address,
             received,
             script,
+            answers,
         }
     }
 
@@ -633,17 +656,7 @@ async fn whatsapp_goes_out_in_the_cloud_api_format_and_a_stop_is_confirmed_once(
     assert_eq!(verify.status, StatusCode::OK);
     assert_eq!(verify.json, json!(1158201444));
 
-    let notify = |payload: Value| {
-        let body = payload.to_string();
-        Request::post("/webhooks/whatsapp")
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(
-                "X-Hub-Signature-256",
-                unavoce_delivery::verify::whatsapp_signature(APP_SECRET, body.as_bytes()),
-            )
-            .body(Body::from(body))
-            .unwrap()
-    };
+    let notify = signed_whatsapp_notification;
     let inbound = |id: &str, text: &str| {
         json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
@@ -652,12 +665,11 @@ async fn whatsapp_goes_out_in_the_cloud_api_format_and_a_stop_is_confirmed_once(
             "messages": [{"from": "393331234567", "id": id, "timestamp": "1700000000", "type": "text", "text": {"body": text}}]
         }}]}]})
     };
-    // The first message is read.
-    let read = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp",
-        "statuses": [{"id": "wamid.TEST1", "status": "read", "timestamp": "1700000000", "recipient_id": "393331234567"}]
-    }}]}]});
-    let answer = s.send(notify(read)).await;
+    // The first message is read (once its send is recorded: a report that comes before
+    // is the next test's story).
+    let entries = settled_outbox(&s).await;
+    assert_eq!(entries[0]["provider_message_id"], "wamid.TEST1");
+    let answer = s.send(notify(whatsapp_status("wamid.TEST1", "read"))).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(events_named(&s, "Message Read").await.len(), 1);
 
@@ -709,6 +721,66 @@ async fn whatsapp_goes_out_in_the_cloud_api_format_and_a_stop_is_confirmed_once(
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
+
+/// Meta's notification that message `wamid` is `status`.
+fn whatsapp_status(wamid: &str, status: &str) -> Value {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "statuses": [{"id": wamid, "status": status, "timestamp": "1700000000", "recipient_id": "393331234567"}]
+    }}]}]})
+}
+
+fn signed_whatsapp_notification(payload: Value) -> Request<Body> {
+    let body = payload.to_string();
+    Request::post("/webhooks/whatsapp")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            "X-Hub-Signature-256",
+            unavoce_delivery::verify::whatsapp_signature(APP_SECRET, body.as_bytes()),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_that_comes_before_its_send_is_recorded_is_taken_in_once_it_is() {
+    // Meta takes the message and reports it delivered and read before its answer to
+    // the send has reached us.
+    let meta = FakeProvider::start_held(whatsapp_accepts).await;
+    let s = delivering(DeliveryConfig {
+        whatsapp: Some(whatsapp(&meta.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    broadcast(&s, "whatsapp").await;
+    assert_eq!(meta.wait_for(1).await.len(), 1);
+    for status in ["delivered", "read"] {
+        let answer = s
+            .send(signed_whatsapp_notification(whatsapp_status(
+                "wamid.TEST1",
+                status,
+            )))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    }
+    let entries = s.get("/api/outbox").await;
+    assert_eq!(entries["entries"][0]["status"], "sending", "{entries}");
+    assert!(events_named(&s, "Message Read").await.is_empty());
+
+    meta.release();
+    let entries = settled_outbox(&s).await;
+    assert_eq!(entries[0]["status"], "sent");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while events_named(&s, "Message Read").await.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(events_named(&s, "Message Delivered").await.len(), 1);
+    assert_eq!(events_named(&s, "Message Read").await.len(), 1);
+    let entry = s.get(&format!("/api/outbox/{}", entries[0]["id"])).await;
+    assert_eq!(entry["delivery"], "read", "{entry}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

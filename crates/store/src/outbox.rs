@@ -85,6 +85,22 @@ pub enum Settlement {
     },
 }
 
+/// A provider's report on a message it knows by an id no entry holds yet: the report
+/// came before the attempt that sent the message was settled. It waits, durably, for
+/// that settlement ([`Outbox::take_early_reports`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyReport {
+    pub provider_message_id: String,
+    /// What the provider reported (`delivered`, `read`, `failed`).
+    pub delivery: String,
+    pub error: Option<String>,
+    pub received_at: Timestamp,
+}
+
+/// How long an early report waits for its message before it is forgotten: a provider
+/// also reports on messages another tool sent through the same account.
+pub const EARLY_REPORTS_KEPT_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 7);
+
 /// Which outbox entries to read.
 #[derive(Debug, Clone, Default)]
 pub struct OutboxQuery {
@@ -130,6 +146,21 @@ pub trait Outbox: Send + Sync + 'static {
 
     /// Reads entries, oldest first.
     async fn outbox(&self, query: OutboxQuery) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Keeps a report whose message no entry holds yet (forgetting those older than
+    /// [`EARLY_REPORTS_KEPT_FOR`]).
+    async fn park_report(&self, report: EarlyReport) -> Result<(), StoreError>;
+
+    /// Takes (removes and returns, oldest first) the early reports on any of these
+    /// provider ids; each is returned to one caller only.
+    async fn take_early_reports(
+        &self,
+        provider_message_ids: Vec<String>,
+    ) -> Result<Vec<EarlyReport>, StoreError>;
+
+    /// The provider ids of kept early reports whose message an entry now holds (what a
+    /// failure left behind, to take in at the next start).
+    async fn early_reports_due(&self) -> Result<Vec<String>, StoreError>;
 
     /// The entry a provider knows by `provider_message_id`.
     async fn outbox_by_provider_id(

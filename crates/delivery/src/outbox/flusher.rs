@@ -211,6 +211,7 @@ impl Dispatcher {
                         if let Some(r) = report.rejected.first() {
                             tracing::error!(code = ?r.code, "a delivery event was quarantined");
                         }
+                        self.take_in_early_reports_of(&settlements).await;
                         break;
                     }
                     Err(StoreError::Closed) => {
@@ -226,6 +227,23 @@ impl Dispatcher {
                     }
                 }
             }
+        }
+    }
+
+    /// Reports that providers sent before these sends were settled, taken in now.
+    async fn take_in_early_reports_of(&self, settlements: &[Settlement]) {
+        let sent: Vec<String> = settlements
+            .iter()
+            .filter_map(|s| match s {
+                Settlement::Sent {
+                    provider_message_id: Some(id),
+                    ..
+                } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = self.take_in_early_reports(sent).await {
+            tracing::warn!(error = %e, "reports that came before their message's send could not be taken in; they are kept for the next start");
         }
     }
 }

@@ -99,7 +99,8 @@ impl Dispatcher {
         &self.platform.outbox
     }
 
-    /// Puts back in line what a crash left under way, then runs every lane until
+    /// Puts back in line what a crash left under way, takes in providers' reports kept
+    /// from before whose message is now known, then runs every lane until
     /// `stop` turns true; attempts under way then finish. With no provider configured,
     /// there is nothing to do (entries wait in the outbox until one is).
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) -> Result<(), StoreError> {
@@ -112,6 +113,10 @@ impl Dispatcher {
                 resumed,
                 "outbox entries were being sent when the server stopped; they are sent again under the same idempotency key"
             );
+        }
+        let due = self.platform.outbox.early_reports_due().await?;
+        if let Err(e) = self.take_in_early_reports(due).await {
+            tracing::warn!(error = %e, "providers' reports kept from before the stop could not be taken in yet");
         }
         let Some(outcomes) = self
             .flusher

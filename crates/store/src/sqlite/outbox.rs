@@ -9,7 +9,9 @@ use super::SqliteLog;
 use super::rows::{from_micros, micros};
 use super::writer::{Done, Op};
 use crate::log::StoreError;
-use crate::outbox::{Outbox, OutboxCount, OutboxEntry, OutboxQuery, Settlement};
+use crate::outbox::{
+    EARLY_REPORTS_KEPT_FOR, EarlyReport, Outbox, OutboxCount, OutboxEntry, OutboxQuery, Settlement,
+};
 
 /// The columns [`entry`] reads, from `outbox o` joined with `decisions d`.
 const COLUMNS: &str = "o.id, o.decision_id, o.profile_id, o.channel, o.message, d.purpose, \
@@ -152,6 +154,53 @@ pub(crate) fn requeue(tx: &Transaction<'_>, id: i64, at: Timestamp) -> rusqlite:
     Ok(n == 1)
 }
 
+/// The writer's part: an early report kept, and those too old to wait forgotten.
+pub(crate) fn park(tx: &Transaction<'_>, report: &EarlyReport) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM early_reports WHERE received_at < ?1")?
+        .execute(params![micros(report.received_at - EARLY_REPORTS_KEPT_FOR)])?;
+    tx.prepare_cached(
+        "INSERT INTO early_reports (provider_message_id, delivery, error, received_at) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        report.provider_message_id,
+        report.delivery,
+        report.error,
+        micros(report.received_at)
+    ])?;
+    Ok(())
+}
+
+/// The writer's part: the early reports on these provider ids, removed.
+pub(crate) fn take_early(
+    tx: &Transaction<'_>,
+    provider_message_ids: &[String],
+) -> rusqlite::Result<Vec<EarlyReport>> {
+    let mut taken = Vec::new();
+    let mut take = tx.prepare_cached(
+        "DELETE FROM early_reports WHERE provider_message_id = ?1 \
+         RETURNING id, provider_message_id, delivery, error, received_at",
+    )?;
+    for id in provider_message_ids {
+        let rows = take.query_map(params![id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                EarlyReport {
+                    provider_message_id: r.get(1)?,
+                    delivery: r.get(2)?,
+                    error: r.get(3)?,
+                    received_at: from_micros(r.get(4)?),
+                },
+            ))
+        })?;
+        for row in rows {
+            taken.push(row?);
+        }
+    }
+    taken.sort_by_key(|(id, _)| *id);
+    Ok(taken.into_iter().map(|(_, report)| report).collect())
+}
+
 fn one(
     conn: &Connection,
     filter: &str,
@@ -235,6 +284,56 @@ impl Outbox for SqliteLog {
             sql.push_str(&format!(" ORDER BY o.id LIMIT ?{}", args.len()));
             let mut stmt = conn.prepare_cached(&sql)?;
             let found = stmt.query_map(rusqlite::params_from_iter(args), entry)?;
+            found.collect()
+        })
+        .await
+    }
+
+    async fn park_report(&self, report: EarlyReport) -> Result<(), StoreError> {
+        match self.submit(Op::Park(report)).await? {
+            Done::Parked => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn take_early_reports(
+        &self,
+        provider_message_ids: Vec<String>,
+    ) -> Result<Vec<EarlyReport>, StoreError> {
+        if provider_message_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Nearly always none wait: a read answers that without the writer.
+        let ids = provider_message_ids.clone();
+        let waiting = self
+            .read(move |conn| {
+                let mut any = conn.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM early_reports WHERE provider_message_id = ?1)",
+                )?;
+                for id in &ids {
+                    if any.query_row(params![id], |r| r.get::<_, bool>(0))? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+            .await?;
+        if !waiting {
+            return Ok(Vec::new());
+        }
+        match self.submit(Op::TakeEarly(provider_message_ids)).await? {
+            Done::TakenEarly(reports) => Ok(reports),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn early_reports_due(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT DISTINCT e.provider_message_id FROM early_reports e \
+                 JOIN outbox o ON o.provider_message_id = e.provider_message_id",
+            )?;
+            let found = stmt.query_map([], |r| r.get(0))?;
             found.collect()
         })
         .await

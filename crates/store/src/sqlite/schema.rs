@@ -134,6 +134,18 @@ INSERT INTO event_identifiers (kind, value, seq)
 INSERT INTO index_progress (name, through)
     SELECT 'event_identifiers', coalesce(max(seq), 0) FROM events;
 "#,
+    // Providers' reports that came before their message's send was settled.
+    r#"
+CREATE TABLE early_reports (
+    id                  INTEGER PRIMARY KEY,
+    provider_message_id TEXT    NOT NULL,
+    delivery            TEXT    NOT NULL,
+    error               TEXT,
+    received_at         INTEGER NOT NULL
+);
+CREATE INDEX early_reports_by_provider_message ON early_reports (provider_message_id);
+CREATE INDEX early_reports_by_age ON early_reports (received_at);
+"#,
 ];
 
 /// Sets the pragmas every connection uses.

@@ -466,3 +466,61 @@ async fn a_log_from_before_the_identifier_index_is_indexed_when_migrated() {
     assert_eq!(indexes, 0, "the per-commit indexes are gone");
     log.close().await;
 }
+
+#[tokio::test]
+async fn early_reports_wait_until_taken_once_and_old_ones_are_forgotten() {
+    use crate::outbox::{EARLY_REPORTS_KEPT_FOR, EarlyReport, Outbox};
+    let dir = tempfile::tempdir().unwrap();
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    let at: Timestamp = "2024-05-01T10:00:00Z".parse().unwrap();
+    let report = |id: &str, delivery: &str, at: Timestamp| EarlyReport {
+        provider_message_id: id.into(),
+        delivery: delivery.into(),
+        error: (delivery == "failed").then(|| "unreachable".into()),
+        received_at: at,
+    };
+    log.park_report(report("wamid.OLD", "delivered", at))
+        .await
+        .unwrap();
+    let later = at + EARLY_REPORTS_KEPT_FOR + jiff::SignedDuration::from_secs(1);
+    log.park_report(report("wamid.A", "delivered", later))
+        .await
+        .unwrap();
+    log.park_report(report("wamid.A", "read", later))
+        .await
+        .unwrap();
+    log.park_report(report("wamid.B", "failed", later))
+        .await
+        .unwrap();
+    // No entry holds these ids: none is due.
+    assert!(log.early_reports_due().await.unwrap().is_empty());
+
+    let taken = log
+        .take_early_reports(vec!["wamid.A".into(), "wamid.OLD".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        taken,
+        vec![
+            report("wamid.A", "delivered", later),
+            report("wamid.A", "read", later)
+        ],
+        "in the order they came; the week-old report was forgotten"
+    );
+    assert!(
+        log.take_early_reports(vec!["wamid.A".into()])
+            .await
+            .unwrap()
+            .is_empty(),
+        "each is taken once"
+    );
+    log.close().await;
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert_eq!(
+        log.take_early_reports(vec!["wamid.B".into()])
+            .await
+            .unwrap(),
+        vec![report("wamid.B", "failed", later)],
+        "kept across a restart"
+    );
+}

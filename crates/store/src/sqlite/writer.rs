@@ -19,7 +19,7 @@ use super::rows::{EventRow, insert_event, insert_quarantine, micros};
 use crate::decisions::NewDecision;
 use crate::journeys::JourneyRun;
 use crate::log::{AppendOutcome, Appended, NewQuarantineEntry, StoreError};
-use crate::outbox::{OutboxEntry, Settlement};
+use crate::outbox::{EarlyReport, OutboxEntry, Settlement};
 
 /// What one commit did, for metrics.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +76,8 @@ pub(crate) enum Op {
         id: i64,
         at: Timestamp,
     },
+    Park(EarlyReport),
+    TakeEarly(Vec<String>),
 }
 
 pub(crate) enum Done {
@@ -88,6 +90,8 @@ pub(crate) enum Done {
     Settled,
     Resumed(u64),
     Requeued(bool),
+    Parked,
+    TakenEarly(Vec<EarlyReport>),
 }
 
 pub(crate) struct Job {
@@ -107,9 +111,12 @@ impl Job {
             Op::SaveRuns(runs, decisions) => runs.len() + decisions.len(),
             Op::Claim { limit, .. } => *limit,
             Op::Settle(settlements) => settlements.len(),
-            Op::Replay { .. } | Op::PutSetting { .. } | Op::ResumeInFlight | Op::Requeue { .. } => {
-                1
-            }
+            Op::TakeEarly(ids) => ids.len(),
+            Op::Replay { .. }
+            | Op::PutSetting { .. }
+            | Op::ResumeInFlight
+            | Op::Requeue { .. }
+            | Op::Park(_) => 1,
         }
     }
 }
@@ -333,6 +340,11 @@ fn apply(
         }
         Op::ResumeInFlight => Ok(Ok(Done::Resumed(super::outbox::resume_in_flight(tx)?))),
         Op::Requeue { id, at } => Ok(Ok(Done::Requeued(super::outbox::requeue(tx, *id, *at)?))),
+        Op::Park(report) => {
+            super::outbox::park(tx, report)?;
+            Ok(Ok(Done::Parked))
+        }
+        Op::TakeEarly(ids) => Ok(Ok(Done::TakenEarly(super::outbox::take_early(tx, ids)?))),
         Op::PutSetting { name, value } => {
             put_setting(tx, name, value)?;
             Ok(Ok(Done::SettingStored))

@@ -181,6 +181,28 @@ fn the_platforms_own_events_are_named_only_in_their_vocabulary() {
     assert!(spelled.is_empty(), "{spelled:#?}");
 }
 
+#[test]
+fn every_error_a_log_line_prints_is_redacted() {
+    let mut raw = Vec::new();
+    for file in rust_files(&workspace().join("crates")) {
+        if file.components().any(|c| c.as_os_str() == "tests") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if let Some((_, after)) = line.split_once("error = %")
+                && !after.starts_with("Redacted(")
+            {
+                raw.push(format!("{}:{}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        raw.is_empty(),
+        "log errors through unavoce_core::redact::Redacted: {raw:#?}"
+    );
+}
+
 /// Whether the code names `policy::decide`, or imports `decide` from `policy`.
 fn imports_decide(text: &str) -> bool {
     text.contains("policy::decide(")

@@ -17,6 +17,7 @@ pub mod message;
 pub mod platform_events;
 pub mod policy;
 pub mod profile;
+pub mod redact;
 pub mod segment;
 pub mod subscription;
 pub mod touchpoint;

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use unavoce_core::redact::Redacted;
 
 use jiff::Timestamp;
 use serde_json::json;
@@ -177,7 +178,7 @@ impl Insights {
         tokio::spawn(async move {
             loop {
                 if let Err(e) = insights.step(Timestamp::now()).await {
-                    tracing::warn!(error = %e, "insights could not be raised; retrying");
+                    tracing::warn!(error = %Redacted(&e), "insights could not be raised; retrying");
                 }
                 tokio::select! {
                     _ = insights.wake.notified() => {}
@@ -267,7 +268,7 @@ impl Insights {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
-                    tracing::warn!(subscription = subscription.name(), error = %e, "a subscription could not be evaluated");
+                    tracing::warn!(subscription = subscription.name(), error = %Redacted(&e), "a subscription could not be evaluated");
                     continue;
                 }
             }

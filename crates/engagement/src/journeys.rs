@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use unavoce_core::redact::Redacted;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -254,7 +255,7 @@ impl Journeys {
         tokio::spawn(async move {
             loop {
                 if let Err(e) = journeys.step(Timestamp::now()).await {
-                    tracing::warn!(error = %e, "journeys could not move on; retrying");
+                    tracing::warn!(error = %Redacted(&e), "journeys could not move on; retrying");
                 }
                 let next_timer = journeys.next_timer().await;
                 let sleep = next_timer

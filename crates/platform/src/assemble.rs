@@ -2,6 +2,7 @@
 //! worker over one store, as `unavoce serve`, the tests and the benchmarks run it.
 
 use std::sync::Arc;
+use unavoce_core::redact::Redacted;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -197,7 +198,7 @@ impl Running {
         let worker = delivery.clone();
         let delivery_task = tokio::spawn(async move {
             if let Err(e) = worker.run(stopping).await {
-                tracing::error!(error = %e, "the outbox worker could not start");
+                tracing::error!(error = %Redacted(&e), "the outbox worker could not start");
             }
         });
         let tasks = vec![segments.maintain(), journeys.run(), insights.run()];

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use unavoce_core::redact::Redacted;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -97,7 +98,7 @@ impl<D: Definition> Catalog<D> {
                     );
                 }
                 Err(e) => {
-                    tracing::warn!(%name, error = %e, "a definition made through the API no longer holds; it is left out")
+                    tracing::warn!(%name, error = %Redacted(&e), "a definition made through the API no longer holds; it is left out")
                 }
             }
         }

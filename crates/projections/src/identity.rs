@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
+use unavoce_core::redact::Redacted;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -218,7 +219,7 @@ impl IdentityProjection {
                         continue;
                     }
                     if let Err(e) = runtime.block_on(projection.catch_up()) {
-                        tracing::warn!(error = %e, "identity projection could not read the log; retrying");
+                        tracing::warn!(error = %Redacted(&e), "identity projection could not read the log; retrying");
                         std::thread::sleep(Duration::from_secs(1));
                     }
                 }

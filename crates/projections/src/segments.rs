@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use unavoce_core::redact::Redacted;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -188,7 +189,7 @@ impl Segments {
             let mut last_sweep = tokio::time::Instant::now();
             loop {
                 if let Err(e) = segments.update(Timestamp::now()).await {
-                    tracing::warn!(error = %e, "segments could not be updated; retrying");
+                    tracing::warn!(error = %Redacted(&e), "segments could not be updated; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use unavoce_core::redact::Redacted;
 use unavoce_delivery::{Callback, CallbackError, Refusal, ReportError};
 
 use crate::AppState;
@@ -137,7 +138,7 @@ pub async fn open_pixel(
     if state.platform.messages.links().verify_open(id, &token)
         && let Err(e) = state.platform.delivery.email_engagement(id, None).await
     {
-        tracing::warn!(outbox_id = id, error = %e, "an e-mail open could not be recorded");
+        tracing::warn!(outbox_id = id, error = %Redacted(&e), "an e-mail open could not be recorded");
     }
     (
         [
@@ -169,7 +170,7 @@ pub async fn click(
         .email_engagement(id, Some(&url))
         .await
     {
-        tracing::warn!(outbox_id = id, error = %e, "an e-mail click could not be recorded");
+        tracing::warn!(outbox_id = id, error = %Redacted(&e), "an e-mail click could not be recorded");
     }
     Ok(Redirect::to(&url))
 }

@@ -3,6 +3,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use unavoce_core::redact::Redacted;
 use unavoce_store::StoreError;
 
 /// An API error: an HTTP status, a stable code, a sentence, and optional details.
@@ -60,7 +61,7 @@ impl From<StoreError> for ApiError {
                 )
             },
             StoreError::Storage(_) => {
-                tracing::error!(error = %e, "storage failure");
+                tracing::error!(error = %Redacted(&e), "storage failure");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "storage_failure",

@@ -1005,37 +1005,9 @@ async fn a_provider_that_hangs_does_not_hold_back_the_others() {
 
 /// An SMTP server that refuses every recipient (550), as for an address that does not
 /// exist.
-async fn refusing_smtp_server() -> u16 {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut lines = BufReader::new(read).lines();
-                let _ = write.write_all(b"220 mx.example ESMTP\r\n").await;
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let answer: &[u8] = match line.get(..4).map(str::to_ascii_uppercase).as_deref()
-                    {
-                        Some("EHLO") => b"250 mx.example\r\n",
-                        Some("RCPT") => b"550 5.1.1 <ada@example.com>: user unknown\r\n",
-                        Some("QUIT") => b"221 bye\r\n",
-                        _ => b"250 ok\r\n",
-                    };
-                    if write.write_all(answer).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_the_mail_server_refuses_is_a_bounce_and_a_dead_letter_at_once() {
-    let port = refusing_smtp_server().await;
+    let port = unavoce_testkit::refusing_smtp_server("550 5.1.1 <ada@example.com>: user unknown");
     let s = delivering(DeliveryConfig {
         email: Some(email_via(
             format!("smtp://127.0.0.1:{port}"),

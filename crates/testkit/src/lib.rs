@@ -132,3 +132,80 @@ pub fn daytime_zone() -> &'static str {
         })
         .expect("one of the zones is in daytime")
 }
+
+/// A mail server that refuses every recipient with `refusal` (e.g. `550 5.1.1 <…>: user
+/// unknown`), on a free port of 127.0.0.1; it serves until the test process ends.
+pub fn refusing_smtp_server(refusal: &'static str) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("its address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let Ok(mut write) = stream.try_clone() else {
+                    return;
+                };
+                let _ = write.write_all(b"220 mx.example ESMTP\r\n");
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let answer = match line.get(..4).map(str::to_ascii_uppercase).as_deref() {
+                        Some("EHLO") => "250 mx.example".to_string(),
+                        Some("RCPT") => refusal.to_string(),
+                        Some("QUIT") => "221 bye".to_string(),
+                        _ => "250 ok".to_string(),
+                    };
+                    if write.write_all(format!("{answer}\r\n").as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// An HTTP server on a free port of 127.0.0.1 that answers every request with `status`
+/// and the JSON `body`; its base URL. It serves until the test process ends.
+pub fn http_server_answering(status: u16, body: String) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let Ok(mut write) = stream.try_clone() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut request_body = vec![0; length];
+                let _ = reader.read_exact(&mut request_body);
+                let _ = write.write_all(
+                    format!(
+                        "HTTP/1.1 {status} Answer\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            });
+        }
+    });
+    format!("http://{address}")
+}

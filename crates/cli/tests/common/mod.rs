@@ -27,6 +27,15 @@ impl Server {
 
     /// As [`Server::start`], with a configuration file.
     pub fn start_with(data: &Path, config: Option<&Path>) -> Server {
+        Self::spawn(data, config, None)
+    }
+
+    /// As [`Server::start_with`], logging at debug level to the file `log`.
+    pub fn start_logging(data: &Path, config: &Path, log: &Path) -> Server {
+        Self::spawn(data, Some(config), Some(log))
+    }
+
+    fn spawn(data: &Path, config: Option<&Path>, log: Option<&Path>) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -39,16 +48,26 @@ impl Server {
             .args(["--write-key", WRITE_KEY, "--admin-key", ADMIN_KEY])
             .env("UNAVOCE_LOG", "warn")
             .stdout(Stdio::null());
+        if let Some(log) = log {
+            let file = std::fs::File::create(log).expect("a log file");
+            command
+                .env("UNAVOCE_LOG", "debug")
+                .stdout(file.try_clone().expect("a log file"))
+                .stderr(file);
+        }
         if let Some(config) = config {
             command.arg("--config").arg(config);
         }
         let child = command.spawn().expect("cannot start unavoce");
-        let server = Server {
+        let mut server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            if let Ok(Some(exit)) = server.child.try_wait() {
+                panic!("unavoce serve stopped at once ({exit}); see its log");
+            }
             if ureq::get(&format!("{}/healthz", server.base))
                 .call()
                 .is_ok()

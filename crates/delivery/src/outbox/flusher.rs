@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use unavoce_core::redact::Redacted;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
@@ -85,7 +86,7 @@ impl Dispatcher {
                     outbox_id = entry.id,
                     attempt = entry.attempts,
                     retry_in_s = wait.as_secs(),
-                    error = %error,
+                    error = %Redacted(&error),
                     "delivery failed for now; retrying"
                 );
                 let retry = Settlement::Retry {
@@ -109,7 +110,7 @@ impl Dispatcher {
         about_a_person: bool,
     ) {
         lane.dead.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(channel = %lane.channel, outbox_id = entry.id, error = %error, "message given up (dead letter)");
+        tracing::warn!(channel = %lane.channel, outbox_id = entry.id, error = %Redacted(&error), "message given up (dead letter)");
         let mut properties = self.properties(lane, entry);
         properties.insert("error".into(), error.clone().into());
         let outcome = if entry.channel == "email" && error.starts_with(BOUNCE) {
@@ -221,7 +222,7 @@ impl Dispatcher {
                         return;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot settle deliveries yet; retrying");
+                        tracing::warn!(error = %Redacted(&e), "cannot settle deliveries yet; retrying");
                         tokio::time::sleep(wait).await;
                         wait = (wait * 2).min(Duration::from_secs(2));
                     }
@@ -243,7 +244,7 @@ impl Dispatcher {
             })
             .collect();
         if let Err(e) = self.take_in_early_reports(sent).await {
-            tracing::warn!(error = %e, "reports that came before their message's send could not be taken in; they are kept for the next start");
+            tracing::warn!(error = %Redacted(&e), "reports that came before their message's send could not be taken in; they are kept for the next start");
         }
     }
 }

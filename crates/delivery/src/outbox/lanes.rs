@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use unavoce_core::redact::Redacted;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -207,7 +208,7 @@ impl Dispatcher {
             .map(|e| Settlement::Released { id: e.id })
             .collect();
         if let Err(e) = self.platform.outbox.settle(released).await {
-            tracing::warn!(error = %e, "claimed entries could not be released; they are resumed at the next start");
+            tracing::warn!(error = %Redacted(&e), "claimed entries could not be released; they are resumed at the next start");
         }
         while attempts.join_next().await.is_some() {}
     }
@@ -220,7 +221,7 @@ impl Dispatcher {
             Ok(Some(at)) if at <= now => {}
             Ok(_) => return Vec::new(),
             Err(e) => {
-                tracing::error!(channel = %lane.channel, error = %e, "cannot read the outbox");
+                tracing::error!(channel = %lane.channel, error = %Redacted(&e), "cannot read the outbox");
                 return Vec::new();
             }
         }
@@ -231,7 +232,7 @@ impl Dispatcher {
         match self.platform.outbox.claim(&lane.channel, now, batch).await {
             Ok(claimed) => claimed,
             Err(e) => {
-                tracing::warn!(channel = %lane.channel, error = %e, "cannot claim outbox entries; trying again");
+                tracing::warn!(channel = %lane.channel, error = %Redacted(&e), "cannot claim outbox entries; trying again");
                 Vec::new()
             }
         }

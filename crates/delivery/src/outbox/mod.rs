@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use unavoce_core::redact::Redacted;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -116,7 +117,7 @@ impl Dispatcher {
         }
         let due = self.platform.outbox.early_reports_due().await?;
         if let Err(e) = self.take_in_early_reports(due).await {
-            tracing::warn!(error = %e, "providers' reports kept from before the stop could not be taken in yet");
+            tracing::warn!(error = %Redacted(&e), "providers' reports kept from before the stop could not be taken in yet");
         }
         let Some(outcomes) = self
             .flusher

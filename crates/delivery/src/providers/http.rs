@@ -78,8 +78,16 @@ impl Answer {
 
 /// A failure to reach an HTTP provider at all.
 fn unreachable(e: reqwest::Error) -> Failure {
-    // The error's text may carry the URL, never credentials (they go in headers).
-    Failure::Transient(format!("cannot reach the provider: {e}"))
+    // Without the URL, whose path or query may hold a secret (a department's webhook);
+    // with the causes, which say what went wrong (refused, timed out, bad certificate).
+    let e = e.without_url();
+    let mut why = format!("cannot reach the provider: {e}");
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        why.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    Failure::Transient(why)
 }
 
 /// A short piece of a provider's answer for an error message.

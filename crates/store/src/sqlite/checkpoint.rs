@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use unavoce_core::redact::Redacted;
 
 use rusqlite::Connection;
 
@@ -72,7 +73,7 @@ fn run(conn: Connection, stop: Arc<(Mutex<bool>, Condvar)>) {
         };
         let mode = if stopped { "TRUNCATE" } else { "PASSIVE" };
         if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-            tracing::warn!(error = %e, mode, "event log checkpoint failed; will retry");
+            tracing::warn!(error = %Redacted(&e), mode, "event log checkpoint failed; will retry");
         }
         if stopped {
             return;

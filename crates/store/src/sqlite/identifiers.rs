@@ -9,6 +9,7 @@
 //! sees every committed event exactly once.
 
 use rusqlite::{Connection, Transaction};
+use unavoce_core::redact::Redacted;
 
 /// `event_identifiers.kind` of a `userId`.
 const USER_ID: i64 = 0;
@@ -90,7 +91,7 @@ impl IdentifierIndex {
                 usize::try_from(indexed).unwrap_or(0)
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot index events by identifier; will retry");
+                tracing::error!(error = %Redacted(&e), "cannot index events by identifier; will retry");
                 0
             }
         }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
+use unavoce_core::redact::Redacted;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -138,7 +139,7 @@ impl SqliteLog {
                 Some(checkpointer)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot start background checkpoints; the writer will checkpoint");
+                tracing::warn!(error = %Redacted(&e), "cannot start background checkpoints; the writer will checkpoint");
                 None
             }
         };

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
+use unavoce_core::redact::Redacted;
 
 use jiff::Timestamp;
 use rusqlite::{Connection, Transaction, params};
@@ -205,7 +206,7 @@ pub(crate) fn run(mut writer: Writer, jobs: Receiver<Job>, queued: Arc<AtomicUsi
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "event log commit failed; nothing in this group was acknowledged");
+                tracing::error!(error = %Redacted(&e), "event log commit failed; nothing in this group was acknowledged");
                 for reply in replies {
                     let _ = reply.send(Err(StoreError::Storage(e.to_string())));
                 }

@@ -4,8 +4,10 @@
 //! randomness are passed in by the caller, and nothing touches a file, a socket or a
 //! clock. The edges (`unavoce-intake`, `unavoce-server`, `unavoce-store`) do the I/O.
 
+pub mod access;
 pub mod analytics;
 pub mod audience;
+pub mod audit;
 pub mod channel;
 pub mod event;
 pub mod identifier;

@@ -7,12 +7,14 @@
 //! place without changing them.
 
 mod decisions;
+mod governance;
 mod journeys;
 mod log;
 mod outbox;
 pub mod sqlite;
 
 pub use decisions::*;
+pub use governance::*;
 pub use journeys::*;
 pub use log::*;
 pub use outbox::*;

@@ -2,6 +2,7 @@
 //! doing group commit, a small pool of reader connections.
 
 mod checkpoint;
+mod governance;
 mod identifiers;
 mod outbox;
 mod rows;

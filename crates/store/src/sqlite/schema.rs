@@ -146,6 +146,28 @@ CREATE TABLE early_reports (
 CREATE INDEX early_reports_by_provider_message ON early_reports (provider_message_id);
 CREATE INDEX early_reports_by_age ON early_reports (received_at);
 "#,
+    // Named API keys (as hashes) and the hash-chained audit log.
+    r#"
+CREATE TABLE api_keys (
+    name         TEXT PRIMARY KEY,
+    role         TEXT    NOT NULL,
+    key_hash     TEXT    NOT NULL UNIQUE,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER
+) WITHOUT ROWID;
+CREATE TABLE audit_log (
+    seq        INTEGER PRIMARY KEY,
+    at         INTEGER NOT NULL,
+    actor      TEXT    NOT NULL,
+    role       TEXT    NOT NULL,
+    action     TEXT    NOT NULL,
+    profile_id TEXT,
+    outcome    INTEGER NOT NULL,
+    hash       TEXT    NOT NULL
+);
+CREATE INDEX audit_by_actor ON audit_log (actor, seq);
+CREATE INDEX audit_by_profile ON audit_log (profile_id, seq) WHERE profile_id IS NOT NULL;
+"#,
 ];
 
 /// Sets the pragmas every connection uses.

@@ -524,3 +524,93 @@ async fn early_reports_wait_until_taken_once_and_old_ones_are_forgotten() {
         "kept across a restart"
     );
 }
+
+#[tokio::test]
+async fn keys_are_kept_by_hash_and_the_audit_log_is_one_chain() {
+    use crate::governance::{ApiKey, AuditQuery, Governance};
+    use unavoce_core::access::Role;
+    use unavoce_core::audit::{AuditEntry, GENESIS, verify};
+    let dir = tempfile::tempdir().unwrap();
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    let at: Timestamp = "2024-05-01T10:00:00Z".parse().unwrap();
+    let key = |name: &str, role: Role, hash: &str| ApiKey {
+        name: name.into(),
+        role,
+        key_hash: hash.into(),
+        created_at: at,
+        last_used_at: None,
+    };
+    assert!(
+        log.create_key(key("care", Role::Agent, "h1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !log.create_key(key("care", Role::Owner, "h2"))
+            .await
+            .unwrap()
+    );
+    log.put_key(key("admin", Role::Owner, "h0")).await.unwrap();
+    log.put_key(key("admin", Role::Owner, "h3")).await.unwrap();
+    assert_eq!(log.key_by_hash("h0").await.unwrap(), None, "replaced");
+    assert_eq!(
+        log.key_by_hash("h1").await.unwrap().unwrap().role,
+        Role::Agent
+    );
+    log.touch_key("care", at).await.unwrap();
+    let names: Vec<_> = log
+        .keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(names, ["admin", "care"]);
+    assert_eq!(
+        log.key_by_name("care").await.unwrap().unwrap().last_used_at,
+        Some(at)
+    );
+    assert!(log.revoke_key("care").await.unwrap());
+    assert!(!log.revoke_key("care").await.unwrap());
+    assert_eq!(log.key_by_hash("h1").await.unwrap(), None);
+
+    let entry = |actor: &str, action: &str, profile: Option<&str>| AuditEntry {
+        at,
+        actor: actor.into(),
+        role: "owner".into(),
+        action: action.into(),
+        profile_id: profile.map(Into::into),
+        outcome: 200,
+    };
+    log.audit(vec![
+        entry("admin", "POST /api/keys", None),
+        entry("care", "GET /api/profiles/{id}/context", Some("p-1")),
+    ])
+    .await
+    .unwrap();
+    log.audit(vec![entry("care", "GET /api/profiles/{id}", Some("p-2"))])
+        .await
+        .unwrap();
+    let chain = log.audit_chain(0, 100).await.unwrap();
+    assert_eq!(verify(&chain, (0, GENESIS)).unwrap().0, 3);
+    let by_care = log
+        .audit_records(AuditQuery {
+            actor: Some("care".into()),
+            action: Some("GET /api/profiles/{id}/".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_care.len(), 1);
+    assert_eq!(by_care[0].entry.profile_id.as_deref(), Some("p-1"));
+    let page = log
+        .audit_records(AuditQuery {
+            before: Some(3),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page[0].seq, 2, "newest first, before the cursor");
+}

@@ -18,9 +18,11 @@ use tokio::sync::oneshot;
 use super::identifiers::IdentifierIndex;
 use super::rows::{EventRow, insert_event, insert_quarantine, micros};
 use crate::decisions::NewDecision;
+use crate::governance::ApiKey;
 use crate::journeys::JourneyRun;
 use crate::log::{AppendOutcome, Appended, NewQuarantineEntry, StoreError};
 use crate::outbox::{EarlyReport, OutboxEntry, Settlement};
+use unavoce_core::audit::AuditEntry;
 
 /// What one commit did, for metrics.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +81,16 @@ pub(crate) enum Op {
     },
     Park(EarlyReport),
     TakeEarly(Vec<String>),
+    PutKey {
+        key: ApiKey,
+        replace: bool,
+    },
+    RevokeKey(String),
+    TouchKey {
+        name: String,
+        at: Timestamp,
+    },
+    Audit(Vec<AuditEntry>),
 }
 
 pub(crate) enum Done {
@@ -93,6 +105,10 @@ pub(crate) enum Done {
     Requeued(bool),
     Parked,
     TakenEarly(Vec<EarlyReport>),
+    KeyPut(bool),
+    KeyRevoked(bool),
+    KeyTouched,
+    Audited,
 }
 
 pub(crate) struct Job {
@@ -113,11 +129,15 @@ impl Job {
             Op::Claim { limit, .. } => *limit,
             Op::Settle(settlements) => settlements.len(),
             Op::TakeEarly(ids) => ids.len(),
+            Op::Audit(entries) => entries.len(),
             Op::Replay { .. }
             | Op::PutSetting { .. }
             | Op::ResumeInFlight
             | Op::Requeue { .. }
-            | Op::Park(_) => 1,
+            | Op::Park(_)
+            | Op::PutKey { .. }
+            | Op::RevokeKey(_)
+            | Op::TouchKey { .. } => 1,
         }
     }
 }
@@ -346,6 +366,20 @@ fn apply(
             Ok(Ok(Done::Parked))
         }
         Op::TakeEarly(ids) => Ok(Ok(Done::TakenEarly(super::outbox::take_early(tx, ids)?))),
+        Op::PutKey { key, replace } => Ok(Ok(Done::KeyPut(super::governance::put_key(
+            tx, key, *replace,
+        )?))),
+        Op::RevokeKey(name) => Ok(Ok(Done::KeyRevoked(super::governance::revoke_key(
+            tx, name,
+        )?))),
+        Op::TouchKey { name, at } => {
+            super::governance::touch_key(tx, name, *at)?;
+            Ok(Ok(Done::KeyTouched))
+        }
+        Op::Audit(entries) => {
+            super::governance::append_audit(tx, entries)?;
+            Ok(Ok(Done::Audited))
+        }
         Op::PutSetting { name, value } => {
             put_setting(tx, name, value)?;
             Ok(Ok(Done::SettingStored))

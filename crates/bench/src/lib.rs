@@ -793,6 +793,7 @@ async fn start_server(
                 source: "default".into(),
             }],
             admin_key: "bench-admin".into(),
+            ..Keys::default()
         }),
         metrics,
     };

@@ -2,6 +2,7 @@
 
 mod config;
 mod demo;
+mod governance;
 mod import;
 mod keys;
 pub(crate) mod link;
@@ -59,6 +60,10 @@ enum Command {
     Journeys(reports::JourneyArgs),
     /// The channel census: coverage of needs, usage and quality, gaps, recommendations.
     Census(reports::CensusArgs),
+    /// Named API keys with a role: create, list, revoke.
+    Keys(governance::KeysArgs),
+    /// The audit log: verify its hash chain.
+    Audit(governance::AuditArgs),
     /// Run a benchmark and print its report.
     Bench(unavoce_bench::BenchArgs),
 }
@@ -94,6 +99,8 @@ fn main() -> std::process::ExitCode {
             Command::Kpis(args) => reports::kpis(args).await,
             Command::Journeys(args) => reports::journeys(args).await,
             Command::Census(args) => reports::census(args).await,
+            Command::Keys(args) => governance::keys(args).await,
+            Command::Audit(args) => governance::audit(args).await,
             Command::Bench(args) => unavoce_bench::run(args).await,
         }
     });

@@ -86,9 +86,16 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         keys: Arc::new(Keys {
             write_keys,
             admin_key: setup.keys.admin_key.clone(),
+            ..Keys::default()
         }),
         metrics,
     };
+    unavoce_platform::keys::enroll_admin_key(
+        running.platform.governance.as_ref(),
+        &state.keys.admin_key,
+    )
+    .await
+    .context("cannot keep the admin key")?;
     let listener = tokio::net::TcpListener::bind(&setup.listen)
         .await
         .with_context(|| format!("cannot listen on {}", setup.listen))?;

@@ -1,4 +1,4 @@
-//! The command line: import and demo.
+//! The command line: import, demo, profile, link, keys and the audit log.
 
 mod common;
 
@@ -405,4 +405,94 @@ fn link_dedupes_a_file_and_links_two() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("has no column \"nope\""));
+}
+
+#[test]
+fn keys_made_on_the_command_line_open_the_running_server_and_the_audit_chain_is_verified() {
+    let data = tempfile::tempdir().unwrap();
+    let server = common::Server::start(data.path());
+    let made = unavoce()
+        .args(["keys", "create", "care-desk", "--role", "agent", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let key = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("uk_") && key.len() > 60, "{key}");
+    // The running server takes it at once, for what an agent may do.
+    let call = |path: &str| {
+        ureq::get(&format!("{}{path}", server.base))
+            .header("Authorization", &format!("Bearer {key}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(call("/api/profiles/search?q=ada"), 200);
+    assert_eq!(call("/api/events"), 403);
+    let listed = unavoce()
+        .args(["keys", "list", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains("care-desk") && listed.contains("agent"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("admin") && !listed.contains(&key),
+        "{listed}"
+    );
+    let revoked = unavoce()
+        .args(["keys", "revoke", "care-desk", "--data"])
+        .arg(data.path())
+        .status()
+        .unwrap();
+    assert!(revoked.success());
+    assert_eq!(call("/api/profiles/search?q=ada"), 401);
+    drop(server);
+
+    let verify = || {
+        unavoce()
+            .args(["audit", "verify", "--data"])
+            .arg(data.path())
+            .output()
+            .unwrap()
+    };
+    let intact = verify();
+    let said = String::from_utf8_lossy(&intact.stdout).to_string();
+    assert!(
+        intact.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&intact.stderr)
+    );
+    // The key made, the agent's refused call, the key revoked.
+    assert!(said.contains("audit log intact: 3 records"), "{said}");
+    // An edit of the record is found.
+    let python = std::env::var("UNAVOCE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let edited = Command::new(python)
+        .args([
+            "-c",
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); \
+             db.execute(\"UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2\"); db.commit()",
+        ])
+        .arg(data.path().join("events.db"))
+        .status()
+        .expect("python3, to edit the database as an intruder would");
+    assert!(edited.success());
+    let broken = verify();
+    assert!(!broken.status.success());
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("record 2 does not match its hash"),
+        "{}",
+        String::from_utf8_lossy(&broken.stderr)
+    );
 }

@@ -68,6 +68,24 @@ impl FromStr for Role {
     }
 }
 
+/// How an API key is kept: its SHA-256, in hex. Keys are long random strings, so a
+/// plain hash is as good as a slow one, and a request finds its key by index.
+pub fn key_hash(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `name` can name an API key: 1 to 64 letters, digits, `.`, `-` or `_`.
+pub fn is_valid_key_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
 /// How a role sees a person's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PersonView {

@@ -22,7 +22,7 @@ use unavoce_projections::{
 };
 
 use crate::ReadSide;
-use unavoce_store::{DecisionLog, EventLog, JourneyStore, Outbox};
+use unavoce_store::{DecisionLog, EventLog, Governance, JourneyStore, Outbox};
 
 /// What the platform runs with: the parts of the configuration file it uses.
 pub struct Blueprint {
@@ -105,6 +105,8 @@ pub struct Platform {
     pub decisions: Arc<dyn DecisionLog>,
     /// The outbox worker, its providers and what comes back from them.
     pub delivery: Arc<Dispatcher>,
+    /// Named API keys and the audit log.
+    pub governance: Arc<dyn Governance>,
 }
 
 /// The running platform: its parts and their background work.
@@ -120,7 +122,7 @@ impl Running {
     /// (segment maintenance, the journey runner, the outbox worker).
     pub async fn start<S>(store: Arc<S>, blueprint: Blueprint) -> Result<Running, AssembleError>
     where
-        S: EventLog + DecisionLog + JourneyStore + Outbox,
+        S: EventLog + DecisionLog + JourneyStore + Outbox + Governance,
     {
         let log: Arc<dyn EventLog> = store.clone();
         let decisions: Arc<dyn DecisionLog> = store.clone();
@@ -216,6 +218,7 @@ impl Running {
                 engagement,
                 decisions,
                 delivery,
+                governance: store,
             },
             tasks,
             delivery: delivery_task,

@@ -4,6 +4,7 @@
 //! assembles; neither builds projections of its own.
 
 mod assemble;
+pub mod keys;
 mod read_side;
 
 pub use assemble::{AssembleError, Blueprint, Platform, Running};

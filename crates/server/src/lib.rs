@@ -4,6 +4,7 @@
 //! submissions and store queries, and their results into responses. It holds no
 //! domain logic of its own.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 mod body;
@@ -53,7 +54,7 @@ pub fn router(state: AppState) -> Router {
     }
     let api = api::routes().route_layer(middleware::from_fn_with_state(
         state.clone(),
-        auth::require_admin,
+        auth::require_key,
     ));
     Router::new()
         .merge(tracking)

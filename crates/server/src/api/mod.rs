@@ -1,10 +1,13 @@
-//! The admin REST API under `/api/` (admin key required).
+//! The REST API under `/api/`: every route needs a key whose role its access rule
+//! allows (`crate::access`).
 
+mod audit;
 mod consents;
 mod engagement;
 mod events;
 mod import;
 pub mod journeys;
+mod keys;
 mod messages;
 mod outbox;
 mod profiles;
@@ -15,7 +18,7 @@ mod subscriptions;
 mod touchpoints;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::AppState;
 
@@ -25,6 +28,10 @@ pub use profiles::{live_profile, profile_id};
 /// The `/api/` routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/me", get(keys::me))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{name}", delete(keys::revoke))
+        .route("/audit", get(audit::list))
         .route("/stats", get(events::stats))
         .route("/events", get(events::list))
         .route("/quarantine", get(quarantine::list))

@@ -68,6 +68,7 @@ async fn open_in(
             },
         ],
         admin_key: ADMIN_KEY.into(),
+        ..Keys::default()
     };
     let mut blueprint = Blueprint::defaults("http://unavoce.test").unwrap();
     customise(&mut blueprint);
@@ -77,6 +78,9 @@ async fn open_in(
         keys: Arc::new(keys),
         metrics,
     };
+    unavoce_platform::keys::enroll_admin_key(running.platform.governance.as_ref(), ADMIN_KEY)
+        .await
+        .unwrap();
     TestServer {
         dir,
         app: router(state),
@@ -174,11 +178,16 @@ impl TestServer {
 
     /// An admin request with a JSON body.
     pub async fn admin_json(&self, method: &str, path: &str, body: Value) -> Answer {
+        self.keyed(ADMIN_KEY, method, path, body).await
+    }
+
+    /// A request with API key `key` and a JSON body.
+    pub async fn keyed(&self, key: &str, method: &str, path: &str, body: Value) -> Answer {
         self.send(
             Request::builder()
                 .method(method)
                 .uri(path)
-                .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+                .header(header::AUTHORIZATION, format!("Bearer {key}"))
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Body::from(body.to_string()))
                 .unwrap(),

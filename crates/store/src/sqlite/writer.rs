@@ -310,7 +310,7 @@ fn apply(
                 save.execute(params![
                     r.key,
                     r.journey,
-                    r.profile_id,
+                    r.profile_id.to_string(),
                     micros(r.entered_at),
                     r.control,
                     r.status,
@@ -331,9 +331,16 @@ fn apply(
             channel,
             now,
             limit,
-        } => Ok(Ok(Done::Claimed(super::outbox::claim(
-            tx, channel, *now, *limit,
-        )?))),
+        } => match super::outbox::claim(tx, channel, *now, *limit) {
+            Ok(claimed) => Ok(Ok(Done::Claimed(claimed))),
+            // A stored value that cannot be read (a profile id that is not one) fails
+            // this claim alone, not the group committed with it: the entries are read
+            // before any is marked, so the claim changed nothing.
+            Err(e @ rusqlite::Error::FromSqlConversionFailure(..)) => {
+                Ok(Err(StoreError::Storage(e.to_string())))
+            }
+            Err(e) => Err(e),
+        },
         Op::Settle(settlements) => {
             super::outbox::settle(tx, settlements)?;
             Ok(Ok(Done::Settled))
@@ -420,8 +427,9 @@ fn insert_decisions(
     )?;
     let mut ids = Vec::with_capacity(decisions.len());
     for d in decisions {
+        let profile_id = d.profile_id.to_string();
         insert.execute(params![
-            d.profile_id,
+            profile_id,
             d.message,
             d.purpose,
             d.channel,
@@ -436,7 +444,7 @@ fn insert_decisions(
         if let Some(send_at) = d.send_at.filter(|_| d.outcome.goes_out()) {
             outbox.execute(params![
                 id,
-                d.profile_id,
+                profile_id,
                 d.channel,
                 d.message,
                 micros(send_at)

@@ -421,7 +421,7 @@ impl Journeys {
                 journey: pair.0.clone(),
                 profile_id: profile,
                 entered_at: event.timestamp,
-                control: journey.holds_out(&profile.to_string()),
+                control: journey.holds_out(profile),
                 status: "active".into(),
                 step: 0,
                 wake_at: None,
@@ -683,12 +683,7 @@ impl Journeys {
                 message: text,
             } => (
                 step,
-                platform_events::department_notified(
-                    &department,
-                    &text,
-                    &run.journey,
-                    &profile.to_string(),
-                ),
+                platform_events::department_notified(&department, &text, &run.journey, profile),
             ),
         };
         message.insert("timestamp".into(), now.to_string().into());
@@ -822,7 +817,7 @@ impl Journeys {
         past: &[PastSend],
         now: Timestamp,
     ) -> SimulatedRun {
-        let control = journey.holds_out(&id.to_string());
+        let control = journey.holds_out(id);
         let mut run = SimulatedRun {
             profile_id: id,
             control,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::audience::{Audience, AudienceError};
+use crate::identity::ProfileId;
 use crate::policy::{OutgoingMessage, Policies};
 use crate::profile::ProfileFacts;
 
@@ -457,11 +458,12 @@ impl Journey {
     }
 
     /// Whether the person is in the control group: a stable hash of the journey and the
-    /// profile, so the split never changes and needs no storage.
-    pub fn holds_out(&self, profile: &str) -> bool {
+    /// profile (its text, `p-42`), so the split never changes and needs no storage.
+    pub fn holds_out(&self, profile: ProfileId) -> bool {
         if self.config.control_percent == 0 {
             return false;
         }
+        let profile = profile.to_string();
         // FNV-1a: stable across versions and platforms.
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for byte in self.config.name.bytes().chain([0]).chain(profile.bytes()) {

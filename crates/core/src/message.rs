@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::identity::ProfileId;
 use crate::profile::ProfileFacts;
 
 /// The variables a template may use.
@@ -394,7 +395,7 @@ pub struct Personalisation {
 
 impl Personalisation {
     /// A person's variables, with the link that withdraws their consent.
-    pub fn new(profile_id: &str, facts: &ProfileFacts, unsubscribe_url: String) -> Self {
+    pub fn new(profile_id: ProfileId, facts: &ProfileFacts, unsubscribe_url: String) -> Self {
         let text = |key: &str| facts.traits.get(key).and_then(Value::as_str).unwrap_or("");
         let first_name = [text("firstName"), text("first_name")]
             .into_iter()
@@ -434,7 +435,7 @@ fn sample_person() -> Personalisation {
         facts.traits.insert(key.into(), value.into());
     }
     Personalisation::new(
-        "p-1000000",
+        ProfileId(1_000_000),
         &facts,
         "https://example.com/u/p-1000000".into(),
     )

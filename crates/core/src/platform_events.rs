@@ -8,6 +8,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::identity::ProfileId;
+
 /// A consent given for a purpose, on a channel or every channel.
 pub const CONSENT_GIVEN: &str = "Consent Given";
 /// A consent withdrawn for a purpose, on a channel or every channel.
@@ -151,7 +153,7 @@ pub fn department_notified(
     department: &str,
     text: &str,
     journey: &str,
-    profile_id: &str,
+    profile_id: ProfileId,
 ) -> Map<String, Value> {
     track(
         DEPARTMENT_NOTIFIED,

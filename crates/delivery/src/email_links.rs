@@ -32,7 +32,7 @@ impl Dispatcher {
         };
         let delivery = outcome.verb();
         let message = platform_events::message_outcome(outcome, properties);
-        record_about(self.platform(), &entry.profile_id, message).await?;
+        record_about(self.platform(), entry.profile_id, message).await?;
         if entry.delivery.as_deref() != Some(MessageOutcome::Clicked.verb()) {
             self.platform()
                 .outbox

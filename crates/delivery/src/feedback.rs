@@ -193,7 +193,7 @@ impl Dispatcher {
             "messageId".into(),
             format!("delivery-{}-{delivery}", entry.id).into(),
         );
-        record_about(self.platform(), &entry.profile_id, message).await?;
+        record_about(self.platform(), entry.profile_id, message).await?;
         self.platform()
             .outbox
             .settle(vec![Settlement::Reported {

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use unavoce_core::identity::ProfileId;
 use unavoce_store::OutboxEntry;
 
 use crate::Dispatcher;
@@ -21,11 +20,8 @@ impl Dispatcher {
     /// phone, stage, open cases, and where their context card is.
     fn insight_person(&self, entry: &OutboxEntry) -> Value {
         let identity = &self.platform().identity;
-        let Ok(id) = entry.profile_id.parse::<ProfileId>() else {
-            return json!({"profile_id": entry.profile_id});
-        };
         let found = identity.read(|g| {
-            g.profile(id).map(|node| {
+            g.profile(entry.profile_id).map(|node| {
                 let of = |kind: &str| identity.identifier_of_kind(node, kind);
                 (node.id, of("email"), of("phone"))
             })
@@ -36,7 +32,7 @@ impl Dispatcher {
         let (facts, _) = identity.person(profile, jiff::Timestamp::now());
         let name = unavoce_core::profile::traits::display_name(|k| facts.traits.get(k));
         json!({
-            "profile_id": profile.to_string(),
+            "profile_id": profile,
             "name": name,
             "email": email,
             "phone": phone,
@@ -96,8 +92,7 @@ impl Dispatcher {
                 let who = person["name"]
                     .as_str()
                     .or(person["email"].as_str())
-                    .unwrap_or(&entry.profile_id)
-                    .to_string();
+                    .map_or_else(|| entry.profile_id.to_string(), str::to_string);
                 let why = reason(entry);
                 text.push_str(&format!(
                     "- {who}: {}\n  at {}; context card: {}\n",

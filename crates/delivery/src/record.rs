@@ -30,26 +30,22 @@ pub(crate) fn entry_properties(entry: &OutboxEntry) -> Map<String, Value> {
 /// `profile_id` (or the profile it was merged into): with their user or anonymous id.
 pub(crate) fn about(
     platform: &Platform,
-    profile_id: &str,
+    profile_id: ProfileId,
     message: Map<String, Value>,
 ) -> Option<Map<String, Value>> {
-    let profile = profile_id.parse::<ProfileId>().ok()?;
-    platform.recorder.about(profile, message)
+    platform.recorder.about(profile_id, message)
 }
 
 /// Records `message` (a Segment message without identity) as an event of profile
 /// `profile_id` (or the profile it was merged into), from the delivery source.
 pub async fn record_about(
     platform: &Platform,
-    profile_id: &str,
+    profile_id: ProfileId,
     message: Map<String, Value>,
 ) -> Result<(), RecordError> {
-    let profile = profile_id
-        .parse::<ProfileId>()
-        .map_err(|_| RecordError::NoIdentity(profile_id.to_string()))?;
     platform
         .recorder
-        .record_about(DELIVERY_SOURCE, profile, message, origin())
+        .record_about(DELIVERY_SOURCE, profile_id, message, origin())
         .await
 }
 

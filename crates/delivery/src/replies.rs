@@ -176,7 +176,7 @@ impl Dispatcher {
                 self.platform()
                     .decisions
                     .record_decisions(vec![NewDecision {
-                        profile_id: profile.to_string(),
+                        profile_id: profile,
                         message: OPT_OUT_MESSAGE.into(),
                         purpose: OPT_OUT_PURPOSE.into(),
                         channel: channel.into(),
@@ -224,7 +224,7 @@ impl Dispatcher {
             event.insert("context".into(), json!({"traits": {"phone": phone}}));
             match profile {
                 Some(profile) => {
-                    record_about(self.platform(), &profile.to_string(), event).await?;
+                    record_about(self.platform(), profile, event).await?;
                 }
                 None => {
                     event.insert("anonymousId".into(), format!("{channel}:{phone}").into());

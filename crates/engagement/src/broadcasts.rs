@@ -39,7 +39,7 @@ pub struct Broadcast {
 /// One person's decision in a broadcast.
 #[derive(Debug, Clone, Serialize)]
 pub struct PersonDecision {
-    pub profile_id: String,
+    pub profile_id: ProfileId,
     pub channel: String,
     /// With channel `auto`: the channels to try next, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -150,7 +150,7 @@ impl Engagement {
                             .into_iter()
                             .take(room)
                             .map(|(id, gated)| PersonDecision {
-                                profile_id: id.to_string(),
+                                profile_id: id,
                                 channel: gated.channel,
                                 fallbacks: gated.fallbacks,
                                 decision: gated.decision,
@@ -159,9 +159,7 @@ impl Engagement {
             } else {
                 let rows = decided
                     .into_iter()
-                    .map(|(id, gated)| {
-                        gated.record(&ask, id.to_string(), Some(report.broadcast.clone()), now)
-                    })
+                    .map(|(id, gated)| gated.record(&ask, id, Some(report.broadcast.clone()), now))
                     .collect();
                 self.gate.decisions().record_decisions(rows).await?;
             }
@@ -175,7 +173,7 @@ impl Engagement {
         broadcast: &Broadcast,
         ask: &Ask,
         person: Person,
-        history: &HashMap<String, Vec<PastSend>>,
+        history: &HashMap<ProfileId, Vec<PastSend>>,
         now: Timestamp,
     ) -> Option<(ProfileId, Gated)> {
         let Person {
@@ -188,7 +186,7 @@ impl Engagement {
             return None;
         }
         let reachable: Vec<&str> = identifier_types.iter().map(String::as_str).collect();
-        let past = history.get(&id.to_string()).map_or(&[][..], Vec::as_slice);
+        let past = history.get(&id).map_or(&[][..], Vec::as_slice);
         Some((id, self.gate.pass(ask, &facts, &reachable, past, now)))
     }
 }

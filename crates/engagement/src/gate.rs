@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
+use unavoce_core::identity::ProfileId;
 use unavoce_core::policy::{
     Decision, OutgoingMessage, PastSend, Policies, best_send_time, choose_channel, decide,
 };
@@ -56,7 +57,7 @@ impl Gated {
     pub fn record(
         &self,
         ask: &Ask,
-        profile_id: String,
+        profile_id: ProfileId,
         broadcast: Option<String>,
         now: Timestamp,
     ) -> NewDecision {
@@ -162,10 +163,10 @@ impl Gate {
     /// person: they count towards no cap.
     pub async fn history(
         &self,
-        profiles: Vec<String>,
+        profiles: Vec<ProfileId>,
         now: Timestamp,
-    ) -> Result<HashMap<String, Vec<PastSend>>, StoreError> {
-        let mut history: HashMap<String, Vec<PastSend>> = HashMap::new();
+    ) -> Result<HashMap<ProfileId, Vec<PastSend>>, StoreError> {
+        let mut history: HashMap<ProfileId, Vec<PastSend>> = HashMap::new();
         let mut after = None;
         loop {
             let page = self

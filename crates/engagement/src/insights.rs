@@ -300,7 +300,7 @@ impl Insights {
                     why["digest_to"] = to.clone().into();
                 }
                 decisions.push(NewDecision {
-                    profile_id: profile.to_string(),
+                    profile_id: profile,
                     message: subscription.name().to_string(),
                     purpose: INSIGHT_PURPOSE.into(),
                     channel: destination.channel(),

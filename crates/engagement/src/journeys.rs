@@ -126,7 +126,7 @@ pub struct JourneyDryRun {
 /// coming (their timeouts), against the person's facts of now.
 #[derive(Debug, Clone, Serialize)]
 pub struct SimulatedRun {
-    pub profile_id: String,
+    pub profile_id: ProfileId,
     pub control: bool,
     pub messages: Vec<SimulatedMessage>,
     /// `completed`, `exited: <why>`, or `suppressed at <step>` (a real run would wait
@@ -160,7 +160,7 @@ struct Runs {
     runs: HashMap<String, JourneyRun>,
     by_profile: HashMap<ProfileId, Vec<String>>,
     /// (journey, profile) pairs that ever entered.
-    entered: HashSet<(String, String)>,
+    entered: HashSet<(String, ProfileId)>,
     timers: BTreeSet<(Timestamp, String)>,
     cursor: i64,
     /// When the cursor was last stored.
@@ -224,8 +224,7 @@ impl Journeys {
             let Some(last) = page.last() else { break };
             after = Some(last.key.clone());
             for run in page {
-                runs.entered
-                    .insert((run.journey.clone(), run.profile_id.clone()));
+                runs.entered.insert((run.journey.clone(), run.profile_id));
                 let goal_open = catalog.get(&run.journey).is_some_and(|d| {
                     d.item.goal.as_ref().is_some_and(|(_, within)| {
                         run.converted_at.is_none() && run.entered_at + *within > Timestamp::now()
@@ -400,7 +399,7 @@ impl Journeys {
         let journeys: Vec<Arc<Journey>> = self.catalog.all().into_iter().map(|e| e.item).collect();
         let mut facts: Option<(ProfileFacts, Vec<String>)> = None;
         for journey in journeys {
-            let pair = (journey.name().to_string(), profile.to_string());
+            let pair = (journey.name().to_string(), profile);
             let busy = keys.iter().any(|k| {
                 state
                     .runs
@@ -421,9 +420,9 @@ impl Journeys {
             let run = JourneyRun {
                 key: key.clone(),
                 journey: pair.0.clone(),
-                profile_id: pair.1.clone(),
+                profile_id: profile,
                 entered_at: event.timestamp,
-                control: journey.holds_out(&pair.1),
+                control: journey.holds_out(profile),
                 status: "active".into(),
                 step: 0,
                 wake_at: None,
@@ -480,13 +479,10 @@ impl Journeys {
         if !due {
             return Ok(());
         }
-        let Ok(profile) = run.profile_id.parse::<ProfileId>() else {
-            return Ok(());
-        };
         let profile = self
             .identity
-            .read(|g| g.profile(profile).map(|n| n.id))
-            .unwrap_or(profile);
+            .read(|g| g.profile(run.profile_id).map(|n| n.id))
+            .unwrap_or(run.profile_id);
         let mut progress = Progress {
             step: run.step,
             wake_at: run.wake_at,
@@ -621,7 +617,7 @@ impl Journeys {
         let ask = self.ask(journey, (message, purpose, channel), &renders);
         let reachable: Vec<&str> = reachable.iter().map(String::as_str).collect();
         let gated = self.gate.pass(&ask, facts, &reachable, &history, now);
-        let decision = gated.record(&ask, run.profile_id.clone(), None, now);
+        let decision = gated.record(&ask, run.profile_id, None, now);
         Ok((decision, gated.fallbacks))
     }
 
@@ -632,10 +628,10 @@ impl Journeys {
         profile: ProfileId,
         now: Timestamp,
     ) -> Result<Vec<PastSend>, StoreError> {
-        let mut ids = vec![profile.to_string()];
+        let mut ids = vec![profile];
         self.identity.read(|g| {
             if let Some(node) = g.profile(profile) {
-                ids.extend(node.merges.iter().map(|m| m.from.to_string()));
+                ids.extend(node.merges.iter().map(|m| m.from));
             }
         });
         let found = self.gate.history(ids, now).await?;
@@ -688,12 +684,7 @@ impl Journeys {
                 message: text,
             } => (
                 step,
-                platform_events::department_notified(
-                    &department,
-                    &text,
-                    &run.journey,
-                    &profile.to_string(),
-                ),
+                platform_events::department_notified(&department, &text, &run.journey, profile),
             ),
         };
         message.insert("timestamp".into(), now.to_string().into());
@@ -791,9 +782,8 @@ impl Journeys {
             if !enters {
                 return None;
             }
-            let id = person.id.to_string();
-            let past = history.get(&id).map_or(&[][..], Vec::as_slice);
-            Some(self.simulate(journey, &id, &person, past, now))
+            let past = history.get(&person.id).map_or(&[][..], Vec::as_slice);
+            Some(self.simulate(journey, person.id, &person, past, now))
         };
         while let Some(page) = people.map_page(now, &simulate) {
             report.evaluated += page.len() as u64;
@@ -823,14 +813,14 @@ impl Journeys {
     fn simulate(
         &self,
         journey: &Journey,
-        id: &str,
+        id: ProfileId,
         person: &Person,
         past: &[PastSend],
         now: Timestamp,
     ) -> SimulatedRun {
         let control = journey.holds_out(id);
         let mut run = SimulatedRun {
-            profile_id: id.to_string(),
+            profile_id: id,
             control,
             messages: Vec::new(),
             end: "completed".into(),
@@ -922,7 +912,7 @@ impl Journeys {
     pub async fn runs(
         &self,
         name: &str,
-        profile: Option<String>,
+        profile: Option<ProfileId>,
         after: Option<String>,
         limit: usize,
     ) -> Result<Vec<JourneyRun>, StoreError> {
@@ -940,11 +930,9 @@ impl Journeys {
 
 impl Runs {
     fn remember(&mut self, run: JourneyRun) {
-        if let Ok(profile) = run.profile_id.parse::<ProfileId>() {
-            let keys = self.by_profile.entry(profile).or_default();
-            if !keys.contains(&run.key) {
-                keys.push(run.key.clone());
-            }
+        let keys = self.by_profile.entry(run.profile_id).or_default();
+        if !keys.contains(&run.key) {
+            keys.push(run.key.clone());
         }
         if run.status == "active"
             && let Some(at) = run.wake_at
@@ -956,12 +944,11 @@ impl Runs {
 
     fn forget(&mut self, key: &str) {
         if let Some(run) = self.runs.remove(key)
-            && let Ok(profile) = run.profile_id.parse::<ProfileId>()
-            && let Some(keys) = self.by_profile.get_mut(&profile)
+            && let Some(keys) = self.by_profile.get_mut(&run.profile_id)
         {
             keys.retain(|k| k != key);
             if keys.is_empty() {
-                self.by_profile.remove(&profile);
+                self.by_profile.remove(&run.profile_id);
             }
         }
     }

@@ -132,7 +132,7 @@ impl Messages {
             problem: "is not in the message catalog".into(),
         })?;
         let url = self.links.unsubscribe_url(profile);
-        let person = Personalisation::new(&profile.to_string(), facts, url);
+        let person = Personalisation::new(profile, facts, url);
         entry.item.render(channel, &person)
     }
 
@@ -147,7 +147,7 @@ impl Messages {
     ) -> Vec<(String, Result<Rendering, MessageError>)> {
         let (facts, _) = self.identity.person(profile, now);
         let url = self.links.unsubscribe_url(profile);
-        let person = Personalisation::new(&profile.to_string(), &facts, url);
+        let person = Personalisation::new(profile, &facts, url);
         channels
             .iter()
             .map(|c| (c.to_string(), message.render(c, &person)))

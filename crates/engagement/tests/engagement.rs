@@ -105,7 +105,7 @@ async fn the_gate_chooses_a_consented_reachable_channel_and_says_why_it_refuses(
         ..promotion("auto", &[])
     };
     let gated = gate.pass(&ask, &facts, &reachable, &[], now);
-    let record = gated.record(&ask, ada.to_string(), None, now);
+    let record = gated.record(&ask, ada, None, now);
     assert_eq!(
         (
             record.channel.as_str(),
@@ -119,8 +119,8 @@ async fn the_gate_chooses_a_consented_reachable_channel_and_says_why_it_refuses(
         .await
         .unwrap();
     let history = gate.history(Vec::new(), now).await.unwrap();
-    assert_eq!(history[&ada.to_string()].len(), 1);
-    assert!(!history.contains_key(&bruno.to_string()));
+    assert_eq!(history[&ada].len(), 1);
+    assert!(!history.contains_key(&bruno));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

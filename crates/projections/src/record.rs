@@ -16,7 +16,7 @@ use crate::IdentityProjection;
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("profile {0} no longer exists or has no user or anonymous id to record under")]
-    NoIdentity(String),
+    NoIdentity(ProfileId),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the event was quarantined: {0}")]
@@ -61,7 +61,7 @@ impl Recorder {
     ) -> Result<(), RecordError> {
         let message = self
             .about(profile, message)
-            .ok_or_else(|| RecordError::NoIdentity(profile.to_string()))?;
+            .ok_or(RecordError::NoIdentity(profile))?;
         let report = self.record(source, vec![message], origin).await?;
         match report.rejected.first() {
             Some(r) => Err(RecordError::Rejected(r.message.clone())),

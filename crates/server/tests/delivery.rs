@@ -1235,6 +1235,20 @@ async fn stopping_all_promotions_ends_an_email_consent_given_before_it() {
     let bob = s.profile_of("bob").await;
     assert_eq!(status_of(&entries, &ada), ["cancelled"], "{entries:?}");
     assert_eq!(status_of(&entries, &bob), ["sent"], "{entries:?}");
+    // Filtered by profile: that person's entries; text no profile id is stored as
+    // (padded, a name) finds none.
+    let hers = s.get(&format!("/api/outbox?profile={ada}")).await;
+    assert_eq!(
+        status_of(hers["entries"].as_array().unwrap(), &ada),
+        ["cancelled"]
+    );
+    assert_eq!(hers["entries"].as_array().unwrap().len(), 1, "{hers}");
+    for other in [ada.replacen("p-", "p-0", 1), "ada".to_string()] {
+        assert_eq!(
+            s.get(&format!("/api/outbox?profile={other}")).await,
+            json!({"entries": [], "next_after": null})
+        );
+    }
 
     // A later promotion: she is no longer in a consenting audience (a dry run shows),
     // and one sent to everyone is refused for her at the gate with the reason.

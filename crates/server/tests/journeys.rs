@@ -238,6 +238,15 @@ async fn a_cart_reminder_waits_for_the_order_branches_updates_and_notifies() {
         ))
         .await;
     assert_eq!(runs["runs"][0]["exit_reason"], "branch step-2");
+    // Text no profile id is stored as (padded, a name) finds no run.
+    for other in [anna.replacen("p-", "p-0", 1), "anna".to_string()] {
+        let runs = s
+            .get(&format!(
+                "/api/journeys/cart-recovery/runs?profile_id={other}"
+            ))
+            .await;
+        assert_eq!(runs, json!({"runs": [], "next_cursor": null}));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

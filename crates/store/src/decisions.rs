@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
+use unavoce_core::identity::ProfileId;
 use unavoce_core::policy::Outcome;
 
 use crate::log::StoreError;
@@ -13,7 +14,7 @@ use crate::log::StoreError;
 /// hold) also puts the message in the outbox, in the same transaction.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewDecision {
-    pub profile_id: String,
+    pub profile_id: ProfileId,
     pub message: String,
     pub purpose: String,
     pub channel: String,
@@ -39,7 +40,7 @@ pub struct StoredDecision {
 pub struct DecisionQuery {
     /// Decisions for any of these profiles (a profile and those merged into it); all
     /// profiles when empty.
-    pub profile_ids: Vec<String>,
+    pub profile_ids: Vec<ProfileId>,
     pub broadcast: Option<String>,
     /// Only decisions to send or hold (what frequency caps count), decided at or after.
     pub sends_since: Option<Timestamp>,

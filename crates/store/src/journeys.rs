@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
+use unavoce_core::identity::ProfileId;
 
 use crate::decisions::NewDecision;
 use crate::log::StoreError;
@@ -15,7 +16,7 @@ pub struct JourneyRun {
     /// seen twice starts one run.
     pub key: String,
     pub journey: String,
-    pub profile_id: String,
+    pub profile_id: ProfileId,
     pub entered_at: Timestamp,
     /// In the control group: same steps, never contacted.
     pub control: bool,
@@ -40,7 +41,7 @@ pub struct JourneyRun {
 #[derive(Debug, Clone, Default)]
 pub struct RunQuery {
     pub journey: Option<String>,
-    pub profile_id: Option<String>,
+    pub profile_id: Option<ProfileId>,
     pub active_only: bool,
     /// Runs with a key after this one.
     pub after: Option<String>,

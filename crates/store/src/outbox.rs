@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
+use unavoce_core::identity::ProfileId;
 
 use crate::log::StoreError;
 
@@ -12,7 +13,7 @@ use crate::log::StoreError;
 pub struct OutboxEntry {
     pub id: i64,
     pub decision_id: i64,
-    pub profile_id: String,
+    pub profile_id: ProfileId,
     pub channel: String,
     pub message: String,
     pub purpose: String,
@@ -108,7 +109,7 @@ pub struct OutboxQuery {
     pub channel: Option<String>,
     pub broadcast: Option<String>,
     /// Entries for any of these profiles; all when empty.
-    pub profile_ids: Vec<String>,
+    pub profile_ids: Vec<ProfileId>,
     pub after_id: Option<i64>,
     pub limit: usize,
 }

@@ -14,7 +14,7 @@ fn giulia() -> Personalisation {
         ],
         "2025-03-01T00:00:00Z",
     );
-    Personalisation::new("p-7", &facts, "https://voce.example/u/p-7".into())
+    Personalisation::new(ProfileId(7), &facts, "https://voce.example/u/p-7".into())
 }
 
 fn outage_apology() -> Message {

@@ -3,7 +3,6 @@
 //! e-mail links tracked), handed over, and concluded.
 
 use jiff::Timestamp;
-use unavoce_core::identity::ProfileId;
 use unavoce_core::message::Rendering;
 use unavoce_store::{OutboxEntry, Settlement};
 
@@ -81,13 +80,9 @@ impl Dispatcher {
                 self.retry.expire_after
             )));
         }
-        let id: ProfileId = entry
-            .profile_id
-            .parse()
-            .map_err(|_| Skip::Dead(format!("{:?} is not a profile id", entry.profile_id)))?;
         let identity = &self.platform.identity;
-        let (profile, to) =
-            address::find(identity, id, &entry.channel).map_err(|e| Skip::Dead(e.to_string()))?;
+        let (profile, to) = address::find(identity, entry.profile_id, &entry.channel)
+            .map_err(|e| Skip::Dead(e.to_string()))?;
         let (facts, _) = identity.person(profile, now);
         if entry.purpose != OPT_OUT_PURPOSE
             && !self
@@ -115,7 +110,7 @@ impl Dispatcher {
             idempotency_key: entry.idempotency_key(),
             to,
             rendering,
-            profile_id: profile.to_string(),
+            profile_id: profile,
             message: entry.message.clone(),
             outbox_id: entry.id,
         })

@@ -148,7 +148,7 @@ impl Dispatcher {
                 "messageId".into(),
                 format!("delivery-{}-{}", entry.id, outcome.verb()).into(),
             );
-            let found = about(&self.platform, &entry.profile_id, message);
+            let found = about(&self.platform, entry.profile_id, message);
             if found.is_none() {
                 tracing::warn!(
                     outbox_id = entry.id,

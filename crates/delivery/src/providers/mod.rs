@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use unavoce_core::identity::ProfileId;
 use unavoce_core::message::Rendering;
 
 mod http;
@@ -30,7 +31,7 @@ pub struct Envelope {
     /// The message as rendered for this person and channel.
     pub rendering: Rendering,
     /// The person it goes to.
-    pub profile_id: String,
+    pub profile_id: ProfileId,
     /// The catalog message it was rendered from.
     pub message: String,
     /// The outbox entry it comes from.

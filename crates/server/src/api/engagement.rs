@@ -149,7 +149,6 @@ pub async fn decisions(
             let node = super::live_profile(&state, id).await?;
             std::iter::once(node.id)
                 .chain(node.merges.iter().map(|m| m.from))
-                .map(|p| p.to_string())
                 .collect()
         }
         None => Vec::new(),

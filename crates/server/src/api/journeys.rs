@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use unavoce_core::journey::{Journey, JourneyConfig};
 use unavoce_engagement::JourneyDefinitionError;
 
-use super::{count_param, limit_param};
+use super::{count_param, limit_param, profile_filter};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -146,15 +146,16 @@ pub async fn runs(
         return Err(ApiError::not_found(format!("there is no journey {name:?}")));
     }
     let limit = limit_param(&params, 100, 10_000)?;
+    let profile = match params.get("profile_id").map(|p| profile_filter(p)) {
+        None => None,
+        Some(Some(profile)) => Some(profile),
+        // Text no profile id is stored as: no run is for it.
+        Some(None) => return Ok(Json(json!({"runs": [], "next_cursor": null}))),
+    };
     let runs = state
         .platform
         .journeys
-        .runs(
-            &name,
-            params.get("profile_id").cloned(),
-            params.get("cursor").cloned(),
-            limit,
-        )
+        .runs(&name, profile, params.get("cursor").cloned(), limit)
         .await?;
     let next_cursor = (runs.len() == limit)
         .then(|| runs.last().map(|r| r.key.clone()))

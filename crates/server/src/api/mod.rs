@@ -23,7 +23,7 @@ use axum::routing::{delete, get, post};
 use crate::AppState;
 
 pub use import::IMPORT_BODY_LIMIT;
-pub use profiles::{live_profile, profile_id};
+pub use profiles::{live_profile, profile_filter, profile_id};
 
 /// The `/api/` routes.
 pub fn routes() -> Router<AppState> {

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use unavoce_store::OutboxQuery;
 
-use super::{limit_param, parse_param};
+use super::{limit_param, parse_param, profile_filter};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -21,12 +21,19 @@ pub async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = limit_param(&params, 100, 1_000)?;
+    let after_id = parse_param::<i64>("after", params.get("after"))?;
+    let profile_ids = match params.get("profile").map(|p| profile_filter(p)) {
+        None => Vec::new(),
+        Some(Some(profile)) => vec![profile],
+        // Text no profile id is stored as: no entry is for it.
+        Some(None) => return Ok(Json(json!({"entries": [], "next_after": null}))),
+    };
     let query = OutboxQuery {
         status: params.get("status").cloned(),
         channel: params.get("channel").cloned(),
         broadcast: params.get("broadcast").cloned(),
-        profile_ids: params.get("profile").cloned().into_iter().collect(),
-        after_id: parse_param::<i64>("after", params.get("after"))?,
+        profile_ids,
+        after_id,
         limit,
     };
     let entries = state

@@ -355,6 +355,14 @@ pub fn profile_id(text: &str) -> Result<ProfileId, ApiError> {
     })
 }
 
+/// A profile id given to filter a list by, as the store holds it (`p-42`): `None` for
+/// text no profile id is written as (`p-042`, `alice`), which then matches nothing.
+pub fn profile_filter(text: &str) -> Option<ProfileId> {
+    text.parse::<ProfileId>()
+        .ok()
+        .filter(|id| id.to_string() == text)
+}
+
 fn unknown_identifier(rules: &IdentityRules, identifier: &Identifier) -> ApiError {
     let types: Vec<&str> = rules.config.types.iter().map(|t| t.name.as_str()).collect();
     ApiError::bad_request(

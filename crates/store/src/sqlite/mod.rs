@@ -620,7 +620,7 @@ impl crate::decisions::DecisionLog for SqliteLog {
             if !query.profile_ids.is_empty() {
                 let mut slots = Vec::new();
                 for profile in &query.profile_ids {
-                    args.push(profile.clone().into());
+                    args.push(profile.to_string().into());
                     slots.push(format!("?{}", args.len()));
                 }
                 sql.push_str(&format!(" AND profile_id IN ({})", slots.join(", ")));
@@ -644,7 +644,7 @@ impl crate::decisions::DecisionLog for SqliteLog {
                 Ok(crate::decisions::StoredDecision {
                     id: r.get(0)?,
                     decision: crate::decisions::NewDecision {
-                        profile_id: r.get(1)?,
+                        profile_id: rows::profile_id_at(r, 1)?,
                         message: r.get(2)?,
                         purpose: r.get(3)?,
                         channel: r.get(4)?,
@@ -698,7 +698,7 @@ impl crate::journeys::JourneyStore for SqliteLog {
                 sql.push_str(&format!(" AND journey = ?{}", args.len()));
             }
             if let Some(profile) = &query.profile_id {
-                args.push(profile.clone().into());
+                args.push(profile.to_string().into());
                 sql.push_str(&format!(" AND profile_id = ?{}", args.len()));
             }
             if query.active_only {
@@ -711,7 +711,7 @@ impl crate::journeys::JourneyStore for SqliteLog {
                 Ok(crate::journeys::JourneyRun {
                     key: r.get(0)?,
                     journey: r.get(1)?,
-                    profile_id: r.get(2)?,
+                    profile_id: rows::profile_id_at(r, 2)?,
                     entered_at: rows::from_micros(r.get(3)?),
                     control: r.get(4)?,
                     status: r.get(5)?,

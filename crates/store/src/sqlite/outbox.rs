@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, Row, Transaction, params};
 
 use super::SqliteLog;
-use super::rows::{from_micros, micros};
+use super::rows::{from_micros, micros, profile_id_at};
 use super::writer::{Done, Op};
 use crate::log::StoreError;
 use crate::outbox::{
@@ -23,7 +23,7 @@ fn entry(r: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
     Ok(OutboxEntry {
         id: r.get(0)?,
         decision_id: r.get(1)?,
-        profile_id: r.get(2)?,
+        profile_id: profile_id_at(r, 2)?,
         channel: r.get(3)?,
         message: r.get(4)?,
         purpose: r.get(5)?,
@@ -275,7 +275,7 @@ impl Outbox for SqliteLog {
             if !query.profile_ids.is_empty() {
                 let mut slots = Vec::new();
                 for profile in &query.profile_ids {
-                    args.push(profile.clone().into());
+                    args.push(profile.to_string().into());
                     slots.push(format!("?{}", args.len()));
                 }
                 sql.push_str(&format!(" AND o.profile_id IN ({})", slots.join(", ")));

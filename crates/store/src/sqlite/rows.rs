@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 use rusqlite::{Row, Transaction, params};
 use serde_json::{Map, Value};
+use unavoce_core::identity::ProfileId;
 use unavoce_core::policy::Outcome;
 use unavoce_core::{Event, EventType};
 
@@ -105,6 +106,19 @@ pub(crate) fn outcome_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Outcom
             index,
             rusqlite::types::Type::Text,
             format!("unknown decision outcome {text:?}").into(),
+        )
+    })
+}
+
+/// A profile id, from column `index`: stored as its text (`p-42`), so a value that is
+/// not one is an error, never a panic.
+pub(crate) fn profile_id_at(row: &Row<'_>, index: usize) -> rusqlite::Result<ProfileId> {
+    let text: String = row.get(index)?;
+    text.parse().map_err(|()| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("{text:?} is not a profile id").into(),
         )
     })
 }

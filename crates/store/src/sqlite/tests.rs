@@ -614,3 +614,128 @@ async fn keys_are_kept_by_hash_and_the_audit_log_is_one_chain() {
         .unwrap();
     assert_eq!(page[0].seq, 2, "newest first, before the cursor");
 }
+
+#[tokio::test]
+async fn profile_ids_are_stored_as_text_and_one_that_is_not_is_an_error() {
+    use unavoce_core::identity::ProfileId;
+    use unavoce_core::policy::Outcome;
+
+    use crate::decisions::{DecisionLog, DecisionQuery, NewDecision};
+    use crate::journeys::{JourneyRun, JourneyStore, RunQuery};
+    use crate::outbox::{Outbox, OutboxQuery};
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    let at: Timestamp = "2024-05-01T10:00:00Z".parse().unwrap();
+    let decision = NewDecision {
+        profile_id: ProfileId(42),
+        message: "offer".into(),
+        purpose: "promotional".into(),
+        channel: "email".into(),
+        journey: Some("welcome".into()),
+        broadcast: None,
+        decided_at: at,
+        outcome: Outcome::Send,
+        send_at: Some(at),
+        reasons: json!([]),
+    };
+    let run = JourneyRun {
+        key: "welcome:p-42:7".into(),
+        journey: "welcome".into(),
+        profile_id: ProfileId(42),
+        entered_at: at,
+        control: false,
+        status: "active".into(),
+        step: 1,
+        wake_at: None,
+        waiting_for: None,
+        blocked: false,
+        watching: None,
+        fallbacks: Vec::new(),
+        exit_reason: None,
+        converted_at: None,
+        updated_at: at,
+    };
+    log.save_runs(vec![run.clone()], vec![decision.clone()])
+        .await
+        .unwrap();
+
+    // The columns hold the text the API has always shown.
+    let conn = Connection::open(dir.path().join("events.db")).unwrap();
+    for table in ["decisions", "outbox", "journey_runs"] {
+        let stored: String = conn
+            .query_row(&format!("SELECT profile_id FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, "p-42", "{table}");
+    }
+    let decisions = |profile_ids: Vec<ProfileId>| DecisionQuery {
+        profile_ids,
+        limit: 10,
+        ..Default::default()
+    };
+    let found = log.decisions(decisions(vec![ProfileId(42)])).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].decision, decision);
+    assert!(
+        log.decisions(decisions(vec![ProfileId(4)]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let runs = |profile_id: Option<ProfileId>| RunQuery {
+        profile_id,
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        log.runs(runs(Some(ProfileId(42)))).await.unwrap(),
+        vec![run]
+    );
+    assert!(log.runs(runs(Some(ProfileId(4)))).await.unwrap().is_empty());
+    let entries = |profile_ids: Vec<ProfileId>| OutboxQuery {
+        profile_ids,
+        limit: 10,
+        ..Default::default()
+    };
+    let entry = log.outbox(entries(vec![ProfileId(42)])).await.unwrap();
+    assert_eq!(entry.len(), 1);
+    assert_eq!(entry[0].profile_id, ProfileId(42));
+    assert!(
+        log.outbox(entries(vec![ProfileId(4)]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A stored value that is not a profile id is an error, never a panic.
+    for table in ["decisions", "outbox", "journey_runs"] {
+        conn.execute(&format!("UPDATE {table} SET profile_id = 'alice'"), [])
+            .unwrap();
+    }
+    let not_a_profile = |e: StoreError| {
+        assert!(
+            matches!(&e, StoreError::Storage(m) if m.contains("\"alice\" is not a profile id")),
+            "{e}"
+        );
+    };
+    not_a_profile(log.decisions(decisions(Vec::new())).await.unwrap_err());
+    not_a_profile(log.runs(runs(None)).await.unwrap_err());
+    not_a_profile(log.outbox(entries(Vec::new())).await.unwrap_err());
+    not_a_profile(log.outbox_entry(entry[0].id).await.unwrap_err());
+    not_a_profile(log.claim("email", at, 10).await.unwrap_err());
+    // The failed claim marked nothing and failed nothing else.
+    log.append(&AppendBatch {
+        events: vec![event("m1", "u1")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    conn.execute("UPDATE outbox SET profile_id = 'p-42'", [])
+        .unwrap();
+    let claimed = log.claim("email", at, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].profile_id, claimed[0].attempts),
+        (ProfileId(42), 1)
+    );
+}

@@ -216,7 +216,18 @@ pub(crate) fn run(mut writer: Writer, jobs: Receiver<Job>, queued: Arc<AtomicUsi
         let started = Instant::now();
         let (ops, replies): (Vec<Op>, Vec<_>) = group.into_iter().map(|j| (j.op, j.reply)).unzip();
         let replies_len = replies.len();
-        match commit(&mut writer.conn, ops) {
+        let committed = commit(&mut writer.conn, ops);
+        // Observed before anyone is answered: whoever sees an append acknowledged sees
+        // its commit counted.
+        if let Some(observe) = &writer.observer {
+            observe(CommitInfo {
+                duration: started.elapsed(),
+                requests: replies_len,
+                rows,
+                kind: CommitKind::Group,
+            });
+        }
+        match committed {
             Ok((results, last_seq)) => {
                 if last_seq > *writer.committed.borrow() {
                     writer.committed.send_replace(last_seq);
@@ -231,14 +242,6 @@ pub(crate) fn run(mut writer: Writer, jobs: Receiver<Job>, queued: Arc<AtomicUsi
                     let _ = reply.send(Err(StoreError::Storage(e.to_string())));
                 }
             }
-        }
-        if let Some(observe) = &writer.observer {
-            observe(CommitInfo {
-                duration: started.elapsed(),
-                requests: replies_len,
-                rows,
-                kind: CommitKind::Group,
-            });
         }
         if writer.index.is_due(*writer.committed.borrow()) {
             writer.catch_up_index();
@@ -331,7 +334,7 @@ fn apply(
                 save.execute(params![
                     r.key,
                     r.journey,
-                    r.profile_id,
+                    r.profile_id.to_string(),
                     micros(r.entered_at),
                     r.control,
                     r.status,
@@ -352,9 +355,16 @@ fn apply(
             channel,
             now,
             limit,
-        } => Ok(Ok(Done::Claimed(super::outbox::claim(
-            tx, channel, *now, *limit,
-        )?))),
+        } => match super::outbox::claim(tx, channel, *now, *limit) {
+            Ok(claimed) => Ok(Ok(Done::Claimed(claimed))),
+            // A stored value that cannot be read (a profile id that is not one) fails
+            // this claim alone, not the group committed with it: the entries are read
+            // before any is marked, so the claim changed nothing.
+            Err(e @ rusqlite::Error::FromSqlConversionFailure(..)) => {
+                Ok(Err(StoreError::Storage(e.to_string())))
+            }
+            Err(e) => Err(e),
+        },
         Op::Settle(settlements) => {
             super::outbox::settle(tx, settlements)?;
             Ok(Ok(Done::Settled))
@@ -455,8 +465,9 @@ fn insert_decisions(
     )?;
     let mut ids = Vec::with_capacity(decisions.len());
     for d in decisions {
+        let profile_id = d.profile_id.to_string();
         insert.execute(params![
-            d.profile_id,
+            profile_id,
             d.message,
             d.purpose,
             d.channel,
@@ -471,7 +482,7 @@ fn insert_decisions(
         if let Some(send_at) = d.send_at.filter(|_| d.outcome.goes_out()) {
             outbox.execute(params![
                 id,
-                d.profile_id,
+                profile_id,
                 d.channel,
                 d.message,
                 micros(send_at)

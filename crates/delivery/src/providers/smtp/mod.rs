@@ -254,7 +254,7 @@ mod tests {
                 list_unsubscribe: "<https://me/unsubscribe/1/t>".into(),
                 list_unsubscribe_post: "List-Unsubscribe=One-Click",
             },
-            profile_id: "1".into(),
+            profile_id: unavoce_core::identity::ProfileId(1),
             message: "tv-offer".into(),
             outbox_id: 7,
         };

@@ -141,7 +141,7 @@ mod tests {
                 title: "Match tonight".into(),
                 body: "In 4K".into(),
             },
-            profile_id: "3".into(),
+            profile_id: unavoce_core::identity::ProfileId(3),
             message: "tv-offer".into(),
             outbox_id: 9,
         };
@@ -151,7 +151,7 @@ mod tests {
                 "type": "message",
                 "id": "unavoce-9-1",
                 "message": "tv-offer",
-                "profile_id": "3",
+                "profile_id": "p-3",
                 "to": "device-1",
                 "content": {"title": "Match tonight", "body": "In 4K"},
             })

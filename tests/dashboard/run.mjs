@@ -277,6 +277,53 @@ try {
     }
   });
 
+  await test("each role signs in with its own key and sees only what it may use", async () => {
+    const make = async (name, role) => {
+      const made = await fetch(`${base}/api/keys`, { method: "POST",
+        headers: { Authorization: `Bearer ${ADMIN_KEY}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ name, role }) });
+      assert.equal(made.status, 201);
+      return (await made.json()).key;
+    };
+    const keys = { agent: await make("care-desk", "agent"), marketer: await make("campaigns", "marketer"),
+      analyst: await make("bi", "analyst") };
+    const menus = { agent: ["Overview", "Customers"],
+      marketer: ["Overview", "Customers", "Touchpoints and census", "Journeys and KPIs", "Engagement"],
+      analyst: ["Overview", "Touchpoints and census", "Journeys and KPIs"] };
+    const found = await (await fetch(`${base}/api/profiles/search?q=customer42@example.com`,
+      { headers: { Authorization: `Bearer ${ADMIN_KEY}` } })).json();
+    const person = found.profiles[0].id;
+    for (const role of ["agent", "marketer", "analyst"]) {
+      const other = await browser.newContext({ viewport: { width: 1366, height: 860 } });
+      const tab = await other.newPage();
+      tab.on("pageerror", e => errors.push(`${role}: ${e.message}`));
+      await tab.goto(`${base}/#/overview`);
+      await tab.fill("input[name=key]", keys[role]);
+      await tab.click("form.signin button");
+      await tab.waitForSelector('#app[data-ready="overview"]');
+      assert.deepEqual(await tab.locator("nav.side a").allInnerTexts(), menus[role], role);
+      assert.equal(await tab.locator(".whoami").getAttribute("data-role"), role);
+      if (role !== "analyst") {
+        await open(tab, `#/customers/${person}`, "customer");
+        const card = await tab.locator("section.card").innerText();
+        if (role === "agent") assert.match(card, /customer42@example\.com/);
+        else {
+          assert.doesNotMatch(card, /customer42@example\.com/);
+          assert.match(card, /c•••@example\.com/);
+        }
+        assert.equal(await tab.locator("button[data-unmerge]").count(), 0, `${role} cannot unmerge`);
+        await tab.screenshot({ path: join(shots, `customer-as-${role}.png`), fullPage: true });
+      } else {
+        // A page it may not see sends it to one it may.
+        await open(tab, "#/kpis", "kpis");
+        await tab.evaluate(() => { location.hash = "#/quality"; });
+        await tab.waitForFunction(() => location.hash === "#/overview"
+          && document.querySelector("#app").dataset.ready === "overview");
+      }
+      await other.close();
+    }
+  });
+
   await test("signing out ends the session", async () => {
     await page.click("button.signout");
     await page.waitForSelector("form.signin");

@@ -11,11 +11,25 @@ import * as quality from "/assets/quality.js";
 /** Pages drawn by their own module: id, menu label, module. */
 const MODULES = { touchpoints, kpis, engagement, quality };
 
+// ---- Who is signed in -------------------------------------------------------------
+
+/** The signed-in key's name, role and the routes it may use (from /api/me). */
+let me = null;
+
+async function who() {
+  me ||= await api("/api/me");
+  return me;
+}
+
+/** Whether the signed-in key may use a route ("GET /api/census"). */
+const may = route => Boolean(me?.routes.includes(route));
+
 // ---- Sign-in -------------------------------------------------------------------
 
 function signIn(problem) {
+  me = null;
   const input = h("input", { type: "password", name: "key", autocomplete: "current-password",
-    "aria-label": "Admin key", placeholder: "Admin key", required: true, autofocus: true });
+    "aria-label": "API key", placeholder: "API key", required: true, autofocus: true });
   const message = h("p", { class: "error", role: "alert" }, problem || "");
   const form = h("form", { class: "signin", onsubmit: async event => {
     event.preventDefault();
@@ -24,12 +38,13 @@ function signIn(problem) {
       location.hash = location.hash && location.hash !== "#/" ? location.hash : "#/overview";
       route();
     } catch (e) {
-      message.textContent = e instanceof SignedOut ? "That is not the admin key." : e.message;
+      message.textContent = e instanceof SignedOut
+        ? "That is not the admin key nor another API key (or it was revoked)." : e.message;
       input.select();
     }
   } },
     h("h1", {}, "Unavoce"),
-    h("p", {}, "Sign in with the admin key (printed when the server starts, kept in the data folder's keys.json)."),
+    h("p", {}, "Sign in with an API key: the admin key (printed when the server starts, kept in the data folder's keys.json) or a key made with unavoce keys create. You see what its role may use."),
     input, message, h("button", { type: "submit" }, "Sign in"));
   fill(app, form);
   input.focus();
@@ -37,19 +52,25 @@ function signIn(problem) {
 
 // ---- Layout --------------------------------------------------------------------
 
+/** Pages: id, menu label, the route a key must be allowed to see it. */
 const PAGES = [
-  ["overview", "Overview"],
-  ["customers", "Customers"],
-  ["touchpoints", "Touchpoints and census"],
-  ["kpis", "Journeys and KPIs"],
-  ["engagement", "Engagement"],
-  ["quality", "Data quality"],
+  ["overview", "Overview", "GET /api/stats"],
+  ["customers", "Customers", "GET /api/profiles/search"],
+  ["touchpoints", "Touchpoints and census", "GET /api/census"],
+  ["kpis", "Journeys and KPIs", "GET /api/kpis/touchpoints"],
+  ["engagement", "Engagement", "GET /api/decisions"],
+  ["quality", "Data quality", "GET /api/quarantine"],
 ];
+
+const allowed = id => PAGES.some(([page, , needs]) => page === id && may(needs));
 
 function layout(current, ...content) {
   const nav = h("nav", { class: "side", "aria-label": "Sections" },
     h("div", { class: "brand" }, "Unavoce"),
-    PAGES.map(([id, label]) => h("a", { href: `#/${id}`, "aria-current": id === current ? "page" : false }, label)),
+    PAGES.filter(([id]) => allowed(id)).map(([id, label]) =>
+      h("a", { href: `#/${id}`, "aria-current": id === current ? "page" : false }, label)),
+    h("div", { class: "whoami muted small", "data-role": me.role },
+      `${me.name} · ${me.role}${me.people === "masked" ? " (people masked)" : ""}`),
     h("button", { class: "signout", onclick: async () => {
       await fetch("/session/end", { method: "POST", credentials: "same-origin" });
       signIn();
@@ -69,7 +90,9 @@ function ready(page) {
 
 async function overview() {
   const main = layout("overview", h("h1", {}, "Overview"), h("p", { class: "loading" }, "Loading…"));
-  const [stats, activity] = await Promise.all([api("/api/stats"), api("/api/activity?by=channel")]);
+  const showActivity = may("GET /api/activity");
+  const [stats, activity] = await Promise.all([api("/api/stats"),
+    showActivity ? api("/api/activity?by=channel") : { days: [], series: [] }]);
   const decisions = stats.decisions || {};
   const tiles = [
     ["events", "Events", stats.events],
@@ -95,9 +118,9 @@ async function overview() {
       h("div", { class: "legend" }, report.series.map((s, i) =>
         h("span", { style: `--swatch:${PALETTE[i % PALETTE.length]}` }, `${s.name} ${number(s.total)}`))));
   };
-  await draw("channel");
+  if (showActivity) await draw("channel");
   fill(main, h("h1", {}, "Overview"), h("div", { class: "tiles" }, tiles),
-    h("h2", {}, `Events per day (${activity.days[0] || "–"} to ${activity.days.at(-1) || "–"})`), chart);
+    showActivity ? [h("h2", {}, `Events per day (${activity.days[0] || "–"} to ${activity.days.at(-1) || "–"})`), chart] : null);
   ready("overview");
 }
 
@@ -160,7 +183,7 @@ async function customer(id) {
     api(`/api/profiles/${encodeURIComponent(id)}/timeline?limit=100`),
     api(`/api/profiles/${encodeURIComponent(id)}`),
   ]);
-  const unmerge = (identifier, problem) => h("button", { type: "button", "data-unmerge": identifier.value,
+  const unmerge = (identifier, problem) => !may("POST /api/profiles/{id}/unmerge") ? null : h("button", { type: "button", "data-unmerge": identifier.value,
     title: `Cut ${identifier.type} ${identifier.value} off this profile, with the events that came with it`,
     onclick: async () => {
       try {
@@ -236,6 +259,15 @@ async function route() {
   const [, page = "overview", id] = location.hash.replace(/^#/, "").split("/");
   delete app.dataset.ready;
   try {
+    await who();
+    if (!allowed(page)) {
+      const first = PAGES.find(([p]) => allowed(p));
+      if (!first) throw new Error(`the ${me.role} role may use no page of the dashboard`);
+      if (page !== first[0]) {
+        location.hash = `#/${first[0]}`;
+        return;
+      }
+    }
     if (page === "customers" && id) await customer(decodeURIComponent(id));
     else if (page === "customers") await customers();
     else if (MODULES[page]) {

@@ -271,7 +271,7 @@ try {
   await test("each page loads again from the menu (timed)", async () => {
     for (let i = 0; i < 3; i++) {
       for (const [hash, name] of [["#/overview", "overview"], ["#/customers", "customers"],
-        ["#/touchpoints", "touchpoints"], ["#/kpis", "kpis"], ["#/engagement", "engagement"], ["#/quality", "quality"]]) {
+        ["#/touchpoints", "touchpoints"], ["#/kpis", "kpis"], ["#/engagement", "engagement"], ["#/quality", "quality"], ["#/audit", "audit"]]) {
         await open(page, hash, name);
       }
     }
@@ -322,6 +322,19 @@ try {
       }
       await other.close();
     }
+  });
+
+  await test("the audit log shows who read whose data, filtered by key", async () => {
+    await open(page, "#/audit", "audit");
+    await page.fill("input[name=actor]", "care-desk");
+    await page.click("form.filters button");
+    await page.waitForFunction(() => document.querySelector("main").dataset.records !== undefined
+      && document.querySelector("main table caption") !== null
+      && [...document.querySelectorAll("main td")].some(td => td.textContent === "care-desk"));
+    const rows = await page.locator("main table tbody tr").allInnerTexts();
+    assert.ok(rows.length >= 1 && rows.every(r => r.includes("care-desk")), rows.join("\n"));
+    assert.ok(rows.some(r => r.includes("GET /api/profiles/{id}/context")), rows.join("\n"));
+    await page.screenshot({ path: join(shots, "audit.png"), fullPage: true });
   });
 
   await test("signing out ends the session", async () => {

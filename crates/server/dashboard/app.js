@@ -7,9 +7,10 @@ import * as touchpoints from "/assets/touchpoints.js";
 import * as kpis from "/assets/kpis.js";
 import * as engagement from "/assets/engagement.js";
 import * as quality from "/assets/quality.js";
+import * as audit from "/assets/audit.js";
 
 /** Pages drawn by their own module: id, menu label, module. */
-const MODULES = { touchpoints, kpis, engagement, quality };
+const MODULES = { touchpoints, kpis, engagement, quality, audit };
 
 // ---- Who is signed in -------------------------------------------------------------
 
@@ -60,6 +61,7 @@ const PAGES = [
   ["kpis", "Journeys and KPIs", "GET /api/kpis/touchpoints"],
   ["engagement", "Engagement", "GET /api/decisions"],
   ["quality", "Data quality", "GET /api/quarantine"],
+  ["audit", "Audit log", "GET /api/audit"],
 ];
 
 const allowed = id => PAGES.some(([page, , needs]) => page === id && may(needs));

@@ -1,6 +1,6 @@
 //! The web dashboard at `/`: an app shell and its assets, embedded in the binary (no
 //! CDN, nothing to build but the binary). Everything it shows comes from `/api/`, which
-//! answers only a signed-in session or the admin key.
+//! answers only a signed-in session or an API key, as the key's role allows.
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -26,6 +26,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     script!("kpis.js"),
     script!("engagement.js"),
     script!("quality.js"),
+    script!("audit.js"),
     (
         "style.css",
         "text/css; charset=utf-8",

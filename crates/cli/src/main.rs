@@ -2,6 +2,7 @@
 
 mod config;
 mod demo;
+mod export;
 mod governance;
 mod import;
 mod keys;
@@ -60,6 +61,8 @@ enum Command {
     Journeys(reports::JourneyArgs),
     /// The channel census: coverage of needs, usage and quality, gaps, recommendations.
     Census(reports::CensusArgs),
+    /// Everything held about one person, as JSON Lines (their right of access).
+    Export(export::ExportArgs),
     /// Named API keys with a role: create, list, revoke.
     Keys(governance::KeysArgs),
     /// The audit log: verify its hash chain.
@@ -99,6 +102,7 @@ fn main() -> std::process::ExitCode {
             Command::Kpis(args) => reports::kpis(args).await,
             Command::Journeys(args) => reports::journeys(args).await,
             Command::Census(args) => reports::census(args).await,
+            Command::Export(args) => export::run(args).await,
             Command::Keys(args) => governance::keys(args).await,
             Command::Audit(args) => governance::audit(args).await,
             Command::Bench(args) => unavoce_bench::run(args).await,

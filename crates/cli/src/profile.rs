@@ -6,7 +6,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use unavoce_core::Identifier;
+use unavoce_core::identity::graph::ProfileNode;
 use unavoce_platform::ReadSide;
+use unavoce_projections::IdentityProjection;
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 use crate::config;
@@ -41,20 +43,8 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
     let identity = ReadSide::open(log.clone(), &config.blueprint(String::new())?)
         .await?
         .identity;
+    let node = holder(&identity, &args.identifier)?;
     let rules = identity.rules().clone();
-    let key = rules
-        .key_of(&args.identifier)
-        .with_context(|| format!("{} is not a usable identifier", args.identifier))?;
-    let (node, ambiguous) = identity.read(|g| (g.lookup(&key).cloned(), g.is_ambiguous(&key)));
-    if ambiguous {
-        bail!(
-            "{} is shared by several people and identifies no one; use another identifier",
-            args.identifier
-        );
-    }
-    let Some(node) = node else {
-        bail!("no profile holds {}", args.identifier);
-    };
     let card = identity.context_card(node.id, jiff::Timestamp::now()).await;
     log.close().await;
     let mut card = card?.with_context(|| format!("no profile holds {}", args.identifier))?;
@@ -146,4 +136,22 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The profile holding `identifier`, or why there is none.
+pub(crate) fn holder(
+    identity: &IdentityProjection,
+    identifier: &Identifier,
+) -> anyhow::Result<ProfileNode> {
+    let key = identity
+        .rules()
+        .key_of(identifier)
+        .with_context(|| format!("{identifier} is not a usable identifier"))?;
+    let (node, ambiguous) = identity.read(|g| (g.lookup(&key).cloned(), g.is_ambiguous(&key)));
+    if ambiguous {
+        bail!(
+            "{identifier} is shared by several people and identifies no one; use another identifier"
+        );
+    }
+    node.with_context(|| format!("no profile holds {identifier}"))
 }

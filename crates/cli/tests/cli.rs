@@ -496,3 +496,57 @@ fn keys_made_on_the_command_line_open_the_running_server_and_the_audit_chain_is_
         String::from_utf8_lossy(&broken.stderr)
     );
 }
+
+#[test]
+fn export_writes_everything_about_one_person_found_by_any_identifier() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    server.send_batch(vec![
+        serde_json::json!({"type": "identify", "userId": "ada", "traits": {"email": "ada@example.com"}}),
+        serde_json::json!({"type": "track", "userId": "ada", "event": "Order Completed"}),
+        serde_json::json!({"type": "track", "userId": "grace", "event": "Order Completed"}),
+    ]);
+    let out = data.path().join("ada.jsonl");
+    // While the server runs: the command only reads.
+    let exported = unavoce()
+        .args(["export", "email=ada@example.com", "--data"])
+        .arg(data.path())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("profile"));
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "event").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(!text.contains("grace"));
+    let audit = server.admin_get("/api/audit?actor=command-line");
+    assert_eq!(
+        audit["records"][0]["action"], "CLI unavoce export",
+        "{audit}"
+    );
+    let unknown = unavoce()
+        .args(["export", "email=nobody@example.com", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no profile holds"));
+}

@@ -61,6 +61,16 @@ impl Blueprint {
     }
 }
 
+/// The message catalog of `blueprint`, with the opt-out confirmation unless it has its
+/// own.
+pub(crate) fn messages_of(blueprint: &Blueprint) -> Vec<MessageConfig> {
+    let mut messages = blueprint.messages.clone();
+    if !messages.iter().any(|m| m.id == OPT_OUT_MESSAGE) {
+        messages.push(opt_out_message(&blueprint.delivery));
+    }
+    messages
+}
+
 /// Why the platform could not be put together.
 #[derive(Debug, thiserror::Error)]
 #[error("{part}: {source}")]
@@ -107,6 +117,8 @@ pub struct Platform {
     pub delivery: Arc<Dispatcher>,
     /// Named API keys and the audit log.
     pub governance: Arc<dyn Governance>,
+    /// The journeys' runs as stored.
+    pub journey_runs: Arc<dyn JourneyStore>,
 }
 
 /// The running platform: its parts and their background work.
@@ -139,13 +151,13 @@ impl Running {
         let intake = Intake::new(log.clone())
             .with_touchpoint_channels(touchpoints.channels())
             .with_observer(identity.clone());
-        let mut messages = blueprint.messages;
-        if !messages.iter().any(|m| m.id == OPT_OUT_MESSAGE) {
-            messages.push(opt_out_message(&blueprint.delivery));
-        }
-        let messages = Messages::open(identity.clone(), blueprint.public_url.clone(), &messages)
-            .await
-            .map_err(failed("messages"))?;
+        let messages = Messages::open(
+            identity.clone(),
+            blueprint.public_url.clone(),
+            &messages_of(&blueprint),
+        )
+        .await
+        .map_err(failed("messages"))?;
         let journeys = Journeys::open(
             identity.clone(),
             intake.clone(),
@@ -218,7 +230,8 @@ impl Running {
                 engagement,
                 decisions,
                 delivery,
-                governance: store,
+                governance: store.clone(),
+                journey_runs: store,
             },
             tasks,
             delivery: delivery_task,

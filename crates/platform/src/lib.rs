@@ -5,7 +5,9 @@
 
 mod assemble;
 pub mod keys;
+mod person_data;
 mod read_side;
 
 pub use assemble::{AssembleError, Blueprint, Platform, Running};
+pub use person_data::PersonData;
 pub use read_side::ReadSide;

@@ -85,6 +85,7 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/api/profiles/{id}/unmerge", OWNER, OnePerson),
     rule("GET", "/api/profiles/{id}/context", &[M, G], OnePerson),
     rule("GET", "/api/profiles/{id}/timeline", &[M, G], OnePerson),
+    rule("GET", "/api/profiles/{id}/export", OWNER, OnePerson),
     rule("GET", "/api/profiles/{id}/consents", &[M, G], OnePerson),
     rule("POST", "/api/profiles/{id}/consents", &[G], OnePerson),
     rule("GET", "/api/identity/flagged", OWNER, People),

@@ -11,6 +11,7 @@ mod body;
 mod callbacks;
 mod dashboard;
 pub mod error;
+pub mod export;
 pub mod metrics;
 mod session;
 mod tracking;

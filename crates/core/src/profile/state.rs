@@ -174,6 +174,14 @@ impl ProfileState {
         self.recent.merge(other.recent);
     }
 
+    /// The segments whose latest recorded change for the person is an entry.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.segments
+            .iter()
+            .filter(|(_, m)| m.entered)
+            .map(|(name, _)| name.as_str())
+    }
+
     /// Whether the person's latest recorded change for `segment` is an entry.
     pub fn in_segment(&self, segment: &str) -> bool {
         self.segments.get(segment).is_some_and(|m| m.entered)

@@ -23,6 +23,7 @@ use axum::routing::{delete, get, post};
 use crate::AppState;
 
 pub use import::IMPORT_BODY_LIMIT;
+pub(crate) use profiles::profile_json;
 pub use profiles::{live_profile, profile_filter, profile_id};
 
 /// The `/api/` routes.
@@ -54,6 +55,7 @@ pub fn routes() -> Router<AppState> {
         .route("/profiles/{id}/unmerge", post(profiles::unmerge))
         .route("/profiles/{id}/context", get(profiles::context))
         .route("/profiles/{id}/timeline", get(profiles::timeline))
+        .route("/profiles/{id}/export", get(profiles::export))
         .route(
             "/profiles/{id}/consents",
             get(consents::list).post(consents::record),

@@ -12,7 +12,7 @@ use unavoce_core::Identifier;
 use unavoce_core::identity::graph::ProfileNode;
 use unavoce_core::identity::{IdentityRules, ProfileId};
 use unavoce_core::profile::SearchQuery;
-use unavoce_projections::UnmergeError;
+use unavoce_projections::{IdentityProjection, UnmergeError};
 
 use super::parse_param;
 use crate::AppState;
@@ -46,7 +46,7 @@ pub async fn list(
     };
     let profiles: Vec<Value> = nodes
         .iter()
-        .map(|node| profile_json(&state, node, false))
+        .map(|node| profile_json(&state.platform.identity, node, false))
         .collect();
     Ok(Json(
         json!({"profiles": profiles, "next_cursor": next_cursor}),
@@ -88,7 +88,7 @@ pub async fn lookup(
         ));
     }
     let node = node.ok_or_else(|| ApiError::not_found("no profile holds that identifier"))?;
-    Ok(Json(profile_json(&state, &node, true)))
+    Ok(Json(profile_json(&state.platform.identity, &node, true)))
 }
 
 /// `GET /api/profiles/{id}`: one profile, with its merge history.
@@ -97,7 +97,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let node = live_profile(&state, &id).await?;
-    Ok(Json(profile_json(&state, &node, true)))
+    Ok(Json(profile_json(&state.platform.identity, &node, true)))
 }
 
 #[derive(Deserialize)]
@@ -202,7 +202,7 @@ pub async fn unmerge(
     });
     let profiles: Vec<Value> = nodes
         .iter()
-        .map(|node| profile_json(&state, node, true))
+        .map(|node| profile_json(&state.platform.identity, node, true))
         .collect();
     Ok(Json(json!({ "profiles": profiles })))
 }
@@ -376,13 +376,13 @@ fn unknown_identifier(rules: &IdentityRules, identifier: &Identifier) -> ApiErro
 
 /// A profile as the API shows it: identifiers, traits with their source and time, and
 /// (with `details`) its merge history.
-fn profile_json(state: &AppState, node: &ProfileNode, details: bool) -> Value {
-    let rules = state.platform.identity.rules();
-    let view = state
-        .platform
-        .identity
-        .profile_view(node.id)
-        .unwrap_or_default();
+pub(crate) fn profile_json(
+    identity: &IdentityProjection,
+    node: &ProfileNode,
+    details: bool,
+) -> Value {
+    let rules = identity.rules();
+    let view = identity.profile_view(node.id).unwrap_or_default();
     let mut out = Map::new();
     out.insert("id".into(), node.id.to_string().into());
     out.insert("created_at".into(), node.created_at.to_string().into());
@@ -475,4 +475,48 @@ pub async fn search(
         })
         .collect();
     Ok(Json(json!({"profiles": found})))
+}
+
+/// `GET /api/profiles/{id}/export`: everything held about the person as JSON Lines
+/// (see [`crate::export`]), streamed: the events are read a page at a time as they go out.
+pub async fn export(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let id = profile_id(&id)?;
+    let data = unavoce_platform::PersonData::of(&state.platform);
+    let export = crate::export::PersonExport::start(data, id)
+        .await
+        .map_err(|e| match e {
+            crate::export::ExportError::NoSuchProfile(id) => no_such_profile(id),
+            crate::export::ExportError::Store(e) => e.into(),
+            e => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "export_failed",
+                e.to_string(),
+            ),
+        })?;
+    let lines = futures_util::stream::unfold(Some(export), |export| async move {
+        let mut export = export?;
+        match export.next_lines().await {
+            Ok(Some(lines)) => Some((Ok(lines.concat()), Some(export))),
+            Ok(None) => None,
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    });
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/x-ndjson".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.jsonl\""),
+            ),
+        ],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response())
 }

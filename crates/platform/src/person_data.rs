@@ -1,0 +1,62 @@
+//! What is held about one person, wherever it is kept: the parts a person's export
+//! (and, later, their erasure) reads, from a running platform or straight from a data
+//! folder with nothing running (`unavoce export`).
+
+use std::sync::Arc;
+
+use unavoce_engagement::Messages;
+use unavoce_projections::IdentityProjection;
+use unavoce_store::{DecisionLog, EventLog, JourneyStore, Outbox};
+
+use crate::assemble::{AssembleError, failed, messages_of};
+use crate::{Blueprint, Platform, ReadSide};
+
+/// The stores and projections that hold people's data.
+#[derive(Clone)]
+pub struct PersonData {
+    pub identity: Arc<IdentityProjection>,
+    pub log: Arc<dyn EventLog>,
+    pub decisions: Arc<dyn DecisionLog>,
+    pub outbox: Arc<dyn Outbox>,
+    pub runs: Arc<dyn JourneyStore>,
+    pub messages: Arc<Messages>,
+}
+
+impl PersonData {
+    /// The running platform's.
+    pub fn of(platform: &Platform) -> PersonData {
+        PersonData {
+            identity: platform.identity.clone(),
+            log: platform.intake.log().clone(),
+            decisions: platform.decisions.clone(),
+            outbox: platform.delivery.platform_outbox().clone(),
+            runs: platform.journey_runs.clone(),
+            messages: platform.messages.clone(),
+        }
+    }
+
+    /// A data folder's, replayed, with nothing started (no journey moves, nothing is
+    /// sent): for commands that read while a server may be running.
+    pub async fn open<S>(store: Arc<S>, blueprint: &Blueprint) -> Result<PersonData, AssembleError>
+    where
+        S: EventLog + DecisionLog + JourneyStore + Outbox,
+    {
+        let log: Arc<dyn EventLog> = store.clone();
+        let identity = ReadSide::open(log.clone(), blueprint).await?.identity;
+        let messages = Messages::open(
+            identity.clone(),
+            blueprint.public_url.clone(),
+            &messages_of(blueprint),
+        )
+        .await
+        .map_err(failed("messages"))?;
+        Ok(PersonData {
+            identity,
+            log,
+            decisions: store.clone(),
+            outbox: store.clone(),
+            runs: store,
+            messages,
+        })
+    }
+}

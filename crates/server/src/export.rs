@@ -1,0 +1,186 @@
+//! A person's data, for their right of access and portability (GDPR art. 15 and 20):
+//! everything held about them as JSON Lines, one record a line (`{"kind", "data"}`) —
+//! their profile (identifiers, traits with sources, merge history), context card
+//! (consents, cases), segments, journey runs, decisions with reasons, the messages sent
+//! to them, then every event of theirs, read from the log a page at a time. The API
+//! streams it; `unavoce export` writes the same lines to a file.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use unavoce_core::identity::ProfileId;
+use unavoce_platform::PersonData;
+use unavoce_store::{DecisionQuery, OutboxQuery, RunQuery, StoreError};
+
+use crate::api::profile_json;
+
+/// Events read from the log at a time.
+const EVENTS_PER_PAGE: usize = 1_000;
+/// Decisions, runs and messages read at a time.
+const PAGE: usize = 10_000;
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("profile {0} does not exist")]
+    NoSuchProfile(ProfileId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the person's context card could not be built: {0}")]
+    Card(String),
+}
+
+/// One person's records, produced in order: [`PersonExport::next_lines`] until `None`.
+pub struct PersonExport {
+    data: PersonData,
+    profile: ProfileId,
+    /// The records before the events, as lines.
+    head: Option<Vec<String>>,
+    /// The log positions of the person's events not yet read.
+    events: std::vec::IntoIter<i64>,
+}
+
+fn line(kind: &str, data: Value) -> String {
+    let mut line = json!({"kind": kind, "data": data}).to_string();
+    line.push('\n');
+    line
+}
+
+impl PersonExport {
+    /// Starts an export of `profile` (after the projections have caught up).
+    pub async fn start(data: PersonData, profile: ProfileId) -> Result<Self, ExportError> {
+        data.identity.catch_up().await?;
+        let node = data
+            .identity
+            .read(|graph| graph.profile(profile).cloned())
+            .ok_or(ExportError::NoSuchProfile(profile))?;
+        let now = Timestamp::now();
+        let mut head = vec![line("profile", profile_json(&data.identity, &node, true))];
+        let card = data
+            .identity
+            .context_card(profile, now)
+            .await
+            .map_err(|e| ExportError::Card(e.to_string()))?;
+        if let Some(card) = card {
+            head.push(line(
+                "context_card",
+                serde_json::to_value(card).unwrap_or_default(),
+            ));
+        }
+        let segments: Vec<String> = data.identity.read_people(|_, people| {
+            people.get(&profile).map_or_else(Vec::new, |state| {
+                state.segments().map(str::to_string).collect()
+            })
+        });
+        for segment in segments {
+            head.push(line("segment", json!({ "segment": segment })));
+        }
+        let mut after = None;
+        loop {
+            let runs = data
+                .runs
+                .runs(RunQuery {
+                    profile_id: Some(profile),
+                    after: after.clone(),
+                    limit: PAGE,
+                    ..RunQuery::default()
+                })
+                .await?;
+            after = runs.last().map(|r| r.key.clone());
+            let full = runs.len() == PAGE;
+            for run in runs {
+                head.push(line(
+                    "journey_run",
+                    serde_json::to_value(run).unwrap_or_default(),
+                ));
+            }
+            if !full {
+                break;
+            }
+        }
+        let mut after_id = None;
+        loop {
+            let decisions = data
+                .decisions
+                .decisions(DecisionQuery {
+                    profile_ids: vec![profile],
+                    after_id,
+                    limit: PAGE,
+                    ..DecisionQuery::default()
+                })
+                .await?;
+            after_id = decisions.last().map(|d| d.id);
+            let full = decisions.len() == PAGE;
+            for decision in decisions {
+                head.push(line(
+                    "decision",
+                    serde_json::to_value(decision).unwrap_or_default(),
+                ));
+            }
+            if !full {
+                break;
+            }
+        }
+        let (facts, _) = data.identity.person(profile, now);
+        let outbox = &data.outbox;
+        let mut after_id = None;
+        loop {
+            let entries = outbox
+                .outbox(OutboxQuery {
+                    profile_ids: vec![profile],
+                    after_id,
+                    limit: PAGE,
+                    ..OutboxQuery::default()
+                })
+                .await?;
+            after_id = entries.last().map(|e| e.id);
+            let full = entries.len() == PAGE;
+            for entry in entries {
+                // The text sent is not kept: it is rendered again from the message and
+                // what is held about the person now.
+                let rendered = data
+                    .messages
+                    .render(&entry.message, &entry.channel, profile, &facts)
+                    .map_or_else(
+                        |e| json!({"not_rendered": e.to_string()}),
+                        |r| serde_json::to_value(r).unwrap_or_default(),
+                    );
+                let mut data = serde_json::to_value(&entry).unwrap_or_default();
+                data["rendered_now"] = rendered;
+                head.push(line("message", data));
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(PersonExport {
+            data,
+            profile,
+            head: Some(head),
+            events: node.events.into_iter(),
+        })
+    }
+
+    /// The person's id.
+    pub fn profile(&self) -> ProfileId {
+        self.profile
+    }
+
+    /// The next lines: first every record but the events, then the events a page at a
+    /// time, oldest first; `None` when all are out.
+    pub async fn next_lines(&mut self) -> Result<Option<Vec<String>>, ExportError> {
+        if let Some(head) = self.head.take() {
+            return Ok(Some(head));
+        }
+        let seqs: Vec<i64> = self.events.by_ref().take(EVENTS_PER_PAGE).collect();
+        if seqs.is_empty() {
+            return Ok(None);
+        }
+        let events = self.data.log.events_at(seqs).await?;
+        Ok(Some(
+            events
+                .into_iter()
+                .map(|e| line("event", json!({"seq": e.seq, "message": e.event.message})))
+                .collect(),
+        ))
+    }
+}

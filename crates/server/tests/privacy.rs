@@ -1,0 +1,111 @@
+//! A person's right of access: everything held about them, exported as JSON Lines.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_holds_everything_about_the_person_and_is_audited() {
+    let s = server_customised(Arc::new(|b| {
+        b.messages = vec![
+            serde_json::from_value(json!({"id": "outage-note",
+                "email": {"subject": "Hi {{ first_name }}", "html": "<p>Hi {{ first_name }}</p>",
+                    "text": "Hi {{ first_name }}"}}))
+            .unwrap(),
+        ];
+    }))
+    .await;
+    s.send_batch(vec![
+        json!({"type": "identify", "userId": "ada", "traits": {"first_name": "Ada",
+            "email": "ada@example.com"}}),
+        json!({"type": "track", "anonymousId": "web-1", "event": "Page Viewed"}),
+        json!({"type": "identify", "userId": "ada", "anonymousId": "web-1"}),
+        json!({"type": "track", "userId": "ada", "event": "Case Opened",
+            "properties": {"case_id": "C-1", "subject": "No line"}}),
+        json!({"type": "track", "userId": "grace", "event": "Page Viewed"}),
+    ])
+    .await;
+    let profile = s.profile_of("ada").await;
+    let segment = s
+        .admin_json(
+            "POST",
+            "/api/segments",
+            json!({"name": "open-problem", "expression": "open_cases > 0"}),
+        )
+        .await;
+    assert_eq!(segment.status, StatusCode::CREATED, "{}", segment.json);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.get("/api/segments/open-problem").await["size"] != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the segment was not updated"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let sent = s
+        .admin_json(
+            "POST",
+            "/api/broadcasts",
+            json!({"message": "outage-note",
+            "audience": "true", "purpose": "service", "channel": "email"}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.json);
+
+    let response = s
+        .send(
+            Request::get(format!("/api/profiles/{profile}/export"))
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(
+        response.headers[header::CONTENT_TYPE],
+        "application/x-ndjson"
+    );
+    let text = response.json.as_str().unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &records {
+        *kinds.entry(r["kind"].as_str().unwrap()).or_default() += 1;
+    }
+    let shown = s.get(&format!("/api/profiles/{profile}")).await;
+    assert_eq!(kinds["profile"], 1);
+    assert_eq!(kinds["context_card"], 1);
+    assert_eq!(kinds["segment"], 1, "{kinds:?}");
+    assert_eq!(kinds["decision"], 1, "{kinds:?}");
+    assert_eq!(kinds["message"], 1, "{kinds:?}");
+    assert_eq!(
+        kinds["event"],
+        shown["event_count"].as_u64().unwrap() as usize,
+        "every event of hers, the anonymous visit included"
+    );
+    assert_eq!(records[0]["data"], shown, "the profile as the API shows it");
+    let message = records.iter().find(|r| r["kind"] == "message").unwrap();
+    assert_eq!(message["data"]["rendered_now"]["subject"], "Hi Ada");
+    assert!(!text.contains("grace"), "nobody else's data");
+    assert!(text.contains("Page Viewed") && text.contains("C-1"));
+
+    let audit = s
+        .get(&format!(
+            "/api/audit?profile_id={profile}&action=GET%20/api/profiles/%7Bid%7D/export"
+        ))
+        .await;
+    assert_eq!(audit["records"].as_array().unwrap().len(), 1, "{audit}");
+    let missing = s
+        .admin("GET", "/api/profiles/p-999999/export", Body::empty())
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

@@ -3,7 +3,8 @@
 //! their profile (identifiers, traits with sources, merge history), context card
 //! (consents, cases), segments, journey runs, decisions with reasons, the messages sent
 //! to them, then every event of theirs, read from the log a page at a time. The API
-//! streams it; `unavoce export` writes the same lines to a file.
+//! streams it; `unavoce export` writes the same lines to a file. As a ZIP
+//! ([`PersonExport::write_zip`]), each kind is a file of its own (`events.jsonl`, ...).
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -27,6 +28,8 @@ pub enum ExportError {
     Store(#[from] StoreError),
     #[error("the person's context card could not be built: {0}")]
     Card(String),
+    #[error("cannot write the export: {0}")]
+    File(String),
 }
 
 /// One person's records, produced in order: [`PersonExport::next_lines`] until `None`.
@@ -183,4 +186,39 @@ impl PersonExport {
                 .collect(),
         ))
     }
+}
+
+impl PersonExport {
+    /// Writes every record into a ZIP archive in `file`, one JSON Lines file per kind
+    /// (`profile.jsonl`, `event.jsonl`, ...); records of a kind come together, so each
+    /// is written once, as the records go by.
+    pub async fn write_zip(mut self, file: std::fs::File) -> Result<std::fs::File, ExportError> {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        let mut current = String::new();
+        while let Some(lines) = self.next_lines().await? {
+            for line in lines {
+                let kind = serde_json::from_str::<Value>(&line)
+                    .ok()
+                    .and_then(|v| v["kind"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                if kind != current {
+                    zip.start_file(format!("{kind}.jsonl"), options)
+                        .map_err(|e| zip_error(std::io::Error::other(e)))?;
+                    current = kind;
+                }
+                zip.write_all(line.as_bytes()).map_err(zip_error)?;
+            }
+        }
+        zip.finish()
+            .map_err(|e| zip_error(std::io::Error::other(e)))?
+            .into_inner()
+            .map_err(|e| zip_error(e.into_error()))
+    }
+}
+
+fn zip_error(e: std::io::Error) -> ExportError {
+    ExportError::File(format!("the ZIP archive: {e}"))
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 mod common;
 
@@ -104,6 +106,50 @@ async fn an_export_holds_everything_about_the_person_and_is_audited() {
         ))
         .await;
     assert_eq!(audit["records"].as_array().unwrap().len(), 1, "{audit}");
+    // As a ZIP archive: one file per kind, the same records.
+    let zipped = s
+        .app
+        .clone()
+        .oneshot(
+            Request::get(format!("/api/profiles/{profile}/export?format=zip"))
+                .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()[header::CONTENT_TYPE], "application/zip");
+    let bytes = zipped.into_body().collect().await.unwrap().to_bytes();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "context_card.jsonl",
+            "decision.jsonl",
+            "event.jsonl",
+            "message.jsonl",
+            "profile.jsonl",
+            "segment.jsonl"
+        ]
+    );
+    let mut events = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("event.jsonl").unwrap(), &mut events)
+        .unwrap();
+    assert_eq!(events.lines().count(), kinds["event"]);
+    let bad = s
+        .admin(
+            "GET",
+            &format!("/api/profiles/{profile}/export?format=pdf"),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
     let missing = s
         .admin("GET", "/api/profiles/p-999999/export", Body::empty())
         .await;

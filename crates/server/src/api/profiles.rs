@@ -477,26 +477,73 @@ pub async fn search(
     Ok(Json(json!({"profiles": found})))
 }
 
-/// `GET /api/profiles/{id}/export`: everything held about the person as JSON Lines
-/// (see [`crate::export`]), streamed: the events are read a page at a time as they go out.
+/// `GET /api/profiles/{id}/export?format=jsonl|zip`: everything held about the person
+/// (see [`crate::export`]): JSON Lines streamed as the events are read a page at a time,
+/// or a ZIP archive with one file per kind, written to a temporary file and streamed.
 pub async fn export(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<axum::response::Response, ApiError> {
+    use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
     use axum::response::IntoResponse;
+    use std::io::Seek;
     let id = profile_id(&id)?;
+    let zip = match params.get("format").map(String::as_str) {
+        None | Some("jsonl") => false,
+        Some("zip") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("`format` must be jsonl or zip; got {other:?}"),
+            ));
+        }
+    };
+    let failed = |e: crate::export::ExportError| match e {
+        crate::export::ExportError::NoSuchProfile(id) => no_such_profile(id),
+        crate::export::ExportError::Store(e) => e.into(),
+        e => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "export_failed",
+            e.to_string(),
+        ),
+    };
     let data = unavoce_platform::PersonData::of(&state.platform);
     let export = crate::export::PersonExport::start(data, id)
         .await
-        .map_err(|e| match e {
-            crate::export::ExportError::NoSuchProfile(id) => no_such_profile(id),
-            crate::export::ExportError::Store(e) => e.into(),
-            e => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "export_failed",
-                e.to_string(),
-            ),
-        })?;
+        .map_err(failed)?;
+    if zip {
+        let file = tempfile::tempfile()
+            .map_err(|e| failed(crate::export::ExportError::File(e.to_string())))?;
+        let mut file = export.write_zip(file).await.map_err(failed)?;
+        file.rewind()
+            .map_err(|e| failed(crate::export::ExportError::File(e.to_string())))?;
+        let file = tokio::fs::File::from_std(file);
+        let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+            use tokio::io::AsyncReadExt;
+            let mut file = file?;
+            let mut chunk = vec![0; 64 * 1024];
+            match file.read(&mut chunk).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Some((Ok(chunk), Some(file)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        });
+        return Ok((
+            [
+                (CONTENT_TYPE, "application/zip".to_string()),
+                (
+                    CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{id}.zip\""),
+                ),
+            ],
+            axum::body::Body::from_stream(chunks),
+        )
+            .into_response());
+    }
     let lines = futures_util::stream::unfold(Some(export), |export| async move {
         let mut export = export?;
         match export.next_lines().await {
@@ -507,12 +554,9 @@ pub async fn export(
     });
     Ok((
         [
+            (CONTENT_TYPE, "application/x-ndjson".to_string()),
             (
-                axum::http::header::CONTENT_TYPE,
-                "application/x-ndjson".to_string(),
-            ),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
+                CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{id}.jsonl\""),
             ),
         ],

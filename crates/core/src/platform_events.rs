@@ -20,6 +20,9 @@ pub const SEGMENT_ENTERED: &str = "Segment Entered";
 pub const SEGMENT_EXITED: &str = "Segment Exited";
 /// A journey told a department about a person.
 pub const DEPARTMENT_NOTIFIED: &str = "Department Notified";
+/// A note an agent adds to a person's case (read by `profile::cases` like any
+/// `Case Updated`).
+pub const CASE_UPDATED: &str = "Case Updated";
 
 /// The source of segment membership changes: only the platform's own count.
 pub const SEGMENT_SOURCE: &str = "segments";
@@ -128,6 +131,11 @@ pub fn consent(
         CONSENT_WITHDRAWN
     };
     track(name, Value::Object(properties))
+}
+
+/// An agent's note on case `case_id`.
+pub fn case_note(case_id: &str, note: &str) -> Map<String, Value> {
+    track(CASE_UPDATED, json!({"case_id": case_id, "note": note}))
 }
 
 /// A segment membership change (recorded from [`SEGMENT_SOURCE`]).

@@ -88,6 +88,7 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/profiles/{id}/export", OWNER, OnePerson),
     rule("GET", "/api/profiles/{id}/consents", &[M, G], OnePerson),
     rule("POST", "/api/profiles/{id}/consents", &[G], OnePerson),
+    rule("POST", "/api/profiles/{id}/notes", &[G], OnePerson),
     rule("GET", "/api/identity/flagged", OWNER, People),
     rule("POST", "/api/identity/matching", OWNER, People),
     rule("GET", "/api/identity/review", OWNER, People),

@@ -269,3 +269,41 @@ async fn changes_and_reads_of_one_person_are_audited_and_only_owners_read_the_au
     let denied = s.keyed(agent, "GET", "/api/audit", json!({})).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_adds_a_note_to_a_case_and_the_card_shows_it() {
+    let s = server().await;
+    let profile = ada(&s).await;
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "ada", "event": "Case Opened",
+        "properties": {"case_id": "C-7", "subject": "No line since Monday"}}),
+    ])
+    .await;
+    let keys = keys(&s).await;
+    let path = format!("/api/profiles/{profile}/notes");
+    let noted = s
+        .keyed(
+            &keys[&Role::Agent],
+            "POST",
+            &path,
+            json!({"case_id": "C-7", "note": "technician booked for Thursday"}),
+        )
+        .await;
+    assert_eq!(noted.status, StatusCode::CREATED, "{}", noted.json);
+    let empty = s
+        .keyed(
+            &keys[&Role::Agent],
+            "POST",
+            &path,
+            json!({"case_id": "C-7", "note": " "}),
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let card = s.get(&format!("/api/profiles/{profile}/context")).await;
+    let touches = card["open_cases"][0]["touches"].as_array().unwrap();
+    assert_eq!(
+        touches.last().unwrap()["note"],
+        "technician booked for Thursday",
+        "{card}"
+    );
+}

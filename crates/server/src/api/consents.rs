@@ -1,12 +1,13 @@
-//! The consent ledger of a profile: `GET /api/profiles/{id}/consents` (current state
-//! and full history) and `POST` (a statement recorded as a consent event in the log,
-//! like any other touchpoint's).
+//! What an agent records about a person: consents — `GET /api/profiles/{id}/consents`
+//! (current state and full history) and `POST` (a statement recorded as a consent
+//! event in the log, like any other touchpoint's) — and case notes.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use unavoce_core::identity::ProfileId;
 use unavoce_core::platform_events::{self, API_SOURCE};
 use unavoce_core::profile::{ConsentLine, fold_consents};
 use unavoce_projections::RecordError;
@@ -86,36 +87,95 @@ pub async fn record(
     if let Some(touchpoint) = &statement.touchpoint {
         message.insert("context".into(), json!({"touchpoint": touchpoint}));
     }
-    state
-        .platform
-        .recorder
-        .record_about(
-            API_SOURCE,
-            node.id,
-            message,
-            json!({"endpoint": "/api/profiles/{id}/consents"}),
-        )
-        .await
-        .map_err(|e| match e {
-            RecordError::NoIdentity(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                "no_event_identity",
-                format!(
-                    "profile {} has no user id or anonymous id to record the consent under",
-                    node.id
-                ),
-            ),
-            RecordError::Rejected(why) => ApiError::bad_request(
-                "invalid_body",
-                format!("the consent could not be recorded: {why}"),
-            ),
-            RecordError::Store(e) => e.into(),
-        })?;
+    record_for(
+        &state,
+        node.id,
+        message,
+        "/api/profiles/{id}/consents",
+        "consent",
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(
             json!({"profile_id": node.id, "purpose": purpose, "channel": statement.channel,
             "granted": statement.granted}),
         ),
+    ))
+}
+
+/// Records `message` about `profile` from the API; `what` names it in errors.
+pub(super) async fn record_for(
+    state: &AppState,
+    profile: ProfileId,
+    message: Map<String, Value>,
+    endpoint: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    state
+        .platform
+        .recorder
+        .record_about(
+            API_SOURCE,
+            profile,
+            message,
+            json!({ "endpoint": endpoint }),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            RecordError::NoIdentity(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "no_event_identity",
+                format!(
+                    "profile {profile} has no user id or anonymous id to record the {what} under"
+                ),
+            ),
+            RecordError::Rejected(why) => ApiError::bad_request(
+                "invalid_body",
+                format!("the {what} could not be recorded: {why}"),
+            ),
+            RecordError::Store(e) => e.into(),
+        })
+}
+
+/// An agent's note on a case.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseNote {
+    case_id: String,
+    note: String,
+}
+
+/// `POST /api/profiles/{id}/notes` `{"case_id", "note"}`: a note on the person's case,
+/// recorded as a `Case Updated` event (it shows on the context card's case).
+pub async fn note(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let note: CaseNote = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_body", format!("the case note is not valid: {e}"))
+    })?;
+    let (case_id, text) = (note.case_id.trim(), note.note.trim());
+    if case_id.is_empty() || text.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "`case_id` and `note` must not be empty",
+        ));
+    }
+    let node = live_profile(&state, &id).await?;
+    let message = platform_events::case_note(case_id, text);
+    record_for(
+        &state,
+        node.id,
+        message,
+        "/api/profiles/{id}/notes",
+        "case note",
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"profile_id": node.id, "case_id": case_id, "note": text})),
     ))
 }

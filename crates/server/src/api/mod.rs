@@ -56,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/profiles/{id}/context", get(profiles::context))
         .route("/profiles/{id}/timeline", get(profiles::timeline))
         .route("/profiles/{id}/export", get(profiles::export))
+        .route("/profiles/{id}/notes", post(consents::note))
         .route(
             "/profiles/{id}/consents",
             get(consents::list).post(consents::record),

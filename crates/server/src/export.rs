@@ -42,6 +42,28 @@ pub struct PersonExport {
     events: std::vec::IntoIter<i64>,
 }
 
+/// Every item a paged query gives, page after page: `page` reads the page after a
+/// cursor, `cursor` is an item's.
+async fn every<T, C, F>(
+    mut page: impl FnMut(Option<C>) -> F,
+    cursor: impl Fn(&T) -> C,
+) -> Result<Vec<T>, StoreError>
+where
+    F: std::future::Future<Output = Result<Vec<T>, StoreError>>,
+{
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let items = page(after).await?;
+        let full = items.len() == PAGE;
+        after = items.last().map(&cursor);
+        all.extend(items);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
 fn line(kind: &str, data: Value) -> String {
     let mut line = json!({"kind": kind, "data": data}).to_string();
     line.push('\n');
@@ -77,83 +99,72 @@ impl PersonExport {
         for segment in segments {
             head.push(line("segment", json!({ "segment": segment })));
         }
-        let mut after = None;
-        loop {
-            let runs = data
-                .runs
-                .runs(RunQuery {
+        let runs = every(
+            |after: Option<String>| {
+                let query = RunQuery {
                     profile_id: Some(profile),
-                    after: after.clone(),
+                    after,
                     limit: PAGE,
                     ..RunQuery::default()
-                })
-                .await?;
-            after = runs.last().map(|r| r.key.clone());
-            let full = runs.len() == PAGE;
-            for run in runs {
-                head.push(line(
-                    "journey_run",
-                    serde_json::to_value(run).unwrap_or_default(),
-                ));
-            }
-            if !full {
-                break;
-            }
-        }
-        let mut after_id = None;
-        loop {
-            let decisions = data
-                .decisions
-                .decisions(DecisionQuery {
+                };
+                let runs = data.runs.clone();
+                async move { runs.runs(query).await }
+            },
+            |run| run.key.clone(),
+        )
+        .await?;
+        head.extend(
+            runs.into_iter()
+                .map(|run| line("journey_run", serde_json::to_value(run).unwrap_or_default())),
+        );
+        let decisions = every(
+            |after_id: Option<i64>| {
+                let query = DecisionQuery {
                     profile_ids: vec![profile],
                     after_id,
                     limit: PAGE,
                     ..DecisionQuery::default()
-                })
-                .await?;
-            after_id = decisions.last().map(|d| d.id);
-            let full = decisions.len() == PAGE;
-            for decision in decisions {
-                head.push(line(
-                    "decision",
-                    serde_json::to_value(decision).unwrap_or_default(),
-                ));
-            }
-            if !full {
-                break;
-            }
-        }
-        let (facts, _) = data.identity.person(profile, now);
-        let outbox = &data.outbox;
-        let mut after_id = None;
-        loop {
-            let entries = outbox
-                .outbox(OutboxQuery {
+                };
+                let decisions = data.decisions.clone();
+                async move { decisions.decisions(query).await }
+            },
+            |decision| decision.id,
+        )
+        .await?;
+        head.extend(decisions.into_iter().map(|decision| {
+            line(
+                "decision",
+                serde_json::to_value(decision).unwrap_or_default(),
+            )
+        }));
+        let entries = every(
+            |after_id: Option<i64>| {
+                let query = OutboxQuery {
                     profile_ids: vec![profile],
                     after_id,
                     limit: PAGE,
                     ..OutboxQuery::default()
-                })
-                .await?;
-            after_id = entries.last().map(|e| e.id);
-            let full = entries.len() == PAGE;
-            for entry in entries {
-                // The text sent is not kept: it is rendered again from the message and
-                // what is held about the person now.
-                let rendered = data
-                    .messages
-                    .render(&entry.message, &entry.channel, profile, &facts)
-                    .map_or_else(
-                        |e| json!({"not_rendered": e.to_string()}),
-                        |r| serde_json::to_value(r).unwrap_or_default(),
-                    );
-                let mut data = serde_json::to_value(&entry).unwrap_or_default();
-                data["rendered_now"] = rendered;
-                head.push(line("message", data));
-            }
-            if !full {
-                break;
-            }
+                };
+                let outbox = data.outbox.clone();
+                async move { outbox.outbox(query).await }
+            },
+            |entry| entry.id,
+        )
+        .await?;
+        let (facts, _) = data.identity.person(profile, now);
+        for entry in entries {
+            // The text sent is not kept: it is rendered again from the message and what
+            // is held about the person now.
+            let rendered = data
+                .messages
+                .render(&entry.message, &entry.channel, profile, &facts)
+                .map_or_else(
+                    |e| json!({"not_rendered": e.to_string()}),
+                    |r| serde_json::to_value(r).unwrap_or_default(),
+                );
+            let mut record = serde_json::to_value(&entry).unwrap_or_default();
+            record["rendered_now"] = rendered;
+            head.push(line("message", record));
         }
         Ok(PersonExport {
             data,

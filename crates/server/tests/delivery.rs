@@ -622,14 +622,7 @@ async fn a_message_under_way_when_the_server_died_is_sent_once_after_the_restart
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whatsapp_goes_out_in_the_cloud_api_format_and_a_stop_is_confirmed_once() {
     let meta = FakeProvider::start(whatsapp_accepts).await;
-    let s = delivering(DeliveryConfig {
-        whatsapp: Some(whatsapp(&meta.url())),
-        retry: fast_retries(),
-        ..DeliveryConfig::default()
-    })
-    .await;
-    ada(&s).await;
-    broadcast(&s, "whatsapp").await;
+    let s = whatsapp_broadcast_to_ada(&meta).await;
     let requests = meta.wait_for(1).await;
     assert_eq!(requests[0].path, "/106540352242922/messages");
     assert_eq!(
@@ -723,6 +716,19 @@ async fn whatsapp_goes_out_in_the_cloud_api_format_and_a_stop_is_confirmed_once(
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }
 
+/// A server delivering WhatsApp through `meta`, which has broadcast one message to Ada.
+async fn whatsapp_broadcast_to_ada(meta: &FakeProvider) -> TestServer {
+    let s = delivering(DeliveryConfig {
+        whatsapp: Some(whatsapp(&meta.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    broadcast(&s, "whatsapp").await;
+    s
+}
+
 /// Meta's notification that message `wamid` is `status`.
 fn whatsapp_status(wamid: &str, status: &str) -> Value {
     json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
@@ -748,14 +754,7 @@ async fn a_report_that_comes_before_its_send_is_recorded_is_taken_in_once_it_is(
     // Meta takes the message and reports it delivered and read before its answer to
     // the send has reached us.
     let meta = FakeProvider::start_held(whatsapp_accepts).await;
-    let s = delivering(DeliveryConfig {
-        whatsapp: Some(whatsapp(&meta.url())),
-        retry: fast_retries(),
-        ..DeliveryConfig::default()
-    })
-    .await;
-    ada(&s).await;
-    broadcast(&s, "whatsapp").await;
+    let s = whatsapp_broadcast_to_ada(&meta).await;
     assert_eq!(meta.wait_for(1).await.len(), 1);
     for status in ["delivered", "read"] {
         let answer = s

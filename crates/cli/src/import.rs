@@ -123,12 +123,14 @@ fn print_report(file: &Path, report: &ImportReport, elapsed: std::time::Duration
         report.errors.len()
     );
     for error in report.errors.iter().take(ERRORS_SHOWN) {
+        let kept = error
+            .quarantine_id
+            .map_or_else(|| "not kept".to_string(), |id| format!("quarantine #{id}"));
         println!(
-            "  line {}: {} — {} (quarantine #{})",
+            "  line {}: {} — {} ({kept})",
             error.line,
             error.code.as_str(),
             error.message,
-            error.quarantine_id
         );
     }
     if report.errors.len() > ERRORS_SHOWN {

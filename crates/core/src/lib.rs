@@ -22,6 +22,7 @@ pub mod profile;
 pub mod redact;
 pub mod segment;
 pub mod subscription;
+pub mod suppression;
 pub mod touchpoint;
 
 #[cfg(test)]

@@ -50,6 +50,9 @@ pub enum RejectionCode {
     InvalidTimestamp,
     /// A row of an imported file could not be mapped to a message.
     InvalidRow,
+    /// The message carries an identifier of an erased person (on the suppression
+    /// list): refused, neither stored nor quarantined.
+    SubjectErased,
 }
 
 impl RejectionCode {
@@ -69,6 +72,7 @@ impl RejectionCode {
             Self::InvalidField => "invalid_field",
             Self::InvalidTimestamp => "invalid_timestamp",
             Self::InvalidRow => "invalid_row",
+            Self::SubjectErased => "subject_erased",
         }
     }
 }

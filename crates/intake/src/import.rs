@@ -45,13 +45,15 @@ pub struct ImportProgress {
     pub bytes: u64,
 }
 
-/// A row that was not imported, with its line number and quarantine entry.
+/// A row that was not imported, with its line number and quarantine entry (none for a
+/// row refused outright: `subject_erased`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RowError {
     pub line: u64,
     pub code: RejectionCode,
     pub message: String,
-    pub quarantine_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine_id: Option<i64>,
 }
 
 /// The outcome of an import.

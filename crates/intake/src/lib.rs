@@ -8,9 +8,11 @@
 
 mod import;
 mod pipeline;
+mod suppressions;
 
 pub use import::{FileFormat, ImportOptions, ImportProgress, ImportReport, RowError};
 pub use pipeline::{
     IngestReport, Intake, IntakeError, Item, ItemBody, Observer, RejectedItem, ReplayOutcome,
     Submission,
 };
+pub use suppressions::Suppressions;

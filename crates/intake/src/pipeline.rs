@@ -11,6 +11,8 @@ use unavoce_core::segment::{
 use unavoce_core::{Event, EventType, IntakeContext, Touchpoint};
 use unavoce_store::{AppendBatch, Appended, EventLog, NewQuarantineEntry, StoreError};
 
+use crate::Suppressions;
+
 /// A message as it arrived.
 #[derive(Debug, Clone)]
 pub enum ItemBody<'a> {
@@ -55,8 +57,10 @@ pub struct RejectedItem {
     pub message_id: Option<String>,
     pub code: RejectionCode,
     pub message: String,
-    /// The quarantine entry holding it, for inspection and replay.
-    pub quarantine_id: i64,
+    /// The quarantine entry holding it, for inspection and replay; none for a message
+    /// refused outright (`subject_erased`), which is not kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine_id: Option<i64>,
 }
 
 /// The durable outcome of a submission.
@@ -99,6 +103,14 @@ pub trait Observer: Send + Sync {
     fn stored(&self, events: Vec<(i64, Event)>);
 }
 
+/// A submission validated: what to append, what was quarantined (index, message id,
+/// why), and what was refused outright (index, message id).
+struct Validated {
+    batch: AppendBatch,
+    rejected_at: Vec<(usize, Option<String>, Rejection)>,
+    refused: Vec<(usize, Option<String>)>,
+}
+
 /// The intake pipeline over an event log.
 #[derive(Clone)]
 pub struct Intake {
@@ -106,6 +118,7 @@ pub struct Intake {
     touchpoint_channels: Arc<RwLock<TouchpointChannels>>,
     observers: Vec<Arc<dyn Observer>>,
     wakeups: Vec<Arc<dyn Fn() + Send + Sync>>,
+    suppressions: Option<Arc<Suppressions>>,
 }
 
 impl Intake {
@@ -116,7 +129,19 @@ impl Intake {
             touchpoint_channels: Arc::default(),
             observers: Vec::new(),
             wakeups: Vec::new(),
+            suppressions: None,
         }
+    }
+
+    /// Refuses messages carrying an identifier on `suppressions` (erased people).
+    pub fn with_suppressions(mut self, suppressions: Arc<Suppressions>) -> Self {
+        self.suppressions = Some(suppressions);
+        self
+    }
+
+    /// The suppression list in force, if any.
+    pub fn suppressions(&self) -> Option<&Arc<Suppressions>> {
+        self.suppressions.as_ref()
     }
 
     /// Tells `observer` of every event stored from now on.
@@ -201,7 +226,7 @@ impl Intake {
         origin: Value,
         settlements: Vec<unavoce_store::Settlement>,
     ) -> Result<IngestReport, StoreError> {
-        let (batch, rejected_at) = self.validate_all(Submission {
+        let validated = self.validate_all(Submission {
             source,
             received_at: Timestamp::now(),
             endpoint_type: None,
@@ -215,21 +240,19 @@ impl Intake {
                 })
                 .collect(),
         });
-        self.append(batch, rejected_at, settlements).await
+        self.append(validated, settlements).await
     }
 
     /// Validates every item, then appends the valid events and quarantines the rest in
     /// one durable append. Returns only once everything is durable.
     pub async fn ingest(&self, submission: Submission<'_>) -> Result<IngestReport, StoreError> {
-        let (batch, rejected_at) = self.validate_all(submission);
-        self.append(batch, rejected_at, Vec::new()).await
+        let validated = self.validate_all(submission);
+        self.append(validated, Vec::new()).await
     }
 
-    /// Validates a submission's items into an append: events and quarantine entries.
-    fn validate_all(
-        &self,
-        submission: Submission<'_>,
-    ) -> (AppendBatch, Vec<(usize, Option<String>, Rejection)>) {
+    /// Validates a submission's items into an append: events and quarantine entries,
+    /// and the messages refused outright.
+    fn validate_all(&self, submission: Submission<'_>) -> Validated {
         let channels = self
             .touchpoint_channels
             .read()
@@ -246,8 +269,12 @@ impl Intake {
             quarantine: Vec::new(),
         };
         let mut rejected_at = Vec::new();
+        let mut refused = Vec::new();
         for (index, item) in submission.items.into_iter().enumerate() {
             match validate(&item.body, submission.envelope, &ctx) {
+                Ok(event) if self.suppressions.as_ref().is_some_and(|s| s.holds(&event)) => {
+                    refused.push((index, Some(event.message_id)));
+                }
                 Ok(event) => batch.events.push(event),
                 Err(rejection) => {
                     let (payload, message_id) = quarantine_payload(&item.body, submission.envelope);
@@ -266,15 +293,23 @@ impl Intake {
                 }
             }
         }
-        (batch, rejected_at)
+        Validated {
+            batch,
+            rejected_at,
+            refused,
+        }
     }
 
     async fn append(
         &self,
-        batch: AppendBatch,
-        rejected_at: Vec<(usize, Option<String>, Rejection)>,
+        validated: Validated,
         settlements: Vec<unavoce_store::Settlement>,
     ) -> Result<IngestReport, StoreError> {
+        let Validated {
+            batch,
+            rejected_at,
+            refused,
+        } = validated;
         let outcome = if settlements.is_empty() {
             self.log.append(&batch).await?
         } else {
@@ -301,10 +336,22 @@ impl Intake {
                     message_id,
                     code: rejection.code,
                     message: rejection.message,
-                    quarantine_id,
+                    quarantine_id: Some(quarantine_id),
                 },
             )
+            .chain(refused.into_iter().map(|(index, message_id)| {
+                RejectedItem {
+                    index,
+                    message_id,
+                    code: RejectionCode::SubjectErased,
+                    message: "the message carries an identifier of a person who was erased; \
+                          an owner can lift the suppression (DELETE /api/suppressions/{hash})"
+                        .into(),
+                    quarantine_id: None,
+                }
+            }))
             .collect();
+        report.rejected.sort_by_key(|r| r.index);
         Ok(report)
     }
 

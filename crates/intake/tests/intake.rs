@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 use unavoce_core::import::{CompiledMapping, Mapping};
 use unavoce_core::segment::RejectionCode;
 use unavoce_intake::*;
-use unavoce_store::{EventQuery, QuarantineQuery, QuarantineStatus, SqliteLog, SqliteOptions};
+use unavoce_store::{
+    EventLog, EventQuery, QuarantineQuery, QuarantineStatus, SqliteLog, SqliteOptions,
+};
 
 fn intake() -> (tempfile::TempDir, Intake) {
     let dir = tempfile::tempdir().unwrap();
@@ -73,7 +75,7 @@ async fn one_bad_message_never_costs_the_good_ones() {
     // The quarantined copy carries the batch context, so it can be replayed alone.
     let q = intake
         .log()
-        .quarantine_entry(report.rejected[0].quarantine_id)
+        .quarantine_entry(report.rejected[0].quarantine_id.unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -105,7 +107,7 @@ async fn a_fixed_message_is_replayed_with_its_original_reception_time() {
         ))
         .await
         .unwrap();
-    let id = report.rejected[0].quarantine_id;
+    let id = report.rejected[0].quarantine_id.unwrap();
     let now = "2024-06-01T00:00:00Z".parse().unwrap();
 
     // Replaying as stored fails again and leaves it pending.
@@ -268,7 +270,7 @@ not json
     assert_eq!(page.events[0].event.name.as_deref(), Some("Call Received"));
     let q = intake
         .log()
-        .quarantine_entry(report.errors[0].quarantine_id)
+        .quarantine_entry(report.errors[0].quarantine_id.unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -301,4 +303,49 @@ async fn semicolon_separated_files_are_recognised() {
         page.events[0].event.message["properties"]["total"],
         json!(19.9)
     );
+}
+
+#[tokio::test]
+async fn a_message_carrying_a_suppressed_identifier_is_refused_and_kept_nowhere() {
+    use unavoce_core::identity::IdentityRules;
+    use unavoce_core::suppression::suppression_hash;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap());
+    let hash = suppression_hash(b"secret", "email", "erased@example.com");
+    let suppressions = Arc::new(Suppressions::new(
+        b"secret".to_vec(),
+        IdentityRules::default_rules(),
+        [hash.clone()],
+    ));
+    let intake = Intake::new(log.clone()).with_suppressions(suppressions.clone());
+    let items = vec![
+        raw(
+            r#"{"type":"identify","userId":"new-1","traits":{"email":"Erased@Example.com"},"messageId":"a"}"#,
+        ),
+        raw(r#"{"type":"track","userId":"u2","event":"Viewed","messageId":"b"}"#),
+    ];
+    let report = intake.ingest(submission(items, None)).await.unwrap();
+    assert_eq!(report.accepted, 1);
+    assert_eq!(report.rejected.len(), 1);
+    assert_eq!(report.rejected[0].index, 0);
+    assert_eq!(report.rejected[0].code, RejectionCode::SubjectErased);
+    assert_eq!(report.rejected[0].quarantine_id, None);
+    let quarantined = log
+        .quarantine(QuarantineQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        quarantined.entries.is_empty(),
+        "not kept in the quarantine either"
+    );
+
+    suppressions.lift(&hash);
+    let again = vec![raw(
+        r#"{"type":"identify","userId":"new-1","traits":{"email":"erased@example.com"},"messageId":"a"}"#,
+    )];
+    let report = intake.ingest(submission(again, None)).await.unwrap();
+    assert_eq!(report.accepted, 1, "taken once the suppression is lifted");
 }

@@ -77,8 +77,8 @@ impl Received {
         match ingest(state, submission).await {
             Ok(report) => {
                 let error = ApiError::bad_request(code, rejection.message);
-                match report.rejected.first() {
-                    Some(r) => error.with("quarantine_id", r.quarantine_id),
+                match report.rejected.first().and_then(|r| r.quarantine_id) {
+                    Some(id) => error.with("quarantine_id", id),
                     None => error,
                 }
             }
@@ -143,10 +143,11 @@ pub async fn single(
     )
     .await?;
     if let Some(rejected) = report.rejected.first() {
-        return Err(
-            ApiError::bad_request(rejected.code.as_str(), rejected.message.clone())
-                .with("quarantine_id", rejected.quarantine_id),
-        );
+        let error = ApiError::bad_request(rejected.code.as_str(), rejected.message.clone());
+        return Err(match rejected.quarantine_id {
+            Some(id) => error.with("quarantine_id", id),
+            None => error,
+        });
     }
     Ok(Json(
         json!({"success": true, "duplicate": report.duplicates == 1}),

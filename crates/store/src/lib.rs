@@ -2,11 +2,12 @@
 //!
 //! The [`EventLog`] is the ground truth of the platform: an append-only log of events,
 //! de-duplicated by `messageId`, and a quarantine of messages that could not be
-//! accepted. Everything else is derived from it. Callers see only this interface;
+//! accepted. Only a person's erasure ([`Erasing`]) removes from it. Everything else is derived from it. Callers see only this interface;
 //! SQL and SQLite live in [`sqlite`], so a PostgreSQL implementation can take its
 //! place without changing them.
 
 mod decisions;
+mod erasure;
 mod governance;
 mod journeys;
 mod log;
@@ -14,6 +15,7 @@ mod outbox;
 pub mod sqlite;
 
 pub use decisions::*;
+pub use erasure::*;
 pub use governance::*;
 pub use journeys::*;
 pub use log::*;

@@ -50,6 +50,42 @@ pub(crate) fn index_after(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<i
     Ok(through)
 }
 
+/// Removes erased events from the index, each by its key: the event's `seq` and its
+/// identifiers (the table is keyed by identifier, so a `seq` alone would scan it).
+pub(crate) fn unindex(
+    tx: &Transaction<'_>,
+    seq: i64,
+    user_id: Option<&str>,
+    anonymous_id: Option<&str>,
+) -> rusqlite::Result<()> {
+    let mut delete = tx.prepare_cached(
+        "DELETE FROM event_identifiers WHERE kind = ?1 AND value = ?2 AND seq = ?3",
+    )?;
+    for (kind, value) in [(USER_ID, user_id), (ANONYMOUS_ID, anonymous_id)] {
+        if let Some(value) = value {
+            delete.execute((kind, value, seq))?;
+        }
+    }
+    Ok(())
+}
+
+/// Indexes every event after `from` within `tx`, and counts positions up to the highest
+/// ever given as indexed when their events were erased (none will come there, and the
+/// writer would otherwise wait for them forever); returns the new position.
+fn index_through_erased(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<i64> {
+    let through = index_after(tx, from)?;
+    match super::erasure::erased_top(tx)? {
+        Some(top) if top > through => {
+            tx.execute(
+                "UPDATE index_progress SET through = ?1 WHERE name = 'event_identifiers'",
+                [top],
+            )?;
+            Ok(top)
+        }
+        _ => Ok(through),
+    }
+}
+
 /// The writer's view of the index: how far it has got and when to catch up.
 pub(crate) struct IdentifierIndex {
     through: i64,
@@ -80,7 +116,7 @@ impl IdentifierIndex {
     /// retried next time.
     pub(crate) fn catch_up(&mut self, conn: &mut Connection) -> usize {
         let indexed = conn.transaction().and_then(|tx| {
-            let through = index_after(&tx, self.through)?;
+            let through = index_through_erased(&tx, self.through)?;
             tx.commit()?;
             Ok(through)
         });

@@ -2,6 +2,7 @@
 //! doing group commit, a small pool of reader connections.
 
 mod checkpoint;
+mod erasure;
 mod governance;
 mod identifiers;
 mod outbox;
@@ -145,9 +146,8 @@ impl SqliteLog {
             }
         };
 
-        let last_seq: i64 = conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
-            .map_err(open_err)?;
+        // The highest position given, even if its event was erased since.
+        let last_seq = erasure::highest_seq(&conn).map_err(open_err)?;
         let (committed, committed_rx) = tokio::sync::watch::channel(last_seq);
         let (sender, receiver) = mpsc::sync_channel(options.queue_capacity.max(1));
         let queued = Arc::new(AtomicUsize::new(0));

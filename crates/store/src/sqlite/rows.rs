@@ -1,7 +1,7 @@
 //! Mapping between rows and domain values.
 
 use jiff::Timestamp;
-use rusqlite::{Row, Transaction, params};
+use rusqlite::{Row, ToSql, Transaction, params};
 use serde_json::{Map, Value};
 use unavoce_core::identity::ProfileId;
 use unavoce_core::policy::Outcome;
@@ -49,22 +49,45 @@ pub(crate) const INSERT_EVENT: &str = "INSERT INTO events \
     (message_id, type, name, user_id, anonymous_id, timestamp, received_at, touchpoint, channel, source, message) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (message_id) DO NOTHING";
 
+/// [`INSERT_EVENT`] at a given position, `?12`.
+const INSERT_EVENT_AT: &str = "INSERT INTO events \
+    (message_id, type, name, user_id, anonymous_id, timestamp, received_at, touchpoint, channel, source, message, seq) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (message_id) DO NOTHING";
+
 /// Inserts one event unless its `messageId` is already in the log.
 pub(crate) fn insert_event(tx: &Transaction<'_>, row: &EventRow) -> rusqlite::Result<Appended> {
-    let mut stmt = tx.prepare_cached(INSERT_EVENT)?;
-    let changed = stmt.execute(params![
-        row.message_id,
-        row.event_type,
-        row.name,
-        row.user_id,
-        row.anonymous_id,
-        row.timestamp,
-        row.received_at,
-        row.touchpoint,
-        row.channel,
-        row.source,
-        row.message,
-    ])?;
+    insert(tx, row, None)
+}
+
+/// Inserts one event at log position `seq` unless its `messageId` is already in the log:
+/// after the newest events were erased, SQLite would give their positions again.
+pub(crate) fn insert_event_at(
+    tx: &Transaction<'_>,
+    row: &EventRow,
+    seq: i64,
+) -> rusqlite::Result<Appended> {
+    insert(tx, row, Some(seq))
+}
+
+fn insert(tx: &Transaction<'_>, row: &EventRow, seq: Option<i64>) -> rusqlite::Result<Appended> {
+    let columns: [&dyn ToSql; 12] = [
+        &row.message_id,
+        &row.event_type,
+        &row.name,
+        &row.user_id,
+        &row.anonymous_id,
+        &row.timestamp,
+        &row.received_at,
+        &row.touchpoint,
+        &row.channel,
+        &row.source,
+        &row.message,
+        &seq,
+    ];
+    let changed = match seq {
+        None => tx.prepare_cached(INSERT_EVENT)?.execute(&columns[..11])?,
+        Some(_) => tx.prepare_cached(INSERT_EVENT_AT)?.execute(&columns[..])?,
+    };
     Ok(if changed == 1 {
         Appended::Stored {
             seq: tx.last_insert_rowid(),

@@ -168,11 +168,22 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_by_actor ON audit_log (actor, seq);
 CREATE INDEX audit_by_profile ON audit_log (profile_id, seq) WHERE profile_id IS NOT NULL;
 "#,
+    // Identifiers of erased people that must not be contacted again, as hashes.
+    r#"
+CREATE TABLE suppressions (
+    hash TEXT    PRIMARY KEY,
+    kind TEXT    NOT NULL, -- the identifier type, e.g. email
+    at   INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
+
+/// How long a connection waits for a lock before it answers busy.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Sets the pragmas every connection uses.
 pub(crate) fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(
         None,
@@ -186,6 +197,12 @@ pub(crate) fn configure(conn: &Connection, durability: Durability) -> rusqlite::
     conn.pragma_update(None, "cache_size", -32_000)?; // 32 MiB
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    // Deleted content is overwritten with zeros, in its page and in freed pages, so an
+    // erased person's data does not linger in the file's free space. The cost: a delete
+    // or an update that moves a row writes the zeroed pages too (more pages to the WAL
+    // and to checkpoint, and freed pages are written instead of just listed). Appends,
+    // which only insert, hardly pay it; deletes and rewrites of large rows do.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(())
 }
 

@@ -739,3 +739,345 @@ async fn profile_ids_are_stored_as_text_and_one_that_is_not_is_an_error() {
         (ProfileId(42), 1)
     );
 }
+
+/// The person erased in the erasure tests: distinctive, so their bytes can be looked for.
+const ERASED_EMAIL: &str = "erase-me-0xC0FFEE@example.com";
+const ERASED_USER: &str = "erase-me-user-0xC0FFEE";
+const ERASED_ANONYMOUS: &str = "erase-me-anon-0xC0FFEE";
+
+/// An identify call of `user` with `email` in its traits.
+fn identified(id: &str, user: &str, email: &str) -> Event {
+    normalise(
+        json!({"type": "identify", "userId": user, "messageId": id, "traits": {"email": email}})
+            .as_object()
+            .unwrap()
+            .clone(),
+        &IntakeContext::new("2024-05-01T10:00:00Z".parse().unwrap(), "test"),
+        || unreachable!(),
+    )
+    .unwrap()
+}
+
+/// The files of the data folder that hold any of `needles`, byte for byte.
+fn files_holding(dir: &std::path::Path, needles: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        files += 1;
+        for needle in needles {
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(format!("{} holds {needle}", path.display()));
+            }
+        }
+    }
+    assert!(files > 0, "the data folder has files");
+    found
+}
+
+/// Every `seq` in the log, read one to a page.
+async fn every_seq(log: &SqliteLog) -> Vec<i64> {
+    let mut query = EventQuery {
+        limit: 1,
+        ..Default::default()
+    };
+    let mut seqs = Vec::new();
+    loop {
+        let page = log.events(query.clone()).await.unwrap();
+        seqs.extend(page.events.iter().map(|e| e.seq));
+        match page.next_cursor {
+            Some(cursor) => query.after_seq = Some(cursor),
+            None => return seqs,
+        }
+    }
+}
+
+/// The e-mail address a row of `profile` holds: the erased person's for p-1 and p-3.
+fn email_of(profile: i64) -> &'static str {
+    match profile {
+        1 | 3 => ERASED_EMAIL,
+        _ => "kept@example.com",
+    }
+}
+
+fn a_decision(
+    profile: i64,
+    channel: &str,
+    outcome: unavoce_core::policy::Outcome,
+) -> crate::decisions::NewDecision {
+    let at: Timestamp = "2024-05-01T10:00:00Z".parse().unwrap();
+    crate::decisions::NewDecision {
+        profile_id: unavoce_core::identity::ProfileId(profile),
+        message: format!("offer for {}", email_of(profile)),
+        purpose: "promotional".into(),
+        channel: channel.into(),
+        journey: Some("welcome".into()),
+        broadcast: None,
+        decided_at: at,
+        outcome,
+        send_at: Some(at),
+        reasons: json!([{"code": "consent", "detail": email_of(profile)}]),
+    }
+}
+
+fn a_run(profile: i64) -> crate::journeys::JourneyRun {
+    let at: Timestamp = "2024-05-01T10:00:00Z".parse().unwrap();
+    crate::journeys::JourneyRun {
+        key: format!("welcome:p-{profile}:1"),
+        journey: "welcome".into(),
+        profile_id: unavoce_core::identity::ProfileId(profile),
+        entered_at: at,
+        control: false,
+        status: "active".into(),
+        step: 1,
+        wake_at: None,
+        waiting_for: None,
+        blocked: false,
+        watching: Some(email_of(profile).into()),
+        fallbacks: Vec::new(),
+        exit_reason: None,
+        converted_at: None,
+        updated_at: at,
+    }
+}
+
+fn a_suppression(hash: &str, kind: &str, at: &str) -> crate::erasure::Suppression {
+    crate::erasure::Suppression {
+        hash: hash.into(),
+        kind: kind.into(),
+        at: at.parse().unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn an_erasure_removes_a_person_to_the_last_byte_and_keeps_everyone_else() {
+    use unavoce_core::identity::ProfileId;
+    use unavoce_core::policy::Outcome;
+
+    use crate::decisions::{DecisionLog, DecisionQuery};
+    use crate::erasure::{Erasing, Erasure, ErasureReceipt};
+    use crate::journeys::{JourneyStore, RunQuery};
+    use crate::outbox::{Outbox, OutboxQuery, Settlement};
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        identifier_index_chunk: 3,
+        ..SqliteOptions::default()
+    };
+    let log = SqliteLog::open(dir.path(), options).unwrap();
+    // seq 1..=5: the person's at 1, 3 and 5 (the newest), someone else's at 2 and 4.
+    log.append(&AppendBatch {
+        events: vec![
+            identified("m1", ERASED_USER, ERASED_EMAIL),
+            event("m2", "u2"),
+            sent_by("m3", Some(ERASED_USER), Some(ERASED_ANONYMOUS)),
+        ],
+        quarantine: vec![
+            NewQuarantineEntry {
+                payload: format!(r#"{{"type":"identify","traits":{{"email":"{ERASED_EMAIL}"}}}}"#),
+                ..quarantined("no identity")
+            },
+            quarantined("no identity either"),
+        ],
+    })
+    .await
+    .unwrap();
+    log.append(&AppendBatch {
+        events: vec![event("m4", "u2"), event("m5", ERASED_USER)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    // Their decisions, under their profile and one merged into it (p-3), and a run.
+    let at: Timestamp = "2024-05-01T10:00:00Z".parse().unwrap();
+    log.save_runs(
+        vec![a_run(1), a_run(2)],
+        vec![
+            a_decision(1, "email", Outcome::Send),
+            a_decision(1, "sms", Outcome::Send),
+            a_decision(1, "push", Outcome::Suppress),
+        ],
+    )
+    .await
+    .unwrap();
+    log.record_decisions(vec![
+        a_decision(3, "email", Outcome::Hold),
+        a_decision(2, "email", Outcome::Send),
+    ])
+    .await
+    .unwrap();
+    let sent = log.claim("sms", at, 10).await.unwrap();
+    log.settle(vec![Settlement::Sent {
+        id: sent[0].id,
+        provider_message_id: Some("SM-1".into()),
+        at,
+    }])
+    .await
+    .unwrap();
+
+    let erasure = Erasure {
+        seqs: vec![1, 3, 5],
+        profile_ids: vec![ProfileId(1), ProfileId(3)],
+        identifier_values: vec![
+            ERASED_USER.into(),
+            ERASED_ANONYMOUS.into(),
+            ERASED_EMAIL.to_uppercase(),
+            "u".into(), // too short to look for
+        ],
+        suppress: vec![
+            a_suppression("h-email", "email", "2024-06-01T00:00:00Z"),
+            a_suppression("h-user", "userId", "2024-06-01T00:00:00Z"),
+        ],
+    };
+    let receipt = log.erase(erasure).await.unwrap();
+    assert_eq!(
+        receipt,
+        ErasureReceipt {
+            events: 3,
+            quarantined: 1,
+            decisions: 4,
+            outbox_entries: 3,
+            cancelled: 2,
+            journey_runs: 1,
+            suppressed: 2,
+        }
+    );
+    assert_eq!(
+        files_holding(dir.path(), &[ERASED_EMAIL, ERASED_USER, ERASED_ANONYMOUS]),
+        Vec::<String>::new(),
+        "nothing of them in the database, its WAL or anything else, once erased"
+    );
+
+    // Everyone else is still there, by identifier, by paging and by position.
+    assert_eq!(pages_of(&log, "u2").await, [2, 4]);
+    assert!(pages_of(&log, ERASED_USER).await.is_empty());
+    assert_eq!(every_seq(&log).await, [2, 4]);
+    let at_positions = log.events_at((1..=5).collect()).await.unwrap();
+    assert_eq!(
+        at_positions.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [2, 4]
+    );
+    let stats = log.stats().await.unwrap();
+    assert_eq!((stats.events, stats.quarantined), (2, 1));
+    let left = log.quarantine(QuarantineQuery {
+        limit: 10,
+        ..Default::default()
+    });
+    assert_eq!(left.await.unwrap().entries[0].reason, "no identity either");
+
+    // The newest position stays taken: the next event comes after it.
+    assert_eq!(*log.committed().borrow(), 5);
+    let next = log
+        .append(&AppendBatch {
+            events: vec![event("m6", "u2")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.events, [Appended::Stored { seq: 6 }]);
+    assert_eq!(*log.committed().borrow(), 6);
+    assert_eq!(pages_of(&log, "u2").await, [2, 4, 6]);
+
+    // Their decisions, messages and runs are gone; the other person's stay.
+    let decisions = |profile: i64| DecisionQuery {
+        profile_ids: vec![ProfileId(profile)],
+        limit: 10,
+        ..Default::default()
+    };
+    let entries = |profile: i64| OutboxQuery {
+        profile_ids: vec![ProfileId(profile)],
+        limit: 10,
+        ..Default::default()
+    };
+    let runs = |profile: i64| RunQuery {
+        profile_id: Some(ProfileId(profile)),
+        limit: 10,
+        ..Default::default()
+    };
+    for (profile, kept) in [(1, 0), (3, 0), (2, 1)] {
+        assert_eq!(log.decisions(decisions(profile)).await.unwrap().len(), kept);
+        assert_eq!(log.outbox(entries(profile)).await.unwrap().len(), kept);
+    }
+    assert!(log.runs(runs(1)).await.unwrap().is_empty());
+    assert_eq!(log.runs(runs(2)).await.unwrap(), [a_run(2)]);
+
+    // Suppressions: listed by hash, an existing one kept as it was, lifted once.
+    let again = Erasure {
+        suppress: vec![a_suppression("h-email", "email", "2024-07-01T00:00:00Z")],
+        ..Default::default()
+    };
+    assert_eq!(log.erase(again).await.unwrap().suppressed, 0);
+    assert_eq!(
+        log.suppressions().await.unwrap(),
+        [
+            a_suppression("h-email", "email", "2024-06-01T00:00:00Z"),
+            a_suppression("h-user", "userId", "2024-06-01T00:00:00Z"),
+        ]
+    );
+    assert!(log.lift_suppression("h-user").await.unwrap());
+    assert!(!log.lift_suppression("h-user").await.unwrap());
+    assert_eq!(log.suppressions().await.unwrap().len(), 1);
+
+    log.close().await;
+    assert_eq!(
+        files_holding(dir.path(), &[ERASED_EMAIL, ERASED_USER, ERASED_ANONYMOUS]),
+        Vec::<String>::new(),
+        "nothing of them in any file of the data folder after closing"
+    );
+}
+
+#[tokio::test]
+async fn the_position_of_an_erased_newest_event_is_not_given_again_after_a_restart() {
+    use crate::erasure::{Erasing, Erasure};
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = || SqliteOptions {
+        identifier_index_chunk: 100,
+        ..SqliteOptions::default()
+    };
+    let log = SqliteLog::open(dir.path(), options()).unwrap();
+    log.append(&AppendBatch {
+        events: vec![event("m1", "u1"), event("m2", "u2"), event("m3", "u2")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let erasure = Erasure {
+        seqs: vec![2, 3],
+        ..Default::default()
+    };
+    assert_eq!(log.erase(erasure).await.unwrap().events, 2);
+    log.close().await;
+
+    let log = SqliteLog::open(dir.path(), options()).unwrap();
+    assert_eq!(
+        *log.committed().borrow(),
+        3,
+        "the watch starts at the highest given"
+    );
+    let next = log
+        .append(&AppendBatch {
+            events: vec![event("m4", "u2")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.events, [Appended::Stored { seq: 4 }]);
+    assert_eq!(pages_of(&log, "u2").await, [4]);
+    assert_eq!(every_seq(&log).await, [1, 4]);
+    // The writer indexes up to the highest position, past the erased ones, once idle.
+    let progress = || {
+        let conn = Connection::open(dir.path().join("events.db")).unwrap();
+        identifiers::indexed_through(&conn).unwrap()
+    };
+    let mut waited = 0;
+    while progress() < 4 && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(progress(), 4);
+    assert_eq!(pages_of(&log, "u2").await, [4]);
+    log.close().await;
+}

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use unavoce_core::redact::Redacted;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::identifiers::IdentifierIndex;
-use super::rows::{EventRow, insert_event, insert_quarantine, micros};
+use super::rows::{EventRow, insert_event, insert_event_at, insert_quarantine, micros};
 use crate::decisions::NewDecision;
+use crate::erasure::{Erasure, ErasureReceipt};
 use crate::governance::ApiKey;
 use crate::journeys::JourneyRun;
 use crate::log::{AppendOutcome, Appended, NewQuarantineEntry, StoreError};
@@ -91,6 +92,9 @@ pub(crate) enum Op {
         at: Timestamp,
     },
     Audit(Vec<AuditEntry>),
+    /// A person's erasure: committed alone, then the WAL is truncated.
+    Erase(Erasure),
+    LiftSuppression(String),
 }
 
 pub(crate) enum Done {
@@ -109,11 +113,21 @@ pub(crate) enum Done {
     KeyRevoked(bool),
     KeyTouched,
     Audited,
+    Erased(ErasureReceipt),
+    SuppressionLifted(bool),
 }
 
 pub(crate) struct Job {
     pub op: Op,
     pub reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+impl Op {
+    /// Whether it may store events.
+    fn stores_events(&self) -> bool {
+        matches!(self, Op::Append { events, .. } if !events.is_empty())
+            || matches!(self, Op::Replay { .. })
+    }
 }
 
 impl Job {
@@ -130,6 +144,7 @@ impl Job {
             Op::Settle(settlements) => settlements.len(),
             Op::TakeEarly(ids) => ids.len(),
             Op::Audit(entries) => entries.len(),
+            Op::Erase(erasure) => erasure.seqs.len(),
             Op::Replay { .. }
             | Op::PutSetting { .. }
             | Op::ResumeInFlight
@@ -137,13 +152,16 @@ impl Job {
             | Op::Park(_)
             | Op::PutKey { .. }
             | Op::RevokeKey(_)
-            | Op::TouchKey { .. } => 1,
+            | Op::TouchKey { .. }
+            | Op::LiftSuppression(_) => 1,
         }
     }
 }
 
 #[derive(Default)]
 struct Tally {
+    /// Where the next event goes when SQLite would give an erased position again.
+    next_seq: Option<i64>,
     last_seq: i64,
     events: i64,
     duplicates: i64,
@@ -182,36 +200,107 @@ impl Writer {
 /// How long the writer waits for work before it indexes what is unindexed.
 const INDEX_WHEN_IDLE_FOR: Duration = Duration::from_millis(100);
 
+/// Why the writer's queue gave no request.
+enum NoJob {
+    /// Nothing for a while: time to index.
+    Idle,
+    Closed,
+}
+
+/// The answer a request waits for.
+type Reply = oneshot::Sender<Result<Done, StoreError>>;
+
+impl Writer {
+    /// The next request, waiting at most a moment while there is something to index.
+    fn next_job(&self, jobs: &Receiver<Job>) -> Result<Job, NoJob> {
+        if self.index.is_behind(*self.committed.borrow()) {
+            jobs.recv_timeout(INDEX_WHEN_IDLE_FOR).map_err(|e| match e {
+                RecvTimeoutError::Timeout => NoJob::Idle,
+                RecvTimeoutError::Disconnected => NoJob::Closed,
+            })
+        } else {
+            jobs.recv().map_err(|_| NoJob::Closed)
+        }
+    }
+
+    /// Runs an erasure in a transaction of its own and answers it once the WAL is
+    /// truncated (or left to the background checkpointer, if readers keep it busy).
+    fn erase(&mut self, erasure: &Erasure, reply: Reply) {
+        let started = Instant::now();
+        let erased = super::erasure::commit(&mut self.conn, erasure);
+        if let Some(observe) = &self.observer {
+            observe(CommitInfo {
+                duration: started.elapsed(),
+                requests: 1,
+                rows: erased.as_ref().map_or(0, |e| e.rows),
+                kind: CommitKind::Group,
+            });
+        }
+        let answer = match erased {
+            Ok(erased) => {
+                super::erasure::truncate_wal(&self.conn);
+                Ok(Done::Erased(erased.receipt))
+            }
+            Err(e) => {
+                tracing::error!(error = %Redacted(&e), "erasure failed; nothing was removed");
+                Err(StoreError::Storage(e.to_string()))
+            }
+        };
+        let _ = reply.send(answer);
+    }
+}
+
+/// A group to commit: `first` and whatever has queued up behind it, up to
+/// `max_rows`; and an erasure met on the way, which runs after it, alone.
+fn gather(
+    first: Job,
+    jobs: &Receiver<Job>,
+    queued: &AtomicUsize,
+    max_rows: usize,
+) -> (Vec<Job>, usize, Option<Job>) {
+    let mut rows = first.rows();
+    let mut group = vec![first];
+    while rows < max_rows {
+        let Ok(job) = jobs.try_recv() else { break };
+        queued.fetch_sub(1, Ordering::AcqRel);
+        if matches!(job.op, Op::Erase(_)) {
+            return (group, rows, Some(job));
+        }
+        rows += job.rows();
+        group.push(job);
+    }
+    (group, rows, None)
+}
+
 pub(crate) fn run(mut writer: Writer, jobs: Receiver<Job>, queued: Arc<AtomicUsize>) {
+    let mut held: Option<Job> = None;
     loop {
-        let last_seq = *writer.committed.borrow();
-        let first = if writer.index.is_behind(last_seq) {
-            match jobs.recv_timeout(INDEX_WHEN_IDLE_FOR) {
-                Ok(job) => job,
-                Err(RecvTimeoutError::Timeout) => {
+        let first = match held.take() {
+            Some(job) => job,
+            None => match writer.next_job(&jobs) {
+                Ok(job) => {
+                    queued.fetch_sub(1, Ordering::AcqRel);
+                    job
+                }
+                Err(NoJob::Idle) => {
                     writer.catch_up_index();
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => break,
-            }
+                Err(NoJob::Closed) => break,
+            },
         };
-        let mut group = vec![first];
-        let mut rows = group[0].rows();
-        while rows < writer.max_rows_per_commit {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    rows += job.rows();
-                    group.push(job);
-                }
-                Err(_) => break,
+        let first = match first {
+            Job {
+                op: Op::Erase(erasure),
+                reply,
+            } => {
+                writer.erase(&erasure, reply);
+                continue;
             }
-        }
-        queued.fetch_sub(group.len(), Ordering::AcqRel);
+            job => job,
+        };
+        let (group, rows, erasure) = gather(first, &jobs, &queued, writer.max_rows_per_commit);
+        held = erasure;
 
         let started = Instant::now();
         let (ops, replies): (Vec<Op>, Vec<_>) = group.into_iter().map(|j| (j.op, j.reply)).unzip();
@@ -259,8 +348,12 @@ fn commit(
     conn: &mut Connection,
     ops: Vec<Op>,
 ) -> rusqlite::Result<(Vec<Result<Done, StoreError>>, i64)> {
-    let tx = conn.transaction()?;
+    // Immediate: where the next event goes may be read before the first write.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut tally = Tally::default();
+    if ops.iter().any(Op::stores_events) {
+        tally.next_seq = super::erasure::erased_top(&tx)?.map(|top| top + 1);
+    }
     let mut results = Vec::with_capacity(ops.len());
     for op in &ops {
         results.push(apply(&tx, op, &mut tally)?);
@@ -298,15 +391,7 @@ fn apply(
                 quarantine_ids: Vec::with_capacity(quarantine.len()),
             };
             for row in events {
-                let appended = insert_event(tx, row)?;
-                match appended {
-                    Appended::Stored { seq } => {
-                        tally.events += 1;
-                        tally.last_seq = tally.last_seq.max(seq);
-                    }
-                    Appended::Duplicate => tally.duplicates += 1,
-                }
-                outcome.events.push(appended);
+                outcome.events.push(store_event(tx, row, tally)?);
             }
             for entry in quarantine {
                 outcome.quarantine_ids.push(insert_quarantine(tx, entry)?);
@@ -394,6 +479,13 @@ fn apply(
             put_setting(tx, name, value)?;
             Ok(Ok(Done::SettingStored))
         }
+        Op::LiftSuppression(hash) => {
+            Ok(Ok(Done::SuppressionLifted(super::erasure::lift(tx, hash)?)))
+        }
+        // `run` commits an erasure alone; it never reaches a group.
+        Op::Erase(_) => Ok(Err(StoreError::Storage(
+            "an erasure was grouped with other writes".into(),
+        ))),
         Op::Replay { id, event, at } => {
             let mut find =
                 tx.prepare_cached("SELECT status, replayed_seq FROM quarantine WHERE id = ?1")?;
@@ -414,22 +506,16 @@ fn apply(
                 }
                 Some(_) => {}
             }
-            let appended = insert_event(tx, event)?;
+            let appended = store_event(tx, event, tally)?;
             let seq = match appended {
-                Appended::Stored { seq } => {
-                    tally.events += 1;
-                    tally.last_seq = tally.last_seq.max(seq);
-                    Some(seq)
-                }
-                Appended::Duplicate => {
-                    tally.duplicates += 1;
-                    tx.query_row(
+                Appended::Stored { seq } => Some(seq),
+                Appended::Duplicate => tx
+                    .query_row(
                         "SELECT seq FROM events WHERE message_id = ?1",
                         params![event.message_id],
                         |r| r.get(0),
                     )
-                    .ok()
-                }
+                    .ok(),
             };
             tx.prepare_cached(
                 "UPDATE quarantine SET status = 'replayed', replayed_at = ?2, replayed_seq = ?3 WHERE id = ?1",
@@ -439,6 +525,28 @@ fn apply(
             Ok(Ok(Done::Replayed(appended)))
         }
     }
+}
+
+/// Inserts an event and counts it; the first one after an erasure of the newest events
+/// goes after their positions.
+fn store_event(
+    tx: &Transaction<'_>,
+    row: &EventRow,
+    tally: &mut Tally,
+) -> rusqlite::Result<Appended> {
+    let appended = match tally.next_seq {
+        Some(seq) => insert_event_at(tx, row, seq)?,
+        None => insert_event(tx, row)?,
+    };
+    match appended {
+        Appended::Stored { seq } => {
+            tally.next_seq = None;
+            tally.events += 1;
+            tally.last_seq = tally.last_seq.max(seq);
+        }
+        Appended::Duplicate => tally.duplicates += 1,
+    }
+    Ok(appended)
 }
 
 fn put_setting(tx: &Transaction<'_>, name: &str, value: &str) -> rusqlite::Result<()> {

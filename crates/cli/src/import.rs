@@ -63,14 +63,18 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
 
-    let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(
+    let store = Arc::new(SqliteLog::open(
         &data,
         SqliteOptions {
             durability: config.ingest.durability()?,
             ..SqliteOptions::default()
         },
     )?);
-    let intake = Intake::new(log.clone());
+    // Erased people stay erased: their identifiers are refused here as by the server.
+    let rules = config.blueprint(String::new())?.identity;
+    let suppressions = unavoce_platform::erasure::suppressions(store.as_ref(), &rules).await?;
+    let log: Arc<dyn EventLog> = store;
+    let intake = Intake::new(log.clone()).with_suppressions(suppressions);
     let options = ImportOptions {
         source: args.source.trim().to_string(),
         format,

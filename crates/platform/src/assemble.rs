@@ -22,7 +22,7 @@ use unavoce_projections::{
 };
 
 use crate::ReadSide;
-use unavoce_store::{DecisionLog, EventLog, Governance, JourneyStore, Outbox};
+use unavoce_store::{DecisionLog, Erasing, EventLog, Governance, JourneyStore, Outbox};
 
 /// What the platform runs with: the parts of the configuration file it uses.
 pub struct Blueprint {
@@ -119,6 +119,8 @@ pub struct Platform {
     pub governance: Arc<dyn Governance>,
     /// The journeys' runs as stored.
     pub journey_runs: Arc<dyn JourneyStore>,
+    /// Erasing people and the suppression list.
+    pub erasing: Arc<dyn Erasing>,
 }
 
 /// The running platform: its parts and their background work.
@@ -134,7 +136,7 @@ impl Running {
     /// (segment maintenance, the journey runner, the outbox worker).
     pub async fn start<S>(store: Arc<S>, blueprint: Blueprint) -> Result<Running, AssembleError>
     where
-        S: EventLog + DecisionLog + JourneyStore + Outbox + Governance,
+        S: EventLog + DecisionLog + JourneyStore + Outbox + Governance + Erasing,
     {
         let log: Arc<dyn EventLog> = store.clone();
         let decisions: Arc<dyn DecisionLog> = store.clone();
@@ -148,7 +150,10 @@ impl Running {
             decisions.clone(),
             blueprint.policies.clone(),
         ));
+        let suppressions =
+            crate::erasure::suppressions(store.as_ref(), &blueprint.identity).await?;
         let intake = Intake::new(log.clone())
+            .with_suppressions(suppressions)
             .with_touchpoint_channels(touchpoints.channels())
             .with_observer(identity.clone());
         let messages = Messages::open(
@@ -231,7 +236,8 @@ impl Running {
                 decisions,
                 delivery,
                 governance: store.clone(),
-                journey_runs: store,
+                journey_runs: store.clone(),
+                erasing: store,
             },
             tasks,
             delivery: delivery_task,

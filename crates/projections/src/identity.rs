@@ -463,10 +463,74 @@ impl IdentityProjection {
             .read()
             .map(|s| s.links.clone())
             .unwrap_or_default();
-        let mut rebuilt = State::new(
-            IdentityGraph::new(self.rules.clone(), rules_in_force),
-            links,
-        );
+        let rebuilt = self.replay(rules_in_force, links, false).await?;
+        let split: BTreeSet<ProfileId> = identifiers
+            .iter()
+            .filter_map(|k| rebuilt.graph.lookup(k).map(|p| p.id))
+            .collect();
+        self.install(rebuilt)?;
+        Ok(split.into_iter().collect())
+    }
+
+    /// After a person's events were removed from the log (an erasure): forgets the
+    /// unmerge rules and link decisions that name any of `erased` (their identifiers),
+    /// and rebuilds the graph, every profile's state and the interaction table from
+    /// the log as it is now — exactly what a fresh replay gives.
+    pub async fn forget(&self, erased: &[IdKey]) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let named = |k: &IdKey| erased.contains(k);
+        let (mut unmerge_rules, mut links) = {
+            let state = self
+                .state
+                .read()
+                .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
+            (state.graph.unmerge_rules().to_vec(), state.links.clone())
+        };
+        let rules_before = unmerge_rules.len();
+        unmerge_rules.retain(|r| !named(&r.key) && !r.apart_from.iter().any(named));
+        if unmerge_rules.len() != rules_before {
+            self.log
+                .put_setting(UNMERGE_RULES, rules_to_json(&self.rules, &unmerge_rules))
+                .await?;
+        }
+        let links_before: usize = links.values().map(Vec::len).sum();
+        for decisions in links.values_mut() {
+            decisions.retain(|(a, b, _)| !named(a) && !named(b));
+        }
+        links.retain(|_, decisions| !decisions.is_empty());
+        if links.values().map(Vec::len).sum::<usize>() != links_before {
+            let stored: Vec<LinkDecision> = match self.log.setting(LINK_DECISIONS).await? {
+                Some(value) => serde_json::from_value(value).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let kept: Vec<LinkDecision> = stored
+                .into_iter()
+                .filter(|d| {
+                    let key = |i: &Identifier| self.rules.key_of(i);
+                    !key(&d.a).is_some_and(|k| named(&k)) && !key(&d.b).is_some_and(|k| named(&k))
+                })
+                .collect();
+            self.log
+                .put_setting(
+                    LINK_DECISIONS,
+                    serde_json::to_value(&kept).unwrap_or_default(),
+                )
+                .await?;
+        }
+        let rebuilt = self.replay(unmerge_rules, links, true).await?;
+        self.install(rebuilt)
+    }
+
+    /// A state replayed from the whole log under these rules and decisions; with
+    /// `interactions`, the interaction table is rebuilt in the same pass.
+    async fn replay(
+        &self,
+        unmerge_rules: Vec<UnmergeRule>,
+        links: BTreeMap<i64, Vec<(IdKey, IdKey, Timestamp)>>,
+        interactions: bool,
+    ) -> Result<State, StoreError> {
+        let mut rebuilt = State::new(IdentityGraph::new(self.rules.clone(), unmerge_rules), links);
+        let mut table = InteractionTable::default();
         loop {
             let events = self.events_after(rebuilt.applied).await?;
             if events.is_empty() {
@@ -475,17 +539,24 @@ impl IdentityProjection {
             let sets = self.identifiers(&events);
             for ((seq, event), set) in events.iter().zip(&sets) {
                 rebuilt.apply(&self.computed, *seq, event, set);
+                if interactions {
+                    table.push(*seq, event, &self.analytics);
+                }
             }
         }
-        let split: BTreeSet<ProfileId> = identifiers
-            .iter()
-            .filter_map(|k| rebuilt.graph.lookup(k).map(|p| p.id))
-            .collect();
+        if interactions {
+            *self.interactions.write().unwrap_or_else(|e| e.into_inner()) = table;
+        }
+        Ok(rebuilt)
+    }
+
+    /// Puts a rebuilt state in place; every profile may have changed, so whoever
+    /// watches changes looks at them all.
+    fn install(&self, mut rebuilt: State) -> Result<(), StoreError> {
         let mut state = self
             .state
             .write()
             .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
-        // Every profile may have changed: whoever watches changes looks at them all.
         rebuilt.changed = state
             .changed
             .as_ref()
@@ -493,7 +564,7 @@ impl IdentityProjection {
         *state = rebuilt;
         drop(state);
         self.changes.notify_one();
-        Ok(split.into_iter().collect())
+        Ok(())
     }
 }
 

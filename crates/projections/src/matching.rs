@@ -165,6 +165,19 @@ impl IdentityProjection {
         Ok(queue)
     }
 
+    /// Removes the queued matches that name any of `erased` (an erased person's
+    /// identifiers); how many.
+    pub async fn forget_matches(&self, erased: &[Identifier]) -> Result<usize, StoreError> {
+        let mut queue = self.load_queue().await?;
+        let before = queue.len();
+        queue.retain(|item| !erased.contains(&item.a) && !erased.contains(&item.b));
+        let removed = before - queue.len();
+        if removed > 0 {
+            self.save_queue(&queue).await?;
+        }
+        Ok(removed)
+    }
+
     /// Accepts (links the two profiles) or rejects a queued match.
     pub async fn decide(&self, id: u64, accept: bool) -> Result<ReviewItem, ReviewError> {
         let mut queue = self.load_queue().await?;

@@ -51,10 +51,17 @@ async fn every_route_answers_every_role_as_the_access_table_says() {
             .route
             .replace("{id}", &profile)
             .replace("{name}", "nothing-here")
-            .replace("{decision}", "accept");
+            .replace("{decision}", "accept")
+            .replace("{hash}", "nothing-here");
         // Reads and harmless changes: every body is empty, so changes are refused as
         // invalid where they are allowed at all.
-        if rule.route == "/api/keys/{name}" || rule.route == "/api/identity/matching" {
+        if [
+            "/api/keys/{name}",
+            "/api/identity/matching",
+            "/api/profiles/{id}/erase",
+        ]
+        .contains(&rule.route)
+        {
             continue; // walked below, on purpose
         }
         for (role, key) in &keys {
@@ -95,6 +102,17 @@ async fn every_route_answers_every_role_as_the_access_table_says() {
             StatusCode::FORBIDDEN
         };
         assert_eq!(revoke.status, expected, "{}", revoke.json);
+    }
+    // Erasure last: only an owner may, and then she is gone.
+    let erase = format!("/api/profiles/{profile}/erase");
+    for role in [Role::Marketer, Role::Analyst, Role::Agent, Role::Owner] {
+        let answer = s.keyed(&keys[&role], "POST", &erase, json!({})).await;
+        let expected = if role == Role::Owner {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(answer.status, expected, "{role}: {}", answer.json);
     }
     // A route outside the table answers no one.
     let unknown = s

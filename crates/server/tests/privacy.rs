@@ -155,3 +155,182 @@ async fn an_export_holds_everything_about_the_person_and_is_audited() {
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+/// Every file of the data folder, as bytes, with its name.
+fn data_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_follows_the_graph_leaves_no_byte_behind_and_keeps_the_person_out() {
+    const EMAIL: &str = "zelda.quintessa.0xbeef@example.com";
+    const PHONE: &str = "+393339876543";
+    const NAME: &str = "Quintessa";
+    let s = server_customised(Arc::new(|b| {
+        b.messages = vec![
+            serde_json::from_value(json!({"id": "note",
+                "email": {"subject": "Hi {{ first_name }}", "html": "<p>Hi</p>", "text": "Hi"}}))
+            .unwrap(),
+        ];
+    }))
+    .await;
+    s.send_batch(vec![
+        json!({"type": "page", "anonymousId": "zq-browser", "name": "Offers"}),
+        json!({"type": "identify", "userId": "zelda-1", "anonymousId": "zq-browser",
+            "traits": {"first_name": "Zelda", "last_name": NAME, "email": EMAIL, "phone": PHONE}}),
+        json!({"type": "track", "userId": "zelda-1", "event": "Case Opened",
+            "properties": {"case_id": "C-9", "subject": "Line down"}}),
+        json!({"type": "identify", "userId": "grace-1", "traits": {"email": "grace@example.com"}}),
+        json!({"type": "track", "userId": "grace-1", "event": "Order Completed"}),
+    ])
+    .await;
+    // A message about her with no identity: quarantined, with her address in it.
+    let quarantined = s
+        .track(
+            "/v1/identify",
+            json!({"traits": {"email": EMAIL}}).to_string(),
+        )
+        .await;
+    assert_eq!(quarantined.status, StatusCode::BAD_REQUEST);
+    let profile = s.profile_of("zelda-1").await;
+    let sent = s
+        .admin_json(
+            "POST",
+            "/api/broadcasts",
+            json!({"message": "note",
+            "audience": "true", "purpose": "service", "channel": "email"}),
+        )
+        .await;
+    assert_eq!(sent.json["outcomes"]["send"], 2, "{}", sent.json);
+
+    let receipt = s
+        .admin_json("POST", &format!("/api/profiles/{profile}/erase"), json!({}))
+        .await;
+    assert_eq!(receipt.status, StatusCode::OK, "{}", receipt.json);
+    let r = &receipt.json;
+    assert_eq!(
+        r["events"], 3,
+        "every event under any of her identifiers: {r}"
+    );
+    assert_eq!(r["quarantined"], 1, "{r}");
+    assert_eq!(r["decisions"], 1, "{r}");
+    assert_eq!(r["outbox_entries"], 1, "{r}");
+    assert_eq!(
+        r["suppressions"].as_array().unwrap().len(),
+        4,
+        "user id, anonymous id, e-mail, phone: {r}"
+    );
+    let text = r.to_string();
+    assert!(!text.contains(EMAIL) && !text.contains("zelda-1"), "{text}");
+
+    // She is gone; Grace is not; what a replay gives is what is held.
+    let gone = s
+        .admin("GET", "/api/profiles/lookup?user_id=zelda-1", Body::empty())
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let stats = s.get("/api/stats").await;
+    let people = s.get("/api/profiles").await;
+    assert_eq!(people["profiles"].as_array().unwrap().len(), 1, "{people}");
+
+    // Nothing new about her is taken in, until an owner lifts the suppression.
+    let again = s
+        .track(
+            "/v1/identify",
+            json!({"userId": "new-id", "traits": {"email": EMAIL}}).to_string(),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        again.json["error"]["code"], "subject_erased",
+        "{}",
+        again.json
+    );
+
+    let dir = s.dir.path().to_path_buf();
+    let s = s.restart().await;
+    assert_eq!(
+        s.get("/api/stats").await,
+        stats,
+        "a fresh replay gives the same"
+    );
+    assert_eq!(s.get("/api/profiles").await, people);
+    let still = s
+        .track(
+            "/v1/identify",
+            json!({"userId": "new-id", "traits": {"email": EMAIL}}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        still.json["error"]["code"], "subject_erased",
+        "the list survives a restart"
+    );
+
+    // Not one byte of her in any file of the data folder.
+    let files = data_files(&dir);
+    assert!(files.iter().any(|(name, _)| name.starts_with("events.db")));
+    for (name, bytes) in &files {
+        for needle in [
+            EMAIL,
+            PHONE,
+            "393339876543",
+            NAME,
+            "zelda-1",
+            "zq-browser",
+            "Line down",
+        ] {
+            assert!(!contains(bytes, needle), "{needle} is still in {name}");
+        }
+        assert!(
+            contains(bytes, "grace") || !name.ends_with(".db"),
+            "Grace's data stays in {name}"
+        );
+    }
+
+    // Lifted: her address is taken in again.
+    let hash = receipt.json["suppressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["kind"] == "email")
+        .unwrap()["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lifted = s
+        .admin(
+            "DELETE",
+            &format!("/api/suppressions/{hash}"),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(lifted.status, StatusCode::NO_CONTENT);
+    let taken = s
+        .track(
+            "/v1/identify",
+            json!({"userId": "new-id", "traits": {"email": EMAIL}}).to_string(),
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.json);
+    let audit = s
+        .get(&format!(
+            "/api/audit?profile_id={profile}&action=POST%20/api/profiles/%7Bid%7D/erase"
+        ))
+        .await;
+    assert_eq!(audit["records"].as_array().unwrap().len(), 1);
+}

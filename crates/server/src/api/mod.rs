@@ -15,6 +15,7 @@ mod quarantine;
 mod reports;
 mod segments;
 mod subscriptions;
+mod suppressions;
 mod touchpoints;
 
 use axum::Router;
@@ -57,6 +58,9 @@ pub fn routes() -> Router<AppState> {
         .route("/profiles/{id}/timeline", get(profiles::timeline))
         .route("/profiles/{id}/export", get(profiles::export))
         .route("/profiles/{id}/notes", post(consents::note))
+        .route("/profiles/{id}/erase", post(suppressions::erase))
+        .route("/suppressions", get(suppressions::list))
+        .route("/suppressions/{hash}", delete(suppressions::lift))
         .route(
             "/profiles/{id}/consents",
             get(consents::list).post(consents::record),

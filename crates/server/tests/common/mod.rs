@@ -18,7 +18,7 @@ pub const WRITE_KEY: &str = "test-write-key-0123";
 pub const ADMIN_KEY: &str = "test-admin-key-4567";
 
 pub struct TestServer {
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pub app: Router,
     pub log: Arc<SqliteLog>,
     /// The platform's background work.

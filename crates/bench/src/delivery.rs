@@ -17,7 +17,7 @@ use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_delivery::config::{Credential, DeliveryConfig, Pace, SmtpConfig, WebhookConfig};
 use unavoce_engagement::Broadcast;
 use unavoce_platform::{Blueprint, Running};
-use unavoce_store::{Outbox, OutboxQuery, SqliteLog, SqliteOptions};
+use unavoce_store::{Outbox, OutboxQuery, OutboxStatus, SqliteLog, SqliteOptions};
 
 use super::{current_rss_kib, peak_rss_kib};
 
@@ -223,12 +223,12 @@ pub(super) async fn delivery_bench(args: DeliveryBenchArgs) -> anyhow::Result<()
         let counts = store.outbox_counts().await?;
         let sent: u64 = counts
             .iter()
-            .filter(|c| c.status == "sent")
+            .filter(|c| c.status == OutboxStatus::Sent)
             .map(|c| c.entries)
             .sum();
         let dead: u64 = counts
             .iter()
-            .filter(|c| c.status == "dead")
+            .filter(|c| c.status == OutboxStatus::Dead)
             .map(|c| c.entries)
             .sum();
         if dead > 0 {

@@ -29,7 +29,8 @@ use unavoce_core::profile::{ProfileFacts, ProfileState, message_step, segment_ch
 use unavoce_core::{Event, EventType};
 use unavoce_intake::Intake;
 use unavoce_store::{
-    DecisionLog, EventQuery, JourneyRun, JourneyStore, NewDecision, RunCount, RunQuery, StoreError,
+    DecisionLog, EventQuery, JourneyRun, JourneyStore, NewDecision, RunCount, RunQuery, RunStatus,
+    StoreError,
 };
 
 use crate::Messages;
@@ -230,7 +231,7 @@ impl Journeys {
                         run.converted_at.is_none() && run.entered_at + *within > Timestamp::now()
                     })
                 });
-                if run.status == "active" || goal_open {
+                if run.status == RunStatus::Active || goal_open {
                     runs.remember(run);
                 }
             }
@@ -404,7 +405,7 @@ impl Journeys {
                 state
                     .runs
                     .get(k)
-                    .is_some_and(|r| r.status == "active" && r.journey == pair.0)
+                    .is_some_and(|r| r.status == RunStatus::Active && r.journey == pair.0)
             });
             if busy || (!journey.config.reentry && state.entered.contains(&pair)) {
                 continue;
@@ -423,7 +424,7 @@ impl Journeys {
                 profile_id: profile,
                 entered_at: event.timestamp,
                 control: journey.holds_out(profile),
-                status: "active".into(),
+                status: RunStatus::Active,
                 step: 0,
                 wake_at: None,
                 waiting_for: None,
@@ -455,7 +456,7 @@ impl Journeys {
         let Some(mut run) = state.runs.get(key).cloned() else {
             return Ok(());
         };
-        if run.status != "active" {
+        if run.status != RunStatus::Active {
             return Ok(());
         }
         let Some(journey) = self.journey(&run.journey) else {
@@ -584,12 +585,12 @@ impl Journeys {
         match halt {
             Halt::Waiting | Halt::Send { .. } => {}
             Halt::Exited(reason) => {
-                run.status = "exited".into();
+                run.status = RunStatus::Exited;
                 run.exit_reason = Some(reason);
             }
-            Halt::Completed => run.status = "completed".into(),
+            Halt::Completed => run.status = RunStatus::Completed,
         }
-        if run.status == "active"
+        if run.status == RunStatus::Active
             && let Some(at) = run.wake_at
         {
             state.timers.insert((at, key.to_string()));
@@ -714,7 +715,7 @@ impl Journeys {
             .save_runs(runs.clone(), changes.decisions)
             .await?;
         // Finished runs are kept only while they can still convert.
-        for run in runs.iter().filter(|r| r.status != "active") {
+        for run in runs.iter().filter(|r| r.status != RunStatus::Active) {
             let keep = self.journey(&run.journey).is_some_and(|j| {
                 j.goal.as_ref().is_some_and(|(_, within)| {
                     run.converted_at.is_none() && run.entered_at + *within > Timestamp::now()
@@ -934,7 +935,7 @@ impl Runs {
         if !keys.contains(&run.key) {
             keys.push(run.key.clone());
         }
-        if run.status == "active"
+        if run.status == RunStatus::Active
             && let Some(at) = run.wake_at
         {
             self.timers.insert((at, run.key.clone()));
@@ -985,15 +986,15 @@ fn stats(journey: &Journey, origin: &'static str, counts: &[RunCount]) -> Journe
     };
     for c in counts {
         out.entered += c.runs;
-        match c.status.as_str() {
-            "active" => {
+        match c.status {
+            RunStatus::Active => {
                 out.active += c.runs;
                 if let Some(name) = journey.step_names.get(c.step) {
                     *out.in_step.entry(name.clone()).or_default() += c.runs;
                 }
             }
-            "exited" => out.exited += c.runs,
-            _ => out.completed += c.runs,
+            RunStatus::Exited => out.exited += c.runs,
+            RunStatus::Completed => out.completed += c.runs,
         }
         let group = if c.control {
             &mut out.control

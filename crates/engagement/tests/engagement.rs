@@ -12,7 +12,7 @@ use unavoce_engagement::gate::{Ask, Gate, NO_CHANNEL};
 use unavoce_engagement::{
     Broadcast, Destinations, Engagement, INSIGHT_PURPOSE, Insights, Journeys, Messages,
 };
-use unavoce_store::{DecisionLog, DecisionQuery, StoredDecision};
+use unavoce_store::{DecisionLog, DecisionQuery, RunStatus, StoredDecision};
 
 // The same store, identity projection and intake as the projections' own tests.
 #[path = "../../projections/tests/support/mod.rs"]
@@ -204,7 +204,7 @@ async fn a_journey_waits_on_the_clock_then_sends_through_the_gate() {
     journeys.step(now).await.unwrap();
     let runs = journeys.runs("trial-ending", None, None, 10).await.unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");
-    assert_eq!(runs[0].status, "active");
+    assert_eq!(runs[0].status, RunStatus::Active);
     assert!(world.decisions().await.is_empty(), "still waiting");
 
     // An hour later, by the clock the test passes in.

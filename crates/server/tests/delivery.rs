@@ -578,6 +578,62 @@ async fn a_refused_message_is_a_dead_letter_that_can_be_requeued_and_transient_f
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_is_filtered_by_status_and_a_status_that_is_none_is_refused() {
+    // No provider: the message waits in the outbox, pending.
+    let s = delivering(DeliveryConfig::default()).await;
+    ada(&s).await;
+    broadcast(&s, "sms").await;
+    let ada = s.profile_of("ada").await;
+    let pending = s.get("/api/outbox?status=pending").await;
+    let entries = pending["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{pending}");
+    assert_eq!(entries[0]["status"], "pending");
+    assert_eq!(
+        s.get(&format!("/api/outbox?status=pending&profile={ada}"))
+            .await,
+        pending
+    );
+    for other in ["sending", "sent", "dead", "cancelled"] {
+        assert_eq!(
+            s.get(&format!("/api/outbox?status={other}")).await,
+            json!({"entries": [], "next_after": null}),
+            "{other}"
+        );
+    }
+    let summary = s.get("/api/outbox/summary").await;
+    assert_eq!(
+        summary["counts"],
+        json!([{"channel": "sms", "status": "pending", "entries": 1}])
+    );
+
+    // Text that names no status is refused with the valid ones, not matched with
+    // nothing — also where a profile that is none would have answered no entries.
+    for (query, named) in [
+        ("status=Pending", "\"Pending\""),
+        ("status=failed", "\"failed\""),
+        ("status=", "\"\""),
+        ("status=%20sent", "\" sent\""),
+        ("status=delivered&profile=ada", "\"delivered\""),
+    ] {
+        let answer = s
+            .admin("GET", &format!("/api/outbox?{query}"), Body::empty())
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            answer.json
+        );
+        assert_eq!(answer.json["error"]["code"], "invalid_parameter", "{query}");
+        assert_eq!(
+            answer.json["error"]["message"],
+            format!("`status` is {named}; expected pending, sending, sent, dead or cancelled"),
+            "{query}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_under_way_when_the_server_died_is_sent_once_after_the_restart() {
     let twilio_server = FakeProvider::start(twilio_accepts).await;
     let config = DeliveryConfig {

@@ -3,11 +3,49 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use unavoce_core::identity::ProfileId;
 
 use crate::decisions::NewDecision;
 use crate::log::StoreError;
+
+/// Where a person's run through a journey is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Under way: at a step, waiting or about to move.
+    Active,
+    /// Left early: the exit condition held, or a branch said `exit`.
+    Exited,
+    /// Went through every step.
+    Completed,
+}
+
+impl RunStatus {
+    /// Every status.
+    pub const ALL: [RunStatus; 3] = [RunStatus::Active, RunStatus::Exited, RunStatus::Completed];
+
+    /// The status as the runs are stored and the API shows it: `active`, `exited`,
+    /// `completed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Active => "active",
+            RunStatus::Exited => "exited",
+            RunStatus::Completed => "completed",
+        }
+    }
+
+    /// The status `text` spells, if any (exactly, as [`RunStatus::as_str`] does).
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One person's run through a journey.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,8 +58,8 @@ pub struct JourneyRun {
     pub entered_at: Timestamp,
     /// In the control group: same steps, never contacted.
     pub control: bool,
-    /// `active`, `exited` or `completed`.
-    pub status: String,
+    /// Active, exited or completed.
+    pub status: RunStatus,
     pub step: usize,
     pub wake_at: Option<Timestamp>,
     pub waiting_for: Option<String>,
@@ -51,7 +89,7 @@ pub struct RunQuery {
 /// How many runs of a journey are in one state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunCount {
-    pub status: String,
+    pub status: RunStatus,
     pub step: usize,
     pub control: bool,
     pub converted: bool,

@@ -3,10 +3,60 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use unavoce_core::identity::ProfileId;
 
 use crate::log::StoreError;
+
+/// Where an outbox entry is, from its decision until it was sent or given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxStatus {
+    /// Waiting until it is due (again, after a failed attempt).
+    Pending,
+    /// An attempt is under way (claimed by a lane).
+    Sending,
+    /// A provider accepted it.
+    Sent,
+    /// Given up: a dead letter, which can be requeued.
+    Dead,
+    /// No longer to be sent (e.g. consent withdrawn since).
+    Cancelled,
+}
+
+impl OutboxStatus {
+    /// Every status, in the order an entry goes through them.
+    pub const ALL: [OutboxStatus; 5] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Sending,
+        OutboxStatus::Sent,
+        OutboxStatus::Dead,
+        OutboxStatus::Cancelled,
+    ];
+
+    /// The status as the outbox stores and the API shows it: `pending`, `sending`,
+    /// `sent`, `dead`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sending => "sending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Dead => "dead",
+            OutboxStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status `text` spells, if any (exactly, as [`OutboxStatus::as_str`] does).
+    pub fn parse(text: &str) -> Option<OutboxStatus> {
+        OutboxStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One message to deliver on one channel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -25,9 +75,8 @@ pub struct OutboxEntry {
     pub first_due: Timestamp,
     /// The decision's reasons (for an insight: what raised it).
     pub reasons: serde_json::Value,
-    /// `pending`, `sending` (an attempt under way), `sent`, `dead` (given up; can be
-    /// requeued) or `cancelled` (no longer to be sent, e.g. consent withdrawn since).
-    pub status: String,
+    /// Where it is: pending, sending, sent, dead or cancelled.
+    pub status: OutboxStatus,
     /// Attempts started.
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -105,7 +154,7 @@ pub const EARLY_REPORTS_KEPT_FOR: jiff::SignedDuration = jiff::SignedDuration::f
 /// Which outbox entries to read.
 #[derive(Debug, Clone, Default)]
 pub struct OutboxQuery {
-    pub status: Option<String>,
+    pub status: Option<OutboxStatus>,
     pub channel: Option<String>,
     pub broadcast: Option<String>,
     /// Entries for any of these profiles; all when empty.
@@ -118,7 +167,7 @@ pub struct OutboxQuery {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutboxCount {
     pub channel: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub entries: u64,
 }
 

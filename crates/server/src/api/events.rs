@@ -42,7 +42,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
         .outbox_counts()
         .await?
     {
-        if count.status == "sent"
+        if count.status == unavoce_store::OutboxStatus::Sent
             && !unavoce_core::subscription::Destination::is_insight_channel(&count.channel)
         {
             sent += count.entries;

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use unavoce_store::OutboxQuery;
+use unavoce_store::{OutboxQuery, OutboxStatus};
 
 use super::{limit_param, parse_param, profile_filter};
 use crate::AppState;
@@ -22,6 +22,17 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = limit_param(&params, 100, 1_000)?;
     let after_id = parse_param::<i64>("after", params.get("after"))?;
+    let status = params
+        .get("status")
+        .map(|s| {
+            OutboxStatus::parse(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("`status` is {s:?}; expected {}", statuses()),
+                )
+            })
+        })
+        .transpose()?;
     let profile_ids = match params.get("profile").map(|p| profile_filter(p)) {
         None => Vec::new(),
         Some(Some(profile)) => vec![profile],
@@ -29,7 +40,7 @@ pub async fn list(
         Some(None) => return Ok(Json(json!({"entries": [], "next_after": null}))),
     };
     let query = OutboxQuery {
-        status: params.get("status").cloned(),
+        status,
         channel: params.get("channel").cloned(),
         broadcast: params.get("broadcast").cloned(),
         profile_ids,
@@ -46,6 +57,12 @@ pub async fn list(
         .then(|| entries.last().map(|e| e.id))
         .flatten();
     Ok(Json(json!({"entries": entries, "next_after": next})))
+}
+
+/// The outbox statuses, for a message: `pending, sending, sent, dead or cancelled`.
+fn statuses() -> String {
+    let [rest @ .., last] = OutboxStatus::ALL.map(OutboxStatus::as_str);
+    format!("{} or {last}", rest.join(", "))
 }
 
 /// `GET /api/outbox/summary`: entries by channel and status, and the provider lanes.
@@ -83,7 +100,7 @@ pub async fn requeue(
 ) -> Result<Json<Value>, ApiError> {
     let outbox = state.platform.delivery.platform_outbox();
     if outbox.requeue(id, Timestamp::now()).await? {
-        return Ok(Json(json!({"id": id, "status": "pending"})));
+        return Ok(Json(json!({"id": id, "status": OutboxStatus::Pending})));
     }
     match outbox.outbox_entry(id).await? {
         None => Err(ApiError::not_found(format!("no outbox entry {id}"))),

@@ -714,7 +714,7 @@ impl crate::journeys::JourneyStore for SqliteLog {
                     profile_id: rows::profile_id_at(r, 2)?,
                     entered_at: rows::from_micros(r.get(3)?),
                     control: r.get(4)?,
-                    status: r.get(5)?,
+                    status: rows::run_status_at(r, 5)?,
                     step: r.get::<_, i64>(6)?.max(0) as usize,
                     wake_at: r.get::<_, Option<i64>>(7)?.map(rows::from_micros),
                     waiting_for: r.get(8)?,
@@ -743,7 +743,7 @@ impl crate::journeys::JourneyStore for SqliteLog {
             )?;
             let found = stmt.query_map(rusqlite::params![journey], |r| {
                 Ok(crate::journeys::RunCount {
-                    status: r.get(0)?,
+                    status: rows::run_status_at(r, 0)?,
                     step: r.get::<_, i64>(1)?.max(0) as usize,
                     control: r.get(2)?,
                     converted: r.get(3)?,

@@ -6,11 +6,12 @@ use jiff::Timestamp;
 use rusqlite::{Connection, Row, Transaction, params};
 
 use super::SqliteLog;
-use super::rows::{from_micros, micros, profile_id_at};
+use super::rows::{from_micros, micros, outbox_status_at, profile_id_at};
 use super::writer::{Done, Op};
 use crate::log::StoreError;
 use crate::outbox::{
-    EARLY_REPORTS_KEPT_FOR, EarlyReport, Outbox, OutboxCount, OutboxEntry, OutboxQuery, Settlement,
+    EARLY_REPORTS_KEPT_FOR, EarlyReport, Outbox, OutboxCount, OutboxEntry, OutboxQuery,
+    OutboxStatus, Settlement,
 };
 
 /// The columns [`entry`] reads, from `outbox o` joined with `decisions d`.
@@ -30,7 +31,7 @@ fn entry(r: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
         journey: r.get(6)?,
         broadcast: r.get(7)?,
         send_at: from_micros(r.get(8)?),
-        status: r.get(9)?,
+        status: outbox_status_at(r, 9)?,
         attempts: r.get::<_, i64>(10)?.clamp(0, i64::from(u32::MAX)) as u32,
         last_error: r.get(11)?,
         provider_message_id: r.get(12)?,
@@ -61,7 +62,7 @@ pub(crate) fn claim(
     )?;
     for e in &mut claimed {
         mark.execute(params![e.id, micros(now)])?;
-        e.status = "sending".into();
+        e.status = OutboxStatus::Sending;
         e.attempts += 1;
         e.updated_at = Some(now);
     }
@@ -263,12 +264,12 @@ impl Outbox for SqliteLog {
             let mut sql = format!("SELECT {COLUMNS} WHERE o.id > ?1");
             let mut args: Vec<rusqlite::types::Value> = vec![query.after_id.unwrap_or(0).into()];
             for (column, value) in [
-                ("o.status", &query.status),
-                ("o.channel", &query.channel),
-                ("d.broadcast", &query.broadcast),
+                ("o.status", query.status.map(OutboxStatus::as_str)),
+                ("o.channel", query.channel.as_deref()),
+                ("d.broadcast", query.broadcast.as_deref()),
             ] {
                 if let Some(value) = value {
-                    args.push(value.clone().into());
+                    args.push(value.to_string().into());
                     sql.push_str(&format!(" AND {column} = ?{}", args.len()));
                 }
             }
@@ -361,7 +362,7 @@ impl Outbox for SqliteLog {
             let found = stmt.query_map([], |r| {
                 Ok(OutboxCount {
                     channel: r.get(0)?,
-                    status: r.get(1)?,
+                    status: outbox_status_at(r, 1)?,
                     entries: r.get::<_, i64>(2)?.max(0) as u64,
                 })
             })?;

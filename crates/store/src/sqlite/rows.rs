@@ -7,7 +7,9 @@ use unavoce_core::identity::ProfileId;
 use unavoce_core::policy::Outcome;
 use unavoce_core::{Event, EventType};
 
+use crate::journeys::RunStatus;
 use crate::log::{Appended, NewQuarantineEntry, QuarantineEntry, QuarantineStatus, StoreError};
+use crate::outbox::OutboxStatus;
 
 /// An event ready for insertion: its columns, with the message already serialised.
 #[derive(Debug, Clone)]
@@ -121,16 +123,37 @@ pub(crate) fn insert_quarantine(
 pub(crate) const EVENT_COLUMNS: &str = "seq, message_id, type, name, user_id, anonymous_id, \
     timestamp, received_at, touchpoint, channel, source, message";
 
-/// A decision's outcome, from column `index`.
-pub(crate) fn outcome_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Outcome> {
+/// A value stored as its text, from column `index`: text that spells none is an error
+/// (naming `what` it should have been), never a panic.
+fn spelled_at<T>(
+    row: &Row<'_>,
+    index: usize,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
-    Outcome::parse(&text).ok_or_else(|| {
+    parse(&text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             index,
             rusqlite::types::Type::Text,
-            format!("unknown decision outcome {text:?}").into(),
+            format!("unknown {what} {text:?}").into(),
         )
     })
+}
+
+/// A decision's outcome, from column `index`.
+pub(crate) fn outcome_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Outcome> {
+    spelled_at(row, index, Outcome::parse, "decision outcome")
+}
+
+/// An outbox entry's status, from column `index`.
+pub(crate) fn outbox_status_at(row: &Row<'_>, index: usize) -> rusqlite::Result<OutboxStatus> {
+    spelled_at(row, index, OutboxStatus::parse, "outbox status")
+}
+
+/// A journey run's status, from column `index`.
+pub(crate) fn run_status_at(row: &Row<'_>, index: usize) -> rusqlite::Result<RunStatus> {
+    spelled_at(row, index, RunStatus::parse, "journey run status")
 }
 
 /// A profile id, from column `index`: stored as its text (`p-42`), so a value that is

@@ -645,7 +645,7 @@ async fn profile_ids_are_stored_as_text_and_one_that_is_not_is_an_error() {
         profile_id: ProfileId(42),
         entered_at: at,
         control: false,
-        status: "active".into(),
+        status: crate::journeys::RunStatus::Active,
         step: 1,
         wake_at: None,
         waiting_for: None,
@@ -829,7 +829,7 @@ fn a_run(profile: i64) -> crate::journeys::JourneyRun {
         profile_id: unavoce_core::identity::ProfileId(profile),
         entered_at: at,
         control: false,
-        status: "active".into(),
+        status: crate::journeys::RunStatus::Active,
         step: 1,
         wake_at: None,
         waiting_for: None,
@@ -1080,4 +1080,205 @@ async fn the_position_of_an_erased_newest_event_is_not_given_again_after_a_resta
     assert_eq!(progress(), 4);
     assert_eq!(pages_of(&log, "u2").await, [4]);
     log.close().await;
+}
+
+#[tokio::test]
+async fn statuses_are_stored_as_text_and_one_that_is_none_is_an_error() {
+    use unavoce_core::identity::ProfileId;
+    use unavoce_core::policy::Outcome;
+
+    use crate::decisions::NewDecision;
+    use crate::journeys::{JourneyRun, JourneyStore, RunCount, RunQuery, RunStatus};
+    use crate::outbox::{Outbox, OutboxCount, OutboxQuery, OutboxStatus, Settlement};
+
+    // Each status reads back as it is spelled, and only so.
+    for status in OutboxStatus::ALL {
+        assert_eq!(OutboxStatus::parse(status.as_str()), Some(status));
+        assert_eq!(json!(status), json!(status.as_str()));
+        assert_eq!(status.to_string(), status.as_str());
+    }
+    for status in RunStatus::ALL {
+        assert_eq!(RunStatus::parse(status.as_str()), Some(status));
+        assert_eq!(json!(status), json!(status.as_str()));
+        assert_eq!(status.to_string(), status.as_str());
+    }
+    for text in ["", "Pending", " sent", "failed", "active"] {
+        assert_eq!(OutboxStatus::parse(text), None, "{text:?}");
+    }
+    for text in ["", "Active", "done", "pending"] {
+        assert_eq!(RunStatus::parse(text), None, "{text:?}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    let at: Timestamp = "2024-05-01T10:00:00Z".parse().unwrap();
+    let decision = |profile: i64, channel: &str| NewDecision {
+        profile_id: ProfileId(profile),
+        message: "offer".into(),
+        purpose: "promotional".into(),
+        channel: channel.into(),
+        journey: Some("welcome".into()),
+        broadcast: None,
+        decided_at: at,
+        outcome: Outcome::Send,
+        send_at: Some(at),
+        reasons: json!([]),
+    };
+    let run = |profile: i64, status: RunStatus| JourneyRun {
+        key: format!("welcome:p-{profile}:7"),
+        journey: "welcome".into(),
+        profile_id: ProfileId(profile),
+        entered_at: at,
+        control: false,
+        status,
+        step: 1,
+        wake_at: None,
+        waiting_for: None,
+        blocked: false,
+        watching: None,
+        fallbacks: Vec::new(),
+        exit_reason: None,
+        converted_at: None,
+        updated_at: at,
+    };
+    log.save_runs(
+        vec![
+            run(1, RunStatus::Active),
+            run(2, RunStatus::Exited),
+            run(3, RunStatus::Completed),
+        ],
+        vec![
+            decision(1, "email"),
+            decision(2, "email"),
+            decision(3, "sms"),
+        ],
+    )
+    .await
+    .unwrap();
+
+    // An entry goes through the statuses as the outbox stores them.
+    let claimed = log.claim("email", at, 1).await.unwrap();
+    assert_eq!(claimed[0].status, OutboxStatus::Sending);
+    let sending = claimed[0].id;
+    log.settle(vec![Settlement::Sent {
+        id: sending,
+        provider_message_id: None,
+        at,
+    }])
+    .await
+    .unwrap();
+    let claimed = log.claim("email", at, 1).await.unwrap();
+    log.settle(vec![Settlement::Dead {
+        id: claimed[0].id,
+        error: "refused".into(),
+        at,
+    }])
+    .await
+    .unwrap();
+    let conn = Connection::open(dir.path().join("events.db")).unwrap();
+    let stored = |sql: &str| -> Vec<String> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    assert_eq!(
+        stored("SELECT status FROM outbox ORDER BY id"),
+        ["sent", "dead", "pending"]
+    );
+    assert_eq!(
+        stored("SELECT status FROM journey_runs ORDER BY key"),
+        ["active", "exited", "completed"]
+    );
+    let with_status = |status: OutboxStatus| OutboxQuery {
+        status: Some(status),
+        limit: 10,
+        ..Default::default()
+    };
+    let dead = log.outbox(with_status(OutboxStatus::Dead)).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].status, OutboxStatus::Dead);
+    assert!(
+        log.outbox(with_status(OutboxStatus::Cancelled))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        log.outbox_counts().await.unwrap(),
+        vec![
+            OutboxCount {
+                channel: "email".into(),
+                status: OutboxStatus::Dead,
+                entries: 1,
+            },
+            OutboxCount {
+                channel: "email".into(),
+                status: OutboxStatus::Sent,
+                entries: 1,
+            },
+            OutboxCount {
+                channel: "sms".into(),
+                status: OutboxStatus::Pending,
+                entries: 1,
+            },
+        ]
+    );
+    let runs = |active_only: bool| RunQuery {
+        active_only,
+        limit: 10,
+        ..Default::default()
+    };
+    let statuses = |runs: Vec<JourneyRun>| runs.iter().map(|r| r.status).collect::<Vec<_>>();
+    assert_eq!(
+        statuses(log.runs(runs(false)).await.unwrap()),
+        [RunStatus::Active, RunStatus::Exited, RunStatus::Completed]
+    );
+    assert_eq!(
+        statuses(log.runs(runs(true)).await.unwrap()),
+        [RunStatus::Active]
+    );
+    let counts = log.run_counts("welcome").await.unwrap();
+    assert_eq!(
+        counts
+            .iter()
+            .map(|c: &RunCount| c.status)
+            .collect::<Vec<_>>(),
+        [RunStatus::Active, RunStatus::Completed, RunStatus::Exited],
+        "ordered by the stored text"
+    );
+
+    // A stored value that spells no status is an error, never a panic.
+    conn.execute(
+        "UPDATE outbox SET status = 'failed' WHERE id = ?1",
+        [sending],
+    )
+    .unwrap();
+    conn.execute("UPDATE journey_runs SET status = 'done'", [])
+        .unwrap();
+    let unknown = |what: &str, e: StoreError| {
+        assert!(
+            matches!(&e, StoreError::Storage(m) if m.contains(what)),
+            "{e}"
+        );
+    };
+    let outbox = "unknown outbox status \"failed\"";
+    unknown(
+        outbox,
+        log.outbox(OutboxQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err(),
+    );
+    unknown(outbox, log.outbox_entry(sending).await.unwrap_err());
+    unknown(outbox, log.outbox_counts().await.unwrap_err());
+    let run_status = "unknown journey run status \"done\"";
+    unknown(run_status, log.runs(runs(false)).await.unwrap_err());
+    unknown(run_status, log.run_counts("welcome").await.unwrap_err());
+    // An entry whose status is none is not pending: a claim passes it over.
+    assert!(log.claim("email", at, 10).await.unwrap().is_empty());
+    assert_eq!(log.claim("sms", at, 10).await.unwrap().len(), 1);
 }

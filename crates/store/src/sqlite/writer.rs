@@ -422,7 +422,7 @@ fn apply(
                     r.profile_id.to_string(),
                     micros(r.entered_at),
                     r.control,
-                    r.status,
+                    r.status.as_str(),
                     r.step as i64,
                     r.wake_at.map(micros),
                     r.waiting_for,

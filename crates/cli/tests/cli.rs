@@ -1,4 +1,4 @@
-//! The command line: import and demo.
+//! The command line: import, demo, profile, link and a benchmark.
 
 mod common;
 
@@ -405,4 +405,30 @@ fn link_dedupes_a_file_and_links_two() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("has no column \"nope\""));
+}
+
+#[test]
+fn bench_context_times_people_with_long_histories() {
+    let output = unavoce()
+        .args(["bench", "context", "--profiles", "20"])
+        .args(["--events-per-person", "500", "--samples", "50"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("20 profiles, 500 events each"), "{stdout}");
+    assert!(
+        stdout.contains("card / folded from every event at p99"),
+        "{stdout}"
+    );
+
+    let too_few = unavoce()
+        .args(["bench", "context", "--events-per-person", "2"])
+        .output()
+        .unwrap();
+    assert!(!too_few.status.success());
 }

@@ -1,4 +1,5 @@
-//! The command line: import, demo, profile, link, keys and the audit log.
+//! The command line: import, demo, profile, link, export, keys, the audit log and a
+//! benchmark.
 
 mod common;
 
@@ -549,4 +550,30 @@ fn export_writes_everything_about_one_person_found_by_any_identifier() {
         .unwrap();
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no profile holds"));
+}
+
+#[test]
+fn bench_context_times_people_with_long_histories() {
+    let output = unavoce()
+        .args(["bench", "context", "--profiles", "20"])
+        .args(["--events-per-person", "500", "--samples", "50"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("20 profiles, 500 events each"), "{stdout}");
+    assert!(
+        stdout.contains("card / folded from every event at p99"),
+        "{stdout}"
+    );
+
+    let too_few = unavoce()
+        .args(["bench", "context", "--events-per-person", "2"])
+        .output()
+        .unwrap();
+    assert!(!too_few.status.success());
 }

@@ -16,8 +16,7 @@ use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
-use unavoce_core::identity::{IdKey, IdentityRules};
-use unavoce_core::profile::{ProfileState, context_card, recent};
+use unavoce_core::identity::IdentityRules;
 use unavoce_core::segment::{IntakeContext, normalise};
 use unavoce_platform::{Blueprint, ReadSide, Running};
 use unavoce_projections::IdentityProjection;
@@ -456,7 +455,13 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
     let mut folded = Vec::with_capacity(args.samples);
     for (key, card) in &shown {
         let started = Instant::now();
-        let every = card_from_every_event(&identity, key, now).await?;
+        let profile = identity
+            .read(|g| g.lookup(key).map(|n| n.id))
+            .context("no profile")?;
+        let every = identity
+            .context_card_from_history(profile, now)
+            .await?
+            .context("no profile")?;
         folded.push(started.elapsed());
         if &every != card {
             bail!("a card from the held state differs from the card folded from every event");
@@ -487,38 +492,6 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
     );
     log.close().await;
     Ok(())
-}
-
-/// The context card of the person `key` names folded from every event of theirs, read
-/// back from the log by position: the card as it was built before the profile state
-/// held the events it shows.
-async fn card_from_every_event(
-    identity: &IdentityProjection,
-    key: &IdKey,
-    now: Timestamp,
-) -> anyhow::Result<unavoce_core::profile::ContextCard> {
-    let (profile, identifiers, seqs) = identity
-        .read(|g| {
-            let node = g.lookup(key)?;
-            let identifiers: Vec<_> = (node.identifiers.iter())
-                .map(|(k, _)| identity.rules().identifier_of(k))
-                .collect();
-            Some((node.id, identifiers, node.events.clone()))
-        })
-        .context("no profile")?;
-    let stored = identity.log().events_at(seqs).await?;
-    let events: Vec<&unavoce_core::Event> = stored.iter().map(|e| &e.event).collect();
-    let computed = identity.computed_traits();
-    let facts = ProfileState::fold(events.iter().copied(), computed).facts(computed, now);
-    let browsing = recent::browsing_at(events.iter().copied(), now);
-    Ok(context_card(
-        &profile.to_string(),
-        identifiers,
-        facts,
-        &events,
-        browsing,
-        now,
-    ))
 }
 
 /// Loads generated journeys into a store with the raw bulk insert, `events` in all.

@@ -73,7 +73,7 @@ async fn export(
     while let Some(lines) = export.next_lines().await? {
         records += lines.len();
         for line in lines {
-            sink.write_all(line.as_bytes())?;
+            sink.write_all(line.text.as_bytes())?;
         }
     }
     sink.flush()?;

@@ -65,6 +65,38 @@ impl IdentityProjection {
         })
     }
 
+    /// The context card folded from every event of the person, read back from the log:
+    /// what [`Self::context_card`] is checked equal to (tests, `unavoce bench context`).
+    /// Its cost grows with the person's history; the API never uses it.
+    pub async fn context_card_from_history(
+        &self,
+        profile: ProfileId,
+        now: Timestamp,
+    ) -> Result<Option<ContextCard>, StoreError> {
+        let Some((id, identifiers, seqs)) = self.read(|g| {
+            let node = g.profile(profile)?;
+            let identifiers: Vec<Identifier> = (node.identifiers.iter())
+                .map(|(k, _)| self.rules().identifier_of(k))
+                .collect();
+            Some((node.id, identifiers, node.events.clone()))
+        }) else {
+            return Ok(None);
+        };
+        let stored = self.log().events_at(seqs).await?;
+        let events: Vec<&Event> = stored.iter().map(|e| &e.event).collect();
+        let computed = self.computed_traits();
+        let facts = ProfileState::fold(events.iter().copied(), computed).facts(computed, now);
+        let browsing = recent::browsing_at(events.iter().copied(), now);
+        Ok(Some(context_card(
+            &id.to_string(),
+            identifiers,
+            facts,
+            &events,
+            browsing,
+            now,
+        )))
+    }
+
     /// The context card of `profile` at `now`, `None` if there is no such profile: the
     /// facts from its held state, and only the events the card shows read back from the
     /// log (at most 21, however long the person's history; see

@@ -4,10 +4,9 @@
 
 use jiff::Timestamp;
 use serde_json::json;
+use unavoce_core::Identifier;
 use unavoce_core::identity::ProfileId;
-use unavoce_core::profile::{ContextCard, ProfileState, SearchQuery, context_card, recent};
-use unavoce_core::{Event, Identifier};
-use unavoce_store::EventLog;
+use unavoce_core::profile::SearchQuery;
 
 mod support;
 use support::World;
@@ -23,33 +22,6 @@ impl World {
             })
             .unwrap();
         self.identity.read(|g| g.lookup(&key).unwrap().id)
-    }
-
-    /// The card folded from every event of the person, read back from the log.
-    async fn card_from_every_event(&self, profile: ProfileId, now: Timestamp) -> ContextCard {
-        let (seqs, identifiers) = self.identity.read(|g| {
-            let node = g.profile(profile).unwrap();
-            let rules = self.identity.rules();
-            let identifiers = node
-                .identifiers
-                .iter()
-                .map(|(k, _)| rules.identifier_of(k))
-                .collect::<Vec<_>>();
-            (node.events.clone(), identifiers)
-        });
-        let stored = self.store.events_at(seqs).await.unwrap();
-        let events: Vec<&Event> = stored.iter().map(|e| &e.event).collect();
-        let computed = self.identity.computed_traits();
-        let facts = ProfileState::fold(events.iter().copied(), computed).facts(computed, now);
-        let browsing = recent::browsing_at(events.iter().copied(), now);
-        context_card(
-            &profile.to_string(),
-            identifiers,
-            facts,
-            &events,
-            browsing,
-            now,
-        )
     }
 }
 
@@ -117,7 +89,14 @@ async fn the_card_shows_the_latest_interactions_by_time_when_events_arrive_late(
     );
     assert_eq!(card.recent_messages.len(), 1);
     assert_eq!(card.name.as_deref(), Some("Giulia Rossi"));
-    assert_eq!(card, p.card_from_every_event(giulia, now).await);
+    assert_eq!(
+        card,
+        p.identity
+            .context_card_from_history(giulia, now)
+            .await
+            .unwrap()
+            .unwrap()
+    );
 
     let view = p.identity.profile_view(giulia).unwrap();
     assert_eq!(view.traits["name"].value, "Giulia Rossi");
@@ -149,7 +128,14 @@ async fn views_dated_after_now_are_counted_from_the_log() {
         let now: Timestamp = now.parse().unwrap();
         let card = p.identity.context_card(bruno, now).await.unwrap().unwrap();
         assert_eq!(card.next_best_action.action, "offer_help");
-        assert_eq!(card, p.card_from_every_event(bruno, now).await);
+        assert_eq!(
+            card,
+            p.identity
+                .context_card_from_history(bruno, now)
+                .await
+                .unwrap()
+                .unwrap()
+        );
     }
     let card = p
         .identity

@@ -37,7 +37,7 @@ pub struct PersonExport {
     data: PersonData,
     profile: ProfileId,
     /// The records before the events, as lines.
-    head: Option<Vec<String>>,
+    head: Option<Vec<Line>>,
     /// The log positions of the person's events not yet read.
     events: std::vec::IntoIter<i64>,
 }
@@ -64,10 +64,17 @@ where
     }
 }
 
-fn line(kind: &str, data: Value) -> String {
-    let mut line = json!({"kind": kind, "data": data}).to_string();
-    line.push('\n');
-    line
+/// One record as a line of JSON Lines, with its kind (what a ZIP files it under).
+pub struct Line {
+    pub kind: &'static str,
+    /// `{"kind", "data"}` and a newline.
+    pub text: String,
+}
+
+fn line(kind: &'static str, data: Value) -> Line {
+    let mut text = json!({"kind": kind, "data": data}).to_string();
+    text.push('\n');
+    Line { kind, text }
 }
 
 impl PersonExport {
@@ -181,7 +188,7 @@ impl PersonExport {
 
     /// The next lines: first every record but the events, then the events a page at a
     /// time, oldest first; `None` when all are out.
-    pub async fn next_lines(&mut self) -> Result<Option<Vec<String>>, ExportError> {
+    pub async fn next_lines(&mut self) -> Result<Option<Vec<Line>>, ExportError> {
         if let Some(head) = self.head.take() {
             return Ok(Some(head));
         }
@@ -208,19 +215,15 @@ impl PersonExport {
         let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated);
-        let mut current = String::new();
+        let mut current = "";
         while let Some(lines) = self.next_lines().await? {
             for line in lines {
-                let kind = serde_json::from_str::<Value>(&line)
-                    .ok()
-                    .and_then(|v| v["kind"].as_str().map(str::to_string))
-                    .unwrap_or_default();
-                if kind != current {
-                    zip.start_file(format!("{kind}.jsonl"), options)
+                if line.kind != current {
+                    zip.start_file(format!("{}.jsonl", line.kind), options)
                         .map_err(|e| zip_error(std::io::Error::other(e)))?;
-                    current = kind;
+                    current = line.kind;
                 }
-                zip.write_all(line.as_bytes()).map_err(zip_error)?;
+                zip.write_all(line.text.as_bytes()).map_err(zip_error)?;
             }
         }
         zip.finish()

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test file uses a different part
 //! What the projections' tests share: a store, the identity projection following it,
 //! and an intake feeding both.
 

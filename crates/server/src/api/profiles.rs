@@ -547,7 +547,10 @@ pub async fn export(
     let lines = futures_util::stream::unfold(Some(export), |export| async move {
         let mut export = export?;
         match export.next_lines().await {
-            Ok(Some(lines)) => Some((Ok(lines.concat()), Some(export))),
+            Ok(Some(lines)) => Some((
+                Ok(lines.into_iter().map(|l| l.text).collect::<String>()),
+                Some(export),
+            )),
             Ok(None) => None,
             Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
         }

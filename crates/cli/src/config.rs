@@ -12,6 +12,7 @@ use unavoce_core::journey::{Journey, JourneyConfig};
 use unavoce_core::message::{Message, MessageConfig};
 use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_core::profile::{ComputedTrait, default_computed_traits};
+use unavoce_core::retention::{RetentionConfig, RetentionRules};
 use unavoce_core::subscription::{Subscription, SubscriptionConfig};
 use unavoce_delivery::DeliveryConfig;
 use unavoce_platform::Blueprint;
@@ -59,6 +60,9 @@ pub struct Config {
     /// How messages leave: a provider per channel, retries, credentials.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// Privacy: how long events are kept (retention).
+    #[serde(default)]
+    pub privacy: RetentionConfig,
 }
 
 impl Config {
@@ -96,6 +100,7 @@ impl Config {
             messages: self.messages.clone(),
             subscriptions: self.subscriptions.clone(),
             delivery: self.delivery.clone(),
+            retention: std::sync::Arc::new(RetentionRules::new(self.privacy.clone())?),
             public_url,
         })
     }
@@ -198,6 +203,7 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     IdentityRules::new(config.identity.clone())?;
     AnalyticsRules::new(config.analytics.clone()).context("invalid [analytics] section")?;
     Policies::new(&config.policies).context("invalid [policies] section")?;
+    RetentionRules::new(config.privacy.clone()).context("invalid [privacy] section")?;
     config
         .delivery
         .retry
@@ -295,6 +301,16 @@ mod tests {
         assert!(format!("{err:#}").contains("pigeon"), "{err:#}");
         let err = parse("[[segments]]\nname = \"x\"\nexpression = \"cases > 0\"").unwrap_err();
         assert!(format!("{err:#}").contains("\"cases\""), "{err:#}");
+        let config = parse(
+            "[privacy]\nretention_days = 730\n\
+             [privacy.retention_days_by_event]\n\"Page Viewed\" = 90\n\
+             [privacy.retention_days_by_source]\nkiosk = 30",
+        )
+        .unwrap();
+        assert_eq!(config.privacy.retention_days, Some(730));
+        assert_eq!(config.privacy.retention_days_by_event["Page Viewed"], 90);
+        let err = parse("[privacy.retention_days_by_event]\n\"Unsubscribed\" = 30").unwrap_err();
+        assert!(format!("{err:#}").contains("consent statement"), "{err:#}");
         let err = parse("[serverr]").unwrap_err();
         assert!(format!("{err:#}").contains("serverr"), "{err:#}");
     }

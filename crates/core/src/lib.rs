@@ -20,6 +20,7 @@ pub mod platform_events;
 pub mod policy;
 pub mod profile;
 pub mod redact;
+pub mod retention;
 pub mod segment;
 pub mod subscription;
 pub mod suppression;

@@ -22,6 +22,8 @@ use unavoce_projections::{
 };
 
 use crate::ReadSide;
+use crate::retention::Retention;
+use unavoce_core::retention::RetentionRules;
 use unavoce_store::{DecisionLog, Erasing, EventLog, Governance, JourneyStore, Outbox};
 
 /// What the platform runs with: the parts of the configuration file it uses.
@@ -36,6 +38,8 @@ pub struct Blueprint {
     pub messages: Vec<MessageConfig>,
     pub subscriptions: Vec<SubscriptionConfig>,
     pub delivery: DeliveryConfig,
+    /// How long events are kept.
+    pub retention: Arc<RetentionRules>,
     /// Where people and providers reach this server (links in messages, callbacks).
     pub public_url: String,
 }
@@ -56,6 +60,7 @@ impl Blueprint {
             messages: Vec::new(),
             subscriptions: Vec::new(),
             delivery: DeliveryConfig::default(),
+            retention: Arc::default(),
             public_url: public_url.to_string(),
         })
     }
@@ -121,6 +126,8 @@ pub struct Platform {
     pub journey_runs: Arc<dyn JourneyStore>,
     /// Erasing people and the suppression list.
     pub erasing: Arc<dyn Erasing>,
+    /// The retention job.
+    pub retention: Arc<Retention>,
 }
 
 /// The running platform: its parts and their background work.
@@ -133,7 +140,8 @@ pub struct Running {
 
 impl Running {
     /// Puts the platform together over `store` and starts its background work
-    /// (segment maintenance, the journey runner, the outbox worker).
+    /// (segment maintenance, the journey runner, the insights reader, the outbox worker,
+    /// the retention job).
     pub async fn start<S>(store: Arc<S>, blueprint: Blueprint) -> Result<Running, AssembleError>
     where
         S: EventLog + DecisionLog + JourneyStore + Outbox + Governance + Erasing,
@@ -220,7 +228,18 @@ impl Running {
                 tracing::error!(error = %Redacted(&e), "the outbox worker could not start");
             }
         });
-        let tasks = vec![segments.maintain(), journeys.run(), insights.run()];
+        let erasing: Arc<dyn Erasing> = store.clone();
+        let retention = Arc::new(Retention::new(
+            blueprint.retention.clone(),
+            erasing.clone(),
+            identity.clone(),
+        ));
+        let tasks = vec![
+            segments.maintain(),
+            journeys.run(),
+            insights.run(),
+            retention.clone().run(),
+        ];
         Ok(Running {
             platform: Platform {
                 identity,
@@ -237,7 +256,8 @@ impl Running {
                 delivery,
                 governance: store.clone(),
                 journey_runs: store.clone(),
-                erasing: store,
+                erasing,
+                retention,
             },
             tasks,
             delivery: delivery_task,

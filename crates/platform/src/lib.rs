@@ -8,6 +8,7 @@ pub mod erasure;
 pub mod keys;
 mod person_data;
 mod read_side;
+pub mod retention;
 
 pub use assemble::{AssembleError, Blueprint, Platform, Running};
 pub use person_data::PersonData;

@@ -521,6 +521,22 @@ impl IdentityProjection {
         self.install(rebuilt)
     }
 
+    /// After events were removed from the log (retention): rebuilds the graph, every
+    /// profile's state and the interaction table from the log as it is now, under the
+    /// unmerge rules and link decisions in force — exactly what a fresh replay gives.
+    pub async fn rebuild(&self) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let (unmerge_rules, links) = {
+            let state = self
+                .state
+                .read()
+                .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
+            (state.graph.unmerge_rules().to_vec(), state.links.clone())
+        };
+        let rebuilt = self.replay(unmerge_rules, links, true).await?;
+        self.install(rebuilt)
+    }
+
     /// A state replayed from the whole log under these rules and decisions; with
     /// `interactions`, the interaction table is rebuilt in the same pass.
     async fn replay(

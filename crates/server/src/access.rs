@@ -89,6 +89,8 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/api/profiles/{id}/erase", OWNER, OnePerson),
     rule("GET", "/api/suppressions", OWNER, Aggregates),
     rule("DELETE", "/api/suppressions/{hash}", OWNER, Aggregates),
+    rule("GET", "/api/retention", OWNER, Aggregates),
+    rule("POST", "/api/retention/run", OWNER, Aggregates),
     rule("GET", "/api/profiles/{id}/consents", &[M, G], OnePerson),
     rule("POST", "/api/profiles/{id}/consents", &[G], OnePerson),
     rule("POST", "/api/profiles/{id}/notes", &[G], OnePerson),

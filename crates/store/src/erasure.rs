@@ -2,12 +2,15 @@
 //! it removed, and the suppression list that keeps an erased identifier from being
 //! contacted again.
 //!
-//! Erasure is the one exception to the log being append-only: it removes events, but
-//! never changes another event, and never gives a removed event's position again.
+//! Erasure and retention are the two exceptions to the log being append-only: they remove
+//! events, but never change another event, and never give a removed event's position
+//! again.
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
+use serde_json::{Map, Value};
+use unavoce_core::EventType;
 use unavoce_core::identity::ProfileId;
 
 use crate::log::StoreError;
@@ -70,6 +73,44 @@ pub struct ErasureReceipt {
     pub suppressed: u64,
 }
 
+/// Quarantined messages one [`Erasing::expire`] removes at most: a caller asks again
+/// while it removes this many.
+pub const QUARANTINE_EXPIRY_CHUNK: usize = 1_000;
+
+/// Expired data to remove (retention), in one small transaction.
+///
+/// Not `Debug`: it holds identifiers.
+#[derive(Default)]
+pub struct Expiring {
+    /// Log positions of expired events to remove.
+    pub removed: Vec<i64>,
+    /// Expired events to replace by their identity evidence.
+    pub stripped: Vec<StrippedEvent>,
+    /// Quarantined messages received before this are removed too, at most
+    /// [`QUARANTINE_EXPIRY_CHUNK`] of them.
+    pub quarantined_before: Option<Timestamp>,
+}
+
+/// An expired event replaced, at its log position, by what is left of it.
+pub struct StrippedEvent {
+    pub seq: i64,
+    /// `identify`, or `alias`.
+    pub event_type: EventType,
+    /// The whole message now; its name, touchpoint and channel are cleared.
+    pub message: Map<String, Value>,
+}
+
+/// What an expiry removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ExpiryReceipt {
+    /// Events removed from the log.
+    pub events: u64,
+    /// Events replaced by their identity evidence.
+    pub stripped: u64,
+    /// Quarantined messages removed.
+    pub quarantined: u64,
+}
+
 /// Erasing a person's data, and the suppression list.
 #[async_trait]
 pub trait Erasing: Send + Sync + 'static {
@@ -82,4 +123,9 @@ pub trait Erasing: Send + Sync + 'static {
 
     /// Lifts a suppression; false if there was none.
     async fn lift_suppression(&self, hash: &str) -> Result<bool, StoreError>;
+
+    /// Removes and strips expired data (retention) in one transaction. Like an erasure
+    /// it never gives a removed event's position again; unlike one it leaves the
+    /// write-ahead log to the background checkpointer.
+    async fn expire(&self, expiring: Expiring) -> Result<ExpiryReceipt, StoreError>;
 }

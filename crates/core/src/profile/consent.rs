@@ -25,6 +25,22 @@ pub struct Consent {
     pub source: String,
 }
 
+/// Event names that grant a consent.
+const GRANTING: [&str; 3] = [CONSENT_GIVEN, "Consent Granted", "Subscribed"];
+/// Event names that withdraw one.
+const WITHDRAWING: [&str; 3] = [CONSENT_WITHDRAWN, "Consent Revoked", "Unsubscribed"];
+/// The event name that grants or withdraws by `properties.granted`.
+const UPDATING: &str = "Consent Updated";
+
+/// Whether events named `name` are consent statements (any case).
+pub fn is_consent_statement_name(name: &str) -> bool {
+    GRANTING
+        .iter()
+        .chain(&WITHDRAWING)
+        .chain(&[UPDATING])
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
 /// What one event says about a consent, if anything: the key and whether it is granted.
 /// Events: the platform's own [`CONSENT_GIVEN`] / [`CONSENT_WITHDRAWN`] (other tools'
 /// `Consent Granted`, `Subscribed`, `Consent Revoked`, `Unsubscribed`, or `Consent Updated`
@@ -33,11 +49,11 @@ pub struct Consent {
 pub fn consent_statement(event: &Event) -> Option<(ConsentKey, bool)> {
     let name = event.name.as_deref()?;
     let is = |names: &[&str]| names.iter().any(|n| name.eq_ignore_ascii_case(n));
-    let granted = if is(&[CONSENT_GIVEN, "Consent Granted", "Subscribed"]) {
+    let granted = if is(&GRANTING) {
         true
-    } else if is(&[CONSENT_WITHDRAWN, "Consent Revoked", "Unsubscribed"]) {
+    } else if is(&WITHDRAWING) {
         false
-    } else if is(&["Consent Updated"]) {
+    } else if is(&[UPDATING]) {
         match event.get("properties.granted") {
             Some(Value::Bool(granted)) => *granted,
             _ => return None,

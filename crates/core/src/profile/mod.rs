@@ -21,6 +21,7 @@ pub use cases::{Case, CaseEvent, CaseLog, CaseStatus, CaseTouch, case_event, cas
 pub use computed::{Aggregate, ComputedState, ComputedTrait, default_computed_traits};
 pub use consent::{
     Consent, ConsentKey, ConsentLine, Consents, applicable, consent_statement, fold_consents,
+    is_consent_statement_name,
 };
 pub use engagement::{ChannelEngagement, HourCounts, fold_engagement, message_step};
 pub use recent::Recent;

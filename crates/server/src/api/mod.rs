@@ -13,6 +13,7 @@ mod outbox;
 mod profiles;
 mod quarantine;
 mod reports;
+mod retention;
 mod segments;
 mod subscriptions;
 mod suppressions;
@@ -61,6 +62,8 @@ pub fn routes() -> Router<AppState> {
         .route("/profiles/{id}/erase", post(suppressions::erase))
         .route("/suppressions", get(suppressions::list))
         .route("/suppressions/{hash}", delete(suppressions::lift))
+        .route("/retention", get(retention::show))
+        .route("/retention/run", post(retention::run))
         .route(
             "/profiles/{id}/consents",
             get(consents::list).post(consents::record),

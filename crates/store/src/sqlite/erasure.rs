@@ -1,4 +1,4 @@
-//! Erasure on SQLite. The writer runs an erasure in a transaction of its own: the
+//! Erasure and retention on SQLite. The writer runs an erasure in a transaction of its own: the
 //! person's events (and their rows in the identifier index), quarantined messages
 //! holding their identifiers, their outbox entries, decisions and journey runs go, their
 //! suppressions come; then it checkpoints the WAL (TRUNCATE), so the removed rows are
@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use jiff::Timestamp;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params, params_from_iter};
 use unavoce_core::identity::ProfileId;
 use unavoce_core::redact::Redacted;
@@ -19,7 +20,10 @@ use unavoce_core::redact::Redacted;
 use super::SqliteLog;
 use super::rows::{from_micros, micros};
 use super::writer::{Done, Op};
-use crate::erasure::{Erasing, Erasure, ErasureReceipt, Suppression};
+use crate::erasure::{
+    Erasing, Erasure, ErasureReceipt, Expiring, ExpiryReceipt, QUARANTINE_EXPIRY_CHUNK,
+    StrippedEvent, Suppression,
+};
 use crate::log::StoreError;
 
 /// Rows named in one statement at most.
@@ -59,6 +63,68 @@ pub(crate) fn highest_seq(conn: &Connection) -> rusqlite::Result<i64> {
 /// stored after it. `None` when the newest event holds the highest `seq`.
 pub(crate) fn erased_top(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     log_top(conn).map(|(newest, highest)| (highest > newest).then_some(highest))
+}
+
+/// Removes expired data (retention) in a transaction of its own.
+pub(crate) fn expire(
+    conn: &mut Connection,
+    expiring: &Expiring,
+) -> rusqlite::Result<(ExpiryReceipt, usize)> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let highest = highest_seq(&tx)?;
+    let events = erase_events(&tx, &expiring.removed)?;
+    let stripped = strip_events(&tx, &expiring.stripped)?;
+    let (quarantined, pending) = match expiring.quarantined_before {
+        Some(before) => expire_quarantined(&tx, before)?,
+        None => (0, 0),
+    };
+    count_removed(&tx, events, pending)?;
+    keep_highest_seq(&tx, highest)?;
+    tx.commit()?;
+    let rows = usize::try_from(events + stripped + quarantined).unwrap_or(usize::MAX);
+    let receipt = ExpiryReceipt {
+        events,
+        stripped,
+        quarantined,
+    };
+    Ok((receipt, rows))
+}
+
+/// Replaces events by what is left of them; their ids (and so the identifier index)
+/// are unchanged.
+fn strip_events(tx: &Transaction<'_>, stripped: &[StrippedEvent]) -> rusqlite::Result<u64> {
+    let mut update = tx.prepare_cached(
+        "UPDATE events SET type = ?2, name = NULL, touchpoint = NULL, channel = NULL, \
+         message = ?3 WHERE seq = ?1",
+    )?;
+    let mut done = 0;
+    for event in stripped {
+        let message = serde_json::to_string(&event.message)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        done += update.execute(params![event.seq, event.event_type.as_str(), message])? as u64;
+    }
+    Ok(done)
+}
+
+/// Removes up to [`QUARANTINE_EXPIRY_CHUNK`] quarantined messages received before
+/// `before`, oldest first; returns how many, and how many of them were pending.
+fn expire_quarantined(tx: &Transaction<'_>, before: Timestamp) -> rusqlite::Result<(u64, u64)> {
+    let mut delete = tx.prepare_cached(
+        "DELETE FROM quarantine WHERE id IN \
+         (SELECT id FROM quarantine WHERE received_at < ?1 ORDER BY id LIMIT ?2) \
+         RETURNING status",
+    )?;
+    let statuses = delete
+        .query_map(
+            params![micros(before), QUARANTINE_EXPIRY_CHUNK as i64],
+            |r| r.get::<_, Option<String>>(0),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let pending = statuses
+        .iter()
+        .filter(|s| s.as_deref() == Some("pending"))
+        .count() as u64;
+    Ok((statuses.len() as u64, pending))
 }
 
 /// Runs an erasure in a transaction of its own.
@@ -360,6 +426,19 @@ impl Erasing for SqliteLog {
     async fn lift_suppression(&self, hash: &str) -> Result<bool, StoreError> {
         match self.submit(Op::LiftSuppression(hash.to_string())).await? {
             Done::SuppressionLifted(found) => Ok(found),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn expire(&self, expiring: Expiring) -> Result<ExpiryReceipt, StoreError> {
+        if expiring.removed.is_empty()
+            && expiring.stripped.is_empty()
+            && expiring.quarantined_before.is_none()
+        {
+            return Ok(ExpiryReceipt::default());
+        }
+        match self.submit(Op::Expire(expiring)).await? {
+            Done::Expired(receipt) => Ok(receipt),
             _ => Err(unexpected()),
         }
     }

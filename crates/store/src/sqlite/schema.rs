@@ -176,6 +176,10 @@ CREATE TABLE suppressions (
     at   INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // A person's outbox entries, found by profile (export and erasure).
+    r#"
+CREATE INDEX outbox_by_profile ON outbox (profile_id);
+"#,
 ];
 
 /// How long a connection waits for a lock before it answers busy.

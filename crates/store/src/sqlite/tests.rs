@@ -1282,3 +1282,60 @@ async fn statuses_are_stored_as_text_and_one_that_is_none_is_an_error() {
     assert!(log.claim("email", at, 10).await.unwrap().is_empty());
     assert_eq!(log.claim("sms", at, 10).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn an_expiry_removes_strips_and_clears_old_quarantine_in_one_transaction() {
+    use crate::erasure::{Erasing, Expiring, ExpiryReceipt, StrippedEvent};
+    use unavoce_core::EventType;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    let recent = NewQuarantineEntry {
+        received_at: "2026-11-01T10:00:00Z".parse().unwrap(),
+        message_id: Some("q-2".into()),
+        ..quarantined("recent")
+    };
+    log.append(&AppendBatch {
+        events: vec![event("m1", "u1"), event("m2", "u1"), event("m3", "u1")],
+        quarantine: vec![quarantined("old"), recent],
+    })
+    .await
+    .unwrap();
+    let evidence = json!({"type": "identify", "userId": "u1", "messageId": "m2"});
+    let receipt = log
+        .expire(Expiring {
+            removed: vec![1],
+            stripped: vec![StrippedEvent {
+                seq: 2,
+                event_type: EventType::Identify,
+                message: evidence.as_object().unwrap().clone(),
+            }],
+            quarantined_before: Some("2025-01-01T00:00:00Z".parse().unwrap()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt,
+        ExpiryReceipt {
+            events: 1,
+            stripped: 1,
+            quarantined: 1
+        }
+    );
+    assert_eq!(every_seq(&log).await, [2, 3]);
+    let stripped = &log.events_at(vec![2]).await.unwrap()[0].event;
+    assert_eq!(stripped.event_type, EventType::Identify);
+    assert_eq!((&stripped.name, &stripped.channel), (&None, &None));
+    assert_eq!(stripped.message, *evidence.as_object().unwrap());
+    assert_eq!(
+        stripped.user_id.as_deref(),
+        Some("u1"),
+        "still found by identifier"
+    );
+    let stats = log.stats().await.unwrap();
+    assert_eq!((stats.events, stats.quarantined), (2, 1));
+    let left = log.quarantine(QuarantineQuery::default()).await.unwrap();
+    assert_eq!(left.entries.len(), 1);
+    assert_eq!(left.entries[0].reason, "recent");
+    log.close().await;
+}

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::identifiers::IdentifierIndex;
 use super::rows::{EventRow, insert_event, insert_event_at, insert_quarantine, micros};
 use crate::decisions::NewDecision;
-use crate::erasure::{Erasure, ErasureReceipt};
+use crate::erasure::{Erasure, ErasureReceipt, Expiring, ExpiryReceipt};
 use crate::governance::ApiKey;
 use crate::journeys::JourneyRun;
 use crate::log::{AppendOutcome, Appended, NewQuarantineEntry, StoreError};
@@ -94,6 +94,8 @@ pub(crate) enum Op {
     Audit(Vec<AuditEntry>),
     /// A person's erasure: committed alone, then the WAL is truncated.
     Erase(Erasure),
+    /// Expired data (retention): committed alone, the WAL left to the checkpointer.
+    Expire(Expiring),
     LiftSuppression(String),
 }
 
@@ -114,6 +116,7 @@ pub(crate) enum Done {
     KeyTouched,
     Audited,
     Erased(ErasureReceipt),
+    Expired(ExpiryReceipt),
     SuppressionLifted(bool),
 }
 
@@ -145,6 +148,7 @@ impl Job {
             Op::TakeEarly(ids) => ids.len(),
             Op::Audit(entries) => entries.len(),
             Op::Erase(erasure) => erasure.seqs.len(),
+            Op::Expire(expiring) => (expiring.removed.len() + expiring.stripped.len()).max(1),
             Op::Replay { .. }
             | Op::PutSetting { .. }
             | Op::ResumeInFlight
@@ -248,10 +252,47 @@ impl Writer {
         };
         let _ = reply.send(answer);
     }
+
+    /// Removes expired data in a transaction of its own.
+    fn expire(&mut self, expiring: &Expiring, reply: Reply) {
+        let started = Instant::now();
+        let expired = super::erasure::expire(&mut self.conn, expiring);
+        if let Some(observe) = &self.observer {
+            observe(CommitInfo {
+                duration: started.elapsed(),
+                requests: 1,
+                rows: expired.as_ref().map_or(0, |(_, rows)| *rows),
+                kind: CommitKind::Group,
+            });
+        }
+        let answer = expired
+            .map(|(receipt, _)| Done::Expired(receipt))
+            .map_err(|e| {
+                tracing::error!(error = %Redacted(&e), "expiry failed; nothing was removed");
+                StoreError::Storage(e.to_string())
+            });
+        let _ = reply.send(answer);
+    }
+
+    /// Runs a job that commits alone (an erasure, an expiry); gives back any other.
+    fn run_alone(&mut self, job: Job) -> Option<Job> {
+        match job {
+            Job {
+                op: Op::Erase(erasure),
+                reply,
+            } => self.erase(&erasure, reply),
+            Job {
+                op: Op::Expire(expiring),
+                reply,
+            } => self.expire(&expiring, reply),
+            job => return Some(job),
+        }
+        None
+    }
 }
 
 /// A group to commit: `first` and whatever has queued up behind it, up to
-/// `max_rows`; and an erasure met on the way, which runs after it, alone.
+/// `max_rows`; and an erasure or expiry met on the way, which runs after it, alone.
 fn gather(
     first: Job,
     jobs: &Receiver<Job>,
@@ -263,7 +304,7 @@ fn gather(
     while rows < max_rows {
         let Ok(job) = jobs.try_recv() else { break };
         queued.fetch_sub(1, Ordering::AcqRel);
-        if matches!(job.op, Op::Erase(_)) {
+        if matches!(job.op, Op::Erase(_) | Op::Expire(_)) {
             return (group, rows, Some(job));
         }
         rows += job.rows();
@@ -289,15 +330,8 @@ pub(crate) fn run(mut writer: Writer, jobs: Receiver<Job>, queued: Arc<AtomicUsi
                 Err(NoJob::Closed) => break,
             },
         };
-        let first = match first {
-            Job {
-                op: Op::Erase(erasure),
-                reply,
-            } => {
-                writer.erase(&erasure, reply);
-                continue;
-            }
-            job => job,
+        let Some(first) = writer.run_alone(first) else {
+            continue;
         };
         let (group, rows, erasure) = gather(first, &jobs, &queued, writer.max_rows_per_commit);
         held = erasure;
@@ -482,9 +516,9 @@ fn apply(
         Op::LiftSuppression(hash) => {
             Ok(Ok(Done::SuppressionLifted(super::erasure::lift(tx, hash)?)))
         }
-        // `run` commits an erasure alone; it never reaches a group.
-        Op::Erase(_) => Ok(Err(StoreError::Storage(
-            "an erasure was grouped with other writes".into(),
+        // `run` commits an erasure or an expiry alone; it never reaches a group.
+        Op::Erase(_) | Op::Expire(_) => Ok(Err(StoreError::Storage(
+            "an erasure or expiry was grouped with other writes".into(),
         ))),
         Op::Replay { id, event, at } => {
             let mut find =

@@ -1,0 +1,29 @@
+//! Retention (owners): `GET /api/retention` (the rules and the last pass),
+//! `POST /api/retention/run` (a pass now, e.g. after the rules changed).
+
+use axum::Json;
+use axum::extract::State;
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// `GET /api/retention`: the rules in force, whether any can expire an event, and the
+/// last pass since start.
+pub async fn show(State(state): State<AppState>) -> Json<Value> {
+    let retention = &state.platform.retention;
+    Json(json!({
+        "rules": retention.rules().config(),
+        "active": retention.rules().is_active(),
+        "check_every_hours": retention.rules().check_every().as_hours(),
+        "last_pass": retention.last_pass(),
+    }))
+}
+
+/// `POST /api/retention/run`: runs a pass now (after one under way, if any); answers
+/// what it removed.
+pub async fn run(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let pass = state.platform.retention.run_once(Timestamp::now()).await?;
+    Ok(Json(json!({ "pass": pass })))
+}

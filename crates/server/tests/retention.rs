@@ -33,6 +33,18 @@ fn with_retention() -> Customise {
     })
 }
 
+/// Who is who: each profile's id, identifiers and merges.
+async fn identities(s: &TestServer) -> Vec<Value> {
+    let listed = s.get("/api/profiles").await;
+    let mut identities = Vec::new();
+    for profile in listed["profiles"].as_array().unwrap() {
+        let id = profile["id"].as_str().unwrap();
+        let full = s.get(&format!("/api/profiles/{id}")).await;
+        identities.push(json!([full["id"], full["identifiers"], full["merges"]]));
+    }
+    identities
+}
+
 /// Everything the projections answer that a retention pass may change.
 async fn projections(s: &TestServer, ada: &str) -> Vec<Value> {
     vec![
@@ -94,6 +106,8 @@ async fn expired_events_go_the_projections_follow_and_consents_stay() {
         .await;
     assert_eq!(found.status, StatusCode::OK);
 
+    let who_is_who = identities(&s).await;
+    assert_eq!(who_is_who.len(), 2, "{who_is_who:?}");
     let pass = s.admin("POST", "/api/retention/run", Body::empty()).await;
     assert_eq!(pass.status, StatusCode::OK, "{}", pass.json);
     let pass = &pass.json["pass"];
@@ -106,6 +120,7 @@ async fn expired_events_go_the_projections_follow_and_consents_stay() {
     assert_eq!(pass["stripped"], 3, "{pass}");
     assert_eq!(pass["rebuilt"], true, "{pass}");
 
+    assert_eq!(identities(&s).await, who_is_who, "retention never changes who is who");
     let after = projections(&s, &ada).await;
     assert_eq!(after[0]["events"], 8, "{}", after[0]);
     let profile = &after[2];

@@ -15,7 +15,7 @@ use unavoce_platform::{Blueprint, ReadSide};
 use unavoce_projections::{SegmentDefinition, Segments};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
-use super::{current_rss_kib, load_journeys, median, peak_rss_kib};
+use super::{current_rss_kib, journeys_store, median, peak_rss_kib};
 
 #[derive(Args)]
 pub(super) struct DecisionBenchArgs {
@@ -57,25 +57,11 @@ fn segments() -> Vec<SegmentDefinition> {
 
 pub(super) async fn decision_bench(args: DecisionBenchArgs) -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
-    let dir = args
-        .data
-        .clone()
-        .unwrap_or_else(|| temp.path().to_path_buf());
-    let end: Timestamp = "2025-03-31T00:00:00Z".parse()?;
     println!(
         "Decision benchmark: {} people's generated journeys",
         args.people
     );
-    if dir.join("events.db").exists() {
-        println!("  reusing the store in {}", dir.display());
-    } else {
-        let started = Instant::now();
-        load_journeys(&dir, usize::MAX, args.people, end).await?;
-        println!(
-            "  loaded in {:.0} s (raw bulk insert)",
-            started.elapsed().as_secs_f64()
-        );
-    }
+    let (dir, end) = journeys_store(args.data.as_deref(), &temp, args.people).await?;
     let sqlite = Arc::new(SqliteLog::open(&dir, SqliteOptions::default())?);
     let log: Arc<dyn EventLog> = sqlite.clone();
     let before = current_rss_kib();

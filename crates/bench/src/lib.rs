@@ -1,7 +1,7 @@
 //! `unavoce bench`: the benchmarks, each reported as a ratio against a baseline measured
 //! in the same run — `ingest` (end-to-end ingestion through HTTP against the embedded
 //! store's own raw bulk-insert rate for the same rows), `identity`, `context`, `link`,
-//! `reports`, `decisions` and `delivery`.
+//! `reports`, `decisions`, `delivery` and `erasure`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,10 +50,14 @@ enum Bench {
     /// A broadcast through gate, rendering and outbox to local SMTP and webhook sinks,
     /// against sending the same messages directly.
     Delivery(delivery::DeliveryBenchArgs),
+    /// Erasing people from a large store while ingestion runs, against the same
+    /// ingestion without erasures.
+    Erasure(erasure::ErasureBenchArgs),
 }
 
 mod delivery;
 mod engagement;
+mod erasure;
 
 #[derive(Args)]
 struct ReportBenchArgs {
@@ -132,6 +136,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Bench::Reports(args) => report_bench(args).await,
         Bench::Decisions(args) => engagement::decision_bench(args).await,
         Bench::Delivery(args) => delivery::delivery_bench(args).await,
+        Bench::Erasure(args) => erasure::erasure_bench(args).await,
     }
 }
 
@@ -494,7 +499,28 @@ async fn context(args: ContextArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads generated journeys into a store with the raw bulk insert, `events` in all.
+/// A store of `people` people's generated journeys, loaded in `data` (or reused when it
+/// is already there), else in `temp`: its folder and the end of the generated period.
+async fn journeys_store(
+    data: Option<&std::path::Path>,
+    temp: &tempfile::TempDir,
+    people: usize,
+) -> anyhow::Result<(std::path::PathBuf, Timestamp)> {
+    let dir = data.map_or_else(|| temp.path().to_path_buf(), std::path::Path::to_path_buf);
+    let end: Timestamp = "2025-03-31T00:00:00Z".parse()?;
+    if dir.join("events.db").exists() {
+        println!("  reusing the store in {}", dir.display());
+    } else {
+        let started = Instant::now();
+        load_journeys(&dir, usize::MAX, people, end).await?;
+        println!(
+            "  loaded in {:.0} s (raw bulk insert)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok((dir, end))
+}
+
 /// Loads generated journeys into a store: `events` events, or fewer when `people`
 /// people have had all of theirs.
 async fn load_journeys(

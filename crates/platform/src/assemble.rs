@@ -239,6 +239,7 @@ impl Running {
             journeys.run(),
             insights.run(),
             retention.clone().run(),
+            identity.rebuild_when_asked(),
         ];
         Ok(Running {
             platform: Platform {

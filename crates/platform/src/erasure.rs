@@ -2,8 +2,9 @@
 //! go on the suppression list first (so nothing new about them is taken in), then every
 //! event under any of their identifiers, their quarantined messages, decisions, outbox
 //! entries (pending ones cancelled), journey runs and review-queue entries are removed
-//! in one transaction, and the projections are rebuilt from the log as it is now —
-//! what a fresh replay gives.
+//! in one transaction; the person leaves the projections at once, and a rebuild from
+//! the log as it is now, shared by erasures close together, then makes them what a
+//! fresh replay gives.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -143,7 +144,7 @@ pub async fn erase(platform: &Platform, profile: ProfileId) -> Result<Erased, Er
         })
         .await?;
     let review_entries = identity.forget_matches(&erased).await?;
-    identity.forget(&keys).await?;
+    identity.forget(&keys, node.id).await?;
     Ok(Erased {
         profile_id: profile,
         erased_at: now,

@@ -1,7 +1,7 @@
 //! The identity projection: the identity graph over the whole log.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 use unavoce_core::redact::Redacted;
@@ -44,6 +44,17 @@ pub enum LinkError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// How long no erasure must have come before the projections are rebuilt after one.
+const REBUILD_QUIET: Duration = Duration::from_secs(2);
+/// How long after an erasure the projections are rebuilt at the latest, however many
+/// follow it.
+const REBUILD_AT_THE_LATEST: Duration = Duration::from_secs(300);
+
+/// Rounds a rebuild replays without holding the projection, each up to what was
+/// committed when it began.
+const REBUILD_ROUNDS: usize = 3;
+
 /// Events read from the log per step of a replay.
 const PAGE: usize = 5_000;
 /// Pushed events held at most; past that they are dropped and read back from the log,
@@ -69,6 +80,13 @@ pub enum UnmergeError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What an erasure took out of the projection at once: the person's identifiers and
+/// events, to take out again of a rebuild that read the log before they were removed.
+struct Forgotten {
+    keys: Vec<IdKey>,
+    seqs: Vec<i64>,
 }
 
 struct State {
@@ -115,6 +133,33 @@ impl State {
         }
     }
 
+    /// Takes a person out at once: the profile holding any of `keys` (or `profile`),
+    /// with the ids merged into it, from the graph and the profile states; their events.
+    fn remove_person(&mut self, profile: Option<ProfileId>, keys: &[IdKey]) -> Vec<i64> {
+        let mut seqs = Vec::new();
+        let ids = profile
+            .into_iter()
+            .chain(
+                keys.iter()
+                    .filter_map(|k| self.graph.lookup(k).map(|n| n.id)),
+            )
+            .collect::<BTreeSet<_>>();
+        for id in ids {
+            let Some(node) = self.graph.remove_profile(id) else {
+                continue;
+            };
+            for gone in std::iter::once(node.id).chain(node.merges.iter().map(|m| m.from)) {
+                self.people.remove(&gone);
+                if let Some(changed) = &mut self.changed {
+                    changed.remove(&gone);
+                }
+            }
+            seqs.extend(node.events);
+        }
+        seqs.sort_unstable();
+        seqs
+    }
+
     /// Merges the states of the profiles a resolution merged; the profile it resolved to.
     fn absorb(&mut self, resolution: &Resolution) -> Option<ProfileId> {
         let profile = resolution.profile?;
@@ -143,8 +188,16 @@ pub struct IdentityProjection {
     analytics: Arc<AnalyticsRules>,
     /// One row per event; it does not depend on identity, so an unmerge keeps it.
     interactions: RwLock<InteractionTable>,
-    /// Serialises catching up and rebuilding.
+    /// Serialises catching up and putting a rebuilt state in place.
     writer: tokio::sync::Mutex<()>,
+    /// One rebuild at a time.
+    rebuilding: tokio::sync::Mutex<()>,
+    /// What erasures took out at once since the last rebuild began (see [`Self::forget`]).
+    forgotten: Mutex<Vec<Forgotten>>,
+    /// Rebuilds asked for, and the number of asks the rebuilt state covers.
+    rebuilds_asked: AtomicU64,
+    rebuilds_done: tokio::sync::watch::Sender<u64>,
+    rebuild_wake: tokio::sync::Notify,
     /// Events pushed by the intake, by log position, not yet applied.
     pushed: Mutex<BTreeMap<i64, Event>>,
     wake: Condvar,
@@ -175,6 +228,11 @@ impl IdentityProjection {
             analytics,
             interactions: RwLock::new(InteractionTable::default()),
             writer: tokio::sync::Mutex::new(()),
+            rebuilding: tokio::sync::Mutex::new(()),
+            forgotten: Mutex::new(Vec::new()),
+            rebuilds_asked: AtomicU64::new(0),
+            rebuilds_done: tokio::sync::watch::Sender::new(0),
+            rebuild_wake: tokio::sync::Notify::new(),
             pushed: Mutex::new(BTreeMap::new()),
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -434,7 +492,7 @@ impl IdentityProjection {
             .rules
             .key_of(identifier)
             .ok_or_else(|| UnmergeError::UnknownIdentifier(identifier.clone()))?;
-        let (rule, identifiers, mut rules_in_force) = self.read(|graph| {
+        let (rule, identifiers) = self.read(|graph| {
             let node = graph
                 .profile(profile)
                 .ok_or(UnmergeError::NoSuchProfile(profile))?;
@@ -451,19 +509,17 @@ impl IdentityProjection {
                 }
             })?;
             let identifiers: Vec<_> = node.identifiers.iter().map(|(k, _)| k.clone()).collect();
-            Ok((rule, identifiers, graph.unmerge_rules().to_vec()))
+            Ok((rule, identifiers))
         })?;
+        // As stored: an erasure may have dropped some since the graph was built.
+        let mut rules_in_force = load_unmerge_rules(&*self.log, &self.rules).await?;
         rules_in_force.push(rule);
         self.log
             .put_setting(UNMERGE_RULES, rules_to_json(&self.rules, &rules_in_force))
             .await?;
 
-        let links = self
-            .state
-            .read()
-            .map(|s| s.links.clone())
-            .unwrap_or_default();
-        let rebuilt = self.replay(rules_in_force, links, false).await?;
+        let links = load_link_decisions(&*self.log, &self.rules).await?;
+        let rebuilt = self.replay(rules_in_force, links).await?;
         let split: BTreeSet<ProfileId> = identifiers
             .iter()
             .filter_map(|k| rebuilt.graph.lookup(k).map(|p| p.id))
@@ -472,44 +528,39 @@ impl IdentityProjection {
         Ok(split.into_iter().collect())
     }
 
-    /// After a person's events were removed from the log (an erasure): forgets the
-    /// unmerge rules and link decisions that name any of `erased` (their identifiers),
-    /// and rebuilds the graph, every profile's state and the interaction table from
-    /// the log as it is now — exactly what a fresh replay gives.
-    pub async fn forget(&self, erased: &[IdKey]) -> Result<(), StoreError> {
+    /// After a person's events were removed from the log (an erasure): takes them out
+    /// at once — `profile` (and the ids merged into it) leaves the graph and the profile
+    /// states — forgets the unmerge rules and link decisions
+    /// that name any of `erased` (their identifiers), and asks for a rebuild from the log
+    /// ([`Self::rebuild_when_asked`]), which makes every projection exactly what a fresh
+    /// replay gives; erasures close together share one.
+    pub async fn forget(&self, erased: &[IdKey], profile: ProfileId) -> Result<(), StoreError> {
         let _writer = self.writer.lock().await;
         let named = |k: &IdKey| erased.contains(k);
-        let (mut unmerge_rules, mut links) = {
-            let state = self
-                .state
-                .read()
-                .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
-            (state.graph.unmerge_rules().to_vec(), state.links.clone())
-        };
+        let unmerge_rules = load_unmerge_rules(&*self.log, &self.rules).await?;
         let rules_before = unmerge_rules.len();
-        unmerge_rules.retain(|r| !named(&r.key) && !r.apart_from.iter().any(named));
-        if unmerge_rules.len() != rules_before {
+        let kept: Vec<UnmergeRule> = unmerge_rules
+            .into_iter()
+            .filter(|r| !named(&r.key) && !r.apart_from.iter().any(named))
+            .collect();
+        if kept.len() != rules_before {
             self.log
-                .put_setting(UNMERGE_RULES, rules_to_json(&self.rules, &unmerge_rules))
+                .put_setting(UNMERGE_RULES, rules_to_json(&self.rules, &kept))
                 .await?;
         }
-        let links_before: usize = links.values().map(Vec::len).sum();
-        for decisions in links.values_mut() {
-            decisions.retain(|(a, b, _)| !named(a) && !named(b));
-        }
-        links.retain(|_, decisions| !decisions.is_empty());
-        if links.values().map(Vec::len).sum::<usize>() != links_before {
-            let stored: Vec<LinkDecision> = match self.log.setting(LINK_DECISIONS).await? {
-                Some(value) => serde_json::from_value(value).unwrap_or_default(),
-                None => Vec::new(),
-            };
-            let kept: Vec<LinkDecision> = stored
-                .into_iter()
-                .filter(|d| {
-                    let key = |i: &Identifier| self.rules.key_of(i);
-                    !key(&d.a).is_some_and(|k| named(&k)) && !key(&d.b).is_some_and(|k| named(&k))
-                })
-                .collect();
+        let stored: Vec<LinkDecision> = match self.log.setting(LINK_DECISIONS).await? {
+            Some(value) => serde_json::from_value(value).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let stored_count = stored.len();
+        let key = |i: &Identifier| self.rules.key_of(i);
+        let kept: Vec<LinkDecision> = stored
+            .into_iter()
+            .filter(|d| {
+                !key(&d.a).is_some_and(|k| named(&k)) && !key(&d.b).is_some_and(|k| named(&k))
+            })
+            .collect();
+        if kept.len() != stored_count {
             self.log
                 .put_setting(
                     LINK_DECISIONS,
@@ -517,53 +568,176 @@ impl IdentityProjection {
                 )
                 .await?;
         }
-        let rebuilt = self.replay(unmerge_rules, links, true).await?;
-        self.install(rebuilt)
+        // The interaction table keeps their rows until the rebuild: attributed to no one
+        // now, they still count in anonymous totals (events per day) for those seconds.
+        let seqs = self
+            .state
+            .write()
+            .map_err(|_| StoreError::Storage("identity state poisoned".into()))?
+            .remove_person(Some(profile), erased);
+        self.forgotten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Forgotten {
+                keys: erased.to_vec(),
+                seqs,
+            });
+        self.changes.notify_one();
+        self.ask_rebuild();
+        Ok(())
     }
 
-    /// After events were removed from the log (retention): rebuilds the graph, every
-    /// profile's state and the interaction table from the log as it is now, under the
-    /// unmerge rules and link decisions in force — exactly what a fresh replay gives.
-    pub async fn rebuild(&self) -> Result<(), StoreError> {
+    /// Asks [`Self::rebuild_when_asked`] for a rebuild.
+    fn ask_rebuild(&self) {
+        self.rebuilds_asked.fetch_add(1, Ordering::AcqRel);
+        self.rebuild_wake.notify_one();
+    }
+
+    /// Rebuilds on a task of its own when asked (after erasures): once no ask has come
+    /// for [`REBUILD_QUIET`] (or [`REBUILD_AT_THE_LATEST`] after the first), so that a
+    /// burst of erasures shares one rebuild. Must be called inside a Tokio runtime.
+    pub fn rebuild_when_asked(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let projection = self.clone();
+        tokio::spawn(async move {
+            loop {
+                projection.rebuild_wake.notified().await;
+                let first = tokio::time::Instant::now();
+                loop {
+                    let asked = projection.rebuilds_asked.load(Ordering::Acquire);
+                    tokio::time::sleep(REBUILD_QUIET).await;
+                    if projection.rebuilds_asked.load(Ordering::Acquire) == asked
+                        || first.elapsed() >= REBUILD_AT_THE_LATEST
+                    {
+                        break;
+                    }
+                }
+                while projection.rebuilds_asked.load(Ordering::Acquire)
+                    > *projection.rebuilds_done.borrow()
+                {
+                    if let Err(e) = projection.rebuild().await {
+                        tracing::warn!(error = %Redacted(&e), "the projections could not be rebuilt; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Waits until every rebuild asked for so far is done: the projections are then
+    /// exactly what a fresh replay of the log gives.
+    pub async fn rebuilt(&self) {
+        let asked = self.rebuilds_asked.load(Ordering::Acquire);
+        let mut done = self.rebuilds_done.subscribe();
+        let _ = done.wait_for(|done| *done >= asked).await;
+    }
+
+    /// Rebuilds the graph, every profile's state and the interaction table from the log
+    /// as it is now, under the stored unmerge rules and link decisions — exactly what a
+    /// fresh replay gives — e.g. after events were removed (retention, erasure). The
+    /// replay runs on a thread of its own at the follower's low OS priority, so that
+    /// acknowledging data comes first; the projection keeps following the log meanwhile,
+    /// and only the last events and the swap hold it.
+    pub async fn rebuild(self: &Arc<Self>) -> Result<(), StoreError> {
+        let projection = self.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("identity-rebuild".into())
+            .spawn(move || {
+                lower_this_threads_priority();
+                let _ = done.send(runtime.block_on(projection.replay_and_swap()));
+            })
+            .map_err(|e| StoreError::Storage(format!("cannot start a rebuild: {e}")))?;
+        finished
+            .await
+            .map_err(|_| StoreError::Storage("a rebuild stopped half-way".into()))?
+    }
+
+    /// The rebuild itself (see [`Self::rebuild`]).
+    async fn replay_and_swap(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.rebuilding.lock().await;
+        let asked = self.rebuilds_asked.load(Ordering::Acquire);
+        let since = self
+            .forgotten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        let unmerge_rules = load_unmerge_rules(&*self.log, &self.rules).await?;
+        let links = load_link_decisions(&*self.log, &self.rules).await?;
+        let mut rebuilt = State::new(IdentityGraph::new(self.rules.clone(), unmerge_rules), links);
+        let mut table = InteractionTable::default();
+        // Up to what was committed when each round began, so that a log growing faster
+        // than the replay does not keep it going: a few rounds, then the rest with the
+        // projection held.
+        for _ in 0..REBUILD_ROUNDS {
+            let target = *self.log.committed().borrow();
+            self.replay_into(&mut rebuilt, Some(&mut table), Some(target))
+                .await?;
+            if *self.log.committed().borrow() - rebuilt.applied <= PAGE as i64 {
+                break;
+            }
+        }
         let _writer = self.writer.lock().await;
-        let (unmerge_rules, links) = {
-            let state = self
-                .state
-                .read()
-                .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
-            (state.graph.unmerge_rules().to_vec(), state.links.clone())
+        self.replay_into(&mut rebuilt, Some(&mut table), None)
+            .await?;
+        // Erasures while it read the log: their events may have been read before they
+        // were removed, so they are taken out again, and another rebuild makes it exact.
+        let late: Vec<Forgotten> = {
+            let mut forgotten = self.forgotten.lock().unwrap_or_else(|e| e.into_inner());
+            forgotten.drain(..).skip(since).collect()
         };
-        let rebuilt = self.replay(unmerge_rules, links, true).await?;
-        self.install(rebuilt)
+        for erasure in &late {
+            let mut seqs = rebuilt.remove_person(None, &erasure.keys);
+            seqs.extend(&erasure.seqs);
+            seqs.sort_unstable();
+            seqs.dedup();
+            table.remove(&seqs);
+        }
+        *self.interactions.write().unwrap_or_else(|e| e.into_inner()) = table;
+        self.install(rebuilt)?;
+        self.rebuilds_done
+            .send_modify(|done| *done = (*done).max(asked));
+        if !late.is_empty() {
+            self.ask_rebuild();
+        }
+        Ok(())
     }
 
-    /// A state replayed from the whole log under these rules and decisions; with
-    /// `interactions`, the interaction table is rebuilt in the same pass.
+    /// A state replayed from the whole log under these rules and decisions.
     async fn replay(
         &self,
         unmerge_rules: Vec<UnmergeRule>,
         links: BTreeMap<i64, Vec<(IdKey, IdKey, Timestamp)>>,
-        interactions: bool,
     ) -> Result<State, StoreError> {
         let mut rebuilt = State::new(IdentityGraph::new(self.rules.clone(), unmerge_rules), links);
-        let mut table = InteractionTable::default();
+        self.replay_into(&mut rebuilt, None, None).await?;
+        Ok(rebuilt)
+    }
+
+    /// Applies to `rebuilt` every event after the last it applied — up to log position
+    /// `until` at least, when given — and adds them to `table` when given.
+    async fn replay_into(
+        &self,
+        rebuilt: &mut State,
+        mut table: Option<&mut InteractionTable>,
+        until: Option<i64>,
+    ) -> Result<(), StoreError> {
         loop {
+            if until.is_some_and(|until| rebuilt.applied >= until) {
+                return Ok(());
+            }
             let events = self.events_after(rebuilt.applied).await?;
             if events.is_empty() {
-                break;
+                return Ok(());
             }
             let sets = self.identifiers(&events);
             for ((seq, event), set) in events.iter().zip(&sets) {
                 rebuilt.apply(&self.computed, *seq, event, set);
-                if interactions {
+                if let Some(table) = table.as_deref_mut() {
                     table.push(*seq, event, &self.analytics);
                 }
             }
         }
-        if interactions {
-            *self.interactions.write().unwrap_or_else(|e| e.into_inner()) = table;
-        }
-        Ok(rebuilt)
     }
 
     /// Puts a rebuilt state in place; every profile may have changed, so whoever
@@ -770,7 +944,7 @@ fn lower_this_threads_priority() {
         // with who = 0 applies to the calling thread alone.
         let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
         if result != 0 {
-            tracing::debug!("could not lower the identity projection's priority");
+            tracing::debug!("could not lower an identity projection thread's priority");
         }
     }
 }

@@ -334,3 +334,56 @@ async fn an_erasure_follows_the_graph_leaves_no_byte_behind_and_keeps_the_person
         .await;
     assert_eq!(audit["records"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasures_in_quick_succession_leave_at_once_and_one_rebuild_agrees() {
+    let s = server().await;
+    let mut batch = Vec::new();
+    for i in 0..30 {
+        batch.push(json!({"type": "identify", "userId": format!("u-{i}"),
+            "anonymousId": format!("browser-{i}"), "traits": {"email": format!("person{i}@example.com")}}));
+        batch.push(
+            json!({"type": "track", "anonymousId": format!("browser-{i}"), "event": "Page Viewed"}),
+        );
+        batch.push(
+            json!({"type": "track", "userId": format!("u-{i}"), "event": "Order Completed",
+            "properties": {"revenue": i}}),
+        );
+    }
+    s.send_batch(batch).await;
+    let mut erased = Vec::new();
+    for i in (0..30).step_by(3) {
+        let profile = s.profile_of(&format!("u-{i}")).await;
+        let receipt = s
+            .admin_json("POST", &format!("/api/profiles/{profile}/erase"), json!({}))
+            .await;
+        assert_eq!(receipt.status, StatusCode::OK, "{}", receipt.json);
+        assert_eq!(receipt.json["events"], 3, "{}", receipt.json);
+        erased.push(profile);
+    }
+    // Gone at once, before any rebuild is awaited.
+    let at_once = (s.get("/api/stats").await, s.get("/api/profiles").await);
+    assert_eq!(
+        at_once.1["profiles"].as_array().unwrap().len(),
+        20,
+        "{}",
+        at_once.1
+    );
+    for profile in &erased {
+        let gone = s
+            .admin("GET", &format!("/api/profiles/{profile}"), Body::empty())
+            .await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND, "{profile}");
+    }
+    // The rebuild gives the same, reports included, and so does a fresh replay.
+    s.rebuilt().await;
+    let rebuilt = (s.get("/api/stats").await, s.get("/api/profiles").await);
+    assert_eq!(rebuilt, at_once);
+    let activity = s.get("/api/activity").await;
+    let kpis = s.get("/api/kpis/channels").await;
+    let s = s.restart().await;
+    let replayed = (s.get("/api/stats").await, s.get("/api/profiles").await);
+    assert_eq!(replayed, at_once);
+    assert_eq!(s.get("/api/activity").await, activity);
+    assert_eq!(s.get("/api/kpis/channels").await, kpis);
+}

@@ -120,7 +120,11 @@ async fn expired_events_go_the_projections_follow_and_consents_stay() {
     assert_eq!(pass["stripped"], 3, "{pass}");
     assert_eq!(pass["rebuilt"], true, "{pass}");
 
-    assert_eq!(identities(&s).await, who_is_who, "retention never changes who is who");
+    assert_eq!(
+        identities(&s).await,
+        who_is_who,
+        "retention never changes who is who"
+    );
     let after = projections(&s, &ada).await;
     assert_eq!(after[0]["events"], 8, "{}", after[0]);
     let profile = &after[2];

@@ -115,7 +115,8 @@ pub struct ExpiryReceipt {
 #[async_trait]
 pub trait Erasing: Send + Sync + 'static {
     /// Removes everything the erasure names, atomically, and adds its suppressions;
-    /// then checkpoints the write-ahead log (TRUNCATE) so no removed byte stays in it.
+    /// then has the write-ahead log truncated (a `TRUNCATE` checkpoint, as soon as no
+    /// reader holds it) so no removed byte stays in it.
     async fn erase(&self, erasure: Erasure) -> Result<ErasureReceipt, StoreError>;
 
     /// Every suppression, by hash.

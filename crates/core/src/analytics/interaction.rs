@@ -197,6 +197,24 @@ impl InteractionTable {
         self.rows.binary_search_by_key(&seq, |r| r.seq).ok()
     }
 
+    /// Removes the rows of these log positions (ascending), e.g. an erased person's.
+    pub fn remove(&mut self, seqs: &[i64]) {
+        let Some(&first) = seqs.first() else { return };
+        let start = self.rows.partition_point(|r| r.seq < first);
+        let mut doomed = seqs.iter().peekable();
+        let mut kept = start;
+        for i in start..self.rows.len() {
+            let seq = self.rows[i].seq;
+            while doomed.next_if(|&&d| d < seq).is_some() {}
+            if doomed.peek() == Some(&&seq) {
+                continue;
+            }
+            self.rows.swap(kept, i);
+            kept += 1;
+        }
+        self.rows.truncate(kept);
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -208,5 +226,34 @@ impl InteractionTable {
     /// Approximate heap memory held, in bytes.
     pub fn heap_bytes(&self) -> usize {
         self.rows.capacity() * std::mem::size_of::<Interaction>() + self.symbols.heap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::segment::{IntakeContext, normalise};
+
+    #[test]
+    fn rows_of_removed_positions_go_and_the_rest_keep_their_order() {
+        let ctx = IntakeContext::new("2026-12-01T00:00:00Z".parse().expect("time"), "web");
+        let rules = AnalyticsRules::default();
+        let mut table = InteractionTable::default();
+        for seq in [1, 2, 4, 5, 7, 9] {
+            let message = json!({"type": "track", "userId": "u", "event": "E"});
+            let event = normalise(message.as_object().expect("object").clone(), &ctx, || {
+                format!("m-{seq}")
+            })
+            .expect("valid");
+            table.push(seq, &event, &rules);
+        }
+        table.remove(&[2, 3, 5, 9, 10]);
+        let left: Vec<i64> = table.rows().iter().map(|r| r.seq).collect();
+        assert_eq!(left, [1, 4, 7]);
+        assert_eq!(table.position(7), Some(2));
+        table.remove(&[]);
+        assert_eq!(table.len(), 3);
     }
 }

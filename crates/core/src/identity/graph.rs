@@ -638,6 +638,21 @@ impl IdentityGraph {
         self.profiles.get(&self.current(id))
     }
 
+    /// Takes a profile out at once (an erasure): the profile, its identifiers and the
+    /// ids merged into it; the node removed, if there was one. What the rest of the graph
+    /// learnt from its identifiers (seen with, shared, flagged) stays until the graph is
+    /// built again from the log without its events, which is what makes it exact.
+    pub fn remove_profile(&mut self, id: ProfileId) -> Option<ProfileNode> {
+        let node = self.profiles.remove(&self.current(id))?;
+        for (key, _) in &node.identifiers {
+            self.owners.remove(key);
+        }
+        for merge in &node.merges {
+            self.redirects.remove(&merge.from);
+        }
+        Some(node)
+    }
+
     /// The profile holding an identifier.
     pub fn lookup(&self, key: &IdKey) -> Option<&ProfileNode> {
         self.owners.get(key).and_then(|p| self.profile(*p))

@@ -124,6 +124,13 @@ impl TestServer {
         found["id"].as_str().unwrap().to_string()
     }
 
+    /// Waits until the projections have been rebuilt after every erasure so far.
+    pub async fn rebuilt(&self) {
+        if let Some(running) = &self.running {
+            running.platform.identity.rebuilt().await;
+        }
+    }
+
     /// Stops everything and starts again on the same store with other settings.
     pub async fn restart_with(mut self, customise: Customise) -> TestServer {
         self.customise = customise;

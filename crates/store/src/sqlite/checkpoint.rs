@@ -6,9 +6,16 @@
 //! times, so that copying is a large share of the writer's work (see BENCHMARKS.md).
 //! Here a separate thread checkpoints passively, on the other core, while the writer
 //! keeps writing.
+//!
+//! After an erasure the WAL must not keep the removed rows: the writer asks this thread
+//! to truncate it ([`Truncation`]), which it does at its next turn (within a quarter of
+//! a second) once no reader holds an older snapshot, trying again at each turn
+//! meanwhile — one truncation for the erasures of a turn, and never a wait in the
+//! writer. A truncation holds the writer back while it waits for readers, so it is
+//! tried once a turn, briefly.
 
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use unavoce_core::redact::Redacted;
@@ -19,10 +26,46 @@ use super::{Durability, schema};
 
 /// How often the WAL is copied back into the database.
 const INTERVAL: Duration = Duration::from_millis(250);
+/// How long a truncation waits for readers before it gives way to the writer.
+const TRUNCATE_WAIT: Duration = Duration::from_millis(10);
+
+/// What the checkpoint thread is asked to do.
+#[derive(Default)]
+struct Signals {
+    stopped: bool,
+    /// Truncations asked for so far.
+    truncations_asked: u64,
+}
+
+/// Asks the checkpoint thread to truncate the WAL, and tells when it has.
+#[derive(Clone)]
+pub(crate) struct Truncation {
+    signals: Arc<(Mutex<Signals>, Condvar)>,
+    done: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Truncation {
+    /// Asks for a truncation after what is committed now.
+    pub(crate) fn ask(&self) {
+        lock(&self.signals.0).truncations_asked += 1;
+    }
+
+    /// Waits until every truncation asked for so far is done.
+    pub(crate) async fn done(&self) {
+        let asked = lock(&self.signals.0).truncations_asked;
+        let mut done = self.done.clone();
+        let _ = done.wait_for(|done| *done >= asked).await;
+    }
+}
+
+fn lock(signals: &Mutex<Signals>) -> MutexGuard<'_, Signals> {
+    signals.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The running checkpoint thread; [`Checkpointer::stop`] runs a final full checkpoint.
 pub(crate) struct Checkpointer {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    signals: Arc<(Mutex<Signals>, Condvar)>,
+    done: tokio::sync::watch::Receiver<u64>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -31,24 +74,32 @@ impl Checkpointer {
     pub(crate) fn start(path: &Path, durability: Durability) -> rusqlite::Result<Self> {
         let conn = Connection::open(path)?;
         schema::configure(&conn, durability)?;
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let signal = stop.clone();
+        let signals = Arc::new((Mutex::new(Signals::default()), Condvar::new()));
+        let (done_tx, done) = tokio::sync::watch::channel(0);
+        let signal = signals.clone();
         let handle = std::thread::Builder::new()
             .name("event-log-checkpoint".into())
-            .spawn(move || run(conn, signal))
+            .spawn(move || run(conn, signal, done_tx))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Checkpointer {
-            stop,
+            signals,
+            done,
             handle: Some(handle),
         })
     }
 
+    /// The handle the writer asks for truncations with.
+    pub(crate) fn truncation(&self) -> Truncation {
+        Truncation {
+            signals: self.signals.clone(),
+            done: self.done.clone(),
+        }
+    }
+
     /// Stops the thread after a final checkpoint that empties the WAL.
     pub(crate) fn stop(&mut self) {
-        if let Ok(mut stopped) = self.stop.0.lock() {
-            *stopped = true;
-            self.stop.1.notify_all();
-        }
+        lock(&self.signals.0).stopped = true;
+        self.signals.1.notify_all();
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();
         }
@@ -61,22 +112,53 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: Connection, stop: Arc<(Mutex<bool>, Condvar)>) {
-    let (lock, wake) = &*stop;
+fn run(
+    conn: Connection,
+    signals: Arc<(Mutex<Signals>, Condvar)>,
+    done: tokio::sync::watch::Sender<u64>,
+) {
+    let (state, wake) = &*signals;
+    let mut truncated = 0;
     loop {
-        let stopped = match lock.lock() {
-            Ok(guard) => match wake.wait_timeout_while(guard, INTERVAL, |stopped| !*stopped) {
-                Ok((guard, _)) => *guard,
-                Err(_) => true,
-            },
-            Err(_) => true,
+        let (stopped, asked) = {
+            let guard = lock(state);
+            let guard = match wake.wait_timeout_while(guard, INTERVAL, |s| !s.stopped) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+            (guard.stopped, guard.truncations_asked)
         };
-        let mode = if stopped { "TRUNCATE" } else { "PASSIVE" };
-        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-            tracing::warn!(error = %Redacted(&e), mode, "event log checkpoint failed; will retry");
-        }
         if stopped {
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(error = %Redacted(&e), "final event log checkpoint failed");
+            }
+            done.send_replace(asked);
             return;
         }
+        // Passive first: it copies what it can without holding the writer back, so the
+        // truncation that follows has little left to copy.
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %Redacted(&e), "event log checkpoint failed; will retry");
+        }
+        if asked > truncated && truncate(&conn) {
+            truncated = asked;
+            done.send_replace(asked);
+        }
     }
+}
+
+/// One `wal_checkpoint(TRUNCATE)`, waiting briefly for readers; whether it completed.
+fn truncate(conn: &Connection) -> bool {
+    if let Err(e) = conn.busy_timeout(TRUNCATE_WAIT) {
+        tracing::warn!(error = %Redacted(&e), "cannot shorten the checkpoint's wait");
+    }
+    let truncated = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .is_ok_and(|busy| busy == 0);
+    if let Err(e) = conn.busy_timeout(schema::BUSY_TIMEOUT) {
+        tracing::warn!(error = %Redacted(&e), "cannot restore the checkpoint's wait");
+    }
+    truncated
 }

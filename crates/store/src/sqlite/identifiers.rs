@@ -115,11 +115,14 @@ impl IdentifierIndex {
     /// A failure leaves them unindexed (queries still find them in the tail) and is
     /// retried next time.
     pub(crate) fn catch_up(&mut self, conn: &mut Connection) -> usize {
-        let indexed = conn.transaction().and_then(|tx| {
-            let through = index_through_erased(&tx, self.through)?;
-            tx.commit()?;
-            Ok(through)
-        });
+        // Immediate: it reads before it writes, and a checkpoint may hold the lock.
+        let indexed = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                let through = index_through_erased(&tx, self.through)?;
+                tx.commit()?;
+                Ok(through)
+            });
         match indexed {
             Ok(through) => {
                 let indexed = through - self.through;

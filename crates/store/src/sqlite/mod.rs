@@ -99,6 +99,8 @@ pub struct SqliteLog {
     sender: RwLock<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
+    /// Empties the WAL after erasures.
+    truncation: Option<checkpoint::Truncation>,
     queued: Arc<AtomicUsize>,
     queue_capacity: usize,
     readers: Arc<Mutex<Vec<Connection>>>,
@@ -149,10 +151,14 @@ impl SqliteLog {
         // The highest position given, even if its event was erased since.
         let last_seq = erasure::highest_seq(&conn).map_err(open_err)?;
         let (committed, committed_rx) = tokio::sync::watch::channel(last_seq);
+        let truncation = checkpointer
+            .as_ref()
+            .map(checkpoint::Checkpointer::truncation);
         let (sender, receiver) = mpsc::sync_channel(options.queue_capacity.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
         let writer = {
             let queued = queued.clone();
+            let writer_truncation = truncation.clone();
             let max_rows = options.max_rows_per_commit.max(1);
             let observer = options.on_commit.clone();
             let index = identifiers::IdentifierIndex::load(&conn, options.identifier_index_chunk)
@@ -167,6 +173,7 @@ impl SqliteLog {
                             observer,
                             committed,
                             index,
+                            truncation: writer_truncation,
                         },
                         receiver,
                         queued,
@@ -183,6 +190,7 @@ impl SqliteLog {
             sender: RwLock::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(checkpointer),
+            truncation,
             queued,
             queue_capacity: options.queue_capacity.max(1),
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -193,6 +201,14 @@ impl SqliteLog {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Waits until the WAL has been emptied after every erasure so far (at once when
+    /// the writer does it itself).
+    pub async fn wal_truncated(&self) {
+        if let Some(truncation) = &self.truncation {
+            truncation.done().await;
+        }
     }
 
     /// A plain aggregate over the log — per touchpoint, events and distinct senders

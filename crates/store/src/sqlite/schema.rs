@@ -176,9 +176,11 @@ CREATE TABLE suppressions (
     at   INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
-    // A person's outbox entries, found by profile (export and erasure).
+    // A person's outbox entries, found by profile (export and erasure) and by decision
+    // (erasure, and the foreign-key check when a decision is deleted).
     r#"
 CREATE INDEX outbox_by_profile ON outbox (profile_id);
+CREATE INDEX outbox_by_decision ON outbox (decision_id);
 "#,
 ];
 

@@ -944,6 +944,7 @@ async fn an_erasure_removes_a_person_to_the_last_byte_and_keeps_everyone_else() 
             suppressed: 2,
         }
     );
+    log.wal_truncated().await;
     assert_eq!(
         files_holding(dir.path(), &[ERASED_EMAIL, ERASED_USER, ERASED_ANONYMOUS]),
         Vec::<String>::new(),

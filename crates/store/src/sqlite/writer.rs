@@ -182,6 +182,9 @@ pub(crate) struct Writer {
     /// Tells readers the last committed `seq`.
     pub committed: tokio::sync::watch::Sender<i64>,
     pub index: IdentifierIndex,
+    /// Asks the checkpoint thread to empty the WAL after an erasure; without one, the
+    /// writer does it.
+    pub truncation: Option<super::checkpoint::Truncation>,
 }
 
 impl Writer {
@@ -227,8 +230,7 @@ impl Writer {
         }
     }
 
-    /// Runs an erasure in a transaction of its own and answers it once the WAL is
-    /// truncated (or left to the background checkpointer, if readers keep it busy).
+    /// Runs an erasure in a transaction of its own and has the WAL truncated after it.
     fn erase(&mut self, erasure: &Erasure, reply: Reply) {
         let started = Instant::now();
         let erased = super::erasure::commit(&mut self.conn, erasure);
@@ -242,7 +244,12 @@ impl Writer {
         }
         let answer = match erased {
             Ok(erased) => {
-                super::erasure::truncate_wal(&self.conn);
+                match &self.truncation {
+                    Some(truncation) => truncation.ask(),
+                    None => {
+                        super::erasure::truncate_wal(&self.conn);
+                    }
+                }
                 Ok(Done::Erased(erased.receipt))
             }
             Err(e) => {

@@ -310,7 +310,10 @@ mod tests {
         assert_eq!(config.privacy.retention_days, Some(730));
         assert_eq!(config.privacy.retention_days_by_event["Page Viewed"], 90);
         let err = parse("[privacy.retention_days_by_event]\n\"Unsubscribed\" = 30").unwrap_err();
-        assert!(format!("{err:#}").contains("consent statement"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("a record kept until its person is erased"),
+            "{err:#}"
+        );
         let err = parse("[serverr]").unwrap_err();
         assert!(format!("{err:#}").contains("serverr"), "{err:#}");
     }

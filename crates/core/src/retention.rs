@@ -11,21 +11,26 @@
 //! and traits. Who it was about stays, when it is needed: time passing must not split a
 //! person in two (a browser linked to a customer two years ago is still theirs) nor
 //! change profile ids, which are the log positions of the events that created them. So
-//! an expired event is either removed, when it carries a single identifier that an
-//! earlier event already carried (it adds nothing to the identity graph), or replaced by
-//! its identity evidence ([`identity_evidence`]): an `identify` call with only its
-//! identifiers and distinguishing traits, from which the identity graph resolves exactly
-//! as from the original. To remove a person's identity, erase them.
+//! an expired event is replaced, at its position, by its identity evidence
+//! ([`identity_evidence`]): an `identify` call with only its identifiers and
+//! distinguishing traits, from which the identity graph resolves exactly as from the
+//! original (unmerge rules, limits and link decisions included, since the graph sees the
+//! same identifiers at the same position). Only an event that carries no identifier at
+//! all is removed. To remove a person's identity, erase them.
+//!
+//! Segment membership events are kept too: they are the record of who is in a segment,
+//! and expiring an old entry would make a long-standing member enter again (restarting
+//! journeys, notifying departments).
 
-use std::collections::{BTreeMap, HashSet};
-use std::hash::BuildHasher;
+use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::event::{Event, EventType};
-use crate::identity::{IdKey, IdentityRules, extract};
+use crate::identity::{IdentityRules, extract};
+use crate::platform_events::{SEGMENT_ENTERED, SEGMENT_EXITED};
 use crate::profile::is_consent_statement_name;
 
 /// The `[privacy]` section's retention settings, as written.
@@ -50,10 +55,10 @@ pub enum RetentionError {
     #[error("{0}: a retention of 0 days would remove events as they arrive; use at least 1")]
     ZeroDays(String),
     #[error(
-        "retention_days_by_event names \"{0}\", a consent statement: consent statements are \
-         kept as the proof of consent until their person is erased"
+        "retention_days_by_event names \"{0}\", a record kept until its person is erased \
+         (a consent statement, the proof of consent, or a segment membership event)"
     )]
-    ConsentStatement(String),
+    KeptRecord(String),
     #[error("retention_check_hours must be at least 1")]
     ZeroHours,
 }
@@ -64,13 +69,20 @@ pub struct RetentionRules {
     config: RetentionConfig,
 }
 
+/// Whether events named `name` are records kept until their person is erased: consent
+/// statements and segment membership.
+fn is_kept_record(name: &str) -> bool {
+    is_consent_statement_name(name) || name == SEGMENT_ENTERED || name == SEGMENT_EXITED
+}
+
 /// What the retention rules say about one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
     /// No rule applies: kept.
     Kept,
-    /// A consent statement: kept until its person is erased.
-    ConsentStatement,
+    /// A consent statement or a segment membership event: kept until its person is
+    /// erased.
+    KeptRecord,
     /// Kept until this time, then removed.
     Until(Timestamp),
 }
@@ -88,8 +100,8 @@ impl RetentionRules {
                     .retention_days_by_event
                     .iter()
                     .filter_map(|(name, &d)| {
-                        if is_consent_statement_name(name) {
-                            Some(RetentionError::ConsentStatement(name.clone()))
+                        if is_kept_record(name) {
+                            Some(RetentionError::KeptRecord(name.clone()))
                         } else {
                             zero(format!("retention_days_by_event \"{name}\""), d)
                         }
@@ -132,8 +144,8 @@ impl RetentionRules {
     /// Until when an event named `name` (track, page and screen calls have names), from
     /// `source`, that happened at `at`, is kept.
     pub fn expiry(&self, name: Option<&str>, source: &str, at: Timestamp) -> Expiry {
-        if name.is_some_and(is_consent_statement_name) {
-            return Expiry::ConsentStatement;
+        if name.is_some_and(is_kept_record) {
+            return Expiry::KeptRecord;
         }
         let days = name
             .and_then(|n| self.config.retention_days_by_event.get(n))
@@ -174,7 +186,7 @@ impl RetentionRules {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fate {
     Kept,
-    /// Expired, and nothing of it is needed.
+    /// Expired, and it identifies no one: nothing of it is needed.
     Removed,
     /// Expired: replaced by its identity evidence.
     Stripped(Evidence),
@@ -189,62 +201,43 @@ pub struct Evidence {
     pub message: Map<String, Value>,
 }
 
-/// Decides the fate of every event of the log, read in log order (see the module docs).
+/// Decides the fate of each event of the log (see the module docs).
 pub struct RetentionScan<'a> {
     retention: &'a RetentionRules,
     identity: &'a IdentityRules,
     now: Timestamp,
-    /// 128-bit hashes of every identifier carried so far.
-    seen: HashSet<u128>,
-    hasher: [foldhash::quality::FixedState; 2],
 }
 
 impl<'a> RetentionScan<'a> {
-    /// A scan from the start of the log, measuring ages against `now`.
+    /// A scan measuring ages against `now`.
     pub fn new(retention: &'a RetentionRules, identity: &'a IdentityRules, now: Timestamp) -> Self {
         RetentionScan {
             retention,
             identity,
             now,
-            seen: HashSet::new(),
-            hasher: [
-                foldhash::quality::FixedState::with_seed(0x5eed_0001),
-                foldhash::quality::FixedState::with_seed(0x5eed_0002),
-            ],
         }
     }
 
-    fn fingerprint(&self, key: &IdKey) -> u128 {
-        let [a, b] = &self.hasher;
-        (u128::from(a.hash_one(key)) << 64) | u128::from(b.hash_one(key))
-    }
-
-    /// The fate of the next event of the log.
-    pub fn decide(&mut self, event: &Event) -> Fate {
+    /// The fate of one event.
+    pub fn decide(&self, event: &Event) -> Fate {
         let expired = self.retention.is_expired(
             event.name.as_deref(),
             &event.source,
             event.timestamp,
             self.now,
         );
+        if !expired {
+            return Fate::Kept;
+        }
         let set = extract(event, self.identity);
-        let fingerprints: Vec<u128> = set.keys.iter().map(|k| self.fingerprint(k)).collect();
-        let adds_nothing = set.keys.len() <= 1
-            && set.traits.is_empty()
-            && set.alias_previous.is_none()
-            && fingerprints.iter().all(|f| self.seen.contains(f));
-        self.seen.extend(fingerprints);
-        match (expired, adds_nothing) {
-            (false, _) => Fate::Kept,
-            (true, true) => Fate::Removed,
-            (true, false) => {
-                let evidence = identity_evidence(event, self.identity);
-                if evidence.message == event.message {
-                    Fate::Kept // stripped by an earlier pass
-                } else {
-                    Fate::Stripped(evidence)
-                }
-            }
+        if set.keys.is_empty() && set.alias_previous.is_none() {
+            return Fate::Removed;
+        }
+        let evidence = identity_evidence(event, self.identity);
+        if evidence.message == event.message {
+            Fate::Kept // stripped by an earlier pass
+        } else {
+            Fate::Stripped(evidence)
         }
     }
 }
@@ -430,7 +423,7 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_event_goes_when_it_adds_nothing_to_identity() {
+    fn an_expired_event_keeps_its_identity_evidence_and_only_a_nameless_one_goes() {
         let rules = RetentionRules::new(RetentionConfig {
             retention_days: Some(30),
             ..Default::default()
@@ -443,18 +436,14 @@ mod tests {
             (
                 json!({"type": "page", "anonymousId": "a-1", "timestamp": old}),
                 "stripped",
-            ), // first of a-1
+            ),
             (
                 json!({"type": "page", "anonymousId": "a-1", "timestamp": old}),
-                "removed",
+                "stripped",
             ),
             (
                 json!({"type": "identify", "userId": "u-1", "anonymousId": "a-1", "timestamp": old}),
                 "stripped",
-            ),
-            (
-                json!({"type": "track", "event": "E", "userId": "u-1", "timestamp": old}),
-                "removed",
             ),
             (
                 json!({"type": "track", "event": "E", "userId": "u-1"}),
@@ -462,17 +451,17 @@ mod tests {
             ), // recent
             (
                 json!({"type": "track", "event": "Consent Given", "userId": "u-1", "timestamp": old,
-                "properties": {"purpose": "promotional"}}),
+                    "properties": {"purpose": "promotional"}}),
                 "kept",
             ),
             (
-                json!({"type": "track", "event": "E", "userId": "u-2",
-                "traits": {"email": "b@c.d"}, "timestamp": old}),
-                "stripped",
-            ), // two identifiers
+                json!({"type": "track", "event": "Segment Entered", "userId": "u-1", "timestamp": old,
+                    "properties": {"segment": "loyal"}}),
+                "kept",
+            ),
         ];
         let now = at("2026-12-01T00:00:00Z");
-        let mut scan = RetentionScan::new(&rules, &identity, now);
+        let scan = RetentionScan::new(&rules, &identity, now);
         let mut left = Vec::new();
         for (message, expected) in events {
             let original = event(message.clone());
@@ -490,10 +479,16 @@ mod tests {
             assert_eq!(fate, expected, "{message}");
         }
         // A second pass over what is left changes nothing.
-        let mut again = RetentionScan::new(&rules, &identity, now);
         for event in &left {
-            assert_eq!(again.decide(event), Fate::Kept, "{:?}", event.message);
+            assert_eq!(scan.decide(event), Fate::Kept, "{:?}", event.message);
         }
+        // An event that identifies no one (here: its ids taken away) goes whole.
+        let nobody = Event {
+            user_id: None,
+            anonymous_id: None,
+            ..event(json!({"type": "track", "event": "E", "userId": "u-9", "timestamp": old}))
+        };
+        assert_eq!(scan.decide(&nobody), Fate::Removed);
     }
 
     #[test]
@@ -516,7 +511,7 @@ mod tests {
             ..Default::default()
         });
         assert!(
-            consent.contains("\"Consent Withdrawn\", a consent statement"),
+            consent.contains("\"Consent Withdrawn\", a record kept"),
             "{consent}"
         );
         let zero = refused(RetentionConfig {

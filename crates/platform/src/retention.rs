@@ -15,7 +15,8 @@ use unavoce_core::redact::Redacted;
 use unavoce_core::retention::{Fate, RetentionRules, RetentionScan};
 use unavoce_projections::IdentityProjection;
 use unavoce_store::{
-    Erasing, EventQuery, Expiring, QUARANTINE_EXPIRY_CHUNK, StoreError, StrippedEvent,
+    Erasing, EventQuery, Expiring, ExpiryReceipt, QUARANTINE_EXPIRY_CHUNK, StoreError,
+    StrippedEvent,
 };
 
 /// Events read per page while looking for expired ones.
@@ -96,26 +97,13 @@ impl Retention {
             quarantined: 0,
             rebuilt: false,
         };
-        self.expire_events(now, &mut pass).await?;
-        if let Some(before) = self.rules.quarantine_cutoff(now) {
-            loop {
-                let removed = self
-                    .erasing
-                    .expire(Expiring {
-                        quarantined_before: Some(before),
-                        ..Default::default()
-                    })
-                    .await?;
-                pass.quarantined += removed.quarantined;
-                if removed.quarantined < QUARANTINE_EXPIRY_CHUNK as u64 {
-                    break;
-                }
-            }
-        }
+        let expired = self.expire_all(now, &mut pass).await;
+        // Whatever was committed is rebuilt from, even when the pass stopped half-way.
         if pass.events + pass.stripped > 0 {
             self.identity.rebuild().await?;
             pass.rebuilt = true;
         }
+        expired?;
         pass.finished_at = Timestamp::now();
         tracing::info!(
             scanned = pass.scanned,
@@ -128,6 +116,26 @@ impl Retention {
         Ok(pass)
     }
 
+    /// Expired events, then expired quarantined messages.
+    async fn expire_all(&self, now: Timestamp, pass: &mut RetentionPass) -> Result<(), StoreError> {
+        self.expire_events(now, pass).await?;
+        let Some(before) = self.rules.quarantine_cutoff(now) else {
+            return Ok(());
+        };
+        loop {
+            let removed = self
+                .expire(Expiring {
+                    quarantined_before: Some(before),
+                    ..Default::default()
+                })
+                .await?;
+            pass.quarantined += removed.quarantined;
+            if removed.quarantined < QUARANTINE_EXPIRY_CHUNK as u64 {
+                return Ok(());
+            }
+        }
+    }
+
     /// Reads the whole log a page at a time and removes or strips the expired events
     /// (see `unavoce_core::retention`), a batch per transaction.
     async fn expire_events(
@@ -136,7 +144,7 @@ impl Retention {
         pass: &mut RetentionPass,
     ) -> Result<(), StoreError> {
         let log = self.identity.log();
-        let mut scan = RetentionScan::new(&self.rules, self.identity.rules(), now);
+        let scan = RetentionScan::new(&self.rules, self.identity.rules(), now);
         let mut batch = Expiring::default();
         let mut after = 0;
         loop {
@@ -183,10 +191,24 @@ impl Retention {
     }
 
     async fn commit(&self, batch: Expiring, pass: &mut RetentionPass) -> Result<(), StoreError> {
-        let done = self.erasing.expire(batch).await?;
+        let done = self.expire(batch).await?;
         pass.events += done.events;
         pass.stripped += done.stripped;
         Ok(())
+    }
+
+    /// One expiry, waiting for room while the store's queue is full (ingestion first).
+    async fn expire(&self, expiring: Expiring) -> Result<ExpiryReceipt, StoreError> {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self.erasing.expire(expiring.clone()).await {
+                Err(StoreError::Overloaded) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Runs a pass a minute after start, then at every check (`retention_check_hours`);

@@ -115,6 +115,10 @@ impl State {
 
     /// Applies one event, then the decisions taken right after it.
     fn apply(&mut self, computed: &[ComputedTrait], seq: i64, event: &Event, set: &IdentifierSet) {
+        // Decisions taken after events no longer in the log (erased, expired) come first.
+        if self.applied + 1 < seq {
+            self.apply_links(self.applied + 1..seq);
+        }
         let resolution = self.graph.apply(seq, event.timestamp, set);
         if let Some(profile) = self.absorb(&resolution) {
             self.people
@@ -123,12 +127,38 @@ impl State {
                 .apply(computed, seq, event);
         }
         self.applied = seq;
-        if let Some(links) = self.links.get(&seq).cloned() {
-            for (a, b, at) in links {
-                // Refused on replay exactly as when taken: nothing to do.
-                if let Ok(resolution) = self.graph.link_decision(seq, at, &a, &b) {
-                    self.absorb(&resolution);
-                }
+        self.apply_links(seq..=seq);
+    }
+
+    /// At the end of the log: applies the decisions taken after events since removed
+    /// from its end (those already applied are refused again, changing nothing).
+    fn settle_links(&mut self) {
+        self.apply_links(self.applied.saturating_add(1)..);
+    }
+
+    /// Whether decisions were taken after the last event applied.
+    fn has_unsettled_links(&self) -> bool {
+        self.links
+            .range(self.applied.saturating_add(1)..)
+            .next()
+            .is_some()
+    }
+
+    /// Applies the link decisions taken after the log positions in `after`.
+    fn apply_links(&mut self, after: impl std::ops::RangeBounds<i64>) {
+        let due: Vec<(i64, IdKey, IdKey, Timestamp)> = self
+            .links
+            .range(after)
+            .flat_map(|(seq, links)| {
+                links
+                    .iter()
+                    .map(|(a, b, at)| (*seq, a.clone(), b.clone(), *at))
+            })
+            .collect();
+        for (seq, a, b, at) in due {
+            // Refused on replay exactly as when taken: nothing to do.
+            if let Ok(resolution) = self.graph.link_decision(seq, at, &a, &b) {
+                self.absorb(&resolution);
             }
         }
     }
@@ -353,6 +383,11 @@ impl IdentityProjection {
             let after = self.state.read().map(|s| s.applied).unwrap_or(0);
             let events = self.events_after(after).await?;
             if events.is_empty() {
+                // Rare (an erasure of the log's newest events): only then take the lock.
+                let unsettled = self.state.read().is_ok_and(|s| s.has_unsettled_links());
+                if unsettled && let Ok(mut state) = self.state.write() {
+                    state.settle_links();
+                }
                 return Ok(after);
             }
             let sets = self.identifiers(&events);
@@ -487,6 +522,8 @@ impl IdentityProjection {
         profile: ProfileId,
         identifier: &Identifier,
     ) -> Result<Vec<ProfileId>, UnmergeError> {
+        // Not while a rebuild runs: it would put back a state built without this rule.
+        let _no_rebuild = self.rebuilding.lock().await;
         let _writer = self.writer.lock().await;
         let key = self
             .rules
@@ -524,18 +561,36 @@ impl IdentityProjection {
             .iter()
             .filter_map(|k| rebuilt.graph.lookup(k).map(|p| p.id))
             .collect();
-        self.install(rebuilt)?;
+        self.install(rebuilt, None)?;
         Ok(split.into_iter().collect())
     }
 
     /// After a person's events were removed from the log (an erasure): takes them out
     /// at once — `profile` (and the ids merged into it) leaves the graph and the profile
-    /// states — forgets the unmerge rules and link decisions
-    /// that name any of `erased` (their identifiers), and asks for a rebuild from the log
-    /// ([`Self::rebuild_when_asked`]), which makes every projection exactly what a fresh
-    /// replay gives; erasures close together share one.
+    /// states — asks for a rebuild from the log, and forgets the unmerge rules and link
+    /// decisions that name any of `erased` (their identifiers); the rebuild
+    /// ([`Self::rebuild_when_asked`]) makes every projection exactly what a fresh replay
+    /// gives; erasures close together share one.
     pub async fn forget(&self, erased: &[IdKey], profile: ProfileId) -> Result<(), StoreError> {
         let _writer = self.writer.lock().await;
+        // Out of the live state first: whatever fails below, the person is gone from every
+        // answer and a rebuild is asked for.
+        // The interaction table keeps their rows until the rebuild: attributed to no one
+        // now, they still count in anonymous totals (events per day) for those seconds.
+        let seqs = self
+            .state
+            .write()
+            .map_err(|_| StoreError::Storage("identity state poisoned".into()))?
+            .remove_person(Some(profile), erased);
+        self.forgotten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Forgotten {
+                keys: erased.to_vec(),
+                seqs,
+            });
+        self.changes.notify_one();
+        self.ask_rebuild();
         let named = |k: &IdKey| erased.contains(k);
         let unmerge_rules = load_unmerge_rules(&*self.log, &self.rules).await?;
         let rules_before = unmerge_rules.len();
@@ -568,22 +623,6 @@ impl IdentityProjection {
                 )
                 .await?;
         }
-        // The interaction table keeps their rows until the rebuild: attributed to no one
-        // now, they still count in anonymous totals (events per day) for those seconds.
-        let seqs = self
-            .state
-            .write()
-            .map_err(|_| StoreError::Storage("identity state poisoned".into()))?
-            .remove_person(Some(profile), erased);
-        self.forgotten
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Forgotten {
-                keys: erased.to_vec(),
-                seqs,
-            });
-        self.changes.notify_one();
-        self.ask_rebuild();
         Ok(())
     }
 
@@ -693,8 +732,7 @@ impl IdentityProjection {
             seqs.dedup();
             table.remove(&seqs);
         }
-        *self.interactions.write().unwrap_or_else(|e| e.into_inner()) = table;
-        self.install(rebuilt)?;
+        self.install(rebuilt, Some(table))?;
         self.rebuilds_done
             .send_modify(|done| *done = (*done).max(asked));
         if !late.is_empty() {
@@ -728,6 +766,7 @@ impl IdentityProjection {
             }
             let events = self.events_after(rebuilt.applied).await?;
             if events.is_empty() {
+                rebuilt.settle_links();
                 return Ok(());
             }
             let sets = self.identifiers(&events);
@@ -742,7 +781,11 @@ impl IdentityProjection {
 
     /// Puts a rebuilt state in place; every profile may have changed, so whoever
     /// watches changes looks at them all.
-    fn install(&self, mut rebuilt: State) -> Result<(), StoreError> {
+    fn install(
+        &self,
+        mut rebuilt: State,
+        table: Option<InteractionTable>,
+    ) -> Result<(), StoreError> {
         let mut state = self
             .state
             .write()
@@ -752,6 +795,10 @@ impl IdentityProjection {
             .as_ref()
             .map(|_| rebuilt.people.keys().copied().collect());
         *state = rebuilt;
+        // The table with the graph, so that no reader pairs the new one with the old.
+        if let Some(table) = table {
+            *self.interactions.write().unwrap_or_else(|e| e.into_inner()) = table;
+        }
         drop(state);
         self.changes.notify_one();
         Ok(())
@@ -768,6 +815,8 @@ impl IdentityProjection {
         by: &str,
         probability: Option<f64>,
     ) -> Result<ProfileId, LinkError> {
+        // Not while a rebuild runs: it would put back a state built without this link.
+        let _no_rebuild = self.rebuilding.lock().await;
         let _writer = self.writer.lock().await;
         let key = |i: &Identifier| {
             self.rules

@@ -112,12 +112,11 @@ async fn expired_events_go_the_projections_follow_and_consents_stay() {
     assert_eq!(pass.status, StatusCode::OK, "{}", pass.json);
     let pass = &pass.json["pass"];
     assert_eq!(pass["scanned"], 10, "{pass}");
-    // Removed, adding nothing to who is who: the 40-day-old page view and the 100-day-old
-    // purchase at the tills. Stripped to their identity evidence: Ada's two-year-old
-    // identify (user id and e-mail), Grace's browser's first event and the identify that
-    // linked it to her. Never the consent.
-    assert_eq!(pass["events"], 2, "{pass}");
-    assert_eq!(pass["stripped"], 3, "{pass}");
+    // Stripped to their identity evidence: Ada's two-year-old identify (user id and
+    // e-mail), her 40-day-old page view, her 100-day-old purchase at the tills, Grace's
+    // browser's first event and the identify that linked it to her. Never the consent.
+    assert_eq!(pass["events"], 0, "{pass}");
+    assert_eq!(pass["stripped"], 5, "{pass}");
     assert_eq!(pass["rebuilt"], true, "{pass}");
 
     assert_eq!(
@@ -126,7 +125,7 @@ async fn expired_events_go_the_projections_follow_and_consents_stay() {
         "retention never changes who is who"
     );
     let after = projections(&s, &ada).await;
-    assert_eq!(after[0]["events"], 8, "{}", after[0]);
+    assert_eq!(after[0]["events"], 10, "{}", after[0]);
     let profile = &after[2];
     assert_eq!(
         profile["id"],
@@ -144,7 +143,7 @@ async fn expired_events_go_the_projections_follow_and_consents_stay() {
             .contains("ada.old@example.com"),
         "who she is stays: {profile}"
     );
-    assert_eq!(profile["event_count"], 5, "{profile}");
+    assert_eq!(profile["event_count"], 7, "{profile}");
     let timeline = after[3].to_string();
     assert!(
         !timeline.contains("Torino") && !timeline.contains("revenue\":10,\"t-old"),
@@ -180,7 +179,7 @@ async fn expired_events_go_the_projections_follow_and_consents_stay() {
         shown["rules"]["retention_days_by_source"]["pos"], 90,
         "{shown}"
     );
-    assert_eq!(shown["last_pass"]["scanned"], 8, "{shown}");
+    assert_eq!(shown["last_pass"]["scanned"], 10, "{shown}");
     let audit = s.get("/api/audit?action=POST%20/api/retention/run").await;
     assert_eq!(audit["records"].as_array().unwrap().len(), 2, "{audit}");
 
@@ -192,5 +191,5 @@ async fn expired_events_go_the_projections_follow_and_consents_stay() {
         json!({"type": "track", "userId": "ada", "event": "Page Viewed"}),
     ])
     .await;
-    assert_eq!(s.stats().await["events"], 9);
+    assert_eq!(s.stats().await["events"], 11);
 }

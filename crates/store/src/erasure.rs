@@ -80,7 +80,7 @@ pub const QUARANTINE_EXPIRY_CHUNK: usize = 1_000;
 /// Expired data to remove (retention), in one small transaction.
 ///
 /// Not `Debug`: it holds identifiers.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Expiring {
     /// Log positions of expired events to remove.
     pub removed: Vec<i64>,
@@ -92,6 +92,7 @@ pub struct Expiring {
 }
 
 /// An expired event replaced, at its log position, by what is left of it.
+#[derive(Clone)]
 pub struct StrippedEvent {
     pub seq: i64,
     /// `identify`, or `alias`.

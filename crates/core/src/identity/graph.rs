@@ -639,13 +639,22 @@ impl IdentityGraph {
     }
 
     /// Takes a profile out at once (an erasure): the profile, its identifiers and the
-    /// ids merged into it; the node removed, if there was one. What the rest of the graph
-    /// learnt from its identifiers (seen with, shared, flagged) stays until the graph is
-    /// built again from the log without its events, which is what makes it exact.
+    /// ids merged into it, and what the graph keeps about those identifiers (seen with,
+    /// shared, flagged); the node removed, if there was one. What other identifiers'
+    /// counts learnt from them stays until the graph is built again from the log without
+    /// its events, which is what makes it exact.
     pub fn remove_profile(&mut self, id: ProfileId) -> Option<ProfileNode> {
         let node = self.profiles.remove(&self.current(id))?;
-        for (key, _) in &node.identifiers {
-            self.owners.remove(key);
+        let theirs: BTreeSet<&IdKey> = node.identifiers.iter().map(|(k, _)| k).collect();
+        for key in &theirs {
+            self.owners.remove(*key);
+            self.seen_with.remove(*key);
+        }
+        self.shared
+            .retain(|k, (a, b)| !theirs.contains(k) && !theirs.contains(a) && !theirs.contains(b));
+        self.flags.retain(|k, _| !theirs.contains(k));
+        for flag in self.flags.values_mut() {
+            flag.seen_with.retain(|k| !theirs.contains(k));
         }
         for merge in &node.merges {
             self.redirects.remove(&merge.from);

@@ -24,6 +24,16 @@ pub async fn show(State(state): State<AppState>) -> Json<Value> {
 /// `POST /api/retention/run`: runs a pass now (after one under way, if any); answers
 /// what it removed.
 pub async fn run(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let pass = state.platform.retention.run_once(Timestamp::now()).await?;
+    // On a task of its own: a caller that stops waiting does not stop the pass half-way.
+    let retention = state.platform.retention.clone();
+    let pass = tokio::spawn(async move { retention.run_once(Timestamp::now()).await })
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "retention_failed",
+                format!("the retention pass stopped: {e}"),
+            )
+        })??;
     Ok(Json(json!({ "pass": pass })))
 }

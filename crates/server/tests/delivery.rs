@@ -16,7 +16,6 @@ use axum::response::IntoResponse;
 use common::*;
 use serde_json::{Value, json};
 use unavoce_core::message::MessageConfig;
-use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_delivery::config::{
     Credential, DeliveryConfig, Pace, RetryConfig, SmtpConfig, TwilioConfig, WhatsappConfig,
 };
@@ -169,18 +168,6 @@ fn credential(value: &str) -> Credential {
         value: Some(value.into()),
         env: None,
     }
-}
-
-/// Gate policies without quiet hours, so the tests need not depend on the clock.
-fn daytime_policies() -> Arc<Policies> {
-    Arc::new(
-        Policies::new(&PolicyConfig {
-            quiet_hours: None,
-            caps: Vec::new(),
-            ..PolicyConfig::default()
-        })
-        .unwrap(),
-    )
 }
 
 fn message() -> MessageConfig {

@@ -183,6 +183,7 @@ async fn an_erasure_follows_the_graph_leaves_no_byte_behind_and_keeps_the_person
     const PHONE: &str = "+393339876543";
     const NAME: &str = "Quintessa";
     let s = server_customised(Arc::new(|b| {
+        b.policies = daytime_policies();
         b.messages = vec![
             serde_json::from_value(json!({"id": "note",
                 "email": {"subject": "Hi {{ first_name }}", "html": "<p>Hi</p>", "text": "Hi"}}))

@@ -10,6 +10,7 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
+use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_platform::{Blueprint, Running};
 use unavoce_server::{AppState, Keys, Metrics, WriteKey, router};
 use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
@@ -212,4 +213,16 @@ impl TestServer {
     pub async fn stats(&self) -> Value {
         self.admin("GET", "/api/stats", Body::empty()).await.json
     }
+}
+
+/// Gate policies without quiet hours, so the tests need not depend on the clock.
+pub fn daytime_policies() -> Arc<Policies> {
+    Arc::new(
+        Policies::new(&PolicyConfig {
+            quiet_hours: None,
+            caps: Vec::new(),
+            ..PolicyConfig::default()
+        })
+        .unwrap(),
+    )
 }

@@ -4,11 +4,12 @@
 //! de-duplicated by `messageId`, and a quarantine of messages that could not be
 //! accepted. Only a person's erasure and retention ([`Erasing`]) remove from it.
 //! Everything else is derived from it. Callers see only this interface; SQL and SQLite
-//! live in [`sqlite`], so a PostgreSQL implementation can take its place without
-//! changing them.
+//! live in [`sqlite`] (and, for several nodes, in the `unavoce-store-postgres` crate),
+//! which take each other's place without changing them.
 
 mod decisions;
 mod erasure;
+mod event_row;
 mod governance;
 mod journeys;
 mod log;
@@ -17,8 +18,14 @@ pub mod sqlite;
 
 pub use decisions::*;
 pub use erasure::*;
+pub use event_row::EventRow;
 pub use governance::*;
 pub use journeys::*;
 pub use log::*;
 pub use outbox::*;
 pub use sqlite::{Durability, SqliteLog, SqliteOptions};
+
+/// Everything the platform keeps, behind one name: what a store implements.
+pub trait Store: EventLog + DecisionLog + JourneyStore + Outbox + Governance + Erasing {}
+
+impl<T> Store for T where T: EventLog + DecisionLog + JourneyStore + Outbox + Governance + Erasing {}

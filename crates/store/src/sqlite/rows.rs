@@ -2,50 +2,16 @@
 
 use jiff::Timestamp;
 use rusqlite::{Row, ToSql, Transaction, params};
+
+pub use crate::event_row::EventRow;
 use serde_json::{Map, Value};
 use unavoce_core::identity::ProfileId;
 use unavoce_core::policy::Outcome;
 use unavoce_core::{Event, EventType};
 
 use crate::journeys::RunStatus;
-use crate::log::{Appended, NewQuarantineEntry, QuarantineEntry, QuarantineStatus, StoreError};
+use crate::log::{Appended, NewQuarantineEntry, QuarantineEntry, QuarantineStatus};
 use crate::outbox::OutboxStatus;
-
-/// An event ready for insertion: its columns, with the message already serialised.
-#[derive(Debug, Clone)]
-pub struct EventRow {
-    pub message_id: String,
-    pub event_type: &'static str,
-    pub name: Option<String>,
-    pub user_id: Option<String>,
-    pub anonymous_id: Option<String>,
-    pub timestamp: i64,
-    pub received_at: i64,
-    pub touchpoint: Option<String>,
-    pub channel: Option<String>,
-    pub source: String,
-    pub message: String,
-}
-
-impl EventRow {
-    /// Prepares `event` for insertion.
-    pub fn from_event(event: &Event) -> Result<Self, StoreError> {
-        Ok(EventRow {
-            message_id: event.message_id.clone(),
-            event_type: event.event_type.as_str(),
-            name: event.name.clone(),
-            user_id: event.user_id.clone(),
-            anonymous_id: event.anonymous_id.clone(),
-            timestamp: micros(event.timestamp),
-            received_at: micros(event.received_at),
-            touchpoint: event.touchpoint.clone(),
-            channel: event.channel.clone(),
-            source: event.source.clone(),
-            message: serde_json::to_string(&event.message)
-                .map_err(|e| StoreError::Storage(format!("cannot serialise event: {e}")))?,
-        })
-    }
-}
 
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO events \
     (message_id, type, name, user_id, anonymous_id, timestamp, received_at, touchpoint, channel, source, message) \

@@ -21,7 +21,8 @@ use unavoce_core::segment::{IntakeContext, normalise};
 use unavoce_platform::{Blueprint, ReadSide, Running};
 use unavoce_projections::IdentityProjection;
 use unavoce_server::{AppState, Keys, Metrics, WriteKey};
-use unavoce_store::sqlite::{CommitKind, EventRow, bulk_insert_baseline};
+use unavoce_store::sqlite::bulk_insert_baseline;
+use unavoce_store::{CommitKind, EventRow};
 use unavoce_store::{Durability, EventLog, SqliteLog, SqliteOptions};
 
 #[derive(Args)]

@@ -27,6 +27,10 @@ pub struct Config {
     pub server: ServerSection,
     #[serde(default)]
     pub ingest: IngestSection,
+    /// Where the data is kept: the embedded SQLite store in the data folder (the
+    /// default), or a PostgreSQL database that several nodes share.
+    #[serde(default)]
+    pub store: crate::store::StoreSection,
     /// Extra sources, each with its own write key.
     #[serde(default)]
     pub sources: Vec<SourceSection>,

@@ -5,13 +5,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use unavoce_core::Identifier;
 use unavoce_core::audit::AuditEntry;
 use unavoce_platform::PersonData;
 use unavoce_server::export::PersonExport;
-use unavoce_store::{EventLog, Governance, SqliteLog, SqliteOptions};
+use unavoce_store::Store;
 
 use crate::config;
 use crate::profile::holder;
@@ -33,13 +33,7 @@ pub struct ExportArgs {
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     let (config, data) = config::load_for_data(args.config.as_deref(), args.data)?;
-    if !data.join("events.db").exists() {
-        bail!(
-            "no event log in {}; pass --data with the server's data folder",
-            data.display()
-        );
-    }
-    let store = Arc::new(SqliteLog::open(&data, SqliteOptions::default())?);
+    let store = crate::store::open_existing(&config, &data).await?.store;
     let result = export(
         &store,
         &config.blueprint(String::new())?,
@@ -52,7 +46,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
 }
 
 async fn export(
-    store: &Arc<SqliteLog>,
+    store: &Arc<dyn Store>,
     blueprint: &unavoce_platform::Blueprint,
     identifier: &Identifier,
     out: Option<PathBuf>,

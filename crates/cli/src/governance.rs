@@ -4,12 +4,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use unavoce_core::access::Role;
 use unavoce_core::audit::{AuditEntry, GENESIS, verify};
 use unavoce_platform::keys::create_key;
-use unavoce_store::{EventLog, Governance, SqliteLog, SqliteOptions};
+use std::sync::Arc;
+
+use unavoce_store::Store;
 
 use crate::config;
 
@@ -60,19 +62,16 @@ enum AuditCommand {
     Verify,
 }
 
-fn open(config: Option<&std::path::Path>, data: Option<PathBuf>) -> anyhow::Result<SqliteLog> {
-    let (_, data) = config::load_for_data(config, data)?;
-    if !data.join("events.db").exists() {
-        bail!(
-            "no event log in {}; pass --data with the server's data folder",
-            data.display()
-        );
-    }
-    Ok(SqliteLog::open(&data, SqliteOptions::default())?)
+async fn open(
+    config: Option<&std::path::Path>,
+    data: Option<PathBuf>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let (config, data) = config::load_for_data(config, data)?;
+    Ok(crate::store::open_existing(&config, &data).await?.store)
 }
 
 /// Records a change made on the command line in the audit log (actor `command-line`).
-async fn audited(store: &SqliteLog, action: &str, succeeded: bool) -> anyhow::Result<()> {
+async fn audited(store: &dyn Store, action: &str, succeeded: bool) -> anyhow::Result<()> {
     let entry = AuditEntry {
         at: jiff::Timestamp::now(),
         actor: "command-line".into(),
@@ -88,14 +87,14 @@ async fn audited(store: &SqliteLog, action: &str, succeeded: bool) -> anyhow::Re
 }
 
 pub async fn keys(args: KeysArgs) -> anyhow::Result<()> {
-    let store = open(args.config.as_deref(), args.data)?;
+    let store = open(args.config.as_deref(), args.data).await?;
     let action = match &args.command {
         KeysCommand::Create { .. } => Some("unavoce keys create"),
         KeysCommand::Revoke { .. } => Some("unavoce keys revoke"),
         KeysCommand::List => None,
     };
     let result = match args.command {
-        KeysCommand::Create { name, role } => create_key(&store, &name, role)
+        KeysCommand::Create { name, role } => create_key(store.as_ref(), &name, role)
             .await
             .map(|key| {
                 println!("{key}");
@@ -124,7 +123,7 @@ pub async fn keys(args: KeysArgs) -> anyhow::Result<()> {
         },
     };
     let recorded = match action {
-        Some(action) => audited(&store, action, result.is_ok()).await,
+        Some(action) => audited(store.as_ref(), action, result.is_ok()).await,
         None => Ok(()),
     };
     store.close().await;
@@ -132,7 +131,7 @@ pub async fn keys(args: KeysArgs) -> anyhow::Result<()> {
 }
 
 pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
-    let store = open(args.config.as_deref(), args.data)?;
+    let store = open(args.config.as_deref(), args.data).await?;
     let AuditCommand::Verify = args.command;
     let mut head = (0, GENESIS.to_string());
     let result = loop {

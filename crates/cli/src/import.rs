@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jiff::tz::TimeZone;
 use unavoce_core::import::{CompiledMapping, Mapping};
 use unavoce_intake::{FileFormat, ImportOptions, ImportReport, Intake};
-use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
+use unavoce_store::{EventLog, SqliteOptions};
 
 use crate::config;
 
@@ -63,13 +63,16 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
 
-    let store = Arc::new(SqliteLog::open(
+    let store = crate::store::open(
+        &config,
         &data,
         SqliteOptions {
             durability: config.ingest.durability()?,
             ..SqliteOptions::default()
         },
-    )?);
+    )
+    .await?
+    .store;
     // Erased people stay erased: their identifiers are refused here as by the server.
     let rules = config.blueprint(String::new())?.identity;
     let suppressions = unavoce_platform::erasure::suppressions(store.as_ref(), &rules).await?;

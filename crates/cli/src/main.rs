@@ -10,6 +10,7 @@ pub(crate) mod link;
 mod profile;
 mod reports;
 mod serve;
+mod store;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -33,6 +34,10 @@ struct Cli {
         env = "UNAVOCE_LOG_FORMAT"
     )]
     log_format: LogFormat,
+    /// The PostgreSQL store (`postgres://user@host/db`) instead of the data folder's
+    /// embedded one; wins over the config file's `[store]`.
+    #[arg(long, global = true, env = "UNAVOCE_STORE_URL", hide_env_values = true)]
+    store_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,7 +50,7 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server on the embedded store.
+    /// Run the server (on the embedded store, or on PostgreSQL with --store-url).
     Serve(serve::ServeArgs),
     /// Build a demo company in a fresh data folder and serve it.
     Demo(demo::DemoArgs),
@@ -82,6 +87,7 @@ pub const DEFAULT_DATA_DIR: &str = "./unavoce-data";
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    store::set_url_flag(cli.store_url);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

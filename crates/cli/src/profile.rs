@@ -9,7 +9,7 @@ use unavoce_core::Identifier;
 use unavoce_core::identity::graph::ProfileNode;
 use unavoce_platform::ReadSide;
 use unavoce_projections::IdentityProjection;
-use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
+use unavoce_store::EventLog;
 
 use crate::config;
 
@@ -33,13 +33,7 @@ pub struct ProfileArgs {
 
 pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
     let (config, data) = config::load_for_data(args.config.as_deref(), args.data)?;
-    if !data.join("events.db").exists() {
-        bail!(
-            "no event log in {}; pass --data with the server's data folder",
-            data.display()
-        );
-    }
-    let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&data, SqliteOptions::default())?);
+    let log: Arc<dyn EventLog> = crate::store::open_existing(&config, &data).await?.store;
     let identity = ReadSide::open(log.clone(), &config.blueprint(String::new())?)
         .await?
         .identity;

@@ -15,7 +15,7 @@ use unavoce_core::analytics::{Period, parse_time};
 use unavoce_core::audience::Audience;
 use unavoce_platform::ReadSide;
 use unavoce_projections::{AudienceMembers, Reports};
-use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
+use unavoce_store::EventLog;
 
 use crate::config;
 
@@ -129,18 +129,12 @@ async fn open(args: &ReportArgs) -> anyhow::Result<Opened> {
         .transpose()
         .context("invalid --segment")?;
     let (config, data) = config::load_for_data(args.config.as_deref(), args.data.clone())?;
-    if !data.join("events.db").exists() {
-        bail!(
-            "no event log in {}; pass --data with the server's data folder",
-            data.display()
-        );
-    }
     if let (Some(from), Some(to)) = (args.from, args.to)
         && from >= to
     {
         bail!("--from must be before --to");
     }
-    let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&data, SqliteOptions::default())?);
+    let log: Arc<dyn EventLog> = crate::store::open_existing(&config, &data).await?.store;
     let read = ReadSide::open(log.clone(), &config.blueprint(String::new())?)
         .await
         .context("cannot read the event log")?;

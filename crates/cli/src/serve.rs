@@ -8,10 +8,11 @@ use anyhow::Context;
 use clap::Args;
 use unavoce_platform::Running;
 use unavoce_server::{AppState, Keys, Metrics, WriteKey};
-use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
+use unavoce_store::{EventLog, SqliteOptions};
 
 use crate::config::{self, Config};
 use crate::keys::{self, ResolvedKeys};
+use crate::store;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -59,11 +60,11 @@ pub struct Setup {
     pub banner: Option<String>,
 }
 
-/// Opens the event log, serves until Ctrl-C or SIGTERM, then flushes and closes.
+/// Opens the store, serves until Ctrl-C or SIGTERM, then flushes and closes.
 pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let metrics = Metrics::new();
-    let sqlite = open_log(&setup, metrics.clone())?;
-    let log: Arc<dyn EventLog> = sqlite.clone();
+    let opened = open_store(&setup, metrics.clone()).await?;
+    let log: Arc<dyn EventLog> = opened.store.clone();
     let mut write_keys = vec![WriteKey {
         key: setup.keys.write_key.clone(),
         source: "default".into(),
@@ -79,7 +80,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{}", setup.listen));
     let blueprint = config.blueprint(public_url)?;
-    let running = Running::start(sqlite, blueprint).await?;
+    let running = Running::start(opened.store.clone(), blueprint).await?;
     running.platform.identity.follow()?;
     let state = AppState {
         platform: running.platform.clone(),
@@ -100,8 +101,8 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", setup.listen))?;
     let address: SocketAddr = listener.local_addr()?;
-    print_banner(&setup, address);
-    tracing::info!(%address, data = %setup.data.display(), "unavoce is serving");
+    print_banner(&setup, address, &opened.location);
+    tracing::info!(%address, store = %opened.location, "unavoce is serving");
 
     axum::serve(listener, unavoce_server::router(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -114,22 +115,22 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_log(setup: &Setup, metrics: Arc<Metrics>) -> anyhow::Result<Arc<SqliteLog>> {
+async fn open_store(setup: &Setup, metrics: Arc<Metrics>) -> anyhow::Result<store::OpenStore> {
     let options = SqliteOptions {
         durability: setup.config.ingest.durability()?,
         queue_capacity: setup.config.ingest.queue_capacity,
         on_commit: Some(Arc::new(move |info| metrics.record_commit(info))),
         ..SqliteOptions::default()
     };
-    Ok(Arc::new(SqliteLog::open(&setup.data, options)?))
+    store::open(&setup.config, &setup.data, options).await
 }
 
-fn print_banner(setup: &Setup, address: SocketAddr) {
+fn print_banner(setup: &Setup, address: SocketAddr, location: &str) {
     println!(
         "Unavoce {} is listening on http://{address}",
         env!("CARGO_PKG_VERSION")
     );
-    println!("  data folder: {}", setup.data.display());
+    println!("  store: {location}");
     if setup.keys.from_data_dir {
         println!(
             "  write key (tracking API, HTTP Basic username): {}",

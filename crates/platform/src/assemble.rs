@@ -24,7 +24,7 @@ use unavoce_projections::{
 use crate::ReadSide;
 use crate::retention::Retention;
 use unavoce_core::retention::RetentionRules;
-use unavoce_store::{DecisionLog, Erasing, EventLog, Governance, JourneyStore, Outbox};
+use unavoce_store::{DecisionLog, Erasing, EventLog, Governance, JourneyStore, Store};
 
 /// What the platform runs with: the parts of the configuration file it uses.
 pub struct Blueprint {
@@ -142,10 +142,10 @@ impl Running {
     /// Puts the platform together over `store` and starts its background work
     /// (segment maintenance, the journey runner, the insights reader, the outbox worker,
     /// the retention job).
-    pub async fn start<S>(store: Arc<S>, blueprint: Blueprint) -> Result<Running, AssembleError>
-    where
-        S: EventLog + DecisionLog + JourneyStore + Outbox + Governance + Erasing,
-    {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        blueprint: Blueprint,
+    ) -> Result<Running, AssembleError> {
         let log: Arc<dyn EventLog> = store.clone();
         let decisions: Arc<dyn DecisionLog> = store.clone();
         let ReadSide {

@@ -15,7 +15,7 @@ use unavoce_core::Identifier;
 use unavoce_core::identity::{IdKey, IdentityRules, ProfileId};
 use unavoce_core::suppression::suppression_hash;
 use unavoce_intake::Suppressions;
-use unavoce_store::{Erasing, Erasure, ErasureReceipt, EventLog, StoreError, Suppression};
+use unavoce_store::{Erasure, ErasureReceipt, EventLog, Store, StoreError, Suppression};
 
 use crate::Platform;
 use crate::assemble::{AssembleError, failed};
@@ -75,8 +75,8 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 }
 
 /// The suppression list in force in `store`, for an intake.
-pub async fn suppressions<S: EventLog + Erasing>(
-    store: &S,
+pub async fn suppressions(
+    store: &dyn Store,
     rules: &Arc<IdentityRules>,
 ) -> Result<Arc<Suppressions>, AssembleError> {
     let key = suppression_key(store)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use unavoce_engagement::Messages;
 use unavoce_projections::IdentityProjection;
-use unavoce_store::{DecisionLog, EventLog, JourneyStore, Outbox};
+use unavoce_store::{DecisionLog, EventLog, JourneyStore, Outbox, Store};
 
 use crate::assemble::{AssembleError, failed, messages_of};
 use crate::{Blueprint, Platform, ReadSide};
@@ -37,10 +37,10 @@ impl PersonData {
 
     /// A data folder's, replayed, with nothing started (no journey moves, nothing is
     /// sent): for commands that read while a server may be running.
-    pub async fn open<S>(store: Arc<S>, blueprint: &Blueprint) -> Result<PersonData, AssembleError>
-    where
-        S: EventLog + DecisionLog + JourneyStore + Outbox,
-    {
+    pub async fn open(
+        store: Arc<dyn Store>,
+        blueprint: &Blueprint,
+    ) -> Result<PersonData, AssembleError> {
         let log: Arc<dyn EventLog> = store.clone();
         let identity = ReadSide::open(log.clone(), blueprint).await?.identity;
         let messages = Messages::open(

@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use unavoce_intake::IngestReport;
-use unavoce_store::sqlite::{CommitInfo, CommitKind};
+use unavoce_store::{CommitInfo, CommitKind};
 
 use crate::AppState;
 

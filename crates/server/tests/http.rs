@@ -8,6 +8,7 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use unavoce_store::SqliteOptions;
+use unavoce_store_postgres::PgOptions;
 
 mod common;
 
@@ -548,12 +549,18 @@ async fn files_are_imported_through_the_api_with_a_mapping() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_falls_behind_gets_503_with_retry_after() {
-    let s = server_with(SqliteOptions {
-        queue_capacity: 1,
-        ..Default::default()
+    let s = server_with(TestStoreOptions {
+        sqlite: SqliteOptions {
+            queue_capacity: 1,
+            ..Default::default()
+        },
+        postgres: PgOptions {
+            queue_capacity: 1,
+            ..Default::default()
+        },
     })
     .await;
-    let blocker = rusqlite_blocker(s.log.path());
+    let blocker = Blocker::hold(&s.store).await;
     let send = |id: &'static str| {
         let app = s.app.clone();
         tokio::spawn(async move {
@@ -600,7 +607,7 @@ async fn a_writer_that_falls_behind_gets_503_with_retry_after() {
         .send(Request::get("/readyz").body(Body::empty()).unwrap())
         .await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
-    blocker.execute_batch("COMMIT").unwrap();
+    blocker.release().await;
     assert_eq!(first.await.unwrap(), StatusCode::OK);
     assert_eq!(second.await.unwrap(), StatusCode::OK);
     let metrics = s
@@ -615,11 +622,42 @@ async fn a_writer_that_falls_behind_gets_503_with_retry_after() {
     assert!((1..=2).contains(&commits), "{text}");
 }
 
-/// Holds SQLite's write lock until dropped, so the log's writer stalls.
-fn rusqlite_blocker(path: &std::path::Path) -> rusqlite::Connection {
-    let blocker = rusqlite::Connection::open(path).unwrap();
-    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
-    blocker
+/// Holds the lock the store's writer needs, so the log's writer stalls: SQLite's write
+/// lock, or PostgreSQL's log head row.
+enum Blocker {
+    Sqlite(rusqlite::Connection),
+    Postgres(tokio_postgres::Client),
+}
+
+impl Blocker {
+    async fn hold(store: &TestStore) -> Blocker {
+        match (store.sqlite(), store.postgres_url()) {
+            (Some(log), _) => {
+                let blocker = rusqlite::Connection::open(log.path()).unwrap();
+                blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+                Blocker::Sqlite(blocker)
+            }
+            (None, Some(url)) => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                client
+                    .batch_execute("BEGIN; SELECT seq FROM log_head WHERE id = 1 FOR UPDATE")
+                    .await
+                    .unwrap();
+                Blocker::Postgres(client)
+            }
+            (None, None) => unreachable!("a store is SQLite or PostgreSQL"),
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Blocker::Sqlite(blocker) => blocker.execute_batch("COMMIT").unwrap(),
+            Blocker::Postgres(client) => client.batch_execute("COMMIT").await.unwrap(),
+        }
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -19,7 +20,8 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Transaction};
 use unavoce_core::redact::Redacted;
 use unavoce_store::{
-    AppendOutcome, Appended, EventRow, NewQuarantineEntry, Settlement, StoreError,
+    AppendOutcome, Appended, CommitInfo, CommitKind, CommitObserver, EventRow,
+    NewQuarantineEntry, Settlement, StoreError,
 };
 
 use crate::rows::{db, micros};
@@ -75,6 +77,7 @@ pub(crate) struct Appender {
     pub max_rows_per_commit: usize,
     /// Tells readers the last committed position.
     pub committed: watch::Sender<i64>,
+    pub observer: Option<CommitObserver>,
 }
 
 /// Runs until every sender is gone and the queue is empty.
@@ -102,7 +105,19 @@ pub(crate) async fn run(
             }
             continue;
         }
-        match commit(&mut appender.client, &group).await {
+        let started = Instant::now();
+        let committed = commit(&mut appender.client, &group).await;
+        // Observed before anyone is answered: whoever sees an append acknowledged sees
+        // its commit counted.
+        if let Some(observe) = &appender.observer {
+            observe(CommitInfo {
+                duration: started.elapsed(),
+                requests: group.len(),
+                rows,
+                kind: CommitKind::Group,
+            });
+        }
+        match committed {
             Ok(committed) => {
                 if committed.last_seq > *appender.committed.borrow() {
                     appender.committed.send_replace(committed.last_seq);

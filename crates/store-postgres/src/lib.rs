@@ -29,13 +29,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::NoTls;
-use unavoce_store::StoreError;
+use unavoce_store::{CommitObserver, StoreError};
 
 use self::appender::AppendJob;
 use self::rows::{db, pool};
 
 /// Settings of the PostgreSQL store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgOptions {
     /// Append requests that may wait for the appender before appends answer
     /// [`StoreError::Overloaded`].
@@ -44,6 +44,8 @@ pub struct PgOptions {
     pub max_rows_per_commit: usize,
     /// Connections for everything but appends.
     pub pool_size: usize,
+    /// Called after each commit of the appender, e.g. to record its latency.
+    pub on_commit: Option<CommitObserver>,
 }
 
 impl Default for PgOptions {
@@ -52,6 +54,7 @@ impl Default for PgOptions {
             queue_capacity: 512,
             max_rows_per_commit: 20_000,
             pool_size: 8,
+            on_commit: None,
         }
     }
 }
@@ -131,6 +134,7 @@ impl PgStore {
                 connection,
                 max_rows_per_commit: options.max_rows_per_commit.max(1),
                 committed: committed_tx,
+                observer: options.on_commit.clone(),
             },
             receiver,
             queued.clone(),
@@ -186,4 +190,25 @@ impl PgStore {
         }
         self.pool.close();
     }
+}
+
+/// `url` as it may be shown: host, port and database, never the password.
+pub fn display_url(url: &str) -> String {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+        return "an unreadable PostgreSQL URL".into();
+    };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(host, port)| match host {
+            tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    format!(
+        "postgres://{}/{}",
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
 }

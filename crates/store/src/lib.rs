@@ -7,6 +7,7 @@
 //! live in [`sqlite`] (and, for several nodes, in the `unavoce-store-postgres` crate),
 //! which take each other's place without changing them.
 
+mod commits;
 mod decisions;
 mod erasure;
 mod event_row;
@@ -16,6 +17,7 @@ mod log;
 mod outbox;
 pub mod sqlite;
 
+pub use commits::{CommitInfo, CommitKind, CommitObserver};
 pub use decisions::*;
 pub use erasure::*;
 pub use event_row::EventRow;

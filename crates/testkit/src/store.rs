@@ -75,7 +75,14 @@ impl TestStore {
     }
 
     /// Closes the store and opens it again on the same data, as a restart would.
-    pub async fn reopen(mut self) -> TestStore {
+    pub async fn reopen(self) -> TestStore {
+        let options = self.options.clone();
+        self.reopen_with(options).await
+    }
+
+    /// As [`TestStore::reopen`], with other settings.
+    pub async fn reopen_with(mut self, options: TestStoreOptions) -> TestStore {
+        self.options = options;
         self.store.close().await;
         let (store, sqlite) = open_on(&self.dir, self.database.as_ref(), &self.options).await;
         self.store = store;
@@ -98,6 +105,32 @@ impl TestStore {
         match self.database {
             Some(_) => StoreKind::Postgres,
             None => StoreKind::Sqlite,
+        }
+    }
+
+    /// Everything the store holds, as bytes by place, to look for what must not be
+    /// there: each file of the data folder (SQLite: `events.db` and its WAL), or each
+    /// table's rows as text, `bytea` columns decoded (PostgreSQL: `table:events`, ...).
+    pub async fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        match self.postgres_url() {
+            None => std::fs::read_dir(self.dir.path())
+                .expect("the data folder")
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file())
+                .map(|e| {
+                    let bytes = std::fs::read(e.path()).expect("a data file");
+                    (e.file_name().to_string_lossy().to_string(), bytes)
+                })
+                .collect(),
+            Some(url) => tables_as_text(url).await,
+        }
+    }
+
+    /// The place [`TestStore::stored_bytes`] names for the event log.
+    pub fn log_place(&self) -> &'static str {
+        match self.kind() {
+            StoreKind::Sqlite => "events.db",
+            StoreKind::Postgres => "table:events",
         }
     }
 
@@ -134,4 +167,47 @@ impl Deref for TestStore {
     fn deref(&self) -> &Self::Target {
         self.store.as_ref()
     }
+}
+
+/// Every table of the database at `url`, its rows as text.
+async fn tables_as_text(url: &str) -> Vec<(String, Vec<u8>)> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("the test database");
+    tokio::spawn(connection);
+    let columns = client
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text \
+             FROM information_schema.columns WHERE table_schema = 'public' \
+             ORDER BY table_name, ordinal_position",
+            &[],
+        )
+        .await
+        .expect("the tables' columns");
+    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+    for row in columns {
+        let (table, column, kind): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        let text = match kind.as_str() {
+            "bytea" => format!("coalesce(encode(\"{column}\", 'escape'), '')"),
+            _ => format!("coalesce(\"{column}\"::text, '')"),
+        };
+        match tables.last_mut() {
+            Some((name, texts)) if *name == table => texts.push(text),
+            _ => tables.push((table, vec![text])),
+        }
+    }
+    let mut places = Vec::new();
+    for (table, texts) in tables {
+        let sql = format!(
+            "SELECT coalesce(string_agg({}, E'\\n'), '') FROM \"{table}\"",
+            texts.join(" || ' ' || ")
+        );
+        let text: String = client
+            .query_one(&sql, &[])
+            .await
+            .expect("a table's rows")
+            .get(0);
+        places.push((format!("table:{table}"), text.into_bytes()));
+    }
+    places
 }

@@ -1,4 +1,5 @@
-//! A test server: the whole HTTP application in process, on a real embedded store.
+//! A test server: the whole HTTP application in process, on a real store of the kind
+//! `UNAVOCE_TEST_STORE` names (the embedded SQLite store by default).
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -13,15 +14,17 @@ use tower::ServiceExt;
 use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_platform::{Blueprint, Running};
 use unavoce_server::{AppState, Keys, Metrics, WriteKey, router};
-use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
+use unavoce_store::{CommitObserver, SqliteOptions};
+use unavoce_store_postgres::PgOptions;
+pub use unavoce_testkit::store::{TestStore, TestStoreOptions};
 
 pub const WRITE_KEY: &str = "test-write-key-0123";
 pub const ADMIN_KEY: &str = "test-admin-key-4567";
 
 pub struct TestServer {
-    pub dir: tempfile::TempDir,
+    /// The store, of the kind `UNAVOCE_TEST_STORE` names.
+    pub store: TestStore,
     pub app: Router,
-    pub log: Arc<SqliteLog>,
     /// The platform's background work.
     running: Option<Running>,
     customise: Customise,
@@ -30,33 +33,38 @@ pub struct TestServer {
 /// Changes to the test server's settings (delivery providers, messages, journeys).
 pub type Customise = Arc<dyn Fn(&mut Blueprint) + Send + Sync>;
 
-pub async fn server_with(options: SqliteOptions) -> TestServer {
-    open_in(tempfile::tempdir().unwrap(), options, Arc::new(|_| {})).await
+/// A test server whose store has these settings.
+pub async fn server_with(options: TestStoreOptions) -> TestServer {
+    let metrics = Metrics::new();
+    let store = TestStore::open_with(observed(options, &metrics)).await;
+    start_on(store, metrics, Arc::new(|_| {})).await
 }
 
 /// A test server whose settings `customise` changes.
 pub async fn server_customised(customise: Customise) -> TestServer {
-    open_in(
-        tempfile::tempdir().unwrap(),
-        SqliteOptions::default(),
-        customise,
-    )
-    .await
+    let metrics = Metrics::new();
+    let store = TestStore::open_with(observed(TestStoreOptions::default(), &metrics)).await;
+    start_on(store, metrics, customise).await
 }
 
-/// The application over the store in `dir`.
-async fn open_in(
-    dir: tempfile::TempDir,
-    options: SqliteOptions,
-    customise: Customise,
-) -> TestServer {
-    let metrics = Metrics::new();
+/// `options` with the store's commits counted in `metrics`.
+fn observed(options: TestStoreOptions, metrics: &Arc<Metrics>) -> TestStoreOptions {
     let observer = metrics.clone();
-    let options = SqliteOptions {
-        on_commit: Some(Arc::new(move |info| observer.record_commit(info))),
-        ..options
-    };
-    let log = Arc::new(SqliteLog::open(dir.path(), options).unwrap());
+    let on_commit: CommitObserver = Arc::new(move |info| observer.record_commit(info));
+    TestStoreOptions {
+        sqlite: SqliteOptions {
+            on_commit: Some(on_commit.clone()),
+            ..options.sqlite
+        },
+        postgres: PgOptions {
+            on_commit: Some(on_commit),
+            ..options.postgres
+        },
+    }
+}
+
+/// The application over `store`.
+async fn start_on(store: TestStore, metrics: Arc<Metrics>, customise: Customise) -> TestServer {
     let keys = Keys {
         write_keys: vec![
             WriteKey {
@@ -73,7 +81,7 @@ async fn open_in(
     };
     let mut blueprint = Blueprint::defaults("http://unavoce.test").unwrap();
     customise(&mut blueprint);
-    let running = Running::start(log.clone(), blueprint).await.unwrap();
+    let running = Running::start(store.store(), blueprint).await.unwrap();
     let state = AppState {
         platform: running.platform.clone(),
         keys: Arc::new(keys),
@@ -83,16 +91,15 @@ async fn open_in(
         .await
         .unwrap();
     TestServer {
-        dir,
+        store,
         app: router(state),
-        log,
         running: Some(running),
         customise,
     }
 }
 
 pub async fn server() -> TestServer {
-    server_with(SqliteOptions::default()).await
+    server_with(TestStoreOptions::default()).await
 }
 
 pub fn basic(user: &str) -> String {
@@ -143,8 +150,12 @@ impl TestServer {
         if let Some(running) = self.running.take() {
             running.stop().await;
         }
-        self.log.close().await;
-        open_in(self.dir, SqliteOptions::default(), self.customise).await
+        let metrics = Metrics::new();
+        let store = self
+            .store
+            .reopen_with(observed(TestStoreOptions::default(), &metrics))
+            .await;
+        start_on(store, metrics, self.customise).await
     }
 
     pub async fn send(&self, request: Request<Body>) -> Answer {

@@ -24,9 +24,9 @@ use tokio::sync::oneshot;
 use unavoce_core::Event;
 
 pub use rows::EventRow;
-pub use writer::{CommitInfo, CommitKind, CommitObserver};
 
 use self::writer::{Done, Job, Op};
+use crate::commits::CommitObserver;
 use crate::log::*;
 
 /// How hard a commit tries to survive failures.

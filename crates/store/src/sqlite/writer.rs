@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
+
+use crate::commits::{CommitInfo, CommitKind, CommitObserver};
 use unavoce_core::redact::Redacted;
 
 use jiff::Timestamp;
@@ -24,31 +26,6 @@ use crate::journeys::JourneyRun;
 use crate::log::{AppendOutcome, Appended, NewQuarantineEntry, StoreError};
 use crate::outbox::{EarlyReport, OutboxEntry, Settlement};
 use unavoce_core::audit::AuditEntry;
-
-/// What one commit did, for metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct CommitInfo {
-    /// Time spent writing and committing the group.
-    pub duration: Duration,
-    /// Requests answered by this commit.
-    pub requests: usize,
-    /// Rows written (events, duplicates and quarantine entries), or indexed.
-    pub rows: usize,
-    /// What was committed.
-    pub kind: CommitKind,
-}
-
-/// What a commit of the writer was for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommitKind {
-    /// A group of requests, answered after it.
-    Group,
-    /// A chunk of events indexed by identifier, which no request waits for.
-    Index,
-}
-
-/// Called after every commit.
-pub type CommitObserver = Arc<dyn Fn(CommitInfo) + Send + Sync>;
 
 pub(crate) enum Op {
     PutSetting {

@@ -3,7 +3,10 @@
 //! (`sqlite` by default, `postgres` for a fresh PostgreSQL database per test); what
 //! only one store has (SQLite's file, say) is tested beside that store.
 
+mod erasure;
+mod governance;
 mod log;
+mod outbox;
 
 use serde_json::json;
 use unavoce_core::Event;

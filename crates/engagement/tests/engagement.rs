@@ -12,7 +12,7 @@ use unavoce_engagement::gate::{Ask, Gate, NO_CHANNEL};
 use unavoce_engagement::{
     Broadcast, Destinations, Engagement, INSIGHT_PURPOSE, Insights, Journeys, Messages,
 };
-use unavoce_store::{DecisionLog, DecisionQuery, RunStatus, StoredDecision};
+use unavoce_store::{DecisionQuery, RunStatus, StoredDecision};
 
 // The same store, identity projection and intake as the projections' own tests.
 #[path = "../../projections/tests/support/mod.rs"]

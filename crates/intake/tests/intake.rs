@@ -1,4 +1,4 @@
-//! The intake against the real embedded store.
+//! The intake against a real store (the kind `UNAVOCE_TEST_STORE` names).
 
 use std::sync::Arc;
 
@@ -7,14 +7,14 @@ use serde_json::{Map, Value, json};
 use unavoce_core::import::{CompiledMapping, Mapping};
 use unavoce_core::segment::RejectionCode;
 use unavoce_intake::*;
-use unavoce_store::{
-    EventLog, EventQuery, QuarantineQuery, QuarantineStatus, SqliteLog, SqliteOptions,
-};
+use unavoce_store::{EventQuery, QuarantineQuery, QuarantineStatus};
+use unavoce_testkit::store::TestStore;
 
-fn intake() -> (tempfile::TempDir, Intake) {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
-    (dir, Intake::new(Arc::new(log)))
+/// An intake over a fresh store (of the kind `UNAVOCE_TEST_STORE` names).
+async fn intake() -> (TestStore, Intake) {
+    let store = TestStore::open().await;
+    let intake = Intake::new(store.store());
+    (store, intake)
 }
 
 fn submission<'a>(
@@ -40,7 +40,7 @@ fn raw(text: &str) -> Item<'_> {
 
 #[tokio::test]
 async fn one_bad_message_never_costs_the_good_ones() {
-    let (_dir, intake) = intake();
+    let (_store, intake) = intake().await;
     let envelope = json!({"context": {"touchpoint": "web-shop"}, "sentAt": "2024-05-01T10:00:00Z"});
     let envelope = envelope.as_object().unwrap();
     let big = format!(
@@ -99,7 +99,7 @@ async fn one_bad_message_never_costs_the_good_ones() {
 
 #[tokio::test]
 async fn a_fixed_message_is_replayed_with_its_original_reception_time() {
-    let (_dir, intake) = intake();
+    let (_store, intake) = intake().await;
     let report = intake
         .ingest(submission(
             vec![raw(r#"{"type":"track","event":"Viewed","messageId":"b"}"#)],
@@ -160,7 +160,7 @@ fn options(format: FileFormat, mapping: Mapping) -> ImportOptions {
 
 #[tokio::test]
 async fn csv_import_reports_bad_rows_by_line_and_is_idempotent() {
-    let (_dir, intake) = intake();
+    let (_store, intake) = intake().await;
     let csv = "\u{feff}userId,event,properties.total,timestamp\n\
                u1,Order Completed,19.90,2024-05-01T09:00:00Z\n\
                ,Order Completed,5,2024-05-01T09:05:00Z\n\
@@ -228,7 +228,7 @@ async fn csv_import_reports_bad_rows_by_line_and_is_idempotent() {
 
 #[tokio::test]
 async fn jsonl_import_with_a_mapping() {
-    let (_dir, intake) = intake();
+    let (_store, intake) = intake().await;
     let jsonl = r#"{"phone":"+39 333 1234567","reason":"outage","at":"2024-05-01T08:00:00Z"}
 not json
 {"reason":"billing","at":"2024-05-01T08:10:00Z"}
@@ -280,7 +280,7 @@ not json
 
 #[tokio::test]
 async fn semicolon_separated_files_are_recognised() {
-    let (_dir, intake) = intake();
+    let (_store, intake) = intake().await;
     let csv = "userId;event;properties.total\nu1;Order Completed;19,90\n";
     let mapping: Mapping = serde_json::from_value(json!({
         "columns": {"properties.total": {"path": "properties.total", "as": "number"}}
@@ -309,8 +309,8 @@ async fn semicolon_separated_files_are_recognised() {
 async fn a_message_carrying_a_suppressed_identifier_is_refused_and_kept_nowhere() {
     use unavoce_core::identity::IdentityRules;
     use unavoce_core::suppression::suppression_hash;
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap());
+    let store = TestStore::open().await;
+    let log = store.store();
     let hash = suppression_hash(b"secret", "email", "erased@example.com");
     let suppressions = Arc::new(Suppressions::new(
         b"secret".to_vec(),

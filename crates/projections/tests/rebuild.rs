@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use unavoce_core::{Identifier, IdentifierType};
-use unavoce_store::{Erasing, Erasure};
+use unavoce_store::Erasure;
 
 mod support;
 use support::World;

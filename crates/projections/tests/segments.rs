@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde_json::json;
 use unavoce_core::platform_events::{SEGMENT_ENTERED, SEGMENT_EXITED};
 use unavoce_projections::Segments;
-use unavoce_store::{EventLog, EventQuery};
+use unavoce_store::EventQuery;
 
 mod support;
 

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use unavoce_core::{ChannelKind, Touchpoint, TouchpointStatus};
 use unavoce_projections::{Origin, RegistryError, TouchpointRegistry};
-use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
+use unavoce_store::EventLog;
+use unavoce_testkit::store::TestStore;
 
 fn touchpoint(id: &str, channel: ChannelKind) -> Touchpoint {
     Touchpoint {
@@ -22,10 +23,9 @@ fn touchpoint(id: &str, channel: ChannelKind) -> Touchpoint {
 
 #[tokio::test]
 async fn config_touchpoints_are_read_only_and_api_ones_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::open().await;
     let config = [touchpoint("call-center-milan", ChannelKind::Phone)];
-    let log: Arc<dyn EventLog> =
-        Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap());
+    let log: Arc<dyn EventLog> = store.store();
     let registry = TouchpointRegistry::open(log.clone(), &config)
         .await
         .unwrap();
@@ -48,10 +48,10 @@ async fn config_touchpoints_are_read_only_and_api_ones_survive_a_restart() {
         channels.read().unwrap().get("live-chat"),
         Some(&ChannelKind::Chat)
     );
-    log.close().await;
+    drop(log);
 
-    let log: Arc<dyn EventLog> =
-        Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap());
+    let store = store.reopen().await;
+    let log: Arc<dyn EventLog> = store.store();
     let registry = TouchpointRegistry::open(log, &config).await.unwrap();
     let listed: Vec<(String, Origin)> = registry
         .list()

@@ -9,20 +9,22 @@ use unavoce_core::identity::IdentityRules;
 use unavoce_core::profile::default_computed_traits;
 use unavoce_intake::Intake;
 use unavoce_projections::IdentityProjection;
-use unavoce_store::{SqliteLog, SqliteOptions};
+use unavoce_store::Store;
+use unavoce_testkit::store::TestStore;
 
-/// A store in a folder of its own, with the identity projection and the intake.
+/// A fresh store (of the kind `UNAVOCE_TEST_STORE` names), with the identity
+/// projection and the intake.
 pub struct World {
-    pub store: Arc<SqliteLog>,
+    pub store: Arc<dyn Store>,
     pub identity: Arc<IdentityProjection>,
     pub intake: Intake,
-    _dir: tempfile::TempDir,
+    _store: TestStore,
 }
 
 impl World {
     pub async fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap());
+        let test_store = TestStore::open().await;
+        let store = test_store.store();
         let identity = IdentityProjection::open(
             store.clone(),
             IdentityRules::default_rules(),
@@ -36,7 +38,7 @@ impl World {
             store,
             identity,
             intake,
-            _dir: dir,
+            _store: test_store,
         }
     }
 

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use std::sync::Arc;
 use unavoce_core::access::Role;
 use unavoce_core::audit::{AuditEntry, GENESIS, verify};
 use unavoce_platform::keys::create_key;
-use std::sync::Arc;
 
 use unavoce_store::Store;
 

@@ -124,7 +124,11 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("UNAVOCE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("UNAVOCE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        // The PostgreSQL driver logs every statement's parameters at debug level: they
+        // hold people's data, which stays out of logs whatever the level asked for.
+        .add_directive("tokio_postgres=info".parse().expect("a constant directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -56,7 +56,9 @@ pub fn postgres_url(config: &Config) -> anyhow::Result<Option<String>> {
     match (config.store.kind, &config.store.url) {
         (None | Some(StoreKind::Sqlite), None) => Ok(None),
         (Some(StoreKind::Sqlite), Some(_)) => {
-            bail!("[store] has a url but kind = \"sqlite\"; say kind = \"postgres\" or drop the url")
+            bail!(
+                "[store] has a url but kind = \"sqlite\"; say kind = \"postgres\" or drop the url"
+            )
         }
         (None | Some(StoreKind::Postgres), Some(url)) => Ok(Some(url.clone())),
         (Some(StoreKind::Postgres), None) => bail!(
@@ -67,7 +69,11 @@ pub fn postgres_url(config: &Config) -> anyhow::Result<Option<String>> {
 
 /// Opens the store for `config`: PostgreSQL when it names one, else SQLite in `data`
 /// with `sqlite` settings (PostgreSQL takes its queue length and commit observer).
-pub async fn open(config: &Config, data: &Path, sqlite: SqliteOptions) -> anyhow::Result<OpenStore> {
+pub async fn open(
+    config: &Config,
+    data: &Path,
+    sqlite: SqliteOptions,
+) -> anyhow::Result<OpenStore> {
     match postgres_url(config)? {
         Some(url) => {
             let options = PgOptions {
@@ -84,12 +90,10 @@ pub async fn open(config: &Config, data: &Path, sqlite: SqliteOptions) -> anyhow
                 location,
             })
         }
-        None => {
-            Ok(OpenStore {
-                store: Arc::new(SqliteLog::open(data, sqlite)?),
-                location: data.display().to_string(),
-            })
-        }
+        None => Ok(OpenStore {
+            store: Arc::new(SqliteLog::open(data, sqlite)?),
+            location: data.display().to_string(),
+        }),
     }
 }
 

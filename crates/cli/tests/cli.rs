@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::Server;
+use common::{Server, unavoce_on};
 
 fn unavoce() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_unavoce"));
@@ -36,7 +36,7 @@ fn import_reports_bad_rows_by_line_and_the_server_sees_the_rest() {
     )
     .unwrap();
     let report_path = dir.path().join("report.json");
-    let output = unavoce()
+    let output = unavoce_on(&data)
         .args(["import"])
         .arg(&csv)
         .args(["--source", "store-rome-01", "--mapping"])
@@ -63,7 +63,7 @@ fn import_reports_bad_rows_by_line_and_the_server_sees_the_rest() {
     assert_eq!(report["errors"].as_array().unwrap().len(), 2);
 
     // Importing again stores nothing twice.
-    let again = unavoce()
+    let again = unavoce_on(&data)
         .args(["import"])
         .arg(&csv)
         .args(["--source", "store-rome-01", "--mapping"])
@@ -412,7 +412,7 @@ fn link_dedupes_a_file_and_links_two() {
 fn keys_made_on_the_command_line_open_the_running_server_and_the_audit_chain_is_verified() {
     let data = tempfile::tempdir().unwrap();
     let server = common::Server::start(data.path());
-    let made = unavoce()
+    let made = unavoce_on(data.path())
         .args(["keys", "create", "care-desk", "--role", "agent", "--data"])
         .arg(data.path())
         .output()
@@ -438,7 +438,7 @@ fn keys_made_on_the_command_line_open_the_running_server_and_the_audit_chain_is_
     };
     assert_eq!(call("/api/profiles/search?q=ada"), 200);
     assert_eq!(call("/api/events"), 403);
-    let listed = unavoce()
+    let listed = unavoce_on(data.path())
         .args(["keys", "list", "--data"])
         .arg(data.path())
         .output()
@@ -452,7 +452,7 @@ fn keys_made_on_the_command_line_open_the_running_server_and_the_audit_chain_is_
         listed.contains("admin") && !listed.contains(&key),
         "{listed}"
     );
-    let revoked = unavoce()
+    let revoked = unavoce_on(data.path())
         .args(["keys", "revoke", "care-desk", "--data"])
         .arg(data.path())
         .status()
@@ -462,7 +462,7 @@ fn keys_made_on_the_command_line_open_the_running_server_and_the_audit_chain_is_
     drop(server);
 
     let verify = || {
-        unavoce()
+        unavoce_on(data.path())
             .args(["audit", "verify", "--data"])
             .arg(data.path())
             .output()
@@ -478,17 +478,34 @@ fn keys_made_on_the_command_line_open_the_running_server_and_the_audit_chain_is_
     // The key made, the agent's refused call, the key revoked.
     assert!(said.contains("audit log intact: 3 records"), "{said}");
     // An edit of the record is found.
-    let python = std::env::var("UNAVOCE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let edited = Command::new(python)
-        .args([
-            "-c",
-            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); \
-             db.execute(\"UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2\"); db.commit()",
-        ])
-        .arg(data.path().join("events.db"))
-        .status()
-        .expect("python3, to edit the database as an intruder would");
-    assert!(edited.success());
+    let intrusion = "UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2";
+    match common::store_url(data.path()) {
+        Some(url) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                assert_eq!(client.execute(intrusion, &[]).await.unwrap(), 1);
+            }),
+        None => {
+            let python = std::env::var("UNAVOCE_PYTHON").unwrap_or_else(|_| "python3".into());
+            let edited = Command::new(python)
+                .args([
+                    "-c",
+                    "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); \
+                     db.execute(sys.argv[2]); db.commit()",
+                ])
+                .arg(data.path().join("events.db"))
+                .arg(intrusion)
+                .status()
+                .expect("python3, to edit the database as an intruder would");
+            assert!(edited.success());
+        }
+    }
     let broken = verify();
     assert!(!broken.status.success());
     assert!(
@@ -509,7 +526,7 @@ fn export_writes_everything_about_one_person_found_by_any_identifier() {
     ]);
     let out = data.path().join("ada.jsonl");
     // While the server runs: the command only reads.
-    let exported = unavoce()
+    let exported = unavoce_on(data.path())
         .args(["export", "email=ada@example.com", "--data"])
         .arg(data.path())
         .arg("--out")
@@ -543,7 +560,7 @@ fn export_writes_everything_about_one_person_found_by_any_identifier() {
         audit["records"][0]["action"], "CLI unavoce export",
         "{audit}"
     );
-    let unknown = unavoce()
+    let unknown = unavoce_on(data.path())
         .args(["export", "email=nobody@example.com", "--data"])
         .arg(data.path())
         .output()

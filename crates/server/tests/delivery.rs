@@ -637,7 +637,9 @@ async fn a_message_under_way_when_the_server_died_is_sent_once_after_the_restart
     ada(&s).await;
     broadcast(&s, "sms").await;
     // As a crash mid-attempt leaves it: claimed (`sending`, one attempt), not settled.
-    let claimed = s.store.claim("sms", jiff::Timestamp::now(), 10)
+    let claimed = s
+        .store
+        .claim("sms", jiff::Timestamp::now(), 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);

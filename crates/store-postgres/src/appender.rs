@@ -20,8 +20,8 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Transaction};
 use unavoce_core::redact::Redacted;
 use unavoce_store::{
-    AppendOutcome, Appended, CommitInfo, CommitKind, CommitObserver, EventRow,
-    NewQuarantineEntry, Settlement, StoreError,
+    AppendOutcome, Appended, CommitInfo, CommitKind, CommitObserver, EventRow, NewQuarantineEntry,
+    Settlement, StoreError,
 };
 
 use crate::rows::{db, micros};
@@ -170,8 +170,7 @@ struct Positions<'a> {
 
 impl<'a> Positions<'a> {
     fn place(&mut self, row: &'a EventRow) -> Appended {
-        if self.existing.contains(&row.message_id) || self.stored.contains_key(&*row.message_id)
-        {
+        if self.existing.contains(&row.message_id) || self.stored.contains_key(&*row.message_id) {
             self.duplicates += 1;
             return Appended::Duplicate;
         }

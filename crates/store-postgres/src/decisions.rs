@@ -11,9 +11,7 @@ use unavoce_store::{
 };
 
 use crate::PgStore;
-use crate::rows::{
-    db, from_micros, get, micros, outcome_at, profile_id_at, run_status_at,
-};
+use crate::rows::{db, from_micros, get, micros, outcome_at, profile_id_at, run_status_at};
 
 /// Inserts decisions, and an outbox entry for each one that goes out; their ids. Both
 /// are copied in: the ids are taken from the table's sequence first.
@@ -315,7 +313,7 @@ impl JourneyStore for PgStore {
             .query(
                 "SELECT status, step, control, converted_at IS NOT NULL, count(*) \
                  FROM journey_runs WHERE journey = $1 GROUP BY 1, 2, 3, 4 \
-                 ORDER BY 1 COLLATE \"C\", 2, 3, 4",
+                 ORDER BY status COLLATE \"C\", step, control, 4",
                 &[&journey],
             )
             .await

@@ -209,11 +209,7 @@ impl EventLog for PgStore {
     }
 
     fn is_ready(&self) -> bool {
-        let open = self
-            .appender
-            .read()
-            .map(|s| s.is_some())
-            .unwrap_or(false);
+        let open = self.appender.read().map(|s| s.is_some()).unwrap_or(false);
         open && self.appender_ready()
     }
 

@@ -94,8 +94,8 @@ pub(crate) const EVENT_COLUMNS: &str = "seq, message_id, type, name, user_id, an
 pub(crate) fn event_from_row(row: &Row) -> Result<(i64, Event), StoreError> {
     let event_type: String = get(row, 2)?;
     let message: String = get(row, 11)?;
-    let message: Map<String, Value> = serde_json::from_str(&message)
-        .map_err(|e| corrupt(format!("message JSON: {e}")))?;
+    let message: Map<String, Value> =
+        serde_json::from_str(&message).map_err(|e| corrupt(format!("message JSON: {e}")))?;
     let event = Event {
         message_id: get(row, 1)?,
         event_type: event_type

@@ -157,7 +157,7 @@ CREATE TABLE suppressions (
 
 /// The advisory lock nodes take while they migrate, so two starting at once do not
 /// both run a migration.
-const MIGRATION_LOCK: i64 = 0x756e_61766f_6365;
+const MIGRATION_LOCK: i64 = 0x0075_6e61_766f_6365;
 
 /// Brings the schema up to date; returns how many migrations ran, or the version found
 /// when it is newer than this build knows.
@@ -180,8 +180,11 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<Migrated, tokio_postg
     }
     let latest = MIGRATIONS.len() as i32;
     if found.is_none() {
-        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&latest])
-            .await?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&latest],
+        )
+        .await?;
     } else {
         tx.execute("UPDATE schema_version SET version = $1", &[&latest])
             .await?;

@@ -20,7 +20,11 @@ impl TestDatabase {
     pub async fn create() -> Result<TestDatabase, String> {
         let admin_url =
             std::env::var("UNAVOCE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
-        let name = format!("unavoce_test_{}", uuid::Uuid::new_v4().simple());
+        let name = format!(
+            "{PREFIX}{}_{}",
+            jiff::Timestamp::now().as_second(),
+            uuid::Uuid::new_v4().simple()
+        );
         let unreachable = |e: tokio_postgres::Error| {
             format!(
                 "PostgreSQL is not reachable at {admin_url} ({e}): start it (`.ci/run` does), \
@@ -31,6 +35,7 @@ impl TestDatabase {
             .await
             .map_err(unreachable)?;
         let connection = tokio::spawn(connection);
+        drop_forgotten(&client).await;
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
@@ -60,6 +65,50 @@ fn url_of(admin_url: &str, name: &str) -> String {
         _ => base,
     };
     format!("{server}/{name}{query}")
+}
+
+impl TestDatabase {
+    /// Keeps the database after this is gone (for a test whose data outlives a value,
+    /// e.g. one folder per server process); the next [`TestDatabase::create`] after
+    /// [`FORGOTTEN_AFTER`] drops it.
+    pub fn keep(self) -> String {
+        let url = self.url.clone();
+        std::mem::forget(self);
+        url
+    }
+}
+
+/// Every test database's name starts so, then its creation time (Unix seconds).
+const PREFIX: &str = "unavoce_test_";
+
+/// How old a test database is when it is taken as left behind.
+pub const FORGOTTEN_AFTER: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Drops test databases older than [`FORGOTTEN_AFTER`] (kept, or left by a test that
+/// was killed); best effort.
+async fn drop_forgotten(client: &tokio_postgres::Client) {
+    let Ok(rows) = client
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
+            &[&format!("{PREFIX}%")],
+        )
+        .await
+    else {
+        return;
+    };
+    let now = jiff::Timestamp::now().as_second();
+    for row in rows {
+        let name: String = row.get(0);
+        let created = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<i64>().ok());
+        if created.is_some_and(|at| now - at > FORGOTTEN_AFTER.as_secs() as i64) {
+            let _ = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+    }
 }
 
 impl Drop for TestDatabase {

@@ -12,6 +12,42 @@ use serde_json::Value;
 pub const WRITE_KEY: &str = "crash-test-write-key-01";
 pub const ADMIN_KEY: &str = "crash-test-admin-key-01";
 
+/// Where the binary keeps the data of the data folder `data`: with
+/// `UNAVOCE_TEST_STORE=postgres`, a database made for this folder (its URL kept in the
+/// folder, so a restart finds it), unless the folder already holds an embedded log
+/// (the demo builds one); otherwise none (the folder's own SQLite store).
+pub fn store_url(data: &Path) -> Option<String> {
+    if unavoce_testkit::store::store_kind() != unavoce_testkit::store::StoreKind::Postgres
+        || data.join("events.db").exists()
+    {
+        return None;
+    }
+    let kept = data.join("test-store-url");
+    if let Ok(url) = std::fs::read_to_string(&kept) {
+        return Some(url);
+    }
+    let database = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(unavoce_store_postgres::testing::TestDatabase::create())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = database.keep();
+    std::fs::create_dir_all(data).expect("the data folder");
+    std::fs::write(&kept, &url).expect("the data folder");
+    Some(url)
+}
+
+/// The binary, to run a command on the data folder `data` (on its store).
+pub fn unavoce_on(data: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_unavoce"));
+    command.env("UNAVOCE_LOG", "warn");
+    if let Some(url) = store_url(data) {
+        command.env("UNAVOCE_STORE_URL", url);
+    }
+    command
+}
+
 /// A running `unavoce serve`.
 pub struct Server {
     pub child: Child,
@@ -57,6 +93,9 @@ impl Server {
         }
         if let Some(config) = config {
             command.arg("--config").arg(config);
+        }
+        if let Some(url) = store_url(data) {
+            command.env("UNAVOCE_STORE_URL", url);
         }
         let child = command.spawn().expect("cannot start unavoce");
         let mut server = Server {

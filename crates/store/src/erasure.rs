@@ -43,6 +43,38 @@ impl Erasure {
     }
 }
 
+/// What a quarantined message's stored payload is searched for in an erasure: each
+/// identifier value of 3+ characters, as it is and as JSON writes it inside a string,
+/// ignoring case. The same rule in every store.
+pub struct PayloadSearch {
+    needles: Vec<String>,
+}
+
+impl PayloadSearch {
+    /// The search for these values; none when no value is long enough to search for.
+    pub fn new(values: &[String]) -> Option<PayloadSearch> {
+        let mut needles = Vec::new();
+        for value in values.iter().filter(|v| v.chars().count() >= 3) {
+            needles.push(value.to_lowercase());
+            let quoted = Value::from(value.as_str()).to_string();
+            let escaped = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
+            if let Some(escaped) = escaped.filter(|e| e != value) {
+                needles.push(escaped.to_lowercase());
+            }
+        }
+        needles.sort();
+        needles.dedup();
+        (!needles.is_empty()).then_some(PayloadSearch { needles })
+    }
+
+    /// Whether a payload as stored (bytes, read as UTF-8 with bad bytes replaced) holds
+    /// any of the values.
+    pub fn holds(&self, payload: &[u8]) -> bool {
+        let payload = String::from_utf8_lossy(payload).to_lowercase();
+        self.needles.iter().any(|n| payload.contains(n.as_str()))
+    }
+}
+
 /// An identifier that must not be contacted again: kept as a hash, never as itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Suppression {

@@ -21,8 +21,8 @@ use super::SqliteLog;
 use super::rows::{from_micros, micros};
 use super::writer::{Done, Op};
 use crate::erasure::{
-    Erasing, Erasure, ErasureReceipt, Expiring, ExpiryReceipt, QUARANTINE_EXPIRY_CHUNK,
-    StrippedEvent, Suppression,
+    Erasing, Erasure, ErasureReceipt, Expiring, ExpiryReceipt, PayloadSearch,
+    QUARANTINE_EXPIRY_CHUNK, StrippedEvent, Suppression,
 };
 use crate::log::StoreError;
 
@@ -212,31 +212,13 @@ fn erase_events(tx: &Transaction<'_>, seqs: &[i64]) -> rusqlite::Result<u64> {
     Ok(erased)
 }
 
-/// What a payload is searched for: each value of 3+ characters as it is and as JSON
-/// writes it inside a string, lowercased (the search ignores case).
-fn needles(values: &[String]) -> Vec<String> {
-    let mut needles = Vec::new();
-    for value in values.iter().filter(|v| v.chars().count() >= 3) {
-        needles.push(value.to_lowercase());
-        let quoted = serde_json::Value::from(value.as_str()).to_string();
-        let escaped = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
-        if let Some(escaped) = escaped.filter(|e| e != value) {
-            needles.push(escaped.to_lowercase());
-        }
-    }
-    needles.sort();
-    needles.dedup();
-    needles
-}
-
 /// Removes the quarantined messages whose payload holds any of `values`; returns how
 /// many, and how many of them were pending.
 fn erase_quarantined(tx: &Transaction<'_>, values: &[String]) -> rusqlite::Result<(u64, u64)> {
-    let needles = needles(values);
-    if needles.is_empty() {
+    let Some(search) = PayloadSearch::new(values) else {
         return Ok((0, 0));
-    }
-    let matching = quarantined_holding(tx, &needles)?;
+    };
+    let matching = quarantined_holding(tx, &search)?;
     let pending = matching.iter().filter(|(_, pending)| *pending).count() as u64;
     let ids: Vec<i64> = matching.into_iter().map(|(id, _)| id).collect();
     let mut removed = 0;
@@ -254,19 +236,19 @@ fn erase_quarantined(tx: &Transaction<'_>, values: &[String]) -> rusqlite::Resul
 /// pending. A payload is read as bytes, so one that is not UTF-8 is searched too.
 fn quarantined_holding(
     tx: &Transaction<'_>,
-    needles: &[String],
+    search: &PayloadSearch,
 ) -> rusqlite::Result<Vec<(i64, bool)>> {
     let mut scan = tx.prepare("SELECT id, payload, status FROM quarantine")?;
     let mut rows = scan.query([])?;
     let mut matching = Vec::new();
     while let Some(row) = rows.next()? {
-        let payload = match row.get_ref(1)? {
+        let holds = match row.get_ref(1)? {
             rusqlite::types::ValueRef::Text(bytes) | rusqlite::types::ValueRef::Blob(bytes) => {
-                String::from_utf8_lossy(bytes).to_lowercase()
+                search.holds(bytes)
             }
-            _ => continue,
+            _ => false,
         };
-        if needles.iter().any(|n| payload.contains(n.as_str())) {
+        if holds {
             let status: Option<String> = row.get(2)?;
             matching.push((row.get(0)?, status.as_deref() == Some("pending")));
         }

@@ -130,6 +130,16 @@ pub struct Platform {
     pub retention: Arc<Retention>,
 }
 
+impl Platform {
+    /// Another node committed events to the shared log (its store's `committed` watch
+    /// has moved): the projections read them and the engagement stage looks at them now.
+    pub fn others_committed(&self) {
+        self.identity.nudge();
+        self.journeys.nudge();
+        self.insights.nudge();
+    }
+}
+
 /// The running platform: its parts and their background work.
 pub struct Running {
     pub platform: Platform,

@@ -314,6 +314,12 @@ impl IdentityProjection {
             })
     }
 
+    /// Wakes the thread started by [`Self::follow`] to read the log now (another
+    /// process committed events no push carries).
+    pub fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
     /// Stops the thread started by [`Self::follow`].
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);

@@ -75,8 +75,10 @@ pub(crate) struct Appender {
     /// The connection's own task: when it ends, the connection is gone.
     pub connection: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
     pub max_rows_per_commit: usize,
-    /// Tells readers the last committed position.
-    pub committed: watch::Sender<i64>,
+    /// Tells readers the last committed position (of any node).
+    pub committed: Arc<watch::Sender<i64>>,
+    /// The last position this node committed.
+    pub appended: watch::Sender<i64>,
     pub observer: Option<CommitObserver>,
 }
 
@@ -119,9 +121,10 @@ pub(crate) async fn run(
         }
         match committed {
             Ok(committed) => {
-                if committed.last_seq > *appender.committed.borrow() {
-                    appender.committed.send_replace(committed.last_seq);
+                if committed.last_seq > *appender.appended.borrow() {
+                    appender.appended.send_replace(committed.last_seq);
                 }
+                advance(&appender.committed, committed.last_seq);
                 for (job, result) in group.into_iter().zip(committed.results) {
                     match (job, result) {
                         (AppendJob::Append { reply, .. }, Answer::Appended(outcome)) => {
@@ -144,6 +147,17 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// Moves `watch` to `seq` unless it is already there or past it.
+pub(crate) fn advance(watch: &watch::Sender<i64>, seq: i64) {
+    watch.send_if_modified(|at| {
+        let moved = seq > *at;
+        if moved {
+            *at = seq;
+        }
+        moved
+    });
 }
 
 enum Answer {

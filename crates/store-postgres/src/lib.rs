@@ -82,6 +82,9 @@ pub struct PgStore {
     queued: Arc<AtomicUsize>,
     queue_capacity: usize,
     committed: watch::Receiver<i64>,
+    /// Moves `committed` for other nodes' appends.
+    committed_tx: Arc<watch::Sender<i64>>,
+    appended: watch::Receiver<i64>,
 }
 
 impl PgStore {
@@ -126,6 +129,8 @@ impl PgStore {
             .build()
             .map_err(|e| OpenError::Connect(StoreError::Storage(e.to_string())))?;
         let (committed_tx, committed) = watch::channel(head);
+        let committed_tx = Arc::new(committed_tx);
+        let (appended_tx, appended) = watch::channel(head);
         let (sender, receiver) = mpsc::channel(options.queue_capacity.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(appender::run(
@@ -133,7 +138,8 @@ impl PgStore {
                 client,
                 connection,
                 max_rows_per_commit: options.max_rows_per_commit.max(1),
-                committed: committed_tx,
+                committed: committed_tx.clone(),
+                appended: appended_tx,
                 observer: options.on_commit.clone(),
             },
             receiver,
@@ -146,7 +152,34 @@ impl PgStore {
             queued,
             queue_capacity: options.queue_capacity.max(1),
             committed,
+            committed_tx,
+            appended,
         })
+    }
+
+    /// The last log position this node's appends committed, as it changes: what a node
+    /// tells the others (the `committed` watch also moves for theirs).
+    pub fn appended(&self) -> watch::Receiver<i64> {
+        self.appended.clone()
+    }
+
+    /// Another node committed the log up to `seq`: the `committed` watch moves there
+    /// (never back).
+    pub fn notice_committed(&self, seq: i64) {
+        appender::advance(&self.committed_tx, seq);
+    }
+
+    /// Reads the log's head from the database and moves the `committed` watch there:
+    /// after a node (re)joins, whatever it missed. Returns the head.
+    pub async fn refresh_committed(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let head: i64 = client
+            .query_one("SELECT seq FROM log_head WHERE id = 1", &[])
+            .await
+            .map_err(db)?
+            .get(0);
+        self.notice_committed(head);
+        Ok(head)
     }
 
     /// A pooled connection.

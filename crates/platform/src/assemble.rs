@@ -134,7 +134,7 @@ impl Platform {
     /// Another node committed events to the shared log (its store's `committed` watch
     /// has moved): the projections read them and the engagement stage looks at them now.
     pub fn others_committed(&self) {
-        self.identity.nudge();
+        self.identity.read_log_now();
         self.journeys.nudge();
         self.insights.nudge();
     }

@@ -316,7 +316,7 @@ impl IdentityProjection {
 
     /// Wakes the thread started by [`Self::follow`] to read the log now (another
     /// process committed events no push carries).
-    pub fn nudge(&self) {
+    pub fn read_log_now(&self) {
         self.wake.notify_one();
     }
 

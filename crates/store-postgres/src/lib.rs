@@ -17,6 +17,7 @@ mod appender;
 mod decisions;
 mod erasure;
 mod governance;
+mod leases;
 mod log;
 mod outbox;
 mod rows;
@@ -85,6 +86,7 @@ pub struct PgStore {
     /// Moves `committed` for other nodes' appends.
     committed_tx: Arc<watch::Sender<i64>>,
     appended: watch::Receiver<i64>,
+    leases: leases::LeaseHolder,
 }
 
 impl PgStore {
@@ -154,6 +156,7 @@ impl PgStore {
             committed,
             committed_tx,
             appended,
+            leases: leases::LeaseHolder::new(&config),
         })
     }
 
@@ -221,6 +224,7 @@ impl PgStore {
         if let Some(task) = self.appender_task.lock().await.take() {
             let _ = task.await;
         }
+        self.leases.close().await;
         self.pool.close();
     }
 }

@@ -13,6 +13,7 @@ mod erasure;
 mod event_row;
 mod governance;
 mod journeys;
+mod leases;
 mod log;
 mod outbox;
 pub mod sqlite;
@@ -23,11 +24,18 @@ pub use erasure::*;
 pub use event_row::EventRow;
 pub use governance::*;
 pub use journeys::*;
+pub use leases::{HeldHere, Lease, Leases};
 pub use log::*;
 pub use outbox::*;
 pub use sqlite::{Durability, SqliteLog, SqliteOptions};
 
 /// Everything the platform keeps, behind one name: what a store implements.
-pub trait Store: EventLog + DecisionLog + JourneyStore + Outbox + Governance + Erasing {}
+pub trait Store:
+    EventLog + DecisionLog + JourneyStore + Outbox + Governance + Erasing + Leases
+{
+}
 
-impl<T> Store for T where T: EventLog + DecisionLog + JourneyStore + Outbox + Governance + Erasing {}
+impl<T> Store for T where
+    T: EventLog + DecisionLog + JourneyStore + Outbox + Governance + Erasing + Leases
+{
+}

@@ -5,6 +5,7 @@ mod checkpoint;
 mod erasure;
 mod governance;
 mod identifiers;
+mod leases;
 mod outbox;
 mod rows;
 mod schema;
@@ -105,6 +106,10 @@ pub struct SqliteLog {
     queue_capacity: usize,
     readers: Arc<Mutex<Vec<Connection>>>,
     committed: tokio::sync::watch::Receiver<i64>,
+    /// The work this process holds leases on.
+    held: crate::leases::HeldHere,
+    /// What every lease watches: it never turns true (see `leases.rs`).
+    never_lost: tokio::sync::watch::Sender<bool>,
 }
 
 impl SqliteLog {
@@ -195,6 +200,8 @@ impl SqliteLog {
             queue_capacity: options.queue_capacity.max(1),
             readers: Arc::new(Mutex::new(Vec::new())),
             committed: committed_rx,
+            held: Default::default(),
+            never_lost: tokio::sync::watch::Sender::new(false),
         })
     }
 

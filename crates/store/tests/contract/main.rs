@@ -5,6 +5,7 @@
 
 mod erasure;
 mod governance;
+mod leases;
 mod log;
 mod outbox;
 

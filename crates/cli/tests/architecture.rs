@@ -78,8 +78,16 @@ fn the_core_does_no_io() {
 #[test]
 fn only_the_store_knows_sql_and_only_the_edges_know_http() {
     for (name, deps) in crates() {
-        if name != "store" {
+        // The two stores (PostgreSQL's reads a SQLite data folder to move it); the
+        // tests' kit looks into a test database.
+        if !matches!(name.as_str(), "store" | "store-postgres") {
             assert!(!deps.contains("rusqlite"), "{name} depends on rusqlite");
+        }
+        if !matches!(name.as_str(), "store-postgres" | "testkit") {
+            assert!(
+                !deps.contains("tokio-postgres"),
+                "{name} depends on tokio-postgres"
+            );
         }
         // The edges: the HTTP server, the binary, and the benchmarks' local sinks.
         if !matches!(name.as_str(), "server" | "cli" | "bench") {
@@ -115,6 +123,20 @@ fn the_stages_depend_one_way() {
             assert!(
                 !depends(name, &package),
                 "{name} depends on {package}, which comes after it"
+            );
+        }
+    }    // Beside the stages: the PostgreSQL store, and the bus between nodes, which knows
+    // only the stores (the binary wires it to the platform).
+    for beside in ["store-postgres", "cluster"] {
+        for later in &order[2..] {
+            let package = if *later == "cli" {
+                "unavoce".to_string()
+            } else {
+                format!("unavoce-{later}")
+            };
+            assert!(
+                !depends(beside, &package),
+                "{beside} depends on {package}"
             );
         }
     }

@@ -19,7 +19,7 @@ use unavoce_core::profile::segment_change;
 use unavoce_core::subscription::{
     Destination, Subscription, SubscriptionConfig, SubscriptionError,
 };
-use unavoce_store::{DecisionLog, EventQuery, NewDecision, StoreError};
+use unavoce_store::{DecisionLog, EventLog, EventQuery, NewDecision, StoreError};
 
 use unavoce_projections::IdentityProjection;
 use unavoce_projections::catalog::{Catalog, CatalogError, Definition};
@@ -137,11 +137,7 @@ impl Insights {
         }
         let log = identity.log().clone();
         let catalog = Catalog::open(&*log, configured).await?;
-        let at = match log.setting(CURSOR_SETTING).await? {
-            Some(value) => value.as_i64().unwrap_or(0),
-            // A first start: insights about what happens from now on.
-            None => *log.committed().borrow(),
-        };
+        let at = stored_cursor(&*log).await?;
         Ok(Arc::new(Insights {
             identity,
             decisions,
@@ -150,6 +146,14 @@ impl Insights {
             cursor: tokio::sync::Mutex::new(Cursor { at, saved: None }),
             wake: tokio::sync::Notify::new(),
         }))
+    }
+
+    /// Takes the insights over from whoever raised them before (another node, or this
+    /// one before it lost its lease): from the position they stored.
+    pub async fn resume(&self) -> Result<(), StoreError> {
+        let at = stored_cursor(&**self.identity.log()).await?;
+        *self.cursor.lock().await = Cursor { at, saved: None };
+        Ok(())
     }
 
     /// Defines a subscription through the API: checked, stored, and in force from the
@@ -327,4 +331,13 @@ impl Insights {
     pub fn nudge(&self) {
         self.wake.notify_one();
     }
+}
+
+/// Where the insights reader stopped, as stored; the end of the log at a first start
+/// (insights about what happens from now on).
+async fn stored_cursor(log: &dyn EventLog) -> Result<i64, StoreError> {
+    Ok(match log.setting(CURSOR_SETTING).await? {
+        Some(value) => value.as_i64().unwrap_or(0),
+        None => *log.committed().borrow(),
+    })
 }

@@ -29,8 +29,8 @@ use unavoce_core::profile::{ProfileFacts, ProfileState, message_step, segment_ch
 use unavoce_core::{Event, EventType};
 use unavoce_intake::Intake;
 use unavoce_store::{
-    DecisionLog, EventQuery, JourneyRun, JourneyStore, NewDecision, RunCount, RunQuery, RunStatus,
-    StoreError,
+    DecisionLog, EventLog, EventQuery, JourneyRun, JourneyStore, NewDecision, RunCount, RunQuery,
+    RunStatus, StoreError,
 };
 
 use crate::Messages;
@@ -204,38 +204,7 @@ impl Journeys {
     ) -> Result<Arc<Self>, JourneyDefinitionError> {
         let log = identity.log().clone();
         let catalog: Catalog<JourneyKind> = Catalog::open(&*log, configured).await?;
-        let cursor = match log.setting(CURSOR_SETTING).await? {
-            Some(value) => value.as_i64().unwrap_or(0),
-            // A first start: journeys react to what happens from now on.
-            None => *log.committed().borrow(),
-        };
-        let mut runs = Runs {
-            cursor,
-            ..Default::default()
-        };
-        let mut after = None;
-        loop {
-            let page = store
-                .runs(RunQuery {
-                    after: after.clone(),
-                    limit: 10_000,
-                    ..Default::default()
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.key.clone());
-            for run in page {
-                runs.entered.insert((run.journey.clone(), run.profile_id));
-                let goal_open = catalog.get(&run.journey).is_some_and(|d| {
-                    d.item.goal.as_ref().is_some_and(|(_, within)| {
-                        run.converted_at.is_none() && run.entered_at + *within > Timestamp::now()
-                    })
-                });
-                if run.status == RunStatus::Active || goal_open {
-                    runs.remember(run);
-                }
-            }
-        }
+        let runs = load_runs(&*log, &*store, &catalog).await?;
         Ok(Arc::new(Journeys {
             recorder: Recorder::new(identity.clone(), intake),
             identity,
@@ -246,6 +215,14 @@ impl Journeys {
             state: tokio::sync::Mutex::new(runs),
             wake: tokio::sync::Notify::new(),
         }))
+    }
+
+    /// Takes the journeys over from whoever ran them before (another node, or this one
+    /// before it lost its lease): their cursor and runs as stored.
+    pub async fn resume(&self) -> Result<(), StoreError> {
+        let runs = load_runs(&**self.identity.log(), &*self.store, &self.catalog).await?;
+        *self.state.lock().await = runs;
+        Ok(())
     }
 
     /// Runs the journeys on a task of its own: new events as they are stored (and every
@@ -1011,4 +988,46 @@ fn stats(journey: &Journey, origin: &'static str, counts: &[RunCount]) -> Journe
             (group.entered > 0).then(|| group.converted as f64 / group.entered as f64);
     }
     out
+}
+
+/// The journeys' cursor and runs as stored: the active runs (and those whose goal is
+/// still open) in memory, and who entered which journey.
+async fn load_runs(
+    log: &dyn EventLog,
+    store: &dyn JourneyStore,
+    catalog: &Catalog<JourneyKind>,
+) -> Result<Runs, StoreError> {
+    let cursor = match log.setting(CURSOR_SETTING).await? {
+        Some(value) => value.as_i64().unwrap_or(0),
+        // A first start: journeys react to what happens from now on.
+        None => *log.committed().borrow(),
+    };
+    let mut runs = Runs {
+        cursor,
+        ..Default::default()
+    };
+    let mut after = None;
+    loop {
+        let page = store
+            .runs(RunQuery {
+                after: after.clone(),
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        for run in page {
+            runs.entered.insert((run.journey.clone(), run.profile_id));
+            let goal_open = catalog.get(&run.journey).is_some_and(|d| {
+                d.item.goal.as_ref().is_some_and(|(_, within)| {
+                    run.converted_at.is_none() && run.entered_at + *within > Timestamp::now()
+                })
+            });
+            if run.status == RunStatus::Active || goal_open {
+                runs.remember(run);
+            }
+        }
+    }
+    Ok(runs)
 }

@@ -22,9 +22,10 @@ use unavoce_projections::{
 };
 
 use crate::ReadSide;
+use crate::leased::{Resume, leased};
 use crate::retention::Retention;
 use unavoce_core::retention::RetentionRules;
-use unavoce_store::{DecisionLog, Erasing, EventLog, Governance, JourneyStore, Store};
+use unavoce_store::{DecisionLog, Erasing, EventLog, Governance, JourneyStore, Leases, Store};
 
 /// What the platform runs with: the parts of the configuration file it uses.
 pub struct Blueprint {
@@ -140,6 +141,29 @@ impl Platform {
     }
 }
 
+/// A [`Resume`] calling `resume` on `part`.
+fn resuming<P, F, E>(part: &Arc<P>, resume: fn(Arc<P>) -> F) -> Resume
+where
+    P: Send + Sync + 'static,
+    F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let part = part.clone();
+    Arc::new(move || {
+        let resumed = resume(part.clone());
+        Box::pin(async move { resumed.await.map_err(|e| e.to_string()) })
+    })
+}
+
+/// What starts `part`'s task, again after each lease taken.
+fn starting<P: Send + Sync + 'static>(
+    part: &Arc<P>,
+    start: fn(&Arc<P>) -> JoinHandle<()>,
+) -> Arc<dyn Fn() -> JoinHandle<()> + Send + Sync> {
+    let part = part.clone();
+    Arc::new(move || start(&part))
+}
+
 /// The running platform: its parts and their background work.
 pub struct Running {
     pub platform: Platform,
@@ -226,6 +250,7 @@ impl Running {
                     recorder: recorder.clone(),
                     policies: blueprint.policies,
                     decisions: decisions.clone(),
+                    leases: store.clone(),
                 },
                 &blueprint.public_url,
             )
@@ -244,11 +269,34 @@ impl Running {
             erasing.clone(),
             identity.clone(),
         ));
+        // Single-writer work, each done by the one node holding its lease; every node
+        // keeps its own projections.
+        let leases: Arc<dyn Leases> = store.clone();
         let tasks = vec![
-            segments.maintain(),
-            journeys.run(),
-            insights.run(),
-            retention.clone().run(),
+            leased(
+                leases.clone(),
+                "segments",
+                resuming(&segments, |s| async move { s.resume().await }),
+                starting(&segments, |s| s.maintain()),
+            ),
+            leased(
+                leases.clone(),
+                "journeys",
+                resuming(&journeys, |j| async move { j.resume().await }),
+                starting(&journeys, |j| j.run()),
+            ),
+            leased(
+                leases.clone(),
+                "insights",
+                resuming(&insights, |i| async move { i.resume().await }),
+                starting(&insights, |i| i.run()),
+            ),
+            leased(
+                leases,
+                "retention",
+                Arc::new(|| Box::pin(async { Ok(()) })),
+                starting(&retention, |r| r.clone().run()),
+            ),
             identity.rebuild_when_asked(),
         ];
         Ok(Running {

@@ -6,6 +6,7 @@
 mod assemble;
 pub mod erasure;
 pub mod keys;
+mod leased;
 mod person_data;
 mod read_side;
 pub mod retention;

@@ -493,6 +493,12 @@ impl IdentityProjection {
         }
     }
 
+    /// Makes the next [`Self::take_changed`] give every profile, as the first one does.
+    pub fn mark_all_changed(&self) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.changed = None;
+    }
+
     /// Waits until profiles may have changed since [`Self::take_changed`] (one waiter).
     pub async fn changed(&self) {
         self.changes.notified().await;

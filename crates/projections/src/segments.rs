@@ -180,6 +180,20 @@ impl Segments {
         }))
     }
 
+    /// Takes the segments over from whoever kept them before (another node, or this one
+    /// before it lost its lease): reads the log up to its end, so their membership
+    /// events are in the profiles, then evaluates every profile at the next update.
+    pub async fn resume(&self) -> Result<(), SegmentError> {
+        self.identity.catch_up().await?;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.retry.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.identity.mark_all_changed();
+        Ok(())
+    }
+
     /// Keeps the segments current on a task of its own: evaluates the profiles that
     /// changed as the projection reports them, and sweeps time-dependent segments.
     /// Must be called inside a Tokio runtime.

@@ -240,14 +240,14 @@ impl Outbox for PgStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn resume_in_flight(&self) -> Result<u64, StoreError> {
+    async fn resume_in_flight(&self, channel: &str) -> Result<u64, StoreError> {
         let client = self.client().await?;
         client
             .execute(
                 "UPDATE outbox SET status = 'pending', \
                  last_error = 'interrupted: the attempt was under way when the server stopped' \
-                 WHERE status = 'sending'",
-                &[],
+                 WHERE channel = $1 AND status = 'sending'",
+                &[&channel],
             )
             .await
             .map_err(db)

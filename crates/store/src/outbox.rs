@@ -187,9 +187,10 @@ pub trait Outbox: Send + Sync + 'static {
     /// Records what became of attempts (and providers' reports), atomically.
     async fn settle(&self, settlements: Vec<Settlement>) -> Result<(), StoreError>;
 
-    /// After a crash: entries left `sending` go back to `pending`, to be attempted
-    /// again under the same idempotency key. Returns how many.
-    async fn resume_in_flight(&self) -> Result<u64, StoreError>;
+    /// When a lane is taken up (at start, or from a node that died): its entries left
+    /// `sending` go back to `pending`, to be attempted again under the same idempotency
+    /// key. Returns how many.
+    async fn resume_in_flight(&self, channel: &str) -> Result<u64, StoreError>;
 
     /// Puts a dead letter back in line, due at `at`; false if `id` is not a dead letter.
     async fn requeue(&self, id: i64, at: Timestamp) -> Result<bool, StoreError>;

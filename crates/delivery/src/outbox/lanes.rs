@@ -49,6 +49,10 @@ impl Sink {
 }
 
 /// One channel's provider and its pace.
+/// How often a node asks for a lane's lease while another node holds it: how soon a
+/// lane is taken over when its node dies.
+pub const LEASE_RETRY: Duration = Duration::from_secs(1);
+
 pub(super) struct Lane {
     /// The channel it carries (the outbox entries it claims).
     pub(super) channel: String,
@@ -156,6 +160,67 @@ impl Dispatcher {
 
     /// Runs one lane until `stop`: claims due entries by the batch, hands each to a
     /// free slot, and gives back what it claimed but did not attempt.
+    /// Works `lane` whenever this node holds its lease, until `stop`: asks for the
+    /// lease every [`LEASE_RETRY`] while another node holds it; once taken, puts back
+    /// in line what was left under way (by a crash, or by the node that held it), and
+    /// runs the lane until the lease is lost or `stop` turns true.
+    pub(super) async fn run_leased_lane(
+        self: Arc<Self>,
+        lane: Arc<Lane>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let work = format!("outbox:{}", lane.channel);
+        while !*stop.borrow() {
+            let mut lease = match self.platform.leases.try_lease(&work).await {
+                Ok(Some(lease)) => lease,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(LEASE_RETRY) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %Redacted(&e), channel = %lane.channel, "the lane's lease could not be asked for; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(LEASE_RETRY) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            match self.platform.outbox.resume_in_flight(&lane.channel).await {
+                Ok(0) => {}
+                Ok(resumed) => tracing::warn!(
+                    resumed,
+                    channel = %lane.channel,
+                    "outbox entries were being sent when their lane stopped; they are sent again under the same idempotency key"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %Redacted(&e), channel = %lane.channel, "the lane's interrupted entries could not be put back in line; retrying");
+                    drop(lease);
+                    tokio::time::sleep(LEASE_RETRY).await;
+                    continue;
+                }
+            }
+            let (lane_stop, lane_stopping) = watch::channel(false);
+            let running = self.clone().run_lane(lane.clone(), lane_stopping);
+            tokio::pin!(running);
+            tokio::select! {
+                _ = &mut running => {}
+                _ = lease.lost() => {
+                    tracing::warn!(channel = %lane.channel, "this node lost the lane's lease; it stops sending on it");
+                    lane_stop.send_replace(true);
+                    running.await;
+                }
+                _ = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
+                    lane_stop.send_replace(true);
+                    running.await;
+                }
+            }
+        }
+    }
+
     pub(super) async fn run_lane(
         self: Arc<Self>,
         lane: Arc<Lane>,

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use unavoce_core::policy::Policies;
 use unavoce_engagement::Messages;
 use unavoce_projections::{IdentityProjection, Recorder};
-use unavoce_store::{DecisionLog, Outbox, StoreError};
+use unavoce_store::{DecisionLog, Leases, Outbox, StoreError};
 
 use crate::config::{ConfigError, DeliveryConfig, RetryPolicy};
 use crate::feedback::Callbacks;
@@ -50,6 +50,8 @@ pub struct Platform {
     pub policies: Arc<Policies>,
     /// Where a STOP's confirmation is decided.
     pub decisions: Arc<dyn DecisionLog>,
+    /// Each lane is worked by one node at a time: the one holding its lease.
+    pub leases: Arc<dyn Leases>,
 }
 
 /// The outbox worker and its providers.
@@ -100,20 +102,14 @@ impl Dispatcher {
         &self.platform.outbox
     }
 
-    /// Puts back in line what a crash left under way, takes in providers' reports kept
-    /// from before whose message is now known, then runs every lane until
-    /// `stop` turns true; attempts under way then finish. With no provider configured,
-    /// there is nothing to do (entries wait in the outbox until one is).
+    /// Takes in providers' reports kept from before whose message is now known, then
+    /// runs every lane this node holds the lease of (putting back in line, as it takes a
+    /// lane, what a crash left under way), until `stop` turns true; attempts under way
+    /// then finish. With no provider configured, there is nothing to do (entries wait
+    /// in the outbox until one is).
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) -> Result<(), StoreError> {
         if self.lanes.is_empty() {
             return Ok(());
-        }
-        let resumed = self.platform.outbox.resume_in_flight().await?;
-        if resumed > 0 {
-            tracing::warn!(
-                resumed,
-                "outbox entries were being sent when the server stopped; they are sent again under the same idempotency key"
-            );
         }
         let due = self.platform.outbox.early_reports_due().await?;
         if let Err(e) = self.take_in_early_reports(due).await {
@@ -133,7 +129,7 @@ impl Dispatcher {
         let flushing = tokio::spawn(async move { flusher.flush(outcomes).await });
         let mut lanes = JoinSet::new();
         for lane in self.lanes.values() {
-            lanes.spawn(self.clone().run_lane(lane.clone(), stop.clone()));
+            lanes.spawn(self.clone().run_leased_lane(lane.clone(), stop.clone()));
         }
         while lanes.join_next().await.is_some() {}
         let _ = self.outcomes.send(Outcome::Finished).await;

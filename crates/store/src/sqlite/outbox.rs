@@ -134,13 +134,13 @@ pub(crate) fn settle(tx: &Transaction<'_>, settlements: &[Settlement]) -> rusqli
     Ok(())
 }
 
-/// The writer's part: entries left `sending` by a crash go back to `pending`.
-pub(crate) fn resume_in_flight(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
+/// The writer's part: a lane's entries left `sending` by a crash go back to `pending`.
+pub(crate) fn resume_in_flight(tx: &Transaction<'_>, channel: &str) -> rusqlite::Result<u64> {
     let n = tx.execute(
         "UPDATE outbox SET status = 'pending', \
          last_error = 'interrupted: the attempt was under way when the server stopped' \
-         WHERE status = 'sending'",
-        [],
+         WHERE channel = ?1 AND status = 'sending'",
+        [channel],
     )?;
     Ok(n as u64)
 }
@@ -245,8 +245,8 @@ impl Outbox for SqliteLog {
         }
     }
 
-    async fn resume_in_flight(&self) -> Result<u64, StoreError> {
-        match self.submit(Op::ResumeInFlight).await? {
+    async fn resume_in_flight(&self, channel: &str) -> Result<u64, StoreError> {
+        match self.submit(Op::ResumeInFlight(channel.to_string())).await? {
             Done::Resumed(n) => Ok(n),
             _ => Err(unexpected()),
         }

@@ -52,7 +52,7 @@ pub(crate) enum Op {
         limit: usize,
     },
     Settle(Vec<Settlement>),
-    ResumeInFlight,
+    ResumeInFlight(String),
     Requeue {
         id: i64,
         at: Timestamp,
@@ -128,7 +128,7 @@ impl Job {
             Op::Expire(expiring) => (expiring.removed.len() + expiring.stripped.len()).max(1),
             Op::Replay { .. }
             | Op::PutSetting { .. }
-            | Op::ResumeInFlight
+            | Op::ResumeInFlight(_)
             | Op::Requeue { .. }
             | Op::Park(_)
             | Op::PutKey { .. }
@@ -472,7 +472,9 @@ fn apply(
             super::outbox::settle(tx, settlements)?;
             Ok(Ok(Done::Settled))
         }
-        Op::ResumeInFlight => Ok(Ok(Done::Resumed(super::outbox::resume_in_flight(tx)?))),
+        Op::ResumeInFlight(channel) => Ok(Ok(Done::Resumed(super::outbox::resume_in_flight(
+            tx, channel,
+        )?))),
         Op::Requeue { id, at } => Ok(Ok(Done::Requeued(super::outbox::requeue(tx, *id, *at)?))),
         Op::Park(report) => {
             super::outbox::park(tx, report)?;

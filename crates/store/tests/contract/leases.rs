@@ -1,6 +1,5 @@
 //! The leases' contract, on the store `UNAVOCE_TEST_STORE` names.
 
-use unavoce_store::*;
 use unavoce_testkit::store::TestStore;
 
 #[tokio::test]

@@ -666,10 +666,12 @@ async fn resume_in_flight_puts_what_a_stop_interrupted_back_in_line() {
             decision(1, "email", at(0)),
             decision(2, "email", at(0)),
             decision(3, "email", at(5)),
+            decision(4, "sms", at(0)),
         ],
     )
     .await;
     store.claim("email", at(0), 10).await.unwrap();
+    store.claim("sms", at(0), 10).await.unwrap();
     store
         .settle(vec![Settlement::Sent {
             id: queued[1],
@@ -680,7 +682,7 @@ async fn resume_in_flight_puts_what_a_stop_interrupted_back_in_line() {
         .unwrap();
 
     let store = store.reopen().await;
-    assert_eq!(store.resume_in_flight().await.unwrap(), 1);
+    assert_eq!(store.resume_in_flight("email").await.unwrap(), 1);
     let resumed = entry(&store, queued[0]).await;
     assert_eq!(
         (resumed.status, resumed.attempts, resumed.send_at),
@@ -696,7 +698,13 @@ async fn resume_in_flight_puts_what_a_stop_interrupted_back_in_line() {
     );
     assert_eq!(entry(&store, queued[1]).await.status, OutboxStatus::Sent);
     assert_eq!(entry(&store, queued[2]).await.status, OutboxStatus::Pending);
-    assert_eq!(store.resume_in_flight().await.unwrap(), 0);
+    assert_eq!(
+        entry(&store, queued[3]).await.status,
+        OutboxStatus::Sending,
+        "another lane's entries are its own to resume"
+    );
+    assert_eq!(store.resume_in_flight("email").await.unwrap(), 0);
+    assert_eq!(store.resume_in_flight("sms").await.unwrap(), 1);
 
     let again = store.claim("email", at(0), 10).await.unwrap();
     assert_eq!(ids(&again), [queued[0]]);
@@ -942,7 +950,11 @@ async fn append_settling_makes_events_and_settlements_durable_together() {
         (OutboxStatus::Sent, Some("<1@mail>"), Some("delivered"))
     );
     assert_eq!(entry(&store, queued[1]).await.status, OutboxStatus::Dead);
-    assert_eq!(store.resume_in_flight().await.unwrap(), 0, "none in flight");
+    assert_eq!(
+        store.resume_in_flight("email").await.unwrap(),
+        0,
+        "none in flight"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

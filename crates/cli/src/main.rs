@@ -7,6 +7,7 @@ mod governance;
 mod import;
 mod keys;
 pub(crate) mod link;
+mod migrate;
 mod profile;
 mod reports;
 mod serve;
@@ -72,6 +73,8 @@ enum Command {
     Keys(governance::KeysArgs),
     /// The audit log: verify its hash chain.
     Audit(governance::AuditArgs),
+    /// Move a data folder's embedded store into an empty PostgreSQL database, verified.
+    Migrate(migrate::MigrateArgs),
     /// Run a benchmark and print its report.
     Bench(unavoce_bench::BenchArgs),
 }
@@ -111,6 +114,7 @@ fn main() -> std::process::ExitCode {
             Command::Export(args) => export::run(args).await,
             Command::Keys(args) => governance::keys(args).await,
             Command::Audit(args) => governance::audit(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
             Command::Bench(args) => unavoce_bench::run(args).await,
         }
     });

@@ -49,14 +49,14 @@ struct Session {
 }
 
 impl LeaseHolder {
-    pub(crate) fn new(config: &tokio_postgres::Config) -> LeaseHolder {
+    pub(crate) fn new(config: &tokio_postgres::Config, node: &str) -> LeaseHolder {
         let mut config = config.clone();
         config
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(5))
             .keepalives_interval(Duration::from_secs(2))
             .keepalives_retries(3)
-            .application_name("unavoce-leases");
+            .application_name(format!("unavoce-leases {node}").trim_end());
         LeaseHolder {
             config,
             session: Mutex::new(None),

@@ -19,6 +19,7 @@ mod erasure;
 mod governance;
 mod leases;
 mod log;
+pub mod migrate;
 mod outbox;
 mod rows;
 mod schema;
@@ -47,6 +48,9 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// Called after each commit of the appender, e.g. to record its latency.
     pub on_commit: Option<CommitObserver>,
+    /// This node's name, shown in PostgreSQL's `pg_stat_activity` (`application_name`
+    /// `unavoce <node>`, and `unavoce-leases <node>` for the session holding its leases).
+    pub node: Option<String>,
 }
 
 impl Default for PgOptions {
@@ -56,6 +60,7 @@ impl Default for PgOptions {
             max_rows_per_commit: 20_000,
             pool_size: 8,
             on_commit: None,
+            node: None,
         }
     }
 }
@@ -93,7 +98,9 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host/db`), brings its schema
     /// up to date and starts the appender.
     pub async fn open(url: &str, options: PgOptions) -> Result<PgStore, OpenError> {
-        let config: tokio_postgres::Config = url.parse().map_err(OpenError::Url)?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(OpenError::Url)?;
+        let node = options.node.as_deref().unwrap_or_default();
+        config.application_name(format!("unavoce {node}").trim_end());
         let (mut client, connection) = config
             .connect(NoTls)
             .await
@@ -156,7 +163,7 @@ impl PgStore {
             committed,
             committed_tx,
             appended,
-            leases: leases::LeaseHolder::new(&config),
+            leases: leases::LeaseHolder::new(&config, node),
         })
     }
 

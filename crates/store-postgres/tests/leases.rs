@@ -53,7 +53,7 @@ async fn one_node_holds_a_lease_and_another_takes_it_over_when_its_session_ends(
         .query(
             "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
              JOIN pg_stat_activity a ON a.pid = l.pid \
-             WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'unavoce-leases' \
+             WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'unavoce-leases%' \
              AND l.objid = hashtext('journeys')::oid",
             &[],
         )

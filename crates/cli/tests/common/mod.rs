@@ -63,15 +63,26 @@ impl Server {
 
     /// As [`Server::start`], with a configuration file.
     pub fn start_with(data: &Path, config: Option<&Path>) -> Server {
-        Self::spawn(data, config, None)
+        Self::spawn(data, config, None, &[])
+    }
+
+    /// As [`Server::start_with`], with these environment variables set last (e.g.
+    /// `UNAVOCE_STORE_URL`, which then wins over [`store_url`]).
+    pub fn start_env(data: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
+        Self::spawn(data, config, None, env)
     }
 
     /// As [`Server::start_with`], logging at debug level to the file `log`.
     pub fn start_logging(data: &Path, config: &Path, log: &Path) -> Server {
-        Self::spawn(data, Some(config), Some(log))
+        Self::spawn(data, Some(config), Some(log), &[])
     }
 
-    fn spawn(data: &Path, config: Option<&Path>, log: Option<&Path>) -> Server {
+    fn spawn(
+        data: &Path,
+        config: Option<&Path>,
+        log: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -97,6 +108,7 @@ impl Server {
         if let Some(url) = store_url(data) {
             command.env("UNAVOCE_STORE_URL", url);
         }
+        command.envs(env.iter().copied());
         let child = command.spawn().expect("cannot start unavoce");
         let mut server = Server {
             child,

@@ -26,6 +26,12 @@ use unavoce_core::Event;
 
 pub use rows::EventRow;
 
+/// The schema version this build writes: `PRAGMA user_version` of an up-to-date
+/// `events.db`.
+pub fn schema_version() -> usize {
+    schema::latest_version()
+}
+
 use self::writer::{Done, Job, Op};
 use crate::commits::CommitObserver;
 use crate::log::*;

@@ -132,7 +132,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info"))
         // The PostgreSQL driver logs every statement's parameters at debug level: they
         // hold people's data, which stays out of logs whatever the level asked for.
-        .add_directive("tokio_postgres=info".parse().expect("a constant directive"));
+        .add_directive("tokio_postgres=warn".parse().expect("a constant directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -31,6 +31,9 @@ pub struct Config {
     /// default), or a PostgreSQL database that several nodes share.
     #[serde(default)]
     pub store: crate::store::StoreSection,
+    /// Several nodes on one PostgreSQL store: the NATS server that wakes them.
+    #[serde(default)]
+    pub cluster: crate::cluster::ClusterSection,
     /// Extra sources, each with its own write key.
     #[serde(default)]
     pub sources: Vec<SourceSection>,
@@ -204,6 +207,7 @@ pub fn load(flag: Option<&Path>) -> anyhow::Result<Config> {
 pub fn parse(text: &str) -> anyhow::Result<Config> {
     let config: Config = toml::from_str(text)?;
     config.ingest.durability()?;
+    config.cluster.check()?;
     IdentityRules::new(config.identity.clone())?;
     AnalyticsRules::new(config.analytics.clone()).context("invalid [analytics] section")?;
     Policies::new(&config.policies).context("invalid [policies] section")?;

@@ -47,6 +47,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         listen: args.listen,
         keys,
         banner: Some(banner),
+        node: None,
     })
     .await
 }

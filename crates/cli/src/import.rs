@@ -70,6 +70,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             durability: config.ingest.durability()?,
             ..SqliteOptions::default()
         },
+        None,
     )
     .await?
     .store;

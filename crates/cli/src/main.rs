@@ -1,5 +1,6 @@
 //! `unavoce`: the command-line entry point.
 
+mod cluster;
 mod config;
 mod demo;
 mod export;
@@ -39,6 +40,10 @@ struct Cli {
     /// embedded one; wins over the config file's `[store]`.
     #[arg(long, global = true, env = "UNAVOCE_STORE_URL", hide_env_values = true)]
     store_url: Option<String>,
+    /// The NATS server(s) through which nodes sharing a PostgreSQL store wake each
+    /// other (`nats://host:4222`); wins over the config file's `[cluster] nats_url`.
+    #[arg(long, global = true, env = "UNAVOCE_NATS_URL", hide_env_values = true)]
+    nats_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -91,6 +96,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     store::set_url_flag(cli.store_url);
+    cluster::set_nats_url_flag(cli.nats_url);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Admin key of /api/ (Authorization: Bearer).
     #[arg(long, env = "UNAVOCE_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
+    /// This node's name among those sharing a PostgreSQL store (shown in PostgreSQL's
+    /// `pg_stat_activity` and the cluster's logs) [default: a generated one].
+    #[arg(long, env = "UNAVOCE_NODE")]
+    node: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -46,6 +50,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listen,
         keys,
         banner: None,
+        node: args.node,
     })
     .await
 }
@@ -58,12 +63,21 @@ pub struct Setup {
     pub keys: ResolvedKeys,
     /// Extra lines to print once listening (the demo's guide).
     pub banner: Option<String>,
+    /// This node's name, when several share a PostgreSQL store.
+    pub node: Option<String>,
 }
 
 /// Opens the store, serves until Ctrl-C or SIGTERM, then flushes and closes.
 pub async fn serve(setup: Setup) -> anyhow::Result<()> {
+    // A NATS URL with the SQLite store is refused before anything opens.
+    let cluster = crate::cluster::plan(&setup.config)?;
     let metrics = Metrics::new();
     let opened = open_store(&setup, metrics.clone()).await?;
+    // An unreachable NATS stops the node before the platform starts.
+    let cluster = match cluster {
+        Some(plan) => Some(plan.connect(setup.node.as_deref()).await?),
+        None => None,
+    };
     let log: Arc<dyn EventLog> = opened.store.clone();
     let mut write_keys = vec![WriteKey {
         key: setup.keys.write_key.clone(),
@@ -82,6 +96,14 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     let blueprint = config.blueprint(public_url)?;
     let running = Running::start(opened.store.clone(), blueprint).await?;
     running.platform.identity.follow()?;
+    let following = match cluster {
+        Some(connected) => Some(
+            connected
+                .follow(opened.postgres.clone(), &running.platform)
+                .await?,
+        ),
+        None => None,
+    };
     let state = AppState {
         platform: running.platform.clone(),
         keys: Arc::new(Keys {
@@ -108,6 +130,9 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
+    if let Some(following) = following {
+        following.stop();
+    }
     running.stop().await;
     tracing::info!("shutting down: committing everything accepted");
     log.close().await;
@@ -122,7 +147,7 @@ async fn open_store(setup: &Setup, metrics: Arc<Metrics>) -> anyhow::Result<stor
         on_commit: Some(Arc::new(move |info| metrics.record_commit(info))),
         ..SqliteOptions::default()
     };
-    store::open(&setup.config, &setup.data, options).await
+    store::open(&setup.config, &setup.data, options, setup.node.as_deref()).await
 }
 
 fn print_banner(setup: &Setup, address: SocketAddr, location: &str) {

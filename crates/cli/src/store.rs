@@ -43,6 +43,8 @@ pub fn set_url_flag(url: Option<String>) {
 /// The store a command works on, of either kind.
 pub struct OpenStore {
     pub store: Arc<dyn Store>,
+    /// The same store when it is PostgreSQL: what the bus between nodes follows.
+    pub postgres: Option<Arc<PgStore>>,
     /// Where it is, for people: the data folder, or the database without its password.
     pub location: String,
 }
@@ -73,25 +75,31 @@ pub async fn open(
     config: &Config,
     data: &Path,
     sqlite: SqliteOptions,
+    node: Option<&str>,
 ) -> anyhow::Result<OpenStore> {
     match postgres_url(config)? {
         Some(url) => {
             let options = PgOptions {
                 queue_capacity: sqlite.queue_capacity,
                 on_commit: sqlite.on_commit.clone(),
+                node: node.map(str::to_string),
                 ..PgOptions::default()
             };
             let location = unavoce_store_postgres::display_url(&url);
-            let store = PgStore::open(&url, options)
-                .await
-                .with_context(|| format!("cannot open the store at {location}"))?;
+            let store = Arc::new(
+                PgStore::open(&url, options)
+                    .await
+                    .with_context(|| format!("cannot open the store at {location}"))?,
+            );
             Ok(OpenStore {
-                store: Arc::new(store),
+                store: store.clone(),
+                postgres: Some(store),
                 location,
             })
         }
         None => Ok(OpenStore {
             store: Arc::new(SqliteLog::open(data, sqlite)?),
+            postgres: None,
             location: data.display().to_string(),
         }),
     }
@@ -106,5 +114,5 @@ pub async fn open_existing(config: &Config, data: &Path) -> anyhow::Result<OpenS
             data.display()
         );
     }
-    open(config, data, SqliteOptions::default()).await
+    open(config, data, SqliteOptions::default(), None).await
 }

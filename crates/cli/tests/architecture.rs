@@ -125,7 +125,7 @@ fn the_stages_depend_one_way() {
                 "{name} depends on {package}, which comes after it"
             );
         }
-    }    // Beside the stages: the PostgreSQL store, and the bus between nodes, which knows
+    } // Beside the stages: the PostgreSQL store, and the bus between nodes, which knows
     // only the stores (the binary wires it to the platform).
     for beside in ["store-postgres", "cluster"] {
         for later in &order[2..] {
@@ -134,10 +134,7 @@ fn the_stages_depend_one_way() {
             } else {
                 format!("unavoce-{later}")
             };
-            assert!(
-                !depends(beside, &package),
-                "{beside} depends on {package}"
-            );
+            assert!(!depends(beside, &package), "{beside} depends on {package}");
         }
     }
 }

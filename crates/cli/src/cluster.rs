@@ -6,8 +6,12 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use unavoce_cluster::Changes;
 use unavoce_cluster::{Bus, DEFAULT_CLUSTER_NAME, Wake, new_node_id};
+use unavoce_core::redact::Redacted;
 use unavoce_platform::Platform;
+use unavoce_platform::changes::Change;
 use unavoce_store_postgres::PgStore;
 
 use crate::config::Config;
@@ -84,14 +88,16 @@ pub struct Connected {
 
 /// The other nodes followed: stop it before the store closes.
 pub struct Following {
-    task: tokio::task::JoinHandle<()>,
-    _bus: Bus,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _bus: Arc<Bus>,
 }
 
 impl Following {
     /// Stops announcing and following, and closes the connection to NATS.
     pub fn stop(self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -118,22 +124,95 @@ impl Connected {
         let Some(store) = store else {
             bail!("following other nodes needs the PostgreSQL store");
         };
-        let platform = platform.clone();
-        let wake: Wake = Arc::new(move || platform.others_committed());
-        let task = self
-            .bus
-            .follow(store, wake)
+        let wake: Wake = {
+            let platform = platform.clone();
+            Arc::new(move || platform.others_committed())
+        };
+        let bus = Arc::new(self.bus);
+        let committed = bus
+            .follow(store.clone(), wake)
             .await
             .context("cannot follow the other nodes' commits")?;
+        let changes = bus
+            .changes()
+            .await
+            .context("cannot follow the other nodes' changes")?;
+        let tasks = vec![
+            committed,
+            tokio::spawn(announce(bus.clone(), store, platform.clone())),
+            tokio::spawn(take_in(bus.clone(), changes, platform.clone())),
+        ];
         tracing::info!(
-            nats = self.bus.servers(),
+            nats = bus.servers(),
             cluster = %self.name,
-            node = self.bus.node(),
-            "following the other nodes' commits"
+            node = bus.node(),
+            "following the other nodes' commits and changes"
         );
-        Ok(Following {
-            task,
-            _bus: self.bus,
-        })
+        Ok(Following { tasks, _bus: bus })
+    }
+}
+
+/// Announces this node's changes: its platform's (erasures, lifted suppressions) and
+/// the shared settings its store writes — but the cursors of leased work, which the
+/// next holder reads from the store when it takes the lease.
+async fn announce(bus: Arc<Bus>, store: Arc<PgStore>, platform: Platform) {
+    let mut changes = platform.changes();
+    let mut settings = store.settings_written();
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => match change {
+                Ok(change) => change,
+                Err(RecvError::Lagged(_)) => Change::Missed,
+                Err(RecvError::Closed) => return,
+            },
+            name = settings.recv() => match name {
+                Ok(name) if name.ends_with(".cursor") => continue,
+                Ok(name) => Change::Setting { name },
+                Err(RecvError::Lagged(_)) => Change::Missed,
+                Err(RecvError::Closed) => return,
+            },
+        };
+        let announced = match serde_json::to_vec(&change) {
+            Ok(payload) => bus.announce(payload).await.map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = announced {
+            tracing::warn!(error = %Redacted(&e), "a change could not be announced to the other nodes");
+        }
+    }
+}
+
+/// Takes in the other nodes' changes; after a reconnection to NATS, whatever may have
+/// been announced meanwhile ([`Change::Missed`]).
+async fn take_in(bus: Arc<Bus>, mut changes: Changes, platform: Platform) {
+    let mut connections = bus.connections();
+    let mut caught_up_on = (*connections.borrow_and_update()).max(1);
+    loop {
+        let change = tokio::select! {
+            payload = changes.next() => match payload {
+                Some(payload) => match serde_json::from_slice::<Change>(&payload) {
+                    Ok(change) => change,
+                    Err(_) => {
+                        tracing::debug!(bytes = payload.len(), "ignored a message that is not a change");
+                        continue;
+                    }
+                },
+                None => return,
+            },
+            changed = connections.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let connected = *connections.borrow_and_update();
+                if connected <= caught_up_on {
+                    continue;
+                }
+                caught_up_on = connected;
+                Change::Missed
+            }
+        };
+        if let Err(e) = platform.take_in(&change).await {
+            tracing::warn!(error = %Redacted(&e), "another node's change could not be taken in");
+        }
     }
 }

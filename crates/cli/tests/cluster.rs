@@ -2,7 +2,8 @@
 //! shared log survives a node's SIGKILL mid-ingestion, every node ends with the same
 //! profiles, a broadcast whose sending node is killed mid-send still reaches every
 //! consenting person under one Message-ID each, and a journey whose runner is killed as
-//! a wait ends takes its next step once.
+//! a wait ends takes its next step once; a segment defined and a person erased on one
+//! node reach the others.
 
 mod common;
 
@@ -120,6 +121,17 @@ impl Node {
             .call()
             .unwrap_or_else(|e| panic!("GET {path} on {}: {e}", self.name));
         answer.body_mut().read_json().unwrap()
+    }
+
+    fn status_of(&self, path: &str) -> u16 {
+        ureq::get(&format!("{}{path}", self.base()))
+            .header("Authorization", &format!("Bearer {}", common::ADMIN_KEY))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .map(|answer| answer.status().as_u16())
+            .unwrap_or(0)
     }
 
     fn post(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -480,9 +492,77 @@ steps = [
         vec![TRIALS as i64, TRIALS as i64],
         "the next step ran once each"
     );
-    let taken_over_by = holder_of(&database.url, "journeys").expect("another node runs them");
-    assert_ne!(taken_over_by, runner);
+    let mut taken_over_by = None;
+    eventually("another node holds the journeys' lease", || {
+        taken_over_by = holder_of(&database.url, "journeys").filter(|holder| *holder != runner);
+        taken_over_by.is_some()
+    });
+    let taken_over_by = taken_over_by.unwrap_or_default();
     eprintln!(
         "journey: node {runner} killed as the wait ended; node {taken_over_by} ran the next step once for each of {TRIALS}"
     );
+    nodes[runner_index].lock().unwrap().spawn();
+
+    // What one node changes reaches the others: a segment defined, a person erased.
+    let (status, answer) = nodes[0].lock().unwrap().post(
+        "/api/segments",
+        &json!({"name": "reached", "expression": "consents.promotional"}),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let c = &nodes[2];
+    eventually("node c lists the segment defined on node a", || {
+        c.lock()
+            .unwrap()
+            .get("/api/segments")
+            .to_string()
+            .contains("\"reached\"")
+    });
+    let profile = nodes[0]
+        .lock()
+        .unwrap()
+        .get("/api/profiles/lookup?user_id=person-100")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, answer) = nodes[0]
+        .lock()
+        .unwrap()
+        .post(&format!("/api/profiles/{profile}/erase"), &json!({}));
+    assert_eq!(status, 200, "{answer}");
+    for (name, node) in [("b", &nodes[1]), ("c", &nodes[2])] {
+        eventually(
+            &format!("node {name} no longer holds the erased person"),
+            || {
+                node.lock()
+                    .unwrap()
+                    .status_of("/api/profiles/lookup?user_id=person-100")
+                    == 404
+            },
+        );
+        let again = json!({"userId": "someone-new", "traits": {"email": "person-100@example.com"}});
+        eventually(&format!("node {name} refuses the erased address"), || {
+            let answer = ureq::post(&format!("{}/v1/identify", node.lock().unwrap().base()))
+                .header("Authorization", &common::basic_auth())
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .send_json(&again)
+                .unwrap();
+            let refused = answer.status() == 400;
+            refused
+                && answer
+                    .into_body()
+                    .read_to_string()
+                    .is_ok_and(|body| body.contains("subject_erased"))
+        });
+    }
+}
+
+/// Waits until `holds` (checked every 50 ms, at most 30 s).
+fn eventually(what: &str, mut holds: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !holds() {
+        assert!(Instant::now() < deadline, "{what}: not within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -96,6 +96,8 @@ pub enum BusError {
         subject: String,
         reason: async_nats::SubscribeError,
     },
+    #[error("cannot publish on {subject} to NATS: {reason}")]
+    Publish { subject: String, reason: String },
     #[error("cannot read the log's head from PostgreSQL: {0}")]
     Store(#[from] StoreError),
 }
@@ -112,6 +114,8 @@ pub struct Bus {
     client: Client,
     node: String,
     subject: String,
+    /// Where nodes announce the changes others must take in (definitions, erasures).
+    changes_subject: String,
     /// A subject nobody answers: a request to it comes back once the server has read
     /// everything sent before it.
     round_trip_subject: String,
@@ -179,6 +183,7 @@ impl Bus {
             client,
             node: node_id.into(),
             subject: format!("unavoce.{cluster_name}.committed"),
+            changes_subject: format!("unavoce.{cluster_name}.changes"),
             round_trip_subject: format!("unavoce.{cluster_name}.round-trip"),
             connections,
             malformed: Arc::new(AtomicU64::new(0)),
@@ -199,6 +204,38 @@ impl Bus {
     /// The servers, as they may be shown (no credentials).
     pub fn servers(&self) -> &str {
         &self.at
+    }
+
+    /// Announces a change this node made that the others must take in: `payload` is the
+    /// caller's (it names what changed, never a person's data). At most once, as every
+    /// NATS publication: a node that was cut off takes everything in again when it
+    /// reconnects ([`Bus::connections`]).
+    pub async fn announce(&self, payload: Vec<u8>) -> Result<(), BusError> {
+        self.client
+            .publish(self.changes_subject.clone(), payload.into())
+            .await
+            .map_err(|reason| BusError::Publish {
+                subject: self.changes_subject.clone(),
+                reason: reason.to_string(),
+            })
+    }
+
+    /// The changes the other nodes announce (their payloads; never this node's own).
+    pub async fn changes(&self) -> Result<Changes, BusError> {
+        self.client
+            .subscribe(self.changes_subject.clone())
+            .await
+            .map(Changes)
+            .map_err(|reason| BusError::Subscribe {
+                subject: self.changes_subject.clone(),
+                reason,
+            })
+    }
+
+    /// How many times the client has connected, as it changes: after a reconnection
+    /// whatever was announced meanwhile was lost to this node.
+    pub fn connections(&self) -> watch::Receiver<u64> {
+        self.connections.clone()
     }
 
     /// Messages on the subject that were not notifications, ignored so far.
@@ -244,6 +281,16 @@ impl Bus {
             connections,
             caught_up_on,
         )))
+    }
+}
+
+/// The changes other nodes announce, as they come ([`Bus::changes`]).
+pub struct Changes(Subscriber);
+
+impl Changes {
+    /// The next announced change's payload; `None` once the subscription ended.
+    pub async fn next(&mut self) -> Option<Vec<u8>> {
+        self.0.next().await.map(|message| message.payload.to_vec())
     }
 }
 

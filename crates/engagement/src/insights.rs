@@ -156,6 +156,15 @@ impl Insights {
         Ok(())
     }
 
+    /// Another node changed the shared setting `name` (`None`: any, perhaps): when it is the subscriptions'
+    /// definitions, reads them again.
+    pub async fn take_in_setting(&self, name: Option<&str>) -> Result<(), StoreError> {
+        if name.is_none_or(|name| name == <SubscriptionKind as Definition>::SETTING) {
+            self.catalog.reload(&**self.identity.log()).await?;
+        }
+        Ok(())
+    }
+
     /// Defines a subscription through the API: checked, stored, and in force from the
     /// next event on.
     pub async fn define(

@@ -716,6 +716,16 @@ impl Journeys {
             .read(|g| set.keys.iter().find_map(|k| g.lookup(k).map(|n| n.id)))
     }
 
+    /// Another node changed the shared setting `name` (`None`: any, perhaps): when it is the journeys'
+    /// definitions, reads them again.
+    pub async fn take_in_setting(&self, name: Option<&str>) -> Result<(), StoreError> {
+        if name.is_none_or(|name| name == <JourneyKind as Definition>::SETTING) {
+            self.catalog.reload(&**self.identity.log()).await?;
+            self.nudge();
+        }
+        Ok(())
+    }
+
     /// Defines a journey through the API: checked, stored, and running from the next
     /// event on.
     pub async fn define(&self, config: JourneyConfig) -> Result<(), JourneyDefinitionError> {

@@ -42,9 +42,17 @@ impl Links {
                 getrandom::fill(&mut secret).map_err(|e| {
                     StoreError::Storage(format!("no randomness for the link secret: {e}"))
                 })?;
-                log.put_setting(SECRET_SETTING, URL_SAFE_NO_PAD.encode(&secret).into())
+                // Nodes starting together on a new store all keep the one stored first.
+                let stored = log
+                    .setting_or_insert(SECRET_SETTING, URL_SAFE_NO_PAD.encode(&secret).into())
                     .await?;
-                secret
+                stored
+                    .as_str()
+                    .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+                    .filter(|s| s.len() == 32)
+                    .ok_or_else(|| {
+                        StoreError::Storage("the stored link secret is not one".into())
+                    })?
             }
         };
         Ok(Links {

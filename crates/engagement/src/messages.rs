@@ -91,6 +91,15 @@ impl Messages {
         &self.links
     }
 
+    /// Another node changed the shared setting `name` (`None`: any, perhaps): when it is the messages'
+    /// definitions, reads them again.
+    pub async fn take_in_setting(&self, name: Option<&str>) -> Result<(), StoreError> {
+        if name.is_none_or(|name| name == <MessageKind as Definition>::SETTING) {
+            self.catalog.reload(&**self.identity.log()).await?;
+        }
+        Ok(())
+    }
+
     /// Defines a message through the API, checked at once.
     pub async fn define(&self, config: MessageConfig) -> Result<(), MessageDefinitionError> {
         self.catalog.define(&**self.identity.log(), config).await?;

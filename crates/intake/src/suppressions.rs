@@ -44,6 +44,11 @@ impl Suppressions {
             .extend(hashes);
     }
 
+    /// Puts exactly `hashes` in force (the list as stored, which another node changed).
+    pub fn replace(&self, hashes: impl IntoIterator<Item = String>) {
+        *self.hashes.write().unwrap_or_else(|e| e.into_inner()) = hashes.into_iter().collect();
+    }
+
     /// Lifts a hash.
     pub fn lift(&self, hash: &str) {
         self.hashes

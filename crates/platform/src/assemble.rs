@@ -129,6 +129,8 @@ pub struct Platform {
     pub erasing: Arc<dyn Erasing>,
     /// The retention job.
     pub retention: Arc<Retention>,
+    /// This node's changes that other nodes must take in (see `changes.rs`).
+    pub(crate) changes: tokio::sync::broadcast::Sender<crate::changes::Change>,
 }
 
 impl Platform {
@@ -317,6 +319,7 @@ impl Running {
                 journey_runs: store.clone(),
                 erasing,
                 retention,
+                changes: tokio::sync::broadcast::Sender::new(64),
             },
             tasks,
             delivery: delivery_task,

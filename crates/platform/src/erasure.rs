@@ -60,8 +60,13 @@ pub async fn suppression_key(log: &dyn EventLog) -> Result<Vec<u8>, StoreError> 
     getrandom::fill(&mut key)
         .map_err(|e| StoreError::Storage(format!("no randomness for the suppression key: {e}")))?;
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    log.put_setting(KEY_SETTING, hex.into()).await?;
-    Ok(key)
+    // Nodes starting together on a new store all keep the one key stored first.
+    let stored = log.setting_or_insert(KEY_SETTING, hex.into()).await?;
+    stored
+        .as_str()
+        .and_then(decode_hex)
+        .filter(|k| k.len() == 32)
+        .ok_or_else(|| StoreError::Storage("the stored suppression key is not one".into()))
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
@@ -145,6 +150,7 @@ pub async fn erase(platform: &Platform, profile: ProfileId) -> Result<Erased, Er
         .await?;
     let review_entries = identity.forget_matches(&erased).await?;
     identity.forget(&keys, node.id).await?;
+    platform.announce(crate::changes::Change::Erased { profile: node.id });
     Ok(Erased {
         profile_id: profile,
         erased_at: now,
@@ -160,5 +166,6 @@ pub async fn lift(platform: &Platform, hash: &str) -> Result<bool, StoreError> {
     if let Some(list) = platform.intake.suppressions() {
         list.lift(hash);
     }
+    platform.announce(crate::changes::Change::SuppressionLifted);
     Ok(lifted)
 }

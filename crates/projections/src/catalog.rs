@@ -51,6 +51,8 @@ impl<D> Clone for Entry<D> {
 /// The definitions of one kind, by name.
 pub struct Catalog<D: Definition> {
     entries: RwLock<BTreeMap<String, Entry<D::Item>>>,
+    /// The config file's, compiled once.
+    configured: BTreeMap<String, Entry<D::Item>>,
 }
 
 impl<D: Definition> Catalog<D> {
@@ -76,11 +78,22 @@ impl<D: Definition> Catalog<D> {
                 },
             );
         }
-        let stored: Vec<D::Config> =
-            match log.setting(D::SETTING).await.map_err(CatalogError::Store)? {
-                Some(value) => serde_json::from_value(value).unwrap_or_default(),
-                None => Vec::new(),
-            };
+        let catalog = Catalog {
+            entries: RwLock::new(BTreeMap::new()),
+            configured: entries,
+        };
+        catalog.reload(log).await.map_err(CatalogError::Store)?;
+        Ok(catalog)
+    }
+
+    /// Reads the definitions made through the API again (another node may have made
+    /// some), beside the config file's.
+    pub async fn reload(&self, log: &dyn EventLog) -> Result<(), StoreError> {
+        let stored: Vec<D::Config> = match log.setting(D::SETTING).await? {
+            Some(value) => serde_json::from_value(value).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let mut entries = self.configured.clone();
         for config in stored {
             let name = D::name(&config).to_string();
             if entries.contains_key(&name) {
@@ -102,9 +115,8 @@ impl<D: Definition> Catalog<D> {
                 }
             }
         }
-        Ok(Catalog {
-            entries: RwLock::new(entries),
-        })
+        *self.entries.write().unwrap_or_else(|e| e.into_inner()) = entries;
+        Ok(())
     }
 
     /// Defines one more through the API: checked, stored, then in force.

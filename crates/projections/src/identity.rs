@@ -638,6 +638,15 @@ impl IdentityProjection {
         Ok(())
     }
 
+    /// Another node changed the shared setting `name` (`None`: any, perhaps): when it is an operator's decision
+    /// about the graph (unmerge rules, link decisions), rebuilds from the log under the
+    /// stored decisions, as that node did.
+    pub fn take_in_setting(&self, name: Option<&str>) {
+        if name.is_none_or(|name| name == UNMERGE_RULES || name == LINK_DECISIONS) {
+            self.ask_rebuild();
+        }
+    }
+
     /// Asks [`Self::rebuild_when_asked`] for a rebuild.
     fn ask_rebuild(&self) {
         self.rebuilds_asked.fetch_add(1, Ordering::AcqRel);

@@ -369,6 +369,17 @@ impl Segments {
             .extend(everyone);
     }
 
+    /// Another node changed the shared setting `name` (`None`: any, perhaps): when it is the segments'
+    /// definitions, reads them again and has everyone evaluated at the next update.
+    pub async fn take_in_setting(&self, name: Option<&str>) -> Result<(), StoreError> {
+        if name.is_none_or(|name| name == <Segment as Definition>::SETTING) {
+            self.segments.reload(&**self.identity.log()).await?;
+            self.identity.mark_all_changed();
+            self.identity.nudge();
+        }
+        Ok(())
+    }
+
     /// Defines a segment through the API: checked, stored, then evaluated for everyone
     /// by the maintenance task.
     pub async fn define(&self, definition: SegmentDefinition) -> Result<(), SegmentError> {

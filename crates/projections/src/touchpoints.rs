@@ -71,6 +71,26 @@ impl TouchpointRegistry {
         Ok(Arc::new(registry))
     }
 
+    /// Another node changed the shared setting `name` (`None`: any, perhaps): when it is the registered
+    /// touchpoints, reads them again.
+    pub async fn take_in_setting(&self, name: Option<&str>) -> Result<(), StoreError> {
+        if name.is_some_and(|name| name != MANAGED) {
+            return Ok(());
+        }
+        let stored: BTreeMap<String, Touchpoint> = match self.log.setting(MANAGED).await? {
+            Some(value) => serde_json::from_value::<Vec<Touchpoint>>(value)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t.id.clone(), t))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        let mut managed = self.managed.lock().await;
+        *managed = stored;
+        self.publish(&managed);
+        Ok(())
+    }
+
     /// The touchpoint → channel map the intake reads, kept current.
     pub fn channels(&self) -> Arc<RwLock<TouchpointChannels>> {
         self.channels.clone()

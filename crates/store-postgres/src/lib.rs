@@ -92,6 +92,8 @@ pub struct PgStore {
     committed_tx: Arc<watch::Sender<i64>>,
     appended: watch::Receiver<i64>,
     leases: leases::LeaseHolder,
+    /// The names of the settings this node wrote (see [`PgStore::settings_written`]).
+    settings_written: tokio::sync::broadcast::Sender<String>,
 }
 
 impl PgStore {
@@ -164,6 +166,7 @@ impl PgStore {
             committed_tx,
             appended,
             leases: leases::LeaseHolder::new(&config, node),
+            settings_written: tokio::sync::broadcast::Sender::new(64),
         })
     }
 
@@ -171,6 +174,12 @@ impl PgStore {
     /// tells the others (the `committed` watch also moves for theirs).
     pub fn appended(&self) -> watch::Receiver<i64> {
         self.appended.clone()
+    }
+
+    /// The name of each setting this node writes through `put_setting`, as it is
+    /// committed: what other nodes holding it in memory must read again.
+    pub fn settings_written(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.settings_written.subscribe()
     }
 
     /// Another node committed the log up to `seq`: the `committed` watch moves there

@@ -134,7 +134,27 @@ impl EventLog for PgStore {
 
     async fn put_setting(&self, name: &str, value: Value) -> Result<(), StoreError> {
         let client = self.client().await?;
-        put_setting(&**client, name, &value.to_string()).await
+        put_setting(&**client, name, &value.to_string()).await?;
+        // No receiver (one node alone) is not an error.
+        let _ = self.settings_written.send(name.to_string());
+        Ok(())
+    }
+
+    async fn setting_or_insert(&self, name: &str, value: Value) -> Result<Value, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &value.to_string()],
+            )
+            .await
+            .map_err(db)?;
+        let stored = client
+            .query_one("SELECT value FROM settings WHERE name = $1", &[&name])
+            .await
+            .map_err(db)?;
+        serde_json::from_str(stored.get::<_, &str>(0))
+            .map_err(|e| crate::rows::corrupt(format!("setting {name}: {e}")))
     }
 
     async fn quarantine(&self, query: QuarantineQuery) -> Result<QuarantinePage, StoreError> {

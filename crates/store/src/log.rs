@@ -207,6 +207,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// Stores a setting durably.
     async fn put_setting(&self, name: &str, value: Value) -> Result<(), StoreError>;
 
+    /// The setting `name`, stored as `value` first if there is none, atomically: when
+    /// several make it at once (a secret made at first start by nodes starting
+    /// together), all get the one that was stored.
+    async fn setting_or_insert(&self, name: &str, value: Value) -> Result<Value, StoreError>;
+
     /// Lists quarantine entries.
     async fn quarantine(&self, query: QuarantineQuery) -> Result<QuarantinePage, StoreError>;
 

@@ -54,6 +54,14 @@ impl Serialize for ProfileId {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for ProfileId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|()| serde::de::Error::custom(format!("{text:?} is not a profile id")))
+    }
+}
+
 /// Why an identifier of an event was not linked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -399,6 +399,22 @@ impl EventLog for SqliteLog {
         .await
     }
 
+    async fn setting_or_insert(
+        &self,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        let op = Op::SettingOrInsert {
+            name: name.to_string(),
+            value: value.to_string(),
+        };
+        match self.submit(op).await? {
+            Done::Setting(stored) => serde_json::from_str(&stored)
+                .map_err(|e| StoreError::Storage(format!("setting {name} is not JSON: {e}"))),
+            _ => Err(StoreError::Storage("writer answered out of turn".into())),
+        }
+    }
+
     async fn put_setting(&self, name: &str, value: serde_json::Value) -> Result<(), StoreError> {
         let op = Op::PutSetting {
             name: name.to_string(),

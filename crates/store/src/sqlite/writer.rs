@@ -32,6 +32,11 @@ pub(crate) enum Op {
         name: String,
         value: String,
     },
+    /// A setting stored unless there is one; the one stored.
+    SettingOrInsert {
+        name: String,
+        value: String,
+    },
     Append {
         events: Vec<EventRow>,
         quarantine: Vec<NewQuarantineEntry>,
@@ -78,6 +83,8 @@ pub(crate) enum Op {
 
 pub(crate) enum Done {
     SettingStored,
+    /// The setting as stored (JSON text).
+    Setting(String),
     Appended(AppendOutcome),
     Replayed(Appended),
     Decided(Vec<i64>),
@@ -128,6 +135,7 @@ impl Job {
             Op::Expire(expiring) => (expiring.removed.len() + expiring.stripped.len()).max(1),
             Op::Replay { .. }
             | Op::PutSetting { .. }
+            | Op::SettingOrInsert { .. }
             | Op::ResumeInFlight(_)
             | Op::Requeue { .. }
             | Op::Park(_)
@@ -498,6 +506,18 @@ fn apply(
         Op::PutSetting { name, value } => {
             put_setting(tx, name, value)?;
             Ok(Ok(Done::SettingStored))
+        }
+        Op::SettingOrInsert { name, value } => {
+            tx.prepare_cached(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+            )?
+            .execute(params![name, value])?;
+            let stored: String = tx.query_row(
+                "SELECT value FROM settings WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )?;
+            Ok(Ok(Done::Setting(stored)))
         }
         Op::LiftSuppression(hash) => {
             Ok(Ok(Done::SuppressionLifted(super::erasure::lift(tx, hash)?)))

@@ -200,3 +200,40 @@ async fn events_come_back_as_as_stored_says() {
     );
     log.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_made_at_once_by_several_is_the_one_stored_first() {
+    let log = TestStore::open().await;
+    let first = log
+        .setting_or_insert("privacy.suppression_key", json!("aa"))
+        .await
+        .unwrap();
+    assert_eq!(first, json!("aa"));
+    let second = log
+        .setting_or_insert("privacy.suppression_key", json!("bb"))
+        .await
+        .unwrap();
+    assert_eq!(second, json!("aa"), "the stored one is kept");
+    // Many at once: every one gets the same value, the one stored.
+    let store = log.store();
+    let racing: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .setting_or_insert("engagement.link_secret", json!(format!("s{i}")))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for task in racing {
+        got.push(task.await.unwrap());
+    }
+    assert!(got.windows(2).all(|w| w[0] == w[1]), "{got:?}");
+    assert_eq!(
+        log.setting("engagement.link_secret").await.unwrap(),
+        Some(got[0].clone())
+    );
+}

@@ -85,3 +85,34 @@ impl Platform {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_goes_as_json_naming_no_one() {
+        let changes = [
+            Change::Setting {
+                name: "engagement.segments".into(),
+            },
+            Change::Erased {
+                profile: ProfileId(42),
+            },
+            Change::SuppressionLifted,
+            Change::Missed,
+        ];
+        for change in changes {
+            let text = serde_json::to_string(&change).unwrap();
+            assert_eq!(serde_json::from_str::<Change>(&text).unwrap(), change);
+        }
+        assert_eq!(
+            serde_json::to_string(&Change::Erased {
+                profile: ProfileId(42)
+            })
+            .unwrap(),
+            r#"{"kind":"erased","profile":"p-42"}"#
+        );
+        assert!(serde_json::from_str::<Change>(r#"{"kind":"erased","profile":"42"}"#).is_err());
+    }
+}

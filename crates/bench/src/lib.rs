@@ -54,8 +54,13 @@ enum Bench {
     /// Erasing people from a large store while ingestion runs, against the same
     /// ingestion without erasures.
     Erasure(erasure::ErasureBenchArgs),
+    /// HTTP /v1/batch end to end through 1, 2 and 3 nodes sharing one PostgreSQL store
+    /// and one NATS server, against PostgreSQL's own bulk insert (binary COPY) of the
+    /// same rows; with projection lag, memory per node and bytes per event stored.
+    Cluster(cluster::ClusterBenchArgs),
 }
 
+mod cluster;
 mod delivery;
 mod engagement;
 mod erasure;
@@ -138,6 +143,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Bench::Decisions(args) => engagement::decision_bench(args).await,
         Bench::Delivery(args) => delivery::delivery_bench(args).await,
         Bench::Erasure(args) => erasure::erasure_bench(args).await,
+        Bench::Cluster(args) => cluster::cluster_bench(args).await,
     }
 }
 

@@ -27,8 +27,14 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "DATA_FOLDER", default_value = crate::DEFAULT_DATA_DIR)]
     from: PathBuf,
     /// The PostgreSQL database to fill (`postgres://user@host/db`): it must hold no data.
-    /// Not taken from --store-url or UNAVOCE_STORE_URL: say where the data goes.
-    #[arg(long, value_name = "URL")]
+    /// Not taken from --store-url or UNAVOCE_STORE_URL: say where the data goes (or in
+    /// UNAVOCE_MIGRATE_TO, which keeps a password out of the process list).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "UNAVOCE_MIGRATE_TO",
+        hide_env_values = true
+    )]
     to: String,
     /// Configuration file, for the identity rules the verification replays under
     /// [default: ./unavoce.toml if present, else the data folder's].

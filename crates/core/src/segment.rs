@@ -263,6 +263,25 @@ pub fn normalise(
     };
 
     let (touchpoint, channel) = touchpoint_and_channel(&mut message, event_type, ctx)?;
+    // A store keeps these as text columns, which may not hold a NUL character (the
+    // message's JSON escapes one, and keeps it).
+    for (field, value) in [
+        ("messageId", Some(&message_id)),
+        ("userId", user_id.as_ref()),
+        ("anonymousId", anonymous_id.as_ref()),
+        ("event", name.as_ref()),
+        ("context.touchpoint", touchpoint.as_ref()),
+        ("context.channel", channel.as_ref()),
+    ] {
+        if value.is_some_and(|v| v.contains('\0')) {
+            return Err(Rejection::new(
+                RejectionCode::InvalidField,
+                format!(
+                    "`{field}` holds a NUL character (\\u0000), which no identifier or name may"
+                ),
+            ));
+        }
+    }
 
     Ok(Event {
         message_id,

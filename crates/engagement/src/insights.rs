@@ -345,8 +345,10 @@ impl Insights {
 /// Where the insights reader stopped, as stored; the end of the log at a first start
 /// (insights about what happens from now on).
 async fn stored_cursor(log: &dyn EventLog) -> Result<i64, StoreError> {
-    Ok(match log.setting(CURSOR_SETTING).await? {
-        Some(value) => value.as_i64().unwrap_or(0),
-        None => *log.committed().borrow(),
-    })
+    let now = *log.committed().borrow();
+    Ok(log
+        .setting_or_insert(CURSOR_SETTING, json!(now))
+        .await?
+        .as_i64()
+        .unwrap_or(0))
 }

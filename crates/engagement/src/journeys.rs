@@ -1007,11 +1007,14 @@ async fn load_runs(
     store: &dyn JourneyStore,
     catalog: &Catalog<JourneyKind>,
 ) -> Result<Runs, StoreError> {
-    let cursor = match log.setting(CURSOR_SETTING).await? {
-        Some(value) => value.as_i64().unwrap_or(0),
-        // A first start: journeys react to what happens from now on.
-        None => *log.committed().borrow(),
-    };
+    // A first start: journeys react to what happens from now on — from where the first
+    // node to start stored it, so a node taking over does not skip what came between.
+    let now = *log.committed().borrow();
+    let cursor = log
+        .setting_or_insert(CURSOR_SETTING, json!(now))
+        .await?
+        .as_i64()
+        .unwrap_or(0);
     let mut runs = Runs {
         cursor,
         ..Default::default()

@@ -22,7 +22,9 @@ pub type Resume =
 
 /// Runs `start`'s task while this node holds the lease on `work`: asks for the lease
 /// every [`LEASE_RETRY`] while another node holds it; once taken, `resume`s, then starts
-/// the work; aborts it the moment the lease is lost, and asks again.
+/// the work; aborts it when the lease is lost (at its next await: a write already handed
+/// to the store still commits), and asks again. Work that panics is started again the
+/// same way; work that ends (nothing to do, e.g. no retention configured) is over.
 pub fn leased(
     leases: Arc<dyn Leases>,
     work: &'static str,
@@ -52,7 +54,14 @@ pub fn leased(
             tracing::debug!(work, "this node took the lease");
             let mut running = AbortOnDrop(start());
             tokio::select! {
-                _ = &mut running.0 => return,
+                ended = &mut running.0 => {
+                    if ended.is_ok() {
+                        return;
+                    }
+                    tracing::error!(work, "leased work failed; it starts again");
+                    drop(lease);
+                    tokio::time::sleep(LEASE_RETRY).await;
+                }
                 _ = lease.lost() => {
                     tracing::warn!(work, "this node lost the lease; the work stops here");
                 }

@@ -231,6 +231,8 @@ pub struct IdentityProjection {
     /// Events pushed by the intake, by log position, not yet applied.
     pushed: Mutex<BTreeMap<i64, Event>>,
     wake: Condvar,
+    /// Another process committed events no push carries: read the log.
+    log_moved: AtomicBool,
     stopping: AtomicBool,
 }
 
@@ -265,6 +267,7 @@ impl IdentityProjection {
             rebuild_wake: tokio::sync::Notify::new(),
             pushed: Mutex::new(BTreeMap::new()),
             wake: Condvar::new(),
+            log_moved: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
         });
         let last = *projection.log.committed().borrow();
@@ -317,6 +320,9 @@ impl IdentityProjection {
     /// Wakes the thread started by [`Self::follow`] to read the log now (another
     /// process committed events no push carries).
     pub fn read_log_now(&self) {
+        // Noted under the buffer's lock, so a follower about to wait sees it.
+        let _pushed = self.pushed.lock();
+        self.log_moved.store(true, Ordering::Release);
         self.wake.notify_one();
     }
 
@@ -326,16 +332,21 @@ impl IdentityProjection {
         self.wake.notify_all();
     }
 
-    /// Waits until events are pushed or `timeout` passes; whether there are events.
+    /// Waits until events are pushed, the log moved without them
+    /// ([`Self::read_log_now`]) or `timeout` passes; whether there are pushed events to
+    /// apply (false: read the log).
     fn wait_for_push(&self, timeout: Duration) -> bool {
         let Ok(pushed) = self.pushed.lock() else {
             return false;
         };
+        if self.log_moved.swap(false, Ordering::AcqRel) {
+            return false;
+        }
         if !pushed.is_empty() {
             return true;
         }
         match self.wake.wait_timeout(pushed, timeout) {
-            Ok((pushed, _)) => !pushed.is_empty(),
+            Ok((pushed, _)) => !self.log_moved.swap(false, Ordering::AcqRel) && !pushed.is_empty(),
             Err(_) => false,
         }
     }

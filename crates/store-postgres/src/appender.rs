@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, NoTls, Transaction};
 use unavoce_core::redact::Redacted;
 use unavoce_store::{
     AppendOutcome, Appended, CommitInfo, CommitKind, CommitObserver, EventRow, NewQuarantineEntry,
@@ -71,6 +71,8 @@ impl AppendJob {
 
 /// What the appender task owns.
 pub(crate) struct Appender {
+    /// How to connect again when the connection is lost.
+    pub config: tokio_postgres::Config,
     pub client: Client,
     /// The connection's own task: when it ends, the connection is gone.
     pub connection: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
@@ -80,6 +82,17 @@ pub(crate) struct Appender {
     /// The last position this node committed.
     pub appended: watch::Sender<i64>,
     pub observer: Option<CommitObserver>,
+}
+
+impl Appender {
+    /// Connects again after the connection was lost.
+    async fn reconnect(&mut self) -> Result<(), StoreError> {
+        let (client, connection) = self.config.connect(NoTls).await.map_err(db)?;
+        self.client = client;
+        self.connection = tokio::spawn(connection);
+        tracing::warn!("the appender's PostgreSQL connection was lost; it connected again");
+        Ok(())
+    }
 }
 
 /// Runs until every sender is gone and the queue is empty.
@@ -98,12 +111,12 @@ pub(crate) async fn run(
             rows += job.rows();
             group.push(job);
         }
-        if appender.connection.is_finished() {
-            tracing::error!("the appender's PostgreSQL connection is gone; appends fail");
+        if appender.connection.is_finished()
+            && let Err(e) = appender.reconnect().await
+        {
+            tracing::error!(error = %Redacted(&e), "the appender's PostgreSQL connection is gone and cannot be made again; these appends fail");
             for job in group {
-                job.fail(StoreError::Storage(
-                    "the connection to PostgreSQL was lost".into(),
-                ));
+                job.fail(e.clone());
             }
             continue;
         }

@@ -2,12 +2,12 @@
 //!
 //! A lease is `pg_try_advisory_lock` on the work's name, taken on this node's lease
 //! session. PostgreSQL releases a session's locks when its connection ends: a node that
-//! dies (SIGKILL closes its sockets at once; a lost machine is found by TCP keepalives)
-//! gives its work up, and the next node that asks takes it. The session is pinged every
-//! [`PING_EVERY`]: when a ping fails or does not answer within [`PING_TIMEOUT`], every
-//! lease of the session is lost and its work stops, before another node could have
-//! taken it over only if the database also lost the session — so work is stopped here
-//! no later than it can start elsewhere, give or take the ping's timing.
+//! dies gives its work up — at once when its process dies (its sockets close), within
+//! about 11 s when its machine is lost or cut off (the server's TCP keepalives, set on
+//! every connection in `PgStore::open`) — and the next node that asks takes it. The
+//! session is pinged every [`PING_EVERY`]: when a ping fails or does not answer within
+//! [`PING_TIMEOUT`], the node gives up every lease of the session and ends it, so a node
+//! cut off stops its work about when the database lets another node start it.
 //!
 //! Why not NATS (KV with revisions, or durable consumers)? The leases guard writes to
 //! PostgreSQL; holding them in PostgreSQL means a node that can no longer reach the
@@ -51,12 +51,7 @@ struct Session {
 impl LeaseHolder {
     pub(crate) fn new(config: &tokio_postgres::Config, node: &str) -> LeaseHolder {
         let mut config = config.clone();
-        config
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(5))
-            .keepalives_interval(Duration::from_secs(2))
-            .keepalives_retries(3)
-            .application_name(format!("unavoce-leases {node}").trim_end());
+        config.application_name(format!("unavoce-leases {node}").trim_end());
         LeaseHolder {
             config,
             session: Mutex::new(None),

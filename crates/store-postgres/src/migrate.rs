@@ -88,6 +88,10 @@ pub enum MigrateError {
         .holding.join(", ")
     )]
     TargetNotEmpty { holding: Vec<&'static str> },
+    #[error(
+        "refused: {0} Unavoce node(s) are connected to the PostgreSQL database; stop them first (they hold its secrets in memory, which the migration replaces)"
+    )]
+    NodesRunning(i64),
     #[error("cannot write {table} to PostgreSQL (nothing was kept): {error}")]
     Write { table: &'static str, error: String },
     #[error(
@@ -581,6 +585,19 @@ async fn refuse_unless_empty(tx: &Transaction<'_>) -> Result<(), MigrateError> {
     }
     if !holding.is_empty() {
         return Err(MigrateError::TargetNotEmpty { holding });
+    }
+    let nodes: i64 = tx
+        .query_one(
+            "SELECT count(DISTINCT application_name) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND (application_name = 'unavoce' OR application_name LIKE 'unavoce %')",
+            &[],
+        )
+        .await
+        .map_err(read)?
+        .get(0);
+    if nodes > 0 {
+        return Err(MigrateError::NodesRunning(nodes));
     }
     Ok(())
 }

@@ -25,9 +25,10 @@ impl TestDatabase {
             jiff::Timestamp::now().as_second(),
             uuid::Uuid::new_v4().simple()
         );
+        let shown = crate::display_url(&admin_url);
         let unreachable = |e: tokio_postgres::Error| {
             format!(
-                "PostgreSQL is not reachable at {admin_url} ({e}): start it (`.ci/run` does), \
+                "PostgreSQL is not reachable at {shown} ({e}): start it (`.ci/run` does), \
                  or point UNAVOCE_TEST_POSTGRES_URL at a server where tests may create databases"
             )
         };
@@ -42,8 +43,6 @@ impl TestDatabase {
             .map_err(unreachable)?;
         drop(client);
         let _ = connection.await;
-        let mut config: tokio_postgres::Config = admin_url.parse().map_err(unreachable)?;
-        config.dbname(&name);
         Ok(TestDatabase {
             url: url_of(&admin_url, &name),
             name,

@@ -238,3 +238,23 @@ fn a_write_key_is_never_kept_whatever_the_source() {
             .unwrap();
     assert!(!event.message.contains_key("writeKey"));
 }
+
+#[test]
+fn a_nul_character_in_an_identifier_or_name_is_refused_but_kept_inside_properties() {
+    for message in [
+        json!({"type": "track", "event": "Tapped", "userId": "a\u{0}b"}),
+        json!({"type": "track", "event": "Tap\u{0}ped", "userId": "a"}),
+        json!({"type": "page", "anonymousId": "x\u{0}"}),
+        json!({"type": "track", "event": "Tapped", "userId": "a", "messageId": "m\u{0}"}),
+        json!({"type": "track", "event": "Tapped", "userId": "a",
+            "context": {"touchpoint": "shop\u{0}"}}),
+    ] {
+        let refused = normalised(message.clone()).unwrap_err();
+        assert_eq!(refused.code, RejectionCode::InvalidField, "{message}");
+        assert!(refused.message.contains("NUL"), "{}", refused.message);
+    }
+    let kept = normalised(json!({"type": "track", "event": "Tapped", "userId": "a",
+        "properties": {"note": "a\u{0}b"}}))
+    .unwrap();
+    assert_eq!(kept.message["properties"]["note"], "a\u{0}b");
+}

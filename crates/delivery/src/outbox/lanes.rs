@@ -48,11 +48,11 @@ impl Sink {
     }
 }
 
-/// One channel's provider and its pace.
 /// How often a node asks for a lane's lease while another node holds it: how soon a
 /// lane is taken over when its node dies.
 pub const LEASE_RETRY: Duration = Duration::from_secs(1);
 
+/// One channel's provider and its pace.
 pub(super) struct Lane {
     /// The channel it carries (the outbox entries it claims).
     pub(super) channel: String,
@@ -158,12 +158,13 @@ impl Dispatcher {
             .collect()
     }
 
-    /// Runs one lane until `stop`: claims due entries by the batch, hands each to a
-    /// free slot, and gives back what it claimed but did not attempt.
     /// Works `lane` whenever this node holds its lease, until `stop`: asks for the
     /// lease every [`LEASE_RETRY`] while another node holds it; once taken, puts back
     /// in line what was left under way (by a crash, or by the node that held it), and
-    /// runs the lane until the lease is lost or `stop` turns true.
+    /// runs the lane until the lease is lost or `stop` turns true. A lost lease stops
+    /// the lane at once — its attempts under way are dropped and what it claimed stays
+    /// `sending`, for the next holder to put back in line — so that nothing this node
+    /// settles late can undo the new holder's claims.
     pub(super) async fn run_leased_lane(
         self: Arc<Self>,
         lane: Arc<Lane>,
@@ -210,8 +211,7 @@ impl Dispatcher {
                 _ = &mut running => {}
                 _ = lease.lost() => {
                     tracing::warn!(channel = %lane.channel, "this node lost the lane's lease; it stops sending on it");
-                    lane_stop.send_replace(true);
-                    running.await;
+                    // Dropping the lane drops its attempts (their join set aborts them).
                 }
                 _ = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
                     lane_stop.send_replace(true);
@@ -221,6 +221,8 @@ impl Dispatcher {
         }
     }
 
+    /// Runs one lane until `stop`: claims due entries by the batch, hands each to a
+    /// free slot, and gives back what it claimed but did not attempt.
     pub(super) async fn run_lane(
         self: Arc<Self>,
         lane: Arc<Lane>,

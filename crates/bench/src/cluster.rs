@@ -26,8 +26,6 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 use tokio_postgres::NoTls;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
 use unavoce_store::{EventLog, EventRow};
 use unavoce_store_postgres::testing::TestDatabase;
 use unavoce_store_postgres::{PgOptions, PgStore};
@@ -62,24 +60,6 @@ const NATS_URL: &str = "nats://127.0.0.1:4222";
 /// How long a node may take to answer after it starts, and its projections to catch up.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// The `events` table's columns, in `COPY` order, as the appender writes them.
-const COPY_EVENTS: &str = "COPY events (seq, message_id, type, name, user_id, anonymous_id, \
-     timestamp, received_at, touchpoint, channel, source, message) FROM STDIN (FORMAT binary)";
-const EVENT_TYPES: [Type; 12] = [
-    Type::INT8,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT8,
-    Type::INT8,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-];
 
 /// Each round: the raw baseline, then every cluster size end to end; medians reported.
 pub async fn cluster_bench(args: ClusterBenchArgs) -> anyhow::Result<()> {
@@ -209,43 +189,15 @@ async fn raw_copy(rows: &[EventRow], per_transaction: usize) -> anyhow::Result<R
         .context("cannot create Unavoce's schema in PostgreSQL")?;
     store.close().await;
     drop(store);
-    let (mut client, connection) = tokio_postgres::connect(&database.url, NoTls)
+    let started = Instant::now();
+    unavoce_store_postgres::bulk_insert_baseline(&database.url, rows, per_transaction)
+        .await
+        .context("the baseline's COPY failed")?;
+    let rate = rows.len() as f64 / started.elapsed().as_secs_f64();
+    let (client, connection) = tokio_postgres::connect(&database.url, NoTls)
         .await
         .context("cannot connect to PostgreSQL")?;
     let connection = tokio::spawn(connection);
-    let started = Instant::now();
-    let mut seq = 0i64;
-    for chunk in rows.chunks(per_transaction.max(1)) {
-        let tx = client.transaction().await?;
-        tx.query_one("SELECT seq FROM log_head WHERE id = 1 FOR UPDATE", &[])
-            .await?;
-        let sink = tx.copy_in(COPY_EVENTS).await?;
-        let writer = BinaryCopyInWriter::new(sink, &EVENT_TYPES);
-        let mut writer = std::pin::pin!(writer);
-        for row in chunk {
-            seq += 1;
-            let columns: [&(dyn ToSql + Sync); 12] = [
-                &seq,
-                &row.message_id,
-                &row.event_type,
-                &row.name,
-                &row.user_id,
-                &row.anonymous_id,
-                &row.timestamp,
-                &row.received_at,
-                &row.touchpoint,
-                &row.channel,
-                &row.source,
-                &row.message,
-            ];
-            writer.as_mut().write(&columns).await?;
-        }
-        writer.finish().await?;
-        tx.execute("UPDATE log_head SET seq = $1 WHERE id = 1", &[&seq])
-            .await?;
-        tx.commit().await.context("the baseline's commit failed")?;
-    }
-    let rate = rows.len() as f64 / started.elapsed().as_secs_f64();
     let bytes_per_event = stored_bytes_per_event(&client, rows.len() as u64).await?;
     drop(client);
     let _ = connection.await;
@@ -428,7 +380,11 @@ impl Cluster {
     /// CPU seconds used so far by the nodes, PostgreSQL's processes and this one.
     fn cpu(&self) -> CpuSeconds {
         CpuSeconds {
-            nodes: self.nodes.iter().map(|n| cpu_seconds_of(n.pid())).sum(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| super::cpu_seconds_of(n.pid()))
+                .sum(),
             postgres: postgres_cpu_seconds(),
             bench: super::cpu_seconds(),
         }
@@ -695,21 +651,6 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU seconds (user + system) process `pid` has used (Linux), or 0.
-fn cpu_seconds_of(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name, which is in parentheses.
-            let rest = s.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let user: f64 = fields.get(11)?.parse().ok()?;
-            let system: f64 = fields.get(12)?.parse().ok()?;
-            Some((user + system) / 100.0)
-        })
-        .unwrap_or(0.0)
-}
-
 /// CPU seconds used by the live processes of a PostgreSQL server on this machine
 /// (those named `postgres`), or 0 when it runs elsewhere.
 fn postgres_cpu_seconds() -> f64 {
@@ -722,6 +663,6 @@ fn postgres_cpu_seconds() -> f64 {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|name| name.trim_end() == "postgres")
         })
-        .map(cpu_seconds_of)
+        .map(super::cpu_seconds_of)
         .sum()
 }

@@ -965,7 +965,12 @@ fn current_rss_kib() -> u64 {
 
 /// CPU time (user + system) this process has used, in seconds (Linux), or 0.
 fn cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
+    cpu_seconds_of("self")
+}
+
+/// CPU time (user + system) process `pid` (or `self`) has used, in seconds (Linux), or 0.
+fn cpu_seconds_of(pid: impl std::fmt::Display) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             // Fields after the command name, which is in parentheses.

@@ -365,6 +365,34 @@ async fn write(
     })
 }
 
+/// PostgreSQL's own bulk insert, the baseline of the cluster benchmark: `rows` copied
+/// into the `events` table of the (empty, migrated) database at `url` from one
+/// connection, `per_transaction` rows per transaction, each taking its positions as the
+/// appender does (the head locked, then moved past them), with no queue, no parsing
+/// and no HTTP.
+pub async fn bulk_insert_baseline(
+    url: &str,
+    rows: &[EventRow],
+    per_transaction: usize,
+) -> Result<(), StoreError> {
+    let (mut client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(db)?;
+    let connection = tokio::spawn(connection);
+    for chunk in rows.chunks(per_transaction.max(1)) {
+        let tx = client.transaction().await.map_err(db)?;
+        let head = lock_head(&tx).await?;
+        let placed: Vec<(i64, &EventRow)> = (head + 1..).zip(chunk).collect();
+        copy_events(&tx, &placed).await?;
+        let moved = head + chunk.len() as i64;
+        tx.execute("UPDATE log_head SET seq = $1 WHERE id = 1", &[&moved])
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+    }
+    drop(client);
+    let _ = connection.await;
+    Ok(())
+}
+
 /// Writes events at their positions with a binary `COPY`.
 async fn copy_events(tx: &Transaction<'_>, rows: &[(i64, &EventRow)]) -> Result<(), StoreError> {
     if rows.is_empty() {

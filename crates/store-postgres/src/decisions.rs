@@ -172,31 +172,24 @@ impl DecisionLog for PgStore {
         args.push(&limit);
         let order = if query.newest_first { "DESC" } else { "ASC" };
         sql.push_str(&format!(" ORDER BY id {order} LIMIT ${}", args.len()));
-        let client = self.client().await?;
-        let statement = client.prepare_cached(&sql).await.map_err(db)?;
-        client
-            .query(&statement, &args)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| {
-                Ok(StoredDecision {
-                    id: get(r, 0)?,
-                    decision: NewDecision {
-                        profile_id: profile_id_at(r, 1)?,
-                        message: get(r, 2)?,
-                        purpose: get(r, 3)?,
-                        channel: get(r, 4)?,
-                        journey: get(r, 5)?,
-                        broadcast: get(r, 6)?,
-                        decided_at: from_micros(get(r, 7)?),
-                        outcome: outcome_at(r, 8)?,
-                        send_at: get::<Option<i64>>(r, 9)?.map(from_micros),
-                        reasons: serde_json::from_str(get(r, 10)?).unwrap_or(Value::Null),
-                    },
-                })
+        self.read_rows(&sql, &args, |r| {
+            Ok(StoredDecision {
+                id: get(r, 0)?,
+                decision: NewDecision {
+                    profile_id: profile_id_at(r, 1)?,
+                    message: get(r, 2)?,
+                    purpose: get(r, 3)?,
+                    channel: get(r, 4)?,
+                    journey: get(r, 5)?,
+                    broadcast: get(r, 6)?,
+                    decided_at: from_micros(get(r, 7)?),
+                    outcome: outcome_at(r, 8)?,
+                    send_at: get::<Option<i64>>(r, 9)?.map(from_micros),
+                    reasons: serde_json::from_str(get(r, 10)?).unwrap_or(Value::Null),
+                },
             })
-            .collect()
+        })
+        .await
     }
 }
 
@@ -278,33 +271,26 @@ impl JourneyStore for PgStore {
         }
         args.push(&limit);
         sql.push_str(&format!(" ORDER BY key LIMIT ${}", args.len()));
-        let client = self.client().await?;
-        let statement = client.prepare_cached(&sql).await.map_err(db)?;
-        client
-            .query(&statement, &args)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|r| {
-                Ok(JourneyRun {
-                    key: get(r, 0)?,
-                    journey: get(r, 1)?,
-                    profile_id: profile_id_at(r, 2)?,
-                    entered_at: from_micros(get(r, 3)?),
-                    control: get(r, 4)?,
-                    status: run_status_at(r, 5)?,
-                    step: get::<i64>(r, 6)?.max(0) as usize,
-                    wake_at: get::<Option<i64>>(r, 7)?.map(from_micros),
-                    waiting_for: get(r, 8)?,
-                    blocked: get(r, 9)?,
-                    watching: get(r, 10)?,
-                    fallbacks: serde_json::from_str(get(r, 11)?).unwrap_or_default(),
-                    exit_reason: get(r, 12)?,
-                    converted_at: get::<Option<i64>>(r, 13)?.map(from_micros),
-                    updated_at: from_micros(get(r, 14)?),
-                })
+        self.read_rows(&sql, &args, |r| {
+            Ok(JourneyRun {
+                key: get(r, 0)?,
+                journey: get(r, 1)?,
+                profile_id: profile_id_at(r, 2)?,
+                entered_at: from_micros(get(r, 3)?),
+                control: get(r, 4)?,
+                status: run_status_at(r, 5)?,
+                step: get::<i64>(r, 6)?.max(0) as usize,
+                wake_at: get::<Option<i64>>(r, 7)?.map(from_micros),
+                waiting_for: get(r, 8)?,
+                blocked: get(r, 9)?,
+                watching: get(r, 10)?,
+                fallbacks: serde_json::from_str(get(r, 11)?).unwrap_or_default(),
+                exit_reason: get(r, 12)?,
+                converted_at: get::<Option<i64>>(r, 13)?.map(from_micros),
+                updated_at: from_micros(get(r, 14)?),
             })
-            .collect()
+        })
+        .await
     }
 
     async fn run_counts(&self, journey: &str) -> Result<Vec<RunCount>, StoreError> {

@@ -251,15 +251,7 @@ impl Governance for PgStore {
         }
         args.push(&limit);
         sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", args.len()));
-        let client = self.client().await?;
-        let statement = client.prepare_cached(&sql).await.map_err(db)?;
-        client
-            .query(&statement, &args)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(record)
-            .collect()
+        self.read_rows(&sql, &args, record).await
     }
 
     async fn audit_chain(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {

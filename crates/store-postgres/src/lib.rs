@@ -34,6 +34,7 @@ use tokio_postgres::NoTls;
 use unavoce_store::{CommitObserver, StoreError};
 
 use self::appender::AppendJob;
+pub use self::appender::bulk_insert_baseline;
 use self::rows::{db, pool};
 
 /// Settings of the PostgreSQL store.
@@ -216,6 +217,25 @@ impl PgStore {
     /// A pooled connection.
     pub(crate) async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(pool)
+    }
+
+    /// Runs query `sql` (prepared once per connection) on a pooled connection and reads
+    /// each row with `read`.
+    pub(crate) async fn read_rows<T>(
+        &self,
+        sql: &str,
+        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        read: impl Fn(&tokio_postgres::Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(db)?;
+        client
+            .query(&statement, args)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(read)
+            .collect()
     }
 
     /// Queues an append job for the appender; its answer.

@@ -21,10 +21,6 @@ const MAX_PAGE: usize = 10_000;
 
 #[async_trait]
 impl EventLog for PgStore {
-    async fn append(&self, batch: &AppendBatch) -> Result<AppendOutcome, StoreError> {
-        self.append_settling(batch, Vec::new()).await
-    }
-
     async fn append_settling(
         &self,
         batch: &AppendBatch,
@@ -33,11 +29,7 @@ impl EventLog for PgStore {
         if batch.is_empty() && settlements.is_empty() {
             return Ok(AppendOutcome::default());
         }
-        let events = batch
-            .events
-            .iter()
-            .map(EventRow::from_event)
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = batch.event_rows()?;
         let quarantine = batch.quarantine.clone();
         self.submit(|reply| AppendJob::Append {
             events,
@@ -78,15 +70,11 @@ impl EventLog for PgStore {
             sql.push_str(&format!(" AND anonymous_id = ${}", args.len()));
         }
         sql.push_str(&format!(" ORDER BY seq LIMIT {}", limit + 1));
-        let client = self.client().await?;
-        let statement = client.prepare_cached(&sql).await.map_err(db)?;
-        let mut events = client
-            .query(&statement, &args)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(|row| event_from_row(row).map(|(seq, event)| StoredEvent { seq, event }))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut events = self
+            .read_rows(&sql, &args, |row| {
+                event_from_row(row).map(|(seq, event)| StoredEvent { seq, event })
+            })
+            .await?;
         let next_cursor = if events.len() > limit {
             events.truncate(limit);
             events.last().map(|e| e.seq)
@@ -175,14 +163,7 @@ impl EventLog for PgStore {
             sql.push_str(&format!(" AND code = ${}", args.len()));
         }
         sql.push_str(&format!(" ORDER BY id LIMIT {}", limit + 1));
-        let client = self.client().await?;
-        let mut entries = client
-            .query(&sql, &args)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(quarantine_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut entries = self.read_rows(&sql, &args, quarantine_from_row).await?;
         let next_cursor = if entries.len() > limit {
             entries.truncate(limit);
             entries.last().map(|e| e.id)

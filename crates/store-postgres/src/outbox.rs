@@ -291,15 +291,7 @@ impl Outbox for PgStore {
         }
         args.push(&limit);
         sql.push_str(&format!(" ORDER BY o.id LIMIT ${}", args.len()));
-        let client = self.client().await?;
-        let statement = client.prepare_cached(&sql).await.map_err(db)?;
-        client
-            .query(&statement, &args)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(entry)
-            .collect()
+        self.read_rows(&sql, &args, entry).await
     }
 
     async fn park_report(&self, report: EarlyReport) -> Result<(), StoreError> {

@@ -60,6 +60,15 @@ impl AppendBatch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Its events as a store writes them (serialised on the caller's task, so a store's
+    /// writer only writes).
+    pub fn event_rows(&self) -> Result<Vec<crate::EventRow>, StoreError> {
+        self.events
+            .iter()
+            .map(crate::EventRow::from_event)
+            .collect()
+    }
 }
 
 /// What became of one appended event.
@@ -172,7 +181,9 @@ pub struct LogStats {
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Appends events (de-duplicated by `messageId`) and quarantine entries atomically.
-    async fn append(&self, batch: &AppendBatch) -> Result<AppendOutcome, StoreError>;
+    async fn append(&self, batch: &AppendBatch) -> Result<AppendOutcome, StoreError> {
+        self.append_settling(batch, Vec::new()).await
+    }
 
     /// Appends `event`, the fixed form of quarantine entry `id`, and marks the entry
     /// replayed, atomically.

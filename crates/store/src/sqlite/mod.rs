@@ -314,10 +314,6 @@ fn open_reader(path: &Path, durability: Durability) -> rusqlite::Result<Connecti
 
 #[async_trait]
 impl EventLog for SqliteLog {
-    async fn append(&self, batch: &AppendBatch) -> Result<AppendOutcome, StoreError> {
-        self.append_settling(batch, Vec::new()).await
-    }
-
     async fn append_settling(
         &self,
         batch: &AppendBatch,
@@ -326,12 +322,7 @@ impl EventLog for SqliteLog {
         if batch.is_empty() && settlements.is_empty() {
             return Ok(AppendOutcome::default());
         }
-        // Serialise here, on the caller's thread, so the single writer only writes.
-        let events = batch
-            .events
-            .iter()
-            .map(EventRow::from_event)
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = batch.event_rows()?;
         match self
             .submit(Op::Append {
                 events,

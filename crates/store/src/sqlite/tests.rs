@@ -378,25 +378,10 @@ async fn profile_ids_are_stored_as_text_and_one_that_is_not_is_an_error() {
     );
 }
 
-/// Every `seq` in the log, read one to a page.
-async fn every_seq(log: &SqliteLog) -> Vec<i64> {
-    let mut query = EventQuery {
-        limit: 1,
-        ..Default::default()
-    };
-    let mut seqs = Vec::new();
-    loop {
-        let page = log.events(query.clone()).await.unwrap();
-        seqs.extend(page.events.iter().map(|e| e.seq));
-        match page.next_cursor {
-            Some(cursor) => query.after_seq = Some(cursor),
-            None => return seqs,
-        }
-    }
-}
-
 #[tokio::test]
-async fn the_position_of_an_erased_newest_event_is_not_given_again_after_a_restart() {
+/// What the store contract's test of the same story cannot see: SQLite's identifier
+/// index reaches past the erased positions.
+async fn the_identifier_index_reaches_past_erased_newest_positions_after_a_restart() {
     use crate::erasure::{Erasing, Erasure};
 
     let dir = tempfile::tempdir().unwrap();
@@ -419,21 +404,12 @@ async fn the_position_of_an_erased_newest_event_is_not_given_again_after_a_resta
     log.close().await;
 
     let log = SqliteLog::open(dir.path(), options()).unwrap();
-    assert_eq!(
-        *log.committed().borrow(),
-        3,
-        "the watch starts at the highest given"
-    );
-    let next = log
-        .append(&AppendBatch {
-            events: vec![event("m4", "u2")],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(next.events, [Appended::Stored { seq: 4 }]);
-    assert_eq!(pages_of(&log, "u2").await, [4]);
-    assert_eq!(every_seq(&log).await, [1, 4]);
+    log.append(&AppendBatch {
+        events: vec![event("m4", "u2")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     // The writer indexes up to the highest position, past the erased ones, once idle.
     let progress = || {
         let conn = Connection::open(dir.path().join("events.db")).unwrap();

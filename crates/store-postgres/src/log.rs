@@ -129,6 +129,10 @@ impl EventLog for PgStore {
     }
 
     async fn setting_or_insert(&self, name: &str, value: Value) -> Result<Value, StoreError> {
+        // Stored already (every start but the first): no write.
+        if let Some(stored) = self.setting(name).await? {
+            return Ok(stored);
+        }
         let client = self.client().await?;
         client
             .execute(

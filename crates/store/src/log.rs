@@ -220,7 +220,7 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The setting `name`, stored as `value` first if there is none, atomically: when
     /// several make it at once (a secret made at first start by nodes starting
-    /// together), all get the one that was stored.
+    /// together), all get the one that was stored. Once it is stored, only a read.
     async fn setting_or_insert(&self, name: &str, value: Value) -> Result<Value, StoreError>;
 
     /// Lists quarantine entries.

@@ -81,15 +81,17 @@ async fn start_on(store: TestStore, metrics: Arc<Metrics>, customise: Customise)
     };
     let mut blueprint = Blueprint::defaults("http://unavoce.test").unwrap();
     customise(&mut blueprint);
+    // Before the platform's background work starts writing: a test may give the store
+    // a queue of one.
+    unavoce_platform::keys::enroll_admin_key(store.store().as_ref(), ADMIN_KEY)
+        .await
+        .unwrap();
     let running = Running::start(store.store(), blueprint).await.unwrap();
     let state = AppState {
         platform: running.platform.clone(),
         keys: Arc::new(keys),
         metrics,
     };
-    unavoce_platform::keys::enroll_admin_key(running.platform.governance.as_ref(), ADMIN_KEY)
-        .await
-        .unwrap();
     TestServer {
         store,
         app: router(state),

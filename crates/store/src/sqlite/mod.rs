@@ -395,6 +395,10 @@ impl EventLog for SqliteLog {
         name: &str,
         value: serde_json::Value,
     ) -> Result<serde_json::Value, StoreError> {
+        // Stored already (every start but the first): no write.
+        if let Some(stored) = self.setting(name).await? {
+            return Ok(stored);
+        }
         let op = Op::SettingOrInsert {
             name: name.to_string(),
             value: value.to_string(),

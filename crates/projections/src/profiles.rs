@@ -139,8 +139,14 @@ impl IdentityProjection {
     }
 
     /// The people with an identifier or a name that `query` matches, in profile order,
-    /// `limit` at the most.
+    /// `limit` at the most. A phone-like query is also read as a whole number by the
+    /// identity rules (default region included).
     pub fn search(&self, query: &SearchQuery, limit: usize) -> Vec<Found> {
+        let query = &if query.is_phone_like() {
+            (query.clone()).with_number(self.rules().phone_number(query.text()))
+        } else {
+            query.clone()
+        };
         self.read_people(|graph, people| {
             graph
                 .profiles_after(None)

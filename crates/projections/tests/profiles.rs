@@ -149,3 +149,39 @@ async fn views_dated_after_now_are_counted_from_the_log() {
         card.next_best_action.summary
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_number_is_found_as_an_agent_types_it() {
+    let p = World::new().await;
+    p.send(vec![
+        json!({"type": "identify", "userId": "carla", "timestamp": day(1),
+            "traits": {"name": "Carla Verdi", "phone": "347 555 0003"}}),
+        json!({"type": "identify", "userId": "dario", "timestamp": day(1),
+            "traits": {"name": "Dario Neri", "phone": "+39 06 5555 1234"}}),
+    ])
+    .await;
+    let carla = p.profile_of("carla");
+    let dario = p.profile_of("dario");
+    let found = |q: &str| -> Vec<_> {
+        (p.identity
+            .search(&SearchQuery::new(q).unwrap(), 10)
+            .into_iter())
+        .map(|f| f.id)
+        .collect()
+    };
+    for written in [
+        "3475550003",
+        "347 555 0003",
+        "347-555-0003",
+        "+39 347 555 0003",
+        "0039 347 555 0003",
+        "347 555",
+    ] {
+        assert_eq!(found(written), vec![carla], "{written:?}");
+    }
+    // A landline keeps its leading 0 after the country code in E.164 (+39 06…): the
+    // national form is read whole by the identity rules' default region (IT).
+    assert_eq!(found("06 5555 1234"), vec![dario]);
+    assert_eq!(found("06-5555-1234"), vec![dario]);
+    assert!(found("347 555 0004").is_empty());
+}

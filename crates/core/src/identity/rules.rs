@@ -344,6 +344,12 @@ impl IdentityRules {
         (!value.is_empty()).then_some(value)
     }
 
+    /// `raw` read as a whole phone number in the default region, in E.164; `None` when
+    /// it is not a valid number.
+    pub fn phone_number(&self, raw: &str) -> Option<String> {
+        self.normalise_phone(raw.trim())
+    }
+
     /// A phone number in E.164, read in the default region. A national number whose
     /// first digits equal the calling code (Italian mobiles starting `393`) can be taken
     /// for an international one; when that reading is invalid, the national one is tried.

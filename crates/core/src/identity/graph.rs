@@ -225,7 +225,9 @@ impl IdentityGraph {
             });
             false
         });
-        self.detect_shared(seq, at, &mut ids, &mut resolution);
+        // An unmerge cuts the link before anything learns from the event: the graph is
+        // what it would be had the cut identifier never come with those it was cut from,
+        // so that meeting does not count as evidence of sharing either.
         for rule in &self.unmerge_rules {
             if ids.contains(&rule.key) && ids.iter().any(|k| rule.apart_from.contains(k)) {
                 ids.retain(|k| k != &rule.key);
@@ -235,6 +237,7 @@ impl IdentityGraph {
                 });
             }
         }
+        self.detect_shared(seq, at, &mut ids, &mut resolution);
         // The common case: every identifier is already in one profile.
         if let Some(first) = ids.first().and_then(|k| self.owners.get(k)).copied() {
             let home = self.current(first);

@@ -78,11 +78,16 @@ const context = await browser.newContext({ viewport: { width: 1366, height: 860 
 const page = await context.newPage();
 const errors = [];
 page.on("pageerror", e => errors.push(e.message));
+// The Content-Security-Policy allows nothing inline: a refusal is a failure.
+page.on("console", m => { if (/Content Security Policy/i.test(m.text())) errors.push(m.text()); });
 
 try {
   await test("nothing is visible without signing in", async () => {
     const api = await fetch(`${base}/api/stats`);
     assert.equal(api.status, 401);
+    const shell = await fetch(`${base}/`);
+    assert.match(shell.headers.get("content-security-policy"), /script-src 'self'.*frame-ancestors 'none'/);
+    assert.doesNotMatch(shell.headers.get("content-security-policy"), /unsafe-inline/);
     await page.goto(`${base}/#/overview`);
     await page.waitForSelector("form.signin");
     assert.equal(await page.locator(".tile").count(), 0);
@@ -209,6 +214,8 @@ try {
     assert.ok(await page.locator("svg.sankey path[data-link]").count() >= 5, "Sankey links");
     assert.ok(await page.locator("svg.sankey rect[data-node]").count() >= 5, "Sankey nodes");
     assert.ok(await page.locator(".funnel .stage").count() >= 3, "funnel stages");
+    const width = await page.locator(".funnel .bar").first().evaluate(e => getComputedStyle(e).width);
+    assert.ok(parseFloat(width) > 0, `a funnel bar has its width under the CSP: ${width}`);
     const csv = await page.evaluate(async href => (await fetch(href)).text(),
       await page.locator("a:has-text('Export CSV')").getAttribute("href"));
     assert.match(csv.split("\n")[0], /^touchpoint,channel/);

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-WRITE_KEY = "sdk-test-write-key-0001"
-ADMIN_KEY = "sdk-test-admin-key-0001"
+WRITE_KEY = "sdk-test-write-key-000001"
+ADMIN_KEY = "sdk-test-admin-key-000001"
 
 
 class Server:

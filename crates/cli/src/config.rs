@@ -259,10 +259,11 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
         }
     }
     for source in &config.sources {
-        if source.write_key.len() < 16 {
+        if source.write_key.chars().count() < crate::keys::MIN_KEY_CHARS {
             bail!(
-                "the write key of source {:?} is shorter than 16 characters",
-                source.name
+                "the write key of source {:?} is shorter than {} characters",
+                source.name,
+                crate::keys::MIN_KEY_CHARS
             );
         }
     }
@@ -283,7 +284,7 @@ mod tests {
             durability = "normal"
             [[sources]]
             name = "pos"
-            write_key = "0123456789abcdef"
+            write_key = "0123456789abcdef01234567"
             [[touchpoints]]
             id = "store-rome-01"
             name = "Rome store"

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use unavoce_platform::Running;
-use unavoce_server::{AppState, Keys, Metrics, WriteKey};
+use unavoce_server::{AppState, Keys, Metrics, Sessions, WriteKey};
 use unavoce_store::{EventLog, SqliteOptions};
 
 use crate::config::{self, Config};
@@ -71,6 +71,10 @@ pub struct Setup {
 pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     // A NATS URL with the SQLite store is refused before anything opens.
     let cluster = crate::cluster::plan(&setup.config)?;
+    let sources: Vec<(&str, &str)> = std::iter::once(("default", setup.keys.write_key.as_str()))
+        .chain((setup.config.sources.iter()).map(|s| (s.name.as_str(), s.write_key.as_str())))
+        .collect();
+    keys::check(&setup.keys.admin_key, &sources)?;
     let metrics = Metrics::new();
     let opened = open_store(&setup, metrics.clone()).await?;
     // An unreachable NATS stops the node before the platform starts.
@@ -93,7 +97,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", setup.listen));
-    let blueprint = config.blueprint(public_url)?;
+    let blueprint = config.blueprint(public_url.clone())?;
     let running = Running::start(opened.store.clone(), blueprint).await?;
     running.platform.identity.follow()?;
     let following = match cluster {
@@ -112,6 +116,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
             ..Keys::default()
         }),
         metrics,
+        sessions: Arc::new(Sessions::for_public_url(&public_url)),
     };
     unavoce_platform::keys::enroll_admin_key(
         running.platform.governance.as_ref(),
@@ -126,7 +131,9 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     print_banner(&setup, address, &opened.location);
     tracing::info!(%address, store = %opened.location, "unavoce is serving");
 
-    axum::serve(listener, unavoce_server::router(state))
+    // With each connection's peer address: sign-in attempts are limited per address.
+    let app = unavoce_server::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;

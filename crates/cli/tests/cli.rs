@@ -594,3 +594,36 @@ fn bench_context_times_people_with_long_histories() {
         .unwrap();
     assert!(!too_few.status.success());
 }
+
+#[test]
+fn serve_refuses_short_keys_and_a_write_key_that_is_the_admin_key() {
+    let data = tempfile::tempdir().unwrap();
+    let serve = |write: &str, admin: &str| {
+        unavoce()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .args(["--write-key", write, "--admin-key", admin])
+            .output()
+            .unwrap()
+    };
+    let long = "a-long-enough-key-0123456789";
+    for (write, admin, says) in [
+        (
+            "short",
+            long,
+            "write key of source \"default\" is shorter than 24",
+        ),
+        (
+            "another-long-enough-key-0123",
+            "short",
+            "admin key is shorter than 24",
+        ),
+        (long, long, "is the admin key"),
+    ] {
+        let output = serve(write, admin);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(stderr.contains(says), "{says:?} in {stderr}");
+        assert!(!stderr.contains(long), "no key is printed: {stderr}");
+    }
+}

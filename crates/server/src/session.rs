@@ -1,12 +1,20 @@
 //! Dashboard sessions: signing in with an API key sets an HttpOnly, SameSite=Strict
 //! cookie carrying the key's name, an expiry and an HMAC-SHA256 of both under the key's
 //! hash, so the key itself never stays in the browser, and revoking or changing the key
-//! ends its sessions.
+//! ends its sessions. Signing out ends the session on the server too (the store keeps
+//! its signature until it would have expired), so a copied cookie opens nothing after.
+//! The cookie is `Secure` when the server's public URL is https. Sign-in attempts are
+//! limited per client address.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -17,10 +25,84 @@ use unavoce_core::access::{Role, key_hash};
 use crate::AppState;
 use crate::auth::{ADMIN_KEY_NAME, Caller};
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 const COOKIE: &str = "unavoce_session";
 /// How long a session lasts.
 const HOURS: i64 = 12;
+/// Sign-in attempts a client address may make at once ...
+const ATTEMPTS: f64 = 10.0;
+/// ... and how often it gains one more (ten a minute).
+const ATTEMPT_EVERY: Duration = Duration::from_secs(6);
+/// Client addresses whose attempts are remembered before the rested ones are forgotten.
+const ADDRESSES_KEPT: usize = 10_000;
+
+/// How dashboard sessions are given: whether their cookie is `Secure`, and the sign-in
+/// attempts each client address has left.
+#[derive(Debug)]
+pub struct Sessions {
+    secure: bool,
+    attempts: Mutex<HashMap<Option<IpAddr>, Attempts>>,
+}
+
+/// A client address's attempts left, as of `at`.
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    left: f64,
+    at: Instant,
+}
+
+impl Sessions {
+    /// Sessions of a server people reach at `public_url`: `Secure` cookies when it is
+    /// https.
+    pub fn for_public_url(public_url: &str) -> Self {
+        let secure = public_url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        Sessions {
+            secure,
+            attempts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the server is reached over https.
+    pub fn secure(&self) -> bool {
+        self.secure
+    }
+
+    /// Takes one sign-in attempt of `client` at `now`; when it has none left, how long
+    /// until it has one. Requests with no known address share one allowance.
+    fn attempt(&self, client: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
+        let mut all = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        let rested = |a: &Attempts, now: Instant| {
+            let gained =
+                now.saturating_duration_since(a.at).as_secs_f64() / ATTEMPT_EVERY.as_secs_f64();
+            (a.left + gained).min(ATTEMPTS)
+        };
+        if all.len() >= ADDRESSES_KEPT {
+            all.retain(|_, a| rested(a, now) < ATTEMPTS);
+        }
+        let entry = all.entry(client).or_insert(Attempts {
+            left: ATTEMPTS,
+            at: now,
+        });
+        let left = rested(entry, now);
+        if left < 1.0 {
+            return Err(ATTEMPT_EVERY.mul_f64(1.0 - left));
+        }
+        *entry = Attempts {
+            left: left - 1.0,
+            at: now,
+        };
+        Ok(())
+    }
+
+    /// The `Set-Cookie` value of a session `value` lasting `max_age` seconds.
+    fn cookie(&self, value: &str, max_age: i64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+    }
+}
 
 fn signature(key_hash: &str, name: &str, expires: i64) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key_hash.as_bytes())
@@ -46,23 +128,13 @@ async fn named_key(state: &AppState, name: &str) -> Result<Option<(String, Role)
 /// request carries one and its key is still there: revoking a key ends its sessions.
 pub async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
     let now = jiff::Timestamp::now().as_second();
-    let cookies = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .map(str::to_string)
-        .collect::<Vec<_>>();
-    for value in cookies {
-        let Some((name, expires, given)) = parse(&value) else {
-            continue;
-        };
+    for (name, expires, given) in claims(headers) {
         if expires <= now {
             continue;
         }
         if let Some((hash, role)) = named_key(state, name).await?
             && holds(&hash, name, expires, given, now)
+            && !state.platform.governance.session_ended(given).await?
         {
             return Ok(Some(Caller {
                 name: name.to_string(),
@@ -71,6 +143,20 @@ pub async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<C
         }
     }
     Ok(None)
+}
+
+/// The sessions a request's `unavoce_session` cookies claim, in order: each one's key
+/// name, expiry (Unix seconds) and signature, unchecked; values that are not one are
+/// passed over.
+pub fn claims(headers: &HeaderMap) -> Vec<(&str, i64, &str)> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .filter_map(parse)
+        .collect()
 }
 
 /// A cookie's value: the key's name, the expiry, the signature.
@@ -91,8 +177,38 @@ fn holds(key_hash: &str, name: &str, expires: i64, given: &str, now: i64) -> boo
 }
 
 /// `POST /session` with `{"key": "<API key>"}`: signs in with any key; answers the
-/// key's name and role.
-pub async fn sign_in(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+/// key's name and role. Too many attempts from one client address answer 429.
+#[utoipa::path(
+    post,
+    path = "/session",
+    operation_id = "sign_in",
+    tag = "session",
+    request_body = doc::SignIn,
+    responses(
+        (status = 200, description = "Signed in: the session cookie is set (HttpOnly, SameSite=Strict).", body = doc::SignedIn, headers(("Set-Cookie" = String, description = "`unavoce_session=<name>.<expiry>.<signature>`"))),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 429, response = openapi::TooManyRequests),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let client = (extensions.get::<ConnectInfo<SocketAddr>>()).map(|c| c.0.ip());
+    if let Err(wait) = state.sessions.attempt(client, Instant::now()) {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
+        return Err(ApiError {
+            retry_after_secs: Some(secs),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sign_ins",
+                format!("too many sign-in attempts from this address; try again in {secs} s"),
+            )
+        });
+    }
     let given: Value = serde_json::from_slice(&body)
         .map_err(|_| ApiError::bad_request("invalid_body", "send {\"key\": \"<API key>\"}"))?;
     let key = given.get("key").and_then(Value::as_str).unwrap_or_default();
@@ -111,11 +227,8 @@ pub async fn sign_in(State(state): State<AppState>, body: Bytes) -> Result<Respo
         ));
     };
     let expires = jiff::Timestamp::now().as_second() + HOURS * 3600;
-    let cookie = format!(
-        "{COOKIE}={name}.{expires}.{}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        signature(&hash, &name, expires),
-        HOURS * 3600
-    );
+    let value = format!("{name}.{expires}.{}", signature(&hash, &name, expires));
+    let cookie = state.sessions.cookie(&value, HOURS * 3600);
     Ok((
         [(header::SET_COOKIE, cookie)],
         Json(serde_json::json!({"signed_in": true, "hours": HOURS, "name": name, "role": role})),
@@ -123,16 +236,40 @@ pub async fn sign_in(State(state): State<AppState>, body: Bytes) -> Result<Respo
         .into_response())
 }
 
-/// `POST /session/end`: signs out.
-pub async fn sign_out() -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [(
-            header::SET_COOKIE,
-            format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-        )],
+/// `POST /session/end`: signs out, ending on the server every valid session the request
+/// carries (a cookie that does not hold is not written down).
+#[utoipa::path(
+    post,
+    path = "/session/end",
+    operation_id = "sign_out",
+    tag = "session",
+    responses(
+        (status = 204, description = "Signed out: the sessions the request carried are ended, and the cookie cleared.", headers(("Set-Cookie" = String))),
+        (status = 503, response = openapi::Unavailable),
     )
-        .into_response()
+)]
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let now = jiff::Timestamp::now();
+    for (name, expires, given) in claims(&headers) {
+        let valid = named_key(&state, name)
+            .await?
+            .is_some_and(|(hash, _)| holds(&hash, name, expires, given, now.as_second()));
+        if let (true, Ok(until)) = (valid, jiff::Timestamp::from_second(expires)) {
+            state
+                .platform
+                .governance
+                .end_session(given, until, now)
+                .await?;
+        }
+    }
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, state.sessions.cookie("", 0))],
+    )
+        .into_response())
 }
 
 #[cfg(test)]
@@ -158,5 +295,26 @@ mod tests {
         let renamed = cookie("h", "care", now + 60).replacen("care", "boss", 1);
         assert!(!check(&renamed, "h"), "another name");
         assert!(!check("garbage", "h"));
+    }
+
+    #[test]
+    fn sign_in_attempts_are_limited_per_address_and_come_back_with_time() {
+        let sessions = Sessions::for_public_url("https://cdp.example.com");
+        assert!(sessions.secure());
+        assert!(sessions.cookie("v", 60).ends_with("; Secure"));
+        assert!(!Sessions::for_public_url("http://localhost:8080").secure());
+        let start = Instant::now();
+        let one: Option<IpAddr> = Some([192, 0, 2, 1].into());
+        let other: Option<IpAddr> = Some([192, 0, 2, 2].into());
+        for _ in 0..10 {
+            assert_eq!(sessions.attempt(one, start), Ok(()));
+        }
+        let wait = sessions.attempt(one, start).unwrap_err();
+        assert_eq!(wait, ATTEMPT_EVERY, "one more attempt in six seconds");
+        assert_eq!(sessions.attempt(other, start), Ok(()), "another address");
+        let later = start + Duration::from_secs(3);
+        assert_eq!(sessions.attempt(one, later), Err(Duration::from_secs(3)));
+        assert_eq!(sessions.attempt(one, start + ATTEMPT_EVERY), Ok(()));
+        assert!(sessions.attempt(one, start + ATTEMPT_EVERY).is_err());
     }
 }

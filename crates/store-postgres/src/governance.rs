@@ -156,6 +156,43 @@ impl Governance for PgStore {
         Ok(removed == 1)
     }
 
+    async fn end_session(
+        &self,
+        signature: &str,
+        expires: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db)?;
+        tx.execute(
+            "DELETE FROM ended_sessions WHERE expires < $1",
+            &[&micros(now)],
+        )
+        .await
+        .map_err(db)?;
+        tx.execute(
+            "INSERT INTO ended_sessions (signature, expires) VALUES ($1, $2) \
+             ON CONFLICT (signature) DO NOTHING",
+            &[&signature, &micros(expires)],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn session_ended(&self, signature: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT 1 FROM ended_sessions WHERE signature = $1")
+            .await
+            .map_err(db)?;
+        let found = client
+            .query_opt(&statement, &[&signature])
+            .await
+            .map_err(db)?;
+        Ok(found.is_some())
+    }
+
     /// Keeps the latest use: a touch that arrives late never moves it back.
     async fn touch_key(&self, name: &str, at: Timestamp) -> Result<(), StoreError> {
         let client = self.client().await?;

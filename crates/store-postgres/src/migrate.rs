@@ -358,6 +358,13 @@ const TABLES: &[Table] = &[
         only: None,
         write: COPY,
     },
+    Table {
+        name: "ended_sessions",
+        columns: &[("signature", Text), ("expires", Int8)],
+        order_by: "signature",
+        only: None,
+        write: COPY,
+    },
 ];
 
 impl Table {

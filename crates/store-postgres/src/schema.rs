@@ -8,7 +8,8 @@
 use tokio_postgres::Client;
 
 /// Schema migrations, applied in order; `schema_version` records how many ran.
-pub(crate) const MIGRATIONS: &[&str] = &[r#"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r#"
 -- The highest log position ever given: appends lock this row, so positions are given
 -- in commit order (see `appender.rs`), and an erased position is never given again.
 CREATE TABLE log_head (
@@ -153,7 +154,15 @@ CREATE TABLE suppressions (
     kind text   NOT NULL,
     at   bigint NOT NULL
 );
-"#];
+"#,
+    // Dashboard sessions signed out before they expired, by signature.
+    r#"
+CREATE TABLE ended_sessions (
+    signature text   COLLATE "C" PRIMARY KEY,
+    expires   bigint NOT NULL
+);
+"#,
+];
 
 /// The advisory lock nodes take while they migrate, so two starting at once do not
 /// both run a migration.

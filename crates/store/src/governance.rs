@@ -57,6 +57,18 @@ pub trait Governance: Send + Sync + 'static {
     /// Notes that a key was used at `at`.
     async fn touch_key(&self, name: &str, at: Timestamp) -> Result<(), StoreError>;
 
+    /// Ends the dashboard session signed `signature`, which would otherwise hold until
+    /// `expires`, and forgets ended sessions that expired before `now`.
+    async fn end_session(
+        &self,
+        signature: &str,
+        expires: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Whether the session signed `signature` was ended.
+    async fn session_ended(&self, signature: &str) -> Result<bool, StoreError>;
+
     /// Appends entries to the audit log, each chained to the one before.
     async fn audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError>;
 

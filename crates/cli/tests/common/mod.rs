@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::Value;
 
-pub const WRITE_KEY: &str = "crash-test-write-key-01";
-pub const ADMIN_KEY: &str = "crash-test-admin-key-01";
+pub const WRITE_KEY: &str = "crash-test-write-key-0001";
+pub const ADMIN_KEY: &str = "crash-test-admin-key-0001";
 
 /// Where the binary keeps the data of the data folder `data`: with
 /// `UNAVOCE_TEST_STORE=postgres`, a database made for this folder (its URL kept in the

@@ -20,7 +20,10 @@ impl Table {
         }
     }
 
-    /// RFC 4180 CSV with a header line.
+    /// RFC 4180 CSV with a header line. A text cell a spreadsheet would take for a
+    /// formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a
+    /// leading `'`, as OWASP advises: touchpoint and event names come from outside.
+    /// Numbers, negative ones included, are left as they are.
     pub fn to_csv(&self) -> String {
         let mut out = String::new();
         for line in std::iter::once(&self.header).chain(&self.rows) {
@@ -54,6 +57,13 @@ impl Table {
 }
 
 fn csv_cell(cell: &str) -> String {
+    let formula =
+        cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell.trim().parse::<f64>().is_err();
+    let cell = &if formula {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
+    };
     if cell.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", cell.replace('"', "\"\""))
     } else {
@@ -302,5 +312,29 @@ pub fn census_table(census: &Census, section: CensusSection) -> Table {
             }
             table
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_neutralised_numbers_are_not() {
+        let table = super::Table {
+            header: vec!["touchpoint".into(), "trend".into()],
+            rows: vec![
+                vec!["=HYPERLINK(\"http://x\",\"y\")".into(), "-0.2500".into()],
+                vec!["+cmd".into(), "1e3".into()],
+                vec!["-2+3".into(), "@SUM(A1)".into()],
+                vec!["\tx".into(), "web-shop".into()],
+            ],
+        };
+        assert_eq!(
+            table.to_csv(),
+            "touchpoint,trend\r\n\
+             \"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",-0.2500\r\n\
+             '+cmd,1e3\r\n\
+             '-2+3,'@SUM(A1)\r\n\
+             '\tx,web-shop\r\n"
+        );
     }
 }

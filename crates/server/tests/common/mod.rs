@@ -13,7 +13,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 use unavoce_core::policy::{Policies, PolicyConfig};
 use unavoce_platform::{Blueprint, Running};
-use unavoce_server::{AppState, Keys, Metrics, WriteKey, router};
+use unavoce_server::{AppState, Keys, Metrics, Sessions, WriteKey, router};
 use unavoce_store::{CommitObserver, SqliteOptions};
 use unavoce_store_postgres::PgOptions;
 pub use unavoce_testkit::store::{TestStore, TestStoreOptions};
@@ -81,6 +81,7 @@ async fn start_on(store: TestStore, metrics: Arc<Metrics>, customise: Customise)
     };
     let mut blueprint = Blueprint::defaults("http://unavoce.test").unwrap();
     customise(&mut blueprint);
+    let public_url = blueprint.public_url.clone();
     // Before the platform's background work starts writing: a test may give the store
     // a queue of one.
     unavoce_platform::keys::enroll_admin_key(store.store().as_ref(), ADMIN_KEY)
@@ -91,6 +92,7 @@ async fn start_on(store: TestStore, metrics: Arc<Metrics>, customise: Customise)
         platform: running.platform.clone(),
         keys: Arc::new(keys),
         metrics,
+        sessions: Arc::new(Sessions::for_public_url(&public_url)),
     };
     TestServer {
         store,

@@ -79,6 +79,24 @@ pub(crate) fn revoke_key(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<b
     Ok(tx.execute("DELETE FROM api_keys WHERE name = ?1", params![name])? == 1)
 }
 
+/// The writer's part: a session ended, and the ended sessions that expired forgotten.
+pub(crate) fn end_session(
+    tx: &Transaction<'_>,
+    signature: &str,
+    expires: Timestamp,
+    now: Timestamp,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM ended_sessions WHERE expires < ?1",
+        params![micros(now)],
+    )?;
+    tx.execute(
+        "INSERT OR IGNORE INTO ended_sessions (signature, expires) VALUES (?1, ?2)",
+        params![signature, micros(expires)],
+    )?;
+    Ok(())
+}
+
 /// The writer's part: a key's last use.
 pub(crate) fn touch_key(tx: &Transaction<'_>, name: &str, at: Timestamp) -> rusqlite::Result<()> {
     tx.prepare_cached(
@@ -177,6 +195,32 @@ impl Governance for SqliteLog {
             Done::KeyRevoked(found) => Ok(found),
             _ => Err(unexpected()),
         }
+    }
+
+    async fn end_session(
+        &self,
+        signature: &str,
+        expires: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let op = Op::EndSession {
+            signature: signature.to_string(),
+            expires,
+            now,
+        };
+        match self.submit(op).await? {
+            Done::SessionEnded => Ok(()),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn session_ended(&self, signature: &str) -> Result<bool, StoreError> {
+        let signature = signature.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT 1 FROM ended_sessions WHERE signature = ?1")?
+                .exists([signature])
+        })
+        .await
     }
 
     async fn touch_key(&self, name: &str, at: Timestamp) -> Result<(), StoreError> {

@@ -182,6 +182,13 @@ CREATE TABLE suppressions (
 CREATE INDEX outbox_by_profile ON outbox (profile_id);
 CREATE INDEX outbox_by_decision ON outbox (decision_id);
 "#,
+    // Dashboard sessions signed out before they expired, by signature.
+    r#"
+CREATE TABLE ended_sessions (
+    signature TEXT    PRIMARY KEY,
+    expires   INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// How long a connection waits for a lock before it answers busy.

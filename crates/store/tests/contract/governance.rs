@@ -236,3 +236,26 @@ async fn audit_appends_from_many_tasks_at_once_make_one_chain() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_ended_session_stays_ended_until_it_would_have_expired() {
+    let log = TestStore::open().await;
+    let hour = jiff::SignedDuration::from_hours(1);
+    let now = at();
+    assert!(!log.session_ended("sig-a").await.unwrap());
+    log.end_session("sig-a", now + hour, now).await.unwrap();
+    log.end_session("sig-a", now + hour, now).await.unwrap();
+    assert!(log.session_ended("sig-a").await.unwrap(), "ended, twice");
+    assert!(
+        !log.session_ended("sig-b").await.unwrap(),
+        "another session"
+    );
+    // Ending a session two hours later forgets the first: it has expired anyway.
+    let later = now + hour * 2;
+    log.end_session("sig-b", later + hour, later).await.unwrap();
+    assert!(log.session_ended("sig-b").await.unwrap());
+    assert!(
+        !log.session_ended("sig-a").await.unwrap(),
+        "forgotten once expired"
+    );
+}

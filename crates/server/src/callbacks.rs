@@ -9,10 +9,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use unavoce_core::redact::Redacted;
-use unavoce_delivery::{Callback, CallbackError, Refusal, ReportError};
+use unavoce_delivery::{Callback, CallbackError, Refusal, ReportError, twilio, whatsapp};
+use unavoce_engagement::links;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi;
 
 /// A transparent 1×1 GIF.
 const PIXEL: &[u8] = &[
@@ -72,6 +74,21 @@ fn callback<'a>(uri: &'a Uri, headers: &'a HeaderMap, body: &'a [u8]) -> Callbac
 }
 
 /// `POST /webhooks/twilio/status`: Twilio's report on an SMS it accepted.
+#[utoipa::path(
+    post,
+    path = twilio::STATUS_ROUTE,
+    operation_id = "twilio_status",
+    tag = "callbacks",
+    request_body(content = HashMap<String, String>, content_type = "application/x-www-form-urlencoded", description = "Twilio's status callback, signed with `X-Twilio-Signature`."),
+    responses(
+        (status = 204, description = "Recorded."),
+        (status = 400, response = openapi::BadRequest),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, description = "Twilio is not configured.", body = openapi::ApiErrorBody),
+        (status = 500, response = openapi::InternalError),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn twilio_status(
     State(state): State<AppState>,
     uri: Uri,
@@ -88,6 +105,21 @@ pub async fn twilio_status(
 
 /// `POST /webhooks/twilio/inbound`: an SMS from a person. Answered with empty TwiML:
 /// any answer (a STOP's confirmation) goes out through the outbox.
+#[utoipa::path(
+    post,
+    path = twilio::INBOUND_ROUTE,
+    operation_id = "twilio_inbound",
+    tag = "callbacks",
+    request_body(content = HashMap<String, String>, content_type = "application/x-www-form-urlencoded", description = "An SMS from a person, signed with `X-Twilio-Signature`."),
+    responses(
+        (status = 200, description = "Recorded; an empty TwiML answer (any reply goes through the outbox).", content_type = "text/xml", body = String),
+        (status = 400, response = openapi::BadRequest),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, description = "Twilio is not configured.", body = openapi::ApiErrorBody),
+        (status = 500, response = openapi::InternalError),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn twilio_inbound(
     State(state): State<AppState>,
     uri: Uri,
@@ -107,6 +139,22 @@ pub async fn twilio_inbound(
 }
 
 /// `GET /webhooks/whatsapp`: Meta's verification of the webhook.
+#[utoipa::path(
+    get,
+    path = whatsapp::WEBHOOK_ROUTE,
+    operation_id = "whatsapp_verify",
+    tag = "callbacks",
+    params(
+        ("hub.mode" = String, Query, description = "`subscribe`"),
+        ("hub.verify_token" = String, Query, description = "The configured verify token"),
+        ("hub.challenge" = String, Query, description = "Echoed back"),
+    ),
+    responses(
+        (status = 200, description = "The challenge.", content_type = "text/plain", body = String),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, description = "WhatsApp is not configured.", body = openapi::ApiErrorBody),
+    )
+)]
 pub async fn whatsapp_verify(State(state): State<AppState>, uri: Uri) -> Result<String, ApiError> {
     Ok(state
         .platform
@@ -115,6 +163,21 @@ pub async fn whatsapp_verify(State(state): State<AppState>, uri: Uri) -> Result<
 }
 
 /// `POST /webhooks/whatsapp`: statuses of sent messages and messages from people.
+#[utoipa::path(
+    post,
+    path = whatsapp::WEBHOOK_ROUTE,
+    operation_id = "whatsapp_notify",
+    tag = "callbacks",
+    request_body(content = Object, description = "A WhatsApp Cloud API notification (statuses, messages), signed with `X-Hub-Signature-256`."),
+    responses(
+        (status = 200, description = "Recorded."),
+        (status = 400, response = openapi::BadRequest),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, description = "WhatsApp is not configured.", body = openapi::ApiErrorBody),
+        (status = 500, response = openapi::InternalError),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn whatsapp_notify(
     State(state): State<AppState>,
     uri: Uri,
@@ -131,6 +194,20 @@ pub async fn whatsapp_notify(
 
 /// `GET /t/open/{outbox_id}/{token}`: an e-mail's open pixel. Always the pixel; the
 /// open is recorded only when the token holds.
+#[utoipa::path(
+    get,
+    path = links::OPEN_ROUTE,
+    operation_id = "email_open",
+    tag = "links",
+    params(
+        ("id" = i64, Path, description = "The e-mail's outbox entry"),
+        ("token" = String, Path, description = "The link's signature"),
+    ),
+    responses(
+        (status = 200, description = "A 1×1 GIF, always; the open is recorded when the token holds.", content_type = "image/gif", body = Vec<u8>),
+        (status = 400, description = "The path's `id` is not a number.", content_type = "text/plain", body = String),
+    )
+)]
 pub async fn open_pixel(
     State(state): State<AppState>,
     Path((id, token)): Path<(i64, String)>,
@@ -152,6 +229,22 @@ pub async fn open_pixel(
 
 /// `GET /t/click/{outbox_id}/{token}/{target}`: a link in an e-mail; records the click
 /// and redirects to where the link pointed.
+#[utoipa::path(
+    get,
+    path = links::CLICK_ROUTE,
+    operation_id = "email_click",
+    tag = "links",
+    params(
+        ("id" = i64, Path, description = "The e-mail's outbox entry"),
+        ("token" = String, Path, description = "The link's signature"),
+        ("target" = String, Path, description = "The link's target, encoded"),
+    ),
+    responses(
+        (status = 303, description = "Recorded; to where the link pointed.", headers(("Location" = String))),
+        (status = 400, description = "The path's `id` is not a number.", content_type = "text/plain", body = String),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn click(
     State(state): State<AppState>,
     Path((id, token, target)): Path<(i64, String, String)>,

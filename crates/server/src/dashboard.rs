@@ -37,6 +37,13 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const INDEX: &str = include_str!("../dashboard/index.html");
 
 /// `GET /`: the app shell.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "dashboard",
+    tag = "dashboard",
+    responses((status = 200, description = "The dashboard's app shell.", content_type = "text/html", body = String))
+)]
 pub async fn index() -> Response {
     (
         [
@@ -49,6 +56,20 @@ pub async fn index() -> Response {
 }
 
 /// `GET /assets/{name}`.
+#[utoipa::path(
+    get,
+    path = "/assets/{name}",
+    operation_id = "dashboard_asset",
+    tag = "dashboard",
+    params(("name" = String, Path, description = "A file of the dashboard (`app.js`, `style.css`, ...)")),
+    responses(
+        (status = 200, description = "The file.", content(
+            (String = "text/javascript"),
+            (String = "text/css"),
+        )),
+        (status = 404, description = "No such asset.", content_type = "text/plain", body = String),
+    )
+)]
 pub async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
         Some((_, kind, body)) => (

@@ -13,6 +13,8 @@ mod dashboard;
 pub mod error;
 pub mod export;
 pub mod metrics;
+pub mod openapi;
+mod security;
 mod session;
 mod tracking;
 mod unsubscribe;
@@ -22,17 +24,16 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use serde_json::json;
-use unavoce_core::EventType;
-use unavoce_delivery::{twilio, whatsapp};
-use unavoce_engagement::links;
 use unavoce_platform::Platform;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::{Keys, WriteKey};
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use session::Sessions;
 
 /// What every handler can reach: the platform, the keys and the metrics.
 #[derive(Clone)]
@@ -40,60 +41,98 @@ pub struct AppState {
     pub platform: Platform,
     pub keys: Arc<Keys>,
     pub metrics: Arc<Metrics>,
+    /// Dashboard sessions: cookie flags and sign-in attempts.
+    pub sessions: Arc<Sessions>,
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let mut tracking = Router::new()
-        .route("/v1/batch", post(tracking::batch))
-        .route("/v1/import", post(tracking::batch));
-    for event_type in EventType::ALL {
-        tracking = tracking.route(
-            &format!("/v1/{event_type}"),
-            post(move |state, headers, body| tracking::single(state, event_type, headers, body)),
-        );
-    }
     let api = api::routes().route_layer(middleware::from_fn_with_state(
         state.clone(),
         auth::require_key,
     ));
-    Router::new()
-        .merge(tracking)
-        .nest("/api", api)
-        .route(
-            links::UNSUBSCRIBE_ROUTE,
-            get(unsubscribe::page).post(unsubscribe::confirm),
-        )
-        .route(twilio::STATUS_ROUTE, post(callbacks::twilio_status))
-        .route(twilio::INBOUND_ROUTE, post(callbacks::twilio_inbound))
-        .route(
-            whatsapp::WEBHOOK_ROUTE,
-            get(callbacks::whatsapp_verify).post(callbacks::whatsapp_notify),
-        )
-        .route(links::OPEN_ROUTE, get(callbacks::open_pixel))
-        .route(links::CLICK_ROUTE, get(callbacks::click))
-        .route("/", get(dashboard::index))
-        .route("/assets/{name}", get(dashboard::asset))
-        .route("/session", post(session::sign_in))
-        .route("/session/end", post(session::sign_out))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+    let (routes, _documented) = routes(api).split_for_parts();
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track_requests,
         ))
-        // Bodies are read with their own limits (`body::read_body`).
+        .layer(middleware::from_fn(security::tracking_cors))
+        .layer(middleware::from_fn(security::keyless_body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
+        ))
+        // Bodies are read with their own limits (`body::read_body`); endpoints that need
+        // no key get far less (`security::keyless_body_limit`).
         .layer(DefaultBodyLimit::max(api::IMPORT_BODY_LIMIT))
         .with_state(state)
 }
 
+/// Every route, with `api` under `/api/`. Each is registered with its documentation
+/// (`routes!`), and only so: what is routed is what `/api/openapi.json` describes
+/// (tests/openapi.rs checks both ways).
+fn routes(api: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    let mut tracking = OpenApiRouter::new()
+        .routes(routes!(tracking::batch))
+        .routes(routes!(tracking::import))
+        .routes(routes!(tracking::identify))
+        .routes(routes!(tracking::track))
+        .routes(routes!(tracking::page))
+        .routes(routes!(tracking::screen))
+        .routes(routes!(tracking::group))
+        .routes(routes!(tracking::alias));
+    openapi::tracking(tracking.get_openapi_mut());
+    let mut api = api;
+    openapi::behind_api_key(api.get_openapi_mut());
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(tracking)
+        .nest("/api", api)
+        // Outside the nest: no key needed.
+        .routes(routes!(openapi::json))
+        .routes(routes!(unsubscribe::page, unsubscribe::confirm))
+        .routes(routes!(callbacks::twilio_status))
+        .routes(routes!(callbacks::twilio_inbound))
+        .routes(routes!(
+            callbacks::whatsapp_verify,
+            callbacks::whatsapp_notify
+        ))
+        .routes(routes!(callbacks::open_pixel))
+        .routes(routes!(callbacks::click))
+        .routes(routes!(dashboard::index))
+        .routes(routes!(dashboard::asset))
+        .routes(routes!(session::sign_in))
+        .routes(routes!(session::sign_out))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
+}
+
+/// `GET /healthz`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive.", body = openapi::schemas::Health))
+)]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// `GET /readyz`: the event log takes writes.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready.", body = openapi::schemas::Health),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     if state.platform.intake.log().is_ready() {
         Ok(Json(json!({"status": "ready"})))
@@ -109,6 +148,19 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     }
 }
 
+/// `GET /metrics`: Prometheus metrics in the OpenMetrics text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses((
+        status = 200,
+        description = "The metrics.",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        body = String
+    ))
+)]
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

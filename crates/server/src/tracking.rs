@@ -154,9 +154,56 @@ pub async fn single(
     ))
 }
 
+/// The handler of one call type's endpoint, `POST /v1/<type>`, documented.
+macro_rules! call_endpoint {
+    ($handler:ident, $event_type:expr, $path:literal, $about:literal) => {
+        #[doc = concat!("`POST ", $path, "`: one ", $about, " call.")]
+        #[utoipa::path(
+            post,
+            path = $path,
+            operation_id = stringify!($handler),
+            tag = "tracking",
+            description = concat!(
+                "One ", $about, " message, as Segment's HTTP Tracking API takes it. The ",
+                "message is validated and stored, or quarantined with the reason (then the ",
+                "400 carries `error.quarantine_id`). At most 32 KB a message, 500 KB a ",
+                "request; gzip is read."
+            ),
+            request_body(content = crate::openapi::schemas::TrackingMessage, content_type = "application/json"),
+            responses(
+                (status = 200, description = "Stored, or already stored (`duplicate`).", body = crate::openapi::schemas::CallAccepted),
+            )
+        )]
+        pub async fn $handler(
+            state: State<AppState>,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Result<Json<Value>, ApiError> {
+            single(state, $event_type, headers, body).await
+        }
+    };
+}
+
+call_endpoint!(identify, EventType::Identify, "/v1/identify", "identify");
+call_endpoint!(track, EventType::Track, "/v1/track", "track");
+call_endpoint!(page, EventType::Page, "/v1/page", "page");
+call_endpoint!(screen, EventType::Screen, "/v1/screen", "screen");
+call_endpoint!(group, EventType::Group, "/v1/group", "group");
+call_endpoint!(alias, EventType::Alias, "/v1/alias", "alias");
+
 /// `POST /v1/batch` and `/v1/import`: many messages. One bad message never costs the
 /// good ones: they are stored, the bad quarantined, and the 200 answer lists what was
 /// rejected. A 4xx is only for a request that cannot be read as a batch at all.
+#[utoipa::path(
+    post,
+    path = "/v1/batch",
+    operation_id = "batch",
+    tag = "tracking",
+    request_body(content = crate::openapi::schemas::BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Every message stored, already stored or quarantined: `rejected` lists the quarantined ones.", body = crate::openapi::schemas::BatchAccepted),
+    )
+)]
 pub async fn batch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -250,6 +297,25 @@ pub async fn batch(
         "duplicates": report.duplicates,
         "rejected": report.rejected,
     })))
+}
+
+/// `POST /v1/import`: the same as `/v1/batch` (Segment's name for historical imports).
+#[utoipa::path(
+    post,
+    path = "/v1/import",
+    operation_id = "import_batch",
+    tag = "tracking",
+    request_body(content = crate::openapi::schemas::BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "As `/v1/batch`.", body = crate::openapi::schemas::BatchAccepted),
+    )
+)]
+pub async fn import(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    batch(state, headers, body).await
 }
 
 async fn ingest(state: &AppState, submission: Submission<'_>) -> Result<IngestReport, ApiError> {

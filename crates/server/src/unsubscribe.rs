@@ -9,10 +9,12 @@ use axum::http::StatusCode;
 use axum::response::Html;
 use serde_json::{Map, json};
 use unavoce_core::platform_events::{self, UNSUBSCRIBE_SOURCE};
+use unavoce_engagement::links;
 use unavoce_projections::RecordError;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi;
 
 async fn person(
     state: &AppState,
@@ -44,6 +46,21 @@ async fn person(
 }
 
 /// `GET`: a page asking to confirm.
+#[utoipa::path(
+    get,
+    path = links::UNSUBSCRIBE_ROUTE,
+    operation_id = "unsubscribe_page",
+    tag = "links",
+    params(
+        ("profile" = String, Path, description = "The person's profile id"),
+        ("token" = String, Path, description = "The link's signature"),
+    ),
+    responses(
+        (status = 200, description = "A page with one button.", content_type = "text/html", body = String),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn page(
     State(state): State<AppState>,
     Path((profile, token)): Path<(String, String)>,
@@ -58,6 +75,23 @@ pub async fn page(
 }
 
 /// `POST`: withdraws the promotional e-mail consent.
+#[utoipa::path(
+    post,
+    path = links::UNSUBSCRIBE_ROUTE,
+    operation_id = "unsubscribe",
+    tag = "links",
+    params(
+        ("profile" = String, Path, description = "The person's profile id"),
+        ("token" = String, Path, description = "The link's signature"),
+    ),
+    responses(
+        (status = 200, description = "Withdrawn (a `Consent Withdrawn` event of the person's).", content_type = "text/html", body = String),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 500, response = openapi::InternalError),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn confirm(
     State(state): State<AppState>,
     Path((profile, token)): Path<(String, String)>,

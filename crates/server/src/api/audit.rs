@@ -11,10 +11,30 @@ use unavoce_store::AuditQuery;
 use super::{limit_param, parse_param};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// `GET /api/audit?actor=&profile_id=&action=&from=&to=&cursor=&limit=`: records,
 /// newest first; `next_cursor` continues. `action` is a prefix (`POST`, `GET
 /// /api/profiles/{id}`); `from` and `to` are RFC 3339 times.
+#[utoipa::path(
+    get,
+    path = "/audit",
+    operation_id = "audit",
+    tag = "audit",
+    params(
+        ("actor" = Option<String>, Query, description = "A key's name"),
+        ("profile_id" = Option<String>, Query, description = "The person concerned"),
+        ("action" = Option<String>, Query, description = "A prefix of the action (`POST`, `GET /api/profiles/{id}`)"),
+        ("from" = Option<String>, Query, format = DateTime, description = "RFC 3339"),
+        ("to" = Option<String>, Query, format = DateTime, description = "RFC 3339"),
+        ("cursor" = Option<i64>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "100 by default"),
+    ),
+    responses(
+        (status = 200, description = "Audit records, newest first.", body = doc::AuditPage),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,

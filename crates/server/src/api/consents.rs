@@ -15,9 +15,10 @@ use unavoce_projections::RecordError;
 use super::live_profile;
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// A consent statement.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentStatement {
     purpose: String,
@@ -31,6 +32,18 @@ pub struct ConsentStatement {
 }
 
 /// `GET /api/profiles/{id}/consents`: the current consents and every statement ever made.
+#[utoipa::path(
+    get,
+    path = "/profiles/{id}/consents",
+    operation_id = "list_consents",
+    tag = "privacy",
+    params(("id" = String, Path, description = "A profile id such as `p-42`; an id merged away resolves to the profile it was merged into")),
+    responses(
+        (status = 200, description = "The current consents and every statement.", body = doc::Consents),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -59,6 +72,20 @@ pub async fn list(
 
 /// `POST /api/profiles/{id}/consents`: records a consent given or withdrawn, as a
 /// `Consent Given` / `Consent Withdrawn` event of that person.
+#[utoipa::path(
+    post,
+    path = "/profiles/{id}/consents",
+    operation_id = "record_consent",
+    tag = "privacy",
+    params(("id" = String, Path, description = "A profile id such as `p-42`; an id merged away resolves to the profile it was merged into")),
+    request_body = ConsentStatement,
+    responses(
+        (status = 201, description = "Recorded as a `Consent Given` or `Consent Withdrawn` event.", body = doc::ConsentRecorded),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn record(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -140,7 +167,7 @@ pub(super) async fn record_for(
 }
 
 /// An agent's note on a case.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaseNote {
     case_id: String,
@@ -149,6 +176,20 @@ pub struct CaseNote {
 
 /// `POST /api/profiles/{id}/notes` `{"case_id", "note"}`: a note on the person's case,
 /// recorded as a `Case Updated` event (it shows on the context card's case).
+#[utoipa::path(
+    post,
+    path = "/profiles/{id}/notes",
+    operation_id = "add_case_note",
+    tag = "profiles",
+    params(("id" = String, Path, description = "A profile id such as `p-42`; an id merged away resolves to the profile it was merged into")),
+    request_body = CaseNote,
+    responses(
+        (status = 201, description = "Recorded as a `Case Updated` event.", body = doc::NoteRecorded),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn note(
     State(state): State<AppState>,
     Path(id): Path<String>,

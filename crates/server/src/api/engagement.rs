@@ -16,9 +16,10 @@ use unavoce_store::DecisionQuery;
 use super::parse_param;
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// The body of `POST /api/broadcasts`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BroadcastRequest {
     message: String,
@@ -48,6 +49,18 @@ fn auto() -> String {
 /// `POST /api/broadcasts`: one message to everyone in an audience, each through the
 /// policy gate. With `dry_run`, answers the totals and the first `list_limit` people's
 /// decisions, and records none.
+#[utoipa::path(
+    post,
+    path = "/broadcasts",
+    operation_id = "broadcast",
+    tag = "engagement",
+    request_body = BroadcastRequest,
+    responses(
+        (status = 201, description = "Decided and recorded; what goes out is in the outbox.", body = doc::BroadcastReport),
+        (status = 200, description = "A dry run: nothing recorded.", body = doc::BroadcastReport),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn broadcast(
     State(state): State<AppState>,
     body: axum::body::Bytes,
@@ -138,6 +151,24 @@ pub async fn broadcast(
 }
 
 /// `GET /api/decisions?profile_id=&broadcast=&limit=&cursor=`: decisions, oldest first.
+#[utoipa::path(
+    get,
+    path = "/decisions",
+    operation_id = "list_decisions",
+    tag = "engagement",
+    params(
+        ("profile_id" = Option<String>, Query, description = "A person's decisions (with those of the profiles merged into theirs)"),
+        ("broadcast" = Option<String>, Query, description = "One broadcast's decisions"),
+        ("order" = Option<String>, Query, description = "`newest` for newest first; oldest first by default"),
+        ("cursor" = Option<i64>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "100 by default"),
+    ),
+    responses(
+        (status = 200, description = "Decisions with their reasons.", body = doc::DecisionPage),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn decisions(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,

@@ -10,8 +10,16 @@ use unavoce_store::{EventQuery, StoredEvent};
 use super::parse_param;
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// `GET /api/stats`: counts of the log and the quarantine.
+#[utoipa::path(
+    get,
+    path = "/stats",
+    operation_id = "stats",
+    tag = "events",
+    responses((status = 200, description = "Counts.", body = doc::Stats))
+)]
 pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let stats = state.platform.intake.log().stats().await?;
     state.platform.identity.catch_up().await?;
@@ -63,6 +71,24 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 }
 
 /// `GET /api/events?user_id=|anonymous_id=&limit=&cursor=`: stored events, oldest first.
+#[utoipa::path(
+    get,
+    path = "/events",
+    operation_id = "list_events",
+    tag = "events",
+    params(
+        ("user_id" = Option<String>, Query, description = "Events with this user id"),
+        ("anonymous_id" = Option<String>, Query, description = "Events with this anonymous id"),
+        ("profile_id" = Option<String>, Query, description = "Every event of this profile, following merges (`cursor` is then a log position)"),
+        ("cursor" = Option<i64>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "100 by default"),
+    ),
+    responses(
+        (status = 200, description = "Stored events, oldest first.", body = doc::EventPage),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,

@@ -17,11 +17,37 @@ use unavoce_intake::{FileFormat, ImportOptions};
 use crate::AppState;
 use crate::body::read_body;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// Largest file accepted through the API (the CLI streams files of any size).
 pub const IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Handles an import request.
+#[utoipa::path(
+    post,
+    path = "/import",
+    operation_id = "import_file",
+    tag = "import",
+    params(
+        ("source" = String, Query, description = "The touchpoint or system the file comes from"),
+        ("format" = String, Query, description = "`csv` or `jsonl` (also `ndjson`)"),
+        ("file_name" = Option<String>, Query, description = "The file's name, for the quarantine's records (`upload` by default)"),
+    ),
+    request_body(
+        description = "The file itself (gzip is read), or a multipart form with the parts `file` and `mapping`. At most 64 MiB.",
+        content(
+            (String = "text/csv"),
+            (String = "application/x-ndjson"),
+            (doc::ImportForm = "multipart/form-data"),
+        )
+    ),
+    responses(
+        (status = 200, description = "What was imported, and each row that was not.", body = doc::ImportReport),
+        (status = 400, response = openapi::BadRequest),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 415, response = openapi::UnsupportedMediaType),
+    )
+)]
 pub async fn import(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,

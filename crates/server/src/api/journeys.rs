@@ -12,8 +12,16 @@ use unavoce_engagement::JourneyDefinitionError;
 use super::{count_param, limit_param, profile_filter};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// `GET /api/journeys`: every journey with its figures.
+#[utoipa::path(
+    get,
+    path = "/journeys",
+    operation_id = "list_journeys",
+    tag = "journeys",
+    responses((status = 200, description = "Every journey with its figures.", body = doc::JourneyList))
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut journeys = Vec::new();
     for name in state.platform.journeys.names() {
@@ -46,6 +54,18 @@ pub fn route_clash(name: &str) -> Option<String> {
 
 /// `POST /api/journeys`: defines a journey, checked at once; it runs from the next
 /// event on.
+#[utoipa::path(
+    post,
+    path = "/journeys",
+    operation_id = "create_journey",
+    tag = "journeys",
+    request_body = doc::JourneyDefinition,
+    responses(
+        (status = 201, description = "Defined; it runs from the next event on.", body = doc::JourneyStats),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     body: axum::body::Bytes,
@@ -77,6 +97,17 @@ pub async fn create(
 
 /// `GET /api/journeys/{name}`: entered, in each step, exited, completed, converted —
 /// treatment and control apart.
+#[utoipa::path(
+    get,
+    path = "/journeys/{name}",
+    operation_id = "show_journey",
+    tag = "journeys",
+    params(("name" = String, Path, description = "The journey's name")),
+    responses(
+        (status = 200, description = "The journey with its figures.", body = doc::JourneyStats),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -95,6 +126,18 @@ pub async fn show(
 /// now, what each would get, on which channel, when, who would be suppressed and why;
 /// totals by outcome, reason and ending, and the first `list_limit` (default 100)
 /// people's runs. Records nothing.
+#[utoipa::path(
+    post,
+    path = format!("/journeys/{DRY_RUN}"),
+    operation_id = "dry_run_journey",
+    tag = "journeys",
+    params(("list_limit" = Option<u32>, Query, minimum = 0, maximum = 100000, description = "How many people's runs to list (100 by default)")),
+    request_body(content = doc::JourneyDefinition, description = "A journey, not yet defined."),
+    responses(
+        (status = 200, description = "What it would do now.", body = doc::JourneyDryRun),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn dry_run_proposed(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -109,6 +152,18 @@ pub async fn dry_run_proposed(
 }
 
 /// `POST /api/journeys/{name}/dry-run`: see [`dry_run_proposed`].
+#[utoipa::path(
+    post,
+    path = "/journeys/{name}/dry-run",
+    operation_id = "dry_run_defined_journey",
+    tag = "journeys",
+    params(("name" = String, Path, description = "The journey's name"), ("list_limit" = Option<u32>, Query, minimum = 0, maximum = 100000, description = "How many people's runs to list (100 by default)")),
+    responses(
+        (status = 200, description = "What it would do now.", body = doc::JourneyDryRun),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn dry_run_defined(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -137,6 +192,23 @@ async fn dry_run(
 }
 
 /// `GET /api/journeys/{name}/runs?profile_id=&limit=&cursor=`: where each person is.
+#[utoipa::path(
+    get,
+    path = "/journeys/{name}/runs",
+    operation_id = "list_journey_runs",
+    tag = "journeys",
+    params(
+        ("name" = String, Path, description = "The journey's name"),
+        ("profile_id" = Option<String>, Query, description = "One person's runs"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "100 by default"),
+    ),
+    responses(
+        (status = 200, description = "Where each person is.", body = doc::JourneyRunPage),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn runs(
     State(state): State<AppState>,
     Path(name): Path<String>,

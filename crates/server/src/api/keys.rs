@@ -11,9 +11,17 @@ use crate::AppState;
 use crate::access::RULES;
 use crate::auth::{ADMIN_KEY_NAME, Caller};
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// `GET /api/me`: the calling key's name and role, and the routes it may use (what the
 /// dashboard shows).
+#[utoipa::path(
+    get,
+    path = "/me",
+    operation_id = "me",
+    tag = "keys",
+    responses((status = 200, description = "The calling key and what it may use.", body = doc::Me))
+)]
 pub async fn me(Extension(caller): Extension<Caller>) -> Json<Value> {
     let routes: Vec<String> = RULES
         .iter()
@@ -30,12 +38,31 @@ pub async fn me(Extension(caller): Extension<Caller>) -> Json<Value> {
 }
 
 /// `GET /api/keys`: every key's name, role, creation and last use (never the key).
+#[utoipa::path(
+    get,
+    path = "/keys",
+    operation_id = "list_keys",
+    tag = "keys",
+    responses((status = 200, description = "Every named key.", body = doc::KeyList))
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let keys = state.platform.governance.keys().await?;
     Ok(Json(json!({ "keys": keys })))
 }
 
 /// `POST /api/keys` `{name, role}`: a new key, answered this once.
+#[utoipa::path(
+    post,
+    path = "/keys",
+    operation_id = "create_key",
+    tag = "keys",
+    request_body = doc::NewKey,
+    responses(
+        (status = 201, description = "The key, shown this once.", body = doc::CreatedKey),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Json(body): Json<Value>,
@@ -69,6 +96,18 @@ pub async fn create(
 }
 
 /// `DELETE /api/keys/{name}`: revokes a key at once (its sessions end too).
+#[utoipa::path(
+    delete,
+    path = "/keys/{name}",
+    operation_id = "revoke_key",
+    tag = "keys",
+    params(("name" = String, Path, description = "The key's name")),
+    responses(
+        (status = 204, description = "Revoked; its sessions end too."),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -13,6 +13,7 @@ use unavoce_engagement::{CatalogEntry, MessageDefinitionError};
 use super::profile_id;
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 fn entry_json(entry: &CatalogEntry) -> Value {
     let mut value = json!(entry.message.config);
@@ -22,6 +23,13 @@ fn entry_json(entry: &CatalogEntry) -> Value {
 }
 
 /// `GET /api/messages`: every message with its channels.
+#[utoipa::path(
+    get,
+    path = "/messages",
+    operation_id = "list_messages",
+    tag = "messages",
+    responses((status = 200, description = "Every message with its channels.", body = doc::MessageList))
+)]
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     let messages: Vec<Value> = state
         .platform
@@ -35,6 +43,18 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
 
 /// `POST /api/messages`: defines a message; its templates, variables and channel limits
 /// are checked at once.
+#[utoipa::path(
+    post,
+    path = "/messages",
+    operation_id = "create_message",
+    tag = "messages",
+    request_body = doc::MessageDefinition,
+    responses(
+        (status = 201, description = "Defined.", body = doc::MessageEntry),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     body: axum::body::Bytes,
@@ -62,6 +82,17 @@ pub async fn create(
 }
 
 /// `GET /api/messages/{id}`: one message.
+#[utoipa::path(
+    get,
+    path = "/messages/{id}",
+    operation_id = "show_message",
+    tag = "messages",
+    params(("id" = String, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "The message.", body = doc::MessageEntry),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -77,6 +108,22 @@ pub async fn show(
 /// `GET /api/messages/{id}/preview?profile_id=&channel=`: the message rendered for that
 /// person on one channel, or on each of its channels; a rendering the person's values
 /// make impossible (too long for an SMS, say) says why.
+#[utoipa::path(
+    get,
+    path = "/messages/{id}/preview",
+    operation_id = "preview_message",
+    tag = "messages",
+    params(
+        ("id" = String, Path, description = "The message's id"),
+        ("profile_id" = String, Query, description = "The person to render it for"),
+        ("channel" = Option<String>, Query, description = "One channel; each of the message's channels by default"),
+    ),
+    responses(
+        (status = 200, description = "The renderings.", body = doc::MessagePreview),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn preview(
     State(state): State<AppState>,
     Path(id): Path<String>,

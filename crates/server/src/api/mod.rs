@@ -19,8 +19,8 @@ mod subscriptions;
 mod suppressions;
 mod touchpoints;
 
-use axum::Router;
-use axum::routing::{delete, get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
@@ -28,91 +28,70 @@ pub use import::IMPORT_BODY_LIMIT;
 pub(crate) use profiles::profile_json;
 pub use profiles::{live_profile, profile_filter, profile_id};
 
-/// The `/api/` routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/me", get(keys::me))
-        .route("/keys", get(keys::list).post(keys::create))
-        .route("/keys/{name}", delete(keys::revoke))
-        .route("/audit", get(audit::list))
-        .route("/stats", get(events::stats))
-        .route("/events", get(events::list))
-        .route("/quarantine", get(quarantine::list))
-        .route("/quarantine/{id}", get(quarantine::show))
-        .route("/quarantine/{id}/replay", post(quarantine::replay))
-        .route("/import", post(import::import))
-        .route(
-            "/touchpoints",
-            get(touchpoints::list).post(touchpoints::create),
-        )
-        .route(
-            "/touchpoints/{id}",
-            get(touchpoints::show)
-                .put(touchpoints::update)
-                .delete(touchpoints::delete),
-        )
-        .route("/profiles", get(profiles::list))
-        .route("/profiles/lookup", get(profiles::lookup))
-        .route("/profiles/{id}", get(profiles::show))
-        .route("/profiles/{id}/unmerge", post(profiles::unmerge))
-        .route("/profiles/{id}/context", get(profiles::context))
-        .route("/profiles/{id}/timeline", get(profiles::timeline))
-        .route("/profiles/{id}/export", get(profiles::export))
-        .route("/profiles/{id}/notes", post(consents::note))
-        .route("/profiles/{id}/erase", post(suppressions::erase))
-        .route("/suppressions", get(suppressions::list))
-        .route("/suppressions/{hash}", delete(suppressions::lift))
-        .route("/retention", get(retention::show))
-        .route("/retention/run", post(retention::run))
-        .route(
-            "/profiles/{id}/consents",
-            get(consents::list).post(consents::record),
-        )
-        .route("/identity/flagged", get(profiles::flagged))
-        .route("/identity/matching", post(profiles::run_matching))
-        .route("/identity/review", get(profiles::review_queue))
-        .route("/identity/review/{id}/{decision}", post(profiles::decide))
-        .route("/kpis/touchpoints", get(reports::touchpoint_kpis))
-        .route("/kpis/channels", get(reports::channel_kpis))
-        .route(
-            &format!("/journeys/{}", journeys::PATHS),
-            get(reports::paths),
-        )
-        .route(
-            &format!("/journeys/{}", journeys::FUNNEL),
-            get(reports::funnel),
-        )
-        .route(
-            &format!("/journeys/{}", journeys::ATTRIBUTION),
-            get(reports::attribution),
-        )
-        .route("/census", get(reports::census))
-        .route("/activity", get(reports::activity))
-        .route("/profiles/search", get(profiles::search))
-        .route("/broadcasts", post(engagement::broadcast))
-        .route("/decisions", get(engagement::decisions))
-        .route("/journeys", get(journeys::list).post(journeys::create))
-        .route(
-            &format!("/journeys/{}", journeys::DRY_RUN),
-            post(journeys::dry_run_proposed),
-        )
-        .route("/journeys/{name}", get(journeys::show))
-        .route("/journeys/{name}/dry-run", post(journeys::dry_run_defined))
-        .route("/journeys/{name}/runs", get(journeys::runs))
-        .route("/messages", get(messages::list).post(messages::create))
-        .route("/messages/{id}", get(messages::show))
-        .route("/messages/{id}/preview", get(messages::preview))
-        .route("/outbox", get(outbox::list))
-        .route("/outbox/summary", get(outbox::summary))
-        .route("/outbox/{id}", get(outbox::show))
-        .route("/outbox/{id}/requeue", post(outbox::requeue))
-        .route(
-            "/subscriptions",
-            get(subscriptions::list).post(subscriptions::create),
-        )
-        .route("/segments", get(segments::list).post(segments::create))
-        .route("/segments/{name}", get(segments::show))
-        .route("/segments/{name}/members", get(segments::members))
+/// The `/api/` routes, each registered with its documentation (`routes!`; see
+/// `crate::openapi`). The key each needs is the router's layer (`auth::require_key`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(keys::me))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(audit::list))
+        .routes(routes!(events::stats))
+        .routes(routes!(events::list))
+        .routes(routes!(quarantine::list))
+        .routes(routes!(quarantine::show))
+        .routes(routes!(quarantine::replay))
+        .routes(routes!(import::import))
+        .routes(routes!(touchpoints::list, touchpoints::create))
+        .routes(routes!(
+            touchpoints::show,
+            touchpoints::update,
+            touchpoints::delete
+        ))
+        .routes(routes!(profiles::list))
+        .routes(routes!(profiles::lookup))
+        .routes(routes!(profiles::show))
+        .routes(routes!(profiles::unmerge))
+        .routes(routes!(profiles::context))
+        .routes(routes!(profiles::timeline))
+        .routes(routes!(profiles::export))
+        .routes(routes!(consents::note))
+        .routes(routes!(suppressions::erase))
+        .routes(routes!(suppressions::list))
+        .routes(routes!(suppressions::lift))
+        .routes(routes!(retention::show))
+        .routes(routes!(retention::run))
+        .routes(routes!(consents::list, consents::record))
+        .routes(routes!(profiles::flagged))
+        .routes(routes!(profiles::run_matching))
+        .routes(routes!(profiles::review_queue))
+        .routes(routes!(profiles::decide))
+        .routes(routes!(reports::touchpoint_kpis))
+        .routes(routes!(reports::channel_kpis))
+        .routes(routes!(reports::paths))
+        .routes(routes!(reports::funnel))
+        .routes(routes!(reports::attribution))
+        .routes(routes!(reports::census))
+        .routes(routes!(reports::activity))
+        .routes(routes!(profiles::search))
+        .routes(routes!(engagement::broadcast))
+        .routes(routes!(engagement::decisions))
+        .routes(routes!(journeys::list, journeys::create))
+        .routes(routes!(journeys::dry_run_proposed))
+        .routes(routes!(journeys::show))
+        .routes(routes!(journeys::dry_run_defined))
+        .routes(routes!(journeys::runs))
+        .routes(routes!(messages::list, messages::create))
+        .routes(routes!(messages::show))
+        .routes(routes!(messages::preview))
+        .routes(routes!(outbox::list))
+        .routes(routes!(outbox::summary))
+        .routes(routes!(outbox::show))
+        .routes(routes!(outbox::requeue))
+        .routes(routes!(subscriptions::list, subscriptions::create))
+        .routes(routes!(segments::list, segments::create))
+        .routes(routes!(segments::show))
+        .routes(routes!(segments::members))
 }
 
 /// The `limit` query parameter: `default` when absent, an error outside 1..=`max`.

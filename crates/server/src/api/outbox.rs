@@ -13,9 +13,28 @@ use unavoce_store::{OutboxQuery, OutboxStatus};
 use super::{limit_param, parse_param, profile_filter};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// `GET /api/outbox?status=&channel=&broadcast=&profile=&after=&limit=`: entries,
 /// oldest first.
+#[utoipa::path(
+    get,
+    path = "/outbox",
+    operation_id = "list_outbox",
+    tag = "outbox",
+    params(
+        ("status" = Option<String>, Query, description = "`pending`, `sending`, `sent`, `dead` or `cancelled`"),
+        ("channel" = Option<String>, Query),
+        ("broadcast" = Option<String>, Query),
+        ("profile" = Option<String>, Query, description = "A profile id"),
+        ("after" = Option<i64>, Query, description = "`next_after` of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "100 by default"),
+    ),
+    responses(
+        (status = 200, description = "Entries, oldest first.", body = doc::OutboxPage),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -66,6 +85,13 @@ fn statuses() -> String {
 }
 
 /// `GET /api/outbox/summary`: entries by channel and status, and the provider lanes.
+#[utoipa::path(
+    get,
+    path = "/outbox/summary",
+    operation_id = "outbox_summary",
+    tag = "outbox",
+    responses((status = 200, description = "Entries by channel and status, and the provider lanes.", body = doc::OutboxSummary))
+)]
 pub async fn summary(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let counts = state
         .platform
@@ -79,6 +105,18 @@ pub async fn summary(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
 }
 
 /// `GET /api/outbox/{id}`: one entry.
+#[utoipa::path(
+    get,
+    path = "/outbox/{id}",
+    operation_id = "show_outbox_entry",
+    tag = "outbox",
+    params(("id" = i64, Path, description = "The entry's id")),
+    responses(
+        (status = 200, description = "The entry.", body = doc::OutboxEntry),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -94,6 +132,19 @@ pub async fn show(
 }
 
 /// `POST /api/outbox/{id}/requeue`: a dead letter back in line, due now.
+#[utoipa::path(
+    post,
+    path = "/outbox/{id}/requeue",
+    operation_id = "requeue_outbox_entry",
+    tag = "outbox",
+    params(("id" = i64, Path, description = "The entry's id")),
+    responses(
+        (status = 200, description = "Back in line, due now.", body = doc::Requeued),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn requeue(
     State(state): State<AppState>,
     Path(id): Path<i64>,

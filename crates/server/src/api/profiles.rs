@@ -17,8 +17,23 @@ use unavoce_projections::{IdentityProjection, UnmergeError};
 use super::parse_param;
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// `GET /api/profiles?limit=&cursor=`: profiles in id order.
+#[utoipa::path(
+    get,
+    path = "/profiles",
+    operation_id = "list_profiles",
+    tag = "profiles",
+    params(
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page (a profile id)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "20 by default"),
+    ),
+    responses(
+        (status = 200, description = "Profiles in id order.", body = doc::ProfilePage),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -54,6 +69,25 @@ pub async fn list(
 }
 
 /// `GET /api/profiles/lookup?<type>=<value>`: the profile holding one identifier.
+#[utoipa::path(
+    get,
+    path = "/profiles/lookup",
+    operation_id = "lookup_profile",
+    tag = "profiles",
+    params((
+        "identifier" = HashMap<String, String>,
+        Query,
+        style = Form,
+        explode,
+        description = "Exactly one identifier as `<type>=<value>`, e.g. `?email=ada@example.com`"
+    )),
+    responses(
+        (status = 200, description = "The profile holding the identifier.", body = doc::Profile),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, description = "The identifier is shared by several people (`ambiguous_identifier`).", body = openapi::ApiErrorBody),
+    )
+)]
 pub async fn lookup(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -92,6 +126,18 @@ pub async fn lookup(
 }
 
 /// `GET /api/profiles/{id}`: one profile, with its merge history.
+#[utoipa::path(
+    get,
+    path = "/profiles/{id}",
+    operation_id = "show_profile",
+    tag = "profiles",
+    params(("id" = String, Path, description = "A profile id such as `p-42`; an id merged away resolves to the profile it was merged into")),
+    responses(
+        (status = 200, description = "The profile, with its merge history.", body = doc::Profile),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -100,13 +146,27 @@ pub async fn show(
     Ok(Json(profile_json(&state.platform.identity, &node, true)))
 }
 
-#[derive(Deserialize)]
+/// `{"identifier": {"type", "value"}}`: the identifier to cut from the profile.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct UnmergeRequest {
+    #[schema(value_type = doc::Identifier)]
     identifier: Identifier,
 }
 
 /// `GET /api/profiles/{id}/context`: the context card — who, consents, open cases with
 /// their cross-channel history, last interactions, recent messages, next best action.
+#[utoipa::path(
+    get,
+    path = "/profiles/{id}/context",
+    operation_id = "context_card",
+    tag = "profiles",
+    params(("id" = String, Path, description = "A profile id such as `p-42`; an id merged away resolves to the profile it was merged into")),
+    responses(
+        (status = 200, description = "The context card.", body = doc::ContextCard),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn context(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -124,6 +184,22 @@ pub async fn context(
 
 /// `GET /api/profiles/{id}/timeline?limit=&cursor=`: the person's interactions on every
 /// touchpoint, newest first.
+#[utoipa::path(
+    get,
+    path = "/profiles/{id}/timeline",
+    operation_id = "timeline",
+    tag = "profiles",
+    params(
+        ("id" = String, Path, description = "A profile id such as `p-42`; an id merged away resolves to the profile it was merged into"),
+        ("cursor" = Option<u32>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "50 by default; kept within 1..=500"),
+    ),
+    responses(
+        (status = 200, description = "The person's interactions, newest first.", body = doc::Timeline),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn timeline(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -164,6 +240,20 @@ pub async fn timeline(
 
 /// `POST /api/profiles/{id}/unmerge` `{"identifier": {"type", "value"}}`: cuts the
 /// identifier from the profile; answers the profiles that result.
+#[utoipa::path(
+    post,
+    path = "/profiles/{id}/unmerge",
+    operation_id = "unmerge_profile",
+    tag = "profiles",
+    params(("id" = String, Path, description = "A profile id such as `p-42`; an id merged away resolves to the profile it was merged into")),
+    request_body = UnmergeRequest,
+    responses(
+        (status = 200, description = "The profiles that result.", body = doc::ProfileList),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn unmerge(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -209,6 +299,13 @@ pub async fn unmerge(
 
 /// `GET /api/identity/flagged`: identifiers flagged as used by implausibly many people,
 /// and identifiers proven shared by two people, each with its evidence.
+#[utoipa::path(
+    get,
+    path = "/identity/flagged",
+    operation_id = "flagged_identifiers",
+    tag = "identity",
+    responses((status = 200, description = "Identifiers flagged or shared, with their evidence.", body = doc::Flagged))
+)]
 pub async fn flagged(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.platform.identity.catch_up().await?;
     let rules = state.platform.identity.rules().clone();
@@ -253,6 +350,17 @@ pub async fn flagged(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
 
 /// `POST /api/identity/matching`: compares profiles that share no identifier; links
 /// likely matches and queues possible ones for review.
+#[utoipa::path(
+    post,
+    path = "/identity/matching",
+    operation_id = "run_matching",
+    tag = "identity",
+    responses(
+        (status = 200, description = "What the run did.", body = doc::MatchingReport),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn run_matching(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let report = state
         .platform
@@ -264,6 +372,14 @@ pub async fn run_matching(State(state): State<AppState>) -> Result<Json<Value>, 
 }
 
 /// `GET /api/identity/review?status=pending|accepted|rejected|all`: the review queue.
+#[utoipa::path(
+    get,
+    path = "/identity/review",
+    operation_id = "review_queue",
+    tag = "identity",
+    params(("status" = Option<String>, Query, description = "`pending` (default), `accepted`, `rejected` or `all`")),
+    responses((status = 200, description = "The review queue.", body = doc::ReviewQueue))
+)]
 pub async fn review_queue(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -290,6 +406,22 @@ pub async fn review_queue(
 }
 
 /// `POST /api/identity/review/{id}/accept|reject`.
+#[utoipa::path(
+    post,
+    path = "/identity/review/{id}/{decision}",
+    operation_id = "decide_review",
+    tag = "identity",
+    params(
+        ("id" = u64, Path, description = "The review item's id"),
+        ("decision" = String, Path, description = "`accept` or `reject`"),
+    ),
+    responses(
+        (status = 200, description = "The item as decided.", body = doc::ReviewItem),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn decide(
     State(state): State<AppState>,
     Path((id, decision)): Path<(u64, String)>,
@@ -443,6 +575,20 @@ pub(crate) fn profile_json(
 
 /// `GET /api/profiles/search?q=&limit=`: people whose identifier (e-mail, phone, user
 /// id, ...) or name contains `q` (any case), with their name and main identifiers.
+#[utoipa::path(
+    get,
+    path = "/profiles/search",
+    operation_id = "search_profiles",
+    tag = "profiles",
+    params(
+        ("q" = String, Query, description = "Part of an identifier or a name (any case)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "20 by default"),
+    ),
+    responses(
+        (status = 200, description = "The people found.", body = doc::SearchResults),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn search(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -480,6 +626,25 @@ pub async fn search(
 /// `GET /api/profiles/{id}/export?format=jsonl|zip`: everything held about the person
 /// (see [`crate::export`]): JSON Lines streamed as the events are read a page at a time,
 /// or a ZIP archive with one file per kind, written to a temporary file and streamed.
+#[utoipa::path(
+    get,
+    path = "/profiles/{id}/export",
+    operation_id = "export_profile",
+    tag = "privacy",
+    params(
+        ("id" = String, Path, description = "A profile id such as `p-42`; an id merged away resolves to the profile it was merged into"),
+        ("format" = Option<String>, Query, description = "`jsonl` (default) or `zip`"),
+    ),
+    responses(
+        (status = 200, description = "Everything held about the person: JSON Lines (one record a line, each with its `kind`), or a ZIP with one file per kind.", content(
+            (String = "application/x-ndjson"),
+            (Vec<u8> = "application/zip"),
+        )),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 500, response = openapi::InternalError),
+    )
+)]
 pub async fn export(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -14,8 +14,25 @@ use unavoce_store::{QuarantineEntry, QuarantineQuery, QuarantineStatus};
 use super::parse_param;
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// `GET /api/quarantine?status=pending|replayed&code=&limit=&cursor=`.
+#[utoipa::path(
+    get,
+    path = "/quarantine",
+    operation_id = "list_quarantine",
+    tag = "quarantine",
+    params(
+        ("status" = Option<String>, Query, description = "`pending`, `replayed` or `all` (default)"),
+        ("code" = Option<String>, Query, description = "Entries refused with this code"),
+        ("cursor" = Option<i64>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "100 by default; kept within 1..=1000"),
+    ),
+    responses(
+        (status = 200, description = "Quarantine entries.", body = doc::QuarantinePage),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -52,6 +69,18 @@ pub async fn list(
 }
 
 /// `GET /api/quarantine/{id}`.
+#[utoipa::path(
+    get,
+    path = "/quarantine/{id}",
+    operation_id = "show_quarantine_entry",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "The entry's id")),
+    responses(
+        (status = 200, description = "The entry.", body = doc::QuarantineEntry),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -66,6 +95,21 @@ pub async fn show(
 
 /// `POST /api/quarantine/{id}/replay`, optionally with `{"message": {...}}`, the fixed
 /// message; without it the stored message is validated again (e.g. after a config fix).
+#[utoipa::path(
+    post,
+    path = "/quarantine/{id}/replay",
+    operation_id = "replay_quarantine_entry",
+    tag = "quarantine",
+    params(("id" = i64, Path, description = "The entry's id")),
+    request_body(content = Option<doc::ReplayRequest>, description = "Optional: the fixed message."),
+    responses(
+        (status = 200, description = "Stored (or found already stored).", body = doc::Replayed),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 422, response = openapi::Unprocessable),
+    )
+)]
 pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<i64>,

@@ -22,10 +22,30 @@ use unavoce_projections::AudienceMembers;
 use super::parse_param;
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 type Params = Query<HashMap<String, String>>;
 
 /// `GET /api/kpis/touchpoints`: KPIs per touchpoint (and, under `channels`, per channel).
+#[utoipa::path(
+    get,
+    path = "/kpis/touchpoints",
+    operation_id = "touchpoint_kpis",
+    tag = "reports",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("segment" = Option<String>, Query, description = "An audience expression: only its people count"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+    ),
+    responses(
+        (status = 200, description = "KPIs per touchpoint (and per channel); as CSV, the touchpoints table.", content(
+            (doc::KpiReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn touchpoint_kpis(
     State(state): State<AppState>,
     Query(p): Params,
@@ -40,6 +60,25 @@ pub async fn touchpoint_kpis(
 }
 
 /// `GET /api/kpis/channels`: KPIs per channel.
+#[utoipa::path(
+    get,
+    path = "/kpis/channels",
+    operation_id = "channel_kpis",
+    tag = "reports",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("segment" = Option<String>, Query, description = "An audience expression: only its people count"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+    ),
+    responses(
+        (status = 200, description = "KPIs per channel.", content(
+            (doc::ChannelKpis = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn channel_kpis(
     State(state): State<AppState>,
     Query(p): Params,
@@ -60,6 +99,27 @@ pub async fn channel_kpis(
 
 /// `GET /api/journeys/paths?steps=&top=`: Sankey `nodes` and `links`, and the most
 /// frequent whole paths.
+#[utoipa::path(
+    get,
+    path = format!("/journeys/{}", super::journeys::PATHS),
+    operation_id = "paths",
+    tag = "reports",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("segment" = Option<String>, Query, description = "An audience expression: only its people count"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+        ("steps" = Option<u32>, Query, minimum = 1, maximum = 10, description = "Touchpoints per path (4 by default; at most `MAX_PATH_STEPS`, 10)"),
+        ("top" = Option<u32>, Query, description = "How many whole paths to list (20 by default)"),
+    ),
+    responses(
+        (status = 200, description = "Sankey nodes and links, and the most taken paths; as CSV, the links.", content(
+            (doc::PathReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn paths(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
     let steps = parse_param::<usize>("steps", p.get("steps"))?.unwrap_or(4);
     if !(1..=unavoce_projections::MAX_PATH_STEPS).contains(&steps) {
@@ -82,6 +142,25 @@ pub async fn paths(State(state): State<AppState>, Query(p): Params) -> Result<Re
 }
 
 /// `GET /api/journeys/funnel`: people at each stage, conversion and drop-off.
+#[utoipa::path(
+    get,
+    path = format!("/journeys/{}", super::journeys::FUNNEL),
+    operation_id = "funnel",
+    tag = "reports",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("segment" = Option<String>, Query, description = "An audience expression: only its people count"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+    ),
+    responses(
+        (status = 200, description = "People at each stage.", content(
+            (doc::FunnelReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn funnel(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
     let scope = Scope::of(&state, &p).await?;
     let report = state
@@ -93,6 +172,25 @@ pub async fn funnel(State(state): State<AppState>, Query(p): Params) -> Result<R
 }
 
 /// `GET /api/journeys/attribution`: conversions credited to touchpoints, four models.
+#[utoipa::path(
+    get,
+    path = format!("/journeys/{}", super::journeys::ATTRIBUTION),
+    operation_id = "attribution",
+    tag = "reports",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("segment" = Option<String>, Query, description = "An audience expression: only its people count"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+    ),
+    responses(
+        (status = 200, description = "Conversions credited to touchpoints.", content(
+            (doc::AttributionReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn attribution(
     State(state): State<AppState>,
     Query(p): Params,
@@ -107,6 +205,26 @@ pub async fn attribution(
 }
 
 /// `GET /api/census?format=csv&section=`: the channel census.
+#[utoipa::path(
+    get,
+    path = "/census",
+    operation_id = "census",
+    tag = "reports",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("segment" = Option<String>, Query, description = "An audience expression: only its people count"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+        ("section" = Option<String>, Query, description = "With `format=csv`: the table, `coverage`, `usage` (default), `unregistered` or `recommendations`"),
+    ),
+    responses(
+        (status = 200, description = "The channel census; as CSV, the table of `section`.", content(
+            (doc::Census = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn census(State(state): State<AppState>, Query(p): Params) -> Result<Response, ApiError> {
     let section: CensusSection = p
         .get("section")
@@ -123,6 +241,22 @@ pub async fn census(State(state): State<AppState>, Query(p): Params) -> Result<R
 }
 
 /// `GET /api/activity?by=channel|touchpoint&from=&to=&segment=`: events per day.
+#[utoipa::path(
+    get,
+    path = "/activity",
+    operation_id = "activity",
+    tag = "reports",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time or `YYYY-MM-DD` (UTC)"),
+        ("segment" = Option<String>, Query, description = "An audience expression: only its people count"),
+        ("by" = Option<String>, Query, description = "`channel` (default) or `touchpoint`"),
+    ),
+    responses(
+        (status = 200, description = "Events per day.", body = doc::ActivityReport),
+        (status = 400, response = openapi::BadRequest),
+    )
+)]
 pub async fn activity(
     State(state): State<AppState>,
     Query(p): Params,

@@ -8,9 +8,17 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// `GET /api/retention`: the rules in force, whether any can expire an event, and the
 /// last pass since start.
+#[utoipa::path(
+    get,
+    path = "/retention",
+    operation_id = "retention",
+    tag = "privacy",
+    responses((status = 200, description = "The rules and the last pass.", body = doc::Retention))
+)]
 pub async fn show(State(state): State<AppState>) -> Json<Value> {
     let retention = &state.platform.retention;
     Json(json!({
@@ -23,6 +31,16 @@ pub async fn show(State(state): State<AppState>) -> Json<Value> {
 
 /// `POST /api/retention/run`: runs a pass now (after one under way, if any); answers
 /// what it removed.
+#[utoipa::path(
+    post,
+    path = "/retention/run",
+    operation_id = "run_retention",
+    tag = "privacy",
+    responses(
+        (status = 200, description = "What the pass did.", body = doc::RetentionRun),
+        (status = 500, response = openapi::InternalError),
+    )
+)]
 pub async fn run(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     // On a task of its own: a caller that stops waiting does not stop the pass half-way.
     let retention = state.platform.retention.clone();

@@ -12,8 +12,16 @@ use unavoce_projections::{SegmentDefinition, SegmentError};
 use super::limit_param;
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// `GET /api/segments`: every segment with its size.
+#[utoipa::path(
+    get,
+    path = "/segments",
+    operation_id = "list_segments",
+    tag = "segments",
+    responses((status = 200, description = "Every segment with its size.", body = doc::SegmentList))
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.platform.identity.catch_up().await?;
     Ok(Json(json!({"segments": state.platform.segments.list()})))
@@ -22,6 +30,18 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 /// `POST /api/segments`: defines a segment (`name`, `expression`, `description`). The
 /// expression is checked at once; members enter as the segment is evaluated, within
 /// moments for everyone.
+#[utoipa::path(
+    post,
+    path = "/segments",
+    operation_id = "create_segment",
+    tag = "segments",
+    request_body = doc::SegmentDefinition,
+    responses(
+        (status = 201, description = "Defined; members enter as it is evaluated.", body = doc::SegmentInfo),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     body: axum::body::Bytes,
@@ -48,6 +68,17 @@ pub async fn create(
 }
 
 /// `GET /api/segments/{name}`: one segment with its size.
+#[utoipa::path(
+    get,
+    path = "/segments/{name}",
+    operation_id = "show_segment",
+    tag = "segments",
+    params(("name" = String, Path, description = "The segment's name")),
+    responses(
+        (status = 200, description = "The segment with its size.", body = doc::SegmentInfo),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -63,6 +94,22 @@ pub async fn show(
 
 /// `GET /api/segments/{name}/members?limit=&cursor=`: the people in a segment, in
 /// profile order; `next_cursor` continues.
+#[utoipa::path(
+    get,
+    path = "/segments/{name}/members",
+    operation_id = "list_segment_members",
+    tag = "segments",
+    params(
+        ("name" = String, Path, description = "The segment's name"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page (a profile id)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "100 by default"),
+    ),
+    responses(
+        (status = 200, description = "Members in profile order.", body = doc::SegmentMembers),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn members(
     State(state): State<AppState>,
     Path(name): Path<String>,

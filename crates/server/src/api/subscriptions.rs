@@ -10,8 +10,16 @@ use unavoce_engagement::SubscriptionDefinitionError;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// `GET /api/subscriptions`: every subscription, with where it was defined.
+#[utoipa::path(
+    get,
+    path = "/subscriptions",
+    operation_id = "list_subscriptions",
+    tag = "subscriptions",
+    responses((status = 200, description = "Every subscription.", body = doc::SubscriptionList))
+)]
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     let subscriptions: Vec<Value> = state
         .platform
@@ -29,6 +37,18 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
 
 /// `POST /api/subscriptions`: defines a subscription, checked at once (its expression,
 /// trigger and destinations).
+#[utoipa::path(
+    post,
+    path = "/subscriptions",
+    operation_id = "create_subscription",
+    tag = "subscriptions",
+    request_body = doc::SubscriptionDefinition,
+    responses(
+        (status = 201, description = "Defined.", body = doc::Named),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     body: axum::body::Bytes,

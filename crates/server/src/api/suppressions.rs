@@ -10,10 +10,23 @@ use unavoce_platform::erasure::{self, ErasureError};
 use super::profile_id;
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 /// `POST /api/profiles/{id}/erase`: erases the person (see
 /// `unavoce_platform::erasure`); answers the receipt: what was removed, and the
 /// suppression hashes now in force.
+#[utoipa::path(
+    post,
+    path = "/profiles/{id}/erase",
+    operation_id = "erase_profile",
+    tag = "privacy",
+    params(("id" = String, Path, description = "A profile id such as `p-42`")),
+    responses(
+        (status = 200, description = "The receipt.", body = doc::Erased),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn erase(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -31,6 +44,13 @@ pub async fn erase(
 }
 
 /// `GET /api/suppressions`: the keyed hashes of erased people's identifiers.
+#[utoipa::path(
+    get,
+    path = "/suppressions",
+    operation_id = "list_suppressions",
+    tag = "privacy",
+    responses((status = 200, description = "The suppression list.", body = doc::SuppressionList))
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let suppressions = state.platform.erasing.suppressions().await?;
     Ok(Json(json!({ "suppressions": suppressions })))
@@ -38,6 +58,17 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 
 /// `DELETE /api/suppressions/{hash}`: lifts one; events carrying that identifier are
 /// taken in again.
+#[utoipa::path(
+    delete,
+    path = "/suppressions/{hash}",
+    operation_id = "lift_suppression",
+    tag = "privacy",
+    params(("hash" = String, Path, description = "The suppression's hash")),
+    responses(
+        (status = 204, description = "Lifted."),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn lift(
     State(state): State<AppState>,
     Path(hash): Path<String>,

@@ -10,6 +10,7 @@ use unavoce_projections::{Origin, RegistryError};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, schemas as doc};
 
 fn entry((touchpoint, origin): (Touchpoint, Origin)) -> Value {
     let mut value = serde_json::to_value(&touchpoint).unwrap_or_default();
@@ -19,6 +20,13 @@ fn entry((touchpoint, origin): (Touchpoint, Origin)) -> Value {
 }
 
 /// Every registered touchpoint.
+#[utoipa::path(
+    get,
+    path = "/touchpoints",
+    operation_id = "list_touchpoints",
+    tag = "touchpoints",
+    responses((status = 200, description = "Every registered touchpoint.", body = doc::TouchpointList))
+)]
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     let touchpoints: Vec<Value> = state
         .platform
@@ -31,6 +39,17 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// One touchpoint.
+#[utoipa::path(
+    get,
+    path = "/touchpoints/{id}",
+    operation_id = "show_touchpoint",
+    tag = "touchpoints",
+    params(("id" = String, Path, description = "The touchpoint's id")),
+    responses(
+        (status = 200, description = "The touchpoint.", body = doc::TouchpointEntry),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -44,6 +63,18 @@ pub async fn show(
 }
 
 /// Registers a touchpoint.
+#[utoipa::path(
+    post,
+    path = "/touchpoints",
+    operation_id = "create_touchpoint",
+    tag = "touchpoints",
+    request_body = doc::Touchpoint,
+    responses(
+        (status = 201, description = "Registered.", body = doc::TouchpointEntry),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     body: Bytes,
@@ -59,6 +90,20 @@ pub async fn create(
 }
 
 /// Replaces a touchpoint (to rename it, change its needs, retire it, ...).
+#[utoipa::path(
+    put,
+    path = "/touchpoints/{id}",
+    operation_id = "update_touchpoint",
+    tag = "touchpoints",
+    params(("id" = String, Path, description = "The touchpoint's id")),
+    request_body(content = doc::Touchpoint, description = "The whole touchpoint; its `id` must be the path's."),
+    responses(
+        (status = 200, description = "Replaced.", body = doc::TouchpointEntry),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -75,6 +120,18 @@ pub async fn update(
 }
 
 /// Removes a touchpoint; its events stay in the log.
+#[utoipa::path(
+    delete,
+    path = "/touchpoints/{id}",
+    operation_id = "delete_touchpoint",
+    tag = "touchpoints",
+    params(("id" = String, Path, description = "The touchpoint's id")),
+    responses(
+        (status = 204, description = "Removed; its events stay in the log."),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -78,7 +78,9 @@ function layout(current, ...content) {
       signIn();
     } }, "Sign out"));
   const main = h("main", {}, ...content);
-  fill(app, h("div", { class: "shell" }, nav, main));
+  const footer = h("footer", { class: "muted small" },
+    h("a", { href: "/api/openapi.json", target: "_blank", rel: "noopener" }, "API reference (OpenAPI 3.1)"));
+  fill(app, h("div", { class: "shell" }, nav, h("div", { class: "page" }, main, footer)));
   return main;
 }
 

@@ -60,6 +60,16 @@ impl From<StoreError> for ApiError {
                     e.to_string(),
                 )
             },
+            // 507, not 503: the cause is the operator's to fix, not load; the Segment
+            // SDKs retry it as any 5xx.
+            StoreError::Full(_) => ApiError {
+                retry_after_secs: Some(30),
+                ..ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "the disk holding the event log is full; nothing from this request was stored",
+                )
+            },
             StoreError::Storage(_) => {
                 tracing::error!(error = %Redacted(&e), "storage failure");
                 ApiError::new(

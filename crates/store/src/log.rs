@@ -15,7 +15,11 @@ pub enum StoreError {
     /// The log is shutting down and takes no more writes.
     #[error("the event log is shut down")]
     Closed,
-    /// The database failed (disk full, I/O error, corruption).
+    /// The disk holding the store is full: nothing of this write was stored, and writes
+    /// succeed again once space is freed. The caller should answer 507 with `Retry-After`.
+    #[error("the disk holding the event log is full; nothing was written: {0}")]
+    Full(String),
+    /// The database failed (I/O error, corruption).
     #[error("storage failure: {0}")]
     Storage(String),
     /// The quarantine entry does not exist.

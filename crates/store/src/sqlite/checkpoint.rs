@@ -119,6 +119,7 @@ fn run(
 ) {
     let (state, wake) = &*signals;
     let mut truncated = 0;
+    let mut failing = super::integrity::Repeating::new("event log checkpoint");
     loop {
         let (stopped, asked) = {
             let guard = lock(state);
@@ -137,8 +138,9 @@ fn run(
         }
         // Passive first: it copies what it can without holding the writer back, so the
         // truncation that follows has little left to copy.
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %Redacted(&e), "event log checkpoint failed; will retry");
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) => failing.succeeded(),
+            Err(e) => failing.failed(&e),
         }
         if asked > truncated && truncate(&conn) {
             truncated = asked;

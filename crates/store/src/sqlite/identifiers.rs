@@ -9,7 +9,6 @@
 //! sees every committed event exactly once.
 
 use rusqlite::{Connection, Transaction};
-use unavoce_core::redact::Redacted;
 
 /// `event_identifiers.kind` of a `userId`.
 const USER_ID: i64 = 0;
@@ -90,6 +89,7 @@ fn index_through_erased(tx: &Transaction<'_>, from: i64) -> rusqlite::Result<i64
 pub(crate) struct IdentifierIndex {
     through: i64,
     chunk: i64,
+    failing: super::integrity::Repeating,
 }
 
 impl IdentifierIndex {
@@ -98,6 +98,7 @@ impl IdentifierIndex {
         Ok(IdentifierIndex {
             through: indexed_through(conn)?,
             chunk: i64::try_from(chunk.max(1)).unwrap_or(i64::MAX),
+            failing: super::integrity::Repeating::new("indexing events by identifier"),
         })
     }
 
@@ -125,12 +126,13 @@ impl IdentifierIndex {
             });
         match indexed {
             Ok(through) => {
+                self.failing.succeeded();
                 let indexed = through - self.through;
                 self.through = through;
                 usize::try_from(indexed).unwrap_or(0)
             }
             Err(e) => {
-                tracing::error!(error = %Redacted(&e), "cannot index events by identifier; will retry");
+                self.failing.failed(&e);
                 0
             }
         }

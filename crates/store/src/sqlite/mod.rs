@@ -5,6 +5,7 @@ mod checkpoint;
 mod erasure;
 mod governance;
 mod identifiers;
+mod integrity;
 mod leases;
 mod outbox;
 mod rows;
@@ -89,6 +90,12 @@ pub enum OpenError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    /// The database or its write-ahead log is damaged (truncated, overwritten): starting
+    /// on it could lose acknowledged events without a word.
+    #[error(
+        "the event log's file {path} is damaged: {why}. Unavoce will not start on it: restore the data folder from a backup"
+    )]
+    Damaged { path: PathBuf, why: String },
     #[error(
         "the event log at {path} was written by a newer Unavoce (schema {found}, this build knows {known})"
     )]
@@ -126,12 +133,26 @@ impl SqliteLog {
             source,
         })?;
         let path = dir.join("events.db");
-        let open_err = |source| OpenError::Open {
-            path: path.clone(),
-            source,
+        integrity::check_files(&path)
+            .map_err(|integrity::Damage { path, why }| OpenError::Damaged { path, why })?;
+        let open_err = |source: rusqlite::Error| {
+            if integrity::is_damage(&source) {
+                OpenError::Damaged {
+                    path: path.clone(),
+                    why: source.to_string(),
+                }
+            } else {
+                OpenError::Open {
+                    path: path.clone(),
+                    source,
+                }
+            }
         };
         let mut conn = Connection::open(&path).map_err(open_err)?;
         schema::configure(&conn, options.durability).map_err(open_err)?;
+        if let Some(why) = integrity::quick_check(&conn).map_err(open_err)? {
+            return Err(OpenError::Damaged { path, why });
+        }
         let found = schema::user_version(&conn).map_err(open_err)?;
         if found > schema::latest_version() {
             return Err(OpenError::TooNew {
@@ -174,12 +195,14 @@ impl SqliteLog {
             let observer = options.on_commit.clone();
             let index = identifiers::IdentifierIndex::load(&conn, options.identifier_index_chunk)
                 .map_err(open_err)?;
+            let writer_path = path.clone();
             std::thread::Builder::new()
                 .name("event-log-writer".into())
                 .spawn(move || {
                     writer::run(
                         writer::Writer {
                             conn,
+                            path: writer_path,
                             max_rows_per_commit: max_rows,
                             observer,
                             committed,
@@ -298,7 +321,7 @@ impl SqliteLog {
         })
         .await
         .map_err(|e| StoreError::Storage(format!("reader task failed: {e}")))?
-        .map_err(|e| StoreError::Storage(e.to_string()))
+        .map_err(|e| integrity::store_error(&e, &self.path))
     }
 }
 

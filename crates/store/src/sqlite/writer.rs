@@ -161,6 +161,8 @@ struct Tally {
 /// What the writer thread owns.
 pub(crate) struct Writer {
     pub conn: Connection,
+    /// The database file, named in errors.
+    pub path: std::path::PathBuf,
     /// Rows gathered into one commit at most.
     pub max_rows_per_commit: usize,
     pub observer: Option<CommitObserver>,
@@ -239,7 +241,7 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %Redacted(&e), "erasure failed; nothing was removed");
-                Err(StoreError::Storage(e.to_string()))
+                Err(super::integrity::store_error(&e, &self.path))
             }
         };
         let _ = reply.send(answer);
@@ -261,7 +263,7 @@ impl Writer {
             .map(|(receipt, _)| Done::Expired(receipt))
             .map_err(|e| {
                 tracing::error!(error = %Redacted(&e), "expiry failed; nothing was removed");
-                StoreError::Storage(e.to_string())
+                super::integrity::store_error(&e, &self.path)
             });
         let _ = reply.send(answer);
     }
@@ -353,8 +355,9 @@ pub(crate) fn run(mut writer: Writer, jobs: Receiver<Job>, queued: Arc<AtomicUsi
             }
             Err(e) => {
                 tracing::error!(error = %Redacted(&e), "event log commit failed; nothing in this group was acknowledged");
+                let error = super::integrity::store_error(&e, &writer.path);
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Storage(e.to_string())));
+                    let _ = reply.send(Err(error.clone()));
                 }
             }
         }

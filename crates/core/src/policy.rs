@@ -10,9 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use jiff::civil::Time;
+use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp, ZonedDateTime};
+use jiff::{SignedDuration, Span, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -180,6 +180,17 @@ struct QuietHours {
     from: Time,
     to: Time,
     purposes: Vec<String>,
+}
+
+impl QuietHours {
+    /// Whether a local time is inside them.
+    fn contains(&self, t: Time) -> bool {
+        if self.from <= self.to {
+            t >= self.from && t < self.to
+        } else {
+            t >= self.from || t < self.to
+        }
+    }
 }
 
 /// The compiled policies.
@@ -402,10 +413,21 @@ pub fn decide(
         {
             continue;
         }
-        let (since, window) = match cap.window {
-            CapWindow::Rolling(d) => (send_at - d, format!("in {} hours", d.as_hours())),
+        let counted: Vec<Timestamp> = history
+            .iter()
+            .filter(|h| c.channel.as_ref().is_none_or(|ch| *ch == h.channel))
+            .filter(|h| c.purpose.as_ref().is_none_or(|p| *p == h.purpose))
+            .map(|h| h.at)
+            .collect();
+        // Every window the message would go out in counts, not only the one ending with
+        // it: a message held, or timed to a best hour, may go out after this one.
+        let (count, window) = match cap.window {
+            CapWindow::Rolling(d) => (
+                fullest_rolling(&counted, send_at, d),
+                format!("in {} hours", d.as_hours()),
+            ),
             CapWindow::CalendarDays(days) => (
-                start_of_local_day(send_at, &zone, days - 1),
+                fullest_days(&counted, send_at, &zone, days),
                 if days == 1 {
                     "today".to_string()
                 } else {
@@ -413,12 +435,6 @@ pub fn decide(
                 },
             ),
         };
-        let count = history
-            .iter()
-            .filter(|h| h.at >= since && h.at <= send_at)
-            .filter(|h| c.channel.as_ref().is_none_or(|ch| *ch == h.channel))
-            .filter(|h| c.purpose.as_ref().is_none_or(|p| *p == h.purpose))
-            .count();
         if count >= c.max as usize {
             reasons.push(Reason {
                 code: "frequency_cap",
@@ -483,46 +499,60 @@ pub(crate) fn quiet_until(
     if !quiet.purposes.is_empty() && !quiet.purposes.contains(&message.purpose) {
         return None;
     }
-    let local: ZonedDateTime = now.to_zoned_datetime(zone.clone());
-    let t = local.time();
-    let inside = if quiet.from <= quiet.to {
-        t >= quiet.from && t < quiet.to
-    } else {
-        t >= quiet.from || t < quiet.to
-    };
-    if !inside {
+    let quiet_at = |t: Timestamp| quiet.contains(t.to_zoned_datetime(zone.clone()).time());
+    if !quiet_at(now) {
         return None;
     }
-    // The next `to` at or after now, in local time (a DST change moves it in UTC).
-    let today = local
-        .date()
-        .to_datetime(quiet.to)
-        .to_zoned_datetime(zone.clone())
-        .ok()?;
-    let end = if today.timestamp() > now {
-        today
-    } else {
-        local
-            .date()
-            .tomorrow()
-            .ok()?
-            .to_datetime(quiet.to)
-            .to_zoned_datetime(zone.clone())
-            .ok()?
-    };
-    Some(end.timestamp())
+    // They end when the local clock reaches `to` (twice, the night the clocks go back) or
+    // when a daylight saving change moves it out of them (past `to`, or back before
+    // `from`): the first such moment after now. A change can also skip the hours between
+    // `to` and `from`, and then they end only the next day.
+    let today = now.to_zoned_datetime(zone.clone()).date();
+    let horizon = now + SignedDuration::from_hours(72);
+    let reaching_to = (-1..=2)
+        .filter_map(|n| today.checked_add(Span::new().days(n)).ok())
+        .flat_map(|date| {
+            let at = zone.to_ambiguous_timestamp(date.to_datetime(quiet.to));
+            [at.earlier().ok(), at.later().ok()]
+        })
+        .flatten();
+    let changes = zone
+        .following(now)
+        .map(|change| change.timestamp())
+        .take_while(|t| *t <= horizon);
+    let end = reaching_to
+        .chain(changes)
+        .filter(|t| *t > now && !quiet_at(*t))
+        .min()
+        .unwrap_or(horizon);
+    Some(end)
 }
 
-/// Midnight, local time, `days_back` days before the local day of `at`.
-fn start_of_local_day(at: Timestamp, zone: &TimeZone, days_back: u32) -> Timestamp {
-    let local = at.to_zoned_datetime(zone.clone());
-    let mut date = local.date();
-    for _ in 0..days_back {
-        date = date.yesterday().unwrap_or(date);
-    }
-    date.to_zoned_datetime(zone.clone())
-        .map(|z| z.timestamp())
-        .unwrap_or(at)
+/// The most of `sent` in one window of `d` (both ends included) that holds `at`: the
+/// one ending at `at`, or one ending at a later message within `d` of it.
+fn fullest_rolling(sent: &[Timestamp], at: Timestamp, d: SignedDuration) -> usize {
+    std::iter::once(at)
+        .chain(sent.iter().copied().filter(|t| *t > at && *t <= at + d))
+        .map(|end| sent.iter().filter(|t| **t >= end - d && **t <= end).count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The most of `sent` on `days` consecutive calendar days in `zone` that include the
+/// day of `at`.
+fn fullest_days(sent: &[Timestamp], at: Timestamp, zone: &TimeZone, days: u32) -> usize {
+    let day = |t: Timestamp| t.to_zoned_datetime(zone.clone()).date();
+    let dates: Vec<Date> = sent.iter().map(|t| day(*t)).collect();
+    let shift = |date: Date, n: i64| date.checked_add(Span::new().days(n)).unwrap_or(date);
+    let days = i64::from(days);
+    (0..days)
+        .map(|k| {
+            let first = shift(day(at), k + 1 - days);
+            let last = shift(first, days - 1);
+            dates.iter().filter(|d| (first..=last).contains(d)).count()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 mod channel;

@@ -309,7 +309,7 @@ fn pick_cut(graph: &IdentityGraph, pick: usize) -> Option<UnmergeRule> {
 }
 
 proptest! {
-    #![proptest_config(config(384))]
+    #![proptest_config(config(768))]
 
     /// Unmerging an identifier (one or two unmerges in a row) gives exactly the graph of
     /// the same log in which the cut identifier never came with those it was cut from,

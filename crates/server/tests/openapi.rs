@@ -12,6 +12,10 @@
 //! and refuses any other way to add a route (`.route(`, `.route_service(`,
 //! `.nest_service(`, a plain `Router::new()` to merge): a route added without its
 //! documentation cannot pass.
+//!
+//! And the answers are as documented: every `GET /api/` route that can be called with
+//! no parameter but a profile id is called, and its JSON holds no field its schema does
+//! not name and every field it requires (down through the first item of each list).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -299,4 +303,99 @@ fn routes_are_registered_only_with_their_documentation() {
         }
     }
     assert!(registrations > 60, "{registrations}");
+}
+
+/// The schema `schema` stands for: a reference followed, one of `[T, null]` taken.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    if let Some(reference) = schema["$ref"].as_str() {
+        return resolve(doc, doc.pointer(&reference[1..]).unwrap());
+    }
+    if let Some(one_of) = schema["oneOf"].as_array()
+        && one_of.len() == 2
+        && one_of[0]["type"] == "null"
+    {
+        return resolve(doc, &one_of[1]);
+    }
+    schema
+}
+
+/// Checks `value` against `schema` where the schema names its fields: no field it does
+/// not document, every field it requires; then the same for the fields' values.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
+    let schema = resolve(doc, schema);
+    match value {
+        Value::Object(fields) => {
+            let Some(properties) = schema["properties"].as_object() else {
+                return; // a free-form object
+            };
+            for (name, inner) in fields {
+                match properties.get(name) {
+                    Some(property) => {
+                        conforms(doc, property, inner, &format!("{at}.{name}"), problems)
+                    }
+                    None if schema
+                        .get("additionalProperties")
+                        .is_some_and(|a| a != false) => {}
+                    None => problems.push(format!("{at}.{name} is not documented")),
+                }
+            }
+            for required in schema["required"].as_array().into_iter().flatten() {
+                if !fields.contains_key(required.as_str().unwrap()) {
+                    problems.push(format!("{at}.{required} is required but absent"));
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(first) = items.first() {
+                conforms(doc, &schema["items"], first, &format!("{at}[0]"), problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Real answers have the documented shape: every `GET /api/` route that needs no
+/// parameter but a profile id, over a store with a person in it.
+#[tokio::test]
+async fn answers_have_the_documented_fields() {
+    let s = server().await;
+    s.send_batch(vec![
+        serde_json::json!({"type": "identify", "userId": "ada", "traits": {
+            "first_name": "Ada", "email": "ada@example.com"}}),
+        serde_json::json!({"type": "track", "userId": "ada", "event": "Order Completed",
+            "context": {"channel": "web"}}),
+        serde_json::json!({"type": "track", "event": "No one"}),
+    ])
+    .await;
+    let profile = s.profile_of("ada").await;
+    let doc = document(&s).await;
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for (method, template, operation) in operations(&doc) {
+        let required_query = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["in"] == "query" && p["required"] == true);
+        let params = template_params(&template);
+        let profile_only =
+            params.is_empty() || (params.len() == 1 && template.starts_with("/api/profiles/{id}"));
+        if method != "GET"
+            || !template.starts_with("/api/")
+            || template == "/api/openapi.json"
+            || template.ends_with("/export")
+            || required_query
+            || !profile_only
+        {
+            continue;
+        }
+        let path = template.replace("{id}", &profile);
+        let answer = s.admin("GET", &path, Body::empty()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.json);
+        let schema = &operation["responses"]["200"]["content"]["application/json"]["schema"];
+        conforms(&doc, schema, &answer.json, &path, &mut problems);
+        checked += 1;
+    }
+    assert!(checked > 25, "{checked}");
+    assert!(problems.is_empty(), "{problems:#?}");
 }

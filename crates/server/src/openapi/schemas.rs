@@ -285,6 +285,10 @@ pub struct StoredEvent {
     pub user_id: Option<String>,
     #[serde(rename = "anonymousId")]
     pub anonymous_id: Option<String>,
+    /// The message's other fields, as normalised (`traits`, `properties`, `context`,
+    /// `receivedAt`, ...).
+    #[serde(flatten)]
+    pub message: BTreeMap<String, Value>,
 }
 
 #[derive(Serialize, ToSchema)]

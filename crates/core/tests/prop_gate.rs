@@ -21,6 +21,7 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{Map, Value, json};
+use unavoce_core::Event;
 use unavoce_core::platform_events;
 use unavoce_core::policy::{
     CapConfig, ConsentMode, MESSAGE_CHANNELS, Outcome, OutgoingMessage, PastSend, Policies,
@@ -58,10 +59,10 @@ const ZONES: [&str; 7] = [
     "UTC",
 ];
 
-/// A person's facts at `now`, from messages (user `u`) in log order.
-fn person(messages: Vec<Map<String, Value>>, now: Timestamp) -> ProfileFacts {
+/// Messages (user `u`) as the intake stores them, in log order.
+fn events(messages: Vec<Map<String, Value>>) -> Vec<Event> {
     let ctx = IntakeContext::new("2030-01-01T00:00:00Z".parse().unwrap(), "test");
-    let events: Vec<_> = messages
+    messages
         .into_iter()
         .enumerate()
         .map(|(i, mut m)| {
@@ -69,9 +70,13 @@ fn person(messages: Vec<Map<String, Value>>, now: Timestamp) -> ProfileFacts {
             m.entry("timestamp").or_insert(json!(start().to_string()));
             normalise(m, &ctx, || format!("m{i}")).expect("a valid message")
         })
-        .collect();
+        .collect()
+}
+
+/// A person's facts at `now`, from messages in log order.
+fn person(messages: Vec<Map<String, Value>>, now: Timestamp) -> ProfileFacts {
     let computed = default_computed_traits();
-    ProfileState::fold(&events, &computed).facts(&computed, now)
+    ProfileState::fold(&events(messages), &computed).facts(&computed, now)
 }
 
 /// Someone who consented to everything everywhere, in `zone` (or the default).
@@ -171,12 +176,14 @@ fn statement_message(s: &Statement) -> Map<String, Value> {
     m
 }
 
-/// The statement that decides promotions on `channel`: the latest of those made for it
-/// or for every channel, a withdrawal winning at equal times. `None`: nothing said.
-fn deciding(statements: &[Statement], channel: &str) -> Option<bool> {
+/// Whether the statement that decides promotions (or service messages) on `channel`
+/// grants them: the latest of those made for it or for every channel, a withdrawal
+/// winning at equal times. `None`: nothing said.
+fn deciding(statements: &[Statement], promotional: bool, channel: &str) -> Option<bool> {
     statements
         .iter()
-        .filter(|s| s.promotional && s.channel.is_none_or(|c| SPELLINGS[c].1 == channel))
+        .filter(|s| s.promotional == promotional)
+        .filter(|s| s.channel.is_none_or(|c| SPELLINGS[c].1 == channel))
         .map(|s| (s.hour, !s.granted))
         .max()
         .map(|(_, withdrawn)| !withdrawn)
@@ -202,16 +209,7 @@ proptest! {
         ));
         // One person's ledger, or two people's merged into one.
         let computed = default_computed_traits();
-        let ctx = IntakeContext::new("2030-01-01T00:00:00Z".parse().unwrap(), "test");
-        let events: Vec<_> = messages
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut m)| {
-                m.insert("userId".into(), "u".into());
-                m.entry("timestamp").or_insert(json!(start().to_string()));
-                normalise(m, &ctx, || format!("m{i}")).unwrap()
-            })
-            .collect();
+        let events = events(messages);
         let mut people = [ProfileState::default(), ProfileState::default()];
         for (seq, event) in events.iter().enumerate() {
             people[usize::from(split.get(seq).copied().unwrap_or(false))].apply(&computed, seq as i64, event);
@@ -222,15 +220,19 @@ proptest! {
 
         let policies = Policies::new(&PolicyConfig::default()).unwrap();
         for (channel, _, _) in MESSAGE_CHANNELS {
-            let decision = decide(&policies, &message("promotional", channel, None), &facts, &[], now);
-            let refused = decision.reasons.iter().any(|r| r.code == "no_consent");
-            match deciding(&statements, channel) {
-                Some(true) => prop_assert!(!refused, "{}: {:?}", channel, decision),
-                _ => {
-                    prop_assert_eq!(decision.outcome, Outcome::Suppress, "{}: {:?}", channel, decision);
-                    prop_assert!(refused, "{}: {:?}", channel, decision);
-                }
-            }
+            let refused = |purpose: &str| {
+                let decision = decide(&policies, &message(purpose, channel, None), &facts, &[], now);
+                let refused = decision.reasons.iter().any(|r| r.code == "no_consent");
+                (refused && decision.outcome == Outcome::Suppress, decision)
+            };
+            // Promotions need a yes.
+            let (no, decision) = refused("promotional");
+            let granted = deciding(&statements, true, channel) == Some(true);
+            prop_assert_eq!(no, !granted, "{}: {:?}", channel, decision);
+            // Service messages go out unless withdrawn.
+            let (no, decision) = refused("service");
+            let withdrawn = deciding(&statements, false, channel) == Some(false);
+            prop_assert_eq!(no, withdrawn, "service on {}: {:?}", channel, decision);
         }
         // Channel `auto` never picks, or falls back to, a channel withdrawn there.
         let everything = ["email", "phone", "device_id"];
@@ -238,7 +240,7 @@ proptest! {
             choose_channel(&policies, "promotional", "auto", &facts, &everything, &[])
         {
             for channel in std::iter::once(&first).chain(&fallbacks) {
-                prop_assert_eq!(deciding(&statements, channel), Some(true), "{}", channel);
+                prop_assert_eq!(deciding(&statements, true, channel), Some(true), "{}", channel);
             }
         }
     }

@@ -81,7 +81,9 @@ pub(super) async fn decision_bench(args: DecisionBenchArgs) -> anyhow::Result<()
     let engagement = Engagement::new(
         identity.clone(),
         sqlite.clone(),
-        Arc::new(unavoce_core::policy::Policies::new(&Default::default())?),
+        unavoce_core::live::Live::new(Arc::new(unavoce_core::policy::Policies::new(
+            &Default::default(),
+        )?)),
     );
     let broadcast = |dry_run: bool, optimise_send_time: bool| Broadcast {
         message: "spring-offer".into(),

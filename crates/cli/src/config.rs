@@ -179,11 +179,24 @@ pub fn load_for_data(
 ) -> anyhow::Result<(Config, PathBuf)> {
     let config = load(flag)?;
     let data = crate::data_dir(data_flag, &config);
-    let in_data = data.join("unavoce.toml");
-    if flag.is_none() && !Path::new("unavoce.toml").exists() && in_data.exists() {
-        return Ok((load(Some(&in_data))?, data));
+    match file_in_use(flag, &data) {
+        Some(path) if flag.is_none() && path == data.join("unavoce.toml") => {
+            Ok((load(Some(&path))?, data))
+        }
+        _ => Ok((config, data)),
     }
-    Ok((config, data))
+}
+
+/// The config file a command with data folder `data` reads: `--config FILE`, else
+/// `./unavoce.toml`, else the data folder's `unavoce.toml`; `None` when there is none
+/// (the defaults).
+pub fn file_in_use(flag: Option<&Path>, data: &Path) -> Option<PathBuf> {
+    match flag {
+        Some(path) => Some(path.to_path_buf()),
+        None => [PathBuf::from("unavoce.toml"), data.join("unavoce.toml")]
+            .into_iter()
+            .find(|path| path.exists()),
+    }
 }
 
 /// The config to use: `--config FILE`, else `./unavoce.toml` if present, else defaults.

@@ -48,6 +48,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         keys,
         banner: Some(banner),
         node: None,
+        config_file: None,
     })
     .await
 }

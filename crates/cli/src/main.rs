@@ -10,6 +10,7 @@ mod keys;
 pub(crate) mod link;
 mod migrate;
 mod profile;
+mod reload;
 mod reports;
 mod serve;
 mod store;

@@ -12,6 +12,7 @@ use unavoce_store::{EventLog, SqliteOptions};
 
 use crate::config::{self, Config};
 use crate::keys::{self, ResolvedKeys};
+use crate::reload::ConfigFile;
 use crate::store;
 
 #[derive(Args)]
@@ -39,6 +40,7 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (config, data) = config::load_for_data(args.config.as_deref(), args.data)?;
+    let config_file = config::file_in_use(args.config.as_deref(), &data);
     let listen = args
         .listen
         .or_else(|| config.server.listen.clone())
@@ -51,6 +53,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         keys,
         banner: None,
         node: args.node,
+        config_file,
     })
     .await
 }
@@ -65,6 +68,9 @@ pub struct Setup {
     pub banner: Option<String>,
     /// This node's name, when several share a PostgreSQL store.
     pub node: Option<String>,
+    /// The configuration file read at start, read again at `SIGHUP` or
+    /// `POST /api/config/reload`; `None` when the defaults are used.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Opens the store, serves until Ctrl-C or SIGTERM, then flushes and closes.
@@ -108,6 +114,22 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let reloader = match &setup.config_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config file {}", path.display()))?;
+            let file = Arc::new(ConfigFile::new(
+                path.clone(),
+                &text,
+                public_url.clone(),
+                running.platform.clone(),
+            ));
+            #[cfg(unix)]
+            file.clone().reload_on_hangup()?;
+            Some(file)
+        }
+        None => None,
+    };
     let state = AppState {
         platform: running.platform.clone(),
         keys: Arc::new(Keys {
@@ -117,6 +139,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         }),
         metrics,
         sessions: Arc::new(Sessions::for_public_url(&public_url)),
+        config: reloader.map(|f| f as Arc<dyn unavoce_server::api::ConfigReload>),
     };
     unavoce_platform::keys::enroll_admin_key(
         running.platform.governance.as_ref(),

@@ -14,6 +14,7 @@ pub mod identifier;
 pub mod identity;
 pub mod import;
 pub mod journey;
+pub mod live;
 pub mod linkage;
 pub mod message;
 pub mod platform_events;

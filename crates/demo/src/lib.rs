@@ -96,7 +96,7 @@ pub async fn build(data: &Path, customers: usize) -> anyhow::Result<Company> {
     let engagement = unavoce_engagement::Engagement::new(
         identity.clone(),
         log.clone(),
-        std::sync::Arc::new(Policies::new(&Default::default())?),
+        unavoce_core::live::Live::new(std::sync::Arc::new(Policies::new(&Default::default())?)),
     );
     let promotion = engagement
         .broadcast(

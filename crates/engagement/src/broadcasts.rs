@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use unavoce_core::audience::Audience;
 use unavoce_core::identity::ProfileId;
+use unavoce_core::live::Live;
 use unavoce_core::policy::{Decision, PastSend, Policies};
 use unavoce_core::profile::engagement::hour_of_week;
 use unavoce_store::{DecisionLog, StoreError};
@@ -76,7 +77,7 @@ impl Engagement {
     pub fn new(
         identity: Arc<IdentityProjection>,
         decisions: Arc<dyn DecisionLog>,
-        policies: Arc<Policies>,
+        policies: Arc<Live<Policies>>,
     ) -> Self {
         Engagement {
             identity,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use unavoce_core::identity::ProfileId;
+use unavoce_core::live::Live;
 use unavoce_core::policy::{
     Decision, OutgoingMessage, PastSend, Policies, best_send_time, choose_channel, decide,
 };
@@ -76,22 +77,23 @@ impl Gated {
     }
 }
 
-/// The policies and the log of what they decided.
+/// The policies in force (a reload can replace them) and the log of what they decided.
 pub struct Gate {
-    policies: Arc<Policies>,
+    policies: Arc<Live<Policies>>,
     decisions: Arc<dyn DecisionLog>,
 }
 
 impl Gate {
-    pub fn new(policies: Arc<Policies>, decisions: Arc<dyn DecisionLog>) -> Self {
+    pub fn new(policies: Arc<Live<Policies>>, decisions: Arc<dyn DecisionLog>) -> Self {
         Gate {
             policies,
             decisions,
         }
     }
 
-    pub fn policies(&self) -> &Arc<Policies> {
-        &self.policies
+    /// The policies in force now.
+    pub fn policies(&self) -> Arc<Policies> {
+        self.policies.get()
     }
 
     /// The decision log the gate's decisions are recorded in.
@@ -109,8 +111,9 @@ impl Gate {
         past: &[PastSend],
         now: Timestamp,
     ) -> Gated {
+        let policies = self.policies.get();
         let chosen = choose_channel(
-            &self.policies,
+            &policies,
             ask.purpose,
             ask.channel,
             person,
@@ -139,17 +142,12 @@ impl Gate {
             for e in person.engagement.values() {
                 e.hour_of_week.add_to(&mut hours);
             }
-            let zone = self.policies.time_zone(person);
+            let zone = policies.time_zone(person);
             message.not_before = Some(best_send_time(
-                &self.policies,
-                &message,
-                &zone,
-                &hours,
-                population,
-                now,
+                &policies, &message, &zone, &hours, population, now,
             ));
         }
-        let decision = decide(&self.policies, &message, person, past, now);
+        let decision = decide(&policies, &message, person, past, now);
         Gated {
             channel,
             fallbacks,

@@ -22,7 +22,7 @@ use unavoce_core::subscription::{
 use unavoce_store::{DecisionLog, EventLog, EventQuery, NewDecision, StoreError};
 
 use unavoce_projections::IdentityProjection;
-use unavoce_projections::catalog::{Catalog, CatalogError, Definition};
+use unavoce_projections::catalog::{Catalog, CatalogError, Configured, Definition};
 
 /// The purpose of an insight's decision.
 pub const INSIGHT_PURPOSE: &str = "insight";
@@ -30,7 +30,7 @@ const CURSOR_SETTING: &str = "engagement.insights.cursor";
 const PAGE: usize = 2_000;
 
 /// The catalog's kind for subscriptions.
-pub(crate) struct SubscriptionKind;
+pub struct SubscriptionKind;
 
 impl Definition for SubscriptionKind {
     type Item = Subscription;
@@ -113,7 +113,7 @@ pub struct Insights {
     identity: Arc<IdentityProjection>,
     decisions: Arc<dyn DecisionLog>,
     catalog: Catalog<SubscriptionKind>,
-    destinations: Destinations,
+    destinations: std::sync::RwLock<Destinations>,
     cursor: tokio::sync::Mutex<Cursor>,
     wake: tokio::sync::Notify,
 }
@@ -137,6 +137,7 @@ impl Insights {
         }
         let log = identity.log().clone();
         let catalog = Catalog::open(&*log, configured).await?;
+        let destinations = std::sync::RwLock::new(destinations);
         let at = stored_cursor(&*log).await?;
         Ok(Arc::new(Insights {
             identity,
@@ -165,13 +166,42 @@ impl Insights {
         Ok(())
     }
 
+    /// Checks a config file's subscriptions, read again, against the destinations it
+    /// configures; every one must hold.
+    pub fn check(
+        configured: &[SubscriptionConfig],
+        destinations: &Destinations,
+    ) -> Result<Configured<SubscriptionKind>, SubscriptionDefinitionError> {
+        for config in configured {
+            destinations.check(config)?;
+        }
+        Ok(Catalog::check(configured)?)
+    }
+
+    /// Puts a config file's subscriptions and destinations, read again and checked, in
+    /// force from the next event on.
+    pub async fn reconfigure(
+        &self,
+        configured: Configured<SubscriptionKind>,
+        destinations: Destinations,
+    ) -> Result<(), StoreError> {
+        *self.destinations.write().unwrap_or_else(|e| e.into_inner()) = destinations;
+        (self.catalog)
+            .reconfigure(&**self.identity.log(), configured)
+            .await?;
+        self.nudge();
+        Ok(())
+    }
+
     /// Defines a subscription through the API: checked, stored, and in force from the
     /// next event on.
     pub async fn define(
         &self,
         config: SubscriptionConfig,
     ) -> Result<(), SubscriptionDefinitionError> {
-        self.destinations.check(&config)?;
+        (self.destinations.read())
+            .unwrap_or_else(|e| e.into_inner())
+            .check(&config)?;
         self.catalog.define(&**self.identity.log(), config).await?;
         Ok(())
     }

@@ -23,6 +23,7 @@ use unavoce_core::identity::{ProfileId, extract};
 use unavoce_core::journey::{
     Action, Delivery, Halt, Journey, JourneyConfig, JourneyError, Progress, Trigger, Wake, delivery,
 };
+use unavoce_core::live::Live;
 use unavoce_core::platform_events::{self, JOURNEY_SOURCE};
 use unavoce_core::policy::{Decision, Outcome, PastSend, Policies};
 use unavoce_core::profile::{ProfileFacts, ProfileState, message_step, segment_change};
@@ -36,7 +37,7 @@ use unavoce_store::{
 use crate::Messages;
 use crate::gate::{Ask, Gate, Gated};
 use unavoce_projections::IdentityProjection;
-use unavoce_projections::catalog::{Catalog, CatalogError, Definition};
+use unavoce_projections::catalog::{Catalog, CatalogError, Configured, Definition};
 use unavoce_projections::{People, Person, Recorder};
 
 /// The log position the runner has handled.
@@ -45,7 +46,7 @@ const CURSOR_SETTING: &str = "engagement.journeys.cursor";
 const PAGE: usize = 1_000;
 
 /// The catalog's kind for journeys.
-pub(crate) struct JourneyKind;
+pub struct JourneyKind;
 
 impl Definition for JourneyKind {
     type Item = Journey;
@@ -198,7 +199,7 @@ impl Journeys {
         intake: Intake,
         store: Arc<dyn JourneyStore>,
         decisions: Arc<dyn DecisionLog>,
-        policies: Arc<Policies>,
+        policies: Arc<Live<Policies>>,
         messages: Arc<Messages>,
         configured: &[JourneyConfig],
     ) -> Result<Arc<Self>, JourneyDefinitionError> {
@@ -500,7 +501,7 @@ impl Journeys {
                 &mut progress,
                 wake,
                 &facts,
-                self.gate.policies(),
+                &self.gate.policies(),
                 now,
                 &mut actions,
             );
@@ -726,6 +727,23 @@ impl Journeys {
         Ok(())
     }
 
+    /// Checks a config file's journeys, read again; every one must hold.
+    pub fn check(
+        configured: &[JourneyConfig],
+    ) -> Result<Configured<JourneyKind>, JourneyDefinitionError> {
+        Ok(Catalog::check(configured)?)
+    }
+
+    /// Puts a config file's journeys, read again and checked, in force from the next
+    /// step on: a run goes on under its journey's new definition, as after a restart.
+    pub async fn reconfigure(&self, configured: Configured<JourneyKind>) -> Result<(), StoreError> {
+        (self.catalog)
+            .reconfigure(&**self.identity.log(), configured)
+            .await?;
+        self.nudge();
+        Ok(())
+    }
+
     /// Defines a journey through the API: checked, stored, and running from the next
     /// event on.
     pub async fn define(&self, config: JourneyConfig) -> Result<(), JourneyDefinitionError> {
@@ -821,7 +839,7 @@ impl Journeys {
                 &mut progress,
                 wake,
                 &person.facts,
-                self.gate.policies(),
+                &self.gate.policies(),
                 at,
                 &mut Vec::new(),
             ) {

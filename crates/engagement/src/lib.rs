@@ -14,7 +14,9 @@ pub mod links;
 mod messages;
 
 pub use broadcasts::{Broadcast, BroadcastReport, Engagement, PersonDecision};
-pub use insights::{Destinations, INSIGHT_PURPOSE, Insights, SubscriptionDefinitionError};
-pub use journeys::{GroupStats, JourneyDefinitionError, JourneyStats, Journeys};
+pub use insights::{
+    Destinations, INSIGHT_PURPOSE, Insights, SubscriptionDefinitionError, SubscriptionKind,
+};
+pub use journeys::{GroupStats, JourneyDefinitionError, JourneyKind, JourneyStats, Journeys};
 pub use links::Links;
-pub use messages::{CatalogEntry, MessageDefinitionError, Messages};
+pub use messages::{CatalogEntry, MessageDefinitionError, MessageKind, Messages};

@@ -10,12 +10,12 @@ use unavoce_core::profile::ProfileFacts;
 use unavoce_store::StoreError;
 
 use unavoce_projections::IdentityProjection;
-use unavoce_projections::catalog::{Catalog, CatalogError, Definition};
+use unavoce_projections::catalog::{Catalog, CatalogError, Configured, Definition};
 
 use crate::Links;
 
 /// The catalog's kind for messages.
-pub(crate) struct MessageKind;
+pub struct MessageKind;
 
 impl Definition for MessageKind {
     type Item = Message;
@@ -98,6 +98,21 @@ impl Messages {
             self.catalog.reload(&**self.identity.log()).await?;
         }
         Ok(())
+    }
+
+    /// Checks a config file's messages, read again; every one must hold.
+    pub fn check(
+        configured: &[MessageConfig],
+    ) -> Result<Configured<MessageKind>, MessageDefinitionError> {
+        Ok(Catalog::check(configured)?)
+    }
+
+    /// Puts a config file's messages, read again and checked, in force: what is sent
+    /// from now on is rendered from them.
+    pub async fn reconfigure(&self, configured: Configured<MessageKind>) -> Result<(), StoreError> {
+        (self.catalog)
+            .reconfigure(&**self.identity.log(), configured)
+            .await
     }
 
     /// Defines a message through the API, checked at once.

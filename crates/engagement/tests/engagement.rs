@@ -7,6 +7,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use unavoce_core::identity::ProfileId;
+use unavoce_core::live::Live;
 use unavoce_core::policy::{Outcome, Policies, PolicyConfig};
 use unavoce_engagement::gate::{Ask, Gate, NO_CHANNEL};
 use unavoce_engagement::{
@@ -38,15 +39,15 @@ impl World {
 }
 
 /// Gate policies without quiet hours or caps: these tests are not about the clock.
-fn daytime_policies() -> Arc<Policies> {
-    Arc::new(
+fn daytime_policies() -> Arc<Live<Policies>> {
+    Live::new(Arc::new(
         Policies::new(&PolicyConfig {
             quiet_hours: None,
             caps: Vec::new(),
             ..PolicyConfig::default()
         })
         .unwrap(),
-    )
+    ))
 }
 
 /// Ada (e-mail and phone; promotions on SMS only) and Bruno (e-mail; no consent).

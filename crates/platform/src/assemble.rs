@@ -10,6 +10,7 @@ use unavoce_core::Touchpoint;
 use unavoce_core::analytics::AnalyticsRules;
 use unavoce_core::identity::IdentityRules;
 use unavoce_core::journey::JourneyConfig;
+use unavoce_core::live::Live;
 use unavoce_core::message::MessageConfig;
 use unavoce_core::policy::Policies;
 use unavoce_core::profile::ComputedTrait;
@@ -77,6 +78,14 @@ pub(crate) fn messages_of(blueprint: &Blueprint) -> Vec<MessageConfig> {
     messages
 }
 
+/// Where `blueprint` can send insights.
+pub(crate) fn destinations(blueprint: &Blueprint) -> Destinations {
+    Destinations {
+        webhooks: blueprint.delivery.webhooks.keys().cloned().collect(),
+        email: blueprint.delivery.email.is_some(),
+    }
+}
+
 /// Why the platform could not be put together.
 #[derive(Debug, thiserror::Error)]
 #[error("{part}: {source}")]
@@ -117,6 +126,8 @@ pub struct Platform {
     pub reports: Arc<Reports>,
     /// Broadcasts through the policy gate.
     pub engagement: Arc<Engagement>,
+    /// The policies in force (a reload replaces them).
+    pub policies: Arc<Live<Policies>>,
     /// The policy gate's decisions.
     pub decisions: Arc<dyn DecisionLog>,
     /// The outbox worker, its providers and what comes back from them.
@@ -189,10 +200,11 @@ impl Running {
             touchpoints,
             reports,
         } = ReadSide::open(log.clone(), &blueprint).await?;
+        let policies = Live::new(blueprint.policies.clone());
         let engagement = Arc::new(Engagement::new(
             identity.clone(),
             decisions.clone(),
-            blueprint.policies.clone(),
+            policies.clone(),
         ));
         let suppressions =
             crate::erasure::suppressions(store.as_ref(), &blueprint.identity).await?;
@@ -212,7 +224,7 @@ impl Running {
             intake.clone(),
             store.clone(),
             decisions.clone(),
-            blueprint.policies.clone(),
+            policies.clone(),
             messages.clone(),
             &blueprint.journeys,
         )
@@ -222,10 +234,7 @@ impl Running {
             identity.clone(),
             decisions.clone(),
             &blueprint.subscriptions,
-            Destinations {
-                webhooks: blueprint.delivery.webhooks.keys().cloned().collect(),
-                email: blueprint.delivery.email.is_some(),
-            },
+            destinations(&blueprint),
         )
         .await
         .map_err(failed("subscriptions"))?;
@@ -250,7 +259,7 @@ impl Running {
                     identity: identity.clone(),
                     messages: messages.clone(),
                     recorder: recorder.clone(),
-                    policies: blueprint.policies,
+                    policies: policies.clone(),
                     decisions: decisions.clone(),
                     leases: store.clone(),
                 },
@@ -313,6 +322,7 @@ impl Running {
                 touchpoints,
                 reports,
                 engagement,
+                policies,
                 decisions,
                 delivery,
                 governance: store.clone(),

@@ -10,8 +10,10 @@ pub mod keys;
 mod leased;
 mod person_data;
 mod read_side;
+mod reload;
 pub mod retention;
 
 pub use assemble::{AssembleError, Blueprint, Platform, Running};
 pub use person_data::PersonData;
 pub use read_side::ReadSide;
+pub use reload::Reconfiguration;

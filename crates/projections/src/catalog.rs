@@ -51,9 +51,13 @@ impl<D> Clone for Entry<D> {
 /// The definitions of one kind, by name.
 pub struct Catalog<D: Definition> {
     entries: RwLock<BTreeMap<String, Entry<D::Item>>>,
-    /// The config file's, compiled once.
-    configured: BTreeMap<String, Entry<D::Item>>,
+    /// The config file's, compiled when the file is read.
+    configured: RwLock<BTreeMap<String, Entry<D::Item>>>,
 }
+
+/// A config file's definitions of one kind, each checked and compiled: ready to take
+/// the place of those in force ([`Catalog::reconfigure`]).
+pub struct Configured<D: Definition>(BTreeMap<String, Entry<D::Item>>);
 
 impl<D: Definition> Catalog<D> {
     /// The config file's definitions (which must all hold) and those defined earlier
@@ -63,6 +67,16 @@ impl<D: Definition> Catalog<D> {
         log: &dyn EventLog,
         configured: &[D::Config],
     ) -> Result<Self, CatalogError<D::Error>> {
+        let catalog = Catalog {
+            entries: RwLock::new(BTreeMap::new()),
+            configured: RwLock::new(Self::check(configured)?.0),
+        };
+        catalog.reload(log).await.map_err(CatalogError::Store)?;
+        Ok(catalog)
+    }
+
+    /// Checks and compiles a config file's definitions; every one must hold.
+    pub fn check(configured: &[D::Config]) -> Result<Configured<D>, CatalogError<D::Error>> {
         let mut entries = BTreeMap::new();
         for config in configured {
             let name = D::name(config).to_string();
@@ -78,12 +92,19 @@ impl<D: Definition> Catalog<D> {
                 },
             );
         }
-        let catalog = Catalog {
-            entries: RwLock::new(BTreeMap::new()),
-            configured: entries,
-        };
-        catalog.reload(log).await.map_err(CatalogError::Store)?;
-        Ok(catalog)
+        Ok(Configured(entries))
+    }
+
+    /// Puts a config file's definitions, read again, in the place of the earlier ones:
+    /// those it no longer has are gone, and one the API had defined under a name the
+    /// file now takes gives way to the file's.
+    pub async fn reconfigure(
+        &self,
+        log: &dyn EventLog,
+        configured: Configured<D>,
+    ) -> Result<(), StoreError> {
+        *self.configured.write().unwrap_or_else(|e| e.into_inner()) = configured.0;
+        self.reload(log).await
     }
 
     /// Reads the definitions made through the API again (another node may have made
@@ -93,7 +114,9 @@ impl<D: Definition> Catalog<D> {
             Some(value) => serde_json::from_value(value).unwrap_or_default(),
             None => Vec::new(),
         };
-        let mut entries = self.configured.clone();
+        let mut entries = (self.configured.read())
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for config in stored {
             let name = D::name(&config).to_string();
             if entries.contains_key(&name) {

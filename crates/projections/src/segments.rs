@@ -32,7 +32,7 @@ use crate::Recorder;
 use unavoce_store::StoreError;
 
 use crate::IdentityProjection;
-use crate::catalog::{Catalog, CatalogError, Definition, Entry};
+use crate::catalog::{Catalog, CatalogError, Configured, Definition, Entry};
 
 /// Membership changes recorded per append.
 const CHANGES_PER_APPEND: usize = 500;
@@ -94,7 +94,8 @@ pub struct SegmentInfo {
     pub last_error: Option<String>,
 }
 
-struct Segment {
+/// A segment as compiled: its definition and its audience expression.
+pub struct Segment {
     definition: SegmentDefinition,
     audience: Audience,
     /// Whether the expression reads something time changes (computed traits, stage,
@@ -377,6 +378,23 @@ impl Segments {
             self.identity.mark_all_changed();
             self.identity.nudge();
         }
+        Ok(())
+    }
+
+    /// Checks a config file's segments, read again; every one must hold.
+    pub fn check(configured: &[SegmentDefinition]) -> Result<Configured<Segment>, SegmentError> {
+        Ok(Catalog::check(configured)?)
+    }
+
+    /// Puts a config file's segments, read again and checked, in force: everyone is
+    /// evaluated again by the maintenance task (members of a segment the file no longer
+    /// has keep their last membership, as after a restart).
+    pub async fn reconfigure(&self, configured: Configured<Segment>) -> Result<(), StoreError> {
+        (self.segments)
+            .reconfigure(&**self.identity.log(), configured)
+            .await?;
+        self.queue_everyone();
+        self.identity.nudge();
         Ok(())
     }
 

@@ -40,7 +40,8 @@ pub enum Origin {
 /// Every registered touchpoint.
 pub struct TouchpointRegistry {
     log: Arc<dyn EventLog>,
-    config: BTreeMap<String, Touchpoint>,
+    /// The config file's, replaced when it is read again.
+    config: RwLock<BTreeMap<String, Touchpoint>>,
     managed: tokio::sync::Mutex<BTreeMap<String, Touchpoint>>,
     all: RwLock<Vec<(Touchpoint, Origin)>>,
     channels: Arc<RwLock<TouchpointChannels>>,
@@ -62,7 +63,7 @@ impl TouchpointRegistry {
         };
         let registry = TouchpointRegistry {
             log,
-            config: config.iter().map(|t| (t.id.clone(), t.clone())).collect(),
+            config: RwLock::new(config.iter().map(|t| (t.id.clone(), t.clone())).collect()),
             managed: tokio::sync::Mutex::new(managed.clone()),
             all: RwLock::new(Vec::new()),
             channels: Arc::new(RwLock::new(TouchpointChannels::new())),
@@ -91,6 +92,23 @@ impl TouchpointRegistry {
         Ok(())
     }
 
+    /// Puts a config file's touchpoints, read again (and each checked), in the place of
+    /// the earlier ones; one the API registered under an id the file now takes gives way
+    /// to the file's.
+    pub async fn reconfigure(&self, config: &[Touchpoint]) {
+        let managed = self.managed.lock().await;
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) =
+            config.iter().map(|t| (t.id.clone(), t.clone())).collect();
+        self.publish(&managed);
+    }
+
+    /// Whether touchpoint `id` comes from the config file.
+    fn is_configured(&self, id: &str) -> bool {
+        (self.config.read())
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id)
+    }
+
     /// The touchpoint → channel map the intake reads, kept current.
     pub fn channels(&self) -> Arc<RwLock<TouchpointChannels>> {
         self.channels.clone()
@@ -110,7 +128,7 @@ impl TouchpointRegistry {
     pub async fn create(&self, touchpoint: Touchpoint) -> Result<Touchpoint, RegistryError> {
         touchpoint.validate()?;
         let mut managed = self.managed.lock().await;
-        if self.config.contains_key(&touchpoint.id) || managed.contains_key(&touchpoint.id) {
+        if self.is_configured(&touchpoint.id) || managed.contains_key(&touchpoint.id) {
             return Err(RegistryError::Exists(touchpoint.id));
         }
         managed.insert(touchpoint.id.clone(), touchpoint.clone());
@@ -132,7 +150,7 @@ impl TouchpointRegistry {
         }
         touchpoint.validate()?;
         let mut managed = self.managed.lock().await;
-        if self.config.contains_key(id) {
+        if self.is_configured(id) {
             return Err(RegistryError::FromConfig(id.into()));
         }
         if !managed.contains_key(id) {
@@ -147,7 +165,7 @@ impl TouchpointRegistry {
     /// then count as coming from an unregistered touchpoint.
     pub async fn delete(&self, id: &str) -> Result<(), RegistryError> {
         let mut managed = self.managed.lock().await;
-        if self.config.contains_key(id) {
+        if self.is_configured(id) {
             return Err(RegistryError::FromConfig(id.into()));
         }
         if managed.remove(id).is_none() {
@@ -166,14 +184,12 @@ impl TouchpointRegistry {
     }
 
     fn publish(&self, managed: &BTreeMap<String, Touchpoint>) {
-        let mut all: Vec<(Touchpoint, Origin)> = self
-            .config
-            .values()
+        let config = self.config.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<(Touchpoint, Origin)> = (config.values())
             .map(|t| (t.clone(), Origin::Config))
             .chain(
-                managed
-                    .values()
-                    .filter(|t| !self.config.contains_key(&t.id))
+                (managed.values())
+                    .filter(|t| !config.contains_key(&t.id))
                     .map(|t| (t.clone(), Origin::Api)),
             )
             .collect();

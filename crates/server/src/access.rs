@@ -91,6 +91,7 @@ pub const RULES: &[Rule] = &[
     rule("DELETE", "/api/suppressions/{hash}", OWNER, Aggregates),
     rule("GET", "/api/retention", OWNER, Aggregates),
     rule("POST", "/api/retention/run", OWNER, Aggregates),
+    rule("POST", "/api/config/reload", OWNER, Aggregates),
     rule("GET", "/api/profiles/{id}/consents", &[M, G], OnePerson),
     rule("POST", "/api/profiles/{id}/consents", &[G], OnePerson),
     rule("POST", "/api/profiles/{id}/notes", &[G], OnePerson),

@@ -43,6 +43,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Dashboard sessions: cookie flags and sign-in attempts.
     pub sessions: Arc<Sessions>,
+    /// What reads the configuration file again (`POST /api/config/reload`); `None`
+    /// when there is no file to read.
+    pub config: Option<Arc<dyn api::ConfigReload>>,
 }
 
 /// The whole HTTP application.

@@ -88,6 +88,7 @@ impl Dispatcher {
             && !self
                 .platform
                 .policies
+                .get()
                 .consented(&entry.purpose, &entry.channel, &facts)
         {
             return Err(Skip::Cancelled(format!(

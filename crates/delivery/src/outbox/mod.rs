@@ -18,6 +18,7 @@ use unavoce_core::redact::Redacted;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use unavoce_core::live::Live;
 use unavoce_core::policy::Policies;
 use unavoce_engagement::Messages;
 use unavoce_projections::{IdentityProjection, Recorder};
@@ -47,7 +48,7 @@ pub struct Platform {
     /// Where what happened is recorded, as the person's events.
     pub recorder: Recorder,
     /// The policies whose consents are checked again at send time.
-    pub policies: Arc<Policies>,
+    pub policies: Arc<Live<Policies>>,
     /// Where a STOP's confirmation is decided.
     pub decisions: Arc<dyn DecisionLog>,
     /// Each lane is worked by one node at a time: the one holding its lease.

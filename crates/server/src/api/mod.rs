@@ -2,6 +2,7 @@
 //! allows (`crate::access`).
 
 mod audit;
+mod config;
 mod consents;
 mod engagement;
 mod events;
@@ -24,6 +25,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 
+pub use config::{ConfigReload, ConfigReloaded, ReloadRefused};
 pub use import::IMPORT_BODY_LIMIT;
 pub(crate) use profiles::profile_json;
 pub use profiles::{live_profile, profile_filter, profile_id};
@@ -36,6 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))
         .routes(routes!(audit::list))
+        .routes(routes!(config::reload))
         .routes(routes!(events::stats))
         .routes(routes!(events::list))
         .routes(routes!(quarantine::list))

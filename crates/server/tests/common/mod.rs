@@ -93,6 +93,7 @@ async fn start_on(store: TestStore, metrics: Arc<Metrics>, customise: Customise)
         keys: Arc::new(keys),
         metrics,
         sessions: Arc::new(Sessions::for_public_url(&public_url)),
+        config: None,
     };
     TestServer {
         store,

@@ -1,0 +1,63 @@
+//! Putting a configuration file, read again, in force without a restart: the parts
+//! that can change while requests are served (touchpoints, policies, segments, journeys,
+//! messages, subscriptions) are first all checked, then all replaced, so an invalid file
+//! changes nothing.
+
+use std::sync::Arc;
+
+use unavoce_core::Touchpoint;
+use unavoce_core::policy::Policies;
+use unavoce_engagement::{
+    Destinations, Insights, JourneyKind, Journeys, MessageKind, Messages, SubscriptionKind,
+};
+use unavoce_projections::catalog::Configured;
+use unavoce_projections::{Segment, Segments};
+use unavoce_store::StoreError;
+
+use crate::assemble::{AssembleError, failed, messages_of};
+use crate::{Blueprint, Platform};
+
+/// A blueprint's live parts, each checked and compiled: ready to be put in force
+/// ([`Platform::reconfigure`]).
+pub struct Reconfiguration {
+    policies: Arc<Policies>,
+    touchpoints: Vec<Touchpoint>,
+    segments: Configured<Segment>,
+    journeys: Configured<JourneyKind>,
+    messages: Configured<MessageKind>,
+    subscriptions: Configured<SubscriptionKind>,
+    destinations: Destinations,
+}
+
+impl Reconfiguration {
+    /// Checks and compiles `blueprint`'s live parts; the first that does not hold is
+    /// the error, naming its part.
+    pub fn check(blueprint: &Blueprint) -> Result<Self, AssembleError> {
+        let destinations = crate::assemble::destinations(blueprint);
+        Ok(Reconfiguration {
+            policies: blueprint.policies.clone(),
+            touchpoints: blueprint.touchpoints.clone(),
+            segments: Segments::check(&blueprint.segments).map_err(failed("segments"))?,
+            journeys: Journeys::check(&blueprint.journeys).map_err(failed("journeys"))?,
+            messages: Messages::check(&messages_of(blueprint)).map_err(failed("messages"))?,
+            subscriptions: Insights::check(&blueprint.subscriptions, &destinations)
+                .map_err(failed("subscriptions"))?,
+            destinations,
+        })
+    }
+}
+
+impl Platform {
+    /// Puts a checked configuration in force on this node. Requests under way finish
+    /// with what they started with; the next ones see the new definitions.
+    pub async fn reconfigure(&self, new: Reconfiguration) -> Result<(), StoreError> {
+        self.policies.set(new.policies);
+        self.touchpoints.reconfigure(&new.touchpoints).await;
+        self.messages.reconfigure(new.messages).await?;
+        self.segments.reconfigure(new.segments).await?;
+        self.journeys.reconfigure(new.journeys).await?;
+        self.insights
+            .reconfigure(new.subscriptions, new.destinations)
+            .await
+    }
+}

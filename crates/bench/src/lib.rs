@@ -1,7 +1,7 @@
 //! `unavoce bench`: the benchmarks, each reported as a ratio against a baseline measured
 //! in the same run — `ingest` (end-to-end ingestion through HTTP against the embedded
 //! store's own raw bulk-insert rate for the same rows), `identity`, `context`, `link`,
-//! `reports`, `decisions`, `delivery` and `erasure`.
+//! `reports`, `decisions`, `delivery`, `erasure`, `cluster` and `soak`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,12 +58,17 @@ enum Bench {
     /// and one NATS server, against PostgreSQL's own bulk insert (binary COPY) of the
     /// same rows; with projection lag, memory per node and bytes per event stored.
     Cluster(cluster::ClusterBenchArgs),
+    /// A real server under SDK-shaped traffic at 70 % of the capacity measured first,
+    /// with a journey, broadcasts and readers running: memory over time, `/v1/batch`
+    /// latencies, every acknowledged event stored exactly once; `--overload` offers 200 %.
+    Soak(soak::SoakBenchArgs),
 }
 
 mod cluster;
 mod delivery;
 mod engagement;
 mod erasure;
+mod soak;
 
 #[derive(Args)]
 struct ReportBenchArgs {
@@ -144,6 +149,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Bench::Delivery(args) => delivery::delivery_bench(args).await,
         Bench::Erasure(args) => erasure::erasure_bench(args).await,
         Bench::Cluster(args) => cluster::cluster_bench(args).await,
+        Bench::Soak(args) => soak::soak_bench(args).await,
     }
 }
 

@@ -1,0 +1,1233 @@
+//! `unavoce bench soak`: a real `unavoce serve` (this binary, `std::env::current_exe()`,
+//! so build it with `--release`) under SDK-shaped traffic for a long time — at 70 % of
+//! the capacity a short ramp measures first, in the same run — while a journey, periodic
+//! broadcasts (push notifications to a local webhook sink) and readers (profile search,
+//! context card, KPIs) run. It reports the server's resident memory over time (sampled
+//! every few seconds), `/v1/batch` latencies, and, from the store once the server has
+//! stopped, that every acknowledged `messageId` is stored exactly once and no refused one
+//! at all. With `--overload`: steady load, then 200 % of capacity, then steady again —
+//! the answers (503 with `Retry-After`), memory, and how soon the server recovers.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use clap::Args;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use unavoce_store::{EventLog, EventQuery, SqliteLog, SqliteOptions};
+
+use super::{WRITE_KEY, cpu_seconds, cpu_seconds_of};
+
+#[derive(Args)]
+pub(super) struct SoakBenchArgs {
+    /// How long the soak runs at `--load` of the measured capacity, in minutes.
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    /// The soak's length in seconds instead (a quick run).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// The share of the measured capacity the soak offers.
+    #[arg(long, default_value_t = 0.7)]
+    load: f64,
+    /// Seconds of each of the ramp's three steps (4, 16 and 64 clients, each sending
+    /// its batches one after another); the best step's acknowledged rate is the capacity.
+    #[arg(long, default_value_t = 10.0)]
+    ramp_step_seconds: f64,
+    /// Overload instead of the soak: `--steady-seconds` at `--load`, then
+    /// `--overload-seconds` at `--overload-load`, then `--recovery-seconds` at `--load`.
+    #[arg(long)]
+    overload: bool,
+    #[arg(long, default_value_t = 30.0)]
+    steady_seconds: f64,
+    #[arg(long, default_value_t = 60.0)]
+    overload_seconds: f64,
+    #[arg(long, default_value_t = 2.0)]
+    overload_load: f64,
+    #[arg(long, default_value_t = 60.0)]
+    recovery_seconds: f64,
+    /// People the traffic comes from (a returning customer base; a third use the app).
+    #[arg(long, default_value_t = 20_000)]
+    people: usize,
+    /// Messages per batch.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Requests the clients keep in flight at most; a batch due while that many are
+    /// unanswered is not sent (counted as held back by the clients).
+    #[arg(long, default_value_t = 2_048)]
+    max_in_flight: usize,
+    /// The server's write queue (`ingest.queue_capacity`).
+    #[arg(long, default_value_t = 512)]
+    queue_capacity: usize,
+    /// Seconds between memory samples.
+    #[arg(long, default_value_t = 2.0)]
+    sample_seconds: f64,
+    /// Seconds between broadcasts during the run.
+    #[arg(long, default_value_t = 120.0)]
+    broadcast_every: f64,
+    /// The data folder (kept); a temporary one otherwise.
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+const ADMIN_KEY: &str = "soak-admin-key-0123456789";
+/// Different batch contents the traffic cycles through (fresh ids and times each time).
+const TEMPLATES: usize = 1_024;
+const JOURNEY_WAIT_SECONDS: u32 = 20;
+
+pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
+    if args.batch == 0 || args.people == 0 || args.load.is_nan() || args.load <= 0.0 {
+        bail!("--batch, --people and --load must be positive");
+    }
+    let exe = std::env::current_exe().context("cannot find this binary to run as the server")?;
+    let temporary = tempfile::tempdir()?;
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| temporary.path().join("data"));
+    std::fs::create_dir_all(&data)?;
+    let pushes = Arc::new(AtomicU64::new(0));
+    let sink = webhook_sink(pushes.clone()).await?;
+    let config = temporary.path().join("unavoce.toml");
+    std::fs::write(&config, config_text(sink, args.queue_capacity))?;
+    let log_path = temporary.path().join("serve.log");
+    let mut server = Server::start(&exe, &data, &config, &log_path).await?;
+    let run = Arc::new(Run::new(server.address, &args));
+    println!(
+        "Soak benchmark: {} people, SDK-shaped batches of {} (identify / track / page / screen with context, a quarter gzipped), queue capacity {}, {} cores; server pid {}, data {}",
+        args.people,
+        args.batch,
+        args.queue_capacity,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        server.pid(),
+        data.display()
+    );
+    let sampler = tokio::spawn(sample_memory(
+        run.clone(),
+        server.pid(),
+        Duration::from_secs_f64(args.sample_seconds.max(0.1)),
+    ));
+
+    // Capacity: the acknowledged rate the server sustains, closed loop.
+    let mut capacity = 0.0f64;
+    for clients in [4, 16, 64] {
+        let rate = run
+            .closed_loop(clients, Duration::from_secs_f64(args.ramp_step_seconds))
+            .await;
+        println!("ramp: {clients} clients, {rate:.0} events/s acknowledged");
+        capacity = capacity.max(rate);
+    }
+    if capacity <= 0.0 {
+        bail!(
+            "nothing was acknowledged during the ramp: {}",
+            log_tail(&log_path)
+        );
+    }
+    if let Some(rejection) = run.first_rejection.lock().ok().and_then(|r| r.clone()) {
+        bail!(
+            "the server quarantined {} of the traffic's messages, e.g. {rejection}",
+            run.rejected.load(Ordering::Relaxed)
+        );
+    }
+    println!("capacity: {capacity:.0} events/s acknowledged");
+
+    // The rest of the platform at work while the traffic runs.
+    let background_stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|seed| tokio::spawn(read_loop(run.clone(), background_stop.clone(), seed)))
+        .collect();
+    let broadcaster = tokio::spawn(broadcast_loop(
+        run.clone(),
+        background_stop.clone(),
+        Duration::from_secs_f64(args.broadcast_every.max(1.0)),
+    ));
+
+    let steady = capacity * args.load;
+    let phases: Vec<(&str, f64, f64)> = if args.overload {
+        vec![
+            ("steady", steady, args.steady_seconds),
+            (
+                "overload",
+                capacity * args.overload_load,
+                args.overload_seconds,
+            ),
+            ("recovery", steady, args.recovery_seconds),
+        ]
+    } else {
+        let seconds = args.seconds.unwrap_or(args.minutes * 60.0);
+        vec![("soak", steady, seconds)]
+    };
+    let mut spans = Vec::new();
+    for (name, rate, seconds) in &phases {
+        println!(
+            "{name}: {rate:.0} events/s offered ({:.0} % of capacity) for {seconds:.0} s",
+            rate / capacity * 100.0
+        );
+        let from = run.elapsed();
+        run.open_loop(*rate, Duration::from_secs_f64(*seconds), args.max_in_flight)
+            .await;
+        spans.push(Span {
+            name,
+            offered: *rate,
+            from,
+            to: run.elapsed(),
+        });
+    }
+    run.drain().await;
+    background_stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await?;
+    }
+    let broadcasts = broadcaster.await?;
+    run.sampling.store(false, Ordering::Relaxed);
+    let rss = sampler.await?;
+
+    // What the platform did meanwhile, once the outbox has caught up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = u64::MAX;
+    while Instant::now() < deadline && pushes.load(Ordering::Relaxed) != last {
+        last = pushes.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let stats = run.get_json("/api/stats").await.unwrap_or(Value::Null);
+    let journey = run
+        .get_json("/api/journeys/trial")
+        .await
+        .unwrap_or(Value::Null);
+    let outbox = run
+        .get_json("/api/outbox/summary")
+        .await
+        .unwrap_or(Value::Null);
+    let server_cpu = cpu_seconds_of(server.pid());
+    let peak_kib = status_kib(server.pid(), "VmHWM:");
+    let exit = server.stop()?;
+
+    report_latencies(&run, &spans, capacity);
+    report_memory(&rss, &spans);
+    report_readers(&run);
+    println!();
+    println!(
+        "platform meanwhile: {} broadcasts ({}), journey `trial`: {}, push notifications received by the sink: {}",
+        broadcasts.len(),
+        broadcasts.join("; "),
+        short(&journey, &["entered", "active", "completed", "exited"]),
+        pushes.load(Ordering::Relaxed)
+    );
+    println!(
+        "outbox at the end: {}",
+        outbox.get("counts").unwrap_or(&Value::Null)
+    );
+    println!(
+        "server: {}, peak resident {} MiB, CPU {:.0} s ({:.2} cores over the run); this benchmark's own CPU {:.0} s; stopped with SIGTERM: {exit}",
+        short(&stats, &["events", "profiles", "duplicates", "quarantined"]),
+        peak_kib / 1024,
+        server_cpu,
+        server_cpu / run.elapsed().as_secs_f64(),
+        cpu_seconds(),
+    );
+
+    // Exactly once, from the store itself.
+    let started = Instant::now();
+    let store = SqliteLog::open(&data, SqliteOptions::default())
+        .with_context(|| format!("cannot open the store at {}", data.display()))?;
+    let opened = started.elapsed().as_secs_f64();
+    let db_bytes = std::fs::metadata(store.path()).map_or(0, |m| m.len());
+    let check = run.check_stored(&store).await?;
+    store.close().await;
+    println!(
+        "store: {:.2} GB, opened again in {opened:.1} s (its integrity check included); read back in {:.1} s",
+        db_bytes as f64 / 1e9,
+        started.elapsed().as_secs_f64() - opened,
+    );
+    println!(
+        "acknowledged {} events in {} batches; stored {} of them; lost {}, duplicated {}; refused batches {} (events of refused batches stored: {}); unanswered batches {} (of their events stored: {})",
+        check.acknowledged,
+        check.acknowledged_batches,
+        check.stored_acknowledged,
+        check.lost,
+        check.duplicated,
+        check.refused_batches,
+        check.stored_refused,
+        check.unanswered_batches,
+        check.stored_unanswered,
+    );
+    let quarantined = run.rejected.load(Ordering::Relaxed);
+    if quarantined > 0 {
+        println!("messages of accepted batches quarantined (counted as lost above): {quarantined}");
+    }
+    if check.lost > 0 || check.duplicated > 0 || check.stored_refused > 0 {
+        bail!("the store does not hold exactly the acknowledged events");
+    }
+    Ok(())
+}
+
+/// The configuration the server runs with: a journey and broadcasts sending push
+/// notifications (signed webhooks) to the local sink, no caps or quiet hours for
+/// service messages.
+fn config_text(sink: u16, queue_capacity: usize) -> String {
+    format!(
+        r#"
+[ingest]
+queue_capacity = {queue_capacity}
+
+[policies]
+caps = []
+quiet_hours = {{ from = "21:00", to = "08:00", purposes = ["promotional"] }}
+
+[delivery.push]
+url = "http://127.0.0.1:{sink}/push"
+secret = {{ value = "soak-webhook-secret" }}
+pace = {{ per_second = 200, concurrency = 4 }}
+
+[[messages]]
+id = "welcome"
+push = {{ title = "Welcome, {{{{ first_name }}}}", body = "Your trial has started" }}
+
+[[messages]]
+id = "welcome-2"
+push = {{ title = "How is it going?", body = "Tap to see what is new" }}
+
+[[messages]]
+id = "news"
+push = {{ title = "News for {{{{ first_name }}}}", body = "Faster fibre this month" }}
+
+[[journeys]]
+name = "trial"
+trigger = {{ event = "Trial Started" }}
+steps = [
+  {{ type = "send", message = "welcome", purpose = "service", channel = "auto" }},
+  {{ type = "wait", duration = "{JOURNEY_WAIT_SECONDS}s" }},
+  {{ type = "send", message = "welcome-2", purpose = "service", channel = "auto" }},
+]
+"#
+    )
+}
+
+/// A local webhook sink: answers 200 to every post and counts them.
+async fn webhook_sink(received: Arc<AtomicU64>) -> anyhow::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let app = axum::Router::new().fallback(move || {
+        let received = received.clone();
+        async move {
+            received.fetch_add(1, Ordering::Relaxed);
+            "{}"
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(port)
+}
+
+/// The `unavoce serve` under test; killed when dropped.
+struct Server {
+    address: SocketAddr,
+    child: Child,
+}
+
+impl Server {
+    async fn start(exe: &Path, data: &Path, config: &Path, log: &Path) -> anyhow::Result<Self> {
+        let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let child = Command::new(exe)
+            .args(["serve", "--listen", &address.to_string(), "--data"])
+            .arg(data)
+            .arg("--config")
+            .arg(config)
+            .args(["--write-key", WRITE_KEY, "--admin-key", ADMIN_KEY])
+            .env("UNAVOCE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .with_context(|| format!("cannot start {} serve", exe.display()))?;
+        let mut server = Server { address, child };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(exit) = server.child.try_wait()? {
+                bail!("the server stopped at once ({exit}): {}", log_tail(log));
+            }
+            if tokio::net::TcpStream::connect(address).await.is_ok() {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not answer in time: {}", log_tail(log));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, and how it exited.
+    fn stop(&mut self) -> anyhow::Result<String> {
+        Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()?;
+        Ok(self.child.wait()?.to_string())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last lines a log holds.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+/// A field of `/proc/<pid>/status` in KiB (Linux), or 0 where unknown.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Some fields of an object, as `name value, ...`.
+fn short(value: &Value, fields: &[&str]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{f} {}", value.get(*f).unwrap_or(&Value::Null)))
+        .collect();
+    parts.join(", ")
+}
+
+/// A part of a batch template: text as is, or where a generated value goes.
+enum Part {
+    Text(String),
+    /// The next message's `messageId`.
+    Id,
+    /// The time the batch is sent (`timestamp`, `sentAt`).
+    Now,
+}
+
+/// A batch as an SDK sends it, with its ids and times left out.
+struct Template(Vec<Part>);
+
+const ID_MARK: &str = "\"@@id@@\"";
+const NOW_MARK: &str = "\"@@now@@\"";
+
+impl Template {
+    fn new(body: &Value) -> Self {
+        let text = body.to_string();
+        let mut parts = Vec::new();
+        let mut rest = text.as_str();
+        loop {
+            let next = [(ID_MARK, Part::Id), (NOW_MARK, Part::Now)]
+                .into_iter()
+                .filter_map(|(mark, part)| rest.find(mark).map(|at| (at, mark.len(), part)))
+                .min_by_key(|(at, _, _)| *at);
+            let Some((at, len, part)) = next else {
+                parts.push(Part::Text(rest.to_string()));
+                return Template(parts);
+            };
+            parts.push(Part::Text(rest[..at].to_string()));
+            parts.push(part);
+            rest = &rest[at + len..];
+        }
+    }
+
+    /// The body of batch `number`: message `i` gets id [`message_id`]`(nonce, number, i)`.
+    fn render(&self, nonce: u32, number: u64, now: &str) -> Vec<u8> {
+        let mut out = String::with_capacity(32 * 1024);
+        let mut i = 0;
+        for part in &self.0 {
+            match part {
+                Part::Text(text) => out.push_str(text),
+                Part::Id => {
+                    out.push('"');
+                    out.push_str(&message_id(nonce, number, i));
+                    out.push('"');
+                    i += 1;
+                }
+                Part::Now => {
+                    out.push('"');
+                    out.push_str(now);
+                    out.push('"');
+                }
+            }
+        }
+        out.into_bytes()
+    }
+}
+
+/// A UUID-shaped `messageId` (as the SDKs make) that says which batch and message it is.
+fn message_id(nonce: u32, batch: u64, i: u32) -> String {
+    format!("{nonce:08x}-0000-4000-8000-{batch:08x}{i:04x}")
+}
+
+/// The batch and message of an id [`message_id`] made with `nonce`.
+fn parse_message_id(nonce: u32, id: &str) -> Option<(u64, u32)> {
+    let rest = id.strip_prefix(&format!("{nonce:08x}-0000-4000-8000-"))?;
+    if rest.len() != 12 {
+        return None;
+    }
+    Some((
+        u64::from_str_radix(&rest[..8], 16).ok()?,
+        u32::from_str_radix(&rest[8..], 16).ok()?,
+    ))
+}
+
+const FIRST_NAMES: [&str; 8] = [
+    "Giulia", "Marco", "Sofia", "Luca", "Chiara", "Matteo", "Elena", "Andrea",
+];
+const CITIES: [&str; 5] = ["Roma", "Milano", "Napoli", "Torino", "Bologna"];
+const PLANS: [&str; 3] = ["fibra", "mobile", "tv"];
+const PAGES: [(&str, &str); 6] = [
+    ("/", "Home"),
+    ("/offerte", "Offerte"),
+    ("/fibra", "Fibra"),
+    ("/mobile", "Mobile"),
+    ("/assistenza", "Assistenza"),
+    ("/checkout", "Checkout"),
+];
+const PRODUCTS: [(&str, &str, f64); 4] = [
+    ("fibra-1000", "Fibra 1 Gbit", 29.9),
+    ("mobile-100", "Mobile 100 GB", 9.9),
+    ("tv-sport", "TV Sport", 14.9),
+    ("modem-wifi6", "Modem Wi-Fi 6", 79.0),
+];
+
+/// One message as an SDK sends it: a web visitor through `analytics.js` (page, track)
+/// or an app user through the iOS SDK (screen, track), identified most of the time.
+fn message(rng: &mut fastrand::Rng, people: usize) -> Value {
+    let p = rng.usize(..people);
+    let app = p.is_multiple_of(3);
+    let user = format!("user-{p:06}");
+    let (path, title) = PAGES[rng.usize(..PAGES.len())];
+    let mut context = if app {
+        json!({
+            "library": {"name": "analytics-ios", "version": "4.1.8"},
+            "app": {"name": "Voce", "version": "5.2.0", "build": "5200"},
+            "device": {"id": format!("device-{p:06}"), "manufacturer": "Apple", "model": "iPhone15,2", "type": "ios"},
+            "os": {"name": "iOS", "version": "17.4"},
+            "network": {"wifi": rng.bool(), "carrier": "Voce"},
+            "screen": {"width": 393, "height": 852},
+            "locale": "it-IT",
+            "timezone": "Europe/Rome",
+        })
+    } else {
+        json!({
+            "library": {"name": "analytics.js", "version": "next-1.64.0"},
+            "ip": format!("93.44.{}.{}", p % 250, (p / 250) % 250),
+            "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
+            "page": {"path": path, "url": format!("https://voce.example{path}"), "title": title, "referrer": "https://www.google.com/"},
+            "locale": "it-IT",
+        })
+    };
+    let kind = rng.u32(..1_000);
+    let mut m = if kind < 100 {
+        context["traits"] = json!({"email": format!("{user}@example.com")});
+        json!({"type": "identify", "userId": user, "traits": {
+            "email": format!("{user}@example.com"),
+            "first_name": FIRST_NAMES[p % FIRST_NAMES.len()],
+            "city": CITIES[p % CITIES.len()],
+            "plan": PLANS[p % PLANS.len()],
+        }})
+    } else if kind < 450 {
+        if app {
+            json!({"type": "screen", "name": title, "properties": {"name": title}})
+        } else {
+            json!({"type": "page", "name": title, "properties": {
+                "path": path, "url": format!("https://voce.example{path}"), "title": title,
+                "referrer": "https://www.google.com/"}})
+        }
+    } else {
+        let (id, name, price) = PRODUCTS[rng.usize(..PRODUCTS.len())];
+        let product = json!({"product_id": id, "name": name, "price": price, "currency": "EUR"});
+        match kind {
+            450..=749 => json!({"type": "track", "event": "Product Viewed", "properties": product}),
+            750..=879 => json!({"type": "track", "event": "Product Added", "properties": product}),
+            880..=939 => {
+                json!({"type": "track", "event": "Checkout Started", "properties": {"value": price, "currency": "EUR"}})
+            }
+            940..=979 => json!({"type": "track", "event": "Order Completed", "properties": {
+                "order_id": format!("o-{p}-{}", rng.u32(..1_000_000)), "revenue": price,
+                "currency": "EUR", "products": [product]}}),
+            980..=996 => {
+                json!({"type": "track", "event": "Signed In", "properties": {"method": "password"}})
+            }
+            _ => {
+                json!({"type": "track", "event": "Trial Started", "properties": {"plan": PLANS[p % PLANS.len()]}})
+            }
+        }
+    };
+    if m["type"] != "identify" && rng.u32(..10) < 7 {
+        m["userId"] = user.into();
+    }
+    m["anonymousId"] = format!("anon-{p:06}-{}", if app { "app" } else { "web" }).into();
+    m["context"] = context;
+    m["integrations"] = json!({});
+    m["messageId"] = "@@id@@".into();
+    m["timestamp"] = "@@now@@".into();
+    m
+}
+
+fn templates(people: usize, batch: usize) -> Vec<Template> {
+    (0..TEMPLATES)
+        .map(|t| {
+            let mut rng = fastrand::Rng::with_seed(t as u64);
+            let messages: Vec<Value> = (0..batch).map(|_| message(&mut rng, people)).collect();
+            Template::new(&json!({"batch": messages, "sentAt": "@@now@@"}))
+        })
+        .collect()
+}
+
+/// What became of a batch.
+#[derive(Clone, Copy, PartialEq)]
+enum Fate {
+    Unsent,
+    Acknowledged,
+    /// Answered 503 (or another refusal): nothing of it may be stored.
+    Refused,
+    /// No answer (connection failed): may or may not be stored.
+    Unanswered,
+}
+
+/// One `/v1/batch` request.
+#[derive(Clone, Copy)]
+struct Sample {
+    /// When it was answered, in milliseconds since the run started.
+    at_ms: u32,
+    latency_us: u32,
+    status: u16,
+    retry_after: bool,
+}
+
+/// One read.
+struct Read {
+    endpoint: &'static str,
+    latency_us: u32,
+    ok: bool,
+}
+
+/// A phase of the run.
+struct Span {
+    name: &'static str,
+    offered: f64,
+    from: Duration,
+    to: Duration,
+}
+
+/// A run's traffic and what it observed.
+struct Run {
+    address: SocketAddr,
+    auth: String,
+    started: Instant,
+    nonce: u32,
+    batch: usize,
+    people: usize,
+    templates: Vec<Template>,
+    next_batch: AtomicU64,
+    fates: Mutex<Vec<Fate>>,
+    samples: Mutex<Vec<Sample>>,
+    reads: Mutex<Vec<Read>>,
+    acknowledged_events: AtomicU64,
+    in_flight: AtomicUsize,
+    held_back: AtomicU64,
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    sampling: AtomicBool,
+    /// Messages of accepted batches quarantined, and the first one's rejection.
+    rejected: AtomicU64,
+    first_rejection: Mutex<Option<String>>,
+}
+
+impl Run {
+    fn new(address: SocketAddr, args: &SoakBenchArgs) -> Self {
+        Run {
+            address,
+            auth: format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{WRITE_KEY}:"))
+            ),
+            started: Instant::now(),
+            nonce: fastrand::u32(..),
+            batch: args.batch,
+            people: args.people,
+            templates: templates(args.people, args.batch),
+            next_batch: AtomicU64::new(0),
+            fates: Mutex::new(Vec::new()),
+            samples: Mutex::new(Vec::new()),
+            reads: Mutex::new(Vec::new()),
+            acknowledged_events: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            held_back: AtomicU64::new(0),
+            idle: Mutex::new(Vec::new()),
+            sampling: AtomicBool::new(true),
+            rejected: AtomicU64::new(0),
+            first_rejection: Mutex::new(None),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// A connection to the server: an idle one, or a new one.
+    async fn connection(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+        loop {
+            let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            let Some(mut sender) = idle else { break };
+            if sender.ready().await.is_ok() {
+                return Ok(sender);
+            }
+        }
+        let stream = tokio::net::TcpStream::connect(self.address).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    /// Sends a request: status, whether it had `Retry-After`, and the body.
+    async fn request(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> anyhow::Result<(StatusCode, bool, Bytes)> {
+        let mut sender = self.connection().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let retry_after = response.headers().contains_key(header::RETRY_AFTER);
+        let body = response.into_body().collect().await?.to_bytes();
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(sender);
+        }
+        Ok((status, retry_after, body))
+    }
+
+    async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        let request = Request::get(path)
+            .header(header::HOST, self.address.to_string())
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+            .body(Full::new(Bytes::new()))?;
+        let (status, _, body) = self.request(request).await?;
+        if status != StatusCode::OK {
+            bail!("GET {path}: {status} {}", String::from_utf8_lossy(&body));
+        }
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<(StatusCode, Value)> {
+        let request = Request::post(path)
+            .header(header::HOST, self.address.to_string())
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        let (status, _, body) = self.request(request).await?;
+        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    }
+
+    /// Sends the next batch once and records what became of it.
+    async fn send_batch(&self) {
+        let number = self.next_batch.fetch_add(1, Ordering::Relaxed);
+        let template = &self.templates[(number % TEMPLATES as u64) as usize];
+        let now = jiff::Timestamp::now().to_string();
+        let body = template.render(self.nonce, number, &now);
+        // A quarter of the batches gzipped, as SDKs configured to compress send them.
+        let gzip = number.is_multiple_of(4);
+        let body = if gzip { gzipped(&body) } else { body };
+        let mut request = Request::post("/v1/batch")
+            .header(header::HOST, self.address.to_string())
+            .header(header::AUTHORIZATION, &self.auth)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::USER_AGENT, "analytics-node/2.1.0");
+        if gzip {
+            request = request.header(header::CONTENT_ENCODING, "gzip");
+        }
+        let Ok(request) = request.body(Full::new(Bytes::from(body))) else {
+            return;
+        };
+        let sent = Instant::now();
+        let answer = self.request(request).await;
+        let latency_us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+        let (fate, status, retry_after) = match answer {
+            Ok((StatusCode::OK, retry_after, answer)) => {
+                self.acknowledged_events
+                    .fetch_add(self.batch as u64, Ordering::Relaxed);
+                self.note_rejections(&answer);
+                (Fate::Acknowledged, 200, retry_after)
+            }
+            Ok((status, retry_after, _)) => (Fate::Refused, status.as_u16(), retry_after),
+            Err(_) => (Fate::Unanswered, 0, false),
+        };
+        let at_ms = u32::try_from(self.elapsed().as_millis()).unwrap_or(u32::MAX);
+        if let Ok(mut fates) = self.fates.lock() {
+            let n = number as usize;
+            if fates.len() <= n {
+                fates.resize(n + 1, Fate::Unsent);
+            }
+            fates[n] = fate;
+        }
+        if let Ok(mut samples) = self.samples.lock() {
+            samples.push(Sample {
+                at_ms,
+                latency_us,
+                status,
+                retry_after,
+            });
+        }
+    }
+
+    /// Counts the messages of an accepted batch that were quarantined instead (none
+    /// should be: they would be missing from the store).
+    fn note_rejections(&self, answer: &[u8]) {
+        let answer: Value = serde_json::from_slice(answer).unwrap_or(Value::Null);
+        if let Some(rejected) = answer["rejected"].as_array().filter(|r| !r.is_empty()) {
+            self.rejected
+                .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+            if let Ok(mut first) = self.first_rejection.lock() {
+                first.get_or_insert_with(|| rejected[0].to_string());
+            }
+        }
+    }
+
+    /// `clients` clients each sending batches one after another for `length`; the
+    /// acknowledged rate.
+    async fn closed_loop(self: &Arc<Self>, clients: usize, length: Duration) -> f64 {
+        let before = self.acknowledged_events.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let deadline = started + length;
+        let tasks: Vec<_> = (0..clients)
+            .map(|_| {
+                let run = self.clone();
+                tokio::spawn(async move {
+                    while Instant::now() < deadline {
+                        run.send_batch().await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+        let acknowledged = self.acknowledged_events.load(Ordering::Relaxed) - before;
+        acknowledged as f64 / started.elapsed().as_secs_f64()
+    }
+
+    /// Batches offered at `rate` events per second for `length`, whatever the answers
+    /// (open loop: many senders, as many SDK instances are), at most `max_in_flight`
+    /// unanswered at once.
+    async fn open_loop(self: &Arc<Self>, rate: f64, length: Duration, max_in_flight: usize) {
+        let every = Duration::from_secs_f64(self.batch as f64 / rate.max(1.0));
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let deadline = Instant::now() + length;
+        while Instant::now() < deadline {
+            ticks.tick().await;
+            if self.in_flight.load(Ordering::Relaxed) >= max_in_flight {
+                self.held_back.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
+            let run = self.clone();
+            tokio::spawn(async move {
+                run.send_batch().await;
+                run.in_flight.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    }
+
+    /// Waits until every request sent has been answered.
+    async fn drain(&self) {
+        while self.in_flight.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every event in the store: which batch and message it is, and how often.
+    async fn check_stored(&self, store: &SqliteLog) -> anyhow::Result<Check> {
+        let fates = self.fates.lock().map_or_else(|_| Vec::new(), |f| f.clone());
+        let mut counts = vec![0u8; fates.len() * self.batch];
+        let mut after = None;
+        loop {
+            let page = store
+                .events(EventQuery {
+                    after_seq: after,
+                    limit: 10_000,
+                    ..EventQuery::default()
+                })
+                .await?;
+            for stored in &page.events {
+                let Some((batch, i)) = parse_message_id(self.nonce, &stored.event.message_id)
+                else {
+                    continue; // the platform's own events
+                };
+                let at = batch as usize * self.batch + i as usize;
+                match counts.get_mut(at) {
+                    Some(count) => *count = count.saturating_add(1),
+                    None => bail!("stored event {} was never sent", stored.event.message_id),
+                }
+            }
+            match page.next_cursor {
+                Some(cursor) if !page.events.is_empty() => after = Some(cursor),
+                _ => break,
+            }
+        }
+        let mut check = Check::default();
+        for (n, fate) in fates.iter().enumerate() {
+            let events = &counts[n * self.batch..(n + 1) * self.batch];
+            let stored = events.iter().filter(|&&c| c > 0).count() as u64;
+            check.duplicated += events.iter().filter(|&&c| c > 1).count() as u64;
+            match fate {
+                Fate::Acknowledged => {
+                    check.acknowledged_batches += 1;
+                    check.acknowledged += self.batch as u64;
+                    check.stored_acknowledged += stored;
+                    check.lost += self.batch as u64 - stored;
+                }
+                Fate::Refused => {
+                    check.refused_batches += 1;
+                    check.stored_refused += stored;
+                }
+                Fate::Unanswered => {
+                    check.unanswered_batches += 1;
+                    check.stored_unanswered += stored;
+                }
+                Fate::Unsent => {}
+            }
+        }
+        Ok(check)
+    }
+}
+
+#[derive(Default)]
+struct Check {
+    acknowledged: u64,
+    acknowledged_batches: u64,
+    stored_acknowledged: u64,
+    lost: u64,
+    duplicated: u64,
+    refused_batches: u64,
+    stored_refused: u64,
+    unanswered_batches: u64,
+    stored_unanswered: u64,
+}
+
+fn gzipped(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    encoder.finish().unwrap_or_default()
+}
+
+/// One memory sample: seconds since the start, resident KiB, events acknowledged so far.
+type RssSample = (f64, u64, u64);
+
+async fn sample_memory(run: Arc<Run>, pid: u32, every: Duration) -> Vec<RssSample> {
+    let mut samples = Vec::new();
+    while run.sampling.load(Ordering::Relaxed) {
+        samples.push((
+            run.elapsed().as_secs_f64(),
+            status_kib(pid, "VmRSS:"),
+            run.acknowledged_events.load(Ordering::Relaxed),
+        ));
+        tokio::time::sleep(every).await;
+    }
+    samples
+}
+
+/// Profile search, the context card of the person found, and now and then the KPIs,
+/// as an agent's and an analyst's screens ask for them.
+async fn read_loop(run: Arc<Run>, stop: Arc<AtomicBool>, seed: u64) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut round = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        round += 1;
+        let user = format!("user-{:06}", rng.usize(..run.people));
+        let search = format!("/api/profiles/search?q={user}&limit=5");
+        let found = timed(&run, "profile search", &search).await;
+        if let Some(id) = found
+            .as_ref()
+            .and_then(|f| f["profiles"].get(0)?["id"].as_str().map(str::to_string))
+        {
+            let card = format!("/api/profiles/{id}/context");
+            timed(&run, "context card", &card).await;
+        }
+        if round.is_multiple_of(10) {
+            timed(&run, "KPIs by touchpoint", "/api/kpis/touchpoints").await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// GETs `path`, recording how long it took as a read of `endpoint`.
+async fn timed(run: &Run, endpoint: &'static str, path: &str) -> Option<Value> {
+    let started = Instant::now();
+    let result = run.get_json(path).await;
+    let latency_us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
+    if let Ok(mut reads) = run.reads.lock() {
+        reads.push(Read {
+            endpoint,
+            latency_us,
+            ok: result.is_ok(),
+        });
+    }
+    result.ok()
+}
+
+/// A push broadcast to a third of the people (those on the fibre plan) at each turn;
+/// what each decided.
+async fn broadcast_loop(run: Arc<Run>, stop: Arc<AtomicBool>, every: Duration) -> Vec<String> {
+    let mut done = Vec::new();
+    let mut next = Instant::now() + every / 2;
+    while !stop.load(Ordering::Relaxed) {
+        if Instant::now() < next {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        next += every;
+        let body = json!({"message": "news", "audience": "traits.plan == 'fibra'",
+            "purpose": "service", "channel": "push"});
+        let started = Instant::now();
+        let answer = run.post_json("/api/broadcasts", &body).await;
+        let seconds = started.elapsed().as_secs_f64();
+        done.push(match answer {
+            Ok((status, report)) if status.is_success() => format!(
+                "audience {}, sends {} in {seconds:.1} s",
+                report["audience"], report["outcomes"]["send"]
+            ),
+            Ok((status, report)) => format!("{status}: {report}"),
+            Err(e) => format!("failed: {e}"),
+        });
+    }
+    done
+}
+
+/// The `p`th percentile (0..=100) of sorted values.
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
+    f64::from(sorted[at.min(sorted.len() - 1)])
+}
+
+fn report_latencies(run: &Run, spans: &[Span], capacity: f64) {
+    let samples = run
+        .samples
+        .lock()
+        .map_or_else(|_| Vec::new(), |s| s.clone());
+    println!();
+    println!(
+        "| phase | seconds | offered events/s | acknowledged events/s | ratio to capacity | batches 200 | 503 (with Retry-After) | other answers | no answer | /v1/batch p50 ms | p99 ms | max ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for span in spans {
+        let (from, to) = (span.from.as_millis() as u32, span.to.as_millis() as u32);
+        let within: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| s.at_ms >= from && s.at_ms < to)
+            .collect();
+        let seconds = (span.to - span.from).as_secs_f64();
+        let ok = within.iter().filter(|s| s.status == 200).count();
+        let unavailable = within.iter().filter(|s| s.status == 503).count();
+        let with_retry = within
+            .iter()
+            .filter(|s| s.status == 503 && s.retry_after)
+            .count();
+        let unanswered = within.iter().filter(|s| s.status == 0).count();
+        let other = within.len() - ok - unavailable - unanswered;
+        let mut latencies: Vec<u32> = within
+            .iter()
+            .filter(|s| s.status == 200)
+            .map(|s| s.latency_us)
+            .collect();
+        latencies.sort_unstable();
+        let acknowledged = (ok * run.batch) as f64 / seconds;
+        println!(
+            "| {} | {seconds:.0} | {:.0} | {acknowledged:.0} | {:.2} | {ok} | {unavailable} ({with_retry}) | {other} | {unanswered} | {:.1} | {:.1} | {:.1} |",
+            span.name,
+            span.offered,
+            acknowledged / capacity,
+            percentile(&latencies, 50.0) / 1e3,
+            percentile(&latencies, 99.0) / 1e3,
+            latencies.last().map_or(f64::NAN, |&l| f64::from(l) / 1e3),
+        );
+    }
+    println!(
+        "batches held back by the clients (more than --max-in-flight unanswered): {}",
+        run.held_back.load(Ordering::Relaxed)
+    );
+    // After an overload: how soon the refusals stopped.
+    if let [.., overload, recovery] = spans
+        && overload.name == "overload"
+    {
+        let end = overload.to.as_millis() as u32;
+        let last_refusal = samples
+            .iter()
+            .filter(|s| s.status != 200 && s.at_ms >= end)
+            .map(|s| s.at_ms)
+            .max();
+        match last_refusal {
+            Some(at) => println!(
+                "recovery: the last refusal came {:.1} s after the overload ended",
+                f64::from(at - end) / 1e3
+            ),
+            None => println!("recovery: no refusal after the overload ended"),
+        }
+        let (from, to) = (
+            recovery.from.as_millis() as u32,
+            recovery.to.as_millis() as u32,
+        );
+        let mut per_second: Vec<String> = Vec::new();
+        for second in 0..((to - from) / 1_000).min(15) {
+            let (a, b) = (from + second * 1_000, from + (second + 1) * 1_000);
+            let window: Vec<&Sample> = samples
+                .iter()
+                .filter(|s| s.at_ms >= a && s.at_ms < b)
+                .collect();
+            let ok = window.iter().filter(|s| s.status == 200).count();
+            per_second.push(format!(
+                "{}/{}",
+                ok * run.batch,
+                (window.len() - ok) * run.batch
+            ));
+        }
+        println!(
+            "recovery, second by second (events acknowledged/refused): {}",
+            per_second.join(" ")
+        );
+    }
+}
+
+/// Least-squares slope of `y` over `x`.
+fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let (mx, my) = (
+        points.iter().map(|p| p.0).sum::<f64>() / n,
+        points.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let covariance: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let variance: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    covariance / variance
+}
+
+fn report_memory(rss: &[RssSample], spans: &[Span]) {
+    println!();
+    println!(
+        "| phase | samples | resident MiB: first quarter avg | last quarter avg | min | max | slope MiB/min | slope per million events acknowledged (MiB) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    for span in spans {
+        let within: Vec<&RssSample> = rss
+            .iter()
+            .filter(|s| s.0 >= span.from.as_secs_f64() && s.0 < span.to.as_secs_f64())
+            .collect();
+        if within.len() < 4 {
+            continue;
+        }
+        let quarter = within.len() / 4;
+        let average =
+            |part: &[&RssSample]| part.iter().map(|s| mib(s.1)).sum::<f64>() / part.len() as f64;
+        let per_minute = slope(
+            &within
+                .iter()
+                .map(|s| (s.0 / 60.0, mib(s.1)))
+                .collect::<Vec<_>>(),
+        );
+        let per_million = slope(
+            &within
+                .iter()
+                .map(|s| (s.2 as f64 / 1e6, mib(s.1)))
+                .collect::<Vec<_>>(),
+        );
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {per_minute:.2} | {per_million:.1} |",
+            span.name,
+            within.len(),
+            average(&within[..quarter]),
+            average(&within[within.len() - quarter..]),
+            within.iter().map(|s| mib(s.1)).fold(f64::MAX, f64::min),
+            within.iter().map(|s| mib(s.1)).fold(0.0, f64::max),
+        );
+    }
+    // The curve, ten points across the whole run.
+    if !rss.is_empty() {
+        let points: Vec<String> = (0..=10)
+            .map(|k| {
+                let s = rss[(rss.len() - 1) * k / 10];
+                format!("{:.0}s {:.0}MiB", s.0, mib(s.1))
+            })
+            .collect();
+        println!("resident memory over the run: {}", points.join(" · "));
+    }
+}
+
+fn report_readers(run: &Run) {
+    let reads = run.reads.lock().map_or_else(
+        |_| Vec::new(),
+        |r| {
+            r.iter()
+                .map(|r| (r.endpoint, r.latency_us, r.ok))
+                .collect::<Vec<_>>()
+        },
+    );
+    println!();
+    println!("| read during the run | requests | failed | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|---:|");
+    for endpoint in ["profile search", "context card", "KPIs by touchpoint"] {
+        let mut latencies: Vec<u32> = reads
+            .iter()
+            .filter(|r| r.0 == endpoint)
+            .map(|r| r.1)
+            .collect();
+        let failed = reads.iter().filter(|r| r.0 == endpoint && !r.2).count();
+        latencies.sort_unstable();
+        println!(
+            "| {endpoint} | {} | {failed} | {:.1} | {:.1} |",
+            latencies.len(),
+            percentile(&latencies, 50.0) / 1e3,
+            percentile(&latencies, 99.0) / 1e3
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_renders_ids_that_say_their_batch_and_message() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let messages: Vec<Value> = (0..3).map(|_| message(&mut rng, 50)).collect();
+        let template = Template::new(&json!({"batch": messages, "sentAt": "@@now@@"}));
+        let body = template.render(0xabc, 42, "2026-01-01T00:00:00Z");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["sentAt"], "2026-01-01T00:00:00Z");
+        for (i, m) in body["batch"].as_array().unwrap().iter().enumerate() {
+            let id = m["messageId"].as_str().unwrap();
+            assert_eq!(parse_message_id(0xabc, id), Some((42, i as u32)));
+            assert_eq!(m["timestamp"], "2026-01-01T00:00:00Z");
+            assert!(m["anonymousId"].is_string() && m["context"]["library"].is_object());
+        }
+        assert_eq!(parse_message_id(0xabd, &message_id(0xabc, 1, 1)), None);
+    }
+}

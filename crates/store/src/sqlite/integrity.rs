@@ -59,7 +59,7 @@ pub(crate) fn quick_check(conn: &Connection) -> rusqlite::Result<Option<String>>
         .collect::<rusqlite::Result<_>>()?;
     Ok(match found.as_slice() {
         [ok] if ok == "ok" => None,
-        _ => Some(found.join("; ")),
+        _ => Some(found.join("\n").replace('\n', "; ")),
     })
 }
 
@@ -208,13 +208,13 @@ fn check_db_header(head: &[u8], len: u64, wal_has_frames: bool) -> Result<(), St
 fn check_wal_header(head: &[u8], len: u64) -> Result<(), String> {
     if head.len() < WAL_HEADER {
         return Err(format!(
-            "it is {len} bytes long, shorter than a write-ahead log's header (truncated?); it may hold committed events, so Unavoce will not start without it"
+            "it is {len} bytes long, shorter than a write-ahead log's header (truncated?); SQLite would ignore it, and every commit it holds"
         ));
     }
     let magic = be32(head, 0);
     if magic & !1 != 0x377f_0682 {
         return Err(
-            "it does not start with the write-ahead log's magic number (overwritten?); it may hold committed events, so Unavoce will not start without it"
+            "it does not start with the write-ahead log's magic number (overwritten?); SQLite would ignore it, and every commit it holds"
                 .into(),
         );
     }
@@ -233,7 +233,7 @@ fn check_wal_header(head: &[u8], len: u64) -> Result<(), String> {
     }
     if (s1, s2) != (be32(head, 24), be32(head, 28)) || be32(head, 4) != 3_007_000 {
         return Err(
-            "its header's checksum or version is wrong (overwritten?); it may hold committed events, so Unavoce will not start without it"
+            "its header's checksum or version is wrong (overwritten?); SQLite would ignore it, and every commit it holds"
                 .into(),
         );
     }

@@ -93,7 +93,7 @@ pub enum OpenError {
     /// The database or its write-ahead log is damaged (truncated, overwritten): starting
     /// on it could lose acknowledged events without a word.
     #[error(
-        "the event log's file {path} is damaged: {why}. Unavoce will not start on it: restore the data folder from a backup"
+        "the event log's file {path} is damaged: {why}. Unavoce does not start on a damaged store: restore the data folder from a backup"
     )]
     Damaged { path: PathBuf, why: String },
     #[error(

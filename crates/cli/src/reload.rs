@@ -13,6 +13,8 @@ use crate::config;
 
 /// The sections a reload puts in force.
 const LIVE: &[&str] = &[
+    "identity",
+    "delivery",
     "touchpoints",
     "policies",
     "segments",

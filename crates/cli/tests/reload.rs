@@ -33,6 +33,13 @@ const SECOND: &str = r#"
 [ingest]
 queue_capacity = 256
 
+[identity]
+blocked_values = ["family@example.com"]
+
+[delivery.call_task]
+url = "http://127.0.0.1:9/tasks"
+secret = { value = "a-call-task-secret-0123456789" }
+
 [policies]
 quiet_hours = { from = "22:00", to = "07:00" }
 
@@ -86,7 +93,23 @@ fn a_valid_file_is_put_in_force_live_and_an_invalid_one_changes_nothing() {
     server.send_batch(vec![
         json!({"type": "identify", "userId": "ada", "traits": {"city": "Milano"}}),
         json!({"type": "identify", "userId": "bea", "traits": {"city": "Roma"}}),
+        json!({"type": "identify", "userId": "carl", "traits": {"email": "family@example.com"}}),
+        json!({"type": "identify", "anonymousId": "tablet", "traits": {"email": "family@example.com"}}),
     ]);
+    let profile_of =
+        |query: &str| server.admin_get(&format!("/api/profiles/lookup?{query}"))["id"].clone();
+    assert_eq!(
+        profile_of("user_id=carl"),
+        profile_of("anonymous_id=tablet"),
+        "one shared e-mail"
+    );
+    let lanes = |server: &Server| {
+        server.admin_get("/api/outbox/summary")["lanes"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(lanes(&server), 0, "no provider yet");
     assert_eq!(
         names(&server.admin_get("/api/touchpoints"), "id"),
         ["store-rome"]
@@ -111,7 +134,14 @@ fn a_valid_file_is_put_in_force_live_and_an_invalid_one_changes_nothing() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         answer["applied"],
-        json!(["messages", "policies", "segments", "touchpoints"]),
+        json!([
+            "delivery",
+            "identity",
+            "messages",
+            "policies",
+            "segments",
+            "touchpoints"
+        ]),
         "{answer}"
     );
     assert_eq!(answer["needs_restart"], json!(["ingest"]), "{answer}");
@@ -140,6 +170,10 @@ fn a_valid_file_is_put_in_force_live_and_an_invalid_one_changes_nothing() {
         let members = server.admin_get("/api/segments/milanese/members");
         members.to_string().contains(ada.as_str().unwrap())
     });
+    until("the graph rebuilt under the blocked e-mail", || {
+        profile_of("user_id=carl") != profile_of("anonymous_id=tablet")
+    });
+    assert_eq!(lanes(&server), 1, "the call-task provider's lane");
     let preview = server.admin_get("/api/messages/welcome");
     assert!(preview.to_string().contains("Welcome back"), "{preview}");
 

@@ -24,6 +24,12 @@ impl<T> Live<T> {
     }
 }
 
+impl<T> From<Arc<T>> for Live<T> {
+    fn from(value: Arc<T>) -> Self {
+        Live(RwLock::new(value))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

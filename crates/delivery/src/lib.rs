@@ -19,7 +19,7 @@ pub mod verify;
 
 pub use config::DeliveryConfig;
 pub use feedback::{Callback, CallbackError, Refusal, Report, ReportError};
-pub use outbox::{Dispatcher, LaneInfo, Platform};
+pub use outbox::{Dispatcher, LaneInfo, Platform, Providers};
 pub use providers::smtp::Smtp;
 pub use providers::twilio::{self, Twilio};
 pub use providers::webhook::{Webhook, signature};

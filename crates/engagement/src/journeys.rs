@@ -712,7 +712,7 @@ impl Journeys {
 
     /// The profile an event belongs to now.
     fn profile_of(&self, event: &Event) -> Option<ProfileId> {
-        let set = extract(event, self.identity.rules());
+        let set = extract(event, &self.identity.rules());
         self.identity
             .read(|g| set.keys.iter().find_map(|k| g.lookup(k).map(|n| n.id)))
     }

@@ -1,12 +1,14 @@
 //! Putting a configuration file, read again, in force without a restart: the parts
-//! that can change while requests are served (touchpoints, policies, segments, journeys,
-//! messages, subscriptions) are first all checked, then all replaced, so an invalid file
-//! changes nothing.
+//! that can change while requests are served (touchpoints, identity rules, policies,
+//! segments, journeys, messages, subscriptions, providers) are first all checked, then
+//! all replaced, so an invalid file changes nothing.
 
 use std::sync::Arc;
 
 use unavoce_core::Touchpoint;
+use unavoce_core::identity::IdentityRules;
 use unavoce_core::policy::Policies;
+use unavoce_delivery::Providers;
 use unavoce_engagement::{
     Destinations, Insights, JourneyKind, Journeys, MessageKind, Messages, SubscriptionKind,
 };
@@ -20,6 +22,8 @@ use crate::{Blueprint, Platform};
 /// A blueprint's live parts, each checked and compiled: ready to be put in force
 /// ([`Platform::reconfigure`]).
 pub struct Reconfiguration {
+    identity: Arc<IdentityRules>,
+    providers: Providers,
     policies: Arc<Policies>,
     touchpoints: Vec<Touchpoint>,
     segments: Configured<Segment>,
@@ -35,6 +39,9 @@ impl Reconfiguration {
     pub fn check(blueprint: &Blueprint) -> Result<Self, AssembleError> {
         let destinations = crate::assemble::destinations(blueprint);
         Ok(Reconfiguration {
+            identity: blueprint.identity.clone(),
+            providers: Providers::check(&blueprint.delivery, &blueprint.public_url)
+                .map_err(failed("delivery"))?,
             policies: blueprint.policies.clone(),
             touchpoints: blueprint.touchpoints.clone(),
             segments: Segments::check(&blueprint.segments).map_err(failed("segments"))?,
@@ -49,8 +56,13 @@ impl Reconfiguration {
 
 impl Platform {
     /// Puts a checked configuration in force on this node. Requests under way finish
-    /// with what they started with; the next ones see the new definitions.
+    /// with what they started with; the next ones see the new definitions. New identity
+    /// rules rebuild the projections from the log in the background (the graph in
+    /// force serves until then; `identity.rebuilt()` waits for it); new providers take
+    /// over once the attempts under way on the old ones finish.
     pub async fn reconfigure(&self, new: Reconfiguration) -> Result<(), StoreError> {
+        self.identity.reconfigure(new.identity);
+        self.delivery.reconfigure(new.providers);
         self.policies.set(new.policies);
         self.touchpoints.reconfigure(&new.touchpoints).await;
         self.messages.reconfigure(new.messages).await?;

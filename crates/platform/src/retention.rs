@@ -144,7 +144,8 @@ impl Retention {
         pass: &mut RetentionPass,
     ) -> Result<(), StoreError> {
         let log = self.identity.log();
-        let scan = RetentionScan::new(&self.rules, self.identity.rules(), now);
+        let identity_rules = self.identity.rules();
+        let scan = RetentionScan::new(&self.rules, &identity_rules, now);
         let mut batch = Expiring::default();
         let mut after = 0;
         loop {

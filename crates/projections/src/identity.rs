@@ -12,6 +12,7 @@ use unavoce_core::analytics::{AnalyticsRules, InteractionTable};
 use unavoce_core::identity::{
     IdKey, IdentifierSet, IdentityGraph, IdentityRules, ProfileId, Resolution, UnmergeRule, extract,
 };
+use unavoce_core::live::Live;
 use unavoce_core::profile::{ComputedTrait, ProfileFacts, ProfileState};
 use unavoce_core::{Event, Identifier};
 use unavoce_store::{EventLog, EventQuery, StoreError};
@@ -210,7 +211,11 @@ impl State {
 /// interaction table the reports read.
 pub struct IdentityProjection {
     log: Arc<dyn EventLog>,
-    rules: Arc<IdentityRules>,
+    /// The rules of the graph in force (replaced with it, see [`Self::install`]).
+    rules: Live<IdentityRules>,
+    /// The rules the next rebuild builds the graph under: a reload of the configuration
+    /// sets them, and the graph in force keeps its own until the rebuilt one replaces it.
+    next_rules: Live<IdentityRules>,
     computed: Arc<Vec<ComputedTrait>>,
     /// Woken when profiles change (see [`Self::take_changed`]).
     changes: tokio::sync::Notify,
@@ -254,7 +259,8 @@ impl IdentityProjection {
                 links,
             )),
             log,
-            rules,
+            rules: Live::from(rules.clone()),
+            next_rules: Live::from(rules),
             computed,
             changes: tokio::sync::Notify::new(),
             analytics,
@@ -379,7 +385,7 @@ impl IdentityProjection {
             return 0;
         }
         let applied = run.len();
-        let sets = self.identifiers(&run);
+        let sets = Self::identifiers(&self.rules.get(), &run);
         self.add_interactions(&run);
         let Ok(mut state) = self.state.write() else {
             return 0;
@@ -407,7 +413,7 @@ impl IdentityProjection {
                 }
                 return Ok(after);
             }
-            let sets = self.identifiers(&events);
+            let sets = Self::identifiers(&self.rules.get(), &events);
             self.add_interactions(&events);
             let mut state = self
                 .state
@@ -434,12 +440,9 @@ impl IdentityProjection {
         Ok(page.events.into_iter().map(|e| (e.seq, e.event)).collect())
     }
 
-    /// The identifiers of events.
-    fn identifiers(&self, events: &[(i64, Event)]) -> Vec<IdentifierSet> {
-        events
-            .iter()
-            .map(|(_, e)| extract(e, &self.rules))
-            .collect()
+    /// The identifiers of events under `rules`.
+    fn identifiers(rules: &IdentityRules, events: &[(i64, Event)]) -> Vec<IdentifierSet> {
+        events.iter().map(|(_, e)| extract(e, rules)).collect()
     }
 
     /// Adds events to the interaction table (those already in it are skipped).
@@ -477,7 +480,7 @@ impl IdentityProjection {
                 .map(|n| {
                     n.identifiers
                         .iter()
-                        .map(|(k, _)| self.rules.type_rule(k.kind).name.clone())
+                        .map(|(k, _)| graph.rules().type_rule(k.kind).name.clone())
                         .collect()
                 })
                 .unwrap_or_default();
@@ -531,9 +534,22 @@ impl IdentityProjection {
         f(&state.graph)
     }
 
-    /// The rules in force.
-    pub fn rules(&self) -> &Arc<IdentityRules> {
-        &self.rules
+    /// The rules of the graph in force.
+    pub fn rules(&self) -> Arc<IdentityRules> {
+        self.rules.get()
+    }
+
+    /// Puts new identity rules in force, from a configuration read again: the graph,
+    /// every profile's state and the interaction table are rebuilt from the log under
+    /// them (in the background; [`Self::rebuilt`] waits for it), and the graph in force
+    /// keeps its rules until the rebuilt one replaces it. False when they are the same.
+    pub fn reconfigure(&self, rules: Arc<IdentityRules>) -> bool {
+        if rules.config == self.next_rules.get().config {
+            return false;
+        }
+        self.next_rules.set(rules);
+        self.ask_rebuild();
+        true
     }
 
     /// Cuts `identifier` from `profile`: stores a rule that keeps it apart from the
@@ -548,8 +564,8 @@ impl IdentityProjection {
         // Not while a rebuild runs: it would put back a state built without this rule.
         let _no_rebuild = self.rebuilding.lock().await;
         let _writer = self.writer.lock().await;
-        let key = self
-            .rules
+        let in_force = self.rules.get();
+        let key = in_force
             .key_of(identifier)
             .ok_or_else(|| UnmergeError::UnknownIdentifier(identifier.clone()))?;
         let (rule, identifiers) = self.read(|graph| {
@@ -572,17 +588,21 @@ impl IdentityProjection {
             Ok((rule, identifiers))
         })?;
         // As stored: an erasure may have dropped some since the graph was built.
-        let mut rules_in_force = load_unmerge_rules(&*self.log, &self.rules).await?;
+        let mut rules_in_force = load_unmerge_rules(&*self.log, &in_force).await?;
         rules_in_force.push(rule);
         self.log
-            .put_setting(UNMERGE_RULES, rules_to_json(&self.rules, &rules_in_force))
+            .put_setting(UNMERGE_RULES, rules_to_json(&in_force, &rules_in_force))
             .await?;
-
-        let links = load_link_decisions(&*self.log, &self.rules).await?;
-        let rebuilt = self.replay(rules_in_force, links).await?;
+        // Read back under the rules the graph is rebuilt with (a reload may have changed
+        // them: their keys differ).
+        let next = self.next_rules.get();
+        let unmerge_rules = load_unmerge_rules(&*self.log, &next).await?;
+        let links = load_link_decisions(&*self.log, &next).await?;
+        let rebuilt = self.replay(unmerge_rules, links).await?;
         let split: BTreeSet<ProfileId> = identifiers
             .iter()
-            .filter_map(|k| rebuilt.graph.lookup(k).map(|p| p.id))
+            .filter_map(|k| next.key_of(&in_force.identifier_of(k)))
+            .filter_map(|k| rebuilt.graph.lookup(&k).map(|p| p.id))
             .collect();
         self.install(rebuilt, None)?;
         Ok(split.into_iter().collect())
@@ -615,7 +635,7 @@ impl IdentityProjection {
         self.changes.notify_one();
         self.ask_rebuild();
         let named = |k: &IdKey| erased.contains(k);
-        let unmerge_rules = load_unmerge_rules(&*self.log, &self.rules).await?;
+        let unmerge_rules = load_unmerge_rules(&*self.log, &self.rules.get()).await?;
         let rules_before = unmerge_rules.len();
         let kept: Vec<UnmergeRule> = unmerge_rules
             .into_iter()
@@ -623,7 +643,7 @@ impl IdentityProjection {
             .collect();
         if kept.len() != rules_before {
             self.log
-                .put_setting(UNMERGE_RULES, rules_to_json(&self.rules, &kept))
+                .put_setting(UNMERGE_RULES, rules_to_json(&self.rules.get(), &kept))
                 .await?;
         }
         let stored: Vec<LinkDecision> = match self.log.setting(LINK_DECISIONS).await? {
@@ -631,7 +651,7 @@ impl IdentityProjection {
             None => Vec::new(),
         };
         let stored_count = stored.len();
-        let key = |i: &Identifier| self.rules.key_of(i);
+        let key = |i: &Identifier| self.rules.get().key_of(i);
         let kept: Vec<LinkDecision> = stored
             .into_iter()
             .filter(|d| {
@@ -733,9 +753,10 @@ impl IdentityProjection {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .len();
-        let unmerge_rules = load_unmerge_rules(&*self.log, &self.rules).await?;
-        let links = load_link_decisions(&*self.log, &self.rules).await?;
-        let mut rebuilt = State::new(IdentityGraph::new(self.rules.clone(), unmerge_rules), links);
+        let rules = self.next_rules.get();
+        let unmerge_rules = load_unmerge_rules(&*self.log, &rules).await?;
+        let links = load_link_decisions(&*self.log, &rules).await?;
+        let mut rebuilt = State::new(IdentityGraph::new(rules, unmerge_rules), links);
         let mut table = InteractionTable::default();
         // Up to what was committed when each round began, so that a log growing faster
         // than the replay does not keep it going: a few rounds, then the rest with the
@@ -779,7 +800,8 @@ impl IdentityProjection {
         unmerge_rules: Vec<UnmergeRule>,
         links: BTreeMap<i64, Vec<(IdKey, IdKey, Timestamp)>>,
     ) -> Result<State, StoreError> {
-        let mut rebuilt = State::new(IdentityGraph::new(self.rules.clone(), unmerge_rules), links);
+        let rules = self.next_rules.get();
+        let mut rebuilt = State::new(IdentityGraph::new(rules, unmerge_rules), links);
         self.replay_into(&mut rebuilt, None, None).await?;
         Ok(rebuilt)
     }
@@ -801,7 +823,7 @@ impl IdentityProjection {
                 rebuilt.settle_links();
                 return Ok(());
             }
-            let sets = self.identifiers(&events);
+            let sets = Self::identifiers(&rebuilt.graph.rules().clone(), &events);
             for ((seq, event), set) in events.iter().zip(&sets) {
                 rebuilt.apply(&self.computed, *seq, event, set);
                 if let Some(table) = table.as_deref_mut() {
@@ -826,6 +848,8 @@ impl IdentityProjection {
             .changed
             .as_ref()
             .map(|_| rebuilt.people.keys().copied().collect());
+        // The rules with the graph they built, under the same lock.
+        self.rules.set(rebuilt.graph.rules().clone());
         *state = rebuilt;
         // The table with the graph, so that no reader pairs the new one with the old.
         if let Some(table) = table {
@@ -852,6 +876,7 @@ impl IdentityProjection {
         let _writer = self.writer.lock().await;
         let key = |i: &Identifier| {
             self.rules
+                .get()
                 .key_of(i)
                 .ok_or_else(|| LinkError::UnknownIdentifier(i.clone()))
         };
@@ -870,8 +895,8 @@ impl IdentityProjection {
             None => Vec::new(),
         };
         stored.push(LinkDecision {
-            a: self.rules.identifier_of(&ka),
-            b: self.rules.identifier_of(&kb),
+            a: self.rules.get().identifier_of(&ka),
+            b: self.rules.get().identifier_of(&kb),
             after_seq,
             at,
             by: by.to_string(),
@@ -903,7 +928,7 @@ impl IdentityProjection {
 
     /// Whether the profiles holding `a` and `b` could be linked now.
     pub fn can_link(&self, a: &Identifier, b: &Identifier) -> bool {
-        match (self.rules.key_of(a), self.rules.key_of(b)) {
+        match (self.rules.get().key_of(a), self.rules.get().key_of(b)) {
             (Some(ka), Some(kb)) => self.read(|g| g.check_link(Timestamp::now(), &ka, &kb).is_ok()),
             _ => false,
         }
@@ -933,7 +958,7 @@ impl IdentityProjection {
         node.identifiers
             .iter()
             .rev()
-            .map(|(k, _)| self.rules.identifier_of(k))
+            .map(|(k, _)| self.rules.get().identifier_of(k))
             .find(|i| i.kind.as_str() == kind)
             .map(|i| i.value)
     }

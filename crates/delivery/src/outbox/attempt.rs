@@ -60,7 +60,8 @@ impl Dispatcher {
     /// retry or recorded outcome): what sending directly would cost, to measure the
     /// outbox's overhead against.
     pub async fn send_directly(&self, entry: &OutboxEntry) -> Result<Accepted, Failure> {
-        let Some(Sink::Message(provider)) = self.lanes.get(&entry.channel).map(|l| &l.sink) else {
+        let lanes = self.lanes.get();
+        let Some(Sink::Message(provider)) = lanes.get(&entry.channel).map(|l| &l.sink) else {
             return Err(Failure::Permanent(format!(
                 "no provider for {}",
                 entry.channel
@@ -74,10 +75,10 @@ impl Dispatcher {
 
     /// The entry ready for its provider, or why it is not sent.
     fn prepare(&self, entry: &OutboxEntry, now: Timestamp) -> Result<Envelope, Skip> {
-        if now > entry.first_due + self.retry.expire_after {
+        if now > entry.first_due + self.retry.get().expire_after {
             return Err(Skip::Dead(format!(
                 "expired: not sent within {} of being due",
-                self.retry.expire_after
+                self.retry.get().expire_after
             )));
         }
         let identity = &self.platform.identity;

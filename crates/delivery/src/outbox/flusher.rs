@@ -62,16 +62,16 @@ impl Dispatcher {
             }
             Err(failure) => {
                 let error = failure.describe().to_string();
-                let mut wait = retry_delay(&self.retry, entry.attempts, jitter());
+                let mut wait = retry_delay(&self.retry.get(), entry.attempts, jitter());
                 if let Failure::RateLimited { retry_after, .. } = &failure {
                     let asked = retry_after.unwrap_or(Duration::from_secs(1));
                     lane.pacer.pause(asked);
                     wait = wait.max(SignedDuration::try_from(asked).unwrap_or(wait));
                 }
                 let retry_at = Timestamp::now() + wait;
-                let expires = entry.first_due + self.retry.expire_after;
-                if entry.attempts >= self.retry.max_attempts || retry_at > expires {
-                    let why = if entry.attempts >= self.retry.max_attempts {
+                let expires = entry.first_due + self.retry.get().expire_after;
+                if entry.attempts >= self.retry.get().max_attempts || retry_at > expires {
+                    let why = if entry.attempts >= self.retry.get().max_attempts {
                         format!("{} attempts failed; the last: {error}", entry.attempts)
                     } else {
                         format!(

@@ -145,6 +145,7 @@ impl Dispatcher {
     /// The lanes and what they did since start.
     pub fn lanes(&self) -> Vec<LaneInfo> {
         self.lanes
+            .get()
             .values()
             .map(|l| LaneInfo {
                 channel: l.channel.clone(),

@@ -58,13 +58,37 @@ pub struct Platform {
 /// The outbox worker and its providers.
 pub struct Dispatcher {
     platform: Platform,
-    lanes: BTreeMap<String, Arc<Lane>>,
-    retry: RetryPolicy,
-    callbacks: Callbacks,
+    /// The lanes in force; a reload of the configuration replaces them
+    /// ([`Dispatcher::reconfigure`]).
+    lanes: Live<BTreeMap<String, Arc<Lane>>>,
+    retry: Live<RetryPolicy>,
+    callbacks: Live<Callbacks>,
+    /// Woken when the providers were replaced: the lanes in force stop, the new ones start.
+    reconfigured: tokio::sync::Notify,
     public_url: String,
     /// Attempts' outcomes on their way to the flusher, which [`Self::run`] starts.
     outcomes: mpsc::Sender<Outcome>,
     flusher: std::sync::Mutex<Option<mpsc::Receiver<Outcome>>>,
+}
+
+/// The providers of a `[delivery]` section, each checked and set up: ready to take
+/// the place of those in force ([`Dispatcher::reconfigure`]).
+pub struct Providers {
+    lanes: BTreeMap<String, Arc<Lane>>,
+    retry: RetryPolicy,
+    callbacks: Callbacks,
+}
+
+impl Providers {
+    /// Sets up the providers `config` names; `public_url` is where they report back.
+    pub fn check(config: &DeliveryConfig, public_url: &str) -> Result<Self, ConfigError> {
+        let public_url = public_url.trim_end_matches('/');
+        Ok(Providers {
+            lanes: lanes::build(config, public_url)?,
+            retry: config.retry.policy()?,
+            callbacks: Callbacks::new(config, public_url)?,
+        })
+    }
 }
 
 impl Dispatcher {
@@ -74,23 +98,34 @@ impl Dispatcher {
         platform: Platform,
         public_url: &str,
     ) -> Result<Self, ConfigError> {
-        let public_url = public_url.trim_end_matches('/');
-        let lanes = lanes::build(config, public_url)?;
+        let providers = Providers::check(config, public_url)?;
         let (outcomes, flusher) = mpsc::channel(FLUSH_MAX * 4);
         Ok(Dispatcher {
             outcomes,
             flusher: std::sync::Mutex::new(Some(flusher)),
             platform,
-            lanes,
-            retry: config.retry.policy()?,
-            callbacks: Callbacks::new(config, public_url)?,
-            public_url: public_url.to_string(),
+            lanes: Live::from(Arc::new(providers.lanes)),
+            retry: Live::from(Arc::new(providers.retry)),
+            callbacks: Live::from(Arc::new(providers.callbacks)),
+            reconfigured: tokio::sync::Notify::new(),
+            public_url: public_url.trim_end_matches('/').to_string(),
         })
     }
 
+    /// Puts new providers in force: the lanes in force stop claiming, their attempts
+    /// under way finish, and the new lanes start (each under its lease, putting back in
+    /// line what was left under way); callbacks and retries follow the new settings at
+    /// once.
+    pub fn reconfigure(&self, providers: Providers) {
+        self.retry.set(Arc::new(providers.retry));
+        self.callbacks.set(Arc::new(providers.callbacks));
+        self.lanes.set(Arc::new(providers.lanes));
+        self.reconfigured.notify_one();
+    }
+
     /// The readers of providers' callbacks.
-    pub(crate) fn callbacks(&self) -> &Callbacks {
-        &self.callbacks
+    pub(crate) fn callbacks(&self) -> Arc<Callbacks> {
+        self.callbacks.get()
     }
 
     /// Where providers and people reach this server.
@@ -109,9 +144,6 @@ impl Dispatcher {
     /// then finish. With no provider configured, there is nothing to do (entries wait
     /// in the outbox until one is).
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) -> Result<(), StoreError> {
-        if self.lanes.is_empty() {
-            return Ok(());
-        }
         let due = self.platform.outbox.early_reports_due().await?;
         if let Err(e) = self.take_in_early_reports(due).await {
             tracing::warn!(error = %Redacted(&e), "providers' reports kept from before the stop could not be taken in yet");
@@ -128,11 +160,28 @@ impl Dispatcher {
         };
         let flusher = self.clone();
         let flushing = tokio::spawn(async move { flusher.flush(outcomes).await });
-        let mut lanes = JoinSet::new();
-        for lane in self.lanes.values() {
-            lanes.spawn(self.clone().run_leased_lane(lane.clone(), stop.clone()));
+        let mut stop = stop;
+        // The lanes in force until the providers are replaced (then again with the new
+        // ones) or the worker stops.
+        loop {
+            let (stop_lanes, lanes_stop) = watch::channel(false);
+            let mut lanes = JoinSet::new();
+            for lane in self.lanes.get().values() {
+                lanes.spawn(
+                    self.clone()
+                        .run_leased_lane(lane.clone(), lanes_stop.clone()),
+                );
+            }
+            let replaced = tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => false,
+                () = self.reconfigured.notified() => true,
+            };
+            let _ = stop_lanes.send(true);
+            while lanes.join_next().await.is_some() {}
+            if !replaced {
+                break;
+            }
         }
-        while lanes.join_next().await.is_some() {}
         let _ = self.outcomes.send(Outcome::Finished).await;
         let _ = flushing.await;
         Ok(())

@@ -107,7 +107,7 @@ pub async fn lookup(
     let rules = state.platform.identity.rules();
     let key = rules
         .key_of(&identifier)
-        .ok_or_else(|| unknown_identifier(rules, &identifier))?;
+        .ok_or_else(|| unknown_identifier(&rules, &identifier))?;
     let (node, ambiguous) = state
         .platform
         .identity

@@ -132,6 +132,11 @@ try {
     (timings.customer ||= []).push(Date.now() - started);
     const card = await page.locator("section.card").innerText();
     assert.match(card, /customer42@example\.com/);
+    const api = await page.evaluate(async () => (await fetch(
+      `/api/profiles/${document.querySelector("section.card dd").textContent}/context`)).json());
+    const journeys = await page.locator("section.card [data-journey]").count();
+    assert.equal(journeys, api.active_journeys.length, "a line per journey the person is in");
+    assert.match(card, api.active_journeys.length ? /since/ : /In no journey/);
     assert.match(card, /Next best action/);
     assert.match(card, /Consents/);
     const items = await page.locator("ol.timeline li").count();

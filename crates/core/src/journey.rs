@@ -172,6 +172,41 @@ pub enum Step {
     },
 }
 
+/// What `step` does, in words.
+fn describe(step: &Step) -> String {
+    match step {
+        Step::WaitFor(duration) => format!("waiting {}, then the next step", spoken(*duration)),
+        Step::WaitForEvent { event, timeout } => format!(
+            "waiting for {event:?} (at most {}), then the next step",
+            spoken(*timeout)
+        ),
+        Step::WaitForSendWindow => "waiting for the end of quiet hours".to_string(),
+        Step::Branch { when, .. } => format!("choosing the way on `{}`", when.text()),
+        Step::Send {
+            message,
+            purpose,
+            channel,
+            ..
+        } => format!("sending {message:?} ({purpose}, {channel})"),
+        Step::UpdateProfile(traits) => {
+            let names: Vec<&str> = traits.keys().map(String::as_str).collect();
+            format!("updating the profile ({})", names.join(", "))
+        }
+        Step::Notify { department, .. } => format!("notifying {department}"),
+    }
+}
+
+/// A duration in the largest whole unit that holds it: `2d`, `36h`, `90m`, `45s`.
+fn spoken(duration: SignedDuration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        s if s != 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s != 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s != 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// What starts a journey.
 #[derive(Debug)]
 pub enum Trigger {
@@ -251,7 +286,78 @@ pub enum Halt {
     Completed,
 }
 
+/// Where one person is in one journey, as an agent's context card shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JourneyPosition {
+    pub journey: String,
+    pub entered_at: Timestamp,
+    /// The step the person is at (from 0), and its name.
+    pub step: usize,
+    pub step_name: String,
+    /// Since when the run has been as it is (its last move).
+    pub since: Timestamp,
+    /// What the journey does next for the person, in words.
+    pub next: String,
+    /// When it does it, when a time is set (a wait's end, a deadline).
+    pub next_at: Option<Timestamp>,
+    /// In the control group: the steps run, nothing is sent.
+    pub control: bool,
+}
+
+/// A run's state as the store keeps it, for [`Journey::position`].
+#[derive(Debug, Clone, Copy)]
+pub struct RunAt<'a> {
+    pub step: usize,
+    pub entered_at: Timestamp,
+    pub since: Timestamp,
+    pub wake_at: Option<Timestamp>,
+    pub waiting_for: Option<&'a str>,
+    /// A send the gate held: tried again at the person's next event.
+    pub blocked: bool,
+    /// A sent message watched on this channel until `wake_at`, then the next fallback.
+    pub watching: Option<&'a str>,
+    pub fallbacks: &'a [String],
+    pub control: bool,
+}
+
 impl Journey {
+    /// Where a run is and what comes next for the person, in words an agent reads.
+    pub fn position(&self, run: RunAt<'_>) -> JourneyPosition {
+        let step_name = (self.step_names.get(run.step))
+            .cloned()
+            .unwrap_or_else(|| format!("step-{}", run.step + 1));
+        let next = match (self.steps.get(run.step), run.watching, run.waiting_for) {
+            (_, Some(channel), _) => match run.fallbacks.first() {
+                Some(fallback) => format!(
+                    "watching the message sent on {channel}; without an answer, it is tried on {fallback}"
+                ),
+                None => format!("watching the message sent on {channel}, then the next step"),
+            },
+            (_, None, Some(event)) => format!("waiting for {event:?}, then the next step"),
+            (
+                Some(Step::Send {
+                    message, channel, ..
+                }),
+                None,
+                None,
+            ) if run.blocked => format!(
+                "the message {message:?} ({channel}) was held by the policies; tried again at the person's next event"
+            ),
+            (Some(step), None, None) => describe(step),
+            (None, None, None) => "the journey ends".to_string(),
+        };
+        JourneyPosition {
+            journey: self.config.name.clone(),
+            entered_at: run.entered_at,
+            step: run.step,
+            step_name,
+            since: run.since,
+            next,
+            next_at: run.wake_at,
+            control: run.control,
+        }
+    }
+
     /// Checks a definition: names, durations, step targets and every expression.
     pub fn new(config: JourneyConfig) -> Result<Self, JourneyError> {
         let name = config.name.clone();

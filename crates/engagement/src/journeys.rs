@@ -21,7 +21,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use unavoce_core::identity::{ProfileId, extract};
 use unavoce_core::journey::{
-    Action, Delivery, Halt, Journey, JourneyConfig, JourneyError, Progress, Trigger, Wake, delivery,
+    Action, Delivery, Halt, Journey, JourneyConfig, JourneyError, JourneyPosition, Progress, RunAt,
+    Trigger, Wake, delivery,
 };
 use unavoce_core::live::Live;
 use unavoce_core::platform_events::{self, JOURNEY_SOURCE};
@@ -44,6 +45,8 @@ use unavoce_projections::{People, Person, Recorder};
 const CURSOR_SETTING: &str = "engagement.journeys.cursor";
 /// Events read per step.
 const PAGE: usize = 1_000;
+/// The most journeys a context card lists for one person.
+const MAX_POSITIONS: usize = 20;
 
 /// The catalog's kind for journeys.
 pub struct JourneyKind;
@@ -912,6 +915,45 @@ impl Journeys {
         };
         let counts = self.store.run_counts(name).await?;
         Ok(Some(stats(&entry.item, entry.origin, &counts)))
+    }
+
+    /// Where the person of `profiles` (their profile id and those merged into it) is in
+    /// each journey they are in, as the store holds the runs (whichever node runs the
+    /// journeys), in the order they entered.
+    pub async fn positions(
+        &self,
+        profiles: &[ProfileId],
+    ) -> Result<Vec<JourneyPosition>, StoreError> {
+        let mut positions = Vec::new();
+        for profile in profiles {
+            let runs = (self.store)
+                .runs(RunQuery {
+                    profile_id: Some(*profile),
+                    active_only: true,
+                    limit: MAX_POSITIONS,
+                    ..RunQuery::default()
+                })
+                .await?;
+            for run in &runs {
+                let Some(entry) = self.catalog.get(&run.journey) else {
+                    continue;
+                };
+                positions.push(entry.item.position(RunAt {
+                    step: run.step,
+                    entered_at: run.entered_at,
+                    since: run.updated_at,
+                    wake_at: run.wake_at,
+                    waiting_for: run.waiting_for.as_deref(),
+                    blocked: run.blocked,
+                    watching: run.watching.as_deref(),
+                    fallbacks: &run.fallbacks,
+                    control: run.control,
+                }));
+            }
+        }
+        positions.sort_by(|a, b| (a.entered_at, &a.journey).cmp(&(b.entered_at, &b.journey)));
+        positions.truncate(MAX_POSITIONS);
+        Ok(positions)
     }
 
     /// A journey's runs, in key order after `after`.

@@ -4,6 +4,7 @@
 //! assembles; neither builds projections of its own.
 
 mod assemble;
+mod card;
 pub mod changes;
 pub mod erasure;
 pub mod keys;

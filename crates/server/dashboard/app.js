@@ -226,6 +226,12 @@ async function customer(id) {
     h("h2", {}, "Next best action"),
     h("div", { class: "nba" }, h("strong", {}, nba.summary), h("div", {}, nba.reason)),
     h("h2", {}, "Open cases"), cases,
+    h("h2", {}, "Journeys"),
+    card.active_journeys.length === 0 ? h("p", { class: "empty" }, "In no journey.")
+      : h("ul", { class: "journeys" }, card.active_journeys.map(j => h("li", { "data-journey": j.journey },
+          h("strong", {}, j.journey), ` · ${j.step_name} since ${when(j.since)}`,
+          j.control ? " (control group)" : "",
+          h("div", {}, j.next, j.next_at ? ` — ${when(j.next_at)}` : "")))),
     h("h2", {}, "Consents"), h("div", {}, consentPills(card.consents)),
     engagement.length ? [h("h2", {}, "Engagement"),
       h("dl", {}, engagement.map(([ch, e]) => [h("dt", {}, ch),

@@ -493,3 +493,68 @@ async fn a_message_falls_back_to_the_next_channel_when_it_bounces_or_goes_unread
         "no more fallbacks once read"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_context_card_shows_each_journey_the_person_is_in_and_what_comes_next() {
+    let s = server().await;
+    s.send_batch(customer("nora")).await;
+    define(
+        &s,
+        json!({"name": "onboarding", "trigger": {"event": "Signed Up"},
+            "steps": [{"type": "wait", "name": "settle-in", "duration": "2d"},
+                {"type": "send", "message": "welcome", "purpose": "service", "channel": "email"}]}),
+    )
+    .await;
+    define(
+        &s,
+        json!({"name": "first-order", "trigger": {"event": "Signed Up"},
+            "steps": [{"type": "wait", "until_event": "Order Completed", "timeout": "7d"},
+                {"type": "update_profile", "traits": {"ordered": true}}]}),
+    )
+    .await;
+    let before = jiff::Timestamp::now();
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "nora", "event": "Signed Up"}),
+    ])
+    .await;
+    let nora = s.profile_of("nora").await;
+    let card = eventually("both journeys on the card", async || {
+        let card = s.get(&format!("/api/profiles/{nora}/context")).await;
+        (card["active_journeys"].as_array().unwrap().len() == 2).then_some(card)
+    })
+    .await;
+    let journeys = card["active_journeys"].as_array().unwrap();
+    let by_name = |name: &str| {
+        journeys
+            .iter()
+            .find(|j| j["journey"] == name)
+            .unwrap_or_else(|| panic!("{name} in {journeys:?}"))
+    };
+    let onboarding = by_name("onboarding");
+    assert_eq!(onboarding["step"], 0);
+    assert_eq!(onboarding["step_name"], "settle-in");
+    assert_eq!(onboarding["next"], "waiting 2d, then the next step");
+    let wake: jiff::Timestamp = onboarding["next_at"].as_str().unwrap().parse().unwrap();
+    let two_days = jiff::SignedDuration::from_hours(48);
+    assert!(
+        wake >= before + two_days && wake <= jiff::Timestamp::now() + two_days,
+        "{wake}"
+    );
+    assert!(onboarding["since"].as_str().is_some() && onboarding["control"] == false);
+    let first_order = by_name("first-order");
+    assert_eq!(
+        first_order["next"],
+        "waiting for \"Order Completed\", then the next step"
+    );
+    // Once the order comes, that journey is done and leaves the card.
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "nora", "event": "Order Completed"}),
+    ])
+    .await;
+    let card = eventually("the finished journey off the card", async || {
+        let card = s.get(&format!("/api/profiles/{nora}/context")).await;
+        (card["active_journeys"].as_array().unwrap().len() == 1).then_some(card)
+    })
+    .await;
+    assert_eq!(card["active_journeys"][0]["journey"], "onboarding");
+}

@@ -13,6 +13,7 @@ use super::recent::{self, Line, SHOWN, UNHAPPY_DAYS, days_before, line_of};
 use super::state::{LifecycleStage, ProfileFacts};
 use crate::event::Event;
 use crate::identifier::Identifier;
+use crate::journey::JourneyPosition;
 
 /// A contact on any channel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,8 +47,9 @@ pub struct ContextCard {
     pub facts: ProfileFacts,
     pub last_interactions: Vec<Interaction>,
     pub recent_messages: Vec<Interaction>,
-    /// Journeys the person is in (none until journeys are defined).
-    pub active_journeys: Vec<Value>,
+    /// The journeys the person is in, with what comes next: the journey runs' part,
+    /// filled by whoever reads them (the platform); empty as the profile alone builds it.
+    pub active_journeys: Vec<JourneyPosition>,
     pub next_best_action: NextBestAction,
 }
 

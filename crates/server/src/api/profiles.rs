@@ -175,7 +175,6 @@ pub async fn context(
     state.platform.identity.catch_up().await?;
     let card = state
         .platform
-        .identity
         .context_card(id, jiff::Timestamp::now())
         .await?
         .ok_or_else(|| no_such_profile(id))?;

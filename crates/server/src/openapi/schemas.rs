@@ -533,10 +533,30 @@ pub struct ContextCard {
     pub engagement: BTreeMap<String, BTreeMap<String, Value>>,
     pub last_interactions: Vec<Interaction>,
     pub recent_messages: Vec<Interaction>,
-    /// Journeys the person is in (none so far: runs are under
-    /// `/api/journeys/{name}/runs`).
-    pub active_journeys: Vec<Value>,
+    /// The journeys the person is in, in the order they entered.
+    pub active_journeys: Vec<JourneyPosition>,
     pub next_best_action: NextBestAction,
+}
+
+/// Where the person is in one journey, and what comes next.
+#[derive(Serialize, ToSchema)]
+pub struct JourneyPosition {
+    pub journey: String,
+    #[schema(format = DateTime)]
+    pub entered_at: String,
+    /// The step the person is at (from 0), and its name.
+    pub step: u32,
+    pub step_name: String,
+    /// Since when the run has been as it is (its last move).
+    #[schema(format = DateTime)]
+    pub since: String,
+    /// What the journey does next for the person, in words.
+    pub next: String,
+    /// When it does it, when a time is set (a wait's end, a deadline).
+    #[schema(format = DateTime)]
+    pub next_at: Option<String>,
+    /// In the control group: the steps run, nothing is sent.
+    pub control: bool,
 }
 
 /// A contact on any channel.

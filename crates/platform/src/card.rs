@@ -1,0 +1,35 @@
+//! The context card as an agent sees it: the profile's part (facts, cases, last
+//! contacts, next best action) from the identity projection, and where the person is in
+//! each journey from the journeys' runs.
+
+use jiff::Timestamp;
+use unavoce_core::identity::ProfileId;
+use unavoce_core::profile::ContextCard;
+use unavoce_store::StoreError;
+
+use crate::Platform;
+
+impl Platform {
+    /// The context card of `profile` at `now`, `None` if there is no such profile. Call
+    /// `identity.catch_up()` first for a card with everything acknowledged so far.
+    pub async fn context_card(
+        &self,
+        profile: ProfileId,
+        now: Timestamp,
+    ) -> Result<Option<ContextCard>, StoreError> {
+        let Some(mut card) = self.identity.context_card(profile, now).await? else {
+            return Ok(None);
+        };
+        // Runs keep the profile id they started under: the ids merged into this one too.
+        let ids: Vec<ProfileId> = self
+            .identity
+            .read(|graph| {
+                let node = graph.profile(profile)?;
+                let merged = node.merges.iter().map(|m| m.from);
+                Some(std::iter::once(node.id).chain(merged).collect())
+            })
+            .unwrap_or_default();
+        card.active_journeys = self.journeys.positions(&ids).await?;
+        Ok(Some(card))
+    }
+}

@@ -242,11 +242,12 @@ impl<R> CountingReader<R> {
     }
 
     /// The 1-based line of the record whose parse began at byte `offset`; a record
-    /// never starts on a blank line, so blank lines at `offset` are passed over.
-    /// Offsets must be asked in increasing order.
+    /// never starts on a blank line, so blank lines at `offset` are passed over, nor
+    /// at a newline: after a `\r\n`, the csv reader starts the next record at the
+    /// `\n`. Offsets must be asked in increasing order.
     fn line_at(&mut self, offset: u64) -> u64 {
         while let Some(&(at, blank)) = self.newlines.front() {
-            if at < offset || blank {
+            if at <= offset || blank {
                 self.newlines.pop_front();
                 self.lines_passed += 1;
             } else {
@@ -506,5 +507,34 @@ fn unusable(payload: String, code: RejectionCode, message: String) -> ItemBody<'
     ItemBody::Unusable {
         payload,
         rejection: Rejection::new(code, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::tz::TimeZone;
+    use unavoce_core::import::Mapping;
+
+    use super::*;
+
+    /// The line of every data row of a CSV file.
+    fn csv_lines(file: &[u8]) -> Vec<u64> {
+        let mapping = CompiledMapping::new(Mapping::default(), TimeZone::UTC).unwrap();
+        let mut counted = CountingReader::new(file);
+        let mut rows = RowReader::new(FileFormat::Csv, &mut counted);
+        std::iter::from_fn(|| rows.next_row(&mapping).map(|(line, _)| line)).collect()
+    }
+
+    #[test]
+    fn rows_after_crlf_line_ends_are_reported_at_their_own_line() {
+        assert_eq!(csv_lines(b"a;b\r\nu1;x\r\n\r\nu2;y\r\n;z\r\n"), [2, 4, 5]);
+        assert_eq!(csv_lines(b"a;b\nu1;x\n\nu2;y\n;z\n"), [2, 4, 5]);
+        // Found by the import_rows fuzz target (fuzz/regressions/import_rows): CRLF,
+        // a blank line, a quoted field over two lines, a lone CR splitting line 8.
+        let found = b"user\x00userId;event;properties.total;traits.phone;zip;qty;timeStamp\r\n\
+            u1;Order Completed;19,90;3331234567;00123;2;2024-05-01T09:30:00\r\n\r\n\
+            u2;Order Completed;5;;;1;2024-05-02\r\n;;;;;Id\tname\t;\r\n\
+            u3;\"Qcity\nu1\tuoted;event\"\"\";1_0Ada\tRoma00;;;x;\nu2\tGracbad\re\n\n";
+        assert_eq!(csv_lines(found), [2, 4, 5, 6, 8, 8]);
     }
 }

@@ -39,7 +39,7 @@ impl Report {
 
 /// A provider's report on one message, which it knows by its own id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ProviderReport {
+pub struct ProviderReport {
     /// The provider's id for the message (what it answered when it accepted it).
     pub provider_message_id: String,
     /// What it reports.

@@ -18,7 +18,7 @@ mod replies;
 pub mod verify;
 
 pub use config::DeliveryConfig;
-pub use feedback::{Callback, CallbackError, Refusal, Report, ReportError};
+pub use feedback::{Callback, CallbackError, ProviderReport, Refusal, Report, ReportError};
 pub use outbox::{Dispatcher, LaneInfo, Platform, Providers};
 pub use providers::smtp::Smtp;
 pub use providers::twilio::{self, Twilio};
@@ -27,7 +27,7 @@ pub use providers::whatsapp::{self, Whatsapp, request_body};
 pub use providers::{Accepted, Envelope, Failure, Provider};
 pub use record::record_about;
 pub use replies::{
-    Keyword, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, ReplyOutcome, keyword, opt_out_message,
+    Inbound, Keyword, OPT_OUT_MESSAGE, OPT_OUT_PURPOSE, ReplyOutcome, keyword, opt_out_message,
 };
 pub use unavoce_core::platform_events::DELIVERY_SOURCE;
 pub use unavoce_projections::RecordError;

@@ -94,7 +94,7 @@ pub fn keyword(text: &str) -> Keyword {
 
 /// A message from a person, as a provider passes it on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Inbound {
+pub struct Inbound {
     /// Their phone number, as the provider gives it (with or without the `+`).
     pub from: String,
     /// What they wrote (or the reply button they pressed).

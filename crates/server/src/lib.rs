@@ -31,9 +31,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{Keys, WriteKey};
+pub use body::read_body;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use session::Sessions;
+pub use session::claims;
+pub use tracking::{BatchBody, read_batch};
 
 /// What every handler can reach: the platform, the keys and the metrics.
 #[derive(Clone)]

@@ -210,43 +210,22 @@ pub async fn batch(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let received = Received::read(&state, &headers, body).await?;
-    let parsed = received.text().and_then(|text| {
-        serde_json::from_str::<BTreeMap<String, &RawValue>>(text).map_err(|e| {
-            Rejection::new(
-                RejectionCode::InvalidJson,
-                format!("the body is not a JSON object: {e}"),
-            )
-        })
-    });
-    let mut fields = match parsed {
-        Ok(fields) => fields,
-        Err(rejection) => return Err(received.refuse(&state, rejection).await),
-    };
-    let items: Vec<&RawValue> = match fields
-        .remove("batch")
-        .map(|raw| serde_json::from_str(raw.get()))
-    {
-        Some(Ok(items)) => items,
-        Some(Err(_)) | None => {
-            let rejection = Rejection::new(
-                RejectionCode::InvalidField,
-                "the body needs a `batch` array of messages",
-            );
+    let BatchBody {
+        items,
+        envelope,
+        write_key,
+    } = match received.text().and_then(read_batch) {
+        Ok(batch) => batch,
+        Err(rejection) if rejection.code == RejectionCode::InvalidField => {
             let error = received.refuse(&state, rejection).await;
             return Err(ApiError {
                 code: "invalid_batch",
                 ..error
             });
         }
+        Err(rejection) => return Err(received.refuse(&state, rejection).await),
     };
-    let mut envelope = Map::new();
-    for (key, raw) in fields {
-        if let Ok(value) = serde_json::from_str::<Value>(raw.get()) {
-            envelope.insert(key, value);
-        }
-    }
-    let body_key = take_write_key(&mut envelope);
-    let source = resolve_source(&state, received.header_source.clone(), body_key.as_deref())?;
+    let source = resolve_source(&state, received.header_source.clone(), write_key.as_deref())?;
 
     let count = items.len();
     let too_many = count > MAX_BATCH_MESSAGES;
@@ -297,6 +276,49 @@ pub async fn batch(
         "duplicates": report.duplicates,
         "rejected": report.rejected,
     })))
+}
+
+/// A `/v1/batch` body read as JSON.
+#[derive(Debug)]
+pub struct BatchBody<'a> {
+    /// The messages, as their JSON text.
+    pub items: Vec<&'a RawValue>,
+    /// The other fields (`context`, `integrations`, `sentAt`, ...), `writeKey` taken out.
+    pub envelope: Map<String, Value>,
+    /// The body's `writeKey`, when it is a string.
+    pub write_key: Option<String>,
+}
+
+/// Reads a batch body: `invalid_json` when it is not a JSON object, `invalid_field`
+/// when it has no `batch` array (answered as `invalid_batch`).
+pub fn read_batch(text: &str) -> Result<BatchBody<'_>, Rejection> {
+    let mut fields = serde_json::from_str::<BTreeMap<String, &RawValue>>(text).map_err(|e| {
+        Rejection::new(
+            RejectionCode::InvalidJson,
+            format!("the body is not a JSON object: {e}"),
+        )
+    })?;
+    let items: Vec<&RawValue> = fields
+        .remove("batch")
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .ok_or_else(|| {
+            Rejection::new(
+                RejectionCode::InvalidField,
+                "the body needs a `batch` array of messages",
+            )
+        })?;
+    let mut envelope = Map::new();
+    for (key, raw) in fields {
+        if let Ok(value) = serde_json::from_str::<Value>(raw.get()) {
+            envelope.insert(key, value);
+        }
+    }
+    let write_key = take_write_key(&mut envelope);
+    Ok(BatchBody {
+        items,
+        envelope,
+        write_key,
+    })
 }
 
 /// `POST /v1/import`: the same as `/v1/batch` (Segment's name for historical imports).

@@ -11,7 +11,7 @@ use crate::feedback::{Callback, ProviderReport, Refusal, Report};
 use crate::replies::Inbound;
 
 /// Reads Twilio's callbacks to this server, once their signature holds.
-pub(crate) struct TwilioCallbacks {
+pub struct TwilioCallbacks {
     auth_token: String,
     /// Where Twilio reaches this server: it signs the whole URL it called.
     public_url: String,
@@ -19,7 +19,7 @@ pub(crate) struct TwilioCallbacks {
 
 impl TwilioCallbacks {
     /// The reader for the account `config` describes, called back at `public_url`.
-    pub(crate) fn new(config: &TwilioConfig, public_url: &str) -> Result<Self, ConfigError> {
+    pub fn new(config: &TwilioConfig, public_url: &str) -> Result<Self, ConfigError> {
         Ok(TwilioCallbacks {
             auth_token: config.auth_token.require("delivery.sms.auth_token")?,
             public_url: public_url.trim_end_matches('/').to_string(),
@@ -28,10 +28,7 @@ impl TwilioCallbacks {
 
     /// A status callback's report on an SMS; `None` when the status says nothing new
     /// (queued, sending, sent, accepted, scheduled).
-    pub(crate) fn status(
-        &self,
-        callback: &Callback<'_>,
-    ) -> Result<Option<ProviderReport>, Refusal> {
+    pub fn status(&self, callback: &Callback<'_>) -> Result<Option<ProviderReport>, Refusal> {
         let fields = self.fields(callback)?;
         let (Some(sid), Some(status)) = (fields.get("MessageSid"), fields.get("MessageStatus"))
         else {
@@ -58,7 +55,7 @@ impl TwilioCallbacks {
     }
 
     /// An SMS from a person.
-    pub(crate) fn inbound(&self, callback: &Callback<'_>) -> Result<Inbound, Refusal> {
+    pub fn inbound(&self, callback: &Callback<'_>) -> Result<Inbound, Refusal> {
         let mut fields = self.fields(callback)?;
         let Some(from) = fields.remove("From") else {
             return Err(Refusal::Malformed("an inbound message carries From".into()));

@@ -15,7 +15,7 @@ mod callback;
 mod config;
 mod signature;
 
-pub(crate) use callback::TwilioCallbacks;
+pub use callback::TwilioCallbacks;
 pub use config::TwilioConfig;
 pub use signature::twilio_signature;
 

@@ -16,14 +16,14 @@ use crate::providers::http::text_at;
 use crate::replies::Inbound;
 
 /// Reads Meta's callbacks to this server, once they prove they come from Meta.
-pub(crate) struct WhatsappCallbacks {
+pub struct WhatsappCallbacks {
     app_secret: String,
     verify_token: Option<String>,
 }
 
 /// One thing a notification tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Notice {
+pub enum Notice {
     /// A status of a message sent.
     Report(ProviderReport),
     /// A message from a person.
@@ -32,7 +32,7 @@ pub(crate) enum Notice {
 
 impl WhatsappCallbacks {
     /// The reader for the app `config` describes (its app secret is required).
-    pub(crate) fn new(config: &WhatsappConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: &WhatsappConfig) -> Result<Self, ConfigError> {
         Ok(WhatsappCallbacks {
             app_secret: config.app_secret.require("delivery.whatsapp.app_secret")?,
             verify_token: config
@@ -43,7 +43,7 @@ impl WhatsappCallbacks {
 
     /// Meta's verification of the webhook, from its query string: the challenge to
     /// echo, if the mode is `subscribe` and the token the configured one.
-    pub(crate) fn challenge(&self, query: &str) -> Option<String> {
+    pub fn challenge(&self, query: &str) -> Option<String> {
         let expected = self.verify_token.as_deref()?;
         let params: HashMap<String, String> = serde_urlencoded::from_str::<Vec<_>>(query)
             .ok()?
@@ -58,7 +58,7 @@ impl WhatsappCallbacks {
     /// What a notification tells, in its order (each change's statuses, then its
     /// messages), once its signature holds. Statuses and messages without what they
     /// need are passed over, as are statuses that say nothing new (`sent`).
-    pub(crate) fn notification(&self, callback: &Callback<'_>) -> Result<Vec<Notice>, Refusal> {
+    pub fn notification(&self, callback: &Callback<'_>) -> Result<Vec<Notice>, Refusal> {
         let signature = callback.header(signature::HEADER);
         if !signature::holds(&self.app_secret, callback.body, signature) {
             return Err(Refusal::Forged("WhatsApp"));

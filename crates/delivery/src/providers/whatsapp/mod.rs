@@ -16,7 +16,7 @@ mod callback;
 mod config;
 mod signature;
 
-pub(crate) use callback::{Notice, WhatsappCallbacks};
+pub use callback::{Notice, WhatsappCallbacks};
 pub use config::WhatsappConfig;
 pub use signature::whatsapp_signature;
 

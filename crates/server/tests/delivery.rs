@@ -19,6 +19,7 @@ use unavoce_core::message::MessageConfig;
 use unavoce_delivery::config::{
     Credential, DeliveryConfig, Pace, RetryConfig, SmtpConfig, TwilioConfig, WhatsappConfig,
 };
+use unavoce_testkit::smtp_tls::{TlsMode, TlsSmtpServer};
 use unavoce_testkit::{SmtpServer, unfold};
 
 const AUTH_TOKEN: &str = "twilio-auth-token";
@@ -1329,4 +1330,75 @@ async fn stopping_all_promotions_ends_an_email_consent_given_before_it() {
         .filter(|m| m.contains("bob@example.com"))
         .count();
     assert_eq!((to_ada, to_bob), (0, 2), "{mails:?}");
+}
+
+/// E-mail through `smtp` with its login, trusting `ca_file` when given.
+fn email_over_tls(
+    smtp: &TlsSmtpServer,
+    password: &str,
+    ca_file: Option<&std::path::Path>,
+) -> SmtpConfig {
+    SmtpConfig {
+        username: Some(smtp.user.into()),
+        password: credential(password),
+        ca_file: ca_file.map(Into::into),
+        ..email_via(smtp.url(), "Acme TV <news@acme.example>")
+    }
+}
+
+/// Sends Ada the offer through `email` and answers how the outbox settled it.
+async fn one_email_through(email: SmtpConfig) -> Value {
+    let s = delivering(DeliveryConfig {
+        email: Some(email),
+        retry: RetryConfig {
+            max_attempts: 1,
+            ..fast_retries()
+        },
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    broadcast(&s, "email").await;
+    let entries = settled_outbox(&s).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_goes_out_over_starttls_and_over_implicit_tls_with_a_login() {
+    for mode in [TlsMode::StartTls, TlsMode::Implicit] {
+        let smtp = TlsSmtpServer::start(mode);
+        let sent =
+            one_email_through(email_over_tls(&smtp, smtp.password, Some(&smtp.ca_file))).await;
+        assert_eq!(sent["status"], "sent", "{mode:?}: {sent}");
+        let mails = smtp.mails();
+        assert_eq!(mails.len(), 1, "{mode:?}");
+        assert!(
+            unfold(&mails[0]).contains("Subject: Ada, the match starts on Sunday"),
+            "{mode:?}"
+        );
+
+        // The server's certificate is checked: without its authority, nothing goes out.
+        let untrusted = one_email_through(email_over_tls(&smtp, smtp.password, None)).await;
+        assert_ne!(untrusted["status"], "sent", "{mode:?}: {untrusted}");
+        let why = untrusted["last_error"].as_str().unwrap();
+        assert!(why.contains("UnknownIssuer"), "{mode:?}: {why}");
+        // And the login is: a wrong password sends nothing.
+        let refused = one_email_through(email_over_tls(
+            &smtp,
+            "not-the-password",
+            Some(&smtp.ca_file),
+        ))
+        .await;
+        assert_ne!(refused["status"], "sent", "{mode:?}: {refused}");
+        let why = refused["last_error"].as_str().unwrap();
+        assert!(why.contains("535"), "{mode:?}: {why}");
+        // A refused login is ours to fix, not Ada's bounce: retried, never a dead letter.
+        assert!(!why.starts_with("refused:"), "{mode:?}: {why}");
+        assert_eq!(
+            smtp.mails().len(),
+            1,
+            "{mode:?}: only the first one arrived"
+        );
+    }
 }

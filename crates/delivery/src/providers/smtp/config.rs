@@ -16,6 +16,11 @@ pub struct SmtpConfig {
     /// Instead of a server: the folder the e-mails are written to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folder: Option<std::path::PathBuf>,
+    /// A certificate authority to trust besides the system's (a PEM file), for a
+    /// server whose certificate a company's own authority signed; only with `smtps://`
+    /// or `?tls=required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// The user to sign in to the server as, if it asks.
     pub username: Option<String>,
     /// That user's password.

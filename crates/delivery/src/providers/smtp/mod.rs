@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use unavoce_core::message::Rendering;
 
@@ -19,6 +20,42 @@ use crate::config::ConfigError;
 mod config;
 
 pub use config::SmtpConfig;
+
+/// The TLS of `url` (`smtps://` at once, `?tls=required` by STARTTLS) trusting the
+/// certificate authority in `ca_file` besides the system's.
+fn trusting(url: &str, ca_file: &std::path::Path) -> Result<Tls, String> {
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let pem =
+        std::fs::read(ca_file).map_err(|e| format!("cannot read {}: {e}", ca_file.display()))?;
+    let certificate = Certificate::from_pem(&pem)
+        .map_err(|e| format!("{} is not a PEM certificate: {e}", ca_file.display()))?;
+    let parameters = TlsParameters::builder(host.to_string())
+        .add_root_certificate(certificate)
+        .build()
+        .map_err(|e| format!("cannot use {}: {e}", ca_file.display()))?;
+    if url.starts_with("smtps://") {
+        Ok(Tls::Wrapper(parameters))
+    } else if url.contains("tls=required") {
+        Ok(Tls::Required(parameters))
+    } else {
+        Err("a certificate authority needs TLS: use smtps:// or ?tls=required".into())
+    }
+}
+
+/// Whether the server refused our login or security (530 authentication required, 534
+/// mechanism too weak, 535 credentials invalid, 538 encryption required): a setting to
+/// fix, retried meanwhile — never the person's bounce.
+fn refuses_the_sender(error: &lettre::transport::smtp::Error) -> bool {
+    error
+        .status()
+        .is_some_and(|code| matches!(code.to_string().as_str(), "530" | "534" | "535" | "538"))
+}
 
 /// How an SMTP refusal starts (a bounce).
 pub(crate) const BOUNCE: &str = "refused:";
@@ -60,6 +97,10 @@ impl Smtp {
                         )
                     })?
                     .timeout(Some(std::time::Duration::from_secs(30)));
+                if let Some(ca_file) = &config.ca_file {
+                    builder =
+                        builder.tls(trusting(url, ca_file).map_err(|e| invalid("ca_file", e))?);
+                }
                 if let Some(user) = &config.username {
                     let password = config.password.require("delivery.email.password")?;
                     builder = builder.credentials(Credentials::new(user.clone(), password));
@@ -174,7 +215,9 @@ impl Smtp {
             Ok(_) => Ok(Accepted {
                 provider_message_id: id,
             }),
-            Err(e) if e.is_permanent() => Err(Failure::Permanent(format!("{BOUNCE} {e}"))),
+            Err(e) if e.is_permanent() && !refuses_the_sender(&e) => {
+                Err(Failure::Permanent(format!("{BOUNCE} {e}")))
+            }
             Err(e) => Err(Failure::Transient(format!("not accepted: {e}"))),
         }
     }

@@ -1402,3 +1402,33 @@ async fn email_goes_out_over_starttls_and_over_implicit_tls_with_a_login() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_answering_429_slows_the_lane_and_the_message_goes_out_when_it_recovers() {
+    let meta = FakeProvider::start(whatsapp_accepts).await;
+    for _ in 0..2 {
+        meta.then(
+            StatusCode::TOO_MANY_REQUESTS,
+            vec![],
+            json!({"error": {"message": "(#130429) Rate limit hit", "type": "OAuthException",
+                "code": 130429, "error_data": {"messaging_product": "whatsapp",
+                "details": "Cloud API message throughput has been reached."},
+                "fbtrace_id": "Az8or2yhqkZfEZ-_4Qn_Bam"}}),
+        );
+    }
+    let s = whatsapp_broadcast_to_ada(&meta).await;
+    let entries = settled_outbox(&s).await;
+    assert_eq!(entries[0]["status"], "sent", "{}", entries[0]);
+    assert_eq!(entries[0]["attempts"], 3, "two refusals, then taken");
+    let requests = meta.received();
+    assert_eq!(requests.len(), 3);
+    for pair in requests.windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_millis(500),
+            "a rate limit holds the lane back before the next try"
+        );
+    }
+    let sent = events_named(&s, "Message Sent").await;
+    assert_eq!(sent.len(), 1, "sent once, however many tries");
+    assert!(events_named(&s, "Message Failed").await.is_empty());
+}

@@ -124,6 +124,7 @@ pub(super) async fn delivery_bench(args: DeliveryBenchArgs) -> anyhow::Result<()
         email: Some(SmtpConfig {
             url: format!("smtp://127.0.0.1:{smtp_port}"),
             folder: None,
+            ca_file: None,
             username: None,
             password: Credential::default(),
             from: "Bench <bench@unavoce.example>".into(),

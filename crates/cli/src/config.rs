@@ -109,6 +109,7 @@ impl Config {
             delivery: self.delivery.clone(),
             retention: std::sync::Arc::new(RetentionRules::new(self.privacy.clone())?),
             public_url,
+            clock: std::sync::Arc::new(unavoce_projections::clock::SystemClock),
         })
     }
 }

@@ -18,6 +18,7 @@ use unavoce_core::subscription::SubscriptionConfig;
 use unavoce_delivery::{DeliveryConfig, Dispatcher, OPT_OUT_MESSAGE, opt_out_message};
 use unavoce_engagement::{Destinations, Engagement, Insights, Journeys, Messages};
 use unavoce_intake::Intake;
+use unavoce_projections::clock::{Clock, SystemClock};
 use unavoce_projections::{
     IdentityProjection, Recorder, Reports, SegmentDefinition, Segments, TouchpointRegistry,
 };
@@ -44,6 +45,8 @@ pub struct Blueprint {
     pub retention: Arc<RetentionRules>,
     /// Where people and providers reach this server (links in messages, callbacks).
     pub public_url: String,
+    /// The time segments are evaluated at: the system's, or one a test moves.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Blueprint {
@@ -64,6 +67,7 @@ impl Blueprint {
             delivery: DeliveryConfig::default(),
             retention: Arc::default(),
             public_url: public_url.to_string(),
+            clock: Arc::new(SystemClock),
         })
     }
 }
@@ -247,9 +251,14 @@ impl Running {
                 let insights = insights.clone();
                 Arc::new(move || insights.nudge())
             });
-        let segments = Segments::open(identity.clone(), intake.clone(), &blueprint.segments)
-            .await
-            .map_err(failed("segments"))?;
+        let segments = Segments::open_with_clock(
+            identity.clone(),
+            intake.clone(),
+            &blueprint.segments,
+            blueprint.clock.clone(),
+        )
+        .await
+        .map_err(failed("segments"))?;
         let recorder = Recorder::new(identity.clone(), intake.clone());
         let delivery = Arc::new(
             Dispatcher::new(

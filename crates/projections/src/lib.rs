@@ -8,6 +8,7 @@
 //! are kept here for segments and for the engagement stage that follows.
 
 pub mod catalog;
+pub mod clock;
 mod identity;
 mod matching;
 mod people;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use unavoce_core::redact::Redacted;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use unavoce_core::audience::{Audience, AudienceError};
@@ -33,6 +33,7 @@ use unavoce_store::StoreError;
 
 use crate::IdentityProjection;
 use crate::catalog::{Catalog, CatalogError, Configured, Definition, Entry};
+use crate::clock::{Clock, SystemClock};
 
 /// Membership changes recorded per append.
 const CHANGES_PER_APPEND: usize = 500;
@@ -161,6 +162,8 @@ pub struct Segments {
     in_flight: Mutex<HashMap<(ProfileId, String), bool>>,
     /// Profiles to evaluate again (a failed append, a new segment).
     retry: Mutex<Vec<ProfileId>>,
+    /// The time audiences are evaluated at, and when sweeps are due.
+    clock: Arc<dyn Clock>,
 }
 
 impl Segments {
@@ -171,6 +174,16 @@ impl Segments {
         intake: Intake,
         configured: &[SegmentDefinition],
     ) -> Result<Arc<Self>, SegmentError> {
+        Self::open_with_clock(identity, intake, configured, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Self::open`], evaluating at the times `clock` tells.
+    pub async fn open_with_clock(
+        identity: Arc<IdentityProjection>,
+        intake: Intake,
+        configured: &[SegmentDefinition],
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, SegmentError> {
         let segments = Catalog::open(&**identity.log(), configured).await?;
         Ok(Arc::new(Segments {
             recorder: Recorder::new(identity.clone(), intake),
@@ -178,6 +191,7 @@ impl Segments {
             segments,
             in_flight: Mutex::new(HashMap::new()),
             retry: Mutex::new(Vec::new()),
+            clock,
         }))
     }
 
@@ -201,18 +215,19 @@ impl Segments {
     pub fn maintain(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let segments = self.clone();
         tokio::spawn(async move {
-            let mut last_sweep = tokio::time::Instant::now();
+            let sweep_every = SignedDuration::try_from(TIME_SWEEP).unwrap_or(SignedDuration::ZERO);
+            let mut last_sweep = segments.clock.now();
             loop {
-                if let Err(e) = segments.update(Timestamp::now()).await {
+                if let Err(e) = segments.update(segments.clock.now()).await {
                     tracing::warn!(error = %Redacted(&e), "segments could not be updated; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
-                let sweep_due = last_sweep + TIME_SWEEP;
+                let sweep_due = last_sweep + sweep_every;
                 tokio::select! {
                     _ = segments.identity.changed() => {}
-                    _ = tokio::time::sleep_until(sweep_due) => {
-                        last_sweep = tokio::time::Instant::now();
+                    () = segments.clock.sleep_until(sweep_due) => {
+                        last_sweep = segments.clock.now();
                         segments.sweep_time_dependent();
                     }
                 }

@@ -210,3 +210,48 @@ async fn a_bad_segment_is_refused_at_definition_with_the_reason() {
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_open_for_more_than_48_hours_enters_the_segment_as_time_passes_with_no_event() {
+    let clock = unavoce_projections::clock::ManualClock::new(jiff::Timestamp::now());
+    let s = server_customised({
+        let clock = clock.clone();
+        std::sync::Arc::new(move |b| b.clock = clock.clone())
+    })
+    .await;
+    for (name, expression) in [
+        ("open-a-day", "open_case_hours > 24"),
+        ("open-two-days", "open_case_hours > 48"),
+    ] {
+        let answer = s
+            .admin_json(
+                "POST",
+                "/api/segments",
+                json!({"name": name, "expression": expression}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    }
+    s.send_batch(vec![
+        json!({"type": "track", "userId": "anna", "event": "Case Opened",
+            "properties": {"case_id": "A-1", "subject": "no line"}}),
+        json!({"type": "track", "userId": "bruno", "event": "Case Opened",
+            "properties": {"case_id": "B-1", "subject": "bill"}}),
+        json!({"type": "track", "userId": "bruno", "event": "Case Resolved",
+            "properties": {"case_id": "B-1"}}),
+    ])
+    .await;
+    let anna = s.profile_of("anna").await;
+    // A day and an hour later by the clock, with no event in between: the hourly sweep
+    // evaluates Anna again (the proof it ran: she enters the one-day segment), and she
+    // is not yet in the two-day one, evaluated in the same pass.
+    clock.advance(jiff::SignedDuration::from_hours(25));
+    wait_for_size(&s, "open-a-day", 1).await;
+    assert_eq!(members(&s, "open-a-day").await, [anna.as_str()]);
+    assert_eq!(s.get("/api/segments/open-two-days").await["size"], 0);
+    // Two days and an hour: she enters that one too; Bruno, whose case was resolved,
+    // never does.
+    clock.advance(jiff::SignedDuration::from_hours(24));
+    wait_for_size(&s, "open-two-days", 1).await;
+    assert_eq!(members(&s, "open-two-days").await, [anna.as_str()]);
+}

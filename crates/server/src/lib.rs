@@ -89,7 +89,14 @@ fn routes(api: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(tracking::page))
         .routes(routes!(tracking::screen))
         .routes(routes!(tracking::group))
-        .routes(routes!(tracking::alias));
+        .routes(routes!(tracking::alias))
+        .routes(routes!(tracking::batch_short))
+        .routes(routes!(tracking::identify_short))
+        .routes(routes!(tracking::track_short))
+        .routes(routes!(tracking::page_short))
+        .routes(routes!(tracking::screen_short))
+        .routes(routes!(tracking::group_short))
+        .routes(routes!(tracking::alias_short));
     openapi::tracking(tracking.get_openapi_mut());
     let mut api = api;
     openapi::behind_api_key(api.get_openapi_mut());

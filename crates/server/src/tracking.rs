@@ -190,6 +190,43 @@ call_endpoint!(page, EventType::Page, "/v1/page", "page");
 call_endpoint!(screen, EventType::Screen, "/v1/screen", "screen");
 call_endpoint!(group, EventType::Group, "/v1/group", "group");
 call_endpoint!(alias, EventType::Alias, "/v1/alias", "alias");
+// The short paths Segment's browser SDK (analytics.js) posts to: the call type's initial.
+call_endpoint!(
+    identify_short,
+    EventType::Identify,
+    "/v1/i",
+    "identify (analytics.js's path)"
+);
+call_endpoint!(
+    track_short,
+    EventType::Track,
+    "/v1/t",
+    "track (analytics.js's path)"
+);
+call_endpoint!(
+    page_short,
+    EventType::Page,
+    "/v1/p",
+    "page (analytics.js's path)"
+);
+call_endpoint!(
+    screen_short,
+    EventType::Screen,
+    "/v1/s",
+    "screen (analytics.js's path)"
+);
+call_endpoint!(
+    group_short,
+    EventType::Group,
+    "/v1/g",
+    "group (analytics.js's path)"
+);
+call_endpoint!(
+    alias_short,
+    EventType::Alias,
+    "/v1/a",
+    "alias (analytics.js's path)"
+);
 
 /// `POST /v1/batch` and `/v1/import`: many messages. One bad message never costs the
 /// good ones: they are stored, the bad quarantined, and the 200 answer lists what was
@@ -333,6 +370,26 @@ pub fn read_batch(text: &str) -> Result<BatchBody<'_>, Rejection> {
     )
 )]
 pub async fn import(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    batch(state, headers, body).await
+}
+
+/// `POST /v1/b`: the same as `/v1/batch` (the path analytics.js's batching delivery
+/// posts to).
+#[utoipa::path(
+    post,
+    path = "/v1/b",
+    operation_id = "batch_short",
+    tag = "tracking",
+    request_body(content = crate::openapi::schemas::BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "As `/v1/batch`.", body = crate::openapi::schemas::BatchAccepted),
+    )
+)]
+pub async fn batch_short(
     state: State<AppState>,
     headers: HeaderMap,
     body: Body,

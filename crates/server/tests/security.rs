@@ -250,10 +250,11 @@ async fn browsers_may_send_to_the_tracking_api_and_never_call_the_admin_api() {
             .headers
             .contains_key(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
     );
-    // A browser SDK sends text/plain (no preflight) with the write key in the body.
+    // analytics.js sends text/plain (no preflight) to the call type's initial, with the
+    // write key in the body.
     let sent = s
         .send(
-            Request::post("/v1/track")
+            Request::post("/v1/t")
                 .header(header::ORIGIN, "https://shop.example.com")
                 .header(header::CONTENT_TYPE, "text/plain")
                 .body(Body::from(

@@ -7,13 +7,14 @@ use std::sync::{Arc, RwLock};
 
 use unavoce_core::Event;
 use unavoce_core::identity::IdentityRules;
+use unavoce_core::live::Live;
 use unavoce_core::suppression::hashes_of;
 
 /// The hashes in force, under the data folder's key and the identity rules (which say
 /// how each identifier is read and normalised).
 pub struct Suppressions {
     key: Vec<u8>,
-    rules: Arc<IdentityRules>,
+    rules: Live<IdentityRules>,
     hashes: RwLock<HashSet<String>>,
 }
 
@@ -26,14 +27,19 @@ impl Suppressions {
     ) -> Self {
         Suppressions {
             key,
-            rules,
+            rules: Live::from(rules),
             hashes: RwLock::new(hashes.into_iter().collect()),
         }
     }
 
     /// The type and keyed hash of each identifier of `event`.
     pub fn hashes_of(&self, event: &Event) -> Vec<(String, String)> {
-        hashes_of(&self.key, &self.rules, event)
+        hashes_of(&self.key, &self.rules.get(), event)
+    }
+
+    /// Reads identifiers under new identity rules (a reload of the configuration).
+    pub fn set_rules(&self, rules: Arc<IdentityRules>) {
+        self.rules.set(rules);
     }
 
     /// Puts hashes in force.

@@ -61,6 +61,9 @@ impl Platform {
     /// force serves until then; `identity.rebuilt()` waits for it); new providers take
     /// over once the attempts under way on the old ones finish.
     pub async fn reconfigure(&self, new: Reconfiguration) -> Result<(), StoreError> {
+        if let Some(suppressions) = self.intake.suppressions() {
+            suppressions.set_rules(new.identity.clone());
+        }
         self.identity.reconfigure(new.identity);
         self.delivery.reconfigure(new.providers);
         self.policies.set(new.policies);

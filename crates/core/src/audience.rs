@@ -25,6 +25,15 @@ pub const VARIABLES: [&str; 8] = [
     "preferred_channel",
 ];
 
+/// The longest expression accepted, in bytes: the CEL parser and evaluator recurse once
+/// per operator of a chain (`a + b + c ...`), so a much longer one could overflow a
+/// thread's stack.
+pub const MAX_EXPRESSION_BYTES: usize = 2048;
+
+/// The deepest nesting of parentheses, brackets and braces accepted: the parser's time
+/// grows steeply with it.
+pub const MAX_NESTING: usize = 32;
+
 /// Why an expression is not acceptable, or could not be evaluated for a person.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AudienceError {
@@ -32,6 +41,8 @@ pub enum AudienceError {
     Empty,
     #[error("the expression does not parse: {0}")]
     Syntax(String),
+    #[error("the expression is too complex: {0}")]
+    TooComplex(String),
     #[error("the expression uses {0:?}, which is not a profile variable; use {list}", list = VARIABLES.join(", "))]
     UnknownVariable(String),
     #[error("the expression gave {0} rather than true or false")]
@@ -67,10 +78,18 @@ impl Audience {
         if text.is_empty() {
             return Err(AudienceError::Empty);
         }
+        check_size(text)?;
         // The parser reports errors by panicking on some inputs; contain it.
         let compiled = std::panic::catch_unwind(|| cel::Program::compile(text))
             .map_err(|_| AudienceError::Syntax("unreadable expression".into()))?;
-        let program = compiled.map_err(|e| AudienceError::Syntax(e.to_string()))?;
+        let program = compiled.map_err(|e| AudienceError::Syntax(first_error(&e.to_string())))?;
+        if nested_macro(program.expression(), false) {
+            return Err(AudienceError::TooComplex(
+                "a macro (all, exists, exists_one, filter, map) inside another's predicate \
+                 multiplies its cost; write them one after the other"
+                    .into(),
+            ));
+        }
         let references = program.references();
         let used = references.variables();
         if let Some(unknown) = used
@@ -127,6 +146,101 @@ impl Audience {
             Err(e) => Err(AudienceError::Evaluation(e.to_string())),
         }
     }
+}
+
+/// Refuses an expression longer than [`MAX_EXPRESSION_BYTES`] or nested deeper than
+/// [`MAX_NESTING`] (outside string literals and comments), before the parser sees it.
+fn check_size(text: &str) -> Result<(), AudienceError> {
+    if text.len() > MAX_EXPRESSION_BYTES {
+        return Err(AudienceError::TooComplex(format!(
+            "it is {} bytes long; at most {MAX_EXPRESSION_BYTES}",
+            text.len()
+        )));
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = text.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '/' if text[at..].starts_with("//") => {
+                chars.by_ref().find(|&(_, d)| d == '\n');
+            }
+            '\'' | '"' => {
+                // A string: '..', "..", or tripled; raw (r'..') without escapes.
+                let raw = text[..at].ends_with(['r', 'R']);
+                let triple = text[at..].starts_with(&format!("{c}{c}{c}"));
+                if triple {
+                    chars.nth(1);
+                }
+                let mut quotes = 0;
+                while let Some((_, d)) = chars.next() {
+                    if d == '\\' && !raw {
+                        chars.next();
+                        quotes = 0;
+                    } else if d == c {
+                        quotes += 1;
+                        if !triple || quotes == 3 {
+                            break;
+                        }
+                    } else {
+                        quotes = 0;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(AudienceError::TooComplex(format!(
+            "parentheses, brackets and braces nest {deepest} deep; at most {MAX_NESTING}"
+        )));
+    }
+    Ok(())
+}
+
+/// The first of the parser's errors (each repeats the expression).
+fn first_error(errors: &str) -> String {
+    match errors.get(1..).and_then(|rest| rest.find("\nERROR")) {
+        Some(end) => errors[..end + 1].to_string(),
+        None => errors.to_string(),
+    }
+}
+
+/// Whether a macro's comprehension runs inside another's loop, where each would run
+/// once per item of the other.
+fn nested_macro(expr: &cel::IdedExpr, in_loop: bool) -> bool {
+    use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr};
+    fn entries(entries: &[IdedEntryExpr]) -> Vec<&cel::IdedExpr> {
+        entries
+            .iter()
+            .flat_map(|e| match &e.expr {
+                EntryExpr::MapEntry(m) => vec![&m.key, &m.value],
+                EntryExpr::StructField(f) => vec![&f.value],
+            })
+            .collect()
+    }
+    let children: Vec<&cel::IdedExpr> = match &expr.expr {
+        Expr::Comprehension(c) => {
+            return in_loop
+                || [&c.iter_range, &c.accu_init, &c.result]
+                    .into_iter()
+                    .any(|e| nested_macro(e, false))
+                || [&c.loop_cond, &c.loop_step]
+                    .into_iter()
+                    .any(|e| nested_macro(e, true));
+        }
+        Expr::Call(call) => call.target.iter().map(|t| &**t).chain(&call.args).collect(),
+        Expr::List(list) => list.elements.iter().collect(),
+        Expr::Map(map) => entries(&map.entries),
+        Expr::Struct(st) => entries(&st.entries),
+        Expr::Select(select) => vec![&*select.operand],
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => Vec::new(),
+    };
+    children.into_iter().any(|e| nested_macro(e, in_loop))
 }
 
 /// The value of one of the [`VARIABLES`] for a person.
@@ -198,5 +312,68 @@ mod tests {
             Audience::parse("traits.city").unwrap().matches(&giulia),
             Err(AudienceError::NotABoolean(_))
         ));
+    }
+
+    /// Expressions that crashed or hung the audience fuzz target (kept in
+    /// fuzz/regressions/audience): refused with the reason before the parser sees them.
+    #[test]
+    fn expressions_that_would_overflow_the_stack_or_hang_are_refused() {
+        let too_complex =
+            |text: &str| matches!(Audience::parse(text), Err(AudienceError::TooComplex(_)));
+        // Stack overflows in the parser: a chain of 20 000 selections or additions.
+        assert!(too_complex(&format!("traits{} == 1", ".a".repeat(20_000))));
+        assert!(too_complex(&format!("1{} > 0", "+1".repeat(20_000))));
+        // Parse time growing steeply with nesting: 3 000 lists, and 40 within the length.
+        assert!(too_complex(&format!(
+            "{}{} == []",
+            "[".repeat(3_000),
+            "]".repeat(3_000)
+        )));
+        assert!(too_complex(&format!(
+            "{}{} == []",
+            "[".repeat(40),
+            "]".repeat(40)
+        )));
+        // A million evaluations in 190 bytes: six macros, each inside the previous.
+        let mut nested = "1".to_string();
+        for v in ["a", "b", "c", "d", "e", "f"] {
+            nested = format!("[1,2,3,4,5,6,7,8,9,10].map({v}, {nested})");
+        }
+        assert!(too_complex(&format!("size({nested}) > 0")));
+        assert!(too_complex("[1,2].exists(a, [3,4].exists(b, a == b))"));
+
+        // Within the limits: macros one after the other, brackets in strings and
+        // comments, and the longest chain on a thread's smallest stack (tokio's 2 MiB).
+        let giulia =
+            card(&[json!({"type": "identify", "userId": "u", "traits": {"city": "Roma"}})]);
+        for text in [
+            "[1,2,3].map(x, 2).size() == 3",
+            "[1,2].exists(a, true) && [3].all(b, true)",
+            "traits.city != '((((((((((((((((((((((((((((((((((((((((' // ]]]] it's ((((\n && true",
+        ] {
+            assert_eq!(
+                Audience::parse(text).unwrap().matches(&giulia),
+                Ok(true),
+                "{text}"
+            );
+        }
+        let longest = format!("1{} > 0", "+1".repeat((MAX_EXPRESSION_BYTES - 5) / 2));
+        assert!(longest.len() <= MAX_EXPRESSION_BYTES);
+        let matched = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || Audience::parse(&longest).unwrap().matches(&giulia))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(matched, Ok(true));
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_first_error_only() {
+        let Err(AudienceError::Syntax(message)) = Audience::parse("traits.city == ) ) ) ) )")
+        else {
+            panic!("a syntax error");
+        };
+        assert_eq!(message.matches("ERROR").count(), 1, "{message}");
     }
 }

@@ -33,6 +33,11 @@ pub const WHATSAPP_BUTTONS_MAX: usize = 3;
 pub const WHATSAPP_BUTTON_CHARS: usize = 20;
 pub const WHATSAPP_TEXT_MAX: usize = 1024;
 
+/// The longest `{{ .. }}` or `{% .. %}` tag a template may hold, in bytes: compiling
+/// recurses once per operator of an expression, so a much longer one (`1+1+...`) could
+/// overflow a thread's stack.
+pub const MAX_TAG_BYTES: usize = 4096;
+
 /// A message as written in `[[messages]]` or sent to the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,6 +183,13 @@ impl Message {
             ));
         }
         for (name, source) in &sources {
+            let longest = longest_tag(source);
+            if longest > MAX_TAG_BYTES {
+                return Err(fail(
+                    name,
+                    format!("a tag is {longest} bytes long; at most {MAX_TAG_BYTES}"),
+                ));
+            }
             templates
                 .add_template_owned(name.to_string(), source.to_string())
                 .map_err(|e| fail(name, format!("the template does not parse: {e}")))?;
@@ -420,6 +432,70 @@ impl Personalisation {
             unsubscribe_url,
         }
     }
+}
+
+/// The length of a template's longest `{{ .. }}` or `{% .. %}` tag, quotes in it
+/// included; comments and `{% raw %}` blocks are passed over.
+fn longest_tag(source: &str) -> usize {
+    let mut longest = 0;
+    let mut rest = source;
+    while let Some(start) = rest.find('{') {
+        let tag = &rest[start..];
+        let end = match tag.as_bytes().get(1) {
+            Some(b'#') => {
+                match tag[2..].find("#}") {
+                    Some(end) => rest = &tag[end + 4..],
+                    None => break,
+                }
+                continue;
+            }
+            Some(&open @ (b'{' | b'%')) => {
+                let close = if open == b'{' { "}}" } else { "%}" };
+                tag_end(tag, close)
+            }
+            _ => {
+                rest = &tag[1..];
+                continue;
+            }
+        };
+        let Some(end) = end else {
+            // Unclosed: the template does not parse; as long as the rest.
+            return longest.max(tag.len());
+        };
+        longest = longest.max(end);
+        let body = tag[2..end - 2].trim_matches(|c: char| c.is_whitespace() || "-+~".contains(c));
+        rest = &tag[end..];
+        if tag.starts_with("{%") && body == "raw" {
+            // Up to the `endraw` tag: what is between is text.
+            match rest.find("endraw") {
+                Some(at) => rest = &rest[at..],
+                None => break,
+            }
+        }
+    }
+    longest
+}
+
+/// Where a tag starting at the beginning of `tag` ends (after `close`), passing over
+/// quoted strings.
+fn tag_end(tag: &str, close: &str) -> Option<usize> {
+    let mut chars = tag.char_indices().skip(2);
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                while let Some((_, d)) = chars.next() {
+                    if d == '\\' {
+                        chars.next();
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            _ if tag[at..].starts_with(close) => return Some(at + close.len()),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The person a message is checked against when defined: long but plausible values.

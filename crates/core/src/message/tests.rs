@@ -137,3 +137,39 @@ fn a_message_that_breaks_a_rule_is_refused_when_defined() {
         .to_string();
     assert!(e.contains("no fax rendering"), "{e}");
 }
+
+/// Templates that overflowed the stack in the message_template fuzz target when
+/// compiled (kept in fuzz/regressions/message_template): refused when defined.
+#[test]
+fn a_tag_too_long_to_compile_safely_is_refused() {
+    for tag in [
+        format!("{{{{ 1{} }}}}", "+1".repeat(20_000)),
+        format!("{{{{ 1{} }}}}", "|string".repeat(20_000)),
+        format!("{{% if 1{} %}}x{{% endif %}}", "+1".repeat(3_000)),
+        format!("{{{{ 1{}", "+1".repeat(3_000)),
+    ] {
+        let e = message(json!({"id": "m", "sms": {"text": tag}}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sms.text") && e.contains("at most 4096"), "{e}");
+    }
+    // Long text, comments, raw blocks and strings that hold a tag's end are no tag.
+    let long = "x".repeat(10_000);
+    let html = format!(
+        "<p>{long}</p>{{# {long} #}}{{% raw %}}{{{{ {long}{{% endraw %}}\
+         {{{{ first_name ~ '}}}}' ~ \"%}}\" }}}}"
+    );
+    message(json!({"id": "m", "email": {"subject": "s", "html": html, "text": "t"}})).unwrap();
+    // The longest tag allowed compiles on a thread's smallest stack (tokio's 2 MiB).
+    let sum = format!("{{{{ 1{} }}}}", "+1".repeat((MAX_TAG_BYTES - 8) / 2));
+    assert!(longest_tag(&sum) <= MAX_TAG_BYTES);
+    let defined = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            message(json!({"id": "m", "call_task": {"summary": sum}})).map(|m| m.channels())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(defined, Ok(vec!["call_task"]));
+}

@@ -6,22 +6,10 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
-use unavoce_platform::{Platform, Reconfiguration};
+use unavoce_platform::{LIVE_PARTS, Platform};
 use unavoce_server::api::{ConfigReload, ConfigReloaded, ReloadRefused};
 
 use crate::config;
-
-/// The sections a reload puts in force.
-const LIVE: &[&str] = &[
-    "identity",
-    "delivery",
-    "touchpoints",
-    "policies",
-    "segments",
-    "journeys",
-    "messages",
-    "subscriptions",
-];
 
 /// The configuration file a server runs with, and what of it is in force.
 pub struct ConfigFile {
@@ -59,32 +47,35 @@ impl ConfigFile {
         let blueprint = config
             .blueprint(self.public_url.clone())
             .map_err(|e| invalid(reason(&e, &text)))?;
-        let checked = Reconfiguration::check(&blueprint).map_err(|e| invalid(e.to_string()))?;
         let changed: Vec<String> = (sections.keys().chain(in_force.keys()))
             .filter(|name| sections.get(*name) != in_force.get(*name))
             .cloned()
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        self.platform
-            .reconfigure(checked)
-            .await
-            .map_err(|e| ReloadRefused::Failed(e.to_string()))?;
-        let (applied, needs_restart) = changed
+        let live: Vec<&str> = (LIVE_PARTS.iter().copied())
+            .filter(|part| changed.iter().any(|name| name == part))
+            .collect();
+        let checked = self
+            .platform
+            .check_reconfiguration(&blueprint, &live)
+            .map_err(|e| invalid(e.to_string()))?;
+        let held = self.platform.reconfigure(checked).await;
+        let (applied, needs_restart): (Vec<String>, Vec<String>) = changed
             .into_iter()
-            .partition(|name| LIVE.contains(&name.as_str()));
+            .partition(|name| live.contains(&name.as_str()) && !held.contains(&name.as_str()));
         // What needs a restart stays as it was in force, so it is named again until then.
-        for name in LIVE {
-            match sections.get(*name) {
-                Some(value) => in_force.insert(name.to_string(), value.clone()),
-                None => in_force.remove(*name),
+        for name in &applied {
+            match sections.get(name) {
+                Some(value) => in_force.insert(name.clone(), value.clone()),
+                None => in_force.remove(name),
             };
         }
         Ok(ConfigReloaded {
             file,
             applied,
             needs_restart,
-            live: LIVE.iter().map(|s| s.to_string()).collect(),
+            live: LIVE_PARTS.iter().map(|s| s.to_string()).collect(),
         })
     }
 

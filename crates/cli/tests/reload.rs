@@ -204,6 +204,22 @@ fn a_valid_file_is_put_in_force_live_and_an_invalid_one_changes_nothing() {
         "{answer}"
     );
 
+    // Identity rules that would read identifiers differently (another default region
+    // for phone numbers) wait for a restart: keys and suppression hashes made under the
+    // rules in force would not mean the same.
+    write(
+        &config,
+        &SECOND.replace("[identity]\n", "[identity]\ndefault_region = \"GB\"\n"),
+    );
+    let (status, answer) = server.admin_post_empty("/api/config/reload");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["applied"], json!([]), "{answer}");
+    assert_eq!(
+        answer["needs_restart"],
+        json!(["identity", "ingest"]),
+        "{answer}"
+    );
+
     // SIGHUP does the same.
     write(
         &config,

@@ -180,17 +180,14 @@ impl Insights {
 
     /// Puts a config file's subscriptions and destinations, read again and checked, in
     /// force from the next event on.
-    pub async fn reconfigure(
+    pub fn reconfigure(
         &self,
         configured: Configured<SubscriptionKind>,
         destinations: Destinations,
-    ) -> Result<(), StoreError> {
+    ) {
         *self.destinations.write().unwrap_or_else(|e| e.into_inner()) = destinations;
-        (self.catalog)
-            .reconfigure(&**self.identity.log(), configured)
-            .await?;
+        self.catalog.reconfigure(configured);
         self.nudge();
-        Ok(())
     }
 
     /// Defines a subscription through the API: checked, stored, and in force from the

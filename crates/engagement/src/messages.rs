@@ -109,10 +109,8 @@ impl Messages {
 
     /// Puts a config file's messages, read again and checked, in force: what is sent
     /// from now on is rendered from them.
-    pub async fn reconfigure(&self, configured: Configured<MessageKind>) -> Result<(), StoreError> {
-        (self.catalog)
-            .reconfigure(&**self.identity.log(), configured)
-            .await
+    pub fn reconfigure(&self, configured: Configured<MessageKind>) {
+        self.catalog.reconfigure(configured);
     }
 
     /// Defines a message through the API, checked at once.

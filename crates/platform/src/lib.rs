@@ -17,4 +17,4 @@ pub mod retention;
 pub use assemble::{AssembleError, Blueprint, Platform, Running};
 pub use person_data::PersonData;
 pub use read_side::ReadSide;
-pub use reload::Reconfiguration;
+pub use reload::{LIVE_PARTS, Reconfiguration};

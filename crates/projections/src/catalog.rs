@@ -95,16 +95,21 @@ impl<D: Definition> Catalog<D> {
         Ok(Configured(entries))
     }
 
-    /// Puts a config file's definitions, read again, in the place of the earlier ones:
-    /// those it no longer has are gone, and one the API had defined under a name the
-    /// file now takes gives way to the file's.
-    pub async fn reconfigure(
-        &self,
-        log: &dyn EventLog,
-        configured: Configured<D>,
-    ) -> Result<(), StoreError> {
+    /// Puts a config file's definitions, read again, in the place of the earlier ones,
+    /// at once and without failing (nothing is read from the store): those the file no
+    /// longer has are gone, one the API had defined under a name the file now takes
+    /// gives way to the file's, and the API's others stay. (An API definition the file
+    /// had been shadowing comes back at the next [`Self::reload`], e.g. a restart.)
+    pub fn reconfigure(&self, configured: Configured<D>) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = configured.0.clone();
+        for (name, entry) in entries.iter() {
+            if entry.origin == "api" && !next.contains_key(name) {
+                next.insert(name.clone(), entry.clone());
+            }
+        }
         *self.configured.write().unwrap_or_else(|e| e.into_inner()) = configured.0;
-        self.reload(log).await
+        *entries = next;
     }
 
     /// Reads the definitions made through the API again (another node may have made

@@ -404,13 +404,10 @@ impl Segments {
     /// Puts a config file's segments, read again and checked, in force: everyone is
     /// evaluated again by the maintenance task (members of a segment the file no longer
     /// has keep their last membership, as after a restart).
-    pub async fn reconfigure(&self, configured: Configured<Segment>) -> Result<(), StoreError> {
-        (self.segments)
-            .reconfigure(&**self.identity.log(), configured)
-            .await?;
+    pub fn reconfigure(&self, configured: Configured<Segment>) {
+        self.segments.reconfigure(configured);
         self.queue_everyone();
         self.identity.nudge();
-        Ok(())
     }
 
     /// Defines a segment through the API: checked, stored, then evaluated for everyone

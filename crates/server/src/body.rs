@@ -29,7 +29,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let text = e.to_string();
-        if is_length_limit(e) {
+        if is_length_limit(&e) {
             too_large()
         } else {
             ApiError::bad_request(
@@ -80,8 +80,7 @@ fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     }
 }
 
-fn is_length_limit(e: axum::Error) -> bool {
-    e.into_inner()
-        .downcast_ref::<http_body_util::LengthLimitError>()
-        .is_some()
+/// Whether reading a body failed on its length limit.
+pub(crate) fn is_length_limit(e: &axum::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>())
 }

@@ -102,12 +102,16 @@ pub async fn keyless_body_limit(request: Request, next: Next) -> Response {
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await
         }
-        Err(_) => crate::ApiError::new(
+        Err(e) if crate::body::is_length_limit(&e) => crate::ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("this endpoint takes at most {KEYLESS_BODY_LIMIT} bytes"),
         )
         .with("limit", KEYLESS_BODY_LIMIT)
         .into_response(),
+        Err(_) => {
+            crate::ApiError::bad_request("unreadable_body", "the request body could not be read")
+                .into_response()
+        }
     }
 }

@@ -45,6 +45,27 @@ pub struct Sessions {
     attempts: Mutex<HashMap<Option<IpAddr>, Attempts>>,
 }
 
+/// The address attempts are counted by: an IPv4 address, or an IPv6 address's /64
+/// network (one subscriber's, which can hold countless addresses).
+fn network(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(
+                segments[0],
+                segments[1],
+                segments[2],
+                segments[3],
+                0,
+                0,
+                0,
+                0,
+            ))
+        }
+    }
+}
+
 /// A client address's attempts left, as of `at`.
 #[derive(Debug, Clone, Copy)]
 struct Attempts {
@@ -81,8 +102,12 @@ impl Sessions {
         };
         if all.len() >= ADDRESSES_KEPT {
             all.retain(|_, a| rested(a, now) < ATTEMPTS);
+            if all.len() >= ADDRESSES_KEPT {
+                // Spread over more addresses than are kept: start again rather than grow.
+                all.clear();
+            }
         }
-        let entry = all.entry(client).or_insert(Attempts {
+        let entry = all.entry(client.map(network)).or_insert(Attempts {
             left: ATTEMPTS,
             at: now,
         });
@@ -312,6 +337,11 @@ mod tests {
         let wait = sessions.attempt(one, start).unwrap_err();
         assert_eq!(wait, ATTEMPT_EVERY, "one more attempt in six seconds");
         assert_eq!(sessions.attempt(other, start), Ok(()), "another address");
+        let v6 = |last: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]));
+        for _ in 0..10 {
+            assert_eq!(sessions.attempt(v6(1), start), Ok(()));
+        }
+        assert!(sessions.attempt(v6(2), start).is_err(), "the same /64");
         let later = start + Duration::from_secs(3);
         assert_eq!(sessions.attempt(one, later), Err(Duration::from_secs(3)));
         assert_eq!(sessions.attempt(one, start + ATTEMPT_EVERY), Ok(()));

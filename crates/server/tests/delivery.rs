@@ -1393,7 +1393,8 @@ async fn email_goes_out_over_starttls_and_over_implicit_tls_with_a_login() {
         assert_ne!(refused["status"], "sent", "{mode:?}: {refused}");
         let why = refused["last_error"].as_str().unwrap();
         assert!(why.contains("535"), "{mode:?}: {why}");
-        // A refused login is ours to fix, not Ada's bounce: retried, never a dead letter.
+        // A refused login is ours to fix, not Ada's bounce: a transient failure (here
+        // with one attempt allowed, given up), never the refusal of her address.
         assert!(!why.starts_with("refused:"), "{mode:?}: {why}");
         assert_eq!(
             smtp.mails().len(),

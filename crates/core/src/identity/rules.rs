@@ -305,6 +305,21 @@ impl IdentityRules {
         }))
     }
 
+    /// Whether `other` reads identifiers as these rules do: the same types in the same
+    /// order, each normalised the same way, in the same default region. Then an
+    /// identifier's key (a type's position and a normalised value) means the same under
+    /// both, and a graph, a stored decision or a suppression hash made under one holds
+    /// under the other; limits, blocked values and flagging may differ.
+    pub fn reads_identifiers_as(&self, other: &IdentityRules) -> bool {
+        fn shape(rules: &IdentityRules) -> (String, Vec<(&str, Normalisation)>) {
+            let types = (rules.config.types.iter())
+                .map(|t| (t.name.as_str(), t.normalise))
+                .collect();
+            (rules.config.default_region.to_ascii_uppercase(), types)
+        }
+        shape(self) == shape(other)
+    }
+
     /// Rules with the defaults.
     pub fn default_rules() -> Arc<Self> {
         Self::new(IdentityConfig::default()).expect("the default identity rules are valid")

@@ -36,8 +36,6 @@ pub enum ReloadRefused {
     NoFile,
     #[error("{file} was not reloaded, the configuration in force is kept: {reason}")]
     Invalid { file: String, reason: String },
-    #[error("the new configuration could not be put in force: {0}")]
-    Failed(String),
 }
 
 /// What reads the configuration file again; `unavoce serve` gives one.
@@ -58,7 +56,6 @@ pub trait ConfigReload: Send + Sync {
         (status = 200, description = "What changed, what is in force, what needs a restart.", body = ConfigReloaded),
         (status = 400, response = openapi::BadRequest),
         (status = 409, response = openapi::Conflict),
-        (status = 500, response = openapi::InternalError),
     )
 )]
 pub async fn reload(State(state): State<AppState>) -> Result<Json<ConfigReloaded>, ApiError> {
@@ -72,7 +69,6 @@ fn refused(why: ReloadRefused) -> ApiError {
     let (status, code) = match &why {
         ReloadRefused::NoFile => (StatusCode::CONFLICT, "no_config_file"),
         ReloadRefused::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_config"),
-        ReloadRefused::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "reload_failed"),
     };
     ApiError::new(status, code, why.to_string())
 }

@@ -41,7 +41,12 @@ fn trusting(url: &str, ca_file: &std::path::Path) -> Result<Tls, String> {
         .map_err(|e| format!("cannot use {}: {e}", ca_file.display()))?;
     if url.starts_with("smtps://") {
         Ok(Tls::Wrapper(parameters))
-    } else if url.contains("tls=required") {
+    } else if (url
+        .split_once('?')
+        .map_or("", |(_, query)| query)
+        .split('&'))
+    .any(|pair| pair == "tls=required")
+    {
         Ok(Tls::Required(parameters))
     } else {
         Err("a certificate authority needs TLS: use smtps:// or ?tls=required".into())

@@ -30,7 +30,8 @@ impl Webhook {
         if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
             return Err(ConfigError::Invalid {
                 field: format!("{field}.url"),
-                problem: format!("{:?} is not an http(s) URL", config.url),
+                // Not quoted: a webhook's URL may hold a secret.
+                problem: "must start with http:// or https://".into(),
             });
         }
         Ok(Webhook {

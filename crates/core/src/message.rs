@@ -37,6 +37,16 @@ pub const WHATSAPP_TEXT_MAX: usize = 1024;
 /// recurses once per operator of an expression, so a much longer one (`1+1+...`) could
 /// overflow a thread's stack.
 pub const MAX_TAG_BYTES: usize = 4096;
+/// The most filters one tag may apply: some make their text longer (escape, join).
+pub const MAX_FILTERS_PER_TAG: usize = 6;
+/// Instructions one rendering may run (loops over a person's traits included).
+pub const TEMPLATE_FUEL: u64 = 200_000;
+/// The longest rendering, in bytes.
+pub const MAX_RENDERED_BYTES: usize = 1 << 20;
+/// Filters whose argument sets the size of their result (`indent(1000000000)`).
+const SIZED_FILTERS: [&str; 7] = [
+    "indent", "format", "replace", "batch", "slice", "tojson", "pprint",
+];
 
 /// A message as written in `[[messages]]` or sent to the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +185,7 @@ impl Message {
             ));
         }
         let mut templates = minijinja::Environment::new();
+        templates.set_fuel(Some(TEMPLATE_FUEL));
         let sources: Vec<(&str, &str)> = config.sources();
         if sources.is_empty() {
             return Err(fail(
@@ -183,12 +194,8 @@ impl Message {
             ));
         }
         for (name, source) in &sources {
-            let longest = longest_tag(source);
-            if longest > MAX_TAG_BYTES {
-                return Err(fail(
-                    name,
-                    format!("a tag is {longest} bytes long; at most {MAX_TAG_BYTES}"),
-                ));
+            if let Some(problem) = unbounded(source) {
+                return Err(fail(name, problem));
             }
             templates
                 .add_template_owned(name.to_string(), source.to_string())
@@ -274,10 +281,17 @@ impl Message {
                 .templates
                 .get_template(name)
                 .map_err(|e| fail(name, e.to_string()))?;
+            let mut out = Capped::default();
             template
-                .render(&person.variables)
-                .map(|s| s.trim().to_string())
-                .map_err(|e| fail(name, format!("cannot be rendered: {e}")))
+                .render_captured_to(&person.variables, &mut out)
+                .map_err(|e| match out.full {
+                    true => fail(
+                        name,
+                        format!("cannot be rendered: it is longer than {MAX_RENDERED_BYTES} bytes"),
+                    ),
+                    false => fail(name, format!("cannot be rendered: {e}")),
+                })?;
+            Ok(String::from_utf8_lossy(&out.text).trim().to_string())
         };
         let c = &self.config;
         match channel {
@@ -398,6 +412,29 @@ impl MessageConfig {
     }
 }
 
+/// A rendering's output, refusing to grow past [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+struct Capped {
+    text: Vec<u8>,
+    /// Whether a write was refused.
+    full: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.full = true;
+            return Err(std::io::Error::other("the rendering is too long"));
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// What a template knows of a person.
 #[derive(Debug, Clone)]
 pub struct Personalisation {
@@ -434,55 +471,95 @@ impl Personalisation {
     }
 }
 
-/// The length of a template's longest `{{ .. }}` or `{% .. %}` tag, quotes in it
-/// included; comments and `{% raw %}` blocks are passed over.
-fn longest_tag(source: &str) -> usize {
-    let mut longest = 0;
+/// Why a template could take too much stack, time or memory to compile or render, if
+/// it could: a tag longer than [`MAX_TAG_BYTES`], a statement other than `if` and
+/// `for` (`set`, `macro` and the like let a value feed on itself), `*` (repeats text),
+/// more than [`MAX_FILTERS_PER_TAG`] filters in a tag, or a filter whose argument sets
+/// the size of its result. Comments and `{% raw %}` blocks are passed over.
+fn unbounded(source: &str) -> Option<String> {
     let mut rest = source;
     while let Some(start) = rest.find('{') {
         let tag = &rest[start..];
-        let end = match tag.as_bytes().get(1) {
+        let close = match tag.as_bytes().get(1) {
             Some(b'#') => {
-                match tag[2..].find("#}") {
-                    Some(end) => rest = &tag[end + 4..],
+                rest = &tag[2..];
+                match rest.find("#}") {
+                    Some(end) => rest = &rest[end + 2..],
                     None => break,
                 }
                 continue;
             }
-            Some(&open @ (b'{' | b'%')) => {
-                let close = if open == b'{' { "}}" } else { "%}" };
-                tag_end(tag, close)
-            }
+            Some(b'{') => "}}",
+            Some(b'%') => "%}",
             _ => {
                 rest = &tag[1..];
                 continue;
             }
         };
-        let Some(end) = end else {
-            // Unclosed: the template does not parse; as long as the rest.
-            return longest.max(tag.len());
-        };
-        longest = longest.max(end);
-        let body = tag[2..end - 2].trim_matches(|c: char| c.is_whitespace() || "-+~".contains(c));
+        // Unclosed, the template does not parse: as long as the rest.
+        let (end, code) = tag_end(tag, close).unwrap_or((tag.len(), String::new()));
+        if end > MAX_TAG_BYTES {
+            return Some(format!(
+                "a tag is {end} bytes long; at most {MAX_TAG_BYTES}"
+            ));
+        }
         rest = &tag[end..];
-        if tag.starts_with("{%") && body == "raw" {
-            // Up to the `endraw` tag: what is between is text.
-            match rest.find("endraw") {
-                Some(at) => rest = &rest[at..],
-                None => break,
+        let code = code.trim_matches(|c: char| c.is_whitespace() || "-+~".contains(c));
+        if close == "%}" {
+            let statement = code
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .next();
+            match statement.unwrap_or_default() {
+                "if" | "elif" | "else" | "endif" | "for" | "endfor" | "autoescape"
+                | "endautoescape" | "break" | "continue" => {}
+                "raw" => match rest.find("endraw") {
+                    Some(at) => rest = &rest[at..],
+                    None => break,
+                },
+                other => {
+                    return Some(format!(
+                        "{{% {other} %}} is not allowed in a message; use {{{{ }}}}, if and for"
+                    ));
+                }
             }
         }
+        if code.contains('*') {
+            return Some("`*` is not allowed in a message (it repeats text without limit)".into());
+        }
+        let filters: Vec<&str> = code
+            .split('|')
+            .skip(1)
+            .map(|f| {
+                f.trim_start()
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .next()
+                    .unwrap_or_default()
+            })
+            .collect();
+        if filters.len() > MAX_FILTERS_PER_TAG {
+            return Some(format!(
+                "a tag applies {} filters; at most {MAX_FILTERS_PER_TAG}",
+                filters.len()
+            ));
+        }
+        if let Some(f) = filters.iter().find(|f| SIZED_FILTERS.contains(f)) {
+            return Some(format!(
+                "the {f} filter is not allowed in a message (its argument sets the size of its result)"
+            ));
+        }
     }
-    longest
+    None
 }
 
 /// Where a tag starting at the beginning of `tag` ends (after `close`), passing over
-/// quoted strings.
-fn tag_end(tag: &str, close: &str) -> Option<usize> {
+/// quoted strings, and its code with the strings' contents left out.
+fn tag_end(tag: &str, close: &str) -> Option<(usize, String)> {
+    let mut code = String::new();
     let mut chars = tag.char_indices().skip(2);
     while let Some((at, c)) = chars.next() {
         match c {
             '\'' | '"' => {
+                code.push_str("''");
                 while let Some((_, d)) = chars.next() {
                     if d == '\\' {
                         chars.next();
@@ -491,8 +568,8 @@ fn tag_end(tag: &str, close: &str) -> Option<usize> {
                     }
                 }
             }
-            _ if tag[at..].starts_with(close) => return Some(at + close.len()),
-            _ => {}
+            _ if tag[at..].starts_with(close) => return Some((at + close.len(), code)),
+            _ => code.push(c),
         }
     }
     None

@@ -69,6 +69,11 @@ pub(crate) enum Op {
         replace: bool,
     },
     RevokeKey(String),
+    EndSession {
+        signature: String,
+        expires: Timestamp,
+        now: Timestamp,
+    },
     TouchKey {
         name: String,
         at: Timestamp,
@@ -97,6 +102,7 @@ pub(crate) enum Done {
     TakenEarly(Vec<EarlyReport>),
     KeyPut(bool),
     KeyRevoked(bool),
+    SessionEnded,
     KeyTouched,
     Audited,
     Erased(ErasureReceipt),
@@ -141,6 +147,7 @@ impl Job {
             | Op::Park(_)
             | Op::PutKey { .. }
             | Op::RevokeKey(_)
+            | Op::EndSession { .. }
             | Op::TouchKey { .. }
             | Op::LiftSuppression(_) => 1,
         }
@@ -498,6 +505,14 @@ fn apply(
         Op::RevokeKey(name) => Ok(Ok(Done::KeyRevoked(super::governance::revoke_key(
             tx, name,
         )?))),
+        Op::EndSession {
+            signature,
+            expires,
+            now,
+        } => {
+            super::governance::end_session(tx, signature, *expires, *now)?;
+            Ok(Ok(Done::SessionEnded))
+        }
         Op::TouchKey { name, at } => {
             super::governance::touch_key(tx, name, *at)?;
             Ok(Ok(Done::KeyTouched))

@@ -20,7 +20,7 @@ use unavoce_core::identity::IdentityRules;
 use unavoce_core::segment::{IntakeContext, normalise};
 use unavoce_platform::{Blueprint, ReadSide, Running};
 use unavoce_projections::IdentityProjection;
-use unavoce_server::{AppState, Keys, Metrics, WriteKey};
+use unavoce_server::{AppState, Keys, Metrics, Sessions, WriteKey};
 use unavoce_store::sqlite::bulk_insert_baseline;
 use unavoce_store::{CommitKind, EventRow};
 use unavoce_store::{Durability, EventLog, SqliteLog, SqliteOptions};
@@ -890,6 +890,8 @@ async fn start_server(
             ..Keys::default()
         }),
         metrics,
+        sessions: Arc::new(Sessions::for_public_url("http://bench")),
+        config: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

@@ -169,18 +169,22 @@ impl CompiledMapping {
             if is_empty(&value) {
                 continue;
             }
-            let (path, kind) = match self.mapping.columns.get(column) {
-                Some(ColumnTarget::Path(p)) => (p.clone(), default_kind(p)),
-                Some(ColumnTarget::Converted { path, kind }) => (path.clone(), *kind),
-                None if is_message_path(column) => (column.to_string(), default_kind(column)),
+            // A path's parts; an unmapped column is one key, whatever its name holds.
+            let (parts, kind): (Vec<&str>, _) = match self.mapping.columns.get(column) {
+                Some(ColumnTarget::Path(p)) => (p.split('.').collect(), default_kind(p)),
+                Some(ColumnTarget::Converted { path, kind }) => (path.split('.').collect(), *kind),
+                None if is_message_path(column) => {
+                    (column.split('.').collect(), default_kind(column))
+                }
                 None => match self.mapping.unmapped {
-                    Unmapped::Properties => (format!("properties.{column}"), ValueKind::Auto),
-                    Unmapped::Traits => (format!("traits.{column}"), ValueKind::String),
+                    Unmapped::Properties => (vec!["properties", column], ValueKind::Auto),
+                    Unmapped::Traits => (vec!["traits", column], ValueKind::String),
                     Unmapped::Ignore => continue,
                 },
             };
             let value = self.convert(column, value, kind)?;
-            set_path(&mut message, &path, value).map_err(|()| {
+            set_path(&mut message, &parts, value).map_err(|()| {
+                let path = parts.join(".");
                 Rejection::new(
                     RejectionCode::InvalidRow,
                     format!("column {column:?} writes to {path:?}, which another column already holds as a plain value"),
@@ -288,6 +292,10 @@ fn default_kind(path: &str) -> ValueKind {
     }
 }
 
+/// The most parts a message path may have (`traits.address.city` has 3): a message
+/// nested much deeper could not be read back from the log.
+const MAX_PATH_PARTS: usize = 16;
+
 fn is_message_path(path: &str) -> bool {
     match path.split_once('.') {
         None => TOP_LEVEL_FIELDS.contains(&path),
@@ -295,6 +303,7 @@ fn is_message_path(path: &str) -> bool {
             OBJECT_FIELDS.contains(&root)
                 && !rest.is_empty()
                 && rest.split('.').all(|p| !p.is_empty())
+                && path.split('.').count() <= MAX_PATH_PARTS
         }
     }
 }
@@ -307,10 +316,10 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
-fn set_path(message: &mut Map<String, Value>, path: &str, value: Value) -> Result<(), ()> {
-    let mut parts = path.split('.').peekable();
+fn set_path(message: &mut Map<String, Value>, parts: &[&str], value: Value) -> Result<(), ()> {
+    let mut parts = parts.iter().peekable();
     let mut current = message;
-    while let Some(part) = parts.next() {
+    while let Some(&part) = parts.next() {
         if parts.peek().is_none() {
             current.insert(part.to_string(), value);
             return Ok(());
@@ -466,6 +475,40 @@ mod tests {
         let err = CompiledMapping::new(
             Mapping {
                 columns: [("x".to_string(), ColumnTarget::Path("email".into()))].into(),
+                ..Mapping::default()
+            },
+            TimeZone::UTC,
+        )
+        .unwrap_err();
+        assert!(matches!(err, MappingError::BadPath { .. }));
+    }
+
+    /// Found by the import_rows fuzz target (fuzz/regressions/import_rows): a column
+    /// named `timestam` and 145 dots made a message 150 objects deep, which the log could
+    /// not read back.
+    #[test]
+    fn a_columns_name_never_nests_the_message_deeper_than_a_path_can() {
+        let m = mapping(Mapping::default());
+        let dots = format!("timestam{}p", ".".repeat(145));
+        let deep = format!("properties{}", ".x".repeat(MAX_PATH_PARTS));
+        let msg = m
+            .map_record([
+                ("order.total", json!("5")),
+                (dots.as_str(), json!("1")),
+                (deep.as_str(), json!("2")),
+                ("properties.a.b", json!("3")),
+            ])
+            .unwrap();
+        let properties = msg["properties"].as_object().unwrap();
+        assert_eq!(properties["order.total"], json!(5));
+        assert_eq!(properties[dots.as_str()], json!(1));
+        assert_eq!(properties[deep.as_str()], json!(2));
+        assert_eq!(properties["a"], json!({"b": 3}));
+        let text = Value::Object(msg).to_string();
+        assert!(serde_json::from_str::<Value>(&text).is_ok(), "{text}");
+        let err = CompiledMapping::new(
+            Mapping {
+                columns: [("x".to_string(), ColumnTarget::Path(deep.clone()))].into(),
                 ..Mapping::default()
             },
             TimeZone::UTC,

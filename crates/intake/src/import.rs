@@ -537,4 +537,38 @@ mod tests {
             u3;\"Qcity\nu1\tuoted;event\"\"\";1_0Ada\tRoma00;;;x;\nu2\tGracbad\re\n\n";
         assert_eq!(csv_lines(found), [2, 4, 5, 6, 8, 8]);
     }
+
+    /// Found by the import_rows fuzz target (fuzz/regressions/import_rows): a header
+    /// named `timestam` and 145 dots nested the row's message deeper than the log can
+    /// read back; every message of the file reads back now.
+    #[test]
+    fn a_files_rows_make_messages_the_log_can_read_back() {
+        let found: Vec<u8> = [
+            b"userId;event;properties.total;traits.pho".as_slice(),
+            b"ne;zip;qty;timestam.....................".as_slice(),
+            b"........................................".as_slice(),
+            b"........................................".as_slice(),
+            b"........................................".as_slice(),
+            b"....\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85\x85.........p".as_slice(),
+            b"\r\nu1;Ordfr Completed;19,90;3331234567;00".as_slice(),
+            b"123;2;2024-05-01T09:30:00\r\n\x05\nu2;Order Co".as_slice(),
+            b"mpl\x04user\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94".as_slice(),
+            b"\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94".as_slice(),
+            b"\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\x94\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff-\xff\r\n20;;;;;;r\r\nu3".as_slice(),
+            b";\"Quoted;event\"\"\";1_000;;;x;bad\r\n".as_slice(),
+        ]
+        .concat();
+        let mapping = CompiledMapping::new(Mapping::default(), TimeZone::UTC).unwrap();
+        let mut counted = CountingReader::new(&found[..]);
+        let mut rows = RowReader::new(FileFormat::Csv, &mut counted);
+        let mut messages = 0;
+        while let Some((_, body)) = rows.next_row(&mapping) {
+            if let ItemBody::Parsed(message) = body {
+                let text = Value::Object(message).to_string();
+                assert!(serde_json::from_str::<Value>(&text).is_ok(), "{text}");
+                messages += 1;
+            }
+        }
+        assert_eq!(messages, 3);
+    }
 }

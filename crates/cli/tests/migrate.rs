@@ -231,7 +231,7 @@ email = {{ subject = "News for {{{{ first_name }}}}", html = "<p>Hi</p>", text =
     assert!(migrated.status.success(), "{stdout}\n{stderr}");
     eprintln!("{stdout}");
     let counts = counts(&stdout);
-    assert_eq!(counts.len(), 11, "{stdout}");
+    assert_eq!(counts.len(), 12, "{stdout}");
     assert_eq!(
         count_of(&counts, "events"),
         stats["events"].as_u64().unwrap()

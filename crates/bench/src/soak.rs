@@ -99,7 +99,11 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
     let sink = webhook_sink(pushes.clone()).await?;
     let config = temporary.path().join("unavoce.toml");
     std::fs::write(&config, config_text(sink, args.queue_capacity))?;
-    let log_path = temporary.path().join("serve.log");
+    // Kept beside a data folder that is kept.
+    let log_path = match &args.data {
+        Some(data) => data.with_extension("serve.log"),
+        None => temporary.path().join("serve.log"),
+    };
     let mut server = Server::start(&exe, &data, &config, &log_path).await?;
     let run = Arc::new(Run::new(server.address, &args));
     println!(
@@ -183,6 +187,11 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
         });
     }
     run.drain().await;
+    // The capacity again, with everything the run stored.
+    let end_capacity = run
+        .closed_loop(16, Duration::from_secs_f64(args.ramp_step_seconds))
+        .await;
+    run.drain().await;
     background_stop.store(true, Ordering::Relaxed);
     for reader in readers {
         reader.await?;
@@ -212,7 +221,16 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
     let exit = server.stop()?;
 
     report_latencies(&run, &spans, capacity);
+    println!(
+        "capacity at the start {capacity:.0} events/s acknowledged; at the end, 16 clients, {end_capacity:.0} ({:.2} of the start)",
+        end_capacity / capacity
+    );
+    if let Some(error) = run.first_unanswered.lock().ok().and_then(|e| e.clone()) {
+        println!("first request left unanswered: {error}");
+    }
+    report_series(&run, &rss);
     report_memory(&rss, &spans);
+    report_log(&log_path);
     report_readers(&run);
     println!();
     println!(
@@ -236,6 +254,12 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
     );
 
     // Exactly once, from the store itself.
+    if !data.join("events.db").exists() {
+        bail!(
+            "{} has no events.db any more: something outside this benchmark removed the data folder during the run",
+            data.display()
+        );
+    }
     let started = Instant::now();
     let store = SqliteLog::open(&data, SqliteOptions::default())
         .with_context(|| format!("cannot open the store at {}", data.display()))?;
@@ -617,7 +641,8 @@ struct Sample {
 struct Read {
     endpoint: &'static str,
     latency_us: u32,
-    ok: bool,
+    /// Why it failed.
+    error: Option<String>,
 }
 
 /// A phase of the run.
@@ -649,6 +674,8 @@ struct Run {
     /// Messages of accepted batches quarantined, and the first one's rejection.
     rejected: AtomicU64,
     first_rejection: Mutex<Option<String>>,
+    /// Why the first request that got no answer got none.
+    first_unanswered: Mutex<Option<String>>,
 }
 
 impl Run {
@@ -675,6 +702,7 @@ impl Run {
             sampling: AtomicBool::new(true),
             rejected: AtomicU64::new(0),
             first_rejection: Mutex::new(None),
+            first_unanswered: Mutex::new(None),
         }
     }
 
@@ -768,7 +796,12 @@ impl Run {
                 (Fate::Acknowledged, 200, retry_after)
             }
             Ok((status, retry_after, _)) => (Fate::Refused, status.as_u16(), retry_after),
-            Err(_) => (Fate::Unanswered, 0, false),
+            Err(e) => {
+                if let Ok(mut first) = self.first_unanswered.lock() {
+                    first.get_or_insert_with(|| format!("{e:#}"));
+                }
+                (Fate::Unanswered, 0, false)
+            }
         };
         let at_ms = u32::try_from(self.elapsed().as_millis()).unwrap_or(u32::MAX);
         if let Ok(mut fates) = self.fates.lock() {
@@ -934,17 +967,33 @@ fn gzipped(body: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap_or_default()
 }
 
-/// One memory sample: seconds since the start, resident KiB, events acknowledged so far.
-type RssSample = (f64, u64, u64);
+/// One sample of the server process.
+#[derive(Clone, Copy)]
+struct Probe {
+    /// Seconds since the run started.
+    at: f64,
+    rss_kib: u64,
+    /// Events acknowledged so far.
+    acknowledged: u64,
+    /// The server's CPU seconds so far.
+    cpu: f64,
+    /// The machine's one-minute load average (other processes share the cores).
+    load: f64,
+}
 
-async fn sample_memory(run: Arc<Run>, pid: u32, every: Duration) -> Vec<RssSample> {
+async fn sample_memory(run: Arc<Run>, pid: u32, every: Duration) -> Vec<Probe> {
     let mut samples = Vec::new();
     while run.sampling.load(Ordering::Relaxed) {
-        samples.push((
-            run.elapsed().as_secs_f64(),
-            status_kib(pid, "VmRSS:"),
-            run.acknowledged_events.load(Ordering::Relaxed),
-        ));
+        samples.push(Probe {
+            at: run.elapsed().as_secs_f64(),
+            rss_kib: status_kib(pid, "VmRSS:"),
+            acknowledged: run.acknowledged_events.load(Ordering::Relaxed),
+            cpu: cpu_seconds_of(pid),
+            load: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next()?.parse().ok())
+                .unwrap_or(f64::NAN),
+        });
         tokio::time::sleep(every).await;
     }
     samples
@@ -983,7 +1032,7 @@ async fn timed(run: &Run, endpoint: &'static str, path: &str) -> Option<Value> {
         reads.push(Read {
             endpoint,
             latency_us,
-            ok: result.is_ok(),
+            error: result.as_ref().err().map(ToString::to_string),
         });
     }
     result.ok()
@@ -1129,55 +1178,150 @@ fn slope(points: &[(f64, f64)]) -> f64 {
     covariance / variance
 }
 
-fn report_memory(rss: &[RssSample], spans: &[Span]) {
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn report_memory(probes: &[Probe], spans: &[Span]) {
     println!();
     println!(
-        "| phase | samples | resident MiB: first quarter avg | last quarter avg | min | max | slope MiB/min | slope per million events acknowledged (MiB) |"
+        "| phase | samples | resident MiB: first quarter avg | last quarter avg | min | max | slope MiB/min | slope MiB per million events acknowledged | the same over the phase's second half |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for span in spans {
-        let within: Vec<&RssSample> = rss
+        let within: Vec<&Probe> = probes
             .iter()
-            .filter(|s| s.0 >= span.from.as_secs_f64() && s.0 < span.to.as_secs_f64())
+            .filter(|s| s.at >= span.from.as_secs_f64() && s.at < span.to.as_secs_f64())
             .collect();
         if within.len() < 4 {
             continue;
         }
         let quarter = within.len() / 4;
         let average =
-            |part: &[&RssSample]| part.iter().map(|s| mib(s.1)).sum::<f64>() / part.len() as f64;
+            |part: &[&Probe]| part.iter().map(|s| mib(s.rss_kib)).sum::<f64>() / part.len() as f64;
         let per_minute = slope(
             &within
                 .iter()
-                .map(|s| (s.0 / 60.0, mib(s.1)))
+                .map(|s| (s.at / 60.0, mib(s.rss_kib)))
                 .collect::<Vec<_>>(),
         );
-        let per_million = slope(
-            &within
-                .iter()
-                .map(|s| (s.2 as f64 / 1e6, mib(s.1)))
-                .collect::<Vec<_>>(),
-        );
+        let per_million = |part: &[&Probe]| {
+            slope(
+                &part
+                    .iter()
+                    .map(|s| (s.acknowledged as f64 / 1e6, mib(s.rss_kib)))
+                    .collect::<Vec<_>>(),
+            )
+        };
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {per_minute:.2} | {per_million:.1} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {per_minute:.1} | {:.1} | {:.1} |",
             span.name,
             within.len(),
             average(&within[..quarter]),
             average(&within[within.len() - quarter..]),
-            within.iter().map(|s| mib(s.1)).fold(f64::MAX, f64::min),
-            within.iter().map(|s| mib(s.1)).fold(0.0, f64::max),
+            within
+                .iter()
+                .map(|s| mib(s.rss_kib))
+                .fold(f64::MAX, f64::min),
+            within.iter().map(|s| mib(s.rss_kib)).fold(0.0, f64::max),
+            per_million(&within),
+            per_million(&within[within.len() / 2..]),
         );
     }
-    // The curve, ten points across the whole run.
-    if !rss.is_empty() {
-        let points: Vec<String> = (0..=10)
-            .map(|k| {
-                let s = rss[(rss.len() - 1) * k / 10];
-                format!("{:.0}s {:.0}MiB", s.0, mib(s.1))
-            })
+    println!(
+        "(by design the reports' interaction table keeps {} bytes per event in memory, {:.1} MiB per million, and SQLite caches up to 32 MiB per connection)",
+        std::mem::size_of::<unavoce_core::analytics::Interaction>(),
+        std::mem::size_of::<unavoce_core::analytics::Interaction>() as f64 * 1e6 / (1 << 20) as f64,
+    );
+}
+
+/// The run in slices (about a minute, or a tenth of a short run): acknowledged and
+/// refused rates, `/v1/batch` p99, the server's CPU, the machine's load and memory.
+fn report_series(run: &Run, probes: &[Probe]) {
+    let samples = run
+        .samples
+        .lock()
+        .map_or_else(|_| Vec::new(), |s| s.clone());
+    let (Some(first), Some(last)) = (probes.first(), probes.last()) else {
+        return;
+    };
+    let length = last.at - first.at;
+    let slice = if length > 600.0 {
+        60.0
+    } else {
+        (length / 10.0).max(1.0)
+    };
+    println!();
+    println!(
+        "| from s | to s | acknowledged events/s | refused events/s | /v1/batch p99 ms | server cores | load average | resident MiB |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut from = first.at;
+    while from < last.at - 1.0 {
+        let to = (from + slice).min(last.at);
+        let in_slice: Vec<&Probe> = probes
+            .iter()
+            .filter(|p| p.at >= from && p.at <= to)
             .collect();
-        println!("resident memory over the run: {}", points.join(" · "));
+        let (Some(a), Some(b)) = (in_slice.first(), in_slice.last()) else {
+            break;
+        };
+        let (a_ms, b_ms) = ((a.at * 1e3) as u32, (b.at * 1e3) as u32);
+        let within: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| s.at_ms >= a_ms && s.at_ms < b_ms)
+            .collect();
+        let seconds = (b.at - a.at).max(1e-3);
+        let ok = within.iter().filter(|s| s.status == 200).count();
+        let mut latencies: Vec<u32> = within
+            .iter()
+            .filter(|s| s.status == 200)
+            .map(|s| s.latency_us)
+            .collect();
+        latencies.sort_unstable();
+        println!(
+            "| {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.0} |",
+            a.at,
+            b.at,
+            (ok * run.batch) as f64 / seconds,
+            ((within.len() - ok) * run.batch) as f64 / seconds,
+            percentile(&latencies, 99.0) / 1e3,
+            (b.cpu - a.cpu) / seconds,
+            in_slice.iter().map(|p| p.load).sum::<f64>() / in_slice.len() as f64,
+            mib(b.rss_kib),
+        );
+        from = to;
+    }
+}
+
+/// What the server logged at warn and error level, the most frequent messages first.
+fn report_log(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for line in text.lines() {
+        let Some(level) = ["ERROR", "WARN"]
+            .into_iter()
+            .find(|l| line.contains(&format!(" {l} ")))
+        else {
+            continue;
+        };
+        // `time LEVEL target: message fields`: the target and message, without fields.
+        let rest = line
+            .split_once(&format!(" {level} "))
+            .map_or(line, |(_, r)| r);
+        let message = rest.split(" error=").next().unwrap_or(rest);
+        let message = message.split(" method=").next().unwrap_or(message);
+        *counts.entry(format!("{level} {message}")).or_default() += 1;
+    }
+    let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    println!();
+    println!(
+        "server log, warnings and errors: {}",
+        if counts.is_empty() { "none" } else { "" }
+    );
+    for (message, count) in counts.iter().take(8) {
+        println!("  {count} × {message}");
     }
 }
 
@@ -1186,7 +1330,7 @@ fn report_readers(run: &Run) {
         |_| Vec::new(),
         |r| {
             r.iter()
-                .map(|r| (r.endpoint, r.latency_us, r.ok))
+                .map(|r| (r.endpoint, r.latency_us, r.error.is_none()))
                 .collect::<Vec<_>>()
         },
     );
@@ -1207,6 +1351,17 @@ fn report_readers(run: &Run) {
             percentile(&latencies, 50.0) / 1e3,
             percentile(&latencies, 99.0) / 1e3
         );
+    }
+    if let Ok(reads) = run.reads.lock() {
+        for endpoint in ["profile search", "context card", "KPIs by touchpoint"] {
+            if let Some(error) = reads
+                .iter()
+                .filter(|r| r.endpoint == endpoint)
+                .find_map(|r| r.error.as_deref())
+            {
+                println!("first failure of the {endpoint}: {error}");
+            }
+        }
     }
 }
 

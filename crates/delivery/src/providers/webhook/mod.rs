@@ -118,7 +118,7 @@ mod tests {
         );
         assert_eq!(
             problem("push.example", Credential::default()).map(|e| e.to_string()),
-            Some("delivery.push.url: \"push.example\" is not an http(s) URL".into())
+            Some("delivery.push.url: must start with http:// or https://".into())
         );
         let unset = Credential {
             value: None,

@@ -13,6 +13,14 @@
 //! meanwhile — one truncation for the erasures of a turn, and never a wait in the
 //! writer. A truncation holds the writer back while it waits for readers, so it is
 //! tried once a turn, briefly.
+//!
+//! A passive checkpoint never makes the WAL start over by itself: SQLite restarts the
+//! log only when a write begins after every frame was copied back, and a writer kept
+//! busy by ingestion (or readers on older snapshots) never leaves such a moment, so
+//! the WAL grew without bound under sustained load (44 GB in a 10-minute soak), and
+//! every read slowed with it. Once the WAL holds more than [`RESTART_AFTER_FRAMES`],
+//! the thread truncates it too, holding the writer back for as long as that takes
+//! (the copy is mostly done by the passive checkpoints before it).
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -28,6 +36,10 @@ use super::{Durability, schema};
 const INTERVAL: Duration = Duration::from_millis(250);
 /// How long a truncation waits for readers before it gives way to the writer.
 const TRUNCATE_WAIT: Duration = Duration::from_millis(10);
+/// WAL frames (pages) past which the log is made to start over: 32 MiB of 4 KiB pages.
+const RESTART_AFTER_FRAMES: i64 = 8_192;
+/// How long a truncation for the WAL's size waits for readers on older snapshots.
+const RESTART_WAIT: Duration = Duration::from_millis(100);
 
 /// What the checkpoint thread is asked to do.
 #[derive(Default)]
@@ -138,20 +150,31 @@ fn run(
         }
         // Passive first: it copies what it can without holding the writer back, so the
         // truncation that follows has little left to copy.
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            Ok(()) => failing.succeeded(),
-            Err(e) => failing.failed(&e),
-        }
-        if asked > truncated && truncate(&conn) {
+        let frames = match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            r.get::<_, i64>(1)
+        }) {
+            Ok(frames) => {
+                failing.succeeded();
+                frames
+            }
+            Err(e) => {
+                failing.failed(&e);
+                0
+            }
+        };
+        if asked > truncated && truncate(&conn, TRUNCATE_WAIT) {
             truncated = asked;
             done.send_replace(asked);
+        } else if frames > RESTART_AFTER_FRAMES && !truncate(&conn, RESTART_WAIT) {
+            tracing::debug!(frames, "the WAL could not start over yet: readers on older snapshots");
         }
     }
 }
 
-/// One `wal_checkpoint(TRUNCATE)`, waiting briefly for readers; whether it completed.
-fn truncate(conn: &Connection) -> bool {
-    if let Err(e) = conn.busy_timeout(TRUNCATE_WAIT) {
+/// One `wal_checkpoint(TRUNCATE)`, waiting at most `wait` for the writer and readers;
+/// whether it completed.
+fn truncate(conn: &Connection, wait: Duration) -> bool {
+    if let Err(e) = conn.busy_timeout(wait) {
         tracing::warn!(error = %Redacted(&e), "cannot shorten the checkpoint's wait");
     }
     let truncated = conn

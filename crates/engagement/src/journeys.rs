@@ -261,9 +261,13 @@ impl Journeys {
         self.state.lock().await.timers.first().map(|(at, _)| *at)
     }
 
-    /// Handles every event stored since the last step and every timer due at `now`.
+    /// Handles the events stored before the step (not those stored meanwhile: under
+    /// continuous ingestion the timers would wait for ever), then every timer due at
+    /// `now`.
     pub async fn step(&self, now: Timestamp) -> Result<(), StoreError> {
         let mut state = self.state.lock().await;
+        // The identity projection has applied every event up to here, once.
+        let mut applied = None;
         loop {
             if self.catalog.is_empty() {
                 // No journey: nothing to read the events for, nor to resume after a
@@ -272,7 +276,10 @@ impl Journeys {
                 state.cursor = *self.identity.log().committed().borrow();
                 break;
             }
-            let applied = self.identity.catch_up().await?;
+            let applied = match applied {
+                Some(applied) => applied,
+                None => *applied.insert(self.identity.catch_up().await?),
+            };
             if state.cursor >= applied {
                 break;
             }

@@ -9,11 +9,12 @@ use serde_json::json;
 use unavoce_core::identity::ProfileId;
 use unavoce_core::live::Live;
 use unavoce_core::policy::{Outcome, Policies, PolicyConfig};
+use unavoce_core::segment::{IntakeContext, normalise};
 use unavoce_engagement::gate::{Ask, Gate, NO_CHANNEL};
 use unavoce_engagement::{
     Broadcast, Destinations, Engagement, INSIGHT_PURPOSE, Insights, Journeys, Messages,
 };
-use unavoce_store::{DecisionQuery, RunStatus, StoredDecision};
+use unavoce_store::{AppendBatch, DecisionQuery, RunStatus, StoredDecision};
 
 // The same store, identity projection and intake as the projections' own tests.
 #[path = "../../projections/tests/support/mod.rs"]
@@ -220,6 +221,103 @@ async fn a_journey_waits_on_the_clock_then_sends_through_the_gate() {
         (d.channel.as_str(), d.outcome.as_str(), d.journey.as_deref()),
         ("email", "send", Some("trial-ending"))
     );
+}
+
+/// Found by the soak: while events kept arriving, a step kept reading them and never
+/// reached the timers, so a waiting run never moved on under continuous ingestion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journeys_timers_fire_while_events_keep_arriving() {
+    let world = World::new().await;
+    let messages = Messages::open(
+        world.identity.clone(),
+        "http://unavoce.test".into(),
+        &[serde_json::from_value(json!({"id": "trial-ending",
+            "email": {"subject": "Your trial", "text": "It ends soon", "html": "<p>It ends soon</p>"}}))
+        .unwrap()],
+    )
+    .await
+    .unwrap();
+    let journeys = Journeys::open(
+        world.identity.clone(),
+        world.intake.clone(),
+        world.store.clone(),
+        world.store.clone(),
+        daytime_policies(),
+        messages,
+        &[serde_json::from_value(json!({"name": "trial-ending",
+            "trigger": {"event": "Trial Started"},
+            "steps": [{"type": "wait", "duration": "1h"},
+                {"type": "send", "message": "trial-ending", "purpose": "service",
+                    "channel": "email"}]}))
+        .unwrap()],
+    )
+    .await
+    .unwrap();
+    world
+        .send(vec![
+            json!({"type": "identify", "userId": "giulia", "traits": {"email": "g@example.com"}}),
+            json!({"type": "track", "userId": "giulia", "event": "Trial Started"}),
+        ])
+        .await;
+    let now = Timestamp::now();
+    journeys.step(now).await.unwrap();
+    assert!(world.decisions().await.is_empty(), "still waiting");
+
+    // Other people's events, straight into the log as fast as it takes them (faster
+    // than the identity projection reads them), until the step is over.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..2)
+        .map(|s| {
+            let (store, stop) = (world.store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let context = IntakeContext::new(Timestamp::now(), "test");
+                let mut batch = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let events = (0..2_000)
+                        .map(|i| {
+                            let id = format!("v-{s}-{batch}-{i}");
+                            let message =
+                                json!({"type": "page", "anonymousId": id, "messageId": id});
+                            normalise(
+                                message.as_object().unwrap().clone(),
+                                &context,
+                                || unreachable!(),
+                            )
+                            .unwrap()
+                        })
+                        .collect();
+                    store
+                        .append(&AppendBatch {
+                            events,
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap();
+                    batch += 1;
+                }
+                batch
+            })
+        })
+        .collect();
+    // The step begins with the log running ahead of the projections.
+    let mut committed = world.store.committed();
+    let ahead = *committed.borrow() + 20_000;
+    committed.wait_for(|head| *head >= ahead).await.unwrap();
+    let later = now + SignedDuration::from_mins(61);
+    let stepped =
+        tokio::time::timeout(std::time::Duration::from_secs(60), journeys.step(later)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut batches = 0;
+    for sender in senders {
+        batches += sender.await.unwrap();
+    }
+    stepped
+        .expect("the step never reached the timers while events arrived")
+        .unwrap();
+    assert!(batches > 0);
+    let decisions = world.decisions().await;
+    assert_eq!(decisions.len(), 1, "the timer fired once");
+    assert_eq!(decisions[0].decision.outcome.as_str(), "send");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -398,21 +398,22 @@ impl IdentityProjection {
         applied
     }
 
-    /// Applies every event committed since the last call; returns the position reached.
+    /// Applies every event committed before the call (at least one page of them, for
+    /// writers in other processes the log's head does not count yet); returns the
+    /// position reached. Events committed meanwhile are left to the next call: under
+    /// continuous ingestion, a caller never chases the log's head for ever.
     pub async fn catch_up(&self) -> Result<i64, StoreError> {
         let _writer = self.writer.lock().await;
+        let target = *self.log.committed().borrow();
         loop {
             self.apply_pushed();
             let after = self.state.read().map(|s| s.applied).unwrap_or(0);
             let events = self.events_after(after).await?;
-            if events.is_empty() {
-                // Rare (an erasure of the log's newest events): only then take the lock.
-                let unsettled = self.state.read().is_ok_and(|s| s.has_unsettled_links());
-                if unsettled && let Ok(mut state) = self.state.write() {
-                    state.settle_links();
-                }
+            let Some(&(last, _)) = events.last() else {
+                self.settle_links();
                 return Ok(after);
-            }
+            };
+            let at_head = events.len() < PAGE;
             let sets = Self::identifiers(&self.rules.get(), &events);
             self.add_interactions(&events);
             let mut state = self
@@ -424,6 +425,19 @@ impl IdentityProjection {
             }
             drop(state);
             self.changes.notify_one();
+            if at_head || last >= target {
+                self.settle_links();
+                return Ok(last);
+            }
+        }
+    }
+
+    /// Settles links whose events an erasure removed from the log's newest positions
+    /// (rare: only then is the lock taken).
+    fn settle_links(&self) {
+        let unsettled = self.state.read().is_ok_and(|s| s.has_unsettled_links());
+        if unsettled && let Ok(mut state) = self.state.write() {
+            state.settle_links();
         }
     }
 

@@ -150,23 +150,25 @@ fn run(
         }
         // Passive first: it copies what it can without holding the writer back, so the
         // truncation that follows has little left to copy.
-        let frames = match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            r.get::<_, i64>(1)
-        }) {
-            Ok(frames) => {
-                failing.succeeded();
-                frames
-            }
-            Err(e) => {
-                failing.failed(&e);
-                0
-            }
-        };
+        let frames =
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+                Ok(frames) => {
+                    failing.succeeded();
+                    frames
+                }
+                Err(e) => {
+                    failing.failed(&e);
+                    0
+                }
+            };
         if asked > truncated && truncate(&conn, TRUNCATE_WAIT) {
             truncated = asked;
             done.send_replace(asked);
         } else if frames > RESTART_AFTER_FRAMES && !truncate(&conn, RESTART_WAIT) {
-            tracing::debug!(frames, "the WAL could not start over yet: readers on older snapshots");
+            tracing::debug!(
+                frames,
+                "the WAL could not start over yet: readers on older snapshots"
+            );
         }
     }
 }

@@ -50,6 +50,59 @@ pub(crate) fn check_files(db: &Path) -> Result<(), Damage> {
     Ok(())
 }
 
+/// The file beside the database that says this folder holds an event log: without it,
+/// an `events.db` of zero bytes (truncated) or a missing one (deleted) would look like
+/// a new store, and the server would start empty without a word.
+pub(crate) fn marker_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".created");
+    PathBuf::from(name)
+}
+
+/// Refuses a database that is missing or empty where a marker says one was created.
+pub(crate) fn check_not_lost(db: &Path) -> Result<(), Damage> {
+    let marker = marker_path(db);
+    if !marker.exists() {
+        return Ok(());
+    }
+    let len = |path: &Path| std::fs::metadata(path).map(|m| m.len()).ok();
+    let wal_frames = len(&wal_path(db)).is_some_and(|len| len > WAL_HEADER as u64);
+    let why = match len(db) {
+        None if !wal_frames => "it is missing",
+        Some(0) if !wal_frames => "it is empty (0 bytes)",
+        _ => return Ok(()),
+    };
+    Err(Damage {
+        path: db.to_path_buf(),
+        why: format!(
+            "{why}, but this folder held an event log ({} says so): it was deleted or \
+             truncated. Restore it from a backup; to start a new, empty store here \
+             instead, remove {}",
+            marker.display(),
+            marker.display()
+        ),
+    })
+}
+
+/// Leaves the marker of [`check_not_lost`] once the database has its schema (durably:
+/// the file and its folder synced).
+pub(crate) fn mark_created(db: &Path) -> std::io::Result<()> {
+    let marker = marker_path(db);
+    if marker.exists() {
+        return Ok(());
+    }
+    let file = std::fs::File::create(&marker)?;
+    std::io::Write::write_all(
+        &mut &file,
+        b"Unavoce: this folder holds an event log (events.db). Do not remove this file.\n",
+    )?;
+    file.sync_all()?;
+    if let Some(folder) = marker.parent() {
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// `PRAGMA quick_check`: every page of the database (and of its write-ahead log) read
 /// and its b-tree structure verified; what it found, if anything.
 pub(crate) fn quick_check(conn: &Connection) -> rusqlite::Result<Option<String>> {

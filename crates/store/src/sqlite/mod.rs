@@ -13,8 +13,6 @@ mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use unavoce_core::redact::Redacted;
@@ -85,6 +83,11 @@ pub enum OpenError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write {path}: {source}")]
+    Marker {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the event log at {path}: {source}")]
     Open {
         path: PathBuf,
@@ -110,12 +113,11 @@ pub enum OpenError {
 pub struct SqliteLog {
     path: PathBuf,
     durability: Durability,
-    sender: RwLock<Option<SyncSender<Job>>>,
+    sender: RwLock<Option<writer::Senders>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
     /// Empties the WAL after erasures.
     truncation: Option<checkpoint::Truncation>,
-    queued: Arc<AtomicUsize>,
     queue_capacity: usize,
     readers: Arc<Mutex<Vec<Connection>>>,
     committed: tokio::sync::watch::Receiver<i64>,
@@ -133,7 +135,8 @@ impl SqliteLog {
             source,
         })?;
         let path = dir.join("events.db");
-        integrity::check_files(&path)
+        integrity::check_not_lost(&path)
+            .and_then(|()| integrity::check_files(&path))
             .map_err(|integrity::Damage { path, why }| OpenError::Damaged { path, why })?;
         let open_err = |source: rusqlite::Error| {
             if integrity::is_damage(&source) {
@@ -165,6 +168,10 @@ impl SqliteLog {
         if ran > 0 {
             tracing::info!(path = %path.display(), migrations = ran, "event log schema migrated");
         }
+        integrity::mark_created(&path).map_err(|source| OpenError::Marker {
+            path: integrity::marker_path(&path),
+            source,
+        })?;
 
         // Checkpoints run on their own thread; only if it cannot start does the writer
         // checkpoint inside its commits, as SQLite does by default.
@@ -186,10 +193,8 @@ impl SqliteLog {
         let truncation = checkpointer
             .as_ref()
             .map(checkpoint::Checkpointer::truncation);
-        let (sender, receiver) = mpsc::sync_channel(options.queue_capacity.max(1));
-        let queued = Arc::new(AtomicUsize::new(0));
+        let (sender, receiver) = writer::lanes(options.queue_capacity);
         let writer = {
-            let queued = queued.clone();
             let writer_truncation = truncation.clone();
             let max_rows = options.max_rows_per_commit.max(1);
             let observer = options.on_commit.clone();
@@ -210,7 +215,6 @@ impl SqliteLog {
                             truncation: writer_truncation,
                         },
                         receiver,
-                        queued,
                     )
                 })
                 .map_err(|e| OpenError::CreateDir {
@@ -225,7 +229,6 @@ impl SqliteLog {
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(checkpointer),
             truncation,
-            queued,
             queue_capacity: options.queue_capacity.max(1),
             readers: Arc::new(Mutex::new(Vec::new())),
             committed: committed_rx,
@@ -285,14 +288,7 @@ impl SqliteLog {
         {
             let guard = self.sender.read().map_err(|_| StoreError::Closed)?;
             let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            self.queued.fetch_add(1, Ordering::AcqRel);
-            if let Err(e) = sender.try_send(Job { op, reply }) {
-                self.queued.fetch_sub(1, Ordering::AcqRel);
-                return Err(match e {
-                    TrySendError::Full(_) => StoreError::Overloaded,
-                    TrySendError::Disconnected(_) => StoreError::Closed,
-                });
-            }
+            sender.send(Job { op, reply })?;
         }
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -569,8 +565,10 @@ impl EventLog for SqliteLog {
     }
 
     fn is_ready(&self) -> bool {
-        let open = self.sender.read().map(|s| s.is_some()).unwrap_or(false);
-        open && self.queued.load(Ordering::Acquire) < self.queue_capacity
+        self.sender.read().is_ok_and(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.appends_queued() < self.queue_capacity)
+        })
     }
 
     async fn close(&self) {

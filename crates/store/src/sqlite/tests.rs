@@ -55,10 +55,17 @@ async fn a_full_queue_answers_overloaded_instead_of_waiting() {
         })
         .await;
     assert_eq!(third, Err(StoreError::Overloaded));
+    // Other writes have a queue of their own: a full one of appends does not refuse them.
+    let setting = tokio::spawn({
+        let log = log.clone();
+        async move { log.put_setting("cursor", json!(7)).await }
+    });
 
     blocker.execute_batch("COMMIT").unwrap();
     assert!(first.await.unwrap().is_ok());
     assert!(second.await.unwrap().is_ok());
+    assert_eq!(setting.await.unwrap(), Ok(()));
+    assert_eq!(log.setting("cursor").await.unwrap(), Some(json!(7)));
     assert!(log.is_ready());
     assert_eq!(log.stats().await.unwrap().events, 2);
 }
@@ -668,10 +675,8 @@ async fn the_wal_stays_bounded_while_readers_never_pause() {
                         .map(|i| {
                             let mut e =
                                 event(&format!("m-{a}-{batch}-{i}"), &format!("u-{}", i % 97));
-                            e.message.insert(
-                                "properties".into(),
-                                json!({ "padding": padding, "n": i }),
-                            );
+                            e.message
+                                .insert("properties".into(), json!({ "padding": padding, "n": i }));
                             e
                         })
                         .collect();
@@ -697,11 +702,52 @@ async fn the_wal_stays_bounded_while_readers_never_pause() {
     for reader in readers {
         assert!(reader.await.unwrap() > 0);
     }
-    let database = std::fs::metadata(dir.path().join("events.db")).unwrap().len();
+    let database = std::fs::metadata(dir.path().join("events.db"))
+        .unwrap()
+        .len();
     assert!(
         largest_wal < 48 << 20,
         "the WAL reached {} MiB beside a database of {} MiB",
         largest_wal >> 20,
         database >> 20
     );
+}
+
+/// An `events.db` truncated to nothing, or deleted, is not a new store: the marker the
+/// first open left says a log was there, and the open is refused naming the file.
+#[tokio::test]
+async fn an_emptied_or_deleted_database_is_refused_not_started_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    log.append(&AppendBatch {
+        events: vec![event("a", "u")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    log.close().await;
+    drop(log);
+    assert!(dir.path().join("events.db.created").exists());
+
+    std::fs::File::create(&db).unwrap(); // truncated to 0 bytes
+    let _ = std::fs::remove_file(dir.path().join("events.db-wal"));
+    let refused = SqliteLog::open(dir.path(), SqliteOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&refused, OpenError::Damaged { path, why } if path == &db && why.starts_with("it is empty")),
+        "{refused}"
+    );
+    std::fs::remove_file(&db).unwrap();
+    let refused = SqliteLog::open(dir.path(), SqliteOptions::default())
+        .err()
+        .unwrap();
+    assert!(refused.to_string().contains("it is missing"), "{refused}");
+    assert!(!db.exists(), "a refused open creates nothing");
+
+    // The operator says it is a new store by removing the marker.
+    std::fs::remove_file(dir.path().join("events.db.created")).unwrap();
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert_eq!(log.stats().await.unwrap().events, 0);
 }

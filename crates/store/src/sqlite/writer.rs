@@ -4,11 +4,16 @@
 //! takes whatever has queued up, writes it all in one transaction, commits, and only
 //! then answers each request. Many concurrent requests share one commit (and one
 //! fsync), which is what makes durable acknowledgement cheap.
+//!
+//! Requests come in two queues ([`lanes`]): appends of events, bounded by the queue's
+//! capacity (a full one answers `Overloaded`: back-pressure on whoever sends data), and
+//! every other request (audit entries, decisions, journey runs, settings, outbox work,
+//! erasures), which the writer takes first. Under an ingestion overload, reading a
+//! person's data (audited), a broadcast and the outbox keep working.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select_biased};
 
 use crate::commits::{CommitInfo, CommitKind, CommitObserver};
 use unavoce_core::redact::Redacted;
@@ -211,17 +216,89 @@ enum NoJob {
 /// The answer a request waits for.
 type Reply = oneshot::Sender<Result<Done, StoreError>>;
 
+/// Requests the writer takes before appends: at most this many wait at once.
+const OTHER_REQUESTS_CAPACITY: usize = 4_096;
+
+/// The writer's two queues, as its callers hold them.
+pub(crate) struct Senders {
+    appends: Sender<Job>,
+    others: Sender<Job>,
+}
+
+/// The writer's two queues, as the writer holds them.
+pub(crate) struct Receivers {
+    appends: Receiver<Job>,
+    others: Receiver<Job>,
+}
+
+/// The writer's queues: appends of events up to `capacity`, other requests beside them.
+pub(crate) fn lanes(capacity: usize) -> (Senders, Receivers) {
+    let (appends, appends_rx) = bounded(capacity.max(1));
+    let (others, others_rx) = bounded(OTHER_REQUESTS_CAPACITY);
+    (
+        Senders { appends, others },
+        Receivers {
+            appends: appends_rx,
+            others: others_rx,
+        },
+    )
+}
+
+impl Senders {
+    /// Queues a request; `Overloaded` when its queue is full.
+    pub(crate) fn send(&self, job: Job) -> Result<(), StoreError> {
+        let lane = match &job.op {
+            Op::Append { settlements, .. } if settlements.is_empty() => &self.appends,
+            Op::Replay { .. } => &self.appends,
+            _ => &self.others,
+        };
+        lane.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => StoreError::Overloaded,
+            TrySendError::Disconnected(_) => StoreError::Closed,
+        })
+    }
+
+    /// Appends waiting for the writer.
+    pub(crate) fn appends_queued(&self) -> usize {
+        self.appends.len()
+    }
+}
+
+impl Receivers {
+    /// The next request, other requests first; `Idle` after `wait` without one.
+    fn next(&self, wait: Option<Duration>) -> Result<Job, NoJob> {
+        if let Some(job) = self.try_next() {
+            return Ok(job);
+        }
+        let received = match wait {
+            Some(wait) => select_biased! {
+                recv(self.others) -> job => job,
+                recv(self.appends) -> job => job,
+                default(wait) => return Err(NoJob::Idle),
+            },
+            None => select_biased! {
+                recv(self.others) -> job => job,
+                recv(self.appends) -> job => job,
+            },
+        };
+        // Closed: both queues are dropped together; answer what is left in either.
+        received.or_else(|_| self.try_next().ok_or(NoJob::Closed))
+    }
+
+    /// A request waiting now, other requests first.
+    fn try_next(&self) -> Option<Job> {
+        self.others
+            .try_recv()
+            .or_else(|_| self.appends.try_recv())
+            .ok()
+    }
+}
+
 impl Writer {
     /// The next request, waiting at most a moment while there is something to index.
-    fn next_job(&self, jobs: &Receiver<Job>) -> Result<Job, NoJob> {
-        if self.index.is_behind(*self.committed.borrow()) {
-            jobs.recv_timeout(INDEX_WHEN_IDLE_FOR).map_err(|e| match e {
-                RecvTimeoutError::Timeout => NoJob::Idle,
-                RecvTimeoutError::Disconnected => NoJob::Closed,
-            })
-        } else {
-            jobs.recv().map_err(|_| NoJob::Closed)
-        }
+    fn next_job(&self, jobs: &Receivers) -> Result<Job, NoJob> {
+        let behind = self.index.is_behind(*self.committed.borrow());
+        jobs.next(behind.then_some(INDEX_WHEN_IDLE_FOR))
     }
 
     /// Runs an erasure in a transaction of its own and has the WAL truncated after it.
@@ -294,17 +371,11 @@ impl Writer {
 
 /// A group to commit: `first` and whatever has queued up behind it, up to
 /// `max_rows`; and an erasure or expiry met on the way, which runs after it, alone.
-fn gather(
-    first: Job,
-    jobs: &Receiver<Job>,
-    queued: &AtomicUsize,
-    max_rows: usize,
-) -> (Vec<Job>, usize, Option<Job>) {
+fn gather(first: Job, jobs: &Receivers, max_rows: usize) -> (Vec<Job>, usize, Option<Job>) {
     let mut rows = first.rows();
     let mut group = vec![first];
     while rows < max_rows {
-        let Ok(job) = jobs.try_recv() else { break };
-        queued.fetch_sub(1, Ordering::AcqRel);
+        let Some(job) = jobs.try_next() else { break };
         if matches!(job.op, Op::Erase(_) | Op::Expire(_)) {
             return (group, rows, Some(job));
         }
@@ -314,16 +385,13 @@ fn gather(
     (group, rows, None)
 }
 
-pub(crate) fn run(mut writer: Writer, jobs: Receiver<Job>, queued: Arc<AtomicUsize>) {
+pub(crate) fn run(mut writer: Writer, jobs: Receivers) {
     let mut held: Option<Job> = None;
     loop {
         let first = match held.take() {
             Some(job) => job,
             None => match writer.next_job(&jobs) {
-                Ok(job) => {
-                    queued.fetch_sub(1, Ordering::AcqRel);
-                    job
-                }
+                Ok(job) => job,
                 Err(NoJob::Idle) => {
                     writer.catch_up_index();
                     continue;
@@ -334,7 +402,7 @@ pub(crate) fn run(mut writer: Writer, jobs: Receiver<Job>, queued: Arc<AtomicUsi
         let Some(first) = writer.run_alone(first) else {
             continue;
         };
-        let (group, rows, erasure) = gather(first, &jobs, &queued, writer.max_rows_per_commit);
+        let (group, rows, erasure) = gather(first, &jobs, writer.max_rows_per_commit);
         held = erasure;
 
         let started = Instant::now();

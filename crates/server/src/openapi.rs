@@ -54,7 +54,8 @@ pub const WRITE_KEY: &str = "write_key";
             Unprocessable,
             TooManyRequests,
             InternalError,
-            Unavailable
+            Unavailable,
+            InsufficientStorage
         )
     ),
     tags(
@@ -158,6 +159,16 @@ pub struct InternalError(#[allow(dead_code)] ApiErrorBody);
 )]
 pub struct Unavailable(#[allow(dead_code)] ApiErrorBody);
 
+/// A full disk.
+#[derive(ToResponse)]
+#[response(
+    description = "The disk holding the store is full (`storage_full`): nothing of this \
+    request was stored. It needs the operator, unlike a 503; try again after \
+    `Retry-After` seconds.",
+    headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))
+)]
+pub struct InsufficientStorage(#[allow(dead_code)] ApiErrorBody);
+
 /// The document, built once from the routes (without the layers that serve them,
 /// which describe nothing).
 static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
@@ -229,8 +240,8 @@ pub async fn json() -> Response {
 }
 
 /// The `/api/` routes as their layer makes them: each needs an API key or a dashboard
-/// session, and may answer 401, 403 (the role may not use it), 500 and 503 (the key's
-/// check reads the store).
+/// session, and may answer 401, 403 (the role may not use it), 500, 503 (the key's
+/// check reads the store) and 507 (reads of a person's data are audited: a write).
 pub(crate) fn behind_api_key(document: &mut Document) {
     let security = vec![
         SecurityRequirement::new(ADMIN_KEY, Vec::<String>::new()),
@@ -242,11 +253,13 @@ pub(crate) fn behind_api_key(document: &mut Document) {
         shared(operation, "403", "Forbidden");
         shared(operation, "500", "InternalError");
         shared(operation, "503", "Unavailable");
+        shared(operation, "507", "InsufficientStorage");
     });
 }
 
 /// The tracking routes as they read requests: a write key in the header or the body,
-/// bodies within the limits, gzip or identity, 503 when the log pushes back.
+/// bodies within the limits, gzip or identity, 503 when the log pushes back, 507 when
+/// its disk is full.
 pub(crate) fn tracking(document: &mut Document) {
     for_each_operation(document, |operation| {
         // The header's key, or `writeKey` in the body (which no scheme can say).
@@ -260,6 +273,7 @@ pub(crate) fn tracking(document: &mut Document) {
         shared(operation, "415", "UnsupportedMediaType");
         shared(operation, "500", "InternalError");
         shared(operation, "503", "Unavailable");
+        shared(operation, "507", "InsufficientStorage");
     });
 }
 

@@ -19,6 +19,7 @@ use crate::AppState;
 use crate::auth::{basic_username, invalid_write_key};
 use crate::body::read_body;
 use crate::error::ApiError;
+use unavoce_store::StoreError;
 
 /// A request body as received: when, what, and the source of the header's write key.
 struct Received {
@@ -29,10 +30,16 @@ struct Received {
 }
 
 impl Received {
+    /// Refuses at once (503) while the log's write queue is full: a body that would be
+    /// refused anyway is not read, decompressed and parsed, which under overload left
+    /// less of the machine for the batches that are taken.
     async fn read(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Self, ApiError> {
         let at = Timestamp::now();
-        let bytes = read_body(headers, body, MAX_REQUEST_BYTES).await?;
         let header_source = header_source(state, headers)?;
+        if !state.platform.intake.log().is_ready() {
+            return Err(StoreError::Overloaded.into());
+        }
+        let bytes = read_body(headers, body, MAX_REQUEST_BYTES).await?;
         Ok(Received {
             at,
             bytes,

@@ -603,6 +603,9 @@ async fn a_writer_that_falls_behind_gets_503_with_retry_after() {
         .await;
     assert_error(&third, StatusCode::SERVICE_UNAVAILABLE, "overloaded");
     assert_eq!(third.headers.get(header::RETRY_AFTER).unwrap(), "1");
+    // Refused before its body is read: one that is not JSON is not answered 400.
+    let unread = s.track("/v1/batch", "{not json".to_string()).await;
+    assert_error(&unread, StatusCode::SERVICE_UNAVAILABLE, "overloaded");
     let ready = s
         .send(Request::get("/readyz").body(Body::empty()).unwrap())
         .await;

@@ -169,7 +169,7 @@ async fn the_document_is_served_without_a_key_and_is_openapi_3_1() {
         let security = operation["security"].to_string();
         if path.starts_with("/api/") && path != "/api/openapi.json" {
             assert!(security.contains("api_key"), "{what}: {security}");
-            for status in ["401", "403", "503"] {
+            for status in ["401", "403", "503", "507"] {
                 assert!(
                     operation["responses"].get(status).is_some(),
                     "{what} {status}"
@@ -177,6 +177,12 @@ async fn the_document_is_served_without_a_key_and_is_openapi_3_1() {
             }
         } else if path.starts_with("/v1/") {
             assert!(security.contains("write_key"), "{what}: {security}");
+            for status in ["413", "503", "507"] {
+                assert!(
+                    operation["responses"].get(status).is_some(),
+                    "{what} {status}"
+                );
+            }
         } else {
             assert_eq!(operation.get("security"), None, "{what} needs no key");
         }

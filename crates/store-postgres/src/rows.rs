@@ -12,6 +12,10 @@ use unavoce_store::{OutboxStatus, QuarantineEntry, QuarantineStatus, RunStatus, 
 /// not its detail, which can quote the values of a row (identifiers).
 pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
+        // 53100 disk_full: nothing of the statement was written.
+        Some(server) if *server.code() == tokio_postgres::error::SqlState::DISK_FULL => {
+            StoreError::Full(format!("PostgreSQL 53100: {}", server.message()))
+        }
         Some(server) => StoreError::Storage(format!(
             "PostgreSQL {}: {}",
             server.code().code(),

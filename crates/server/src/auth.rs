@@ -2,13 +2,14 @@
 //! admin key being the `admin` owner key), checked against the route's access rule.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::RequestExt;
 use axum::body::Body;
-use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -150,6 +151,29 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErro
     }
 }
 
+/// [`caller`], with wrong keys counted against the client's address as sign-ins are
+/// (an allowance of their own): once it has none left, its keys are not even looked
+/// at (429).
+async fn guarded_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> Result<Caller, ApiError> {
+    let now = std::time::Instant::now();
+    if let Some(wait) = state.sessions.wrong_keys.waiting(client, now) {
+        return Err(crate::session::too_many_attempts(wait));
+    }
+    let found = caller(state, headers).await;
+    if let Err(ApiError {
+        code: "invalid_admin_key",
+        ..
+    }) = &found
+    {
+        let _ = state.sessions.wrong_keys.attempt(client, now);
+    }
+    found
+}
+
 /// Middleware: `/api/` needs a key (`Authorization: Bearer <key>`) or a dashboard
 /// session, whose role the route's rule allows (`access::RULES`). The answer of a route
 /// that holds people's data is masked for a role that sees people masked; changes,
@@ -159,7 +183,11 @@ pub async fn require_key(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, request.headers()).await?;
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let caller = guarded_caller(&state, request.headers(), client).await?;
     let method = request.method().to_string();
     let route = request
         .extensions()

@@ -139,8 +139,8 @@ pub struct Unprocessable(#[allow(dead_code)] ApiErrorBody);
 /// Too many attempts.
 #[derive(ToResponse)]
 #[response(
-    description = "Too many attempts from this address; try again after `Retry-After` \
-    seconds.",
+    description = "Too many sign-ins, or wrong API keys, from this address; try again \
+    after `Retry-After` seconds.",
     headers(("Retry-After" = u32, description = "Seconds to wait before trying again."))
 )]
 pub struct TooManyRequests(#[allow(dead_code)] ApiErrorBody);
@@ -240,8 +240,9 @@ pub async fn json() -> Response {
 }
 
 /// The `/api/` routes as their layer makes them: each needs an API key or a dashboard
-/// session, and may answer 401, 403 (the role may not use it), 500, 503 (the key's
-/// check reads the store) and 507 (reads of a person's data are audited: a write).
+/// session, and may answer 401, 403 (the role may not use it), 429 (too many wrong keys
+/// from the address), 500, 503 (the key's check reads the store) and 507 (reads of a
+/// person's data are audited: a write).
 pub(crate) fn behind_api_key(document: &mut Document) {
     let security = vec![
         SecurityRequirement::new(ADMIN_KEY, Vec::<String>::new()),
@@ -251,6 +252,7 @@ pub(crate) fn behind_api_key(document: &mut Document) {
         operation.security = Some(security.clone());
         shared(operation, "401", "Unauthorized");
         shared(operation, "403", "Forbidden");
+        shared(operation, "429", "TooManyRequests");
         shared(operation, "500", "InternalError");
         shared(operation, "503", "Unavailable");
         shared(operation, "507", "InsufficientStorage");

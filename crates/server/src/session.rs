@@ -42,8 +42,16 @@ const ADDRESSES_KEPT: usize = 10_000;
 #[derive(Debug)]
 pub struct Sessions {
     secure: bool,
-    attempts: Mutex<HashMap<Option<IpAddr>, Attempts>>,
+    /// Sign-ins, right or wrong.
+    pub(crate) sign_ins: Allowance,
+    /// API keys on `/api/` that did not hold (their own allowance: a client throttled
+    /// at sign-in keeps using the API with its key).
+    pub(crate) wrong_keys: Allowance,
 }
+
+/// The attempts each client address has left.
+#[derive(Debug, Default)]
+pub(crate) struct Allowance(Mutex<HashMap<Option<IpAddr>, Attempts>>);
 
 /// The address attempts are counted by: an IPv4 address, or an IPv6 address's /64
 /// network (one subscriber's, which can hold countless addresses).
@@ -66,6 +74,25 @@ fn network(address: IpAddr) -> IpAddr {
     }
 }
 
+/// The attempts `a` has left at `now`, one more every [`ATTEMPT_EVERY`].
+fn rested(a: &Attempts, now: Instant) -> f64 {
+    let gained = now.saturating_duration_since(a.at).as_secs_f64() / ATTEMPT_EVERY.as_secs_f64();
+    (a.left + gained).min(ATTEMPTS)
+}
+
+/// The 429 of a client address out of attempts for `wait`.
+pub(crate) fn too_many_attempts(wait: Duration) -> ApiError {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
+    ApiError {
+        retry_after_secs: Some(secs),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many attempts with a wrong key from this address; try again in {secs} s"),
+        )
+    }
+}
+
 /// A client address's attempts left, as of `at`.
 #[derive(Debug, Clone, Copy)]
 struct Attempts {
@@ -82,7 +109,8 @@ impl Sessions {
             .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
         Sessions {
             secure,
-            attempts: Mutex::new(HashMap::new()),
+            sign_ins: Allowance::default(),
+            wrong_keys: Allowance::default(),
         }
     }
 
@@ -91,15 +119,27 @@ impl Sessions {
         self.secure
     }
 
-    /// Takes one sign-in attempt of `client` at `now`; when it has none left, how long
-    /// until it has one. Requests with no known address share one allowance.
-    fn attempt(&self, client: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
-        let mut all = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
-        let rested = |a: &Attempts, now: Instant| {
-            let gained =
-                now.saturating_duration_since(a.at).as_secs_f64() / ATTEMPT_EVERY.as_secs_f64();
-            (a.left + gained).min(ATTEMPTS)
-        };
+    /// The `Set-Cookie` value of a session `value` lasting `max_age` seconds.
+    fn cookie(&self, value: &str, max_age: i64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+    }
+}
+
+impl Allowance {
+    /// How long until `client` has an attempt again, when it has none left now.
+    pub(crate) fn waiting(&self, client: Option<IpAddr>, now: Instant) -> Option<Duration> {
+        let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let a = all.get(&client.map(network))?;
+        let left = rested(a, now);
+        (left < 1.0).then(|| ATTEMPT_EVERY.mul_f64(1.0 - left))
+    }
+
+    /// Takes one attempt of `client` at `now` (a sign-in, or an API key that did not
+    /// hold); when it has none left, how long until it has one. Requests with no known
+    /// address share one allowance.
+    pub(crate) fn attempt(&self, client: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if all.len() >= ADDRESSES_KEPT {
             all.retain(|_, a| rested(a, now) < ATTEMPTS);
             if all.len() >= ADDRESSES_KEPT {
@@ -120,12 +160,6 @@ impl Sessions {
             at: now,
         };
         Ok(())
-    }
-
-    /// The `Set-Cookie` value of a session `value` lasting `max_age` seconds.
-    fn cookie(&self, value: &str, max_age: i64) -> String {
-        let secure = if self.secure { "; Secure" } else { "" };
-        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
     }
 }
 
@@ -223,15 +257,10 @@ pub async fn sign_in(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let client = (extensions.get::<ConnectInfo<SocketAddr>>()).map(|c| c.0.ip());
-    if let Err(wait) = state.sessions.attempt(client, Instant::now()) {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
+    if let Err(wait) = state.sessions.sign_ins.attempt(client, Instant::now()) {
         return Err(ApiError {
-            retry_after_secs: Some(secs),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_sign_ins",
-                format!("too many sign-in attempts from this address; try again in {secs} s"),
-            )
+            code: "too_many_sign_ins",
+            ..too_many_attempts(wait)
         });
     }
     let given: Value = serde_json::from_slice(&body)
@@ -332,19 +361,37 @@ mod tests {
         let one: Option<IpAddr> = Some([192, 0, 2, 1].into());
         let other: Option<IpAddr> = Some([192, 0, 2, 2].into());
         for _ in 0..10 {
-            assert_eq!(sessions.attempt(one, start), Ok(()));
+            assert_eq!(sessions.sign_ins.attempt(one, start), Ok(()));
         }
-        let wait = sessions.attempt(one, start).unwrap_err();
+        let wait = sessions.sign_ins.attempt(one, start).unwrap_err();
         assert_eq!(wait, ATTEMPT_EVERY, "one more attempt in six seconds");
-        assert_eq!(sessions.attempt(other, start), Ok(()), "another address");
+        assert_eq!(
+            sessions.sign_ins.attempt(other, start),
+            Ok(()),
+            "another address"
+        );
         let v6 = |last: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]));
         for _ in 0..10 {
-            assert_eq!(sessions.attempt(v6(1), start), Ok(()));
+            assert_eq!(sessions.sign_ins.attempt(v6(1), start), Ok(()));
         }
-        assert!(sessions.attempt(v6(2), start).is_err(), "the same /64");
+        assert!(
+            sessions.sign_ins.attempt(v6(2), start).is_err(),
+            "the same /64"
+        );
         let later = start + Duration::from_secs(3);
-        assert_eq!(sessions.attempt(one, later), Err(Duration::from_secs(3)));
-        assert_eq!(sessions.attempt(one, start + ATTEMPT_EVERY), Ok(()));
-        assert!(sessions.attempt(one, start + ATTEMPT_EVERY).is_err());
+        assert_eq!(
+            sessions.sign_ins.attempt(one, later),
+            Err(Duration::from_secs(3))
+        );
+        assert_eq!(
+            sessions.sign_ins.attempt(one, start + ATTEMPT_EVERY),
+            Ok(())
+        );
+        assert!(
+            sessions
+                .sign_ins
+                .attempt(one, start + ATTEMPT_EVERY)
+                .is_err()
+        );
     }
 }

@@ -146,11 +146,45 @@ async fn sign_in_attempts_are_throttled_with_retry_after() {
         StatusCode::TOO_MANY_REQUESTS,
         "even the right key waits: the throttle does not tell keys apart"
     );
-    // Keys on the API are not sign-ins: they are not throttled.
+    // Keys on the API are not sign-ins: they are not throttled by them.
     assert_eq!(
         s.admin("GET", "/api/stats", Body::empty()).await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_api_keys_are_throttled_with_retry_after() {
+    let s = server().await;
+    let with_key = |key: &str| {
+        Request::get("/api/stats")
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // A right key is not counted.
+    for _ in 0..12 {
+        assert_eq!(s.send(with_key(ADMIN_KEY)).await.status, StatusCode::OK);
+    }
+    for attempt in 1..=10 {
+        let answer = s.send(with_key("a-guess-at-an-api-key-0000")).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+        assert_eq!(answer.json["error"]["code"], "invalid_admin_key");
+    }
+    let throttled = s.send(with_key("a-guess-at-an-api-key-0000")).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.json["error"]["code"], "too_many_attempts");
+    let wait: u32 = (throttled.headers[header::RETRY_AFTER].to_str().unwrap())
+        .parse()
+        .unwrap();
+    assert!((1..=6).contains(&wait), "{wait}");
+    assert_eq!(
+        s.send(with_key(ADMIN_KEY)).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "no key from that address is looked at until it has an attempt again"
+    );
+    // Signing in has its own allowance.
+    assert_eq!(s.send(sign_in(ADMIN_KEY)).await.status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread")]

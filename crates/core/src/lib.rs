@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod audience;
 pub mod audit;
 pub mod channel;
+pub mod diff;
 pub mod event;
 pub mod identifier;
 pub mod identity;

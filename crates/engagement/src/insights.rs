@@ -22,7 +22,10 @@ use unavoce_core::subscription::{
 use unavoce_store::{DecisionLog, EventLog, EventQuery, NewDecision, StoreError};
 
 use unavoce_projections::IdentityProjection;
-use unavoce_projections::catalog::{Catalog, CatalogError, Configured, Definition};
+use unavoce_projections::catalog::{
+    Catalog, CatalogError, ChangeError, Configured, Definition, Edit, Entry, History, Revision,
+    Status,
+};
 
 /// The purpose of an insight's decision.
 pub const INSIGHT_PURPOSE: &str = "insight";
@@ -195,21 +198,74 @@ impl Insights {
     pub async fn define(
         &self,
         config: SubscriptionConfig,
+        edit: Edit<'_>,
     ) -> Result<(), SubscriptionDefinitionError> {
         (self.destinations.read())
             .unwrap_or_else(|e| e.into_inner())
             .check(&config)?;
-        self.catalog.define(&**self.identity.log(), config).await?;
+        self.catalog
+            .define(&**self.identity.log(), config, edit)
+            .await?;
         Ok(())
     }
 
-    /// Every subscription, with where it was defined (`config` or `api`).
-    pub fn list(&self) -> Vec<(Arc<Subscription>, &'static str)> {
+    /// What `config` would change in the subscription, checked (its destination too),
+    /// nothing stored.
+    pub fn check_revision(
+        &self,
+        config: &SubscriptionConfig,
+    ) -> Result<Vec<unavoce_core::diff::FieldChange>, ChangeError<SubscriptionDefinitionError>>
+    {
+        (self.destinations.read())
+            .unwrap_or_else(|e| e.into_inner())
+            .check(config)
+            .map_err(ChangeError::Invalid)?;
+        let (_, changes) =
+            (self.catalog.check_revision(config)).map_err(|e| e.map_invalid(Into::into))?;
+        Ok(changes)
+    }
+
+    /// Makes `config` the subscription's new version, in force from the next event on.
+    pub async fn revise(
+        &self,
+        config: SubscriptionConfig,
+        edit: Edit<'_>,
+    ) -> Result<Revision<Subscription>, ChangeError<SubscriptionDefinitionError>> {
+        self.check_revision(&config)?;
         self.catalog
-            .all()
-            .into_iter()
-            .map(|e| (e.item, e.origin))
-            .collect()
+            .revise(&**self.identity.log(), config, edit)
+            .await
+            .map_err(|e| e.map_invalid(Into::into))
+    }
+
+    /// Pauses, resumes or retires a subscription (a paused or retired one raises
+    /// nothing); the status it had.
+    pub async fn set_status(
+        &self,
+        name: &str,
+        status: Status,
+        edit: Edit<'_>,
+    ) -> Result<Status, ChangeError<SubscriptionDefinitionError>> {
+        self.catalog
+            .set_status(&**self.identity.log(), name, status, edit)
+            .await
+            .map_err(|e| e.map_invalid(Into::into))
+    }
+
+    /// The versions and changes of status of a subscription defined through the API.
+    pub fn versions(&self, name: &str) -> Option<History<SubscriptionConfig>> {
+        self.catalog.history(name)
+    }
+
+    /// Every subscription, with where it was defined (`config` or `api`), its version
+    /// and status.
+    pub fn list(&self) -> Vec<Entry<Subscription>> {
+        self.catalog.all()
+    }
+
+    /// One subscription.
+    pub fn get(&self, name: &str) -> Option<Entry<Subscription>> {
+        self.catalog.get(name)
     }
 
     /// Reads new events on a task of its own, as they are stored (and every second).
@@ -232,8 +288,11 @@ impl Insights {
     pub async fn step(&self, now: Timestamp) -> Result<(), StoreError> {
         let mut cursor = self.cursor.lock().await;
         loop {
-            let subscriptions: Vec<Arc<Subscription>> =
-                self.catalog.all().into_iter().map(|e| e.item).collect();
+            // A paused or retired subscription raises nothing.
+            let subscriptions: Vec<Arc<Subscription>> = (self.catalog.all().into_iter())
+                .filter(Entry::is_active)
+                .map(|e| e.item)
+                .collect();
             if subscriptions.is_empty() {
                 // Nothing to raise, and no reason to make the identity projection
                 // catch up here, on this thread.

@@ -38,7 +38,9 @@ use unavoce_store::{
 use crate::Messages;
 use crate::gate::{Ask, Gate, Gated};
 use unavoce_projections::IdentityProjection;
-use unavoce_projections::catalog::{Catalog, CatalogError, Configured, Definition};
+use unavoce_projections::catalog::{
+    Catalog, CatalogError, ChangeError, Configured, Definition, Edit, Entry, History, Status,
+};
 use unavoce_projections::{People, Person, Recorder};
 
 /// The log position the runner has handled.
@@ -96,6 +98,11 @@ pub struct JourneyStats {
     pub definition: JourneyConfig,
     /// `config` or `api`.
     pub origin: &'static str,
+    /// The version in force (0 for the config file's).
+    pub version: u32,
+    /// `active`, `paused` (nobody enters, runs hold where they are) or `retired`
+    /// (nobody enters; runs go on to their end).
+    pub status: Status,
     pub entered: u64,
     pub active: u64,
     pub exited: u64,
@@ -385,7 +392,11 @@ impl Journeys {
             self.wake_run(state, changes, key, Wake::Event(name), news, now)
                 .await?;
         }
-        let journeys: Vec<Arc<Journey>> = self.catalog.all().into_iter().map(|e| e.item).collect();
+        // A paused or retired journey takes nobody in.
+        let journeys: Vec<Arc<Journey>> = (self.catalog.all().into_iter())
+            .filter(Entry::is_active)
+            .map(|e| e.item)
+            .collect();
         let mut facts: Option<(ProfileFacts, Vec<String>)> = None;
         for journey in journeys {
             let pair = (journey.name().to_string(), profile);
@@ -447,9 +458,14 @@ impl Journeys {
         if run.status != RunStatus::Active {
             return Ok(());
         }
-        let Some(journey) = self.journey(&run.journey) else {
+        let Some(entry) = self.catalog.get(&run.journey) else {
             return Ok(());
         };
+        if entry.status == Status::Paused {
+            // Held where it is; a timer that falls due meanwhile fires once resumed.
+            return Ok(());
+        }
+        let journey = entry.item;
         // Only what the run waits for moves it: its timer, its event, news about a
         // message it watches, or — at a send the gate suppressed — any news about the
         // person.
@@ -753,14 +769,47 @@ impl Journeys {
 
     /// Defines a journey through the API: checked, stored, and running from the next
     /// event on.
-    pub async fn define(&self, config: JourneyConfig) -> Result<(), JourneyDefinitionError> {
-        self.catalog.define(&**self.identity.log(), config).await?;
+    pub async fn define(
+        &self,
+        config: JourneyConfig,
+        edit: Edit<'_>,
+    ) -> Result<(), JourneyDefinitionError> {
+        self.catalog
+            .define(&**self.identity.log(), config, edit)
+            .await?;
         Ok(())
+    }
+
+    /// Pauses (nobody enters; runs hold where they are), resumes or retires (nobody
+    /// enters; runs go on to their end) a journey; the status it had.
+    pub async fn set_status(
+        &self,
+        name: &str,
+        status: Status,
+        edit: Edit<'_>,
+    ) -> Result<Status, ChangeError<JourneyDefinitionError>> {
+        let was = self
+            .catalog
+            .set_status(&**self.identity.log(), name, status, edit)
+            .await
+            .map_err(|e| e.map_invalid(Into::into))?;
+        self.nudge();
+        Ok(was)
+    }
+
+    /// The versions and changes of status of a journey defined through the API.
+    pub fn versions(&self, name: &str) -> Option<History<JourneyConfig>> {
+        self.catalog.history(name)
     }
 
     /// A journey by name.
     pub fn get(&self, name: &str) -> Option<Arc<Journey>> {
         self.journey(name)
+    }
+
+    /// Where a journey was defined (`config` or `api`).
+    pub fn origin(&self, name: &str) -> Option<&'static str> {
+        self.catalog.get(name).map(|e| e.origin)
     }
 
     /// Simulates `journey` (defined or only proposed) for everyone it could start for
@@ -918,7 +967,7 @@ impl Journeys {
             return Ok(None);
         };
         let counts = self.store.run_counts(name).await?;
-        Ok(Some(stats(&entry.item, entry.origin, &counts)))
+        Ok(Some(stats(&entry, &counts)))
     }
 
     /// Where the person of `profiles` (their profile id and those merged into it) is in
@@ -1023,10 +1072,13 @@ impl Runs {
     }
 }
 
-fn stats(journey: &Journey, origin: &'static str, counts: &[RunCount]) -> JourneyStats {
+fn stats(entry: &Entry<Journey>, counts: &[RunCount]) -> JourneyStats {
+    let journey = &entry.item;
     let mut out = JourneyStats {
         definition: journey.config.clone(),
-        origin,
+        origin: entry.origin,
+        version: entry.version,
+        status: entry.status,
         entered: 0,
         active: 0,
         exited: 0,

@@ -10,7 +10,9 @@ use unavoce_core::profile::ProfileFacts;
 use unavoce_store::StoreError;
 
 use unavoce_projections::IdentityProjection;
-use unavoce_projections::catalog::{Catalog, CatalogError, Configured, Definition};
+use unavoce_projections::catalog::{
+    Catalog, CatalogError, ChangeError, Configured, Definition, Edit, History, Revision, Status,
+};
 
 use crate::Links;
 
@@ -60,6 +62,10 @@ impl From<CatalogError<MessageError>> for MessageDefinitionError {
 pub struct CatalogEntry {
     pub message: Arc<Message>,
     pub origin: &'static str,
+    /// The version in force (0 for the config file's).
+    pub version: u32,
+    /// A paused or retired message is not sent.
+    pub status: Status,
 }
 
 /// The messages.
@@ -114,29 +120,67 @@ impl Messages {
     }
 
     /// Defines a message through the API, checked at once.
-    pub async fn define(&self, config: MessageConfig) -> Result<(), MessageDefinitionError> {
-        self.catalog.define(&**self.identity.log(), config).await?;
+    pub async fn define(
+        &self,
+        config: MessageConfig,
+        edit: Edit<'_>,
+    ) -> Result<(), MessageDefinitionError> {
+        self.catalog
+            .define(&**self.identity.log(), config, edit)
+            .await?;
         Ok(())
+    }
+
+    /// Makes `config` the message's new version: what is sent from now on is rendered
+    /// from it.
+    pub async fn revise(
+        &self,
+        config: MessageConfig,
+        edit: Edit<'_>,
+    ) -> Result<Revision<Message>, ChangeError<MessageDefinitionError>> {
+        self.catalog
+            .revise(&**self.identity.log(), config, edit)
+            .await
+            .map_err(|e| e.map_invalid(Into::into))
+    }
+
+    /// What `config` would change in the message, checked, nothing stored.
+    pub fn check_revision(
+        &self,
+        config: &MessageConfig,
+    ) -> Result<Vec<unavoce_core::diff::FieldChange>, ChangeError<MessageDefinitionError>> {
+        let (_, changes) =
+            (self.catalog.check_revision(config)).map_err(|e| e.map_invalid(Into::into))?;
+        Ok(changes)
+    }
+
+    /// Pauses, resumes or retires a message (a paused or retired one is not sent); the
+    /// status it had.
+    pub async fn set_status(
+        &self,
+        id: &str,
+        status: Status,
+        edit: Edit<'_>,
+    ) -> Result<Status, ChangeError<MessageDefinitionError>> {
+        self.catalog
+            .set_status(&**self.identity.log(), id, status, edit)
+            .await
+            .map_err(|e| e.map_invalid(Into::into))
+    }
+
+    /// The versions and changes of status of a message defined through the API.
+    pub fn versions(&self, id: &str) -> Option<History<MessageConfig>> {
+        self.catalog.history(id)
     }
 
     /// Every message.
     pub fn list(&self) -> Vec<CatalogEntry> {
-        self.catalog
-            .all()
-            .into_iter()
-            .map(|e| CatalogEntry {
-                message: e.item,
-                origin: e.origin,
-            })
-            .collect()
+        self.catalog.all().into_iter().map(catalog_entry).collect()
     }
 
     /// One message.
     pub fn get(&self, id: &str) -> Option<CatalogEntry> {
-        self.catalog.get(id).map(|e| CatalogEntry {
-            message: e.item,
-            origin: e.origin,
-        })
+        self.catalog.get(id).map(catalog_entry)
     }
 
     /// Catalog message `id` rendered for a person (their facts read at send time) on
@@ -153,6 +197,13 @@ impl Messages {
             at: "id".into(),
             problem: "is not in the message catalog".into(),
         })?;
+        if !entry.is_active() {
+            return Err(MessageError {
+                message: id.to_string(),
+                at: "status".into(),
+                problem: format!("is {}: it is not sent", entry.status.as_str()),
+            });
+        }
         let url = self.links.unsubscribe_url(profile);
         let person = Personalisation::new(profile, facts, url);
         entry.item.render(channel, &person)
@@ -174,5 +225,14 @@ impl Messages {
             .iter()
             .map(|c| (c.to_string(), message.render(c, &person)))
             .collect()
+    }
+}
+
+fn catalog_entry(e: unavoce_projections::catalog::Entry<Message>) -> CatalogEntry {
+    CatalogEntry {
+        message: e.item,
+        origin: e.origin,
+        version: e.version,
+        status: e.status,
     }
 }

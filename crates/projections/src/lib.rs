@@ -24,5 +24,7 @@ pub use people::{People, Person};
 pub use profiles::{Found, ProfileView};
 pub use record::{RecordError, Recorder};
 pub use reports::{AudienceMembers, MAX_PATH_STEPS, Reports};
-pub use segments::{Segment, SegmentDefinition, SegmentError, SegmentInfo, Segments, TIME_SWEEP};
+pub use segments::{
+    Segment, SegmentDefinition, SegmentError, SegmentInfo, SegmentPreview, Segments, TIME_SWEEP,
+};
 pub use touchpoints::{Origin, RegistryError, TouchpointRegistry};

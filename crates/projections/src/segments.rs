@@ -32,7 +32,10 @@ use crate::Recorder;
 use unavoce_store::StoreError;
 
 use crate::IdentityProjection;
-use crate::catalog::{Catalog, CatalogError, Configured, Definition, Entry};
+use crate::catalog::{
+    Catalog, CatalogError, ChangeError, Configured, Definition, Edit, Entry, History, Revision,
+    Status,
+};
 use crate::clock::{Clock, SystemClock};
 
 /// Membership changes recorded per append.
@@ -86,6 +89,10 @@ pub struct SegmentInfo {
     pub definition: SegmentDefinition,
     /// `config` or `api`.
     pub origin: &'static str,
+    /// The version in force (0 for the config file's).
+    pub version: u32,
+    /// `active`, `paused` (membership held as it is) or `retired` (no members).
+    pub status: Status,
     /// People in the segment, as recorded.
     pub size: usize,
     /// Profiles the expression could not be evaluated for at their last change
@@ -139,6 +146,20 @@ impl From<CatalogError<SegmentError>> for SegmentError {
             CatalogError::Store(e) => SegmentError::Store(e),
         }
     }
+}
+
+/// Who an edit of a segment would move, had it been made at the time asked.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentPreview {
+    pub segment: String,
+    /// People outside who would enter, and people inside who would leave.
+    pub entering: usize,
+    pub leaving: usize,
+    /// The first of each (profile order), up to the limit asked.
+    pub entering_sample: Vec<ProfileId>,
+    pub leaving_sample: Vec<ProfileId>,
+    /// People the new expression could not be evaluated for (counted as outside).
+    pub errors: usize,
 }
 
 /// A membership change to record.
@@ -284,12 +305,18 @@ impl Segments {
                 for entry in &segments {
                     let segment = &entry.item;
                     let name = &segment.definition.name;
-                    let member = match segment.audience.matches(&facts) {
-                        Ok(member) => member,
-                        Err(e) => {
-                            segment.failed(e.to_string());
-                            false
-                        }
+                    let member = match entry.status {
+                        // Held as it is: nobody enters or leaves.
+                        Status::Paused => continue,
+                        // Everyone leaves; nobody enters.
+                        Status::Retired => false,
+                        Status::Active => match segment.audience.matches(&facts) {
+                            Ok(member) => member,
+                            Err(e) => {
+                                segment.failed(e.to_string());
+                                false
+                            }
+                        },
                     };
                     let key = (*id, name.clone());
                     let on_record = state.in_segment(name);
@@ -412,13 +439,109 @@ impl Segments {
 
     /// Defines a segment through the API: checked, stored, then evaluated for everyone
     /// by the maintenance task.
-    pub async fn define(&self, definition: SegmentDefinition) -> Result<(), SegmentError> {
+    pub async fn define(
+        &self,
+        definition: SegmentDefinition,
+        edit: Edit<'_>,
+    ) -> Result<(), SegmentError> {
         self.segments
-            .define(&**self.identity.log(), definition)
+            .define(&**self.identity.log(), definition, edit)
             .await?;
         self.queue_everyone();
         self.identity.nudge();
         Ok(())
+    }
+
+    /// Makes `definition` the segment's new version: everyone is evaluated again under
+    /// it by the maintenance task.
+    pub async fn revise(
+        &self,
+        definition: SegmentDefinition,
+        edit: Edit<'_>,
+    ) -> Result<Revision<Segment>, ChangeError<SegmentError>> {
+        let revision = self
+            .segments
+            .revise(&**self.identity.log(), definition, edit)
+            .await?;
+        if !revision.changes.is_empty() {
+            self.queue_everyone();
+            self.identity.nudge();
+        }
+        Ok(revision)
+    }
+
+    /// Pauses (membership held), resumes or retires (everyone leaves) a segment; the
+    /// status it had.
+    pub async fn set_status(
+        &self,
+        name: &str,
+        status: Status,
+        edit: Edit<'_>,
+    ) -> Result<Status, ChangeError<SegmentError>> {
+        let was = self
+            .segments
+            .set_status(&**self.identity.log(), name, status, edit)
+            .await?;
+        self.queue_everyone();
+        self.identity.nudge();
+        Ok(was)
+    }
+
+    /// The versions and changes of status of a segment defined through the API.
+    pub fn versions(&self, name: &str) -> Option<History<SegmentDefinition>> {
+        self.segments.history(name)
+    }
+
+    /// What `definition` would change in the segment, checked, nothing stored.
+    pub fn check_revision(
+        &self,
+        definition: &SegmentDefinition,
+    ) -> Result<Vec<unavoce_core::diff::FieldChange>, ChangeError<SegmentError>> {
+        Ok(self.segments.check_revision(definition)?.1)
+    }
+
+    /// Who would enter and leave the segment if `definition` were its version at `now`
+    /// (nothing is stored); up to `limit` of each are listed.
+    pub fn preview(
+        &self,
+        definition: &SegmentDefinition,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<SegmentPreview, ChangeError<SegmentError>> {
+        let (segment, _) = self.segments.check_revision(definition)?;
+        let name = &definition.name;
+        let computed = self.identity.computed_traits().clone();
+        let empty = ProfileState::default();
+        Ok(self.identity.read_people(|graph, people| {
+            let mut preview = SegmentPreview {
+                segment: name.clone(),
+                entering: 0,
+                leaving: 0,
+                entering_sample: Vec::new(),
+                leaving_sample: Vec::new(),
+                errors: 0,
+            };
+            for node in graph.profiles_after(None) {
+                let state = people.get(&node.id).unwrap_or(&empty);
+                let member = segment
+                    .audience
+                    .matches(&state.facts(&computed, now))
+                    .unwrap_or_else(|_| {
+                        preview.errors += 1;
+                        false
+                    });
+                let (count, sample) = match (state.in_segment(name), member) {
+                    (false, true) => (&mut preview.entering, &mut preview.entering_sample),
+                    (true, false) => (&mut preview.leaving, &mut preview.leaving_sample),
+                    _ => continue,
+                };
+                *count += 1;
+                if sample.len() < limit {
+                    sample.push(node.id);
+                }
+            }
+            preview
+        }))
     }
 
     /// Every segment, with its size.
@@ -470,6 +593,8 @@ fn info(entry: &Entry<Segment>, size: usize) -> SegmentInfo {
     SegmentInfo {
         definition: segment.definition.clone(),
         origin: entry.origin,
+        version: entry.version,
+        status: entry.status,
         size,
         errors: segment.errors.load(Ordering::Relaxed),
         last_error: segment

@@ -111,6 +111,18 @@ pub async fn broadcast(
             ),
         ));
     };
+    if message.status != unavoce_projections::catalog::Status::Active {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "message_not_active",
+            format!(
+                "message {:?} is {}: it is not sent (resume it with POST /api/messages/{}/resume)",
+                request.message,
+                message.status.as_str(),
+                request.message
+            ),
+        ));
+    }
     let renders = message.message.channels();
     if channel != "auto" && !renders.contains(&channel.as_str()) {
         return Err(ApiError::bad_request(

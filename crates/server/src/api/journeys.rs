@@ -2,15 +2,18 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 use unavoce_core::journey::{Journey, JourneyConfig};
 use unavoce_engagement::JourneyDefinitionError;
+use unavoce_projections::catalog::Status;
 
+use super::lifecycle::{self, change_error};
 use super::{count_param, limit_param, profile_filter};
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi::{self, schemas as doc};
 
@@ -68,6 +71,7 @@ pub fn route_clash(name: &str) -> Option<String> {
 )]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let config: JourneyConfig = serde_json::from_slice(&body).map_err(|e| {
@@ -80,7 +84,7 @@ pub async fn create(
     state
         .platform
         .journeys
-        .define(config)
+        .define(config, lifecycle::edit(&caller))
         .await
         .map_err(|e| match e {
             JourneyDefinitionError::Invalid(e) => {
@@ -233,4 +237,106 @@ pub async fn runs(
         .then(|| runs.last().map(|r| r.key.clone()))
         .flatten();
     Ok(Json(json!({"runs": runs, "next_cursor": next_cursor})))
+}
+
+/// `POST /api/journeys/{name}/pause`: nobody enters, and runs hold where they are (a wait that ends meanwhile
+/// moves on once resumed), until resumed.
+#[utoipa::path(
+    post,
+    path = "/journeys/{name}/pause",
+    operation_id = "pause_journey",
+    tag = "journeys",
+    params(("name" = String, Path, description = "The journey's name")),
+    responses(
+        (status = 200, description = "Paused.", body = doc::StatusChanged),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
+pub async fn pause(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_status(&state, &caller, &name, Status::Paused).await
+}
+
+/// `POST /api/journeys/{name}/resume`: a paused journey takes people in and moves its runs again.
+#[utoipa::path(
+    post,
+    path = "/journeys/{name}/resume",
+    operation_id = "resume_journey",
+    tag = "journeys",
+    params(("name" = String, Path, description = "The journey's name")),
+    responses(
+        (status = 200, description = "Active again.", body = doc::StatusChanged),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
+pub async fn resume(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_status(&state, &caller, &name, Status::Active).await
+}
+
+/// `DELETE /api/journeys/{name}`: retires the journey: nobody enters again; runs go on to their end; it no
+/// longer changes (its history is kept).
+#[utoipa::path(
+    delete,
+    path = "/journeys/{name}",
+    operation_id = "retire_journey",
+    tag = "journeys",
+    params(("name" = String, Path, description = "The journey's name")),
+    responses(
+        (status = 200, description = "Retired.", body = doc::StatusChanged),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
+pub async fn retire(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_status(&state, &caller, &name, Status::Retired).await
+}
+
+async fn set_status(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    status: Status,
+) -> Result<Json<Value>, ApiError> {
+    let was = state
+        .platform
+        .journeys
+        .set_status(name, status, lifecycle::edit(caller))
+        .await
+        .map_err(|e| change_error(e, "invalid_journey"))?;
+    Ok(lifecycle::status_changed(name, was, status))
+}
+
+/// `GET /api/journeys/{name}/versions`: every version of a journey defined through
+/// the API, with who made it, when and what changed, and its changes of status.
+#[utoipa::path(
+    get,
+    path = "/journeys/{name}/versions",
+    operation_id = "list_journey_versions",
+    tag = "journeys",
+    params(("name" = String, Path, description = "The journey's name")),
+    responses(
+        (status = 200, description = "Its history.", body = doc::DefinitionHistory),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
+pub async fn versions(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let journeys = &state.platform.journeys;
+    let origin = journeys.origin(&name);
+    lifecycle::versions(&name, origin, journeys.versions(&name))
 }

@@ -9,6 +9,7 @@ mod events;
 mod import;
 pub mod journeys;
 mod keys;
+mod lifecycle;
 mod messages;
 mod outbox;
 mod profiles;
@@ -81,19 +82,32 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(engagement::decisions))
         .routes(routes!(journeys::list, journeys::create))
         .routes(routes!(journeys::dry_run_proposed))
-        .routes(routes!(journeys::show))
+        .routes(routes!(journeys::show, journeys::retire))
+        .routes(routes!(journeys::pause))
+        .routes(routes!(journeys::resume))
+        .routes(routes!(journeys::versions))
         .routes(routes!(journeys::dry_run_defined))
         .routes(routes!(journeys::runs))
         .routes(routes!(messages::list, messages::create))
-        .routes(routes!(messages::show))
+        .routes(routes!(messages::show, messages::revise, messages::retire))
+        .routes(routes!(messages::pause))
+        .routes(routes!(messages::resume))
+        .routes(routes!(messages::versions))
         .routes(routes!(messages::preview))
         .routes(routes!(outbox::list))
         .routes(routes!(outbox::summary))
         .routes(routes!(outbox::show))
         .routes(routes!(outbox::requeue))
         .routes(routes!(subscriptions::list, subscriptions::create))
+        .routes(routes!(subscriptions::revise, subscriptions::retire))
+        .routes(routes!(subscriptions::pause))
+        .routes(routes!(subscriptions::resume))
+        .routes(routes!(subscriptions::versions))
         .routes(routes!(segments::list, segments::create))
-        .routes(routes!(segments::show))
+        .routes(routes!(segments::show, segments::revise, segments::retire))
+        .routes(routes!(segments::pause))
+        .routes(routes!(segments::resume))
+        .routes(routes!(segments::versions))
         .routes(routes!(segments::members))
 }
 

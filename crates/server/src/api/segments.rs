@@ -2,15 +2,19 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
+use jiff::Timestamp;
 use serde_json::{Value, json};
 use unavoce_core::identity::ProfileId;
+use unavoce_projections::catalog::Status;
 use unavoce_projections::{SegmentDefinition, SegmentError};
 
+use super::lifecycle::{self, change_error};
 use super::limit_param;
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi::{self, schemas as doc};
 
@@ -44,6 +48,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 )]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let definition: SegmentDefinition = serde_json::from_slice(&body).map_err(|e| {
@@ -53,7 +58,7 @@ pub async fn create(
     state
         .platform
         .segments
-        .define(definition)
+        .define(definition, lifecycle::edit(&caller))
         .await
         .map_err(|e| match e {
             SegmentError::BadName(_) => ApiError::bad_request("invalid_name", e.to_string()),
@@ -135,6 +140,161 @@ pub async fn members(
         "members": members.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "next_cursor": next_cursor,
     })))
+}
+
+/// `PUT /api/segments/{name}`: a new version of a segment defined through the API,
+/// checked as a new one is; everyone is evaluated again under it. With
+/// `?dry_run=true`, who would enter and leave, nothing stored.
+#[utoipa::path(
+    put,
+    path = "/segments/{name}",
+    operation_id = "revise_segment",
+    tag = "segments",
+    params(
+        ("name" = String, Path, description = "The segment's name"),
+        ("dry_run" = Option<bool>, Query, description = "Tell what would change, change nothing"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "On a dry run, how many of those entering and leaving to list (20 by default)"),
+    ),
+    request_body = doc::SegmentDefinition,
+    responses(
+        (status = 200, description = "The version in force, and what changed (on a dry run, who would enter and leave).", body = doc::Revised),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
+pub async fn revise(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let definition: SegmentDefinition =
+        lifecycle::read_revision(&body, &name, |d: &SegmentDefinition| &d.name, "segment")?;
+    let segments = &state.platform.segments;
+    if lifecycle::dry_run(&params) {
+        let limit = limit_param(&params, 20, 1_000)?;
+        state.platform.identity.catch_up().await?;
+        let changes = segments
+            .check_revision(&definition)
+            .map_err(|e| change_error(e, "invalid_expression"))?;
+        let preview = segments
+            .preview(&definition, Timestamp::now(), limit)
+            .map_err(|e| change_error(e, "invalid_expression"))?;
+        let mut answer = json!(preview);
+        answer["dry_run"] = json!(true);
+        answer["name"] = json!(name);
+        answer["changes"] = json!(changes);
+        return Ok(Json(answer));
+    }
+    let revision = segments
+        .revise(definition, lifecycle::edit(&caller))
+        .await
+        .map_err(|e| change_error(e, "invalid_expression"))?;
+    Ok(lifecycle::revised(&name, &revision))
+}
+
+/// `POST /api/segments/{name}/pause`: membership is held as it is (nobody enters or
+/// leaves) until resumed.
+#[utoipa::path(
+    post,
+    path = "/segments/{name}/pause",
+    operation_id = "pause_segment",
+    tag = "segments",
+    params(("name" = String, Path, description = "The segment's name")),
+    responses(
+        (status = 200, description = "Paused.", body = doc::StatusChanged),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
+pub async fn pause(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_status(&state, &caller, &name, Status::Paused).await
+}
+
+/// `POST /api/segments/{name}/resume`: a paused segment is evaluated again.
+#[utoipa::path(
+    post,
+    path = "/segments/{name}/resume",
+    operation_id = "resume_segment",
+    tag = "segments",
+    params(("name" = String, Path, description = "The segment's name")),
+    responses(
+        (status = 200, description = "Active again.", body = doc::StatusChanged),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
+pub async fn resume(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_status(&state, &caller, &name, Status::Active).await
+}
+
+/// `DELETE /api/segments/{name}`: retires the segment: everyone leaves it, nobody
+/// enters again, and it no longer changes (its history is kept).
+#[utoipa::path(
+    delete,
+    path = "/segments/{name}",
+    operation_id = "retire_segment",
+    tag = "segments",
+    params(("name" = String, Path, description = "The segment's name")),
+    responses(
+        (status = 200, description = "Retired.", body = doc::StatusChanged),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
+pub async fn retire(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_status(&state, &caller, &name, Status::Retired).await
+}
+
+async fn set_status(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    status: Status,
+) -> Result<Json<Value>, ApiError> {
+    let was = state
+        .platform
+        .segments
+        .set_status(name, status, lifecycle::edit(caller))
+        .await
+        .map_err(|e| change_error(e, "invalid_expression"))?;
+    Ok(lifecycle::status_changed(name, was, status))
+}
+
+/// `GET /api/segments/{name}/versions`: every version of a segment defined through the
+/// API, with who made it, when and what changed, and its changes of status.
+#[utoipa::path(
+    get,
+    path = "/segments/{name}/versions",
+    operation_id = "list_segment_versions",
+    tag = "segments",
+    params(("name" = String, Path, description = "The segment's name")),
+    responses(
+        (status = 200, description = "Its history.", body = doc::DefinitionHistory),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
+pub async fn versions(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let segments = &state.platform.segments;
+    let origin = segments.get(&name).map(|info| info.origin);
+    lifecycle::versions(&name, origin, segments.versions(&name))
 }
 
 fn no_such_segment(name: &str) -> ApiError {

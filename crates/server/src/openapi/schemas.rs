@@ -57,6 +57,96 @@ pub struct Identifier {
     pub value: String,
 }
 
+/// Whether a definition is in force.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DefinitionStatus {
+    Active,
+    /// Held until it is resumed.
+    Paused,
+    /// For good: nobody new enters; it no longer changes.
+    Retired,
+}
+
+/// One field that changed between two versions.
+#[derive(Serialize, ToSchema)]
+pub struct FieldChange {
+    /// `steps[1].duration`; empty for the whole value.
+    pub path: String,
+    /// Absent when the field was added.
+    pub before: Option<Value>,
+    /// Absent when the field was removed.
+    pub after: Option<Value>,
+}
+
+/// The answer to a `PUT`: the version in force after it.
+#[derive(Serialize, ToSchema)]
+pub struct Revised {
+    pub name: String,
+    pub version: u32,
+    /// False when the definition given is the one in force (no version was made).
+    pub changed: bool,
+    pub changes: Vec<FieldChange>,
+}
+
+/// A dry run of a `PUT`: what would change, nothing stored.
+#[derive(Serialize, ToSchema)]
+pub struct RevisionPreview {
+    pub dry_run: bool,
+    pub name: String,
+    pub changes: Vec<FieldChange>,
+    /// For a segment: people outside who would enter, and inside who would leave.
+    pub entering: Option<u64>,
+    pub leaving: Option<u64>,
+    /// The first of each, in profile order (up to `limit`, 20 by default).
+    pub entering_sample: Option<Vec<String>>,
+    pub leaving_sample: Option<Vec<String>>,
+    /// People the new expression could not be evaluated for (counted as outside).
+    pub errors: Option<u64>,
+}
+
+/// The answer to a pause, resume or retirement.
+#[derive(Serialize, ToSchema)]
+pub struct StatusChanged {
+    pub name: String,
+    pub status: DefinitionStatus,
+    /// The status before.
+    pub was: DefinitionStatus,
+}
+
+/// One version of a definition.
+#[derive(Serialize, ToSchema)]
+pub struct DefinitionVersion {
+    pub version: u32,
+    /// When and by which key or session (absent for definitions made before versions
+    /// were kept).
+    pub at: Option<String>,
+    pub by: Option<String>,
+    /// The definition as it was.
+    pub config: BTreeMap<String, Value>,
+    /// What changed from the version before.
+    pub changes: Vec<FieldChange>,
+}
+
+/// A change of status.
+#[derive(Serialize, ToSchema)]
+pub struct DefinitionStatusChange {
+    pub status: DefinitionStatus,
+    pub at: String,
+    pub by: String,
+}
+
+/// A definition's history (none for the config file's, which change with the file).
+#[derive(Serialize, ToSchema)]
+pub struct DefinitionHistory {
+    pub name: String,
+    pub origin: Origin,
+    pub status: DefinitionStatus,
+    /// Oldest first.
+    pub versions: Vec<DefinitionVersion>,
+    pub statuses: Vec<DefinitionStatusChange>,
+}
+
 /// Where a definition comes from.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -1110,6 +1200,9 @@ pub struct JourneyStats {
     pub control_percent: u8,
     pub reentry: bool,
     pub origin: Origin,
+    /// The version in force (0 for the config file's, which are not versioned).
+    pub version: u32,
+    pub status: DefinitionStatus,
     pub entered: u64,
     pub active: u64,
     pub exited: u64,
@@ -1226,6 +1319,9 @@ pub struct MessageEntry {
     pub call_task: Option<BTreeMap<String, Value>>,
     pub channels: Vec<String>,
     pub origin: Origin,
+    /// The version in force (0 for the config file's, which are not versioned).
+    pub version: u32,
+    pub status: DefinitionStatus,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -1411,6 +1507,9 @@ pub struct SubscriptionEntry {
     pub digest: Option<String>,
     pub every: Option<String>,
     pub origin: Origin,
+    /// The version in force (0 for the config file's, which are not versioned).
+    pub version: u32,
+    pub status: DefinitionStatus,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -1441,6 +1540,9 @@ pub struct SegmentInfo {
     pub expression: String,
     pub description: Option<String>,
     pub origin: Origin,
+    /// The version in force (0 for the config file's, which are not versioned).
+    pub version: u32,
+    pub status: DefinitionStatus,
     pub size: u64,
     /// Profiles the expression could not be evaluated for (counted as outside).
     pub errors: u64,

@@ -207,6 +207,7 @@ pub(super) async fn delivery_bench(args: DeliveryBenchArgs) -> anyhow::Result<()
                 purpose: "promotional".into(),
                 channel: "auto".into(),
                 optimise_send_time: false,
+                fallback_after: None,
                 dry_run: false,
                 list_limit: 0,
                 renders: vec!["email", "push"],

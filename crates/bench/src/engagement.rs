@@ -91,6 +91,7 @@ pub(super) async fn decision_bench(args: DecisionBenchArgs) -> anyhow::Result<()
         purpose: "promotional".into(),
         channel: "auto".into(),
         optimise_send_time,
+        fallback_after: None,
         dry_run,
         list_limit: 0,
         renders: Vec::new(),

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use unavoce_core::audience::Audience;
 use unavoce_core::identity::ProfileId;
@@ -16,6 +16,7 @@ use unavoce_store::{DecisionLog, StoreError};
 use unavoce_projections::IdentityProjection;
 use unavoce_projections::{People, Person};
 
+use crate::fallbacks::{self, BroadcastFallbacks, Plan};
 use crate::gate::{Ask, Gate, Gated};
 
 /// One message to an audience.
@@ -29,6 +30,10 @@ pub struct Broadcast {
     pub channel: String,
     /// Send each person at their best hour of the next day rather than now.
     pub optimise_send_time: bool,
+    /// With channel `auto`: how long each message is watched; when it bounces or fails,
+    /// or is not read by then, the person's next ranked channel is tried through the
+    /// gate (`BroadcastFallbacks`). See [`crate::fallback_after`].
+    pub fallback_after: Option<SignedDuration>,
     /// Decide, but record nothing.
     pub dry_run: bool,
     /// On a dry run, how many people's decisions to list (the totals count everyone).
@@ -71,6 +76,8 @@ pub struct BroadcastReport {
 pub struct Engagement {
     identity: Arc<IdentityProjection>,
     gate: Gate,
+    /// Where broadcasts with `fallback_after` keep their chains.
+    fallbacks: Option<Arc<BroadcastFallbacks>>,
 }
 
 impl Engagement {
@@ -82,7 +89,15 @@ impl Engagement {
         Engagement {
             identity,
             gate: Gate::new(policies, decisions),
+            fallbacks: None,
         }
+    }
+
+    /// Broadcasts with `fallback_after` keep their chains in `fallbacks` (without it,
+    /// such a broadcast is refused).
+    pub fn with_fallbacks(mut self, fallbacks: Arc<BroadcastFallbacks>) -> Self {
+        self.fallbacks = Some(fallbacks);
+        self
     }
 
     /// Decides `broadcast` for every person in its audience at `now`.
@@ -115,6 +130,26 @@ impl Engagement {
             journey: None,
             renders: &broadcast.renders,
             best_hour_prior: broadcast.optimise_send_time.then_some(&population[..]),
+        };
+        // With fallbacks, each message that goes out is watched (its chain).
+        let watched = match broadcast.fallback_after {
+            Some(after) if !broadcast.dry_run && broadcast.channel == "auto" => {
+                let Some(fallbacks) = &self.fallbacks else {
+                    return Err(StoreError::Storage(
+                        "broadcast fallbacks are not running on this node".into(),
+                    ));
+                };
+                let plan = Plan {
+                    message: broadcast.message.clone(),
+                    purpose: broadcast.purpose.clone(),
+                    fallback_after_seconds: after.as_secs(),
+                    after: *self.identity.log().committed().borrow(),
+                    complete: false,
+                };
+                fallbacks.plan_saved(&id, &plan).await?;
+                Some((fallbacks, plan))
+            }
+            _ => None,
         };
         let mut people = People::snapshot(&self.identity).await?;
         let mut report = BroadcastReport {
@@ -157,6 +192,26 @@ impl Engagement {
                                 decision: gated.decision,
                             }),
                     );
+            } else if let Some((fallbacks, plan)) = &watched {
+                let mut chains = Vec::new();
+                let rows = decided
+                    .into_iter()
+                    .map(|(id, gated)| {
+                        if gated.decision.outcome.goes_out() && !gated.fallbacks.is_empty() {
+                            chains.push(fallbacks::chain(
+                                &report.broadcast,
+                                plan,
+                                id,
+                                gated.channel.clone(),
+                                gated.fallbacks.clone(),
+                                gated.decision.send_at,
+                                now,
+                            ));
+                        }
+                        gated.record(&ask, id, Some(report.broadcast.clone()), now)
+                    })
+                    .collect();
+                fallbacks.begin(&report.broadcast, chains, rows).await?;
             } else {
                 let rows = decided
                     .into_iter()
@@ -164,6 +219,14 @@ impl Engagement {
                     .collect();
                 self.gate.decisions().record_decisions(rows).await?;
             }
+        }
+        if let Some((fallbacks, plan)) = watched {
+            // Every chain is saved: the other nodes load them now.
+            let plan = Plan {
+                complete: true,
+                ..plan
+            };
+            fallbacks.plan_saved(&report.broadcast, &plan).await?;
         }
         Ok(report)
     }

@@ -1146,7 +1146,8 @@ async fn load_runs(
             .await?;
         let Some(last) = page.last() else { break };
         after = Some(last.key.clone());
-        for run in page {
+        // A broadcast's fallback chains share the store; `BroadcastFallbacks` runs them.
+        for run in page.into_iter().filter(|r| !crate::fallbacks::is_chain(r)) {
             runs.entered.insert((run.journey.clone(), run.profile_id));
             let goal_open = catalog.get(&run.journey).is_some_and(|d| {
                 d.item.goal.as_ref().is_some_and(|(_, within)| {

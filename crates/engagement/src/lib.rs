@@ -3,10 +3,13 @@
 //! Every message to a person passes one gate path ([`gate`]): choose the channel, read
 //! what was sent lately, `policy::decide`, and build the decision that is recorded
 //! before anything is sent. Broadcasts ([`Engagement`]) and journeys ([`Journeys`]) both
-//! go through it. Messages ([`Messages`]) are rendered per channel and carry signed
-//! links ([`Links`]); department subscriptions raise insights ([`Insights`]).
+//! go through it; a broadcast's fallbacks ([`BroadcastFallbacks`]) try each person's
+//! next channel when a message fails or goes unread, through the gate again. Messages
+//! ([`Messages`]) are rendered per channel and carry signed links ([`Links`]);
+//! department subscriptions raise insights ([`Insights`]).
 
 mod broadcasts;
+mod fallbacks;
 pub mod gate;
 mod insights;
 mod journeys;
@@ -14,6 +17,7 @@ pub mod links;
 mod messages;
 
 pub use broadcasts::{Broadcast, BroadcastReport, Engagement, PersonDecision};
+pub use fallbacks::{BroadcastFallbacks, FALLBACK_REASON, FallbackAfterError, fallback_after};
 pub use insights::{
     Destinations, INSIGHT_PURPOSE, Insights, SubscriptionDefinitionError, SubscriptionKind,
 };

@@ -140,6 +140,7 @@ async fn a_broadcast_records_each_decision_and_a_dry_run_records_none() {
         purpose: "promotional".into(),
         channel: "auto".into(),
         optimise_send_time: false,
+        fallback_after: None,
         dry_run: true,
         list_limit: 10,
         renders: vec!["email", "sms"],

@@ -16,7 +16,9 @@ use unavoce_core::policy::Policies;
 use unavoce_core::profile::ComputedTrait;
 use unavoce_core::subscription::SubscriptionConfig;
 use unavoce_delivery::{DeliveryConfig, Dispatcher, OPT_OUT_MESSAGE, opt_out_message};
-use unavoce_engagement::{Destinations, Engagement, Insights, Journeys, Messages};
+use unavoce_engagement::{
+    BroadcastFallbacks, Destinations, Engagement, Insights, Journeys, Messages,
+};
 use unavoce_intake::Intake;
 use unavoce_projections::clock::{Clock, SystemClock};
 use unavoce_projections::{
@@ -130,6 +132,8 @@ pub struct Platform {
     pub reports: Arc<Reports>,
     /// Broadcasts through the policy gate.
     pub engagement: Arc<Engagement>,
+    /// Broadcasts' pending fallbacks and their runner.
+    pub broadcast_fallbacks: Arc<BroadcastFallbacks>,
     /// The policies in force (a reload replaces them).
     pub policies: Arc<Live<Policies>>,
     /// The policy gate's decisions.
@@ -154,6 +158,7 @@ impl Platform {
     pub fn others_committed(&self) {
         self.identity.read_log_now();
         self.journeys.nudge();
+        self.broadcast_fallbacks.nudge();
         self.insights.nudge();
     }
 }
@@ -205,11 +210,6 @@ impl Running {
             reports,
         } = ReadSide::open(log.clone(), &blueprint).await?;
         let policies = Live::new(blueprint.policies.clone());
-        let engagement = Arc::new(Engagement::new(
-            identity.clone(),
-            decisions.clone(),
-            policies.clone(),
-        ));
         let suppressions =
             crate::erasure::suppressions(store.as_ref(), &blueprint.identity).await?;
         let intake = Intake::new(log.clone())
@@ -234,6 +234,19 @@ impl Running {
         )
         .await
         .map_err(failed("journeys"))?;
+        let broadcast_fallbacks = BroadcastFallbacks::open(
+            identity.clone(),
+            store.clone(),
+            decisions.clone(),
+            policies.clone(),
+            messages.clone(),
+        )
+        .await
+        .map_err(failed("broadcast fallbacks"))?;
+        let engagement = Arc::new(
+            Engagement::new(identity.clone(), decisions.clone(), policies.clone())
+                .with_fallbacks(broadcast_fallbacks.clone()),
+        );
         let insights = Insights::open(
             identity.clone(),
             decisions.clone(),
@@ -246,6 +259,10 @@ impl Running {
             .with_wakeup({
                 let journeys = journeys.clone();
                 Arc::new(move || journeys.nudge())
+            })
+            .with_wakeup({
+                let fallbacks = broadcast_fallbacks.clone();
+                Arc::new(move || fallbacks.nudge())
             })
             .with_wakeup({
                 let insights = insights.clone();
@@ -307,6 +324,12 @@ impl Running {
             ),
             leased(
                 leases.clone(),
+                "broadcast-fallbacks",
+                resuming(&broadcast_fallbacks, |f| async move { f.resume().await }),
+                starting(&broadcast_fallbacks, |f| f.run()),
+            ),
+            leased(
+                leases.clone(),
                 "insights",
                 resuming(&insights, |i| async move { i.resume().await }),
                 starting(&insights, |i| i.run()),
@@ -331,6 +354,7 @@ impl Running {
                 touchpoints,
                 reports,
                 engagement,
+                broadcast_fallbacks,
                 policies,
                 decisions,
                 delivery,

@@ -71,6 +71,7 @@ impl Platform {
         self.identity.take_in_setting(name);
         self.segments.take_in_setting(name).await?;
         self.journeys.take_in_setting(name).await?;
+        self.broadcast_fallbacks.take_in_setting(name).await?;
         self.messages.take_in_setting(name).await?;
         self.insights.take_in_setting(name).await?;
         self.touchpoints.take_in_setting(name).await

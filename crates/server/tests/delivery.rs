@@ -1433,3 +1433,378 @@ async fn whatsapp_answering_429_slows_the_lane_and_the_message_goes_out_when_it_
     assert_eq!(sent.len(), 1, "sent once, however many tries");
     assert!(events_named(&s, "Message Failed").await.is_empty());
 }
+
+// ------------------------------------------------------------ broadcast fallbacks
+
+/// A broadcast of `tv-offer` to everyone who consented to promotions, on channel `auto`
+/// with `fallback_after`; its id.
+async fn broadcast_with_fallbacks(s: &TestServer, fallback_after: &str) -> String {
+    let answer = s
+        .admin_json(
+            "POST",
+            "/api/broadcasts",
+            json!({"message": "tv-offer", "audience": "consents.promotional",
+                "purpose": "promotional", "channel": "auto", "fallback_after": fallback_after}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    answer.json["broadcast"].as_str().unwrap().to_string()
+}
+
+/// One link of a broadcast's chain as the decision log shows it: the person's profile,
+/// the channel, the outcome, and every reason as `code: detail`.
+#[derive(Debug)]
+struct Link {
+    profile: String,
+    channel: String,
+    outcome: String,
+    reasons: Vec<String>,
+}
+
+/// The decisions of broadcast `id`, oldest first.
+async fn chain_of(s: &TestServer, id: &str) -> Vec<Link> {
+    let page = s.get(&format!("/api/decisions?broadcast={id}")).await;
+    page["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| Link {
+            profile: d["profile_id"].as_str().unwrap().to_string(),
+            channel: d["channel"].as_str().unwrap().to_string(),
+            outcome: d["outcome"].as_str().unwrap().to_string(),
+            reasons: d["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}: {}",
+                        r["code"].as_str().unwrap(),
+                        r["detail"].as_str().unwrap()
+                    )
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The chain of broadcast `id` once it holds `n` decisions (or time is up).
+async fn chain_of_at_least(s: &TestServer, id: &str, n: usize) -> Vec<Link> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let chain = chain_of(s, id).await;
+        if chain.len() >= n || Instant::now() > deadline {
+            return chain;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn channels(chain: &[Link]) -> Vec<(&str, &str)> {
+    chain
+        .iter()
+        .map(|l| (l.channel.as_str(), l.outcome.as_str()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_falls_back_from_a_bounced_email_to_whatsapp_and_from_a_failed_whatsapp_to_sms()
+{
+    let port = unavoce_testkit::refusing_smtp_server("550 5.1.1 <ada@example.com>: user unknown");
+    let meta = FakeProvider::start(whatsapp_accepts).await;
+    meta.then(
+        StatusCode::BAD_REQUEST,
+        vec![],
+        json!({"error": {"message": "Message Undeliverable.", "type": "OAuthException",
+            "code": 131026, "fbtrace_id": "A1"}}),
+    );
+    let twilio_server = FakeProvider::start(twilio_accepts).await;
+    let s = delivering(DeliveryConfig {
+        email: Some(email_via(
+            format!("smtp://127.0.0.1:{port}"),
+            "Acme <news@acme.example>",
+        )),
+        whatsapp: Some(whatsapp(&meta.url())),
+        sms: Some(twilio(&twilio_server.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    // A deadline far away: only the bounce and the failure move the chain on.
+    let id = broadcast_with_fallbacks(&s, "1h").await;
+    let texts = twilio_server.wait_for(1).await;
+    assert_eq!(texts.len(), 1, "the SMS fallback was sent");
+    assert_eq!(meta.received().len(), 1);
+    let chain = chain_of_at_least(&s, &id, 3).await;
+    assert_eq!(
+        channels(&chain),
+        [("email", "send"), ("whatsapp", "send"), ("sms", "send")],
+        "{chain:?}"
+    );
+    let profile = s.profile_of("ada").await;
+    assert!(chain.iter().all(|l| l.profile == profile), "{chain:?}");
+    assert!(chain[0].reasons.is_empty(), "{chain:?}");
+    assert_eq!(
+        chain[1].reasons,
+        ["fallback: the email message bounced; trying whatsapp"]
+    );
+    assert_eq!(
+        chain[2].reasons,
+        ["fallback: the whatsapp message failed; trying sms"]
+    );
+    let entries = settled_outbox(&s).await;
+    let states: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["channel"].as_str().unwrap(),
+                e["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("email", "dead"), ("whatsapp", "dead"), ("sms", "sent")]
+    );
+    assert!(entries.iter().all(|e| e["broadcast"] == id.as_str()));
+    // SMS was the last channel: the chain is over.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(chain_of(&s, &id).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_broadcast_email_falls_back_at_the_deadline_and_an_opened_one_ends_the_chain() {
+    let smtp = SmtpServer::start();
+    let meta = FakeProvider::start(whatsapp_accepts).await;
+    let s = delivering(DeliveryConfig {
+        email: Some(email_via(smtp.url(), "Acme <news@acme.example>")),
+        whatsapp: Some(whatsapp(&meta.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    s.send_batch(vec![
+        json!({"type": "identify", "userId": "bea", "traits": {"first_name": "Bea",
+            "email": "bea@example.com", "phone": "+39 333 765 4321"}}),
+        json!({"type": "track", "userId": "bea", "event": "Consent Given",
+            "properties": {"purpose": "promotional"}}),
+    ])
+    .await;
+    let id = broadcast_with_fallbacks(&s, "4s").await;
+    // Bea opens hers at once; Ada does not.
+    let mails = smtp.wait_for(2, Duration::from_secs(10));
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    let beas = mails
+        .iter()
+        .map(|m| unfold(m))
+        .find(|m| m.contains("To: bea@example.com"))
+        .expect("Bea's e-mail");
+    let pixel = beas
+        .split("src=\"")
+        .nth(1)
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .expect("an open pixel");
+    let opened = s
+        .send(
+            Request::get(pixel.trim_start_matches("http://unavoce.test"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::OK);
+    // Ada's e-mail is not read within 4 s: WhatsApp.
+    let chain = chain_of_at_least(&s, &id, 3).await;
+    let (ada, bea) = (s.profile_of("ada").await, s.profile_of("bea").await);
+    let of = |who: &str| -> Vec<(&str, &str)> {
+        chain
+            .iter()
+            .filter(|l| l.profile == who)
+            .map(|l| (l.channel.as_str(), l.outcome.as_str()))
+            .collect()
+    };
+    assert_eq!(
+        of(&ada),
+        [("email", "send"), ("whatsapp", "send")],
+        "{chain:?}"
+    );
+    assert_eq!(of(&bea), [("email", "send")], "{chain:?}");
+    let fallback = chain.iter().find(|l| l.channel == "whatsapp").unwrap();
+    assert_eq!(
+        fallback.reasons,
+        ["fallback: the email message was not read within 4s; trying whatsapp"]
+    );
+    let sent = meta.wait_for(1).await;
+    assert_eq!(sent.len(), 1);
+    assert!(
+        String::from_utf8_lossy(&sent[0].body).contains("393331234567"),
+        "Ada's WhatsApp: {:?}",
+        sent[0].body
+    );
+    // Bea's deadline passed too: opened in time, she gets nothing more; Ada's chain
+    // watches WhatsApp now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(chain_of(&s, &id).await.len(), 3);
+    assert_eq!(meta.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_fallback_the_gate_refuses_is_recorded_and_the_next_channel_is_tried() {
+    let smtp = SmtpServer::start();
+    let meta = FakeProvider::start(whatsapp_accepts).await;
+    let twilio_server = FakeProvider::start(twilio_accepts).await;
+    let s = delivering(DeliveryConfig {
+        email: Some(email_via(smtp.url(), "Acme <news@acme.example>")),
+        whatsapp: Some(whatsapp(&meta.url())),
+        sms: Some(twilio(&twilio_server.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    let id = broadcast_with_fallbacks(&s, "2s").await;
+    // Before the deadline Ada withdraws her consent on WhatsApp.
+    s.send_batch(vec![json!({"type": "track", "userId": "ada",
+        "event": "Consent Withdrawn",
+        "properties": {"purpose": "promotional", "channel": "whatsapp"}})])
+        .await;
+    let chain = chain_of_at_least(&s, &id, 3).await;
+    assert_eq!(
+        channels(&chain),
+        [("email", "send"), ("whatsapp", "suppress"), ("sms", "send")],
+        "{chain:?}"
+    );
+    assert_eq!(
+        chain[1].reasons[0],
+        "fallback: the email message was not read within 2s; trying whatsapp"
+    );
+    assert!(
+        chain[1].reasons[1].starts_with("no_consent: "),
+        "{:?}",
+        chain[1].reasons
+    );
+    assert_eq!(
+        chain[2].reasons,
+        ["fallback: whatsapp was suppressed (no_consent); trying sms"]
+    );
+    assert_eq!(twilio_server.wait_for(1).await.len(), 1);
+    assert!(meta.received().is_empty(), "nothing on WhatsApp");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_s_pending_fallbacks_survive_a_restart() {
+    let smtp = SmtpServer::start();
+    let meta = FakeProvider::start(whatsapp_accepts).await;
+    let delivery = DeliveryConfig {
+        email: Some(email_via(smtp.url(), "Acme <news@acme.example>")),
+        whatsapp: Some(whatsapp(&meta.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    };
+    let s = delivering(delivery).await;
+    ada(&s).await;
+    let id = broadcast_with_fallbacks(&s, "3s").await;
+    assert_eq!(smtp.wait_for(1, Duration::from_secs(10)).len(), 1);
+    // Stopped while the e-mail is watched; started again, the chain goes on.
+    assert_eq!(chain_of(&s, &id).await.len(), 1, "still watching the e-mail");
+    let s = s.restart().await;
+    let chain = chain_of_at_least(&s, &id, 2).await;
+    assert_eq!(
+        channels(&chain),
+        [("email", "send"), ("whatsapp", "send")],
+        "{chain:?}"
+    );
+    assert_eq!(meta.wait_for(1).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_person_s_pending_broadcast_fallbacks_go_with_them() {
+    let smtp = SmtpServer::start();
+    let meta = FakeProvider::start(whatsapp_accepts).await;
+    let s = delivering(DeliveryConfig {
+        email: Some(email_via(smtp.url(), "Acme <news@acme.example>")),
+        whatsapp: Some(whatsapp(&meta.url())),
+        retry: fast_retries(),
+        ..DeliveryConfig::default()
+    })
+    .await;
+    ada(&s).await;
+    let id = broadcast_with_fallbacks(&s, "2s").await;
+    assert_eq!(smtp.wait_for(1, Duration::from_secs(10)).len(), 1);
+    let profile = s.profile_of("ada").await;
+    let erased = s
+        .admin_json("POST", &format!("/api/profiles/{profile}/erase"), json!({}))
+        .await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.json);
+    assert_eq!(erased.json["journey_runs"], 1, "her chain: {}", erased.json);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(chain_of(&s, &id).await.is_empty());
+    assert!(
+        meta.received().is_empty(),
+        "no fallback for an erased person"
+    );
+    // Nor after a restart.
+    let s = s.restart().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(chain_of(&s, &id).await.is_empty());
+    assert!(meta.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_after_needs_channel_auto_and_a_duration() {
+    let s = delivering(DeliveryConfig::default()).await;
+    ada(&s).await;
+    let ask = |channel: &str, after: &str| {
+        json!({"message": "tv-offer", "audience": "consents.promotional",
+            "purpose": "promotional", "channel": channel, "fallback_after": after})
+    };
+    let fixed = s
+        .admin_json("POST", "/api/broadcasts", ask("email", "24h"))
+        .await;
+    assert_eq!(fixed.status, StatusCode::BAD_REQUEST, "{}", fixed.json);
+    assert_eq!(fixed.json["error"]["code"], "fallback_needs_auto");
+    assert!(
+        fixed.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs channel \"auto\""),
+        "{}",
+        fixed.json
+    );
+    let vague = s
+        .admin_json("POST", "/api/broadcasts", ask("auto", "soon"))
+        .await;
+    assert_eq!(vague.status, StatusCode::BAD_REQUEST, "{}", vague.json);
+    assert_eq!(vague.json["error"]["code"], "invalid_body");
+    assert!(
+        vague.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"soon\" is not a duration"),
+        "{}",
+        vague.json
+    );
+    // Nothing was recorded.
+    assert!(
+        s.get("/api/decisions").await["decisions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // A dry run lists each person's fallbacks, and records nothing.
+    let mut dry = ask("auto", "24h");
+    dry["dry_run"] = json!(true);
+    let answer = s.admin_json("POST", "/api/broadcasts", dry).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(
+        answer.json["decisions"][0]["fallbacks"],
+        json!(["whatsapp", "sms"])
+    );
+    assert!(
+        s.get("/api/decisions").await["decisions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}

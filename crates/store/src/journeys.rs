@@ -51,7 +51,8 @@ impl std::fmt::Display for RunStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JourneyRun {
     /// `journey:profile:log position of the trigger`: stable and unique, so a trigger
-    /// seen twice starts one run.
+    /// seen twice starts one run. (A broadcast's fallback chain for one person is kept
+    /// as a run too: key `broadcast:<id>:<profile>`, journey `broadcast:<id>`.)
     pub key: String,
     pub journey: String,
     pub profile_id: ProfileId,

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use unavoce_core::audience::Audience;
-use unavoce_engagement::Broadcast;
+use unavoce_engagement::{Broadcast, FallbackAfterError};
 use unavoce_store::DecisionQuery;
 
 use super::parse_param;
@@ -30,6 +30,13 @@ pub struct BroadcastRequest {
     /// `now` (default) or `optimal`: each person's best hour of the next day.
     #[serde(default)]
     send_time: Option<String>,
+    /// With channel `auto` only: how long each message is watched (`90s`, `30m`,
+    /// `24h`, `2d`, `1w`). When it bounces or fails, or is not read (opened, clicked,
+    /// answered) by then, the person's next ranked channel is tried through the policy
+    /// gate, with its own decision (reason `fallback`) in the decision log.
+    #[serde(default)]
+    #[schema(example = "24h")]
+    fallback_after: Option<String>,
     #[serde(default)]
     dry_run: bool,
     /// On a dry run, how many people's decisions to list (default 1,000; the totals
@@ -48,7 +55,9 @@ fn auto() -> String {
 
 /// `POST /api/broadcasts`: one message to everyone in an audience, each through the
 /// policy gate. With `dry_run`, answers the totals and the first `list_limit` people's
-/// decisions, and records none.
+/// decisions, and records none. With channel `auto` and `fallback_after`, each message
+/// that goes out is watched: bounced, failed or unread by then, the next channel is
+/// tried (`GET /api/decisions?broadcast=` shows each person's chain in order).
 #[utoipa::path(
     post,
     path = "/broadcasts",
@@ -100,6 +109,18 @@ pub async fn broadcast(
             ));
         }
     };
+    let fallback_after = request
+        .fallback_after
+        .as_deref()
+        .map(|text| unavoce_engagement::fallback_after(&channel, text))
+        .transpose()
+        .map_err(|e| {
+            let code = match e {
+                FallbackAfterError::NotAuto(_) => "fallback_needs_auto",
+                FallbackAfterError::NotADuration(_) => "invalid_body",
+            };
+            ApiError::bad_request(code, e.to_string())
+        })?;
     let audience = Audience::parse(&request.audience)
         .map_err(|e| ApiError::bad_request("invalid_audience", e.to_string()))?;
     let Some(message) = state.platform.messages.get(&request.message) else {
@@ -144,6 +165,7 @@ pub async fn broadcast(
                 purpose: request.purpose.trim().to_lowercase(),
                 channel,
                 optimise_send_time,
+                fallback_after,
                 dry_run: request.dry_run,
                 list_limit: request.list_limit,
                 renders,

@@ -1105,10 +1105,13 @@ pub struct ActivitySeries {
 
 // ---------------------------------------------------------------- engagement
 
-/// The gate's reason for holding or suppressing.
+/// The gate's reason for holding or suppressing; or, first on a broadcast's fallback,
+/// why that channel was tried (`fallback`: the previous message bounced, failed, was
+/// not read in time, or the previous channel was refused).
 #[derive(Serialize, ToSchema)]
 pub struct Reason {
-    /// `no_consent`, `suppressed`, `in_flight`, `frequency_cap`, `quiet_hours`, ...
+    /// `no_consent`, `suppressed`, `in_flight`, `frequency_cap`, `quiet_hours`,
+    /// `fallback`, ...
     pub code: String,
     pub detail: String,
 }
@@ -1139,7 +1142,8 @@ pub struct BroadcastReport {
 pub struct PersonDecision {
     pub profile_id: String,
     pub channel: String,
-    /// With channel `auto`: the channels to try next (absent when none).
+    /// With channel `auto`: the channels to try next, in order (absent when none);
+    /// with `fallback_after`, tried when a message bounces, fails or goes unread.
     pub fallbacks: Option<Vec<String>>,
     pub outcome: Outcome,
     #[schema(format = DateTime)]

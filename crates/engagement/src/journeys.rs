@@ -17,7 +17,7 @@ use std::time::Duration;
 use unavoce_core::redact::Redacted;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use unavoce_core::identity::{ProfileId, extract};
 use unavoce_core::journey::{
@@ -37,6 +37,7 @@ use unavoce_store::{
 
 use crate::Messages;
 use crate::gate::{Ask, Gate, Gated};
+use unavoce_core::diff::FieldChange;
 use unavoce_projections::IdentityProjection;
 use unavoce_projections::catalog::{
     Catalog, CatalogError, ChangeError, Configured, Definition, Edit, Entry, History, Status,
@@ -87,8 +88,42 @@ pub enum JourneyDefinitionError {
     Invalid(#[from] JourneyError),
     #[error("journey {0:?} already exists")]
     Exists(String),
+    /// A new version's step mapping does not hold.
+    #[error("{0}")]
+    StepMapping(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What happens to the people in a journey's runs when it gets a new version.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunsOnRevision {
+    /// They leave the journey (exit reason `revised`).
+    Exit,
+    /// They go on in the new version: from the step the mapping names for the step
+    /// they are in (old step name → new step name), started afresh. Every step a run
+    /// is in must be mapped.
+    Move(BTreeMap<String, String>),
+}
+
+/// A new version of a journey, made or (on a dry run) only checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct JourneyRevision {
+    /// The version made; none on a dry run.
+    pub version: Option<u32>,
+    /// What changed from the version in force.
+    pub changes: Vec<FieldChange>,
+    /// What it does, or would do, to the runs in it.
+    pub runs: RunsRevised,
+}
+
+/// What a new version of a journey does, or would do, to the runs in it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunsRevised {
+    /// Runs moved, by (old step → new step).
+    pub moved: BTreeMap<String, u64>,
+    pub exited: u64,
 }
 
 /// A journey with its figures.
@@ -778,6 +813,120 @@ impl Journeys {
             .define(&**self.identity.log(), config, edit)
             .await?;
         Ok(())
+    }
+
+    /// Makes `config` the journey's new version, doing `runs` to the people in it
+    /// (checked first: a step mapping must place every active run); on a `dry_run`,
+    /// tells what it would do and changes nothing.
+    pub async fn revise(
+        &self,
+        config: JourneyConfig,
+        runs: &RunsOnRevision,
+        dry_run: bool,
+        edit: Edit<'_>,
+    ) -> Result<JourneyRevision, ChangeError<JourneyDefinitionError>> {
+        let (journey, changes) =
+            (self.catalog.check_revision(&config)).map_err(|e| e.map_invalid(Into::into))?;
+        let mut state = self.state.lock().await;
+        let Some(old) = self.journey(journey.name()) else {
+            return Err(ChangeError::NotFound(journey.name().to_string()));
+        };
+        let active: Vec<String> = (state.runs.values())
+            .filter(|r| r.journey == journey.name() && r.status == RunStatus::Active)
+            .map(|r| r.key.clone())
+            .collect();
+        let mut plan = Vec::new();
+        let mut outcome = RunsRevised::default();
+        for key in &active {
+            let run = &state.runs[key];
+            let from = (old.step_names.get(run.step).cloned())
+                .unwrap_or_else(|| format!("step-{}", run.step + 1));
+            let to = match runs {
+                RunsOnRevision::Exit => None,
+                RunsOnRevision::Move(mapping) => {
+                    let target = mapping.get(&from).ok_or_else(|| {
+                        ChangeError::Invalid(JourneyDefinitionError::StepMapping(format!(
+                            "runs are in step {from:?}: the mapping must say where they go"
+                        )))
+                    })?;
+                    let index = (journey.step_names.iter().position(|n| n == target))
+                        .ok_or_else(|| {
+                            ChangeError::Invalid(JourneyDefinitionError::StepMapping(format!(
+                                "the mapping sends step {from:?} to {target:?}, which the new version does not have (its steps: {})",
+                                journey.step_names.join(", ")
+                            )))
+                        })?;
+                    *outcome
+                        .moved
+                        .entry(format!("{from} → {target}"))
+                        .or_default() += 1;
+                    Some(index)
+                }
+            };
+            if to.is_none() {
+                outcome.exited += 1;
+            }
+            plan.push((key.clone(), to));
+        }
+        if let RunsOnRevision::Move(mapping) = runs
+            && let Some(unknown) = mapping.keys().find(|k| !old.step_names.contains(k))
+        {
+            return Err(ChangeError::Invalid(JourneyDefinitionError::StepMapping(
+                format!("the mapping names step {unknown:?}, which the journey does not have"),
+            )));
+        }
+        if dry_run {
+            return Ok(JourneyRevision {
+                version: None,
+                changes,
+                runs: outcome,
+            });
+        }
+        let revision = self
+            .catalog
+            .revise(&**self.identity.log(), config, edit)
+            .await
+            .map_err(|e| e.map_invalid(Into::into))?;
+        let now = Timestamp::now();
+        let mut moved = Changes::default();
+        let mut restart = Vec::new();
+        for (key, to) in plan {
+            let Some(mut run) = state.runs.get(&key).cloned() else {
+                continue;
+            };
+            if let Some(at) = run.wake_at {
+                state.timers.remove(&(at, key.clone()));
+            }
+            (run.wake_at, run.waiting_for, run.watching) = (None, None, None);
+            run.fallbacks.clear();
+            run.blocked = false;
+            run.updated_at = now;
+            match to {
+                Some(step) => {
+                    run.step = step;
+                    restart.push(key.clone());
+                }
+                None => {
+                    run.status = RunStatus::Exited;
+                    run.exit_reason = Some("revised".into());
+                }
+            }
+            moved.runs.insert(key.clone(), run.clone());
+            state.runs.insert(key, run);
+        }
+        for key in restart {
+            self.wake_run(&mut state, &mut moved, &key, Wake::Entered, None, now)
+                .await
+                .map_err(ChangeError::Store)?;
+        }
+        self.save(&mut state, moved)
+            .await
+            .map_err(ChangeError::Store)?;
+        Ok(JourneyRevision {
+            version: Some(revision.version),
+            changes: revision.changes,
+            runs: outcome,
+        })
     }
 
     /// Pauses (nobody enters; runs hold where they are), resumes or retires (nobody

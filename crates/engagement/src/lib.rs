@@ -21,6 +21,9 @@ pub use fallbacks::{BroadcastFallbacks, FALLBACK_REASON, FallbackAfterError, fal
 pub use insights::{
     Destinations, INSIGHT_PURPOSE, Insights, SubscriptionDefinitionError, SubscriptionKind,
 };
-pub use journeys::{GroupStats, JourneyDefinitionError, JourneyKind, JourneyStats, Journeys};
+pub use journeys::{
+    GroupStats, JourneyDefinitionError, JourneyKind, JourneyRevision, JourneyStats, Journeys,
+    RunsOnRevision, RunsRevised,
+};
 pub use links::Links;
 pub use messages::{CatalogEntry, MessageDefinitionError, MessageKind, Messages};

@@ -119,6 +119,7 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/journeys/{name}", &[M], Aggregates),
     rule("POST", "/api/journeys/{name}/dry-run", &[M], People),
     rule("GET", "/api/journeys/{name}/runs", &[M], People),
+    rule("PUT", "/api/journeys/{name}", &[M], Aggregates),
     rule("DELETE", "/api/journeys/{name}", &[M], Aggregates),
     rule("POST", "/api/journeys/{name}/pause", &[M], Aggregates),
     rule("POST", "/api/journeys/{name}/resume", &[M], Aggregates),

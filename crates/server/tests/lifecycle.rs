@@ -444,3 +444,136 @@ async fn a_paused_journey_takes_nobody_in_and_a_retired_one_lets_its_runs_finish
         .collect();
     assert_eq!(statuses, ["paused", "active", "retired"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_journeys_new_version_moves_its_runs_by_a_checked_step_mapping_or_exits_them() {
+    let s = server().await;
+    let version = |wait: &str, wait_name: &str| {
+        json!({"name": "trial", "trigger": {"event": "Trial Started"},
+            "steps": [{"type": "wait", "duration": wait, "name": wait_name},
+                {"type": "send", "message": "welcome", "purpose": "service",
+                    "channel": "email", "name": "hello"}]})
+    };
+    let defined = s
+        .admin_json("POST", "/api/journeys", version("1h", "cool-off"))
+        .await;
+    assert_eq!(defined.status, StatusCode::CREATED, "{}", defined.json);
+    let mut batch = Vec::new();
+    for user in ["ada", "bruno"] {
+        batch.push(json!({"type": "identify", "userId": user,
+            "traits": {"email": format!("{user}@example.com")}}));
+        batch.push(json!({"type": "track", "userId": user, "event": "Trial Started"}));
+    }
+    s.send_batch(batch).await;
+    eventually("both runs", async || {
+        (s.get("/api/journeys/trial").await["in_step"]["cool-off"] == 2).then_some(())
+    })
+    .await;
+
+    // A mapping that leaves a step with runs out is refused, naming the step.
+    let unmapped = s
+        .admin_json(
+            "PUT",
+            "/api/journeys/trial",
+            json!({"definition": version("2h", "pause"), "runs": {"move": {}}}),
+        )
+        .await;
+    assert_eq!(unmapped.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unmapped.json["error"]["code"], "invalid_step_mapping");
+    assert!(
+        unmapped.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cool-off")
+    );
+    let nowhere = s
+        .admin_json(
+            "PUT",
+            "/api/journeys/trial",
+            json!({"definition": version("2h", "pause"),
+                "runs": {"move": {"cool-off": "nowhere"}}}),
+        )
+        .await;
+    assert_eq!(nowhere.json["error"]["code"], "invalid_step_mapping");
+
+    // The dry run tells which runs would move, and changes nothing.
+    let edit = json!({"definition": version("2h", "pause"),
+        "runs": {"move": {"cool-off": "pause"}}});
+    let dry = s
+        .admin_json("PUT", "/api/journeys/trial?dry_run=true", edit.clone())
+        .await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.json);
+    assert_eq!(dry.json["dry_run"], true);
+    assert_eq!(dry.json["version"], Value::Null);
+    assert_eq!(dry.json["runs"]["moved"]["cool-off → pause"], 2);
+    let paths: Vec<&str> = (dry.json["changes"].as_array().unwrap().iter())
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["steps[0].duration", "steps[0].name"]);
+    let stats = s.get("/api/journeys/trial").await;
+    assert_eq!(
+        (
+            stats["version"].clone(),
+            stats["in_step"]["cool-off"].clone()
+        ),
+        (json!(1), json!(2))
+    );
+
+    // Moved: both runs wait in the new version's step.
+    let moved = s.admin_json("PUT", "/api/journeys/trial", edit).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.json);
+    assert_eq!(
+        (
+            moved.json["version"].clone(),
+            moved.json["runs"]["moved"]["cool-off → pause"].clone()
+        ),
+        (json!(2), json!(2))
+    );
+    let stats = s.get("/api/journeys/trial").await;
+    assert_eq!(
+        (
+            stats["version"].clone(),
+            stats["active"].clone(),
+            stats["in_step"]["pause"].clone()
+        ),
+        (json!(2), json!(2), json!(2))
+    );
+
+    // A version whose runs exit.
+    let exited = s
+        .admin_json(
+            "PUT",
+            "/api/journeys/trial",
+            json!({"definition": version("3h", "pause"), "runs": "exit"}),
+        )
+        .await;
+    assert_eq!(exited.json["runs"]["exited"], 2, "{}", exited.json);
+    let stats = s.get("/api/journeys/trial").await;
+    assert_eq!(
+        (
+            stats["active"].clone(),
+            stats["exited"].clone(),
+            stats["version"].clone()
+        ),
+        (json!(0), json!(2), json!(3))
+    );
+    let runs = s.get("/api/journeys/trial/runs").await;
+    assert!(
+        (runs["runs"].as_array().unwrap().iter()).all(|r| r["exit_reason"] == "revised"),
+        "{runs}"
+    );
+    // And all of it stays after a restart.
+    let s = s.restart().await;
+    let stats = s.get("/api/journeys/trial").await;
+    assert_eq!(
+        (stats["exited"].clone(), stats["version"].clone()),
+        (json!(2), json!(3))
+    );
+    assert_eq!(
+        s.get("/api/journeys/trial/versions").await["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 use unavoce_core::journey::{Journey, JourneyConfig};
-use unavoce_engagement::JourneyDefinitionError;
-use unavoce_projections::catalog::Status;
+use unavoce_engagement::{JourneyDefinitionError, RunsOnRevision};
+use unavoce_projections::catalog::{ChangeError, Status};
 
 use super::lifecycle::{self, change_error};
 use super::{count_param, limit_param, profile_filter};
@@ -94,6 +94,9 @@ pub async fn create(
                 ApiError::new(StatusCode::CONFLICT, "exists", e.to_string())
             }
             JourneyDefinitionError::Store(e) => ApiError::from(e),
+            JourneyDefinitionError::StepMapping(_) => {
+                ApiError::bad_request("invalid_step_mapping", e.to_string())
+            }
         })?;
     let stats = state.platform.journeys.stats(&name).await?;
     Ok((StatusCode::CREATED, Json(json!(stats))))
@@ -237,6 +240,81 @@ pub async fn runs(
         .then(|| runs.last().map(|r| r.key.clone()))
         .flatten();
     Ok(Json(json!({"runs": runs, "next_cursor": next_cursor})))
+}
+
+/// The body of `PUT /api/journeys/{name}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JourneyEdit {
+    definition: JourneyConfig,
+    runs: RunsOnRevision,
+}
+
+/// `PUT /api/journeys/{name}`: a new version of a journey defined through the API,
+/// checked as a new one is, and what happens to the people in its runs: `"exit"`, or
+/// `{"move": {"old step": "new step"}}` (every step a run is in must be mapped; a moved
+/// run starts its new step afresh). With `?dry_run=true`, what would change and which
+/// runs would move or exit, nothing stored.
+#[utoipa::path(
+    put,
+    path = "/journeys/{name}",
+    operation_id = "revise_journey",
+    tag = "journeys",
+    params(
+        ("name" = String, Path, description = "The journey's name"),
+        ("dry_run" = Option<bool>, Query, description = "Tell what would change, change nothing"),
+    ),
+    request_body = doc::JourneyEdit,
+    responses(
+        (status = 200, description = "The version made (none on a dry run), what changed, and the runs moved or exited.", body = doc::JourneyRevised),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    )
+)]
+pub async fn revise(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let edit: JourneyEdit = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!("send {{\"definition\": <the journey>, \"runs\": \"exit\" | {{\"move\": {{\"old step\": \"new step\"}}}}}}: {e}"),
+        )
+    })?;
+    if edit.definition.name != name {
+        return Err(ApiError::bad_request(
+            "name_mismatch",
+            format!(
+                "the path names {name:?} but the journey is named {:?}; a name does not change",
+                edit.definition.name
+            ),
+        ));
+    }
+    state.platform.identity.catch_up().await?;
+    let revision = state
+        .platform
+        .journeys
+        .revise(
+            edit.definition,
+            &edit.runs,
+            lifecycle::dry_run(&params),
+            lifecycle::edit(&caller),
+        )
+        .await
+        .map_err(|e| match e {
+            ChangeError::Invalid(JourneyDefinitionError::StepMapping(message)) => {
+                ApiError::bad_request("invalid_step_mapping", message)
+            }
+            e => change_error(e, "invalid_journey"),
+        })?;
+    let mut answer = json!(revision);
+    answer["name"] = json!(name);
+    answer["dry_run"] = json!(revision.version.is_none());
+    Ok(Json(answer))
 }
 
 /// `POST /api/journeys/{name}/pause`: nobody enters, and runs hold where they are (a wait that ends meanwhile

@@ -82,7 +82,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(engagement::decisions))
         .routes(routes!(journeys::list, journeys::create))
         .routes(routes!(journeys::dry_run_proposed))
-        .routes(routes!(journeys::show, journeys::retire))
+        .routes(routes!(journeys::show, journeys::revise, journeys::retire))
         .routes(routes!(journeys::pause))
         .routes(routes!(journeys::resume))
         .routes(routes!(journeys::versions))

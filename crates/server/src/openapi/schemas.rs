@@ -105,6 +105,33 @@ pub struct RevisionPreview {
     pub errors: Option<u64>,
 }
 
+/// A new version of a journey, and what happens to the people in its runs.
+#[derive(Serialize, ToSchema)]
+pub struct JourneyEdit {
+    pub definition: JourneyDefinition,
+    /// `"exit"`, or `{"move": {"old step": "new step"}}`.
+    pub runs: Value,
+}
+
+/// The answer to `PUT /api/journeys/{name}`.
+#[derive(Serialize, ToSchema)]
+pub struct JourneyRevised {
+    pub name: String,
+    pub dry_run: bool,
+    /// The version made (none on a dry run).
+    pub version: Option<u32>,
+    pub changes: Vec<FieldChange>,
+    pub runs: RunsRevised,
+}
+
+/// The runs a new version moved or exited.
+#[derive(Serialize, ToSchema)]
+pub struct RunsRevised {
+    /// By `"old step → new step"`.
+    pub moved: BTreeMap<String, u64>,
+    pub exited: u64,
+}
+
 /// The answer to a pause, resume or retirement.
 #[derive(Serialize, ToSchema)]
 pub struct StatusChanged {

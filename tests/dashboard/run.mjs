@@ -246,6 +246,41 @@ try {
     assert.equal(await page.locator('.journey[data-journey="case-follow-up"]').count(), 1, "the demo's journey");
   });
 
+  await test("a segment is edited after a dry run, paused, resumed and retired on the engagement page", async () => {
+    const created = await page.evaluate(async () => (await fetch("/api/segments", { method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "lisbon-fans", expression: "traits.city == 'Lisboa'" }) })).status);
+    assert.equal(created, 201);
+    await open(page, "#/quality", "quality"); // the same hash again would not render anew
+    await open(page, "#/engagement", "engagement");
+    const row = () => page.locator(".definitions table.data tbody tr:has(td:text-is('lisbon-fans'))");
+    await row().locator("button:has-text('Edit')").click();
+    const form = page.locator("form.definition-editor");
+    const definition = form.locator("textarea[name=definition]");
+    assert.match(await definition.inputValue(), /Lisboa/, "the version in force to start from");
+    // The API's validation message shows next to the field.
+    await definition.fill(JSON.stringify({ name: "lisbon-fans", expression: "traits.city ==" }));
+    await form.locator("button:has-text('Dry run')").click();
+    await form.locator("p.field-error:not(:empty)").waitFor();
+    assert.match(await form.locator("p.field-error").innerText(), /expression|lisbon-fans/);
+    await definition.fill(JSON.stringify({ name: "lisbon-fans", expression: "traits.city == 'Porto'" }));
+    await form.locator("button:has-text('Dry run')").click();
+    await form.locator(".edit-result:has-text('Dry run')").waitFor();
+    assert.match(await form.locator(".edit-result").innerText(), /expression/);
+    await form.locator("button[type=submit]").click();
+    await page.waitForSelector(".definitions tr:has(td:text-is('lisbon-fans')) td:text-is('2')");
+    await row().locator("button:has-text('Pause')").click();
+    await page.waitForSelector(".definitions tr:has(td:text-is('lisbon-fans')) .pill:text-is('paused')");
+    await row().locator("button:has-text('Resume')").click();
+    await page.waitForSelector(".definitions tr:has(td:text-is('lisbon-fans')) .pill:text-is('active')");
+    await row().locator("button:has-text('Retire')").click();
+    await page.waitForSelector(".definitions tr:has(td:text-is('lisbon-fans')) .pill:text-is('retired')");
+    const history = await page.evaluate(async () => (await (await fetch("/api/segments/lisbon-fans/versions")).json()));
+    assert.equal(history.versions.length, 2);
+    assert.deepEqual(history.statuses.map(s => s.status), ["paused", "active", "retired"]);
+    await page.screenshot({ path: join(shots, "definitions.png"), fullPage: true });
+  });
+
   await test("accepting a possible match in the review queue merges the two profiles", async () => {
     await open(page, "#/quality", "quality");
     const item = page.locator("tr[data-review]").first();

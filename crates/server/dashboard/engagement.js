@@ -1,8 +1,9 @@
 // Engagement: segments with their sizes, journeys with their steps, conversion and
-// control group, a broadcast's dry run, the decision log, the outbox and department
-// subscriptions.
+// control group, the definitions' lifecycle (edit, pause, resume, retire), a
+// broadcast's dry run, the decision log, the outbox and department subscriptions.
 
 import { h, api, number, percent, when, table, fill } from "/assets/ui.js";
+import { definitions } from "/assets/definitions.js";
 
 function reasons(list) {
   return (list || []).map(r => h("div", {}, h("span", { class: "pill" }, r.code), " ", r.detail || ""));
@@ -62,6 +63,9 @@ export async function render(main) {
     h("div", { class: "panel scroll" }, segments.segments.length === 0 ? h("p", { class: "empty" }, "No segment yet.")
       : table(segments.segments, [["name", "Segment"], ["expression", "Who"], ["size", "People", number]], { sort: "size" })),
     h("h2", {}, "Journeys"), h("div", { class: "journeys" }, journeyCards),
+    h("h2", {}, "Definitions"),
+    definitions({ segments: segments.segments, journeys: journeys.journeys, messages: messages.messages,
+      subscriptions: subscriptions.subscriptions }, () => render(main)),
     h("h2", {}, "Broadcast: dry run"), dryRun(messages.messages),
     h("h2", {}, "Outbox and delivery"),
     h("div", { class: "panel" },

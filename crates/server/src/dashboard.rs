@@ -25,6 +25,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     script!("touchpoints.js"),
     script!("kpis.js"),
     script!("engagement.js"),
+    script!("definitions.js"),
     script!("quality.js"),
     script!("audit.js"),
     (

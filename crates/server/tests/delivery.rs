@@ -1707,7 +1707,11 @@ async fn a_broadcast_s_pending_fallbacks_survive_a_restart() {
     let id = broadcast_with_fallbacks(&s, "3s").await;
     assert_eq!(smtp.wait_for(1, Duration::from_secs(10)).len(), 1);
     // Stopped while the e-mail is watched; started again, the chain goes on.
-    assert_eq!(chain_of(&s, &id).await.len(), 1, "still watching the e-mail");
+    assert_eq!(
+        chain_of(&s, &id).await.len(),
+        1,
+        "still watching the e-mail"
+    );
     let s = s.restart().await;
     let chain = chain_of_at_least(&s, &id, 2).await;
     assert_eq!(

@@ -18,9 +18,11 @@
 //! log only when a write begins after every frame was copied back, and a writer kept
 //! busy by ingestion (or readers on older snapshots) never leaves such a moment, so
 //! the WAL grew without bound under sustained load (44 GB in a 10-minute soak), and
-//! every read slowed with it. Once the WAL holds more than [`RESTART_AFTER_FRAMES`],
-//! the thread truncates it too, holding the writer back for as long as that takes
-//! (the copy is mostly done by the passive checkpoints before it).
+//! every read slowed with it. Nor can this thread truncate it then: the writer takes
+//! its lock again at once after each commit, and a checkpoint waiting for that lock
+//! never gets it. So the writer itself truncates the WAL between commits once it is
+//! larger than [`WAL_LIMIT`] ([`WalLimit`]), waiting only for readers on older
+//! snapshots; the copying is mostly done by this thread's passive checkpoints before.
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -36,10 +38,12 @@ use super::{Durability, schema};
 const INTERVAL: Duration = Duration::from_millis(250);
 /// How long a truncation waits for readers before it gives way to the writer.
 const TRUNCATE_WAIT: Duration = Duration::from_millis(10);
-/// WAL frames (pages) past which the log is made to start over: 32 MiB of 4 KiB pages.
-const RESTART_AFTER_FRAMES: i64 = 8_192;
-/// How long a truncation for the WAL's size waits for readers on older snapshots.
-const RESTART_WAIT: Duration = Duration::from_millis(100);
+/// The WAL's size past which the writer makes it start over.
+pub(crate) const WAL_LIMIT: u64 = 64 << 20;
+/// How long that truncation waits for readers on older snapshots ...
+const WAL_LIMIT_WAIT: Duration = Duration::from_millis(100);
+/// ... and how long after one that could not finish the next is tried.
+const WAL_LIMIT_RETRY: Duration = Duration::from_secs(1);
 
 /// What the checkpoint thread is asked to do.
 #[derive(Default)]
@@ -150,25 +154,13 @@ fn run(
         }
         // Passive first: it copies what it can without holding the writer back, so the
         // truncation that follows has little left to copy.
-        let frames =
-            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-                Ok(frames) => {
-                    failing.succeeded();
-                    frames
-                }
-                Err(e) => {
-                    failing.failed(&e);
-                    0
-                }
-            };
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) => failing.succeeded(),
+            Err(e) => failing.failed(&e),
+        }
         if asked > truncated && truncate(&conn, TRUNCATE_WAIT) {
             truncated = asked;
             done.send_replace(asked);
-        } else if frames > RESTART_AFTER_FRAMES && !truncate(&conn, RESTART_WAIT) {
-            tracing::debug!(
-                frames,
-                "the WAL could not start over yet: readers on older snapshots"
-            );
         }
     }
 }
@@ -188,4 +180,44 @@ fn truncate(conn: &Connection, wait: Duration) -> bool {
         tracing::warn!(error = %Redacted(&e), "cannot restore the checkpoint's wait");
     }
     truncated
+}
+
+/// Keeps the WAL from growing past [`WAL_LIMIT`]: run by the writer between commits.
+pub(crate) struct WalLimit {
+    wal: std::path::PathBuf,
+    /// When a truncation last could not finish (readers held older snapshots).
+    busy_at: Option<std::time::Instant>,
+}
+
+impl WalLimit {
+    pub(crate) fn new(db: &Path) -> Self {
+        WalLimit {
+            wal: super::integrity::wal_path(db),
+            busy_at: None,
+        }
+    }
+
+    /// Truncates the WAL when it has grown past the limit; the writer's connection
+    /// holds the write lock meanwhile, so only readers are waited for.
+    pub(crate) fn check(&mut self, conn: &Connection) {
+        if self
+            .busy_at
+            .is_some_and(|at| at.elapsed() < WAL_LIMIT_RETRY)
+        {
+            return;
+        }
+        let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
+        if size <= WAL_LIMIT {
+            return;
+        }
+        if truncate(conn, WAL_LIMIT_WAIT) {
+            self.busy_at = None;
+        } else {
+            tracing::debug!(
+                size,
+                "the WAL could not start over yet: readers on older snapshots"
+            );
+            self.busy_at = Some(std::time::Instant::now());
+        }
+    }
 }

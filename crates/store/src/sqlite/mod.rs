@@ -201,6 +201,7 @@ impl SqliteLog {
             let index = identifiers::IdentifierIndex::load(&conn, options.identifier_index_chunk)
                 .map_err(open_err)?;
             let writer_path = path.clone();
+            let wal_limit = checkpoint::WalLimit::new(&path);
             std::thread::Builder::new()
                 .name("event-log-writer".into())
                 .spawn(move || {
@@ -213,6 +214,7 @@ impl SqliteLog {
                             committed,
                             index,
                             truncation: writer_truncation,
+                            wal_limit,
                         },
                         receiver,
                     )

@@ -184,6 +184,8 @@ pub(crate) struct Writer {
     /// Asks the checkpoint thread to empty the WAL after an erasure; without one, the
     /// writer does it.
     pub truncation: Option<super::checkpoint::Truncation>,
+    /// Makes the WAL start over between commits once it is large.
+    pub wal_limit: super::checkpoint::WalLimit,
 }
 
 impl Writer {
@@ -439,6 +441,7 @@ pub(crate) fn run(mut writer: Writer, jobs: Receivers) {
         if writer.index.is_due(*writer.committed.borrow()) {
             writer.catch_up_index();
         }
+        writer.wal_limit.check(&writer.conn);
     }
     // Leave nothing unindexed at a clean stop.
     if writer.index.is_behind(*writer.committed.borrow()) {

@@ -946,6 +946,22 @@ impl Journeys {
         Ok(was)
     }
 
+    /// Drops the runs of erased people (their rows go from the store with them): no
+    /// timer of theirs fires, and nothing of theirs is written back.
+    pub async fn forget_people(&self, profiles: &[ProfileId]) {
+        let mut state = self.state.lock().await;
+        for profile in profiles {
+            let keys = state.by_profile.get(profile).cloned().unwrap_or_default();
+            for key in keys {
+                if let Some(at) = state.runs.get(&key).and_then(|r| r.wake_at) {
+                    state.timers.remove(&(at, key.clone()));
+                }
+                state.forget(&key);
+            }
+            state.entered.retain(|(_, p)| p != profile);
+        }
+    }
+
     /// The versions and changes of status of a journey defined through the API.
     pub fn versions(&self, name: &str) -> Option<History<JourneyConfig>> {
         self.catalog.history(name)

@@ -52,12 +52,18 @@ impl Platform {
             Change::Erased { profile } => {
                 self.reload_suppressions().await?;
                 self.identity.catch_up().await?;
-                let keys: Option<Vec<IdKey>> = self.identity.read(|g| {
-                    g.profile(*profile)
-                        .filter(|n| n.id == *profile)
-                        .map(|n| n.identifiers.iter().map(|(k, _)| k.clone()).collect())
+                let found: Option<(Vec<IdKey>, Vec<ProfileId>)> = self.identity.read(|g| {
+                    g.profile(*profile).filter(|n| n.id == *profile).map(|n| {
+                        let keys = n.identifiers.iter().map(|(k, _)| k.clone()).collect();
+                        let ids = std::iter::once(n.id).chain(n.merges.iter().map(|m| m.from));
+                        (keys, ids.collect())
+                    })
                 });
-                if let Some(keys) = keys {
+                let ids = found
+                    .as_ref()
+                    .map_or_else(|| vec![*profile], |(_, ids)| ids.clone());
+                self.journeys.forget_people(&ids).await;
+                if let Some((keys, _)) = found {
                     self.identity.forget(&keys, *profile).await?;
                 }
             }

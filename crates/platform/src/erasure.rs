@@ -139,17 +139,22 @@ pub async fn erase(platform: &Platform, profile: ProfileId) -> Result<Erased, Er
     let profile_ids: BTreeSet<ProfileId> = std::iter::once(node.id)
         .chain(node.merges.iter().map(|m| m.from))
         .collect();
+    let profile_ids: Vec<ProfileId> = profile_ids.into_iter().collect();
+    // Their runs leave the journeys before their rows leave the store, so the runner
+    // writes none of them back.
+    platform.journeys.forget_people(&profile_ids).await;
     let removed = platform
         .erasing
         .erase(Erasure {
             seqs: node.events.clone(),
-            profile_ids: profile_ids.into_iter().collect(),
+            profile_ids: profile_ids.clone(),
             identifier_values: erased.iter().map(|i| i.value.clone()).collect(),
             suppress: suppressions.clone(),
         })
         .await?;
     let review_entries = identity.forget_matches(&erased).await?;
     identity.forget(&keys, node.id).await?;
+    platform.journeys.forget_people(&profile_ids).await;
     platform.announce(crate::changes::Change::Erased { profile: node.id });
     Ok(Erased {
         profile_id: profile,

@@ -373,3 +373,74 @@ async fn erasures_in_quick_succession_leave_at_once_and_one_rebuild_agrees() {
     assert_eq!(s.get("/api/activity").await, activity);
     assert_eq!(s.get("/api/kpis/channels").await, kpis);
 }
+
+/// Found in review: the journey runner kept an erased person's runs in memory, so a
+/// wait that ended later decided a send for them and wrote their run back.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_erased_persons_journey_run_never_moves_on_nor_comes_back() {
+    let s = server_customised(Arc::new(|b| b.policies = daytime_policies())).await;
+    let message = s
+        .admin_json(
+            "POST",
+            "/api/messages",
+            json!({"id": "nudge", "email": {"subject": "Your trial", "text": "Hello", "html": "<p>Hello</p>"}}),
+        )
+        .await;
+    assert_eq!(message.status, StatusCode::CREATED, "{}", message.json);
+    let journey = s
+        .admin_json(
+            "POST",
+            "/api/journeys",
+            json!({"name": "nudge", "trigger": {"event": "Trial Started"},
+                "steps": [{"type": "wait", "duration": "2s"},
+                    {"type": "send", "message": "nudge", "purpose": "service", "channel": "email"}]}),
+        )
+        .await;
+    assert_eq!(journey.status, StatusCode::CREATED, "{}", journey.json);
+    let mut batch = Vec::new();
+    for user in ["kept", "erased"] {
+        batch.push(json!({"type": "identify", "userId": user,
+            "traits": {"email": format!("{user}@example.com")}}));
+        batch.push(json!({"type": "track", "userId": user, "event": "Trial Started"}));
+    }
+    s.send_batch(batch).await;
+    let (kept, erased) = (s.profile_of("kept").await, s.profile_of("erased").await);
+    // Read whole and filtered here: an erased profile id is no longer a filter.
+    let runs_of = async |profile: &str| {
+        let all = s.get("/api/journeys/nudge/runs?limit=1000").await;
+        (all["runs"].as_array().unwrap().iter())
+            .filter(|r| r["profile_id"] == profile)
+            .count()
+    };
+    for _ in 0..200 {
+        if runs_of(&kept).await == 1 && runs_of(&erased).await == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!((runs_of(&kept).await, runs_of(&erased).await), (1, 1));
+    let answer = s
+        .admin_json("POST", &format!("/api/profiles/{erased}/erase"), json!({}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+
+    // The wait ends for both: the kept person's send is decided (the timer fired) ...
+    let decided = async |profile: &str| {
+        let all = s.get("/api/decisions?limit=1000").await;
+        (all["decisions"].as_array().unwrap().iter())
+            .filter(|d| d["profile_id"] == profile)
+            .count()
+    };
+    for _ in 0..400 {
+        if decided(&kept).await == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(decided(&kept).await, 1, "the kept person's wait ended");
+    // ... and nothing of the erased person's came back.
+    assert_eq!(decided(&erased).await, 0);
+    assert_eq!(runs_of(&erased).await, 0);
+    let stats = s.get("/api/journeys/nudge").await;
+    assert_eq!(stats["entered"], 1, "{stats}");
+}

@@ -552,15 +552,26 @@ impl Journey {
         segment_entered: Option<&str>,
         facts: &ProfileFacts,
     ) -> bool {
-        let triggered = match &self.trigger {
+        self.triggers_on(name, segment_entered) && self.trigger_holds_for(facts)
+    }
+
+    /// Whether an event named `name` (or the entry into `segment_entered`) is this
+    /// journey's trigger, before its condition on the person: cheap, so asked first.
+    pub fn triggers_on(&self, name: &str, segment_entered: Option<&str>) -> bool {
+        match &self.trigger {
             Trigger::Event(event) => event.eq_ignore_ascii_case(name),
             Trigger::Segment(segment) => segment_entered == Some(segment.as_str()),
-        };
-        triggered
-            && self
-                .trigger_when
-                .as_ref()
-                .is_none_or(|w| w.matches(facts).unwrap_or(false))
+        }
+    }
+
+    /// Whether the trigger's condition on the person (`when`), if any, holds.
+    pub fn trigger_holds_for(&self, facts: &ProfileFacts) -> bool {
+        (self.trigger_when.as_ref()).is_none_or(|w| w.matches(facts).unwrap_or(false))
+    }
+
+    /// Whether the trigger has a condition on the person (which needs their facts).
+    pub fn trigger_needs_facts(&self) -> bool {
+        self.trigger_when.is_some()
     }
 
     /// Whether the person is in the control group: a stable hash of the journey and the

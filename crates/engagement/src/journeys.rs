@@ -231,7 +231,7 @@ pub struct Journeys {
     gate: Gate,
     /// The message catalog: which channels a journey's message can go out on.
     messages: Arc<Messages>,
-    catalog: Catalog<JourneyKind>,
+    catalog: Arc<Catalog<JourneyKind>>,
     state: tokio::sync::Mutex<Runs>,
     wake: tokio::sync::Notify,
 }
@@ -249,7 +249,7 @@ impl Journeys {
         configured: &[JourneyConfig],
     ) -> Result<Arc<Self>, JourneyDefinitionError> {
         let log = identity.log().clone();
-        let catalog: Catalog<JourneyKind> = Catalog::open(&*log, configured).await?;
+        let catalog = Arc::new(Catalog::<JourneyKind>::open(&*log, configured).await?);
         let runs = load_runs(&*log, &*store, &catalog).await?;
         Ok(Arc::new(Journeys {
             recorder: Recorder::new(identity.clone(), intake),
@@ -434,6 +434,12 @@ impl Journeys {
             .collect();
         let mut facts: Option<(ProfileFacts, Vec<String>)> = None;
         for journey in journeys {
+            // The trigger first (cheap); the person's facts only for a trigger that
+            // matches and asks about them: building them for every event kept the
+            // runner behind ingestion.
+            if !journey.triggers_on(name, entered_segment) {
+                continue;
+            }
             let pair = (journey.name().to_string(), profile);
             let busy = keys.iter().any(|k| {
                 state
@@ -444,12 +450,14 @@ impl Journeys {
             if busy || (!journey.config.reentry && state.entered.contains(&pair)) {
                 continue;
             }
-            let (person, _) = match &facts {
-                Some(f) => f,
-                None => facts.insert(self.identity.person(profile, now)),
-            };
-            if !journey.is_triggered_by(name, entered_segment, person) {
-                continue;
+            if journey.trigger_needs_facts() {
+                let (person, _) = match &facts {
+                    Some(f) => f,
+                    None => facts.insert(self.identity.person(profile, now)),
+                };
+                if !journey.trigger_holds_for(person) {
+                    continue;
+                }
             }
             let key = format!("{}:{}:{seq}", journey.name(), profile);
             let run = JourneyRun {
@@ -1135,43 +1143,12 @@ impl Journeys {
         Ok(Some(stats(&entry, &counts)))
     }
 
-    /// Where the person of `profiles` (their profile id and those merged into it) is in
-    /// each journey they are in, as the store holds the runs (whichever node runs the
-    /// journeys), in the order they entered.
-    pub async fn positions(
-        &self,
-        profiles: &[ProfileId],
-    ) -> Result<Vec<JourneyPosition>, StoreError> {
-        let mut positions = Vec::new();
-        for profile in profiles {
-            let runs = (self.store)
-                .runs(RunQuery {
-                    profile_id: Some(*profile),
-                    active_only: true,
-                    limit: MAX_POSITIONS,
-                    ..RunQuery::default()
-                })
-                .await?;
-            for run in &runs {
-                let Some(entry) = self.catalog.get(&run.journey) else {
-                    continue;
-                };
-                positions.push(entry.item.position(RunAt {
-                    step: run.step,
-                    entered_at: run.entered_at,
-                    since: run.updated_at,
-                    wake_at: run.wake_at,
-                    waiting_for: run.waiting_for.as_deref(),
-                    blocked: run.blocked,
-                    watching: run.watching.as_deref(),
-                    fallbacks: &run.fallbacks,
-                    control: run.control,
-                }));
-            }
+    /// Where people are in the journeys, read from the runs as stored.
+    pub fn positions(&self) -> JourneyPositions {
+        JourneyPositions {
+            catalog: self.catalog.clone(),
+            store: self.store.clone(),
         }
-        positions.sort_by(|a, b| (a.entered_at, &a.journey).cmp(&(b.entered_at, &b.journey)));
-        positions.truncate(MAX_POSITIONS);
-        Ok(positions)
     }
 
     /// A journey's runs, in key order after `after`.
@@ -1325,4 +1302,62 @@ async fn load_runs(
         }
     }
     Ok(runs)
+}
+
+/// Where people are in the journeys, as the store holds the runs (whichever node runs
+/// the journeys): for the context card, beside a running platform or over a data
+/// folder read while no journey runs (an export).
+#[derive(Clone)]
+pub struct JourneyPositions {
+    catalog: Arc<Catalog<JourneyKind>>,
+    store: Arc<dyn JourneyStore>,
+}
+
+impl JourneyPositions {
+    /// Over `store`, with the config file's journeys and those defined through the API.
+    pub async fn open(
+        log: &dyn EventLog,
+        store: Arc<dyn JourneyStore>,
+        configured: &[JourneyConfig],
+    ) -> Result<Self, JourneyDefinitionError> {
+        Ok(JourneyPositions {
+            catalog: Arc::new(Catalog::open(log, configured).await?),
+            store,
+        })
+    }
+
+    /// Where the person of `profiles` (their profile id and those merged into it) is in
+    /// each journey they are in, in the order they entered.
+    pub async fn of(&self, profiles: &[ProfileId]) -> Result<Vec<JourneyPosition>, StoreError> {
+        let mut positions = Vec::new();
+        for profile in profiles {
+            let runs = (self.store)
+                .runs(RunQuery {
+                    profile_id: Some(*profile),
+                    active_only: true,
+                    limit: MAX_POSITIONS,
+                    ..RunQuery::default()
+                })
+                .await?;
+            for run in &runs {
+                let Some(entry) = self.catalog.get(&run.journey) else {
+                    continue;
+                };
+                positions.push(entry.item.position(RunAt {
+                    step: run.step,
+                    entered_at: run.entered_at,
+                    since: run.updated_at,
+                    wake_at: run.wake_at,
+                    waiting_for: run.waiting_for.as_deref(),
+                    blocked: run.blocked,
+                    watching: run.watching.as_deref(),
+                    fallbacks: &run.fallbacks,
+                    control: run.control,
+                }));
+            }
+        }
+        positions.sort_by(|a, b| (a.entered_at, &a.journey).cmp(&(b.entered_at, &b.journey)));
+        positions.truncate(MAX_POSITIONS);
+        Ok(positions)
+    }
 }

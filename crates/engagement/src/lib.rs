@@ -22,8 +22,8 @@ pub use insights::{
     Destinations, INSIGHT_PURPOSE, Insights, SubscriptionDefinitionError, SubscriptionKind,
 };
 pub use journeys::{
-    GroupStats, JourneyDefinitionError, JourneyKind, JourneyRevision, JourneyStats, Journeys,
-    RunsOnRevision, RunsRevised,
+    GroupStats, JourneyDefinitionError, JourneyKind, JourneyPositions, JourneyRevision,
+    JourneyStats, Journeys, RunsOnRevision, RunsRevised,
 };
 pub use links::Links;
 pub use messages::{CatalogEntry, MessageDefinitionError, MessageKind, Messages};

@@ -5,6 +5,8 @@
 use jiff::Timestamp;
 use unavoce_core::identity::ProfileId;
 use unavoce_core::profile::ContextCard;
+use unavoce_engagement::JourneyPositions;
+use unavoce_projections::IdentityProjection;
 use unavoce_store::StoreError;
 
 use crate::Platform;
@@ -17,19 +19,29 @@ impl Platform {
         profile: ProfileId,
         now: Timestamp,
     ) -> Result<Option<ContextCard>, StoreError> {
-        let Some(mut card) = self.identity.context_card(profile, now).await? else {
-            return Ok(None);
-        };
-        // Runs keep the profile id they started under: the ids merged into this one too.
-        let ids: Vec<ProfileId> = self
-            .identity
-            .read(|graph| {
-                let node = graph.profile(profile)?;
-                let merged = node.merges.iter().map(|m| m.from);
-                Some(std::iter::once(node.id).chain(merged).collect())
-            })
-            .unwrap_or_default();
-        card.active_journeys = self.journeys.positions(&ids).await?;
-        Ok(Some(card))
+        context_card(&self.identity, &self.journeys.positions(), profile, now).await
     }
+}
+
+/// The context card of `profile` at `now` from the identity projection, with where the
+/// person is in each journey from the runs as stored.
+pub async fn context_card(
+    identity: &IdentityProjection,
+    journeys: &JourneyPositions,
+    profile: ProfileId,
+    now: Timestamp,
+) -> Result<Option<ContextCard>, StoreError> {
+    let Some(mut card) = identity.context_card(profile, now).await? else {
+        return Ok(None);
+    };
+    // Runs keep the profile id they started under: the ids merged into this one too.
+    let ids: Vec<ProfileId> = identity
+        .read(|graph| {
+            let node = graph.profile(profile)?;
+            let merged = node.merges.iter().map(|m| m.from);
+            Some(std::iter::once(node.id).chain(merged).collect())
+        })
+        .unwrap_or_default();
+    card.active_journeys = journeys.of(&ids).await?;
+    Ok(Some(card))
 }

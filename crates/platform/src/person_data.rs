@@ -4,9 +4,12 @@
 
 use std::sync::Arc;
 
-use unavoce_engagement::Messages;
+use jiff::Timestamp;
+use unavoce_core::identity::ProfileId;
+use unavoce_core::profile::ContextCard;
+use unavoce_engagement::{JourneyPositions, Messages};
 use unavoce_projections::IdentityProjection;
-use unavoce_store::{DecisionLog, EventLog, JourneyStore, Outbox, Store};
+use unavoce_store::{DecisionLog, EventLog, JourneyStore, Outbox, Store, StoreError};
 
 use crate::assemble::{AssembleError, failed, messages_of};
 use crate::{Blueprint, Platform, ReadSide};
@@ -20,9 +23,20 @@ pub struct PersonData {
     pub outbox: Arc<dyn Outbox>,
     pub runs: Arc<dyn JourneyStore>,
     pub messages: Arc<Messages>,
+    /// Where people are in the journeys (the context card's).
+    pub journeys: JourneyPositions,
 }
 
 impl PersonData {
+    /// The context card of `profile` at `now`, with the person's journeys.
+    pub async fn context_card(
+        &self,
+        profile: ProfileId,
+        now: Timestamp,
+    ) -> Result<Option<ContextCard>, StoreError> {
+        crate::card::context_card(&self.identity, &self.journeys, profile, now).await
+    }
+
     /// The running platform's.
     pub fn of(platform: &Platform) -> PersonData {
         PersonData {
@@ -32,6 +46,7 @@ impl PersonData {
             outbox: platform.delivery.platform_outbox().clone(),
             runs: platform.journey_runs.clone(),
             messages: platform.messages.clone(),
+            journeys: platform.journeys.positions(),
         }
     }
 
@@ -50,6 +65,9 @@ impl PersonData {
         )
         .await
         .map_err(failed("messages"))?;
+        let journeys = JourneyPositions::open(&*log, store.clone(), &blueprint.journeys)
+            .await
+            .map_err(failed("journeys"))?;
         Ok(PersonData {
             identity,
             log,
@@ -57,6 +75,7 @@ impl PersonData {
             outbox: store.clone(),
             runs: store,
             messages,
+            journeys,
         })
     }
 }

@@ -88,7 +88,6 @@ impl PersonExport {
         let now = Timestamp::now();
         let mut head = vec![line("profile", profile_json(&data.identity, &node, true))];
         let card = data
-            .identity
             .context_card(profile, now)
             .await
             .map_err(|e| ExportError::Card(e.to_string()))?;

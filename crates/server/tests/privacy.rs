@@ -22,6 +22,13 @@ async fn an_export_holds_everything_about_the_person_and_is_audited() {
                     "text": "Hi {{ first_name }}"}}))
             .unwrap(),
         ];
+        b.journeys = vec![
+            serde_json::from_value(
+                json!({"name": "case-care", "trigger": {"event": "Case Opened"},
+                "steps": [{"type": "wait", "duration": "1d", "name": "settle"}]}),
+            )
+            .unwrap(),
+        ];
     }))
     .await;
     s.send_batch(vec![
@@ -48,6 +55,13 @@ async fn an_export_holds_everything_about_the_person_and_is_audited() {
         assert!(
             std::time::Instant::now() < deadline,
             "the segment was not updated"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    while s.get("/api/journeys/case-care").await["entered"] != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the journey did not take her in"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -95,6 +109,19 @@ async fn an_export_holds_everything_about_the_person_and_is_audited() {
         "every event of hers, the anonymous visit included"
     );
     assert_eq!(records[0]["data"], shown, "the profile as the API shows it");
+    // The card as an agent sees it, her journeys included.
+    let card = records
+        .iter()
+        .find(|r| r["kind"] == "context_card")
+        .unwrap();
+    assert_eq!(
+        card["data"]["active_journeys"][0]["journey"], "case-care",
+        "{card}"
+    );
+    assert_eq!(
+        card["data"]["active_journeys"][0]["step_name"], "settle",
+        "{card}"
+    );
     let message = records.iter().find(|r| r["kind"] == "message").unwrap();
     assert_eq!(message["data"]["rendered_now"]["subject"], "Hi Ada");
     assert!(!text.contains("grace"), "nobody else's data");
@@ -132,6 +159,7 @@ async fn an_export_holds_everything_about_the_person_and_is_audited() {
             "context_card.jsonl",
             "decision.jsonl",
             "event.jsonl",
+            "journey_run.jsonl",
             "message.jsonl",
             "profile.jsonl",
             "segment.jsonl"

@@ -676,12 +676,7 @@ impl Journeys {
         profile: ProfileId,
         now: Timestamp,
     ) -> Result<Vec<PastSend>, StoreError> {
-        let mut ids = vec![profile];
-        self.identity.read(|g| {
-            if let Some(node) = g.profile(profile) {
-                ids.extend(node.merges.iter().map(|m| m.from));
-            }
-        });
+        let ids = self.identity.with_merged(profile);
         let found = self.gate.history(ids, now).await?;
         Ok(found.into_values().flatten().collect())
     }
@@ -1199,13 +1194,8 @@ impl Runs {
     /// The keys of a person's runs, including those begun under profiles merged into
     /// theirs since.
     fn keys_of(&self, identity: &IdentityProjection, profile: ProfileId) -> Vec<String> {
-        let mut profiles = vec![profile];
-        identity.read(|g| {
-            if let Some(node) = g.profile(profile) {
-                profiles.extend(node.merges.iter().map(|m| m.from));
-            }
-        });
-        profiles
+        identity
+            .with_merged(profile)
             .iter()
             .filter_map(|p| self.by_profile.get(p))
             .flatten()

@@ -35,13 +35,6 @@ pub async fn context_card(
         return Ok(None);
     };
     // Runs keep the profile id they started under: the ids merged into this one too.
-    let ids: Vec<ProfileId> = identity
-        .read(|graph| {
-            let node = graph.profile(profile)?;
-            let merged = node.merges.iter().map(|m| m.from);
-            Some(std::iter::once(node.id).chain(merged).collect())
-        })
-        .unwrap_or_default();
-    card.active_journeys = journeys.of(&ids).await?;
+    card.active_journeys = journeys.of(&identity.with_merged(profile)).await?;
     Ok(Some(card))
 }

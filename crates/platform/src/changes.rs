@@ -55,8 +55,7 @@ impl Platform {
                 let found: Option<(Vec<IdKey>, Vec<ProfileId>)> = self.identity.read(|g| {
                     g.profile(*profile).filter(|n| n.id == *profile).map(|n| {
                         let keys = n.identifiers.iter().map(|(k, _)| k.clone()).collect();
-                        let ids = std::iter::once(n.id).chain(n.merges.iter().map(|m| m.from));
-                        (keys, ids.collect())
+                        (keys, n.ids().collect())
                     })
                 });
                 let ids = found

@@ -136,10 +136,7 @@ pub async fn erase(platform: &Platform, profile: ProfileId) -> Result<Erased, Er
         .ok_or(ErasureError::NoSuchProfile(profile))?;
     let keys: Vec<IdKey> = node.identifiers.iter().map(|(k, _)| k.clone()).collect();
     let erased: Vec<Identifier> = keys.iter().map(|k| rules.identifier_of(k)).collect();
-    let profile_ids: BTreeSet<ProfileId> = std::iter::once(node.id)
-        .chain(node.merges.iter().map(|m| m.from))
-        .collect();
-    let profile_ids: Vec<ProfileId> = profile_ids.into_iter().collect();
+    let profile_ids: Vec<ProfileId> = node.ids().collect::<BTreeSet<_>>().into_iter().collect();
     // Their runs leave the journeys before their rows leave the store, so the runner
     // writes none of them back.
     platform.journeys.forget_people(&profile_ids).await;

@@ -179,7 +179,7 @@ impl State {
             let Some(node) = self.graph.remove_profile(id) else {
                 continue;
             };
-            for gone in std::iter::once(node.id).chain(node.merges.iter().map(|m| m.from)) {
+            for gone in node.ids() {
                 self.people.remove(&gone);
                 if let Some(changed) = &mut self.changed {
                     changed.remove(&gone);
@@ -543,6 +543,18 @@ impl IdentityProjection {
     }
 
     /// Reads the graph.
+    /// `profile` and the profiles merged into it since (what runs, decisions and sends
+    /// made before a merge are kept under).
+    pub fn with_merged(&self, profile: ProfileId) -> Vec<ProfileId> {
+        let mut ids = vec![profile];
+        self.read(|g| {
+            if let Some(node) = g.profile(profile) {
+                ids.extend(node.merges.iter().map(|m| m.from));
+            }
+        });
+        ids
+    }
+
     pub fn read<R>(&self, f: impl FnOnce(&IdentityGraph) -> R) -> R {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         f(&state.graph)

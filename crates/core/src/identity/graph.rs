@@ -165,6 +165,14 @@ pub struct ProfileNode {
     pub traits: Vec<(u16, String)>,
 }
 
+impl ProfileNode {
+    /// Its id and those of the profiles merged into it (what runs, decisions and sends
+    /// made before a merge are kept under).
+    pub fn ids(&self) -> impl Iterator<Item = ProfileId> + '_ {
+        std::iter::once(self.id).chain(self.merges.iter().map(|m| m.from))
+    }
+}
+
 /// The identity graph. See the module docs.
 #[derive(Debug, Clone)]
 pub struct IdentityGraph {

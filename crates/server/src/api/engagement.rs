@@ -212,9 +212,7 @@ pub async fn decisions(
     let profile_ids = match params.get("profile_id") {
         Some(id) => {
             let node = super::live_profile(&state, id).await?;
-            std::iter::once(node.id)
-                .chain(node.merges.iter().map(|m| m.from))
-                .collect()
+            node.ids().collect()
         }
         None => Vec::new(),
     };

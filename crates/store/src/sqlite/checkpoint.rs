@@ -40,10 +40,13 @@ const INTERVAL: Duration = Duration::from_millis(250);
 const TRUNCATE_WAIT: Duration = Duration::from_millis(10);
 /// The WAL's size past which the writer makes it start over.
 pub(crate) const WAL_LIMIT: u64 = 64 << 20;
-/// How long that truncation waits for readers on older snapshots ...
+/// How long that truncation waits for readers on older snapshots at first, doubled
+/// after each one that could not finish (readers that overlap without a pause, each
+/// longer than the wait, would otherwise hold it off for ever) up to the most ...
 const WAL_LIMIT_WAIT: Duration = Duration::from_millis(100);
+const WAL_LIMIT_MAX_WAIT: Duration = Duration::from_millis(800);
 /// ... and how long after one that could not finish the next is tried.
-const WAL_LIMIT_RETRY: Duration = Duration::from_secs(1);
+const WAL_LIMIT_RETRY: Duration = Duration::from_millis(250);
 
 /// What the checkpoint thread is asked to do.
 #[derive(Default)]
@@ -187,6 +190,8 @@ pub(crate) struct WalLimit {
     wal: std::path::PathBuf,
     /// When a truncation last could not finish (readers held older snapshots).
     busy_at: Option<std::time::Instant>,
+    /// How long the next truncation waits for readers.
+    wait: Duration,
 }
 
 impl WalLimit {
@@ -194,6 +199,7 @@ impl WalLimit {
         WalLimit {
             wal: super::integrity::wal_path(db),
             busy_at: None,
+            wait: WAL_LIMIT_WAIT,
         }
     }
 
@@ -210,14 +216,16 @@ impl WalLimit {
         if size <= WAL_LIMIT {
             return;
         }
-        if truncate(conn, WAL_LIMIT_WAIT) {
-            self.busy_at = None;
+        if truncate(conn, self.wait) {
+            (self.busy_at, self.wait) = (None, WAL_LIMIT_WAIT);
         } else {
             tracing::debug!(
                 size,
+                wait_ms = self.wait.as_millis(),
                 "the WAL could not start over yet: readers on older snapshots"
             );
             self.busy_at = Some(std::time::Instant::now());
+            self.wait = (self.wait * 2).min(WAL_LIMIT_MAX_WAIT);
         }
     }
 }

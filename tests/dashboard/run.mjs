@@ -281,6 +281,28 @@ try {
     await page.screenshot({ path: join(shots, "definitions.png"), fullPage: true });
   });
 
+  await test("a journey is edited with its runs left to finish on their version", async () => {
+    const journey = steps => ({ name: "porto-welcome", trigger: { event: "Moved To Porto" },
+      steps: [{ type: "wait", duration: "1h", name: steps }, { type: "send", message: "welcome", purpose: "service", channel: "email" }] });
+    const created = await page.evaluate(async body => (await fetch("/api/journeys", { method: "POST",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).status, journey("settle"));
+    assert.equal(created, 201);
+    await open(page, "#/quality", "quality");
+    await open(page, "#/engagement", "engagement");
+    const row = page.locator(".definitions table.data tbody tr:has(td:text-is('porto-welcome'))");
+    await row.locator("button:has-text('Edit')").click();
+    const form = page.locator("form.definition-editor[data-kind=journeys]");
+    assert.equal(await form.locator("select[name=runs]").inputValue(), "finish", "finishing on their version is the default");
+    await form.locator("textarea[name=definition]").fill(JSON.stringify(journey("linger")));
+    await form.locator("button:has-text('Dry run')").click();
+    await form.locator(".edit-result:has-text('Dry run')").waitFor();
+    assert.match(await form.locator(".edit-result").innerText(), /finish on their version/);
+    await form.locator("button[type=submit]").click();
+    await page.waitForSelector(".definitions tr:has(td:text-is('porto-welcome')) td:text-is('2')");
+    const history = await page.evaluate(async () => (await (await fetch("/api/journeys/porto-welcome/versions")).json()));
+    assert.deepEqual(history.versions.map(v => v.config.steps[0].name), ["settle", "linger"]);
+  });
+
   await test("accepting a possible match in the review queue merges the two profiles", async () => {
     await open(page, "#/quality", "quality");
     const item = page.locator("tr[data-review]").first();

@@ -138,6 +138,7 @@ pub(crate) fn chain(
         exit_reason: None,
         converted_at: None,
         updated_at: now,
+        version: 0,
     }
 }
 

@@ -99,12 +99,23 @@ pub enum JourneyDefinitionError {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunsOnRevision {
+    /// They finish on the version they are following; newcomers enter the new one.
+    Finish,
     /// They leave the journey (exit reason `revised`).
     Exit,
     /// They go on in the new version: from the step the mapping names for the step
     /// they are in (old step name → new step name), started afresh. Every step a run
     /// is in must be mapped.
     Move(BTreeMap<String, String>),
+}
+
+/// What a revision does to one run.
+enum Revised {
+    /// It goes on at this version.
+    Finish(u32),
+    /// It moves to this step of the new version.
+    Move(usize),
+    Exit,
 }
 
 /// A new version of a journey, made or (on a dry run) only checked.
@@ -123,6 +134,8 @@ pub struct JourneyRevision {
 pub struct RunsRevised {
     /// Runs moved, by (old step → new step).
     pub moved: BTreeMap<String, u64>,
+    /// Runs left to finish on the version they follow.
+    pub finishing: u64,
     pub exited: u64,
 }
 
@@ -403,7 +416,7 @@ impl Journeys {
             let Some(run) = state.runs.get_mut(key) else {
                 continue;
             };
-            let Some(journey) = self.journey(&run.journey) else {
+            let Some(journey) = self.journey_of(run) else {
                 continue;
             };
             if run.converted_at.is_none() && journey.converts(name, run.entered_at, event.timestamp)
@@ -428,12 +441,16 @@ impl Journeys {
                 .await?;
         }
         // A paused or retired journey takes nobody in.
-        let journeys: Vec<Arc<Journey>> = (self.catalog.all().into_iter())
+        let journeys: Vec<Entry<Journey>> = (self.catalog.all().into_iter())
             .filter(Entry::is_active)
-            .map(|e| e.item)
             .collect();
         let mut facts: Option<(ProfileFacts, Vec<String>)> = None;
-        for journey in journeys {
+        for Entry {
+            item: journey,
+            version,
+            ..
+        } in journeys
+        {
             // The trigger first (cheap); the person's facts only for a trigger that
             // matches and asks about them: building them for every event kept the
             // runner behind ingestion.
@@ -476,6 +493,7 @@ impl Journeys {
                 exit_reason: None,
                 converted_at: None,
                 updated_at: now,
+                version,
             };
             state.entered.insert(pair);
             state.remember(run);
@@ -508,7 +526,9 @@ impl Journeys {
             // Held where it is; a timer that falls due meanwhile fires once resumed.
             return Ok(());
         }
-        let journey = entry.item;
+        let Some(journey) = self.journey_of(&run) else {
+            return Ok(());
+        };
         // Only what the run waits for moves it: its timer, its event, news about a
         // message it watches, or — at a send the gate suppressed — any news about the
         // person.
@@ -758,7 +778,7 @@ impl Journeys {
             .await?;
         // Finished runs are kept only while they can still convert.
         for run in runs.iter().filter(|r| r.status != RunStatus::Active) {
-            let keep = self.journey(&run.journey).is_some_and(|j| {
+            let keep = self.journey_of(run).is_some_and(|j| {
                 j.goal.as_ref().is_some_and(|(_, within)| {
                     run.converted_at.is_none() && run.entered_at + *within > Timestamp::now()
                 })
@@ -772,6 +792,11 @@ impl Journeys {
 
     fn journey(&self, name: &str) -> Option<Arc<Journey>> {
         self.catalog.get(name).map(|e| e.item)
+    }
+
+    /// The version of its journey a run follows.
+    fn journey_of(&self, run: &JourneyRun) -> Option<Arc<Journey>> {
+        self.catalog.at_version(&run.journey, run.version)
     }
 
     /// The profile an event belongs to now.
@@ -831,7 +856,7 @@ impl Journeys {
         let (journey, changes) =
             (self.catalog.check_revision(&config)).map_err(|e| e.map_invalid(Into::into))?;
         let mut state = self.state.lock().await;
-        let Some(old) = self.journey(journey.name()) else {
+        let Some(old) = self.catalog.get(journey.name()) else {
             return Err(ChangeError::NotFound(journey.name().to_string()));
         };
         let active: Vec<String> = (state.runs.values())
@@ -840,12 +865,28 @@ impl Journeys {
             .collect();
         let mut plan = Vec::new();
         let mut outcome = RunsRevised::default();
+        // The steps of every version a run follows, which a mapping may name.
+        let mut known: BTreeSet<String> = old.item.step_names.iter().cloned().collect();
         for key in &active {
             let run = &state.runs[key];
-            let from = (old.step_names.get(run.step).cloned())
+            let follows = self.journey_of(run).unwrap_or_else(|| old.item.clone());
+            known.extend(follows.step_names.iter().cloned());
+            let from = (follows.step_names.get(run.step).cloned())
                 .unwrap_or_else(|| format!("step-{}", run.step + 1));
             let to = match runs {
-                RunsOnRevision::Exit => None,
+                RunsOnRevision::Finish => {
+                    outcome.finishing += 1;
+                    // Pinned to the version in force now, when it followed whichever was.
+                    Revised::Finish(if run.version == 0 {
+                        old.version
+                    } else {
+                        run.version
+                    })
+                }
+                RunsOnRevision::Exit => {
+                    outcome.exited += 1;
+                    Revised::Exit
+                }
                 RunsOnRevision::Move(mapping) => {
                     let target = mapping.get(&from).ok_or_else(|| {
                         ChangeError::Invalid(JourneyDefinitionError::StepMapping(format!(
@@ -863,16 +904,13 @@ impl Journeys {
                         .moved
                         .entry(format!("{from} → {target}"))
                         .or_default() += 1;
-                    Some(index)
+                    Revised::Move(index)
                 }
             };
-            if to.is_none() {
-                outcome.exited += 1;
-            }
             plan.push((key.clone(), to));
         }
         if let RunsOnRevision::Move(mapping) = runs
-            && let Some(unknown) = mapping.keys().find(|k| !old.step_names.contains(k))
+            && let Some(unknown) = mapping.keys().find(|k| !known.contains(*k))
         {
             return Err(ChangeError::Invalid(JourneyDefinitionError::StepMapping(
                 format!("the mapping names step {unknown:?}, which the journey does not have"),
@@ -897,6 +935,14 @@ impl Journeys {
             let Some(mut run) = state.runs.get(&key).cloned() else {
                 continue;
             };
+            if let Revised::Finish(version) = to {
+                if run.version != version {
+                    run.version = version;
+                    moved.runs.insert(key.clone(), run.clone());
+                    state.runs.insert(key, run);
+                }
+                continue;
+            }
             if let Some(at) = run.wake_at {
                 state.timers.remove(&(at, key.clone()));
             }
@@ -904,15 +950,13 @@ impl Journeys {
             run.fallbacks.clear();
             run.blocked = false;
             run.updated_at = now;
-            match to {
-                Some(step) => {
-                    run.step = step;
-                    restart.push(key.clone());
-                }
-                None => {
-                    run.status = RunStatus::Exited;
-                    run.exit_reason = Some("revised".into());
-                }
+            if let Revised::Move(step) = to {
+                run.step = step;
+                run.version = revision.version;
+                restart.push(key.clone());
+            } else {
+                run.status = RunStatus::Exited;
+                run.exit_reason = Some("revised".into());
             }
             moved.runs.insert(key.clone(), run.clone());
             state.runs.insert(key, run);
@@ -1135,7 +1179,9 @@ impl Journeys {
             return Ok(None);
         };
         let counts = self.store.run_counts(name).await?;
-        Ok(Some(stats(&entry, &counts)))
+        Ok(Some(stats(&entry, &counts, |version| {
+            self.catalog.at_version(name, version)
+        })))
     }
 
     /// Where people are in the journeys, read from the runs as stored.
@@ -1204,7 +1250,13 @@ impl Runs {
     }
 }
 
-fn stats(entry: &Entry<Journey>, counts: &[RunCount]) -> JourneyStats {
+/// A journey's figures from its run counts; `at_version` gives the versions that runs
+/// still follow, whose step names count them.
+fn stats(
+    entry: &Entry<Journey>,
+    counts: &[RunCount],
+    at_version: impl Fn(u32) -> Option<Arc<Journey>>,
+) -> JourneyStats {
     let journey = &entry.item;
     let mut out = JourneyStats {
         definition: journey.config.clone(),
@@ -1224,7 +1276,8 @@ fn stats(entry: &Entry<Journey>, counts: &[RunCount]) -> JourneyStats {
         match c.status {
             RunStatus::Active => {
                 out.active += c.runs;
-                if let Some(name) = journey.step_names.get(c.step) {
+                let follows = at_version(c.version).unwrap_or_else(|| journey.clone());
+                if let Some(name) = follows.step_names.get(c.step) {
                     *out.in_step.entry(name.clone()).or_default() += c.runs;
                 }
             }
@@ -1281,11 +1334,13 @@ async fn load_runs(
         // A broadcast's fallback chains share the store; `BroadcastFallbacks` runs them.
         for run in page.into_iter().filter(|r| !crate::fallbacks::is_chain(r)) {
             runs.entered.insert((run.journey.clone(), run.profile_id));
-            let goal_open = catalog.get(&run.journey).is_some_and(|d| {
-                d.item.goal.as_ref().is_some_and(|(_, within)| {
-                    run.converted_at.is_none() && run.entered_at + *within > Timestamp::now()
-                })
-            });
+            let goal_open = catalog
+                .at_version(&run.journey, run.version)
+                .is_some_and(|j| {
+                    j.goal.as_ref().is_some_and(|(_, within)| {
+                        run.converted_at.is_none() && run.entered_at + *within > Timestamp::now()
+                    })
+                });
             if run.status == RunStatus::Active || goal_open {
                 runs.remember(run);
             }
@@ -1330,10 +1385,10 @@ impl JourneyPositions {
                 })
                 .await?;
             for run in &runs {
-                let Some(entry) = self.catalog.get(&run.journey) else {
+                let Some(journey) = self.catalog.at_version(&run.journey, run.version) else {
                     continue;
                 };
-                positions.push(entry.item.position(RunAt {
+                positions.push(journey.position(RunAt {
                     step: run.step,
                     entered_at: run.entered_at,
                     since: run.updated_at,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::json;
+use serde_json::{Value, json};
 use unavoce_core::identity::ProfileId;
 use unavoce_core::live::Live;
 use unavoce_core::policy::{Outcome, Policies, PolicyConfig};
@@ -13,7 +13,9 @@ use unavoce_core::segment::{IntakeContext, normalise};
 use unavoce_engagement::gate::{Ask, Gate, NO_CHANNEL};
 use unavoce_engagement::{
     Broadcast, Destinations, Engagement, INSIGHT_PURPOSE, Insights, Journeys, Messages,
+    RunsOnRevision,
 };
+use unavoce_projections::catalog::Edit;
 use unavoce_store::{AppendBatch, DecisionQuery, RunStatus, StoredDecision};
 
 // The same store, identity projection and intake as the projections' own tests.
@@ -26,6 +28,32 @@ impl World {
     fn profiles(&self) -> Vec<ProfileId> {
         self.identity
             .read(|g| g.profiles_after(None).map(|n| n.id).collect())
+    }
+
+    /// The journeys over this world, with the given messages' and journeys' definitions
+    /// as a config file would give them, under daytime policies.
+    async fn journeys(&self, messages: &[Value], journeys: &[Value]) -> Arc<Journeys> {
+        fn parse<T: serde::de::DeserializeOwned>(v: &Value) -> T {
+            serde_json::from_value(v.clone()).unwrap()
+        }
+        let messages = Messages::open(
+            self.identity.clone(),
+            "http://unavoce.test".into(),
+            &messages.iter().map(parse).collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+        Journeys::open(
+            self.identity.clone(),
+            self.intake.clone(),
+            self.store.clone(),
+            self.store.clone(),
+            daytime_policies(),
+            messages,
+            &journeys.iter().map(parse).collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap()
     }
 
     async fn decisions(&self) -> Vec<StoredDecision> {
@@ -63,6 +91,19 @@ async fn ada_and_bruno(world: &World) {
                 "traits": {"email": "bruno@example.com"}}),
         ])
         .await;
+}
+
+/// The message of [`trial_ending_journey`].
+fn trial_ending_message() -> Value {
+    json!({"id": "trial-ending",
+        "email": {"subject": "Your trial", "text": "It ends soon", "html": "<p>It ends soon</p>"}})
+}
+
+/// An hour after a trial starts, a message on `channel`.
+fn trial_ending_journey(channel: &str) -> Value {
+    json!({"name": "trial-ending", "trigger": {"event": "Trial Started"},
+        "steps": [{"type": "wait", "duration": "1h"},
+            {"type": "send", "message": "trial-ending", "purpose": "service", "channel": channel}]})
 }
 
 fn promotion<'a>(channel: &'a str, renders: &'a [&'a str]) -> Ask<'a> {
@@ -172,31 +213,9 @@ async fn a_broadcast_records_each_decision_and_a_dry_run_records_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journey_waits_on_the_clock_then_sends_through_the_gate() {
     let world = World::new().await;
-    let messages = Messages::open(
-        world.identity.clone(),
-        "http://unavoce.test".into(),
-        &[serde_json::from_value(json!({"id": "trial-ending",
-            "email": {"subject": "Your trial", "text": "It ends soon", "html": "<p>It ends soon</p>"}}))
-        .unwrap()],
-    )
-    .await
-    .unwrap();
-    let journeys = Journeys::open(
-        world.identity.clone(),
-        world.intake.clone(),
-        world.store.clone(),
-        world.store.clone(),
-        daytime_policies(),
-        messages,
-        &[serde_json::from_value(json!({"name": "trial-ending",
-            "trigger": {"event": "Trial Started"},
-            "steps": [{"type": "wait", "duration": "1h"},
-                {"type": "send", "message": "trial-ending", "purpose": "service",
-                    "channel": "auto"}]}))
-        .unwrap()],
-    )
-    .await
-    .unwrap();
+    let journeys = world
+        .journeys(&[trial_ending_message()], &[trial_ending_journey("auto")])
+        .await;
     world
         .send(vec![
             json!({"type": "identify", "userId": "giulia", "traits": {"email": "g@example.com"}}),
@@ -224,36 +243,103 @@ async fn a_journey_waits_on_the_clock_then_sends_through_the_gate() {
     );
 }
 
+/// A new version made with `runs: finish`: who was in a run goes on by the version they
+/// started (its step names, its message), also after a restart; who enters now follows
+/// the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_left_to_finish_follow_the_version_they_started_and_newcomers_the_new_one() {
+    let world = World::new().await;
+    let open = async || world.journeys(&[], &[]).await;
+    let version = |wait: &str, message: &str| {
+        serde_json::from_value(
+            json!({"name": "trial", "trigger": {"event": "Trial Started"},
+            "steps": [{"type": "wait", "duration": "1h", "name": wait},
+                {"type": "send", "message": message, "purpose": "service",
+                    "channel": "email", "name": "hello"}]}),
+        )
+        .unwrap()
+    };
+    let edit = Edit {
+        by: "key:admin",
+        at: Timestamp::now(),
+    };
+    let journeys = open().await;
+    journeys
+        .define(version("cool-off", "first-words"), edit)
+        .await
+        .unwrap();
+    let trial = |user: &str| {
+        vec![
+            json!({"type": "identify", "userId": user,
+                "traits": {"email": format!("{user}@example.com")}}),
+            json!({"type": "track", "userId": user, "event": "Trial Started"}),
+        ]
+    };
+    world.send(trial("giulia")).await;
+    let now = Timestamp::now();
+    journeys.step(now).await.unwrap();
+
+    // The dry run counts her run as finishing, and changes nothing.
+    let finish = RunsOnRevision::Finish;
+    let dry = (journeys.revise(version("linger", "second-words"), &finish, true, edit))
+        .await
+        .unwrap();
+    assert_eq!((dry.version, dry.runs.finishing), (None, 1));
+    let made = (journeys.revise(version("linger", "second-words"), &finish, false, edit))
+        .await
+        .unwrap();
+    assert_eq!((made.version, made.runs.finishing), (Some(2), 1));
+    world.send(trial("marco")).await;
+    journeys.step(now).await.unwrap();
+    let runs = journeys.runs("trial", None, None, 10).await.unwrap();
+    let versions: Vec<u32> = runs.iter().map(|r| r.version).collect();
+    assert_eq!(versions, [1, 2], "{runs:?}");
+    // Each run is counted in its own version's step.
+    let stats = journeys.stats("trial").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stats.version,
+            stats.in_step["cool-off"],
+            stats.in_step["linger"]
+        ),
+        (2, 1, 1)
+    );
+
+    // After a restart, an hour on: each gets the message of the version they follow.
+    let journeys = open().await;
+    journeys
+        .step(now + SignedDuration::from_mins(61))
+        .await
+        .unwrap();
+    let [giulia, marco] = world.profiles()[..] else {
+        panic!("two profiles")
+    };
+    let mut sent: Vec<(ProfileId, String)> = (world.decisions().await.into_iter())
+        .map(|d| (d.decision.profile_id, d.decision.message))
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            (giulia, "first-words".to_string()),
+            (marco, "second-words".to_string())
+        ]
+    );
+    let runs = journeys.runs("trial", None, None, 10).await.unwrap();
+    assert!(
+        runs.iter().all(|r| r.status == RunStatus::Completed),
+        "{runs:?}"
+    );
+}
+
 /// Found by the soak: while events kept arriving, a step kept reading them and never
 /// reached the timers, so a waiting run never moved on under continuous ingestion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journeys_timers_fire_while_events_keep_arriving() {
     let world = World::new().await;
-    let messages = Messages::open(
-        world.identity.clone(),
-        "http://unavoce.test".into(),
-        &[serde_json::from_value(json!({"id": "trial-ending",
-            "email": {"subject": "Your trial", "text": "It ends soon", "html": "<p>It ends soon</p>"}}))
-        .unwrap()],
-    )
-    .await
-    .unwrap();
-    let journeys = Journeys::open(
-        world.identity.clone(),
-        world.intake.clone(),
-        world.store.clone(),
-        world.store.clone(),
-        daytime_policies(),
-        messages,
-        &[serde_json::from_value(json!({"name": "trial-ending",
-            "trigger": {"event": "Trial Started"},
-            "steps": [{"type": "wait", "duration": "1h"},
-                {"type": "send", "message": "trial-ending", "purpose": "service",
-                    "channel": "email"}]}))
-        .unwrap()],
-    )
-    .await
-    .unwrap();
+    let journeys = world
+        .journeys(&[trial_ending_message()], &[trial_ending_journey("email")])
+        .await;
     world
         .send(vec![
             json!({"type": "identify", "userId": "giulia", "traits": {"email": "g@example.com"}}),

@@ -156,6 +156,9 @@ enum Kept<C> {
     Bare(C),
 }
 
+/// A definition's name and one of its versions.
+type NameAndVersion = (String, u32);
+
 /// A new version checked: compiled, and what it changes.
 pub type Checked<D> = (Arc<D>, Vec<FieldChange>);
 
@@ -209,6 +212,9 @@ pub struct Catalog<D: Definition> {
     configured: RwLock<BTreeMap<String, Entry<D::Item>>>,
     /// The API's, as the setting keeps them.
     histories: RwLock<BTreeMap<String, History<D::Config>>>,
+    /// Versions no longer in force, compiled when first asked for (a version never
+    /// changes once made).
+    earlier: RwLock<BTreeMap<NameAndVersion, Arc<D::Item>>>,
     /// One change through the API at a time (each writes the setting whole).
     writing: tokio::sync::Mutex<()>,
 }
@@ -229,6 +235,7 @@ impl<D: Definition> Catalog<D> {
             entries: RwLock::new(BTreeMap::new()),
             configured: RwLock::new(Self::check(configured)?.0),
             histories: RwLock::new(BTreeMap::new()),
+            earlier: RwLock::new(BTreeMap::new()),
             writing: tokio::sync::Mutex::new(()),
         };
         catalog.reload(log).await.map_err(CatalogError::Store)?;
@@ -512,6 +519,37 @@ impl<D: Definition> Catalog<D> {
 
     pub fn get(&self, name: &str) -> Option<Entry<D::Item>> {
         self.entries.read().ok()?.get(name).cloned()
+    }
+
+    /// `name` as it was at `version`: the one in force for 0 (the config file's, or
+    /// whichever is in force) and for its own number, else an earlier version from
+    /// its history, compiled once. `None` when there is no such version, or it no
+    /// longer compiles (with a warning).
+    pub fn at_version(&self, name: &str, version: u32) -> Option<Arc<D::Item>> {
+        let entry = self.get(name)?;
+        if version == 0 || version == entry.version {
+            return Some(entry.item);
+        }
+        let key = (name.to_string(), version);
+        if let Some(item) = self.earlier.read().ok()?.get(&key) {
+            return Some(item.clone());
+        }
+        let history = self.history(name)?;
+        let kept = history
+            .versions
+            .into_iter()
+            .find(|v| v.version == version)?;
+        match D::compile(kept.config) {
+            Ok(item) => {
+                let item = Arc::new(item);
+                (self.earlier.write().ok()?).insert(key, item.clone());
+                Some(item)
+            }
+            Err(e) => {
+                tracing::warn!(%name, version, error = %Redacted(&e), "an earlier version no longer holds");
+                None
+            }
+        }
     }
 
     /// Every definition, by name.

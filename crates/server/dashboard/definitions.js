@@ -11,7 +11,7 @@ const path = (kind, name) => `/api/${kind}/${encodeURIComponent(name)}`;
 /** The body of a PUT: a journey's carries what happens to its runs. */
 function revision(kind, definition, runs, mapping) {
   if (kind !== "journeys") return definition;
-  return { definition, runs: runs === "move" ? { move: mapping } : "exit" };
+  return { definition, runs: runs === "move" ? { move: mapping } : runs };
 }
 
 /** What a dry run or a saved edit tells, in words. */
@@ -22,7 +22,7 @@ function outcome(answer) {
   if (answer.entering !== undefined) lines.push(`${answer.entering} would enter, ${answer.leaving} would leave`);
   if (answer.runs) {
     const moved = Object.entries(answer.runs.moved || {}).map(([k, v]) => `${v} moved ${k}`);
-    lines.push([...moved, `${answer.runs.exited} exit`].join(", "));
+    lines.push([...moved, `${answer.runs.finishing} finish on their version`, `${answer.runs.exited} exit`].join(", "));
   }
   const head = answer.dry_run ? "Dry run — nothing changed." : `Saved as version ${answer.version}.`;
   return [h("p", { class: "muted" }, head, " ", lines.join("; ")),
@@ -37,7 +37,8 @@ async function editor(kind, name, onSaved) {
   const problem = h("p", { class: "error field-error", role: "alert" });
   const result = h("div", { class: "edit-result" });
   const runs = h("select", { name: "runs", "aria-label": "Runs in progress" },
-    h("option", { value: "exit" }, "exit the journey"), h("option", { value: "move" }, "move by step mapping"));
+    h("option", { value: "finish" }, "finish on their version"), h("option", { value: "exit" }, "exit the journey"),
+    h("option", { value: "move" }, "move by step mapping"));
   const mapping = h("textarea", { name: "mapping", rows: 3, cols: 40, "aria-label": "Step mapping",
     placeholder: '{"old step": "new step"}' }, "{}");
   const send = async dryRun => {

@@ -577,3 +577,83 @@ async fn a_journeys_new_version_moves_its_runs_by_a_checked_step_mapping_or_exit
         3
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_journeys_runs_left_to_finish_keep_the_version_they_started() {
+    let s = server().await;
+    let version = |wait_name: &str| {
+        json!({"name": "trial", "trigger": {"event": "Trial Started"},
+            "steps": [{"type": "wait", "duration": "1h", "name": wait_name},
+                {"type": "send", "message": "welcome", "purpose": "service",
+                    "channel": "email", "name": "hello"}]})
+    };
+    let defined = s
+        .admin_json("POST", "/api/journeys", version("cool-off"))
+        .await;
+    assert_eq!(defined.status, StatusCode::CREATED, "{}", defined.json);
+    let trial = |user: &str| {
+        vec![
+            json!({"type": "identify", "userId": user,
+                "traits": {"email": format!("{user}@example.com")}}),
+            json!({"type": "track", "userId": user, "event": "Trial Started"}),
+        ]
+    };
+    s.send_batch(trial("ada")).await;
+    eventually("ada's run", async || {
+        (s.get("/api/journeys/trial").await["in_step"]["cool-off"] == 1).then_some(())
+    })
+    .await;
+
+    let edit = json!({"definition": version("linger"), "runs": "finish"});
+    let dry = s
+        .admin_json("PUT", "/api/journeys/trial?dry_run=true", edit.clone())
+        .await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.json);
+    assert_eq!(
+        (
+            dry.json["runs"]["finishing"].clone(),
+            dry.json["runs"]["exited"].clone()
+        ),
+        (json!(1), json!(0))
+    );
+    let made = s.admin_json("PUT", "/api/journeys/trial", edit).await;
+    assert_eq!(
+        (
+            made.json["version"].clone(),
+            made.json["runs"]["finishing"].clone()
+        ),
+        (json!(2), json!(1)),
+        "{}",
+        made.json
+    );
+    s.send_batch(trial("bruno")).await;
+    let stats = eventually("bruno's run", async || {
+        let stats = s.get("/api/journeys/trial").await;
+        (stats["entered"] == 2).then_some(stats)
+    })
+    .await;
+    // Ada waits in her version's step, Bruno in the new one's.
+    assert_eq!(
+        (
+            stats["version"].clone(),
+            stats["in_step"]["cool-off"].clone(),
+            stats["in_step"]["linger"].clone()
+        ),
+        (json!(2), json!(1), json!(1))
+    );
+    let ada = s.profile_of("ada").await;
+    let card = s.get(&format!("/api/profiles/{ada}/context")).await;
+    assert_eq!(
+        card["active_journeys"][0]["step_name"], "cool-off",
+        "{card}"
+    );
+
+    // Kept across a restart.
+    let s = s.restart().await;
+    let runs = s.get("/api/journeys/trial/runs").await;
+    let mut versions: Vec<u64> = (runs["runs"].as_array().unwrap().iter())
+        .map(|r| r["version"].as_u64().unwrap())
+        .collect();
+    versions.sort();
+    assert_eq!(versions, [1, 2], "{runs}");
+}

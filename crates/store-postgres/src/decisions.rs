@@ -207,20 +207,22 @@ impl JourneyStore for PgStore {
             .prepare(
                 "INSERT INTO journey_runs (key, journey, profile_id, entered_at, control, status, \
                  step, wake_at, waiting_for, blocked, watching, fallbacks, exit_reason, \
-                 converted_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 converted_at, updated_at, version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
                  ON CONFLICT (key) DO UPDATE SET journey = excluded.journey, \
                  profile_id = excluded.profile_id, entered_at = excluded.entered_at, \
                  control = excluded.control, status = excluded.status, step = excluded.step, \
                  wake_at = excluded.wake_at, waiting_for = excluded.waiting_for, \
                  blocked = excluded.blocked, watching = excluded.watching, \
                  fallbacks = excluded.fallbacks, exit_reason = excluded.exit_reason, \
-                 converted_at = excluded.converted_at, updated_at = excluded.updated_at",
+                 converted_at = excluded.converted_at, updated_at = excluded.updated_at, \
+                 version = excluded.version",
             )
             .await
             .map_err(db)?;
         for r in &runs {
             let fallbacks = serde_json::to_string(&r.fallbacks).unwrap_or_else(|_| "[]".into());
+            let version = i64::from(r.version);
             tx.execute(
                 &save,
                 &[
@@ -239,6 +241,7 @@ impl JourneyStore for PgStore {
                     &r.exit_reason,
                     &r.converted_at.map(micros),
                     &micros(r.updated_at),
+                    &version,
                 ],
             )
             .await
@@ -251,8 +254,8 @@ impl JourneyStore for PgStore {
     async fn runs(&self, query: RunQuery) -> Result<Vec<JourneyRun>, StoreError> {
         let mut sql = String::from(
             "SELECT key, journey, profile_id, entered_at, control, status, step, wake_at, \
-             waiting_for, blocked, watching, fallbacks, exit_reason, converted_at, updated_at \
-             FROM journey_runs WHERE key > $1",
+             waiting_for, blocked, watching, fallbacks, exit_reason, converted_at, updated_at, \
+             version FROM journey_runs WHERE key > $1",
         );
         let after = query.after.clone().unwrap_or_default();
         let profile_id = query.profile_id.map(|p| p.to_string());
@@ -288,6 +291,7 @@ impl JourneyStore for PgStore {
                 exit_reason: get(r, 12)?,
                 converted_at: get::<Option<i64>>(r, 13)?.map(from_micros),
                 updated_at: from_micros(get(r, 14)?),
+                version: get::<i64>(r, 15)?.clamp(0, u32::MAX.into()) as u32,
             })
         })
         .await
@@ -297,9 +301,9 @@ impl JourneyStore for PgStore {
         let client = self.client().await?;
         client
             .query(
-                "SELECT status, step, control, converted_at IS NOT NULL, count(*) \
-                 FROM journey_runs WHERE journey = $1 GROUP BY 1, 2, 3, 4 \
-                 ORDER BY status COLLATE \"C\", step, control, 4",
+                "SELECT status, step, control, converted_at IS NOT NULL, version, count(*) \
+                 FROM journey_runs WHERE journey = $1 GROUP BY 1, 2, 3, 4, 5 \
+                 ORDER BY status COLLATE \"C\", step, control, 4, 5",
                 &[&journey],
             )
             .await
@@ -311,7 +315,8 @@ impl JourneyStore for PgStore {
                     step: get::<i64>(r, 1)?.max(0) as usize,
                     control: get(r, 2)?,
                     converted: get(r, 3)?,
-                    runs: get::<i64>(r, 4)?.max(0) as u64,
+                    version: get::<i64>(r, 4)?.clamp(0, u32::MAX.into()) as u32,
+                    runs: get::<i64>(r, 5)?.max(0) as u64,
                 })
             })
             .collect()

@@ -317,6 +317,7 @@ const TABLES: &[Table] = &[
             ("exit_reason", Text),
             ("converted_at", Int8),
             ("updated_at", Int8),
+            ("version", Int8),
         ],
         order_by: "key",
         only: None,

@@ -162,6 +162,10 @@ CREATE TABLE ended_sessions (
     expires   bigint NOT NULL
 );
 "#,
+    // The version of its journey a run follows (0: whichever is in force).
+    r#"
+ALTER TABLE journey_runs ADD COLUMN version bigint NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The advisory lock nodes take while they migrate, so two starting at once do not

@@ -74,6 +74,10 @@ pub struct JourneyRun {
     pub exit_reason: Option<String>,
     pub converted_at: Option<Timestamp>,
     pub updated_at: Timestamp,
+    /// The version of its journey it follows: the one it started on, or moved to when
+    /// the journey was revised (0: whichever version is in force, as for the config
+    /// file's journeys).
+    pub version: u32,
 }
 
 /// Which runs to read.
@@ -94,6 +98,8 @@ pub struct RunCount {
     pub step: usize,
     pub control: bool,
     pub converted: bool,
+    /// The journey's version the runs follow (step numbers are that version's).
+    pub version: u32,
     pub runs: u64,
 }
 

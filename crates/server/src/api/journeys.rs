@@ -251,10 +251,11 @@ struct JourneyEdit {
 }
 
 /// `PUT /api/journeys/{name}`: a new version of a journey defined through the API,
-/// checked as a new one is, and what happens to the people in its runs: `"exit"`, or
+/// checked as a new one is, and what happens to the people in its runs: `"finish"` (on
+/// the version they follow; newcomers enter the new one), `"exit"`, or
 /// `{"move": {"old step": "new step"}}` (every step a run is in must be mapped; a moved
 /// run starts its new step afresh). With `?dry_run=true`, what would change and which
-/// runs would move or exit, nothing stored.
+/// runs would move, finish or exit, nothing stored.
 #[utoipa::path(
     put,
     path = "/journeys/{name}",
@@ -266,7 +267,7 @@ struct JourneyEdit {
     ),
     request_body = doc::JourneyEdit,
     responses(
-        (status = 200, description = "The version made (none on a dry run), what changed, and the runs moved or exited.", body = doc::JourneyRevised),
+        (status = 200, description = "The version made (none on a dry run), what changed, and the runs moved, left to finish or exited.", body = doc::JourneyRevised),
         (status = 400, response = openapi::BadRequest),
         (status = 404, response = openapi::NotFound),
         (status = 409, response = openapi::Conflict),
@@ -282,7 +283,7 @@ pub async fn revise(
     let edit: JourneyEdit = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "invalid_body",
-            format!("send {{\"definition\": <the journey>, \"runs\": \"exit\" | {{\"move\": {{\"old step\": \"new step\"}}}}}}: {e}"),
+            format!("send {{\"definition\": <the journey>, \"runs\": \"finish\" | \"exit\" | {{\"move\": {{\"old step\": \"new step\"}}}}}}: {e}"),
         )
     })?;
     if edit.definition.name != name {

@@ -109,7 +109,8 @@ pub struct RevisionPreview {
 #[derive(Serialize, ToSchema)]
 pub struct JourneyEdit {
     pub definition: JourneyDefinition,
-    /// `"exit"`, or `{"move": {"old step": "new step"}}`.
+    /// `"finish"` (on the version they follow), `"exit"`, or
+    /// `{"move": {"old step": "new step"}}`.
     pub runs: Value,
 }
 
@@ -124,11 +125,13 @@ pub struct JourneyRevised {
     pub runs: RunsRevised,
 }
 
-/// The runs a new version moved or exited.
+/// The runs a new version moved, left to finish, or exited.
 #[derive(Serialize, ToSchema)]
 pub struct RunsRevised {
     /// By `"old step → new step"`.
     pub moved: BTreeMap<String, u64>,
+    /// Left to finish on the version they follow.
+    pub finishing: u64,
     pub exited: u64,
 }
 
@@ -1320,6 +1323,8 @@ pub struct JourneyRun {
     pub converted_at: Option<String>,
     #[schema(format = DateTime)]
     pub updated_at: String,
+    /// The journey's version the run follows (0: whichever is in force).
+    pub version: u32,
 }
 
 // ---------------------------------------------------------------- messages

@@ -750,8 +750,8 @@ impl crate::journeys::JourneyStore for SqliteLog {
         self.read(move |conn| {
             let mut sql = String::from(
                 "SELECT key, journey, profile_id, entered_at, control, status, step, wake_at, \
-                 waiting_for, blocked, watching, fallbacks, exit_reason, converted_at, updated_at \
-                 FROM journey_runs \
+                 waiting_for, blocked, watching, fallbacks, exit_reason, converted_at, updated_at, \
+                 version FROM journey_runs \
                  WHERE key > ?1",
             );
             let mut args: Vec<rusqlite::types::Value> =
@@ -787,6 +787,7 @@ impl crate::journeys::JourneyStore for SqliteLog {
                     exit_reason: r.get(12)?,
                     converted_at: r.get::<_, Option<i64>>(13)?.map(rows::from_micros),
                     updated_at: rows::from_micros(r.get(14)?),
+                    version: r.get::<_, i64>(15)?.clamp(0, u32::MAX.into()) as u32,
                 })
             })?;
             found.collect()
@@ -801,8 +802,9 @@ impl crate::journeys::JourneyStore for SqliteLog {
         let journey = journey.to_string();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT status, step, control, converted_at IS NOT NULL, count(*) \
-                 FROM journey_runs WHERE journey = ?1 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+                "SELECT status, step, control, converted_at IS NOT NULL, version, count(*) \
+                 FROM journey_runs WHERE journey = ?1 \
+                 GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
             )?;
             let found = stmt.query_map(rusqlite::params![journey], |r| {
                 Ok(crate::journeys::RunCount {
@@ -810,7 +812,8 @@ impl crate::journeys::JourneyStore for SqliteLog {
                     step: r.get::<_, i64>(1)?.max(0) as usize,
                     control: r.get(2)?,
                     converted: r.get(3)?,
-                    runs: r.get::<_, i64>(4)?.max(0) as u64,
+                    version: r.get::<_, i64>(4)?.clamp(0, u32::MAX.into()) as u32,
+                    runs: r.get::<_, i64>(5)?.max(0) as u64,
                 })
             })?;
             found.collect()

@@ -189,6 +189,10 @@ CREATE TABLE ended_sessions (
     expires   INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // The version of its journey a run follows (0: whichever is in force).
+    r#"
+ALTER TABLE journey_runs ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// How long a connection waits for a lock before it answers busy.

@@ -519,8 +519,8 @@ fn apply(
             let mut save = tx.prepare_cached(
                 "INSERT OR REPLACE INTO journey_runs (key, journey, profile_id, entered_at, \
                  control, status, step, wake_at, waiting_for, blocked, watching, fallbacks, \
-                 exit_reason, converted_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 exit_reason, converted_at, updated_at, version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             for r in runs {
                 save.execute(params![
@@ -539,6 +539,7 @@ fn apply(
                     r.exit_reason,
                     r.converted_at.map(micros),
                     micros(r.updated_at),
+                    r.version,
                 ])?;
             }
             Ok(Ok(Done::RunsSaved))

@@ -130,6 +130,7 @@ fn a_run(profile: i64) -> JourneyRun {
         exit_reason: None,
         converted_at: None,
         updated_at: at(),
+        version: 3,
     }
 }
 

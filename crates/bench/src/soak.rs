@@ -39,6 +39,12 @@ pub(super) struct SoakBenchArgs {
     /// The share of the measured capacity the soak offers.
     #[arg(long, default_value_t = 0.7)]
     load: f64,
+    /// Seconds of filling the store at full speed (16 clients) before the ramp, so the
+    /// capacity is measured on a store that holds millions of events, as it does for
+    /// most of the soak: an empty store's is higher, and falls as its indexes outgrow
+    /// the page cache (BENCHMARKS.md).
+    #[arg(long, default_value_t = 120.0)]
+    fill_seconds: f64,
     /// Seconds of each of the ramp's three steps (4, 16 and 64 clients, each sending
     /// its batches one after another); the best step's acknowledged rate is the capacity.
     #[arg(long, default_value_t = 10.0)]
@@ -121,6 +127,16 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
         Duration::from_secs_f64(args.sample_seconds.max(0.1)),
     ));
 
+    if args.fill_seconds > 0.0 {
+        let rate = run
+            .closed_loop(16, Duration::from_secs_f64(args.fill_seconds))
+            .await;
+        println!(
+            "fill: {rate:.0} events/s acknowledged for {:.0} s, {} events stored",
+            args.fill_seconds,
+            run.acknowledged_events.load(Ordering::Relaxed)
+        );
+    }
     // Capacity: the acknowledged rate the server sustains, closed loop.
     let mut capacity = 0.0f64;
     for clients in [4, 16, 64] {

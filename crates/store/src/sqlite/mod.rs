@@ -61,6 +61,8 @@ pub struct SqliteOptions {
     /// Events left unindexed by identifier before the writer indexes them (it also
     /// does when idle); see `identifiers.rs`.
     pub identifier_index_chunk: usize,
+    /// The WAL's size past which the writer makes it start over (see `checkpoint.rs`).
+    pub wal_limit: u64,
 }
 
 impl Default for SqliteOptions {
@@ -71,6 +73,7 @@ impl Default for SqliteOptions {
             max_rows_per_commit: 20_000,
             on_commit: None,
             identifier_index_chunk: 10_000,
+            wal_limit: checkpoint::WAL_LIMIT,
         }
     }
 }
@@ -153,6 +156,7 @@ impl SqliteLog {
         };
         let mut conn = Connection::open(&path).map_err(open_err)?;
         schema::configure(&conn, options.durability).map_err(open_err)?;
+        schema::configure_writer(&conn).map_err(open_err)?;
         if let Some(why) = integrity::quick_check(&conn).map_err(open_err)? {
             return Err(OpenError::Damaged { path, why });
         }
@@ -201,7 +205,7 @@ impl SqliteLog {
             let index = identifiers::IdentifierIndex::load(&conn, options.identifier_index_chunk)
                 .map_err(open_err)?;
             let writer_path = path.clone();
-            let wal_limit = checkpoint::WalLimit::new(&path);
+            let wal_limit = checkpoint::WalLimit::new(&path, options.wal_limit);
             std::thread::Builder::new()
                 .name("event-log-writer".into())
                 .spawn(move || {
@@ -604,6 +608,7 @@ pub fn bulk_insert_baseline(
     std::fs::create_dir_all(dir).map_err(|e| StoreError::Storage(e.to_string()))?;
     let mut conn = Connection::open(dir.join("events.db")).map_err(storage)?;
     schema::configure(&conn, durability).map_err(storage)?;
+    schema::configure_writer(&conn).map_err(storage)?;
     schema::migrate(&mut conn).map_err(storage)?;
     let mut indexed = identifiers::indexed_through(&conn).map_err(storage)?;
     for chunk in rows.chunks(rows_per_transaction.max(1)) {

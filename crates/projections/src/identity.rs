@@ -1,6 +1,7 @@
 //! The identity projection: the identity graph over the whole log.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
@@ -16,6 +17,8 @@ use unavoce_core::live::Live;
 use unavoce_core::profile::{ComputedTrait, ProfileFacts, ProfileState};
 use unavoce_core::{Event, Identifier};
 use unavoce_store::{EventLog, EventQuery, StoreError};
+
+use crate::snapshot;
 
 /// Where the unmerge rules are kept.
 const UNMERGE_RULES: &str = "identity.unmerge_rules";
@@ -99,8 +102,9 @@ struct State {
     /// Link decisions to apply after each log position.
     links: BTreeMap<i64, Vec<(IdKey, IdKey, Timestamp)>>,
     /// Profiles whose state changed since [`IdentityProjection::take_changed`] was last
-    /// called; `None` until someone asks.
-    changed: Option<HashSet<ProfileId>>,
+    /// called; `None` until someone asks. Behind its own lock, so that taking them needs
+    /// only a shared hold of the state (a snapshot being written does not block it).
+    changed: Mutex<Option<HashSet<ProfileId>>>,
 }
 
 impl State {
@@ -110,8 +114,13 @@ impl State {
             people: HashMap::new(),
             applied: 0,
             links,
-            changed: None,
+            changed: Mutex::new(None),
         }
+    }
+
+    /// Whether two states hold the same graph, profile states and position.
+    fn same_as(&self, other: &State) -> bool {
+        self.applied == other.applied && self.graph == other.graph && self.people == other.people
     }
 
     /// Applies one event, then the decisions taken right after it.
@@ -181,7 +190,7 @@ impl State {
             };
             for gone in node.ids() {
                 self.people.remove(&gone);
-                if let Some(changed) = &mut self.changed {
+                if let Some(changed) = self.changed.get_mut().unwrap_or_else(|e| e.into_inner()) {
                     changed.remove(&gone);
                 }
             }
@@ -199,7 +208,7 @@ impl State {
                 self.people.entry(profile).or_default().merge(state);
             }
         }
-        if let Some(changed) = &mut self.changed {
+        if let Some(changed) = self.changed.get_mut().unwrap_or_else(|e| e.into_inner()) {
             changed.insert(profile);
         }
         Some(profile)
@@ -239,6 +248,40 @@ pub struct IdentityProjection {
     /// Another process committed events no push carries: read the log.
     log_moved: AtomicBool,
     stopping: AtomicBool,
+    /// Where snapshots are kept (`None`: none are).
+    snapshots: Option<PathBuf>,
+    /// Moved on each change that makes snapshots stale (an erasure, a rebuild): a
+    /// snapshot written meanwhile is not put in place.
+    snapshot_epoch: AtomicU64,
+    /// Held while a snapshot is put in place or removed.
+    snapshot_file: Mutex<()>,
+    /// How the projection started, and the last snapshot taken.
+    started: Mutex<Start>,
+    last_snapshot: Mutex<Option<SnapshotTaken>>,
+}
+
+/// How a projection started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// From a snapshot taken at this log position, then the log after it.
+    Snapshot { seq: i64 },
+    /// From the whole log; `refused` says why a snapshot was not used, if there was one
+    /// to consider.
+    Replay { refused: Option<String> },
+}
+
+/// A snapshot taken (see [`IdentityProjection::take_snapshot`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotTaken {
+    /// The log position it covers.
+    pub seq: i64,
+    /// Its size.
+    pub bytes: u64,
+    /// How long the projection's writer was held (its state read with shared locks
+    /// only: readers were never blocked; new events waited).
+    pub held: Duration,
+    /// From start to the file synced and in place.
+    pub took: Duration,
 }
 
 impl IdentityProjection {
@@ -250,6 +293,21 @@ impl IdentityProjection {
         rules: Arc<IdentityRules>,
         analytics: Arc<AnalyticsRules>,
         computed: Arc<Vec<ComputedTrait>>,
+    ) -> Result<Arc<Self>, StoreError> {
+        Self::open_with_snapshots(log, rules, analytics, computed, None).await
+    }
+
+    /// As [`Self::open`], keeping snapshots in the folder `snapshots` when given: the
+    /// projection starts from the snapshot there when it is valid for this log and these
+    /// rules (see `snapshot.rs`) and replays only the log after it; otherwise it says why
+    /// in the log and replays the whole log. Snapshots are then taken by
+    /// [`Self::take_snapshot`] (see [`Self::snapshot_when_due`]).
+    pub async fn open_with_snapshots(
+        log: Arc<dyn EventLog>,
+        rules: Arc<IdentityRules>,
+        analytics: Arc<AnalyticsRules>,
+        computed: Arc<Vec<ComputedTrait>>,
+        snapshots: Option<PathBuf>,
     ) -> Result<Arc<Self>, StoreError> {
         let unmerge_rules = load_unmerge_rules(&*log, &rules).await?;
         let links = load_link_decisions(&*log, &rules).await?;
@@ -275,12 +333,45 @@ impl IdentityProjection {
             wake: Condvar::new(),
             log_moved: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            snapshots,
+            snapshot_epoch: AtomicU64::new(0),
+            snapshot_file: Mutex::new(()),
+            started: Mutex::new(Start::Replay { refused: None }),
+            last_snapshot: Mutex::new(None),
         });
+        let started = std::time::Instant::now();
+        if let Some(dir) = projection.snapshots.clone() {
+            match projection.restore(&dir).await {
+                Ok(seq) => {
+                    *projection.started.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Start::Snapshot { seq };
+                    tracing::info!(
+                        snapshot_seq = seq,
+                        events = projection.state.read().map(|s| s.applied).unwrap_or(0),
+                        profiles = projection.read(|g| g.profile_count()),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "identity graph loaded from its snapshot and the log after it"
+                    );
+                    return Ok(projection);
+                }
+                Err(snapshot::Refusal::Missing) => {}
+                Err(refusal) => {
+                    tracing::warn!(
+                        path = %snapshot::path(&dir).display(),
+                        reason = %refusal,
+                        "the projections' snapshot is not used; replaying the whole event log"
+                    );
+                    *projection.started.lock().unwrap_or_else(|e| e.into_inner()) = Start::Replay {
+                        refused: Some(refusal.to_string()),
+                    };
+                    projection.reset().await?;
+                }
+            }
+        }
         let last = *projection.log.committed().borrow();
         if let Ok(mut table) = projection.interactions.write() {
             table.reserve(usize::try_from(last).unwrap_or(0));
         }
-        let started = std::time::Instant::now();
         let applied = projection.catch_up().await?;
         tracing::info!(
             events = applied,
@@ -289,6 +380,295 @@ impl IdentityProjection {
             "identity graph built from the event log"
         );
         Ok(projection)
+    }
+
+    /// Puts the state read from the snapshot in `dir` in place and applies the log after
+    /// it; the snapshot's position. Refused when the snapshot is not what a replay of this
+    /// log under these rules gives (see `snapshot.rs`); the state is then partly filled,
+    /// and [`Self::reset`] empties it.
+    async fn restore(self: &Arc<Self>, dir: &Path) -> Result<i64, snapshot::Refusal> {
+        let store = |e: StoreError| snapshot::Refusal::Store(e.to_string());
+        let opened = {
+            let dir = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || snapshot::open(&dir))
+                .await
+                .map_err(|e| snapshot::Refusal::Store(e.to_string()))??
+        };
+        let header = opened.header.clone();
+        let rules = self.rules.get();
+        let fingerprint = {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            snapshot::fingerprint(
+                &rules,
+                &state.graph,
+                &state.links,
+                header.seq,
+                &self.computed,
+                &self.analytics,
+            )
+        };
+        if fingerprint != header.fingerprint {
+            return Err(snapshot::Refusal::Foreign);
+        }
+        let at = self.log.events_at(vec![header.seq]).await.map_err(store)?;
+        match at.iter().find(|e| e.seq == header.seq) {
+            None => return Err(snapshot::Refusal::PositionGone(header.seq)),
+            Some(e) if snapshot::event_digest(&e.event) != header.event => {
+                return Err(snapshot::Refusal::EventDiffers(header.seq));
+            }
+            Some(_) => {}
+        }
+        let restored = tokio::task::spawn_blocking(move || opened.body())
+            .await
+            .map_err(|e| snapshot::Refusal::Store(e.to_string()))??;
+        if restored.table.rows().len() as u64 != header.events
+            || restored.table.rows().last().map(|r| r.seq) != Some(header.seq)
+        {
+            return Err(snapshot::Refusal::Damaged(
+                "its table does not end at its position".into(),
+            ));
+        }
+        {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            let unmerge_rules = state.graph.unmerge_rules().to_vec();
+            state.graph = IdentityGraph::from_parts(restored.graph, rules, unmerge_rules);
+            state.people = restored.people;
+            state.applied = header.seq;
+        }
+        *self.interactions.write().unwrap_or_else(|e| e.into_inner()) = restored.table;
+        // The tail; then every event the log holds must be in the table: fewer in the
+        // log means events the snapshot covers were removed since (an erasure whose
+        // projection never heard of it, a crash between the two).
+        for _ in 0..5 {
+            self.catch_up().await.map_err(store)?;
+            let log = self.log.stats().await.map_err(store)?.events;
+            let held = self
+                .interactions
+                .read()
+                .map(|t| t.rows().len() as u64)
+                .unwrap_or(0);
+            if log == held {
+                return Ok(header.seq);
+            }
+            if log < held {
+                return Err(snapshot::Refusal::Removed {
+                    snapshot: held,
+                    log,
+                });
+            }
+        }
+        Err(snapshot::Refusal::Unsettled)
+    }
+
+    /// Empties the state and the table, as before a replay of the whole log.
+    async fn reset(&self) -> Result<(), StoreError> {
+        let rules = self.rules.get();
+        let unmerge_rules = load_unmerge_rules(&*self.log, &rules).await?;
+        let links = load_link_decisions(&*self.log, &rules).await?;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) =
+            State::new(IdentityGraph::new(rules, unmerge_rules), links);
+        *self.interactions.write().unwrap_or_else(|e| e.into_inner()) = InteractionTable::default();
+        Ok(())
+    }
+
+    /// How the projection started: from a snapshot, or from the whole log (and why).
+    pub fn start(&self) -> Start {
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The last snapshot this process took.
+    pub fn last_snapshot(&self) -> Option<SnapshotTaken> {
+        self.last_snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether this projection holds the same graph (profile ids included), profile
+    /// states, position and interaction table as `other` — e.g. one started from a
+    /// snapshot and one replayed from the whole log.
+    pub fn same_as(&self, other: &IdentityProjection) -> bool {
+        let (a, b) = (
+            self.state.read().unwrap_or_else(|e| e.into_inner()),
+            other.state.read().unwrap_or_else(|e| e.into_inner()),
+        );
+        let (ta, tb) = (
+            self.interactions.read().unwrap_or_else(|e| e.into_inner()),
+            other.interactions.read().unwrap_or_else(|e| e.into_inner()),
+        );
+        a.same_as(&b) && *ta == *tb
+    }
+
+    /// Writes a snapshot of the graph, the profile states and the interaction table as
+    /// of the last event applied, in the folder given to [`Self::open_with_snapshots`]
+    /// (none when there is none, nothing new since the last one, or a rebuild is due:
+    /// the state is then not what a replay gives). The state is serialised straight to
+    /// a temporary file on a low-priority thread while the projection's writer is held
+    /// — readers keep reading (shared locks only); events arriving meanwhile wait in the
+    /// buffer — then synced and renamed into place, unless an erasure or a rebuild came
+    /// meanwhile.
+    pub async fn take_snapshot(self: &Arc<Self>) -> Result<Option<SnapshotTaken>, StoreError> {
+        let Some(dir) = self.snapshots.clone() else {
+            return Ok(None);
+        };
+        let started = std::time::Instant::now();
+        let writer = self.writer.lock().await;
+        if self.rebuilds_asked.load(Ordering::Acquire) > *self.rebuilds_done.borrow() {
+            return Ok(None);
+        }
+        let epoch = self.snapshot_epoch.load(Ordering::Acquire);
+        let seq = self.state.read().map(|s| s.applied).unwrap_or(0);
+        if seq == 0 || self.last_snapshot().is_some_and(|l| l.seq == seq) {
+            return Ok(None);
+        }
+        // The last event applied, to recognise this log by; erased since: wait for the
+        // rebuild.
+        let Some(last) = self
+            .log
+            .events_at(vec![seq])
+            .await?
+            .into_iter()
+            .find(|e| e.seq == seq)
+        else {
+            return Ok(None);
+        };
+        let event = snapshot::event_digest(&last.event);
+        let held_since = std::time::Instant::now();
+        let projection = self.clone();
+        let write_dir = dir.clone();
+        let (done, written) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("identity-snapshot".into())
+            .spawn(move || {
+                lower_this_threads_priority();
+                let state = projection.state.read().unwrap_or_else(|e| e.into_inner());
+                let table = projection
+                    .interactions
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner());
+                let header = snapshot::Header {
+                    seq,
+                    event,
+                    events: table.rows().len() as u64,
+                    fingerprint: snapshot::fingerprint(
+                        state.graph.rules(),
+                        &state.graph,
+                        &state.links,
+                        seq,
+                        &projection.computed,
+                        &projection.analytics,
+                    ),
+                    taken_at: Timestamp::now(),
+                };
+                let _ = done.send(snapshot::write_partial(
+                    &write_dir,
+                    &header,
+                    &state.graph,
+                    &state.people,
+                    &table,
+                ));
+            })
+            .map_err(|e| StoreError::Storage(format!("cannot start a snapshot: {e}")))?;
+        let (partial, bytes) = written
+            .await
+            .map_err(|_| StoreError::Storage("a snapshot stopped half-way".into()))?
+            .map_err(|e| StoreError::Storage(format!("cannot write a snapshot: {e}")))?;
+        let held = held_since.elapsed();
+        drop(writer);
+        let projection = self.clone();
+        let placed = tokio::task::spawn_blocking(move || {
+            let _file = projection
+                .snapshot_file
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if projection.snapshot_epoch.load(Ordering::Acquire) != epoch {
+                let _ = std::fs::remove_file(&partial);
+                return Ok(false);
+            }
+            snapshot::put_in_place(&partial, &dir).map(|()| true)
+        })
+        .await
+        .map_err(|e| StoreError::Storage(format!("a snapshot stopped half-way: {e}")))?
+        .map_err(|e| StoreError::Storage(format!("cannot put a snapshot in place: {e}")))?;
+        if !placed {
+            return Ok(None);
+        }
+        let taken = SnapshotTaken {
+            seq,
+            bytes,
+            held,
+            took: started.elapsed(),
+        };
+        tracing::info!(
+            seq,
+            bytes,
+            held_ms = held.as_millis() as u64,
+            took_ms = taken.took.as_millis() as u64,
+            "projections' snapshot taken"
+        );
+        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(taken.clone());
+        Ok(Some(taken))
+    }
+
+    /// Takes a snapshot on a task of its own, looking every `every`: when at least
+    /// `after_events` events were applied since the last one (or since start), or any
+    /// were and ten times `every` has passed. Must be called inside a Tokio runtime.
+    pub fn snapshot_when_due(
+        self: &Arc<Self>,
+        every: Duration,
+        after_events: i64,
+    ) -> tokio::task::JoinHandle<()> {
+        let projection = self.clone();
+        tokio::spawn(async move {
+            let mut since = tokio::time::Instant::now();
+            let mut base = match projection.start() {
+                Start::Snapshot { seq } => seq,
+                Start::Replay { .. } => 0,
+            };
+            loop {
+                tokio::time::sleep(every).await;
+                if projection.stopping.load(Ordering::Acquire) {
+                    return;
+                }
+                let applied = projection.state.read().map(|s| s.applied).unwrap_or(0);
+                let new = applied - base;
+                if new >= after_events || (new > 0 && since.elapsed() >= every * 10) {
+                    match projection.take_snapshot().await {
+                        Ok(Some(taken)) => {
+                            base = taken.seq;
+                            since = tokio::time::Instant::now();
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %Redacted(&e), "the projections' snapshot could not be taken; trying again later");
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Makes every snapshot stale and removes it: the state no longer is what the
+    /// snapshot holds plus the log after it (an erasure, a rebuild).
+    fn discard_snapshots(&self) {
+        let Some(dir) = &self.snapshots else {
+            return;
+        };
+        self.snapshot_epoch.fetch_add(1, Ordering::AcqRel);
+        let _file = self.snapshot_file.lock().unwrap_or_else(|e| e.into_inner());
+        *self.last_snapshot.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        match snapshot::remove(dir) {
+            Ok(true) => tracing::info!("the projections' snapshot was removed: it is stale"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(
+                path = %snapshot::path(dir).display(),
+                error = %e,
+                "cannot remove a stale snapshot of the projections; remove it by hand before the next start"
+            ),
+        }
     }
 
     /// Follows the log on a thread of its own: applies the events the intake pushes as
@@ -514,8 +894,13 @@ impl IdentityProjection {
     /// The profiles whose state changed since the last call. The first call starts the
     /// tracking and returns every profile.
     pub fn take_changed(&self) -> Vec<ProfileId> {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        match state.changed.replace(HashSet::new()) {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let taken = state
+            .changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(HashSet::new());
+        match taken {
             Some(changed) => changed.into_iter().collect(),
             None => state.people.keys().copied().collect(),
         }
@@ -523,8 +908,8 @@ impl IdentityProjection {
 
     /// Makes the next [`Self::take_changed`] give every profile, as the first one does.
     pub fn mark_all_changed(&self) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.changed = None;
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        *state.changed.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Waits until profiles may have changed since [`Self::take_changed`] (one waiter).
@@ -651,6 +1036,8 @@ impl IdentityProjection {
             .write()
             .map_err(|_| StoreError::Storage("identity state poisoned".into()))?
             .remove_person(Some(profile), erased);
+        // A snapshot holds them: it must never be read again.
+        self.discard_snapshots();
         self.forgotten
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -870,12 +1257,16 @@ impl IdentityProjection {
             .state
             .write()
             .map_err(|_| StoreError::Storage("identity state poisoned".into()))?;
-        rebuilt.changed = state
+        let tracking = state
             .changed
-            .as_ref()
-            .map(|_| rebuilt.people.keys().copied().collect());
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        *rebuilt.changed.get_mut().unwrap_or_else(|e| e.into_inner()) =
+            tracking.then(|| rebuilt.people.keys().copied().collect());
         // The rules with the graph they built, under the same lock.
         self.rules.set(rebuilt.graph.rules().clone());
+        self.discard_snapshots();
         *state = rebuilt;
         // The table with the graph, so that no reader pairs the new one with the old.
         if let Some(table) = table {

@@ -16,9 +16,12 @@ mod profiles;
 mod record;
 mod reports;
 mod segments;
+mod snapshot;
 mod touchpoints;
 
-pub use identity::{IdentityProjection, LinkDecision, LinkError, UnmergeError};
+pub use identity::{
+    IdentityProjection, LinkDecision, LinkError, SnapshotTaken, Start, UnmergeError,
+};
 pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};
 pub use people::{People, Person};
 pub use profiles::{Found, ProfileView};

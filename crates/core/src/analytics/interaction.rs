@@ -12,7 +12,19 @@ use crate::profile::{CaseEvent, case_event, case_id};
 use super::rules::{AnalyticsRules, number};
 
 /// An interned string; `Sym::NONE` stands for "absent".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Sym(pub u32);
 
 impl Sym {
@@ -23,8 +35,10 @@ impl Sym {
     }
 }
 
-/// Interned strings (touchpoints, channels, case ids).
-#[derive(Debug, Clone)]
+/// Interned strings (touchpoints, channels, case ids). Serialised as their texts in
+/// order; the index is rebuilt when read back.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(from = "Vec<Box<str>>")]
 pub struct Symbols {
     names: Vec<Box<str>>,
     /// foldhash: cheap on short keys, seeded per process.
@@ -37,6 +51,30 @@ impl Default for Symbols {
             names: vec!["".into()],
             ids: HashMap::default(),
         }
+    }
+}
+
+impl From<Vec<Box<str>>> for Symbols {
+    fn from(names: Vec<Box<str>>) -> Self {
+        let mut symbols = Symbols::default();
+        for name in names.into_iter().skip(1) {
+            let sym = Sym(symbols.names.len() as u32);
+            symbols.ids.insert(name.clone(), sym);
+            symbols.names.push(name);
+        }
+        symbols
+    }
+}
+
+impl serde::Serialize for Symbols {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.names.serialize(s)
+    }
+}
+
+impl PartialEq for Symbols {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names
     }
 }
 
@@ -70,7 +108,7 @@ impl Symbols {
 }
 
 /// What an event does to a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CaseStep {
     Opened,
     Updated,
@@ -78,7 +116,7 @@ pub enum CaseStep {
 }
 
 /// One event, reduced to what the reports count.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Interaction {
     /// Log position.
     pub seq: i64,
@@ -103,7 +141,7 @@ pub struct Interaction {
 }
 
 /// Every event's interaction, in log order, with the symbols they use.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InteractionTable {
     pub symbols: Symbols,
     rows: Vec<Interaction>,

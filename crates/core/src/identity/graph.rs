@@ -105,7 +105,7 @@ pub struct Resolution {
 }
 
 /// A merge, with the event and the identifiers that caused it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MergeRecord {
     pub seq: i64,
     pub at: Timestamp,
@@ -133,7 +133,7 @@ pub enum LinkRefusal {
 }
 
 /// An identifier flagged as shared by too many people, with the evidence.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Flag {
     pub key: IdKey,
     /// The event that crossed the threshold.
@@ -153,7 +153,7 @@ pub struct UnmergeRule {
 
 /// One profile's identity: its identifiers (with when each was first linked), its events
 /// and its merge history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProfileNode {
     pub id: ProfileId,
     pub created_at: Timestamp,
@@ -174,8 +174,12 @@ impl ProfileNode {
 }
 
 /// The identity graph. See the module docs.
-#[derive(Debug, Clone)]
+///
+/// Serialised without its rules and unmerge rules (a snapshot is tied to them by a
+/// fingerprint instead); read back with [`GraphParts`] and [`IdentityGraph::from_parts`].
+#[derive(Debug, Clone, Serialize)]
 pub struct IdentityGraph {
+    #[serde(skip)]
     rules: Arc<IdentityRules>,
     owners: FastMap<IdKey, ProfileId>,
     profiles: BTreeMap<ProfileId, ProfileNode>,
@@ -186,8 +190,37 @@ pub struct IdentityGraph {
     /// Identifiers proven shared by two people; they no longer link.
     shared: FastMap<IdKey, (IdKey, IdKey)>,
     flags: BTreeMap<IdKey, Flag>,
+    #[serde(skip)]
     unmerge_rules: Vec<UnmergeRule>,
     unattributed: u64,
+}
+
+/// A serialised [`IdentityGraph`] read back, waiting for the rules it was built under.
+#[derive(Debug, serde::Deserialize)]
+pub struct GraphParts {
+    owners: FastMap<IdKey, ProfileId>,
+    profiles: BTreeMap<ProfileId, ProfileNode>,
+    redirects: FastMap<ProfileId, ProfileId>,
+    seen_with: FastMap<IdKey, Vec<IdKey>>,
+    shared: FastMap<IdKey, (IdKey, IdKey)>,
+    flags: BTreeMap<IdKey, Flag>,
+    unattributed: u64,
+}
+
+/// Two graphs are equal when they hold the same profiles, identifiers and evidence
+/// under the same configuration and unmerge rules.
+impl PartialEq for IdentityGraph {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules.config == other.rules.config
+            && self.owners == other.owners
+            && self.profiles == other.profiles
+            && self.redirects == other.redirects
+            && self.seen_with == other.seen_with
+            && self.shared == other.shared
+            && self.flags == other.flags
+            && self.unmerge_rules == other.unmerge_rules
+            && self.unattributed == other.unattributed
+    }
 }
 
 impl IdentityGraph {
@@ -203,6 +236,35 @@ impl IdentityGraph {
             flags: BTreeMap::new(),
             unmerge_rules,
             unattributed: 0,
+        }
+    }
+
+    /// The graph serialised as `parts`, under the rules and unmerge rules it was built
+    /// with (the caller checks they are those: the parts do not hold them).
+    pub fn from_parts(
+        parts: GraphParts,
+        rules: Arc<IdentityRules>,
+        unmerge_rules: Vec<UnmergeRule>,
+    ) -> Self {
+        let GraphParts {
+            owners,
+            profiles,
+            redirects,
+            seen_with,
+            shared,
+            flags,
+            unattributed,
+        } = parts;
+        IdentityGraph {
+            rules,
+            owners,
+            profiles,
+            redirects,
+            seen_with,
+            shared,
+            flags,
+            unmerge_rules,
+            unattributed,
         }
     }
 

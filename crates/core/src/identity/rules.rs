@@ -204,7 +204,9 @@ const PHONE_CACHE_ENTRIES: usize = 100_000;
 pub type TypeIx = u16;
 
 /// A normalised identifier, as the graph keys it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct IdKey {
     pub kind: TypeIx,
     pub value: Box<str>,

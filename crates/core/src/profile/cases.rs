@@ -49,7 +49,7 @@ impl Case {
 }
 
 /// One event about a case, as kept until the case is folded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct CaseStep {
     at: Timestamp,
     seq: i64,
@@ -65,7 +65,7 @@ struct CaseStep {
 /// Every event about each of a person's cases: what a profile keeps as its events
 /// arrive (in any order), folded into cases when read, so a late event lands in its
 /// place by time.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CaseLog(LiteMap<String, Vec<CaseStep>>);
 
 impl CaseLog {
@@ -168,7 +168,7 @@ pub fn fold_cases<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Case> 
 }
 
 /// What a track event does to a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CaseEvent {
     Opened,
     Updated,

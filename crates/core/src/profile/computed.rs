@@ -169,7 +169,7 @@ pub fn default_computed_traits() -> Vec<ComputedTrait> {
 }
 
 /// One matching event, as a first, last or windowed aggregate keeps it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Sample {
     at: Timestamp,
     seq: i64,
@@ -178,7 +178,7 @@ struct Sample {
 }
 
 /// What a person's events have contributed to one computed trait.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Contribution {
     Count(u64),
     Sum(f64),
@@ -195,7 +195,7 @@ enum Contribution {
 /// What a person's events have contributed to each computed trait, one entry per
 /// definition in order: what a profile keeps as its events arrive, mergeable, and read
 /// at any `now`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ComputedState(Vec<Contribution>);
 
 impl ComputedState {

@@ -10,14 +10,14 @@ use crate::platform_events::{CONSENT_GIVEN, CONSENT_WITHDRAWN};
 
 /// A consent is given for a purpose (`service`, `promotional`, ...) on a channel, or on
 /// every channel when `channel` is `None`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub struct ConsentKey {
     pub purpose: String,
     pub channel: Option<String>,
 }
 
 /// The current state of one consent, and where it was said.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Consent {
     pub granted: bool,
     pub at: Timestamp,
@@ -106,7 +106,7 @@ pub struct ConsentLine {
 
 /// Statements by purpose and channel, the latest of each by event time winning (a
 /// withdrawal at equal times, then log order): what a profile keeps as its events arrive.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Consents(Latest<ConsentKey, Consent>);
 
 impl Consents {

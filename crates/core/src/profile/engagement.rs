@@ -13,7 +13,7 @@ use crate::event::Event;
 use crate::platform_events::MessageOutcome;
 
 /// How a person engages on one channel.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ChannelEngagement {
     pub sent: u64,
     pub delivered: u64,
@@ -25,7 +25,8 @@ pub struct ChannelEngagement {
     pub interactions: u64,
     pub last_engagement: Option<Timestamp>,
     /// Opens, clicks, replies and interactions by hour of the week (UTC, Monday 00:00 = 0).
-    #[serde(skip_serializing_if = "HourCounts::is_empty")]
+    // Last, with a default: in a snapshot (fields by position) an empty one is left out.
+    #[serde(skip_serializing_if = "HourCounts::is_empty", default)]
     pub hour_of_week: HourCounts,
 }
 
@@ -81,6 +82,21 @@ impl HourCounts {
 impl Serialize for HourCounts {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.0.iter().map(|(h, n)| (h.to_string(), n)))
+    }
+}
+
+/// Read back from what [`Serialize`] writes (hours as text), e.g. from a snapshot.
+impl<'de> serde::Deserialize<'de> for HourCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let by_hour = std::collections::BTreeMap::<String, u32>::deserialize(d)?;
+        let mut counts = HourCounts::default();
+        for (hour, n) in by_hour {
+            let hour = hour
+                .parse::<usize>()
+                .map_err(|_| serde::de::Error::custom(format!("{hour:?} is not an hour")))?;
+            counts.add(hour, n);
+        }
+        Ok(counts)
     }
 }
 

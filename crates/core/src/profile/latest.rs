@@ -19,7 +19,11 @@ pub trait Stated {
 /// Values by key, each the latest statement by event time — then by precedence, then by
 /// log order — so events may arrive in any order and two people's maps merge into that
 /// of all their events.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "K: serde::Serialize, V: serde::Serialize",
+    deserialize = "K: Ord + serde::Deserialize<'de>, V: serde::Deserialize<'de>"
+))]
 pub struct Latest<K, V>(LiteMap<K, (V, i64)>);
 
 impl<K, V> Default for Latest<K, V> {

@@ -30,7 +30,7 @@ pub fn days_before(now: Timestamp, days: i64) -> Timestamp {
 
 /// The card's lists: a message (its lifecycle: sent, delivered, opened, ...) or an
 /// interaction on any channel (an identify call is neither).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Line {
     Interaction,
     Message,
@@ -88,7 +88,7 @@ fn from_log_time(micros: i64) -> Timestamp {
 }
 
 /// One event's place: its time as the log keeps it, and its log position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Place {
     at: i64,
     seq: i64,
@@ -109,7 +109,7 @@ impl Place {
 }
 
 /// The newest [`SHOWN`] places of one list, newest first.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Newest(Vec<Place>);
 
 impl Newest {
@@ -132,7 +132,7 @@ impl Newest {
 /// The times of a person's product and pricing views that the card may count: every
 /// one from their newest back [`BROWSING_DAYS`], newest first; of those let go (older
 /// than that), only the newest time.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Browsing {
     held: Vec<i64>,
     let_go: Option<i64>,
@@ -177,7 +177,7 @@ impl Browsing {
 /// Memory: 16 bytes per position held (at most 21, in two lists of at most ten) and 8
 /// bytes per view held — the views of the person's latest [`BROWSING_DAYS`] of browsing,
 /// never more views than the identity graph already holds a position for.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Recent {
     interactions: Newest,
     messages: Newest,

@@ -87,7 +87,7 @@ impl ProfileFacts {
 }
 
 /// A recorded segment membership change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Membership {
     entered: bool,
     at: Timestamp,
@@ -100,7 +100,7 @@ impl Stated for Membership {
 }
 
 /// A person's state, kept current as their events arrive. See the module docs.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProfileState {
     traits: Traits,
     consents: Consents,

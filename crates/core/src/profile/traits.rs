@@ -8,7 +8,7 @@ use super::latest::{Latest, Stated};
 use crate::event::Event;
 
 /// A trait's current value, with where and when it was said.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TraitValue {
     pub value: Value,
     /// The touchpoint it was said at, or the source when no touchpoint was named.
@@ -25,7 +25,7 @@ impl Stated for TraitValue {
 /// The traits said so far (`traits` of identify calls, `context.traits` of any call),
 /// each the latest by event time (log order breaking ties):
 /// what a profile keeps as its events arrive, and merges when profiles merge.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Traits(Latest<String, TraitValue>);
 
 impl Traits {

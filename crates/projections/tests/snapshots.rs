@@ -1,0 +1,317 @@
+//! Snapshots of the projections: a start from a snapshot and the log after it gives
+//! exactly what a replay of the whole log gives, and a snapshot that is not valid for
+//! this log and these rules is refused, with a replay of the whole log instead.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use unavoce_core::identity::IdentityRules;
+use unavoce_core::profile::{ComputedTrait, default_computed_traits};
+use unavoce_core::{Identifier, IdentifierType};
+use unavoce_intake::Intake;
+use unavoce_projections::{IdentityProjection, Start};
+use unavoce_store::{Erasure, Store};
+use unavoce_testkit::store::TestStore;
+
+async fn open_with(
+    store: &Arc<dyn Store>,
+    snapshots: Option<PathBuf>,
+    computed: Vec<ComputedTrait>,
+) -> Arc<IdentityProjection> {
+    IdentityProjection::open_with_snapshots(
+        store.clone(),
+        IdentityRules::default_rules(),
+        Default::default(),
+        Arc::new(computed),
+        snapshots,
+    )
+    .await
+    .unwrap()
+}
+
+async fn open(store: &Arc<dyn Store>, snapshots: Option<PathBuf>) -> Arc<IdentityProjection> {
+    open_with(store, snapshots, default_computed_traits()).await
+}
+
+async fn send(store: &Arc<dyn Store>, messages: Vec<Value>) {
+    let messages: Vec<Map<String, Value>> = messages
+        .into_iter()
+        .map(|m| m.as_object().unwrap().clone())
+        .collect();
+    let report = Intake::new(store.clone())
+        .record("test", messages, json!({}))
+        .await
+        .unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+}
+
+/// Events of `people` people from `from`: visits as anonymous devices, then identifies
+/// that merge them, purchases, survey answers, cases; and anonymous visitors.
+fn events(from: usize, people: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    for i in from..from + people {
+        let device = format!("device-{i}");
+        let user = format!("u-{}", i / 3); // three devices per person: merges
+        out.push(
+            json!({"type": "page", "anonymousId": device, "name": "Offers",
+            "context": {"page": {"url": "https://shop.example/offers"}}}),
+        );
+        out.push(
+            json!({"type": "identify", "anonymousId": device, "userId": user,
+            "traits": {"email": format!("p{}@example.com", i / 3), "first_name": "Ada",
+                       "plan": {"tier": i % 4, "trial": i % 2 == 0}, "score": (i as f64) / 7.0}}),
+        );
+        out.push(
+            json!({"type": "track", "userId": user, "event": "Order Completed",
+            "properties": {"revenue": 10 + i % 90, "currency": "EUR"}}),
+        );
+        out.push(
+            json!({"type": "track", "userId": user, "event": "Survey Answered",
+            "properties": {"csat": 1 + i % 5, "nps": i % 11}}),
+        );
+        out.push(
+            json!({"type": "track", "userId": user, "event": "Case Opened",
+            "properties": {"case_id": format!("c-{i}"), "subject": "Late delivery"}}),
+        );
+        if i % 2 == 0 {
+            out.push(
+                json!({"type": "track", "userId": user, "event": "Case Resolved",
+                "properties": {"case_id": format!("c-{i}")}}),
+            );
+        }
+        if i % 10 == 0 {
+            // Someone never identified: a profile a link decision can merge.
+            out.push(json!({"type": "page", "anonymousId": format!("kiosk-{i}"), "name": "Help"}));
+        }
+    }
+    out
+}
+
+fn device(value: &str) -> Identifier {
+    Identifier {
+        kind: IdentifierType::AnonymousId,
+        value: value.into(),
+    }
+}
+
+fn snapshot_file(dir: &Path) -> PathBuf {
+    dir.join("identity.snapshot")
+}
+
+/// A store with events, a link decision, and a snapshot taken by a projection over it.
+async fn with_snapshot() -> (TestStore, PathBuf, i64) {
+    let test_store = TestStore::open().await;
+    let store = test_store.store();
+    let dir = test_store.dir.path().join("snapshots");
+    send(&store, events(0, 60)).await;
+    let first = open(&store, Some(dir.clone())).await;
+    assert_eq!(first.start(), Start::Replay { refused: None });
+    first
+        .link(&device("kiosk-0"), &device("kiosk-10"), "review", None)
+        .await
+        .unwrap();
+    let taken = first.take_snapshot().await.unwrap().expect("a snapshot");
+    assert!(snapshot_file(&dir).exists());
+    assert!(taken.bytes > 0);
+    (test_store, dir, taken.seq)
+}
+
+fn refused(start: Start) -> String {
+    match start {
+        Start::Replay { refused: Some(why) } => why,
+        other => panic!("the snapshot was used: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_and_the_tail_equal_a_replay_of_the_whole_log() {
+    let (test_store, dir, seq) = with_snapshot().await;
+    let store = test_store.store();
+    // The tail: more of the same people (merges into profiles the snapshot holds), new
+    // people, and a link decision after the snapshot's position.
+    send(&store, events(30, 60)).await;
+    let live = open(&store, None).await;
+    live.link(&device("kiosk-70"), &device("kiosk-80"), "review", None)
+        .await
+        .unwrap();
+    send(&store, events(85, 10)).await;
+
+    let restarted = open(&store, Some(dir.clone())).await;
+    assert_eq!(restarted.start(), Start::Snapshot { seq });
+    let replayed = open(&store, None).await;
+    assert!(
+        restarted.same_as(&replayed),
+        "a start from the snapshot differs from a full replay"
+    );
+    assert!(replayed.same_as(&restarted));
+    // The snapshot is not silently the same as an empty state.
+    let profiles = restarted.read(|g| g.profile_count());
+    assert!(profiles > 20, "{profiles} profiles");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_at_the_head_of_the_log_needs_no_tail() {
+    let (test_store, dir, seq) = with_snapshot().await;
+    let store = test_store.store();
+    let restarted = open(&store, Some(dir)).await;
+    assert_eq!(restarted.start(), Start::Snapshot { seq });
+    assert!(restarted.same_as(&*open(&store, None).await));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_taken_under_other_rules_is_refused() {
+    let (test_store, dir, _) = with_snapshot().await;
+    let store = test_store.store();
+    let computed = default_computed_traits()
+        .into_iter()
+        .skip(1)
+        .collect::<Vec<_>>();
+    let restarted = open_with(&store, Some(dir.clone()), computed.clone()).await;
+    assert!(refused(restarted.start()).contains("other rules"));
+    assert!(restarted.same_as(&*open_with(&store, None, computed).await));
+    // What the comparison tells apart: states kept with other computed traits.
+    assert!(!restarted.same_as(&*open(&store, None).await));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_from_before_an_unmerge_or_a_link_it_covers_is_refused() {
+    let (test_store, dir, _) = with_snapshot().await;
+    let store = test_store.store();
+    let kept = std::fs::read(snapshot_file(&dir)).unwrap();
+    // An unmerge removes the snapshot; put back by hand (a backup), it is refused.
+    let live = open(&store, Some(dir.clone())).await;
+    let profile = live
+        .read(|g| {
+            g.lookup(&live.rules().key_of(&device("device-5")).unwrap())
+                .map(|n| n.id)
+        })
+        .unwrap();
+    live.unmerge(profile, &device("device-5")).await.unwrap();
+    assert!(
+        !snapshot_file(&dir).exists(),
+        "the unmerge removes the snapshot"
+    );
+    std::fs::write(snapshot_file(&dir), &kept).unwrap();
+    let restarted = open(&store, Some(dir.clone())).await;
+    assert!(refused(restarted.start()).contains("other rules"));
+    assert!(restarted.same_as(&*open(&store, None).await));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_truncated_or_other_format_snapshot_is_refused() {
+    let (test_store, dir, _) = with_snapshot().await;
+    let store = test_store.store();
+    let good = std::fs::read(snapshot_file(&dir)).unwrap();
+    let replayed = open(&store, None).await;
+
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x5a;
+    let mut other_format = good.clone();
+    other_format[8..12].copy_from_slice(&99u32.to_le_bytes());
+    for (what, bytes, says) in [
+        ("a flipped byte", flipped, "damaged"),
+        ("truncated", good[..good.len() - 100].to_vec(), "damaged"),
+        ("no checksum", good[..good.len() - 4].to_vec(), "damaged"),
+        ("empty", Vec::new(), "damaged"),
+        ("another format", other_format, "format 99"),
+    ] {
+        std::fs::write(snapshot_file(&dir), &bytes).unwrap();
+        let restarted = open(&store, Some(dir.clone())).await;
+        let why = refused(restarted.start());
+        assert!(why.contains(says), "{what}: {why}");
+        assert!(restarted.same_as(&replayed), "{what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_of_another_log_is_refused() {
+    // A snapshot without link decisions (they are settings of the store: another store
+    // without them is refused for that already).
+    let first = TestStore::open().await;
+    let dir = first.dir.path().join("snapshots");
+    send(&first.store(), events(0, 60)).await;
+    let taken = open(&first.store(), Some(dir.clone()))
+        .await
+        .take_snapshot()
+        .await
+        .unwrap();
+    assert!(taken.is_some());
+    // Another store: fewer events (its log does not reach the position) …
+    let shorter = TestStore::open().await;
+    send(&shorter.store(), events(0, 5)).await;
+    let restarted = open(&shorter.store(), Some(dir.clone())).await;
+    assert!(refused(restarted.start()).contains("no longer holds"));
+    assert!(restarted.same_as(&*open(&shorter.store(), None).await));
+    // … or as many, but others.
+    let other = TestStore::open().await;
+    send(&other.store(), events(500, 70)).await;
+    let restarted = open(&other.store(), Some(dir.clone())).await;
+    assert!(refused(restarted.start()).contains("is another"));
+    assert!(restarted.same_as(&*open(&other.store(), None).await));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_is_never_undone_by_a_snapshot() {
+    let (test_store, dir, _) = with_snapshot().await;
+    let store = test_store.store();
+    let kept = std::fs::read(snapshot_file(&dir)).unwrap();
+    let live = open(&store, Some(dir.clone())).await;
+    assert!(matches!(live.start(), Start::Snapshot { .. }));
+    let key = live.rules().key_of(&device("device-10")).unwrap();
+    let node = live.read(|g| g.lookup(&key).cloned()).unwrap();
+    let keys: Vec<_> = node.identifiers.iter().map(|(k, _)| k.clone()).collect();
+    store
+        .erase(Erasure {
+            seqs: node.events.clone(),
+            profile_ids: node.ids().collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    live.forget(&keys, node.id).await.unwrap();
+    assert!(
+        !snapshot_file(&dir).exists(),
+        "the erasure removes the snapshot"
+    );
+    // A snapshot written meanwhile is not put in place until the rebuild is done.
+    assert_eq!(live.take_snapshot().await.unwrap(), None);
+
+    // A crash between the store's erasure and the projection's: the old snapshot is
+    // still there. It is refused, and the person does not come back.
+    std::fs::write(snapshot_file(&dir), &kept).unwrap();
+    let restarted = open(&store, Some(dir.clone())).await;
+    let why = refused(restarted.start());
+    assert!(
+        why.contains("removed from the log") || why.contains("no longer holds"),
+        "{why}"
+    );
+    assert!(restarted.read(|g| g.lookup(&key).is_none()));
+    assert!(restarted.same_as(&*open(&store, None).await));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_taken_in_the_background_and_used_at_the_next_start() {
+    let test_store = TestStore::open().await;
+    let store = test_store.store();
+    let dir = test_store.dir.path().join("snapshots");
+    send(&store, events(0, 20)).await;
+    let live = open(&store, Some(dir.clone())).await;
+    let task = live.snapshot_when_due(std::time::Duration::from_millis(50), 1);
+    for _ in 0..100 {
+        if live.last_snapshot().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    task.abort();
+    let taken = live
+        .last_snapshot()
+        .expect("a snapshot taken in the background");
+    assert!(snapshot_file(&dir).exists());
+    send(&store, events(20, 5)).await;
+    let restarted = open(&store, Some(dir)).await;
+    assert_eq!(restarted.start(), Start::Snapshot { seq: taken.seq });
+    assert!(restarted.same_as(&*open(&store, None).await));
+}

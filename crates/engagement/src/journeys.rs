@@ -50,6 +50,8 @@ const CURSOR_SETTING: &str = "engagement.journeys.cursor";
 const PAGE: usize = 1_000;
 /// The most journeys a context card lists for one person.
 const MAX_POSITIONS: usize = 20;
+/// How often a run held at a send step by a paused message looks again.
+const PAUSED_MESSAGE_RETRY: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 /// The catalog's kind for journeys.
 pub struct JourneyKind;
@@ -561,7 +563,8 @@ impl Journeys {
         // A message watched for delivery: engaged, the run moves on; failed or unread,
         // the next channel is tried.
         let mut fallback = None;
-        if let Some(channel) = run.watching.clone() {
+        let watched = run.watching.clone();
+        if let Some(channel) = watched.clone() {
             match delivery(&channel, news, run.wake_at, now) {
                 Delivery::Pending => return Ok(()),
                 Delivery::Engaged => {
@@ -603,6 +606,20 @@ impl Journeys {
             else {
                 break halt;
             };
+            match self.messages.get(message).map(|m| m.status) {
+                Some(Status::Retired) => break Halt::Exited("message retired".into()),
+                Some(Status::Paused) => {
+                    // Held at this step, no decision taken, until the message is resumed
+                    // (a fallback that was due waits with it).
+                    if let Some(due) = fallback.take() {
+                        run.fallbacks.insert(0, due);
+                        run.watching = watched.clone();
+                    }
+                    progress.wake_at = Some(now + PAUSED_MESSAGE_RETRY);
+                    break Halt::Waiting;
+                }
+                _ => {}
+            }
             let channel = fallback.take().unwrap_or_else(|| channel.clone());
             let (decision, mut next_channels) = self
                 .decide(

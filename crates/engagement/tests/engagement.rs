@@ -15,7 +15,7 @@ use unavoce_engagement::{
     Broadcast, Destinations, Engagement, INSIGHT_PURPOSE, Insights, Journeys, Messages,
     RunsOnRevision,
 };
-use unavoce_projections::catalog::Edit;
+use unavoce_projections::catalog::{Edit, Status};
 use unavoce_store::{AppendBatch, DecisionQuery, RunStatus, StoredDecision};
 
 // The same store, identity projection and intake as the projections' own tests.
@@ -33,16 +33,21 @@ impl World {
     /// The journeys over this world, with the given messages' and journeys' definitions
     /// as a config file would give them, under daytime policies.
     async fn journeys(&self, messages: &[Value], journeys: &[Value]) -> Arc<Journeys> {
-        fn parse<T: serde::de::DeserializeOwned>(v: &Value) -> T {
-            serde_json::from_value(v.clone()).unwrap()
-        }
-        let messages = Messages::open(
+        let messages = self.messages(messages).await;
+        self.journeys_with(messages, journeys).await
+    }
+
+    async fn messages(&self, messages: &[Value]) -> Arc<Messages> {
+        Messages::open(
             self.identity.clone(),
             "http://unavoce.test".into(),
             &messages.iter().map(parse).collect::<Vec<_>>(),
         )
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    async fn journeys_with(&self, messages: Arc<Messages>, journeys: &[Value]) -> Arc<Journeys> {
         Journeys::open(
             self.identity.clone(),
             self.intake.clone(),
@@ -65,6 +70,10 @@ impl World {
             .await
             .unwrap()
     }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: &Value) -> T {
+    serde_json::from_value(v.clone()).unwrap()
 }
 
 /// Gate policies without quiet hours or caps: these tests are not about the clock.
@@ -330,6 +339,88 @@ async fn runs_left_to_finish_follow_the_version_they_started_and_newcomers_the_n
         runs.iter().all(|r| r.status == RunStatus::Completed),
         "{runs:?}"
     );
+}
+
+/// A journey's send of a paused message waits at its step, deciding nothing, and goes
+/// out once the message is resumed; a retired message ends the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_message_holds_a_journeys_send_until_resumed_and_a_retired_one_ends_the_run() {
+    let world = World::new().await;
+    let messages = world.messages(&[]).await;
+    let edit = Edit {
+        by: "key:admin",
+        at: Timestamp::now(),
+    };
+    for id in ["trial-ending", "farewell"] {
+        messages
+            .define(
+                parse(&json!({"id": id, "email": {"subject": "Hi", "text": "Hi", "html": "<p>Hi</p>"}})),
+                edit,
+            )
+            .await
+            .unwrap();
+    }
+    let send = |journey: &str, message: &str| {
+        json!({"name": journey, "trigger": {"event": "Trial Started"},
+            "steps": [{"type": "send", "message": message, "purpose": "service",
+                "channel": "email"}]})
+    };
+    let journeys = world
+        .journeys_with(
+            messages.clone(),
+            &[send("held", "trial-ending"), send("ended", "farewell")],
+        )
+        .await;
+    messages
+        .set_status("trial-ending", Status::Paused, edit)
+        .await
+        .unwrap();
+    messages
+        .set_status("farewell", Status::Retired, edit)
+        .await
+        .unwrap();
+    world
+        .send(vec![
+            json!({"type": "identify", "userId": "giulia", "traits": {"email": "g@example.com"}}),
+            json!({"type": "track", "userId": "giulia", "event": "Trial Started"}),
+        ])
+        .await;
+    let now = Timestamp::now();
+    journeys.step(now).await.unwrap();
+    let held = journeys.runs("held", None, None, 10).await.unwrap();
+    assert_eq!(held[0].status, RunStatus::Active);
+    assert!(held[0].wake_at.is_some_and(|at| at > now), "{held:?}");
+    let ended = journeys.runs("ended", None, None, 10).await.unwrap();
+    assert_eq!(
+        (ended[0].status, ended[0].exit_reason.as_deref()),
+        (RunStatus::Exited, Some("message retired"))
+    );
+    assert!(world.decisions().await.is_empty(), "nothing decided");
+
+    // Still paused a minute on: still held.
+    let later = now + SignedDuration::from_secs(61);
+    journeys.step(later).await.unwrap();
+    assert!(world.decisions().await.is_empty());
+    // Resumed: it goes out at the next look.
+    messages
+        .set_status("trial-ending", Status::Active, edit)
+        .await
+        .unwrap();
+    journeys
+        .step(later + SignedDuration::from_secs(61))
+        .await
+        .unwrap();
+    let decisions = world.decisions().await;
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(
+        (
+            decisions[0].decision.message.as_str(),
+            decisions[0].decision.outcome.as_str()
+        ),
+        ("trial-ending", "send")
+    );
+    let held = journeys.runs("held", None, None, 10).await.unwrap();
+    assert_eq!(held[0].status, RunStatus::Completed);
 }
 
 /// Found by the soak: while events kept arriving, a step kept reading them and never

@@ -102,6 +102,15 @@ async fn ada_and_bruno(world: &World) {
         .await;
 }
 
+/// `user`, reachable by e-mail, starts a trial.
+fn trial_started(user: &str) -> Vec<Value> {
+    vec![
+        json!({"type": "identify", "userId": user,
+            "traits": {"email": format!("{user}@example.com")}}),
+        json!({"type": "track", "userId": user, "event": "Trial Started"}),
+    ]
+}
+
 /// The message of [`trial_ending_journey`].
 fn trial_ending_message() -> Value {
     json!({"id": "trial-ending",
@@ -225,12 +234,7 @@ async fn a_journey_waits_on_the_clock_then_sends_through_the_gate() {
     let journeys = world
         .journeys(&[trial_ending_message()], &[trial_ending_journey("auto")])
         .await;
-    world
-        .send(vec![
-            json!({"type": "identify", "userId": "giulia", "traits": {"email": "g@example.com"}}),
-            json!({"type": "track", "userId": "giulia", "event": "Trial Started"}),
-        ])
-        .await;
+    world.send(trial_started("giulia")).await;
     let now = Timestamp::now();
     journeys.step(now).await.unwrap();
     let runs = journeys.runs("trial-ending", None, None, 10).await.unwrap();
@@ -277,14 +281,7 @@ async fn runs_left_to_finish_follow_the_version_they_started_and_newcomers_the_n
         .define(version("cool-off", "first-words"), edit)
         .await
         .unwrap();
-    let trial = |user: &str| {
-        vec![
-            json!({"type": "identify", "userId": user,
-                "traits": {"email": format!("{user}@example.com")}}),
-            json!({"type": "track", "userId": user, "event": "Trial Started"}),
-        ]
-    };
-    world.send(trial("giulia")).await;
+    world.send(trial_started("giulia")).await;
     let now = Timestamp::now();
     journeys.step(now).await.unwrap();
 
@@ -298,7 +295,7 @@ async fn runs_left_to_finish_follow_the_version_they_started_and_newcomers_the_n
         .await
         .unwrap();
     assert_eq!((made.version, made.runs.finishing), (Some(2), 1));
-    world.send(trial("marco")).await;
+    world.send(trial_started("marco")).await;
     journeys.step(now).await.unwrap();
     let runs = journeys.runs("trial", None, None, 10).await.unwrap();
     let versions: Vec<u32> = runs.iter().map(|r| r.version).collect();
@@ -379,12 +376,7 @@ async fn a_paused_message_holds_a_journeys_send_until_resumed_and_a_retired_one_
         .set_status("farewell", Status::Retired, edit)
         .await
         .unwrap();
-    world
-        .send(vec![
-            json!({"type": "identify", "userId": "giulia", "traits": {"email": "g@example.com"}}),
-            json!({"type": "track", "userId": "giulia", "event": "Trial Started"}),
-        ])
-        .await;
+    world.send(trial_started("giulia")).await;
     let now = Timestamp::now();
     journeys.step(now).await.unwrap();
     let held = journeys.runs("held", None, None, 10).await.unwrap();
@@ -431,12 +423,7 @@ async fn a_journeys_timers_fire_while_events_keep_arriving() {
     let journeys = world
         .journeys(&[trial_ending_message()], &[trial_ending_journey("email")])
         .await;
-    world
-        .send(vec![
-            json!({"type": "identify", "userId": "giulia", "traits": {"email": "g@example.com"}}),
-            json!({"type": "track", "userId": "giulia", "event": "Trial Started"}),
-        ])
-        .await;
+    world.send(trial_started("giulia")).await;
     let now = Timestamp::now();
     journeys.step(now).await.unwrap();
     assert!(world.decisions().await.is_empty(), "still waiting");

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use unavoce_core::linkage::{Settings, Table, link};
+use unavoce_core::linkage::{Settings, Table, link_observed};
 
 #[derive(Args)]
 pub(crate) struct LinkArgs {
@@ -36,10 +36,21 @@ pub(crate) struct LinkArgs {
 
 pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (columns, records) = read_csv(&args.file, &args.id_column)?;
-    let mut table = Table::new(columns.clone(), records);
+    let mut last = started;
+    let mut phase = |name: &str| {
+        let now = Instant::now();
+        eprintln!(
+            "{name}: {:.1}s (total {:.1}s)",
+            (now - last).as_secs_f64(),
+            (now - started).as_secs_f64()
+        );
+        last = now;
+    };
+    let columns = read_csv(&args.file, &args.id_column, None)?;
+    let mut table = Table::with_columns(columns.clone());
+    read_csv(&args.file, &args.id_column, Some((&mut table, 0)))?;
     if let Some(file2) = &args.file2 {
-        let (columns2, records2) = read_csv(file2, &args.id_column)?;
+        let columns2 = read_csv(file2, &args.id_column, None)?;
         if columns2 != columns {
             bail!(
                 "{} and {} must have the same columns (besides {}): {:?} vs {:?}",
@@ -50,8 +61,9 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
                 columns2
             );
         }
-        table.extend(records2, 1);
+        read_csv(file2, &args.id_column, Some((&mut table, 1)))?;
     }
+    phase("reading");
     let settings = match &args.settings {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -59,27 +71,44 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
             toml::from_str::<Settings>(&text)
                 .with_context(|| format!("invalid settings file {}", path.display()))?
         }
-        None => Settings::infer(&table)?,
+        None => {
+            let settings = Settings::infer(&table)?;
+            phase("inferring settings");
+            settings
+        }
     };
     if let Some(path) = &args.save_settings {
         std::fs::write(path, toml::to_string_pretty(&settings)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let linkage = link(&table, &settings, args.seed, args.min_probability)?;
+    let linkage = link_observed(
+        &table,
+        &settings,
+        args.seed,
+        args.min_probability,
+        &mut phase,
+    )?;
 
+    // Most probable first; equal probabilities in the order of the records.
     let mut pairs: Vec<_> = linkage.pairs.iter().collect();
     pairs.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-    let mut writer = csv::Writer::from_path(&args.output)
+    let file = std::fs::File::create(&args.output)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
+    let mut writer = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, file));
     writer.write_record(["id_l", "id_r", "match_probability"])?;
+    let mut probability = String::new();
     for pair in &pairs {
+        use std::fmt::Write as _;
+        probability.clear();
+        write!(probability, "{:.6}", pair.probability)?;
         writer.write_record([
             table.ids[pair.left as usize].as_str(),
             table.ids[pair.right as usize].as_str(),
-            &format!("{:.6}", pair.probability),
+            probability.as_str(),
         ])?;
     }
     writer.flush()?;
+    phase("writing");
 
     let likely = pairs.iter().filter(|p| p.probability >= 0.5).count();
     eprintln!(
@@ -120,13 +149,16 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records of a file: id and values, in column order.
-type Records = Vec<(String, Vec<String>)>;
-
-/// The columns (without the id column) and the records of a CSV file.
-fn read_csv(path: &Path, id_column: &str) -> anyhow::Result<(Vec<String>, Records)> {
+/// The columns of a CSV file (without the id column); with a table, also adds the
+/// file's records to it, one at a time, from source `origin`.
+fn read_csv(
+    path: &Path,
+    id_column: &str,
+    into: Option<(&mut Table, u8)>,
+) -> anyhow::Result<Vec<String>> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
+        .buffer_capacity(1 << 20)
         .from_path(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     let headers: Vec<String> = reader
@@ -150,17 +182,23 @@ fn read_csv(path: &Path, id_column: &str) -> anyhow::Result<(Vec<String>, Record
         .filter(|(i, _)| *i != id_index)
         .map(|(_, h)| h.clone())
         .collect();
-    let mut records = Vec::new();
-    for (line, row) in reader.records().enumerate() {
-        let row = row.with_context(|| format!("{} line {}", path.display(), line + 2))?;
+    let Some((table, origin)) = into else {
+        return Ok(columns);
+    };
+    let mut row = csv::StringRecord::new();
+    let mut line = 1;
+    while reader
+        .read_record(&mut row)
+        .with_context(|| format!("{} line {}", path.display(), line + 1))?
+    {
+        line += 1;
         let id = row.get(id_index).unwrap_or_default().to_string();
         let values = row
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != id_index)
-            .map(|(_, v)| v.to_string())
-            .collect();
-        records.push((id, values));
+            .map(|(_, v)| v);
+        table.push(id, values, origin);
     }
-    Ok((columns, records))
+    Ok(columns)
 }

@@ -1,6 +1,7 @@
 //! What to compare and how to find candidate pairs: from a settings file, or inferred
 //! from the columns' names and contents.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Table;
@@ -87,6 +88,8 @@ pub enum SettingsError {
     UnknownColumn(String),
     #[error("there is nothing to compare: no column other than the id column")]
     NothingToCompare,
+    #[error("{0} comparisons: at most {1} can be used; drop the least telling ones")]
+    TooManyComparisons(usize, usize),
     #[error("no blocking rule: add at least one, e.g. blocking = [[{{ column = \"surname\" }}]]")]
     NoBlocking,
 }
@@ -137,7 +140,7 @@ impl Settings {
         // A column another column determines (the city of a postcode) adds no evidence
         // of its own, and comparing both breaks the model's independence assumption.
         let implied: Vec<String> = comparisons
-            .iter()
+            .par_iter()
             .filter(|b| {
                 comparisons
                     .iter()
@@ -163,27 +166,43 @@ impl Settings {
 /// "determines" everything trivially), and at least 95 % of records agree with the most
 /// common `b` of their `a`.
 pub(crate) fn determines(table: &Table, a: &str, b: &str) -> bool {
-    use std::collections::HashMap;
     let (Some(ia), Some(ib)) = (table.column(a), table.column(b)) else {
         return false;
     };
-    let mut by_a: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
-    let mut b_values: HashMap<&str, usize> = HashMap::new();
-    let mut total = 0;
-    for row in 0..table.len() {
-        if let (Some(va), Some(vb)) = (table.value(row, ia), table.value(row, ib)) {
-            *by_a.entry(va).or_default().entry(vb).or_default() += 1;
-            *b_values.entry(vb).or_default() += 1;
-            total += 1;
+    // Each record's (a, b) codes, sorted: runs of equal a, and within them of equal b.
+    let mut pairs: Vec<u64> = table
+        .codes(ia)
+        .iter()
+        .zip(table.codes(ib))
+        .filter(|(va, vb)| **va != 0 && **vb != 0)
+        .map(|(va, vb)| (u64::from(*va) << 32) | u64::from(*vb))
+        .collect();
+    let total = pairs.len();
+    pairs.sort_unstable();
+    let mut b_seen = vec![false; table.distinct(ib).len() + 1];
+    let (mut a_values, mut b_values, mut agreeing) = (0, 0, 0);
+    let mut i = 0;
+    while i < pairs.len() {
+        let a_code = pairs[i] >> 32;
+        let mut most = 0;
+        while i < pairs.len() && pairs[i] >> 32 == a_code {
+            let start = i;
+            while i < pairs.len() && pairs[i] == pairs[start] {
+                i += 1;
+            }
+            most = most.max(i - start);
+            let b_code = (pairs[start] & u64::from(u32::MAX)) as usize;
+            if !b_seen[b_code] {
+                b_seen[b_code] = true;
+                b_values += 1;
+            }
         }
+        a_values += 1;
+        agreeing += most;
     }
-    if total == 0 || by_a.len() <= b_values.len() || b_values.len() < 2 || by_a.len() * 3 > total {
+    if total == 0 || a_values <= b_values || b_values < 2 || a_values * 3 > total {
         return false;
     }
-    let agreeing: usize = by_a
-        .values()
-        .map(|bs| bs.values().max().copied().unwrap_or(0))
-        .sum();
     agreeing as f64 >= 0.95 * total as f64
 }
 
@@ -251,8 +270,11 @@ fn kind_by_content(values: &[&str]) -> ComparisonKind {
 }
 
 /// Blocking rules: every non-text column alone and every pair of them, each costed by
-/// the candidate pairs it would make per record; the affordable ones are kept, so that
-/// two records of one person still meet when some fields have typos.
+/// the candidate pairs it would make per record. Two records of one person meet when
+/// some rule's columns are all intact in both, so rules are chosen for how many ways of
+/// corrupting up to four columns leave one of them intact, per pair they cost, within a
+/// budget of pairs per record for them all: at a million records, a broad rule (a date
+/// of birth alone) costs more than it adds over a few specific ones.
 fn infer_blocking(table: &Table, comparisons: &[Comparison]) -> Vec<Vec<KeyPart>> {
     let part = |c: &Comparison| KeyPart {
         column: c.column.clone(),
@@ -275,19 +297,70 @@ fn infer_blocking(table: &Table, comparisons: &[Comparison]) -> Vec<Vec<KeyPart>
         .map(|rule| (pairs_per_record(table, &sample, &rule) * scale, rule))
         .filter(|(cost, _)| *cost > 0.0)
         .collect();
-    // The broadest affordable rules find the most typo'd pairs; a rule that only
-    // refines one already chosen (a column pair containing a chosen column) adds nothing.
     costed.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut chosen: Vec<Vec<KeyPart>> = Vec::new();
-    for (cost, rule) in &costed {
-        let refines = chosen.iter().any(|c| {
-            c.iter()
-                .all(|part| rule.iter().any(|p| p.column == part.column))
-        });
-        if *cost <= MAX_PAIRS_PER_RECORD && !refines && chosen.len() < MAX_RULES {
-            chosen.push(rule.clone());
+    // Which keyed columns a rule uses (bit per column), and the share of records that
+    // have all of them.
+    let columns: Vec<&str> = keyed.iter().map(|c| c.column.as_str()).collect();
+    let present = |name: &str| -> f64 {
+        table.column(name).map_or(0.0, |c| {
+            let codes = table.codes(c);
+            sample.iter().filter(|r| codes[**r] != 0).count() as f64 / sample.len().max(1) as f64
+        })
+    };
+    let presence: Vec<f64> = columns.iter().map(|c| present(c)).collect();
+    let described: Vec<(f64, u32, f64)> = costed
+        .iter()
+        .map(|(cost, rule)| {
+            let mut bits = 0u32;
+            let mut share = 1.0;
+            for p in rule {
+                if let Some(i) = columns.iter().position(|c| *c == p.column) {
+                    bits |= 1 << i;
+                    share *= presence[i] * presence[i];
+                }
+            }
+            (*cost, bits, share)
+        })
+        .collect();
+    // Ways to corrupt up to four columns, the more columns the less likely.
+    let corruptions: Vec<(u32, f64)> = (1u32..1 << columns.len().min(16))
+        .filter(|s| s.count_ones() <= 4)
+        .map(|s| (s, 0.5f64.powi(s.count_ones() as i32 - 1)))
+        .collect();
+    let mut covered = vec![0.0f64; corruptions.len()];
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut spent = 0.0;
+    while chosen.len() < MAX_RULES {
+        let mut best: Option<(f64, usize)> = None;
+        for (index, &(cost, bits, share)) in described.iter().enumerate() {
+            if chosen.contains(&index)
+                || cost > MAX_PAIRS_PER_RECORD
+                || spent + cost > TOTAL_PAIRS_PER_RECORD
+            {
+                continue;
+            }
+            let gain: f64 = corruptions
+                .iter()
+                .zip(&covered)
+                .filter(|((s, _), _)| s & bits == 0)
+                .map(|((_, weight), now)| weight * (share - now).max(0.0))
+                .sum();
+            let value = gain / (cost + COST_OFFSET);
+            if gain > 1e-9 && best.is_none_or(|(v, _)| value > v) {
+                best = Some((value, index));
+            }
         }
+        let Some((_, index)) = best else { break };
+        let (cost, bits, share) = described[index];
+        for ((s, _), now) in corruptions.iter().zip(covered.iter_mut()) {
+            if s & bits == 0 {
+                *now = now.max(share);
+            }
+        }
+        spent += cost;
+        chosen.push(index);
     }
+    let mut chosen: Vec<Vec<KeyPart>> = chosen.into_iter().map(|i| costed[i].1.clone()).collect();
     if chosen.len() < 2 {
         // Nothing affordable: the two cheapest rules, whatever they cost.
         chosen = costed
@@ -302,6 +375,11 @@ fn infer_blocking(table: &Table, comparisons: &[Comparison]) -> Vec<Vec<KeyPart>
 
 /// Rules expected to pair each record with more than this many others are left out.
 const MAX_PAIRS_PER_RECORD: f64 = 30.0;
+/// The chosen rules together, at most (as estimated: rules that overlap make fewer).
+const TOTAL_PAIRS_PER_RECORD: f64 = 12.0;
+/// What a rule costs beyond its pairs (reading its blocks), in pairs per record: keeps
+/// a nearly free rule from counting as infinitely good value.
+const COST_OFFSET: f64 = 0.5;
 /// Inferred rules at most.
 const MAX_RULES: usize = 8;
 /// Records sampled to cost a rule.
@@ -316,17 +394,18 @@ fn sample_rows(table: &Table, n: usize) -> Vec<usize> {
 /// Candidate pairs a rule would produce per record among the `rows` sampled.
 fn pairs_per_record(table: &Table, rows: &[usize], rule: &[KeyPart]) -> f64 {
     use std::collections::HashMap;
-    let columns: Vec<usize> = rule
+    let columns: Vec<&[u32]> = rule
         .iter()
         .filter_map(|p| table.column(&p.column))
+        .map(|c| table.codes(c))
         .collect();
-    let mut counts: HashMap<Vec<&str>, f64> = HashMap::new();
+    let mut counts: HashMap<Vec<u32>, f64> = HashMap::new();
     'rows: for &row in rows {
         let mut key = Vec::with_capacity(columns.len());
-        for &c in &columns {
-            match table.value(row, c) {
-                Some(v) => key.push(v),
-                None => continue 'rows,
+        for codes in &columns {
+            match codes[row] {
+                0 => continue 'rows,
+                code => key.push(code),
             }
         }
         *counts.entry(key).or_default() += 1.0;

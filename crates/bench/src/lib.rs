@@ -62,12 +62,16 @@ enum Bench {
     /// with a journey, broadcasts and readers running: memory over time, `/v1/batch`
     /// latencies, every acknowledged event stored exactly once; `--overload` offers 200 %.
     Soak(soak::SoakBenchArgs),
+    /// A start from the projections' snapshot and the log after it, against replaying
+    /// the whole log, over the same store.
+    Restart(restart::RestartBenchArgs),
 }
 
 mod cluster;
 mod delivery;
 mod engagement;
 mod erasure;
+mod restart;
 mod soak;
 
 #[derive(Args)]
@@ -150,6 +154,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Bench::Erasure(args) => erasure::erasure_bench(args).await,
         Bench::Cluster(args) => cluster::cluster_bench(args).await,
         Bench::Soak(args) => soak::soak_bench(args).await,
+        Bench::Restart(args) => restart::restart_bench(args).await,
     }
 }
 

@@ -110,6 +110,7 @@ impl Config {
             retention: std::sync::Arc::new(RetentionRules::new(self.privacy.clone())?),
             public_url,
             clock: std::sync::Arc::new(unavoce_projections::clock::SystemClock),
+            snapshots: None,
         })
     }
 }

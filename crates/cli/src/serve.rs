@@ -103,7 +103,12 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", setup.listen));
-    let blueprint = config.blueprint(public_url.clone())?;
+    let mut blueprint = config.blueprint(public_url.clone())?;
+    // Snapshots of the projections beside the embedded store's log; with PostgreSQL,
+    // nodes replay the shared log at start (see ARCHITECTURE.md).
+    if opened.postgres.is_none() {
+        blueprint.snapshots = Some(setup.data.join("snapshots"));
+    }
     let running = Running::start(opened.store.clone(), blueprint).await?;
     running.platform.identity.follow()?;
     let following = match cluster {
@@ -163,7 +168,12 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     if let Some(following) = following {
         following.stop();
     }
+    let identity = running.platform.identity.clone();
     running.stop().await;
+    // At the log's head: the next start replays (almost) nothing.
+    if let Err(e) = identity.take_snapshot().await {
+        tracing::warn!(error = %unavoce_core::redact::Redacted(&e), "shutting down: the projections' snapshot could not be taken");
+    }
     tracing::info!("shutting down: committing everything accepted");
     log.close().await;
     tracing::info!("stopped; every acknowledged event is on disk");

@@ -49,6 +49,9 @@ pub struct Blueprint {
     pub public_url: String,
     /// The time segments are evaluated at: the system's, or one a test moves.
     pub clock: Arc<dyn Clock>,
+    /// Where the projections' snapshots are kept (the server's data folder, with the
+    /// embedded store); `None`: the projections replay the whole log at start.
+    pub snapshots: Option<std::path::PathBuf>,
 }
 
 impl Blueprint {
@@ -70,6 +73,7 @@ impl Blueprint {
             retention: Arc::default(),
             public_url: public_url.to_string(),
             clock: Arc::new(SystemClock),
+            snapshots: None,
         })
     }
 }
@@ -185,6 +189,11 @@ fn starting<P: Send + Sync + 'static>(
     let part = part.clone();
     Arc::new(move || start(&part))
 }
+
+/// How often the projections look whether a snapshot is due, and after how many new
+/// events one is (or after ten looks with any).
+const SNAPSHOT_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+const SNAPSHOT_AFTER_EVENTS: i64 = 250_000;
 
 /// The running platform: its parts and their background work.
 pub struct Running {
@@ -341,6 +350,7 @@ impl Running {
                 starting(&retention, |r| r.clone().run()),
             ),
             identity.rebuild_when_asked(),
+            identity.snapshot_when_due(SNAPSHOT_LOOK_EVERY, SNAPSHOT_AFTER_EVENTS),
         ];
         Ok(Running {
             platform: Platform {

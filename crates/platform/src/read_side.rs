@@ -19,7 +19,8 @@ pub struct ReadSide {
 
 impl ReadSide {
     /// Replays `log` into the projections `blueprint` describes (its identity rules,
-    /// analytics rules, computed traits and touchpoints).
+    /// analytics rules, computed traits and touchpoints) — from its snapshot and the
+    /// log after it, when it names a snapshot folder holding a valid one.
     pub async fn open(
         log: Arc<dyn EventLog>,
         blueprint: &Blueprint,
@@ -27,11 +28,12 @@ impl ReadSide {
         let touchpoints = TouchpointRegistry::open(log.clone(), &blueprint.touchpoints)
             .await
             .map_err(failed("touchpoints"))?;
-        let identity = IdentityProjection::open(
+        let identity = IdentityProjection::open_with_snapshots(
             log,
             blueprint.identity.clone(),
             blueprint.analytics.clone(),
             blueprint.computed.clone(),
+            blueprint.snapshots.clone(),
         )
         .await
         .map_err(failed("profiles"))?;

@@ -192,6 +192,11 @@ impl Retention {
     }
 
     async fn commit(&self, batch: Expiring, pass: &mut RetentionPass) -> Result<(), StoreError> {
+        // Before events change: a snapshot holding them must never be read again, even
+        // if the process stops before the rebuild that follows the pass.
+        if !batch.removed.is_empty() || !batch.stripped.is_empty() {
+            self.identity.discard_snapshots();
+        }
         let done = self.expire(batch).await?;
         pass.events += done.events;
         pass.stripped += done.stripped;

@@ -652,8 +652,9 @@ impl IdentityProjection {
     }
 
     /// Makes every snapshot stale and removes it: the state no longer is what the
-    /// snapshot holds plus the log after it (an erasure, a rebuild).
-    fn discard_snapshots(&self) {
+    /// snapshot holds plus the log after it (an erasure, a rebuild, events about to be
+    /// expired or stripped by retention).
+    pub fn discard_snapshots(&self) {
         let Some(dir) = &self.snapshots else {
             return;
         };

@@ -1,0 +1,190 @@
+//! `unavoce bench restart`: a node's start over a large store from the projections'
+//! snapshot and the log after it, against replaying the whole log (the start without a
+//! snapshot) in the same run.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use jiff::Timestamp;
+use unavoce_core::identity::IdentityRules;
+use unavoce_core::profile::default_computed_traits;
+use unavoce_core::segment::{IntakeContext, normalise};
+use unavoce_projections::{IdentityProjection, Start};
+use unavoce_store::sqlite::bulk_insert_baseline;
+use unavoce_store::{Durability, EventLog, EventRow, SqliteLog, SqliteOptions};
+
+use super::{current_rss_kib, proc_status_kib};
+
+#[derive(Args)]
+pub struct RestartBenchArgs {
+    /// Events in the store at the restart.
+    #[arg(long, default_value_t = 10_000_000)]
+    events: usize,
+    /// Of those, events stored after the snapshot was taken (the tail replayed at start).
+    #[arg(long, default_value_t = 100_000)]
+    tail: usize,
+    /// Keep the store in this folder (a new, empty folder).
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
+    /// Also compare the state started from the snapshot with the full replay's (holds
+    /// both in memory).
+    #[arg(long)]
+    check: bool,
+}
+
+/// The projections over `log`, with snapshots in `dir` when given; and how long the
+/// start took.
+async fn open(
+    log: &Arc<dyn EventLog>,
+    dir: Option<&Path>,
+) -> anyhow::Result<(Arc<IdentityProjection>, f64)> {
+    let started = Instant::now();
+    let identity = IdentityProjection::open_with_snapshots(
+        log.clone(),
+        IdentityRules::default_rules(),
+        Default::default(),
+        Arc::new(default_computed_traits()),
+        dir.map(Path::to_path_buf),
+    )
+    .await?;
+    Ok((identity, started.elapsed().as_secs_f64()))
+}
+
+/// Stores the generated journeys of people from `first` on, until `events` events;
+/// the next person not stored.
+async fn load(
+    dir: &Path,
+    mut first: usize,
+    events: usize,
+    end: Timestamp,
+) -> anyhow::Result<usize> {
+    let mut ctx = IntakeContext::new(end, "bench");
+    let registry: Vec<unavoce_core::Touchpoint> =
+        unavoce_synthetic::touchpoint_histories(1, 1, end)
+            .touchpoints
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<_, _>>()?;
+    let channels: unavoce_core::segment::TouchpointChannels =
+        registry.iter().map(|t| (t.id.clone(), t.channel)).collect();
+    ctx.touchpoint_channels = Some(&channels);
+    let progress = indicatif::ProgressBar::new(events as u64);
+    let mut loaded = 0;
+    while loaded < events {
+        let next = first + 20_000;
+        let data = unavoce_synthetic::touchpoint_histories_of(first..next, 11, end);
+        let mut rows = Vec::with_capacity(data.messages.len());
+        for (message, _) in data.messages.into_iter().take(events - loaded) {
+            let event =
+                normalise(message, &ctx, || "x".into()).map_err(|r| anyhow::anyhow!("{r}"))?;
+            rows.push(EventRow::from_event(&event)?);
+        }
+        first = next;
+        loaded += rows.len();
+        progress.inc(rows.len() as u64);
+        let path = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            bulk_insert_baseline(&path, &rows, 50_000, Durability::Normal)
+        })
+        .await??;
+    }
+    progress.finish_and_clear();
+    // The raw bulk insert keeps no counters: count the events as the writer would have
+    // (a start from a snapshot checks the log's count against it).
+    let conn = rusqlite::Connection::open(dir.join("events.db"))?;
+    conn.execute(
+        "UPDATE counters SET value = (SELECT count(*) FROM events) WHERE name = 'events'",
+        [],
+    )?;
+    Ok(first)
+}
+
+/// Forgets the process's peak memory so far (Linux), so the next reading of `VmHWM`
+/// is the peak from now on.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+pub async fn restart_bench(args: RestartBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.tail < args.events, "--tail must be below --events");
+    let temp = tempfile::tempdir()?;
+    let dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    anyhow::ensure!(
+        !dir.join("events.db").exists(),
+        "{} already holds a store: give an empty folder",
+        dir.display()
+    );
+    let snapshots = dir.join("snapshots");
+    let end: Timestamp = "2025-03-31T00:00:00Z".parse()?;
+    println!(
+        "Restart benchmark: {} events of generated journeys, the last {} stored after the snapshot",
+        args.events, args.tail
+    );
+    let started = Instant::now();
+    let next = load(&dir, 0, args.events - args.tail, end).await?;
+    println!(
+        "  {} events loaded in {:.0} s (raw bulk insert)",
+        args.events - args.tail,
+        started.elapsed().as_secs_f64()
+    );
+
+    // A node that ran until the tail: its projections, and a snapshot of them.
+    let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&dir, SqliteOptions::default())?);
+    let (identity, first_start) = open(&log, Some(&snapshots)).await?;
+    let rss_before = current_rss_kib();
+    reset_peak();
+    let taken = identity
+        .take_snapshot()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no snapshot was taken"))?;
+    let peak_growth_mib = proc_status_kib("VmHWM:").saturating_sub(rss_before) as f64 / 1024.0;
+    println!(
+        "  projections built in {first_start:.1} s; snapshot at position {}: {:.0} MiB, taken in {:.2} s, the projection's writer held {:.2} s (readers never blocked), peak memory +{peak_growth_mib:.0} MiB over {:.0} MiB",
+        taken.seq,
+        taken.bytes as f64 / (1 << 20) as f64,
+        taken.took.as_secs_f64(),
+        taken.held.as_secs_f64(),
+        rss_before as f64 / 1024.0,
+    );
+    drop(identity);
+    log.close().await;
+    drop(log);
+
+    // The tail, stored while the node is down.
+    load(&dir, next, args.tail, end).await?;
+
+    let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&dir, SqliteOptions::default())?);
+    // Baseline: the start without a snapshot.
+    let (replayed, full) = open(&log, None).await?;
+    let (events, profiles) = replayed.read_with_interactions(|g, t| (t.len(), g.profile_count()));
+    let replayed = if args.check { Some(replayed) } else { None };
+    // The start from the snapshot and the tail.
+    let (restarted, from_snapshot) = open(&log, Some(&snapshots)).await?;
+    anyhow::ensure!(
+        matches!(restarted.start(), Start::Snapshot { .. }),
+        "the snapshot was not used: {:?}",
+        restarted.start()
+    );
+    let same = replayed.map(|r| r.same_as(&restarted));
+    println!(
+        "  {events} events, {profiles} profiles at the restart\n  full replay (baseline): {full:.1} s\n  snapshot + tail of {}: {from_snapshot:.2} s\n  ratio: {:.1}x faster{}",
+        args.tail,
+        full / from_snapshot.max(1e-9),
+        match same {
+            Some(true) => "; the state equals the full replay's",
+            Some(false) => "; THE STATE DIFFERS FROM THE FULL REPLAY'S",
+            None => "",
+        }
+    );
+    anyhow::ensure!(
+        same != Some(false),
+        "snapshot + tail differs from a full replay"
+    );
+    log.close().await;
+    Ok(())
+}

@@ -278,7 +278,8 @@ pub struct SnapshotTaken {
     /// Its size.
     pub bytes: u64,
     /// How long the projection's writer was held (its state read with shared locks
-    /// only: readers were never blocked; new events waited).
+    /// only: readers of the state were not blocked; new events, and reads that call
+    /// [`IdentityProjection::catch_up`] first, waited).
     pub held: Duration,
     /// From start to the file synced and in place.
     pub took: Duration,
@@ -507,9 +508,9 @@ impl IdentityProjection {
     /// (none when there is none, nothing new since the last one, or a rebuild is due:
     /// the state is then not what a replay gives). The state is serialised straight to
     /// a temporary file on a low-priority thread while the projection's writer is held
-    /// — readers keep reading (shared locks only); events arriving meanwhile wait in the
-    /// buffer — then synced and renamed into place, unless an erasure or a rebuild came
-    /// meanwhile.
+    /// — readers of the state keep reading (shared locks only); events arriving
+    /// meanwhile wait in the buffer, and so does [`Self::catch_up`] — then synced and
+    /// renamed into place, unless an erasure or a rebuild came meanwhile.
     pub async fn take_snapshot(self: &Arc<Self>) -> Result<Option<SnapshotTaken>, StoreError> {
         let Some(dir) = self.snapshots.clone() else {
             return Ok(None);

@@ -91,13 +91,6 @@ async fn load(
         .await??;
     }
     progress.finish_and_clear();
-    // The raw bulk insert keeps no counters: count the events as the writer would have
-    // (a start from a snapshot checks the log's count against it).
-    let conn = rusqlite::Connection::open(dir.join("events.db"))?;
-    conn.execute(
-        "UPDATE counters SET value = (SELECT count(*) FROM events) WHERE name = 'events'",
-        [],
-    )?;
     Ok(first)
 }
 

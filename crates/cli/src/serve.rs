@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use unavoce_core::redact::Redacted;
 
 use anyhow::Context;
 use clap::Args;
@@ -172,7 +173,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     running.stop().await;
     // At the log's head: the next start replays (almost) nothing.
     if let Err(e) = identity.take_snapshot().await {
-        tracing::warn!(error = %unavoce_core::redact::Redacted(&e), "shutting down: the projections' snapshot could not be taken");
+        tracing::warn!(error = %Redacted(&e), "shutting down: the projections' snapshot could not be taken");
     }
     tracing::info!("shutting down: committing everything accepted");
     log.close().await;

@@ -667,7 +667,7 @@ impl IdentityProjection {
             Ok(false) => {}
             Err(e) => tracing::error!(
                 path = %snapshot::path(dir).display(),
-                error = %e,
+                error = %Redacted(&e),
                 "cannot remove a stale snapshot of the projections; remove it by hand before the next start"
             ),
         }

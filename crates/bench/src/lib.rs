@@ -530,7 +530,7 @@ async fn journeys_store(
         println!("  reusing the store in {}", dir.display());
     } else {
         let started = Instant::now();
-        load_journeys(&dir, usize::MAX, people, end).await?;
+        load_journeys(&dir, 0, usize::MAX, people, end).await?;
         println!(
             "  loaded in {:.0} s (raw bulk insert)",
             started.elapsed().as_secs_f64()
@@ -539,14 +539,16 @@ async fn journeys_store(
     Ok((dir, end))
 }
 
-/// Loads generated journeys into a store: `events` events, or fewer when `people`
-/// people have had all of theirs.
+/// Loads generated journeys into a store, of people from `first` on: `events` events,
+/// or fewer when everyone before `people` has had all of theirs. The touchpoints, and
+/// the next person not stored.
 async fn load_journeys(
     dir: &std::path::Path,
+    first: usize,
     events: usize,
     people: usize,
     end: Timestamp,
-) -> anyhow::Result<Vec<unavoce_core::Touchpoint>> {
+) -> anyhow::Result<(Vec<unavoce_core::Touchpoint>, usize)> {
     let registry: Vec<unavoce_core::Touchpoint> =
         unavoce_synthetic::touchpoint_histories(1, 1, end)
             .touchpoints
@@ -558,7 +560,7 @@ async fn load_journeys(
     let mut ctx = IntakeContext::new(end, "bench");
     ctx.touchpoint_channels = Some(&channels);
     let progress = indicatif::ProgressBar::new(events as u64);
-    let (mut loaded, mut first) = (0usize, 0usize);
+    let (mut loaded, mut first) = (0usize, first);
     while loaded < events && first < people {
         let next = (first + 50_000).min(people);
         let data = unavoce_synthetic::touchpoint_histories_of(first..next, 11, end);
@@ -578,7 +580,7 @@ async fn load_journeys(
         .await??;
     }
     progress.finish_and_clear();
-    Ok(registry)
+    Ok((registry, first))
 }
 
 /// The KPI and path reports over `events` events against a plain aggregate query.
@@ -602,7 +604,7 @@ async fn report_bench(args: ReportBenchArgs) -> anyhow::Result<()> {
             .map(serde_json::from_value)
             .collect::<Result<Vec<unavoce_core::Touchpoint>, _>>()?
     } else {
-        let registry = load_journeys(&dir, args.events, usize::MAX, end).await?;
+        let (registry, _) = load_journeys(&dir, 0, args.events, usize::MAX, end).await?;
         println!(
             "  loaded in {:.0} s (raw bulk insert)",
             started.elapsed().as_secs_f64()

@@ -10,10 +10,8 @@ use clap::Args;
 use jiff::Timestamp;
 use unavoce_core::identity::IdentityRules;
 use unavoce_core::profile::default_computed_traits;
-use unavoce_core::segment::{IntakeContext, normalise};
 use unavoce_projections::{IdentityProjection, Start};
-use unavoce_store::sqlite::bulk_insert_baseline;
-use unavoce_store::{Durability, EventLog, EventRow, SqliteLog, SqliteOptions};
+use unavoce_store::{EventLog, SqliteLog, SqliteOptions};
 
 use super::{current_rss_kib, proc_status_kib};
 
@@ -52,48 +50,6 @@ async fn open(
     Ok((identity, started.elapsed().as_secs_f64()))
 }
 
-/// Stores the generated journeys of people from `first` on, until `events` events;
-/// the next person not stored.
-async fn load(
-    dir: &Path,
-    mut first: usize,
-    events: usize,
-    end: Timestamp,
-) -> anyhow::Result<usize> {
-    let mut ctx = IntakeContext::new(end, "bench");
-    let registry: Vec<unavoce_core::Touchpoint> =
-        unavoce_synthetic::touchpoint_histories(1, 1, end)
-            .touchpoints
-            .into_iter()
-            .map(serde_json::from_value)
-            .collect::<Result<_, _>>()?;
-    let channels: unavoce_core::segment::TouchpointChannels =
-        registry.iter().map(|t| (t.id.clone(), t.channel)).collect();
-    ctx.touchpoint_channels = Some(&channels);
-    let progress = indicatif::ProgressBar::new(events as u64);
-    let mut loaded = 0;
-    while loaded < events {
-        let next = first + 20_000;
-        let data = unavoce_synthetic::touchpoint_histories_of(first..next, 11, end);
-        let mut rows = Vec::with_capacity(data.messages.len());
-        for (message, _) in data.messages.into_iter().take(events - loaded) {
-            let event =
-                normalise(message, &ctx, || "x".into()).map_err(|r| anyhow::anyhow!("{r}"))?;
-            rows.push(EventRow::from_event(&event)?);
-        }
-        first = next;
-        loaded += rows.len();
-        progress.inc(rows.len() as u64);
-        let path = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            bulk_insert_baseline(&path, &rows, 50_000, Durability::Normal)
-        })
-        .await??;
-    }
-    progress.finish_and_clear();
-    Ok(first)
-}
-
 /// Forgets the process's peak memory so far (Linux), so the next reading of `VmHWM`
 /// is the peak from now on.
 fn reset_peak() {
@@ -119,7 +75,7 @@ pub async fn restart_bench(args: RestartBenchArgs) -> anyhow::Result<()> {
         args.events, args.tail
     );
     let started = Instant::now();
-    let next = load(&dir, 0, args.events - args.tail, end).await?;
+    let (_, next) = super::load_journeys(&dir, 0, args.events - args.tail, usize::MAX, end).await?;
     println!(
         "  {} events loaded in {:.0} s (raw bulk insert)",
         args.events - args.tail,
@@ -149,7 +105,7 @@ pub async fn restart_bench(args: RestartBenchArgs) -> anyhow::Result<()> {
     drop(log);
 
     // The tail, stored while the node is down.
-    load(&dir, next, args.tail, end).await?;
+    super::load_journeys(&dir, next, args.tail, usize::MAX, end).await?;
 
     let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(&dir, SqliteOptions::default())?);
     // Baseline: the start without a snapshot.

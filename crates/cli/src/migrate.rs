@@ -188,7 +188,7 @@ fn digests(identity: &IdentityProjection, now: jiff::Timestamp) -> BTreeMap<Prof
                 node.id.hash(&mut hasher);
                 node.created_at.hash(&mut hasher);
                 node.identifiers.hash(&mut hasher);
-                node.events.hash(&mut hasher);
+                graph.events(node).hash(&mut hasher);
                 for merge in &node.merges {
                     (merge.seq, merge.at, merge.into, merge.from).hash(&mut hasher);
                     (&merge.via, merge.decided).hash(&mut hasher);

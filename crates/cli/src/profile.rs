@@ -54,7 +54,7 @@ pub async fn run(args: ProfileArgs) -> anyhow::Result<()> {
         card.name.as_deref().unwrap_or("(no name)"),
         card.profile_id,
         stage.as_str().unwrap_or("?"),
-        node.events.len()
+        node.event_count()
     );
     println!("\nNext best action: {}", card.next_best_action.summary);
     println!("  because {}", card.next_best_action.reason);

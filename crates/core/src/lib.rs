@@ -23,6 +23,7 @@ pub mod policy;
 pub mod profile;
 pub mod redact;
 pub mod retention;
+pub mod rows;
 pub mod segment;
 pub mod subscription;
 pub mod suppression;

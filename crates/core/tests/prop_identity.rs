@@ -212,10 +212,11 @@ fn build(rules: &Arc<IdentityRules>, unmerge_rules: Vec<UnmergeRule>, ops: &[Op]
     replay(rules, unmerge_rules, ops, |_, _| {}, |_, _, _| true)
 }
 
-/// Everything the graph says: its profiles in id order, flags, shared identifiers (by
-/// identifier) and the events it could attribute to no one.
+/// Everything the graph says: its profiles in id order (each with its events, in place
+/// of the chains that hold them), flags, shared identifiers (by identifier) and the
+/// events it could attribute to no one.
 type Snapshot = (
-    Vec<ProfileNode>,
+    Vec<(ProfileNode, Vec<i64>)>,
     Vec<Flag>,
     Vec<(IdKey, (IdKey, IdKey))>,
     u64,
@@ -228,7 +229,15 @@ fn snapshot(graph: &IdentityGraph) -> Snapshot {
         .collect();
     shared.sort();
     (
-        graph.profiles_after(None).cloned().collect(),
+        graph
+            .profiles_after(None)
+            .map(|node| {
+                let events = graph.events(node);
+                let mut node = node.clone();
+                node.chains.clear();
+                (node, events)
+            })
+            .collect(),
         graph.flags().cloned().collect(),
         shared,
         graph.unattributed(),
@@ -383,8 +392,10 @@ proptest! {
         let graph = build(&rules, Vec::new(), &ops);
         let mut owners = BTreeSet::new();
         for node in graph.profiles_after(None) {
-            prop_assert_eq!(node.events.first(), Some(&node.id.0), "{:?}", node);
-            prop_assert!(node.events.windows(2).all(|w| w[0] < w[1]), "{:?}", node);
+            let events = graph.events(node);
+            prop_assert_eq!(events.first(), Some(&node.id.0), "{:?}", node);
+            prop_assert!(events.windows(2).all(|w| w[0] < w[1]), "{:?}", node);
+            prop_assert_eq!(events.len() as u64, node.event_count(), "{:?}", node);
             for (k, _) in &node.identifiers {
                 prop_assert!(owners.insert(k.clone()), "{:?} held twice", k);
                 prop_assert_eq!(graph.lookup(k).map(|p| p.id), Some(node.id));

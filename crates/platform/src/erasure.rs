@@ -131,8 +131,11 @@ pub async fn erase(platform: &Platform, profile: ProfileId) -> Result<Erased, Er
     }
     // What arrived before that is theirs too.
     identity.catch_up().await?;
-    let node = identity
-        .read(|g| g.profile(profile).cloned())
+    let (node, seqs) = identity
+        .read(|g| {
+            let node = g.profile(profile)?;
+            Some((node.clone(), g.events(node)))
+        })
         .ok_or(ErasureError::NoSuchProfile(profile))?;
     let keys: Vec<IdKey> = node.identifiers.iter().map(|(k, _)| k.clone()).collect();
     let erased: Vec<Identifier> = keys.iter().map(|k| rules.identifier_of(k)).collect();
@@ -143,7 +146,7 @@ pub async fn erase(platform: &Platform, profile: ProfileId) -> Result<Erased, Er
     let removed = platform
         .erasing
         .erase(Erasure {
-            seqs: node.events.clone(),
+            seqs,
             profile_ids: profile_ids.clone(),
             identifier_values: erased.iter().map(|i| i.value.clone()).collect(),
             suppress: suppressions.clone(),

@@ -10,14 +10,17 @@ use unavoce_core::redact::Redacted;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use unavoce_core::analytics::{AnalyticsRules, InteractionTable};
+use unavoce_core::identity::graph::RemovedProfile;
 use unavoce_core::identity::{
     IdKey, IdentifierSet, IdentityGraph, IdentityRules, ProfileId, Resolution, UnmergeRule, extract,
 };
 use unavoce_core::live::Live;
 use unavoce_core::profile::{ComputedTrait, ProfileFacts, ProfileState};
+use unavoce_core::rows::RowStore;
 use unavoce_core::{Event, Identifier};
 use unavoce_store::{EventLog, EventQuery, StoreError};
 
+use crate::mapped::MappedRows;
 use crate::snapshot;
 
 /// Where the unmerge rules are kept.
@@ -185,7 +188,7 @@ impl State {
             )
             .collect::<BTreeSet<_>>();
         for id in ids {
-            let Some(node) = self.graph.remove_profile(id) else {
+            let Some(RemovedProfile { node, events }) = self.graph.remove_profile(id) else {
                 continue;
             };
             for gone in node.ids() {
@@ -194,7 +197,7 @@ impl State {
                     changed.remove(&gone);
                 }
             }
-            seqs.extend(node.events);
+            seqs.extend(events);
         }
         seqs.sort_unstable();
         seqs
@@ -250,6 +253,9 @@ pub struct IdentityProjection {
     stopping: AtomicBool,
     /// Where snapshots are kept (`None`: none are).
     snapshots: Option<PathBuf>,
+    /// Where the per-event rows (interaction table, event links) are kept in mapped
+    /// unnamed files (`None`: on the heap); the snapshots' folder.
+    rows: Option<PathBuf>,
     /// Moved on each change that makes snapshots stale (an erasure, a rebuild): a
     /// snapshot written meanwhile is not put in place.
     snapshot_epoch: AtomicU64,
@@ -312,9 +318,10 @@ impl IdentityProjection {
     ) -> Result<Arc<Self>, StoreError> {
         let unmerge_rules = load_unmerge_rules(&*log, &rules).await?;
         let links = load_link_decisions(&*log, &rules).await?;
+        let rows = snapshots.clone();
         let projection = Arc::new(IdentityProjection {
             state: RwLock::new(State::new(
-                IdentityGraph::new(rules.clone(), unmerge_rules),
+                new_graph(rows.as_deref(), rules.clone(), unmerge_rules),
                 links,
             )),
             log,
@@ -323,7 +330,8 @@ impl IdentityProjection {
             computed,
             changes: tokio::sync::Notify::new(),
             analytics,
-            interactions: RwLock::new(InteractionTable::default()),
+            interactions: RwLock::new(new_table(rows.as_deref())),
+            rows,
             writer: tokio::sync::Mutex::new(()),
             rebuilding: tokio::sync::Mutex::new(()),
             forgotten: Mutex::new(Vec::new()),
@@ -432,11 +440,17 @@ impl IdentityProjection {
         {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
             let unmerge_rules = state.graph.unmerge_rules().to_vec();
-            state.graph = IdentityGraph::from_parts(restored.graph, rules, unmerge_rules);
+            state.graph = IdentityGraph::from_parts(
+                restored.graph,
+                rules,
+                unmerge_rules,
+                row_store(self.rows.as_deref()),
+            );
             state.people = restored.people;
             state.applied = header.seq;
         }
-        *self.interactions.write().unwrap_or_else(|e| e.into_inner()) = restored.table;
+        *self.interactions.write().unwrap_or_else(|e| e.into_inner()) =
+            restored.table.moved_into(row_store(self.rows.as_deref()));
         // The tail; then every event the log holds must be in the table: fewer in the
         // log means events the snapshot covers were removed since (an erasure whose
         // projection never heard of it, a crash between the two).
@@ -467,8 +481,9 @@ impl IdentityProjection {
         let unmerge_rules = load_unmerge_rules(&*self.log, &rules).await?;
         let links = load_link_decisions(&*self.log, &rules).await?;
         *self.state.write().unwrap_or_else(|e| e.into_inner()) =
-            State::new(IdentityGraph::new(rules, unmerge_rules), links);
-        *self.interactions.write().unwrap_or_else(|e| e.into_inner()) = InteractionTable::default();
+            State::new(self.new_graph(rules, unmerge_rules), links);
+        *self.interactions.write().unwrap_or_else(|e| e.into_inner()) =
+            new_table(self.rows.as_deref());
         Ok(())
     }
 
@@ -1171,8 +1186,8 @@ impl IdentityProjection {
         let rules = self.next_rules.get();
         let unmerge_rules = load_unmerge_rules(&*self.log, &rules).await?;
         let links = load_link_decisions(&*self.log, &rules).await?;
-        let mut rebuilt = State::new(IdentityGraph::new(rules, unmerge_rules), links);
-        let mut table = InteractionTable::default();
+        let mut rebuilt = State::new(self.new_graph(rules, unmerge_rules), links);
+        let mut table = new_table(self.rows.as_deref());
         // Up to what was committed when each round began, so that a log growing faster
         // than the replay does not keep it going: a few rounds, then the rest with the
         // projection held.
@@ -1216,7 +1231,7 @@ impl IdentityProjection {
         links: BTreeMap<i64, Vec<(IdKey, IdKey, Timestamp)>>,
     ) -> Result<State, StoreError> {
         let rules = self.next_rules.get();
-        let mut rebuilt = State::new(IdentityGraph::new(rules, unmerge_rules), links);
+        let mut rebuilt = State::new(self.new_graph(rules, unmerge_rules), links);
         self.replay_into(&mut rebuilt, None, None).await?;
         Ok(rebuilt)
     }
@@ -1277,6 +1292,49 @@ impl IdentityProjection {
         drop(state);
         self.changes.notify_one();
         Ok(())
+    }
+}
+
+/// A store for per-event rows: a mapped file in `folder` when given (and it can be
+/// made), else the heap.
+fn row_store<T: bytemuck::Pod + Send + Sync>(folder: Option<&Path>) -> Box<dyn RowStore<T>> {
+    let Some(folder) = folder else {
+        return Box::new(Vec::new());
+    };
+    match MappedRows::new_in(folder) {
+        Ok(store) => Box::new(store),
+        Err(e) => {
+            tracing::warn!(
+                folder = %folder.display(),
+                error = %e,
+                "cannot make a row file for the projections; their rows stay in memory"
+            );
+            Box::new(Vec::new())
+        }
+    }
+}
+
+/// An empty graph keeping its event links as [`row_store`] does.
+fn new_graph(
+    folder: Option<&Path>,
+    rules: Arc<IdentityRules>,
+    unmerge_rules: Vec<UnmergeRule>,
+) -> IdentityGraph {
+    IdentityGraph::new_in(rules, unmerge_rules, row_store(folder))
+}
+
+/// An empty interaction table keeping its rows as [`row_store`] does.
+fn new_table(folder: Option<&Path>) -> InteractionTable {
+    InteractionTable::new_in(row_store(folder))
+}
+
+impl IdentityProjection {
+    fn new_graph(
+        &self,
+        rules: Arc<IdentityRules>,
+        unmerge_rules: Vec<UnmergeRule>,
+    ) -> IdentityGraph {
+        new_graph(self.rows.as_deref(), rules, unmerge_rules)
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod catalog;
 pub mod clock;
 mod identity;
+mod mapped;
 mod matching;
 mod people;
 mod profiles;

@@ -226,9 +226,9 @@ impl IdentityProjection {
                 let mut owner_of = HashMap::new();
                 let mut best = HashMap::new();
                 for node in graph.profiles_after(None) {
-                    for seq in &node.events {
-                        owner_of.insert(*seq, node.id);
-                    }
+                    graph.for_each_event(node, |seq| {
+                        owner_of.insert(seq, node.id);
+                    });
                     if let Some((key, _)) = node
                         .identifiers
                         .iter()

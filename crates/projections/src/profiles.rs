@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use unavoce_core::identity::ProfileId;
 use unavoce_core::identity::graph::ProfileNode;
+use unavoce_core::identity::{IdentityGraph, ProfileId};
 use unavoce_core::profile::{
     ContextCard, ProfileFacts, ProfileState, SHOWN_IDENTIFIER_TYPES, SearchQuery, TraitValue,
     context_card, recent,
@@ -57,7 +57,7 @@ struct Held {
 impl IdentityProjection {
     /// The traits and last activity of `profile`, `None` if there is no such profile.
     pub fn profile_view(&self, profile: ProfileId) -> Option<ProfileView> {
-        self.read_profile(profile, |_, state| ProfileView {
+        self.read_profile(profile, |_, _, state| ProfileView {
             traits: (state.traits().iter())
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect(),
@@ -78,7 +78,7 @@ impl IdentityProjection {
             let identifiers: Vec<Identifier> = (node.identifiers.iter())
                 .map(|(k, _)| self.rules().identifier_of(k))
                 .collect();
-            Some((node.id, identifiers, node.events.clone()))
+            Some((node.id, identifiers, g.events(node)))
         }) else {
             return Ok(None);
         };
@@ -107,7 +107,7 @@ impl IdentityProjection {
         profile: ProfileId,
         now: Timestamp,
     ) -> Result<Option<ContextCard>, StoreError> {
-        let held = self.read_profile(profile, |node, state| Held {
+        let held = self.read_profile(profile, |graph, node, state| Held {
             id: node.id,
             identifiers: (node.identifiers.iter())
                 .map(|(key, _)| self.rules().identifier_of(key))
@@ -117,7 +117,7 @@ impl IdentityProjection {
             browsing: state
                 .recent()
                 .browsing_at(now)
-                .ok_or_else(|| node.events.clone()),
+                .ok_or_else(|| graph.events(node)),
         });
         let Some(held) = held else {
             return Ok(None);
@@ -161,7 +161,7 @@ impl IdentityProjection {
                         identifiers: (identifiers.into_iter())
                             .filter(|i| SHOWN_IDENTIFIER_TYPES.contains(&i.kind.as_str()))
                             .collect(),
-                        events: node.events.len(),
+                        events: usize::try_from(node.event_count()).unwrap_or(usize::MAX),
                     })
                 })
                 .take(limit)
@@ -173,12 +173,12 @@ impl IdentityProjection {
     fn read_profile<R>(
         &self,
         profile: ProfileId,
-        f: impl FnOnce(&ProfileNode, &ProfileState) -> R,
+        f: impl FnOnce(&IdentityGraph, &ProfileNode, &ProfileState) -> R,
     ) -> Option<R> {
         self.read_people(|graph, people| {
             let node = graph.profile(profile)?;
             let empty = ProfileState::default();
-            Some(f(node, people.get(&node.id).unwrap_or(&empty)))
+            Some(f(graph, node, people.get(&node.id).unwrap_or(&empty)))
         })
     }
 

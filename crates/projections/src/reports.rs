@@ -158,11 +158,11 @@ impl Reports {
                 if let Some(audience) = audience {
                     included.push(audience.members.contains(&node.id));
                 }
-                for &seq in &node.events {
+                graph.for_each_event(node, |seq| {
                     if let Some(row) = table.position(seq) {
                         people[row] = person_count;
                     }
-                }
+                });
                 person_count += 1;
             }
             let view = View {

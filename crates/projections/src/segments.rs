@@ -344,7 +344,7 @@ impl Segments {
                         segment: name.clone(),
                         entered: member,
                         identity,
-                        basis: node.events.last().copied().unwrap_or(id.0),
+                        basis: node.last_event().unwrap_or(id.0),
                     });
                 }
             }

@@ -260,11 +260,13 @@ async fn an_erasure_is_never_undone_by_a_snapshot() {
     let live = open(&store, Some(dir.clone())).await;
     assert!(matches!(live.start(), Start::Snapshot { .. }));
     let key = live.rules().key_of(&device("device-10")).unwrap();
-    let node = live.read(|g| g.lookup(&key).cloned()).unwrap();
+    let (node, seqs) = live
+        .read(|g| g.lookup(&key).map(|n| (n.clone(), g.events(n))))
+        .unwrap();
     let keys: Vec<_> = node.identifiers.iter().map(|(k, _)| k.clone()).collect();
     store
         .erase(Erasure {
-            seqs: node.events.clone(),
+            seqs,
             profile_ids: node.ids().collect(),
             ..Default::default()
         })

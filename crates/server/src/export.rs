@@ -81,9 +81,12 @@ impl PersonExport {
     /// Starts an export of `profile` (after the projections have caught up).
     pub async fn start(data: PersonData, profile: ProfileId) -> Result<Self, ExportError> {
         data.identity.catch_up().await?;
-        let node = data
+        let (node, seqs) = data
             .identity
-            .read(|graph| graph.profile(profile).cloned())
+            .read(|graph| {
+                let node = graph.profile(profile)?;
+                Some((node.clone(), graph.events(node)))
+            })
             .ok_or(ExportError::NoSuchProfile(profile))?;
         let now = Timestamp::now();
         let mut head = vec![line("profile", profile_json(&data.identity, &node, true))];
@@ -176,7 +179,7 @@ impl PersonExport {
             data,
             profile,
             head: Some(head),
-            events: node.events.into_iter(),
+            events: seqs.into_iter(),
         })
     }
 

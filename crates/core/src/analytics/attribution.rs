@@ -47,7 +47,7 @@ pub fn attribution_report(view: &View) -> AttributionReport {
     for (_, history) in view.histories().iter() {
         for (i, &r) in history.iter().enumerate() {
             let goal = &rows[r as usize];
-            if !goal.goal || !view.period.contains(goal.at) {
+            if !goal.goal() || !view.period.contains(goal.at) {
                 continue;
             }
             conversions += 1;

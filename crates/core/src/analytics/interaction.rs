@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use crate::event::{Event, EventType};
 use crate::profile::{CaseEvent, case_event, case_id};
+use crate::rows::{RowStore, Rows};
 
 use super::rules::{AnalyticsRules, number};
 
@@ -24,7 +25,10 @@ use super::rules::{AnalyticsRules, number};
     Default,
     serde::Serialize,
     serde::Deserialize,
+    bytemuck::Pod,
+    bytemuck::Zeroable,
 )]
+#[repr(transparent)]
 pub struct Sym(pub u32);
 
 impl Sym {
@@ -115,8 +119,10 @@ pub enum CaseStep {
     Resolved,
 }
 
-/// One event, reduced to what the reports count.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+/// One event, reduced to what the reports count: 40 bytes of plain data (see
+/// [`crate::rows`]), so the table can live in a mapped file.
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
 pub struct Interaction {
     /// Log position.
     pub seq: i64,
@@ -124,9 +130,8 @@ pub struct Interaction {
     pub at: i64,
     pub touchpoint: Sym,
     pub channel: Sym,
-    /// The case it is about, and what it does to it.
+    /// The case it is about (what it does to it: [`Self::case_step`]).
     pub case: Sym,
-    pub case_step: Option<CaseStep>,
     /// For a survey answer: the touchpoint it rates (`properties.about_touchpoint`,
     /// else the event's own touchpoint).
     pub rates: Sym,
@@ -136,15 +141,43 @@ pub struct Interaction {
     pub nps: i8,
     /// Funnel stages shown (bit `i` = stage `i` of the rules).
     pub stages: u8,
-    pub goal: bool,
-    pub abandoned: bool,
+    /// 0: none, else [`CaseStep`] + 1.
+    case_step: u8,
+    /// [`GOAL`] and [`ABANDONED`].
+    flags: u8,
+    _padding: [u8; 3],
+}
+
+const GOAL: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Interaction {
+    /// What it does to its case.
+    pub fn case_step(&self) -> Option<CaseStep> {
+        match self.case_step {
+            1 => Some(CaseStep::Opened),
+            2 => Some(CaseStep::Updated),
+            3 => Some(CaseStep::Resolved),
+            _ => None,
+        }
+    }
+
+    /// Whether it is a goal of the analytics rules.
+    pub fn goal(&self) -> bool {
+        self.flags & GOAL != 0
+    }
+
+    /// Whether it is an abandoned contact.
+    pub fn abandoned(&self) -> bool {
+        self.flags & ABANDONED != 0
+    }
 }
 
 /// Every event's interaction, in log order, with the symbols they use.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InteractionTable {
     pub symbols: Symbols,
-    rows: Vec<Interaction>,
+    rows: Rows<Interaction>,
 }
 
 impl InteractionTable {
@@ -197,60 +230,70 @@ impl InteractionTable {
         } else {
             Sym::NONE
         };
+        let case_step = case_step
+            .filter(|_| !case.is_none())
+            .map_or(0, |step| match step {
+                CaseStep::Opened => 1,
+                CaseStep::Updated => 2,
+                CaseStep::Resolved => 3,
+            });
+        let flags = if rules.is_goal(event) { GOAL } else { 0 }
+            | if rules.is_abandoned(event) {
+                ABANDONED
+            } else {
+                0
+            };
         self.rows.push(Interaction {
             seq,
             at: event.timestamp.as_microsecond(),
             touchpoint,
             channel,
             case,
-            case_step: case_step.filter(|_| !case.is_none()),
             rates,
             csat,
             nps,
             stages: rules.stage_mask(event),
-            goal: rules.is_goal(event),
-            abandoned: rules.is_abandoned(event),
+            case_step,
+            flags,
+            _padding: [0; 3],
         });
     }
 
     /// Makes room for `additional` more rows at once, so a replay of a known length
     /// does not grow the table by doubling (which would leave up to half of it unused).
     pub fn reserve(&mut self, additional: usize) {
-        self.rows.reserve_exact(additional);
+        self.rows.reserve(additional);
+    }
+
+    /// An empty table whose rows are kept in `store`.
+    pub fn new_in(store: Box<dyn RowStore<Interaction>>) -> Self {
+        InteractionTable {
+            symbols: Symbols::default(),
+            rows: Rows::new_in(store),
+        }
+    }
+
+    /// This table, its rows copied into `store`.
+    pub fn moved_into(self, store: Box<dyn RowStore<Interaction>>) -> Self {
+        InteractionTable {
+            symbols: self.symbols,
+            rows: self.rows.moved_into(store),
+        }
     }
 
     /// The rows, in log order.
     pub fn rows(&self) -> &[Interaction] {
-        &self.rows
+        self.rows.as_slice()
     }
 
     /// The row of log position `seq`.
     pub fn position(&self, seq: i64) -> Option<usize> {
-        let first = self.rows.first()?.seq;
-        // Positions are dense unless a transaction was rolled back: try the direct slot.
-        let guess = usize::try_from(seq - first).ok()?;
-        if self.rows.get(guess).is_some_and(|r| r.seq == seq) {
-            return Some(guess);
-        }
-        self.rows.binary_search_by_key(&seq, |r| r.seq).ok()
+        self.rows.position(seq, |r| r.seq)
     }
 
     /// Removes the rows of these log positions (ascending), e.g. an erased person's.
     pub fn remove(&mut self, seqs: &[i64]) {
-        let Some(&first) = seqs.first() else { return };
-        let start = self.rows.partition_point(|r| r.seq < first);
-        let mut doomed = seqs.iter().peekable();
-        let mut kept = start;
-        for i in start..self.rows.len() {
-            let seq = self.rows[i].seq;
-            while doomed.next_if(|&&d| d < seq).is_some() {}
-            if doomed.peek() == Some(&&seq) {
-                continue;
-            }
-            self.rows.swap(kept, i);
-            kept += 1;
-        }
-        self.rows.truncate(kept);
+        self.rows.remove_keys(seqs, |r| r.seq);
     }
 
     pub fn len(&self) -> usize {
@@ -263,7 +306,7 @@ impl InteractionTable {
 
     /// Approximate heap memory held, in bytes.
     pub fn heap_bytes(&self) -> usize {
-        self.rows.capacity() * std::mem::size_of::<Interaction>() + self.symbols.heap_bytes()
+        self.rows.heap_bytes() + self.symbols.heap_bytes()
     }
 }
 

@@ -135,7 +135,7 @@ pub fn kpi_report(view: &View) -> KpiReport {
             history
                 .iter()
                 .map(|&r| &rows[r as usize])
-                .filter(|r| r.goal)
+                .filter(|r| r.goal())
                 .map(|r| r.at),
         );
         let mut active = false;
@@ -166,7 +166,7 @@ pub fn kpi_report(view: &View) -> KpiReport {
                     Some(m) if row.at >= m => tally.second_half += 1,
                     _ => tally.first_half += 1,
                 }
-                tally.abandoned += u64::from(row.abandoned);
+                tally.abandoned += u64::from(row.abandoned());
                 if !is_channel && !row.channel.is_none() {
                     *tally.channels.entry(row.channel).or_default() += 1;
                 }
@@ -291,10 +291,10 @@ fn tally_cases(
         let contacts: Vec<_> = case
             .iter()
             .map(|&r| &rows[r as usize])
-            .filter(|r| r.case_step != Some(CaseStep::Resolved))
+            .filter(|r| r.case_step() != Some(CaseStep::Resolved))
             .collect();
         let last = &rows[case[case.len() - 1] as usize];
-        let resolved_at = (last.case_step == Some(CaseStep::Resolved)).then_some(last.at);
+        let resolved_at = (last.case_step() == Some(CaseStep::Resolved)).then_some(last.at);
         let mut channels: Vec<Sym> = contacts.iter().map(|r| r.channel).collect();
         channels.sort_unstable();
         channels.dedup();

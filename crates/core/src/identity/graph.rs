@@ -26,6 +26,7 @@ use super::extract::IdentifierSet;
 /// collide.
 type FastMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 use super::rules::{IdKey, IdentityRules};
+use crate::rows::{RowStore, Rows};
 
 /// A profile's id: `p-` and the log position of the event that created it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -152,14 +153,14 @@ pub struct UnmergeRule {
 }
 
 /// One profile's identity: its identifiers (with when each was first linked), its events
-/// and its merge history.
+/// (as chains, see [`IdentityGraph::events`]) and its merge history.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProfileNode {
     pub id: ProfileId,
     pub created_at: Timestamp,
     pub identifiers: Vec<(IdKey, Timestamp)>,
-    /// Log positions of its events, ascending.
-    pub events: Vec<i64>,
+    /// Its events: its own chain first, then those of the profiles merged into it.
+    pub chains: Vec<Chain>,
     pub merges: Vec<MergeRecord>,
     /// The first value seen of each distinguishing trait.
     pub traits: Vec<(u16, String)>,
@@ -171,6 +172,35 @@ impl ProfileNode {
     pub fn ids(&self) -> impl Iterator<Item = ProfileId> + '_ {
         std::iter::once(self.id).chain(self.merges.iter().map(|m| m.from))
     }
+
+    /// How many events it has.
+    pub fn event_count(&self) -> u64 {
+        self.chains.iter().map(|c| c.count).sum()
+    }
+
+    /// The log position of its latest event.
+    pub fn last_event(&self) -> Option<i64> {
+        self.chains.iter().map(|c| c.last).max()
+    }
+}
+
+/// A profile's events, newest first: the newest's log position, and how many there are.
+/// Each event's [`EventLink`] leads to the one before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Chain {
+    pub last: i64,
+    pub count: u64,
+}
+
+/// An event's link to the previous event of its profile's chain (`prev` 0: the first, or
+/// an event attributed to no one). One per event applied, in log order: the graph's only
+/// state that grows with the log, so it is kept in [`Rows`] (a mapped file in a server
+/// with a data folder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct EventLink {
+    pub seq: i64,
+    pub prev: i64,
 }
 
 /// The identity graph. See the module docs.
@@ -193,6 +223,7 @@ pub struct IdentityGraph {
     #[serde(skip)]
     unmerge_rules: Vec<UnmergeRule>,
     unattributed: u64,
+    links: Rows<EventLink>,
 }
 
 /// A serialised [`IdentityGraph`] read back, waiting for the rules it was built under.
@@ -205,6 +236,7 @@ pub struct GraphParts {
     shared: FastMap<IdKey, (IdKey, IdKey)>,
     flags: BTreeMap<IdKey, Flag>,
     unattributed: u64,
+    links: Rows<EventLink>,
 }
 
 /// Two graphs are equal when they hold the same profiles, identifiers and evidence
@@ -220,6 +252,7 @@ impl PartialEq for IdentityGraph {
             && self.flags == other.flags
             && self.unmerge_rules == other.unmerge_rules
             && self.unattributed == other.unattributed
+            && self.links == other.links
     }
 }
 
@@ -236,6 +269,19 @@ impl IdentityGraph {
             flags: BTreeMap::new(),
             unmerge_rules,
             unattributed: 0,
+            links: Rows::default(),
+        }
+    }
+
+    /// An empty graph keeping its event links in `links` (see [`EventLink`]).
+    pub fn new_in(
+        rules: Arc<IdentityRules>,
+        unmerge_rules: Vec<UnmergeRule>,
+        links: Box<dyn RowStore<EventLink>>,
+    ) -> Self {
+        IdentityGraph {
+            links: Rows::new_in(links),
+            ..Self::new(rules, unmerge_rules)
         }
     }
 
@@ -245,6 +291,7 @@ impl IdentityGraph {
         parts: GraphParts,
         rules: Arc<IdentityRules>,
         unmerge_rules: Vec<UnmergeRule>,
+        links_in: Box<dyn RowStore<EventLink>>,
     ) -> Self {
         let GraphParts {
             owners,
@@ -254,6 +301,7 @@ impl IdentityGraph {
             shared,
             flags,
             unattributed,
+            links,
         } = parts;
         IdentityGraph {
             rules,
@@ -265,6 +313,7 @@ impl IdentityGraph {
             flags,
             unmerge_rules,
             unattributed,
+            links: links.moved_into(links_in),
         }
     }
 
@@ -276,6 +325,16 @@ impl IdentityGraph {
     /// Applies the event at log position `seq`, which happened at `at`.
     /// Events must be applied in log order.
     pub fn apply(&mut self, seq: i64, at: Timestamp, set: &IdentifierSet) -> Resolution {
+        let resolution = self.resolve(seq, at, set);
+        // Every event has a link row, attributed or not, so that the links are dense in
+        // log positions as the interaction table is (a chain's step is a direct lookup).
+        if self.links.last().is_none_or(|l| l.seq < seq) {
+            self.links.push(EventLink { seq, prev: 0 });
+        }
+        resolution
+    }
+
+    fn resolve(&mut self, seq: i64, at: Timestamp, set: &IdentifierSet) -> Resolution {
         let mut resolution = Resolution::default();
         let mut ids = set.keys.clone();
         if let Some(previous) = &set.alias_previous
@@ -327,9 +386,7 @@ impl IdentityGraph {
                     .profiles
                     .get_mut(&home)
                     .expect("owners point to live profiles");
-                if node.events.last() != Some(&seq) {
-                    node.events.push(seq);
-                }
+                add_event(node, &mut self.links, seq);
                 for (name, value) in &set.traits {
                     if !node.traits.iter().any(|(n, _)| n == name) {
                         node.traits.push((*name, value.clone()));
@@ -645,7 +702,7 @@ impl IdentityGraph {
                         id,
                         created_at: at,
                         identifiers: Vec::new(),
-                        events: Vec::new(),
+                        chains: Vec::new(),
                         merges: Vec::new(),
                         traits: Vec::new(),
                     },
@@ -672,7 +729,7 @@ impl IdentityGraph {
                 .get_mut(&survivor)
                 .expect("the surviving profile exists");
             target.identifiers.extend(node.identifiers);
-            target.events = merge_sorted(&target.events, &node.events);
+            target.chains.extend(node.chains);
             target.merges.extend(node.merges);
             for (name, value) in node.traits {
                 if !target.traits.iter().any(|(n, _)| *n == name) {
@@ -700,8 +757,8 @@ impl IdentityGraph {
                 resolution.linked.push(key.clone());
             }
         }
-        if !decided && target.events.last() != Some(&seq) {
-            target.events.push(seq);
+        if !decided {
+            add_event(target, &mut self.links, seq);
         }
         survivor
     }
@@ -724,8 +781,10 @@ impl IdentityGraph {
     /// shared, flagged); the node removed, if there was one. What other identifiers'
     /// counts learnt from them stays until the graph is built again from the log without
     /// its events, which is what makes it exact.
-    pub fn remove_profile(&mut self, id: ProfileId) -> Option<ProfileNode> {
+    pub fn remove_profile(&mut self, id: ProfileId) -> Option<RemovedProfile> {
         let node = self.profiles.remove(&self.current(id))?;
+        let events = self.events(&node);
+        self.links.remove_keys(&events, |l| l.seq);
         let theirs: BTreeSet<&IdKey> = node.identifiers.iter().map(|(k, _)| k).collect();
         for key in &theirs {
             self.owners.remove(*key);
@@ -740,7 +799,38 @@ impl IdentityGraph {
         for merge in &node.merges {
             self.redirects.remove(&merge.from);
         }
-        Some(node)
+        Some(RemovedProfile { node, events })
+    }
+
+    /// The log positions of a profile's events, ascending.
+    pub fn events(&self, node: &ProfileNode) -> Vec<i64> {
+        let mut events = Vec::with_capacity(usize::try_from(node.event_count()).unwrap_or(0));
+        self.for_each_event(node, |seq| events.push(seq));
+        events.sort_unstable();
+        events.dedup();
+        events
+    }
+
+    /// Calls `f` with the log position of each of a profile's events, in no set order
+    /// (its chains walked, newest first).
+    pub fn for_each_event(&self, node: &ProfileNode, mut f: impl FnMut(i64)) {
+        let links = self.links.as_slice();
+        for chain in &node.chains {
+            let mut seq = chain.last;
+            while seq > 0 {
+                f(seq);
+                // Links point back; anything else (a damaged row) ends the walk.
+                seq = match self.links.position(seq, |l| l.seq) {
+                    Some(i) if links[i].prev < seq => links[i].prev,
+                    _ => 0,
+                };
+            }
+        }
+    }
+
+    /// The event links' heap memory, in bytes (nothing when kept in a mapped file).
+    pub fn links_heap_bytes(&self) -> usize {
+        self.links.heap_bytes()
     }
 
     /// The profile holding an identifier.
@@ -809,22 +899,35 @@ impl IdentityGraph {
     }
 }
 
-fn merge_sorted(a: &[i64], b: &[i64]) -> Vec<i64> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if a[i] <= b[j] {
-            out.push(a[i]);
-            i += 1;
-        } else {
-            out.push(b[j]);
-            j += 1;
+/// Adds the event at `seq` to the front of the profile's own chain (once).
+fn add_event(node: &mut ProfileNode, links: &mut Rows<EventLink>, seq: i64) {
+    if node.chains.iter().any(|c| c.last >= seq) || links.last().is_some_and(|l| l.seq >= seq) {
+        return;
+    }
+    match node.chains.first_mut() {
+        Some(own) => {
+            links.push(EventLink {
+                seq,
+                prev: own.last,
+            });
+            own.last = seq;
+            own.count += 1;
+        }
+        None => {
+            links.push(EventLink { seq, prev: 0 });
+            node.chains.push(Chain {
+                last: seq,
+                count: 1,
+            });
         }
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out.dedup();
-    out
+}
+
+/// A profile taken out of the graph, with its events' log positions (ascending).
+#[derive(Debug)]
+pub struct RemovedProfile {
+    pub node: ProfileNode,
+    pub events: Vec<i64>,
 }
 
 #[cfg(test)]

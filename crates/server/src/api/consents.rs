@@ -12,7 +12,7 @@ use unavoce_core::platform_events::{self, API_SOURCE};
 use unavoce_core::profile::{ConsentLine, fold_consents};
 use unavoce_projections::RecordError;
 
-use super::live_profile;
+use super::{live_profile, live_profile_with_events};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi::{self, schemas as doc};
@@ -48,13 +48,8 @@ pub async fn list(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let node = live_profile(&state, &id).await?;
-    let events = state
-        .platform
-        .intake
-        .log()
-        .events_at(node.events.clone())
-        .await?;
+    let (node, seqs) = live_profile_with_events(&state, &id).await?;
+    let events = state.platform.intake.log().events_at(seqs).await?;
     let mut refs: Vec<&unavoce_core::Event> = events.iter().map(|e| &e.event).collect();
     refs.sort_by_key(|e| e.timestamp);
     let current = fold_consents(refs.iter().copied());

@@ -118,9 +118,8 @@ async fn profile_events(
     limit: usize,
 ) -> Result<Json<Value>, ApiError> {
     let after: i64 = parse_param("cursor", params.get("cursor"))?.unwrap_or(0);
-    let node = crate::api::live_profile(state, profile).await?;
-    let mut page: Vec<i64> = node
-        .events
+    let (_, seqs) = crate::api::live_profile_with_events(state, profile).await?;
+    let mut page: Vec<i64> = seqs
         .into_iter()
         .filter(|s| *s > after)
         .take(limit + 1)

@@ -29,7 +29,7 @@ use crate::AppState;
 pub use config::{ConfigReload, ConfigReloaded, ReloadRefused};
 pub use import::IMPORT_BODY_LIMIT;
 pub(crate) use profiles::profile_json;
-pub use profiles::{live_profile, profile_filter, profile_id};
+pub use profiles::{live_profile, live_profile_with_events, profile_filter, profile_id};
 
 /// The `/api/` routes, each registered with its documentation (`routes!`; see
 /// `crate::openapi`). The key each needs is the router's layer (`auth::require_key`).

@@ -204,12 +204,12 @@ pub async fn timeline(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let node = live_profile(&state, &id).await?;
+    let (node, seqs) = live_profile_with_events(&state, &id).await?;
     let limit = parse_param::<usize>("limit", params.get("limit"))?
         .unwrap_or(50)
         .clamp(1, 500);
     let skip = parse_param::<usize>("cursor", params.get("cursor"))?.unwrap_or(0);
-    let mut events = state.platform.intake.log().events_at(node.events).await?;
+    let mut events = state.platform.intake.log().events_at(seqs).await?;
     events.sort_by_key(|e| std::cmp::Reverse((e.event.timestamp, e.seq)));
     let total = events.len();
     let page: Vec<Value> = events
@@ -460,6 +460,23 @@ fn review_error(e: unavoce_projections::ReviewError) -> ApiError {
     }
 }
 
+/// As [`live_profile`], with the log positions of the profile's events (ascending).
+pub async fn live_profile_with_events(
+    state: &AppState,
+    id: &str,
+) -> Result<(ProfileNode, Vec<i64>), ApiError> {
+    let id = profile_id(id)?;
+    state.platform.identity.catch_up().await?;
+    state
+        .platform
+        .identity
+        .read(|graph| {
+            let node = graph.profile(id)?;
+            Some((node.clone(), graph.events(node)))
+        })
+        .ok_or_else(|| no_such_profile(id))
+}
+
 /// The profile with this id as of everything acknowledged so far (an id merged away
 /// resolves to the profile it was merged into), or 404.
 pub async fn live_profile(state: &AppState, id: &str) -> Result<ProfileNode, ApiError> {
@@ -536,7 +553,7 @@ pub(crate) fn profile_json(
             .collect::<Map<_, _>>()
             .into(),
     );
-    out.insert("event_count".into(), node.events.len().into());
+    out.insert("event_count".into(), node.event_count().into());
     out.insert(
         "last_seen".into(),
         view.last_seen.map(|t| t.to_string()).into(),

@@ -2,8 +2,9 @@
 //! so build it with `--release`) under SDK-shaped traffic for a long time — at 70 % of
 //! the capacity a short ramp measures first, in the same run — while a journey, periodic
 //! broadcasts (push notifications to a local webhook sink) and readers (profile search,
-//! context card, KPIs) run. It reports the server's resident memory over time (sampled
-//! every few seconds), `/v1/batch` latencies, and, from the store once the server has
+//! context card, KPIs) run. It reports the server's memory over time (sampled every few
+//! seconds: resident, and of it the anonymous part — what the node holds itself, as
+//! opposed to file pages the kernel can drop), `/v1/batch` latencies, and, from the store once the server has
 //! stopped, that every acknowledged `messageId` is stored exactly once and no refused one
 //! at all. With `--overload`: steady load, then 200 % of capacity, then steady again —
 //! the answers (503 with `Retry-After`), memory, and how soon the server recovers.
@@ -245,7 +246,15 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
         println!("first request left unanswered: {error}");
     }
     report_series(&run, &rss);
-    report_memory(&rss, &spans);
+    report_memory(&rss, &spans, "resident", |p| p.rss_kib);
+    report_memory(&rss, &spans, "anonymous", |p| p.anon_kib);
+    report_memory(&rss, &spans, "anonymous less SQLite's caches", |p| {
+        p.anon_kib.saturating_sub(p.sqlite_kib)
+    });
+    println!(
+        "(resident = anonymous + file pages; the interaction table ({} bytes per event) and the identity graph's event links (16) are in mapped files, so they count as file pages; SQLite caches up to 256 MiB for the writer and 32 MiB per reader, anonymous)",
+        std::mem::size_of::<unavoce_core::analytics::Interaction>(),
+    );
     report_log(&log_path);
     report_readers(&run);
     println!();
@@ -759,6 +768,24 @@ impl Run {
         Ok((status, retry_after, body))
     }
 
+    /// The server's `unavoce_sqlite_memory_bytes` gauge, in KiB (0 when unreadable).
+    async fn sqlite_kib(&self) -> u64 {
+        let Ok(request) = Request::get("/metrics")
+            .header(header::HOST, self.address.to_string())
+            .body(Full::new(Bytes::new()))
+        else {
+            return 0;
+        };
+        let Ok((StatusCode::OK, _, body)) = self.request(request).await else {
+            return 0;
+        };
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix("unavoce_sqlite_memory_bytes "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(0, |bytes| bytes / 1024)
+    }
+
     async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
         let request = Request::get(path)
             .header(header::HOST, self.address.to_string())
@@ -989,6 +1016,13 @@ struct Probe {
     /// Seconds since the run started.
     at: f64,
     rss_kib: u64,
+    /// Of which anonymous memory (heap, stacks, SQLite's caches): what the node holds
+    /// itself; the rest is file pages (the binary, the projections' mapped row files),
+    /// which the kernel can write back and drop.
+    anon_kib: u64,
+    /// Of the anonymous memory, SQLite's (its page caches: the writer's and each
+    /// reader's, bounded by their sizes).
+    sqlite_kib: u64,
     /// Events acknowledged so far.
     acknowledged: u64,
     /// The server's CPU seconds so far.
@@ -1003,6 +1037,8 @@ async fn sample_memory(run: Arc<Run>, pid: u32, every: Duration) -> Vec<Probe> {
         samples.push(Probe {
             at: run.elapsed().as_secs_f64(),
             rss_kib: status_kib(pid, "VmRSS:"),
+            anon_kib: status_kib(pid, "RssAnon:"),
+            sqlite_kib: run.sqlite_kib().await,
             acknowledged: run.acknowledged_events.load(Ordering::Relaxed),
             cpu: cpu_seconds_of(pid),
             load: std::fs::read_to_string("/proc/loadavg")
@@ -1198,10 +1234,12 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn report_memory(probes: &[Probe], spans: &[Span]) {
+/// Memory over each phase, as `kib` reads it from a sample (`what` names it).
+fn report_memory(probes: &[Probe], spans: &[Span], what: &str, kib: impl Fn(&Probe) -> u64) {
+    let mib = |p: &Probe| mib(kib(p));
     println!();
     println!(
-        "| phase | samples | resident MiB: first quarter avg | last quarter avg | min | max | slope MiB/min | slope MiB per million events acknowledged | the same over the phase's second half |"
+        "| phase | samples | {what} MiB: first quarter avg | last quarter avg | min | max | slope MiB/min | slope MiB per million events acknowledged | the same over the phase's second half |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for span in spans {
@@ -1214,18 +1252,18 @@ fn report_memory(probes: &[Probe], spans: &[Span]) {
         }
         let quarter = within.len() / 4;
         let average =
-            |part: &[&Probe]| part.iter().map(|s| mib(s.rss_kib)).sum::<f64>() / part.len() as f64;
+            |part: &[&Probe]| part.iter().map(|s| mib(s)).sum::<f64>() / part.len() as f64;
         let per_minute = slope(
             &within
                 .iter()
-                .map(|s| (s.at / 60.0, mib(s.rss_kib)))
+                .map(|s| (s.at / 60.0, mib(s)))
                 .collect::<Vec<_>>(),
         );
         let per_million = |part: &[&Probe]| {
             slope(
                 &part
                     .iter()
-                    .map(|s| (s.acknowledged as f64 / 1e6, mib(s.rss_kib)))
+                    .map(|s| (s.acknowledged as f64 / 1e6, mib(s)))
                     .collect::<Vec<_>>(),
             )
         };
@@ -1235,20 +1273,12 @@ fn report_memory(probes: &[Probe], spans: &[Span]) {
             within.len(),
             average(&within[..quarter]),
             average(&within[within.len() - quarter..]),
-            within
-                .iter()
-                .map(|s| mib(s.rss_kib))
-                .fold(f64::MAX, f64::min),
-            within.iter().map(|s| mib(s.rss_kib)).fold(0.0, f64::max),
+            within.iter().map(|s| mib(s)).fold(f64::MAX, f64::min),
+            within.iter().map(|s| mib(s)).fold(0.0, f64::max),
             per_million(&within),
             per_million(&within[within.len() / 2..]),
         );
     }
-    println!(
-        "(by design the reports' interaction table keeps {} bytes per event in memory, {:.1} MiB per million, and SQLite caches up to 32 MiB per connection)",
-        std::mem::size_of::<unavoce_core::analytics::Interaction>(),
-        std::mem::size_of::<unavoce_core::analytics::Interaction>() as f64 * 1e6 / (1 << 20) as f64,
-    );
 }
 
 /// The run in slices (about a minute, or a tenth of a short run): acknowledged and
@@ -1269,9 +1299,9 @@ fn report_series(run: &Run, probes: &[Probe]) {
     };
     println!();
     println!(
-        "| from s | to s | acknowledged events/s | refused events/s | /v1/batch p99 ms | server cores | load average | resident MiB |"
+        "| from s | to s | acknowledged events/s | refused events/s | /v1/batch p99 ms | server cores | load average | resident MiB | anonymous MiB | of which SQLite MiB |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut from = first.at;
     while from < last.at - 1.0 {
         let to = (from + slice).min(last.at);
@@ -1296,7 +1326,7 @@ fn report_series(run: &Run, probes: &[Probe]) {
             .collect();
         latencies.sort_unstable();
         println!(
-            "| {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.0} |",
+            "| {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.0} | {:.0} | {:.0} |",
             a.at,
             b.at,
             (ok * run.batch) as f64 / seconds,
@@ -1305,6 +1335,8 @@ fn report_series(run: &Run, probes: &[Probe]) {
             (b.cpu - a.cpu) / seconds,
             in_slice.iter().map(|p| p.load).sum::<f64>() / in_slice.len() as f64,
             mib(b.rss_kib),
+            mib(b.anon_kib),
+            mib(b.sqlite_kib),
         );
         from = to;
     }

@@ -1306,7 +1306,7 @@ fn row_store<T: bytemuck::Pod + Send + Sync>(folder: Option<&Path>) -> Box<dyn R
         Err(e) => {
             tracing::warn!(
                 folder = %folder.display(),
-                error = %e,
+                error = %Redacted(&e),
                 "cannot make a row file for the projections; their rows stay in memory"
             );
             Box::new(Vec::new())

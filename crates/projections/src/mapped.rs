@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use bytemuck::Pod;
 use memmap2::MmapMut;
+use unavoce_core::redact::Redacted;
 use unavoce_core::rows::RowStore;
 
 /// Rows of `T` in a mapped, unnamed file. A full file is grown by a quarter (its new
@@ -93,7 +94,7 @@ impl<T: Pod + Send + Sync> MappedRows<T> {
                 tracing::warn!(
                     folder = %folder.display(),
                     bytes = to,
-                    error = %e,
+                    error = %Redacted(&e),
                     "no room to grow a projection's row file; its rows move to memory"
                 );
                 let mut heap = Vec::with_capacity(rows);

@@ -317,3 +317,36 @@ async fn snapshots_are_taken_in_the_background_and_used_at_the_next_start() {
     assert_eq!(restarted.start(), Start::Snapshot { seq: taken.seq });
     assert!(restarted.same_as(&*open(&store, None).await));
 }
+
+/// With a folder, what grows with every event (the interaction table's rows, the graph's
+/// event links) is kept in mapped files, not on the heap; and it is the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_event_rows_live_in_mapped_files_not_on_the_heap() {
+    let test_store = TestStore::open().await;
+    let store = test_store.store();
+    send(&store, events(0, 300)).await;
+    let mapped = open(&store, Some(test_store.dir.path().join("snapshots"))).await;
+    let heap = open(&store, None).await;
+    assert!(mapped.same_as(&heap) && heap.same_as(&mapped));
+    let held = |p: &IdentityProjection| {
+        p.read_with_interactions(|g, t| (t.len(), g.links_heap_bytes(), t.heap_bytes()))
+    };
+    let (rows, mapped_links, mapped_table) = held(&mapped);
+    let (_, heap_links, heap_table) = held(&heap);
+    assert!(rows > 1_500, "{rows} events");
+    assert_eq!(mapped_links, 0, "event links on the heap");
+    assert!(
+        heap_links >= rows * 16,
+        "{heap_links} bytes for {rows} links"
+    );
+    assert!(
+        heap_table >= mapped_table + rows * 40,
+        "table on the heap: {heap_table} bytes mapped, {mapped_table} not"
+    );
+    // A profile's events, walked through the mapped links, are all there.
+    let key = mapped.rules().key_of(&device("device-3")).unwrap();
+    let events = |p: &IdentityProjection| p.read(|g| g.lookup(&key).map(|n| g.events(n)));
+    let walked = events(&mapped).expect("a profile");
+    assert!(walked.len() >= 8, "{walked:?}");
+    assert_eq!(Some(walked), events(&heap));
+}

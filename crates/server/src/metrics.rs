@@ -9,6 +9,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use unavoce_intake::IngestReport;
@@ -33,6 +34,7 @@ pub struct Metrics {
     events_deduplicated: Counter,
     commit_seconds: Histogram,
     commit_rows: Histogram,
+    sqlite_memory: Gauge,
 }
 
 impl Metrics {
@@ -77,6 +79,12 @@ impl Metrics {
             "Rows written per group commit",
             commit_rows.clone(),
         );
+        let sqlite_memory = Gauge::default();
+        registry.register(
+            "sqlite_memory_bytes",
+            "Memory SQLite holds in this process (page caches of every connection), read when scraped",
+            sqlite_memory.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -86,6 +94,7 @@ impl Metrics {
             events_deduplicated,
             commit_seconds,
             commit_rows,
+            sqlite_memory,
         })
     }
 
@@ -108,6 +117,8 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        self.sqlite_memory
+            .set(i64::try_from(unavoce_store::sqlite::memory_used()).unwrap_or(i64::MAX));
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

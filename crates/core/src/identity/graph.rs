@@ -783,8 +783,9 @@ impl IdentityGraph {
     /// its events, which is what makes it exact.
     pub fn remove_profile(&mut self, id: ProfileId) -> Option<RemovedProfile> {
         let node = self.profiles.remove(&self.current(id))?;
+        // Their event links stay, reached from no profile, until the graph is built again
+        // (removing rows costs a pass over them all, as the interaction table's would).
         let events = self.events(&node);
-        self.links.remove_keys(&events, |l| l.seq);
         let theirs: BTreeSet<&IdKey> = node.identifiers.iter().map(|(k, _)| k).collect();
         for key in &theirs {
             self.owners.remove(*key);

@@ -31,6 +31,15 @@ pub fn schema_version() -> usize {
     schema::latest_version()
 }
 
+/// Bytes SQLite holds in this process (page caches, statements: every connection's),
+/// from `sqlite3_memory_used` — memory the store keeps itself, bounded by the caches'
+/// sizes.
+pub fn memory_used() -> u64 {
+    // SAFETY: reads SQLite's global allocation counter; thread-safe at any time.
+    let used = unsafe { rusqlite::ffi::sqlite3_memory_used() };
+    u64::try_from(used).unwrap_or(0)
+}
+
 use self::writer::{Done, Job, Op};
 use crate::commits::CommitObserver;
 use crate::log::*;

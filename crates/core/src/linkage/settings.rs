@@ -360,21 +360,6 @@ fn infer_blocking(table: &Table, comparisons: &[Comparison]) -> Vec<Vec<KeyPart>
         spent += cost;
         chosen.push(index);
     }
-    // Every modelled corruption covered with budget to spare (small files): the broadest
-    // rules that still fit, for what the model leaves out (two typos in one column, a
-    // fifth corrupted column). The rules are in order of cost, broadest first.
-    for (index, &(cost, _, _)) in described.iter().enumerate() {
-        if chosen.len() >= MAX_RULES {
-            break;
-        }
-        if !chosen.contains(&index)
-            && cost <= MAX_PAIRS_PER_RECORD
-            && spent + cost <= TOTAL_PAIRS_PER_RECORD
-        {
-            spent += cost;
-            chosen.push(index);
-        }
-    }
     let mut chosen: Vec<Vec<KeyPart>> = chosen.into_iter().map(|i| costed[i].1.clone()).collect();
     if chosen.len() < 2 {
         // Nothing affordable: the two cheapest rules, whatever they cost.

@@ -248,9 +248,8 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
     report_series(&run, &rss);
     report_memory(&rss, &spans, "resident", |p| p.rss_kib);
     report_memory(&rss, &spans, "anonymous", |p| p.anon_kib);
-    report_memory(&rss, &spans, "anonymous less SQLite's caches", |p| {
-        p.anon_kib.saturating_sub(p.sqlite_kib)
-    });
+    report_memory(&rss, &spans, "anonymous less SQLite's caches", heap_kib);
+    report_floor(&rss, &spans);
     println!(
         "(resident = anonymous + file pages; the interaction table ({} bytes per event) and the identity graph's event links (16) are in mapped files, so they count as file pages; SQLite caches up to 256 MiB for the writer and 32 MiB per reader, anonymous)",
         std::mem::size_of::<unavoce_core::analytics::Interaction>(),
@@ -1232,6 +1231,47 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
+}
+
+/// The node's own heap in a sample: anonymous memory less SQLite's caches.
+fn heap_kib(p: &Probe) -> u64 {
+    p.anon_kib.saturating_sub(p.sqlite_kib)
+}
+
+/// The heap's floor: its lowest sample in each minute of a phase (between the reports'
+/// working memory, which is freed after each, and in-flight batches), and the slope of
+/// those floors.
+fn report_floor(probes: &[Probe], spans: &[Span]) {
+    println!();
+    println!(
+        "| phase | lowest heap (anonymous less SQLite) MiB in each minute | slope of those MiB per million events acknowledged |"
+    );
+    println!("|---|---|---:|");
+    for span in spans {
+        let (from, to) = (span.from.as_secs_f64(), span.to.as_secs_f64());
+        let mut floors: Vec<(f64, f64)> = Vec::new();
+        let mut minute = from;
+        while minute < to {
+            let lowest = probes
+                .iter()
+                .filter(|s| s.at >= minute && s.at < (minute + 60.0).min(to))
+                .min_by_key(|s| heap_kib(s));
+            if let Some(lowest) = lowest {
+                floors.push((lowest.acknowledged as f64 / 1e6, mib(heap_kib(lowest))));
+            }
+            minute += 60.0;
+        }
+        if floors.len() < 3 {
+            continue;
+        }
+        let listed: Vec<String> = floors.iter().map(|(_, m)| format!("{m:.0}")).collect();
+        println!(
+            "| {} | {} | {:.1} |",
+            span.name,
+            listed.join(", "),
+            slope(&floors)
+        );
+    }
 }
 
 /// Memory over each phase, as `kib` reads it from a sample (`what` names it).

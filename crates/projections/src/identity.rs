@@ -261,6 +261,9 @@ pub struct IdentityProjection {
     snapshot_epoch: AtomicU64,
     /// Held while a snapshot is put in place or removed.
     snapshot_file: Mutex<()>,
+    /// One snapshot taken at a time, from start to in place: two share the temporary
+    /// file, and one would put the other's half-written file in place.
+    taking_snapshot: tokio::sync::Mutex<()>,
     /// How the projection started, and the last snapshot taken.
     started: Mutex<Start>,
     last_snapshot: Mutex<Option<SnapshotTaken>>,
@@ -345,6 +348,7 @@ impl IdentityProjection {
             snapshots,
             snapshot_epoch: AtomicU64::new(0),
             snapshot_file: Mutex::new(()),
+            taking_snapshot: tokio::sync::Mutex::new(()),
             started: Mutex::new(Start::Replay { refused: None }),
             last_snapshot: Mutex::new(None),
         });
@@ -530,6 +534,7 @@ impl IdentityProjection {
         let Some(dir) = self.snapshots.clone() else {
             return Ok(None);
         };
+        let _one_at_a_time = self.taking_snapshot.lock().await;
         let started = std::time::Instant::now();
         let writer = self.writer.lock().await;
         if self.rebuilds_asked.load(Ordering::Acquire) > *self.rebuilds_done.borrow() {

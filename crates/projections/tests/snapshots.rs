@@ -350,3 +350,24 @@ async fn per_event_rows_live_in_mapped_files_not_on_the_heap() {
     assert!(walked.len() >= 8, "{walked:?}");
     assert_eq!(Some(walked), events(&heap));
 }
+
+/// Two snapshots asked for at once (the periodic one and the one at shutdown) are taken
+/// one after the other: neither fails, and the one in place is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_asked_for_at_once_are_taken_one_at_a_time() {
+    let test_store = TestStore::open().await;
+    let store = test_store.store();
+    let dir = test_store.dir.path().join("snapshots");
+    send(&store, events(0, 40)).await;
+    let live = open(&store, Some(dir.clone())).await;
+    for round in 0..3 {
+        send(&store, events(100 + round * 10, 10)).await;
+        live.catch_up().await.unwrap();
+        let (a, b) = tokio::join!(live.take_snapshot(), live.take_snapshot());
+        let taken = [a.unwrap(), b.unwrap()];
+        assert_eq!(taken.iter().flatten().count(), 1, "{taken:?}");
+    }
+    let restarted = open(&store, Some(dir)).await;
+    assert!(matches!(restarted.start(), Start::Snapshot { .. }));
+    assert!(restarted.same_as(&live));
+}

@@ -61,46 +61,9 @@ def read_pairs(path):
 
 def run_splink(path, output):
     """In its own process: Splink on `path`, the pairs at >= 0.5 written to `output`."""
-    import pandas as pd
-    import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from splink_models import febrl_linker, read_csv
 
-    data = pd.read_csv(path, dtype=str, keep_default_na=False).rename(columns={"rec_id": "unique_id"})
-    for column in data.columns:
-        data[column] = data[column].str.strip().replace("", None)
-    db_api = DuckDBAPI()
-    table = db_api.register(data)
-    settings = SettingsCreator(
-        link_type="dedupe_only",
-        blocking_rules_to_generate_predictions=[
-            block_on("given_name", "surname"),
-            block_on("date_of_birth"),
-            block_on("soc_sec_id"),
-            block_on("surname", "postcode"),
-            block_on("given_name", "street_number"),
-        ],
-        comparisons=[
-            cl.NameComparison("given_name").configure(term_frequency_adjustments=True),
-            cl.NameComparison("surname").configure(term_frequency_adjustments=True),
-            cl.DateOfBirthComparison("date_of_birth", input_is_string=True, datetime_format="%Y%m%d"),
-            cl.DamerauLevenshteinAtThresholds("soc_sec_id", [1, 2]),
-            cl.DamerauLevenshteinAtThresholds("postcode", [1, 2]),
-            cl.ExactMatch("street_number"),
-            cl.JaroWinklerAtThresholds("address_1", [0.9, 0.7]),
-            cl.JaroWinklerAtThresholds("address_2", [0.9, 0.7]),
-            cl.ExactMatch("suburb").configure(term_frequency_adjustments=True),
-            cl.ExactMatch("state"),
-        ],
-        retain_intermediate_calculation_columns=False,
-    )
-    linker = Linker(table, settings, log_level=None)
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("soc_sec_id", "date_of_birth"), block_on("given_name", "surname", "date_of_birth")],
-        recall=0.7,
-    )
-    linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("given_name", "surname"))
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
+    linker = febrl_linker(read_csv(path, "rec_id"))
     scored = linker.inference.predict(threshold_match_probability=0.5).as_pandas_dataframe()
     with open(output, "w", newline="") as f:
         writer = csv.writer(f)

@@ -11,42 +11,14 @@ import resource
 import sys
 import time
 
-import pandas as pd
 
 
 def main(path):
-    import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+    from splink_models import generated_linker, read_csv
 
     started = time.perf_counter()
-    data = pd.read_csv(path, dtype=str, keep_default_na=False).rename(columns={"id": "unique_id"})
-    for column in data.columns:
-        data[column] = data[column].str.strip().replace("", None)
-    db_api = DuckDBAPI()
-    table = db_api.register(data)
-    settings = SettingsCreator(
-        link_type="dedupe_only",
-        blocking_rules_to_generate_predictions=[
-            block_on("first_name", "surname"),
-            block_on("date_of_birth"),
-            block_on("surname", "postcode"),
-            block_on("first_name", "postcode"),
-        ],
-        comparisons=[
-            cl.NameComparison("first_name").configure(term_frequency_adjustments=True),
-            cl.NameComparison("surname").configure(term_frequency_adjustments=True),
-            cl.DateOfBirthComparison("date_of_birth", input_is_string=True, datetime_format="%Y%m%d"),
-            cl.DamerauLevenshteinAtThresholds("postcode", [1, 2]),
-        ],
-        retain_intermediate_calculation_columns=False,
-    )
-    linker = Linker(table, settings, log_level=None)
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("first_name", "surname", "date_of_birth")], recall=0.7
-    )
-    linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("first_name", "surname"))
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
+    data = read_csv(path, "id")
+    linker = generated_linker(data)
     scored = linker.inference.predict(threshold_match_probability=0.5).as_pandas_dataframe()
     elapsed = time.perf_counter() - started
 

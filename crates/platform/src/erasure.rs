@@ -132,10 +132,7 @@ pub async fn erase(platform: &Platform, profile: ProfileId) -> Result<Erased, Er
     // What arrived before that is theirs too.
     identity.catch_up().await?;
     let (node, seqs) = identity
-        .read(|g| {
-            let node = g.profile(profile)?;
-            Some((node.clone(), g.events(node)))
-        })
+        .profile_with_events(profile)
         .ok_or(ErasureError::NoSuchProfile(profile))?;
     let keys: Vec<IdKey> = node.identifiers.iter().map(|(k, _)| k.clone()).collect();
     let erased: Vec<Identifier> = keys.iter().map(|k| rules.identifier_of(k)).collect();

@@ -10,7 +10,7 @@ use unavoce_core::redact::Redacted;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use unavoce_core::analytics::{AnalyticsRules, InteractionTable};
-use unavoce_core::identity::graph::RemovedProfile;
+use unavoce_core::identity::graph::{ProfileNode, RemovedProfile};
 use unavoce_core::identity::{
     IdKey, IdentifierSet, IdentityGraph, IdentityRules, ProfileId, Resolution, UnmergeRule, extract,
 };
@@ -960,6 +960,15 @@ impl IdentityProjection {
             }
         });
         ids
+    }
+
+    /// A profile (an id merged away resolves to the profile it was merged into) with the
+    /// log positions of its events, ascending, read together.
+    pub fn profile_with_events(&self, id: ProfileId) -> Option<(ProfileNode, Vec<i64>)> {
+        self.read(|graph| {
+            let node = graph.profile(id)?;
+            Some((node.clone(), graph.events(node)))
+        })
     }
 
     pub fn read<R>(&self, f: impl FnOnce(&IdentityGraph) -> R) -> R {

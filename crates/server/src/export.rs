@@ -81,12 +81,8 @@ impl PersonExport {
     /// Starts an export of `profile` (after the projections have caught up).
     pub async fn start(data: PersonData, profile: ProfileId) -> Result<Self, ExportError> {
         data.identity.catch_up().await?;
-        let (node, seqs) = data
-            .identity
-            .read(|graph| {
-                let node = graph.profile(profile)?;
-                Some((node.clone(), graph.events(node)))
-            })
+        let (node, seqs) = (data.identity)
+            .profile_with_events(profile)
             .ok_or(ExportError::NoSuchProfile(profile))?;
         let now = Timestamp::now();
         let mut head = vec![line("profile", profile_json(&data.identity, &node, true))];

@@ -467,13 +467,8 @@ pub async fn live_profile_with_events(
 ) -> Result<(ProfileNode, Vec<i64>), ApiError> {
     let id = profile_id(id)?;
     state.platform.identity.catch_up().await?;
-    state
-        .platform
-        .identity
-        .read(|graph| {
-            let node = graph.profile(id)?;
-            Some((node.clone(), graph.events(node)))
-        })
+    (state.platform.identity)
+        .profile_with_events(id)
         .ok_or_else(|| no_such_profile(id))
 }
 

@@ -138,6 +138,7 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
             run.acknowledged_events.load(Ordering::Relaxed)
         );
     }
+    let rest_after_fill = run.at_rest(server.pid()).await;
     // Capacity: the acknowledged rate the server sustains, closed loop.
     let mut capacity = 0.0f64;
     for clients in [4, 16, 64] {
@@ -214,6 +215,7 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
         reader.await?;
     }
     let broadcasts = broadcaster.await?;
+    let rest_at_end = run.at_rest(server.pid()).await;
     run.sampling.store(false, Ordering::Relaxed);
     let rss = sampler.await?;
 
@@ -250,6 +252,7 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
     report_memory(&rss, &spans, "anonymous", |p| p.anon_kib);
     report_memory(&rss, &spans, "anonymous less SQLite's caches", heap_kib);
     report_floor(&rss, &spans);
+    report_rest(rest_after_fill, rest_at_end);
     println!(
         "(resident = anonymous + file pages; the interaction table ({} bytes per event) and the identity graph's event links (16) are in mapped files, so they count as file pages; SQLite caches up to 256 MiB for the writer and 32 MiB per reader, anonymous)",
         std::mem::size_of::<unavoce_core::analytics::Interaction>(),
@@ -785,6 +788,24 @@ impl Run {
             .map_or(0, |bytes| bytes / 1024)
     }
 
+    /// Waits until nothing is in flight and the projections have applied every event
+    /// acknowledged (a report catches them up first), then the lowest of
+    /// [`REST_SAMPLES`] samples of the heap, one a second.
+    async fn at_rest(&self, pid: u32) -> Rest {
+        self.drain().await;
+        let _ = self.get_json("/api/kpis/touchpoints").await;
+        let mut heap_kib = u64::MAX;
+        for _ in 0..REST_SAMPLES {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let anon = status_kib(pid, "RssAnon:");
+            heap_kib = heap_kib.min(anon.saturating_sub(self.sqlite_kib().await));
+        }
+        Rest {
+            acknowledged: self.acknowledged_events.load(Ordering::Relaxed),
+            heap_kib,
+        }
+    }
+
     async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
         let request = Request::get(path)
             .header(header::HOST, self.address.to_string())
@@ -1007,6 +1028,16 @@ fn gzipped(body: &[u8]) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(body);
     encoder.finish().unwrap_or_default()
+}
+
+/// Samples taken at rest, one a second.
+const REST_SAMPLES: usize = 10;
+
+/// The node's heap at rest (see [`Run::at_rest`]).
+#[derive(Clone, Copy)]
+struct Rest {
+    acknowledged: u64,
+    heap_kib: u64,
 }
 
 /// One sample of the server process.
@@ -1236,6 +1267,21 @@ fn mib(kib: u64) -> f64 {
 /// The node's own heap in a sample: anonymous memory less SQLite's caches.
 fn heap_kib(p: &Probe) -> u64 {
     p.anon_kib.saturating_sub(p.sqlite_kib)
+}
+
+/// What the node holds at rest (nothing in flight, every event applied), at two points
+/// of the run: what its state grows by with the events stored, without what the traffic
+/// holds while it passes through.
+fn report_rest(after_fill: Rest, at_end: Rest) {
+    let events = at_end.acknowledged.saturating_sub(after_fill.acknowledged) as f64 / 1e6;
+    println!(
+        "heap at rest (anonymous less SQLite, lowest of {REST_SAMPLES} samples once nothing is in flight and the projections have caught up): {:.0} MiB after the fill ({} events acknowledged), {:.0} MiB at the end ({}): {:+.1} MiB per million events",
+        mib(after_fill.heap_kib),
+        after_fill.acknowledged,
+        mib(at_end.heap_kib),
+        at_end.acknowledged,
+        (mib(at_end.heap_kib) - mib(after_fill.heap_kib)) / events.max(1e-9),
+    );
 }
 
 /// The heap's floor: its lowest sample in each minute of a phase (between the reports'

@@ -191,6 +191,6 @@ impl IdentityProjection {
             let events = self.log().events_at(chunk.to_vec()).await?;
             views += recent::browsing_at(events.iter().map(|e| &e.event), now);
         }
-        Ok(views)
+        Ok(views.min(recent::VIEWS_COUNTED))
     }
 }

@@ -32,7 +32,7 @@ use unavoce_core::identity::{GraphParts, IdKey, IdentityGraph, IdentityRules, Pr
 use unavoce_core::profile::{ComputedTrait, ProfileState};
 
 /// Bumped whenever the layout of the file or of a serialised type changes.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 const MAGIC: &[u8; 8] = b"UNAVSNAP";
 /// The snapshot's file in its folder.
 pub const FILE: &str = "identity.snapshot";

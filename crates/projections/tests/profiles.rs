@@ -118,7 +118,8 @@ async fn views_dated_after_now_are_counted_from_the_log() {
         json!({"type": "track", "userId": "bruno", "event": "Consent Given", "timestamp": day(1),
             "properties": {"purpose": "promotional"}}),
     ];
-    messages.extend((1..=20).map(|d| {
+    // 19: below the most the card counts (20), so the count from the log is exact.
+    messages.extend((1..=19).map(|d| {
         json!({"type": "track", "userId": "bruno", "event": "Product Viewed", "timestamp": day(d)})
     }));
     p.send(messages).await;
@@ -144,10 +145,31 @@ async fn views_dated_after_now_are_counted_from_the_log() {
         .unwrap()
         .unwrap();
     assert!(
-        card.next_best_action.summary.contains("20 product"),
+        card.next_best_action.summary.contains("19 product"),
         "{}",
         card.next_best_action.summary
     );
+
+    // Past the most the card counts, it says so, from the held times alone.
+    let mut messages = vec![
+        json!({"type": "track", "userId": "carlo", "event": "Consent Given", "timestamp": day(1),
+            "properties": {"purpose": "promotional"}}),
+    ];
+    messages.extend((0..30).map(|m| {
+        json!({"type": "track", "userId": "carlo", "event": "Product Viewed",
+            "timestamp": format!("2024-05-20T10:{m:02}:00Z")})
+    }));
+    p.send(messages).await;
+    let carlo = p.profile_of("carlo");
+    let now: Timestamp = "2024-05-30T00:00:00Z".parse().unwrap();
+    let card = p.identity.context_card(carlo, now).await.unwrap().unwrap();
+    assert!(
+        card.next_best_action.summary.contains("20 or more product"),
+        "{}",
+        card.next_best_action.summary
+    );
+    let from_history = p.identity.context_card_from_history(carlo, now).await;
+    assert_eq!(card, from_history.unwrap().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

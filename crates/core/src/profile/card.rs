@@ -168,10 +168,15 @@ fn next_best_action(
         };
     }
     if stage == LifecycleStage::Prospect && browsing >= 2 {
+        let views = if browsing >= recent::VIEWS_COUNTED {
+            format!("{browsing} or more")
+        } else {
+            browsing.to_string()
+        };
         return NextBestAction {
             action: "offer_help",
             summary: format!(
-                "Offer help choosing: {browsing} product or pricing views in 14 days, no purchase yet"
+                "Offer help choosing: {views} product or pricing views in 14 days, no purchase yet"
             ),
             reason: "an interested prospect".into(),
         };

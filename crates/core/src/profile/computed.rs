@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 
@@ -43,7 +43,8 @@ pub struct ComputedTrait {
     /// Only events at this touchpoint.
     #[serde(default)]
     pub touchpoint: Option<String>,
-    /// Only events of the last so many days.
+    /// Only events of the last so many days, counted in whole days (UTC): those of
+    /// today and of the `window_days` days before it.
     #[serde(default)]
     pub window_days: Option<u32>,
 }
@@ -99,13 +100,11 @@ impl ComputedTrait {
             .is_none_or(|t| event.touchpoint.as_deref() == Some(t));
         name_ok && channel_ok && touchpoint_ok
     }
+}
 
-    /// Whether an event at `at` is inside the window at `now`.
-    fn in_window(&self, at: Timestamp, now: Timestamp) -> bool {
-        self.window_days.is_none_or(|days| {
-            at >= now - SignedDuration::from_hours(24 * i64::from(days)) && at <= now
-        })
-    }
+/// The day (UTC) of a moment, counted from 1970-01-01.
+fn day_of(at: Timestamp) -> i64 {
+    at.as_second().div_euclid(24 * 3_600)
 }
 
 /// The defaults when the config declares none.
@@ -187,9 +186,71 @@ enum Contribution {
     First(Option<Sample>),
     Last(Option<Sample>),
     Distinct(BTreeSet<String>),
-    /// A trait over the last N days keeps its matching events: which of them count
-    /// depends on when it is read.
-    Window(Vec<Sample>),
+    /// A trait over the last N days keeps its matching events aggregated per day, the
+    /// days from its newest back N: which of them count depends on when it is read.
+    Window(Window),
+}
+
+/// A windowed trait's matching events, aggregated day by day (see [`Window::add`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Window {
+    aggregate: Aggregate,
+    days: u32,
+    /// Each day with matching events, ascending: the day and its events' aggregate.
+    kept: Vec<(i64, Contribution)>,
+}
+
+impl Window {
+    /// Adds a matching event to its day. Days more than the window's length before the newest
+    /// day held are let go: they count only when read before that newest day, that
+    /// is before an event that has happened (a profile is read at the time of reading,
+    /// after its events), and a day that counts for no reading is not worth holding.
+    fn add(&mut self, sample: Sample) {
+        let day = day_of(sample.at);
+        match self.kept.binary_search_by_key(&day, |(d, _)| *d) {
+            Ok(i) => self.kept[i].1.add(sample),
+            Err(i) => {
+                let mut inside = Contribution::all_time(self.aggregate);
+                inside.add(sample);
+                self.kept.insert(i, (day, inside));
+                self.let_go_old_days();
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Window) {
+        for (day, theirs) in other.kept {
+            match self.kept.binary_search_by_key(&day, |(d, _)| *d) {
+                Ok(i) => self.kept[i].1.merge(theirs),
+                Err(i) => self.kept.insert(i, (day, theirs)),
+            }
+        }
+        self.let_go_old_days();
+    }
+
+    fn let_go_old_days(&mut self) {
+        if let Some(&(newest, _)) = self.kept.last() {
+            let oldest = newest - i64::from(self.days);
+            let old = self.kept.partition_point(|(d, _)| *d < oldest);
+            self.kept.drain(..old);
+        }
+    }
+
+    /// The aggregate of the days that count at `now`: its day and the window's days
+    /// before it.
+    fn at(&self, now: Timestamp) -> Contribution {
+        let today = day_of(now);
+        let since = today - i64::from(self.days);
+        let mut inside = Contribution::all_time(self.aggregate);
+        for (_, day) in self
+            .kept
+            .iter()
+            .filter(|(d, _)| (since..=today).contains(d))
+        {
+            inside.merge(day.clone());
+        }
+        inside
+    }
 }
 
 /// What a person's events have contributed to each computed trait, one entry per
@@ -225,17 +286,7 @@ impl ComputedState {
             return;
         }
         for (mine, theirs) in self.0.iter_mut().zip(other.0) {
-            match (mine, theirs) {
-                (Contribution::Count(a), Contribution::Count(b)) => *a += b,
-                (Contribution::Sum(a), Contribution::Sum(b)) => *a += b,
-                (Contribution::Min(a), Contribution::Min(b)) => *a = fold_number(*a, b, f64::min),
-                (Contribution::Max(a), Contribution::Max(b)) => *a = fold_number(*a, b, f64::max),
-                (Contribution::First(a), Contribution::First(Some(b))) => keep(a, b, true),
-                (Contribution::Last(a), Contribution::Last(Some(b))) => keep(a, b, false),
-                (Contribution::Distinct(a), Contribution::Distinct(b)) => a.extend(b),
-                (Contribution::Window(a), Contribution::Window(b)) => a.extend(b),
-                _ => {}
-            }
+            mine.merge(theirs);
         }
     }
 
@@ -258,8 +309,12 @@ impl ComputedState {
 
 impl Contribution {
     fn empty(def: &ComputedTrait) -> Self {
-        if def.window_days.is_some() {
-            Contribution::Window(Vec::new())
+        if let Some(days) = def.window_days {
+            Contribution::Window(Window {
+                aggregate: def.aggregate,
+                days,
+                kept: Vec::new(),
+            })
         } else {
             Contribution::all_time(def.aggregate)
         }
@@ -277,6 +332,21 @@ impl Contribution {
         }
     }
 
+    /// Adds what another person's events contributed to the same definition.
+    fn merge(&mut self, other: Contribution) {
+        match (self, other) {
+            (Contribution::Count(a), Contribution::Count(b)) => *a += b,
+            (Contribution::Sum(a), Contribution::Sum(b)) => *a += b,
+            (Contribution::Min(a), Contribution::Min(b)) => *a = fold_number(*a, b, f64::min),
+            (Contribution::Max(a), Contribution::Max(b)) => *a = fold_number(*a, b, f64::max),
+            (Contribution::First(a), Contribution::First(Some(b))) => keep(a, b, true),
+            (Contribution::Last(a), Contribution::Last(Some(b))) => keep(a, b, false),
+            (Contribution::Distinct(a), Contribution::Distinct(b)) => a.extend(b),
+            (Contribution::Window(a), Contribution::Window(b)) => a.merge(b),
+            _ => {}
+        }
+    }
+
     fn add(&mut self, sample: Sample) {
         let number = sample.value.as_ref().and_then(Value::as_f64);
         match self {
@@ -291,7 +361,7 @@ impl Contribution {
                     seen.insert(v.to_string());
                 }
             }
-            Contribution::Window(samples) => samples.push(sample),
+            Contribution::Window(window) => window.add(sample),
         }
     }
 
@@ -308,13 +378,7 @@ impl Contribution {
                 })
             }
             Contribution::Distinct(seen) => Some(Value::from(seen.len())),
-            Contribution::Window(samples) => {
-                let mut inside = Contribution::all_time(def.aggregate);
-                for s in samples.iter().filter(|s| def.in_window(s.at, now)) {
-                    inside.add(s.clone());
-                }
-                inside.value(def, now)
-            }
+            Contribution::Window(window) => window.at(now).value(def, now),
         }
     }
 }
@@ -378,6 +442,40 @@ mod tests {
         assert_eq!(values["last_order"], "2024-05-20T10:00:00Z");
         assert_eq!(values["last_store_visit"], "2024-04-01T10:00:00Z");
         assert_eq!(values["calls_30d"], 0);
+    }
+
+    #[test]
+    fn a_window_counts_whole_days_and_holds_one_aggregate_a_day() {
+        let defs = default_computed_traits();
+        let now: Timestamp = "2024-06-01T09:00:00Z".parse().unwrap();
+        // 90 days before 2024-06-01 is 2024-03-03: its first minute counts, though it
+        // is more than 90 × 24 hours before now; the day before does not.
+        let mut events = vec![
+            order("2024-03-02T23:59:00Z", 1.0, "web"),
+            order("2024-03-03T00:01:00Z", 2.0, "web"),
+        ];
+        for minute in 0..1_000 {
+            let at = format!("2024-05-31T{:02}:{:02}:00Z", minute / 60 % 24, minute % 60);
+            events.push(order(&at, 3.0, "web"));
+        }
+        let mut state = ComputedState::default();
+        for (seq, event) in events.iter().enumerate() {
+            state.apply(&defs, seq as i64, event);
+        }
+        assert_eq!(state.values(&defs, now)["orders_90d"], 1_001);
+        let Contribution::Window(window) = &state.0[0] else {
+            panic!("orders_90d is windowed")
+        };
+        assert_eq!(window.kept.len(), 3, "one aggregate for each day");
+        // An order on 2 June lets both March days go (91 and 92 days before it): they
+        // count for no reading after it.
+        state.apply(&defs, 9_999, &order("2024-06-02T10:00:00Z", 4.0, "web"));
+        let Contribution::Window(window) = &state.0[0] else {
+            panic!("orders_90d is windowed")
+        };
+        assert_eq!(window.kept.len(), 2);
+        let later: Timestamp = "2024-06-02T12:00:00Z".parse().unwrap();
+        assert_eq!(state.values(&defs, later)["orders_90d"], 1_001);
     }
 
     #[test]

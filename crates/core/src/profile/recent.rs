@@ -22,6 +22,9 @@ pub const SHOWN: usize = 10;
 pub const UNHAPPY_DAYS: i64 = 30;
 /// How many days of product and pricing views tell an interested prospect.
 pub const BROWSING_DAYS: i64 = 14;
+/// The most product and pricing views the card counts: a person with more shows as
+/// having this many or more, and a profile holds the times of this many at the most.
+pub const VIEWS_COUNTED: usize = 20;
 
 /// The moment `days` days before `now`.
 pub fn days_before(now: Timestamp, days: i64) -> Timestamp {
@@ -69,12 +72,13 @@ pub fn is_browsing(event: &Event) -> bool {
 }
 
 /// How many of `events` are product or pricing views made in the [`BROWSING_DAYS`]
-/// before `now` (or after it).
+/// before `now` (or after it), [`VIEWS_COUNTED`] at the most.
 pub fn browsing_at<'a>(events: impl IntoIterator<Item = &'a Event>, now: Timestamp) -> usize {
     let since = days_before(now, BROWSING_DAYS);
     events
         .into_iter()
         .filter(|e| is_browsing(e) && e.timestamp >= since)
+        .take(VIEWS_COUNTED)
         .count()
 }
 
@@ -129,9 +133,9 @@ impl Newest {
     }
 }
 
-/// The times of a person's product and pricing views that the card may count: every
-/// one from their newest back [`BROWSING_DAYS`], newest first; of those let go (older
-/// than that), only the newest time.
+/// The times of a person's product and pricing views that the card may count, newest
+/// first: the newest [`VIEWS_COUNTED`] of those from their newest back
+/// [`BROWSING_DAYS`]; of those let go (older, or past the count), only the newest time.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Browsing {
     held: Vec<i64>,
@@ -142,15 +146,19 @@ impl Browsing {
     const WINDOW: i64 = BROWSING_DAYS * 24 * 3_600 * 1_000_000;
 
     fn take(&mut self, at: i64) {
-        if self
-            .held
-            .first()
-            .is_some_and(|&newest| at < newest - Self::WINDOW)
-        {
+        let place = self.held.partition_point(|&t| t > at);
+        let too_old = (self.held.first()).is_some_and(|&newest| at < newest - Self::WINDOW);
+        if too_old || place >= VIEWS_COUNTED {
             self.let_go = self.let_go.max(Some(at));
             return;
         }
-        let place = self.held.partition_point(|&t| t > at);
+        if self.held.len() == VIEWS_COUNTED {
+            self.let_go = self.let_go.max(self.held.pop());
+        } else if self.held.len() == self.held.capacity() {
+            // Grown to VIEWS_COUNTED at the most, not past it as doubling would.
+            let wanted = (self.held.len() * 2).clamp(2, VIEWS_COUNTED);
+            self.held.reserve_exact(wanted - self.held.len());
+        }
         self.held.insert(place, at);
         if place == 0 {
             let keep = self.held.partition_point(|&t| t >= at - Self::WINDOW);
@@ -161,12 +169,12 @@ impl Browsing {
         }
     }
 
-    /// How many at or after `since`, when what is held can tell.
+    /// How many at or after `since` ([`VIEWS_COUNTED`] at the most), when what is held
+    /// can tell.
     fn since(&self, since: Timestamp) -> Option<usize> {
-        if self.let_go.is_some_and(|t| from_log_time(t) >= since) {
-            return None;
-        }
-        Some(self.held.partition_point(|&t| from_log_time(t) >= since))
+        let held = self.held.partition_point(|&t| from_log_time(t) >= since);
+        let more = self.let_go.is_some_and(|t| from_log_time(t) >= since);
+        (!more || held == VIEWS_COUNTED).then_some(held)
     }
 }
 
@@ -175,8 +183,8 @@ impl Browsing {
 /// the times of their recent product and pricing views. See the module docs.
 ///
 /// Memory: 16 bytes per position held (at most 21, in two lists of at most ten) and 8
-/// bytes per view held — the views of the person's latest [`BROWSING_DAYS`] of browsing,
-/// never more views than the identity graph already holds a position for.
+/// bytes per view held ([`VIEWS_COUNTED`] at the most): bounded, whatever the length of
+/// the person's history.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Recent {
     interactions: Newest,
@@ -238,10 +246,71 @@ impl Recent {
     }
 
     /// How many product or pricing views the person made in the [`BROWSING_DAYS`]
-    /// before `now` (or after it), as [`browsing_at`] counts them over all their events;
+    /// before `now` (or after it), [`VIEWS_COUNTED`] at the most, as [`browsing_at`]
+    /// counts them over all their events;
     /// `None` when views it let go may count (possible only when a view is dated after
     /// `now`): then count them over the person's events with [`browsing_at`].
     pub fn browsing_at(&self, now: Timestamp) -> Option<usize> {
         self.browsing.since(days_before(now, BROWSING_DAYS))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::segment::{IntakeContext, normalise};
+
+    fn view(at: Timestamp) -> Event {
+        let ctx = IntakeContext::new(at, "test");
+        let message = json!({"type": "page", "userId": "u", "name": "Prices",
+            "timestamp": at.to_string()});
+        normalise(message.as_object().unwrap().clone(), &ctx, || "m".into()).unwrap()
+    }
+
+    #[test]
+    fn views_are_counted_up_to_the_cap_and_held_no_further() {
+        let now: Timestamp = "2024-06-01T12:00:00Z".parse().unwrap();
+        let minute = SignedDuration::from_mins(1);
+        let mut recent = Recent::default();
+        let mut events = Vec::new();
+        for i in 0..500_i32 {
+            // Out of order, as late events come: newest and oldest interleaved.
+            let at = now - minute * if i % 2 == 0 { i } else { 1_000 - i };
+            let event = view(at);
+            recent.apply(i64::from(i), &event);
+            events.push(event);
+            let expected = browsing_at(&events, now);
+            assert_eq!(recent.browsing_at(now), Some(expected), "after {i} views");
+            assert!(recent.browsing.held.len() <= VIEWS_COUNTED);
+            assert!(recent.browsing.held.capacity() <= VIEWS_COUNTED);
+        }
+        assert_eq!(browsing_at(&events, now), VIEWS_COUNTED);
+        // Read earlier: views after the moment count too, those let go among them.
+        let early = now - minute * 995;
+        assert_eq!(browsing_at(&events, early), VIEWS_COUNTED);
+        assert_eq!(recent.browsing_at(early), Some(VIEWS_COUNTED));
+    }
+
+    #[test]
+    fn below_the_cap_the_count_is_exact_and_merges_add_up() {
+        let now: Timestamp = "2024-06-01T12:00:00Z".parse().unwrap();
+        let day = SignedDuration::from_hours(24);
+        let (mut a, mut b) = (Recent::default(), Recent::default());
+        let mut events = Vec::new();
+        for i in 0..12_i32 {
+            let event = view(now - day * (i * 2));
+            let person = if i % 3 == 0 { &mut a } else { &mut b };
+            person.apply(i64::from(i), &event);
+            events.push(event);
+        }
+        a.merge(b);
+        // Views 0, 2, ..., 14 days back: eight in the last fourteen days.
+        assert_eq!(browsing_at(&events, now), 8);
+        assert_eq!(a.browsing_at(now), Some(8));
+        // A month earlier, the views let go as too old may count: the card counts them
+        // over the person's events instead.
+        assert_eq!(a.browsing_at(now - day * 30), None);
     }
 }

@@ -34,6 +34,10 @@ pub const MAX_EXPRESSION_BYTES: usize = 2048;
 /// grows steeply with it.
 pub const MAX_NESTING: usize = 32;
 
+/// The longest chain of selections, calls on a value and indexes accepted
+/// (`traits.a.b`, `x.size()`, `list[0][1]`): the evaluator recurses once per link.
+pub const MAX_CHAIN: usize = 64;
+
 /// Why an expression is not acceptable, or could not be evaluated for a person.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AudienceError {
@@ -158,8 +162,16 @@ fn check_size(text: &str) -> Result<(), AudienceError> {
         )));
     }
     let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut chain, mut longest) = (0usize, 0usize);
     let mut chars = text.char_indices();
     while let Some((at, c)) = chars.next() {
+        // A chain goes on through names, dots, indexes and calls; anything else ends it.
+        if c == '.' || c == '[' {
+            chain += 1;
+            longest = longest.max(chain);
+        } else if !(c.is_alphanumeric() || c.is_whitespace() || "_()]".contains(c)) {
+            chain = 0;
+        }
         match c {
             '(' | '[' | '{' => {
                 depth += 1;
@@ -197,6 +209,11 @@ fn check_size(text: &str) -> Result<(), AudienceError> {
     if deepest > MAX_NESTING {
         return Err(AudienceError::TooComplex(format!(
             "parentheses, brackets and braces nest {deepest} deep; at most {MAX_NESTING}"
+        )));
+    }
+    if longest > MAX_CHAIN {
+        return Err(AudienceError::TooComplex(format!(
+            "a chain of {longest} selections, calls and indexes; at most {MAX_CHAIN}"
         )));
     }
     Ok(())
@@ -341,6 +358,15 @@ mod tests {
         }
         assert!(too_complex(&format!("size({nested}) > 0")));
         assert!(too_complex("[1,2].exists(a, [3,4].exists(b, a == b))"));
+        // A stack overflow in the evaluator under the fuzzer's sanitizer: a chain of
+        // 1 000 selections within the length (fuzz/regressions/audience/
+        // stack-overflow-selection-chain), and the same with indexes.
+        assert!(too_complex(&format!("traits{}", ".a".repeat(1_000))));
+        assert!(too_complex(&format!("traits.a{} == 1", "[0]".repeat(65))));
+        assert!(!too_complex(&format!(
+            "traits{} == 1",
+            ".a".repeat(MAX_CHAIN)
+        )));
 
         // Within the limits: macros one after the other, brackets in strings and
         // comments, and the longest chain on a thread's smallest stack (tokio's 2 MiB).

@@ -1,6 +1,7 @@
 //! The embedded implementation of [`EventLog`]: SQLite in WAL mode, one writer thread
 //! doing group commit, a small pool of reader connections.
 
+mod allocator;
 mod checkpoint;
 mod erasure;
 mod governance;
@@ -142,6 +143,7 @@ pub struct SqliteLog {
 impl SqliteLog {
     /// Opens (creating if needed) the log in `dir/events.db` and starts its writer.
     pub fn open(dir: &Path, options: SqliteOptions) -> Result<Self, OpenError> {
+        allocator::route_to_global_allocator();
         std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
             path: dir.to_path_buf(),
             source,

@@ -67,18 +67,33 @@ impl<T: Pod + Send + Sync> Rows<T> {
         Rows { store }
     }
 
-    /// These rows, copied into `store`.
-    pub fn moved_into(self, store: Box<dyn RowStore<T>>) -> Self {
-        let mut rows = Rows::new_in(store);
-        rows.reserve(self.len());
-        for row in self.as_slice() {
-            rows.push(*row);
-        }
-        rows
-    }
-
     pub fn as_slice(&self) -> &[T] {
         self.store.as_slice()
+    }
+
+    /// The rows as bytes (native byte order), e.g. to write them to a file.
+    pub fn as_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(self.as_slice())
+    }
+
+    /// Appends the rows `bytes` holds, as [`Self::as_bytes`] gives them: refused unless
+    /// they are whole rows.
+    pub fn extend_from_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let size = std::mem::size_of::<T>();
+        if !bytes.len().is_multiple_of(size) {
+            return Err(format!(
+                "{} bytes are not whole rows of {size} bytes",
+                bytes.len()
+            ));
+        }
+        self.reserve(bytes.len() / size);
+        match bytemuck::try_cast_slice::<u8, T>(bytes) {
+            Ok(rows) => rows.iter().for_each(|row| self.push(*row)),
+            Err(_) => bytes
+                .chunks_exact(size)
+                .for_each(|row| self.push(bytemuck::pod_read_unaligned(row))),
+        }
+        Ok(())
     }
 
     pub fn as_mut_slice(&mut self) -> &mut [T] {

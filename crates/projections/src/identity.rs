@@ -431,7 +431,11 @@ impl IdentityProjection {
             }
             Some(_) => {}
         }
-        let restored = tokio::task::spawn_blocking(move || opened.body())
+        let (links, rows) = (
+            row_store(self.rows.as_deref()),
+            row_store(self.rows.as_deref()),
+        );
+        let restored = tokio::task::spawn_blocking(move || opened.body(links, rows))
             .await
             .map_err(|e| snapshot::Refusal::Store(e.to_string()))??;
         if restored.table.rows().len() as u64 != header.events
@@ -444,17 +448,12 @@ impl IdentityProjection {
         {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
             let unmerge_rules = state.graph.unmerge_rules().to_vec();
-            state.graph = IdentityGraph::from_parts(
-                restored.graph,
-                rules,
-                unmerge_rules,
-                row_store(self.rows.as_deref()),
-            );
+            state.graph =
+                IdentityGraph::from_parts(restored.graph, rules, unmerge_rules, restored.links);
             state.people = restored.people;
             state.applied = header.seq;
         }
-        *self.interactions.write().unwrap_or_else(|e| e.into_inner()) =
-            restored.table.moved_into(row_store(self.rows.as_deref()));
+        *self.interactions.write().unwrap_or_else(|e| e.into_inner()) = restored.table;
         // The tail; then every event the log holds must be in the table: fewer in the
         // log means events the snapshot covers were removed since (an erasure whose
         // projection never heard of it, a crash between the two).

@@ -3,7 +3,13 @@
 //! node starts by reading the file and replaying only the log's tail.
 //!
 //! The file: eight magic bytes, the format version (u32, little-endian), a [`Header`]
-//! and the body (graph, profile states, table), both in MessagePack, then a CRC-32 of
+//! in MessagePack, then the body in sections, each its length (u64, little-endian) and
+//! its bytes: the graph and the interaction table in MessagePack, both without their
+//! per-event rows; the graph's event links and the table's rows as raw rows (read
+//! straight into their row stores); the number of profile states and of their chunks,
+//! then the chunks of at most [`PEOPLE_PER_CHUNK`] states in MessagePack — so that a
+//! start decodes the graph, the table and the states on every core while it reads the
+//! file —; then a CRC-32 of
 //! everything before it (u32, little-endian). It is written to a temporary file, synced
 //! and renamed, so a crash leaves the previous snapshot or none.
 //!
@@ -23,16 +29,22 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use unavoce_core::Event;
-use unavoce_core::analytics::{AnalyticsRules, InteractionTable};
-use unavoce_core::identity::{GraphParts, IdKey, IdentityGraph, IdentityRules, ProfileId};
+use unavoce_core::analytics::{AnalyticsRules, Interaction, InteractionTable};
+use unavoce_core::identity::{
+    EventLink, GraphParts, IdKey, IdentityGraph, IdentityRules, ProfileId,
+};
 use unavoce_core::profile::{ComputedTrait, ProfileState};
+use unavoce_core::rows::{RowStore, Rows};
 
 /// Bumped whenever the layout of the file or of a serialised type changes.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
+/// Profile states per chunk of the body.
+pub const PEOPLE_PER_CHUNK: usize = 8_192;
 const MAGIC: &[u8; 8] = b"UNAVSNAP";
 /// The snapshot's file in its folder.
 pub const FILE: &str = "identity.snapshot";
@@ -84,22 +96,10 @@ pub enum Refusal {
 /// What a snapshot restores.
 pub struct Restored {
     pub graph: GraphParts,
+    /// The graph's event links (see [`IdentityGraph::from_parts`]).
+    pub links: Rows<EventLink>,
     pub people: HashMap<ProfileId, ProfileState>,
     pub table: InteractionTable,
-}
-
-#[derive(serde::Serialize)]
-struct BodyRef<'a> {
-    graph: &'a IdentityGraph,
-    people: &'a HashMap<ProfileId, ProfileState>,
-    table: &'a InteractionTable,
-}
-
-#[derive(serde::Deserialize)]
-struct Body {
-    graph: GraphParts,
-    people: HashMap<ProfileId, ProfileState>,
-    table: InteractionTable,
 }
 
 /// Everything a replay's result depends on besides the log itself, as a digest: this
@@ -187,15 +187,30 @@ pub fn write_partial(
     out.write_all(&FORMAT.to_le_bytes())?;
     let encode = |e: rmp_serde::encode::Error| std::io::Error::other(e.to_string());
     rmp_serde::encode::write(&mut out, header).map_err(encode)?;
-    rmp_serde::encode::write(
-        &mut out,
-        &BodyRef {
-            graph,
-            people,
-            table,
-        },
-    )
-    .map_err(encode)?;
+    // The graph and the table are large: measured first, then streamed.
+    for value in [&graph as &dyn erased::Encode, &table] {
+        let mut counted = Checksummed::new(std::io::sink());
+        value.encode(&mut counted).map_err(encode)?;
+        out.write_all(&counted.bytes.to_le_bytes())?;
+        value.encode(&mut out).map_err(encode)?;
+    }
+    for rows in [graph.event_links().as_bytes(), table.raw_rows().as_bytes()] {
+        out.write_all(&(rows.len() as u64).to_le_bytes())?;
+        out.write_all(rows)?;
+    }
+    let mut section = Vec::new();
+    let mut write_section = |out: &mut Checksummed<_>, value: &dyn erased::Encode| {
+        section.clear();
+        value.encode(&mut section).map_err(encode)?;
+        out.write_all(&(section.len() as u64).to_le_bytes())?;
+        out.write_all(&section)
+    };
+    let entries: Vec<(&ProfileId, &ProfileState)> = people.iter().collect();
+    let chunks = entries.chunks(PEOPLE_PER_CHUNK);
+    write_section(&mut out, &(entries.len() as u64, chunks.len() as u64))?;
+    for chunk in chunks {
+        write_section(&mut out, &chunk)?;
+    }
     let crc = out.crc.clone().finalize();
     let bytes = out.bytes + 4;
     let mut inner = out.inner;
@@ -228,6 +243,8 @@ pub fn remove(dir: &Path) -> std::io::Result<bool> {
 pub struct Opened {
     pub header: Header,
     input: Checksummed<BufReader<File>>,
+    /// Bytes of the file not read yet.
+    left: u64,
 }
 
 /// Opens the snapshot in `dir` and reads its header.
@@ -237,6 +254,7 @@ pub fn open(dir: &Path) -> Result<Opened, Refusal> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Refusal::Missing),
         Err(e) => return Err(e.into()),
     };
+    let size = file.metadata()?.len();
     let mut input = Checksummed::new(BufReader::with_capacity(1 << 20, file));
     let mut magic = [0u8; 8];
     let mut format = [0u8; 4];
@@ -256,14 +274,68 @@ pub fn open(dir: &Path) -> Result<Opened, Refusal> {
     }
     let header: Header =
         rmp_serde::decode::from_read(&mut input).map_err(|e| Refusal::Damaged(e.to_string()))?;
-    Ok(Opened { header, input })
+    let left = size.saturating_sub(input.bytes);
+    Ok(Opened {
+        header,
+        input,
+        left,
+    })
 }
 
 impl Opened {
-    /// Reads the body and checks the file's checksum.
-    pub fn body(mut self) -> Result<Restored, Refusal> {
-        let body: Body = rmp_serde::decode::from_read(&mut self.input)
-            .map_err(|e| Refusal::Damaged(e.to_string()))?;
+    /// Reads the body, the per-event rows into these stores, and checks the file's
+    /// checksum. This thread reads the sections and copies the rows; as many threads as
+    /// there are cores decode the rest meanwhile.
+    pub fn body(
+        mut self,
+        links: Box<dyn RowStore<EventLink>>,
+        rows: Box<dyn RowStore<Interaction>>,
+    ) -> Result<Restored, Refusal> {
+        let mut links = Rows::new_in(links);
+        let mut rows = Rows::new_in(rows);
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Section>(2 * workers);
+        let queue = Mutex::new(queue);
+        let decoded = Mutex::new(Decoded::default());
+        let read = std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    // The queue's lock is let go before the section is decoded.
+                    let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    while let Ok(section) = next() {
+                        // After an error the rest is only drained, so the reader
+                        // never waits on a full queue.
+                        let failed = decoded.lock().map(|d| d.error.is_some()).unwrap_or(true);
+                        if failed {
+                            continue;
+                        }
+                        if let Err(e) = section.decode(&decoded) {
+                            let mut decoded = decoded.lock().unwrap_or_else(|e| e.into_inner());
+                            decoded.error.get_or_insert(e);
+                        }
+                    }
+                });
+            }
+            let read = self.read_sections(&jobs, &decoded, &mut links, &mut rows);
+            drop(jobs);
+            read
+        });
+        read?;
+        let decoded = decoded.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = decoded.error {
+            return Err(Refusal::Damaged(e));
+        }
+        let (Some(graph), Some(table), Some((count, _))) =
+            (decoded.graph, decoded.table, decoded.people_count)
+        else {
+            return Err(Refusal::Damaged("a section is missing".into()));
+        };
+        if decoded.people.len() as u64 != count {
+            return Err(Refusal::Damaged(format!(
+                "it holds {} profile states, its body says {count}",
+                decoded.people.len()
+            )));
+        }
         let computed = self.input.crc.clone().finalize();
         let mut stored = [0u8; 4];
         self.input
@@ -278,10 +350,157 @@ impl Opened {
             return Err(Refusal::Damaged("bytes after its checksum".into()));
         }
         Ok(Restored {
-            graph: body.graph,
-            people: body.people,
-            table: body.table,
+            graph,
+            links,
+            people: decoded.people,
+            table: table.with_rows(rows),
         })
+    }
+
+    /// Reads the sections, handing each to the decoding threads.
+    fn read_sections(
+        &mut self,
+        jobs: &std::sync::mpsc::SyncSender<Section>,
+        decoded: &Mutex<Decoded>,
+        links: &mut Rows<EventLink>,
+        rows: &mut Rows<Interaction>,
+    ) -> Result<(), Refusal> {
+        let graph = self.section()?;
+        let _ = jobs.send(Section::Graph(graph));
+        let table = self.section()?;
+        let _ = jobs.send(Section::Table(table));
+        self.raw_rows(links)?;
+        self.raw_rows(rows)?;
+        let (count, chunks): (u64, u64) =
+            rmp_serde::from_slice(&self.section()?).map_err(|e| Refusal::Damaged(e.to_string()))?;
+        if chunks > count.div_ceil(PEOPLE_PER_CHUNK as u64) + 1 || count > self.left {
+            return Err(Refusal::Damaged(format!(
+                "{count} profile states in {chunks} chunks cannot fit in it"
+            )));
+        }
+        {
+            let mut decoded = decoded.lock().unwrap_or_else(|e| e.into_inner());
+            decoded.people.reserve(usize::try_from(count).unwrap_or(0));
+            decoded.people_count = Some((count, chunks));
+        }
+        for _ in 0..chunks {
+            let chunk = self.section()?;
+            if jobs.send(Section::People(chunk)).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next section's bytes.
+    fn section(&mut self) -> Result<Vec<u8>, Refusal> {
+        let length = self.section_length()?;
+        let mut bytes = vec![0u8; length];
+        self.input
+            .read_exact(&mut bytes)
+            .map_err(|e| Refusal::Damaged(e.to_string()))?;
+        Ok(bytes)
+    }
+
+    /// The next section's length (refused when longer than what is left of the file).
+    fn section_length(&mut self) -> Result<usize, Refusal> {
+        let mut length = [0u8; 8];
+        self.input
+            .read_exact(&mut length)
+            .map_err(|e| Refusal::Damaged(e.to_string()))?;
+        let length = u64::from_le_bytes(length);
+        self.left = self.left.saturating_sub(8);
+        if length > self.left {
+            return Err(Refusal::Damaged(format!(
+                "a section of {length} bytes is longer than the file"
+            )));
+        }
+        self.left -= length;
+        usize::try_from(length).map_err(|e| Refusal::Damaged(e.to_string()))
+    }
+
+    /// The next section, raw rows, appended to `rows` a few thousand at a time.
+    fn raw_rows<T: bytemuck::Pod + Send + Sync>(
+        &mut self,
+        rows: &mut Rows<T>,
+    ) -> Result<(), Refusal> {
+        let mut left = self.section_length()?;
+        let size = std::mem::size_of::<T>();
+        if !left.is_multiple_of(size) {
+            return Err(Refusal::Damaged(format!(
+                "{left} bytes are not whole rows of {size} bytes"
+            )));
+        }
+        rows.reserve(left / size);
+        let mut piece = vec![0u8; size * 16_384];
+        while left > 0 {
+            let piece = &mut piece[..left.min(size * 16_384)];
+            self.input
+                .read_exact(piece)
+                .map_err(|e| Refusal::Damaged(e.to_string()))?;
+            rows.extend_from_bytes(piece).map_err(Refusal::Damaged)?;
+            left -= piece.len();
+        }
+        Ok(())
+    }
+}
+
+/// A section of the body, to decode.
+enum Section {
+    Graph(Vec<u8>),
+    Table(Vec<u8>),
+    People(Vec<u8>),
+}
+
+/// What the decoding threads made of the sections.
+#[derive(Default)]
+struct Decoded {
+    graph: Option<GraphParts>,
+    table: Option<InteractionTable>,
+    /// Profile states, and chunks, the body holds.
+    people_count: Option<(u64, u64)>,
+    people: HashMap<ProfileId, ProfileState>,
+    error: Option<String>,
+}
+
+impl Section {
+    fn decode(self, into: &Mutex<Decoded>) -> Result<(), String> {
+        let lock = || into.lock().unwrap_or_else(|e| e.into_inner());
+        match self {
+            Section::Graph(bytes) => {
+                let graph = rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
+                lock().graph = Some(graph);
+            }
+            Section::Table(bytes) => {
+                let table = rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
+                lock().table = Some(table);
+            }
+            Section::People(bytes) => {
+                let chunk: Vec<(ProfileId, ProfileState)> =
+                    rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
+                drop(bytes);
+                let mut decoded = lock();
+                for (id, state) in chunk {
+                    if decoded.people.insert(id, state).is_some() {
+                        return Err(format!("profile {id} is in it twice"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A value written as a section (object-safe `Serialize` into MessagePack).
+mod erased {
+    pub trait Encode {
+        fn encode(&self, out: &mut dyn std::io::Write) -> Result<(), rmp_serde::encode::Error>;
+    }
+
+    impl<T: serde::Serialize + ?Sized> Encode for T {
+        fn encode(&self, mut out: &mut dyn std::io::Write) -> Result<(), rmp_serde::encode::Error> {
+            rmp_serde::encode::write(&mut out, self)
+        }
     }
 }
 
@@ -321,5 +540,87 @@ impl<R: Read> Read for Checksummed<R> {
         self.crc.update(&buf[..n]);
         self.bytes += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use unavoce_core::EventType;
+    use unavoce_core::profile::default_computed_traits;
+
+    fn event(
+        event_type: EventType,
+        name: Option<&str>,
+        at: &str,
+        message: serde_json::Value,
+    ) -> Event {
+        let serde_json::Value::Object(message) = message else {
+            unreachable!("a message is an object")
+        };
+        Event {
+            message_id: format!("m-{at}"),
+            event_type,
+            user_id: None,
+            anonymous_id: None,
+            name: name.map(str::to_string),
+            timestamp: at.parse().unwrap(),
+            received_at: at.parse().unwrap(),
+            touchpoint: None,
+            channel: Some("email".into()),
+            source: "test".into(),
+            message,
+        }
+    }
+
+    /// More people than one chunk holds, with traits and per-hour engagement (their
+    /// binary forms): the body's chunks, decoded on several threads, give them back.
+    #[test]
+    fn profile_states_in_many_chunks_read_back_the_same() {
+        let computed = default_computed_traits();
+        let people: HashMap<ProfileId, ProfileState> = (0..(2 * PEOPLE_PER_CHUNK + 17) as i64)
+            .map(|i| {
+                let identify = event(
+                    EventType::Identify,
+                    None,
+                    "2026-05-04T09:00:00Z",
+                    json!({"traits": {"first_name": format!("P{i}"), "tier": i % 4}}),
+                );
+                let hour = format!("2026-05-0{}T{:02}:15:00Z", 4 + i % 3, i % 24);
+                let opened = event(EventType::Track, Some("Email Opened"), &hour, json!({}));
+                (
+                    ProfileId(i + 1),
+                    ProfileState::fold([&identify, &opened], &computed),
+                )
+            })
+            .collect();
+        let graph = IdentityGraph::new(IdentityRules::default_rules(), Vec::new());
+        let header = Header {
+            seq: 1,
+            event: "e".into(),
+            events: 0,
+            fingerprint: "f".into(),
+            taken_at: Timestamp::UNIX_EPOCH,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (partial, _) = write_partial(
+            dir.path(),
+            &header,
+            &graph,
+            &people,
+            &InteractionTable::default(),
+        )
+        .unwrap();
+        put_in_place(&partial, dir.path()).unwrap();
+        let opened = open(dir.path()).unwrap();
+        assert_eq!(opened.header, header);
+        let restored = opened
+            .body(Box::new(Vec::new()), Box::new(Vec::new()))
+            .unwrap();
+        assert_eq!(restored.people.len(), people.len());
+        assert!(restored.people == people, "the states read back differ");
+        let someone = &restored.people[&ProfileId(30)];
+        assert_eq!(someone.display_name().as_deref(), Some("P29"));
     }
 }

@@ -177,6 +177,8 @@ impl Interaction {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InteractionTable {
     pub symbols: Symbols,
+    /// Not serialised: written and read as raw rows (see [`Self::raw_rows`]).
+    #[serde(skip)]
     rows: Rows<Interaction>,
 }
 
@@ -273,12 +275,17 @@ impl InteractionTable {
         }
     }
 
-    /// This table, its rows copied into `store`.
-    pub fn moved_into(self, store: Box<dyn RowStore<Interaction>>) -> Self {
+    /// This table with these rows (those of a serialised table, which leaves them out).
+    pub fn with_rows(self, rows: Rows<Interaction>) -> Self {
         InteractionTable {
             symbols: self.symbols,
-            rows: self.rows.moved_into(store),
+            rows,
         }
+    }
+
+    /// The rows, as rows: what serialising the table leaves out.
+    pub fn raw_rows(&self) -> &Rows<Interaction> {
+        &self.rows
     }
 
     /// The rows, in log order.

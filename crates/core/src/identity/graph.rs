@@ -49,14 +49,23 @@ impl FromStr for ProfileId {
     }
 }
 
+/// As text (`p-123`) in human-readable formats (JSON), as the number in binary ones
+/// (snapshots).
 impl Serialize for ProfileId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_i64(self.0)
+        }
     }
 }
 
 impl<'de> serde::Deserialize<'de> for ProfileId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            return i64::deserialize(d).map(ProfileId);
+        }
         let text = String::deserialize(d)?;
         text.parse()
             .map_err(|()| serde::de::Error::custom(format!("{text:?} is not a profile id")))
@@ -223,10 +232,13 @@ pub struct IdentityGraph {
     #[serde(skip)]
     unmerge_rules: Vec<UnmergeRule>,
     unattributed: u64,
+    /// Not serialised: written and read as raw rows (see [`Self::event_links`]).
+    #[serde(skip)]
     links: Rows<EventLink>,
 }
 
-/// A serialised [`IdentityGraph`] read back, waiting for the rules it was built under.
+/// A serialised [`IdentityGraph`] read back, waiting for the rules it was built under
+/// and its event links.
 #[derive(Debug, serde::Deserialize)]
 pub struct GraphParts {
     owners: FastMap<IdKey, ProfileId>,
@@ -236,7 +248,6 @@ pub struct GraphParts {
     shared: FastMap<IdKey, (IdKey, IdKey)>,
     flags: BTreeMap<IdKey, Flag>,
     unattributed: u64,
-    links: Rows<EventLink>,
 }
 
 /// Two graphs are equal when they hold the same profiles, identifiers and evidence
@@ -285,13 +296,14 @@ impl IdentityGraph {
         }
     }
 
-    /// The graph serialised as `parts`, under the rules and unmerge rules it was built
-    /// with (the caller checks they are those: the parts do not hold them).
+    /// The graph serialised as `parts`, with its event `links` (see
+    /// [`Self::event_links`]), under the rules and unmerge rules it was built with (the
+    /// caller checks they are those: the parts do not hold them).
     pub fn from_parts(
         parts: GraphParts,
         rules: Arc<IdentityRules>,
         unmerge_rules: Vec<UnmergeRule>,
-        links_in: Box<dyn RowStore<EventLink>>,
+        links: Rows<EventLink>,
     ) -> Self {
         let GraphParts {
             owners,
@@ -301,7 +313,6 @@ impl IdentityGraph {
             shared,
             flags,
             unattributed,
-            links,
         } = parts;
         IdentityGraph {
             rules,
@@ -313,7 +324,7 @@ impl IdentityGraph {
             flags,
             unmerge_rules,
             unattributed,
-            links: links.moved_into(links_in),
+            links,
         }
     }
 
@@ -830,6 +841,11 @@ impl IdentityGraph {
     }
 
     /// The event links' heap memory, in bytes (nothing when kept in a mapped file).
+    /// Every event's link, in log order: what serialising the graph leaves out.
+    pub fn event_links(&self) -> &Rows<EventLink> {
+        &self.links
+    }
+
     pub fn links_heap_bytes(&self) -> usize {
         self.links.heap_bytes()
     }

@@ -14,7 +14,7 @@ pub mod rules;
 
 pub use extract::{IdentifierSet, extract};
 pub use graph::{
-    DropReason, Dropped, Flag, GraphParts, IdentityGraph, LinkRefusal, MergeRecord, ProfileId,
-    Resolution, UnmergeRule,
+    DropReason, Dropped, EventLink, Flag, GraphParts, IdentityGraph, LinkRefusal, MergeRecord,
+    ProfileId, Resolution, UnmergeRule,
 };
 pub use rules::{IdKey, IdentityConfig, IdentityRules, Normalisation, TypeRule};

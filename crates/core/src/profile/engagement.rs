@@ -79,15 +79,29 @@ impl HourCounts {
     }
 }
 
+/// A map from the hour (as text) to its count in human-readable formats (JSON); the
+/// (hour, count) pairs in binary ones (snapshots).
 impl Serialize for HourCounts {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(h, n)| (h.to_string(), n)))
+        if s.is_human_readable() {
+            s.collect_map(self.0.iter().map(|(h, n)| (h.to_string(), n)))
+        } else {
+            self.0.serialize(s)
+        }
     }
 }
 
-/// Read back from what [`Serialize`] writes (hours as text), e.g. from a snapshot.
+/// Read back from what [`Serialize`] writes.
 impl<'de> serde::Deserialize<'de> for HourCounts {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            let pairs = Vec::<(u8, u32)>::deserialize(d)?;
+            let mut counts = HourCounts::default();
+            for (hour, n) in pairs {
+                counts.add(usize::from(hour), n);
+            }
+            return Ok(counts);
+        }
         let by_hour = std::collections::BTreeMap::<String, u32>::deserialize(d)?;
         let mut counts = HourCounts::default();
         for (hour, n) in by_hour {

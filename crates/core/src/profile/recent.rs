@@ -124,12 +124,19 @@ impl Newest {
         }
         if self.0.len() == SHOWN {
             self.0.pop();
-        } else if self.0.len() == self.0.capacity() {
-            // Grown to SHOWN at the most, not past it as doubling would.
-            let wanted = (self.0.len() * 2).clamp(2, SHOWN);
-            self.0.reserve_exact(wanted - self.0.len());
+        } else {
+            make_room_within(&mut self.0, SHOWN);
         }
         self.0.insert(at, place);
+    }
+}
+
+/// Makes room for one more item in a list of at most `cap` (and below it): grown to
+/// `cap` at the most, not past it as doubling would.
+fn make_room_within<T>(list: &mut Vec<T>, cap: usize) {
+    if list.len() == list.capacity() {
+        let wanted = (list.len() * 2).clamp(2, cap);
+        list.reserve_exact(wanted - list.len());
     }
 }
 
@@ -154,10 +161,8 @@ impl Browsing {
         }
         if self.held.len() == VIEWS_COUNTED {
             self.let_go = self.let_go.max(self.held.pop());
-        } else if self.held.len() == self.held.capacity() {
-            // Grown to VIEWS_COUNTED at the most, not past it as doubling would.
-            let wanted = (self.held.len() * 2).clamp(2, VIEWS_COUNTED);
-            self.held.reserve_exact(wanted - self.held.len());
+        } else {
+            make_room_within(&mut self.held, VIEWS_COUNTED);
         }
         self.held.insert(place, at);
         if place == 0 {

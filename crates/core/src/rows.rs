@@ -9,8 +9,8 @@
 //! calls the trait: it does no I/O.
 //!
 //! Rows are plain data ([`bytemuck::Pod`]): any bytes are some row, so a store can hold
-//! them as bytes, and [`Rows`] serialises them as one byte string (native byte order:
-//! snapshots are tied to the build that wrote them).
+//! them as bytes, and [`Rows`] gives and takes them as bytes (native byte order:
+//! snapshots, which write them so, are tied to the build that wrote them).
 
 use std::fmt;
 
@@ -197,43 +197,8 @@ impl<T: Pod + Send + Sync> fmt::Debug for Rows<T> {
     }
 }
 
-impl<T: Pod + Send + Sync> serde::Serialize for Rows<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(bytemuck::cast_slice(self.as_slice()))
-    }
-}
-
-impl<'de, T: Pod + Send + Sync> serde::Deserialize<'de> for Rows<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Bytes<T>(std::marker::PhantomData<T>);
-        impl<T: Pod> serde::de::Visitor<'_> for Bytes<T> {
-            type Value = Vec<T>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "rows of {} bytes each", std::mem::size_of::<T>())
-            }
-            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Vec<T>, E> {
-                if !bytes.len().is_multiple_of(std::mem::size_of::<T>()) {
-                    return Err(E::custom(format!(
-                        "{} bytes are not whole rows of {} bytes",
-                        bytes.len(),
-                        std::mem::size_of::<T>()
-                    )));
-                }
-                Ok(bytemuck::pod_collect_to_vec(bytes))
-            }
-        }
-        let rows = d.deserialize_bytes(Bytes(std::marker::PhantomData))?;
-        Ok(Rows {
-            store: Box::new(rows),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use serde::Deserialize;
-    use serde::de::value::{BytesDeserializer, Error};
-
     use super::*;
 
     #[test]
@@ -242,13 +207,24 @@ mod tests {
         for k in [1, 2, 4, 5, 7, 9] {
             rows.push([k, -k]);
         }
-        let bytes: Vec<u8> = bytemuck::cast_slice(rows.as_slice()).to_vec();
-        let back = Rows::<[i64; 2]>::deserialize(BytesDeserializer::<Error>::new(&bytes))
-            .expect("whole rows");
+        let mut back = Rows::<[i64; 2]>::default();
+        back.extend_from_bytes(rows.as_bytes()).expect("whole rows");
         assert_eq!(back, rows);
+        // Bytes not aligned for a row are read as well.
+        let shifted = [&[0u8][..], rows.as_bytes()].concat();
+        let mut unaligned = Rows::<[i64; 2]>::default();
+        unaligned
+            .extend_from_bytes(&shifted[1..])
+            .expect("whole rows");
+        assert_eq!(unaligned, rows);
         assert!(
-            Rows::<[i64; 2]>::deserialize(BytesDeserializer::<Error>::new(&bytes[1..])).is_err(),
+            back.extend_from_bytes(&rows.as_bytes()[1..]).is_err(),
             "a partial row is refused"
+        );
+        assert_eq!(
+            back.len(),
+            rows.len(),
+            "nothing appended from refused bytes"
         );
         rows.remove_keys(&[2, 3, 5, 9, 10], |r| r[0]);
         assert_eq!(rows.as_slice(), [[1, -1], [4, -4], [7, -7]]);

@@ -189,9 +189,9 @@ pub fn write_partial(
     rmp_serde::encode::write(&mut out, header).map_err(encode)?;
     // The graph and the table are large: measured first, then streamed.
     for value in [&graph as &dyn erased::Encode, &table] {
-        let mut counted = Checksummed::new(std::io::sink());
+        let mut counted = Counted(0);
         value.encode(&mut counted).map_err(encode)?;
-        out.write_all(&counted.bytes.to_le_bytes())?;
+        out.write_all(&counted.0.to_le_bytes())?;
         value.encode(&mut out).map_err(encode)?;
     }
     for rows in [graph.event_links().as_bytes(), table.raw_rows().as_bytes()] {
@@ -501,6 +501,20 @@ mod erased {
         fn encode(&self, mut out: &mut dyn std::io::Write) -> Result<(), rmp_serde::encode::Error> {
             rmp_serde::encode::write(&mut out, self)
         }
+    }
+}
+
+/// A writer that only counts the bytes written to it.
+struct Counted(u64);
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -151,6 +151,14 @@ unsafe extern "C" fn x_shutdown(_: *mut c_void) {}
 mod tests {
     use super::*;
 
+    /// Whether the first `n` bytes at `p` are all 7.
+    unsafe fn all_sevens(p: *mut c_void, n: usize) -> bool {
+        // SAFETY: the caller passes a live block of at least `n` bytes.
+        unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) }
+            .iter()
+            .all(|&b| b == 7)
+    }
+
     #[test]
     fn blocks_keep_their_size_and_contents_through_growth() {
         // SAFETY: the methods are used as SQLite uses them.
@@ -162,18 +170,10 @@ mod tests {
             std::ptr::write_bytes(p.cast::<u8>(), 7, 100);
             let q = x_realloc(p, 10_000);
             assert_eq!(x_size(q), 10_000);
-            assert!(
-                std::slice::from_raw_parts(q.cast::<u8>(), 100)
-                    .iter()
-                    .all(|&b| b == 7)
-            );
+            assert!(all_sevens(q, 100));
             let r = x_realloc(q, 50);
             assert_eq!(x_size(r), 50);
-            assert!(
-                std::slice::from_raw_parts(r.cast::<u8>(), 50)
-                    .iter()
-                    .all(|&b| b == 7)
-            );
+            assert!(all_sevens(r, 50));
             x_free(r);
             assert!(x_malloc(-1).is_null());
             assert_eq!(x_roundup(13), 16);

@@ -1,0 +1,167 @@
+//! What the projections hold per profile (issue 17, target 5): generated journeys are
+//! stored, the projections built from the log as at start-up, and the bytes they hold
+//! on the heap counted by this binary's own global allocator (its own test binary, so
+//! nothing else allocates meanwhile). The per-event rows (the interaction table's and
+//! the event links) live in mapped files as in production, and are counted at their size.
+//!
+//! Prints the breakdown (`cargo test -p unavoce-projections --test memory -- --nocapture`)
+//! and fails when the total per profile grows past what it was last measured at.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use jiff::Timestamp;
+use unavoce_core::analytics::Interaction;
+use unavoce_core::identity::{EventLink, IdentityRules};
+use unavoce_core::profile::default_computed_traits;
+use unavoce_core::segment::{IntakeContext, TouchpointChannels, normalise};
+use unavoce_projections::IdentityProjection;
+use unavoce_store::sqlite::{bulk_insert_baseline, memory_used as sqlite_memory_used};
+use unavoce_store::{Durability, EventLog, EventRow, SqliteLog, SqliteOptions};
+
+/// The system allocator, counting the bytes it holds.
+struct Counting;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HELD.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        HELD.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        HELD.fetch_add(new_size, Ordering::Relaxed);
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn held() -> usize {
+    HELD.load(Ordering::Relaxed)
+}
+
+/// Bytes per profile held by the projections over generated journeys, last measured
+/// (with a little room): a change that makes profiles dearer fails here.
+const MAX_BYTES_PER_PROFILE: usize = 5_000;
+
+const PEOPLE: usize = 20_000;
+
+/// Bytes per event outside the heap: an interaction row and an event link.
+const ROW_BYTES: usize = size_of::<Interaction>() + size_of::<EventLink>();
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_held_per_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    // SQLite allocates through this allocator once a store opened first (its caches are
+    // then counted, and taken off the projections' count below).
+    let first = tempfile::tempdir().unwrap();
+    SqliteLog::open(first.path(), SqliteOptions::default())
+        .unwrap()
+        .close()
+        .await;
+    let end: Timestamp = "2025-03-31T00:00:00Z".parse().unwrap();
+    let data = unavoce_synthetic::touchpoint_histories_of(0..PEOPLE, 11, end);
+    let channels: TouchpointChannels = data
+        .touchpoints
+        .iter()
+        .map(|t| {
+            let t: unavoce_core::Touchpoint = serde_json::from_value(t.clone()).unwrap();
+            (t.id, t.channel)
+        })
+        .collect();
+    let mut ctx = IntakeContext::new(end, "memory");
+    ctx.touchpoint_channels = Some(&channels);
+    let rows: Vec<EventRow> = data
+        .messages
+        .into_iter()
+        .map(|(message, _)| {
+            let event = normalise(message, &ctx, || "x".into()).unwrap();
+            EventRow::from_event(&event).unwrap()
+        })
+        .collect();
+    let events = rows.len();
+    bulk_insert_baseline(dir.path(), &rows, 50_000, Durability::Normal).unwrap();
+    drop(rows);
+
+    let log: Arc<dyn EventLog> =
+        Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap());
+    // SQLite's caches fill on a first build; what a second build adds is the projections.
+    let rows_folder = dir.path().join("snapshots");
+    let warm = open(&log, &rows_folder).await;
+    drop(warm);
+    let before = held() - sqlite_memory_used() as usize;
+    let projection = open(&log, &rows_folder).await;
+    let heap = held() - sqlite_memory_used() as usize - before;
+    let rows = events * ROW_BYTES;
+    let total = heap + rows;
+
+    // Each part measured as a copy of it (a copy holds no spare room: what the total
+    // holds over the parts is the parts' spare room).
+    let (profiles, graph) = projection.read(|g| {
+        // The copy holds the event links on the heap: they are counted with the rows.
+        let links = g.event_links().len() * size_of::<EventLink>();
+        (g.profile_count(), bytes_of_copy(g) - links)
+    });
+    let people = projection.read_people(|_, people| bytes_of_copy(people));
+    let table = projection
+        .read_with_interactions(|_, t| bytes_of_copy(t) - t.len() * size_of::<Interaction>());
+    let per = |bytes: usize| bytes as f64 / profiles as f64;
+    println!(
+        "{events} events, {profiles} profiles ({:.1} events each): {:.0} bytes per profile all \
+         told: per-event rows {:.0}; on the heap {:.0}: identity graph {:.0}, profile states \
+         {:.0}, interaction table's names {:.0}, spare room {:.0}",
+        events as f64 / profiles as f64,
+        per(total),
+        per(rows),
+        per(heap),
+        per(graph),
+        per(people),
+        per(table),
+        per(heap.saturating_sub(graph + people + table)),
+    );
+    assert!(profiles > PEOPLE / 2, "{profiles} profiles");
+    assert!(
+        per(total) <= MAX_BYTES_PER_PROFILE as f64,
+        "{:.0} bytes per profile, over the {MAX_BYTES_PER_PROFILE} last measured",
+        per(total)
+    );
+    log.close().await;
+}
+
+/// The bytes a copy of `value` holds.
+fn bytes_of_copy<T: Clone>(value: &T) -> usize {
+    let before = held();
+    let copy = value.clone();
+    let bytes = held() - before;
+    drop(copy);
+    bytes
+}
+
+async fn open(log: &Arc<dyn EventLog>, rows: &Path) -> Arc<IdentityProjection> {
+    IdentityProjection::open_with_snapshots(
+        log.clone(),
+        IdentityRules::default_rules(),
+        Default::default(),
+        Arc::new(default_computed_traits()),
+        Some(rows.to_path_buf()),
+    )
+    .await
+    .unwrap()
+}

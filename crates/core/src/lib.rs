@@ -25,6 +25,7 @@ pub mod redact;
 pub mod retention;
 pub mod rows;
 pub mod segment;
+pub mod small_map;
 pub mod subscription;
 pub mod suppression;
 pub mod touchpoint;

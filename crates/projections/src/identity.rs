@@ -96,10 +96,14 @@ struct Forgotten {
     seqs: Vec<i64>,
 }
 
+/// Every profile's state, by profile. Each state is boxed: the map's spare slots then
+/// cost a pointer each, not a whole state.
+pub type ProfileStates = HashMap<ProfileId, Box<ProfileState>>;
+
 struct State {
     graph: IdentityGraph,
     /// Each profile's state, kept with the graph: merged when their profiles merge.
-    people: HashMap<ProfileId, ProfileState>,
+    people: ProfileStates,
     /// The log position of the last event applied.
     applied: i64,
     /// Link decisions to apply after each log position.
@@ -208,7 +212,7 @@ impl State {
         let profile = resolution.profile?;
         for merged in &resolution.merged {
             if let Some(state) = self.people.remove(merged) {
-                self.people.entry(profile).or_default().merge(state);
+                self.people.entry(profile).or_default().merge(*state);
             }
         }
         if let Some(changed) = self.changed.get_mut().unwrap_or_else(|e| e.into_inner()) {
@@ -879,10 +883,7 @@ impl IdentityProjection {
     }
 
     /// Reads the graph and every profile's state together.
-    pub fn read_people<R>(
-        &self,
-        f: impl FnOnce(&IdentityGraph, &HashMap<ProfileId, ProfileState>) -> R,
-    ) -> R {
+    pub fn read_people<R>(&self, f: impl FnOnce(&IdentityGraph, &ProfileStates) -> R) -> R {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         f(&state.graph, &state.people)
     }

@@ -21,7 +21,7 @@ mod snapshot;
 mod touchpoints;
 
 pub use identity::{
-    IdentityProjection, LinkDecision, LinkError, SnapshotTaken, Start, UnmergeError,
+    IdentityProjection, LinkDecision, LinkError, ProfileStates, SnapshotTaken, Start, UnmergeError,
 };
 pub use matching::{MatchingReport, ReviewError, ReviewItem, ReviewStatus};
 pub use people::{People, Person};

@@ -62,7 +62,7 @@ impl People {
             let person = |id: &ProfileId| {
                 let node = graph.profile(*id).filter(|n| n.id == *id)?;
                 let empty = ProfileState::default();
-                let state = people.get(id).unwrap_or(&empty);
+                let state = people.get(id).map_or(&empty, |s| s);
                 let person = Person {
                     id: *id,
                     identifier_types: node

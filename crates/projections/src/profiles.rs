@@ -178,7 +178,7 @@ impl IdentityProjection {
         self.read_people(|graph, people| {
             let node = graph.profile(profile)?;
             let empty = ProfileState::default();
-            Some(f(graph, node, people.get(&node.id).unwrap_or(&empty)))
+            Some(f(graph, node, people.get(&node.id).map_or(&empty, |s| s)))
         })
     }
 

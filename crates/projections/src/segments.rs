@@ -300,7 +300,7 @@ impl Segments {
                 let Some(node) = graph.profile(*id).filter(|n| n.id == *id) else {
                     continue;
                 };
-                let state = people.get(id).unwrap_or(&empty);
+                let state = people.get(id).map_or(&empty, |s| s);
                 let facts = state.facts(&computed, now);
                 for entry in &segments {
                     let segment = &entry.item;
@@ -522,7 +522,7 @@ impl Segments {
                 errors: 0,
             };
             for node in graph.profiles_after(None) {
-                let state = people.get(&node.id).unwrap_or(&empty);
+                let state = people.get(&node.id).map_or(&empty, |s| s);
                 let member = segment
                     .audience
                     .matches(&state.facts(&computed, now))

@@ -25,12 +25,13 @@
 //! only a self-describing format reads back; it writes structs as arrays (no field
 //! names), so the file stays compact, and it adds two small crates to the build.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::identity::ProfileStates;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use unavoce_core::Event;
@@ -98,7 +99,7 @@ pub struct Restored {
     pub graph: GraphParts,
     /// The graph's event links (see [`IdentityGraph::from_parts`]).
     pub links: Rows<EventLink>,
-    pub people: HashMap<ProfileId, ProfileState>,
+    pub people: ProfileStates,
     pub table: InteractionTable,
 }
 
@@ -176,7 +177,7 @@ pub fn write_partial(
     dir: &Path,
     header: &Header,
     graph: &IdentityGraph,
-    people: &HashMap<ProfileId, ProfileState>,
+    people: &ProfileStates,
     table: &InteractionTable,
 ) -> std::io::Result<(PathBuf, u64)> {
     std::fs::create_dir_all(dir)?;
@@ -205,7 +206,7 @@ pub fn write_partial(
         out.write_all(&(section.len() as u64).to_le_bytes())?;
         out.write_all(&section)
     };
-    let entries: Vec<(&ProfileId, &ProfileState)> = people.iter().collect();
+    let entries: Vec<(&ProfileId, &Box<ProfileState>)> = people.iter().collect();
     let chunks = entries.chunks(PEOPLE_PER_CHUNK);
     write_section(&mut out, &(entries.len() as u64, chunks.len() as u64))?;
     for chunk in chunks {
@@ -459,7 +460,7 @@ struct Decoded {
     table: Option<InteractionTable>,
     /// Profile states, and chunks, the body holds.
     people_count: Option<(u64, u64)>,
-    people: HashMap<ProfileId, ProfileState>,
+    people: ProfileStates,
     error: Option<String>,
 }
 
@@ -476,7 +477,7 @@ impl Section {
                 lock().table = Some(table);
             }
             Section::People(bytes) => {
-                let chunk: Vec<(ProfileId, ProfileState)> =
+                let chunk: Vec<(ProfileId, Box<ProfileState>)> =
                     rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
                 drop(bytes);
                 let mut decoded = lock();
@@ -593,7 +594,7 @@ mod tests {
     #[test]
     fn profile_states_in_many_chunks_read_back_the_same() {
         let computed = default_computed_traits();
-        let people: HashMap<ProfileId, ProfileState> = (0..(2 * PEOPLE_PER_CHUNK + 17) as i64)
+        let people: ProfileStates = (0..(2 * PEOPLE_PER_CHUNK + 17) as i64)
             .map(|i| {
                 let identify = event(
                     EventType::Identify,
@@ -605,7 +606,7 @@ mod tests {
                 let opened = event(EventType::Track, Some("Email Opened"), &hour, json!({}));
                 (
                     ProfileId(i + 1),
-                    ProfileState::fold([&identify, &opened], &computed),
+                    Box::new(ProfileState::fold([&identify, &opened], &computed)),
                 )
             })
             .collect();

@@ -27,6 +27,7 @@ use super::extract::IdentifierSet;
 type FastMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 use super::rules::{IdKey, IdentityRules};
 use crate::rows::{RowStore, Rows};
+use crate::small_map::{extend_snug, push_snug};
 
 /// A profile's id: `p-` and the log position of the event that created it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -400,7 +401,7 @@ impl IdentityGraph {
                 add_event(node, &mut self.links, seq);
                 for (name, value) in &set.traits {
                     if !node.traits.iter().any(|(n, _)| n == name) {
-                        node.traits.push((*name, value.clone()));
+                        push_snug(&mut node.traits, (*name, value.clone()));
                     }
                 }
                 resolution.profile = Some(home);
@@ -433,7 +434,7 @@ impl IdentityGraph {
                 if let Some(node) = self.profiles.get_mut(&profile) {
                     for (name, value) in &set.traits {
                         if !node.traits.iter().any(|(n, _)| n == name) {
-                            node.traits.push((*name, value.clone()));
+                            push_snug(&mut node.traits, (*name, value.clone()));
                         }
                     }
                 }
@@ -500,7 +501,7 @@ impl IdentityGraph {
                 if same_kind > threshold {
                     continue;
                 }
-                seen.push(anchor.clone());
+                push_snug(seen, anchor.clone());
                 let values: Vec<&IdKey> = seen.iter().filter(|s| s.kind == anchor.kind).collect();
                 if values.len() > threshold && !self.flags.contains_key(key) {
                     self.flags.insert(
@@ -739,22 +740,25 @@ impl IdentityGraph {
                 .profiles
                 .get_mut(&survivor)
                 .expect("the surviving profile exists");
-            target.identifiers.extend(node.identifiers);
-            target.chains.extend(node.chains);
-            target.merges.extend(node.merges);
+            extend_snug(&mut target.identifiers, node.identifiers);
+            extend_snug(&mut target.chains, node.chains);
+            extend_snug(&mut target.merges, node.merges);
             for (name, value) in node.traits {
                 if !target.traits.iter().any(|(n, _)| *n == name) {
-                    target.traits.push((name, value));
+                    push_snug(&mut target.traits, (name, value));
                 }
             }
-            target.merges.push(MergeRecord {
-                seq,
-                at,
-                into: survivor,
-                from: absorbed,
-                via,
-                decided,
-            });
+            push_snug(
+                &mut target.merges,
+                MergeRecord {
+                    seq,
+                    at,
+                    into: survivor,
+                    from: absorbed,
+                    via,
+                    decided,
+                },
+            );
             resolution.merged.push(absorbed);
         }
         let target = self
@@ -764,7 +768,7 @@ impl IdentityGraph {
         for key in ids {
             if !self.owners.contains_key(key) {
                 self.owners.insert(key.clone(), survivor);
-                target.identifiers.push((key.clone(), at));
+                push_snug(&mut target.identifiers, (key.clone(), at));
                 resolution.linked.push(key.clone());
             }
         }
@@ -932,10 +936,13 @@ fn add_event(node: &mut ProfileNode, links: &mut Rows<EventLink>, seq: i64) {
         }
         None => {
             links.push(EventLink { seq, prev: 0 });
-            node.chains.push(Chain {
-                last: seq,
-                count: 1,
-            });
+            push_snug(
+                &mut node.chains,
+                Chain {
+                    last: seq,
+                    count: 1,
+                },
+            );
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Cases: customer problems that span channels, derived from `Case Opened`, `Case
 //! Updated` and `Case Resolved` events that carry a `case_id`.
 
+use crate::small_map::{SmallMap, push_snug};
 use jiff::Timestamp;
-use litemap::LiteMap;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -66,7 +66,7 @@ struct CaseStep {
 /// arrive (in any order), folded into cases when read, so a late event lands in its
 /// place by time.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CaseLog(LiteMap<String, Vec<CaseStep>>);
+pub struct CaseLog(SmallMap<String, Vec<CaseStep>>);
 
 impl CaseLog {
     /// Takes in the event at log position `seq`, if it is about a case.
@@ -86,23 +86,26 @@ impl CaseLog {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
-        self.0.entry(id).or_default().push(CaseStep {
-            at: event.timestamp,
-            seq,
-            action,
-            event: name.to_string(),
-            touchpoint: event.touchpoint.clone(),
-            channel: event.channel.clone(),
-            subject: text("subject"),
-            category: text("category"),
-            note: text("note"),
-        });
+        push_snug(
+            self.0.or_default(id),
+            CaseStep {
+                at: event.timestamp,
+                seq,
+                action,
+                event: name.to_string(),
+                touchpoint: event.touchpoint.clone(),
+                channel: event.channel.clone(),
+                subject: text("subject"),
+                category: text("category"),
+                note: text("note"),
+            },
+        );
     }
 
     /// Adds another profile's cases (a merge).
     pub fn merge(&mut self, other: CaseLog) {
-        for (id, steps) in other.0.into_tuple_vec() {
-            self.0.entry(id).or_default().extend(steps);
+        for (id, steps) in other.0.into_pairs() {
+            self.0.or_default(id).extend(steps);
         }
     }
 

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use litemap::LiteMap;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::channel::ChannelKind;
 use crate::event::Event;
 use crate::platform_events::MessageOutcome;
+use crate::small_map::{SmallMap, make_room};
 
 /// How a person engages on one channel.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
@@ -45,7 +45,10 @@ impl HourCounts {
         }
         match self.0.binary_search_by_key(&hour, |(h, _)| *h) {
             Ok(i) => self.0[i].1 += n,
-            Err(i) => self.0.insert(i, (hour, n)),
+            Err(i) => {
+                make_room(&mut self.0);
+                self.0.insert(i, (hour, n));
+            }
         }
     }
 
@@ -163,7 +166,7 @@ pub fn message_step(event: &Event) -> Option<(String, &'static str)> {
 }
 
 /// Counts one event into a person's per-channel engagement.
-pub fn count_engagement(by_channel: &mut LiteMap<String, ChannelEngagement>, event: &Event) {
+pub fn count_engagement(by_channel: &mut SmallMap<String, ChannelEngagement>, event: &Event) {
     let (channel, step) = match message_step(event) {
         Some((channel, step)) => (channel, step),
         None => match &event.channel {
@@ -171,7 +174,7 @@ pub fn count_engagement(by_channel: &mut LiteMap<String, ChannelEngagement>, eve
             None => return,
         },
     };
-    let entry = by_channel.entry(channel).or_default();
+    let entry = by_channel.or_default(channel);
     let counter = match step {
         "sent" => &mut entry.sent,
         "delivered" => &mut entry.delivered,
@@ -193,11 +196,11 @@ pub fn count_engagement(by_channel: &mut LiteMap<String, ChannelEngagement>, eve
 pub fn fold_engagement<'a>(
     events: impl IntoIterator<Item = &'a Event>,
 ) -> BTreeMap<String, ChannelEngagement> {
-    let mut by_channel = LiteMap::new();
+    let mut by_channel = SmallMap::default();
     for event in events {
         count_engagement(&mut by_channel, event);
     }
-    by_channel.into_tuple_vec().into_iter().collect()
+    by_channel.into_pairs().into_iter().collect()
 }
 
 /// Monday 00:00–00:59 UTC is 0, Sunday 23:00–23:59 is 167.

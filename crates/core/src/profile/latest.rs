@@ -2,8 +2,8 @@
 
 use std::borrow::Borrow;
 
+use crate::small_map::SmallMap;
 use jiff::Timestamp;
-use litemap::LiteMap;
 
 /// A value stated at a moment.
 pub trait Stated {
@@ -24,11 +24,11 @@ pub trait Stated {
     serialize = "K: serde::Serialize, V: serde::Serialize",
     deserialize = "K: Ord + serde::Deserialize<'de>, V: serde::Deserialize<'de>"
 ))]
-pub struct Latest<K, V>(LiteMap<K, (V, i64)>);
+pub struct Latest<K, V>(SmallMap<K, (V, i64)>);
 
 impl<K, V> Default for Latest<K, V> {
     fn default() -> Self {
-        Latest(LiteMap::new())
+        Latest(SmallMap::default())
     }
 }
 
@@ -53,7 +53,7 @@ impl<K: Ord + Clone, V: Stated> Latest<K, V> {
 
     /// Adds another person's statements (a merge).
     pub fn merge(&mut self, other: Self) {
-        for (key, (value, seq)) in other.0.into_tuple_vec() {
+        for (key, (value, seq)) in other.0.into_pairs() {
             self.state(&key, value, seq);
         }
     }
@@ -73,9 +73,6 @@ impl<K: Ord + Clone, V: Stated> Latest<K, V> {
 
     /// The values, by key.
     pub fn into_values(self) -> impl Iterator<Item = (K, V)> {
-        self.0
-            .into_tuple_vec()
-            .into_iter()
-            .map(|(k, (v, _))| (k, v))
+        self.0.into_pairs().into_iter().map(|(k, (v, _))| (k, v))
     }
 }

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
-use litemap::LiteMap;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -23,6 +22,7 @@ use super::recent::Recent;
 use super::traits::Traits;
 use crate::event::{Event, EventType};
 use crate::platform_events::{SEGMENT_ENTERED, SEGMENT_EXITED, SEGMENT_SOURCE};
+use crate::small_map::SmallMap;
 
 /// Whether the event records a segment membership change: the segment, and whether
 /// the person entered it. Only the platform's own segment events count (source
@@ -105,7 +105,7 @@ pub struct ProfileState {
     traits: Traits,
     consents: Consents,
     cases: CaseLog,
-    engagement: LiteMap<String, ChannelEngagement>,
+    engagement: SmallMap<String, ChannelEngagement>,
     computed: ComputedState,
     purchases: u32,
     last_seen: Option<Timestamp>,
@@ -164,8 +164,8 @@ impl ProfileState {
         self.traits.merge(other.traits);
         self.consents.merge(other.consents);
         self.cases.merge(other.cases);
-        for (channel, e) in &other.engagement {
-            self.engagement.entry(channel.clone()).or_default().merge(e);
+        for (channel, e) in other.engagement.iter() {
+            self.engagement.or_default(channel.clone()).merge(e);
         }
         self.computed.merge(other.computed);
         self.purchases += other.purchases;

@@ -12,17 +12,18 @@ use crate::event::Event;
 use crate::platform_events::MessageOutcome;
 use crate::small_map::{SmallMap, make_room};
 
-/// How a person engages on one channel.
+/// How a person engages on one channel. Counts are 32-bit (held per person and
+/// channel, millions of times over), and stop at their maximum.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ChannelEngagement {
-    pub sent: u64,
-    pub delivered: u64,
-    pub opened: u64,
-    pub clicked: u64,
-    pub replied: u64,
-    pub failed: u64,
+    pub sent: u32,
+    pub delivered: u32,
+    pub opened: u32,
+    pub clicked: u32,
+    pub replied: u32,
+    pub failed: u32,
     /// Events the person started on this channel (visits, calls, purchases, chats).
-    pub interactions: u64,
+    pub interactions: u32,
     pub last_engagement: Option<Timestamp>,
     /// Opens, clicks, replies and interactions by hour of the week (UTC, Monday 00:00 = 0).
     // Last, with a default: in a snapshot (fields by position) an empty one is left out.
@@ -120,13 +121,13 @@ impl<'de> serde::Deserialize<'de> for HourCounts {
 impl ChannelEngagement {
     /// Adds another profile's engagement on the same channel (a merge).
     pub fn merge(&mut self, other: &ChannelEngagement) {
-        self.sent += other.sent;
-        self.delivered += other.delivered;
-        self.opened += other.opened;
-        self.clicked += other.clicked;
-        self.replied += other.replied;
-        self.failed += other.failed;
-        self.interactions += other.interactions;
+        self.sent = self.sent.saturating_add(other.sent);
+        self.delivered = self.delivered.saturating_add(other.delivered);
+        self.opened = self.opened.saturating_add(other.opened);
+        self.clicked = self.clicked.saturating_add(other.clicked);
+        self.replied = self.replied.saturating_add(other.replied);
+        self.failed = self.failed.saturating_add(other.failed);
+        self.interactions = self.interactions.saturating_add(other.interactions);
         self.last_engagement = self.last_engagement.max(other.last_engagement);
         self.hour_of_week.merge(&other.hour_of_week);
     }
@@ -134,8 +135,9 @@ impl ChannelEngagement {
     /// Responses (opens, clicks, replies) per message sent, with a prior of one response
     /// in four sends so that a channel never tried is not ranked last or first.
     pub fn response_rate(&self) -> f64 {
-        (self.opened.max(self.clicked) + self.replied) as f64 / (self.sent as f64 + 4.0)
-            + 0.25 * 4.0 / (self.sent as f64 + 4.0)
+        let sent = f64::from(self.sent);
+        (f64::from(self.opened.max(self.clicked)) + f64::from(self.replied)) / (sent + 4.0)
+            + 0.25 * 4.0 / (sent + 4.0)
     }
 }
 
@@ -184,7 +186,7 @@ pub fn count_engagement(by_channel: &mut SmallMap<String, ChannelEngagement>, ev
         "replied" => &mut entry.replied,
         _ => &mut entry.interactions,
     };
-    *counter += 1;
+    *counter = counter.saturating_add(1);
     let engaged = !matches!(step, "sent" | "delivered" | "failed");
     if engaged {
         entry.last_engagement = entry.last_engagement.max(Some(event.timestamp));

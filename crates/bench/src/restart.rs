@@ -30,6 +30,11 @@ pub struct RestartBenchArgs {
     /// both in memory).
     #[arg(long)]
     check: bool,
+    /// Only start from the snapshot, over the store an earlier run left in `--data`
+    /// (to profile the start alone); when that snapshot is not this build's, replay the
+    /// log and take one instead.
+    #[arg(long, requires = "data")]
+    start_only: bool,
 }
 
 /// The projections over `log`, with snapshots in `dir` when given; and how long the
@@ -56,6 +61,34 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// The start from the snapshot over the store in `dir`, timed.
+async fn start_only(dir: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        dir.join("events.db").exists(),
+        "{} holds no store: run once without --start-only first",
+        dir.display()
+    );
+    let log: Arc<dyn EventLog> = Arc::new(SqliteLog::open(dir, SqliteOptions::default())?);
+    let (restarted, took) = open(&log, Some(&dir.join("snapshots"))).await?;
+    if !matches!(restarted.start(), Start::Snapshot { .. }) {
+        // A snapshot is tied to the build that wrote it: take one for this build.
+        restarted.take_snapshot().await?;
+        println!(
+            "  no snapshot this build can use ({:?}): replayed the whole log in {took:.1} s and took one; run again",
+            restarted.start()
+        );
+        log.close().await;
+        return Ok(());
+    }
+    let (events, profiles) = restarted.read_with_interactions(|g, t| (t.len(), g.profile_count()));
+    println!(
+        "  {events} events, {profiles} profiles: started from the snapshot and the log after it in {took:.2} s, {:.0} MiB resident",
+        current_rss_kib() as f64 / 1024.0
+    );
+    log.close().await;
+    Ok(())
+}
+
 pub async fn restart_bench(args: RestartBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.tail < args.events, "--tail must be below --events");
     let temp = tempfile::tempdir()?;
@@ -63,6 +96,9 @@ pub async fn restart_bench(args: RestartBenchArgs) -> anyhow::Result<()> {
         .data
         .clone()
         .unwrap_or_else(|| temp.path().to_path_buf());
+    if args.start_only {
+        return start_only(&dir).await;
+    }
     anyhow::ensure!(
         !dir.join("events.db").exists(),
         "{} already holds a store: give an empty folder",

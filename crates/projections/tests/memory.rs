@@ -59,7 +59,7 @@ fn held() -> usize {
 
 /// Bytes per profile held by the projections over generated journeys, last measured
 /// (with a little room): a change that makes profiles dearer fails here.
-const MAX_BYTES_PER_PROFILE: usize = 3_700;
+const MAX_BYTES_PER_PROFILE: usize = 3_400;
 
 const PEOPLE: usize = 20_000;
 

@@ -183,8 +183,9 @@ enum Contribution {
     Sum(f64),
     Min(Option<f64>),
     Max(Option<f64>),
-    First(Option<Sample>),
-    Last(Option<Sample>),
+    /// Boxed: a held sample is rare, and inline it would make every contribution its size.
+    First(Option<Box<Sample>>),
+    Last(Option<Box<Sample>>),
     Distinct(BTreeSet<String>),
     /// A trait over the last N days keeps its matching events aggregated per day, the
     /// days from its newest back N: which of them count depends on when it is read.
@@ -339,8 +340,8 @@ impl Contribution {
             (Contribution::Sum(a), Contribution::Sum(b)) => *a += b,
             (Contribution::Min(a), Contribution::Min(b)) => *a = fold_number(*a, b, f64::min),
             (Contribution::Max(a), Contribution::Max(b)) => *a = fold_number(*a, b, f64::max),
-            (Contribution::First(a), Contribution::First(Some(b))) => keep(a, b, true),
-            (Contribution::Last(a), Contribution::Last(Some(b))) => keep(a, b, false),
+            (Contribution::First(a), Contribution::First(Some(b))) => keep(a, *b, true),
+            (Contribution::Last(a), Contribution::Last(Some(b))) => keep(a, *b, false),
             (Contribution::Distinct(a), Contribution::Distinct(b)) => a.extend(b),
             (Contribution::Window(a), Contribution::Window(b)) => a.merge(b),
             _ => {}
@@ -391,13 +392,16 @@ fn fold_number(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option
 }
 
 /// Keeps the earliest (`first`) or latest sample by time, log order breaking ties.
-fn keep(kept: &mut Option<Sample>, candidate: Sample, first: bool) {
+fn keep(kept: &mut Option<Box<Sample>>, candidate: Sample, first: bool) {
     let better = kept.as_ref().is_none_or(|k| {
         let (old, new) = ((k.at, k.seq), (candidate.at, candidate.seq));
         if first { new < old } else { new >= old }
     });
     if better {
-        *kept = Some(candidate);
+        match kept {
+            Some(k) => **k = candidate,
+            None => *kept = Some(Box::new(candidate)),
+        }
     }
 }
 

@@ -226,7 +226,12 @@ impl ProfileState {
         let observed = self
             .engagement
             .iter()
-            .max_by_key(|(_, e)| [e.interactions, e.opened, e.clicked, e.replied].map(u64::from).iter().sum::<u64>())
+            .max_by_key(|(_, e)| {
+                [e.interactions, e.opened, e.clicked, e.replied]
+                    .map(u64::from)
+                    .iter()
+                    .sum::<u64>()
+            })
             .map(|(channel, _)| channel.clone());
         let (open_cases, resolved): (Vec<Case>, Vec<Case>) = self
             .cases

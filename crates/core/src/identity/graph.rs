@@ -222,7 +222,8 @@ pub struct IdentityGraph {
     #[serde(skip)]
     rules: Arc<IdentityRules>,
     owners: FastMap<IdKey, ProfileId>,
-    profiles: BTreeMap<ProfileId, ProfileNode>,
+    /// Boxed: the tree's nodes, about half full, then hold pointers, not whole nodes.
+    profiles: BTreeMap<ProfileId, Box<ProfileNode>>,
     redirects: FastMap<ProfileId, ProfileId>,
     /// For each identifier, the distinct higher-priority identifiers seen with it
     /// (capped), the evidence for `shared` and `flags`.
@@ -243,7 +244,7 @@ pub struct IdentityGraph {
 #[derive(Debug, serde::Deserialize)]
 pub struct GraphParts {
     owners: FastMap<IdKey, ProfileId>,
-    profiles: BTreeMap<ProfileId, ProfileNode>,
+    profiles: BTreeMap<ProfileId, Box<ProfileNode>>,
     redirects: FastMap<ProfileId, ProfileId>,
     seen_with: FastMap<IdKey, Vec<IdKey>>,
     shared: FastMap<IdKey, (IdKey, IdKey)>,
@@ -349,6 +350,12 @@ impl IdentityGraph {
     fn resolve(&mut self, seq: i64, at: Timestamp, set: &IdentifierSet) -> Resolution {
         let mut resolution = Resolution::default();
         let mut ids = set.keys.clone();
+        // The graph's own copy of each identifier it knows: what it keeps shares its text.
+        for key in &mut ids {
+            if let Some((known, _)) = self.owners.get_key_value(key) {
+                *key = known.clone();
+            }
+        }
         if let Some(previous) = &set.alias_previous
             && let Some(key) = self.alias_key(previous)
         {
@@ -710,14 +717,14 @@ impl IdentityGraph {
                 let id = ProfileId(seq);
                 self.profiles.insert(
                     id,
-                    ProfileNode {
+                    Box::new(ProfileNode {
                         id,
                         created_at: at,
                         identifiers: Vec::new(),
                         chains: Vec::new(),
                         merges: Vec::new(),
                         traits: Vec::new(),
-                    },
+                    }),
                 );
                 resolution.created = true;
                 id
@@ -788,7 +795,7 @@ impl IdentityGraph {
 
     /// A profile by id; an id merged away resolves to the profile it was merged into.
     pub fn profile(&self, id: ProfileId) -> Option<&ProfileNode> {
-        self.profiles.get(&self.current(id))
+        self.profiles.get(&self.current(id)).map(|node| &**node)
     }
 
     /// Takes a profile out at once (an erasure): the profile, its identifiers and the
@@ -815,7 +822,10 @@ impl IdentityGraph {
         for merge in &node.merges {
             self.redirects.remove(&merge.from);
         }
-        Some(RemovedProfile { node, events })
+        Some(RemovedProfile {
+            node: *node,
+            events,
+        })
     }
 
     /// The log positions of a profile's events, ascending.
@@ -867,7 +877,7 @@ impl IdentityGraph {
         let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         self.profiles
             .range((start, std::ops::Bound::Unbounded))
-            .map(|(_, node)| node)
+            .map(|(_, node)| &**node)
     }
 
     /// How many profiles there are.

@@ -203,13 +203,45 @@ const PHONE_CACHE_ENTRIES: usize = 100_000;
 /// A type's position in the priority order (0 = highest).
 pub type TypeIx = u16;
 
-/// A normalised identifier, as the graph keys it.
+/// A normalised identifier, as the graph keys it. Its text is shared: the graph holds
+/// one copy of it however many times it keeps the identifier (owner, profile, evidence).
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub struct IdKey {
     pub kind: TypeIx,
-    pub value: Box<str>,
+    #[serde(with = "shared_text")]
+    pub value: Arc<str>,
+}
+
+/// `Arc<str>` as text (serde's own needs its `rc` feature, for this one field).
+mod shared_text {
+    use std::sync::Arc;
+
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+        struct Text;
+
+        impl Visitor<'_> for Text {
+            type Value = Arc<str>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("text")
+            }
+
+            fn visit_str<E: Error>(self, text: &str) -> Result<Arc<str>, E> {
+                Ok(Arc::from(text))
+            }
+        }
+
+        deserializer.deserialize_str(Text)
+    }
 }
 
 /// Why the `[identity]` section cannot be used.

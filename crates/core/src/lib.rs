@@ -18,6 +18,7 @@ pub mod journey;
 pub mod linkage;
 pub mod live;
 pub mod message;
+pub mod name;
 pub mod platform_events;
 pub mod policy;
 pub mod profile;

@@ -311,7 +311,7 @@ fn reading(
         "name": state.display_name(),
         "last_seen": state.last_seen(),
         "last_event_at": state.last_event_at(),
-        "traits": state.traits().iter().map(|(k, t)| (k.clone(), json!([t.value, t.source, t.at]))).collect::<Map<_, _>>(),
+        "traits": state.traits().iter().map(|(k, t)| (k.to_string(), json!([t.value, t.source, t.at]))).collect::<Map<_, _>>(),
     })
 }
 

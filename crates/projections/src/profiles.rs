@@ -59,7 +59,7 @@ impl IdentityProjection {
     pub fn profile_view(&self, profile: ProfileId) -> Option<ProfileView> {
         self.read_profile(profile, |_, _, state| ProfileView {
             traits: (state.traits().iter())
-                .map(|(name, value)| (name.clone(), value.clone()))
+                .map(|(name, value)| (name.to_string(), value.clone()))
                 .collect(),
             last_seen: state.last_event_at(),
         })

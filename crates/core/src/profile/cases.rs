@@ -1,6 +1,7 @@
 //! Cases: customer problems that span channels, derived from `Case Opened`, `Case
 //! Updated` and `Case Resolved` events that carry a `case_id`.
 
+use crate::name::Name;
 use crate::small_map::{SmallMap, push_snug};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -54,9 +55,9 @@ struct CaseStep {
     at: Timestamp,
     seq: i64,
     action: CaseEvent,
-    event: String,
-    touchpoint: Option<String>,
-    channel: Option<String>,
+    event: Name,
+    touchpoint: Option<Name>,
+    channel: Option<Name>,
     subject: Option<String>,
     category: Option<String>,
     note: Option<String>,
@@ -92,9 +93,9 @@ impl CaseLog {
                 at: event.timestamp,
                 seq,
                 action,
-                event: name.to_string(),
-                touchpoint: event.touchpoint.clone(),
-                channel: event.channel.clone(),
+                event: Name::from(name),
+                touchpoint: event.touchpoint.as_deref().map(Name::from),
+                channel: event.channel.as_deref().map(Name::from),
                 subject: text("subject"),
                 category: text("category"),
                 note: text("note"),
@@ -141,15 +142,15 @@ impl CaseLog {
                     case.category = step.category.clone().or(case.category.take());
                     case.resolved_at = (case.status == CaseStatus::Resolved).then_some(step.at);
                     if let Some(channel) = &step.channel
-                        && !case.channels.contains(channel)
+                        && !case.channels.iter().any(|c| c == channel.as_str())
                     {
-                        case.channels.push(channel.clone());
+                        case.channels.push(channel.to_string());
                     }
                     case.touches.push(CaseTouch {
                         at: step.at,
-                        event: step.event.clone(),
-                        touchpoint: step.touchpoint.clone(),
-                        channel: step.channel.clone(),
+                        event: step.event.to_string(),
+                        touchpoint: step.touchpoint.as_deref().map(str::to_string),
+                        channel: step.channel.as_deref().map(str::to_string),
                         note: step.note.clone(),
                     });
                 }

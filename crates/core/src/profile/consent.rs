@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::latest::{Latest, Stated};
 use crate::event::Event;
+use crate::name::Name;
 use crate::platform_events::{CONSENT_GIVEN, CONSENT_WITHDRAWN};
 
 /// A consent is given for a purpose (`service`, `promotional`, ...) on a channel, or on
@@ -16,13 +17,20 @@ pub struct ConsentKey {
     pub channel: Option<String>,
 }
 
+/// A statement's key, taken from one of the same key.
+impl From<&ConsentKey> for ConsentKey {
+    fn from(key: &ConsentKey) -> ConsentKey {
+        key.clone()
+    }
+}
+
 /// The current state of one consent, and where it was said.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Consent {
     pub granted: bool,
     pub at: Timestamp,
     /// The touchpoint it was given or withdrawn at, or the source.
-    pub source: String,
+    pub source: Name,
 }
 
 /// Event names that grant a consent.
@@ -118,10 +126,7 @@ impl Consents {
         let consent = Consent {
             granted,
             at: event.timestamp,
-            source: event
-                .touchpoint
-                .clone()
-                .unwrap_or_else(|| event.source.clone()),
+            source: Name::from(event.touchpoint.as_ref().unwrap_or(&event.source)),
         };
         self.0.state(&key, consent, seq);
     }
@@ -155,7 +160,7 @@ impl Consents {
                     channel: key.channel.clone(),
                     granted: deciding.granted,
                     at: deciding.at,
-                    source: deciding.source.clone(),
+                    source: deciding.source.to_string(),
                 }
             })
             .collect()

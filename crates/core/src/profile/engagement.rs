@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::channel::ChannelKind;
 use crate::event::Event;
+use crate::name::Name;
 use crate::platform_events::MessageOutcome;
 use crate::small_map::{SmallMap, make_room};
 
@@ -168,7 +169,7 @@ pub fn message_step(event: &Event) -> Option<(String, &'static str)> {
 }
 
 /// Counts one event into a person's per-channel engagement.
-pub fn count_engagement(by_channel: &mut SmallMap<String, ChannelEngagement>, event: &Event) {
+pub fn count_engagement(by_channel: &mut SmallMap<Name, ChannelEngagement>, event: &Event) {
     let (channel, step) = match message_step(event) {
         Some((channel, step)) => (channel, step),
         None => match &event.channel {
@@ -176,7 +177,7 @@ pub fn count_engagement(by_channel: &mut SmallMap<String, ChannelEngagement>, ev
             None => return,
         },
     };
-    let entry = by_channel.or_default(channel);
+    let entry = by_channel.or_default(Name::from(channel));
     let counter = match step {
         "sent" => &mut entry.sent,
         "delivered" => &mut entry.delivered,
@@ -202,7 +203,11 @@ pub fn fold_engagement<'a>(
     for event in events {
         count_engagement(&mut by_channel, event);
     }
-    by_channel.into_pairs().into_iter().collect()
+    by_channel
+        .into_pairs()
+        .into_iter()
+        .map(|(channel, e)| (channel.to_string(), e))
+        .collect()
 }
 
 /// Monday 00:00–00:59 UTC is 0, Sunday 23:00–23:59 is 167.

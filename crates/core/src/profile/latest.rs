@@ -36,26 +36,37 @@ impl<K: Ord + Clone, V: Stated> Latest<K, V> {
     /// Takes a statement made by the event at log position `seq`.
     pub fn state<Q>(&mut self, key: &Q, value: V, seq: i64)
     where
-        K: Borrow<Q>,
-        Q: Ord + ToOwned<Owned = K> + ?Sized,
+        K: Borrow<Q> + for<'q> From<&'q Q>,
+        Q: Ord + ?Sized,
     {
-        match self.0.get_mut(key) {
-            Some((old, old_seq)) => {
-                if (old.at(), old.precedence(), *old_seq) <= (value.at(), value.precedence(), seq) {
-                    (*old, *old_seq) = (value, seq);
-                }
-            }
-            None => {
-                self.0.insert(key.to_owned(), (value, seq));
-            }
+        if let Some(value) = self.update(key, value, seq) {
+            self.0.insert(K::from(key), (value, seq));
         }
     }
 
     /// Adds another person's statements (a merge).
     pub fn merge(&mut self, other: Self) {
         for (key, (value, seq)) in other.0.into_pairs() {
-            self.state(&key, value, seq);
+            if let Some(value) = self.update(&key, value, seq) {
+                self.0.insert(key, (value, seq));
+            }
         }
+    }
+
+    /// Puts the statement in place of the one held under `key` if it is later; gives it
+    /// back when there is none.
+    fn update<Q>(&mut self, key: &Q, value: V, seq: i64) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let Some((old, old_seq)) = self.0.get_mut(key) else {
+            return Some(value);
+        };
+        if (old.at(), old.precedence(), *old_seq) <= (value.at(), value.precedence(), seq) {
+            (*old, *old_seq) = (value, seq);
+        }
+        None
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<&V>

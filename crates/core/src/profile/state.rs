@@ -21,6 +21,7 @@ use super::latest::{Latest, Stated};
 use super::recent::Recent;
 use super::traits::Traits;
 use crate::event::{Event, EventType};
+use crate::name::Name;
 use crate::platform_events::{SEGMENT_ENTERED, SEGMENT_EXITED, SEGMENT_SOURCE};
 use crate::small_map::SmallMap;
 
@@ -105,7 +106,7 @@ pub struct ProfileState {
     traits: Traits,
     consents: Consents,
     cases: CaseLog,
-    engagement: SmallMap<String, ChannelEngagement>,
+    engagement: SmallMap<Name, ChannelEngagement>,
     computed: ComputedState,
     purchases: u32,
     last_seen: Option<Timestamp>,
@@ -232,7 +233,7 @@ impl ProfileState {
                     .iter()
                     .sum::<u64>()
             })
-            .map(|(channel, _)| channel.clone());
+            .map(|(channel, _)| channel.to_string());
         let (open_cases, resolved): (Vec<Case>, Vec<Case>) = self
             .cases
             .cases()
@@ -242,7 +243,7 @@ impl ProfileState {
             traits: self
                 .traits
                 .iter()
-                .map(|(k, t)| (k.clone(), t.value.clone()))
+                .map(|(k, t)| (k.to_string(), t.value.clone()))
                 .collect(),
             computed_traits: self.computed.values(computed, now),
             lifecycle_stage,
@@ -257,7 +258,7 @@ impl ProfileState {
             engagement: self
                 .engagement
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
         }
     }

@@ -6,13 +6,14 @@ use serde_json::Value;
 
 use super::latest::{Latest, Stated};
 use crate::event::Event;
+use crate::name::Name;
 
 /// A trait's current value, with where and when it was said.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TraitValue {
     pub value: Value,
     /// The touchpoint it was said at, or the source when no touchpoint was named.
-    pub source: String,
+    pub source: Name,
     pub at: Timestamp,
 }
 
@@ -26,7 +27,7 @@ impl Stated for TraitValue {
 /// each the latest by event time (log order breaking ties):
 /// what a profile keeps as its events arrive, and merges when profiles merge.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Traits(Latest<String, TraitValue>);
+pub struct Traits(Latest<Name, TraitValue>);
 
 impl Traits {
     /// Takes in what the event at log position `seq` says about the person.
@@ -41,10 +42,7 @@ impl Traits {
                 }
                 let value = TraitValue {
                     value: value.clone(),
-                    source: event
-                        .touchpoint
-                        .clone()
-                        .unwrap_or_else(|| event.source.clone()),
+                    source: Name::from(event.touchpoint.as_ref().unwrap_or(&event.source)),
                     at: event.timestamp,
                 };
                 self.0.state(name.as_str(), value, seq);
@@ -63,7 +61,7 @@ impl Traits {
     }
 
     /// Every trait, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &TraitValue)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Name, &TraitValue)> {
         self.0.iter()
     }
 }

@@ -298,6 +298,7 @@ impl Opened {
         let (jobs, queue) = std::sync::mpsc::sync_channel::<Section>(2 * workers);
         let queue = Mutex::new(queue);
         let decoded = Mutex::new(Decoded::default());
+        let spare = Spare::default();
         let read = std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
@@ -310,14 +311,17 @@ impl Opened {
                         if failed {
                             continue;
                         }
-                        if let Err(e) = section.decode(&decoded) {
-                            let mut decoded = decoded.lock().unwrap_or_else(|e| e.into_inner());
-                            decoded.error.get_or_insert(e);
+                        match section.decode(&decoded) {
+                            Ok(bytes) => spare.give(bytes),
+                            Err(e) => {
+                                let mut decoded = decoded.lock().unwrap_or_else(|e| e.into_inner());
+                                decoded.error.get_or_insert(e);
+                            }
                         }
                     }
                 });
             }
-            let read = self.read_sections(&jobs, &decoded, &mut links, &mut rows);
+            let read = self.read_sections(&jobs, &decoded, &spare, &mut links, &mut rows);
             drop(jobs);
             read
         });
@@ -363,17 +367,18 @@ impl Opened {
         &mut self,
         jobs: &std::sync::mpsc::SyncSender<Section>,
         decoded: &Mutex<Decoded>,
+        spare: &Spare,
         links: &mut Rows<EventLink>,
         rows: &mut Rows<Interaction>,
     ) -> Result<(), Refusal> {
-        let graph = self.section()?;
+        let graph = self.section(spare)?;
         let _ = jobs.send(Section::Graph(graph));
-        let table = self.section()?;
+        let table = self.section(spare)?;
         let _ = jobs.send(Section::Table(table));
         self.raw_rows(links)?;
         self.raw_rows(rows)?;
-        let (count, chunks): (u64, u64) =
-            rmp_serde::from_slice(&self.section()?).map_err(|e| Refusal::Damaged(e.to_string()))?;
+        let (count, chunks): (u64, u64) = rmp_serde::from_slice(&self.section(spare)?)
+            .map_err(|e| Refusal::Damaged(e.to_string()))?;
         if chunks > count.div_ceil(PEOPLE_PER_CHUNK as u64) + 1 || count > self.left {
             return Err(Refusal::Damaged(format!(
                 "{count} profile states in {chunks} chunks cannot fit in it"
@@ -385,7 +390,7 @@ impl Opened {
             decoded.people_count = Some((count, chunks));
         }
         for _ in 0..chunks {
-            let chunk = self.section()?;
+            let chunk = self.section(spare)?;
             if jobs.send(Section::People(chunk)).is_err() {
                 break;
             }
@@ -393,13 +398,18 @@ impl Opened {
         Ok(())
     }
 
-    /// The next section's bytes.
-    fn section(&mut self) -> Result<Vec<u8>, Refusal> {
+    /// The next section's bytes, in a spare buffer when there is one.
+    fn section(&mut self, spare: &Spare) -> Result<Vec<u8>, Refusal> {
         let length = self.section_length()?;
-        let mut bytes = vec![0u8; length];
-        self.input
-            .read_exact(&mut bytes)
+        let mut bytes = spare.take();
+        bytes.reserve_exact(length);
+        (&mut self.input)
+            .take(length as u64)
+            .read_to_end(&mut bytes)
             .map_err(|e| Refusal::Damaged(e.to_string()))?;
+        if bytes.len() != length {
+            return Err(Refusal::Damaged("it ends inside a section".into()));
+        }
         Ok(bytes)
     }
 
@@ -446,6 +456,37 @@ impl Opened {
     }
 }
 
+/// Buffers the decoding threads are done with, for the next sections: memory already
+/// in use is reused, not asked of the system again (fresh pages cost the kernel's
+/// zeroing, most of a start's time before).
+#[derive(Default)]
+struct Spare(Mutex<Vec<Vec<u8>>>);
+
+impl Spare {
+    /// Buffers kept at most.
+    const KEPT: usize = 8;
+
+    fn take(&self) -> Vec<u8> {
+        let mut bytes = self
+            .0
+            .lock()
+            .map(|mut s| s.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        bytes.clear();
+        bytes
+    }
+
+    fn give(&self, bytes: Vec<u8>) {
+        if let Ok(mut spare) = self.0.lock()
+            && spare.len() < Self::KEPT
+        {
+            spare.push(bytes);
+        }
+    }
+}
+
 /// A section of the body, to decode.
 enum Section {
     Graph(Vec<u8>),
@@ -465,30 +506,32 @@ struct Decoded {
 }
 
 impl Section {
-    fn decode(self, into: &Mutex<Decoded>) -> Result<(), String> {
+    /// Decodes the section into `into`, giving back its buffer.
+    fn decode(self, into: &Mutex<Decoded>) -> Result<Vec<u8>, String> {
         let lock = || into.lock().unwrap_or_else(|e| e.into_inner());
         match self {
             Section::Graph(bytes) => {
                 let graph = rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
                 lock().graph = Some(graph);
+                Ok(bytes)
             }
             Section::Table(bytes) => {
                 let table = rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
                 lock().table = Some(table);
+                Ok(bytes)
             }
             Section::People(bytes) => {
                 let chunk: Vec<(ProfileId, Box<ProfileState>)> =
                     rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
-                drop(bytes);
                 let mut decoded = lock();
                 for (id, state) in chunk {
                     if decoded.people.insert(id, state).is_some() {
                         return Err(format!("profile {id} is in it twice"));
                     }
                 }
+                Ok(bytes)
             }
         }
-        Ok(())
     }
 }
 

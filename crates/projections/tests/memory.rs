@@ -7,10 +7,8 @@
 //! Prints the breakdown (`cargo test -p unavoce-projections --test memory -- --nocapture`)
 //! and fails when the total per profile grows past what it was last measured at.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jiff::Timestamp;
 use unavoce_core::analytics::Interaction;
@@ -20,42 +18,10 @@ use unavoce_core::segment::{IntakeContext, TouchpointChannels, normalise};
 use unavoce_projections::IdentityProjection;
 use unavoce_store::sqlite::{bulk_insert_baseline, memory_used as sqlite_memory_used};
 use unavoce_store::{Durability, EventLog, EventRow, SqliteLog, SqliteOptions};
-
-/// The system allocator, counting the bytes it holds.
-struct Counting;
-
-static HELD: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        HELD.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        HELD.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        HELD.fetch_add(new_size, Ordering::Relaxed);
-        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use unavoce_testkit::counting::{Counting, held};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn held() -> usize {
-    HELD.load(Ordering::Relaxed)
-}
 
 /// Bytes per profile held by the projections over generated journeys, last measured
 /// (with a little room): a change that makes profiles dearer fails here.

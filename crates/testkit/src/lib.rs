@@ -1,6 +1,7 @@
 //! Test support: a fresh store of either kind ([`store`]), a real SMTP server process (aiosmtpd, from PyPI) that writes what it
 //! receives to a maildir, and reading it back.
 
+pub mod counting;
 pub mod smtp_tls;
 pub mod store;
 

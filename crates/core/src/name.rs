@@ -5,7 +5,8 @@
 //! each was said. Held as a `String` each, every person paid for their own copy (24
 //! bytes and an allocation); a [`Name`] is a shared pointer to one copy. The names come
 //! from outside (any sender can make up a trait name), so the process keeps at most
-//! [`KEPT`] of them; past that a name is still correct, only no longer shared.
+//! [`KEPT`] of them, none longer than [`LONGEST`] bytes; past that a name is still
+//! correct, only not shared.
 
 use std::borrow::Borrow;
 use std::collections::HashSet;
@@ -18,6 +19,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Distinct names the process shares at most.
 pub const KEPT: usize = 65_536;
 
+/// The longest name shared, in bytes (a longer one is rarely a name that recurs).
+pub const LONGEST: usize = 64;
+
 static NAMES: LazyLock<Mutex<HashSet<Arc<str>, foldhash::quality::RandomState>>> =
     LazyLock::new(Mutex::default);
 
@@ -28,6 +32,9 @@ pub struct Name(Arc<str>);
 impl Name {
     /// The shared copy of `text`.
     pub fn new(text: &str) -> Name {
+        if text.len() > LONGEST {
+            return Name(Arc::from(text));
+        }
         let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(name) = names.get(text) {
             return Name(name.clone());
@@ -144,6 +151,11 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.as_str(), "preferred_channel");
         assert!(Name::new("email") < Name::new("web"));
+        // Too long to be a recurring name: equal, not shared.
+        let long = "x".repeat(LONGEST + 1);
+        let (c, d) = (Name::new(&long), Name::new(&long));
+        assert_eq!(c, d);
+        assert!(!Arc::ptr_eq(&c.0, &d.0));
     }
 
     #[test]

@@ -465,6 +465,9 @@ struct Spare(Mutex<Vec<Vec<u8>>>);
 impl Spare {
     /// Buffers kept at most.
     const KEPT: usize = 8;
+    /// The largest buffer kept (a chunk of profile states is about 10 MB; the graph's
+    /// section, hundreds at 10 M events, is let go).
+    const LARGEST: usize = 64 << 20;
 
     fn take(&self) -> Vec<u8> {
         let mut bytes = self
@@ -479,6 +482,9 @@ impl Spare {
     }
 
     fn give(&self, bytes: Vec<u8>) {
+        if bytes.capacity() > Self::LARGEST {
+            return;
+        }
         if let Ok(mut spare) = self.0.lock()
             && spare.len() < Self::KEPT
         {

@@ -46,7 +46,7 @@ impl HourCounts {
             return;
         }
         match self.0.binary_search_by_key(&hour, |(h, _)| *h) {
-            Ok(i) => self.0[i].1 += n,
+            Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(n),
             Err(i) => {
                 make_room(&mut self.0);
                 self.0.insert(i, (hour, n));
@@ -71,7 +71,7 @@ impl HourCounts {
     pub fn add_to(&self, dense: &mut [u32]) {
         for (h, n) in &self.0 {
             if let Some(slot) = dense.get_mut(usize::from(*h)) {
-                *slot += n;
+                *slot = slot.saturating_add(*n);
             }
         }
     }
@@ -101,6 +101,12 @@ impl<'de> serde::Deserialize<'de> for HourCounts {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if !d.is_human_readable() {
             let pairs = Vec::<(u8, u32)>::deserialize(d)?;
+            // As written: hours ascending, each once, in range (taken as they are).
+            if pairs.is_sorted_by(|(a, _), (b, _)| a < b)
+                && pairs.last().is_none_or(|(h, _)| *h < 168)
+            {
+                return Ok(HourCounts(pairs));
+            }
             let mut counts = HourCounts::default();
             for (hour, n) in pairs {
                 counts.add(usize::from(hour), n);
@@ -177,7 +183,11 @@ pub fn count_engagement(by_channel: &mut SmallMap<Name, ChannelEngagement>, even
             None => return,
         },
     };
-    let entry = by_channel.or_default(Name::from(channel));
+    // Looked up by text first: the shared name is taken only for a channel new to them.
+    let entry = match by_channel.get_mut(channel.as_str()) {
+        Some(entry) => entry,
+        None => by_channel.or_default(Name::from(channel)),
+    };
     let counter = match step {
         "sent" => &mut entry.sent,
         "delivered" => &mut entry.delivered,

@@ -36,13 +36,14 @@ impl Traits {
             let Some(Value::Object(said)) = event.get(path) else {
                 continue;
             };
+            let source = Name::from(event.touchpoint.as_ref().unwrap_or(&event.source));
             for (name, value) in said {
                 if value.is_null() {
                     continue;
                 }
                 let value = TraitValue {
                     value: value.clone(),
-                    source: Name::from(event.touchpoint.as_ref().unwrap_or(&event.source)),
+                    source: source.clone(),
                     at: event.timestamp,
                 };
                 self.0.state(name.as_str(), value, seq);

@@ -347,21 +347,26 @@ impl IdentityGraph {
         resolution
     }
 
+    /// Makes `key` the graph's own copy of the identifier when it knows it, so that what
+    /// it keeps shares one text.
+    fn take_own_copy(&self, key: &mut IdKey) {
+        if let Some((known, _)) = self.owners.get_key_value(key) {
+            *key = known.clone();
+        }
+    }
+
     fn resolve(&mut self, seq: i64, at: Timestamp, set: &IdentifierSet) -> Resolution {
         let mut resolution = Resolution::default();
         let mut ids = set.keys.clone();
-        // The graph's own copy of each identifier it knows: what it keeps shares its text.
-        for key in &mut ids {
-            if let Some((known, _)) = self.owners.get_key_value(key) {
-                *key = known.clone();
-            }
-        }
         if let Some(previous) = &set.alias_previous
             && let Some(key) = self.alias_key(previous)
         {
             ids.push(key);
             ids.sort();
             ids.dedup();
+        }
+        for key in &mut ids {
+            self.take_own_copy(key);
         }
         ids.retain(|key| {
             if !self.rules.is_blocked(&key.value) {
@@ -682,7 +687,8 @@ impl IdentityGraph {
         self.check_link(at, a, b)?;
         let owner = |k: &IdKey| self.owners.get(k).map(|p| self.current(*p));
         let matched: BTreeSet<ProfileId> = [owner(a), owner(b)].into_iter().flatten().collect();
-        let ids = [a.clone(), b.clone()];
+        let mut ids = [a.clone(), b.clone()];
+        ids.iter_mut().for_each(|key| self.take_own_copy(key));
         let mut resolution = Resolution::default();
         resolution.profile = Some(self.merge(seq, at, &ids, matched, &mut resolution, true));
         Ok(resolution)

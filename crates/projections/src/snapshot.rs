@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use unavoce_core::Event;
 use unavoce_core::analytics::{AnalyticsRules, Interaction, InteractionTable};
 use unavoce_core::identity::{
-    EventLink, GraphParts, IdKey, IdentityGraph, IdentityRules, ProfileId, read_sharing_texts,
+    EventLink, GraphParts, IdKey, IdentityGraph, IdentityRules, ProfileId,
 };
 use unavoce_core::profile::{ComputedTrait, ProfileState};
 use unavoce_core::rows::{RowStore, Rows};
@@ -517,8 +517,7 @@ impl Section {
         let lock = || into.lock().unwrap_or_else(|e| e.into_inner());
         match self {
             Section::Graph(bytes) => {
-                let graph = read_sharing_texts(|| rmp_serde::from_slice(&bytes))
-                    .map_err(|e| e.to_string())?;
+                let graph = rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
                 lock().graph = Some(graph);
                 Ok(bytes)
             }

@@ -214,21 +214,12 @@ pub struct IdKey {
     pub value: Arc<str>,
 }
 
-/// `Arc<str>` as text (serde's own needs its `rc` feature, for this one field). Read
-/// back within [`read_sharing_texts`], the same text is one `Arc<str>`.
+/// `Arc<str>` as text (serde's own needs its `rc` feature, for this one field).
 mod shared_text {
-    use std::cell::RefCell;
-    use std::collections::HashSet;
     use std::sync::Arc;
 
     use serde::de::{Error, Visitor};
     use serde::{Deserializer, Serializer};
-
-    thread_local! {
-        /// The texts read so far, while a graph is read back on this thread.
-        pub(super) static READ: RefCell<Option<HashSet<Arc<str>, foldhash::quality::RandomState>>> =
-            const { RefCell::new(None) };
-    }
 
     pub fn serialize<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(text)
@@ -245,40 +236,12 @@ mod shared_text {
             }
 
             fn visit_str<E: Error>(self, text: &str) -> Result<Arc<str>, E> {
-                Ok(READ.with_borrow_mut(|read| match read {
-                    Some(read) => match read.get(text) {
-                        Some(known) => known.clone(),
-                        None => {
-                            let text: Arc<str> = Arc::from(text);
-                            read.insert(text.clone());
-                            text
-                        }
-                    },
-                    None => Arc::from(text),
-                }))
+                Ok(Arc::from(text))
             }
         }
 
         deserializer.deserialize_str(Text)
     }
-}
-
-/// Runs `read` (reading back a graph) so that every identifier it reads holds its text
-/// once, however many times the graph keeps the identifier — as a graph built from
-/// events does.
-pub fn read_sharing_texts<T>(read: impl FnOnce() -> T) -> T {
-    /// Forgets the texts when the read ends, even by a panic.
-    struct Reading;
-
-    impl Drop for Reading {
-        fn drop(&mut self) {
-            shared_text::READ.with_borrow_mut(|texts| *texts = None);
-        }
-    }
-
-    shared_text::READ.with_borrow_mut(|texts| *texts = Some(Default::default()));
-    let _reading = Reading;
-    read()
 }
 
 /// Why the `[identity]` section cannot be used.

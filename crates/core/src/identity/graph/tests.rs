@@ -1,5 +1,5 @@
 use super::*;
-use crate::identity::rules::{IdentityConfig, TypeRule, read_sharing_texts};
+use crate::identity::rules::{IdentityConfig, TypeRule};
 
 fn keys(rules: &IdentityRules, ids: &[(&str, &str)]) -> IdentifierSet {
     let mut keys: Vec<IdKey> = ids
@@ -370,58 +370,4 @@ fn an_unmerged_match_is_not_linked_again_when_its_decision_is_replayed() {
         replayed.lookup(&web.keys[0]).map(|n| n.id),
         replayed.lookup(&store.keys[0]).map(|n| n.id)
     );
-}
-
-/// Whether every identifier the graph keeps in a profile holds the owner map's text.
-fn texts_shared(graph: &IdentityGraph) -> bool {
-    graph.profiles.values().all(|node| {
-        node.identifiers.iter().all(|(key, _)| {
-            let (owned, _) = graph.owners.get_key_value(key).unwrap();
-            Arc::ptr_eq(&owned.value, &key.value)
-        })
-    })
-}
-
-#[test]
-fn an_identifiers_text_is_held_once_built_or_read_back() {
-    let mut run = Run::new(IdentityRules::default_rules());
-    run.event(&[("anonymous_id", "a1")]);
-    run.event(&[
-        ("user_id", "u1"),
-        ("anonymous_id", "a1"),
-        ("email", "ada@example.com"),
-    ]);
-    run.event(&[("anonymous_id", "a1"), ("email", "ada@example.com")]);
-    assert!(texts_shared(&run.graph));
-    let anon = keys(run.graph.rules(), &[("anonymous_id", "a1")]).keys[0].clone();
-    let (owned, _) = run.graph.owners.get_key_value(&anon).unwrap();
-    assert!(run.graph.seen_with[&anon].iter().all(|k| {
-        Arc::ptr_eq(
-            &run.graph.owners.get_key_value(k).unwrap().0.value,
-            &k.value,
-        )
-    }));
-    assert!(Arc::ptr_eq(
-        &owned.value,
-        &run.graph.seen_with.get_key_value(&anon).unwrap().0.value
-    ));
-
-    let bytes = rmp_serde::to_vec(&run.graph).unwrap();
-    let parts: GraphParts = read_sharing_texts(|| rmp_serde::from_slice(&bytes)).unwrap();
-    let read = IdentityGraph::from_parts(
-        parts,
-        run.graph.rules().clone(),
-        Vec::new(),
-        Rows::default(),
-    );
-    assert!(texts_shared(&read));
-    // Read back without sharing, each place holds its own copy.
-    let parts: GraphParts = rmp_serde::from_slice(&bytes).unwrap();
-    let apart = IdentityGraph::from_parts(
-        parts,
-        run.graph.rules().clone(),
-        Vec::new(),
-        Rows::default(),
-    );
-    assert!(!texts_shared(&apart));
 }

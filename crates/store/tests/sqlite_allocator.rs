@@ -22,12 +22,18 @@ fn sqlite_allocates_through_the_global_allocator() {
     let block = unsafe { rusqlite::ffi::sqlite3_malloc64(BIG as u64) };
     assert!(!block.is_null());
     let during = held();
+    // The store's own threads may free a little meanwhile (the count is the process's):
+    // 1 MiB of slack, against the 8 MiB that would be missing without the change.
+    const SLACK: usize = 1 << 20;
     assert!(
-        during >= before + BIG,
+        during + SLACK >= before + BIG,
         "SQLite's 8 MiB did not come from the global allocator ({before} → {during} bytes)"
     );
     assert!(unavoce_store::sqlite::memory_used() >= BIG as u64);
     unsafe { rusqlite::ffi::sqlite3_free(block) };
-    assert!(held() < during);
+    assert!(
+        held() + BIG <= during + SLACK,
+        "SQLite's free did not reach it"
+    );
     runtime.block_on(log.close());
 }

@@ -347,14 +347,6 @@ impl IdentityGraph {
         resolution
     }
 
-    /// Makes `key` the graph's own copy of the identifier when it knows it, so that what
-    /// it keeps shares one text.
-    fn take_own_copy(&self, key: &mut IdKey) {
-        if let Some((known, _)) = self.owners.get_key_value(key) {
-            *key = known.clone();
-        }
-    }
-
     fn resolve(&mut self, seq: i64, at: Timestamp, set: &IdentifierSet) -> Resolution {
         let mut resolution = Resolution::default();
         let mut ids = set.keys.clone();
@@ -364,9 +356,6 @@ impl IdentityGraph {
             ids.push(key);
             ids.sort();
             ids.dedup();
-        }
-        for key in &mut ids {
-            self.take_own_copy(key);
         }
         ids.retain(|key| {
             if !self.rules.is_blocked(&key.value) {
@@ -507,13 +496,16 @@ impl IdentityGraph {
             if fresh.is_empty() {
                 continue;
             }
-            let seen = self.seen_with.entry(key.clone()).or_default();
+            let seen = self
+                .seen_with
+                .entry(own_copy(&self.owners, key))
+                .or_default();
             for anchor in fresh {
                 let same_kind = seen.iter().filter(|s| s.kind == anchor.kind).count();
                 if same_kind > threshold {
                     continue;
                 }
-                push_snug(seen, anchor.clone());
+                push_snug(seen, own_copy(&self.owners, anchor));
                 let values: Vec<&IdKey> = seen.iter().filter(|s| s.kind == anchor.kind).collect();
                 if values.len() > threshold && !self.flags.contains_key(key) {
                     self.flags.insert(
@@ -687,8 +679,7 @@ impl IdentityGraph {
         self.check_link(at, a, b)?;
         let owner = |k: &IdKey| self.owners.get(k).map(|p| self.current(*p));
         let matched: BTreeSet<ProfileId> = [owner(a), owner(b)].into_iter().flatten().collect();
-        let mut ids = [a.clone(), b.clone()];
-        ids.iter_mut().for_each(|key| self.take_own_copy(key));
+        let ids = [own_copy(&self.owners, a), own_copy(&self.owners, b)];
         let mut resolution = Resolution::default();
         resolution.profile = Some(self.merge(seq, at, &ids, matched, &mut resolution, true));
         Ok(resolution)
@@ -968,6 +959,15 @@ fn add_event(node: &mut ProfileNode, links: &mut Rows<EventLink>, seq: i64) {
 pub struct RemovedProfile {
     pub node: ProfileNode,
     pub events: Vec<i64>,
+}
+
+/// The graph's own copy of `key` when it knows the identifier (an event's is a new
+/// one), so that what the graph keeps of an identifier shares one text. Taken only
+/// where a key is kept, not for every event.
+fn own_copy(owners: &FastMap<IdKey, ProfileId>, key: &IdKey) -> IdKey {
+    owners
+        .get_key_value(key)
+        .map_or_else(|| key.clone(), |(known, _)| known.clone())
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
 
-    let store = crate::store::open(
+    let opened = crate::store::open(
         &config,
         &data,
         SqliteOptions {
@@ -72,8 +72,9 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         },
         None,
     )
-    .await?
-    .store;
+    .await?;
+    opened.checked().await?;
+    let store = opened.store;
     // Erased people stay erased: their identifiers are refused here as by the server.
     let rules = config.blueprint(String::new())?.identity;
     let suppressions = unavoce_platform::erasure::suppressions(store.as_ref(), &rules).await?;

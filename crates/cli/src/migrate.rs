@@ -98,10 +98,12 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     }
     println!("verifying: replaying both stores…");
     let now = jiff::Timestamp::now();
-    let sqlite: Arc<dyn EventLog> = Arc::new(
+    let sqlite = Arc::new(
         SqliteLog::open(&args.from, SqliteOptions::default())
             .with_context(|| format!("cannot open {} to verify", source.display()))?,
     );
+    sqlite.checked().await?;
+    let sqlite: Arc<dyn EventLog> = sqlite;
     let before = replayed(sqlite, &blueprint, now)
         .await
         .context("cannot replay the SQLite store to verify")?;

@@ -7,7 +7,7 @@ use unavoce_core::redact::Redacted;
 
 use anyhow::Context;
 use clap::Args;
-use unavoce_platform::Running;
+use unavoce_platform::{Blueprint, Running};
 use unavoce_server::{AppState, Keys, Metrics, Sessions, WriteKey};
 use unavoce_store::{EventLog, SqliteOptions};
 
@@ -110,7 +110,7 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     if opened.postgres.is_none() {
         blueprint.snapshots = Some(setup.data.join("snapshots"));
     }
-    let running = Running::start(opened.store.clone(), blueprint).await?;
+    let running = start_checked(&opened, blueprint).await?;
     running.platform.identity.follow()?;
     let following = match cluster {
         Some(connected) => Some(
@@ -179,6 +179,24 @@ pub async fn serve(setup: Setup) -> anyhow::Result<()> {
     log.close().await;
     tracing::info!("stopped; every acknowledged event is on disk");
     Ok(())
+}
+
+/// Starts the platform beside the embedded store's check of every page, and serves
+/// only once both are done: a damaged store stops the start as soon as the check says
+/// so, and its error wins over what the start met reading damaged pages.
+async fn start_checked(opened: &store::OpenStore, blueprint: Blueprint) -> anyhow::Result<Running> {
+    let start = Running::start(opened.store.clone(), blueprint);
+    tokio::pin!(start);
+    tokio::select! {
+        checked = opened.checked() => {
+            checked?;
+            Ok(start.await?)
+        }
+        started = &mut start => {
+            opened.checked().await?;
+            Ok(started?)
+        }
+    }
 }
 
 async fn open_store(setup: &Setup, metrics: Arc<Metrics>) -> anyhow::Result<store::OpenStore> {

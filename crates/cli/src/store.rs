@@ -47,6 +47,19 @@ pub struct OpenStore {
     pub postgres: Option<Arc<PgStore>>,
     /// Where it is, for people: the data folder, or the database without its password.
     pub location: String,
+    /// The same store when it is SQLite: its check of every page runs beside the start.
+    sqlite: Option<Arc<SqliteLog>>,
+}
+
+impl OpenStore {
+    /// Waits for the embedded store's check of every page (at once for PostgreSQL):
+    /// an error naming the file if it is damaged.
+    pub async fn checked(&self) -> anyhow::Result<()> {
+        if let Some(sqlite) = &self.sqlite {
+            sqlite.checked().await?;
+        }
+        Ok(())
+    }
 }
 
 /// Where the configuration (and `--store-url`) says the data is: a PostgreSQL URL, or
@@ -71,6 +84,8 @@ pub fn postgres_url(config: &Config) -> anyhow::Result<Option<String>> {
 
 /// Opens the store for `config`: PostgreSQL when it names one, else SQLite in `data`
 /// with `sqlite` settings (PostgreSQL takes its queue length and commit observer).
+/// Nothing is written to the embedded store before its check passes; wait for it with
+/// [`OpenStore::checked`] before using what was read.
 pub async fn open(
     config: &Config,
     data: &Path,
@@ -95,13 +110,18 @@ pub async fn open(
                 store: store.clone(),
                 postgres: Some(store),
                 location,
+                sqlite: None,
             })
         }
-        None => Ok(OpenStore {
-            store: Arc::new(SqliteLog::open(data, sqlite)?),
-            postgres: None,
-            location: data.display().to_string(),
-        }),
+        None => {
+            let store = Arc::new(SqliteLog::open(data, sqlite)?);
+            Ok(OpenStore {
+                store: store.clone(),
+                postgres: None,
+                location: data.display().to_string(),
+                sqlite: Some(store),
+            })
+        }
     }
 }
 
@@ -114,5 +134,7 @@ pub async fn open_existing(config: &Config, data: &Path) -> anyhow::Result<OpenS
             data.display()
         );
     }
-    open(config, data, SqliteOptions::default(), None).await
+    let opened = open(config, data, SqliteOptions::default(), None).await?;
+    opened.checked().await?;
+    Ok(opened)
 }

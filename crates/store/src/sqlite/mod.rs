@@ -134,6 +134,9 @@ pub struct SqliteLog {
     queue_capacity: usize,
     readers: Arc<Mutex<Vec<Connection>>>,
     committed: tokio::sync::watch::Receiver<i64>,
+    /// The writer's check of every page at open: `None` until it is done, then what
+    /// was found damaged, if anything.
+    checked: tokio::sync::watch::Receiver<Option<Result<(), String>>>,
     /// The work this process holds leases on.
     held: crate::leases::HeldHere,
     /// What every lease watches: it never turns true (see `leases.rs`).
@@ -168,9 +171,6 @@ impl SqliteLog {
         let mut conn = Connection::open(&path).map_err(open_err)?;
         schema::configure(&conn, options.durability).map_err(open_err)?;
         schema::configure_writer(&conn).map_err(open_err)?;
-        if let Some(why) = integrity::quick_check(&conn).map_err(open_err)? {
-            return Err(OpenError::Damaged { path, why });
-        }
         let found = schema::user_version(&conn).map_err(open_err)?;
         if found > schema::latest_version() {
             return Err(OpenError::TooNew {
@@ -178,6 +178,12 @@ impl SqliteLog {
                 found,
                 known: schema::latest_version(),
             });
+        }
+        // A migration writes: a store it would change is checked first. Otherwise the
+        // writer checks it before its first commit, while the node starts beside it.
+        let migrating = found < schema::latest_version();
+        if migrating && let Some(why) = integrity::check_every_page(&path).map_err(open_err)? {
+            return Err(OpenError::Damaged { path, why });
         }
         let ran = schema::migrate(&mut conn).map_err(open_err)?;
         if ran > 0 {
@@ -205,6 +211,8 @@ impl SqliteLog {
         // The highest position given, even if its event was erased since.
         let last_seq = erasure::highest_seq(&conn).map_err(open_err)?;
         let (committed, committed_rx) = tokio::sync::watch::channel(last_seq);
+        let (checked, checked_rx) =
+            tokio::sync::watch::channel(if migrating { Some(Ok(())) } else { None });
         let truncation = checkpointer
             .as_ref()
             .map(checkpoint::Checkpointer::truncation);
@@ -230,6 +238,7 @@ impl SqliteLog {
                             index,
                             truncation: writer_truncation,
                             wal_limit,
+                            checked,
                         },
                         receiver,
                     )
@@ -249,9 +258,36 @@ impl SqliteLog {
             queue_capacity: options.queue_capacity.max(1),
             readers: Arc::new(Mutex::new(Vec::new())),
             committed: committed_rx,
+            checked: checked_rx,
             held: Default::default(),
             never_lost: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Waits for the check of every page that the writer runs at open, before its first
+    /// commit (SQLite's `quick_check`: seconds for millions of events). Nothing is
+    /// written before it passes; a damaged store refuses every write. A node's start
+    /// runs beside it and must not serve before it passes.
+    pub async fn checked(&self) -> Result<(), OpenError> {
+        let mut checked = self.checked.clone();
+        // The writer tells its verdict before it could stop: a closed channel without
+        // one means it never ran.
+        let verdict = checked
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|verdict| verdict.clone());
+        match verdict {
+            Some(Ok(())) => Ok(()),
+            Some(Err(why)) => Err(OpenError::Damaged {
+                path: self.path.clone(),
+                why,
+            }),
+            None => Err(OpenError::Damaged {
+                path: self.path.clone(),
+                why: "the writer stopped before it could check it".into(),
+            }),
+        }
     }
 
     /// The database file.

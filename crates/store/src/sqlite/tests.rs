@@ -761,3 +761,56 @@ async fn an_emptied_or_deleted_database_is_refused_not_started_empty() {
     let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
     assert_eq!(log.stats().await.unwrap().events, 0);
 }
+
+/// A page damaged in the middle of the file passes the open, which only reads headers:
+/// the writer's check of every page finds it before its first commit, `checked` names
+/// the file, and nothing is written to (or acknowledged by) the damaged store.
+#[tokio::test]
+async fn a_damaged_page_is_found_before_the_first_commit_and_every_write_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    log.checked().await.unwrap();
+    for chunk in 0..20 {
+        let events = (0..250)
+            .map(|i| event(&format!("m-{chunk}-{i}"), &format!("user-{i}")))
+            .collect();
+        log.append(&AppendBatch {
+            events,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    log.close().await;
+    drop(log);
+    let len = std::fs::metadata(&db).unwrap().len();
+    assert!(len > 256 * 1024, "only {len} bytes");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        file.seek(SeekFrom::Start(len / 2 / 4096 * 4096)).unwrap();
+        file.write_all(&[0xA5; 4 * 4096]).unwrap();
+        file.sync_all().unwrap();
+    }
+
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    let refused = log.checked().await.unwrap_err();
+    assert!(
+        matches!(&refused, OpenError::Damaged { path, .. } if path == &db),
+        "{refused}"
+    );
+    let write = log
+        .append(&AppendBatch {
+            events: vec![event("after", "u")],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        write.to_string().contains("damaged")
+            && write.to_string().contains(&db.display().to_string()),
+        "{write}"
+    );
+    log.close().await;
+}

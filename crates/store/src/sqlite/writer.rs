@@ -186,6 +186,10 @@ pub(crate) struct Writer {
     pub truncation: Option<super::checkpoint::Truncation>,
     /// Makes the WAL start over between commits once it is large.
     pub wal_limit: super::checkpoint::WalLimit,
+    /// Where the check of every page at open is told (see [`SqliteLog::checked`]).
+    ///
+    /// [`SqliteLog::checked`]: super::SqliteLog::checked
+    pub checked: tokio::sync::watch::Sender<Option<Result<(), String>>>,
 }
 
 impl Writer {
@@ -387,7 +391,40 @@ fn gather(first: Job, jobs: &Receivers, max_rows: usize) -> (Vec<Job>, usize, Op
     (group, rows, None)
 }
 
+/// Checks every page before the first commit; a damaged store refuses every write.
+fn check(writer: &Writer, jobs: &Receivers) -> bool {
+    if writer.checked.borrow().is_some() {
+        return true;
+    }
+    let started = Instant::now();
+    let damage = match super::integrity::check_every_page(&writer.path) {
+        Ok(found) => found,
+        Err(e) => Some(format!("it could not be checked: {e}")),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    writer.checked.send_replace(Some(match &damage {
+        None => Ok(()),
+        Some(why) => Err(why.clone()),
+    }));
+    let Some(why) = damage else {
+        tracing::info!(seconds, "event log checked: every page is sound");
+        return true;
+    };
+    tracing::error!(path = %writer.path.display(), seconds, "the event log is damaged; every write is refused");
+    let refused = StoreError::Storage(format!(
+        "the event log at {} is damaged: {why}",
+        writer.path.display()
+    ));
+    while let Ok(job) = jobs.next(None) {
+        let _ = job.reply.send(Err(refused.clone()));
+    }
+    false
+}
+
 pub(crate) fn run(mut writer: Writer, jobs: Receivers) {
+    if !check(&writer, &jobs) {
+        return;
+    }
     let mut held: Option<Job> = None;
     loop {
         let first = match held.take() {

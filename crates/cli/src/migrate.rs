@@ -66,6 +66,15 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let blueprint = config.blueprint(String::new())?;
     let target = display_url(&args.to);
 
+    // Nothing is copied from a store before SQLite has checked every page of it.
+    println!("checking every page of {}…", source.display());
+    let sqlite = Arc::new(
+        SqliteLog::open(&args.from, SqliteOptions::default())
+            .with_context(|| format!("cannot open {}", source.display()))?,
+    );
+    sqlite.checked().await?;
+    let sqlite: Arc<dyn EventLog> = sqlite;
+
     println!("migrating {} to {target}", source.display());
     let started = Instant::now();
     let mut last_shown = Instant::now();
@@ -98,12 +107,6 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     }
     println!("verifying: replaying both stores…");
     let now = jiff::Timestamp::now();
-    let sqlite = Arc::new(
-        SqliteLog::open(&args.from, SqliteOptions::default())
-            .with_context(|| format!("cannot open {} to verify", source.display()))?,
-    );
-    sqlite.checked().await?;
-    let sqlite: Arc<dyn EventLog> = sqlite;
     let before = replayed(sqlite, &blueprint, now)
         .await
         .context("cannot replay the SQLite store to verify")?;

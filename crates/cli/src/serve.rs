@@ -193,8 +193,15 @@ async fn start_checked(opened: &store::OpenStore, blueprint: Blueprint) -> anyho
             Ok(start.await?)
         }
         started = &mut start => {
-            opened.checked().await?;
-            Ok(started?)
+            let running = match (opened.checked().await, started) {
+                (Ok(()), started) => started?,
+                (Err(damaged), Ok(running)) => {
+                    running.stop().await;
+                    return Err(damaged);
+                }
+                (Err(damaged), Err(_)) => return Err(damaged),
+            };
+            Ok(running)
         }
     }
 }

@@ -161,6 +161,8 @@ fn a_truncated_or_overwritten_database_stops_the_start_naming_the_file() {
     overwrite(&db, db_len / 2, &garbage(64 * 1024));
     let said = start_must_fail(copy.path());
     assert_names(&said, &db);
+    // SQLite's check of every page said so (not a read that met a damaged page).
+    assert!(said.contains("in database main"), "{said}");
     eprintln!("(b) garbage in the middle: {said}");
 
     // (b') Its first page overwritten.

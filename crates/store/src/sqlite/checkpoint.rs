@@ -91,8 +91,13 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the database at `path`.
-    pub(crate) fn start(path: &Path, durability: Durability) -> rusqlite::Result<Self> {
+    /// Starts checkpointing the database at `path` once `checked` says every page of it
+    /// is sound; a store found damaged, or not checked, is never checkpointed.
+    pub(crate) fn start(
+        path: &Path,
+        durability: Durability,
+        checked: tokio::sync::watch::Receiver<super::integrity::Verdict>,
+    ) -> rusqlite::Result<Self> {
         let conn = Connection::open(path)?;
         schema::configure(&conn, durability)?;
         let signals = Arc::new((Mutex::new(Signals::default()), Condvar::new()));
@@ -100,7 +105,7 @@ impl Checkpointer {
         let signal = signals.clone();
         let handle = std::thread::Builder::new()
             .name("event-log-checkpoint".into())
-            .spawn(move || run(conn, signal, done_tx))
+            .spawn(move || run(conn, signal, done_tx, checked))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Checkpointer {
             signals,
@@ -137,6 +142,7 @@ fn run(
     conn: Connection,
     signals: Arc<(Mutex<Signals>, Condvar)>,
     done: tokio::sync::watch::Sender<u64>,
+    checked: tokio::sync::watch::Receiver<super::integrity::Verdict>,
 ) {
     let (state, wake) = &*signals;
     let mut truncated = 0;
@@ -150,6 +156,14 @@ fn run(
             };
             (guard.stopped, guard.truncations_asked)
         };
+        // Nothing is written to a store before its check passes.
+        let sound = matches!(*checked.borrow(), Some(Ok(())));
+        if !sound {
+            if stopped {
+                return;
+            }
+            continue;
+        }
         if stopped {
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
                 tracing::warn!(error = %Redacted(&e), "final event log checkpoint failed");

@@ -119,8 +119,8 @@ fn quick_check(conn: &Connection) -> rusqlite::Result<Option<String>> {
 }
 
 /// [`quick_check`] on a connection of its own that reads the file through a memory map
-/// (SQLite maps at most its first 2 GiB) with a small page cache: neither a copy of
-/// every page nor the writer's large cache filled. A quarter less time at 10 M events
+/// (SQLite maps at most its first 2 GiB; the rest goes through the page cache) with a
+/// small page cache, not the writer's large one: about half the time at 10 M events
 /// (see BENCHMARKS.md, restart).
 pub(crate) fn check_every_page(db: &Path) -> rusqlite::Result<Option<String>> {
     let conn = Connection::open(db)?;
@@ -128,6 +128,19 @@ pub(crate) fn check_every_page(db: &Path) -> rusqlite::Result<Option<String>> {
     conn.pragma_update(None, "mmap_size", 1i64 << 40)?;
     conn.pragma_update(None, "cache_size", -2_000)?;
     quick_check(&conn)
+}
+
+/// What the check of every page found: `None` while it runs.
+pub(crate) type Verdict = Option<Result<(), CheckFailed>>;
+
+/// Why a store failed its check.
+#[derive(Debug, Clone)]
+pub(crate) enum CheckFailed {
+    /// SQLite found damaged pages; what it said.
+    Damaged(String),
+    /// The check itself could not run (an I/O error, no memory): not a verdict on
+    /// the file, but nothing is written to a store not checked.
+    NotRun(String),
 }
 
 /// Whether SQLite found the file damaged or not a database at all.

@@ -113,6 +113,10 @@ pub enum OpenError {
     )]
     Damaged { path: PathBuf, why: String },
     #[error(
+        "the event log's file {path} could not be checked: {why}. Nothing was written to it; Unavoce does not start on a store it could not check"
+    )]
+    Unchecked { path: PathBuf, why: String },
+    #[error(
         "the event log at {path} was written by a newer Unavoce (schema {found}, this build knows {known})"
     )]
     TooNew {
@@ -136,7 +140,7 @@ pub struct SqliteLog {
     committed: tokio::sync::watch::Receiver<i64>,
     /// The writer's check of every page at open: `None` until it is done, then what
     /// was found damaged, if anything.
-    checked: tokio::sync::watch::Receiver<Option<Result<(), String>>>,
+    checked: tokio::sync::watch::Receiver<integrity::Verdict>,
     /// The work this process holds leases on.
     held: crate::leases::HeldHere,
     /// What every lease watches: it never turns true (see `leases.rs`).
@@ -185,7 +189,12 @@ impl SqliteLog {
         if migrating && let Some(why) = integrity::check_every_page(&path).map_err(open_err)? {
             return Err(OpenError::Damaged { path, why });
         }
-        let ran = schema::migrate(&mut conn).map_err(open_err)?;
+        // Only a store that needs it is written to before the writer's check.
+        let ran = if migrating {
+            schema::migrate(&mut conn).map_err(open_err)?
+        } else {
+            0
+        };
         if ran > 0 {
             tracing::info!(path = %path.display(), migrations = ran, "event log schema migrated");
         }
@@ -196,7 +205,13 @@ impl SqliteLog {
 
         // Checkpoints run on their own thread; only if it cannot start does the writer
         // checkpoint inside its commits, as SQLite does by default.
-        let checkpointer = match checkpoint::Checkpointer::start(&path, options.durability) {
+        let (checked, checked_rx) =
+            tokio::sync::watch::channel(if migrating { Some(Ok(())) } else { None });
+        let checkpointer = match checkpoint::Checkpointer::start(
+            &path,
+            options.durability,
+            checked_rx.clone(),
+        ) {
             Ok(checkpointer) => {
                 conn.pragma_update(None, "wal_autocheckpoint", 0)
                     .map_err(open_err)?;
@@ -211,8 +226,6 @@ impl SqliteLog {
         // The highest position given, even if its event was erased since.
         let last_seq = erasure::highest_seq(&conn).map_err(open_err)?;
         let (committed, committed_rx) = tokio::sync::watch::channel(last_seq);
-        let (checked, checked_rx) =
-            tokio::sync::watch::channel(if migrating { Some(Ok(())) } else { None });
         let truncation = checkpointer
             .as_ref()
             .map(checkpoint::Checkpointer::truncation);
@@ -277,14 +290,17 @@ impl SqliteLog {
             .await
             .ok()
             .and_then(|verdict| verdict.clone());
+        let path = self.path.clone();
         match verdict {
             Some(Ok(())) => Ok(()),
-            Some(Err(why)) => Err(OpenError::Damaged {
-                path: self.path.clone(),
-                why,
-            }),
-            None => Err(OpenError::Damaged {
-                path: self.path.clone(),
+            Some(Err(integrity::CheckFailed::Damaged(why))) => {
+                Err(OpenError::Damaged { path, why })
+            }
+            Some(Err(integrity::CheckFailed::NotRun(why))) => {
+                Err(OpenError::Unchecked { path, why })
+            }
+            None => Err(OpenError::Unchecked {
+                path,
                 why: "the writer stopped before it could check it".into(),
             }),
         }

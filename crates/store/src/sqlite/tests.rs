@@ -764,7 +764,8 @@ async fn an_emptied_or_deleted_database_is_refused_not_started_empty() {
 
 /// A page damaged in the middle of the file passes the open, which only reads headers:
 /// the writer's check of every page finds it before its first commit, `checked` names
-/// the file, and nothing is written to (or acknowledged by) the damaged store.
+/// the file, and nothing is written to (or acknowledged by) the damaged store — not
+/// the open's own bookkeeping, not a checkpoint, not a write sent before the verdict.
 #[tokio::test]
 async fn a_damaged_page_is_found_before_the_first_commit_and_every_write_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -794,23 +795,33 @@ async fn a_damaged_page_is_found_before_the_first_commit_and_every_write_refused
         file.sync_all().unwrap();
     }
 
+    let damaged = std::fs::read(&db).unwrap();
+
     let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
-    let refused = log.checked().await.unwrap_err();
+    // Sent at once: it waits for the verdict, and is refused.
+    let batch = AppendBatch {
+        events: vec![event("after", "u")],
+        ..Default::default()
+    };
+    let write = log.append(&batch);
+    let (write, checked) = tokio::join!(write, log.checked());
+    let refused = checked.unwrap_err();
     assert!(
-        matches!(&refused, OpenError::Damaged { path, .. } if path == &db),
+        matches!(&refused, OpenError::Damaged { path, why } if path == &db && why.contains("database main")),
         "{refused}"
     );
-    let write = log
-        .append(&AppendBatch {
-            events: vec![event("after", "u")],
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let write = write.unwrap_err().to_string();
     assert!(
-        write.to_string().contains("damaged")
-            && write.to_string().contains(&db.display().to_string()),
+        write.contains("damaged") && write.contains(&db.display().to_string()),
         "{write}"
     );
     log.close().await;
+    drop(log);
+    assert!(
+        std::fs::read(&db).unwrap() == damaged,
+        "the damaged file was written to"
+    );
+    let wal = dir.path().join("events.db-wal");
+    let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(wal_len, 0, "the WAL was written to");
 }

@@ -189,7 +189,7 @@ pub(crate) struct Writer {
     /// Where the check of every page at open is told (see [`SqliteLog::checked`]).
     ///
     /// [`SqliteLog::checked`]: super::SqliteLog::checked
-    pub checked: tokio::sync::watch::Sender<Option<Result<(), String>>>,
+    pub checked: tokio::sync::watch::Sender<super::integrity::Verdict>,
 }
 
 impl Writer {
@@ -396,25 +396,33 @@ fn check(writer: &Writer, jobs: &Receivers) -> bool {
     if writer.checked.borrow().is_some() {
         return true;
     }
+    use super::integrity::CheckFailed;
     let started = Instant::now();
-    let damage = match super::integrity::check_every_page(&writer.path) {
-        Ok(found) => found,
-        Err(e) => Some(format!("it could not be checked: {e}")),
+    let failed = match super::integrity::check_every_page(&writer.path) {
+        Ok(None) => None,
+        Ok(Some(why)) => Some(CheckFailed::Damaged(why)),
+        Err(e) => Some(CheckFailed::NotRun(e.to_string())),
     };
     let seconds = started.elapsed().as_secs_f64();
-    writer.checked.send_replace(Some(match &damage {
-        None => Ok(()),
-        Some(why) => Err(why.clone()),
-    }));
-    let Some(why) = damage else {
-        tracing::info!(seconds, "event log checked: every page is sound");
-        return true;
+    writer
+        .checked
+        .send_replace(Some(failed.clone().map_or(Ok(()), Err)));
+    let path = writer.path.display();
+    let refused = match failed {
+        None => {
+            tracing::info!(seconds, "event log checked: every page is sound");
+            return true;
+        }
+        Some(CheckFailed::Damaged(why)) => {
+            tracing::error!(%path, seconds, "the event log is damaged; every write is refused");
+            format!("the event log at {path} is damaged: {why}")
+        }
+        Some(CheckFailed::NotRun(why)) => {
+            tracing::error!(%path, seconds, "the event log could not be checked; every write is refused");
+            format!("the event log at {path} could not be checked: {why}")
+        }
     };
-    tracing::error!(path = %writer.path.display(), seconds, "the event log is damaged; every write is refused");
-    let refused = StoreError::Storage(format!(
-        "the event log at {} is damaged: {why}",
-        writer.path.display()
-    ));
+    let refused = StoreError::Storage(refused);
     while let Ok(job) = jobs.next(None) {
         let _ = job.reply.send(Err(refused.clone()));
     }

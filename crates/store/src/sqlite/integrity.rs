@@ -124,6 +124,7 @@ fn quick_check(conn: &Connection) -> rusqlite::Result<Option<String>> {
 /// (see BENCHMARKS.md, restart).
 pub(crate) fn check_every_page(db: &Path) -> rusqlite::Result<Option<String>> {
     let conn = Connection::open(db)?;
+    super::schema::no_checkpoint_on_close(&conn)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "mmap_size", 1i64 << 40)?;
     conn.pragma_update(None, "cache_size", -2_000)?;

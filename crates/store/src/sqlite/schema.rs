@@ -201,6 +201,7 @@ pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// Sets the pragmas every connection uses.
 pub(crate) fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    no_checkpoint_on_close(conn)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(
         None,
@@ -220,6 +221,17 @@ pub(crate) fn configure(conn: &Connection, durability: Durability) -> rusqlite::
     // and to checkpoint, and freed pages are written instead of just listed). Appends,
     // which only insert, hardly pay it; deletes and rewrites of large rows do.
     conn.pragma_update(None, "secure_delete", "ON")?;
+    Ok(())
+}
+
+/// SQLite copies the WAL into the database when a store's last connection closes: on a
+/// store found damaged, that would write to it. Checkpoints are the checkpoint thread's
+/// (or, without one, the writer's), after the store's check has passed.
+pub(crate) fn no_checkpoint_on_close(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
     Ok(())
 }
 

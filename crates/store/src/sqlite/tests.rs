@@ -762,16 +762,8 @@ async fn an_emptied_or_deleted_database_is_refused_not_started_empty() {
     assert_eq!(log.stats().await.unwrap().events, 0);
 }
 
-/// A page damaged in the middle of the file passes the open, which only reads headers:
-/// the writer's check of every page finds it before its first commit, `checked` names
-/// the file, and nothing is written to (or acknowledged by) the damaged store — not
-/// the open's own bookkeeping, not a checkpoint, not a write sent before the verdict.
-#[tokio::test]
-async fn a_damaged_page_is_found_before_the_first_commit_and_every_write_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("events.db");
-    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
-    log.checked().await.unwrap();
+/// 5,000 events, about 2 MB.
+async fn fill(log: &SqliteLog) {
     for chunk in 0..20 {
         let events = (0..250)
             .map(|i| event(&format!("m-{chunk}-{i}"), &format!("user-{i}")))
@@ -783,17 +775,35 @@ async fn a_damaged_page_is_found_before_the_first_commit_and_every_write_refused
         .await
         .unwrap();
     }
+}
+
+/// `pages` pages of 4 KiB around the middle of `db` overwritten with garbage.
+fn damage_the_middle(db: &std::path::Path, pages: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let len = std::fs::metadata(db).unwrap().len();
+    assert!(len > 256 * 1024, "only {len} bytes");
+    let at = (len / 2 / 4096).saturating_sub(pages / 2) * 4096;
+    let mut file = std::fs::OpenOptions::new().write(true).open(db).unwrap();
+    file.seek(SeekFrom::Start(at)).unwrap();
+    file.write_all(&vec![0xA5; (pages * 4096) as usize])
+        .unwrap();
+    file.sync_all().unwrap();
+}
+
+/// A page damaged in the middle of the file passes the open, which only reads headers:
+/// the writer's check of every page finds it before its first commit, `checked` names
+/// the file, and nothing is written to (or acknowledged by) the damaged store — not
+/// the open's own bookkeeping, not a checkpoint, not a write sent before the verdict.
+#[tokio::test]
+async fn a_damaged_page_is_found_before_the_first_commit_and_every_write_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    log.checked().await.unwrap();
+    fill(&log).await;
     log.close().await;
     drop(log);
-    let len = std::fs::metadata(&db).unwrap().len();
-    assert!(len > 256 * 1024, "only {len} bytes");
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
-        file.seek(SeekFrom::Start(len / 2 / 4096 * 4096)).unwrap();
-        file.write_all(&[0xA5; 4 * 4096]).unwrap();
-        file.sync_all().unwrap();
-    }
+    damage_the_middle(&db, 4);
 
     let damaged = std::fs::read(&db).unwrap();
 
@@ -824,4 +834,50 @@ async fn a_damaged_page_is_found_before_the_first_commit_and_every_write_refused
     let wal = dir.path().join("events.db-wal");
     let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
     assert_eq!(wal_len, 0, "the WAL was written to");
+}
+
+/// A store killed with commits in its WAL, then damaged: found so, and closed, neither
+/// file is written — SQLite's own checkpoint when the last connection closes would copy
+/// the WAL into the damaged database.
+#[tokio::test]
+async fn a_damaged_store_s_wal_is_not_copied_into_it_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    fill(&log).await;
+    // Closed and opened again, then one more event: the WAL holds the few pages it
+    // changed, the database every other.
+    log.close().await;
+    drop(log);
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    log.append(&AppendBatch {
+        events: vec![event("one-more", "u")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // What a kill leaves: the files as they are while the store is open.
+    let crashed = tempfile::tempdir().unwrap();
+    for name in ["events.db", "events.db-wal", "events.db.created"] {
+        std::fs::copy(dir.path().join(name), crashed.path().join(name)).unwrap();
+    }
+    log.close().await;
+    let (db, wal) = (
+        crashed.path().join("events.db"),
+        crashed.path().join("events.db-wal"),
+    );
+    let wal_len = std::fs::metadata(&wal).unwrap().len();
+    assert!(wal_len > 32, "no commit left in the WAL ({wal_len} bytes)");
+    damage_the_middle(&db, 64);
+    let before = (std::fs::read(&db).unwrap(), std::fs::read(&wal).unwrap());
+
+    let log = SqliteLog::open(crashed.path(), SqliteOptions::default()).unwrap();
+    assert!(log.checked().await.is_err());
+    log.close().await;
+    drop(log);
+    let after = (
+        std::fs::read(&db).unwrap(),
+        std::fs::read(&wal).unwrap_or_default(),
+    );
+    assert!(after.0 == before.0, "the damaged database was written to");
+    assert!(after.1 == before.1, "the WAL was changed");
 }

@@ -192,17 +192,14 @@ async fn start_checked(opened: &store::OpenStore, blueprint: Blueprint) -> anyho
             checked?;
             Ok(start.await?)
         }
-        started = &mut start => {
-            let running = match (opened.checked().await, started) {
-                (Ok(()), started) => started?,
-                (Err(damaged), Ok(running)) => {
-                    running.stop().await;
-                    return Err(damaged);
-                }
-                (Err(damaged), Err(_)) => return Err(damaged),
-            };
-            Ok(running)
-        }
+        started = &mut start => match (opened.checked().await, started) {
+            (Ok(()), started) => Ok(started?),
+            (Err(damaged), Ok(running)) => {
+                running.stop().await;
+                Err(damaged)
+            }
+            (Err(damaged), Err(_)) => Err(damaged),
+        },
     }
 }
 

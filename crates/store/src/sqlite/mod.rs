@@ -138,8 +138,8 @@ pub struct SqliteLog {
     queue_capacity: usize,
     readers: Arc<Mutex<Vec<Connection>>>,
     committed: tokio::sync::watch::Receiver<i64>,
-    /// The writer's check of every page at open: `None` until it is done, then what
-    /// was found damaged, if anything.
+    /// The writer's check of every page at open: `None` until it is done, then whether
+    /// it passed (sound, damaged, or not run).
     checked: tokio::sync::watch::Receiver<integrity::Verdict>,
     /// The work this process holds leases on.
     held: crate::leases::HeldHere,

@@ -17,6 +17,7 @@ pub mod import;
 pub mod journey;
 pub mod linkage;
 pub mod live;
+pub mod log_time;
 pub mod message;
 pub mod name;
 pub mod platform_events;

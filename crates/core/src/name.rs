@@ -3,7 +3,8 @@
 //!
 //! A profile's state names things: the channels it was reached on, its traits and where
 //! each was said. Held as a `String` each, every person paid for their own copy (24
-//! bytes and an allocation); a [`Name`] is a shared pointer to one copy. The names come
+//! bytes and an allocation); a [`Name`] is a shared pointer to one copy, 8 bytes (a
+//! thin pointer: the count and the text's length live with the text). The names come
 //! from outside (any sender can make up a trait name), so the process keeps at most
 //! [`KEPT`] of them, none longer than [`LONGEST`] bytes; past that a name is still
 //! correct, only not shared.
@@ -22,28 +23,29 @@ pub const KEPT: usize = 65_536;
 /// The longest name shared, in bytes (a longer one is rarely a name that recurs).
 pub const LONGEST: usize = 64;
 
-static NAMES: LazyLock<Mutex<HashSet<Arc<str>, foldhash::quality::RandomState>>> =
+static NAMES: LazyLock<Mutex<HashSet<Name, foldhash::quality::RandomState>>> =
     LazyLock::new(Mutex::default);
 
 /// A shared name. Compared, ordered and hashed as its text.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(Arc<str>);
+pub struct Name(Arc<Box<str>>);
 
 impl Name {
     /// The shared copy of `text`.
     pub fn new(text: &str) -> Name {
+        let name = || Name(Arc::new(Box::from(text)));
         if text.len() > LONGEST {
-            return Name(Arc::from(text));
+            return name();
         }
         let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(name) = names.get(text) {
-            return Name(name.clone());
+        if let Some(shared) = names.get(text) {
+            return shared.clone();
         }
-        let name: Arc<str> = Arc::from(text);
+        let name = name();
         if names.len() < KEPT {
             names.insert(name.clone());
         }
-        Name(name)
+        name
     }
 
     pub fn as_str(&self) -> &str {
@@ -59,6 +61,8 @@ impl std::ops::Deref for Name {
     }
 }
 
+/// Hashed and compared as its text (the derived `Hash` hashes the text alone), so the
+/// set of shared names is looked up by `&str`.
 impl Borrow<str> for Name {
     fn borrow(&self) -> &str {
         &self.0
@@ -91,19 +95,19 @@ impl From<String> for Name {
 
 impl PartialEq<str> for Name {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        **self.0 == *other
     }
 }
 
 impl PartialEq<&str> for Name {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        **self.0 == **other
     }
 }
 
 impl fmt::Debug for Name {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(&**self.0, f)
     }
 }
 
@@ -145,6 +149,8 @@ mod tests {
 
     #[test]
     fn the_same_text_is_one_copy() {
+        assert_eq!(size_of::<Name>(), 8);
+        assert_eq!(size_of::<Option<Name>>(), 8);
         let a = Name::new("preferred_channel");
         let b: Name = "preferred_channel".to_string().into();
         assert!(Arc::ptr_eq(&a.0, &b.0));

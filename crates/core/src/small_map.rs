@@ -4,7 +4,8 @@
 //! A `Vec` grows from nothing to room for four, then doubles: a person with one
 //! channel holds room for four, and the spare room, over millions of people, was a
 //! quarter of what the projections held. These grow one slot at a time while small,
-//! then by a quarter (so growing stays amortised O(1)).
+//! then by a quarter (so growing stays amortised O(1)). A [`SmallMap`] holds exactly its
+//! entries.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -35,16 +36,25 @@ pub fn extend_snug<T>(list: &mut Vec<T>, items: Vec<T>) {
     list.extend(items);
 }
 
-/// A map kept as a vector sorted by key, grown snugly: for the few entries a person
-/// holds. Serialised as a map in binary formats, as a list of pairs in human-readable
-/// ones (whose maps take only text keys).
+/// A map kept as a slice sorted by key, exactly its entries long: for the few entries a
+/// person holds, in 16 bytes and no spare room (an insert moves the entries after it,
+/// as in any sorted vector, and grows the slice by one). Serialised as a map in binary
+/// formats, as a list of pairs in human-readable ones (whose maps take only text keys).
 #[derive(Debug, Clone, PartialEq)]
-pub struct SmallMap<K, V>(Vec<(K, V)>);
+pub struct SmallMap<K, V>(Box<[(K, V)]>);
 
 impl<K, V> Default for SmallMap<K, V> {
     fn default() -> Self {
-        SmallMap(Vec::new())
+        SmallMap(Box::default())
     }
+}
+
+/// Puts `item` at `i` in `list`, the list grown by exactly one.
+pub fn insert_exact<T>(list: &mut Box<[T]>, i: usize, item: T) {
+    let mut items = std::mem::take(list).into_vec();
+    items.reserve_exact(1);
+    items.insert(i, item);
+    *list = items.into_boxed_slice();
 }
 
 impl<K: Ord, V> SmallMap<K, V> {
@@ -79,8 +89,7 @@ impl<K: Ord, V> SmallMap<K, V> {
         match self.find(&key) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
-                make_room(&mut self.0);
-                self.0.insert(i, (key, value));
+                insert_exact(&mut self.0, i, (key, value));
                 None
             }
         }
@@ -94,8 +103,7 @@ impl<K: Ord, V> SmallMap<K, V> {
         let i = match self.find(&key) {
             Ok(i) => i,
             Err(i) => {
-                make_room(&mut self.0);
-                self.0.insert(i, (key, V::default()));
+                insert_exact(&mut self.0, i, (key, V::default()));
                 i
             }
         };
@@ -109,7 +117,7 @@ impl<K: Ord, V> SmallMap<K, V> {
 
     /// The entries, by key, to keep.
     pub fn into_pairs(self) -> Vec<(K, V)> {
-        self.0
+        self.0.into_vec()
     }
 
     pub fn len(&self) -> usize {
@@ -130,18 +138,17 @@ impl<K: Ord, V> SmallMap<K, V> {
             entries.dedup_by(|(a, _), (b, _)| a == b);
             entries.reverse();
         }
-        entries.shrink_to_fit();
-        SmallMap(entries)
+        SmallMap(entries.into_boxed_slice())
     }
 }
 
 impl<K: Serialize, V: Serialize> Serialize for SmallMap<K, V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            return serializer.collect_seq(&self.0);
+            return serializer.collect_seq(self.0.iter());
         }
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
+        for (k, v) in self.0.iter() {
             map.serialize_entry(k, v)?;
         }
         map.end()
@@ -215,7 +222,7 @@ mod tests {
         assert_eq!(map.get("phone"), None);
         let keys: Vec<&String> = map.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["email", "sms", "web"]);
-        assert_eq!(map.0.capacity(), 3);
+        assert_eq!(size_of::<SmallMap<String, i32>>(), 16);
 
         let json = serde_json::to_string(&map).unwrap();
         assert_eq!(json, r#"[["email",2],["sms",6],["web",4]]"#);

@@ -203,40 +203,73 @@ const PHONE_CACHE_ENTRIES: usize = 100_000;
 /// A type's position in the priority order (0 = highest).
 pub type TypeIx = u16;
 
-/// A normalised identifier, as the graph keys it. Its text is shared: the graph holds
-/// one copy of it however many times it keeps the identifier (owner, profile, evidence).
+/// A normalised identifier, as the graph keys it: 16 bytes. Its text is shared: the
+/// graph holds one copy of it however many times it keeps the identifier (owner,
+/// profile, evidence).
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub struct IdKey {
     pub kind: TypeIx,
-    #[serde(with = "shared_text")]
-    pub value: Arc<str>,
+    pub value: SharedText,
 }
 
-/// `Arc<str>` as text (serde's own needs its `rc` feature, for this one field).
-mod shared_text {
-    use std::sync::Arc;
+/// Text held once and shared, behind a thin pointer (8 bytes: the count and the text's
+/// length live with the text). Compared, ordered and hashed as its text.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SharedText(Arc<Box<str>>);
 
-    use serde::de::{Error, Visitor};
-    use serde::{Deserializer, Serializer};
+impl std::ops::Deref for SharedText {
+    type Target = str;
 
-    pub fn serialize<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(text)
+    fn deref(&self) -> &str {
+        &self.0
     }
+}
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+impl From<&str> for SharedText {
+    fn from(text: &str) -> SharedText {
+        SharedText(Arc::new(Box::from(text)))
+    }
+}
+
+impl From<String> for SharedText {
+    fn from(text: String) -> SharedText {
+        SharedText(Arc::new(text.into_boxed_str()))
+    }
+}
+
+impl std::fmt::Debug for SharedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self.0, f)
+    }
+}
+
+impl std::fmt::Display for SharedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for SharedText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SharedText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Text;
 
-        impl Visitor<'_> for Text {
-            type Value = Arc<str>;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = SharedText;
 
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("text")
             }
 
-            fn visit_str<E: Error>(self, text: &str) -> Result<Arc<str>, E> {
-                Ok(Arc::from(text))
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SharedText, E> {
+                Ok(SharedText::from(text))
             }
         }
 

@@ -1,6 +1,7 @@
 //! Cases: customer problems that span channels, derived from `Case Opened`, `Case
 //! Updated` and `Case Resolved` events that carry a `case_id`.
 
+use crate::log_time::LogTime;
 use crate::name::Name;
 use crate::small_map::{SmallMap, push_snug};
 use jiff::Timestamp;
@@ -52,12 +53,19 @@ impl Case {
 /// One event about a case, as kept until the case is folded.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct CaseStep {
-    at: Timestamp,
+    at: LogTime,
     seq: i64,
     action: CaseEvent,
     event: Name,
     touchpoint: Option<Name>,
     channel: Option<Name>,
+    /// Boxed, and only when the event says any of it: most steps say none.
+    text: Option<Box<CaseText>>,
+}
+
+/// What a case event says in words.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct CaseText {
     subject: Option<String>,
     category: Option<String>,
     note: Option<String>,
@@ -87,18 +95,23 @@ impl CaseLog {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
+        let said = CaseText {
+            subject: text("subject"),
+            category: text("category"),
+            note: text("note"),
+        };
+        let said = (said.subject.is_some() || said.category.is_some() || said.note.is_some())
+            .then(|| Box::new(said));
         push_snug(
             self.0.or_default(id),
             CaseStep {
-                at: event.timestamp,
+                at: LogTime::of(event.timestamp),
                 seq,
                 action,
                 event: Name::from(name),
                 touchpoint: event.touchpoint.as_deref().map(Name::from),
                 channel: event.channel.as_deref().map(Name::from),
-                subject: text("subject"),
-                category: text("category"),
-                note: text("note"),
+                text: said,
             },
         );
     }
@@ -114,7 +127,7 @@ impl CaseLog {
     /// taken as opened at its first event; a case resolved and then touched again is
     /// open again.
     pub fn cases(&self) -> Vec<Case> {
-        let mut cases: Vec<(Timestamp, i64, Case)> = self
+        let mut cases: Vec<(LogTime, i64, Case)> = self
             .0
             .iter()
             .filter_map(|(id, steps)| {
@@ -126,7 +139,7 @@ impl CaseLog {
                     status: CaseStatus::Open,
                     subject: None,
                     category: None,
-                    opened_at: first.at,
+                    opened_at: first.at.timestamp(),
                     resolved_at: None,
                     touches: Vec::with_capacity(steps.len()),
                     channels: Vec::new(),
@@ -138,20 +151,24 @@ impl CaseLog {
                         // An update keeps the status (open, for a case new to us).
                         CaseEvent::Updated => case.status,
                     };
-                    case.subject = step.subject.clone().or(case.subject.take());
-                    case.category = step.category.clone().or(case.category.take());
-                    case.resolved_at = (case.status == CaseStatus::Resolved).then_some(step.at);
+                    let said = step.text.as_deref();
+                    let subject = said.and_then(|t| t.subject.clone());
+                    let category = said.and_then(|t| t.category.clone());
+                    case.subject = subject.or(case.subject.take());
+                    case.category = category.or(case.category.take());
+                    case.resolved_at =
+                        (case.status == CaseStatus::Resolved).then_some(step.at.timestamp());
                     if let Some(channel) = &step.channel
                         && !case.channels.iter().any(|c| c == channel.as_str())
                     {
                         case.channels.push(channel.to_string());
                     }
                     case.touches.push(CaseTouch {
-                        at: step.at,
+                        at: step.at.timestamp(),
                         event: step.event.to_string(),
                         touchpoint: step.touchpoint.as_deref().map(str::to_string),
                         channel: step.channel.as_deref().map(str::to_string),
-                        note: step.note.clone(),
+                        note: said.and_then(|t| t.note.clone()),
                     });
                 }
                 Some((first.at, first.seq, case))

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 
 use crate::event::Event;
+use crate::log_time::LogTime;
 
 /// How matching events are aggregated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,26 +171,64 @@ pub fn default_computed_traits() -> Vec<ComputedTrait> {
 /// One matching event, as a first, last or windowed aggregate keeps it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Sample {
-    at: Timestamp,
+    at: LogTime,
     seq: i64,
     /// The aggregated property's value, when the trait names one and the event has it.
     value: Option<Value>,
 }
 
-/// What a person's events have contributed to one computed trait.
+/// What a person's events have contributed to one computed trait. 16 bytes: what does
+/// not fit in 8 is boxed (held for every person and trait).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Contribution {
     Count(u64),
     Sum(f64),
-    Min(Option<f64>),
-    Max(Option<f64>),
-    /// Boxed: a held sample is rare, and inline it would make every contribution its size.
+    Min(Extreme),
+    Max(Extreme),
     First(Option<Box<Sample>>),
     Last(Option<Box<Sample>>),
-    Distinct(BTreeSet<String>),
+    #[expect(
+        clippy::box_collection,
+        reason = "a set inline would make every contribution 32 bytes"
+    )]
+    Distinct(Box<BTreeSet<String>>),
     /// A trait over the last N days keeps its matching events aggregated per day, the
     /// days from its newest back N: which of them count depends on when it is read.
-    Window(Window),
+    /// `None` until an event matches.
+    Window(Option<Box<Window>>),
+}
+
+/// The least or greatest number seen: NaN until one is (`f64::min` and `max` pass NaN
+/// over), an option in 8 bytes. Two unknowns are equal; written as an option.
+#[derive(Debug, Clone, Copy)]
+struct Extreme(f64);
+
+impl Extreme {
+    const UNKNOWN: Extreme = Extreme(f64::NAN);
+
+    fn fold(self, number: Option<f64>, f: fn(f64, f64) -> f64) -> Extreme {
+        Extreme(f(self.0, number.unwrap_or(f64::NAN)))
+    }
+}
+
+impl PartialEq for Extreme {
+    fn eq(&self, other: &Extreme) -> bool {
+        self.0 == other.0 || (self.0.is_nan() && other.0.is_nan())
+    }
+}
+
+impl Serialize for Extreme {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (!self.0.is_nan()).then_some(self.0).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Extreme {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Extreme, D::Error> {
+        Ok(Extreme(
+            Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN),
+        ))
+    }
 }
 
 /// A windowed trait's matching events, aggregated day by day (see [`Window::add`]).
@@ -207,7 +246,7 @@ impl Window {
     /// is before an event that has happened (a profile is read at the time of reading,
     /// after its events), and a day that counts for no reading is not worth holding.
     fn add(&mut self, sample: Sample) {
-        let day = day_of(sample.at);
+        let day = day_of(sample.at.timestamp());
         match self.kept.binary_search_by_key(&day, |(d, _)| *d) {
             Ok(i) => self.kept[i].1.add(sample),
             Err(i) => {
@@ -258,7 +297,7 @@ impl Window {
 /// definition in order: what a profile keeps as its events arrive, mergeable, and read
 /// at any `now`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ComputedState(Vec<Contribution>);
+pub struct ComputedState(Box<[Contribution]>);
 
 impl ComputedState {
     /// Takes in the event at log position `seq`.
@@ -268,8 +307,17 @@ impl ComputedState {
         }
         for (def, contribution) in definitions.iter().zip(&mut self.0) {
             if def.matches(event) {
+                if let (Contribution::Window(window @ None), Some(days)) =
+                    (&mut *contribution, def.window_days)
+                {
+                    *window = Some(Box::new(Window {
+                        aggregate: def.aggregate,
+                        days,
+                        kept: Vec::new(),
+                    }));
+                }
                 contribution.add(Sample {
-                    at: event.timestamp,
+                    at: LogTime::of(event.timestamp),
                     seq,
                     value: def
                         .property
@@ -310,12 +358,8 @@ impl ComputedState {
 
 impl Contribution {
     fn empty(def: &ComputedTrait) -> Self {
-        if let Some(days) = def.window_days {
-            Contribution::Window(Window {
-                aggregate: def.aggregate,
-                days,
-                kept: Vec::new(),
-            })
+        if def.window_days.is_some() {
+            Contribution::Window(None)
         } else {
             Contribution::all_time(def.aggregate)
         }
@@ -325,11 +369,11 @@ impl Contribution {
         match aggregate {
             Aggregate::Count => Contribution::Count(0),
             Aggregate::Sum => Contribution::Sum(0.0),
-            Aggregate::Min => Contribution::Min(None),
-            Aggregate::Max => Contribution::Max(None),
+            Aggregate::Min => Contribution::Min(Extreme::UNKNOWN),
+            Aggregate::Max => Contribution::Max(Extreme::UNKNOWN),
             Aggregate::First => Contribution::First(None),
             Aggregate::Last => Contribution::Last(None),
-            Aggregate::Distinct => Contribution::Distinct(BTreeSet::new()),
+            Aggregate::Distinct => Contribution::Distinct(Box::default()),
         }
     }
 
@@ -338,12 +382,15 @@ impl Contribution {
         match (self, other) {
             (Contribution::Count(a), Contribution::Count(b)) => *a += b,
             (Contribution::Sum(a), Contribution::Sum(b)) => *a += b,
-            (Contribution::Min(a), Contribution::Min(b)) => *a = fold_number(*a, b, f64::min),
-            (Contribution::Max(a), Contribution::Max(b)) => *a = fold_number(*a, b, f64::max),
+            (Contribution::Min(a), Contribution::Min(b)) => *a = a.fold(Some(b.0), f64::min),
+            (Contribution::Max(a), Contribution::Max(b)) => *a = a.fold(Some(b.0), f64::max),
             (Contribution::First(a), Contribution::First(Some(b))) => keep(a, *b, true),
             (Contribution::Last(a), Contribution::Last(Some(b))) => keep(a, *b, false),
-            (Contribution::Distinct(a), Contribution::Distinct(b)) => a.extend(b),
-            (Contribution::Window(a), Contribution::Window(b)) => a.merge(b),
+            (Contribution::Distinct(a), Contribution::Distinct(b)) => a.extend(*b),
+            (Contribution::Window(a), Contribution::Window(Some(b))) => match a {
+                Some(a) => a.merge(*b),
+                None => *a = Some(b),
+            },
             _ => {}
         }
     }
@@ -353,8 +400,8 @@ impl Contribution {
         match self {
             Contribution::Count(n) => *n += 1,
             Contribution::Sum(sum) => *sum += number.unwrap_or(0.0),
-            Contribution::Min(min) => *min = fold_number(*min, number, f64::min),
-            Contribution::Max(max) => *max = fold_number(*max, number, f64::max),
+            Contribution::Min(min) => *min = min.fold(number, f64::min),
+            Contribution::Max(max) => *max = max.fold(number, f64::max),
             Contribution::First(first) => keep(first, sample, true),
             Contribution::Last(last) => keep(last, sample, false),
             Contribution::Distinct(seen) => {
@@ -362,7 +409,11 @@ impl Contribution {
                     seen.insert(v.to_string());
                 }
             }
-            Contribution::Window(window) => window.add(sample),
+            Contribution::Window(window) => {
+                if let Some(window) = window {
+                    window.add(sample);
+                }
+            }
         }
     }
 
@@ -371,7 +422,7 @@ impl Contribution {
         match self {
             Contribution::Count(n) => Some(Value::from(*n)),
             Contribution::Sum(sum) => number(*sum),
-            Contribution::Min(x) | Contribution::Max(x) => x.and_then(number),
+            Contribution::Min(x) | Contribution::Max(x) => number(x.0),
             Contribution::First(s) | Contribution::Last(s) => {
                 s.as_ref().map(|s| match &def.property {
                     Some(_) => s.value.clone().unwrap_or(Value::Null),
@@ -379,15 +430,9 @@ impl Contribution {
                 })
             }
             Contribution::Distinct(seen) => Some(Value::from(seen.len())),
-            Contribution::Window(window) => window.at(now).value(def, now),
+            Contribution::Window(Some(window)) => window.at(now).value(def, now),
+            Contribution::Window(None) => Contribution::all_time(def.aggregate).value(def, now),
         }
-    }
-}
-
-fn fold_number(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(f(a, b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -467,14 +512,14 @@ mod tests {
             state.apply(&defs, seq as i64, event);
         }
         assert_eq!(state.values(&defs, now)["orders_90d"], 1_001);
-        let Contribution::Window(window) = &state.0[0] else {
+        let Contribution::Window(Some(window)) = &state.0[0] else {
             panic!("orders_90d is windowed")
         };
         assert_eq!(window.kept.len(), 3, "one aggregate for each day");
         // An order on 2 June lets both March days go (91 and 92 days before it): they
         // count for no reading after it.
         state.apply(&defs, 9_999, &order("2024-06-02T10:00:00Z", 4.0, "web"));
-        let Contribution::Window(window) = &state.0[0] else {
+        let Contribution::Window(Some(window)) = &state.0[0] else {
             panic!("orders_90d is windowed")
         };
         assert_eq!(window.kept.len(), 2);
@@ -484,6 +529,8 @@ mod tests {
 
     #[test]
     fn min_max_distinct_and_validation() {
+        // Held for every person and trait: what does not fit in 8 bytes is boxed.
+        assert_eq!(size_of::<Contribution>(), 16);
         let now: Timestamp = "2024-06-01T00:00:00Z".parse().unwrap();
         let events = [
             order("2024-05-01T10:00:00Z", 10.0, "web"),

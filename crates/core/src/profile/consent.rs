@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::latest::{Latest, Stated};
 use crate::event::Event;
+use crate::log_time::LogTime;
 use crate::name::Name;
 use crate::platform_events::{CONSENT_GIVEN, CONSENT_WITHDRAWN};
 
@@ -13,8 +14,8 @@ use crate::platform_events::{CONSENT_GIVEN, CONSENT_WITHDRAWN};
 /// every channel when `channel` is `None`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub struct ConsentKey {
-    pub purpose: String,
-    pub channel: Option<String>,
+    pub purpose: Name,
+    pub channel: Option<Name>,
 }
 
 /// A statement's key, taken from one of the same key.
@@ -28,7 +29,7 @@ impl From<&ConsentKey> for ConsentKey {
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Consent {
     pub granted: bool,
-    pub at: Timestamp,
+    pub at: LogTime,
     /// The touchpoint it was given or withdrawn at, or the source.
     pub source: Name,
 }
@@ -78,6 +79,7 @@ pub fn consent_statement(event: &Event) -> Option<(ConsentKey, bool)> {
         .get("properties.channel")
         .and_then(Value::as_str)
         .map(crate::channel::canonical_name);
+    let (purpose, channel) = (Name::from(purpose), channel.map(Name::from));
     Some((ConsentKey { purpose, channel }, granted))
 }
 
@@ -125,7 +127,7 @@ impl Consents {
         };
         let consent = Consent {
             granted,
-            at: event.timestamp,
+            at: LogTime::of(event.timestamp),
             source: Name::from(event.touchpoint.as_ref().unwrap_or(&event.source)),
         };
         self.0.state(&key, consent, seq);
@@ -156,10 +158,10 @@ impl Consents {
                     _ => own,
                 };
                 ConsentLine {
-                    purpose: key.purpose.clone(),
-                    channel: key.channel.clone(),
+                    purpose: key.purpose.to_string(),
+                    channel: key.channel.as_ref().map(Name::to_string),
                     granted: deciding.granted,
-                    at: deciding.at,
+                    at: deciding.at.timestamp(),
                     source: deciding.source.to_string(),
                 }
             })
@@ -168,7 +170,7 @@ impl Consents {
 }
 
 impl Stated for Consent {
-    fn at(&self) -> Timestamp {
+    fn at(&self) -> LogTime {
         self.at
     }
 

@@ -9,9 +9,10 @@ use serde_json::Value;
 
 use crate::channel::ChannelKind;
 use crate::event::Event;
+use crate::log_time::LogTime;
 use crate::name::Name;
 use crate::platform_events::MessageOutcome;
-use crate::small_map::{SmallMap, make_room};
+use crate::small_map::{SmallMap, insert_exact};
 
 /// How a person engages on one channel. Counts are 32-bit (held per person and
 /// channel, millions of times over), and stop at their maximum.
@@ -25,7 +26,7 @@ pub struct ChannelEngagement {
     pub failed: u32,
     /// Events the person started on this channel (visits, calls, purchases, chats).
     pub interactions: u32,
-    pub last_engagement: Option<Timestamp>,
+    pub last_engagement: Option<LogTime>,
     /// Opens, clicks, replies and interactions by hour of the week (UTC, Monday 00:00 = 0).
     // Last, with a default: in a snapshot (fields by position) an empty one is left out.
     #[serde(skip_serializing_if = "HourCounts::is_empty", default)]
@@ -34,7 +35,7 @@ pub struct ChannelEngagement {
 
 /// Counts by hour of the week (0–167), kept sparse: most people engage in a few hours.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HourCounts(Vec<(u8, u32)>);
+pub struct HourCounts(Box<[(u8, u32)]>);
 
 impl HourCounts {
     /// Adds `n` to `hour` (0–167; others are ignored).
@@ -47,10 +48,7 @@ impl HourCounts {
         }
         match self.0.binary_search_by_key(&hour, |(h, _)| *h) {
             Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(n),
-            Err(i) => {
-                make_room(&mut self.0);
-                self.0.insert(i, (hour, n));
-            }
+            Err(i) => insert_exact(&mut self.0, i, (hour, n)),
         }
     }
 
@@ -78,7 +76,7 @@ impl HourCounts {
 
     /// Adds another histogram's counts.
     pub fn merge(&mut self, other: &HourCounts) {
-        for (h, n) in &other.0 {
+        for (h, n) in other.0.iter() {
             self.add(usize::from(*h), *n);
         }
     }
@@ -105,7 +103,7 @@ impl<'de> serde::Deserialize<'de> for HourCounts {
             if pairs.is_sorted_by(|(a, _), (b, _)| a < b)
                 && pairs.last().is_none_or(|(h, _)| *h < 168)
             {
-                return Ok(HourCounts(pairs));
+                return Ok(HourCounts(pairs.into_boxed_slice()));
             }
             let mut counts = HourCounts::default();
             for (hour, n) in pairs {
@@ -200,7 +198,9 @@ pub fn count_engagement(by_channel: &mut SmallMap<Name, ChannelEngagement>, even
     *counter = counter.saturating_add(1);
     let engaged = !matches!(step, "sent" | "delivered" | "failed");
     if engaged {
-        entry.last_engagement = entry.last_engagement.max(Some(event.timestamp));
+        entry.last_engagement = entry
+            .last_engagement
+            .max(Some(LogTime::of(event.timestamp)));
         entry.hour_of_week.add(hour_of_week(event.timestamp), 1);
     }
 }

@@ -2,12 +2,12 @@
 
 use std::borrow::Borrow;
 
+use crate::log_time::LogTime;
 use crate::small_map::SmallMap;
-use jiff::Timestamp;
 
 /// A value stated at a moment.
 pub trait Stated {
-    fn at(&self) -> Timestamp;
+    fn at(&self) -> LogTime;
 
     /// Between two statements made at the same moment, the one of higher precedence wins
     /// (a withdrawn consent outranks a given one); log order decides between equals.

@@ -21,6 +21,7 @@ use super::latest::{Latest, Stated};
 use super::recent::Recent;
 use super::traits::Traits;
 use crate::event::{Event, EventType};
+use crate::log_time::LogTime;
 use crate::name::Name;
 use crate::platform_events::{SEGMENT_ENTERED, SEGMENT_EXITED, SEGMENT_SOURCE};
 use crate::small_map::SmallMap;
@@ -91,11 +92,11 @@ impl ProfileFacts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Membership {
     entered: bool,
-    at: Timestamp,
+    at: LogTime,
 }
 
 impl Stated for Membership {
-    fn at(&self) -> Timestamp {
+    fn at(&self) -> LogTime {
         self.at
     }
 }
@@ -109,7 +110,7 @@ pub struct ProfileState {
     engagement: SmallMap<Name, ChannelEngagement>,
     computed: ComputedState,
     purchases: u32,
-    last_seen: Option<Timestamp>,
+    last_seen: Option<LogTime>,
     /// Segment membership as recorded: entered or not, by the latest change.
     segments: Latest<String, Membership>,
     /// What the context card reads of the person's events.
@@ -139,7 +140,7 @@ impl ProfileState {
         if let Some((segment, entered)) = segment_change(event) {
             let change = Membership {
                 entered,
-                at: event.timestamp,
+                at: LogTime::of(event.timestamp),
             };
             self.segments.state(segment, change, seq);
             return;
@@ -157,7 +158,7 @@ impl ProfileState {
         {
             self.purchases += 1;
         }
-        self.last_seen = self.last_seen.max(Some(event.timestamp));
+        self.last_seen = self.last_seen.max(Some(LogTime::of(event.timestamp)));
     }
 
     /// Adds the state of a profile merged into this one.
@@ -190,13 +191,13 @@ impl ProfileState {
 
     /// When the person was last seen on any touchpoint.
     pub fn last_seen(&self) -> Option<Timestamp> {
-        self.last_seen
+        self.last_seen.map(LogTime::timestamp)
     }
 
     /// When the person's latest event happened, segment membership changes included.
     pub fn last_event_at(&self) -> Option<Timestamp> {
         let changed = self.segments.iter().map(|(_, m)| m.at).max();
-        self.last_seen.max(changed)
+        self.last_seen.max(changed).map(LogTime::timestamp)
     }
 
     /// The person's traits.
@@ -212,7 +213,7 @@ impl ProfileState {
     /// The person at `now`.
     pub fn facts(&self, computed: &[ComputedTrait], now: Timestamp) -> ProfileFacts {
         let lifecycle_stage = match (self.purchases, self.last_seen) {
-            (_, Some(seen)) if seen < now - SignedDuration::from_hours(24 * 180) => {
+            (_, Some(seen)) if seen < LogTime::of(now - SignedDuration::from_hours(24 * 180)) => {
                 LifecycleStage::Lapsed
             }
             (0, _) => LifecycleStage::Prospect,

@@ -1,11 +1,11 @@
 //! The single customer view, folded from a person's events.
 
-use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::latest::{Latest, Stated};
 use crate::event::Event;
+use crate::log_time::LogTime;
 use crate::name::Name;
 
 /// A trait's current value, with where and when it was said.
@@ -14,11 +14,11 @@ pub struct TraitValue {
     pub value: Value,
     /// The touchpoint it was said at, or the source when no touchpoint was named.
     pub source: Name,
-    pub at: Timestamp,
+    pub at: LogTime,
 }
 
 impl Stated for TraitValue {
-    fn at(&self) -> Timestamp {
+    fn at(&self) -> LogTime {
         self.at
     }
 }
@@ -44,7 +44,7 @@ impl Traits {
                 let value = TraitValue {
                     value: value.clone(),
                     source: source.clone(),
-                    at: event.timestamp,
+                    at: LogTime::of(event.timestamp),
                 };
                 self.0.state(name.as_str(), value, seq);
             }

@@ -49,6 +49,23 @@ impl<K, V> Default for SmallMap<K, V> {
     }
 }
 
+/// Pushes `item` onto `list`, the list grown by exactly one.
+pub fn push_exact<T>(list: &mut Box<[T]>, item: T) {
+    let at = list.len();
+    insert_exact(list, at, item);
+}
+
+/// Appends `items` to `list`, the list grown by exactly their number.
+pub fn extend_exact<T>(list: &mut Box<[T]>, items: Box<[T]>) {
+    if items.is_empty() {
+        return;
+    }
+    let mut all = std::mem::take(list).into_vec();
+    all.reserve_exact(items.len());
+    all.extend(items);
+    *list = all.into_boxed_slice();
+}
+
 /// Puts `item` at `i` in `list`, the list grown by exactly one.
 pub fn insert_exact<T>(list: &mut Box<[T]>, i: usize, item: T) {
     let mut items = std::mem::take(list).into_vec();

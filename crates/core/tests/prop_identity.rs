@@ -234,7 +234,7 @@ fn snapshot(graph: &IdentityGraph) -> Snapshot {
             .map(|node| {
                 let events = graph.events(node);
                 let mut node = node.clone();
-                node.chains.clear();
+                node.chains = Box::default();
                 (node, events)
             })
             .collect(),

@@ -26,8 +26,9 @@ use super::extract::IdentifierSet;
 /// collide.
 type FastMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 use super::rules::{IdKey, IdentityRules};
+use crate::log_time::LogTime;
 use crate::rows::{RowStore, Rows};
-use crate::small_map::{extend_snug, push_snug};
+use crate::small_map::{extend_exact, push_exact, push_snug};
 
 /// A profile's id: `p-` and the log position of the event that created it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -167,13 +168,14 @@ pub struct UnmergeRule {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProfileNode {
     pub id: ProfileId,
-    pub created_at: Timestamp,
-    pub identifiers: Vec<(IdKey, Timestamp)>,
+    pub created_at: LogTime,
+    /// Lists exactly their length (a profile node is held millions of times over).
+    pub identifiers: Box<[(IdKey, LogTime)]>,
     /// Its events: its own chain first, then those of the profiles merged into it.
-    pub chains: Vec<Chain>,
-    pub merges: Vec<MergeRecord>,
+    pub chains: Box<[Chain]>,
+    pub merges: Box<[MergeRecord]>,
     /// The first value seen of each distinguishing trait.
-    pub traits: Vec<(u16, String)>,
+    pub traits: Box<[(u16, String)]>,
 }
 
 impl ProfileNode {
@@ -402,7 +404,7 @@ impl IdentityGraph {
                 add_event(node, &mut self.links, seq);
                 for (name, value) in &set.traits {
                     if !node.traits.iter().any(|(n, _)| n == name) {
-                        push_snug(&mut node.traits, (*name, value.clone()));
+                        push_exact(&mut node.traits, (*name, value.clone()));
                     }
                 }
                 resolution.profile = Some(home);
@@ -435,7 +437,7 @@ impl IdentityGraph {
                 if let Some(node) = self.profiles.get_mut(&profile) {
                     for (name, value) in &set.traits {
                         if !node.traits.iter().any(|(n, _)| n == name) {
-                            push_snug(&mut node.traits, (*name, value.clone()));
+                            push_exact(&mut node.traits, (*name, value.clone()));
                         }
                     }
                 }
@@ -584,8 +586,10 @@ impl IdentityGraph {
     /// Whether the profiles in `matched`, merged, plus `ids`, respect every limit.
     fn within_limits(&self, matched: &BTreeSet<ProfileId>, ids: &[IdKey], at: Timestamp) -> bool {
         let types = &self.rules.config.types;
-        let counted = |kind: u16, first: Timestamp| match types[kind as usize].window_days {
-            Some(days) => first >= at - SignedDuration::from_hours(24 * i64::from(days)),
+        let counted = |kind: u16, first: LogTime| match types[kind as usize].window_days {
+            Some(days) => {
+                first >= LogTime::of(at - SignedDuration::from_hours(24 * i64::from(days)))
+            }
             None => true,
         };
         // Each identifier is held by one profile at most, so the merged profile's counts
@@ -599,7 +603,7 @@ impl IdentityGraph {
             }
         }
         for key in ids {
-            if !self.owners.contains_key(key) && counted(key.kind, at) {
+            if !self.owners.contains_key(key) && counted(key.kind, LogTime::of(at)) {
                 counts[key.kind as usize] += 1;
             }
         }
@@ -716,11 +720,11 @@ impl IdentityGraph {
                     id,
                     Box::new(ProfileNode {
                         id,
-                        created_at: at,
-                        identifiers: Vec::new(),
-                        chains: Vec::new(),
-                        merges: Vec::new(),
-                        traits: Vec::new(),
+                        created_at: LogTime::of(at),
+                        identifiers: Box::default(),
+                        chains: Box::default(),
+                        merges: Box::default(),
+                        traits: Box::default(),
                     }),
                 );
                 resolution.created = true;
@@ -744,15 +748,15 @@ impl IdentityGraph {
                 .profiles
                 .get_mut(&survivor)
                 .expect("the surviving profile exists");
-            extend_snug(&mut target.identifiers, node.identifiers);
-            extend_snug(&mut target.chains, node.chains);
-            extend_snug(&mut target.merges, node.merges);
+            extend_exact(&mut target.identifiers, node.identifiers);
+            extend_exact(&mut target.chains, node.chains);
+            extend_exact(&mut target.merges, node.merges);
             for (name, value) in node.traits {
                 if !target.traits.iter().any(|(n, _)| *n == name) {
-                    push_snug(&mut target.traits, (name, value));
+                    push_exact(&mut target.traits, (name, value));
                 }
             }
-            push_snug(
+            push_exact(
                 &mut target.merges,
                 MergeRecord {
                     seq,
@@ -772,7 +776,7 @@ impl IdentityGraph {
         for key in ids {
             if !self.owners.contains_key(key) {
                 self.owners.insert(key.clone(), survivor);
-                push_snug(&mut target.identifiers, (key.clone(), at));
+                push_exact(&mut target.identifiers, (key.clone(), LogTime::of(at)));
                 resolution.linked.push(key.clone());
             }
         }
@@ -943,7 +947,7 @@ fn add_event(node: &mut ProfileNode, links: &mut Rows<EventLink>, seq: i64) {
         }
         None => {
             links.push(EventLink { seq, prev: 0 });
-            push_snug(
+            push_exact(
                 &mut node.chains,
                 Chain {
                     last: seq,

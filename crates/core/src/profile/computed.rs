@@ -294,8 +294,8 @@ impl Window {
 }
 
 /// What a person's events have contributed to each computed trait, one entry per
-/// definition in order: what a profile keeps as its events arrive, mergeable, and read
-/// at any `now`.
+/// definition in order (none at all until an event matches one): what a profile keeps
+/// as its events arrive, mergeable, and read at any `now`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ComputedState(Box<[Contribution]>);
 
@@ -303,6 +303,9 @@ impl ComputedState {
     /// Takes in the event at log position `seq`.
     pub fn apply(&mut self, definitions: &[ComputedTrait], seq: i64, event: &Event) {
         if self.0.len() != definitions.len() {
+            if !definitions.iter().any(|def| def.matches(event)) {
+                return;
+            }
             self.0 = definitions.iter().map(Contribution::empty).collect();
         }
         for (def, contribution) in definitions.iter().zip(&mut self.0) {
@@ -475,6 +478,34 @@ mod tests {
         let message = json!({"type": "track", "userId": "u", "event": "Order Completed", "timestamp": at,
             "properties": {"revenue": revenue, "sku": format!("sku-{revenue}")}, "context": {"channel": channel}});
         normalise(message.as_object().unwrap().clone(), &ctx, || "m".into()).unwrap()
+    }
+
+    #[test]
+    fn a_person_holds_no_contributions_until_an_event_matches() {
+        let defs = default_computed_traits();
+        let now: Timestamp = "2024-06-01T00:00:00Z".parse().unwrap();
+        let ctx = IntakeContext::new(now, "test");
+        let message = json!({"type": "page", "userId": "u", "name": "Home",
+            "timestamp": "2024-05-01T10:00:00Z", "context": {"channel": "web"}});
+        let visit = normalise(message.as_object().unwrap().clone(), &ctx, || "m".into()).unwrap();
+        let mut state = ComputedState::default();
+        state.apply(&defs, 1, &visit);
+        assert!(state.0.is_empty());
+        assert_eq!(state.values(&defs, now), evaluate(&defs, [&visit], now));
+        assert_eq!(state.values(&defs, now)["orders_90d"], 0);
+        // Merged with someone who ordered: their contributions, as all events together.
+        let mut other = ComputedState::default();
+        let bought = order("2024-05-02T10:00:00Z", 20.0, "web");
+        other.apply(&defs, 2, &bought);
+        assert_eq!(other.0.len(), defs.len());
+        state.merge(other.clone());
+        let mut reversed = other;
+        reversed.merge(ComputedState::default());
+        assert_eq!(state, reversed);
+        assert_eq!(
+            state.values(&defs, now),
+            evaluate(&defs, [&visit, &bought], now)
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::engagement::message_step;
 use super::state::segment_change;
 use crate::event::{Event, EventType};
+use crate::log_time::LogTime;
 
 /// How many last interactions, and how many recent messages, the card shows.
 pub const SHOWN: usize = 10;
@@ -82,39 +83,30 @@ pub fn browsing_at<'a>(events: impl IntoIterator<Item = &'a Event>, now: Timesta
         .count()
 }
 
-/// An event's time as the log keeps it (microseconds since the epoch).
-fn log_time(at: Timestamp) -> i64 {
-    at.as_microsecond()
-}
-
-fn from_log_time(micros: i64) -> Timestamp {
-    Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
 /// One event's place: its time as the log keeps it, and its log position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Place {
-    at: i64,
+    at: LogTime,
     seq: i64,
 }
 
 impl Place {
     fn of(seq: i64, event: &Event) -> Self {
         Place {
-            at: log_time(event.timestamp),
+            at: LogTime::of(event.timestamp),
             seq,
         }
     }
 
     /// Newest first; log order between events of the same time (as the card sorts).
-    fn rank(&self) -> (Reverse<i64>, i64) {
+    fn rank(&self) -> (Reverse<LogTime>, i64) {
         (Reverse(self.at), self.seq)
     }
 }
 
-/// The newest [`SHOWN`] places of one list, newest first.
+/// The newest [`SHOWN`] places of one list, newest first (a list exactly its length).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Newest(Vec<Place>);
+struct Newest(Box<[Place]>);
 
 impl Newest {
     fn offer(&mut self, place: Place) {
@@ -122,21 +114,14 @@ impl Newest {
         if at >= SHOWN {
             return;
         }
-        if self.0.len() == SHOWN {
-            self.0.pop();
+        let mut places = std::mem::take(&mut self.0).into_vec();
+        if places.len() == SHOWN {
+            places.pop();
         } else {
-            make_room_within(&mut self.0, SHOWN);
+            places.reserve_exact(1);
         }
-        self.0.insert(at, place);
-    }
-}
-
-/// Makes room for one more item in a list of at most `cap` (and below it): grown to
-/// `cap` at the most, not past it as doubling would.
-fn make_room_within<T>(list: &mut Vec<T>, cap: usize) {
-    if list.len() == list.capacity() {
-        let wanted = (list.len() * 2).clamp(2, cap);
-        list.reserve_exact(wanted - list.len());
+        places.insert(at, place);
+        self.0 = places.into_boxed_slice();
     }
 }
 
@@ -145,40 +130,49 @@ fn make_room_within<T>(list: &mut Vec<T>, cap: usize) {
 /// [`BROWSING_DAYS`]; of those let go (older, or past the count), only the newest time.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Browsing {
-    held: Vec<i64>,
-    let_go: Option<i64>,
+    /// Exactly its length.
+    held: Box<[LogTime]>,
+    let_go: Option<LogTime>,
 }
 
 impl Browsing {
     const WINDOW: i64 = BROWSING_DAYS * 24 * 3_600 * 1_000_000;
 
-    fn take(&mut self, at: i64) {
+    /// The moment a window's length before `at`.
+    fn window_before(at: LogTime) -> LogTime {
+        LogTime::from_micros(at.micros().saturating_sub(Self::WINDOW))
+    }
+
+    fn take(&mut self, at: LogTime) {
         let place = self.held.partition_point(|&t| t > at);
-        let too_old = (self.held.first()).is_some_and(|&newest| at < newest - Self::WINDOW);
+        let too_old = (self.held.first()).is_some_and(|&newest| at < Self::window_before(newest));
         if too_old || place >= VIEWS_COUNTED {
             self.let_go = self.let_go.max(Some(at));
             return;
         }
-        if self.held.len() == VIEWS_COUNTED {
-            self.let_go = self.let_go.max(self.held.pop());
+        let mut held = std::mem::take(&mut self.held).into_vec();
+        if held.len() == VIEWS_COUNTED {
+            self.let_go = self.let_go.max(held.pop());
         } else {
-            make_room_within(&mut self.held, VIEWS_COUNTED);
+            held.reserve_exact(1);
         }
-        self.held.insert(place, at);
+        held.insert(place, at);
         if place == 0 {
-            let keep = self.held.partition_point(|&t| t >= at - Self::WINDOW);
-            if let Some(&dropped) = self.held.get(keep) {
+            let keep = held.partition_point(|&t| t >= Self::window_before(at));
+            if let Some(&dropped) = held.get(keep) {
                 self.let_go = self.let_go.max(Some(dropped));
-                self.held.truncate(keep);
+                held.truncate(keep);
             }
         }
+        self.held = held.into_boxed_slice();
     }
 
     /// How many at or after `since` ([`VIEWS_COUNTED`] at the most), when what is held
     /// can tell.
     fn since(&self, since: Timestamp) -> Option<usize> {
-        let held = self.held.partition_point(|&t| from_log_time(t) >= since);
-        let more = self.let_go.is_some_and(|t| from_log_time(t) >= since);
+        let since = LogTime::of(since);
+        let held = self.held.partition_point(|&t| t >= since);
+        let more = self.let_go.is_some_and(|t| t >= since);
         (!more || held == VIEWS_COUNTED).then_some(held)
     }
 }
@@ -217,10 +211,10 @@ impl Recent {
 
     /// Adds the recent events of a profile merged into this one.
     pub fn merge(&mut self, other: Recent) {
-        for place in other.interactions.0 {
+        for place in other.interactions.0.into_iter() {
             self.interactions.offer(place);
         }
-        for place in other.messages.0 {
+        for place in other.messages.0.into_iter() {
             self.messages.offer(place);
         }
         if let Some(place) = other.unhappy
@@ -228,7 +222,7 @@ impl Recent {
         {
             self.unhappy = Some(place);
         }
-        for at in other.browsing.held {
+        for at in other.browsing.held.into_iter() {
             self.browsing.take(at);
         }
         self.browsing.let_go = self.browsing.let_go.max(other.browsing.let_go);
@@ -241,7 +235,7 @@ impl Recent {
             .interactions
             .0
             .iter()
-            .chain(&self.messages.0)
+            .chain(self.messages.0.iter())
             .chain(&self.unhappy)
             .map(|p| p.seq)
             .collect();
@@ -289,7 +283,6 @@ mod tests {
             let expected = browsing_at(&events, now);
             assert_eq!(recent.browsing_at(now), Some(expected), "after {i} views");
             assert!(recent.browsing.held.len() <= VIEWS_COUNTED);
-            assert!(recent.browsing.held.capacity() <= VIEWS_COUNTED);
         }
         assert_eq!(browsing_at(&events, now), VIEWS_COUNTED);
         // Read earlier: views after the moment count too, those let go among them.

@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use unavoce_core::Event;
 use unavoce_core::analytics::{AnalyticsRules, Interaction, InteractionTable};
 use unavoce_core::identity::{
-    EventLink, GraphParts, IdKey, IdentityGraph, IdentityRules, ProfileId,
+    EventLink, GraphParts, IdKey, IdentityGraph, IdentityRules, ProfileId, SharedText,
 };
 use unavoce_core::profile::{ComputedTrait, ProfileState};
 use unavoce_core::rows::{RowStore, Rows};
@@ -517,7 +517,10 @@ impl Section {
         let lock = || into.lock().unwrap_or_else(|e| e.into_inner());
         match self {
             Section::Graph(bytes) => {
-                let graph = rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
+                // Written once per place that keeps it, each identifier text is read
+                // back shared, as the graph built event by event holds it.
+                let graph = SharedText::shared_while(|| rmp_serde::from_slice(&bytes))
+                    .map_err(|e| e.to_string())?;
                 lock().graph = Some(graph);
                 Ok(bytes)
             }

@@ -15,7 +15,7 @@ use unavoce_core::analytics::Interaction;
 use unavoce_core::identity::{EventLink, IdentityRules};
 use unavoce_core::profile::default_computed_traits;
 use unavoce_core::segment::{IntakeContext, TouchpointChannels, normalise};
-use unavoce_projections::IdentityProjection;
+use unavoce_projections::{IdentityProjection, Start};
 use unavoce_store::sqlite::{bulk_insert_baseline, memory_used as sqlite_memory_used};
 use unavoce_store::{Durability, EventLog, EventRow, SqliteLog, SqliteOptions};
 use unavoce_testkit::counting::{Counting, held};
@@ -108,6 +108,34 @@ async fn bytes_held_per_profile() {
         per(total) <= MAX_BYTES_PER_PROFILE as f64,
         "{:.0} bytes per profile, over the {MAX_BYTES_PER_PROFILE} last measured",
         per(total)
+    );
+
+    // A restart from a snapshot holds what the replay held: the identifier texts the
+    // snapshot writes once per place are shared again as they are read.
+    projection
+        .take_snapshot()
+        .await
+        .unwrap()
+        .expect("a snapshot");
+    let replayed = projection.read(|g| g.clone());
+    drop(projection);
+    let before = held() - sqlite_memory_used() as usize;
+    let restarted = open(&log, &rows_folder).await;
+    let restarted_heap = held() - sqlite_memory_used() as usize - before;
+    assert!(
+        matches!(restarted.start(), Start::Snapshot { .. }),
+        "{:?}",
+        restarted.start()
+    );
+    assert!(restarted.read(|g| *g == replayed));
+    println!(
+        "after a start from a snapshot: {:.0} bytes per profile all told ({:.0} on the heap)",
+        per(restarted_heap + rows),
+        per(restarted_heap)
+    );
+    assert!(
+        restarted_heap <= heap + heap / 50,
+        "a start from a snapshot holds {restarted_heap} bytes, a replay {heap}"
     );
     log.close().await;
 }

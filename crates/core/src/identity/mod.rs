@@ -17,4 +17,4 @@ pub use graph::{
     DropReason, Dropped, EventLink, Flag, GraphParts, IdentityGraph, LinkRefusal, MergeRecord,
     ProfileId, Resolution, UnmergeRule,
 };
-pub use rules::{IdKey, IdentityConfig, IdentityRules, Normalisation, TypeRule};
+pub use rules::{IdKey, IdentityConfig, IdentityRules, Normalisation, SharedText, TypeRule};

@@ -1,5 +1,7 @@
 //! Identity rules: identifier types, priorities, limits, normalisation, blocked values.
 
+use std::borrow::Borrow;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -219,6 +221,55 @@ pub struct IdKey {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SharedText(Arc<Box<str>>);
 
+type TextsRead = HashSet<SharedText, foldhash::fast::RandomState>;
+
+thread_local! {
+    /// The texts read so far on this thread, while [`SharedText::shared_while`] runs.
+    static TEXTS_READ: RefCell<Option<TextsRead>> = const { RefCell::new(None) };
+}
+
+impl SharedText {
+    /// Runs `read` with every text it deserialises on this thread held once, however
+    /// many times it is written: a graph read back from a snapshot (which writes a text
+    /// once per place that keeps it) then shares its texts as a graph built event by
+    /// event does.
+    pub fn shared_while<R>(read: impl FnOnce() -> R) -> R {
+        struct Reading;
+
+        impl Drop for Reading {
+            fn drop(&mut self) {
+                TEXTS_READ.with(|texts| texts.borrow_mut().take());
+            }
+        }
+
+        TEXTS_READ.with(|texts| *texts.borrow_mut() = Some(TextsRead::default()));
+        let _reading = Reading;
+        read()
+    }
+
+    /// `text`, shared with the same text read before while [`Self::shared_while`] runs.
+    fn read(text: &str) -> SharedText {
+        TEXTS_READ.with(|texts| match texts.borrow_mut().as_mut() {
+            Some(read) => match read.get(text) {
+                Some(shared) => shared.clone(),
+                None => {
+                    let shared = SharedText::from(text);
+                    read.insert(shared.clone());
+                    shared
+                }
+            },
+            None => SharedText::from(text),
+        })
+    }
+}
+
+/// Hashed and compared as its text (the derived `Hash` hashes the text alone).
+impl Borrow<str> for SharedText {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::ops::Deref for SharedText {
     type Target = str;
 
@@ -269,7 +320,7 @@ impl<'de> serde::Deserialize<'de> for SharedText {
             }
 
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SharedText, E> {
-                Ok(SharedText::from(text))
+                Ok(SharedText::read(text))
             }
         }
 

@@ -43,7 +43,7 @@ use unavoce_core::profile::{ComputedTrait, ProfileState};
 use unavoce_core::rows::{RowStore, Rows};
 
 /// Bumped whenever the layout of the file or of a serialised type changes.
-pub const FORMAT: u32 = 5;
+pub const FORMAT: u32 = 6;
 /// Profile states per chunk of the body.
 pub const PEOPLE_PER_CHUNK: usize = 8_192;
 const MAGIC: &[u8; 8] = b"UNAVSNAP";
@@ -188,12 +188,13 @@ pub fn write_partial(
     out.write_all(&FORMAT.to_le_bytes())?;
     let encode = |e: rmp_serde::encode::Error| std::io::Error::other(e.to_string());
     rmp_serde::encode::write(&mut out, header).map_err(encode)?;
-    // The graph and the table are large: measured first, then streamed.
+    // The graph and the table are large: measured first, then streamed. Each identifier
+    // text is written once, later places giving its number.
     for value in [&graph as &dyn erased::Encode, &table] {
         let mut counted = Counted(0);
-        value.encode(&mut counted).map_err(encode)?;
+        SharedText::written_once(|| value.encode(&mut counted)).map_err(encode)?;
         out.write_all(&counted.0.to_le_bytes())?;
-        value.encode(&mut out).map_err(encode)?;
+        SharedText::written_once(|| value.encode(&mut out)).map_err(encode)?;
     }
     for rows in [graph.event_links().as_bytes(), table.raw_rows().as_bytes()] {
         out.write_all(&(rows.len() as u64).to_le_bytes())?;
@@ -517,9 +518,9 @@ impl Section {
         let lock = || into.lock().unwrap_or_else(|e| e.into_inner());
         match self {
             Section::Graph(bytes) => {
-                // Written once per place that keeps it, each identifier text is read
-                // back shared, as the graph built event by event holds it.
-                let graph = SharedText::shared_while(|| rmp_serde::from_slice(&bytes))
+                // Each identifier text written once, read back shared by every place
+                // that keeps it, as the graph built event by event holds it.
+                let graph = SharedText::read_once(|| rmp_serde::from_slice(&bytes))
                     .map_err(|e| e.to_string())?;
                 lock().graph = Some(graph);
                 Ok(bytes)

@@ -1,6 +1,5 @@
 //! Identity rules: identifier types, priorities, limits, normalisation, blocked values.
 
-use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -221,52 +220,85 @@ pub struct IdKey {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SharedText(Arc<Box<str>>);
 
-type TextsRead = HashSet<SharedText, foldhash::fast::RandomState>;
+/// Texts written or read once each, while [`SharedText::written_once`] or
+/// [`SharedText::read_once`] runs on this thread.
+enum Once {
+    /// Each text written so far (by its address: one shared copy), and its number.
+    Writing(HashMap<usize, u32, foldhash::fast::RandomState>),
+    /// Each text read so far, by number.
+    Reading(Vec<SharedText>),
+}
 
 thread_local! {
-    /// The texts read so far on this thread, while [`SharedText::shared_while`] runs.
-    static TEXTS_READ: RefCell<Option<TextsRead>> = const { RefCell::new(None) };
+    static ONCE: RefCell<Option<Once>> = const { RefCell::new(None) };
 }
 
 impl SharedText {
-    /// Runs `read` with every text it deserialises on this thread held once, however
-    /// many times it is written: a graph read back from a snapshot (which writes a text
-    /// once per place that keeps it) then shares its texts as a graph built event by
-    /// event does.
-    pub fn shared_while<R>(read: impl FnOnce() -> R) -> R {
-        struct Reading;
+    /// Runs `write` with each shared text it serialises in a binary format written once:
+    /// later places write its number (in the order first written). What it writes is read
+    /// back with [`Self::read_once`], each text then shared again by every place that
+    /// keeps it, as in a graph built event by event.
+    pub fn written_once<R>(write: impl FnOnce() -> R) -> R {
+        Self::with_once(Once::Writing(HashMap::default()), write)
+    }
 
-        impl Drop for Reading {
+    /// Runs `read` over what [`Self::written_once`] wrote.
+    pub fn read_once<R>(read: impl FnOnce() -> R) -> R {
+        Self::with_once(Once::Reading(Vec::new()), read)
+    }
+
+    fn with_once<R>(once: Once, work: impl FnOnce() -> R) -> R {
+        struct Done;
+
+        impl Drop for Done {
             fn drop(&mut self) {
-                TEXTS_READ.with(|texts| texts.borrow_mut().take());
+                ONCE.with(|once| once.borrow_mut().take());
             }
         }
 
-        TEXTS_READ.with(|texts| *texts.borrow_mut() = Some(TextsRead::default()));
-        let _reading = Reading;
-        read()
+        ONCE.with(|slot| *slot.borrow_mut() = Some(once));
+        let _done = Done;
+        work()
     }
 
-    /// `text`, shared with the same text read before while [`Self::shared_while`] runs.
-    fn read(text: &str) -> SharedText {
-        TEXTS_READ.with(|texts| match texts.borrow_mut().as_mut() {
-            Some(read) => match read.get(text) {
-                Some(shared) => shared.clone(),
-                None => {
-                    let shared = SharedText::from(text);
-                    read.insert(shared.clone());
-                    shared
+    /// The number of this text if [`Self::written_once`] wrote it already; else it is
+    /// numbered, to be written.
+    fn written_before(&self) -> Option<u32> {
+        ONCE.with(|once| match once.borrow_mut().as_mut() {
+            Some(Once::Writing(numbers)) => {
+                let next = numbers.len() as u32;
+                match numbers.entry(Arc::as_ptr(&self.0) as usize) {
+                    std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(next);
+                        None
+                    }
                 }
-            },
-            None => SharedText::from(text),
+            }
+            _ => None,
         })
     }
-}
 
-/// Hashed and compared as its text (the derived `Hash` hashes the text alone).
-impl Borrow<str> for SharedText {
-    fn borrow(&self) -> &str {
-        &self.0
+    /// `text` read, numbered if [`Self::read_once`] runs.
+    fn read(text: &str) -> SharedText {
+        let shared = SharedText::from(text);
+        ONCE.with(|once| {
+            if let Some(Once::Reading(read)) = once.borrow_mut().as_mut() {
+                read.push(shared.clone());
+            }
+        });
+        shared
+    }
+
+    /// The text read before under `number`.
+    fn read_before(number: u64) -> Option<SharedText> {
+        ONCE.with(|once| match once.borrow().as_ref() {
+            Some(Once::Reading(read)) => usize::try_from(number)
+                .ok()
+                .and_then(|n| read.get(n))
+                .cloned(),
+            _ => None,
+        })
     }
 }
 
@@ -304,6 +336,11 @@ impl std::fmt::Display for SharedText {
 
 impl serde::Serialize for SharedText {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable()
+            && let Some(number) = self.written_before()
+        {
+            return serializer.serialize_u32(number);
+        }
         serializer.serialize_str(&self.0)
     }
 }
@@ -316,15 +353,24 @@ impl<'de> serde::Deserialize<'de> for SharedText {
             type Value = SharedText;
 
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("text")
+                f.write_str("text, or the number of a text written before")
             }
 
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SharedText, E> {
                 Ok(SharedText::read(text))
             }
+
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<SharedText, E> {
+                SharedText::read_before(number)
+                    .ok_or_else(|| E::custom(format!("no text numbered {number} was read before")))
+            }
         }
 
-        deserializer.deserialize_str(Text)
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_str(Text)
+        } else {
+            deserializer.deserialize_any(Text)
+        }
     }
 }
 
@@ -558,6 +604,36 @@ fn is_repeated_digit(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_text_is_written_once_and_read_back_shared() {
+        let email = SharedText::from("ada@example.com");
+        let phone = SharedText::from("+393471234567");
+        let places = vec![
+            email.clone(),
+            phone.clone(),
+            email.clone(),
+            email.clone(),
+            phone,
+        ];
+        let plain = rmp_serde::to_vec(&places).unwrap();
+        let once = SharedText::written_once(|| rmp_serde::to_vec(&places)).unwrap();
+        assert!(once.len() + 2 * email.len() < plain.len(), "{once:?}");
+
+        let read: Vec<SharedText> = SharedText::read_once(|| rmp_serde::from_slice(&once)).unwrap();
+        assert_eq!(read, places);
+        assert!(Arc::ptr_eq(&read[0].0, &read[2].0) && Arc::ptr_eq(&read[0].0, &read[3].0));
+        assert!(Arc::ptr_eq(&read[1].0, &read[4].0));
+        // Outside `read_once` a number means nothing: refused, not guessed.
+        assert!(rmp_serde::from_slice::<Vec<SharedText>>(&once).is_err());
+        // Plain texts read back as they always did; JSON is unchanged.
+        assert_eq!(
+            rmp_serde::from_slice::<Vec<SharedText>>(&plain).unwrap(),
+            places
+        );
+        let json = SharedText::written_once(|| serde_json::to_string(&places)).unwrap();
+        assert_eq!(json, serde_json::to_string(&places).unwrap());
+    }
 
     #[test]
     fn values_are_normalised_per_type() {

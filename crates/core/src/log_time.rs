@@ -46,24 +46,6 @@ impl LogTime {
     }
 }
 
-impl From<Timestamp> for LogTime {
-    fn from(at: Timestamp) -> LogTime {
-        LogTime::of(at)
-    }
-}
-
-impl From<LogTime> for Timestamp {
-    fn from(at: LogTime) -> Timestamp {
-        at.timestamp()
-    }
-}
-
-impl PartialEq<Timestamp> for LogTime {
-    fn eq(&self, other: &Timestamp) -> bool {
-        self.micros() == other.as_microsecond()
-    }
-}
-
 impl fmt::Debug for LogTime {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         fmt::Display::fmt(&self.timestamp(), f)

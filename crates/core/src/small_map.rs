@@ -4,8 +4,8 @@
 //! A `Vec` grows from nothing to room for four, then doubles: a person with one
 //! channel holds room for four, and the spare room, over millions of people, was a
 //! quarter of what the projections held. These grow one slot at a time while small,
-//! then by a quarter (so growing stays amortised O(1)). A [`SmallMap`] holds exactly its
-//! entries.
+//! then by a quarter (so growing stays amortised O(1)). A [`SmallMap`], and the boxed
+//! lists grown with [`insert_exact`] and its kin, hold exactly their entries.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -16,7 +16,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Makes room in `list` for one more item, snugly (see the module docs).
-pub fn make_room<T>(list: &mut Vec<T>) {
+fn make_room<T>(list: &mut Vec<T>) {
     if list.len() == list.capacity() {
         list.reserve_exact((list.len() / 4).max(1));
     }
@@ -26,14 +26,6 @@ pub fn make_room<T>(list: &mut Vec<T>) {
 pub fn push_snug<T>(list: &mut Vec<T>, item: T) {
     make_room(list);
     list.push(item);
-}
-
-/// Appends `items`, growing `list` snugly.
-pub fn extend_snug<T>(list: &mut Vec<T>, items: Vec<T>) {
-    if list.capacity() - list.len() < items.len() {
-        list.reserve_exact(items.len().max(list.len() / 4));
-    }
-    list.extend(items);
 }
 
 /// A map kept as a slice sorted by key, exactly its entries long: for the few entries a

@@ -16,6 +16,7 @@ use super::engagement::message_step;
 use super::state::segment_change;
 use crate::event::{Event, EventType};
 use crate::log_time::LogTime;
+use crate::small_map::insert_exact;
 
 /// How many last interactions, and how many recent messages, the card shows.
 pub const SHOWN: usize = 10;
@@ -114,14 +115,18 @@ impl Newest {
         if at >= SHOWN {
             return;
         }
-        let mut places = std::mem::take(&mut self.0).into_vec();
-        if places.len() == SHOWN {
-            places.pop();
-        } else {
-            places.reserve_exact(1);
-        }
-        places.insert(at, place);
-        self.0 = places.into_boxed_slice();
+        put_within(&mut self.0, at, place, SHOWN);
+    }
+}
+
+/// Puts `item` at `i` (below `cap`) in a list of at most `cap`: in place of its last
+/// item when full, else grown by exactly one.
+fn put_within<T>(list: &mut Box<[T]>, i: usize, item: T, cap: usize) {
+    if list.len() < cap {
+        insert_exact(list, i, item);
+    } else {
+        list[i..].rotate_right(1);
+        list[i] = item;
     }
 }
 
@@ -150,21 +155,17 @@ impl Browsing {
             self.let_go = self.let_go.max(Some(at));
             return;
         }
-        let mut held = std::mem::take(&mut self.held).into_vec();
-        if held.len() == VIEWS_COUNTED {
-            self.let_go = self.let_go.max(held.pop());
-        } else {
-            held.reserve_exact(1);
+        if self.held.len() == VIEWS_COUNTED {
+            self.let_go = self.let_go.max(self.held.last().copied());
         }
-        held.insert(place, at);
+        put_within(&mut self.held, place, at, VIEWS_COUNTED);
         if place == 0 {
-            let keep = held.partition_point(|&t| t >= Self::window_before(at));
-            if let Some(&dropped) = held.get(keep) {
+            let keep = self.held.partition_point(|&t| t >= Self::window_before(at));
+            if let Some(&dropped) = self.held.get(keep) {
                 self.let_go = self.let_go.max(Some(dropped));
-                held.truncate(keep);
+                self.held = self.held[..keep].into();
             }
         }
-        self.held = held.into_boxed_slice();
     }
 
     /// How many at or after `since` ([`VIEWS_COUNTED`] at the most), when what is held

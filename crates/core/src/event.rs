@@ -1,5 +1,6 @@
 //! Events: immutable facts that happened at a touchpoint.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -96,9 +97,14 @@ pub struct Event {
 /// The text of a JSON value senders write as a string or a number: trimmed, `None`
 /// when empty or of another kind.
 pub fn scalar_text(value: &Value) -> Option<String> {
+    scalar_str(value).map(Cow::into_owned)
+}
+
+/// [`scalar_text`], borrowed from the value when it is a string.
+pub fn scalar_str(value: &Value) -> Option<Cow<'_, str>> {
     match value {
-        Value::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s.trim())).filter(|s| !s.is_empty()),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
         _ => None,
     }
 }

@@ -810,15 +810,20 @@ impl IdentityProjection {
     pub async fn catch_up(&self) -> Result<i64, StoreError> {
         let _writer = self.writer.lock().await;
         let target = *self.log.committed().borrow();
+        self.apply_pushed();
+        let mut after = self.state.read().map(|s| s.applied).unwrap_or(0);
+        let mut reading = read_page(&self.log, after);
         loop {
-            self.apply_pushed();
-            let after = self.state.read().map(|s| s.applied).unwrap_or(0);
-            let events = self.events_after(after).await?;
+            let mut events = reading.page().await?;
             let Some(&(last, _)) = events.last() else {
                 self.settle_links();
                 return Ok(after);
             };
-            let at_head = events.len() < PAGE;
+            // The next page is read and parsed while this one is applied.
+            let next = (events.len() == PAGE && last < target).then(|| read_page(&self.log, last));
+            // Pushed events may have moved the state past the start of this page.
+            let applied = self.state.read().map(|s| s.applied).unwrap_or(0);
+            events.retain(|(seq, _)| *seq > applied);
             let sets = Self::identifiers(&self.rules.get(), &events);
             self.add_interactions(&events);
             let mut state = self
@@ -830,10 +835,13 @@ impl IdentityProjection {
             }
             drop(state);
             self.changes.notify_one();
-            if at_head || last >= target {
+            let Some(next) = next else {
                 self.settle_links();
                 return Ok(last);
-            }
+            };
+            reading = next;
+            self.apply_pushed();
+            after = last;
         }
     }
 
@@ -844,19 +852,6 @@ impl IdentityProjection {
         if unsettled && let Ok(mut state) = self.state.write() {
             state.settle_links();
         }
-    }
-
-    /// The next page of events after log position `after`.
-    async fn events_after(&self, after: i64) -> Result<Vec<(i64, Event)>, StoreError> {
-        let page = self
-            .log
-            .events(EventQuery {
-                after_seq: Some(after),
-                limit: PAGE,
-                ..Default::default()
-            })
-            .await?;
-        Ok(page.events.into_iter().map(|e| (e.seq, e.event)).collect())
     }
 
     /// The identifiers of events under `rules`.
@@ -1258,15 +1253,17 @@ impl IdentityProjection {
         mut table: Option<&mut InteractionTable>,
         until: Option<i64>,
     ) -> Result<(), StoreError> {
+        let mut reading = read_page(&self.log, rebuilt.applied);
         loop {
-            if until.is_some_and(|until| rebuilt.applied >= until) {
-                return Ok(());
-            }
-            let events = self.events_after(rebuilt.applied).await?;
-            if events.is_empty() {
+            let events = reading.page().await?;
+            let Some(&(last, _)) = events.last() else {
                 rebuilt.settle_links();
                 return Ok(());
-            }
+            };
+            // The next page is read and parsed while this one is applied.
+            let next = until
+                .is_none_or(|until| last < until)
+                .then(|| read_page(&self.log, last));
             let sets = Self::identifiers(&rebuilt.graph.rules().clone(), &events);
             for ((seq, event), set) in events.iter().zip(&sets) {
                 rebuilt.apply(&self.computed, *seq, event, set);
@@ -1274,6 +1271,10 @@ impl IdentityProjection {
                     table.push(*seq, event, &self.analytics);
                 }
             }
+            let Some(next) = next else {
+                return Ok(());
+            };
+            reading = next;
         }
     }
 
@@ -1529,6 +1530,35 @@ impl unavoce_intake::Observer for IdentityProjection {
             }
         }
         self.wake.notify_one();
+    }
+}
+
+/// A page of the log being read (and its events parsed) on the runtime while the
+/// caller applies the previous one: reading a page costs about as much as applying it,
+/// so a projection catching up uses two cores instead of one.
+struct PageRead(tokio::task::JoinHandle<Result<Vec<(i64, Event)>, StoreError>>);
+
+/// Starts reading the page of events after log position `after`.
+fn read_page(log: &Arc<dyn EventLog>, after: i64) -> PageRead {
+    let log = log.clone();
+    PageRead(tokio::spawn(async move {
+        let page = log
+            .events(EventQuery {
+                after_seq: Some(after),
+                limit: PAGE,
+                ..Default::default()
+            })
+            .await?;
+        Ok(page.events.into_iter().map(|e| (e.seq, e.event)).collect())
+    }))
+}
+
+impl PageRead {
+    /// The page, once read.
+    async fn page(self) -> Result<Vec<(i64, Event)>, StoreError> {
+        self.0
+            .await
+            .map_err(|e| StoreError::Storage(format!("reading the log stopped: {e}")))?
     }
 }
 

@@ -2,8 +2,11 @@
 
 use serde_json::Value;
 
-use super::rules::{IdKey, IdentityRules};
-use crate::event::{Event, EventType, scalar_text};
+use std::borrow::Cow;
+
+use super::fields::OwnId;
+use super::rules::{IdKey, IdentityRules, SharedText, lower_case};
+use crate::event::{Event, EventType, scalar_str, scalar_text};
 
 /// The identifiers of one event, normalised, highest priority first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,62 +21,54 @@ pub struct IdentifierSet {
     pub traits: Vec<(u16, String)>,
 }
 
-/// Where each well-known type is read from, besides configured paths and
-/// `context.externalIds`.
-fn built_in_paths(type_name: &str) -> &'static [&'static str] {
-    match type_name {
-        "email" => &["traits.email", "context.traits.email"],
-        "phone" => &["traits.phone", "context.traits.phone"],
-        "device_id" => &["context.device.id"],
-        _ => &[],
-    }
-}
-
 /// Extracts and normalises the identifiers of `event` under `rules`.
 pub fn extract(event: &Event, rules: &IdentityRules) -> IdentifierSet {
     let mut set = IdentifierSet::default();
-    let external = match event.get("context.externalIds") {
+    let fields = rules.fields();
+    let objects = fields.objects_of(event);
+    let external = match objects.value(&fields.external_ids) {
         Some(Value::Array(entries)) => entries.as_slice(),
         _ => &[],
     };
-    for (kind, rule) in rules.config.types.iter().enumerate() {
+    for (kind, (rule, read)) in rules.config.types.iter().zip(&fields.types).enumerate() {
         let kind = kind as u16;
-        let mut raw: Vec<String> = Vec::new();
-        match rule.name.as_str() {
-            "user_id" => raw.extend(event.user_id.clone()),
-            "anonymous_id" => raw.extend(event.anonymous_id.clone()),
-            _ => {}
+        let mut take = |value: Cow<'_, str>| match rules.normalised(kind, &value) {
+            Some(normalised) => set.keys.push(IdKey {
+                kind,
+                value: SharedText::from(&*normalised),
+            }),
+            None if !value.trim().is_empty() => {
+                set.unusable.push((rule.name.clone(), value.into_owned()))
+            }
+            None => {}
+        };
+        let own = match read.own {
+            OwnId::UserId => event.user_id.as_deref(),
+            OwnId::AnonymousId => event.anonymous_id.as_deref(),
+            OwnId::None => None,
+        };
+        if let Some(own) = own {
+            take(Cow::Borrowed(own));
         }
-        for path in built_in_paths(&rule.name)
-            .iter()
-            .copied()
-            .chain(rule.paths.iter().map(String::as_str))
-        {
-            if let Some(value) = event.get(path).and_then(scalar_text) {
-                raw.push(value);
+        for field in &read.fields {
+            if let Some(value) = objects.value(field).and_then(scalar_str) {
+                take(value);
             }
         }
         for entry in external {
             if entry.get("type").and_then(Value::as_str) == Some(rule.name.as_str())
-                && let Some(id) = entry.get("id").and_then(scalar_text)
+                && let Some(id) = entry.get("id").and_then(scalar_str)
             {
-                raw.push(id);
-            }
-        }
-        for value in raw {
-            match rules.normalise(kind, &value) {
-                Some(value) => set.keys.push(IdKey {
-                    kind,
-                    value: value.into(),
-                }),
-                None if !value.trim().is_empty() => set.unusable.push((rule.name.clone(), value)),
-                None => {}
+                take(id);
             }
         }
     }
-    for (index, name) in rules.config.distinguishing_traits.iter().enumerate() {
-        if let Some(value) = event.trait_value(name).and_then(scalar_text) {
-            set.traits.push((index as u16, value.trim().to_lowercase()));
+    for (index, read) in fields.traits.iter().enumerate() {
+        // The first place that states the trait decides, as `Event::trait_value` reads.
+        let said = read.iter().find_map(|field| objects.value(field));
+        if let Some(value) = said.and_then(scalar_str) {
+            set.traits
+                .push((index as u16, lower_case(&value).into_owned()));
         }
     }
     if event.event_type == EventType::Alias {

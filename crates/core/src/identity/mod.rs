@@ -9,6 +9,7 @@
 //! order, and of its rules, so replaying the log rebuilds it exactly.
 
 pub mod extract;
+mod fields;
 pub mod graph;
 pub mod rules;
 

@@ -1,5 +1,6 @@
 //! Identity rules: identifier types, priorities, limits, normalisation, blocked values.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -7,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::fields::Fields;
 use crate::identifier::{Identifier, IdentifierType};
 
 /// How values of a type are normalised before they are compared.
@@ -403,6 +405,8 @@ pub struct IdentityRules {
     phones: Mutex<HashMap<Box<str>, Option<Box<str>>>>,
     blocked: HashSet<String>,
     patterns: Vec<Regex>,
+    /// Where each type's values and each distinguishing trait are read from.
+    fields: Fields,
 }
 
 impl IdentityRules {
@@ -460,6 +464,7 @@ impl IdentityRules {
             )
             .collect();
         Ok(Arc::new(IdentityRules {
+            fields: Fields::new(&config),
             config,
             region,
             calling_code,
@@ -505,12 +510,18 @@ impl IdentityRules {
 
     /// Normalises a raw value of type `kind`; `None` when it is not a usable value.
     pub fn normalise(&self, kind: TypeIx, raw: &str) -> Option<String> {
+        self.normalised(kind, raw).map(Cow::into_owned)
+    }
+
+    /// [`Self::normalise`], borrowing from `raw` when normalising changes nothing but
+    /// surrounding spaces (most values, read from every event).
+    pub fn normalised<'a>(&self, kind: TypeIx, raw: &'a str) -> Option<Cow<'a, str>> {
         let trimmed = raw.trim();
         let value = match self.type_rule(kind).normalise {
-            Normalisation::Trim => trimmed.to_string(),
-            Normalisation::Lowercase => trimmed.to_lowercase(),
+            Normalisation::Trim => Cow::Borrowed(trimmed),
+            Normalisation::Lowercase => lower_case(trimmed),
             Normalisation::Email => {
-                let email = trimmed.to_lowercase();
+                let email = lower_case(trimmed);
                 let (local, domain) = email.split_once('@')?;
                 if local.is_empty() || !domain.contains('.') || email.contains(char::is_whitespace)
                 {
@@ -518,9 +529,14 @@ impl IdentityRules {
                 }
                 email
             }
-            Normalisation::Phone => self.normalise_phone(trimmed)?,
+            Normalisation::Phone => Cow::Owned(self.normalise_phone(trimmed)?),
         };
         (!value.is_empty()).then_some(value)
+    }
+
+    /// Where identifiers and distinguishing traits are read from in an event.
+    pub(crate) fn fields(&self) -> &Fields {
+        &self.fields
     }
 
     /// `raw` read as a whole phone number in the default region, in E.164; `None` when
@@ -565,8 +581,7 @@ impl IdentityRules {
 
     /// Whether a normalised value is blocked by the built-in list, the config or a pattern.
     pub fn is_blocked(&self, value: &str) -> bool {
-        let lower = value.to_lowercase();
-        self.blocked.contains(&lower)
+        self.blocked.contains(&*lower_case(value))
             || is_repeated_digit(value)
             || self.patterns.iter().any(|p| p.is_match(value))
     }
@@ -591,6 +606,24 @@ impl IdentityRules {
     }
 }
 
+/// `text` lower-cased, borrowed when it has nothing to lower (`str::to_lowercase`
+/// otherwise, so the result is the same).
+pub(crate) fn lower_case(text: &str) -> Cow<'_, str> {
+    let unchanged = if text.is_ascii() {
+        !text.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        text.chars().all(|c| {
+            let mut lower = c.to_lowercase();
+            lower.next() == Some(c) && lower.next().is_none()
+        })
+    };
+    if unchanged {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.to_lowercase())
+    }
+}
+
 /// `0000000`, `+39 3333333333`: one digit repeated, with an optional `+`.
 fn is_repeated_digit(value: &str) -> bool {
     let digits = value.strip_prefix('+').unwrap_or(value);
@@ -604,6 +637,33 @@ fn is_repeated_digit(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Borrowing when nothing changes gives what `str::to_lowercase` gives.
+        #[test]
+        fn lower_case_is_to_lowercase(text in "\\PC{0,12}|[a-zA-Z@. ]{0,12}") {
+            proptest::prop_assert_eq!(lower_case(&text), text.to_lowercase());
+        }
+    }
+
+    #[test]
+    fn lower_case_borrows_only_what_is_already_lower() {
+        for (text, borrowed) in [
+            ("ada@x.it", true),
+            ("Ada@x.it", false),
+            ("ǆ", true),
+            ("ǅ", false),
+            ("straße", true),
+            ("ΣΑ", false),
+        ] {
+            assert_eq!(lower_case(text), text.to_lowercase());
+            assert_eq!(
+                matches!(lower_case(text), Cow::Borrowed(_)),
+                borrowed,
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn a_shared_text_is_written_once_and_read_back_shared() {

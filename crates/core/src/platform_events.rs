@@ -91,16 +91,12 @@ impl MessageOutcome {
     /// The outcome a verb names, from our events and other tools' alike (`Email
     /// Opened`, `SMS Undelivered`).
     pub fn from_verb(verb: &str) -> Option<MessageOutcome> {
-        Some(match verb.to_ascii_lowercase().as_str() {
-            "sent" => MessageOutcome::Sent,
-            "delivered" => MessageOutcome::Delivered,
-            "read" => MessageOutcome::Read,
-            "opened" => MessageOutcome::Opened,
-            "clicked" => MessageOutcome::Clicked,
-            "replied" => MessageOutcome::Replied,
-            "failed" | "undelivered" => MessageOutcome::Failed,
-            "bounced" => MessageOutcome::Bounced,
-            _ => return None,
+        // Compared in place: every event's name is tried, and most are not messages.
+        let is = |word: &str| verb.eq_ignore_ascii_case(word);
+        Some(if is("undelivered") {
+            MessageOutcome::Failed
+        } else {
+            *MessageOutcome::ALL.iter().find(|o| is(o.verb()))?
         })
     }
 }

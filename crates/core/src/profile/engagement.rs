@@ -149,8 +149,7 @@ impl ChannelEngagement {
 /// What a message lifecycle event (`Email Opened`, `Message Sent` with
 /// `properties.channel`) says: its channel and step; `None` for other events.
 pub fn message_step(event: &Event) -> Option<(String, &'static str)> {
-    let name = event.name.as_deref()?.to_ascii_lowercase();
-    let (kind, verb) = name.rsplit_once(' ')?;
+    let (kind, verb) = event.name.as_deref()?.rsplit_once(' ')?;
     let step = match MessageOutcome::from_verb(verb)? {
         MessageOutcome::Sent => "sent",
         MessageOutcome::Delivered => "delivered",
@@ -159,9 +158,13 @@ pub fn message_step(event: &Event) -> Option<(String, &'static str)> {
         MessageOutcome::Replied => "replied",
         MessageOutcome::Failed | MessageOutcome::Bounced => "failed",
     };
-    let from_kind = match kind {
-        "message" | "notification" => None,
-        other => Some(ChannelKind::recognise(other)?),
+    let from_kind = if ["message", "notification"]
+        .iter()
+        .any(|k| kind.eq_ignore_ascii_case(k))
+    {
+        None
+    } else {
+        Some(ChannelKind::recognise(kind)?)
     };
     let channel = event
         .get("properties.channel")
@@ -174,15 +177,14 @@ pub fn message_step(event: &Event) -> Option<(String, &'static str)> {
 
 /// Counts one event into a person's per-channel engagement.
 pub fn count_engagement(by_channel: &mut SmallMap<Name, ChannelEngagement>, event: &Event) {
-    let (channel, step) = match message_step(event) {
-        Some((channel, step)) => (channel, step),
-        None => match &event.channel {
-            Some(channel) => (channel.clone(), "interaction"),
-            None => return,
-        },
+    let message = message_step(event);
+    let (channel, step) = match (&message, event.channel.as_deref()) {
+        (Some((channel, step)), _) => (channel.as_str(), *step),
+        (None, Some(channel)) => (channel, "interaction"),
+        (None, None) => return,
     };
     // Looked up by text first: the shared name is taken only for a channel new to them.
-    let entry = match by_channel.get_mut(channel.as_str()) {
+    let entry = match by_channel.get_mut(channel) {
         Some(entry) => entry,
         None => by_channel.or_default(Name::from(channel)),
     };

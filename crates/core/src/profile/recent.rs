@@ -57,11 +57,8 @@ pub fn line_of(event: &Event) -> Option<Line> {
 
 /// A survey answer that says the person is unhappy: NPS 6 or less, or CSAT 2 or less.
 pub fn is_unhappy(event: &Event) -> bool {
-    let score = |key: &str| {
-        event
-            .get(&format!("properties.{key}"))
-            .and_then(Value::as_f64)
-    };
+    let properties = event.message.get("properties").and_then(Value::as_object);
+    let score = |key: &str| properties?.get(key).and_then(Value::as_f64);
     segment_change(event).is_none()
         && (score("nps").is_some_and(|n| n <= 6.0) || score("csat").is_some_and(|c| c <= 2.0))
 }

@@ -1253,6 +1253,9 @@ impl IdentityProjection {
         mut table: Option<&mut InteractionTable>,
         until: Option<i64>,
     ) -> Result<(), StoreError> {
+        if until.is_some_and(|until| rebuilt.applied >= until) {
+            return Ok(());
+        }
         let mut reading = read_page(&self.log, rebuilt.applied);
         loop {
             let events = reading.page().await?;

@@ -81,6 +81,11 @@ pub(super) struct SoakBenchArgs {
     /// Seconds between broadcasts during the run.
     #[arg(long, default_value_t = 120.0)]
     broadcast_every: f64,
+    /// Minutes of soak between two measures of the heap at rest (the traffic, the
+    /// readers and the broadcasts pause for each), so its course over the run shows
+    /// whether it levels off.
+    #[arg(long, default_value_t = 5.0)]
+    rest_every: f64,
     /// The data folder (kept); a temporary one otherwise.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -138,7 +143,7 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
             run.acknowledged_events.load(Ordering::Relaxed)
         );
     }
-    let rest_after_fill = run.at_rest(server.pid()).await;
+    let mut rests = vec![("after the fill", run.at_rest(server.pid()).await)];
     // Capacity: the acknowledged rate the server sustains, closed loop.
     let mut capacity = 0.0f64;
     for clients in [4, 16, 64] {
@@ -195,8 +200,31 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
             rate / capacity * 100.0
         );
         let from = run.elapsed();
-        run.open_loop(*rate, Duration::from_secs_f64(*seconds), args.max_in_flight)
-            .await;
+        if args.overload {
+            run.open_loop(*rate, Duration::from_secs_f64(*seconds), args.max_in_flight)
+                .await;
+        } else {
+            // In stretches of `--rest-every`, the heap at rest measured after each.
+            let stretch = (args.rest_every * 60.0).max(1.0);
+            let mut left = *seconds;
+            while left > 0.0 {
+                let length = left.min(stretch);
+                run.open_loop(*rate, Duration::from_secs_f64(length), args.max_in_flight)
+                    .await;
+                left -= length;
+                if left > 0.0 {
+                    run.paused.store(true, Ordering::SeqCst);
+                    let rest = run.at_rest(server.pid()).await;
+                    println!(
+                        "at rest after {} events: heap {:.0} MiB",
+                        rest.acknowledged,
+                        mib(rest.heap_kib)
+                    );
+                    rests.push(("during the soak", rest));
+                    run.paused.store(false, Ordering::SeqCst);
+                }
+            }
+        }
         spans.push(Span {
             name,
             offered: *rate,
@@ -215,7 +243,7 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
         reader.await?;
     }
     let broadcasts = broadcaster.await?;
-    let rest_at_end = run.at_rest(server.pid()).await;
+    rests.push(("at the end", run.at_rest(server.pid()).await));
     run.sampling.store(false, Ordering::Relaxed);
     let rss = sampler.await?;
 
@@ -252,7 +280,7 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
     report_memory(&rss, &spans, "anonymous", |p| p.anon_kib);
     report_memory(&rss, &spans, "anonymous less SQLite's caches", heap_kib);
     report_floor(&rss, &spans);
-    report_rest(rest_after_fill, rest_at_end);
+    report_rest(&rests);
     println!(
         "(resident = anonymous + file pages; the interaction table ({} bytes per event) and the identity graph's event links (16) are in mapped files, so they count as file pages; SQLite caches up to 256 MiB for the writer and 32 MiB per reader, anonymous)",
         std::mem::size_of::<unavoce_core::analytics::Interaction>(),
@@ -695,6 +723,10 @@ struct Run {
     reads: Mutex<Vec<Read>>,
     acknowledged_events: AtomicU64,
     in_flight: AtomicUsize,
+    /// Set while the heap at rest is measured: the readers and the broadcasts wait.
+    paused: AtomicBool,
+    /// Reads and broadcasts unanswered.
+    background_in_flight: AtomicUsize,
     held_back: AtomicU64,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
     sampling: AtomicBool,
@@ -724,6 +756,8 @@ impl Run {
             reads: Mutex::new(Vec::new()),
             acknowledged_events: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            paused: AtomicBool::new(false),
+            background_in_flight: AtomicUsize::new(0),
             held_back: AtomicU64::new(0),
             idle: Mutex::new(Vec::new()),
             sampling: AtomicBool::new(true),
@@ -788,11 +822,14 @@ impl Run {
             .map_or(0, |bytes| bytes / 1024)
     }
 
-    /// Waits until nothing is in flight and the projections have applied every event
-    /// acknowledged (a report catches them up first), then the lowest of
-    /// [`REST_SAMPLES`] samples of the heap, one a second.
+    /// Waits until nothing is in flight (batches, reads, broadcasts) and the projections
+    /// have applied every event acknowledged (a report catches them up first), then the
+    /// lowest of [`REST_SAMPLES`] samples of the heap, one a second.
     async fn at_rest(&self, pid: u32) -> Rest {
         self.drain().await;
+        while self.background_in_flight.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let _ = self.get_json("/api/kpis/touchpoints").await;
         let mut heap_kib = u64::MAX;
         for _ in 0..REST_SAMPLES {
@@ -801,6 +838,7 @@ impl Run {
             heap_kib = heap_kib.min(anon.saturating_sub(self.sqlite_kib().await));
         }
         Rest {
+            at: self.elapsed().as_secs_f64(),
             acknowledged: self.acknowledged_events.load(Ordering::Relaxed),
             heap_kib,
         }
@@ -1036,6 +1074,8 @@ const REST_SAMPLES: usize = 10;
 /// The node's heap at rest (see [`Run::at_rest`]).
 #[derive(Clone, Copy)]
 struct Rest {
+    /// Seconds since the run started.
+    at: f64,
     acknowledged: u64,
     heap_kib: u64,
 }
@@ -1087,6 +1127,9 @@ async fn read_loop(run: Arc<Run>, stop: Arc<AtomicBool>, seed: u64) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut round = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        let Some(_busy) = Busy::start(&run).await else {
+            continue;
+        };
         round += 1;
         let user = format!("user-{:06}", rng.usize(..run.people));
         let search = format!("/api/profiles/search?q={user}&limit=5");
@@ -1102,6 +1145,29 @@ async fn read_loop(run: Arc<Run>, stop: Arc<AtomicBool>, seed: u64) {
             timed(&run, "KPIs by touchpoint", "/api/kpis/touchpoints").await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A read or a broadcast under way, counted in [`Run::background_in_flight`].
+struct Busy<'a>(&'a Run);
+
+impl<'a> Busy<'a> {
+    /// Counts one more under way, unless a rest point is being measured: then waits a
+    /// little and answers `None`, for the caller to look again.
+    async fn start(run: &'a Run) -> Option<Busy<'a>> {
+        run.background_in_flight.fetch_add(1, Ordering::SeqCst);
+        if run.paused.load(Ordering::SeqCst) {
+            run.background_in_flight.fetch_sub(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return None;
+        }
+        Some(Busy(run))
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.background_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -1130,6 +1196,9 @@ async fn broadcast_loop(run: Arc<Run>, stop: Arc<AtomicBool>, every: Duration) -
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
+        let Some(_busy) = Busy::start(&run).await else {
+            continue;
+        };
         next += every;
         let body = json!({"message": "news", "audience": "traits.plan == 'fibra'",
             "purpose": "service", "channel": "push"});
@@ -1269,19 +1338,39 @@ fn heap_kib(p: &Probe) -> u64 {
     p.anon_kib.saturating_sub(p.sqlite_kib)
 }
 
-/// What the node holds at rest (nothing in flight, every event applied), at two points
-/// of the run: what its state grows by with the events stored, without what the traffic
-/// holds while it passes through.
-fn report_rest(after_fill: Rest, at_end: Rest) {
-    let events = at_end.acknowledged.saturating_sub(after_fill.acknowledged) as f64 / 1e6;
+/// What the node holds at rest (nothing in flight, every event applied) at each rest
+/// point of the run: what its state grows by with the events stored, without what the
+/// traffic holds while it passes through. The first point comes before the journey, the
+/// broadcasts and the readers have run, so the change to the second includes what they
+/// keep; the later changes show whether the heap levels off.
+fn report_rest(rests: &[(&str, Rest)]) {
+    println!();
     println!(
-        "heap at rest (anonymous less SQLite, lowest of {REST_SAMPLES} samples once nothing is in flight and the projections have caught up): {:.0} MiB after the fill ({} events acknowledged), {:.0} MiB at the end ({}): {:+.1} MiB per million events",
-        mib(after_fill.heap_kib),
-        after_fill.acknowledged,
-        mib(at_end.heap_kib),
-        at_end.acknowledged,
-        (mib(at_end.heap_kib) - mib(after_fill.heap_kib)) / events.max(1e-9),
+        "Heap at rest (anonymous less SQLite, lowest of {REST_SAMPLES} samples once nothing is in flight and the projections have caught up):"
     );
+    println!();
+    println!(
+        "| rest point | at s | events acknowledged | heap MiB | change since the point before |"
+    );
+    println!("|---|---:|---:|---:|---|");
+    let mut before: Option<Rest> = None;
+    for (name, rest) in rests {
+        let change = before.map_or(String::new(), |b| {
+            let events = rest.acknowledged.saturating_sub(b.acknowledged) as f64 / 1e6;
+            let grew = mib(rest.heap_kib) - mib(b.heap_kib);
+            format!(
+                "{grew:+.1} MiB over {events:.2} M events ({:+.1} MiB per million)",
+                grew / events.max(1e-9)
+            )
+        });
+        println!(
+            "| {name} | {:.0} | {} | {:.0} | {change} |",
+            rest.at,
+            rest.acknowledged,
+            mib(rest.heap_kib)
+        );
+        before = Some(*rest);
+    }
 }
 
 /// The heap's floor: its lowest sample in each minute of a phase (between the reports'

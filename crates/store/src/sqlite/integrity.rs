@@ -7,7 +7,8 @@
 //! headers before SQLite does, and [`quick_check`] has SQLite verify every page of the
 //! database: before a migration at open, else on the writer's thread before its first
 //! commit while the node starts beside it (`SqliteLog::checked`); either failing names
-//! the file.
+//! the file. A store closed cleanly and not written since (same length, inode and
+//! modification time, recorded by [`record_clean_close`]) is not checked again.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -103,6 +104,116 @@ pub(crate) fn mark_created(db: &Path) -> std::io::Result<()> {
         std::fs::File::open(folder)?.sync_all()?;
     }
     Ok(())
+}
+
+/// The record a clean close leaves beside the database (see [`record_clean_close`]).
+pub(crate) fn closed_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".closed");
+    PathBuf::from(name)
+}
+
+/// What tells one state of the database file from another without reading it: its
+/// length, inode and modification time (seconds and nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileState {
+    len: u64,
+    inode: u64,
+    modified: (i64, i64),
+}
+
+impl FileState {
+    fn of(path: &Path) -> std::io::Result<FileState> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(FileState {
+            len: m.len(),
+            inode: m.ino(),
+            modified: (m.mtime(), m.mtime_nsec()),
+        })
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "len={} inode={} modified={}.{:09}\n",
+            self.len, self.inode, self.modified.0, self.modified.1
+        )
+    }
+
+    fn parse(text: &str) -> Option<FileState> {
+        let mut fields = text.trim().split(' ');
+        let mut field = |name: &str| fields.next()?.strip_prefix(name);
+        let len = field("len=")?.parse().ok()?;
+        let inode = field("inode=")?.parse().ok()?;
+        let (seconds, nanos) = field("modified=")?.split_once('.')?;
+        Some(FileState {
+            len,
+            inode,
+            modified: (seconds.parse().ok()?, nanos.parse().ok()?),
+        })
+    }
+}
+
+/// Whether the write-ahead log of `db` holds nothing (or is absent).
+fn wal_is_empty(db: &Path) -> bool {
+    std::fs::metadata(wal_path(db)).map_or(true, |m| m.len() == 0)
+}
+
+/// Records, once a store that passed its check is closed with its write-ahead log
+/// emptied into the database, the database file's state, so that the next open can
+/// skip the check of every page when the file is as it was left (see
+/// [`closed_cleanly`]). Whether it was recorded.
+///
+/// The kernel stamps a file's modification with a coarse clock (a few milliseconds a
+/// tick): a write in the same tick as the close's last would leave the time unchanged.
+/// So the record is written, and written again, until its own modification time is
+/// later than the database's — every later write to the database then moves its time
+/// past the one recorded (git's "racy clean" files, solved the same way).
+pub(crate) fn record_clean_close(db: &Path) -> std::io::Result<bool> {
+    let record = closed_path(db);
+    if !wal_is_empty(db) {
+        remove_record(&record)?;
+        return Ok(false);
+    }
+    let state = FileState::of(db)?;
+    for _ in 0..250 {
+        std::fs::write(&record, state.text())?;
+        if FileState::of(&record)?.modified > state.modified {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(4));
+    }
+    remove_record(&record)?;
+    Ok(false)
+}
+
+fn remove_record(record: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(record) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the database at `db` is exactly as a clean close left it (see
+/// [`record_clean_close`]): same length, inode and modification time, recorded after
+/// its last write, and an empty write-ahead log. Such a file was checked before and
+/// has not been written since — by this node or anything else — so its pages need not
+/// be checked again; a file changed in any way, or left by a crash, is. A record that
+/// matches is used up (one that does not can never match again): only the next clean
+/// close leaves another.
+pub(crate) fn closed_cleanly(db: &Path) -> bool {
+    let record = closed_path(db);
+    let Some(recorded) = std::fs::read_to_string(&record)
+        .ok()
+        .and_then(|text| FileState::parse(&text))
+    else {
+        return false;
+    };
+    let written_after = FileState::of(&record).is_ok_and(|r| r.modified > recorded.modified);
+    let clean =
+        written_after && wal_is_empty(db) && FileState::of(db).is_ok_and(|now| now == recorded);
+    // A record that cannot be removed could outlive a crash: not trusted.
+    clean && remove_record(&record).is_ok()
 }
 
 /// `PRAGMA quick_check`: every page of the database (and of its write-ahead log) read

@@ -141,6 +141,9 @@ pub struct SqliteLog {
     /// The writer's check of every page at open: `None` until it is done, then whether
     /// it passed (sound, damaged, or not run).
     checked: tokio::sync::watch::Receiver<integrity::Verdict>,
+    /// Whether the store was as a clean close left it, so its pages were not checked
+    /// at this open.
+    closed_cleanly: bool,
     /// The work this process holds leases on.
     held: crate::leases::HeldHere,
     /// What every lease watches: it never turns true (see `leases.rs`).
@@ -159,6 +162,8 @@ impl SqliteLog {
         integrity::check_not_lost(&path)
             .and_then(|()| integrity::check_files(&path))
             .map_err(|integrity::Damage { path, why }| OpenError::Damaged { path, why })?;
+        // Read before SQLite opens the file: nothing has written to it since.
+        let closed_cleanly = integrity::closed_cleanly(&path);
         let open_err = |source: rusqlite::Error| {
             if integrity::is_damage(&source) {
                 OpenError::Damaged {
@@ -203,10 +208,15 @@ impl SqliteLog {
             source,
         })?;
 
+        // A store checked before a migration, or closed cleanly and not written since,
+        // is not checked (again).
+        let checked_already = migrating || closed_cleanly;
+        if closed_cleanly && !migrating {
+            tracing::info!(path = %path.display(), "event log closed cleanly and not written since: its pages are not checked again");
+        }
         // Checkpoints run on their own thread; only if it cannot start does the writer
         // checkpoint inside its commits, as SQLite does by default.
-        let (checked, checked_rx) =
-            tokio::sync::watch::channel(if migrating { Some(Ok(())) } else { None });
+        let (checked, checked_rx) = tokio::sync::watch::channel(checked_already.then_some(Ok(())));
         let checkpointer = match checkpoint::Checkpointer::start(
             &path,
             options.durability,
@@ -272,15 +282,17 @@ impl SqliteLog {
             readers: Arc::new(Mutex::new(Vec::new())),
             committed: committed_rx,
             checked: checked_rx,
+            closed_cleanly,
             held: Default::default(),
             never_lost: tokio::sync::watch::Sender::new(false),
         })
     }
 
     /// Waits for the check of every page that the writer runs at open, before its first
-    /// commit (SQLite's `quick_check`: seconds for millions of events). Nothing is
-    /// written before it passes; a damaged store refuses every write. A node's start
-    /// runs beside it and must not serve before it passes.
+    /// commit (SQLite's `quick_check`: seconds for millions of events), unless the store
+    /// was opened as a clean close left it ([`Self::opened_clean`]). Nothing is written
+    /// before it passes; a damaged store refuses every write. A node's start runs beside
+    /// it and must not serve before it passes.
     pub async fn checked(&self) -> Result<(), OpenError> {
         let mut checked = self.checked.clone();
         // The writer tells its verdict before it could stop: a closed channel without
@@ -304,6 +316,13 @@ impl SqliteLog {
                 why: "the writer stopped before it could check it".into(),
             }),
         }
+    }
+
+    /// Whether the store was opened as a clean close left it — the database file not
+    /// written since, its write-ahead log empty — so that its pages were not checked
+    /// again at this open (see [`Self::checked`]).
+    pub fn opened_clean(&self) -> bool {
+        self.closed_cleanly
     }
 
     /// The database file.
@@ -646,12 +665,23 @@ impl EventLog for SqliteLog {
         }
         let handle = self.writer.lock().ok().and_then(|mut w| w.take());
         let checkpointer = self.checkpointer.lock().ok().and_then(|mut c| c.take());
+        let readers = self.readers.clone();
+        let sound = matches!(*self.checked.borrow(), Some(Ok(())));
+        let path = self.path.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Some(handle) = handle {
                 let _ = handle.join();
             }
             if let Some(mut checkpointer) = checkpointer {
                 checkpointer.stop();
+            }
+            if let Ok(mut pool) = readers.lock() {
+                pool.clear();
+            }
+            // The last commit is in the database file (the final checkpoint emptied the
+            // WAL): the next open need not check its pages unless it changes meanwhile.
+            if sound && let Err(e) = integrity::record_clean_close(&path) {
+                tracing::warn!(error = %Redacted(&e), "cannot record the event log's clean close; the next start checks every page");
             }
         })
         .await;

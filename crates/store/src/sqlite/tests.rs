@@ -777,6 +777,19 @@ async fn fill(log: &SqliteLog) {
     }
 }
 
+/// A store checked, filled and closed cleanly: its folder and database file.
+async fn filled_and_closed() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("events.db");
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert!(!log.opened_clean());
+    log.checked().await.unwrap();
+    fill(&log).await;
+    log.close().await;
+    drop(log);
+    (dir, db)
+}
+
 /// `pages` pages of 4 KiB around the middle of `db` overwritten with garbage.
 fn damage_the_middle(db: &std::path::Path, pages: u64) {
     use std::io::{Seek, SeekFrom, Write};
@@ -790,19 +803,75 @@ fn damage_the_middle(db: &std::path::Path, pages: u64) {
     file.sync_all().unwrap();
 }
 
+/// A store closed cleanly and not written since is not checked again at open; one
+/// written after its close — damaged here, at once, in the coarse clock's same tick as
+/// likely as not — or left without a close, is. The record trusts the file's length,
+/// inode and modification time: damage that puts the time back goes unseen at open.
+#[tokio::test]
+async fn only_a_store_closed_cleanly_and_not_written_since_skips_the_check() {
+    let (dir, db) = filled_and_closed().await;
+    let record = dir.path().join("events.db.closed");
+    assert!(record.exists());
+
+    // Closed cleanly: not checked; the record is used up by the open.
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert!(log.opened_clean());
+    assert!(!record.exists());
+    log.checked().await.unwrap();
+    log.append(&AppendBatch {
+        events: vec![event("after-the-first-close", "u")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Dropped without a close, after a write: checked.
+    drop(log);
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert!(!log.opened_clean());
+    log.checked().await.unwrap();
+    log.close().await;
+    drop(log);
+
+    // Damaged right after a clean close: the file changed, so it is checked and refused.
+    damage_the_middle(&db, 4);
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert!(!log.opened_clean());
+    assert!(matches!(
+        log.checked().await,
+        Err(OpenError::Damaged { .. })
+    ));
+    // A damaged store leaves no record at its close.
+    log.close().await;
+    drop(log);
+    assert!(!integrity::closed_cleanly(&db));
+}
+
+/// The limit of the record, shown: the file damaged in place with its modification time
+/// put back to the recorded one passes the open unchecked.
+#[tokio::test]
+async fn damage_that_keeps_the_recorded_time_is_not_checked_at_open() {
+    let (dir, db) = filled_and_closed().await;
+    let modified = std::fs::metadata(&db).unwrap().modified().unwrap();
+    damage_the_middle(&db, 4);
+    std::fs::File::options()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert!(log.opened_clean());
+    log.checked().await.unwrap();
+    log.close().await;
+}
+
 /// A page damaged in the middle of the file passes the open, which only reads headers:
 /// the writer's check of every page finds it before its first commit, `checked` names
 /// the file, and nothing is written to (or acknowledged by) the damaged store — not
 /// the open's own bookkeeping, not a checkpoint, not a write sent before the verdict.
 #[tokio::test]
 async fn a_damaged_page_is_found_before_the_first_commit_and_every_write_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("events.db");
-    let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
-    log.checked().await.unwrap();
-    fill(&log).await;
-    log.close().await;
-    drop(log);
+    let (dir, db) = filled_and_closed().await;
     damage_the_middle(&db, 4);
 
     let damaged = std::fs::read(&db).unwrap();

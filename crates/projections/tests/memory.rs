@@ -32,8 +32,12 @@ const PEOPLE: usize = 20_000;
 /// Bytes per event outside the heap: an interaction row and an event link.
 const ROW_BYTES: usize = size_of::<Interaction>() + size_of::<EventLink>();
 
+/// The tests here count the same global allocator: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_held_per_profile() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     // SQLite allocates through this allocator once a store opened first (its caches are
     // then counted, and taken off the projections' count below).
@@ -138,6 +142,105 @@ async fn bytes_held_per_profile() {
         "a start from a snapshot holds {restarted_heap} bytes, a replay {heap}"
     );
     log.close().await;
+}
+
+/// A fixed population's state levels off (issue 16's soak, without the HTTP edge): once
+/// every person has been seen, more of the same people's SDK-shaped events — identify,
+/// page, screen, product views, orders with fresh ids — add nothing on the heap but the
+/// per-event rows' mapped files, which are not on it.
+///
+/// Ignored while it fails: it found what issue 16's soak sees, about 2.3 bytes held per
+/// event of the same 2,000 people (132,752 and 146,240 bytes over the last two 60,000-event
+/// phases; orders and the batch size ruled out). Run it with `--ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails: the state of a fixed population still grows (issue 16); run with --ignored"]
+async fn a_fixed_population_s_state_levels_off() {
+    const PEOPLE: u64 = 2_000;
+    const PHASE: u64 = 60_000;
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log: Arc<dyn EventLog> =
+        Arc::new(SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap());
+    let projection = open(&log, &dir.path().join("snapshots")).await;
+    let start: Timestamp = "2026-12-07T08:00:00Z".parse().unwrap();
+    let heap = || held() - sqlite_memory_used() as usize;
+    let mut after = Vec::new();
+    for phase in 0..3 {
+        for batch in (phase * PHASE..(phase + 1) * PHASE).step_by(500) {
+            let events = (batch..batch + 500)
+                .map(|n| {
+                    let at = start + jiff::SignedDuration::from_millis(n as i64 * 10);
+                    let ctx = IntakeContext::new(at, "memory");
+                    normalise(sdk_message(n, PEOPLE, at), &ctx, || "x".into()).unwrap()
+                })
+                .collect();
+            log.append(&unavoce_store::AppendBatch {
+                events,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            projection.catch_up().await.unwrap();
+        }
+        after.push(heap());
+    }
+    let profiles = projection.read(|g| g.profile_count());
+    let grew = |i: usize| after[i] as i64 - after[i - 1] as i64;
+    println!(
+        "{PEOPLE} people, {profiles} profiles: heap after each {PHASE} events {after:?}; the last two phases added {} and {} bytes",
+        grew(1),
+        grew(2)
+    );
+    assert_eq!(profiles as u64, PEOPLE);
+    // Maps keep their capacity; what may still move is a list's spare room.
+    let slack = after[0] as i64 / 100;
+    assert!(
+        grew(2) <= slack,
+        "the last {PHASE} events added {} bytes: the state grows with the events",
+        grew(2)
+    );
+    log.close().await;
+}
+
+/// An SDK message of person `n % people`, as the soak's traffic sends them.
+fn sdk_message(n: u64, people: u64, at: Timestamp) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::json;
+    let p = n * 7_919 % people;
+    let user = format!("user-{p:06}");
+    let app = p.is_multiple_of(3);
+    let page = ["/", "/offerte", "/fibra", "/mobile", "/assistenza"][(n % 5) as usize];
+    let product =
+        json!({"product_id": format!("sku-{}", n % 40), "price": 29.9, "currency": "EUR"});
+    let plan = ["fibra", "mobile"][(p % 2) as usize];
+    let mut m = match n % 20 {
+        0 | 1 => json!({"type": "identify", "userId": user, "traits": {
+            "email": format!("{user}@example.com"), "plan": plan,
+            "first_name": "Giulia", "city": "Milano"}}),
+        2..=8 if app => json!({"type": "screen", "name": page, "properties": {"name": page}}),
+        2..=8 => json!({"type": "page", "name": page, "properties": {"path": page}}),
+        9..=15 => json!({"type": "track", "event": "Product Viewed", "properties": product}),
+        16 | 17 => json!({"type": "track", "event": "Product Added", "properties": product}),
+        18 => json!({"type": "track", "event": "Order Completed", "properties": {
+            "order_id": format!("o-{n}"), "revenue": 29.9, "currency": "EUR", "products": [product]}}),
+        _ => json!({"type": "track", "event": "Signed In", "properties": {"method": "password"}}),
+    };
+    if n % 10 < 7 {
+        m["userId"] = user.clone().into();
+    }
+    m["anonymousId"] = format!("anon-{p:06}-{}", if app { "app" } else { "web" }).into();
+    m["context"] = if app {
+        json!({"library": {"name": "analytics-ios", "version": "4.1.8"},
+            "device": {"id": format!("device-{p:06}"), "type": "ios"}, "timezone": "Europe/Rome"})
+    } else {
+        json!({"library": {"name": "analytics.js", "version": "next-1.64.0"},
+            "ip": format!("93.44.{}.{}", p % 250, p / 250), "page": {"path": page}})
+    };
+    m["messageId"] = format!("m-{n}").into();
+    m["timestamp"] = at.to_string().into();
+    match m {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("a message is an object"),
+    }
 }
 
 /// The bytes a copy of `value` holds.

@@ -147,15 +147,10 @@ async fn bytes_held_per_profile() {
 /// A fixed population's state levels off (issue 16's soak, without the HTTP edge): once
 /// every person has been seen, more of the same people's SDK-shaped events — identify,
 /// page, screen, product views, orders with fresh ids — add nothing on the heap but the
-/// per-event rows' mapped files, which are not on it.
-///
-/// Ignored while it fails: about 2.3 bytes per event held over each phase (132,752 and
-/// 146,240 bytes over the last two) — the same with no catch-up at all, so held on the
-/// store's side: most likely SQLite's page cache filling as the file grows, whose
-/// 16-byte headers (the allocator route) `memory_used` does not count. Run it with
-/// `--ignored`.
+/// per-event rows' mapped files, which are not on it. (SQLite's share, subtracted, counts
+/// its blocks' headers: without them its page cache, filling as the file grows, looked
+/// like 2.3 bytes per event held.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: the store side's held bytes still grow as its page cache fills (issue 16); run with --ignored"]
 async fn a_fixed_population_s_state_levels_off() {
     const PEOPLE: u64 = 2_000;
     const PHASE: u64 = 60_000;

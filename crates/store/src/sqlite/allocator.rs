@@ -18,8 +18,15 @@ use rusqlite::ffi;
 
 /// Bytes before each block, holding the block's whole size; 16 keeps the block aligned
 /// to 16 bytes (SQLite needs 8).
-const HEADER: usize = 16;
+pub(crate) const HEADER: usize = 16;
 const ALIGN: usize = 16;
+
+static ROUTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether SQLite allocates through the global allocator (see [`route_to_global_allocator`]).
+pub(crate) fn routed() -> bool {
+    ROUTED.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Has SQLite allocate through the global allocator, if SQLite has not started yet in
 /// this process (otherwise it keeps the C library's `malloc`, which works as well).
@@ -44,6 +51,7 @@ pub(crate) fn route_to_global_allocator() {
                 &methods as *const ffi::sqlite3_mem_methods,
             )
         };
+        ROUTED.store(code == ffi::SQLITE_OK, std::sync::atomic::Ordering::Relaxed);
         if code != ffi::SQLITE_OK {
             tracing::debug!(
                 code,

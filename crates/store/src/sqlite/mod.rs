@@ -33,12 +33,27 @@ pub fn schema_version() -> usize {
 }
 
 /// Bytes SQLite holds in this process (page caches, statements: every connection's),
-/// from `sqlite3_memory_used` — memory the store keeps itself, bounded by the caches'
-/// sizes.
+/// from `sqlite3_memory_used`, plus the header the allocator route adds to each of its
+/// blocks (`allocator.rs`), which SQLite does not count — memory the store keeps
+/// itself, bounded by the caches' sizes.
 pub fn memory_used() -> u64 {
-    // SAFETY: reads SQLite's global allocation counter; thread-safe at any time.
-    let used = unsafe { rusqlite::ffi::sqlite3_memory_used() };
-    u64::try_from(used).unwrap_or(0)
+    // SAFETY: reads SQLite's global allocation counters; thread-safe at any time.
+    let (used, blocks) = unsafe {
+        let (mut blocks, mut highest) = (0i64, 0i64);
+        rusqlite::ffi::sqlite3_status64(
+            rusqlite::ffi::SQLITE_STATUS_MALLOC_COUNT,
+            &mut blocks,
+            &mut highest,
+            0,
+        );
+        (rusqlite::ffi::sqlite3_memory_used(), blocks)
+    };
+    let headers = if allocator::routed() {
+        blocks.max(0) as u64 * allocator::HEADER as u64
+    } else {
+        0
+    };
+    u64::try_from(used).unwrap_or(0) + headers
 }
 
 use self::writer::{Done, Job, Op};

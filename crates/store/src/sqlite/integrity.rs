@@ -25,11 +25,16 @@ pub(crate) struct Damage {
     pub why: String,
 }
 
+/// The file named as `db` with `suffix` added, beside it.
+fn beside(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// The write-ahead log of the database at `db`.
 pub(crate) fn wal_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    PathBuf::from(name)
+    beside(db, "-wal")
 }
 
 /// Checks the headers of the database at `db` and of its write-ahead log, when they
@@ -57,9 +62,7 @@ pub(crate) fn check_files(db: &Path) -> Result<(), Damage> {
 /// an `events.db` of zero bytes (truncated) or a missing one (deleted) would look like
 /// a new store, and the server would start empty without a word.
 pub(crate) fn marker_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".created");
-    PathBuf::from(name)
+    beside(db, ".created")
 }
 
 /// Refuses a database that is missing or empty where a marker says one was created.
@@ -108,9 +111,7 @@ pub(crate) fn mark_created(db: &Path) -> std::io::Result<()> {
 
 /// The record a clean close leaves beside the database (see [`record_clean_close`]).
 pub(crate) fn closed_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".closed");
-    PathBuf::from(name)
+    beside(db, ".closed")
 }
 
 /// What tells one state of the database file from another without reading it: its

@@ -442,8 +442,8 @@ impl IdentityProjection {
         let restored = tokio::task::spawn_blocking(move || opened.body(links, rows))
             .await
             .map_err(|e| snapshot::Refusal::Store(e.to_string()))??;
-        if restored.table.rows().len() as u64 != header.events
-            || restored.table.rows().last().map(|r| r.seq) != Some(header.seq)
+        if restored.table.len() as u64 != header.events
+            || restored.table.last_seq() != Some(header.seq)
         {
             return Err(snapshot::Refusal::Damaged(
                 "its table does not end at its position".into(),
@@ -453,7 +453,8 @@ impl IdentityProjection {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
             let unmerge_rules = state.graph.unmerge_rules().to_vec();
             state.graph =
-                IdentityGraph::from_parts(restored.graph, rules, unmerge_rules, restored.links);
+                IdentityGraph::from_parts(restored.graph, rules, unmerge_rules, restored.links)
+                    .map_err(snapshot::Refusal::Damaged)?;
             state.people = restored.people;
             state.applied = header.seq;
         }
@@ -891,7 +892,7 @@ impl IdentityProjection {
                 .map(|n| {
                     n.identifiers
                         .iter()
-                        .map(|(k, _)| graph.rules().type_rule(k.kind).name.clone())
+                        .map(|(k, _)| graph.rules().type_rule(k.kind()).name.clone())
                         .collect()
                 })
                 .unwrap_or_default();

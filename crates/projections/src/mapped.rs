@@ -193,7 +193,7 @@ impl<T: Pod + Send + Sync> RowStore<T> for MappedRows<T> {
 
 #[cfg(test)]
 mod tests {
-    use unavoce_core::rows::Rows;
+    use unavoce_core::rows::LogRows;
 
     use super::*;
 
@@ -201,16 +201,18 @@ mod tests {
     fn rows_survive_the_file_growing_and_leave_no_file_behind() {
         let folder = tempfile::tempdir().expect("folder");
         let store = MappedRows::<[i64; 2]>::new_in(folder.path()).expect("store");
-        let mut rows = Rows::new_in(Box::new(store));
+        let mut rows = LogRows::new_in(Box::new(store));
         let n = 3 * FIRST_ROWS as i64 + 5;
         for k in 1..=n {
-            rows.push([k, k * 7]);
+            rows.push(k, [k, k * 7]);
         }
         assert_eq!(rows.len(), n as usize);
         assert!(rows.as_slice().iter().all(|r| r[1] == r[0] * 7));
-        rows.remove_keys(&[2, 4], |r| r[0]);
+        rows.remove_keys(&[2, 4]);
         assert_eq!(rows.as_slice()[..3], [[1, 7], [3, 21], [5, 35]]);
-        assert_eq!(rows.heap_bytes(), 0);
+        assert_eq!(rows.position(5), Some(2));
+        // The rows are in the file; only the positions' few runs are on the heap.
+        assert_eq!(rows.rows().heap_bytes(), 0);
         let files = std::fs::read_dir(folder.path()).expect("list").count();
         assert_eq!(files, 0, "the row file has no name");
     }

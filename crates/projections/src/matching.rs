@@ -229,10 +229,8 @@ impl IdentityProjection {
                     graph.for_each_event(node, |seq| {
                         owner_of.insert(seq, node.id);
                     });
-                    if let Some((key, _)) = node
-                        .identifiers
-                        .iter()
-                        .min_by_key(|(k, _)| (k.kind, k.value.clone()))
+                    if let Some((key, _)) =
+                        node.identifiers.iter().min_by(|(a, _), (b, _)| a.cmp(b))
                     {
                         best.insert(node.id, rules.identifier_of(key));
                     }

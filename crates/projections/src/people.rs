@@ -68,7 +68,7 @@ impl People {
                     identifier_types: node
                         .identifiers
                         .iter()
-                        .map(|(k, _)| rules.type_rule(k.kind).name.clone())
+                        .map(|(k, _)| rules.type_rule(k.kind()).name.clone())
                         .collect(),
                     facts: state.facts(&computed, now),
                 };

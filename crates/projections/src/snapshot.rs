@@ -35,15 +35,15 @@ use crate::identity::ProfileStates;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use unavoce_core::Event;
-use unavoce_core::analytics::{AnalyticsRules, Interaction, InteractionTable};
+use unavoce_core::analytics::{AnalyticsRules, Interaction, InteractionTable, TableParts};
 use unavoce_core::identity::{
-    EventLink, GraphParts, IdKey, IdentityGraph, IdentityRules, ProfileId, SharedText,
+    EventLink, GraphParts, IdKey, IdentityGraph, IdentityRules, ProfileId,
 };
 use unavoce_core::profile::{ComputedTrait, ProfileState};
 use unavoce_core::rows::{RowStore, Rows};
 
 /// Bumped whenever the layout of the file or of a serialised type changes.
-pub const FORMAT: u32 = 6;
+pub const FORMAT: u32 = 7;
 /// Profile states per chunk of the body.
 pub const PEOPLE_PER_CHUNK: usize = 8_192;
 const MAGIC: &[u8; 8] = b"UNAVSNAP";
@@ -192,11 +192,14 @@ pub fn write_partial(
     // text is written once, later places giving its number.
     for value in [&graph as &dyn erased::Encode, &table] {
         let mut counted = Counted(0);
-        SharedText::written_once(|| value.encode(&mut counted)).map_err(encode)?;
+        IdKey::written_once(|| value.encode(&mut counted)).map_err(encode)?;
         out.write_all(&counted.0.to_le_bytes())?;
-        SharedText::written_once(|| value.encode(&mut out)).map_err(encode)?;
+        IdKey::written_once(|| value.encode(&mut out)).map_err(encode)?;
     }
-    for rows in [graph.event_links().as_bytes(), table.raw_rows().as_bytes()] {
+    for rows in [
+        graph.event_links().rows().as_bytes(),
+        table.raw_rows().as_bytes(),
+    ] {
         out.write_all(&(rows.len() as u64).to_le_bytes())?;
         out.write_all(rows)?;
     }
@@ -359,7 +362,7 @@ impl Opened {
             graph,
             links,
             people: decoded.people,
-            table: table.with_rows(rows),
+            table: InteractionTable::from_parts(table, rows).map_err(Refusal::Damaged)?,
         })
     }
 
@@ -505,7 +508,7 @@ enum Section {
 #[derive(Default)]
 struct Decoded {
     graph: Option<GraphParts>,
-    table: Option<InteractionTable>,
+    table: Option<TableParts>,
     /// Profile states, and chunks, the body holds.
     people_count: Option<(u64, u64)>,
     people: ProfileStates,
@@ -520,13 +523,13 @@ impl Section {
             Section::Graph(bytes) => {
                 // Each identifier text written once, read back shared by every place
                 // that keeps it, as the graph built event by event holds it.
-                let graph = SharedText::read_once(|| rmp_serde::from_slice(&bytes))
+                let graph = IdKey::read_once(|| rmp_serde::from_slice(&bytes))
                     .map_err(|e| e.to_string())?;
                 lock().graph = Some(graph);
                 Ok(bytes)
             }
             Section::Table(bytes) => {
-                let table = rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
+                let table: TableParts = rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())?;
                 lock().table = Some(table);
                 Ok(bytes)
             }

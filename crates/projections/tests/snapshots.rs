@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use unavoce_core::identity::IdentityRules;
+use unavoce_core::analytics::Interaction;
+use unavoce_core::identity::{EventLink, IdentityRules};
 use unavoce_core::profile::{ComputedTrait, default_computed_traits};
 use unavoce_core::{Identifier, IdentifierType};
 use unavoce_intake::Intake;
@@ -334,13 +335,17 @@ async fn per_event_rows_live_in_mapped_files_not_on_the_heap() {
     let (rows, mapped_links, mapped_table) = held(&mapped);
     let (_, heap_links, heap_table) = held(&heap);
     assert!(rows > 1_500, "{rows} events");
-    assert_eq!(mapped_links, 0, "event links on the heap");
+    // Mapped, only the rows' positions are on the heap: a few runs.
     assert!(
-        heap_links >= rows * 16,
+        mapped_links < 1_024,
+        "{mapped_links} bytes of event links on the heap"
+    );
+    assert!(
+        heap_links >= rows * size_of::<EventLink>(),
         "{heap_links} bytes for {rows} links"
     );
     assert!(
-        heap_table >= mapped_table + rows * 40,
+        heap_table >= mapped_table + rows * size_of::<Interaction>(),
         "table on the heap: {heap_table} bytes mapped, {mapped_table} not"
     );
     // A profile's events, walked through the mapped links, are all there.

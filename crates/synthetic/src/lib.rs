@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 
 mod histories;
+mod sdk;
 pub use histories::{HistoryDataset, touchpoint_histories, touchpoint_histories_of};
+pub use sdk::sdk_message;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::event::{Event, EventType};
 use crate::profile::{CaseEvent, case_event, case_id};
-use crate::rows::{RowStore, Rows};
+use crate::rows::{LogRows, RowStore, Rows, Runs};
 
 use super::rules::{AnalyticsRules, number};
 
@@ -119,13 +119,12 @@ pub enum CaseStep {
     Resolved,
 }
 
-/// One event, reduced to what the reports count: 40 bytes of plain data (see
-/// [`crate::rows`]), so the table can live in a mapped file.
+/// One event, reduced to what the reports count: 32 bytes of plain data (see
+/// [`crate::rows`]), so the table can live in a mapped file; its log position is held
+/// apart ([`crate::rows::LogRows`]).
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct Interaction {
-    /// Log position.
-    pub seq: i64,
     /// When it happened, microseconds since the Unix epoch.
     pub at: i64,
     pub touchpoint: Sym,
@@ -173,20 +172,29 @@ impl Interaction {
     }
 }
 
-/// Every event's interaction, in log order, with the symbols they use.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Every event's interaction, in log order, with the symbols they use. Serialised
+/// without its rows; read back with [`TableParts`] and [`InteractionTable::from_parts`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct InteractionTable {
     pub symbols: Symbols,
-    /// Not serialised: written and read as raw rows (see [`Self::raw_rows`]).
-    #[serde(skip)]
-    rows: Rows<Interaction>,
+    /// Serialised as their positions; the rows are written and read as raw rows (see
+    /// [`Self::raw_rows`]).
+    rows: LogRows<Interaction>,
+}
+
+/// A serialised [`InteractionTable`] read back, waiting for its rows.
+#[derive(Debug, serde::Deserialize)]
+pub struct TableParts {
+    symbols: Symbols,
+    /// The rows' positions.
+    rows: Runs,
 }
 
 impl InteractionTable {
     /// Adds the event at log position `seq`; positions must ascend (an event already
     /// added is ignored, so a replay that overlaps is harmless).
     pub fn push(&mut self, seq: i64, event: &Event, rules: &AnalyticsRules) {
-        if self.rows.last().is_some_and(|last| last.seq >= seq) {
+        if self.rows.last_seq().is_some_and(|last| last >= seq) {
             return;
         }
         let mut intern = |text: Option<&str>| match text {
@@ -245,20 +253,22 @@ impl InteractionTable {
             } else {
                 0
             };
-        self.rows.push(Interaction {
+        self.rows.push(
             seq,
-            at: event.timestamp.as_microsecond(),
-            touchpoint,
-            channel,
-            case,
-            rates,
-            csat,
-            nps,
-            stages: rules.stage_mask(event),
-            case_step,
-            flags,
-            _padding: [0; 3],
-        });
+            Interaction {
+                at: event.timestamp.as_microsecond(),
+                touchpoint,
+                channel,
+                case,
+                rates,
+                csat,
+                nps,
+                stages: rules.stage_mask(event),
+                case_step,
+                flags,
+                _padding: [0; 3],
+            },
+        );
     }
 
     /// Makes room for `additional` more rows at once, so a replay of a known length
@@ -271,21 +281,33 @@ impl InteractionTable {
     pub fn new_in(store: Box<dyn RowStore<Interaction>>) -> Self {
         InteractionTable {
             symbols: Symbols::default(),
-            rows: Rows::new_in(store),
+            rows: LogRows::new_in(store),
         }
     }
 
-    /// This table with these rows (those of a serialised table, which leaves them out).
-    pub fn with_rows(self, rows: Rows<Interaction>) -> Self {
-        InteractionTable {
-            symbols: self.symbols,
-            rows,
-        }
+    /// The table serialised as `parts`, with its `rows` (serialising writes only their
+    /// positions): refused when they are not the rows those positions place.
+    pub fn from_parts(parts: TableParts, rows: Rows<Interaction>) -> Result<Self, String> {
+        Ok(InteractionTable {
+            symbols: parts.symbols,
+            rows: LogRows::from_parts(rows, parts.rows)
+                .map_err(|e| format!("the interaction rows: {e}"))?,
+        })
     }
 
-    /// The rows, as rows: what serialising the table leaves out.
+    /// The rows without their positions: what serialising the table leaves out.
     pub fn raw_rows(&self) -> &Rows<Interaction> {
-        &self.rows
+        self.rows.rows()
+    }
+
+    /// The log position of the last row.
+    pub fn last_seq(&self) -> Option<i64> {
+        self.rows.last_seq()
+    }
+
+    /// The log position of row `index`.
+    pub fn seq_at(&self, index: usize) -> Option<i64> {
+        self.rows.seq_at(index)
     }
 
     /// The rows, in log order.
@@ -295,12 +317,12 @@ impl InteractionTable {
 
     /// The row of log position `seq`.
     pub fn position(&self, seq: i64) -> Option<usize> {
-        self.rows.position(seq, |r| r.seq)
+        self.rows.position(seq)
     }
 
     /// Removes the rows of these log positions (ascending), e.g. an erased person's.
     pub fn remove(&mut self, seqs: &[i64]) {
-        self.rows.remove_keys(seqs, |r| r.seq);
+        self.rows.remove_keys(seqs);
     }
 
     pub fn len(&self) -> usize {
@@ -338,7 +360,7 @@ mod tests {
             table.push(seq, &event, &rules);
         }
         table.remove(&[2, 3, 5, 9, 10]);
-        let left: Vec<i64> = table.rows().iter().map(|r| r.seq).collect();
+        let left: Vec<i64> = (0..table.len()).filter_map(|i| table.seq_at(i)).collect();
         assert_eq!(left, [1, 4, 7]);
         assert_eq!(table.position(7), Some(2));
         table.remove(&[]);

@@ -279,9 +279,10 @@ fn tally_cases(
             !row.case.is_none() && view.counts(view.people[r as usize])
         })
         .collect();
+    // Rows are in log order: a row's index breaks ties as its position would.
     case_rows.sort_unstable_by_key(|&r| {
         let row = &rows[r as usize];
-        (row.case, row.at, row.seq)
+        (row.case, row.at, r)
     });
     for case in case_rows.chunk_by(|a, b| rows[*a as usize].case == rows[*b as usize].case) {
         let first = &rows[case[0] as usize];

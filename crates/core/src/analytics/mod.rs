@@ -19,7 +19,7 @@ use jiff::Timestamp;
 
 use crate::touchpoint::Touchpoint;
 
-pub use interaction::{CaseStep, Interaction, InteractionTable, Sym, Symbols};
+pub use interaction::{CaseStep, Interaction, InteractionTable, Sym, Symbols, TableParts};
 pub use rules::{AnalyticsConfig, AnalyticsRules, AnalyticsRulesError, EventMatcher};
 
 /// The person of a row no identity could be given to.
@@ -107,11 +107,12 @@ impl<'a> View<'a> {
         }
         for person in 0..self.person_count as usize {
             let slice = &mut order[starts[person] as usize..starts[person + 1] as usize];
-            if !slice.windows(2).all(|w| {
-                let (a, b) = (&rows[w[0] as usize], &rows[w[1] as usize]);
-                (a.at, a.seq) <= (b.at, b.seq)
-            }) {
-                slice.sort_unstable_by_key(|&r| (rows[r as usize].at, rows[r as usize].seq));
+            // Rows are in log order: a row's index breaks ties as its position would.
+            if !slice
+                .windows(2)
+                .all(|w| (rows[w[0] as usize].at, w[0]) <= (rows[w[1] as usize].at, w[1]))
+            {
+                slice.sort_unstable_by_key(|&r| (rows[r as usize].at, r));
             }
         }
         Histories { starts, order }

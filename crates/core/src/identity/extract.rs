@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 
 use super::fields::OwnId;
-use super::rules::{IdKey, IdentityRules, SharedText, lower_case};
+use super::rules::{IdKey, IdentityRules, lower_case};
 use crate::event::{Event, EventType, scalar_str, scalar_text};
 
 /// The identifiers of one event, normalised, highest priority first.
@@ -33,10 +33,7 @@ pub fn extract(event: &Event, rules: &IdentityRules) -> IdentifierSet {
     for (kind, (rule, read)) in rules.config.types.iter().zip(&fields.types).enumerate() {
         let kind = kind as u16;
         let mut take = |value: Cow<'_, str>| match rules.normalised(kind, &value) {
-            Some(normalised) => set.keys.push(IdKey {
-                kind,
-                value: SharedText::from(&*normalised),
-            }),
+            Some(normalised) => set.keys.push(IdKey::new(kind, &normalised)),
             None if !value.trim().is_empty() => {
                 set.unusable.push((rule.name.clone(), value.into_owned()))
             }
@@ -108,7 +105,12 @@ mod tests {
         let names: Vec<(String, String)> = set
             .keys
             .iter()
-            .map(|k| (rules.type_rule(k.kind).name.clone(), k.value.to_string()))
+            .map(|k| {
+                (
+                    rules.type_rule(k.kind()).name.clone(),
+                    k.value().to_string(),
+                )
+            })
             .collect();
         assert_eq!(
             names,

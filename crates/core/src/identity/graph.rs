@@ -27,8 +27,8 @@ use super::extract::IdentifierSet;
 type FastMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 use super::rules::{IdKey, IdentityRules};
 use crate::log_time::LogTime;
-use crate::rows::{RowStore, Rows};
-use crate::small_map::{extend_exact, push_exact, push_snug};
+use crate::rows::{LogRows, RowStore, Rows, Runs};
+use crate::small_map::{extend_exact, push_exact};
 
 /// A profile's id: `p-` and the log position of the event that created it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -206,12 +206,11 @@ pub struct Chain {
 
 /// An event's link to the previous event of its profile's chain (`prev` 0: the first, or
 /// an event attributed to no one). One per event applied, in log order: the graph's only
-/// state that grows with the log, so it is kept in [`Rows`] (a mapped file in a server
-/// with a data folder).
+/// state that grows with the log, so it is kept in [`LogRows`] (a mapped file in a
+/// server with a data folder), which holds the event's own position apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct EventLink {
-    pub seq: i64,
     pub prev: i64,
 }
 
@@ -229,16 +228,16 @@ pub struct IdentityGraph {
     redirects: FastMap<ProfileId, ProfileId>,
     /// For each identifier, the distinct higher-priority identifiers seen with it
     /// (capped), the evidence for `shared` and `flags`.
-    seen_with: FastMap<IdKey, Vec<IdKey>>,
+    seen_with: FastMap<IdKey, Box<[IdKey]>>,
     /// Identifiers proven shared by two people; they no longer link.
     shared: FastMap<IdKey, (IdKey, IdKey)>,
     flags: BTreeMap<IdKey, Flag>,
     #[serde(skip)]
     unmerge_rules: Vec<UnmergeRule>,
     unattributed: u64,
-    /// Not serialised: written and read as raw rows (see [`Self::event_links`]).
-    #[serde(skip)]
-    links: Rows<EventLink>,
+    /// Serialised as their positions; the rows are written and read as raw rows (see
+    /// [`Self::event_links`]).
+    links: LogRows<EventLink>,
 }
 
 /// A serialised [`IdentityGraph`] read back, waiting for the rules it was built under
@@ -248,10 +247,12 @@ pub struct GraphParts {
     owners: FastMap<IdKey, ProfileId>,
     profiles: BTreeMap<ProfileId, Box<ProfileNode>>,
     redirects: FastMap<ProfileId, ProfileId>,
-    seen_with: FastMap<IdKey, Vec<IdKey>>,
+    seen_with: FastMap<IdKey, Box<[IdKey]>>,
     shared: FastMap<IdKey, (IdKey, IdKey)>,
     flags: BTreeMap<IdKey, Flag>,
     unattributed: u64,
+    /// The event links' positions.
+    links: Runs,
 }
 
 /// Two graphs are equal when they hold the same profiles, identifiers and evidence
@@ -284,7 +285,7 @@ impl IdentityGraph {
             flags: BTreeMap::new(),
             unmerge_rules,
             unattributed: 0,
-            links: Rows::default(),
+            links: LogRows::default(),
         }
     }
 
@@ -295,20 +296,21 @@ impl IdentityGraph {
         links: Box<dyn RowStore<EventLink>>,
     ) -> Self {
         IdentityGraph {
-            links: Rows::new_in(links),
+            links: LogRows::new_in(links),
             ..Self::new(rules, unmerge_rules)
         }
     }
 
     /// The graph serialised as `parts`, with its event `links` (see
     /// [`Self::event_links`]), under the rules and unmerge rules it was built with (the
-    /// caller checks they are those: the parts do not hold them).
+    /// caller checks they are those: the parts do not hold them). Refused when the links
+    /// are not those the parts place.
     pub fn from_parts(
         parts: GraphParts,
         rules: Arc<IdentityRules>,
         unmerge_rules: Vec<UnmergeRule>,
         links: Rows<EventLink>,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let GraphParts {
             owners,
             profiles,
@@ -317,8 +319,11 @@ impl IdentityGraph {
             shared,
             flags,
             unattributed,
+            links: positions,
         } = parts;
-        IdentityGraph {
+        let links =
+            LogRows::from_parts(links, positions).map_err(|e| format!("the event links: {e}"))?;
+        Ok(IdentityGraph {
             rules,
             owners,
             profiles,
@@ -329,7 +334,7 @@ impl IdentityGraph {
             unmerge_rules,
             unattributed,
             links,
-        }
+        })
     }
 
     /// The rules in force.
@@ -342,10 +347,9 @@ impl IdentityGraph {
     pub fn apply(&mut self, seq: i64, at: Timestamp, set: &IdentifierSet) -> Resolution {
         let resolution = self.resolve(seq, at, set);
         // Every event has a link row, attributed or not, so that the links are dense in
-        // log positions as the interaction table is (a chain's step is a direct lookup).
-        if self.links.last().is_none_or(|l| l.seq < seq) {
-            self.links.push(EventLink { seq, prev: 0 });
-        }
+        // log positions (a chain's step is a lookup in few runs); one the resolution
+        // added already is kept.
+        self.links.push(seq, EventLink { prev: 0 });
         resolution
     }
 
@@ -360,7 +364,7 @@ impl IdentityGraph {
             ids.dedup();
         }
         ids.retain(|key| {
-            if !self.rules.is_blocked(&key.value) {
+            if !self.rules.is_blocked(key.value()) {
                 return true;
             }
             resolution.dropped.push(Dropped {
@@ -457,20 +461,14 @@ impl IdentityGraph {
     fn alias_key(&self, previous: &str) -> Option<IdKey> {
         let user = self.rules.type_index("user_id").and_then(|kind| {
             let value = self.rules.normalise(kind, previous)?;
-            Some(IdKey {
-                kind,
-                value: value.into(),
-            })
+            Some(IdKey::new(kind, &value))
         });
         if let Some(user) = user.filter(|k| self.owners.contains_key(k)) {
             return Some(user);
         }
         let kind = self.rules.type_index("anonymous_id")?;
         let value = self.rules.normalise(kind, previous)?;
-        Some(IdKey {
-            kind,
-            value: value.into(),
-        })
+        Some(IdKey::new(kind, &value))
     }
 
     /// Records, for each identifier of the event, the higher-priority identifiers it
@@ -486,14 +484,14 @@ impl IdentityGraph {
     ) {
         let threshold = self.rules.config.flag_after;
         for key in ids.iter() {
-            if !ids.iter().any(|k| k.kind < key.kind) {
+            if !ids.iter().any(|k| k.kind() < key.kind()) {
                 continue;
             }
             // Only a new anchor can change the evidence.
             let known = self.seen_with.get(key);
             let fresh: Vec<&IdKey> = ids
                 .iter()
-                .filter(|a| a.kind < key.kind && known.is_none_or(|seen| !seen.contains(a)))
+                .filter(|a| a.kind() < key.kind() && known.is_none_or(|seen| !seen.contains(a)))
                 .collect();
             if fresh.is_empty() {
                 continue;
@@ -503,12 +501,13 @@ impl IdentityGraph {
                 .entry(own_copy(&self.owners, key))
                 .or_default();
             for anchor in fresh {
-                let same_kind = seen.iter().filter(|s| s.kind == anchor.kind).count();
+                let same_kind = seen.iter().filter(|s| s.kind() == anchor.kind()).count();
                 if same_kind > threshold {
                     continue;
                 }
-                push_snug(seen, own_copy(&self.owners, anchor));
-                let values: Vec<&IdKey> = seen.iter().filter(|s| s.kind == anchor.kind).collect();
+                push_exact(seen, own_copy(&self.owners, anchor));
+                let values: Vec<&IdKey> =
+                    seen.iter().filter(|s| s.kind() == anchor.kind()).collect();
                 if values.len() > threshold && !self.flags.contains_key(key) {
                     self.flags.insert(
                         key.clone(),
@@ -522,7 +521,7 @@ impl IdentityGraph {
                     resolution.flagged.push(key.clone());
                 }
                 if values.len() >= 2
-                    && self.rules.type_rule(anchor.kind).limit == Some(1)
+                    && self.rules.type_rule(anchor.kind()).limit == Some(1)
                     && !self.shared.contains_key(key)
                 {
                     self.shared
@@ -597,14 +596,14 @@ impl IdentityGraph {
         let mut counts = vec![0usize; types.len()];
         for profile in matched {
             for (key, first) in &self.profiles[profile].identifiers {
-                if counted(key.kind, *first) {
-                    counts[key.kind as usize] += 1;
+                if counted(key.kind(), *first) {
+                    counts[key.kind() as usize] += 1;
                 }
             }
         }
         for key in ids {
-            if !self.owners.contains_key(key) && counted(key.kind, LogTime::of(at)) {
-                counts[key.kind as usize] += 1;
+            if !self.owners.contains_key(key) && counted(key.kind(), LogTime::of(at)) {
+                counts[key.kind() as usize] += 1;
             }
         }
         counts
@@ -616,12 +615,12 @@ impl IdentityGraph {
     /// The identifier to give up when limits are exceeded: of the lowest priority type,
     /// preferably one held by a profile other than the event's highest-priority match.
     fn least_wanted(&self, ids: &[IdKey]) -> IdKey {
-        let lowest = ids.iter().map(|k| k.kind).max().unwrap_or_default();
+        let lowest = ids.iter().map(|k| k.kind()).max().unwrap_or_default();
         let anchor_owner = ids
             .iter()
             .find_map(|k| self.owners.get(k))
             .map(|p| self.current(*p));
-        let candidates: Vec<&IdKey> = ids.iter().filter(|k| k.kind == lowest).collect();
+        let candidates: Vec<&IdKey> = ids.iter().filter(|k| k.kind() == lowest).collect();
         candidates
             .iter()
             .rev()
@@ -847,7 +846,7 @@ impl IdentityGraph {
             while seq > 0 {
                 f(seq);
                 // Links point back; anything else (a damaged row) ends the walk.
-                seq = match self.links.position(seq, |l| l.seq) {
+                seq = match self.links.position(seq) {
                     Some(i) if links[i].prev < seq => links[i].prev,
                     _ => 0,
                 };
@@ -855,12 +854,14 @@ impl IdentityGraph {
         }
     }
 
-    /// The event links' heap memory, in bytes (nothing when kept in a mapped file).
-    /// Every event's link, in log order: what serialising the graph leaves out.
-    pub fn event_links(&self) -> &Rows<EventLink> {
+    /// Every event's link, in log order: serialising the graph writes only their
+    /// positions.
+    pub fn event_links(&self) -> &LogRows<EventLink> {
         &self.links
     }
 
+    /// The event links' heap memory, in bytes (only their positions' runs when the rows
+    /// are kept in a mapped file).
     pub fn links_heap_bytes(&self) -> usize {
         self.links.heap_bytes()
     }
@@ -932,21 +933,18 @@ impl IdentityGraph {
 }
 
 /// Adds the event at `seq` to the front of the profile's own chain (once).
-fn add_event(node: &mut ProfileNode, links: &mut Rows<EventLink>, seq: i64) {
-    if node.chains.iter().any(|c| c.last >= seq) || links.last().is_some_and(|l| l.seq >= seq) {
+fn add_event(node: &mut ProfileNode, links: &mut LogRows<EventLink>, seq: i64) {
+    if node.chains.iter().any(|c| c.last >= seq) || links.last_seq().is_some_and(|l| l >= seq) {
         return;
     }
     match node.chains.first_mut() {
         Some(own) => {
-            links.push(EventLink {
-                seq,
-                prev: own.last,
-            });
+            links.push(seq, EventLink { prev: own.last });
             own.last = seq;
             own.count += 1;
         }
         None => {
-            links.push(EventLink { seq, prev: 0 });
+            links.push(seq, EventLink { prev: 0 });
             push_exact(
                 &mut node.chains,
                 Chain {

@@ -18,4 +18,4 @@ pub use graph::{
     DropReason, Dropped, EventLink, Flag, GraphParts, IdentityGraph, LinkRefusal, MergeRecord,
     ProfileId, Resolution, UnmergeRule,
 };
-pub use rules::{IdKey, IdentityConfig, IdentityRules, Normalisation, SharedText, TypeRule};
+pub use rules::{IdKey, IdentityConfig, IdentityRules, MAX_TYPES, Normalisation, TypeRule};

@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use arcstr::ArcStr;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -206,40 +207,57 @@ const PHONE_CACHE_ENTRIES: usize = 100_000;
 /// A type's position in the priority order (0 = highest).
 pub type TypeIx = u16;
 
-/// A normalised identifier, as the graph keys it: 16 bytes. Its text is shared: the
-/// graph holds one copy of it however many times it keeps the identifier (owner,
-/// profile, evidence).
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub struct IdKey {
-    pub kind: TypeIx,
-    pub value: SharedText,
-}
+/// Identifier types a configuration may list at most: a type's index is held in one
+/// byte of each key (see [`IdKey`]).
+pub const MAX_TYPES: usize = 128;
 
-/// Text held once and shared, behind a thin pointer (8 bytes: the count and the text's
-/// length live with the text). Compared, ordered and hashed as its text.
+/// A normalised identifier, as the graph keys it: a thin pointer (8 bytes) to one
+/// shared allocation of a count and a length (16 bytes), the type's index in one byte
+/// and the normalised text. The graph holds one allocation however many times it keeps
+/// the identifier (owner, profile, evidence). Compared, ordered and hashed as (type,
+/// text): the index byte comes first, so the text order of the whole is that order.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SharedText(Arc<Box<str>>);
+pub struct IdKey(ArcStr);
 
-/// Texts written or read once each, while [`SharedText::written_once`] or
-/// [`SharedText::read_once`] runs on this thread.
+/// Keys written or read once each, while [`IdKey::written_once`] or
+/// [`IdKey::read_once`] runs on this thread.
 enum Once {
-    /// Each text written so far (by its address: one shared copy), and its number.
+    /// Each key written so far (by its address: one shared copy), and its number.
     Writing(HashMap<usize, u32, foldhash::fast::RandomState>),
-    /// Each text read so far, by number.
-    Reading(Vec<SharedText>),
+    /// Each key read so far, by number.
+    Reading(Vec<IdKey>),
 }
 
 thread_local! {
     static ONCE: RefCell<Option<Once>> = const { RefCell::new(None) };
 }
 
-impl SharedText {
-    /// Runs `write` with each shared text it serialises in a binary format written once:
-    /// later places write its number (in the order first written). What it writes is read
-    /// back with [`Self::read_once`], each text then shared again by every place that
-    /// keeps it, as in a graph built event by event.
+impl IdKey {
+    /// The key of `value` (normalised) of the type at `kind` (below [`MAX_TYPES`], as
+    /// [`IdentityRules`] guarantees for its types; the index is reduced modulo it).
+    pub fn new(kind: TypeIx, value: &str) -> IdKey {
+        debug_assert!(usize::from(kind) < MAX_TYPES, "type index {kind}");
+        let key = ArcStr::init_with(1 + value.len(), |bytes| {
+            bytes[0] = (kind % MAX_TYPES as TypeIx) as u8;
+            bytes[1..].copy_from_slice(value.as_bytes());
+        });
+        IdKey(key.expect("an ASCII byte followed by text is text"))
+    }
+
+    /// The type's position in the priority order.
+    pub fn kind(&self) -> TypeIx {
+        TypeIx::from(self.0.as_bytes()[0])
+    }
+
+    /// The normalised text.
+    pub fn value(&self) -> &str {
+        &self.0.as_str()[1..]
+    }
+
+    /// Runs `write` with each key it serialises in a binary format written once: later
+    /// places write its number (in the order first written) in place of the text. What
+    /// it writes is read back with [`Self::read_once`], each key then shared again by
+    /// every place that keeps it, as in a graph built event by event.
     pub fn written_once<R>(write: impl FnOnce() -> R) -> R {
         Self::with_once(Once::Writing(HashMap::default()), write)
     }
@@ -263,13 +281,13 @@ impl SharedText {
         work()
     }
 
-    /// The number of this text if [`Self::written_once`] wrote it already; else it is
+    /// The number of this key if [`Self::written_once`] wrote it already; else it is
     /// numbered, to be written.
     fn written_before(&self) -> Option<u32> {
         ONCE.with(|once| match once.borrow_mut().as_mut() {
             Some(Once::Writing(numbers)) => {
                 let next = numbers.len() as u32;
-                match numbers.entry(Arc::as_ptr(&self.0) as usize) {
+                match numbers.entry(self.0.as_ptr() as usize) {
                     std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
                     std::collections::hash_map::Entry::Vacant(e) => {
                         e.insert(next);
@@ -281,19 +299,19 @@ impl SharedText {
         })
     }
 
-    /// `text` read, numbered if [`Self::read_once`] runs.
-    fn read(text: &str) -> SharedText {
-        let shared = SharedText::from(text);
+    /// The key of `kind` and `text` read, numbered if [`Self::read_once`] runs.
+    fn read(kind: TypeIx, text: &str) -> IdKey {
+        let key = IdKey::new(kind, text);
         ONCE.with(|once| {
             if let Some(Once::Reading(read)) = once.borrow_mut().as_mut() {
-                read.push(shared.clone());
+                read.push(key.clone());
             }
         });
-        shared
+        key
     }
 
-    /// The text read before under `number`.
-    fn read_before(number: u64) -> Option<SharedText> {
+    /// The key read before under `number`.
+    fn read_before(number: u64) -> Option<IdKey> {
         ONCE.with(|once| match once.borrow().as_ref() {
             Some(Once::Reading(read)) => usize::try_from(number)
                 .ok()
@@ -304,75 +322,135 @@ impl SharedText {
     }
 }
 
-impl std::ops::Deref for SharedText {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for SharedText {
-    fn from(text: &str) -> SharedText {
-        SharedText(Arc::new(Box::from(text)))
-    }
-}
-
-impl From<String> for SharedText {
-    fn from(text: String) -> SharedText {
-        SharedText(Arc::new(text.into_boxed_str()))
-    }
-}
-
-impl std::fmt::Debug for SharedText {
+impl std::fmt::Debug for IdKey {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&**self.0, f)
+        f.debug_struct("IdKey")
+            .field("kind", &self.kind())
+            .field("value", &self.value())
+            .finish()
     }
 }
 
-impl std::fmt::Display for SharedText {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl serde::Serialize for SharedText {
+/// As the struct `{kind, value}`; in a binary format written by
+/// [`IdKey::written_once`], the value of a key written before is its number.
+impl serde::Serialize for IdKey {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if !serializer.is_human_readable()
-            && let Some(number) = self.written_before()
-        {
-            return serializer.serialize_u32(number);
+        use serde::ser::SerializeStruct;
+
+        struct Text<'a>(&'a IdKey);
+
+        impl serde::Serialize for Text<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if !s.is_human_readable()
+                    && let Some(number) = self.0.written_before()
+                {
+                    return s.serialize_u32(number);
+                }
+                s.serialize_str(self.0.value())
+            }
         }
-        serializer.serialize_str(&self.0)
+
+        let mut fields = serializer.serialize_struct("IdKey", 2)?;
+        fields.serialize_field("kind", &self.kind())?;
+        fields.serialize_field("value", &Text(self))?;
+        fields.end()
     }
 }
 
-impl<'de> serde::Deserialize<'de> for SharedText {
+impl<'de> serde::Deserialize<'de> for IdKey {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
+        use serde::de::{DeserializeSeed, Error, MapAccess, SeqAccess, Visitor};
 
-        impl serde::de::Visitor<'_> for Text {
-            type Value = SharedText;
+        /// A key's value, of the type it holds: its text, or the number of a key read
+        /// before.
+        struct Text(TypeIx);
+
+        impl<'de> DeserializeSeed<'de> for Text {
+            type Value = IdKey;
+
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<IdKey, D::Error> {
+                if d.is_human_readable() {
+                    d.deserialize_str(self)
+                } else {
+                    d.deserialize_any(self)
+                }
+            }
+        }
+
+        impl Visitor<'_> for Text {
+            type Value = IdKey;
 
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("text, or the number of a text written before")
+                f.write_str("text, or the number of an identifier written before")
             }
 
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SharedText, E> {
-                Ok(SharedText::read(text))
+            fn visit_str<E: Error>(self, text: &str) -> Result<IdKey, E> {
+                Ok(IdKey::read(self.0, text))
             }
 
-            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<SharedText, E> {
-                SharedText::read_before(number)
-                    .ok_or_else(|| E::custom(format!("no text numbered {number} was read before")))
+            fn visit_u64<E: Error>(self, number: u64) -> Result<IdKey, E> {
+                let key = IdKey::read_before(number).ok_or_else(|| {
+                    E::custom(format!("no identifier numbered {number} was read before"))
+                })?;
+                if key.kind() != self.0 {
+                    return Err(E::custom(format!(
+                        "identifier {number} was read as type {}, not {}",
+                        key.kind(),
+                        self.0
+                    )));
+                }
+                Ok(key)
             }
         }
 
-        if deserializer.is_human_readable() {
-            deserializer.deserialize_str(Text)
-        } else {
-            deserializer.deserialize_any(Text)
+        struct Key;
+
+        impl<'de> Visitor<'de> for Key {
+            type Value = IdKey;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an identifier: its type's index and its value")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<IdKey, A::Error> {
+                let kind = seq
+                    .next_element::<TypeIx>()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                seq.next_element_seed(Text(in_range::<A::Error>(kind)?))?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IdKey, A::Error> {
+                let (mut kind, mut key, mut text) = (None, None, None::<String>);
+                while let Some(field) = map.next_key::<String>()? {
+                    match (field.as_str(), kind) {
+                        ("kind", _) => kind = Some(in_range::<A::Error>(map.next_value()?)?),
+                        ("value", Some(kind)) => key = Some(map.next_value_seed(Text(kind))?),
+                        ("value", None) => text = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                let kind = kind.ok_or_else(|| A::Error::missing_field("kind"))?;
+                match (key, text) {
+                    (Some(key), _) => Ok(key),
+                    (None, Some(text)) => Ok(IdKey::read(kind, &text)),
+                    (None, None) => Err(A::Error::missing_field("value")),
+                }
+            }
         }
+
+        /// A type's index as a key can hold it.
+        fn in_range<E: Error>(kind: TypeIx) -> Result<TypeIx, E> {
+            if usize::from(kind) < MAX_TYPES {
+                Ok(kind)
+            } else {
+                Err(E::custom(format!("type index {kind} out of range")))
+            }
+        }
+
+        deserializer.deserialize_struct("IdKey", &["kind", "value"], Key)
     }
 }
 
@@ -389,6 +467,8 @@ pub enum RulesError {
     ZeroLimit(String),
     #[error("identity.types is empty")]
     NoTypes,
+    #[error("identity.types lists {0} types; at most {max} are supported", max = MAX_TYPES)]
+    TooManyTypes(usize),
     #[error("identity.matching needs 0 < lower <= upper <= 1 (lower {lower}, upper {upper})")]
     BadThresholds { lower: f64, upper: f64 },
 }
@@ -414,6 +494,9 @@ impl IdentityRules {
     pub fn new(config: IdentityConfig) -> Result<Arc<Self>, RulesError> {
         if config.types.is_empty() {
             return Err(RulesError::NoTypes);
+        }
+        if config.types.len() > MAX_TYPES {
+            return Err(RulesError::TooManyTypes(config.types.len()));
         }
         let (lower, upper) = (config.matching.lower, config.matching.upper);
         if !(lower > 0.0 && lower <= upper && upper <= 1.0) {
@@ -591,17 +674,14 @@ impl IdentityRules {
     pub fn key_of(&self, identifier: &Identifier) -> Option<IdKey> {
         let kind = self.type_index(identifier.kind.as_str())?;
         let value = self.normalise(kind, &identifier.value)?;
-        Some(IdKey {
-            kind,
-            value: value.into(),
-        })
+        Some(IdKey::new(kind, &value))
     }
 
     /// The API form of a key.
     pub fn identifier_of(&self, key: &IdKey) -> Identifier {
         Identifier {
-            kind: IdentifierType::from(self.type_rule(key.kind).name.clone()),
-            value: key.value.to_string(),
+            kind: IdentifierType::from(self.type_rule(key.kind()).name.clone()),
+            value: key.value().to_string(),
         }
     }
 }
@@ -666,9 +746,11 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_text_is_written_once_and_read_back_shared() {
-        let email = SharedText::from("ada@example.com");
-        let phone = SharedText::from("+393471234567");
+    fn a_key_is_written_once_and_read_back_shared() {
+        let email = IdKey::new(1, "ada@example.com");
+        let phone = IdKey::new(2, "+393471234567");
+        assert_eq!((email.kind(), email.value()), (1, "ada@example.com"));
+        assert_eq!(size_of::<IdKey>(), 8);
         let places = vec![
             email.clone(),
             phone.clone(),
@@ -677,22 +759,40 @@ mod tests {
             phone,
         ];
         let plain = rmp_serde::to_vec(&places).unwrap();
-        let once = SharedText::written_once(|| rmp_serde::to_vec(&places)).unwrap();
-        assert!(once.len() + 2 * email.len() < plain.len(), "{once:?}");
-
-        let read: Vec<SharedText> = SharedText::read_once(|| rmp_serde::from_slice(&once)).unwrap();
-        assert_eq!(read, places);
-        assert!(Arc::ptr_eq(&read[0].0, &read[2].0) && Arc::ptr_eq(&read[0].0, &read[3].0));
-        assert!(Arc::ptr_eq(&read[1].0, &read[4].0));
-        // Outside `read_once` a number means nothing: refused, not guessed.
-        assert!(rmp_serde::from_slice::<Vec<SharedText>>(&once).is_err());
-        // Plain texts read back as they always did; JSON is unchanged.
-        assert_eq!(
-            rmp_serde::from_slice::<Vec<SharedText>>(&plain).unwrap(),
-            places
+        let once = IdKey::written_once(|| rmp_serde::to_vec(&places)).unwrap();
+        assert!(
+            once.len() + 2 * email.value().len() < plain.len(),
+            "{once:?}"
         );
-        let json = SharedText::written_once(|| serde_json::to_string(&places)).unwrap();
+
+        let read: Vec<IdKey> = IdKey::read_once(|| rmp_serde::from_slice(&once)).unwrap();
+        assert_eq!(read, places);
+        assert!(ArcStr::ptr_eq(&read[0].0, &read[2].0) && ArcStr::ptr_eq(&read[0].0, &read[3].0));
+        assert!(ArcStr::ptr_eq(&read[1].0, &read[4].0));
+        // Outside `read_once` a number means nothing: refused, not guessed.
+        assert!(rmp_serde::from_slice::<Vec<IdKey>>(&once).is_err());
+        // Plain keys read back as they always did; JSON is the struct it always was.
+        assert_eq!(rmp_serde::from_slice::<Vec<IdKey>>(&plain).unwrap(), places);
+        let json = IdKey::written_once(|| serde_json::to_string(&places)).unwrap();
         assert_eq!(json, serde_json::to_string(&places).unwrap());
+        assert!(
+            json.starts_with(r#"[{"kind":1,"value":"ada@example.com"}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Vec<IdKey>>(&json).unwrap(), places);
+    }
+
+    #[test]
+    fn keys_order_by_type_then_text() {
+        let mut keys = [
+            IdKey::new(2, "a"),
+            IdKey::new(1, "zz"),
+            IdKey::new(1, "z"),
+            IdKey::new(0, "~"),
+        ];
+        keys.sort();
+        let pairs: Vec<(TypeIx, &str)> = keys.iter().map(|k| (k.kind(), k.value())).collect();
+        assert_eq!(pairs, [(0, "~"), (1, "z"), (1, "zz"), (2, "a")]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub use consent::{
     Consent, ConsentKey, ConsentLine, Consents, applicable, consent_statement, fold_consents,
     is_consent_statement_name,
 };
-pub use engagement::{ChannelEngagement, HourCounts, fold_engagement, message_step};
+pub use engagement::{ChannelEngagement, HourCounts, MessageCounts, fold_engagement, message_step};
 pub use recent::Recent;
 pub use search::{SHOWN_IDENTIFIER_TYPES, SearchQuery};
 pub use state::{LifecycleStage, ProfileFacts, ProfileState, segment_change};

@@ -229,7 +229,8 @@ impl ProfileState {
             .engagement
             .iter()
             .max_by_key(|(_, e)| {
-                [e.interactions, e.opened, e.clicked, e.replied]
+                let m = e.messages();
+                [e.interactions, m.opened, m.clicked, m.replied]
                     .map(u64::from)
                     .iter()
                     .sum::<u64>()
@@ -396,7 +397,7 @@ mod tests {
         assert_eq!(facts.computed_traits["orders_90d"], 1);
         assert_eq!(facts.computed_traits["lifetime_value"], json!(40.5));
         assert_eq!(facts.lifecycle_stage, LifecycleStage::Customer);
-        assert_eq!(facts.engagement["email"].opened, 1);
+        assert_eq!(facts.engagement["email"].messages().opened, 1);
     }
 
     #[test]

@@ -321,7 +321,7 @@ pub async fn flagged(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
                     "reason": format!(
                         "seen with more than {} distinct {} identifiers; it no longer links anyone",
                         rules.config.flag_after,
-                        flag.seen_with.first().map_or("higher-priority", |k| rules.type_rule(k.kind).name.as_str())
+                        flag.seen_with.first().map_or("higher-priority", |k| rules.type_rule(k.kind()).name.as_str())
                     ),
                 })
             })
@@ -336,7 +336,7 @@ pub async fn flagged(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
                     "seen_with": [rules.identifier_of(a), rules.identifier_of(b)],
                     "reason": format!(
                         "seen with two different {} identifiers, which belong to one person each; it no longer links anyone",
-                        rules.type_rule(a.kind).name
+                        rules.type_rule(a.kind()).name
                     ),
                 })
             })

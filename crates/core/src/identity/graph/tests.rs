@@ -6,10 +6,7 @@ fn keys(rules: &IdentityRules, ids: &[(&str, &str)]) -> IdentifierSet {
         .iter()
         .map(|(t, v)| {
             let kind = rules.type_index(t).unwrap();
-            IdKey {
-                kind,
-                value: rules.normalise(kind, v).unwrap().into(),
-            }
+            IdKey::new(kind, &rules.normalise(kind, v).unwrap())
         })
         .collect();
     keys.sort();

@@ -783,6 +783,27 @@ mod tests {
     }
 
     #[test]
+    fn more_types_than_a_key_can_hold_are_refused() {
+        let mut config = IdentityConfig::default();
+        let template = config.types[0].clone();
+        config.types = (0..=MAX_TYPES)
+            .map(|i| TypeRule {
+                name: format!("type_{i}"),
+                ..template.clone()
+            })
+            .collect();
+        assert_eq!(
+            IdentityRules::new(config.clone()).err(),
+            Some(RulesError::TooManyTypes(MAX_TYPES + 1))
+        );
+        config.types.pop();
+        assert!(
+            IdentityRules::new(config).is_ok(),
+            "{MAX_TYPES} types are fine"
+        );
+    }
+
+    #[test]
     fn keys_order_by_type_then_text() {
         let mut keys = [
             IdKey::new(2, "a"),

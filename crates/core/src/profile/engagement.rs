@@ -366,9 +366,10 @@ mod tests {
         normalise(message.as_object().unwrap().clone(), &ctx, || "m".into()).unwrap()
     }
 
-    #[test]
-    fn messages_and_interactions_are_counted_per_channel() {
-        let events = [
+    /// Messages on three channels (sent, opened, replied, bounced) and a purchase in a
+    /// store.
+    fn messages_and_a_purchase() -> [Event; 6] {
+        [
             track("Email Sent", "2024-05-06T09:00:00Z", json!({}), None),
             track("Email Opened", "2024-05-06T20:15:00Z", json!({}), None),
             track(
@@ -390,7 +391,12 @@ mod tests {
                 json!({}),
                 Some("store-rome-01"),
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn messages_and_interactions_are_counted_per_channel() {
+        let events = messages_and_a_purchase();
         let engagement = fold_engagement(&events);
         let email = &engagement["email"];
         assert_eq!((email.messages().sent, email.messages().opened), (1, 1));
@@ -406,17 +412,7 @@ mod tests {
     /// record they were (the API's JSON, and snapshots field by field).
     #[test]
     fn engagement_serialises_as_the_flat_record() {
-        let events = [
-            track("Email Sent", "2024-05-06T09:00:00Z", json!({}), None),
-            track("Email Opened", "2024-05-06T20:15:00Z", json!({}), None),
-            track(
-                "Order Completed",
-                "2024-05-08T17:00:00Z",
-                json!({}),
-                Some("store-rome-01"),
-            ),
-        ];
-        let engagement = fold_engagement(&events);
+        let engagement = fold_engagement(&messages_and_a_purchase());
         let email = serde_json::to_value(&engagement["email"]).unwrap();
         assert_eq!(
             email,

@@ -15,12 +15,13 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, TestCaseError};
 use unavoce_core::identity::graph::ProfileNode;
 use unavoce_core::identity::{
-    Flag, IdKey, IdentifierSet, IdentityConfig, IdentityGraph, IdentityRules, ProfileId,
-    UnmergeRule,
+    EventLink, Flag, GraphParts, IdKey, IdentifierSet, IdentityConfig, IdentityGraph,
+    IdentityRules, ProfileId, UnmergeRule,
 };
+use unavoce_core::rows::Rows;
 
 /// The cases of each property: `PROPTEST_CASES`, else `default`.
 fn config(default: u32) -> Config {
@@ -406,6 +407,32 @@ proptest! {
                 prop_assert!(merge.from > merge.into, "the older profile survives: {:?}", merge);
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// A graph written as a snapshot writes it (MessagePack, each identifier's text once)
+    /// and read back is the same graph, owners found again from the profiles — after an
+    /// erasure too, which leaves evidence about identifiers no profile holds.
+    #[test]
+    fn a_graph_read_back_from_its_binary_form_is_the_same(
+        rules in rules(),
+        ops in prop::collection::vec(op(), 1..60),
+        erase in any::<bool>(),
+    ) {
+        let mut graph = build(&rules, Vec::new(), &ops);
+        let first = graph.profiles_after(None).next().map(|n| n.id);
+        if erase && let Some(first) = first {
+            graph.remove_profile(first);
+        }
+        let bytes = IdKey::written_once(|| rmp_serde::to_vec(&graph)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let parts: GraphParts = IdKey::read_once(|| rmp_serde::from_slice(&bytes)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut links = Rows::<EventLink>::default();
+        links.extend_from_bytes(graph.event_links().rows().as_bytes()).map_err(TestCaseError::fail)?;
+        let back = IdentityGraph::from_parts(parts, rules.clone(), Vec::new(), links).map_err(TestCaseError::fail)?;
+        prop_assert!(back == graph, "read back: {:?}\nwritten: {:?}", back, graph);
     }
 }
 

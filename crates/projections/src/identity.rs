@@ -20,6 +20,7 @@ use unavoce_core::rows::RowStore;
 use unavoce_core::{Event, Identifier};
 use unavoce_store::{EventLog, EventQuery, StoreError};
 
+use crate::forked;
 use crate::mapped::MappedRows;
 use crate::snapshot;
 
@@ -290,9 +291,11 @@ pub struct SnapshotTaken {
     pub seq: i64,
     /// Its size.
     pub bytes: u64,
-    /// How long the projection's writer was held (its state read with shared locks
-    /// only: readers of the state were not blocked; new events, and reads that call
-    /// [`IdentityProjection::catch_up`] first, waited).
+    /// How long the projection's writer was held: until a child process holding a copy
+    /// of the state was started (see the `forked` module); where there can be none, the
+    /// whole write (its state read with shared locks only: readers of the state were not
+    /// blocked; new events, and reads that call [`IdentityProjection::catch_up`] first,
+    /// waited).
     pub held: Duration,
     /// From start to the file synced and in place.
     pub took: Duration,
@@ -565,6 +568,7 @@ impl IdentityProjection {
         let projection = self.clone();
         let write_dir = dir.clone();
         let (done, written) = tokio::sync::oneshot::channel();
+        let (forked, let_go) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("identity-snapshot".into())
             .spawn(move || {
@@ -588,21 +592,42 @@ impl IdentityProjection {
                     ),
                     taken_at: Timestamp::now(),
                 };
-                let _ = done.send(snapshot::write_partial(
-                    &write_dir,
-                    &header,
-                    &state.graph,
-                    &state.people,
-                    &table,
-                ));
+                let write = || {
+                    snapshot::write_partial(
+                        &write_dir,
+                        &header,
+                        &state.graph,
+                        &state.people,
+                        &table,
+                    )
+                };
+                // Written by a copy of the process as it is now: the locks, and the
+                // writer, are let go as soon as it runs.
+                let outcome = match forked::fork(|| write().map(|(_, bytes)| bytes)) {
+                    Ok(child) => {
+                        drop(table);
+                        drop(state);
+                        let _ = forked.send(());
+                        child
+                            .wait()
+                            .map(|bytes| (snapshot::partial_path(&write_dir), bytes))
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %Redacted(&e), "no child process for the snapshot: written under the writer's hold");
+                        write()
+                    }
+                };
+                let _ = done.send(outcome);
             })
             .map_err(|e| StoreError::Storage(format!("cannot start a snapshot: {e}")))?;
+        // Held until the state is forked (or, where it cannot be, written).
+        let _ = let_go.await;
+        let held = held_since.elapsed();
+        drop(writer);
         let (partial, bytes) = written
             .await
             .map_err(|_| StoreError::Storage("a snapshot stopped half-way".into()))?
             .map_err(|e| StoreError::Storage(format!("cannot write a snapshot: {e}")))?;
-        let held = held_since.elapsed();
-        drop(writer);
         let projection = self.clone();
         let placed = tokio::task::spawn_blocking(move || {
             let _file = projection

@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod clock;
+mod forked;
 mod identity;
 mod mapped;
 mod matching;

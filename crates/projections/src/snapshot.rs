@@ -5,7 +5,8 @@
 //! The file: eight magic bytes, the format version (u32, little-endian), a [`Header`]
 //! in MessagePack, then the body in sections, each its length (u64, little-endian) and
 //! its bytes: the graph and the interaction table in MessagePack, both without their
-//! per-event rows; the graph's event links and the table's rows as raw rows (read
+//! per-event rows, each in pieces (a length and its bytes, then a zero length: written
+//! in one pass, their length unknown until then); the graph's event links and the table's rows as raw rows (read
 //! straight into their row stores); the number of profile states and of their chunks,
 //! then the chunks of at most [`PEOPLE_PER_CHUNK`] states in MessagePack — so that a
 //! start decodes the graph, the table and the states on every core while it reads the
@@ -43,7 +44,7 @@ use unavoce_core::profile::{ComputedTrait, ProfileState};
 use unavoce_core::rows::{RowStore, Rows};
 
 /// Bumped whenever the layout of the file or of a serialised type changes.
-pub const FORMAT: u32 = 7;
+pub const FORMAT: u32 = 8;
 /// Profile states per chunk of the body.
 pub const PEOPLE_PER_CHUNK: usize = 8_192;
 const MAGIC: &[u8; 8] = b"UNAVSNAP";
@@ -181,20 +182,19 @@ pub fn write_partial(
     table: &InteractionTable,
 ) -> std::io::Result<(PathBuf, u64)> {
     std::fs::create_dir_all(dir)?;
-    let partial = dir.join(PARTIAL);
+    let partial = partial_path(dir);
     let file = File::create(&partial)?;
     let mut out = Checksummed::new(BufWriter::with_capacity(1 << 20, file));
     out.write_all(MAGIC)?;
     out.write_all(&FORMAT.to_le_bytes())?;
     let encode = |e: rmp_serde::encode::Error| std::io::Error::other(e.to_string());
     rmp_serde::encode::write(&mut out, header).map_err(encode)?;
-    // The graph and the table are large: measured first, then streamed. Each identifier
-    // text is written once, later places giving its number.
+    // The graph and the table are large: streamed in pieces, encoded once. Each
+    // identifier text is written once, later places giving its number.
     for value in [&graph as &dyn erased::Encode, &table] {
-        let mut counted = Counted(0);
-        IdKey::written_once(|| value.encode(&mut counted)).map_err(encode)?;
-        out.write_all(&counted.0.to_le_bytes())?;
-        IdKey::written_once(|| value.encode(&mut out)).map_err(encode)?;
+        let mut pieces = Pieces::new(&mut out);
+        IdKey::written_once(|| value.encode(&mut pieces)).map_err(encode)?;
+        pieces.finish()?;
     }
     for rows in [
         graph.event_links().rows().as_bytes(),
@@ -222,6 +222,11 @@ pub fn write_partial(
     inner.write_all(&crc.to_le_bytes())?;
     inner.flush()?;
     Ok((partial, bytes))
+}
+
+/// The temporary file [`write_partial`] writes in `dir`.
+pub fn partial_path(dir: &Path) -> PathBuf {
+    dir.join(PARTIAL)
 }
 
 /// Syncs the temporary file, renames it over the snapshot and syncs the folder.
@@ -375,9 +380,9 @@ impl Opened {
         links: &mut Rows<EventLink>,
         rows: &mut Rows<Interaction>,
     ) -> Result<(), Refusal> {
-        let graph = self.section(spare)?;
+        let graph = self.pieces(spare)?;
         let _ = jobs.send(Section::Graph(graph));
-        let table = self.section(spare)?;
+        let table = self.pieces(spare)?;
         let _ = jobs.send(Section::Table(table));
         self.raw_rows(links)?;
         self.raw_rows(rows)?;
@@ -415,6 +420,26 @@ impl Opened {
             return Err(Refusal::Damaged("it ends inside a section".into()));
         }
         Ok(bytes)
+    }
+
+    /// The next section written in pieces (see [`Pieces`]), in a spare buffer when there
+    /// is one.
+    fn pieces(&mut self, spare: &Spare) -> Result<Vec<u8>, Refusal> {
+        let mut bytes = spare.take();
+        loop {
+            let length = self.section_length()?;
+            if length == 0 {
+                return Ok(bytes);
+            }
+            bytes.reserve(length);
+            let read = (&mut self.input)
+                .take(length as u64)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Refusal::Damaged(e.to_string()))?;
+            if read != length {
+                return Err(Refusal::Damaged("it ends inside a section".into()));
+            }
+        }
     }
 
     /// The next section's length (refused when longer than what is left of the file).
@@ -561,12 +586,48 @@ mod erased {
     }
 }
 
-/// A writer that only counts the bytes written to it.
-struct Counted(u64);
+/// Writes a section of unknown length in pieces, each its length (u64, little-endian)
+/// and its bytes, then a zero length: streamed in one pass (read back by
+/// [`Opened::pieces`]).
+struct Pieces<'a, W: Write> {
+    out: &'a mut W,
+    piece: Vec<u8>,
+}
 
-impl Write for Counted {
+impl<'a, W: Write> Pieces<'a, W> {
+    /// The bytes of a piece at most (but one write's).
+    const PIECE: usize = 8 << 20;
+
+    fn new(out: &'a mut W) -> Self {
+        Pieces {
+            out,
+            piece: Vec::with_capacity(Self::PIECE),
+        }
+    }
+
+    fn write_piece(&mut self) -> std::io::Result<()> {
+        if !self.piece.is_empty() {
+            self.out
+                .write_all(&(self.piece.len() as u64).to_le_bytes())?;
+            self.out.write_all(&self.piece)?;
+            self.piece.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the last piece and the zero length that ends the section.
+    fn finish(mut self) -> std::io::Result<()> {
+        self.write_piece()?;
+        self.out.write_all(&0u64.to_le_bytes())
+    }
+}
+
+impl<W: Write> Write for Pieces<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len() as u64;
+        self.piece.extend_from_slice(buf);
+        if self.piece.len() >= Self::PIECE {
+            self.write_piece()?;
+        }
         Ok(buf.len())
     }
 

@@ -376,3 +376,96 @@ async fn snapshots_asked_for_at_once_are_taken_one_at_a_time() {
     assert!(matches!(restarted.start(), Start::Snapshot { .. }));
     assert!(restarted.same_as(&live));
 }
+
+/// A snapshot is written by a child process holding the state as it was when the write
+/// began: meanwhile new events are applied and `catch_up` returns. Here the child is held
+/// up by its file, a pipe of one page that the test reads only when it chooses.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_events_are_applied_while_a_snapshot_is_written() {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Duration;
+
+    let test_store = TestStore::open().await;
+    let store = test_store.store();
+    let dir = test_store.dir.path().join("snapshots");
+    send(&store, events(0, 60)).await;
+    let live = open(&store, Some(dir.clone())).await;
+    let before = live.catch_up().await.unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let partial = dir.join("identity.snapshot.partial");
+    let path = std::ffi::CString::new(partial.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a plain system call on a path we own.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let mut pipe = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&partial)
+        .unwrap();
+    // SAFETY: as above, on a descriptor we own.
+    let _ = unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&pipe),
+            libc::F_SETPIPE_SZ,
+            4096,
+        )
+    };
+    let snapshot = tokio::spawn({
+        let live = live.clone();
+        async move { live.take_snapshot().await }
+    });
+    // Reads what is in the pipe; whether the writing end was closed (the child ended).
+    let mut written = Vec::new();
+    let mut read = |written: &mut Vec<u8>| {
+        let mut piece = [0u8; 4096];
+        match pipe.read(&mut piece) {
+            Ok(0) => true,
+            Ok(n) => {
+                written.extend_from_slice(&piece[..n]);
+                false
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    // The first bytes: the child runs, so the state it writes is fixed.
+    for _ in 0..6_000 {
+        read(&mut written);
+        if !written.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!written.is_empty(), "the snapshot's child never wrote");
+
+    send(&store, events(60, 5)).await;
+    let after = tokio::time::timeout(Duration::from_secs(60), live.catch_up())
+        .await
+        .expect("catch_up waited for the snapshot being written")
+        .unwrap();
+    assert!(after > before, "{after} after {before}");
+    assert!(!snapshot.is_finished(), "the snapshot was not held up");
+
+    // The path taken away (the snapshot cannot be put in place from it), then the rest.
+    std::fs::remove_file(&partial).unwrap();
+    while !read(&mut written) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        written.len() > 3 * 4096,
+        "{} bytes: the pipe held it all",
+        written.len()
+    );
+    let outcome = snapshot.await.unwrap();
+    assert!(
+        outcome.is_err(),
+        "put in place from a path taken away: {outcome:?}"
+    );
+    // What the child wrote is a snapshot of the state when the write began.
+    std::fs::write(snapshot_file(&dir), &written).unwrap();
+    let restarted = open(&store, Some(dir)).await;
+    assert_eq!(restarted.start(), Start::Snapshot { seq: before });
+    assert!(restarted.same_as(&*open(&store, None).await));
+}

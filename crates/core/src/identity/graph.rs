@@ -217,11 +217,13 @@ pub struct EventLink {
 /// The identity graph. See the module docs.
 ///
 /// Serialised without its rules and unmerge rules (a snapshot is tied to them by a
-/// fingerprint instead); read back with [`GraphParts`] and [`IdentityGraph::from_parts`].
-#[derive(Debug, Clone, Serialize)]
+/// fingerprint instead) and without the owner of each identifier (the profile node that
+/// lists it, found again on reading); read back with [`GraphParts`] and
+/// [`IdentityGraph::from_parts`].
+#[derive(Debug, Clone)]
 pub struct IdentityGraph {
-    #[serde(skip)]
     rules: Arc<IdentityRules>,
+    /// Each identifier's profile: always the node whose `identifiers` list it.
     owners: FastMap<IdKey, ProfileId>,
     /// Boxed: the tree's nodes, about half full, then hold pointers, not whole nodes.
     profiles: BTreeMap<ProfileId, Box<ProfileNode>>,
@@ -232,7 +234,6 @@ pub struct IdentityGraph {
     /// Identifiers proven shared by two people; they no longer link.
     shared: FastMap<IdKey, (IdKey, IdKey)>,
     flags: BTreeMap<IdKey, Flag>,
-    #[serde(skip)]
     unmerge_rules: Vec<UnmergeRule>,
     unattributed: u64,
     /// Serialised as their positions; the rows are written and read as raw rows (see
@@ -244,7 +245,6 @@ pub struct IdentityGraph {
 /// and its event links.
 #[derive(Debug, serde::Deserialize)]
 pub struct GraphParts {
-    owners: FastMap<IdKey, ProfileId>,
     profiles: BTreeMap<ProfileId, Box<ProfileNode>>,
     redirects: FastMap<ProfileId, ProfileId>,
     seen_with: FastMap<IdKey, Box<[IdKey]>>,
@@ -269,6 +269,59 @@ impl PartialEq for IdentityGraph {
             && self.unmerge_rules == other.unmerge_rules
             && self.unattributed == other.unattributed
             && self.links == other.links
+    }
+}
+
+/// As [`GraphParts`] reads it back. The evidence is written in the profiles' order (each
+/// node's identifiers', then that of identifiers no one holds), so that in a binary
+/// format written by [`IdKey::written_once`] a key's later references follow its first
+/// closely, and reading them back stays in cache.
+impl Serialize for IdentityGraph {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+
+        let mut fields = s.serialize_struct("IdentityGraph", 7)?;
+        fields.serialize_field("profiles", &self.profiles)?;
+        fields.serialize_field("redirects", &self.redirects)?;
+        fields.serialize_field("seen_with", &SeenInProfileOrder(self))?;
+        fields.serialize_field("shared", &self.shared)?;
+        fields.serialize_field("flags", &self.flags)?;
+        fields.serialize_field("unattributed", &self.unattributed)?;
+        fields.serialize_field("links", &self.links)?;
+        fields.end()
+    }
+}
+
+/// A graph's `seen_with`, in the order of its profiles.
+struct SeenInProfileOrder<'a>(&'a IdentityGraph);
+
+impl Serialize for SeenInProfileOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+
+        let graph = self.0;
+        let held = graph
+            .profiles
+            .values()
+            .flat_map(|node| node.identifiers.iter());
+        let held = held.filter_map(|(key, _)| graph.seen_with.get_key_value(key));
+        let unheld = graph
+            .seen_with
+            .iter()
+            .filter(|(key, _)| !graph.owners.contains_key(*key));
+        let mut map = s.serialize_map(Some(graph.seen_with.len()))?;
+        let mut written = 0;
+        for (key, seen) in held.chain(unheld) {
+            map.serialize_entry(key, seen)?;
+            written += 1;
+        }
+        if written != graph.seen_with.len() {
+            return Err(S::Error::custom(format!(
+                "the evidence of {written} identifiers written, of {}: an identifier is listed by two profiles, or its owner is not the profile that lists it",
+                graph.seen_with.len()
+            )));
+        }
+        map.end()
     }
 }
 
@@ -312,7 +365,6 @@ impl IdentityGraph {
         links: Rows<EventLink>,
     ) -> Result<Self, String> {
         let GraphParts {
-            owners,
             profiles,
             redirects,
             seen_with,
@@ -323,6 +375,19 @@ impl IdentityGraph {
         } = parts;
         let links =
             LogRows::from_parts(links, positions).map_err(|e| format!("the event links: {e}"))?;
+        let held = profiles.values().map(|node| node.identifiers.len()).sum();
+        let mut owners = FastMap::with_capacity_and_hasher(held, Default::default());
+        for node in profiles.values() {
+            for (key, _) in &node.identifiers {
+                if let Some(other) = owners.insert(key.clone(), node.id) {
+                    return Err(format!(
+                        "an identifier of type {} is held by two profiles, {other} and {}",
+                        key.kind(),
+                        node.id
+                    ));
+                }
+            }
+        }
         Ok(IdentityGraph {
             rules,
             owners,

@@ -1,0 +1,156 @@
+//! Work done on a copy of the process taken in an instant: a child process (`fork`)
+//! that sees the memory as it was when forked (the kernel copies a page only when one
+//! side writes to it), so the parent can let go of its locks at once and go on changing
+//! its state while the child writes it out. This is how a snapshot of the projections
+//! is written without holding up new events for the whole write (the way Redis writes
+//! its RDB files).
+//!
+//! The child runs one closure and ends with `_exit`: no destructor, no `atexit` handler,
+//! nothing of the parent's (its store, its sockets) touched. It dies with the thread that
+//! forked it (`PR_SET_PDEATHSIG`), so it never outlives a parent that stopped. The work
+//! must only read memory and write files: the other threads of the parent do not exist
+//! in the child, so a lock one of them held at the fork stays held there (the allocator
+//! takes care of its own). Linux only; elsewhere [`fork`] says it cannot.
+
+use std::io::{Read, Write};
+
+/// A child process running work, seen from the parent.
+#[derive(Debug)]
+pub struct Forked {
+    pid: libc::pid_t,
+    outcome: std::io::PipeReader,
+}
+
+/// Starts `work` in a child process and returns in the parent at once (the child's
+/// memory is the parent's at this instant). `work`'s outcome is read back with
+/// [`Forked::wait`].
+#[cfg(target_os = "linux")]
+pub fn fork(work: impl FnOnce() -> std::io::Result<u64>) -> std::io::Result<Forked> {
+    let (outcome, mut report) = std::io::pipe()?;
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the child only runs `work` (which reads memory and writes files, as this
+    // module's contract says) and ends with `_exit`; see the module docs.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid > 0 {
+        drop(report);
+        return Ok(Forked { pid, outcome });
+    }
+    // The child. A panic ends it at once: the default hook would take locks (standard
+    // error's) that a thread of the parent may have held at the fork.
+    std::panic::set_hook(Box::new(|_| {
+        // SAFETY: _exit ends the process without running anything of the parent's.
+        unsafe { libc::_exit(101) }
+    }));
+    // SAFETY: prctl and getppid only read their integer arguments.
+    let orphan = unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != parent
+    };
+    let code = if orphan {
+        2
+    } else {
+        let message = match work() {
+            Ok(value) => format!("ok {value}"),
+            Err(e) => format!("error {e}"),
+        };
+        i32::from(report.write_all(message.as_bytes()).is_err())
+    };
+    // SAFETY: as above.
+    unsafe { libc::_exit(code) }
+}
+
+/// Elsewhere than on Linux: refused, the caller does the work itself.
+#[cfg(not(target_os = "linux"))]
+pub fn fork(_work: impl FnOnce() -> std::io::Result<u64>) -> std::io::Result<Forked> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "work in a child process needs Linux",
+    ))
+}
+
+impl Forked {
+    /// Waits for the child to end; what its work returned.
+    pub fn wait(mut self) -> std::io::Result<u64> {
+        let mut message = String::new();
+        let read = self.outcome.read_to_string(&mut message);
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child, writing its status into a local.
+            let waited = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if waited == self.pid {
+                break;
+            }
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+        read?;
+        if let Some(value) = message.strip_prefix("ok ") {
+            return value
+                .parse()
+                .map_err(|_| std::io::Error::other(format!("the child reported {message:?}")));
+        }
+        if let Some(error) = message.strip_prefix("error ") {
+            return Err(std::io::Error::other(error.to_string()));
+        }
+        Err(std::io::Error::other(if libc::WIFSIGNALED(status) {
+            format!(
+                "the child process was killed by signal {}",
+                libc::WTERMSIG(status)
+            )
+        } else {
+            format!(
+                "the child process ended with status {} and no outcome",
+                libc::WEXITSTATUS(status)
+            )
+        }))
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The child writes the state as it was at the fork while the parent changes it: the
+    /// child waits until the parent has changed it, then writes.
+    #[test]
+    fn the_child_sees_the_state_as_it_was_at_the_fork() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state");
+        let (mut go, mut changed) = std::io::pipe().unwrap();
+        let mut state: Vec<u64> = (0..100_000).collect();
+        let forked = fork(|| {
+            let mut byte = [0u8; 1];
+            go.read_exact(&mut byte)?;
+            let text: Vec<String> = state.iter().map(u64::to_string).collect();
+            std::fs::write(&file, text.join(","))?;
+            Ok(state.iter().sum())
+        })
+        .unwrap();
+        // The parent goes on at once, changing what the child is about to write.
+        for n in &mut state {
+            *n += 1;
+        }
+        state.push(7);
+        changed.write_all(b"!").unwrap();
+        let sum = forked.wait().unwrap();
+        assert_eq!(sum, (0..100_000).sum::<u64>());
+        let written = std::fs::read_to_string(&file).unwrap();
+        assert!(written.starts_with("0,1,2,"), "{}", &written[..20]);
+        assert!(written.ends_with(",99999"));
+        assert_eq!(state.len(), 100_001);
+    }
+
+    #[test]
+    fn a_child_that_fails_or_panics_says_so() {
+        let failed = fork(|| Err(std::io::Error::other("no room"))).unwrap();
+        assert_eq!(failed.wait().unwrap_err().to_string(), "no room");
+        let panicked = fork(|| panic!("boom")).unwrap();
+        let error = panicked.wait().unwrap_err().to_string();
+        assert!(error.contains("status 101"), "{error}");
+    }
+}

@@ -204,14 +204,26 @@ pub struct Chain {
     pub count: u64,
 }
 
-/// An event's link to the previous event of its profile's chain (`prev` 0: the first, or
-/// an event attributed to no one). One per event applied, in log order: the graph's only
-/// state that grows with the log, so it is kept in [`LogRows`] (a mapped file in a
-/// server with a data folder), which holds the event's own position apart.
+/// An event's link to the previous event of its profile's chain: how many log positions
+/// back it is (`back` 0: the first of its chain, or an event attributed to no one). One
+/// per event applied, in log order: the graph's only state that grows with the log, so
+/// it is kept in [`LogRows`] (a mapped file in a server with a data folder), which holds
+/// the event's own position apart; 4 bytes (a profile whose next event comes more than
+/// `u32::MAX` positions after its last starts a new chain).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct EventLink {
-    pub prev: i64,
+    pub back: u32,
+}
+
+impl EventLink {
+    /// The link of the first event of a chain.
+    const FIRST: EventLink = EventLink { back: 0 };
+
+    /// The position of the previous event, for the event at `seq`.
+    pub fn prev(self, seq: i64) -> Option<i64> {
+        (self.back > 0).then(|| seq - i64::from(self.back))
+    }
 }
 
 /// The identity graph. See the module docs.
@@ -414,7 +426,7 @@ impl IdentityGraph {
         // Every event has a link row, attributed or not, so that the links are dense in
         // log positions (a chain's step is a lookup in few runs); one the resolution
         // added already is kept.
-        self.links.push(seq, EventLink { prev: 0 });
+        self.links.push(seq, EventLink::FIRST);
         resolution
     }
 
@@ -912,8 +924,8 @@ impl IdentityGraph {
                 f(seq);
                 // Links point back; anything else (a damaged row) ends the walk.
                 seq = match self.links.position(seq) {
-                    Some(i) if links[i].prev < seq => links[i].prev,
-                    _ => 0,
+                    Some(i) => links[i].prev(seq).unwrap_or(0),
+                    None => 0,
                 };
             }
         }
@@ -1002,21 +1014,24 @@ fn add_event(node: &mut ProfileNode, links: &mut LogRows<EventLink>, seq: i64) {
     if node.chains.iter().any(|c| c.last >= seq) || links.last_seq().is_some_and(|l| l >= seq) {
         return;
     }
-    match node.chains.first_mut() {
-        Some(own) => {
-            links.push(seq, EventLink { prev: own.last });
+    // The distance back to its own chain's last event, when a link can hold it.
+    let back = (node.chains.first()).and_then(|own| u32::try_from(seq - own.last).ok());
+    match (back, node.chains.first_mut()) {
+        (Some(back), Some(own)) => {
+            links.push(seq, EventLink { back });
             own.last = seq;
             own.count += 1;
         }
-        None => {
-            links.push(seq, EventLink { prev: 0 });
-            push_exact(
-                &mut node.chains,
-                Chain {
-                    last: seq,
-                    count: 1,
-                },
-            );
+        _ => {
+            // A new chain, its own first (the one before, if any, is kept after it).
+            links.push(seq, EventLink::FIRST);
+            let first = Chain {
+                last: seq,
+                count: 1,
+            };
+            node.chains = std::iter::once(first)
+                .chain(node.chains.iter().copied())
+                .collect();
         }
     }
 }

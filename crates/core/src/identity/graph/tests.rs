@@ -368,3 +368,20 @@ fn an_unmerged_match_is_not_linked_again_when_its_decision_is_replayed() {
         replayed.lookup(&store.keys[0]).map(|n| n.id)
     );
 }
+
+/// An event link holds 32 bits of distance back: a profile's next event further on than
+/// that starts a new chain of its own, and its events are all still found.
+#[test]
+fn events_further_apart_than_a_link_can_say_start_a_new_chain() {
+    let mut graph = IdentityGraph::new(IdentityRules::default_rules(), Vec::new());
+    let set = keys(graph.rules(), &[("user_id", "u1")]);
+    let far = 3 + i64::from(u32::MAX);
+    for (minute, seq) in [1, 2, far, far + 1].into_iter().enumerate() {
+        graph.apply(seq, at(minute as i64), &set);
+    }
+    let node = graph.profile(ProfileId(1)).unwrap();
+    assert_eq!(graph.events(node), vec![1, 2, far, far + 1]);
+    assert_eq!(node.event_count(), 4);
+    assert_eq!(node.chains.len(), 2);
+    assert_eq!(node.last_event(), Some(far + 1));
+}

@@ -154,12 +154,16 @@ pub async fn restart_bench(args: RestartBenchArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no snapshot was taken"))?;
     let peak_growth_mib = proc_status_kib("VmHWM:").saturating_sub(rss_before) as f64 / 1024.0;
     println!(
-        "  projections built in {first_start:.1} s; snapshot at position {}: {:.0} MiB, taken in {:.2} s, the projection's writer held {:.2} s (catch_up waited that long), peak memory +{peak_growth_mib:.0} MiB over {:.0} MiB",
+        "  projections built in {first_start:.1} s; snapshot at position {}: {:.0} MiB, taken in {:.2} s, the projection's writer held {:.2} s (catch_up waited that long), peak memory +{peak_growth_mib:.0} MiB over {:.0} MiB, and {} in the child process that wrote it",
         taken.seq,
         taken.bytes as f64 / (1 << 20) as f64,
         taken.took.as_secs_f64(),
         taken.held.as_secs_f64(),
         rss_before as f64 / 1024.0,
+        taken.memory.map_or("none".into(), |m| format!(
+            "{:.0} MiB",
+            m as f64 / (1 << 20) as f64
+        )),
     );
     drop(identity);
     log.close().await;

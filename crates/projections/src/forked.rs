@@ -53,7 +53,7 @@ pub fn fork(work: impl FnOnce() -> std::io::Result<u64>) -> std::io::Result<Fork
         2
     } else {
         let message = match work() {
-            Ok(value) => format!("ok {value}"),
+            Ok(value) => format!("ok {value} {}", private_bytes().unwrap_or(0)),
             Err(e) => format!("error {e}"),
         };
         i32::from(report.write_all(message.as_bytes()).is_err())
@@ -71,9 +71,35 @@ pub fn fork(_work: impl FnOnce() -> std::io::Result<u64>) -> std::io::Result<For
     ))
 }
 
+/// The memory this process holds alone (not shared with another): in a child, the
+/// pages it or its parent wrote since the fork, i.e. what the fork cost.
+#[cfg(target_os = "linux")]
+fn private_bytes() -> Option<u64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let kib = |field: &str| -> Option<u64> {
+        let line = rollup.lines().find(|l| l.starts_with(field))?;
+        line[field.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((kib("Private_Clean:")? + kib("Private_Dirty:")?) * 1024)
+}
+
+/// What a child's work returned, and what the child cost in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub value: u64,
+    /// The memory the child held alone when its work was done: pages it wrote, and
+    /// pages the parent wrote meanwhile (each then held twice); 0 when unknown.
+    pub private_bytes: u64,
+}
+
 impl Forked {
     /// Waits for the child to end; what its work returned.
-    pub fn wait(mut self) -> std::io::Result<u64> {
+    pub fn wait(mut self) -> std::io::Result<Outcome> {
         let mut message = String::new();
         let read = self.outcome.read_to_string(&mut message);
         let mut status = 0;
@@ -89,10 +115,19 @@ impl Forked {
             }
         }
         read?;
-        if let Some(value) = message.strip_prefix("ok ") {
-            return value
-                .parse()
-                .map_err(|_| std::io::Error::other(format!("the child reported {message:?}")));
+        if let Some(outcome) = message.strip_prefix("ok ") {
+            let mut numbers = outcome.split(' ').map(str::parse::<u64>);
+            if let (Some(Ok(value)), Some(Ok(private_bytes)), None) =
+                (numbers.next(), numbers.next(), numbers.next())
+            {
+                return Ok(Outcome {
+                    value,
+                    private_bytes,
+                });
+            }
+            return Err(std::io::Error::other(format!(
+                "the child reported {message:?}"
+            )));
         }
         if let Some(error) = message.strip_prefix("error ") {
             return Err(std::io::Error::other(error.to_string()));
@@ -137,8 +172,14 @@ mod tests {
         }
         state.push(7);
         changed.write_all(b"!").unwrap();
-        let sum = forked.wait().unwrap();
-        assert_eq!(sum, (0..100_000).sum::<u64>());
+        let outcome = forked.wait().unwrap();
+        assert_eq!(outcome.value, (0..100_000).sum::<u64>());
+        // At least the pages of the state the parent changed are the child's alone now.
+        assert!(
+            outcome.private_bytes >= 800_000,
+            "{} bytes",
+            outcome.private_bytes
+        );
         let written = std::fs::read_to_string(&file).unwrap();
         assert!(written.starts_with("0,1,2,"), "{}", &written[..20]);
         assert!(written.ends_with(",99999"));

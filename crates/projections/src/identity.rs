@@ -299,6 +299,10 @@ pub struct SnapshotTaken {
     pub held: Duration,
     /// From start to the file synced and in place.
     pub took: Duration,
+    /// The memory the write cost, when a child process wrote it: what the child held
+    /// alone at the end (its own buffers, and each page the projections changed while it
+    /// wrote, then held twice).
+    pub memory: Option<u64>,
 }
 
 impl IdentityProjection {
@@ -608,13 +612,14 @@ impl IdentityProjection {
                         drop(table);
                         drop(state);
                         let _ = forked.send(());
-                        child
-                            .wait()
-                            .map(|bytes| (snapshot::partial_path(&write_dir), bytes))
+                        child.wait().map(|outcome| {
+                            let path = snapshot::partial_path(&write_dir);
+                            (path, outcome.value, Some(outcome.private_bytes))
+                        })
                     }
                     Err(e) => {
                         tracing::debug!(error = %Redacted(&e), "no child process for the snapshot: written under the writer's hold");
-                        write()
+                        write().map(|(path, bytes)| (path, bytes, None))
                     }
                 };
                 let _ = done.send(outcome);
@@ -624,7 +629,7 @@ impl IdentityProjection {
         let _ = let_go.await;
         let held = held_since.elapsed();
         drop(writer);
-        let (partial, bytes) = written
+        let (partial, bytes, memory) = written
             .await
             .map_err(|_| StoreError::Storage("a snapshot stopped half-way".into()))?
             .map_err(|e| StoreError::Storage(format!("cannot write a snapshot: {e}")))?;
@@ -651,10 +656,12 @@ impl IdentityProjection {
             bytes,
             held,
             took: started.elapsed(),
+            memory,
         };
         tracing::info!(
             seq,
             bytes,
+            memory_mib = memory.map(|m| m >> 20),
             held_ms = held.as_millis() as u64,
             took_ms = taken.took.as_millis() as u64,
             "projections' snapshot taken"

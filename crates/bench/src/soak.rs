@@ -283,8 +283,9 @@ pub(super) async fn soak_bench(args: SoakBenchArgs) -> anyhow::Result<()> {
     report_floor(&rss, &spans);
     report_rest(&rests);
     println!(
-        "(resident = anonymous + file pages; the interaction table ({} bytes per event) and the identity graph's event links (16) are in mapped files, so they count as file pages; SQLite caches up to 256 MiB for the writer and 32 MiB per reader, anonymous)",
+        "(resident = anonymous + file pages; the interaction table ({} bytes per event) and the identity graph's event links ({}) are in mapped files, so they count as file pages; SQLite caches up to 256 MiB for the writer and 32 MiB per reader, anonymous)",
         std::mem::size_of::<unavoce_core::analytics::Interaction>(),
+        std::mem::size_of::<unavoce_core::identity::EventLink>(),
     );
     report_log(&log_path);
     report_readers(&run);

@@ -6,7 +6,8 @@
 //! its RDB files).
 //!
 //! The child runs one closure and ends with `_exit`: no destructor, no `atexit` handler,
-//! nothing of the parent's (its store, its sockets) touched. It dies with the thread that
+//! nothing of the parent's (its store, its sockets) touched; the descriptors it inherited
+//! are closed first, so the work opens what it writes itself. It dies with the thread that
 //! forked it (`PR_SET_PDEATHSIG`), so it never outlives a parent that stopped. The work
 //! must only read memory and write files: the other threads of the parent do not exist
 //! in the child, so a lock one of them held at the fork stays held there (the allocator
@@ -52,6 +53,7 @@ pub fn fork(work: impl FnOnce() -> std::io::Result<u64>) -> std::io::Result<Fork
     let code = if orphan {
         2
     } else {
+        let_go_of_the_parents_files(std::os::fd::AsRawFd::as_raw_fd(&report));
         let message = match work() {
             Ok(value) => format!("ok {value} {}", private_bytes().unwrap_or(0)),
             Err(e) => format!("error {e}"),
@@ -60,6 +62,33 @@ pub fn fork(work: impl FnOnce() -> std::io::Result<u64>) -> std::io::Result<Fork
     };
     // SAFETY: as above.
     unsafe { libc::_exit(code) }
+}
+
+/// Closes every descriptor the child inherited but standard input, output, error and
+/// `keep`: a connection or file the parent closes is then closed at once, not when the
+/// child ends (a client waiting for the end of a connection the server closed would wait
+/// for the whole write). Mappings stay: they need no descriptor.
+#[cfg(target_os = "linux")]
+fn let_go_of_the_parents_files(keep: std::os::fd::RawFd) {
+    let close_range = |first: i32, last: u32| {
+        // SAFETY: close_range only closes descriptors of this process, none of which
+        // anything in the child uses but `keep`.
+        unsafe { libc::syscall(libc::SYS_close_range, first as u32, last, 0u32) == 0 }
+    };
+    let closed = (keep <= 3 || close_range(3, keep as u32 - 1)) && close_range(keep + 1, u32::MAX);
+    if !closed {
+        // Kernels before 5.9: one at a time, as listed.
+        let listed: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+            .map(|dir| {
+                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for fd in listed.into_iter().filter(|fd| *fd > 2 && *fd != keep) {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
+        }
+    }
 }
 
 /// Elsewhere than on Linux: refused, the caller does the work itself.
@@ -150,17 +179,25 @@ impl Forked {
 mod tests {
     use super::*;
 
+    /// Waits (up to ten seconds) for `path` to exist; whether it did.
+    fn appears(path: &std::path::Path) -> bool {
+        (0..1_000).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            path.exists()
+        })
+    }
+
     /// The child writes the state as it was at the fork while the parent changes it: the
     /// child waits until the parent has changed it, then writes.
     #[test]
     fn the_child_sees_the_state_as_it_was_at_the_fork() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("state");
-        let (mut go, mut changed) = std::io::pipe().unwrap();
+        let (file, changed) = (dir.path().join("state"), dir.path().join("changed"));
         let mut state: Vec<u64> = (0..100_000).collect();
         let forked = fork(|| {
-            let mut byte = [0u8; 1];
-            go.read_exact(&mut byte)?;
+            if !appears(&changed) {
+                return Err(std::io::Error::other("the parent never changed it"));
+            }
             let text: Vec<String> = state.iter().map(u64::to_string).collect();
             std::fs::write(&file, text.join(","))?;
             Ok(state.iter().sum())
@@ -171,7 +208,7 @@ mod tests {
             *n += 1;
         }
         state.push(7);
-        changed.write_all(b"!").unwrap();
+        std::fs::write(&changed, "").unwrap();
         let outcome = forked.wait().unwrap();
         assert_eq!(outcome.value, (0..100_000).sum::<u64>());
         // At least the pages of the state the parent changed are the child's alone now.
@@ -184,6 +221,22 @@ mod tests {
         assert!(written.starts_with("0,1,2,"), "{}", &written[..20]);
         assert!(written.ends_with(",99999"));
         assert_eq!(state.len(), 100_001);
+    }
+
+    /// What the parent closes is closed at once: the child holds no copy of it.
+    #[test]
+    fn the_child_lets_go_of_the_parents_files_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let go = dir.path().join("go");
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let forked = fork(|| Ok(u64::from(appears(&go)))).unwrap();
+        drop(writer);
+        // The end of the pipe now, not when the child ends (it waits for `go`).
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        std::fs::write(&go, "").unwrap();
+        let outcome = forked.wait().unwrap();
+        assert_eq!(outcome.value, 1, "the pipe ended only with the child");
     }
 
     #[test]

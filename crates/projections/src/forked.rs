@@ -53,6 +53,7 @@ pub fn fork(work: impl FnOnce() -> std::io::Result<u64>) -> std::io::Result<Fork
     let code = if orphan {
         2
     } else {
+        default_signal_handling();
         let_go_of_the_parents_files(std::os::fd::AsRawFd::as_raw_fd(&report));
         let message = match work() {
             Ok(value) => format!("ok {value} {}", private_bytes().unwrap_or(0)),
@@ -62,6 +63,19 @@ pub fn fork(work: impl FnOnce() -> std::io::Result<u64>) -> std::io::Result<Fork
     };
     // SAFETY: as above.
     unsafe { libc::_exit(code) }
+}
+
+/// Every signal back to its default action: the parent's handlers (a server's, for
+/// SIGTERM) would write to descriptors the child closes, or that its own files reuse; a
+/// SIGTERM to the whole group (a service manager's stop) now ends the child too.
+#[cfg(target_os = "linux")]
+fn default_signal_handling() {
+    for signal in 1..32 {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // SAFETY: sets this (child) process's action for a valid signal number.
+            unsafe { libc::signal(signal, libc::SIG_DFL) };
+        }
+    }
 }
 
 /// Closes every descriptor the child inherited but standard input, output, error and
@@ -237,6 +251,27 @@ mod tests {
         std::fs::write(&go, "").unwrap();
         let outcome = forked.wait().unwrap();
         assert_eq!(outcome.value, 1, "the pipe ended only with the child");
+    }
+
+    extern "C" fn ignore(_: libc::c_int) {}
+
+    /// The parent's signal handlers are not the child's.
+    #[test]
+    fn the_child_takes_signals_the_default_way() {
+        let handler = ignore as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: a handler that does nothing, for a signal nothing else here uses.
+        unsafe { libc::signal(libc::SIGUSR2, handler) };
+        let action = || {
+            // SAFETY: reads this process's action for SIGUSR2 into a zeroed struct.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(libc::SIGUSR2, std::ptr::null(), &mut action);
+                action.sa_sigaction
+            }
+        };
+        assert_eq!(action(), handler);
+        let forked = fork(|| Ok(u64::from(action() == libc::SIG_DFL))).unwrap();
+        assert_eq!(forked.wait().unwrap().value, 1);
     }
 
     #[test]

@@ -636,6 +636,7 @@ impl Blocker {
     async fn hold(store: &TestStore) -> Blocker {
         match (store.sqlite(), store.postgres_url()) {
             (Some(log), _) => {
+                unavoce_store::sqlite::prepare_sqlite();
                 let blocker = rusqlite::Connection::open(log.path()).unwrap();
                 blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
                 Blocker::Sqlite(blocker)

@@ -725,6 +725,7 @@ fn read_source(path: &Path, feed: &mpsc::Sender<Result<Feed, MigrateError>>) {
         reason: reason.to_string(),
     };
     let result = (|| {
+        unavoce_store::sqlite::prepare_sqlite();
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -874,6 +875,7 @@ mod tests {
             std::env::temp_dir().join(format!("unavoce-migrate-{}", uuid::Uuid::new_v4().simple()));
         let log = unavoce_store::SqliteLog::open(&dir, Default::default()).unwrap();
         log.close().await;
+        unavoce_store::sqlite::prepare_sqlite();
         let conn = Connection::open(dir.join("events.db")).unwrap();
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")

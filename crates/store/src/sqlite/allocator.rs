@@ -7,8 +7,11 @@
 //! leaves one heap, the one the binary chose for this work.
 //!
 //! SQLite takes these methods only before it initialises (before the first connection
-//! in the process); [`route_to_global_allocator`] is called by every opening of the
-//! store and does nothing after the first call.
+//! in the process), and changing them while another thread initialises it mixes two
+//! allocators (an abort, seen in the tests run in parallel): so every connection the
+//! store opens goes through [`connection`] (or routes first), code elsewhere calls
+//! `sqlite::prepare_sqlite` before its own, and [`route_to_global_allocator`] does
+//! nothing after its first call (the others wait for it).
 
 use std::alloc::{Layout, alloc, dealloc, realloc};
 use std::ffi::{c_int, c_void};
@@ -59,6 +62,17 @@ pub(crate) fn route_to_global_allocator() {
             );
         }
     });
+}
+
+/// A connection to the database at `path`, SQLite's allocator routed first: every
+/// connection the store opens comes here (tests too), so that no thread initialises
+/// SQLite while another is routing it (a block from one allocator freed by the other
+/// aborts the process).
+pub(crate) fn connection(
+    path: impl AsRef<std::path::Path>,
+) -> rusqlite::Result<rusqlite::Connection> {
+    route_to_global_allocator();
+    rusqlite::Connection::open(path)
 }
 
 fn layout(total: usize) -> Option<Layout> {

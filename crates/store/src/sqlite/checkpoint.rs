@@ -98,7 +98,7 @@ impl Checkpointer {
         durability: Durability,
         checked: tokio::sync::watch::Receiver<super::integrity::Verdict>,
     ) -> rusqlite::Result<Self> {
-        let conn = Connection::open(path)?;
+        let conn = crate::sqlite::allocator::connection(path)?;
         schema::configure(&conn, durability)?;
         let signals = Arc::new((Mutex::new(Signals::default()), Condvar::new()));
         let (done_tx, done) = tokio::sync::watch::channel(0);

@@ -235,7 +235,7 @@ fn quick_check(conn: &Connection) -> rusqlite::Result<Option<String>> {
 /// small page cache, not the writer's large one: about half the time at 10 M events
 /// (see BENCHMARKS.md, restart).
 pub(crate) fn check_every_page(db: &Path) -> rusqlite::Result<Option<String>> {
-    let conn = Connection::open(db)?;
+    let conn = crate::sqlite::allocator::connection(db)?;
     super::schema::no_checkpoint_on_close(&conn)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "mmap_size", 1i64 << 40)?;
@@ -470,7 +470,7 @@ mod tests {
     fn a_wal_sqlite_wrote_passes() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("events.db");
-        let conn = Connection::open(&db).unwrap();
+        let conn = crate::sqlite::allocator::connection(&db).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
         conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")

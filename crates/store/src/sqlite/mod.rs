@@ -192,7 +192,7 @@ impl SqliteLog {
                 }
             }
         };
-        let mut conn = Connection::open(&path).map_err(open_err)?;
+        let mut conn = crate::sqlite::allocator::connection(&path).map_err(open_err)?;
         schema::configure(&conn, options.durability).map_err(open_err)?;
         schema::configure_writer(&conn).map_err(open_err)?;
         let found = schema::user_version(&conn).map_err(open_err)?;
@@ -424,7 +424,16 @@ impl SqliteLog {
     }
 }
 
+/// Has SQLite allocate through the process's global allocator, if it has not started yet
+/// (see `allocator.rs`). The store's own connections do it first; code that opens a
+/// SQLite connection of its own calls this before, so that no thread initialises SQLite
+/// while another is routing it.
+pub fn prepare_sqlite() {
+    allocator::route_to_global_allocator();
+}
+
 fn open_reader(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
+    allocator::route_to_global_allocator();
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -715,7 +724,7 @@ pub fn bulk_insert_baseline(
 ) -> Result<(), StoreError> {
     let storage = |e: rusqlite::Error| StoreError::Storage(e.to_string());
     std::fs::create_dir_all(dir).map_err(|e| StoreError::Storage(e.to_string()))?;
-    let mut conn = Connection::open(dir.join("events.db")).map_err(storage)?;
+    let mut conn = crate::sqlite::allocator::connection(dir.join("events.db")).map_err(storage)?;
     schema::configure(&conn, durability).map_err(storage)?;
     schema::configure_writer(&conn).map_err(storage)?;
     schema::migrate(&mut conn).map_err(storage)?;

@@ -22,7 +22,7 @@ async fn a_full_queue_answers_overloaded_instead_of_waiting() {
         .unwrap(),
     );
     // Another connection holds the write lock, so the writer stalls on its first commit.
-    let blocker = Connection::open(log.path()).unwrap();
+    let blocker = crate::sqlite::allocator::connection(log.path()).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
 
     let first = tokio::spawn({
@@ -73,7 +73,7 @@ async fn a_full_queue_answers_overloaded_instead_of_waiting() {
 #[test]
 fn a_database_from_a_newer_build_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = Connection::open(dir.path().join("events.db")).unwrap();
+    let conn = crate::sqlite::allocator::connection(dir.path().join("events.db")).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
     let err = SqliteLog::open(dir.path(), SqliteOptions::default())
@@ -124,7 +124,7 @@ fn seqs_of(conn: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Vec<i
 #[test]
 fn events_by_identifier_come_from_the_index_and_the_unindexed_tail_in_one_order() {
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = Connection::open(dir.path().join("events.db")).unwrap();
+    let mut conn = crate::sqlite::allocator::connection(dir.path().join("events.db")).unwrap();
     schema::migrate(&mut conn).unwrap();
     let tx = conn.transaction().unwrap();
     for (i, event) in identifier_log().iter().enumerate() {
@@ -200,7 +200,7 @@ async fn events_by_identifier_are_indexed_in_chunks_and_when_idle() {
     };
     let log = SqliteLog::open(dir.path(), options).unwrap();
     let progress = || {
-        let conn = Connection::open(dir.path().join("events.db")).unwrap();
+        let conn = crate::sqlite::allocator::connection(dir.path().join("events.db")).unwrap();
         identifiers::indexed_through(&conn).unwrap()
     };
     let of_u1 = [1, 4, 5, 7];
@@ -232,7 +232,7 @@ async fn events_by_identifier_are_indexed_in_chunks_and_when_idle() {
 #[tokio::test]
 async fn a_log_from_before_the_identifier_index_is_indexed_when_migrated() {
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = Connection::open(dir.path().join("events.db")).unwrap();
+    let mut conn = crate::sqlite::allocator::connection(dir.path().join("events.db")).unwrap();
     let tx = conn.transaction().unwrap();
     for migration in &schema::MIGRATIONS[..5] {
         tx.execute_batch(migration).unwrap();
@@ -246,7 +246,7 @@ async fn a_log_from_before_the_identifier_index_is_indexed_when_migrated() {
 
     let log = SqliteLog::open(dir.path(), SqliteOptions::default()).unwrap();
     assert_eq!(pages_of(&log, "u1").await, [1, 4, 5, 7]);
-    let conn = Connection::open(dir.path().join("events.db")).unwrap();
+    let conn = crate::sqlite::allocator::connection(dir.path().join("events.db")).unwrap();
     assert_eq!(identifiers::indexed_through(&conn).unwrap(), 8);
     let indexes: i64 = conn
         .query_row(
@@ -307,7 +307,7 @@ async fn profile_ids_are_stored_as_text_and_one_that_is_not_is_an_error() {
         .unwrap();
 
     // The columns hold the text the API has always shown.
-    let conn = Connection::open(dir.path().join("events.db")).unwrap();
+    let conn = crate::sqlite::allocator::connection(dir.path().join("events.db")).unwrap();
     for table in ["decisions", "outbox", "journey_runs"] {
         let stored: String = conn
             .query_row(&format!("SELECT profile_id FROM {table}"), [], |r| r.get(0))
@@ -420,7 +420,7 @@ async fn the_identifier_index_reaches_past_erased_newest_positions_after_a_resta
     .unwrap();
     // The writer indexes up to the highest position, past the erased ones, once idle.
     let progress = || {
-        let conn = Connection::open(dir.path().join("events.db")).unwrap();
+        let conn = crate::sqlite::allocator::connection(dir.path().join("events.db")).unwrap();
         identifiers::indexed_through(&conn).unwrap()
     };
     let mut waited = 0;
@@ -527,7 +527,7 @@ async fn statuses_are_stored_as_text_and_one_that_is_none_is_an_error() {
     }])
     .await
     .unwrap();
-    let conn = Connection::open(dir.path().join("events.db")).unwrap();
+    let conn = crate::sqlite::allocator::connection(dir.path().join("events.db")).unwrap();
     let stored = |sql: &str| -> Vec<String> {
         let mut stmt = conn.prepare(sql).unwrap();
         stmt.query_map([], |r| r.get(0))

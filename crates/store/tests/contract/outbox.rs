@@ -69,6 +69,7 @@ async fn raw_sql(store: &TestStore, sql: &str) -> Vec<String> {
     match store.kind() {
         StoreKind::Sqlite => {
             let path = store.sqlite().expect("the SQLite store").path().to_owned();
+            unavoce_store::sqlite::prepare_sqlite();
             let conn = rusqlite::Connection::open(path).unwrap();
             let mut statement = conn.prepare(sql).unwrap();
             let mut rows = statement.query([]).unwrap();

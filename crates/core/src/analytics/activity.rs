@@ -72,9 +72,10 @@ pub fn activity_report(view: &View, by: Breakdown, top: usize) -> ActivityReport
         if day < first_day {
             continue;
         }
+        let origin = view.table.origin(row);
         let sym = match by {
-            Breakdown::Channel => row.channel,
-            Breakdown::Touchpoint => row.touchpoint,
+            Breakdown::Channel => origin.channel,
+            Breakdown::Touchpoint => origin.touchpoint,
         };
         lines.entry(sym.0).or_insert_with(|| vec![0; days])[(day - first_day) as usize] += 1;
     }

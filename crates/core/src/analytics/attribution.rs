@@ -56,11 +56,11 @@ pub fn attribution_report(view: &View) -> AttributionReport {
                 history[..i]
                     .iter()
                     .map(|&t| &rows[t as usize])
-                    .filter(|t| !t.touchpoint.is_none() && goal.at - t.at <= window)
-                    .map(|t| (t.touchpoint, t.at)),
+                    .map(|t| (view.table.origin(t).touchpoint, t.at))
+                    .filter(|(touchpoint, at)| !touchpoint.is_none() && goal.at - at <= window),
             );
             if touches.is_empty() {
-                touches.push((goal.touchpoint, goal.at));
+                touches.push((view.table.origin(goal).touchpoint, goal.at));
             }
             let n = touches.len() as f64;
             let weights: Vec<f64> = touches

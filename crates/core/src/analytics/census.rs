@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::kpis::{KpiReport, Kpis};
-use super::{Sym, View};
+use super::{Origin, Sym, View};
 use crate::touchpoint::{Touchpoint, TouchpointStatus};
 
 /// Which touchpoints serve one need.
@@ -203,13 +203,17 @@ fn unregistered(view: &View) -> Vec<UnregisteredChannel> {
             if !view.period.contains(row.at) {
                 continue;
             }
+            let Origin {
+                touchpoint,
+                channel,
+            } = view.table.origin(row);
             let unknown_touchpoint =
-                !row.touchpoint.is_none() && !registered_touchpoints.contains(&row.touchpoint);
-            let unknown_channel = !row.channel.is_none() && !channel_registered(row.channel);
+                !touchpoint.is_none() && !registered_touchpoints.contains(&touchpoint);
+            let unknown_channel = !channel.is_none() && !channel_registered(channel);
             if !unknown_touchpoint && !unknown_channel {
                 continue;
             }
-            let key = (row.touchpoint, row.channel);
+            let key = (touchpoint, channel);
             let group = groups.entry(key).or_default();
             group.0 += 1;
             if !seen.contains(&key) {

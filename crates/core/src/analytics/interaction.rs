@@ -119,48 +119,31 @@ pub enum CaseStep {
     Resolved,
 }
 
-/// One event, reduced to what the reports count: 32 bytes of plain data (see
+/// One event, reduced to what the reports count: 16 bytes of plain data (see
 /// [`crate::rows`]), so the table can live in a mapped file; its log position is held
-/// apart ([`crate::rows::LogRows`]).
+/// apart ([`crate::rows::LogRows`]), and so is what few events say besides (a survey
+/// answer, a step of a case: [`Detail`]).
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub struct Interaction {
     /// When it happened, microseconds since the Unix epoch.
     pub at: i64,
-    pub touchpoint: Sym,
-    pub channel: Sym,
-    /// The case it is about (what it does to it: [`Self::case_step`]).
-    pub case: Sym,
-    /// For a survey answer: the touchpoint it rates (`properties.about_touchpoint`,
-    /// else the event's own touchpoint).
-    pub rates: Sym,
-    /// CSAT answer, 1-5; `-1` when none.
-    pub csat: i8,
-    /// NPS answer, 0-10; `-1` when none.
-    pub nps: i8,
+    /// Where it came from: an index into the table's [`Origin`]s
+    /// ([`InteractionTable::origin`]).
+    origin: u32,
     /// Funnel stages shown (bit `i` = stage `i` of the rules).
     pub stages: u8,
-    /// 0: none, else [`CaseStep`] + 1.
-    case_step: u8,
-    /// [`GOAL`] and [`ABANDONED`].
+    /// [`GOAL`], [`ABANDONED`] and [`DETAILED`].
     flags: u8,
-    _padding: [u8; 3],
+    _padding: [u8; 2],
 }
 
 const GOAL: u8 = 1;
 const ABANDONED: u8 = 2;
+/// The event has a [`Detail`].
+const DETAILED: u8 = 4;
 
 impl Interaction {
-    /// What it does to its case.
-    pub fn case_step(&self) -> Option<CaseStep> {
-        match self.case_step {
-            1 => Some(CaseStep::Opened),
-            2 => Some(CaseStep::Updated),
-            3 => Some(CaseStep::Resolved),
-            _ => None,
-        }
-    }
-
     /// Whether it is a goal of the analytics rules.
     pub fn goal(&self) -> bool {
         self.flags & GOAL != 0
@@ -170,24 +153,110 @@ impl Interaction {
     pub fn abandoned(&self) -> bool {
         self.flags & ABANDONED != 0
     }
+
+    /// Whether it has a [`Detail`] ([`InteractionTable::detail`]).
+    pub fn detailed(&self) -> bool {
+        self.flags & DETAILED != 0
+    }
 }
 
-/// Every event's interaction, in log order, with the symbols they use. Serialised
-/// without its rows; read back with [`TableParts`] and [`InteractionTable::from_parts`].
+/// The touchpoint and channel an interaction came through. Rows hold the pair as one
+/// number: the pairs seen are few.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+pub struct Origin {
+    pub touchpoint: Sym,
+    pub channel: Sym,
+}
+
+/// What an event says besides what every row holds, when it says it: a survey answer,
+/// a step of a case. Few events do, so it is held beside the rows, by log position.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Detail {
+    /// The case it is about (what it does to it: [`Self::case_step`]).
+    pub case: Sym,
+    /// For a survey answer: the touchpoint it rates (`properties.about_touchpoint`,
+    /// else the event's own touchpoint).
+    pub rates: Sym,
+    /// CSAT answer, 1-5; `-1` when none.
+    pub csat: i8,
+    /// NPS answer, 0-10; `-1` when none.
+    pub nps: i8,
+    /// What it does to its case.
+    pub case_step: Option<CaseStep>,
+}
+
+/// The origins rows name, each once: serialised as the list, the index rebuilt when
+/// read back.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(from = "Vec<Origin>")]
+struct Origins {
+    list: Vec<Origin>,
+    ids: HashMap<Origin, u32, foldhash::quality::RandomState>,
+}
+
+impl From<Vec<Origin>> for Origins {
+    fn from(list: Vec<Origin>) -> Self {
+        let ids = list
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (*o, i as u32))
+            .collect();
+        Origins { list, ids }
+    }
+}
+
+impl serde::Serialize for Origins {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.list.serialize(s)
+    }
+}
+
+impl PartialEq for Origins {
+    fn eq(&self, other: &Self) -> bool {
+        self.list == other.list
+    }
+}
+
+impl Origins {
+    fn intern(&mut self, origin: Origin) -> u32 {
+        if let Some(id) = self.ids.get(&origin) {
+            return *id;
+        }
+        let id = self.list.len() as u32;
+        self.list.push(origin);
+        self.ids.insert(origin, id);
+        id
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.list.capacity() * size_of::<Origin>() + self.ids.capacity() * 13
+    }
+}
+
+/// Every event's interaction, in log order, with the symbols and origins they use and
+/// the details few of them have. Serialised without its rows; read back with
+/// [`TableParts`] and [`InteractionTable::from_parts`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct InteractionTable {
     pub symbols: Symbols,
+    origins: Origins,
     /// Serialised as their positions; the rows are written and read as raw rows (see
     /// [`Self::raw_rows`]).
     rows: LogRows<Interaction>,
+    /// The details of the rows that have one, by log position, ascending.
+    details: Vec<(i64, Detail)>,
 }
 
 /// A serialised [`InteractionTable`] read back, waiting for its rows.
 #[derive(Debug, serde::Deserialize)]
 pub struct TableParts {
     symbols: Symbols,
+    origins: Origins,
     /// The rows' positions.
     rows: Runs,
+    details: Vec<(i64, Detail)>,
 }
 
 impl InteractionTable {
@@ -240,35 +309,65 @@ impl InteractionTable {
         } else {
             Sym::NONE
         };
-        let case_step = case_step
-            .filter(|_| !case.is_none())
-            .map_or(0, |step| match step {
-                CaseStep::Opened => 1,
-                CaseStep::Updated => 2,
-                CaseStep::Resolved => 3,
-            });
+        let case_step = case_step.filter(|_| !case.is_none());
+        let detailed = !case.is_none() || !rates.is_none();
+        if detailed {
+            let detail = Detail {
+                case,
+                rates,
+                csat,
+                nps,
+                case_step,
+            };
+            self.details.push((seq, detail));
+        }
         let flags = if rules.is_goal(event) { GOAL } else { 0 }
             | if rules.is_abandoned(event) {
                 ABANDONED
             } else {
                 0
-            };
+            }
+            | if detailed { DETAILED } else { 0 };
+        let origin = self.origins.intern(Origin {
+            touchpoint,
+            channel,
+        });
         self.rows.push(
             seq,
             Interaction {
                 at: event.timestamp.as_microsecond(),
-                touchpoint,
-                channel,
-                case,
-                rates,
-                csat,
-                nps,
+                origin,
                 stages: rules.stage_mask(event),
-                case_step,
                 flags,
-                _padding: [0; 3],
+                _padding: [0; 2],
             },
         );
+    }
+
+    /// Where `row` (one of this table's) came from.
+    pub fn origin(&self, row: &Interaction) -> Origin {
+        self.origins
+            .list
+            .get(row.origin as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The detail of row `index`, if it has one.
+    pub fn detail(&self, index: usize) -> Option<&Detail> {
+        if !self.rows.as_slice().get(index)?.detailed() {
+            return None;
+        }
+        let seq = self.rows.seq_at(index)?;
+        let at = self.details.binary_search_by_key(&seq, |(s, _)| *s).ok()?;
+        Some(&self.details[at].1)
+    }
+
+    /// The rows with a detail: each one's index and detail, in log order.
+    pub fn details(&self) -> impl Iterator<Item = (usize, &Detail)> + '_ {
+        self.details
+            .iter()
+            .filter_map(|(seq, detail)| Some((self.rows.position(*seq)?, detail)))
     }
 
     /// Makes room for `additional` more rows at once, so a replay of a known length
@@ -281,17 +380,36 @@ impl InteractionTable {
     pub fn new_in(store: Box<dyn RowStore<Interaction>>) -> Self {
         InteractionTable {
             symbols: Symbols::default(),
+            origins: Origins::default(),
             rows: LogRows::new_in(store),
+            details: Vec::new(),
         }
     }
 
     /// The table serialised as `parts`, with its `rows` (serialising writes only their
     /// positions): refused when they are not the rows those positions place.
     pub fn from_parts(parts: TableParts, rows: Rows<Interaction>) -> Result<Self, String> {
+        let rows = LogRows::from_parts(rows, parts.rows)
+            .map_err(|e| format!("the interaction rows: {e}"))?;
+        let origins = parts.origins.list.len();
+        if let Some(row) = rows
+            .as_slice()
+            .iter()
+            .find(|r| r.origin as usize >= origins)
+        {
+            return Err(format!(
+                "an interaction row names origin {} of {origins}",
+                row.origin
+            ));
+        }
+        if !parts.details.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err("the interactions' details are out of order".into());
+        }
         Ok(InteractionTable {
             symbols: parts.symbols,
-            rows: LogRows::from_parts(rows, parts.rows)
-                .map_err(|e| format!("the interaction rows: {e}"))?,
+            origins: parts.origins,
+            rows,
+            details: parts.details,
         })
     }
 
@@ -323,6 +441,8 @@ impl InteractionTable {
     /// Removes the rows of these log positions (ascending), e.g. an erased person's.
     pub fn remove(&mut self, seqs: &[i64]) {
         self.rows.remove_keys(seqs);
+        self.details
+            .retain(|(seq, _)| seqs.binary_search(seq).is_err());
     }
 
     pub fn len(&self) -> usize {
@@ -335,7 +455,10 @@ impl InteractionTable {
 
     /// Approximate heap memory held, in bytes.
     pub fn heap_bytes(&self) -> usize {
-        self.rows.heap_bytes() + self.symbols.heap_bytes()
+        self.rows.heap_bytes()
+            + self.symbols.heap_bytes()
+            + self.origins.heap_bytes()
+            + self.details.capacity() * size_of::<(i64, Detail)>()
     }
 }
 
@@ -365,5 +488,52 @@ mod tests {
         assert_eq!(table.position(7), Some(2));
         table.remove(&[]);
         assert_eq!(table.len(), 3);
+    }
+
+    #[test]
+    fn a_survey_answer_or_a_case_step_is_held_beside_its_row_and_goes_with_it() {
+        let ctx = IntakeContext::new("2026-12-01T00:00:00Z".parse().expect("time"), "web");
+        let rules = AnalyticsRules::default();
+        let mut table = InteractionTable::default();
+        let messages = [
+            json!({"type": "track", "userId": "u", "event": "Case Opened",
+                   "properties": {"case_id": "c-1"}, "context": {"channel": "phone"}}),
+            json!({"type": "page", "userId": "u", "context": {"channel": "web"}}),
+            json!({"type": "track", "userId": "u", "event": "Survey Answered",
+                   "properties": {"csat": 4, "about_touchpoint": "shop"},
+                   "context": {"channel": "email"}}),
+            json!({"type": "track", "userId": "u", "event": "Case Resolved",
+                   "properties": {"case_id": "c-1"}, "context": {"channel": "phone"}}),
+        ];
+        for (seq, message) in (10..).zip(messages) {
+            let event = normalise(message.as_object().expect("object").clone(), &ctx, || {
+                format!("m-{seq}")
+            })
+            .expect("valid");
+            table.push(seq, &event, &rules);
+        }
+        assert_eq!(size_of::<Interaction>(), 16);
+        let opened = table.detail(0).expect("a case step");
+        assert_eq!(table.symbols.name(opened.case), "c-1");
+        assert_eq!(opened.case_step, Some(CaseStep::Opened));
+        assert!(opened.rates.is_none());
+        assert_eq!(table.detail(1), None);
+        let answer = table.detail(2).expect("an answer");
+        assert_eq!((answer.csat, answer.nps), (4, -1));
+        assert_eq!(table.symbols.name(answer.rates), "shop");
+        assert!(answer.case.is_none());
+        let rows = table.rows();
+        assert_eq!(table.origin(&rows[0]), table.origin(&rows[3]));
+        assert_ne!(table.origin(&rows[0]), table.origin(&rows[1]));
+        assert_eq!(table.symbols.name(table.origin(&rows[2]).channel), "email");
+
+        table.remove(&[10, 11]);
+        let left: Vec<(usize, Option<CaseStep>)> =
+            table.details().map(|(r, d)| (r, d.case_step)).collect();
+        assert_eq!(left, [(0, None), (1, Some(CaseStep::Resolved))]);
+        assert_eq!(
+            table.detail(1).map(|d| d.case_step),
+            Some(Some(CaseStep::Resolved))
+        );
     }
 }

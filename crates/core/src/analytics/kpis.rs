@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::{CaseStep, Sym, View, ratio};
+use super::{CaseStep, Origin, Sym, View, ratio};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 const MICROS_PER_HOUR: f64 = 3_600_000_000.0;
@@ -146,13 +146,14 @@ pub fn kpi_report(view: &View) -> KpiReport {
             }
             active = true;
             interactions += 1;
+            let origin = view.table.origin(row);
             let converts = {
                 let first = goals.partition_point(|&g| g < row.at);
                 goals
                     .get(first)
                     .is_some_and(|&g| g - row.at <= conversion_window)
             };
-            for (key, is_channel) in [(row.touchpoint, false), (row.channel, true)] {
+            for (key, is_channel) in [(origin.touchpoint, false), (origin.channel, true)] {
                 if key.is_none() {
                     continue;
                 }
@@ -167,8 +168,8 @@ pub fn kpi_report(view: &View) -> KpiReport {
                     _ => tally.first_half += 1,
                 }
                 tally.abandoned += u64::from(row.abandoned());
-                if !is_channel && !row.channel.is_none() {
-                    *tally.channels.entry(row.channel).or_default() += 1;
+                if !is_channel && !origin.channel.is_none() {
+                    *tally.channels.entry(origin.channel).or_default() += 1;
                 }
                 match touched
                     .iter_mut()
@@ -179,21 +180,21 @@ pub fn kpi_report(view: &View) -> KpiReport {
                 }
             }
             // A survey answer counts for the touchpoint it rates and that one's channel.
-            if !row.rates.is_none() {
-                let rated_channel = rated_channel(view, row.rates, row.channel);
+            if let Some(answer) = view.table.detail(r as usize).filter(|d| !d.rates.is_none()) {
+                let rated_channel = rated_channel(view, answer.rates, origin.channel);
                 let record = |tally: &mut Tally| {
-                    if row.csat >= 1 {
+                    if answer.csat >= 1 {
                         tally.csat_answers += 1;
-                        tally.csat_sum += row.csat as u64;
-                        tally.csat_satisfied += u64::from(row.csat >= 4);
+                        tally.csat_sum += answer.csat as u64;
+                        tally.csat_satisfied += u64::from(answer.csat >= 4);
                     }
-                    if row.nps >= 0 {
+                    if answer.nps >= 0 {
                         tally.nps_answers += 1;
-                        tally.promoters += u64::from(row.nps >= 9);
-                        tally.detractors += u64::from(row.nps <= 6);
+                        tally.promoters += u64::from(answer.nps >= 9);
+                        tally.detractors += u64::from(answer.nps <= 6);
                     }
                 };
-                record(by_touchpoint.entry(row.rates).or_default());
+                record(by_touchpoint.entry(answer.rates).or_default());
                 if !rated_channel.is_none() {
                     record(by_channel.entry(rated_channel).or_default());
                 }
@@ -272,36 +273,46 @@ fn tally_cases(
     by_touchpoint: &mut BTreeMap<Sym, Tally>,
     by_channel: &mut BTreeMap<Sym, Tally>,
 ) {
-    let rows = view.table.rows();
-    let mut case_rows: Vec<u32> = (0..rows.len() as u32)
-        .filter(|&r| {
-            let row = &rows[r as usize];
-            !row.case.is_none() && view.counts(view.people[r as usize])
+    let table = view.table;
+    let rows = table.rows();
+    /// A row about a case: the case, what the row does to it, when, where, its index.
+    struct Step {
+        case: Sym,
+        step: Option<CaseStep>,
+        at: i64,
+        origin: Origin,
+        row: usize,
+    }
+    let mut steps: Vec<Step> = table
+        .details()
+        .filter(|(r, d)| !d.case.is_none() && view.counts(view.people[*r]))
+        .map(|(r, d)| Step {
+            case: d.case,
+            step: d.case_step,
+            at: rows[r].at,
+            origin: table.origin(&rows[r]),
+            row: r,
         })
         .collect();
     // Rows are in log order: a row's index breaks ties as its position would.
-    case_rows.sort_unstable_by_key(|&r| {
-        let row = &rows[r as usize];
-        (row.case, row.at, r)
-    });
-    for case in case_rows.chunk_by(|a, b| rows[*a as usize].case == rows[*b as usize].case) {
-        let first = &rows[case[0] as usize];
+    steps.sort_unstable_by_key(|s| (s.case, s.at, s.row));
+    for case in steps.chunk_by(|a, b| a.case == b.case) {
+        let first = &case[0];
         if !view.period.contains(first.at) {
             continue;
         }
-        let contacts: Vec<_> = case
+        let contacts: Vec<&Step> = case
             .iter()
-            .map(|&r| &rows[r as usize])
-            .filter(|r| r.case_step() != Some(CaseStep::Resolved))
+            .filter(|s| s.step != Some(CaseStep::Resolved))
             .collect();
-        let last = &rows[case[case.len() - 1] as usize];
-        let resolved_at = (last.case_step() == Some(CaseStep::Resolved)).then_some(last.at);
-        let mut channels: Vec<Sym> = contacts.iter().map(|r| r.channel).collect();
+        let last = &case[case.len() - 1];
+        let resolved_at = (last.step == Some(CaseStep::Resolved)).then_some(last.at);
+        let mut channels: Vec<Sym> = contacts.iter().map(|s| s.origin.channel).collect();
         channels.sort_unstable();
         channels.dedup();
         for (key, tallies) in [
-            (first.touchpoint, &mut *by_touchpoint),
-            (first.channel, &mut *by_channel),
+            (first.origin.touchpoint, &mut *by_touchpoint),
+            (first.origin.channel, &mut *by_channel),
         ] {
             if key.is_none() {
                 continue;
@@ -317,10 +328,10 @@ fn tally_cases(
             }
         }
         for pair in contacts.windows(2) {
-            let switched = pair[0].channel != pair[1].channel;
+            let switched = pair[0].origin.channel != pair[1].origin.channel;
             for (key, tallies) in [
-                (pair[0].touchpoint, &mut *by_touchpoint),
-                (pair[0].channel, &mut *by_channel),
+                (pair[0].origin.touchpoint, &mut *by_touchpoint),
+                (pair[0].origin.channel, &mut *by_channel),
             ] {
                 if key.is_none() {
                     continue;

@@ -19,7 +19,9 @@ use jiff::Timestamp;
 
 use crate::touchpoint::Touchpoint;
 
-pub use interaction::{CaseStep, Interaction, InteractionTable, Sym, Symbols, TableParts};
+pub use interaction::{
+    CaseStep, Detail, Interaction, InteractionTable, Origin, Sym, Symbols, TableParts,
+};
 pub use rules::{AnalyticsConfig, AnalyticsRules, AnalyticsRulesError, EventMatcher};
 
 /// The person of a row no identity could be given to.

@@ -61,16 +61,17 @@ pub fn path_report(view: &View, steps: usize, top: usize) -> PathReport {
         path.clear();
         for &r in history {
             let row = &rows[r as usize];
-            if row.touchpoint.is_none() || !view.period.contains(row.at) {
+            let touchpoint = view.table.origin(row).touchpoint;
+            if touchpoint.is_none() || !view.period.contains(row.at) {
                 continue;
             }
-            if path.last() == Some(&row.touchpoint) {
+            if path.last() == Some(&touchpoint) {
                 continue;
             }
             if path.len() == steps {
                 break;
             }
-            path.push(row.touchpoint);
+            path.push(touchpoint);
         }
         if path.is_empty() {
             continue;

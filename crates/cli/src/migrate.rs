@@ -194,11 +194,11 @@ fn digests(identity: &IdentityProjection, now: jiff::Timestamp) -> BTreeMap<Prof
                 node.created_at.hash(&mut hasher);
                 node.identifiers.hash(&mut hasher);
                 graph.events(node).hash(&mut hasher);
-                for merge in &node.merges {
+                for merge in node.merges() {
                     (merge.seq, merge.at, merge.into, merge.from).hash(&mut hasher);
                     (&merge.via, merge.decided).hash(&mut hasher);
                 }
-                node.traits.hash(&mut hasher);
+                node.traits().hash(&mut hasher);
                 match people.get(&node.id) {
                     Some(state) => serde_json::to_vec(&state.facts(&computed, now))
                         .unwrap_or_default()

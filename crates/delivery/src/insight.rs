@@ -30,7 +30,7 @@ impl Dispatcher {
             return json!({"profile_id": entry.profile_id});
         };
         let (facts, _) = identity.person(profile, jiff::Timestamp::now());
-        let name = unavoce_core::profile::traits::display_name(|k| facts.traits.get(k));
+        let name = unavoce_core::profile::traits::display_name(|k| facts.traits.get(k)?.as_str());
         json!({
             "profile_id": profile,
             "name": name,

@@ -984,7 +984,7 @@ impl IdentityProjection {
         let mut ids = vec![profile];
         self.read(|g| {
             if let Some(node) = g.profile(profile) {
-                ids.extend(node.merges.iter().map(|m| m.from));
+                ids.extend(node.merges().iter().map(|m| m.from));
             }
         });
         ids

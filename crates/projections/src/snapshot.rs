@@ -44,7 +44,7 @@ use unavoce_core::profile::{ComputedTrait, ProfileState};
 use unavoce_core::rows::{RowStore, Rows};
 
 /// Bumped whenever the layout of the file or of a serialised type changes.
-pub const FORMAT: u32 = 10;
+pub const FORMAT: u32 = 11;
 /// Profile states per chunk of the body.
 pub const PEOPLE_PER_CHUNK: usize = 8_192;
 const MAGIC: &[u8; 8] = b"UNAVSNAP";

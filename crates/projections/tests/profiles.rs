@@ -99,7 +99,7 @@ async fn the_card_shows_the_latest_interactions_by_time_when_events_arrive_late(
     );
 
     let view = p.identity.profile_view(giulia).unwrap();
-    assert_eq!(view.traits["name"].value, "Giulia Rossi");
+    assert_eq!(view.traits["name"].value.as_str(), Some("Giulia Rossi"));
     assert_eq!(view.last_seen, Some(day(13).parse().unwrap()));
     let found = p.identity.search(&SearchQuery::new("ROSSI").unwrap(), 10);
     assert_eq!(found.len(), 1);

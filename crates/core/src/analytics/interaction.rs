@@ -5,10 +5,12 @@
 //! never parse a message again.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use crate::event::{Event, EventType};
 use crate::profile::{CaseEvent, case_event, case_id};
 use crate::rows::{LogRows, RowStore, Rows, Runs};
+use crate::small_map::push_snug;
 
 use super::rules::{AnalyticsRules, number};
 
@@ -39,31 +41,37 @@ impl Sym {
     }
 }
 
-/// Interned strings (touchpoints, channels, case ids). Serialised as their texts in
-/// order; the index is rebuilt when read back.
+/// Interned strings (touchpoints, channels, case ids), each text held once. Serialised
+/// as their texts in order; the index is rebuilt when read back.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(from = "Vec<Box<str>>")]
 pub struct Symbols {
     names: Vec<Box<str>>,
+    /// Each name's symbol, found by the name's hash: the text is held only in `names`.
+    ids: hashbrown::HashTable<Sym>,
     /// foldhash: cheap on short keys, seeded per process.
-    ids: HashMap<Box<str>, Sym, foldhash::quality::RandomState>,
+    hasher: foldhash::quality::RandomState,
 }
 
 impl Default for Symbols {
     fn default() -> Self {
         Symbols {
             names: vec!["".into()],
-            ids: HashMap::default(),
+            ids: hashbrown::HashTable::new(),
+            hasher: Default::default(),
         }
     }
 }
 
 impl From<Vec<Box<str>>> for Symbols {
+    /// Each name keeps its position (its symbol); a name listed twice is found at its
+    /// first.
     fn from(names: Vec<Box<str>>) -> Self {
         let mut symbols = Symbols::default();
         for name in names.into_iter().skip(1) {
-            let sym = Sym(symbols.names.len() as u32);
-            symbols.ids.insert(name.clone(), sym);
+            if symbols.get(&name).is_none() {
+                symbols.index(Sym(symbols.names.len() as u32), &name);
+            }
             symbols.names.push(name);
         }
         symbols
@@ -85,18 +93,30 @@ impl PartialEq for Symbols {
 impl Symbols {
     /// The symbol for `text`, interned if new.
     pub fn intern(&mut self, text: &str) -> Sym {
-        if let Some(sym) = self.ids.get(text) {
-            return *sym;
+        if let Some(sym) = self.get(text) {
+            return sym;
         }
         let sym = Sym(self.names.len() as u32);
+        self.index(sym, text);
         self.names.push(text.into());
-        self.ids.insert(text.into(), sym);
         sym
+    }
+
+    /// Makes `text` found as `sym`.
+    fn index(&mut self, sym: Sym, text: &str) {
+        let (names, hasher) = (&self.names, &self.hasher);
+        let hash = |s: &Sym| hasher.hash_one(names.get(s.0 as usize).map_or("", |n| &**n));
+        self.ids.insert_unique(hasher.hash_one(text), sym, hash);
     }
 
     /// The symbol for `text`, if it was ever interned.
     pub fn get(&self, text: &str) -> Option<Sym> {
-        self.ids.get(text).copied()
+        let names = &self.names;
+        (self.ids)
+            .find(self.hasher.hash_one(text), |s| {
+                &*names[s.0 as usize] == text
+            })
+            .copied()
     }
 
     /// The text of a symbol (`""` for `Sym::NONE`).
@@ -106,8 +126,8 @@ impl Symbols {
 
     fn heap_bytes(&self) -> usize {
         let text: usize = self.names.iter().map(|s| s.len()).sum();
-        // Each text is held twice (list and map); a map slot is about key + value + control.
-        2 * text + self.names.capacity() * 16 + self.ids.capacity() * 25
+        // A table slot is a symbol and a control byte.
+        text + self.names.capacity() * 16 + self.ids.capacity() * 5
     }
 }
 
@@ -319,7 +339,7 @@ impl InteractionTable {
                 nps,
                 case_step,
             };
-            self.details.push((seq, detail));
+            push_snug(&mut self.details, (seq, detail));
         }
         let flags = if rules.is_goal(event) { GOAL } else { 0 }
             | if rules.is_abandoned(event) {
@@ -488,6 +508,30 @@ mod tests {
         assert_eq!(table.position(7), Some(2));
         table.remove(&[]);
         assert_eq!(table.len(), 3);
+    }
+
+    #[test]
+    fn symbols_read_back_keep_their_numbers() {
+        let mut symbols = Symbols::default();
+        let (web, phone) = (symbols.intern("web"), symbols.intern("phone"));
+        assert_eq!(symbols.intern("web"), web);
+        assert_eq!(symbols.get("chat"), None);
+        let names = vec![
+            "".into(),
+            "web".into(),
+            "phone".into(),
+            "web".into(),
+            "chat".into(),
+        ];
+        let read = Symbols::from(names);
+        assert_eq!(
+            (read.get("web"), read.get("phone")),
+            (Some(web), Some(phone))
+        );
+        // A name listed twice is found at its first; the rest keep their places.
+        assert_eq!(read.get("chat"), Some(Sym(4)));
+        assert_eq!(read.name(Sym(3)), "web");
+        assert_eq!(read.name(Sym::NONE), "");
     }
 
     #[test]

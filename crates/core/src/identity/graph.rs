@@ -164,38 +164,164 @@ pub struct UnmergeRule {
 }
 
 /// One profile's identity: its identifiers (with when each was first linked), its events
-/// (as chains, see [`IdentityGraph::events`]) and its merge history.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// (as chains, see [`IdentityGraph::events`]) and its merge history. 56 bytes, held
+/// millions of times over: its first chain inline, what most profiles lack (more chains,
+/// merges, distinguishing traits) boxed apart. Serialised as the flat record it was.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(from = "FlatNode")]
 pub struct ProfileNode {
     pub id: ProfileId,
     pub created_at: LogTime,
     /// Lists exactly their length (a profile node is held millions of times over).
     pub identifiers: Box<[(IdKey, LogTime)]>,
-    /// Its events: its own chain first, then those of the profiles merged into it.
-    pub chains: Box<[Chain]>,
-    pub merges: Box<[MergeRecord]>,
-    /// The first value seen of each distinguishing trait.
-    pub traits: Box<[(u16, String)]>,
+    /// Its first chain (its own newest events); `count` 0 when it has none, and then
+    /// no other.
+    first: Chain,
+    /// `None` while all of it is empty.
+    more: Option<Box<NodeMore>>,
+}
+
+/// What few profiles have.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct NodeMore {
+    /// The chains after the first: its own older ones, those of the profiles merged in.
+    chains: Box<[Chain]>,
+    merges: Box<[MergeRecord]>,
+    traits: Box<[(u16, String)]>,
+}
+
+/// A [`ProfileNode`] as it is serialised.
+#[derive(serde::Deserialize)]
+struct FlatNode {
+    id: ProfileId,
+    created_at: LogTime,
+    identifiers: Box<[(IdKey, LogTime)]>,
+    chains: Vec<Chain>,
+    merges: Box<[MergeRecord]>,
+    traits: Box<[(u16, String)]>,
+}
+
+impl From<FlatNode> for ProfileNode {
+    /// A chain without events (none is ever made) is left out.
+    fn from(flat: FlatNode) -> Self {
+        let mut chains = flat.chains.into_iter().filter(|c| c.count > 0);
+        let mut node = ProfileNode::new(flat.id, flat.created_at);
+        node.identifiers = flat.identifiers;
+        if let Some(first) = chains.next() {
+            node.first = first;
+        }
+        node.set_more(NodeMore {
+            chains: chains.collect(),
+            merges: flat.merges,
+            traits: flat.traits,
+        });
+        node
+    }
+}
+
+impl serde::Serialize for ProfileNode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Chains<'a>(&'a ProfileNode);
+        impl serde::Serialize for Chains<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.chains())
+            }
+        }
+        let mut flat = s.serialize_struct("FlatNode", 6)?;
+        flat.serialize_field("id", &self.id)?;
+        flat.serialize_field("created_at", &self.created_at)?;
+        flat.serialize_field("identifiers", &self.identifiers)?;
+        flat.serialize_field("chains", &Chains(self))?;
+        flat.serialize_field("merges", self.merges())?;
+        flat.serialize_field("traits", self.traits())?;
+        flat.end()
+    }
 }
 
 impl ProfileNode {
+    /// A new profile without identifiers or events.
+    pub fn new(id: ProfileId, created_at: LogTime) -> Self {
+        ProfileNode {
+            id,
+            created_at,
+            identifiers: Box::default(),
+            first: Chain { last: 0, count: 0 },
+            more: None,
+        }
+    }
+
     /// Its id and those of the profiles merged into it (what runs, decisions and sends
     /// made before a merge are kept under).
     pub fn ids(&self) -> impl Iterator<Item = ProfileId> + '_ {
-        std::iter::once(self.id).chain(self.merges.iter().map(|m| m.from))
+        std::iter::once(self.id).chain(self.merges().iter().map(|m| m.from))
+    }
+
+    /// Its events: its own chain first, then those of the profiles merged into it.
+    pub fn chains(&self) -> impl Iterator<Item = &Chain> {
+        let first = (self.first.count > 0).then_some(&self.first);
+        let more = self.more.as_ref().map_or(&[][..], |m| &m.chains);
+        first.into_iter().chain(more)
+    }
+
+    /// Its merge history.
+    pub fn merges(&self) -> &[MergeRecord] {
+        self.more.as_ref().map_or(&[], |m| &m.merges)
+    }
+
+    /// The first value seen of each distinguishing trait.
+    pub fn traits(&self) -> &[(u16, String)] {
+        self.more.as_ref().map_or(&[], |m| &m.traits)
     }
 
     /// How many events it has.
     pub fn event_count(&self) -> u64 {
-        self.chains.iter().map(|c| c.count).sum()
+        self.chains().map(|c| c.count).sum()
     }
 
     /// The log position of its latest event.
     pub fn last_event(&self) -> Option<i64> {
-        self.chains.iter().map(|c| c.last).max()
+        self.chains().map(|c| c.last).max()
+    }
+
+    /// Changes what few profiles have (only ever adding to it).
+    fn change_more(&mut self, f: impl FnOnce(&mut NodeMore)) {
+        match &mut self.more {
+            Some(more) => f(more),
+            None => {
+                let mut more = NodeMore::default();
+                f(&mut more);
+                self.set_more(more);
+            }
+        }
+    }
+
+    /// Adds chains after its own (a merge).
+    fn append_chains(&mut self, chains: impl IntoIterator<Item = Chain>) {
+        let mut chains = chains.into_iter().filter(|c| c.count > 0).peekable();
+        if self.first.count == 0
+            && let Some(first) = chains.next()
+        {
+            self.first = first;
+        }
+        let rest: Box<[Chain]> = chains.collect();
+        if !rest.is_empty() {
+            self.change_more(|m| extend_exact(&mut m.chains, rest));
+        }
+    }
+
+    fn set_more(&mut self, more: NodeMore) {
+        let empty = more.chains.is_empty() && more.merges.is_empty() && more.traits.is_empty();
+        self.more = (!empty).then(|| Box::new(more));
+    }
+
+    /// Records the distinguishing trait `name`'s first value, unless it has one.
+    fn keep_trait(&mut self, name: u16, value: &str) {
+        if !self.traits().iter().any(|(n, _)| *n == name) {
+            self.change_more(|m| push_exact(&mut m.traits, (name, value.to_string())));
+        }
     }
 }
-
 /// A profile's events, newest first: the newest's log position, and how many there are.
 /// Each event's [`EventLink`] leads to the one before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -473,7 +599,7 @@ impl IdentityGraph {
             });
             let agrees = set.traits.iter().all(|(name, value)| {
                 self.profiles[&home]
-                    .traits
+                    .traits()
                     .iter()
                     .all(|(n, v)| n != name || v == value)
             });
@@ -484,9 +610,7 @@ impl IdentityGraph {
                     .expect("owners point to live profiles");
                 add_event(node, &mut self.links, seq);
                 for (name, value) in &set.traits {
-                    if !node.traits.iter().any(|(n, _)| n == name) {
-                        push_exact(&mut node.traits, (*name, value.clone()));
-                    }
+                    node.keep_trait(*name, value);
                 }
                 resolution.profile = Some(home);
                 return resolution;
@@ -517,9 +641,7 @@ impl IdentityGraph {
                 let profile = self.link(seq, at, &ids, matched, &mut resolution);
                 if let Some(node) = self.profiles.get_mut(&profile) {
                     for (name, value) in &set.traits {
-                        if !node.traits.iter().any(|(n, _)| n == name) {
-                            push_exact(&mut node.traits, (*name, value.clone()));
-                        }
+                        node.keep_trait(*name, value);
                     }
                 }
                 resolution.profile = Some(profile);
@@ -639,7 +761,7 @@ impl IdentityGraph {
         let mut reference: Vec<(u16, String)> = traits.to_vec();
         let home = ids.iter().find_map(owner);
         if let Some(home) = home {
-            for (name, value) in &self.profiles[&home].traits {
+            for (name, value) in self.profiles[&home].traits() {
                 if !reference.iter().any(|(n, _)| n == name) {
                     reference.push((*name, value.clone()));
                 }
@@ -647,7 +769,7 @@ impl IdentityGraph {
         }
         let disagrees = |profile: &ProfileId| {
             self.profiles[profile]
-                .traits
+                .traits()
                 .iter()
                 .any(|(name, value)| reference.iter().any(|(n, v)| n == name && v != value))
         };
@@ -792,17 +914,8 @@ impl IdentityGraph {
             Some(oldest) => oldest,
             None => {
                 let id = ProfileId(seq);
-                self.profiles.insert(
-                    id,
-                    Box::new(ProfileNode {
-                        id,
-                        created_at: LogTime::of(at),
-                        identifiers: Box::default(),
-                        chains: Box::default(),
-                        merges: Box::default(),
-                        traits: Box::default(),
-                    }),
-                );
+                self.profiles
+                    .insert(id, Box::new(ProfileNode::new(id, LogTime::of(at))));
                 resolution.created = true;
                 id
             }
@@ -816,7 +929,14 @@ impl IdentityGraph {
                 .filter(|k| self.owners.get(*k).map(|p| self.current(*p)) == Some(absorbed))
                 .cloned()
                 .collect();
-            for (key, _) in &node.identifiers {
+            let ProfileNode {
+                identifiers,
+                first,
+                more,
+                ..
+            } = *node;
+            let more = more.map(|m| *m).unwrap_or_default();
+            for (key, _) in &identifiers {
                 self.owners.insert(key.clone(), survivor);
             }
             self.redirects.insert(absorbed, survivor);
@@ -824,25 +944,23 @@ impl IdentityGraph {
                 .profiles
                 .get_mut(&survivor)
                 .expect("the surviving profile exists");
-            extend_exact(&mut target.identifiers, node.identifiers);
-            extend_exact(&mut target.chains, node.chains);
-            extend_exact(&mut target.merges, node.merges);
-            for (name, value) in node.traits {
-                if !target.traits.iter().any(|(n, _)| *n == name) {
-                    push_exact(&mut target.traits, (name, value));
-                }
+            extend_exact(&mut target.identifiers, identifiers);
+            target.append_chains(std::iter::once(first).chain(more.chains));
+            for (name, value) in &more.traits {
+                target.keep_trait(*name, value);
             }
-            push_exact(
-                &mut target.merges,
-                MergeRecord {
-                    seq,
-                    at,
-                    into: survivor,
-                    from: absorbed,
-                    via,
-                    decided,
-                },
-            );
+            let record = MergeRecord {
+                seq,
+                at,
+                into: survivor,
+                from: absorbed,
+                via,
+                decided,
+            };
+            target.change_more(|m| {
+                extend_exact(&mut m.merges, more.merges);
+                push_exact(&mut m.merges, record);
+            });
             resolution.merged.push(absorbed);
         }
         let target = self
@@ -896,7 +1014,7 @@ impl IdentityGraph {
         for flag in self.flags.values_mut() {
             flag.seen_with.retain(|k| !theirs.contains(k));
         }
-        for merge in &node.merges {
+        for merge in node.merges() {
             self.redirects.remove(&merge.from);
         }
         Some(RemovedProfile {
@@ -918,7 +1036,7 @@ impl IdentityGraph {
     /// (its chains walked, newest first).
     pub fn for_each_event(&self, node: &ProfileNode, mut f: impl FnMut(i64)) {
         let links = self.links.as_slice();
-        for chain in &node.chains {
+        for chain in node.chains() {
             let mut seq = chain.last;
             while seq > 0 {
                 f(seq);
@@ -1011,27 +1129,35 @@ impl IdentityGraph {
 
 /// Adds the event at `seq` to the front of the profile's own chain (once).
 fn add_event(node: &mut ProfileNode, links: &mut LogRows<EventLink>, seq: i64) {
-    if node.chains.iter().any(|c| c.last >= seq) || links.last_seq().is_some_and(|l| l >= seq) {
+    if node.chains().any(|c| c.last >= seq) || links.last_seq().is_some_and(|l| l >= seq) {
         return;
     }
-    // The distance back to its own chain's last event, when a link can hold it.
-    let back = (node.chains.first()).and_then(|own| u32::try_from(seq - own.last).ok());
-    match (back, node.chains.first_mut()) {
-        (Some(back), Some(own)) => {
+    // The distance back to its first chain's last event, when a link can hold it.
+    let own = &mut node.first;
+    match (own.count > 0)
+        .then(|| u32::try_from(seq - own.last).ok())
+        .flatten()
+    {
+        Some(back) => {
             links.push(seq, EventLink { back });
             own.last = seq;
             own.count += 1;
         }
-        _ => {
-            // A new chain, its own first (the one before, if any, is kept after it).
+        None => {
+            // A new chain, first (the one before, if any, is kept after it).
             links.push(seq, EventLink::FIRST);
-            let first = Chain {
+            let new = Chain {
                 last: seq,
                 count: 1,
             };
-            node.chains = std::iter::once(first)
-                .chain(node.chains.iter().copied())
-                .collect();
+            let before = std::mem::replace(own, new);
+            if before.count > 0 {
+                node.change_more(|m| {
+                    m.chains = std::iter::once(before)
+                        .chain(m.chains.iter().copied())
+                        .collect();
+                });
+            }
         }
     }
 }

@@ -93,7 +93,7 @@ pub fn context_card(
         .filter(|e| e.timestamp >= days_before(now, UNHAPPY_DAYS))
         .copied();
 
-    let name = super::traits::display_name(|k| facts.traits.get(k));
+    let name = super::traits::display_name(|k| facts.traits.get(k)?.as_str());
     let next_best_action = next_best_action(
         &facts.open_cases,
         unhappy,

@@ -1,9 +1,11 @@
 //! Cases: customer problems that span channels, derived from `Case Opened`, `Case
 //! Updated` and `Case Resolved` events that carry a `case_id`.
 
+use compact_str::CompactString;
+
 use crate::log_time::LogTime;
 use crate::name::Name;
-use crate::small_map::{SmallMap, push_snug};
+use crate::small_map::{SmallMap, extend_exact, push_exact};
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -50,12 +52,12 @@ impl Case {
     }
 }
 
-/// One event about a case, as kept until the case is folded.
+/// One event about a case, as kept until the case is folded: 48 bytes (what it does to
+/// the case is read from its event's name).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct CaseStep {
     at: LogTime,
     seq: i64,
-    action: CaseEvent,
     event: Name,
     touchpoint: Option<Name>,
     channel: Option<Name>,
@@ -71,11 +73,11 @@ struct CaseText {
     note: Option<String>,
 }
 
-/// Every event about each of a person's cases: what a profile keeps as its events
-/// arrive (in any order), folded into cases when read, so a late event lands in its
-/// place by time.
+/// Every event about each of a person's cases, by case id (up to 24 bytes of it held
+/// inline): what a profile keeps as its events arrive (in any order), folded into cases
+/// when read, so a late event lands in its place by time.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CaseLog(SmallMap<String, Vec<CaseStep>>);
+pub struct CaseLog(SmallMap<CompactString, Box<[CaseStep]>>);
 
 impl CaseLog {
     /// Takes in the event at log position `seq`, if it is about a case.
@@ -86,7 +88,7 @@ impl CaseLog {
         let Some(name) = event.name.as_deref() else {
             return;
         };
-        let (Some(action), Some(id)) = (case_event(name), case_id(event)) else {
+        let (Some(_), Some(id)) = (case_event(name), case_id(event)) else {
             return;
         };
         let text = |key: &str| {
@@ -102,12 +104,11 @@ impl CaseLog {
         };
         let said = (said.subject.is_some() || said.category.is_some() || said.note.is_some())
             .then(|| Box::new(said));
-        push_snug(
-            self.0.or_default(id),
+        push_exact(
+            self.0.or_default(id.into()),
             CaseStep {
                 at: LogTime::of(event.timestamp),
                 seq,
-                action,
                 event: Name::from(name),
                 touchpoint: event.touchpoint.as_deref().map(Name::from),
                 channel: event.channel.as_deref().map(Name::from),
@@ -119,7 +120,7 @@ impl CaseLog {
     /// Adds another profile's cases (a merge).
     pub fn merge(&mut self, other: CaseLog) {
         for (id, steps) in other.0.into_pairs() {
-            self.0.or_default(id).extend(steps);
+            extend_exact(self.0.or_default(id), steps);
         }
     }
 
@@ -135,7 +136,7 @@ impl CaseLog {
                 steps.sort_by_key(|s| (s.at, s.seq));
                 let first = steps.first()?;
                 let mut case = Case {
-                    id: id.clone(),
+                    id: id.to_string(),
                     status: CaseStatus::Open,
                     subject: None,
                     category: None,
@@ -145,11 +146,11 @@ impl CaseLog {
                     channels: Vec::new(),
                 };
                 for step in &steps {
-                    case.status = match step.action {
-                        CaseEvent::Opened => CaseStatus::Open,
-                        CaseEvent::Resolved => CaseStatus::Resolved,
+                    case.status = match case_event(&step.event) {
+                        Some(CaseEvent::Opened) => CaseStatus::Open,
+                        Some(CaseEvent::Resolved) => CaseStatus::Resolved,
                         // An update keeps the status (open, for a case new to us).
-                        CaseEvent::Updated => case.status,
+                        Some(CaseEvent::Updated) | None => case.status,
                     };
                     let said = step.text.as_deref();
                     let subject = said.and_then(|t| t.subject.clone());

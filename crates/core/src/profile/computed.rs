@@ -9,6 +9,7 @@ use serde_json::{Number, Value};
 
 use crate::event::Event;
 use crate::log_time::LogTime;
+use crate::small_map::insert_exact;
 
 /// How matching events are aggregated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,8 +174,9 @@ pub fn default_computed_traits() -> Vec<ComputedTrait> {
 struct Sample {
     at: LogTime,
     seq: i64,
-    /// The aggregated property's value, when the trait names one and the event has it.
-    value: Option<Value>,
+    /// The aggregated property's value, when the trait names one and the event has it:
+    /// boxed, as most traits name none (a sample 24 bytes, not 48).
+    value: Option<Box<Value>>,
 }
 
 /// What a person's events have contributed to one computed trait. 16 bytes: what does
@@ -237,7 +239,7 @@ struct Window {
     aggregate: Aggregate,
     days: u32,
     /// Each day with matching events, ascending: the day and its events' aggregate.
-    kept: Vec<(i64, Contribution)>,
+    kept: Box<[(i64, Contribution)]>,
 }
 
 impl Window {
@@ -252,7 +254,7 @@ impl Window {
             Err(i) => {
                 let mut inside = Contribution::all_time(self.aggregate);
                 inside.add(sample);
-                self.kept.insert(i, (day, inside));
+                insert_exact(&mut self.kept, i, (day, inside));
                 self.let_go_old_days();
             }
         }
@@ -262,7 +264,7 @@ impl Window {
         for (day, theirs) in other.kept {
             match self.kept.binary_search_by_key(&day, |(d, _)| *d) {
                 Ok(i) => self.kept[i].1.merge(theirs),
-                Err(i) => self.kept.insert(i, (day, theirs)),
+                Err(i) => insert_exact(&mut self.kept, i, (day, theirs)),
             }
         }
         self.let_go_old_days();
@@ -272,7 +274,11 @@ impl Window {
         if let Some(&(newest, _)) = self.kept.last() {
             let oldest = newest - i64::from(self.days);
             let old = self.kept.partition_point(|(d, _)| *d < oldest);
-            self.kept.drain(..old);
+            if old > 0 {
+                let mut kept = std::mem::take(&mut self.kept).into_vec();
+                kept.drain(..old);
+                self.kept = kept.into_boxed_slice();
+            }
         }
     }
 
@@ -316,7 +322,7 @@ impl ComputedState {
                     *window = Some(Box::new(Window {
                         aggregate: def.aggregate,
                         days,
-                        kept: Vec::new(),
+                        kept: Box::default(),
                     }));
                 }
                 contribution.add(Sample {
@@ -325,7 +331,8 @@ impl ComputedState {
                     value: def
                         .property
                         .as_ref()
-                        .and_then(|p| event.get(&format!("properties.{p}")).cloned()),
+                        .and_then(|p| event.get(&format!("properties.{p}")).cloned())
+                        .map(Box::new),
                 });
             }
         }
@@ -399,7 +406,7 @@ impl Contribution {
     }
 
     fn add(&mut self, sample: Sample) {
-        let number = sample.value.as_ref().and_then(Value::as_f64);
+        let number = sample.value.as_deref().and_then(Value::as_f64);
         match self {
             Contribution::Count(n) => *n += 1,
             Contribution::Sum(sum) => *sum += number.unwrap_or(0.0),
@@ -428,7 +435,7 @@ impl Contribution {
             Contribution::Min(x) | Contribution::Max(x) => number(x.0),
             Contribution::First(s) | Contribution::Last(s) => {
                 s.as_ref().map(|s| match &def.property {
-                    Some(_) => s.value.clone().unwrap_or(Value::Null),
+                    Some(_) => s.value.as_deref().cloned().unwrap_or(Value::Null),
                     None => Value::String(s.at.to_string()),
                 })
             }

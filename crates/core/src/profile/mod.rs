@@ -7,6 +7,7 @@
 
 pub mod card;
 pub mod cases;
+pub mod compact_value;
 pub mod computed;
 pub mod consent;
 pub mod engagement;
@@ -18,6 +19,7 @@ pub mod traits;
 
 pub use card::{ContextCard, NextBestAction, context_card};
 pub use cases::{Case, CaseEvent, CaseLog, CaseStatus, CaseTouch, case_event, case_id, fold_cases};
+pub use compact_value::CompactValue;
 pub use computed::{Aggregate, ComputedState, ComputedTrait, default_computed_traits};
 pub use consent::{
     Consent, ConsentKey, ConsentLine, Consents, applicable, consent_statement, fold_consents,

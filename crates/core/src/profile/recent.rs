@@ -186,7 +186,8 @@ impl Browsing {
 pub struct Recent {
     interactions: Newest,
     messages: Newest,
-    unhappy: Option<Place>,
+    /// Boxed: few people have one.
+    unhappy: Option<Box<Place>>,
     browsing: Browsing,
 }
 
@@ -199,11 +200,20 @@ impl Recent {
             Some(Line::Message) => self.messages.offer(place),
             None => {}
         }
-        if is_unhappy(event) && self.unhappy.is_none_or(|u| place.rank() < u.rank()) {
-            self.unhappy = Some(place);
+        if is_unhappy(event) {
+            self.keep_unhappy(place);
         }
         if is_browsing(event) {
             self.browsing.take(place.at);
+        }
+    }
+
+    /// Keeps `place` as the newest unhappy answer if it is newer.
+    fn keep_unhappy(&mut self, place: Place) {
+        match &mut self.unhappy {
+            Some(newest) if newest.rank() <= place.rank() => {}
+            Some(newest) => **newest = place,
+            None => self.unhappy = Some(Box::new(place)),
         }
     }
 
@@ -215,10 +225,8 @@ impl Recent {
         for place in other.messages.0.into_iter() {
             self.messages.offer(place);
         }
-        if let Some(place) = other.unhappy
-            && self.unhappy.is_none_or(|u| place.rank() < u.rank())
-        {
-            self.unhappy = Some(place);
+        if let Some(place) = other.unhappy {
+            self.keep_unhappy(*place);
         }
         for at in other.browsing.held.into_iter() {
             self.browsing.take(at);
@@ -234,7 +242,7 @@ impl Recent {
             .0
             .iter()
             .chain(self.messages.0.iter())
-            .chain(&self.unhappy)
+            .chain(self.unhappy.as_deref())
             .map(|p| p.seq)
             .collect();
         seqs.sort_unstable();

@@ -120,7 +120,7 @@ pub struct ProfileState {
 impl ProfileState {
     /// The person's name, from their traits.
     pub fn display_name(&self) -> Option<String> {
-        super::traits::display_name(|k| self.traits.get(k).map(|t| &t.value))
+        super::traits::display_name(|k| self.traits.get(k)?.value.as_str())
     }
 
     /// The state of a person with these events, in log order.
@@ -245,7 +245,7 @@ impl ProfileState {
             traits: self
                 .traits
                 .iter()
-                .map(|(k, t)| (k.to_string(), t.value.clone()))
+                .map(|(k, t)| (k.to_string(), t.value.to_value()))
                 .collect(),
             computed_traits: self.computed.values(computed, now),
             lifecycle_stage,

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::compact_value::CompactValue;
 use super::latest::{Latest, Stated};
 use crate::event::Event;
 use crate::log_time::LogTime;
@@ -11,7 +12,7 @@ use crate::name::Name;
 /// A trait's current value, with where and when it was said.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TraitValue {
-    pub value: Value,
+    pub value: CompactValue,
     /// The touchpoint it was said at, or the source when no touchpoint was named.
     pub source: Name,
     pub at: LogTime,
@@ -42,7 +43,7 @@ impl Traits {
                     continue;
                 }
                 let value = TraitValue {
-                    value: value.clone(),
+                    value: CompactValue::from(value),
                     source: source.clone(),
                     at: LogTime::of(event.timestamp),
                 };
@@ -105,7 +106,7 @@ mod tests {
             traits.apply(seq as i64, event);
         }
         let said = |name: &str| traits.get(name).unwrap();
-        assert_eq!(said("city").value, "Milano");
+        assert_eq!(said("city").value.as_str(), Some("Milano"));
         assert_eq!(said("city").source, "store-milan-02");
         assert_eq!(said("plan").source, "web-shop");
         assert_eq!(said("plan").at.to_string(), "2024-04-01T00:00:00Z");
@@ -114,13 +115,8 @@ mod tests {
 
 /// A person's name from their traits: `name`, else first and last name (`firstName` /
 /// `lastName` as Segment writes them, or `first_name` / `last_name`).
-pub fn display_name<'a>(trait_of: impl Fn(&str) -> Option<&'a Value>) -> Option<String> {
-    let text = |k: &str| {
-        trait_of(k)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-    };
+pub fn display_name<'a>(text_of: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+    let text = |k: &str| text_of(k).map(str::trim).filter(|t| !t.is_empty());
     if let Some(name) = text("name") {
         return Some(name.to_string());
     }
@@ -140,15 +136,15 @@ mod display_name_tests {
     fn a_name_comes_from_name_or_first_and_last() {
         let traits = json!({"firstName": "Giulia", "last_name": "Rossi"});
         assert_eq!(
-            display_name(|k| traits.get(k)).as_deref(),
+            display_name(|k| traits.get(k)?.as_str()).as_deref(),
             Some("Giulia Rossi")
         );
         let traits = json!({"name": "Bruno Bianchi", "first_name": "B"});
         assert_eq!(
-            display_name(|k| traits.get(k)).as_deref(),
+            display_name(|k| traits.get(k)?.as_str()).as_deref(),
             Some("Bruno Bianchi")
         );
         let traits = json!({"first_name": " "});
-        assert_eq!(display_name(|k| traits.get(k)), None);
+        assert_eq!(display_name(|k| traits.get(k)?.as_str()), None);
     }
 }

@@ -30,7 +30,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
             graph.flags().count(),
             graph
                 .profiles_after(None)
-                .map(|n| n.merges.len())
+                .map(|n| n.merges().len())
                 .sum::<usize>(),
         )
     });

@@ -544,7 +544,7 @@ pub(crate) fn profile_json(
         "traits".into(),
         view.traits
             .iter()
-            .map(|(k, t)| (k.clone(), t.value.clone()))
+            .map(|(k, t)| (k.clone(), t.value.to_value()))
             .collect::<Map<_, _>>()
             .into(),
     );
@@ -560,7 +560,7 @@ pub(crate) fn profile_json(
         );
         out.insert(
             "merges".into(),
-            node.merges
+            node.merges()
                 .iter()
                 .map(|m| {
                     json!({

@@ -4,8 +4,8 @@
 //! applied, to a fixed-size row of interned symbols and small numbers; the reports then
 //! never parse a message again.
 
-use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
 
 use crate::event::{Event, EventType};
 use crate::profile::{CaseEvent, case_event, case_id};
@@ -41,93 +41,135 @@ impl Sym {
     }
 }
 
-/// Interned strings (touchpoints, channels, case ids), each text held once. Serialised
-/// as their texts in order; the index is rebuilt when read back.
+/// Values numbered in the order first seen, each held once (in `list`; the index finds a
+/// value's number by its hash). Serialised as the list; the index rebuilt when read back.
 #[derive(Debug, Clone, serde::Deserialize)]
-#[serde(from = "Vec<Box<str>>")]
-pub struct Symbols {
-    names: Vec<Box<str>>,
-    /// Each name's symbol, found by the name's hash: the text is held only in `names`.
-    ids: hashbrown::HashTable<Sym>,
+#[serde(
+    from = "Vec<T>",
+    bound(deserialize = "T: serde::Deserialize<'de> + Hash + Eq")
+)]
+struct Interned<T> {
+    list: Vec<T>,
+    ids: hashbrown::HashTable<u32>,
     /// foldhash: cheap on short keys, seeded per process.
     hasher: foldhash::quality::RandomState,
 }
 
-impl Default for Symbols {
+impl<T> Default for Interned<T> {
     fn default() -> Self {
-        Symbols {
-            names: vec!["".into()],
+        Interned {
+            list: Vec::new(),
             ids: hashbrown::HashTable::new(),
             hasher: Default::default(),
         }
     }
 }
 
-impl From<Vec<Box<str>>> for Symbols {
-    /// Each name keeps its position (its symbol); a name listed twice is found at its
+impl<T: Hash + Eq> From<Vec<T>> for Interned<T> {
+    /// Each value keeps its position (its number); one listed twice is found at its
     /// first.
-    fn from(names: Vec<Box<str>>) -> Self {
-        let mut symbols = Symbols::default();
-        for name in names.into_iter().skip(1) {
-            if symbols.get(&name).is_none() {
-                symbols.index(Sym(symbols.names.len() as u32), &name);
-            }
-            symbols.names.push(name);
+    fn from(list: Vec<T>) -> Self {
+        let mut interned = Interned::default();
+        for value in list {
+            interned.push(value);
         }
-        symbols
+        interned
     }
 }
 
-impl serde::Serialize for Symbols {
+impl<T: serde::Serialize> serde::Serialize for Interned<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.names.serialize(s)
+        self.list.serialize(s)
     }
 }
 
-impl PartialEq for Symbols {
+impl<T: PartialEq> PartialEq for Interned<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.names == other.names
+        self.list == other.list
+    }
+}
+
+impl<T: Hash + Eq> Interned<T> {
+    /// The number of `value`, if it was ever added.
+    fn find<Q: Hash + Eq + ?Sized>(&self, value: &Q) -> Option<u32>
+    where
+        T: Borrow<Q>,
+    {
+        let list = &self.list;
+        (self.ids)
+            .find(self.hasher.hash_one(value), |&i| {
+                list[i as usize].borrow() == value
+            })
+            .copied()
+    }
+
+    /// The number of `value`, added (made with `own`) if new.
+    fn intern<Q: Hash + Eq + ?Sized>(&mut self, value: &Q, own: impl FnOnce(&Q) -> T) -> u32
+    where
+        T: Borrow<Q>,
+    {
+        match self.find(value) {
+            Some(i) => i,
+            None => self.push(own(value)),
+        }
+    }
+
+    /// Appends `value` at the next number, found there unless it was already.
+    fn push(&mut self, value: T) -> u32 {
+        let i = self.list.len() as u32;
+        if self.find(&value).is_none() {
+            let (list, hasher) = (&self.list, &self.hasher);
+            let hash = |&j: &u32| hasher.hash_one(&list[j as usize]);
+            self.ids.insert_unique(hasher.hash_one(&value), i, hash);
+        }
+        self.list.push(value);
+        i
+    }
+
+    fn get(&self, i: u32) -> Option<&T> {
+        self.list.get(i as usize)
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Heap bytes of the list and the index (a slot: a number and a control byte).
+    fn heap_bytes(&self) -> usize {
+        self.list.capacity() * size_of::<T>() + self.ids.capacity() * 5
+    }
+}
+
+/// Interned strings (touchpoints, channels, case ids), each text held once; `Sym::NONE`
+/// is the empty text. Serialised as their texts in order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Symbols(Interned<Box<str>>);
+
+impl Default for Symbols {
+    fn default() -> Self {
+        Symbols(Interned::from(vec!["".into()]))
     }
 }
 
 impl Symbols {
     /// The symbol for `text`, interned if new.
     pub fn intern(&mut self, text: &str) -> Sym {
-        if let Some(sym) = self.get(text) {
-            return sym;
-        }
-        let sym = Sym(self.names.len() as u32);
-        self.index(sym, text);
-        self.names.push(text.into());
-        sym
-    }
-
-    /// Makes `text` found as `sym`.
-    fn index(&mut self, sym: Sym, text: &str) {
-        let (names, hasher) = (&self.names, &self.hasher);
-        let hash = |s: &Sym| hasher.hash_one(names.get(s.0 as usize).map_or("", |n| &**n));
-        self.ids.insert_unique(hasher.hash_one(text), sym, hash);
+        Sym(self.0.intern(text, |t| t.into()))
     }
 
     /// The symbol for `text`, if it was ever interned.
     pub fn get(&self, text: &str) -> Option<Sym> {
-        let names = &self.names;
-        (self.ids)
-            .find(self.hasher.hash_one(text), |s| {
-                &*names[s.0 as usize] == text
-            })
-            .copied()
+        self.0.find(text).map(Sym)
     }
 
     /// The text of a symbol (`""` for `Sym::NONE`).
     pub fn name(&self, sym: Sym) -> &str {
-        self.names.get(sym.0 as usize).map_or("", |s| s)
+        self.0.get(sym.0).map_or("", |s| s)
     }
 
     fn heap_bytes(&self) -> usize {
-        let text: usize = self.names.iter().map(|s| s.len()).sum();
-        // A table slot is a symbol and a control byte.
-        text + self.names.capacity() * 16 + self.ids.capacity() * 5
+        self.0.heap_bytes() + self.0.list.iter().map(|s| s.len()).sum::<usize>()
     }
 }
 
@@ -207,61 +249,13 @@ pub struct Detail {
     pub case_step: Option<CaseStep>,
 }
 
-/// The origins rows name, each once: serialised as the list, the index rebuilt when
-/// read back.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(from = "Vec<Origin>")]
-struct Origins {
-    list: Vec<Origin>,
-    ids: HashMap<Origin, u32, foldhash::quality::RandomState>,
-}
-
-impl From<Vec<Origin>> for Origins {
-    fn from(list: Vec<Origin>) -> Self {
-        let ids = list
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (*o, i as u32))
-            .collect();
-        Origins { list, ids }
-    }
-}
-
-impl serde::Serialize for Origins {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.list.serialize(s)
-    }
-}
-
-impl PartialEq for Origins {
-    fn eq(&self, other: &Self) -> bool {
-        self.list == other.list
-    }
-}
-
-impl Origins {
-    fn intern(&mut self, origin: Origin) -> u32 {
-        if let Some(id) = self.ids.get(&origin) {
-            return *id;
-        }
-        let id = self.list.len() as u32;
-        self.list.push(origin);
-        self.ids.insert(origin, id);
-        id
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.list.capacity() * size_of::<Origin>() + self.ids.capacity() * 13
-    }
-}
-
 /// Every event's interaction, in log order, with the symbols and origins they use and
 /// the details few of them have. Serialised without its rows; read back with
 /// [`TableParts`] and [`InteractionTable::from_parts`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct InteractionTable {
     pub symbols: Symbols,
-    origins: Origins,
+    origins: Interned<Origin>,
     /// Serialised as their positions; the rows are written and read as raw rows (see
     /// [`Self::raw_rows`]).
     rows: LogRows<Interaction>,
@@ -273,7 +267,7 @@ pub struct InteractionTable {
 #[derive(Debug, serde::Deserialize)]
 pub struct TableParts {
     symbols: Symbols,
-    origins: Origins,
+    origins: Interned<Origin>,
     /// The rows' positions.
     rows: Runs,
     details: Vec<(i64, Detail)>,
@@ -348,10 +342,11 @@ impl InteractionTable {
                 0
             }
             | if detailed { DETAILED } else { 0 };
-        let origin = self.origins.intern(Origin {
+        let origin = Origin {
             touchpoint,
             channel,
-        });
+        };
+        let origin = self.origins.intern(&origin, |o| *o);
         self.rows.push(
             seq,
             Interaction {
@@ -366,11 +361,7 @@ impl InteractionTable {
 
     /// Where `row` (one of this table's) came from.
     pub fn origin(&self, row: &Interaction) -> Origin {
-        self.origins
-            .list
-            .get(row.origin as usize)
-            .copied()
-            .unwrap_or_default()
+        self.origins.get(row.origin).copied().unwrap_or_default()
     }
 
     /// The detail of row `index`, if it has one.
@@ -400,7 +391,7 @@ impl InteractionTable {
     pub fn new_in(store: Box<dyn RowStore<Interaction>>) -> Self {
         InteractionTable {
             symbols: Symbols::default(),
-            origins: Origins::default(),
+            origins: Interned::default(),
             rows: LogRows::new_in(store),
             details: Vec::new(),
         }
@@ -411,7 +402,7 @@ impl InteractionTable {
     pub fn from_parts(parts: TableParts, rows: Rows<Interaction>) -> Result<Self, String> {
         let rows = LogRows::from_parts(rows, parts.rows)
             .map_err(|e| format!("the interaction rows: {e}"))?;
-        let origins = parts.origins.list.len();
+        let origins = parts.origins.len();
         if let Some(row) = rows
             .as_slice()
             .iter()
@@ -516,14 +507,8 @@ mod tests {
         let (web, phone) = (symbols.intern("web"), symbols.intern("phone"));
         assert_eq!(symbols.intern("web"), web);
         assert_eq!(symbols.get("chat"), None);
-        let names = vec![
-            "".into(),
-            "web".into(),
-            "phone".into(),
-            "web".into(),
-            "chat".into(),
-        ];
-        let read = Symbols::from(names);
+        let read: Symbols =
+            serde_json::from_value(json!(["", "web", "phone", "web", "chat"])).expect("names");
         assert_eq!(
             (read.get("web"), read.get("phone")),
             (Some(web), Some(phone))

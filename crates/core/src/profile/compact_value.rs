@@ -55,10 +55,11 @@ impl From<&Value> for CompactValue {
         match value {
             Value::String(text) => CompactValue::Text(text.as_str().into()),
             Value::Bool(b) => CompactValue::Bool(*b),
-            Value::Number(n) => match (n.as_i64(), n.is_f64().then(|| n.as_f64()).flatten()) {
-                (Some(n), _) => CompactValue::Int(n),
-                (None, Some(n)) => CompactValue::Float(n),
-                (None, None) => CompactValue::Other(Box::new(value.clone())),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => CompactValue::Int(i),
+                (None, Some(f)) if n.is_f64() => CompactValue::Float(f),
+                // Beyond i64: kept exact.
+                _ => CompactValue::Other(Box::new(value.clone())),
             },
             other => CompactValue::Other(Box::new(other.clone())),
         }

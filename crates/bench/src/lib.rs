@@ -216,6 +216,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         let cpu_before = cpu_seconds();
         let accepted = send_all(address, bodies.clone(), args.clients).await?;
         let wall = started.elapsed().as_secs_f64();
+        let applied_at_acknowledgement = identity.applied();
         e2e_rates.push(args.events as f64 / wall);
         // Identity resolved: the projection has applied every acknowledged event.
         let resolved_to = identity.catch_up().await?;
@@ -241,7 +242,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             .load(std::sync::atomic::Ordering::Relaxed)
             .max(1);
         println!(
-            "round {round}: raw {:.0} events/s, end to end {:.0} events/s acknowledged, {:.0} identity resolved, using {:.2} cores; writer busy {:.0}% over {commits} commits of {} rows on average",
+            "round {round}: raw {:.0} events/s, end to end {:.0} events/s acknowledged, {:.0} identity resolved, using {:.2} cores; writer busy {:.0}% over {commits} commits of {} rows on average; identities resolved for {applied_at_acknowledgement} events when the last was acknowledged",
             raw_rates[raw_rates.len() - 1],
             e2e_rates[e2e_rates.len() - 1],
             resolved_rates[resolved_rates.len() - 1],

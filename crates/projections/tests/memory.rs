@@ -187,6 +187,7 @@ async fn a_fixed_population_s_state_levels_off() {
             .await
             .unwrap();
             projection.catch_up().await.unwrap();
+            projection.settle();
         }
         after.push(heap());
     }
@@ -218,7 +219,7 @@ fn bytes_of_copy<T: Clone>(value: &T) -> usize {
 }
 
 async fn open(log: &Arc<dyn EventLog>, rows: &Path) -> Arc<IdentityProjection> {
-    IdentityProjection::open_with_snapshots(
+    let projection = IdentityProjection::open_with_snapshots(
         log.clone(),
         IdentityRules::default_rules(),
         Default::default(),
@@ -226,5 +227,8 @@ async fn open(log: &Arc<dyn EventLog>, rows: &Path) -> Arc<IdentityProjection> {
         Some(rows.to_path_buf()),
     )
     .await
-    .unwrap()
+    .unwrap();
+    // The events it read are freed on its helper thread: done before anything is counted.
+    projection.settle();
+    projection
 }

@@ -15,6 +15,10 @@ use unavoce_projections::{IdentityProjection, Start};
 use unavoce_store::{Erasure, Store};
 use unavoce_testkit::store::TestStore;
 
+mod support;
+
+use support::events;
+
 async fn open_with(
     store: &Arc<dyn Store>,
     snapshots: Option<PathBuf>,
@@ -45,48 +49,6 @@ async fn send(store: &Arc<dyn Store>, messages: Vec<Value>) {
         .await
         .unwrap();
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-}
-
-/// Events of `people` people from `from`: visits as anonymous devices, then identifies
-/// that merge them, purchases, survey answers, cases; and anonymous visitors.
-fn events(from: usize, people: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    for i in from..from + people {
-        let device = format!("device-{i}");
-        let user = format!("u-{}", i / 3); // three devices per person: merges
-        out.push(
-            json!({"type": "page", "anonymousId": device, "name": "Offers",
-            "context": {"page": {"url": "https://shop.example/offers"}}}),
-        );
-        out.push(
-            json!({"type": "identify", "anonymousId": device, "userId": user,
-            "traits": {"email": format!("p{}@example.com", i / 3), "first_name": "Ada",
-                       "plan": {"tier": i % 4, "trial": i % 2 == 0}, "score": (i as f64) / 7.0}}),
-        );
-        out.push(
-            json!({"type": "track", "userId": user, "event": "Order Completed",
-            "properties": {"revenue": 10 + i % 90, "currency": "EUR"}}),
-        );
-        out.push(
-            json!({"type": "track", "userId": user, "event": "Survey Answered",
-            "properties": {"csat": 1 + i % 5, "nps": i % 11}}),
-        );
-        out.push(
-            json!({"type": "track", "userId": user, "event": "Case Opened",
-            "properties": {"case_id": format!("c-{i}"), "subject": "Late delivery"}}),
-        );
-        if i % 2 == 0 {
-            out.push(
-                json!({"type": "track", "userId": user, "event": "Case Resolved",
-                "properties": {"case_id": format!("c-{i}")}}),
-            );
-        }
-        if i % 10 == 0 {
-            // Someone never identified: a profile a link decision can merge.
-            out.push(json!({"type": "page", "anonymousId": format!("kiosk-{i}"), "name": "Help"}));
-        }
-    }
-    out
 }
 
 fn device(value: &str) -> Identifier {

@@ -15,6 +15,7 @@ use std::sync::mpsc::Sender;
 
 use unavoce_core::Event;
 use unavoce_core::identity::{IdentifierSet, IdentityRules, extract};
+use unavoce_core::redact::Redacted;
 use unavoce_store::{EventLog, EventQuery, StoreError};
 
 /// Events read from the log per page.
@@ -128,7 +129,7 @@ impl Helper {
         let jobs = match started {
             Ok(_) => Some(sender),
             Err(e) => {
-                tracing::warn!(error = %e, "no helper thread for the identity projection; its work is done in place");
+                tracing::warn!(error = %Redacted(&e), "no helper thread for the identity projection; its work is done in place");
                 None
             }
         };
